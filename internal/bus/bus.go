@@ -1,0 +1,138 @@
+// Package bus holds keyfleet's Kafka plumbing: topic names, topic creation,
+// the embedded Kafka-protocol broker, and tuned kafka-go readers and writers.
+// Every part of keyfleet talks to Kafka through kafka-go, whether the broker
+// is a real cluster or the embedded one.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Topic names from the design; Config.TopicPrefix is prepended to each.
+const (
+	TopicRaw              = "lock.events.raw"
+	TopicDLQ              = "lock.events.dlq"
+	TopicAccess           = "access.events"
+	TopicAlerts           = "alerts"
+	TopicCredentialEvents = "credential.events"
+	TopicControlCommands  = "control.commands"
+	TopicLockCommands     = "lock.commands"
+	TopicLockAcks         = "lock.acks"
+)
+
+// AllTopics lists every topic keyfleet uses.
+var AllTopics = []string{
+	TopicRaw, TopicDLQ, TopicAccess, TopicAlerts, TopicCredentialEvents,
+	TopicControlCommands, TopicLockCommands, TopicLockAcks,
+}
+
+// Config says where Kafka is and how keyfleet's topics are named.
+type Config struct {
+	Brokers     []string
+	TopicPrefix string
+	Partitions  int // partitions of topics keyfleet creates
+}
+
+// Topic returns the full name of one of keyfleet's topics.
+func (c Config) Topic(name string) string { return c.TopicPrefix + name }
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("no Kafka brokers")
+	}
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return fmt.Errorf("kafka broker %q: want host:port", b)
+		}
+	}
+	if c.Partitions < 1 {
+		return errors.New("topic partitions must be at least 1")
+	}
+	return nil
+}
+
+// EnsureTopics creates keyfleet's topics that do not exist yet.
+func EnsureTopics(ctx context.Context, c Config) error {
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 15 * time.Second}
+	topics := make([]kafka.TopicConfig, 0, len(AllTopics))
+	for _, t := range AllTopics {
+		topics = append(topics, kafka.TopicConfig{
+			Topic:             c.Topic(t),
+			NumPartitions:     c.Partitions,
+			ReplicationFactor: -1, // broker default
+		})
+	}
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for topic, terr := range resp.Errors {
+		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", topic, terr)
+		}
+	}
+	return nil
+}
+
+// Ping checks that a broker answers a metadata request.
+func Ping(ctx context.Context, c Config) error {
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 5 * time.Second}
+	_, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.Topic(TopicRaw)}})
+	if err != nil {
+		return fmt.Errorf("kafka metadata: %w", err)
+	}
+	return nil
+}
+
+// NewWriter returns a synchronous writer for one topic, tuned for throughput:
+// WriteMessages returns once every message it was given is acknowledged by the
+// broker (acks=all), so callers can commit their own input offsets afterwards.
+func NewWriter(c Config, topic string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:            kafka.TCP(c.Brokers...),
+		Topic:           c.Topic(topic),
+		Balancer:        &kafka.Hash{},
+		RequiredAcks:    kafka.RequireAll,
+		BatchSize:       10000,
+		BatchBytes:      16 << 20,
+		BatchTimeout:    2 * time.Millisecond,
+		Compression:     kafka.Lz4,
+		MaxAttempts:     10,
+		WriteBackoffMin: 50 * time.Millisecond,
+		WriteBackoffMax: 2 * time.Second,
+	}
+}
+
+// NewGroupReader returns a consumer-group reader for one topic. Offsets are
+// committed only by explicit CommitMessages calls.
+func NewGroupReader(c Config, topic, group string) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           c.Brokers,
+		Topic:             c.Topic(topic),
+		GroupID:           c.TopicPrefix + group,
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           250 * time.Millisecond,
+		QueueCapacity:     20000,
+		CommitInterval:    0, // synchronous commits
+		StartOffset:       kafka.FirstOffset,
+		HeartbeatInterval: 3 * time.Second,
+		SessionTimeout:    30 * time.Second,
+		RebalanceTimeout:  30 * time.Second,
+		ReadBackoffMin:    50 * time.Millisecond,
+		ReadBackoffMax:    1 * time.Second,
+	})
+}
+
+// RawRef formats a Kafka record position as topic/partition/offset.
+func RawRef(m kafka.Message) string {
+	return m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10)
+}

@@ -1,0 +1,162 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// MessageReader is the part of a kafka-go consumer-group reader that batch
+// consumption needs.
+type MessageReader interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// BatchOptions configure ConsumeBatches.
+type BatchOptions struct {
+	MaxBatch int           // hand over at most this many messages at once
+	MaxWait  time.Duration // hand over a non-empty batch at least this often
+	Logger   *slog.Logger
+	Name     string // for logs
+}
+
+// ConsumeBatches reads messages from r and hands them to handle in batches.
+// After handle returns nil the batch's offsets are committed (at least once:
+// a crash between handle and commit re-delivers the batch). If handle returns
+// an error, ConsumeBatches returns it without committing. When ctx ends, the
+// batch being collected is handled and committed under a fresh 30 s deadline
+// before returning, so a graceful shutdown loses and repeats nothing.
+//
+// handle owns the slice only for the duration of the call.
+func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle func(ctx context.Context, batch []kafka.Message) error) error {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 10000
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 100 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	msgs := make(chan kafka.Message, min(o.MaxBatch, 8192))
+	fetchErr := make(chan error, 1)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					fetchErr <- fmt.Errorf("fetch %s: %w", o.Name, err)
+				}
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	batch := make([]kafka.Message, 0, o.MaxBatch)
+	process := func(ctx context.Context) error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := handle(ctx, batch); err != nil {
+			return err
+		}
+		if err := commit(ctx, r, batch, o); err != nil {
+			return err
+		}
+		clear(batch)
+		batch = batch[:0]
+		return nil
+	}
+	timer := time.NewTimer(o.MaxWait)
+	defer timer.Stop()
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				err := process(shutdownCtx)
+				cancel()
+				select {
+				case ferr := <-fetchErr:
+					return errors.Join(ferr, err)
+				default:
+					return err
+				}
+			}
+			batch = append(batch, m)
+			if len(batch) >= o.MaxBatch {
+				if err := process(ctx); err != nil {
+					return err
+				}
+			}
+		case <-timer.C:
+			if err := process(ctx); err != nil {
+				return err
+			}
+			timer.Reset(o.MaxWait)
+		}
+	}
+}
+
+// commit commits the highest offset per partition of batch, retrying with
+// backoff until it works or ctx ends.
+func commit(ctx context.Context, r MessageReader, batch []kafka.Message, o BatchOptions) error {
+	type tp struct {
+		topic     string
+		partition int
+	}
+	last := map[tp]kafka.Message{}
+	for _, m := range batch {
+		k := tp{m.Topic, m.Partition}
+		if prev, ok := last[k]; !ok || m.Offset > prev.Offset {
+			last[k] = m
+		}
+	}
+	offsets := make([]kafka.Message, 0, len(last))
+	for _, m := range last {
+		offsets = append(offsets, kafka.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
+	}
+	return Retry(ctx, o.Logger, "commit "+o.Name, func(ctx context.Context) error {
+		return r.CommitMessages(ctx, offsets...)
+	})
+}
+
+// Retry runs fn until it succeeds or ctx ends, backing off exponentially
+// (100 ms doubling to 30 s) with jitter between attempts. It is for transient
+// failures of a dependency (Kafka, ClickHouse) that should hold the pipeline
+// rather than drop data.
+func Retry(ctx context.Context, logger *slog.Logger, what string, fn func(context.Context) error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			if attempt > 1 {
+				logger.Info("recovered", "op", what, "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		sleep := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
+		logger.Warn("retrying", "op", what, "attempt", attempt, "retry_in", sleep.Round(time.Millisecond), "err", err)
+		select {
+		case <-time.After(sleep):
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}

@@ -1,0 +1,116 @@
+// Package chstorage holds keyfleet's ClickHouse side: connecting, the versioned
+// schema migrations, and the batched at-least-once writer that moves Kafka
+// topics into tables.
+//
+// All SQL here is the portable subset that runs on ClickHouse 18.16 (Debian's
+// package) and on current releases: no TTL, no DateTime64, no Map, no
+// JSONExtract, no window functions; INSERTs always name their columns.
+package chstorage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Config says where ClickHouse is.
+type Config struct {
+	Addr     string // host:port of the native protocol
+	Database string
+	Username string
+	Password string
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("clickhouse address %q: want host:port", c.Addr)
+	}
+	if !identRE.MatchString(c.Database) {
+		return fmt.Errorf("clickhouse database %q: want letters, digits and _", c.Database)
+	}
+	return nil
+}
+
+// Open connects to ClickHouse and checks the server answers. The database need
+// not exist yet: Migrate creates it.
+func Open(ctx context.Context, c Config) (driver.Conn, error) {
+	conn, err := open(c, c.Database)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Ping(ctx); err != nil {
+		var ex *clickhouse.Exception
+		if errors.As(err, &ex) && ex.Code == 81 { // UNKNOWN_DATABASE
+			conn.Close()
+			if err := createDatabase(ctx, c); err != nil {
+				return nil, err
+			}
+			return Open(ctx, c)
+		}
+		conn.Close()
+		return nil, fmt.Errorf("clickhouse ping %s: %w", c.Addr, err)
+	}
+	return conn, nil
+}
+
+func open(c Config, database string) (driver.Conn, error) {
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:         []string{c.Addr},
+		Auth:         clickhouse.Auth{Database: database, Username: c.Username, Password: c.Password},
+		DialTimeout:  5 * time.Second,
+		ReadTimeout:  60 * time.Second,
+		MaxOpenConns: 16,
+		MaxIdleConns: 8,
+		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		ClientInfo: clickhouse.ClientInfo{
+			Products: []struct{ Name, Version string }{{Name: "keyfleet", Version: "1"}},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse open %s: %w", c.Addr, err)
+	}
+	return conn, nil
+}
+
+func createDatabase(ctx context.Context, c Config) error {
+	conn, err := open(c, "default")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// The name is validated by Config.Validate; identifiers cannot be bound.
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database); err != nil {
+		return fmt.Errorf("create database %s: %w", c.Database, err)
+	}
+	return nil
+}
+
+// InsertRows inserts rows (each a value per column) into table with one
+// native batch. Use it instead of Exec("INSERT ... VALUES (?)"), which hangs
+// on ClickHouse 18.16 (the server waits for a data block that never comes).
+func InsertRows(ctx context.Context, conn driver.Conn, table string, columns []string, rows ...[]any) error {
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+strings.Join(columns, ", ")+")")
+	if err != nil {
+		return fmt.Errorf("insert %s: %w", table, err)
+	}
+	for _, r := range rows {
+		if err := batch.Append(r...); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("insert %s: %w", table, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert %s: %w", table, err)
+	}
+	return nil
+}

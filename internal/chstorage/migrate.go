@@ -1,0 +1,148 @@
+package chstorage
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migration is one versioned schema step, a file migrations/NNNN_name.sql.
+type Migration struct {
+	Version    uint32
+	Name       string
+	Statements []string
+}
+
+// Migrations returns the embedded migrations in version order.
+func Migrations() ([]Migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	var out []Migration
+	seen := map[uint32]string{}
+	for _, e := range entries {
+		name := e.Name()
+		num, rest, ok := strings.Cut(strings.TrimSuffix(name, ".sql"), "_")
+		v, err := strconv.ParseUint(num, 10, 32)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: want NNNN_name.sql", name)
+		}
+		if prev, dup := seen[uint32(v)]; dup {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", prev, name, v)
+		}
+		seen[uint32(v)] = name
+		body, err := migrationFiles.ReadFile("migrations/" + name)
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", name, err)
+		}
+		out = append(out, Migration{Version: uint32(v), Name: rest, Statements: splitStatements(string(body))})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// splitStatements splits a migration file on semicolons that end a line and
+// drops comment-only lines.
+func splitStatements(body string) []string {
+	var stmts []string
+	var cur strings.Builder
+	for _, line := range strings.Split(body, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(trimmed, ";") {
+			stmts = append(stmts, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			cur.Reset()
+		}
+	}
+	if s := strings.TrimSpace(cur.String()); s != "" {
+		stmts = append(stmts, s)
+	}
+	return stmts
+}
+
+// Migrate applies the migrations the database has not seen yet, in order, and
+// records each in schema_migrations. Statements are written to be idempotent
+// (IF NOT EXISTS), so two instances starting at once converge.
+func Migrate(ctx context.Context, conn driver.Conn, logger *slog.Logger) error {
+	migrations, err := Migrations()
+	if err != nil {
+		return err
+	}
+	if err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version UInt32, name String, applied_at DateTime
+	) ENGINE = MergeTree ORDER BY version`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	applied, err := appliedVersions(ctx, conn)
+	if err != nil {
+		return err
+	}
+	for _, m := range migrations {
+		if applied[m.Version] {
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := conn.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		if err := InsertRows(ctx, conn, "schema_migrations", []string{"version", "name", "applied_at"},
+			[]any{m.Version, m.Name, time.Now()}); err != nil {
+			return fmt.Errorf("record migration %04d: %w", m.Version, err)
+		}
+		logger.Info("applied migration", "version", m.Version, "name", m.Name)
+	}
+	return nil
+}
+
+func appliedVersions(ctx context.Context, conn driver.Conn) (map[uint32]bool, error) {
+	rows, err := conn.Query(ctx, `SELECT DISTINCT version FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	applied := map[uint32]bool{}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("scan schema_migrations: %w", err)
+		}
+		applied[v] = true
+	}
+	return applied, rows.Err()
+}
+
+// Pending reports how many migrations the database has not applied yet.
+func Pending(ctx context.Context, conn driver.Conn) (int, error) {
+	migrations, err := Migrations()
+	if err != nil {
+		return 0, err
+	}
+	applied, err := appliedVersions(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range migrations {
+		if !applied[m.Version] {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,204 @@
+package chstorage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/keyfleet/keyfleet/internal/bus"
+)
+
+// Rows collects Kafka records as ClickHouse columns for one table.
+type Rows interface {
+	// Table and Columns name the INSERT target.
+	Table() string
+	Columns() []string
+	// Append decodes one record into the columns. An error means the record
+	// can never be stored (a permanent error); it is not appended.
+	Append(m kafka.Message) error
+	// Len is the number of rows collected since the last Reset.
+	Len() int
+	// Data returns one slice per column, in Columns order.
+	Data() []any
+	// Stored is called once the collected rows are in ClickHouse.
+	Stored()
+	Reset()
+}
+
+// BadRecordFunc handles a record that can never be stored (for example by
+// writing it to a dead-letter topic). Returning an error stops the writer, so
+// the record's offset is not committed and it is not lost.
+type BadRecordFunc func(ctx context.Context, m kafka.Message, reason error) error
+
+// WriterOptions configure a Writer.
+type WriterOptions struct {
+	Reader        bus.MessageReader
+	Conn          driver.Conn
+	Rows          Rows
+	OnBadRecord   BadRecordFunc
+	BatchSize     int           // flush when this many rows are collected
+	FlushInterval time.Duration // flush at least this often when rows are waiting
+	Logger        *slog.Logger
+	Metrics       *WriterMetrics
+}
+
+// Validate fills defaults and checks the options.
+func (o *WriterOptions) Validate() error {
+	if o.Reader == nil || o.Conn == nil || o.Rows == nil || o.OnBadRecord == nil {
+		return errors.New("writer: Reader, Conn, Rows and OnBadRecord are required")
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 50000
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewWriterMetrics(nil)
+	}
+	return nil
+}
+
+// WriterMetrics are the writer's Prometheus metrics, labelled by table.
+type WriterMetrics struct {
+	rows        *prometheus.CounterVec
+	batches     *prometheus.HistogramVec
+	duration    *prometheus.HistogramVec
+	failures    *prometheus.CounterVec
+	badRecords  *prometheus.CounterVec
+	lastFlushed *prometheus.GaugeVec
+}
+
+// NewWriterMetrics creates the metrics and registers them with reg (if not nil).
+func NewWriterMetrics(reg prometheus.Registerer) *WriterMetrics {
+	m := &WriterMetrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_clickhouse_rows_inserted_total",
+			Help: "Rows inserted into ClickHouse, by table.",
+		}, []string{"table"}),
+		batches: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "keyfleet_clickhouse_batch_rows",
+			Help:    "Rows per ClickHouse insert batch, by table.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}, []string{"table"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "keyfleet_clickhouse_insert_duration_seconds",
+			Help:    "Time to insert one batch into ClickHouse, by table.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"table"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_clickhouse_insert_failures_total",
+			Help: "Failed ClickHouse insert attempts (each is retried), by table.",
+		}, []string{"table"}),
+		badRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_clickhouse_bad_records_total",
+			Help: "Records that could not be decoded into a row and were dead-lettered, by table.",
+		}, []string{"table"}),
+		lastFlushed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "keyfleet_clickhouse_last_insert_timestamp_seconds",
+			Help: "Unix time of the last successful insert, by table.",
+		}, []string{"table"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.rows, m.batches, m.duration, m.failures, m.badRecords, m.lastFlushed)
+	}
+	return m
+}
+
+// Writer moves one Kafka topic into one ClickHouse table in batches, at least
+// once: a record's offset is committed only after the batch holding it is in
+// ClickHouse. Duplicates after a crash or rebalance are made harmless by the
+// table's deduplicating engine. While ClickHouse fails, the writer retries with
+// backoff and stops consuming, so memory stays bounded.
+type Writer struct {
+	opts  WriterOptions
+	query string
+	table string
+}
+
+// NewWriter returns a writer; opts are validated.
+func NewWriter(opts WriterOptions) (*Writer, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &Writer{
+		opts:  opts,
+		table: opts.Rows.Table(),
+		query: "INSERT INTO " + opts.Rows.Table() + " (" + strings.Join(opts.Rows.Columns(), ", ") + ")",
+	}, nil
+}
+
+// Run consumes until ctx ends, then stores and commits what it holds and returns.
+func (w *Writer) Run(ctx context.Context) error {
+	return bus.ConsumeBatches(ctx, w.opts.Reader, bus.BatchOptions{
+		MaxBatch: w.opts.BatchSize,
+		MaxWait:  w.opts.FlushInterval,
+		Logger:   w.opts.Logger,
+		Name:     w.table,
+	}, w.store)
+}
+
+// store inserts one batch, retrying while ClickHouse fails; records that can
+// never be stored are dead-lettered instead. Offsets are committed by the
+// caller only after store returns nil.
+func (w *Writer) store(ctx context.Context, batch []kafka.Message) error {
+	rows := w.opts.Rows
+	rows.Reset()
+	for _, m := range batch {
+		if err := rows.Append(m); err != nil {
+			w.opts.Metrics.badRecords.WithLabelValues(w.table).Inc()
+			if err := w.opts.OnBadRecord(ctx, m, err); err != nil {
+				return fmt.Errorf("dead-letter %s record: %w", w.table, err)
+			}
+		}
+	}
+	n := rows.Len()
+	if n == 0 {
+		return nil
+	}
+	err := bus.Retry(ctx, w.opts.Logger, "insert "+w.table, func(ctx context.Context) error {
+		err := w.insert(ctx)
+		if err != nil {
+			w.opts.Metrics.failures.WithLabelValues(w.table).Inc()
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	w.opts.Metrics.rows.WithLabelValues(w.table).Add(float64(n))
+	w.opts.Metrics.batches.WithLabelValues(w.table).Observe(float64(n))
+	w.opts.Metrics.lastFlushed.WithLabelValues(w.table).SetToCurrentTime()
+	rows.Stored()
+	rows.Reset()
+	return nil
+}
+
+func (w *Writer) insert(ctx context.Context) error {
+	start := time.Now()
+	batch, err := w.opts.Conn.PrepareBatch(ctx, w.query)
+	if err != nil {
+		return fmt.Errorf("prepare batch: %w", err)
+	}
+	for i, col := range w.opts.Rows.Data() {
+		if err := batch.Column(i).Append(col); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("append column %s: %w", w.opts.Rows.Columns()[i], err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("send batch: %w", err)
+	}
+	w.opts.Metrics.duration.WithLabelValues(w.table).Observe(time.Since(start).Seconds())
+	return nil
+}

@@ -1,0 +1,115 @@
+// Package registry holds the lock and credential registry the normalizer
+// resolves vendor references with: which site and door a lock is on, and
+// whose credential a vendor's user reference (a Matter user index, a Nuki auth
+// id, a panel card number) is. It is loaded from a file and kept current by
+// the control plane; lookups are safe for concurrent use.
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/keyfleet/keyfleet/normalize"
+)
+
+// Lock is one registered lock.
+type Lock struct {
+	Vendor string `json:"vendor"`
+	LockID string `json:"lock_id"`
+	normalize.LockInfo
+}
+
+// Credential maps a vendor user reference to a keyfleet credential. An empty
+// LockID means the reference is valid on every lock of that vendor.
+type Credential struct {
+	Vendor  string `json:"vendor"`
+	LockID  string `json:"lock_id,omitempty"`
+	UserRef string `json:"user_ref"`
+	normalize.CredentialInfo
+}
+
+// File is the registry file format.
+type File struct {
+	Locks       []Lock       `json:"locks"`
+	Credentials []Credential `json:"credentials"`
+}
+
+type lockKey struct{ vendor, lockID string }
+type credKey struct{ vendor, lockID, ref string }
+
+// Registry is an in-memory registry.
+type Registry struct {
+	mu    sync.RWMutex
+	locks map[lockKey]normalize.LockInfo
+	creds map[credKey]normalize.CredentialInfo
+}
+
+var _ normalize.Registry = (*Registry)(nil)
+
+// New returns an empty registry.
+func New() *Registry {
+	return &Registry{locks: map[lockKey]normalize.LockInfo{}, creds: map[credKey]normalize.CredentialInfo{}}
+}
+
+// Load reads a registry file (JSON, see File).
+func Load(path string) (*Registry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read registry: %w", err)
+	}
+	var f File
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("parse registry %s: %w", path, err)
+	}
+	r := New()
+	r.Apply(f)
+	return r, nil
+}
+
+// Apply adds or replaces the given locks and credentials.
+func (r *Registry) Apply(f File) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, l := range f.Locks {
+		r.locks[lockKey{l.Vendor, l.LockID}] = l.LockInfo
+	}
+	for _, c := range f.Credentials {
+		r.creds[credKey{c.Vendor, c.LockID, c.UserRef}] = c.CredentialInfo
+	}
+}
+
+// RemoveCredential forgets a vendor user reference.
+func (r *Registry) RemoveCredential(vendor, lockID, userRef string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.creds, credKey{vendor, lockID, userRef})
+}
+
+// Lock implements normalize.Registry.
+func (r *Registry) Lock(vendor, lockID string) (normalize.LockInfo, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	l, ok := r.locks[lockKey{vendor, lockID}]
+	return l, ok
+}
+
+// Credential implements normalize.Registry: a lock-specific mapping wins over
+// a vendor-wide one.
+func (r *Registry) Credential(vendor, lockID, userRef string) (normalize.CredentialInfo, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if c, ok := r.creds[credKey{vendor, lockID, userRef}]; ok {
+		return c, true
+	}
+	c, ok := r.creds[credKey{vendor, "", userRef}]
+	return c, ok
+}
+
+// Len returns the number of locks and credentials held.
+func (r *Registry) Len() (locks, credentials int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.locks), len(r.creds)
+}

@@ -1,0 +1,137 @@
+// Package service wires `keyfleet serve`: Kafka (a real cluster or the
+// embedded broker), ClickHouse, the ingest → normalize → store pipeline and
+// the HTTP API, run together until the context ends.
+package service
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+	"github.com/keyfleet/keyfleet/internal/flagenv"
+)
+
+// Config is everything `keyfleet serve` can be told.
+type Config struct {
+	KafkaBrokers      []string
+	EmbeddedKafkaAddr string
+	TopicPrefix       string
+	TopicPartitions   int
+
+	ClickHouse chstorage.Config
+
+	HTTPAddr      string
+	HTTPBodyLimit int
+	AccessLog     bool
+
+	DataDir      string
+	RegistryFile string
+
+	BatchSize      int
+	FlushInterval  time.Duration
+	NormalizeBatch int
+
+	BootstrapToken string
+	LogLevel       string
+	LogFormat      string
+}
+
+// RegisterFlags defines serve's flags (each with an environment equivalent).
+func (c *Config) RegisterFlags(s *flagenv.Set) {
+	s.List(&c.KafkaBrokers, "kafka-brokers", "KEYFLEET_KAFKA_BROKERS", nil,
+		"comma-separated Kafka bootstrap brokers (host:port); empty starts the embedded broker")
+	s.String(&c.EmbeddedKafkaAddr, "embedded-kafka-addr", "KEYFLEET_EMBEDDED_KAFKA_ADDR", "127.0.0.1:9092",
+		"loopback address of the embedded Kafka-protocol broker (used when --kafka-brokers is empty)")
+	s.String(&c.TopicPrefix, "topic-prefix", "KEYFLEET_TOPIC_PREFIX", "",
+		"prefix of every Kafka topic and consumer group name (e.g. staging.)")
+	s.Int(&c.TopicPartitions, "topic-partitions", "KEYFLEET_TOPIC_PARTITIONS", 4,
+		"partitions of topics keyfleet creates")
+	s.String(&c.ClickHouse.Addr, "clickhouse-addr", "KEYFLEET_CLICKHOUSE_ADDR", "127.0.0.1:19000",
+		"ClickHouse native-protocol address (host:port); scripts/clickhouse.sh serves 127.0.0.1:19000")
+	s.String(&c.ClickHouse.Database, "clickhouse-database", "KEYFLEET_CLICKHOUSE_DATABASE", "keyfleet",
+		"ClickHouse database (created if missing)")
+	s.String(&c.ClickHouse.Username, "clickhouse-user", "KEYFLEET_CLICKHOUSE_USER", "default", "ClickHouse user")
+	s.Secret(&c.ClickHouse.Password, "clickhouse-password", "KEYFLEET_CLICKHOUSE_PASSWORD", "ClickHouse password")
+	s.String(&c.HTTPAddr, "http-addr", "KEYFLEET_HTTP_ADDR", "127.0.0.1:8080",
+		"HTTP listen address (API, dashboards, /metrics, /healthz, /readyz)")
+	s.Int(&c.HTTPBodyLimit, "http-body-limit", "KEYFLEET_HTTP_BODY_LIMIT", 8<<20,
+		"largest accepted request body in bytes (larger gets 413)")
+	s.Bool(&c.AccessLog, "access-log", "KEYFLEET_ACCESS_LOG", true, "log one line per HTTP request")
+	s.String(&c.DataDir, "data-dir", "KEYFLEET_DATA_DIR", "var/keyfleet",
+		"directory for local state (the embedded broker's log)")
+	s.String(&c.RegistryFile, "registry", "KEYFLEET_REGISTRY", "",
+		"lock/credential registry file (JSON) used to resolve sites, doors and subjects")
+	s.Int(&c.BatchSize, "clickhouse-batch-size", "KEYFLEET_CLICKHOUSE_BATCH_SIZE", 50000,
+		"rows per ClickHouse insert (flush when reached)")
+	s.Duration(&c.FlushInterval, "clickhouse-flush-interval", "KEYFLEET_CLICKHOUSE_FLUSH_INTERVAL", time.Second,
+		"insert at least this often when rows are waiting")
+	s.Int(&c.NormalizeBatch, "normalize-batch-size", "KEYFLEET_NORMALIZE_BATCH_SIZE", 10000,
+		"raw records normalized and produced per batch")
+	s.Secret(&c.BootstrapToken, "bootstrap-token", "KEYFLEET_BOOTSTRAP_TOKEN",
+		"make this secret an admin API token at start-up (automation, make run)")
+	s.String(&c.LogLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "debug, info, warn or error")
+	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
+}
+
+// Validate checks the configuration and says what is wrong in terms of flags.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.KafkaBrokers) > 0 {
+		if err := (bus.Config{Brokers: c.KafkaBrokers, Partitions: 1}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--kafka-brokers: %w", err))
+		}
+	} else if err := loopback(c.EmbeddedKafkaAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--embedded-kafka-addr: %w", err))
+	}
+	if c.TopicPartitions < 1 || c.TopicPartitions > 1024 {
+		errs = append(errs, fmt.Errorf("--topic-partitions: %d is not in 1..1024", c.TopicPartitions))
+	}
+	if err := c.ClickHouse.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--clickhouse-addr/--clickhouse-database: %w", err))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--http-addr %q: want host:port", c.HTTPAddr))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir: must not be empty"))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("--clickhouse-batch-size: %d must be positive", c.BatchSize))
+	}
+	if c.FlushInterval < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--clickhouse-flush-interval: %s is below 10ms", c.FlushInterval))
+	}
+	if c.NormalizeBatch < 1 {
+		errs = append(errs, fmt.Errorf("--normalize-batch-size: %d must be positive", c.NormalizeBatch))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func loopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q: the embedded broker listens on loopback only", addr)
+	}
+	return nil
+}
+
+// Bus returns the Kafka configuration once the brokers are known.
+func (c *Config) Bus(brokers []string) bus.Config {
+	return bus.Config{Brokers: brokers, TopicPrefix: c.TopicPrefix, Partitions: c.TopicPartitions}
+}

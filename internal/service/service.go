@@ -1,0 +1,291 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/keyfleet/keyfleet/ingest"
+	"github.com/keyfleet/keyfleet/internal/auth"
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/registry"
+	"github.com/keyfleet/keyfleet/normalize"
+	"github.com/keyfleet/keyfleet/normalize/vendors"
+)
+
+// Consumer groups (unprefixed).
+const (
+	GroupNormalize  = "keyfleet-normalize"
+	GroupClickHouse = "keyfleet-clickhouse"
+	GroupDeadLetter = "keyfleet-dlq"
+)
+
+// Options are the process-level dependencies of Run.
+type Options struct {
+	Logger *slog.Logger
+	// Stdout receives the one-time initial admin token, if one is created.
+	Stdout io.Writer
+	// Listener, when set, is used instead of listening on Config.HTTPAddr
+	// (tests pass one on port 0).
+	Listener net.Listener
+	// Ready, when set, is called once the service is serving.
+	Ready func(httpAddr, kafkaAddr string)
+}
+
+// Run runs `keyfleet serve` until ctx ends, then shuts down in order: stop
+// accepting HTTP, drain and flush the pipeline, commit offsets, close
+// connections, stop the embedded broker.
+func Run(ctx context.Context, cfg Config, opts Options) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	logger := opts.Logger
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	brokers := cfg.KafkaBrokers
+	if len(brokers) == 0 {
+		emb, err := bus.StartEmbedded(cfg.EmbeddedKafkaAddr, filepath.Join(cfg.DataDir, "kafka"), cfg.TopicPartitions, logger)
+		if err != nil {
+			return err
+		}
+		defer emb.Close()
+		brokers = []string{emb.Addr()}
+	}
+	bc := cfg.Bus(brokers)
+	if err := waitFor(ctx, logger, "kafka topics", func(ctx context.Context) error { return bus.EnsureTopics(ctx, bc) }); err != nil {
+		return err
+	}
+
+	var conn driver.Conn
+	if err := waitFor(ctx, logger, "clickhouse", func(ctx context.Context) error {
+		c, err := chstorage.Open(ctx, cfg.ClickHouse)
+		if err != nil {
+			return err
+		}
+		if err := chstorage.Migrate(ctx, c, logger); err != nil {
+			c.Close()
+			return err
+		}
+		conn = c
+		return nil
+	}); err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	tokens := auth.NewStore(conn, logger)
+	if err := tokens.Load(ctx); err != nil {
+		return err
+	}
+	secret, err := tokens.Bootstrap(ctx, cfg.BootstrapToken)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin token: %w", err)
+	}
+	if secret != "" && opts.Stdout != nil {
+		fmt.Fprintf(opts.Stdout, "\nkeyfleet: created the initial admin API token (shown once, store it now):\n\n    %s\n\n", secret)
+	}
+
+	reg2 := registry.New()
+	if cfg.RegistryFile != "" {
+		r, err := registry.Load(cfg.RegistryFile)
+		if err != nil {
+			return err
+		}
+		reg2 = r
+	}
+	normalizer := normalize.New(vendors.Adapters(), reg2)
+
+	// Kafka clients.
+	rawWriter := bus.NewWriter(bc, bus.TopicRaw)
+	accessWriter := bus.NewWriter(bc, bus.TopicAccess)
+	dlqWriter := bus.NewWriter(bc, bus.TopicDLQ)
+	rawReader := bus.NewGroupReader(bc, bus.TopicRaw, GroupNormalize)
+	accessReader := bus.NewGroupReader(bc, bus.TopicAccess, GroupClickHouse)
+	dlqReader := bus.NewGroupReader(bc, bus.TopicDLQ, GroupDeadLetter)
+	defer closeAll(logger, rawWriter, accessWriter, dlqWriter, rawReader, accessReader, dlqReader)
+
+	stageMetrics := normalize.NewStageMetrics(reg)
+	stage, err := normalize.NewStage(normalize.StageOptions{
+		Normalizer: normalizer, Reader: rawReader, Events: accessWriter, DLQ: dlqWriter,
+		MaxBatch: cfg.NormalizeBatch, MaxWait: 50 * time.Millisecond, Logger: logger, Metrics: stageMetrics,
+	})
+	if err != nil {
+		return err
+	}
+	writerMetrics := chstorage.NewWriterMetrics(reg)
+	inserted := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyfleet_pipeline_events_inserted_total",
+		Help: "Access events stored in ClickHouse, by vendor.",
+	}, []string{"vendor"})
+	reg.MustRegister(inserted)
+	accessStore, err := chstorage.NewWriter(chstorage.WriterOptions{
+		Reader: accessReader, Conn: conn, Rows: chstorage.NewAccessRows(inserted),
+		OnBadRecord: deadLetterTo(dlqWriter, "clickhouse"),
+		BatchSize:   cfg.BatchSize, FlushInterval: cfg.FlushInterval, Logger: logger, Metrics: writerMetrics,
+	})
+	if err != nil {
+		return err
+	}
+	dlqStore, err := chstorage.NewWriter(chstorage.WriterOptions{
+		Reader: dlqReader, Conn: conn, Rows: &chstorage.DeadLetterRows{},
+		OnBadRecord: func(context.Context, kafka.Message, error) error { return nil }, // DeadLetterRows never rejects
+		BatchSize:   10000, FlushInterval: cfg.FlushInterval, Logger: logger, Metrics: writerMetrics,
+	})
+	if err != nil {
+		return err
+	}
+	lag := bus.NewLagMonitor(bc, []bus.Consumer{
+		{Group: GroupNormalize, Topic: bus.TopicRaw},
+		{Group: GroupClickHouse, Topic: bus.TopicAccess},
+		{Group: GroupDeadLetter, Topic: bus.TopicDLQ},
+	}, reg, logger)
+
+	ingestHandler, err := ingest.New(ingest.Options{
+		Normalizer: normalize.New(vendors.Adapters(), nil), Raw: rawWriter, Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	health := &health{bus: bc, conn: conn}
+	routes := append(health.Routes(reg), ingestHandler.Routes()...)
+	server, err := httpapi.New(httpapi.Options{
+		Addr: cfg.HTTPAddr, BodyLimit: cfg.HTTPBodyLimit, Auth: tokens, Logger: logger,
+		Registerer: reg, AccessLog: cfg.AccessLog,
+	}, routes)
+	if err != nil {
+		return err
+	}
+	ln := opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("--http-addr: listen %s: %w", cfg.HTTPAddr, err)
+		}
+	}
+
+	// The HTTP server stops first (its own context), then the pipeline drains.
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHTTP()
+	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPipe()
+	g, gctx := errgroup.WithContext(pipeCtx)
+	g.Go(func() error { return server.Serve(httpCtx, ln) })
+	g.Go(func() error { return stage.Run(gctx) })
+	g.Go(func() error { return accessStore.Run(gctx) })
+	g.Go(func() error { return dlqStore.Run(gctx) })
+	g.Go(func() error { return lag.Run(gctx) })
+	g.Go(func() error { return tokens.Run(gctx) })
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down: stop accepting HTTP, then drain the pipeline")
+			stopHTTP()
+		case <-gctx.Done():
+			stopHTTP()
+		}
+		stopPipe()
+		return nil
+	})
+	logger.Info("keyfleet serving", "http", ln.Addr().String(), "kafka", bc.Brokers, "clickhouse", cfg.ClickHouse.Addr,
+		"database", cfg.ClickHouse.Database)
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr().String(), bc.Brokers[0])
+	}
+	err = g.Wait()
+	logger.Info("keyfleet stopped")
+	return err
+}
+
+// waitFor retries fn until it succeeds or ctx ends: dependencies that start
+// after keyfleet (ClickHouse, Kafka) are waited for, not failed on.
+func waitFor(ctx context.Context, logger *slog.Logger, what string, fn func(context.Context) error) error {
+	attemptCtx := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 30*time.Second) }
+	return bus.Retry(ctx, logger, "connect "+what, func(context.Context) error {
+		c, cancel := attemptCtx()
+		defer cancel()
+		return fn(c)
+	})
+}
+
+func deadLetterTo(w *kafka.Writer, stage string) chstorage.BadRecordFunc {
+	return func(ctx context.Context, m kafka.Message, reason error) error {
+		d := bus.DeadLetter{
+			Reason: "undecodable_event", Error: reason.Error(), Source: bus.RawRef(m), Stage: stage,
+			TsMs: time.Now().UnixMilli(), Key: m.Key, Value: m.Value,
+		}
+		return w.WriteMessages(ctx, d.Message())
+	}
+}
+
+func closeAll(logger *slog.Logger, closers ...io.Closer) {
+	for _, c := range closers {
+		if err := c.Close(); err != nil {
+			logger.Warn("close", "err", err)
+		}
+	}
+}
+
+// health serves /healthz (the process is up) and /readyz (Kafka and
+// ClickHouse answer and migrations are applied).
+type health struct {
+	bus  bus.Config
+	conn driver.Conn
+}
+
+func (h *health) Routes(gatherer prometheus.Gatherer) []httpapi.Route {
+	return []httpapi.Route{
+		{Method: fiber.MethodGet, Path: "/healthz", Summary: "Liveness: the process is up.", Public: true,
+			Handler: func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) }},
+		{Method: fiber.MethodGet, Path: "/readyz", Summary: "Readiness: Kafka and ClickHouse reachable, migrations applied.", Public: true,
+			Handler: h.ready},
+		{Method: fiber.MethodGet, Path: "/metrics", Summary: "Prometheus metrics.",
+			Roles:   []httpapi.Role{httpapi.RoleAnalyst, httpapi.RoleResponder, httpapi.RoleManager},
+			Handler: metricsHandler(gatherer)},
+	}
+}
+
+func (h *health) ready(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
+	defer cancel()
+	checks := fiber.Map{}
+	var failed []error
+	if err := bus.Ping(ctx, h.bus); err != nil {
+		checks["kafka"] = "unreachable"
+		failed = append(failed, err)
+	} else {
+		checks["kafka"] = "ok"
+	}
+	if err := h.conn.Ping(ctx); err != nil {
+		checks["clickhouse"] = "unreachable"
+		failed = append(failed, err)
+	} else if n, err := chstorage.Pending(ctx, h.conn); err != nil || n > 0 {
+		checks["clickhouse"] = "migrations pending"
+		failed = append(failed, errors.New("migrations pending"))
+	} else {
+		checks["clickhouse"] = "ok"
+	}
+	if len(failed) > 0 {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "checks": checks})
+	}
+	return c.JSON(fiber.Map{"status": "ready", "checks": checks})
+}
+
+func metricsHandler(g prometheus.Gatherer) fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+}

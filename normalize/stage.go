@@ -1,0 +1,198 @@
+package normalize
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/event"
+)
+
+// MessageWriter is the part of a kafka-go writer the stage uses.
+type MessageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// StageOptions configure a Stage.
+type StageOptions struct {
+	Normalizer *Normalizer
+	Reader     bus.MessageReader // lock.events.raw, consumer group
+	Events     MessageWriter     // access.events
+	DLQ        MessageWriter     // lock.events.dlq
+	MaxBatch   int
+	MaxWait    time.Duration
+	Logger     *slog.Logger
+	Metrics    *StageMetrics
+}
+
+// StageMetrics count the stage's work.
+type StageMetrics struct {
+	consumed     *prometheus.CounterVec
+	normalized   *prometheus.CounterVec
+	deadLettered *prometheus.CounterVec
+	batchSeconds prometheus.Histogram
+}
+
+// NewStageMetrics creates the metrics and registers them with reg (if not nil).
+func NewStageMetrics(reg prometheus.Registerer) *StageMetrics {
+	m := &StageMetrics{
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_pipeline_records_consumed_total",
+			Help: "Raw vendor records consumed from lock.events.raw, by vendor.",
+		}, []string{"vendor"}),
+		normalized: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_pipeline_events_normalized_total",
+			Help: "Common-schema events produced to access.events, by vendor.",
+		}, []string{"vendor"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_pipeline_records_dead_lettered_total",
+			Help: "Raw records sent to lock.events.dlq, by vendor and reason.",
+		}, []string{"vendor", "reason"}),
+		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "keyfleet_pipeline_normalize_batch_duration_seconds",
+			Help:    "Time to normalize and produce one batch of raw records.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.consumed, m.normalized, m.deadLettered, m.batchSeconds)
+	}
+	return m
+}
+
+// DeadLettered returns the dead-letter counter (shared by other stages that
+// reject raw records, such as HTTP ingest).
+func (m *StageMetrics) DeadLettered() *prometheus.CounterVec { return m.deadLettered }
+
+// Stage consumes raw vendor records, normalizes them and produces the events
+// to access.events (keyed by subject, else by lock) and every record it cannot
+// map to lock.events.dlq with the reason. Offsets are committed only after
+// both writes are acknowledged.
+type Stage struct {
+	opts StageOptions
+
+	events []event.Access
+	buf    []byte
+	ends   []int
+	out    []kafka.Message
+	dlq    []kafka.Message
+}
+
+// NewStage returns a stage.
+func NewStage(opts StageOptions) (*Stage, error) {
+	if opts.Normalizer == nil || opts.Reader == nil || opts.Events == nil || opts.DLQ == nil {
+		return nil, fmt.Errorf("normalize stage: Normalizer, Reader, Events and DLQ are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewStageMetrics(nil)
+	}
+	return &Stage{opts: opts}, nil
+}
+
+// Run consumes until ctx ends.
+func (s *Stage) Run(ctx context.Context) error {
+	return bus.ConsumeBatches(ctx, s.opts.Reader, bus.BatchOptions{
+		MaxBatch: s.opts.MaxBatch,
+		MaxWait:  s.opts.MaxWait,
+		Logger:   s.opts.Logger,
+		Name:     "normalize",
+	}, s.handle)
+}
+
+func (s *Stage) handle(ctx context.Context, batch []kafka.Message) error {
+	start := time.Now()
+	s.buf, s.ends, s.out, s.dlq = s.buf[:0], s.ends[:0], s.out[:0], s.dlq[:0]
+	now := time.Now().UnixMilli()
+	for _, m := range batch {
+		vendor, err := s.normalize(m)
+		s.opts.Metrics.consumed.WithLabelValues(vendorLabel(s.opts.Normalizer, vendor)).Inc()
+		if err != nil {
+			s.deadLetter(m, vendor, err, now)
+		}
+	}
+	// Values are slices of one buffer, cut only now that it stopped growing.
+	prev := 0
+	for i, end := range s.ends {
+		s.out[i].Value = s.buf[prev:end]
+		prev = end
+	}
+	if len(s.out) > 0 {
+		if err := bus.Retry(ctx, s.opts.Logger, "produce access events", func(ctx context.Context) error {
+			return s.opts.Events.WriteMessages(ctx, s.out...)
+		}); err != nil {
+			return err
+		}
+	}
+	if len(s.dlq) > 0 {
+		if err := bus.Retry(ctx, s.opts.Logger, "produce dead letters", func(ctx context.Context) error {
+			return s.opts.DLQ.WriteMessages(ctx, s.dlq...)
+		}); err != nil {
+			return err
+		}
+	}
+	s.opts.Metrics.batchSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// normalize maps one raw record into s.out; it returns the record's vendor.
+func (s *Stage) normalize(m kafka.Message) (string, error) {
+	raw, err := event.DecodeRaw(m.Value)
+	if err != nil {
+		return "", &Error{Reason: ReasonBadEnvelope, Err: err}
+	}
+	payload, err := raw.PayloadBytes()
+	if err != nil {
+		return raw.Vendor, &Error{Reason: ReasonBadEnvelope, Err: err}
+	}
+	received := raw.ReceivedMs
+	if received <= 0 {
+		received = m.Time.UnixMilli()
+	}
+	s.events, err = s.opts.Normalizer.Normalize(s.events[:0], raw.Vendor, received, bus.RawRef(m), payload)
+	if err != nil {
+		return raw.Vendor, err
+	}
+	for i := range s.events {
+		e := &s.events[i]
+		key := e.SubjectID
+		if key == "" {
+			key = e.LockID
+		}
+		s.buf = e.AppendJSON(s.buf)
+		s.ends = append(s.ends, len(s.buf))
+		s.out = append(s.out, kafka.Message{Key: []byte(key), Time: time.UnixMilli(e.TsMs)})
+	}
+	s.opts.Metrics.normalized.WithLabelValues(raw.Vendor).Add(float64(len(s.events)))
+	return raw.Vendor, nil
+}
+
+func (s *Stage) deadLetter(m kafka.Message, vendor string, err error, now int64) {
+	reason := ReasonOf(err)
+	s.opts.Metrics.deadLettered.WithLabelValues(vendorLabel(s.opts.Normalizer, vendor), reason).Inc()
+	s.dlq = append(s.dlq, bus.DeadLetter{
+		Vendor: vendor,
+		Reason: reason,
+		Error:  err.Error(),
+		Source: bus.RawRef(m),
+		Stage:  "normalize",
+		TsMs:   now,
+		Key:    m.Key,
+		Value:  m.Value,
+	}.Message())
+}
+
+// vendorLabel bounds the vendor metric label to known vendors.
+func vendorLabel(n *Normalizer, vendor string) string {
+	if n.Has(vendor) {
+		return vendor
+	}
+	return "unknown"
+}
