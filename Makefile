@@ -1,0 +1,48 @@
+# keyfleet — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/keyfleet
+HTTP_ADDR ?= 127.0.0.1:8080
+# The dev admin token `make run` creates (override for anything shared).
+KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token
+
+export KEYFLEET_TEST_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
+export KEYFLEET_TEST_KAFKA_BROKERS ?= 127.0.0.1:19092
+
+.PHONY: build run test test-unit services services-stop bench lint clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/keyfleet
+
+services:
+	scripts/clickhouse.sh start
+	scripts/kafka.sh start
+
+services-stop:
+	-scripts/kafka.sh stop
+	-scripts/clickhouse.sh stop
+
+# The main job on the embedded default: in-process Kafka-protocol broker,
+# local ClickHouse (started by the project's script), dashboards on HTTP_ADDR.
+run: build
+	scripts/clickhouse.sh start
+	scripts/run.sh
+
+# The whole suite against real services (ClickHouse and a real Kafka broker),
+# which this target starts itself.
+test: build services
+	KEYFLEET_TEST_REQUIRE=1 $(GO) test -count=1 -timeout 30m ./...
+
+# Fast tests only: no real services needed (service tests skip).
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+bench: build services
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./normalize/... ./internal/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin var/keyfleet
