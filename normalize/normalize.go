@@ -70,8 +70,9 @@ func ReasonOf(err error) string {
 type Registry interface {
 	// Lock returns where a lock is installed.
 	Lock(vendor, lockID string) (LockInfo, bool)
-	// Credential returns whose credential a vendor user reference is on a lock.
-	Credential(vendor, lockID, userRef string) (CredentialInfo, bool)
+	// Credential returns whose credential a vendor user reference is on a
+	// lock; refHash is the reference's RefHash.
+	Credential(vendor, lockID, refHash string) (CredentialInfo, bool)
 }
 
 // LockInfo places a lock.
@@ -93,15 +94,16 @@ type CredentialInfo struct {
 type Normalizer struct {
 	adapters map[string]Adapter
 	registry Registry
+	key      []byte
 }
 
 // New returns a normalizer over the given adapters (by vendor name). registry
-// may be nil.
-func New(adapters map[string]Adapter, registry Registry) *Normalizer {
-	return &Normalizer{adapters: adapters, registry: registry}
+// may be nil. pseudonymKey keys RefHash.
+func New(adapters map[string]Adapter, registry Registry, pseudonymKey []byte) *Normalizer {
+	return &Normalizer{adapters: adapters, registry: registry, key: pseudonymKey}
 }
 
-// Vendors reports whether a vendor has an adapter.
+// Has reports whether a vendor has an adapter.
 func (n *Normalizer) Has(vendor string) bool {
 	_, ok := n.adapters[vendor]
 	return ok
@@ -164,7 +166,7 @@ func (n *Normalizer) resolve(e *event.Access) {
 	if ref == "" {
 		return
 	}
-	if c, ok := n.registry.Credential(e.Vendor, e.LockID, ref); ok {
+	if c, ok := n.registry.Credential(e.Vendor, e.LockID, RefHash(n.key, e.Vendor, ref)); ok {
 		e.SubjectID, e.CredentialID = c.SubjectID, c.CredentialID
 		if e.DeviceID == "" {
 			e.DeviceID = c.DeviceID

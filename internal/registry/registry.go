@@ -22,11 +22,14 @@ type Lock struct {
 }
 
 // Credential maps a vendor user reference to a keyfleet credential. An empty
-// LockID means the reference is valid on every lock of that vendor.
+// LockID means the reference is valid on every lock of that vendor. Files
+// may give the raw UserRef (hashed with the pseudonym key on load) or its
+// UserRefHash (normalize.RefHash); only the hash is kept.
 type Credential struct {
-	Vendor  string `json:"vendor"`
-	LockID  string `json:"lock_id,omitempty"`
-	UserRef string `json:"user_ref"`
+	Vendor      string `json:"vendor"`
+	LockID      string `json:"lock_id,omitempty"`
+	UserRef     string `json:"user_ref,omitempty"`
+	UserRefHash string `json:"user_ref_hash,omitempty"`
 	normalize.CredentialInfo
 }
 
@@ -37,7 +40,7 @@ type File struct {
 }
 
 type lockKey struct{ vendor, lockID string }
-type credKey struct{ vendor, lockID, ref string }
+type credKey struct{ vendor, lockID, refHash string }
 
 // Registry is an in-memory registry.
 type Registry struct {
@@ -53,8 +56,9 @@ func New() *Registry {
 	return &Registry{locks: map[lockKey]normalize.LockInfo{}, creds: map[credKey]normalize.CredentialInfo{}}
 }
 
-// Load reads a registry file (JSON, see File).
-func Load(path string) (*Registry, error) {
+// Load reads a registry file (JSON, see File); raw user references in it are
+// hashed with key.
+func Load(path string, key []byte) (*Registry, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read registry: %w", err)
@@ -63,12 +67,21 @@ func Load(path string) (*Registry, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("parse registry %s: %w", path, err)
 	}
+	for i, c := range f.Credentials {
+		if c.UserRefHash == "" {
+			if c.UserRef == "" {
+				return nil, fmt.Errorf("registry %s: credential %d has neither user_ref nor user_ref_hash", path, i)
+			}
+			f.Credentials[i].UserRefHash = normalize.RefHash(key, c.Vendor, c.UserRef)
+		}
+		f.Credentials[i].UserRef = ""
+	}
 	r := New()
 	r.Apply(f)
 	return r, nil
 }
 
-// Apply adds or replaces the given locks and credentials.
+// Apply adds or replaces the given locks and credentials (by UserRefHash).
 func (r *Registry) Apply(f File) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -76,15 +89,15 @@ func (r *Registry) Apply(f File) {
 		r.locks[lockKey{l.Vendor, l.LockID}] = l.LockInfo
 	}
 	for _, c := range f.Credentials {
-		r.creds[credKey{c.Vendor, c.LockID, c.UserRef}] = c.CredentialInfo
+		r.creds[credKey{c.Vendor, c.LockID, c.UserRefHash}] = c.CredentialInfo
 	}
 }
 
-// RemoveCredential forgets a vendor user reference.
-func (r *Registry) RemoveCredential(vendor, lockID, userRef string) {
+// RemoveCredential forgets a vendor user reference (by hash).
+func (r *Registry) RemoveCredential(vendor, lockID, refHash string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.creds, credKey{vendor, lockID, userRef})
+	delete(r.creds, credKey{vendor, lockID, refHash})
 }
 
 // Lock implements normalize.Registry.
@@ -97,13 +110,13 @@ func (r *Registry) Lock(vendor, lockID string) (normalize.LockInfo, bool) {
 
 // Credential implements normalize.Registry: a lock-specific mapping wins over
 // a vendor-wide one.
-func (r *Registry) Credential(vendor, lockID, userRef string) (normalize.CredentialInfo, bool) {
+func (r *Registry) Credential(vendor, lockID, refHash string) (normalize.CredentialInfo, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if c, ok := r.creds[credKey{vendor, lockID, userRef}]; ok {
+	if c, ok := r.creds[credKey{vendor, lockID, refHash}]; ok {
 		return c, true
 	}
-	c, ok := r.creds[credKey{vendor, "", userRef}]
+	c, ok := r.creds[credKey{vendor, "", refHash}]
 	return c, ok
 }
 

@@ -35,6 +35,7 @@ type Config struct {
 	NormalizeBatch int
 
 	BootstrapToken string
+	PseudonymKey   string
 	LogLevel       string
 	LogFormat      string
 }
@@ -72,6 +73,8 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"raw records normalized and produced per batch")
 	s.Secret(&c.BootstrapToken, "bootstrap-token", "KEYFLEET_BOOTSTRAP_TOKEN",
 		"make this secret an admin API token at start-up (automation, make run)")
+	s.Secret(&c.PseudonymKey, "pseudonym-key", "KEYFLEET_PSEUDONYM_KEY",
+		"secret key of the keyed hashes that pseudonymize vendor user references (card numbers, auth ids); required with real Kafka")
 	s.String(&c.LogLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
 }
@@ -106,6 +109,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NormalizeBatch < 1 {
 		errs = append(errs, fmt.Errorf("--normalize-batch-size: %d must be positive", c.NormalizeBatch))
+	}
+	if len(c.KafkaBrokers) > 0 && len(c.PseudonymKey) < 16 {
+		errs = append(errs, errors.New("--pseudonym-key (KEYFLEET_PSEUDONYM_KEY): at least 16 characters are required when running against real Kafka"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -29,6 +29,10 @@ import (
 	"github.com/keyfleet/keyfleet/normalize/vendors"
 )
 
+// devPseudonymKey keys pseudonyms when no --pseudonym-key is given; only
+// allowed with the embedded broker (Config.Validate).
+const devPseudonymKey = "keyfleet-development-pseudonym-key"
+
 // Consumer groups (unprefixed).
 const (
 	GroupNormalize  = "keyfleet-normalize"
@@ -102,15 +106,20 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		fmt.Fprintf(opts.Stdout, "\nkeyfleet: created the initial admin API token (shown once, store it now):\n\n    %s\n\n", secret)
 	}
 
-	reg2 := registry.New()
+	key := []byte(cfg.PseudonymKey)
+	if len(key) == 0 {
+		key = []byte(devPseudonymKey)
+		logger.Warn("no --pseudonym-key set: using the built-in development key (fine for the embedded demo, not for real data)")
+	}
+	locks := registry.New()
 	if cfg.RegistryFile != "" {
-		r, err := registry.Load(cfg.RegistryFile)
+		r, err := registry.Load(cfg.RegistryFile, key)
 		if err != nil {
 			return err
 		}
-		reg2 = r
+		locks = r
 	}
-	normalizer := normalize.New(vendors.Adapters(), reg2)
+	normalizer := normalize.New(vendors.Adapters(), locks, key)
 
 	// Kafka clients.
 	rawWriter := bus.NewWriter(bc, bus.TopicRaw)
@@ -158,7 +167,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}, reg, logger)
 
 	ingestHandler, err := ingest.New(ingest.Options{
-		Normalizer: normalize.New(vendors.Adapters(), nil), Raw: rawWriter, Logger: logger, Registerer: reg,
+		Normalizer: normalize.New(vendors.Adapters(), nil, key), Raw: rawWriter, Logger: logger, Registerer: reg,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,13 @@
+// Package audit is keyfleet's tamper-evident admin audit log: append-only,
+// hash-chained entries stored in ClickHouse, verifiable end to end.
+package audit
+
+// Entry is one audited admin action. Secrets and personal data never go in
+// raw: callers put keyed hashes (or pseudonymous ids) in Target and Details.
+type Entry struct {
+	Actor   string            `json:"actor"`  // token name / id, responder, system
+	Action  string            `json:"action"` // e.g. credential.issue, credential.revoke, alert.status, export, retention.drop
+	Target  string            `json:"target"` // the object acted on (credential id, alert id, table/partition)
+	Details map[string]string `json:"details,omitempty"`
+	TsMs    int64             `json:"ts_ms"`
+}
