@@ -14,10 +14,13 @@ import (
 	"github.com/keyfleet/keyfleet/normalize"
 )
 
-// Lock is one registered lock.
+// Lock is one registered lock. Groups are the door groups the lock belongs
+// to (e.g. "entrance", "garage", "amenity", "service", "unit:B-204"); role
+// templates grant access by door group.
 type Lock struct {
-	Vendor string `json:"vendor"`
-	LockID string `json:"lock_id"`
+	Vendor string   `json:"vendor"`
+	LockID string   `json:"lock_id"`
+	Groups []string `json:"groups,omitempty"`
 	normalize.LockInfo
 }
 
@@ -45,6 +48,7 @@ type credKey struct{ vendor, lockID, refHash string }
 // Registry is an in-memory registry.
 type Registry struct {
 	mu    sync.RWMutex
+	all   map[lockKey]Lock
 	locks map[lockKey]normalize.LockInfo
 	creds map[credKey]normalize.CredentialInfo
 }
@@ -53,7 +57,7 @@ var _ normalize.Registry = (*Registry)(nil)
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{locks: map[lockKey]normalize.LockInfo{}, creds: map[credKey]normalize.CredentialInfo{}}
+	return &Registry{all: map[lockKey]Lock{}, locks: map[lockKey]normalize.LockInfo{}, creds: map[credKey]normalize.CredentialInfo{}}
 }
 
 // Load reads a registry file (JSON, see File); raw user references in it are
@@ -87,6 +91,7 @@ func (r *Registry) Apply(f File) {
 	defer r.mu.Unlock()
 	for _, l := range f.Locks {
 		r.locks[lockKey{l.Vendor, l.LockID}] = l.LockInfo
+		r.all[lockKey{l.Vendor, l.LockID}] = l
 	}
 	for _, c := range f.Credentials {
 		r.creds[credKey{c.Vendor, c.LockID, c.UserRefHash}] = c.CredentialInfo
@@ -125,4 +130,15 @@ func (r *Registry) Len() (locks, credentials int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.locks), len(r.creds)
+}
+
+// Locks returns every registered lock.
+func (r *Registry) Locks() []Lock {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Lock, 0, len(r.all))
+	for _, l := range r.all {
+		out = append(out, l)
+	}
+	return out
 }
