@@ -125,7 +125,7 @@ func NewGroupReader(c Config, topic, group string) *kafka.Reader {
 		CommitInterval:    0, // synchronous commits
 		StartOffset:       kafka.FirstOffset,
 		HeartbeatInterval: 3 * time.Second,
-		SessionTimeout:    30 * time.Second,
+		SessionTimeout:    10 * time.Second,
 		RebalanceTimeout:  30 * time.Second,
 		ReadBackoffMin:    50 * time.Millisecond,
 		ReadBackoffMax:    1 * time.Second,
