@@ -100,8 +100,8 @@ func TestMalformedRecordsGoToDLQ(t *testing.T) {
 		`not json at all`: "malformed_envelope",
 		`{"vendor":"matter","received_ms":1,"payload":{"nodeId":"0x1","eventName":"LockOperation","timestampMs":1764230400000,"data":{"lockOperationType":"one"}}}`: "malformed_payload",
 		`{"vendor":"matter","received_ms":1,"payload":{"eventName":"LockOperation","timestampMs":1764230400000,"data":{}}}`:                                         "missing_field",
-		`{"vendor":"matter","received_ms":1,"payload":{"nodeId":"0x1","eventName":"LockOperation","data":{"lockOperationType":1}}}`:                                  "bad_time",
-		`{"vendor":"acme","received_ms":1,"payload":{"id":1}}`: "unknown_vendor",
+		`{"vendor":"matter","received_ms":1,"payload":{"nodeId":"0x1","eventName":"LockOperation","data":{"lockOperationType":1}}}`:                                 "bad_time",
+		`{"vendor":"acme","received_ms":1,"payload":{"id":1}}`:                                                                                                      "unknown_vendor",
 	}
 	w := bus.NewWriter(cfg, bus.TopicRaw)
 	defer w.Close()
@@ -247,4 +247,3 @@ func (p *proxy) restore() {
 	defer p.mu.Unlock()
 	p.down = false
 }
-
