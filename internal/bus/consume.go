@@ -30,7 +30,7 @@ type BatchOptions struct {
 // After handle returns nil the batch's offsets are committed (at least once:
 // a crash between handle and commit re-delivers the batch). If handle returns
 // an error, ConsumeBatches returns it without committing. When ctx ends, the
-// batch being collected is handled and committed under a fresh 30 s deadline
+// batch being collected is handled and committed (allowing up to 30 s more)
 // before returning, so a graceful shutdown loses and repeats nothing.
 //
 // handle owns the slice only for the duration of the call.
@@ -64,15 +64,23 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 		}
 	}()
 
+	// Batches are handled and committed under workCtx, which outlives ctx by
+	// up to 30 s: a shutdown finishes the batch in hand (and the one being
+	// collected) instead of abandoning it half-done.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(30*time.Second, cancelWork) })
+	defer stopAfter()
+
 	batch := make([]kafka.Message, 0, o.MaxBatch)
-	process := func(ctx context.Context) error {
+	process := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := handle(ctx, batch); err != nil {
+		if err := handle(workCtx, batch); err != nil {
 			return err
 		}
-		if err := commit(ctx, r, batch, o); err != nil {
+		if err := commit(workCtx, r, batch, o); err != nil {
 			return err
 		}
 		clear(batch)
@@ -85,9 +93,7 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 		select {
 		case m, ok := <-msgs:
 			if !ok {
-				shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				err := process(shutdownCtx)
-				cancel()
+				err := process()
 				select {
 				case ferr := <-fetchErr:
 					return errors.Join(ferr, err)
@@ -97,12 +103,12 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 			}
 			batch = append(batch, m)
 			if len(batch) >= o.MaxBatch {
-				if err := process(ctx); err != nil {
+				if err := process(); err != nil {
 					return err
 				}
 			}
 		case <-timer.C:
-			if err := process(ctx); err != nil {
+			if err := process(); err != nil {
 				return err
 			}
 			timer.Reset(o.MaxWait)

@@ -1,0 +1,86 @@
+package chstorage_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+	"github.com/keyfleet/keyfleet/internal/event"
+	"github.com/keyfleet/keyfleet/internal/testenv"
+)
+
+func TestMigrationsAreOrderedAndIdempotent(t *testing.T) {
+	ms, err := chstorage.Migrations()
+	require.NoError(t, err)
+	require.NotEmpty(t, ms)
+	for i := 1; i < len(ms); i++ {
+		assert.Less(t, ms[i-1].Version, ms[i].Version)
+	}
+	for _, m := range ms {
+		assert.NotEmpty(t, m.Statements, "migration %d has no statements", m.Version)
+	}
+
+	conn, _ := testenv.ClickHouse(t) // migrated once already
+	ctx := context.Background()
+	require.NoError(t, chstorage.Migrate(ctx, conn, slog.New(slog.DiscardHandler)))
+	n, err := chstorage.Pending(ctx, conn)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	var recorded uint64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM schema_migrations").Scan(&recorded))
+	assert.Equal(t, uint64(len(ms)), recorded, "each migration recorded exactly once")
+}
+
+// A record the writer cannot decode is handed to OnBadRecord; the good rows
+// around it are stored and every offset is committed.
+func TestWriterDeadLettersUndecodableRecords(t *testing.T) {
+	cfg := testenv.Kafka(t, 1)
+	conn, _ := testenv.ClickHouse(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	good := func(n int) kafka.Message {
+		e := event.Access{EventID: event.ID("matter", string(rune('a'+n))), TsMs: time.Now().UnixMilli(), Vendor: "matter",
+			LockID: "L1", Action: "unlock", Outcome: "granted", Method: "aliro", Attested: "unknown"}
+		return kafka.Message{Value: e.AppendJSON(nil)}
+	}
+	w := bus.NewWriter(cfg, bus.TopicAccess)
+	defer w.Close()
+	require.NoError(t, w.WriteMessages(ctx, good(1), kafka.Message{Value: []byte(`{"event_id":"not-a-uuid","ts_ms":1}`)},
+		good(2), kafka.Message{Value: []byte(`{]`)}, good(3)))
+
+	r := bus.NewGroupReader(cfg, bus.TopicAccess, "writer-test")
+	defer r.Close()
+	var bad []string
+	wr, err := chstorage.NewWriter(chstorage.WriterOptions{
+		Reader: r, Conn: conn, Rows: chstorage.NewAccessRows(nil),
+		OnBadRecord: func(_ context.Context, m kafka.Message, err error) error {
+			bad = append(bad, string(m.Value))
+			return nil
+		},
+		BatchSize: 1000, FlushInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- wr.Run(runCtx) }()
+	require.Eventually(t, func() bool {
+		var n uint64
+		require.NoError(t, conn.QueryRow(ctx, "SELECT uniqExact(event_id) FROM access_events").Scan(&n))
+		return n == 3
+	}, 30*time.Second, 50*time.Millisecond)
+	stop()
+	require.NoError(t, <-done)
+	assert.Equal(t, []string{`{"event_id":"not-a-uuid","ts_ms":1}`, `{]`}, bad)
+
+	lag, err := bus.Lag(ctx, cfg, bus.Consumer{Group: "writer-test", Topic: bus.TopicAccess})
+	require.NoError(t, err)
+	assert.Zero(t, lag, "every offset, bad records included, is committed")
+}
