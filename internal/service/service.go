@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
+	"strings"
 	"path/filepath"
 	"time"
 
@@ -263,6 +266,8 @@ func (h *health) Routes(gatherer prometheus.Gatherer) []httpapi.Route {
 			Handler: func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) }},
 		{Method: fiber.MethodGet, Path: "/readyz", Summary: "Readiness: Kafka and ClickHouse reachable, migrations applied.", Public: true,
 			Handler: h.ready},
+		{Method: fiber.MethodGet, Path: "/debug/pprof/*", Summary: "Go runtime profiles (net/http/pprof).",
+			Roles: httpapi.AdminOnly, Handler: adaptor.HTTPHandlerFunc(pprofHandler)},
 		{Method: fiber.MethodGet, Path: "/metrics", Summary: "Prometheus metrics.",
 			Roles:   []httpapi.Role{httpapi.RoleAnalyst, httpapi.RoleResponder, httpapi.RoleManager},
 			Handler: metricsHandler(gatherer)},
@@ -297,4 +302,18 @@ func (h *health) ready(c *fiber.Ctx) error {
 
 func metricsHandler(g prometheus.Gatherer) fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+}
+
+// pprofHandler serves net/http/pprof's pages (admin only).
+func pprofHandler(w http.ResponseWriter, r *http.Request) {
+	switch name := strings.TrimPrefix(r.URL.Path, "/debug/pprof/"); name {
+	case "profile":
+		pprof.Profile(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	case "", "cmdline", "symbol":
+		pprof.Index(w, r)
+	default:
+		pprof.Handler(name).ServeHTTP(w, r)
+	}
 }
