@@ -107,7 +107,6 @@ func freeAddr(b *testing.B) string {
 	return ln.Addr().String()
 }
 
-
 // captureProfile saves a 10 s CPU profile of the running keyfleet.
 func captureProfile(b *testing.B, base, path string) {
 	for i := 0; i < 100; i++ {

@@ -9,8 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strings"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
