@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -149,10 +150,13 @@ func New(opts Options, routes []Route) (*Server, error) {
 		IdleTimeout:           2 * time.Minute,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
-		StreamRequestBody:     false,
+		// Bodies over the limit are streamed rather than refused mid-upload,
+		// so limitBody can drain them and answer a clean 413.
+		StreamRequestBody: true,
 	})
 	s.app.Use(recover.New())
 	s.app.Use(s.observe)
+	s.app.Use(s.limitBody)
 	seen := map[string]bool{}
 	for _, r := range routes {
 		key := r.Method + " " + r.Path
@@ -253,6 +257,44 @@ func (s *Server) observe(c *fiber.Ctx) error {
 			"bytes_in", len(c.Request().Body()), "bytes_out", len(c.Response().Body()))
 	}
 	return nil
+}
+
+// limitBody answers 413 to a body over the limit. With StreamRequestBody
+// fasthttp hands bodies over as streams; a body over the limit is read and
+// discarded (up to 64 MiB) before answering, so the client sees the 413
+// instead of a connection reset while it is still writing.
+func (s *Server) limitBody(c *fiber.Ctx) error {
+	req := c.Request()
+	limit := s.opts.BodyLimit
+	if !req.IsBodyStream() {
+		if len(req.Body()) > limit {
+			return tooLarge(c, limit)
+		}
+		return c.Next()
+	}
+	if cl := req.Header.ContentLength(); cl > limit {
+		_, _ = io.Copy(io.Discard, io.LimitReader(req.BodyStream(), 64<<20))
+		return tooLarge(c, limit)
+	} else if cl >= 0 {
+		return c.Next()
+	}
+	// Chunked: read at most limit+1 bytes to decide.
+	body, err := io.ReadAll(io.LimitReader(req.BodyStream(), int64(limit)+1))
+	if err != nil {
+		return NewProblem(fiber.StatusBadRequest, "unreadable_body", "the request body could not be read")
+	}
+	if len(body) > limit {
+		_, _ = io.Copy(io.Discard, io.LimitReader(req.BodyStream(), 64<<20))
+		return tooLarge(c, limit)
+	}
+	req.SetBody(body)
+	return c.Next()
+}
+
+func tooLarge(c *fiber.Ctx, limit int) error {
+	c.Set(fiber.HeaderConnection, "close")
+	return NewProblem(fiber.StatusRequestEntityTooLarge, "body_too_large",
+		fmt.Sprintf("the request body is larger than %d bytes", limit))
 }
 
 func (s *Server) handleError(c *fiber.Ctx, err error) error {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
@@ -98,4 +100,32 @@ func TestDuplicateRoutesAreRejected(t *testing.T) {
 	h := func(c *fiber.Ctx) error { return nil }
 	_, err := New(Options{Auth: tokens{}}, []Route{{Method: "GET", Path: "/x", Public: true, Handler: h}, {Method: "GET", Path: "/x", Public: true, Handler: h}})
 	assert.Error(t, err)
+}
+
+func TestBodyLimit(t *testing.T) {
+	s, err := New(Options{Auth: tokens{}, BodyLimit: 100}, []Route{{Method: "POST", Path: "/p", Public: true,
+		Handler: func(c *fiber.Ctx) error { return c.SendString(strconv.Itoa(len(c.Body()))) }}})
+	require.NoError(t, err)
+	f := func(body string, chunked bool, want int, wantBody string) {
+		t.Helper()
+		var r io.Reader = strings.NewReader(body)
+		if chunked {
+			r = struct{ io.Reader }{r} // hides the length: sent chunked
+		}
+		req := httptest.NewRequest("POST", "/p", r)
+		if chunked {
+			req.ContentLength = -1
+			req.TransferEncoding = []string{"chunked"}
+		}
+		resp, err := s.App().Test(req)
+		require.NoError(t, err)
+		assert.Equal(t, want, resp.StatusCode)
+		got, _ := io.ReadAll(resp.Body)
+		assert.Contains(t, string(got), wantBody)
+	}
+	f(strings.Repeat("x", 100), false, 200, "100")
+	f(strings.Repeat("x", 101), false, 413, "body_too_large")
+	f(strings.Repeat("x", 100000), false, 413, "body_too_large")
+	f(strings.Repeat("x", 100), true, 200, "100")
+	f(strings.Repeat("x", 5000), true, 413, "body_too_large")
 }
