@@ -38,6 +38,14 @@ type Config struct {
 	Brokers     []string
 	TopicPrefix string
 	Partitions  int // partitions of topics keyfleet creates
+	// Compression of produced batches: none, gzip, snappy, lz4, zstd
+	// (empty means lz4).
+	Compression string
+}
+
+// Compressions are the accepted Config.Compression values.
+var Compressions = map[string]kafka.Compression{
+	"none": 0, "gzip": kafka.Gzip, "snappy": kafka.Snappy, "lz4": kafka.Lz4, "zstd": kafka.Zstd,
 }
 
 // Topic returns the full name of one of keyfleet's topics.
@@ -55,6 +63,9 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 {
 		return errors.New("topic partitions must be at least 1")
+	}
+	if _, ok := Compressions[c.Compression]; !ok && c.Compression != "" {
+		return fmt.Errorf("kafka compression %q: want none, gzip, snappy, lz4 or zstd", c.Compression)
 	}
 	return nil
 }
@@ -135,4 +146,11 @@ func NewGroupReader(c Config, topic, group string) *kafka.Reader {
 // RawRef formats a Kafka record position as topic/partition/offset.
 func RawRef(m kafka.Message) string {
 	return m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10)
+}
+
+func compression(name string) kafka.Compression {
+	if c, ok := Compressions[name]; ok {
+		return c
+	}
+	return kafka.Lz4
 }

@@ -20,6 +20,7 @@ type Config struct {
 	EmbeddedKafkaAddr string
 	TopicPrefix       string
 	TopicPartitions   int
+	KafkaCompression  string
 
 	ClickHouse chstorage.Config
 
@@ -50,6 +51,8 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"prefix of every Kafka topic and consumer group name (e.g. staging.)")
 	s.Int(&c.TopicPartitions, "topic-partitions", "KEYFLEET_TOPIC_PARTITIONS", 4,
 		"partitions of topics keyfleet creates")
+	s.String(&c.KafkaCompression, "kafka-compression", "KEYFLEET_KAFKA_COMPRESSION", "lz4",
+		"compression of batches keyfleet produces: none, gzip, snappy, lz4, zstd")
 	s.String(&c.ClickHouse.Addr, "clickhouse-addr", "KEYFLEET_CLICKHOUSE_ADDR", "127.0.0.1:19000",
 		"ClickHouse native-protocol address (host:port); scripts/clickhouse.sh serves 127.0.0.1:19000")
 	s.String(&c.ClickHouse.Database, "clickhouse-database", "KEYFLEET_CLICKHOUSE_DATABASE", "keyfleet",
@@ -88,6 +91,9 @@ func (c *Config) Validate() error {
 		}
 	} else if err := loopback(c.EmbeddedKafkaAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--embedded-kafka-addr: %w", err))
+	}
+	if _, ok := bus.Compressions[c.KafkaCompression]; !ok {
+		errs = append(errs, fmt.Errorf("--kafka-compression %q: want none, gzip, snappy, lz4 or zstd", c.KafkaCompression))
 	}
 	if c.TopicPartitions < 1 || c.TopicPartitions > 1024 {
 		errs = append(errs, fmt.Errorf("--topic-partitions: %d is not in 1..1024", c.TopicPartitions))
@@ -139,5 +145,5 @@ func loopback(addr string) error {
 
 // Bus returns the Kafka configuration once the brokers are known.
 func (c *Config) Bus(brokers []string) bus.Config {
-	return bus.Config{Brokers: brokers, TopicPrefix: c.TopicPrefix, Partitions: c.TopicPartitions}
+	return bus.Config{Brokers: brokers, TopicPrefix: c.TopicPrefix, Partitions: c.TopicPartitions, Compression: c.KafkaCompression}
 }
