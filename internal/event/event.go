@@ -88,6 +88,23 @@ func ID(vendor, vendorEventID string) string {
 	return formatUUID(sum[:16])
 }
 
+// IDBytes is ID for a vendor event id held in bytes: the same id, computed
+// without allocating anything but the result (the normalizers' hot path).
+func IDBytes(vendor string, vendorEventID []byte) string {
+	var buf [256]byte
+	if len(namespace)+len(vendor)+1+len(vendorEventID) > len(buf) {
+		return ID(vendor, string(vendorEventID))
+	}
+	b := append(buf[:0], namespace[:]...)
+	b = append(b, vendor...)
+	b = append(b, 0)
+	b = append(b, vendorEventID...)
+	sum := sha1.Sum(b)
+	sum[6] = (sum[6] & 0x0f) | 0x50 // version 5
+	sum[8] = (sum[8] & 0x3f) | 0x80 // RFC 4122 variant
+	return formatUUID(sum[:16])
+}
+
 func formatUUID(b []byte) string {
 	var buf [36]byte
 	hex.Encode(buf[0:8], b[0:4])

@@ -10,6 +10,7 @@
 package matter
 
 import (
+	"encoding/json"
 	"strconv"
 
 	"github.com/keyfleet/keyfleet/internal/event"
@@ -59,7 +60,7 @@ type data struct {
 	LockOperationType jsonscan.Int `json:"lockOperationType"`
 	OperationSource   jsonscan.Int `json:"operationSource"`
 	UserIndex         jsonscan.Int `json:"userIndex"`
-	Credentials       []credential `json:"credentials"`
+	Credentials       credentials  `json:"credentials"`
 	OperationError    jsonscan.Int `json:"operationError"`
 	AlarmCode         jsonscan.Int `json:"alarmCode"`
 	DoorState         jsonscan.Int `json:"doorState"`
@@ -71,11 +72,39 @@ type credential struct {
 	CredentialType jsonscan.Int `json:"credentialType"`
 }
 
+// credentials keeps, of a credentials list, what the mapping uses: the type
+// of the last credential whose type is in the table (a lock reports the
+// credential it matched last).
+type credentials struct {
+	Type jsonscan.Int
+}
+
+func (c *credentials) add(cr credential) {
+	if cr.CredentialType.Set {
+		if _, ok := credentialTypes.Int(cr.CredentialType.V); ok {
+			c.Type = cr.CredentialType
+		}
+	}
+}
+
+// UnmarshalJSON is the encoding/json reading (for the differential test).
+func (c *credentials) UnmarshalJSON(b []byte) error {
+	var list []credential
+	if err := json.Unmarshal(b, &list); err != nil {
+		return err
+	}
+	if list != nil {
+		*c = credentials{}
+	}
+	for _, cr := range list {
+		c.add(cr)
+	}
+	return nil
+}
+
 // Normalize implements normalize.Adapter.
 func (Adapter) Normalize(dst []event.Access, raw []byte) ([]event.Access, error) {
 	var rec record
-	var creds [4]credential
-	rec.Data.Credentials = creds[:0]
 	if err := decode(raw, &rec); err != nil {
 		return dst, normalize.DecodeError("matter event", err)
 	}
@@ -134,8 +163,8 @@ func decodeData(r *jsonscan.Reader, key []byte, d *data) error {
 	case "dataOperationType":
 		return r.ReadInt(&d.DataOperationType)
 	case "credentials":
-		d.Credentials = d.Credentials[:0]
-		_, err := r.Array(func() error {
+		var list credentials
+		ok, err := r.Array(func() error {
 			var c credential
 			_, err := r.Object(func(key []byte) error {
 				if string(key) == "credentialType" {
@@ -143,9 +172,12 @@ func decodeData(r *jsonscan.Reader, key []byte, d *data) error {
 				}
 				return r.Skip()
 			})
-			d.Credentials = append(d.Credentials, c)
+			list.add(c)
 			return err
 		})
+		if ok {
+			d.Credentials = list
+		}
 		return err
 	default:
 		return r.Skip()
@@ -179,7 +211,7 @@ func mapRecord(p *record) (event.Access, error) {
 		Attested: "unknown",
 	}
 	if p.EventNumber.Set {
-		e.EventID = event.ID(Vendor, string(strconv.AppendInt(append(append(buf[:0], p.NodeID...), '#'), p.EventNumber.V, 10)))
+		e.EventID = event.IDBytes(Vendor, strconv.AppendInt(append(append(buf[:0], p.NodeID...), '#'), p.EventNumber.V, 10))
 	}
 	d := &p.Data
 	if d.UserIndex.Set {
@@ -242,11 +274,8 @@ func lockOperation(code []byte, e *event.Access, d *data, failed bool) ([]byte, 
 	}
 	// A credential type is more precise than the operation source (an RFID
 	// read may be an Aliro phone tap).
-	for _, c := range d.Credentials {
-		if !c.CredentialType.Set {
-			continue
-		}
-		if m, ok := credentialTypes.Int(c.CredentialType.V); ok {
+	if c := d.Credentials.Type; c.Set {
+		if m, ok := credentialTypes.Int(c.V); ok {
 			e.Method = m.Method
 		}
 	}

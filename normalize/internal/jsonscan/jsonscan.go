@@ -87,6 +87,9 @@ func (r *Reader) Offset() int { return r.pos }
 func (r *Reader) syntax(msg string) error { return &SyntaxError{Offset: r.pos, msg: msg} }
 
 func (r *Reader) ws() {
+	if r.pos < len(r.data) && r.data[r.pos] > ' ' {
+		return // the common case: no white space
+	}
 	for r.pos < len(r.data) {
 		switch r.data[r.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -528,17 +531,15 @@ func hexVal(c byte) rune {
 func (r *Reader) str() ([]byte, error) {
 	d := r.data
 	start := r.pos + 1
-	i := start
-	for i < len(d) {
-		c := d[i]
-		if c == '"' {
+	for i := start; i < len(d); i++ {
+		if plain[d[i]] {
+			continue
+		}
+		if d[i] == '"' {
 			r.pos = i + 1
 			return d[start:i], nil
 		}
-		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
-			break
-		}
-		i++
+		break
 	}
 	// Slow path: escapes, control characters or non-ASCII.
 	if err := r.skipString(); err != nil {
@@ -552,6 +553,15 @@ func (r *Reader) str() ([]byte, error) {
 	r.scratch = unquote(r.scratch[:0], raw)
 	return r.scratch, nil
 }
+
+// plain marks the bytes a string's fast path passes over: printable ASCII
+// except '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func hasEscape(b []byte) bool {
 	for _, c := range b {
