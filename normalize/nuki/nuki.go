@@ -37,16 +37,16 @@ var (
 // entry is the part of a log entry the adapter reads. Its JSON tags let the
 // differential test decode it with encoding/json.
 type entry struct {
-	ID            string       `json:"id"`
-	SmartlockID   jsonscan.Int `json:"smartlockId"`
-	AuthID        string       `json:"authId"`
-	AccountUserID jsonscan.Int `json:"accountUserId"`
-	Action        jsonscan.Int `json:"action"`
-	Trigger       jsonscan.Int `json:"trigger"`
-	State         jsonscan.Int `json:"state"`
-	Source        jsonscan.Int `json:"source"`
-	AutoUnlock    bool         `json:"autoUnlock"`
-	Date          string       `json:"date"`
+	ID            jsonscan.Bytes `json:"id"`
+	SmartlockID   jsonscan.Int   `json:"smartlockId"`
+	AuthID        string         `json:"authId"`
+	AccountUserID jsonscan.Int   `json:"accountUserId"`
+	Action        jsonscan.Int   `json:"action"`
+	Trigger       jsonscan.Int   `json:"trigger"`
+	State         jsonscan.Int   `json:"state"`
+	Source        jsonscan.Int   `json:"source"`
+	AutoUnlock    bool           `json:"autoUnlock"`
+	Date          jsonscan.Bytes `json:"date"`
 }
 
 // record is a bare log entry or a webhook: the webhook's log entry is
@@ -104,7 +104,7 @@ func decode(raw []byte, top, log *entry, feature *string) (wrapped bool, err err
 func decodeEntry(r *jsonscan.Reader, key []byte, e *entry) error {
 	switch string(key) {
 	case "id":
-		return r.ReadString(&e.ID)
+		return r.ReadBytes(&e.ID)
 	case "smartlockId":
 		return r.ReadInt(&e.SmartlockID)
 	case "authId":
@@ -122,7 +122,7 @@ func decodeEntry(r *jsonscan.Reader, key []byte, e *entry) error {
 	case "autoUnlock":
 		return r.ReadBool(&e.AutoUnlock)
 	case "date":
-		return r.ReadString(&e.Date)
+		return r.ReadBytes(&e.Date)
 	default: // name, deviceType, ... are not read
 		return r.Skip()
 	}
@@ -157,10 +157,10 @@ func mapRecord(dst []event.Access, rec *record) ([]event.Access, error) {
 	if e.SmartlockID.V < 0 {
 		return dst, normalize.Errorf(normalize.ReasonBadField, "nuki smartlockId is negative")
 	}
-	if e.Date == "" {
+	if len(e.Date.B) == 0 {
 		return dst, normalize.Errorf(normalize.ReasonBadTime, "nuki log entry has no date")
 	}
-	ts, ok := timestamp.ParseRFC3339([]byte(e.Date))
+	ts, ok := timestamp.ParseRFC3339(e.Date.B)
 	if !ok {
 		return dst, normalize.Errorf(normalize.ReasonBadTime, "nuki log entry date is not RFC 3339")
 	}
@@ -178,8 +178,8 @@ func mapRecord(dst []event.Access, rec *record) ([]event.Access, error) {
 	if ev.UserRef == "" && e.AccountUserID.Set {
 		ev.UserRef = "account:" + strconv.FormatInt(e.AccountUserID.V, 10)
 	}
-	if e.ID != "" {
-		ev.EventID = event.IDBytes(Vendor, []byte(e.ID))
+	if len(e.ID.B) > 0 {
+		ev.EventID = event.IDBytes(Vendor, e.ID.B)
 	}
 	if m, ok := actions.Int(e.Action.V); ok {
 		m.Apply(&ev)

@@ -63,3 +63,41 @@ func (r *Reader) ReadBool(dst *bool) error {
 
 // ValidUTF8 reports whether b is valid UTF-8 (for callers that keep bytes).
 func ValidUTF8(b []byte) bool { return utf8.Valid(b) }
+
+// Bytes is an optional string member kept as bytes: a slice of the payload
+// when the string has no escapes (no copy), else a copy. Use it for members
+// the mapping only parses or hashes (times, event ids).
+type Bytes struct {
+	B []byte
+}
+
+// UnmarshalJSON implements json.Unmarshaler (null leaves b unchanged).
+func (b *Bytes) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		return nil
+	}
+	if data[0] != '"' {
+		return &TypeError{Want: "string", Got: kindOf(data[0])}
+	}
+	var r Reader
+	r.Reset(data)
+	s, _, err := r.String()
+	if err != nil {
+		return err
+	}
+	b.B = append([]byte{}, s...)
+	return nil
+}
+
+// ReadBytes reads a string into dst (unchanged when null).
+func (r *Reader) ReadBytes(dst *Bytes) error {
+	s, ok, err := r.String()
+	if !ok {
+		return err
+	}
+	if len(r.scratch) > 0 && len(s) > 0 && &s[0] == &r.scratch[0] {
+		s = append([]byte(nil), s...) // the scratch buffer is reused
+	}
+	dst.B = s
+	return nil
+}

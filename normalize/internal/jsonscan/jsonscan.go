@@ -628,3 +628,7 @@ func unquote(dst, s []byte) []byte {
 func hex4(b []byte) rune {
 	return hexVal(b[0])<<12 | hexVal(b[1])<<8 | hexVal(b[2])<<4 | hexVal(b[3])
 }
+
+// Kind returns the first byte of the next value: '"', '{', '[', 't', 'f',
+// 'n', '-' or a digit, or 0 at the end of the input.
+func (r *Reader) Kind() byte { return r.peek() }
