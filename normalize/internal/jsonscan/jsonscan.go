@@ -632,3 +632,13 @@ func hex4(b []byte) rune {
 // Kind returns the first byte of the next value: '"', '{', '[', 't', 'f',
 // 'n', '-' or a digit, or 0 at the end of the input.
 func (r *Reader) Kind() byte { return r.peek() }
+
+// Raw consumes one value of any type and returns its bytes (a slice of the input).
+func (r *Reader) Raw() ([]byte, error) {
+	r.ws()
+	start := r.pos
+	if err := r.Skip(); err != nil {
+		return nil, err
+	}
+	return r.data[start:r.pos], nil
+}
