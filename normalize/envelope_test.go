@@ -1,7 +1,6 @@
 package normalize
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -51,7 +50,7 @@ func checkEnvelope(t *testing.T, data []byte) {
 	}
 	assert.Equal(t, raw.Vendor, got.Vendor)
 	assert.Equal(t, raw.ReceivedMs, got.ReceivedMs)
-	assert.Equal(t, string(want), strings.TrimSpace(string(got.Payload)), "%q", data)
+	assert.Equal(t, string(want), string(got.Payload), "%q", data)
 }
 
 func FuzzDecodeEnvelope(f *testing.F) {

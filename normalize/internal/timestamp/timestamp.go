@@ -9,7 +9,7 @@ import "time"
 // milliseconds (the fraction is truncated to milliseconds). ok is false for
 // anything else, including out-of-range fields.
 func ParseRFC3339(b []byte) (ms int64, ok bool) {
-	if len(b) < 20 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' || b[16] != ':' {
+	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
 		return 0, false
 	}
 	year, ok1 := digits(b[0:4])
@@ -48,7 +48,7 @@ func ParseRFC3339(b []byte) (ms int64, ok bool) {
 	}
 	offset := 0
 	switch b[i] {
-	case 'Z', 'z':
+	case 'Z':
 		i++
 	case '+', '-':
 		if len(b)-i != 6 || b[i+3] != ':' {
