@@ -10,11 +10,14 @@
 package normalize
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
+	"sync"
 
 	"github.com/keyfleet/keyfleet/internal/event"
 )
@@ -95,7 +98,16 @@ type Normalizer struct {
 	adapters map[string]Adapter
 	registry Registry
 	key      []byte
+	macs     sync.Pool // of *refMAC: keyed HMAC states, reused (RefHash is on the hot path)
+
+	refMu   sync.RWMutex
+	refSeen map[refKey]string // recent RefHash results (a fleet has a bounded set of user refs)
 }
+
+type refKey struct{ vendor, ref string }
+
+// refCacheSize bounds the RefHash cache; it is emptied when full.
+const refCacheSize = 1 << 16
 
 // New returns a normalizer over the given adapters (by vendor name). registry
 // may be nil. pseudonymKey keys RefHash.
@@ -166,13 +178,55 @@ func (n *Normalizer) resolve(e *event.Access) {
 	if ref == "" {
 		return
 	}
-	if c, ok := n.registry.Credential(e.Vendor, e.LockID, RefHash(n.key, e.Vendor, ref)); ok {
+	if c, ok := n.registry.Credential(e.Vendor, e.LockID, n.refHash(e.Vendor, ref)); ok {
 		e.SubjectID, e.CredentialID = c.SubjectID, c.CredentialID
 		if e.DeviceID == "" {
 			e.DeviceID = c.DeviceID
 		}
 		e.BreakGlass = e.BreakGlass || c.BreakGlass
 	}
+}
+
+// refMAC is a reusable keyed HMAC with its buffers.
+type refMAC struct {
+	h   hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
+	hex [32]byte
+}
+
+// refHash is RefHash(n.key, vendor, ref), cached and without allocations.
+func (n *Normalizer) refHash(vendor, ref string) string {
+	k := refKey{vendor, ref}
+	n.refMu.RLock()
+	h, ok := n.refSeen[k]
+	n.refMu.RUnlock()
+	if ok {
+		return h
+	}
+	h = n.computeRefHash(vendor, ref)
+	n.refMu.Lock()
+	if len(n.refSeen) >= refCacheSize || n.refSeen == nil {
+		n.refSeen = make(map[refKey]string, 1024)
+	}
+	n.refSeen[k] = h
+	n.refMu.Unlock()
+	return h
+}
+
+func (n *Normalizer) computeRefHash(vendor, ref string) string {
+	m, _ := n.macs.Get().(*refMAC)
+	if m == nil {
+		m = &refMAC{h: hmac.New(sha256.New, n.key)}
+	} else {
+		m.h.Reset()
+	}
+	m.in = append(append(append(m.in[:0], vendor...), 0), ref...)
+	m.h.Write(m.in)
+	hex.Encode(m.hex[:], m.h.Sum(m.sum[:0])[:16])
+	s := string(m.hex[:])
+	n.macs.Put(m)
+	return s
 }
 
 // Check validates an event against the common schema's enums and required fields.

@@ -76,6 +76,10 @@ func (m *StageMetrics) DeadLettered() *prometheus.CounterVec { return m.deadLett
 type Stage struct {
 	opts StageOptions
 
+	// Per-vendor counters, resolved once (no label lookup per record).
+	consumed   map[string]prometheus.Counter
+	normalized map[string]prometheus.Counter
+
 	events []event.Access
 	buf    []byte
 	ends   []int
@@ -94,7 +98,13 @@ func NewStage(opts StageOptions) (*Stage, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = NewStageMetrics(nil)
 	}
-	return &Stage{opts: opts}, nil
+	s := &Stage{opts: opts, consumed: map[string]prometheus.Counter{}, normalized: map[string]prometheus.Counter{}}
+	for vendor := range opts.Normalizer.adapters {
+		s.consumed[vendor] = opts.Metrics.consumed.WithLabelValues(vendor)
+		s.normalized[vendor] = opts.Metrics.normalized.WithLabelValues(vendor)
+	}
+	s.consumed["unknown"] = opts.Metrics.consumed.WithLabelValues("unknown")
+	return s, nil
 }
 
 // Run consumes until ctx ends.
@@ -113,7 +123,7 @@ func (s *Stage) handle(ctx context.Context, batch []kafka.Message) error {
 	now := time.Now().UnixMilli()
 	for _, m := range batch {
 		vendor, err := s.normalize(m)
-		s.opts.Metrics.consumed.WithLabelValues(vendorLabel(s.opts.Normalizer, vendor)).Inc()
+		s.consumed[vendorLabel(s.opts.Normalizer, vendor)].Inc()
 		if err != nil {
 			s.deadLetter(m, vendor, err, now)
 		}
@@ -144,14 +154,11 @@ func (s *Stage) handle(ctx context.Context, batch []kafka.Message) error {
 
 // normalize maps one raw record into s.out; it returns the record's vendor.
 func (s *Stage) normalize(m kafka.Message) (string, error) {
-	raw, err := event.DecodeRaw(m.Value)
+	raw, err := DecodeEnvelope(m.Value)
 	if err != nil {
-		return "", &Error{Reason: ReasonBadEnvelope, Err: err}
+		return "", err
 	}
-	payload, err := raw.PayloadBytes()
-	if err != nil {
-		return raw.Vendor, &Error{Reason: ReasonBadEnvelope, Err: err}
-	}
+	payload := raw.Payload
 	received := raw.ReceivedMs
 	if received <= 0 {
 		received = m.Time.UnixMilli()
@@ -170,7 +177,7 @@ func (s *Stage) normalize(m kafka.Message) (string, error) {
 		s.ends = append(s.ends, len(s.buf))
 		s.out = append(s.out, kafka.Message{Key: []byte(key), Time: time.UnixMilli(e.TsMs)})
 	}
-	s.opts.Metrics.normalized.WithLabelValues(raw.Vendor).Add(float64(len(s.events)))
+	s.normalized[raw.Vendor].Add(float64(len(s.events)))
 	return raw.Vendor, nil
 }
 

@@ -25,6 +25,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the service: ingest, normalize, store, HTTP API", runServe},
+		{"normalize", "normalize vendor lock events from stdin to common-schema JSON lines", runNormalize},
 	}
 }
 

@@ -35,10 +35,11 @@ type Config struct {
 	FlushInterval  time.Duration
 	NormalizeBatch int
 
-	BootstrapToken string
-	PseudonymKey   string
-	LogLevel       string
-	LogFormat      string
+	BootstrapToken    string
+	PseudonymKey      string
+	NukiWebhookSecret string
+	LogLevel          string
+	LogFormat         string
 }
 
 // RegisterFlags defines serve's flags (each with an environment equivalent).
@@ -78,6 +79,8 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"make this secret an admin API token at start-up (automation, make run)")
 	s.Secret(&c.PseudonymKey, "pseudonym-key", "KEYFLEET_PSEUDONYM_KEY",
 		"secret key of the keyed hashes that pseudonymize vendor user references (card numbers, auth ids); required with real Kafka")
+	s.Secret(&c.NukiWebhookSecret, "nuki-webhook-secret", "KEYFLEET_NUKI_WEBHOOK_SECRET",
+		"secret of Nuki's webhook signatures (X-Nuki-Signature-SHA256): signed POST /v1/ingest/nuki requests need no API token")
 	s.String(&c.LogLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
 }

@@ -171,6 +171,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 
 	ingestHandler, err := ingest.New(ingest.Options{
 		Normalizer: normalize.New(vendors.Adapters(), nil, key), Raw: rawWriter, Logger: logger, Registerer: reg,
+		Signers: Signers(cfg, NewSignerMetrics(reg)),
 	})
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/normalize"
+	"github.com/keyfleet/keyfleet/normalize/internal/jsonscan"
 )
 
 // Vendor is this adapter's vendor name.
@@ -29,201 +30,299 @@ type Adapter struct{}
 var (
 	_ normalize.Adapter    = Adapter{}
 	_ normalize.Documented = Adapter{}
+	_ normalize.Described  = Adapter{}
 )
 
-type credential struct {
-	CredentialType  *int `json:"credentialType"`
-	CredentialIndex *int `json:"credentialIndex"`
+// Event names.
+const (
+	evLockOperation      = "LockOperation"
+	evLockOperationError = "LockOperationError"
+	evDoorLockAlarm      = "DoorLockAlarm"
+	evDoorStateChange    = "DoorStateChange"
+	evLockUserChange     = "LockUserChange"
+)
+
+var eventNames = []string{evLockOperation, evLockOperationError, evDoorLockAlarm, evDoorStateChange, evLockUserChange}
+
+// record is the part of a payload the adapter reads. Its JSON tags let the
+// differential test decode it with encoding/json.
+type record struct {
+	NodeID      string       `json:"nodeId"`
+	EndpointID  jsonscan.Int `json:"endpointId"`
+	ClusterID   jsonscan.Int `json:"clusterId"`
+	EventName   string       `json:"eventName"`
+	EventNumber jsonscan.Int `json:"eventNumber"`
+	TimestampMs jsonscan.Int `json:"timestampMs"`
+	Data        data         `json:"data"`
 }
 
 type data struct {
-	LockOperationType *int         `json:"lockOperationType"`
-	OperationSource   *int         `json:"operationSource"`
-	UserIndex         *int         `json:"userIndex"`
-	FabricIndex       *int         `json:"fabricIndex"`
-	SourceNode        *uint64      `json:"sourceNode"`
-	Credentials       []credential `json:"credentials"`
-	OperationError    *int         `json:"operationError"`
-	AlarmCode         *int         `json:"alarmCode"`
-	DoorState         *int         `json:"doorState"`
-	LockDataType      *int         `json:"lockDataType"`
-	DataOperationType *int         `json:"dataOperationType"`
-	DataIndex         *int         `json:"dataIndex"`
+	LockOperationType jsonscan.Int `json:"lockOperationType"`
+	OperationSource   jsonscan.Int `json:"operationSource"`
+	UserIndex         jsonscan.Int `json:"userIndex"`
+	Credentials       credentials  `json:"credentials"`
+	OperationError    jsonscan.Int `json:"operationError"`
+	AlarmCode         jsonscan.Int `json:"alarmCode"`
+	DoorState         jsonscan.Int `json:"doorState"`
+	LockDataType      jsonscan.Int `json:"lockDataType"`
+	DataOperationType jsonscan.Int `json:"dataOperationType"`
 }
 
-type payload struct {
-	NodeID      string  `json:"nodeId"`
-	EndpointID  *int    `json:"endpointId"`
-	ClusterID   *int    `json:"clusterId"`
-	EventName   string  `json:"eventName"`
-	EventNumber *uint64 `json:"eventNumber"`
-	TimestampMs int64   `json:"timestampMs"`
-	Priority    string  `json:"priority"`
-	Data        data    `json:"data"`
+type credential struct {
+	CredentialType jsonscan.Int `json:"credentialType"`
+}
+
+// credentials keeps, of a credentials list, what the mapping uses: the type
+// of the last credential whose type is in the table (a lock reports the
+// credential it matched last).
+type credentials struct {
+	Type jsonscan.Int
+}
+
+func (c *credentials) add(cr credential) {
+	if cr.CredentialType.Set {
+		if _, ok := credentialTypes.Int(cr.CredentialType.V); ok {
+			c.Type = cr.CredentialType
+		}
+	}
+}
+
+// UnmarshalJSON is the encoding/json reading (for the differential test).
+func (c *credentials) UnmarshalJSON(b []byte) error {
+	var list []credential
+	if err := json.Unmarshal(b, &list); err != nil {
+		return err
+	}
+	if list != nil {
+		*c = credentials{}
+	}
+	for _, cr := range list {
+		c.add(cr)
+	}
+	return nil
 }
 
 // Normalize implements normalize.Adapter.
 func (Adapter) Normalize(dst []event.Access, raw []byte) ([]event.Access, error) {
-	var p payload
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return dst, normalize.Errorf(normalize.ReasonMalformed, "matter event: %v", jsonProblem(err))
+	var rec record
+	if err := decode(raw, &rec); err != nil {
+		return dst, normalize.DecodeError("matter event", err)
 	}
-	if p.NodeID == "" {
-		return dst, normalize.Errorf(normalize.ReasonMissingField, "matter event has no nodeId")
-	}
-	if p.ClusterID != nil && *p.ClusterID != DoorLockCluster {
-		return dst, normalize.Errorf(normalize.ReasonBadField, "clusterId %d is not Door Lock (257)", *p.ClusterID)
-	}
-	if p.TimestampMs <= 0 {
-		return dst, normalize.Errorf(normalize.ReasonBadTime, "matter event has no timestampMs")
-	}
-	if p.EventName == "" {
-		return dst, normalize.Errorf(normalize.ReasonMissingField, "matter event has no eventName")
-	}
-	e := event.Access{
-		TsMs:     p.TimestampMs,
-		LockID:   lockID(p),
-		Attested: "unknown",
-	}
-	if p.EventNumber != nil {
-		e.EventID = event.ID(Vendor, p.NodeID+"#"+strconv.FormatUint(*p.EventNumber, 10))
-	}
-	d := &p.Data
-	if d.UserIndex != nil {
-		e.UserRef = strconv.Itoa(*d.UserIndex)
-	}
-	var err error
-	switch p.EventName {
-	case "LockOperation":
-		err = lockOperation(&e, d, false)
-	case "LockOperationError":
-		err = lockOperation(&e, d, true)
-	case "DoorLockAlarm":
-		err = apply(&e, "DoorLockAlarm.alarmCode", d.AlarmCode, alarmCodes)
-	case "DoorStateChange":
-		err = apply(&e, "DoorStateChange.doorState", d.DoorState, doorStates)
-	case "LockUserChange":
-		err = lockUserChange(&e, d)
-	default:
-		e.Action, e.Outcome, e.VendorCode = "other", "info", p.EventName
-	}
+	e, err := mapRecord(&rec)
 	if err != nil {
 		return dst, err
-	}
-	if e.VendorCode == "" {
-		e.VendorCode = p.EventName
 	}
 	return append(dst, e), nil
 }
 
-func lockID(p payload) string {
-	if p.EndpointID == nil || *p.EndpointID <= 1 {
-		return p.NodeID
-	}
-	return p.NodeID + "/" + strconv.Itoa(*p.EndpointID)
-}
-
-func lockOperation(e *event.Access, d *data, failed bool) error {
-	name := "LockOperation"
-	if failed {
-		name = "LockOperationError"
-	}
-	if d.LockOperationType == nil {
-		return normalize.Errorf(normalize.ReasonMissingField, "%s has no lockOperationType", name)
-	}
-	if err := apply(e, "LockOperation.lockOperationType", d.LockOperationType, lockOperationTypes); err != nil {
+func decode(raw []byte, rec *record) error {
+	var r jsonscan.Reader
+	r.Reset(raw)
+	if _, err := r.Object(func(key []byte) error {
+		switch string(key) {
+		case "nodeId":
+			return r.ReadString(&rec.NodeID)
+		case "endpointId":
+			return r.ReadInt(&rec.EndpointID)
+		case "clusterId":
+			return r.ReadInt(&rec.ClusterID)
+		case "eventName":
+			return r.ReadString(&rec.EventName, eventNames...)
+		case "eventNumber":
+			return r.ReadInt(&rec.EventNumber)
+		case "timestampMs":
+			return r.ReadInt(&rec.TimestampMs)
+		case "data":
+			_, err := r.Object(func(key []byte) error { return decodeData(&r, key, &rec.Data) })
+			return err
+		default:
+			return r.Skip()
+		}
+	}); err != nil {
 		return err
 	}
-	e.VendorCode = name + "/" + strconv.Itoa(*d.LockOperationType)
-	if d.OperationSource != nil {
-		e.VendorCode += "/" + strconv.Itoa(*d.OperationSource)
-		if m, ok := find(operationSources, *d.OperationSource); ok {
+	return r.Finish()
+}
+
+func decodeData(r *jsonscan.Reader, key []byte, d *data) error {
+	switch string(key) {
+	case "lockOperationType":
+		return r.ReadInt(&d.LockOperationType)
+	case "operationSource":
+		return r.ReadInt(&d.OperationSource)
+	case "userIndex":
+		return r.ReadInt(&d.UserIndex)
+	case "operationError":
+		return r.ReadInt(&d.OperationError)
+	case "alarmCode":
+		return r.ReadInt(&d.AlarmCode)
+	case "doorState":
+		return r.ReadInt(&d.DoorState)
+	case "lockDataType":
+		return r.ReadInt(&d.LockDataType)
+	case "dataOperationType":
+		return r.ReadInt(&d.DataOperationType)
+	case "credentials":
+		var list credentials
+		ok, err := r.Array(func() error {
+			var c credential
+			_, err := r.Object(func(key []byte) error {
+				if string(key) == "credentialType" {
+					return r.ReadInt(&c.CredentialType)
+				}
+				return r.Skip()
+			})
+			list.add(c)
+			return err
+		})
+		if ok {
+			d.Credentials = list
+		}
+		return err
+	default:
+		return r.Skip()
+	}
+}
+
+// mapRecord maps a decoded payload to its event.
+func mapRecord(p *record) (event.Access, error) {
+	if p.NodeID == "" {
+		return event.Access{}, normalize.Errorf(normalize.ReasonMissingField, "matter event has no nodeId")
+	}
+	if p.ClusterID.Set && p.ClusterID.V != DoorLockCluster {
+		return event.Access{}, normalize.Errorf(normalize.ReasonBadField, "clusterId is not Door Lock (257)")
+	}
+	if !p.TimestampMs.Set || p.TimestampMs.V <= 0 {
+		return event.Access{}, normalize.Errorf(normalize.ReasonBadTime, "matter event has no timestampMs")
+	}
+	if p.EventName == "" {
+		return event.Access{}, normalize.Errorf(normalize.ReasonMissingField, "matter event has no eventName")
+	}
+	if p.EndpointID.Set && p.EndpointID.V < 0 {
+		return event.Access{}, normalize.Errorf(normalize.ReasonBadField, "endpointId is negative")
+	}
+	if p.EventNumber.Set && p.EventNumber.V < 0 {
+		return event.Access{}, normalize.Errorf(normalize.ReasonBadField, "eventNumber is negative")
+	}
+	var buf [64]byte
+	e := event.Access{
+		TsMs:     p.TimestampMs.V,
+		LockID:   lockID(p),
+		Attested: "unknown",
+	}
+	if p.EventNumber.Set {
+		e.EventID = event.IDBytes(Vendor, strconv.AppendInt(append(append(buf[:0], p.NodeID...), '#'), p.EventNumber.V, 10))
+	}
+	d := &p.Data
+	if d.UserIndex.Set {
+		e.UserRef = strconv.FormatInt(d.UserIndex.V, 10)
+	}
+	var code []byte
+	var err error
+	switch p.EventName {
+	case evLockOperation:
+		code, err = lockOperation(buf[:0], &e, d, false)
+	case evLockOperationError:
+		code, err = lockOperation(buf[:0], &e, d, true)
+	case evDoorLockAlarm:
+		code, err = apply(buf[:0], &e, "DoorLockAlarm.alarmCode", d.AlarmCode, alarmCodes)
+	case evDoorStateChange:
+		code, err = apply(buf[:0], &e, "DoorStateChange.doorState", d.DoorState, doorStates)
+	case evLockUserChange:
+		code, err = lockUserChange(buf[:0], &e, d)
+	default:
+		e.Action, e.Outcome, e.VendorCode = "other", "info", p.EventName
+		return e, nil
+	}
+	if err != nil {
+		return event.Access{}, err
+	}
+	e.VendorCode = string(code)
+	return e, nil
+}
+
+func lockID(p *record) string {
+	if !p.EndpointID.Set || p.EndpointID.V <= 1 {
+		return p.NodeID
+	}
+	return p.NodeID + "/" + strconv.FormatInt(p.EndpointID.V, 10)
+}
+
+func lockOperation(code []byte, e *event.Access, d *data, failed bool) ([]byte, error) {
+	name := evLockOperation
+	table := lockOperationTypes
+	if failed {
+		name, table = evLockOperationError, failedOperations
+	}
+	if !d.LockOperationType.Set {
+		return nil, normalize.Errorf(normalize.ReasonMissingField, "%s has no lockOperationType", name)
+	}
+	if m, ok := table.Int(d.LockOperationType.V); ok {
+		m.Apply(e)
+	} else if failed {
+		e.Action, e.Outcome = "access_denied", "denied"
+	} else {
+		e.Action, e.Outcome = "other", "info"
+	}
+	code = append(code, name...)
+	code = normalize.AppendInt(append(code, '/'), d.LockOperationType.V)
+	if d.OperationSource.Set {
+		code = normalize.AppendInt(append(code, '/'), d.OperationSource.V)
+		if m, ok := operationSources.Int(d.OperationSource.V); ok {
 			e.Method = m.Method
 		}
 	}
 	// A credential type is more precise than the operation source (an RFID
 	// read may be an Aliro phone tap).
-	for _, c := range d.Credentials {
-		if c.CredentialType == nil {
-			continue
-		}
-		if m, ok := find(credentialTypes, *c.CredentialType); ok && m.Method != "" {
+	if c := d.Credentials.Type; c.Set {
+		if m, ok := credentialTypes.Int(c.V); ok {
 			e.Method = m.Method
 		}
 	}
 	if !failed {
-		return nil
-	}
-	// The operation was attempted and refused.
-	if *d.LockOperationType == 0 {
-		e.Action, e.Outcome = "lock", "error"
-	} else {
-		e.Action, e.Outcome = "access_denied", "denied"
+		return code, nil
 	}
 	e.Reason = "unknown"
-	if d.OperationError != nil {
-		e.VendorCode += "/err" + strconv.Itoa(*d.OperationError)
-		if m, ok := find(operationErrors, *d.OperationError); ok {
+	if d.OperationError.Set {
+		code = normalize.AppendInt(append(code, "/err"...), d.OperationError.V)
+		if m, ok := operationErrors.Int(d.OperationError.V); ok {
 			e.Reason = m.Reason
 		}
 	}
-	return nil
+	return code, nil
 }
 
-func lockUserChange(e *event.Access, d *data) error {
-	if err := apply(e, "LockUserChange.dataOperationType", d.DataOperationType, dataOperationTypes); err != nil {
-		return err
+func lockUserChange(code []byte, e *event.Access, d *data) ([]byte, error) {
+	code, err := apply(code, e, "LockUserChange.dataOperationType", d.DataOperationType, dataOperationTypes)
+	if err != nil {
+		return nil, err
 	}
-	if d.OperationSource != nil {
-		if m, ok := find(operationSources, *d.OperationSource); ok {
+	if d.OperationSource.Set {
+		if m, ok := operationSources.Int(d.OperationSource.V); ok {
 			e.Method = m.Method
 		}
 	}
-	e.VendorCode = "LockUserChange/" + strconv.Itoa(*d.DataOperationType)
-	if d.LockDataType != nil {
-		e.VendorCode += "/type" + strconv.Itoa(*d.LockDataType)
+	code = normalize.AppendInt(append(code[:0], "LockUserChange/"...), d.DataOperationType.V)
+	if d.LockDataType.Set {
+		code = normalize.AppendInt(append(code, "/type"...), d.LockDataType.V)
+		if m, ok := lockDataTypes.Int(d.LockDataType.V); ok && m.Method != "" {
+			e.Method = m.Method
+		}
 	}
-	return nil
+	return code, nil
 }
 
 // apply maps a required enum field through its table; an unknown value is
 // kept as action=other (a newer spec revision), a missing one is an error.
-func apply(e *event.Access, field string, v *int, table []normalize.Mapping) error {
-	if v == nil {
-		return normalize.Errorf(normalize.ReasonMissingField, "%s is missing", field)
+func apply(code []byte, e *event.Access, field string, v jsonscan.Int, table *normalize.Table) ([]byte, error) {
+	if !v.Set {
+		return nil, normalize.Errorf(normalize.ReasonMissingField, "%s is missing", field)
 	}
-	m, ok := find(table, *v)
-	if !ok {
+	if m, ok := table.Int(v.V); ok {
+		m.Apply(e)
+	} else {
 		e.Action, e.Outcome = "other", "info"
-		e.VendorCode = field + "=" + strconv.Itoa(*v)
-		return nil
 	}
-	e.Action, e.Outcome, e.Reason = m.Action, m.Outcome, m.Reason
-	if m.Method != "" {
-		e.Method = m.Method
-	}
-	e.VendorCode = field + "=" + m.Code
-	return nil
-}
-
-func find(table []normalize.Mapping, code int) (normalize.Mapping, bool) {
-	c := strconv.Itoa(code)
-	for _, m := range table {
-		if m.Code == c {
-			return m, true
-		}
-	}
-	return normalize.Mapping{}, false
-}
-
-// jsonProblem describes a decoding error without quoting payload values.
-func jsonProblem(err error) string {
-	switch e := err.(type) {
-	case *json.SyntaxError:
-		return "invalid JSON at byte " + strconv.FormatInt(e.Offset, 10)
-	case *json.UnmarshalTypeError:
-		return "field " + e.Field + " has the wrong type (" + e.Value + ")"
-	default:
-		return "invalid JSON"
-	}
+	code = append(code, field...)
+	return normalize.AppendInt(append(code, '='), v.V), nil
 }

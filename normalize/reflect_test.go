@@ -1,0 +1,5 @@
+package normalize
+
+import "reflect"
+
+func reflectTypeOf(v any) reflect.Type { return reflect.TypeOf(v) }
