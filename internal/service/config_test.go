@@ -21,7 +21,8 @@ func TestREADMEDocumentsEveryFlag(t *testing.T) {
 	cfg.RegisterFlags(fs)
 	fs.FlagSet().VisitAll(func(f *flag.Flag) {
 		env := "KEYFLEET_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		assert.Contains(t, string(readme), "| `--"+f.Name+"` | `"+env+"` |", "README configuration table row for --%s", f.Name)
+		row := "| `--" + f.Name + "` | `" + env + "` |"
+		assert.True(t, strings.Contains(string(readme), row), "README configuration table lacks the row %q", row)
 	})
 }
 
