@@ -98,6 +98,7 @@ func TestMalformedRecordsGoToDLQ(t *testing.T) {
 
 	bad := map[string]string{
 		`not json at all`: "malformed_envelope",
+		`{"vendor":"matter","received_ms":1,"payload":"{\"nodeId\": broken"}`:                                                                                       "malformed_payload",
 		`{"vendor":"matter","received_ms":1,"payload":{"nodeId":"0x1","eventName":"LockOperation","timestampMs":1764230400000,"data":{"lockOperationType":"one"}}}`: "bad_field",
 		`{"vendor":"matter","received_ms":1,"payload":{"eventName":"LockOperation","timestampMs":1764230400000,"data":{}}}`:                                         "missing_field",
 		`{"vendor":"matter","received_ms":1,"payload":{"nodeId":"0x1","eventName":"LockOperation","data":{"lockOperationType":1}}}`:                                 "bad_time",
