@@ -44,74 +44,46 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	msgs := make(chan kafka.Message, min(o.MaxBatch, 8192))
-	fetchErr := make(chan error, 1)
-	go func() {
-		defer close(msgs)
-		for {
-			m, err := r.FetchMessage(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					fetchErr <- fmt.Errorf("fetch %s: %w", o.Name, err)
-				}
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-
 	// Batches are handled and committed under workCtx, which outlives ctx by
-	// up to 30 s: a shutdown finishes the batch in hand (and the one being
-	// collected) instead of abandoning it half-done.
+	// up to 30 s: a shutdown finishes the batch in hand instead of abandoning
+	// it half-done.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(30*time.Second, cancelWork) })
 	defer stopAfter()
 
 	batch := make([]kafka.Message, 0, o.MaxBatch)
-	process := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := handle(workCtx, batch); err != nil {
-			return err
-		}
-		if err := commit(workCtx, r, batch, o); err != nil {
-			return err
-		}
-		clear(batch)
-		batch = batch[:0]
-		return nil
-	}
-	timer := time.NewTimer(o.MaxWait)
-	defer timer.Stop()
 	for {
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				err := process()
-				select {
-				case ferr := <-fetchErr:
-					return errors.Join(ferr, err)
-				default:
-					return err
+		// Collect until the batch is full or MaxWait has passed. A fetch
+		// cut short by the deadline consumes nothing.
+		collectCtx, cancel := context.WithTimeout(ctx, o.MaxWait)
+		var fetchErr error
+		for len(batch) < o.MaxBatch {
+			m, err := r.FetchMessage(collectCtx)
+			if err != nil {
+				if collectCtx.Err() == nil {
+					fetchErr = fmt.Errorf("fetch %s: %w", o.Name, err)
 				}
+				break
 			}
 			batch = append(batch, m)
-			if len(batch) >= o.MaxBatch {
-				if err := process(); err != nil {
-					return err
-				}
+		}
+		cancel()
+		if len(batch) > 0 {
+			if err := handle(workCtx, batch); err != nil {
+				return errors.Join(fetchErr, err)
 			}
-		case <-timer.C:
-			if err := process(); err != nil {
-				return err
+			if err := commit(workCtx, r, batch, o); err != nil {
+				return errors.Join(fetchErr, err)
 			}
-			timer.Reset(o.MaxWait)
+			clear(batch)
+			batch = batch[:0]
+		}
+		if fetchErr != nil {
+			return fetchErr
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 	}
 }
