@@ -25,6 +25,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the service: ingest, normalize, store, HTTP API", runServe},
+		{"simulate", "simulate a lock fleet and its gateways (events, registry, labels)", runSimulate},
 	}
 }
 
