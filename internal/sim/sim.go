@@ -176,8 +176,8 @@ type Simulator struct {
 	buf     []byte
 
 	// lifecycle as the locks' owners know it
-	state       []string // per credential: last recorded state
-	attestedDev []int    // per credential: last attested device (-1 none)
+	state       []string         // per credential: last recorded state
+	attestedDev []int            // per credential: last attested device (-1 none)
 	scenario    []activity.Label // the generator's labels, same indexes
 	generic     []activity.Label // labels of granted uses found by groundTruth
 	open        map[labelKey]int // generic labels still being extended
