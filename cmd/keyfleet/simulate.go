@@ -145,6 +145,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		count                                   int64
 		noKafka, registryOnly, withGateways     bool
 		registryOut, replayOut, labelsOut, stat string
+		rawOut                                  string
 	)
 	fs := flagenv.New("simulate", simulateAbout)
 	fs.FlagSet().SetOutput(stderr)
@@ -163,6 +164,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		"real time: also run the gateway simulators on lock.commands/lock.acks, sharing the locks' access lists")
 	fs.String(&registryOut, "registry-out", "KEYFLEET_SIM_REGISTRY_OUT", "", "write the lock/credential registry file here")
 	fs.String(&replayOut, "replay-out", "KEYFLEET_SIM_REPLAY_OUT", "", "write a detect --replay file (JSON lines) here")
+	fs.String(&rawOut, "raw-out", "KEYFLEET_SIM_RAW_OUT", "", "write the raw vendor envelopes (JSON lines, as on lock.events.raw) here")
 	fs.String(&labelsOut, "labels", "KEYFLEET_SIM_LABELS", "", "write the anomaly labels (JSON lines) here")
 	fs.String(&stat, "stats", "KEYFLEET_SIM_STATS", "", "write the run's statistics (JSON) here")
 	if err := fs.Parse(args); err != nil {
@@ -250,6 +252,14 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		defer out.Close()
 		replay = sim.NewReplay(out, normalize.New(vendors.Adapters(), sim.Resolver(fl, key), key))
 		o.Sinks = append(o.Sinks, replay)
+	}
+	if rawOut != "" {
+		out, err := os.Create(rawOut)
+		if err != nil {
+			return fmt.Errorf("--raw-out: %w", err)
+		}
+		defer out.Close()
+		o.Sinks = append(o.Sinks, sim.NewRawFile(out))
 	}
 	o.Progress = func(st sim.Stats) {
 		logger.Info("simulating", "records", st.Records, "sim_time", time.UnixMilli(st.SimEndMs).UTC().Format(time.RFC3339))

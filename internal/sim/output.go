@@ -342,6 +342,38 @@ func (r *Replay) Close(context.Context) error {
 	return nil
 }
 
+// RawFile writes raw envelopes as JSON lines (what `keyfleet normalize`
+// reads without --vendor).
+type RawFile struct {
+	w    *bufio.Writer
+	line []byte
+}
+
+var _ Sink = (*RawFile)(nil)
+
+// NewRawFile returns a sink writing envelopes to w.
+func NewRawFile(w io.Writer) *RawFile { return &RawFile{w: bufio.NewWriterSize(w, 1<<20)} }
+
+// Raw implements Sink.
+func (f *RawFile) Raw(_ context.Context, r *RawRecord) error {
+	f.line = append(r.Envelope.AppendJSON(f.line[:0]), '\n')
+	if _, err := f.w.Write(f.line); err != nil {
+		return fmt.Errorf("write raw records: %w", err)
+	}
+	return nil
+}
+
+// Credential implements Sink.
+func (f *RawFile) Credential(context.Context, *event.Credential) error { return nil }
+
+// Close implements Sink.
+func (f *RawFile) Close(context.Context) error {
+	if err := f.w.Flush(); err != nil {
+		return fmt.Errorf("write raw records: %w", err)
+	}
+	return nil
+}
+
 // WriteLabels writes labels as JSON lines.
 func WriteLabels(w io.Writer, labels []activity.Label) error {
 	bw := bufio.NewWriter(w)

@@ -73,6 +73,7 @@ type RawRecord struct {
 
 // Expect is the simulation's ground truth of one record.
 type Expect struct {
+	TsMs      int64 // event time
 	Op        payload.Op
 	Granted   bool
 	SubjectID string // set when the lock knows who it was
@@ -184,6 +185,7 @@ type Simulator struct {
 	cmdSeq      uint64
 
 	stats      Stats
+	queued     int64 // records queued (written or pending)
 	wallStart  time.Time
 	lastT      int64
 	nextConnMs int64
@@ -295,7 +297,7 @@ func (s *Simulator) Run(ctx context.Context) (Stats, []activity.Label, error) {
 func (s *Simulator) loop(ctx context.Context) error {
 	lastProgress := s.o.Now()
 	for {
-		if s.o.Count > 0 && s.stats.Records >= s.o.Count {
+		if s.o.Count > 0 && s.queued >= s.o.Count {
 			return nil
 		}
 		if s.o.Duration > 0 && s.o.Mode != ModeBackfill && s.o.Now().Sub(s.wallStart) >= s.o.Duration {
@@ -348,7 +350,7 @@ func (s *Simulator) clock(ctx context.Context, simMs int64) (int64, error) {
 			return 0, err
 		}
 	case ModeRate:
-		due := s.wallStart.Add(time.Duration(float64(s.stats.Records) / s.o.Rate * float64(time.Second)))
+		due := s.wallStart.Add(time.Duration(float64(s.queued) / s.o.Rate * float64(time.Second)))
 		if err := sleepUntil(ctx, s.o.Now, due); err != nil {
 			return 0, err
 		}
@@ -384,8 +386,8 @@ func (s *Simulator) process(it *activity.Item, t int64) {
 	case activity.KindLockEvent:
 		l := &s.f.Locks[it.Lock]
 		occ := payload.Occurrence{Lock: l, TsMs: t, Op: it.Op, Method: it.Method, Battery: 8 + s.r.IntN(12)}
-		if s.queue(occ, -1, Expect{Op: it.Op}) && it.Label >= 0 {
-			s.extendLabel(int(it.Label), t, l.DoorID)
+		if ts, ok := s.queueAt(occ, -1, Expect{Op: it.Op}); ok && it.Label >= 0 {
+			s.extendLabel(int(it.Label), ts, l.DoorID)
 		}
 	case activity.KindChange:
 		s.change(it.Change, t)
@@ -426,15 +428,15 @@ func (s *Simulator) attempt(it *activity.Item, t int64) {
 		}
 	}
 	s.stats.attempt(role, t, d.Granted)
-	visible := s.queue(occ, c, exp)
+	ts, visible := s.queueAt(occ, c, exp)
 	if visible && it.Label >= 0 {
-		s.extendLabel(int(it.Label), t, "")
+		s.extendLabel(int(it.Label), ts, "")
 	}
 	if !d.Granted {
 		return
 	}
 	if visible && c >= 0 {
-		s.groundTruth(it, c, t, l, d)
+		s.groundTruth(it, c, ts, l, d)
 	}
 	// What a door with a sensor and auto-relock reports after a granted unlock.
 	after := t
@@ -595,14 +597,24 @@ func (s *Simulator) credIndex(id string) int {
 // queue encodes nothing yet: it checks the vendor reports the occurrence
 // and queues it by time. It reports whether a record will be written.
 func (s *Simulator) queue(occ payload.Occurrence, cred int, exp Expect) bool {
+	_, ok := s.queueAt(occ, cred, exp)
+	return ok
+}
+
+// queueAt is queue, also returning the record's event time (legacy panels
+// log whole seconds).
+func (s *Simulator) queueAt(occ payload.Occurrence, cred int, exp Expect) (int64, bool) {
 	if !payload.Reports(occ.Lock.Vendor, occ.Op, occ.Method) {
-		return false
+		return 0, false
 	}
-	if occ.Lock.Vendor == "legacy" {
-		occ.TsMs -= occ.TsMs % 1000 // panels log whole seconds
+	if occ.Lock.Vendor == "legacy" && occ.TsMs%1000 != 0 {
+		// Panels log whole seconds; rounding up keeps records in time order.
+		occ.TsMs += 1000 - occ.TsMs%1000
 	}
+	exp.TsMs = occ.TsMs
+	s.queued++
 	s.push(pendingRecord{ts: occ.TsMs, occ: occ, cred: nil, credIdx: cred, expect: exp})
-	return true
+	return occ.TsMs, true
 }
 
 func (s *Simulator) push(r pendingRecord) {

@@ -154,7 +154,7 @@ func Reports(vendor string, op Op, method string) bool {
 		return false
 	case "schlage":
 		switch op {
-		case OpUnlock, OpUnlatch, OpLock, OpJammed, OpTamper, OpBatteryLow, OpOffline, OpOnline, OpKeypadLockout:
+		case OpUnlock, OpUnlatch, OpLock, OpJammed, OpTamper, OpDoorForced, OpBatteryLow, OpOffline, OpOnline, OpKeypadLockout:
 			return true
 		case OpDenied:
 			return method == MethodPIN
@@ -162,7 +162,7 @@ func Reports(vendor string, op Op, method string) bool {
 		return false
 	case "seam":
 		switch op {
-		case OpUnlock, OpUnlatch, OpLock, OpDenied:
+		case OpUnlock, OpUnlatch, OpLock, OpDenied, OpOffline, OpOnline, OpBatteryLow, OpTamper, OpDoorOpened, OpDoorClosed:
 			return true
 		}
 		return false

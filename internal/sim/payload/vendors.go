@@ -126,7 +126,7 @@ func (e *Encoder) matter(dst []byte, o *Occurrence) []byte {
 
 // Nuki Web API smartlock log codes.
 var nukiTriggers = map[string]int{
-	MethodPhoneBLE: 0, MethodAliro: 0, MethodWallet: 0, MethodManual: 1, MethodButton: 2, MethodAppRemote: 4,
+	MethodPhoneBLE: 5, MethodAliro: 5, MethodWallet: 5, MethodManual: 1, MethodButton: 2, MethodAppRemote: 4,
 	MethodAuto: 6, MethodCard: 7, MethodPhoneNFC: 7, MethodPIN: 255, MethodSchedule: 3,
 }
 
@@ -164,6 +164,12 @@ func (e *Encoder) nuki(dst []byte, o *Occurrence) []byte {
 	id := make([]byte, 0, 24)
 	id = appendHex(id, uint64(o.TsMs/1000), 8)
 	id = appendHex(id, e.r.Uint64(), 16)
+	// About a third arrive as DEVICE_LOGS webhooks, the rest are polled
+	// from the Web API's log.
+	wrapped := e.r.IntN(3) == 0
+	if wrapped {
+		dst = append(dst, `{"feature":"DEVICE_LOGS","smartlockLog":`...)
+	}
 	dst = append(dst, `{"id":`...)
 	dst = appendString(dst, string(id))
 	dst = appendInt(dst, "smartlockId", l.NukiID)
@@ -180,13 +186,21 @@ func (e *Encoder) nuki(dst []byte, o *Occurrence) []byte {
 	dst = appendInt(dst, "action", int64(action))
 	dst = appendInt(dst, "trigger", int64(trigger))
 	dst = appendInt(dst, "state", int64(state))
-	dst = append(dst, `,"autoUnlock":false`...)
+	// Some app unlocks are the app's auto unlock on approach.
+	if o.Op == OpUnlock && o.Method == MethodPhoneBLE && e.r.IntN(5) == 0 {
+		dst = append(dst, `,"autoUnlock":true`...)
+	} else {
+		dst = append(dst, `,"autoUnlock":false`...)
+	}
 	dst = appendField(dst, "date", isoMs(o.TsMs))
 	source := 0
 	if o.Method == MethodPIN {
 		source = 1 // keypad code
 	}
 	dst = appendInt(dst, "source", int64(source))
+	if wrapped {
+		dst = append(dst, '}')
+	}
 	return append(dst, '}')
 }
 
@@ -223,7 +237,7 @@ func (e *Encoder) schlage(dst []byte, o *Occurrence) []byte {
 		eventType = "InvalidAccessCodeAttempted"
 	case (o.Op == OpUnlock || o.Op == OpUnlatch) && o.Method == MethodPIN:
 		eventType = "AccessCodeUsed"
-	case o.Op == OpTamper:
+	case o.Op == OpTamper || o.Op == OpDoorForced:
 		eventType = "DeviceAlarmTriggered"
 	case o.Op == OpBatteryLow:
 		eventType = "DeviceBatteryLevelChanged"
@@ -277,7 +291,11 @@ func (e *Encoder) schlage(dst []byte, o *Occurrence) []byte {
 	case "InvalidAccessCodeAttempted":
 		dst = append(dst, `"lockState":"Locked"`...)
 	case "DeviceAlarmTriggered":
-		dst = append(dst, `"alarmType":"Tamper"`...)
+		if o.Op == OpDoorForced {
+			dst = append(dst, `"alarmType":"ForcedEntry"`...)
+		} else {
+			dst = append(dst, `"alarmType":"Tamper"`...)
+		}
 	case "DeviceBatteryLevelChanged":
 		dst = append(dst, `"batteryLevel":`...)
 		dst = strconv.AppendInt(dst, int64(o.Battery), 10)
@@ -297,7 +315,13 @@ func (e *Encoder) schlage(dst []byte, o *Occurrence) []byte {
 // Seam lock event methods by attempt method.
 var seamMethods = map[string]string{
 	MethodPIN: "keycode", MethodManual: "manual", MethodButton: "manual", MethodAuto: "automatic",
-	MethodAppRemote: "seamapi", MethodPhoneBLE: "bluetooth", MethodSchedule: "automatic",
+	MethodAppRemote: "remote", MethodPhoneBLE: "mobile_key", MethodSchedule: "automatic",
+}
+
+// Seam device events.
+var seamDeviceEvents = map[Op]string{
+	OpOffline: "device.disconnected", OpOnline: "device.connected", OpBatteryLow: "device.low_battery",
+	OpTamper: "device.tampered", OpDoorOpened: "device.door_opened", OpDoorClosed: "device.door_closed",
 }
 
 func (e *Encoder) seam(dst []byte, o *Occurrence) []byte {
@@ -319,6 +343,9 @@ func (e *Encoder) seam(dst []byte, o *Occurrence) []byte {
 	if !ok {
 		method = "unknown"
 	}
+	if t, ok := seamDeviceEvents[o.Op]; ok {
+		eventType, method = t, ""
+	}
 	received := o.ReceivedMs
 	if received < o.TsMs {
 		received = o.TsMs
@@ -331,7 +358,9 @@ func (e *Encoder) seam(dst []byte, o *Occurrence) []byte {
 	dst = appendField(dst, "connected_account_id", e.account[l.Site])
 	dst = appendField(dst, "created_at", isoMs(received))
 	dst = appendField(dst, "occurred_at", isoMs(o.TsMs))
-	dst = appendField(dst, "method", method)
+	if method != "" {
+		dst = appendField(dst, "method", method)
+	}
 	if o.UserRef != "" {
 		if o.Method == MethodPIN {
 			dst = appendField(dst, "access_code_id", o.UserRef)
