@@ -101,7 +101,7 @@ func ParseProfiles(base map[string]Profile, spec string) (map[string]Profile, er
 }
 
 // Never is the applied time of a command that is never applied.
-const Never = math.MaxInt64
+const Never int64 = math.MaxInt64
 
 // Entry is one credential on one lock's access list.
 type Entry struct {
