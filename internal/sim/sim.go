@@ -420,8 +420,7 @@ func (s *Simulator) attempt(it *activity.Item, t int64) {
 	occ := payload.Occurrence{Lock: l, TsMs: t, Op: op, Method: it.Method, Reason: d.Reason}
 	exp := Expect{Op: op, Granted: d.Granted}
 	if c >= 0 && int(it.Device) != activity.NoDevice {
-		known := d.Granted || (d.Reason != payload.ReasonInvalid && d.Reason != payload.ReasonRevoked) || l.Vendor == "legacy"
-		if known {
+		if d.Granted || payload.NamesUser(l.Vendor, d.Reason) {
 			occ.UserRef = f.UserRef(c, int(it.Device), l.Vendor)
 			occ.UserName = f.Subjects[f.Credentials[c].Subject].Name
 			exp.SubjectID = f.Subjects[f.Credentials[c].Subject].ID
@@ -604,7 +603,7 @@ func (s *Simulator) queue(occ payload.Occurrence, cred int, exp Expect) bool {
 // queueAt is queue, also returning the record's event time (legacy panels
 // log whole seconds).
 func (s *Simulator) queueAt(occ payload.Occurrence, cred int, exp Expect) (int64, bool) {
-	if !payload.Reports(occ.Lock.Vendor, occ.Op, occ.Method) {
+	if !payload.Reported(&occ) {
 		return 0, false
 	}
 	if occ.Lock.Vendor == "legacy" && occ.TsMs%1000 != 0 {

@@ -115,7 +115,7 @@ func NewEncoder(seed uint64) *Encoder {
 // anyone about a phone it refused; legacy panels have no door sensor
 // events), and nothing is appended.
 func (e *Encoder) Encode(dst []byte, o *Occurrence) (out []byte, ok bool) {
-	if !Reports(o.Lock.Vendor, o.Op, o.Method) {
+	if !Reported(o) {
 		return dst, false
 	}
 	switch o.Lock.Vendor {
@@ -176,6 +176,31 @@ func Reports(vendor string, op Op, method string) bool {
 		return false
 	}
 	return false
+}
+
+// NamesUser reports whether a vendor's record of a refused attempt says
+// who tried: a panel reads the card number whatever it decides; a lock
+// that still holds the user but refuses (schedule, expiry, disabled) names
+// them, except Schlage, whose refusal events carry no accessor; a
+// credential the lock does not hold (unknown or revoked) cannot be named.
+func NamesUser(vendor, reason string) bool {
+	switch {
+	case vendor == "legacy":
+		return true
+	case vendor == "schlage":
+		return false
+	}
+	return reason != ReasonInvalid && reason != ReasonRevoked
+}
+
+// Reported is Reports for one occurrence: a Nuki lock logs a refused phone
+// only when it holds the phone's authorization (and refuses it by schedule
+// or expiry).
+func Reported(o *Occurrence) bool {
+	if o.Lock.Vendor == "nuki" && o.Op == OpDenied && o.Method != MethodPIN && o.Method != MethodCard && o.Method != MethodPhoneNFC {
+		return NamesUser("nuki", o.Reason)
+	}
+	return Reports(o.Lock.Vendor, o.Op, o.Method)
 }
 
 // PhoneMethods are the ways a phone key is presented at a lock of each vendor.

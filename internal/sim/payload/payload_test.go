@@ -126,7 +126,8 @@ func TestEveryPayloadNormalizes(t *testing.T) {
 						dev = fleet.PINDevice
 					}
 					userOp := tc.op <= payload.OpDenied || tc.op == payload.OpUserAdded || tc.op == payload.OpUserRemoved
-					if withUser && userOp && method != payload.MethodAuto && method != payload.MethodButton && method != payload.MethodManual {
+					if withUser && userOp && method != payload.MethodAuto && method != payload.MethodButton && method != payload.MethodManual &&
+						(tc.op != payload.OpDenied || payload.NamesUser(vendor, tc.reason)) {
 						occ.UserRef = f.UserRef(cred, dev, vendor)
 					}
 					if !withUser && occ.UserRef == "" && tc.op > payload.OpDenied {
@@ -134,7 +135,7 @@ func TestEveryPayloadNormalizes(t *testing.T) {
 					}
 					raw, ok := enc.Encode(nil, &occ)
 					if !ok {
-						require.False(t, payload.Reports(vendor, tc.op, method))
+						require.False(t, payload.Reported(&occ))
 						continue
 					}
 					name := fmt.Sprintf("%s/%s/%s/%s/user=%v", vendor, tc.op, method, tc.reason, occ.UserRef != "")
@@ -188,7 +189,7 @@ func TestGolden(t *testing.T) {
 			method := tc.methods[0]
 			occ := payload.Occurrence{Lock: lock, TsMs: 1_795_000_000_123, Op: tc.op, Method: method, Reason: tc.reason,
 				Battery: 12, ReceivedMs: 1_795_000_000_523, UserName: "Anna Keller"}
-			if tc.op <= payload.OpDenied && method != payload.MethodAuto {
+			if tc.op <= payload.OpDenied && method != payload.MethodAuto && (tc.op != payload.OpDenied || payload.NamesUser(vendor, tc.reason)) {
 				occ.UserRef = f.UserRef(cred, 0, vendor)
 			}
 			raw, ok := enc.Encode(nil, &occ)

@@ -143,8 +143,14 @@ func (e *Encoder) nuki(dst []byte, o *Occurrence) []byte {
 	case OpLock:
 		action = 2
 	case OpDenied:
-		state = 224 // invalid code
-		if o.Method != MethodPIN {
+		switch {
+		case o.Reason == ReasonSchedule:
+			state = 10 // rejected night mode
+		case NamesUser("nuki", o.Reason):
+			state = 9 // rejected
+		case o.Method == MethodPIN:
+			state = 224 // invalid code
+		default:
 			state = 226 // invalid NFC tag
 		}
 	case OpDoorOpened:
@@ -175,7 +181,7 @@ func (e *Encoder) nuki(dst []byte, o *Occurrence) []byte {
 	dst = appendInt(dst, "smartlockId", l.NukiID)
 	dst = appendInt(dst, "deviceType", int64(deviceType))
 	authID, name := o.UserRef, o.UserName
-	if o.Op >= OpDoorOpened || o.Op == OpDenied {
+	if o.Op >= OpDoorOpened || (o.Op == OpDenied && !NamesUser("nuki", o.Reason)) {
 		authID, name = "", ""
 	}
 	if o.Method == MethodAuto || o.Method == MethodButton || o.Method == MethodManual {
@@ -276,8 +282,9 @@ func (e *Encoder) schlage(dst []byte, o *Occurrence) []byte {
 				access = "LockButton"
 			}
 			id := o.UserRef
-			if access != "VirtualKey" && access != "AppleHomeNFC" {
-				id = ""
+			switch access {
+			case "AutoRelock", "Thumbturn", "UnlockButton", "LockButton", "ScheduledLock":
+				id = "" // nobody presented a key
 			}
 			dst = append(dst, `,"accessor":{"id":`...)
 			dst = appendString(dst, id)
