@@ -126,7 +126,7 @@ func TestEveryPayloadNormalizes(t *testing.T) {
 						dev = fleet.PINDevice
 					}
 					userOp := tc.op <= payload.OpDenied || tc.op == payload.OpUserAdded || tc.op == payload.OpUserRemoved
-					if withUser && userOp && method != payload.MethodAuto && method != payload.MethodButton && method != payload.MethodManual &&
+					if withUser && userOp && method != payload.MethodAuto && method != payload.MethodButton && method != payload.MethodManual && method != payload.MethodSchedule &&
 						(tc.op != payload.OpDenied || payload.NamesUser(vendor, tc.reason)) {
 						occ.UserRef = f.UserRef(cred, dev, vendor)
 					}
