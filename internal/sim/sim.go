@@ -184,6 +184,8 @@ type Simulator struct {
 	open        map[labelKey]int // generic labels still being extended
 	cmdSeq      uint64
 
+	lastLegacy map[int]legacyLine // last line queued per legacy panel reader
+
 	stats      Stats
 	queued     int64 // records queued (written or pending)
 	wallStart  time.Time
@@ -226,6 +228,7 @@ func New(o Options) (*Simulator, error) {
 		state:       make([]string, len(f.Credentials)),
 		attestedDev: make([]int, len(f.Credentials)),
 		open:        map[labelKey]int{},
+		lastLegacy:  map[int]legacyLine{},
 	}
 	for i := range s.attestedDev {
 		s.attestedDev[i] = -1
@@ -606,9 +609,20 @@ func (s *Simulator) queueAt(occ payload.Occurrence, cred int, exp Expect) (int64
 	if !payload.Reported(&occ) {
 		return 0, false
 	}
-	if occ.Lock.Vendor == "legacy" && occ.TsMs%1000 != 0 {
-		// Panels log whole seconds; rounding up keeps records in time order.
-		occ.TsMs += 1000 - occ.TsMs%1000
+	if occ.Lock.Vendor == "legacy" {
+		if occ.TsMs%1000 != 0 {
+			// Panels log whole seconds; rounding up keeps records in time order.
+			occ.TsMs += 1000 - occ.TsMs%1000
+		}
+		// Two identical lines in one second would be one event (legacy
+		// lines have no event id): a panel that logs the same card twice
+		// logs it a second apart.
+		sig := legacyLine{occ.TsMs, occ.Op, occ.Method, occ.UserRef, occ.Reason}
+		for s.lastLegacy[occ.Lock.Index] == sig {
+			occ.TsMs += 1000
+			sig.ts = occ.TsMs
+		}
+		s.lastLegacy[occ.Lock.Index] = sig
 	}
 	exp.TsMs = occ.TsMs
 	s.queued++
@@ -709,6 +723,12 @@ func (s *Simulator) connectivity(t int64) {
 		}
 		s.nextConnMs += step
 	}
+}
+
+type legacyLine struct {
+	ts                      int64
+	op                      payload.Op
+	method, userRef, reason string
 }
 
 type pendingRecord struct {

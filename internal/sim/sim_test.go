@@ -319,3 +319,28 @@ func TestOptionsValidate(t *testing.T) {
 		require.Error(t, err, name)
 	}
 }
+
+// TestEventIDsAreUnique: no two records of a run normalize to the same
+// event id (which would silently merge them in ClickHouse) — legacy panel
+// lines, which have no id of their own, included.
+func TestEventIDsAreUnique(t *testing.T) {
+	r := backfill(t, 7, 600, 7, 2)
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(r.replay.Bytes()))
+	sc.Buffer(nil, 1<<20)
+	n := 0
+	for sc.Scan() {
+		var e struct {
+			Record  string `json:"record"`
+			EventID string `json:"event_id"`
+		}
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
+		if e.Record != "access" {
+			continue
+		}
+		require.False(t, seen[e.EventID], "duplicate event id %s", e.EventID)
+		seen[e.EventID] = true
+		n++
+	}
+	require.Positive(t, n)
+}
