@@ -17,6 +17,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/sim/activity"
 	"github.com/keyfleet/keyfleet/internal/sim/fleet"
 	"github.com/keyfleet/keyfleet/internal/sim/gateway"
+	"github.com/keyfleet/keyfleet/internal/sim/score"
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
 )
@@ -105,6 +106,8 @@ roles and habits, their phone keys, and the lock gateways that hold access lists
 
   keyfleet simulate [flags]            play the fleet's activity
   keyfleet simulate gateways [flags]   run only the lock-gateway simulators
+  keyfleet simulate score --labels FILE --alerts FILE
+                                       precision/recall of alerts per anomaly type
 
 Time: --days N backfills N days of history ending at --end (default now), as
 fast as possible or paced by --speedup. Without --days it runs in real time:
@@ -135,6 +138,9 @@ Typical: keyfleet simulate --days 14 --subjects 2000 --seed 7 --labels labels.js
 func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "gateways" {
 		return runSimulateGateways(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "score" {
+		return runSimulateScore(args[1:], stdout, stderr)
 	}
 	var (
 		ff                                      fleetFlags
@@ -404,4 +410,57 @@ func runSimulateGateways(ctx context.Context, args []string, _, stderr io.Writer
 		return writeFile(stat, func(w io.Writer) error { return json.NewEncoder(w).Encode(summary) })
 	}
 	return nil
+}
+
+func runSimulateScore(args []string, stdout, stderr io.Writer) error {
+	var (
+		labelsPath, alertsPath string
+		slack                  time.Duration
+		asJSON                 bool
+	)
+	fs := flagenv.New("simulate score", "Scores detector alerts (JSON lines, as 'keyfleet detect --replay' prints; '-' reads stdin)\n"+
+		"against the simulator's labels: per anomaly type the labels, how many were detected, the\n"+
+		"alerts, how many match a label, precision, recall and F1. An alert matches a label when its\n"+
+		"detector is the label's type, it names the label's subject or credential (its door for\n"+
+		"door_forced and denied_storm) and its window overlaps the label's, widened by --slack.")
+	fs.FlagSet().SetOutput(stderr)
+	fs.String(&labelsPath, "labels", "KEYFLEET_SIM_LABELS", "", "labels file written by 'keyfleet simulate --labels'")
+	fs.String(&alertsPath, "alerts", "KEYFLEET_SIM_ALERTS", "-", "alerts file (JSON lines; - for stdin)")
+	fs.Duration(&slack, "slack", "KEYFLEET_SIM_SCORE_SLACK", 15*time.Minute, "widen each label's window by this much on both sides")
+	fs.Bool(&asJSON, "json", "KEYFLEET_SIM_SCORE_JSON", false, "print the results as JSON instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return usageErr(err)
+	}
+	if labelsPath == "" {
+		return usageError{errors.New("--labels is required")}
+	}
+	lf, err := os.Open(labelsPath)
+	if err != nil {
+		return fmt.Errorf("--labels: %w", err)
+	}
+	defer lf.Close()
+	labels, err := score.ReadLabels(lf)
+	if err != nil {
+		return fmt.Errorf("--labels %s: %w", labelsPath, err)
+	}
+	var ar io.Reader = os.Stdin
+	if alertsPath != "-" {
+		af, err := os.Open(alertsPath)
+		if err != nil {
+			return fmt.Errorf("--alerts: %w", err)
+		}
+		defer af.Close()
+		ar = af
+	}
+	alerts, err := score.ReadAlerts(ar)
+	if err != nil {
+		return fmt.Errorf("--alerts %s: %w", alertsPath, err)
+	}
+	results := score.Score(labels, alerts, score.Options{Slack: slack})
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	return score.WriteTable(stdout, results)
 }
