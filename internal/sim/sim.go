@@ -524,7 +524,7 @@ func (s *Simulator) change(ch *activity.Change, t int64) {
 			Type:      ch.Command, Vendor: l.Vendor, LockID: l.LockID, CredentialID: cred.ID,
 			SubjectID: f.Subjects[cred.Subject].ID, RevocationID: revocation, ValidUntilMs: ch.ValidUntilMs, IssuedMs: t,
 		}
-		applied := s.set.Submit(cmd, t, gateway.SubmitOptions{Lose: ch.Lose[li], Schedule: cred.Schedule})
+		applied := s.set.Submit(cmd, t, gateway.SubmitOptions{Lose: ch.Lose[li], Schedule: cred.Schedule, NoAck: true})
 		s.stats.Commands[ch.Command]++
 		if applied == gateway.Never {
 			s.stats.CommandsLost++

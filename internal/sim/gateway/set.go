@@ -279,6 +279,9 @@ func (s *Set) Decide(lockID, credID string, atMs int64) Decision {
 type SubmitOptions struct {
 	Lose     bool // the gateway loses this command (scenario-injected)
 	Schedule *fleet.Schedule
+	// NoAck applies the command without queueing an ack (commands the
+	// simulation itself issues, which no control plane waits for).
+	NoAck bool
 }
 
 // Submit hands a command to its lock's gateway, received at receivedMs. It
@@ -345,7 +348,7 @@ func (s *Set) Submit(cmd gw.Command, receivedMs int64, o SubmitOptions) int64 {
 		s.queueAck(cmd, receivedMs, receivedMs, gw.AckFailed, "unknown command type")
 		return receivedMs
 	}
-	if !lost {
+	if !lost && !o.NoAck {
 		s.queueAck(cmd, receivedMs, applied, gw.AckApplied, "")
 	}
 	return applied
