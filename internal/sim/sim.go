@@ -458,9 +458,11 @@ func (s *Simulator) attempt(it *activity.Item, t int64) {
 
 // groundTruth labels granted uses that detectors must catch whatever the
 // scenario that caused them: use after a revocation the lock had not
-// applied, and use from a device the credential was never attested on.
+// applied (the simulation's own revocations, or any removal the control
+// plane sent on lock.commands), and use from a device the credential was
+// never attested on.
 func (s *Simulator) groundTruth(it *activity.Item, c int, t int64, l *fleet.Lock, d gateway.Decision) {
-	if d.RevokeRequestedMs > 0 && s.state[c] == event.StateRevoked {
+	if d.RevokeRequestedMs > 0 && (s.state[c] == event.StateRevoked || d.RevokeExternal) {
 		s.extendGeneric(activity.LabelUseAfterRevocaton, c, t, l.DoorID)
 	}
 	if dev := int(it.Device); dev >= 0 && dev != s.attestedDev[c] {

@@ -90,7 +90,21 @@ type Change struct {
 	Lose map[int]bool
 }
 
-// Label is one injected anomaly, as written to the labels file.
+// Label is one injected anomaly, as written to the labels file (JSON
+// lines). StartMs and EndMs are the event times of the first and last
+// record that is evidence of it:
+//   - unlock_burst: the burst's unlocks (subject, credential; no door);
+//   - unattested_device_change: granted uses from a device the credential
+//     was not last attested on, until a fresh attestation (door of the
+//     first use; a gap of a day starts a new label);
+//   - use_after_revocation: granted uses after a revocation the lock had
+//     not applied (door of the first use; a day's gap starts a new label);
+//   - denied_storm: the refusals at one door (door; no subject);
+//   - door_forced: the forced-door report (door; start = end).
+//
+// Anomalies whose evidence no lock reported (or fell outside the window)
+// get no label. Benign busy crews, move-ins, attested phone upgrades,
+// refusals after move-outs and expiries are never labelled.
 type Label struct {
 	Type         string `json:"type"`
 	SubjectID    string `json:"subject_id"`

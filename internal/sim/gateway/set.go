@@ -116,6 +116,7 @@ type change struct {
 	appliedMs   int64 // Never when lost
 	present     bool  // on the list afterwards
 	entry       Entry
+	external    bool // sent on lock.commands (not by the simulation itself)
 }
 
 type span struct{ from, until int64 }
@@ -220,6 +221,9 @@ type Decision struct {
 	// the credential had been requested (not yet applied, or lost): the
 	// ground truth of use after revocation.
 	RevokeRequestedMs int64
+	// RevokeExternal: that removal came over lock.commands (the control
+	// plane), not from the simulation's own lifecycle.
+	RevokeExternal bool
 }
 
 // Decide answers an attempt of credential credID at lock lockID at atMs
@@ -235,6 +239,7 @@ func (s *Set) Decide(lockID, credID string, atMs int64) Decision {
 	present, removed := false, false
 	var entry Entry
 	var pendingRemoval int64
+	external := false
 	for _, ch := range hist {
 		if ch.requestedMs > atMs {
 			break
@@ -250,10 +255,10 @@ func (s *Set) Decide(lockID, credID string, atMs int64) Decision {
 		}
 		if !ch.present {
 			if ch.appliedMs > atMs {
-				pendingRemoval = ch.requestedMs
+				pendingRemoval, external = ch.requestedMs, ch.external
 			}
 		} else if ch.appliedMs <= atMs {
-			pendingRemoval = 0
+			pendingRemoval, external = 0, false
 		}
 	}
 	switch {
@@ -272,7 +277,7 @@ func (s *Set) Decide(lockID, credID string, atMs int64) Decision {
 			return Decision{Reason: "outside_schedule"}
 		}
 	}
-	return Decision{Granted: true, RevokeRequestedMs: pendingRemoval}
+	return Decision{Granted: true, RevokeRequestedMs: pendingRemoval, RevokeExternal: external}
 }
 
 // SubmitOptions modify one Submit.
@@ -320,20 +325,26 @@ func (s *Set) Submit(cmd gw.Command, receivedMs int64, o SubmitOptions) int64 {
 		}
 	}
 	entry := Entry{Schedule: o.Schedule, ValidFromMs: cmd.ValidFromMs, ValidUntilMs: cmd.ValidUntilMs}
+	ext := !o.NoAck
 	switch cmd.Type {
 	case gw.CommandRevoke:
-		ls.record(cmd.CredentialID, change{requestedMs: receivedMs, appliedMs: applied})
+		ls.record(cmd.CredentialID, change{requestedMs: receivedMs, appliedMs: applied, external: ext})
 	case gw.CommandGrant:
-		ls.record(cmd.CredentialID, change{requestedMs: receivedMs, appliedMs: applied, present: true, entry: entry})
+		ls.record(cmd.CredentialID, change{requestedMs: receivedMs, appliedMs: applied, present: true, entry: entry, external: ext})
 	case gw.CommandACLPush:
 		keep := map[string]bool{}
 		for _, id := range cmd.ACL {
 			keep[id] = true
 		}
+		var gone []string
 		for id := range ls.acl {
 			if !keep[id] {
-				ls.record(id, change{requestedMs: receivedMs, appliedMs: applied})
+				gone = append(gone, id)
 			}
+		}
+		sort.Strings(gone)
+		for _, id := range gone {
+			ls.record(id, change{requestedMs: receivedMs, appliedMs: applied, external: ext})
 		}
 		ids := make([]string, 0, len(keep))
 		for id := range keep {
@@ -341,7 +352,7 @@ func (s *Set) Submit(cmd gw.Command, receivedMs int64, o SubmitOptions) int64 {
 		}
 		sort.Strings(ids)
 		for _, id := range ids {
-			ls.record(id, change{requestedMs: receivedMs, appliedMs: applied, present: true, entry: entry})
+			ls.record(id, change{requestedMs: receivedMs, appliedMs: applied, present: true, entry: entry, external: ext})
 		}
 	default:
 		st.Failed++

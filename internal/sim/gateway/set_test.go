@@ -123,6 +123,7 @@ func TestLostRevocationKeepsGranting(t *testing.T) {
 	d := set.Decide(l.LockID, c.ID, t0+int64(48*time.Hour/time.Millisecond))
 	require.True(t, d.Granted)
 	require.Equal(t, t0, d.RevokeRequestedMs)
+	require.True(t, d.RevokeExternal, "submitted as a command from lock.commands")
 	require.Empty(t, set.DueAcks(gateway.Never-1), "a lost command is never acknowledged")
 	// Sent again, it is applied.
 	applied := set.Submit(revoke(l, c, "again"), t0+1000, gateway.SubmitOptions{})
