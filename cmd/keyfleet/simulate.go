@@ -402,6 +402,9 @@ func runSimulateGateways(ctx context.Context, args []string, _, stderr io.Writer
 		return err
 	}
 	summary := set.Summarize()
+	if len(summary) == 0 {
+		fmt.Fprintln(stderr, "gateway commands: none received")
+	}
 	for _, g := range summary {
 		fmt.Fprintf(stderr, "gateway %-8s commands %d applied %d lost %d failed %d injected delay p50 %d ms p95 %d ms max %d ms\n",
 			g.Vendor, g.Commands, g.Applied, g.Lost, g.Failed, g.P50Ms, g.P95Ms, g.MaxMs)
