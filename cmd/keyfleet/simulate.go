@@ -197,10 +197,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	now := time.Now()
 	o := sim.Options{Fleet: fl, Seed: uint64(ff.seed), PseudonymKey: key, Count: count, Profiles: profiles,
-		AnomalyScale: anomalyScale, Logger: logger}
-	if anomalyScale == 0 {
-		o.AnomalyScale = 1e-12 // zero means "default" to the generator
-	}
+		AnomalyScale: anomalyScale, NoAnomalies: anomalyScale == 0, Logger: logger}
 	switch {
 	case days > 0:
 		if withGateways {

@@ -113,6 +113,7 @@ type Options struct {
 
 	Rates        activity.Rates
 	AnomalyScale float64
+	NoAnomalies  bool
 	// Gateways decide access. When nil the simulator builds its own from
 	// Profiles; pass a Set shared with a gateway.Runner to let commands from
 	// lock.commands change what locks decide.
@@ -214,7 +215,7 @@ func New(o Options) (*Simulator, error) {
 	}
 	f := o.Fleet
 	gen := activity.New(activity.Options{Fleet: f, Seed: o.Seed, StartMs: o.StartMs, EndMs: o.EndMs,
-		Rates: o.Rates, AnomalyScale: o.AnomalyScale})
+		Rates: o.Rates, AnomalyScale: o.AnomalyScale, NoAnomalies: o.NoAnomalies})
 	set := o.Gateways
 	if set == nil {
 		set = gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: o.Profiles, Seed: o.Seed, OriginMs: o.StartMs,
@@ -349,6 +350,17 @@ func (s *Simulator) clock(ctx context.Context, simMs int64) (int64, error) {
 		}
 	case ModeNatural:
 		t = simMs
+		// Write queued follow-ups (door closed, relock) when they happen,
+		// not when the next attempt comes.
+		for s.pending.Len() > 0 && s.pending[0].ts < simMs {
+			due := s.pending[0].ts
+			if err := sleepUntil(ctx, s.o.Now, time.UnixMilli(due)); err != nil {
+				return 0, err
+			}
+			if err := s.flush(ctx, due); err != nil {
+				return 0, err
+			}
+		}
 		if err := sleepUntil(ctx, s.o.Now, time.UnixMilli(simMs)); err != nil {
 			return 0, err
 		}

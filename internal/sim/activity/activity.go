@@ -132,9 +132,11 @@ type Options struct {
 	StartMs int64
 	// EndMs ends the stream (0: never).
 	EndMs int64
-	// Rates of injected anomalies (DefaultRates when zero), scaled by AnomalyScale.
+	// Rates of injected anomalies (DefaultRates when zero), scaled by
+	// AnomalyScale (1 when zero); NoAnomalies injects none.
 	Rates        Rates
 	AnomalyScale float64
+	NoAnomalies  bool
 }
 
 const (
@@ -176,6 +178,9 @@ func New(o Options) *Generator {
 	}
 	if o.AnomalyScale == 0 {
 		o.AnomalyScale = 1
+	}
+	if o.NoAnomalies {
+		o.AnomalyScale = 0
 	}
 	g := &Generator{o: o, f: o.Fleet, creds: make([]credState, len(o.Fleet.Credentials))}
 	r := rand.New(rand.NewPCG(o.Seed, 0x696e6974))
