@@ -271,9 +271,12 @@ func (s *Simulator) Run(ctx context.Context) (Stats, []activity.Label, error) {
 	// Flush what is pending, even after cancellation.
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	last := int64(math.MaxInt64)
+	// Nothing after the window (follow-ups of a backfill's last attempts);
+	// in real time, follow-ups of the last attempts (door closed, relock)
+	// but not connectivity changes queued minutes ahead.
+	last := s.lastT + int64(time.Minute/time.Millisecond)
 	if s.o.Mode == ModeBackfill {
-		last = s.o.EndMs - 1 // nothing after the window (follow-ups of its last attempts)
+		last = s.o.EndMs - 1
 	}
 	if ferr := s.flush(flushCtx, last); ferr != nil && err == nil {
 		err = ferr
