@@ -315,6 +315,11 @@ func (s *Simulator) loop(ctx context.Context) error {
 		}
 		it, ok := s.gen.Next()
 		if !ok {
+			if s.o.Mode == ModeNatural {
+				// Real time lasts until the window ends, writing what is due.
+				_, err := s.clock(ctx, s.o.EndMs)
+				return err
+			}
 			return nil
 		}
 		t, err := s.clock(ctx, it.TsMs)
