@@ -26,6 +26,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the service: ingest, normalize, store, HTTP API", runServe},
 		{"normalize", "normalize vendor lock events from stdin to common-schema JSON lines", runNormalize},
+		{"simulate", "simulate a lock fleet and its gateways (events, registry, labels)", runSimulate},
 	}
 }
 

@@ -1,0 +1,77 @@
+package activity_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyfleet/keyfleet/internal/sim/activity"
+	"github.com/keyfleet/keyfleet/internal/sim/fleet"
+)
+
+var end = time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC).UnixMilli()
+
+const day = int64(24 * time.Hour / time.Millisecond)
+
+func items(t *testing.T, seed uint64, days int64) ([]activity.Item, *activity.Generator, *fleet.Fleet) {
+	t.Helper()
+	f, err := fleet.Generate(fleet.Options{Seed: seed, Sites: 2, DoorsPerSite: 60, Subjects: 400, SpareDevices: 2})
+	require.NoError(t, err)
+	g := activity.New(activity.Options{Fleet: f, Seed: seed, StartMs: end - days*day, EndMs: end})
+	var out []activity.Item
+	for {
+		it, ok := g.Next()
+		if !ok {
+			return out, g, f
+		}
+		out = append(out, it)
+	}
+}
+
+func TestSameSeedSameItems(t *testing.T) {
+	a, ga, _ := items(t, 1, 4)
+	b, gb, _ := items(t, 1, 4)
+	require.Equal(t, a, b)
+	require.Equal(t, ga.Labels(), gb.Labels())
+	require.Equal(t, ga.Initial(), gb.Initial())
+	c, _, _ := items(t, 2, 4)
+	require.NotEqual(t, len(a), len(c))
+}
+
+func TestItemsOrderedInWindowByEveryRole(t *testing.T) {
+	its, g, f := items(t, 3, 7)
+	var last int64
+	roles := map[string]int{}
+	kinds := map[activity.Kind]int{}
+	for _, it := range its {
+		require.GreaterOrEqual(t, it.TsMs, last)
+		require.GreaterOrEqual(t, it.TsMs, end-7*day)
+		require.Less(t, it.TsMs, end)
+		last = it.TsMs
+		kinds[it.Kind]++
+		if it.Kind == activity.KindAttempt && it.Cred >= 0 {
+			roles[f.Credentials[it.Cred].Role]++
+		}
+	}
+	for _, r := range fleet.Roles {
+		if r == fleet.RoleEmergency {
+			continue // a handful of call-outs a month per site
+		}
+		require.Positive(t, roles[r], "no attempts by %s", r)
+	}
+	require.Positive(t, kinds[activity.KindLockEvent])
+	require.Positive(t, kinds[activity.KindChange])
+	// Everyone but the residents still to move in starts issued and active.
+	initial := g.Initial()
+	incoming := 0
+	for c := range f.Credentials {
+		if !g.Provisioned(c) {
+			incoming++
+		}
+	}
+	require.Equal(t, 2*(len(f.Credentials)-incoming), len(initial))
+	for _, it := range initial {
+		require.Less(t, it.TsMs, end-7*day)
+	}
+}
