@@ -1,15 +1,46 @@
 #!/usr/bin/env bash
 # `make run`: keyfleet serve on the embedded Kafka-protocol broker against the
-# project's local ClickHouse, with a simulated fleet feeding it. Ctrl-C stops it.
+# project's local ClickHouse, fed by a simulated fleet: two days of history
+# first, then live activity with the lock-gateway simulators answering
+# revocations. Ctrl-C stops everything this script started.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+bin="$root/bin/keyfleet"
 http="${HTTP_ADDR:-127.0.0.1:8080}"
 token="${KEYFLEET_BOOTSTRAP_TOKEN:-dev-admin-token}"
+rate="${KEYFLEET_RUN_RATE:-50}"
+seed="${KEYFLEET_RUN_SEED:-7}"
 export KEYFLEET_BOOTSTRAP_TOKEN="$token"
+data="$root/var/keyfleet"
+mkdir -p "$data"
+fleet=(--seed "$seed" --sites 4 --subjects 600)
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+# The simulated estate's locks and credentials, so events resolve to sites,
+# doors and (pseudonymous) subjects.
+"$bin" simulate "${fleet[@]}" --registry-only --registry-out "$data/registry.json" 2>/dev/null
+
+"$bin" serve --http-addr "$http" --registry "$data/registry.json" &
+pids+=($!)
+
+for _ in $(seq 1 120); do
+  curl -fsS "http://$http/readyz" >/dev/null 2>&1 && break
+  kill -0 "${pids[0]}" 2>/dev/null || { echo "keyfleet serve exited" >&2; exit 1; }
+  sleep 0.5
+done
 
 cat <<MSG
-keyfleet is starting (embedded Kafka on 127.0.0.1:9092, ClickHouse on 127.0.0.1:19000).
+
+keyfleet is running (embedded Kafka on 127.0.0.1:9092, ClickHouse on 127.0.0.1:19000),
+fed by a simulated estate (seed $seed): two days of history, then ~$rate events/s live.
 
   Dashboards   http://$http/            (log in with the token below)
   Health       http://$http/readyz
@@ -17,5 +48,12 @@ keyfleet is starting (embedded Kafka on 127.0.0.1:9092, ClickHouse on 127.0.0.1:
   Admin token  $token
 
 Press Ctrl-C to stop.
+
 MSG
-exec "$root/bin/keyfleet" serve --http-addr "$http"
+
+if [ ! -f "$data/.backfilled-$seed" ]; then
+  "$bin" simulate "${fleet[@]}" --days 2 --log-level warn && touch "$data/.backfilled-$seed"
+fi
+"$bin" simulate "${fleet[@]}" --rate "$rate" --duration 8760h --gateways --log-level warn &
+pids+=($!)
+wait "${pids[0]}"
