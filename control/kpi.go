@@ -111,11 +111,11 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q KPIQuery) (*FleetKPIs,
 	var qs []float64
 	if err := conn.QueryRow(ctx, `SELECT count(), countIf(done), quantilesExactIf(0.5, 0.95, 0.99)(latency_ms, done)
 		FROM (
-			SELECT (locks_total = 0 AND disabled_ms > 0) OR (locks_total > 0 AND acked >= locks_total) AS done,
-				toFloat64(if(locks_total = 0, disabled_ms, greatest(last_applied, disabled_ms)) - requested_ms) AS latency_ms
+			SELECT (n_locks = 0 AND dis_ms > 0) OR (n_locks > 0 AND acked >= n_locks) AS done,
+				toFloat64(if(n_locks = 0, dis_ms, greatest(last_applied, dis_ms)) - req_ms) AS latency_ms
 			FROM (
-				SELECT revocation_id, credential_id, min(requested_ms) AS requested_ms, max(locks_total) AS locks_total,
-					max(disabled_ms) AS disabled_ms
+				SELECT revocation_id, credential_id, min(requested_ms) AS req_ms, max(locks_total) AS n_locks,
+					max(disabled_ms) AS dis_ms
 				FROM revocations WHERE ts >= ? AND requested_ms >= ? AND requested_ms < ?
 				GROUP BY revocation_id, credential_id
 			) ANY LEFT JOIN (
@@ -129,9 +129,9 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q KPIQuery) (*FleetKPIs,
 	k.RevocationLatency = quantiles(n, qs)
 	k.RevocationLatency.Confirmed = int(confirmed)
 
-	if err := conn.QueryRow(ctx, `SELECT count(), quantilesExact(0.5, 0.95, 0.99)(toFloat64(issued_ms - requested_ms))
+	if err := conn.QueryRow(ctx, `SELECT count(), quantilesExact(0.5, 0.95, 0.99)(toFloat64(iss_ms - req_ms))
 		FROM (
-			SELECT credential_id, min(issued_ms) AS issued_ms, min(requested_ms) AS requested_ms
+			SELECT credential_id, min(issued_ms) AS iss_ms, min(requested_ms) AS req_ms
 			FROM credential_events WHERE op = 'issue' AND ts >= ? AND ts_ms >= ? AND ts_ms < ? AND requested_ms > 0
 			GROUP BY credential_id
 		)`, fromTs, from, to).Scan(&n, &qs); err != nil {
@@ -153,10 +153,10 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q KPIQuery) (*FleetKPIs,
 
 	live := "'" + strings.Join(lifecycle.Live, "','") + "'"
 	var liveN, liveExc, newN, newExc uint64
-	if err := conn.QueryRow(ctx, `SELECT countIf(state IN (`+live+`)), countIf(state IN (`+live+`) AND exc),
+	if err := conn.QueryRow(ctx, `SELECT countIf(cur_state IN (`+live+`)), countIf(cur_state IN (`+live+`) AND exc),
 			countIf(requested_in), countIf(requested_in AND exc)
 		FROM (
-			SELECT credential_id, argMax(state, seq) AS state, argMax(exception, seq) = 1 OR argMax(break_glass, seq) = 1 AS exc,
+			SELECT credential_id, argMax(state, seq) AS cur_state, argMax(exception, seq) = 1 OR argMax(break_glass, seq) = 1 AS exc,
 				max(op = 'request' AND ts_ms >= ?) AS requested_in
 			FROM credential_events WHERE ts_ms < ? GROUP BY credential_id
 		)`, from, to).Scan(&liveN, &liveExc, &newN, &newExc); err != nil {
@@ -171,11 +171,11 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q KPIQuery) (*FleetKPIs,
 	}
 
 	deadline := q.Now.Add(-q.SLA).UnixMilli()
-	rows, err := conn.Query(ctx, `SELECT vendor, lock_id, count(), min(issued_ms) FROM (
-			SELECT revocation_id, credential_id, vendor, lock_id, min(issued_ms) AS issued_ms
+	rows, err := conn.Query(ctx, `SELECT vendor, lock_id, count(), min(first_ms) FROM (
+			SELECT revocation_id, credential_id, vendor, lock_id, min(issued_ms) AS first_ms
 			FROM revocation_locks WHERE ts >= ? AND issued_ms >= ? AND issued_ms < ?
 			GROUP BY revocation_id, credential_id, vendor, lock_id
-		) WHERE issued_ms < ? AND (revocation_id, credential_id, vendor, lock_id) NOT IN (
+		) WHERE first_ms < ? AND (revocation_id, credential_id, vendor, lock_id) NOT IN (
 			SELECT revocation_id, credential_id, vendor, lock_id FROM lock_acks
 			WHERE status = 'applied' AND revocation_id != '' AND ts >= ?)
 		GROUP BY vendor, lock_id ORDER BY count() DESC, vendor, lock_id`, fromTs, from, to, deadline, fromTs)

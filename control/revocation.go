@@ -150,7 +150,6 @@ type LockStatus struct {
 // RevocationStatus reads a revocation from ClickHouse; nil when unknown.
 func (p *Plane) RevocationStatus(ctx context.Context, id string) (*Revocation, error) {
 	conn := p.opts.Conn
-	now := p.opts.Now().UnixMilli()
 	rv := &Revocation{RevocationID: id, ConfirmedLocks: []LockStatus{}, PendingLocks: []LockStatus{}}
 	var expected []string
 	found := false
@@ -234,6 +233,7 @@ func (p *Plane) RevocationStatus(ctx context.Context, id string) (*Revocation, e
 	}
 	rows.Close()
 
+	now := p.opts.Now().UnixMilli() // after the reads: no negative ages
 	sla := p.opts.PendingSLA.Milliseconds()
 	var lastAck int64
 	for _, l := range locks {
