@@ -221,13 +221,22 @@ func (p *Plane) Run(ctx context.Context) error {
 		"took", time.Since(start).Round(time.Millisecond))
 	close(p.ready)
 
-	g.Go(func() error { return p.backlog.Run(gctx) })
-	g.Go(func() error { return p.refreshTemplates(gctx) })
-	g.Go(func() error { return p.sweep(gctx) })
+	run := func(f func(context.Context) error) {
+		g.Go(func() error {
+			err := f(gctx)
+			if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil // interrupted by the shutdown itself
+			}
+			return err
+		})
+	}
+	run(p.backlog.Run)
+	run(p.refreshTemplates)
+	run(p.sweep)
 	if !p.opts.APIOnly {
-		g.Go(func() error { return p.runProcessor(gctx) })
-		g.Go(func() error { return p.runAcks(gctx) })
-		g.Go(func() error { return p.runCredentialWriter(gctx) })
+		run(p.runProcessor)
+		run(p.runAcks)
+		run(p.runCredentialWriter)
 	}
 	return g.Wait()
 }
@@ -497,17 +506,22 @@ func (b *backlog) Run(ctx context.Context) error {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
+		// Commands queued while the sample is taken may or may not be in
+		// it: count them twice rather than not at all.
+		b.mu.Lock()
+		before := b.added
+		b.mu.Unlock()
 		lag, err := bus.Lag(ctx, b.cfg, bus.Consumer{Group: GroupControl, Topic: bus.TopicControlCommands})
 		now := time.Now()
 		if err == nil {
 			b.mu.Lock()
 			if !b.sampled.IsZero() {
-				drained := float64(b.lag + b.added - lag)
+				drained := float64(b.lag + before - lag)
 				if dt := now.Sub(b.sampled).Seconds(); dt > 0 && drained >= 0 {
 					b.rate = 0.7*b.rate + 0.3*drained/dt
 				}
 			}
-			b.lag, b.added, b.sampled = lag, 0, now
+			b.lag, b.added, b.sampled = lag, max(0, b.added-before), now
 			b.gauge.Set(float64(lag))
 			b.mu.Unlock()
 		} else if ctx.Err() == nil {
