@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
@@ -22,6 +23,7 @@ import (
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/gateway"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/registry"
@@ -364,4 +366,9 @@ func resident(subject string) control.CredentialRequest {
 	return control.CredentialRequest{SubjectID: subject, Role: "resident", SiteID: "site-a",
 		DoorGroups: []string{"unit:B-204"}, DeviceID: dev, Attestation: att,
 		Refs: []control.RefInput{{Vendor: "matter", UserRef: fmt.Sprintf("user-%s", subject)}}, Reason: "move-in"}
+}
+
+func insertAccess(conn driver.Conn, row []any) error {
+	row[0] = uuid.MustParse(row[0].(string))
+	return chstorage.InsertRows(context.Background(), conn, "access_events", chstorage.AccessColumns, row)
 }
