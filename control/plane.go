@@ -511,7 +511,7 @@ func (b *backlog) Run(ctx context.Context) error {
 		b.mu.Lock()
 		before := b.added
 		b.mu.Unlock()
-		lag, err := bus.Lag(ctx, b.cfg, bus.Consumer{Group: GroupControl, Topic: bus.TopicControlCommands})
+		lag, err := b.depth(ctx)
 		now := time.Now()
 		if err == nil {
 			b.mu.Lock()
@@ -533,6 +533,53 @@ func (b *backlog) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// depth is the owner group's lag on control.commands: for every partition,
+// the end offset minus the committed one (the start offset when the group
+// has committed nothing there yet).
+func (b *backlog) depth(ctx context.Context) (int64, error) {
+	client := &kafka.Client{Addr: kafka.TCP(b.cfg.Brokers...), Timeout: 5 * time.Second}
+	topic := b.cfg.Topic(bus.TopicControlCommands)
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, fmt.Errorf("metadata: %w", err)
+	}
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
+		return 0, fmt.Errorf("topic %s not found", topic)
+	}
+	var parts []int
+	var reqs []kafka.OffsetRequest
+	for _, p := range meta.Topics[0].Partitions {
+		parts = append(parts, p.ID)
+		reqs = append(reqs, kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
+	}
+	offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return 0, fmt.Errorf("list offsets: %w", err)
+	}
+	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{
+		GroupID: b.cfg.TopicPrefix + GroupControl, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return 0, fmt.Errorf("offset fetch: %w", err)
+	}
+	at := map[int]int64{}
+	for _, po := range committed.Topics[topic] {
+		if po.CommittedOffset >= 0 {
+			at[po.Partition] = po.CommittedOffset
+		}
+	}
+	var total int64
+	for _, po := range offs.Topics[topic] {
+		from, ok := at[po.Partition]
+		if !ok {
+			from = po.FirstOffset
+		}
+		if d := po.LastOffset - from; d > 0 {
+			total += d
+		}
+	}
+	return total, nil
 }
 
 // requestCache remembers recent provisioning requests (the durable copy is
