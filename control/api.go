@@ -231,13 +231,16 @@ func (p *Plane) opHandler(op string) fiber.Handler {
 		if err := p.audit(ctx, actor, "credential."+op, id, details); err != nil {
 			return unavailable(err)
 		}
+		var afterPublish func(context.Context)
 		if op == lifecycle.OpRevoke {
 			head := revocationHead(cmd.RevocationID, ScopeCredential, cur.SubjectID, []string{id}, cmd.TsMs, actor, in.Reason)
-			if err := insertRevocationHeads(ctx, p.opts.Conn, [][]any{head}); err != nil {
-				return unavailable(err)
+			afterPublish = func(ctx context.Context) {
+				if err := insertRevocationHeads(ctx, p.opts.Conn, [][]any{head}); err != nil {
+					p.opts.Logger.Warn("revocation request not stored", "err", err)
+				}
 			}
 		}
-		rec, err := p.submitAndWait(ctx, cmd)
+		rec, err := p.submitAndWait(ctx, cmd, afterPublish)
 		if err != nil {
 			return problemFor(err, cur)
 		}
@@ -258,11 +261,14 @@ func (p *Plane) opHandler(op string) fiber.Handler {
 // submitAndWait queues a command and waits (up to WaitTimeout) for the
 // owner's outcome: the record it produced, or its rejection. A nil record
 // and nil error mean it is still pending.
-func (p *Plane) submitAndWait(ctx context.Context, cmd Command) (*Record, error) {
+func (p *Plane) submitAndWait(ctx context.Context, cmd Command, afterPublish func(context.Context)) (*Record, error) {
 	done, cancel := p.view.await(cmd.CommandID)
 	defer cancel()
 	if err := p.publish(ctx, cmd); err != nil {
 		return nil, err
+	}
+	if afterPublish != nil {
+		afterPublish(ctx)
 	}
 	wctx, wcancel := context.WithTimeout(ctx, p.opts.WaitTimeout)
 	defer wcancel()

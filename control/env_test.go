@@ -71,7 +71,7 @@ func estate() *registry.Registry {
 }
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	plane   *control.Plane
 	server  *httpapi.Server
 	conn    driver.Conn
@@ -84,7 +84,7 @@ type env struct {
 }
 
 // newEnv starts a control plane on its own topics and database.
-func newEnv(t *testing.T, bc bus.Config, conn driver.Conn, tweak ...func(*control.Options)) *env {
+func newEnv(t testing.TB, bc bus.Config, conn driver.Conn, tweak ...func(*control.Options)) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	store, err := audit.NewStore(conn, audit.Options{Chain: "test-" + testenv.ID()})
@@ -256,7 +256,7 @@ type testGateway struct {
 	writer   *kafka.Writer
 }
 
-func startGateway(t *testing.T, bc bus.Config, delay time.Duration, offline ...string) *testGateway {
+func startGateway(t testing.TB, bc bus.Config, delay time.Duration, offline ...string) *testGateway {
 	g := &testGateway{bus: bc, delay: delay, offline: map[string]bool{}, writer: bus.NewWriter(bc, bus.TopicLockAcks)}
 	for _, l := range offline {
 		g.offline[l] = true

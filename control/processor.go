@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/keyfleet/keyfleet/control/lifecycle"
 	"github.com/keyfleet/keyfleet/internal/bus"
@@ -109,6 +110,9 @@ func (p *Plane) apply(b *batch, c Command) {
 	cur := p.cur(b, c.CredentialID)
 	if cur != nil && cur.applied(c.CommandID) {
 		p.m.commands.WithLabelValues(c.Op, "duplicate").Inc()
+		if (c.Op == lifecycle.OpRevoke || c.Op == lifecycle.OpExpire) && c.RevocationID != "" && cur.RevocationID == c.RevocationID {
+			p.revocationEffects(b, c, cur)
+		}
 		if c.RequestID != "" {
 			b.items = append(b.items, itemFor(c, cur, nil))
 		}
@@ -427,12 +431,22 @@ func (p *Plane) applyRevoke(b *batch, c Command, cur *Record) error {
 	if err != nil {
 		return err
 	}
-	// Only locks that were told to hold the credential (and not since told
-	// to drop it by a suspension) need the revocation.
-	locks := r.Locks
-	if cur.State == event.StateRequested || cur.State == event.StateApproved {
-		locks = nil
+	p.revocationEffects(b, c, r)
+	return nil
+}
+
+// revocationEffects queues what a revocation does besides its record: a
+// revoke command to every lock that was told to hold the credential, the
+// revocation's rows in ClickHouse, and its tracking. A re-delivered revoke
+// command (the owner may have crashed after publishing the record) queues
+// them again: all of it is idempotent (a second revoke on a lock is a
+// no-op, the rows deduplicate by key).
+func (p *Plane) revocationEffects(b *batch, c Command, r *Record) {
+	scope := c.Scope
+	if scope == "" {
+		scope = ScopeCredential
 	}
+	locks := r.Locks // set at issue: empty when it never was
 	requested := c.TsMs
 	if requested <= 0 {
 		requested = b.now
@@ -452,7 +466,6 @@ func (p *Plane) applyRevoke(b *batch, c Command, cur *Record) error {
 	} else {
 		b.noLocks = append(b.noLocks, row)
 	}
-	return nil
 }
 
 func (p *Plane) applyUpdate(b *batch, c Command, cur *Record) error {
@@ -549,13 +562,12 @@ func refFor(refs []event.CredentialRef, l LockRef) string {
 	return vendorWide
 }
 
-// flush publishes what a batch produced, in an order that keeps every
-// reader consistent: lifecycle records first (the entitlement layer: from
-// here the credential is disabled everywhere the registry or a detector
-// looks), then the revocation rows in ClickHouse, then the lock commands
-// (so no ack can arrive for a revocation ClickHouse does not know), then
-// request statuses. Each step retries until it succeeds: the batch's
-// offsets are committed only after all of it is durable.
+// flush publishes what a batch produced: lifecycle records first (the
+// entitlement layer: from here the credential is disabled everywhere the
+// registry or a detector looks), then the lock commands (the locks layer),
+// then the revocation rows and request statuses in ClickHouse. Each step
+// retries until it succeeds: the batch's offsets are committed only after
+// all of it is durable, and a re-delivered revocation re-queues its effects.
 func (p *Plane) flush(ctx context.Context, b *batch) error {
 	log := p.opts.Logger
 	if len(b.records) > 0 {
@@ -581,16 +593,12 @@ func (p *Plane) flush(ctx context.Context, b *batch) error {
 		b.revs[i].DisabledMs = disabled
 		p.m.disableLatency.Observe(float64(disabled-b.revs[i].RequestedMs) / 1000)
 	}
-	if err := bus.Retry(ctx, log, "insert revocations", func(ctx context.Context) error {
-		return insertRevocations(ctx, p.opts.Conn, b.revs, b.revLocks)
-	}); err != nil {
-		return err
-	}
-	for _, t := range b.track {
-		p.tracker.add(t.key, t.scope, t.requestedMs, t.locks, b.now)
-	}
 	for _, row := range b.noLocks {
 		p.m.revocationLatency.WithLabelValues(row.Scope).Observe(float64(disabled-row.RequestedMs) / 1000)
+	}
+	// Track before the locks are told, so no ack can outrun its revocation.
+	for _, t := range b.track {
+		p.tracker.add(t.key, t.scope, t.requestedMs, t.locks, b.now)
 	}
 	if len(b.lockCmds) > 0 {
 		msgs := make([]kafka.Message, len(b.lockCmds))
@@ -608,9 +616,18 @@ func (p *Plane) flush(ctx context.Context, b *batch) error {
 			return err
 		}
 	}
-	if err := bus.Retry(ctx, log, "insert request status", func(ctx context.Context) error {
-		return insertItems(ctx, p.opts.Conn, p.opts.Now(), b.items)
-	}); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return bus.Retry(gctx, log, "insert revocations", func(ctx context.Context) error {
+			return insertRevocations(ctx, p.opts.Conn, b.revs, b.revLocks)
+		})
+	})
+	g.Go(func() error {
+		return bus.Retry(gctx, log, "insert request status", func(ctx context.Context) error {
+			return insertItems(ctx, p.opts.Conn, p.opts.Now(), b.items)
+		})
+	})
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	for _, r := range b.issued {

@@ -65,27 +65,24 @@ func (p *Plane) RevokeSubject(ctx context.Context, subject, reason, actor string
 	resp := &SubjectRevokeResponse{RevocationID: uuid.NewString(), RequestID: uuid.NewString(), SubjectID: subject}
 	resp.RevocationURL, resp.StatusURL = "/v1/revocations/"+resp.RevocationID, "/v1/requests/"+resp.RequestID
 	cmds := make([]Command, len(live))
-	rows := make([]itemRow, len(live))
 	for i, r := range live {
 		resp.CredentialIDs = append(resp.CredentialIDs, r.CredentialID)
 		cmds[i] = Command{CommandID: uuid.NewString(), Op: lifecycle.OpRevoke, CredentialID: r.CredentialID,
 			RequestID: resp.RequestID, Item: i, Actor: actor, Reason: reason, TsMs: now,
 			RevocationID: resp.RevocationID, Scope: ScopeSubject}
-		rows[i] = itemRow{RequestID: resp.RequestID, Item: i, CredentialID: r.CredentialID, Status: StatusPending}
 	}
 	if err := p.audit(ctx, actor, "subject.revoke", subject, map[string]string{"reason": reason,
 		"revocation_id": resp.RevocationID, "credentials": strconv.Itoa(len(live))}); err != nil {
 		return nil, err
 	}
-	head := revocationHead(resp.RevocationID, ScopeSubject, subject, resp.CredentialIDs, now, actor, reason)
-	if err := insertRevocationHeads(ctx, p.opts.Conn, [][]any{head}); err != nil {
-		return nil, err
-	}
-	if err := insertItems(ctx, p.opts.Conn, p.opts.Now(), rows); err != nil {
-		return nil, err
-	}
+	// The revocation first; its record for the resource right after (the
+	// owner's own rows make it findable even if this insert fails).
 	if err := p.publish(ctx, cmds...); err != nil {
 		return nil, err
+	}
+	head := revocationHead(resp.RevocationID, ScopeSubject, subject, resp.CredentialIDs, now, actor, reason)
+	if err := insertRevocationHeads(ctx, p.opts.Conn, [][]any{head}); err != nil {
+		p.opts.Logger.Warn("revocation request not stored", "err", err)
 	}
 	return resp, nil
 }

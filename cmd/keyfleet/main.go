@@ -25,6 +25,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the service: ingest, normalize, store, HTTP API", runServe},
+		{"audit", "verify the admin audit log's hash chains (audit verify)", runAudit},
+		{"drill", "revocation drill against a running keyfleet (drill revoke --subjects N)", runDrill},
 	}
 }
 

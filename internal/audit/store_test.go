@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,4 +153,56 @@ func TestAppendFailsWhenClickHouseFails(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, rep.OK, "findings: %+v", rep.Findings)
 	assert.Equal(t, 3, rep.Entries)
+}
+
+func TestConcurrentAppendsShareInserts(t *testing.T) {
+	conn, _ := testenv.ClickHouse(t)
+	s, err := audit.NewStore(conn, audit.Options{Chain: "busy"})
+	require.NoError(t, err)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Append(ctx, audit.Entry{Actor: "responder", Action: "credential.suspend", Target: fmt.Sprintf("c-%d", i)})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	rep, err := s.Verify(ctx)
+	require.NoError(t, err)
+	assert.True(t, rep.OK, "findings: %+v", rep.Findings)
+	assert.Equal(t, 65, rep.Entries)
+}
+
+func BenchmarkAppend(b *testing.B) {
+	conn, _ := testenv.ClickHouse(b)
+	s, err := audit.NewStore(conn, audit.Options{Chain: "bench"})
+	require.NoError(b, err)
+	ctx := context.Background()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.Append(ctx, audit.Entry{Actor: "bench", Action: "credential.revoke", Target: "c"}); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+}
+
+func BenchmarkAppendSerial(b *testing.B) {
+	conn, _ := testenv.ClickHouse(b)
+	s, err := audit.NewStore(conn, audit.Options{Chain: "bench"})
+	require.NoError(b, err)
+	ctx := context.Background()
+	for b.Loop() {
+		if err := s.Append(ctx, audit.Entry{Actor: "bench", Action: "credential.revoke", Target: "c"}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
