@@ -367,17 +367,12 @@ func (p *Plane) parseCSV(data []byte, now time.Time) ([]item, error) {
 		if err == io.EOF {
 			break
 		}
+		if err != nil {
+			// The file itself is broken (a bare quote ...): refuse it whole.
+			return nil, bad("body", "CSV: %v", err)
+		}
 		line, _ := r.FieldPos(0)
 		it := item{index: len(items), line: line}
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) && pe.Err != csv.ErrFieldCount {
-				return nil, bad("body", "CSV line %d: %v", pe.Line, pe.Err)
-			}
-			it.err = bad("body", "%v", err)
-			items = append(items, it)
-			continue
-		}
 		get := func(name string) string {
 			if i, ok := col[name]; ok && i < len(rec) {
 				return strings.TrimSpace(rec[i])
