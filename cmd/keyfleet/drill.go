@@ -46,7 +46,8 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Int(&d.subjects, "subjects", "KEYFLEET_DRILL_SUBJECTS", 10, "number of drill subjects (one credential each)")
 	fs.String(&d.role, "role", "KEYFLEET_DRILL_ROLE", "resident", "role template of the drill credentials")
 	fs.String(&groups, "door-groups", "KEYFLEET_DRILL_DOOR_GROUPS", "",
-		"comma-separated door groups (default: every door group the role template covers, incl. its allowed extras)")
+		"comma-separated door groups added to the role template's (default: every group of the estate the template allows\n"+
+			"        without an exception, e.g. unit:* for residents)")
 	fs.String(&d.site, "site", "KEYFLEET_DRILL_SITE", "", "site of the drill credentials (empty: every site)")
 	fs.Duration(&d.timeout, "timeout", "KEYFLEET_DRILL_TIMEOUT", 2*time.Minute,
 		"how long to wait for every lock to confirm before reporting stragglers")
@@ -270,8 +271,9 @@ func (d *drill) run(ctx context.Context, progress io.Writer) (*DrillReport, erro
 	return rep, nil
 }
 
-// doorGroups returns the drill's door groups: the flag's, or every group
-// of the estate the role template covers without an exception.
+// doorGroups returns the door groups the drill adds to the role template's:
+// the flag's, or every group of the estate the template covers or allows
+// without an exception.
 func (d *drill) doorGroups(ctx context.Context) ([]string, error) {
 	if len(d.groups) > 0 {
 		return d.groups, nil
