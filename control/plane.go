@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -179,7 +180,20 @@ func New(opts Options) (*Plane, error) {
 	return p, nil
 }
 
+// headerSeq carries a record's Seq on credential.events, so a follower can
+// skip a record it already holds (the owner applied its own) undecoded.
+const headerSeq = "keyfleet-seq"
+
 func (p *Plane) applyFollowed(m kafka.Message) {
+	for _, h := range m.Headers {
+		if h.Key != headerSeq {
+			continue
+		}
+		seq, err := strconv.ParseUint(string(h.Value), 10, 64)
+		if cur, ok := p.view.get(string(m.Key)); err == nil && ok && cur.Seq >= seq {
+			return
+		}
+	}
 	r, err := decodeRecord(m.Value)
 	if err != nil {
 		p.m.commands.WithLabelValues("record", "invalid").Inc()

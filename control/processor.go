@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -577,7 +578,8 @@ func (p *Plane) flush(ctx context.Context, b *batch) error {
 			if err != nil {
 				return fmt.Errorf("encode credential record: %w", err)
 			}
-			msgs[i] = kafka.Message{Key: []byte(r.CredentialID), Value: v, Time: time.UnixMilli(r.TsMs)}
+			msgs[i] = kafka.Message{Key: []byte(r.CredentialID), Value: v, Time: time.UnixMilli(r.TsMs),
+				Headers: []kafka.Header{{Key: headerSeq, Value: strconv.AppendUint(nil, r.Seq, 10)}}}
 		}
 		if err := bus.Retry(ctx, log, "publish credential.events", func(ctx context.Context) error {
 			return p.records.WriteMessages(ctx, msgs...)
