@@ -293,7 +293,7 @@ func TestBreakGlass(t *testing.T) {
 	for _, r := range entries {
 		actions = append(actions, r.Action)
 	}
-	assert.ElementsMatch(t, []string{"breakglass.expire", "breakglass.review"}, actions)
+	assert.ElementsMatch(t, []string{"breakglass.request", "breakglass.expire", "breakglass.review"}, actions)
 }
 
 // TestTemplateChangePropagates: a template change reaches the role's

@@ -57,6 +57,26 @@ type trackedRevocation struct {
 	locks       []LockRef
 }
 
+// batchMark is how much a batch held before a command was applied.
+type batchMark struct{ records, lockCmds, items, revs, revLocks, track, issued, sessions, noLocks int }
+
+func (b *batch) mark() batchMark {
+	return batchMark{len(b.records), len(b.lockCmds), len(b.items), len(b.revs), len(b.revLocks), len(b.track),
+		len(b.issued), len(b.sessions), len(b.noLocks)}
+}
+
+// rollback drops what a failed command added and restores its credential.
+func (b *batch) rollback(m batchMark, id string, cur *Record) {
+	b.records, b.lockCmds, b.items = b.records[:m.records], b.lockCmds[:m.lockCmds], b.items[:m.items]
+	b.revs, b.revLocks, b.track = b.revs[:m.revs], b.revLocks[:m.revLocks], b.track[:m.track]
+	b.issued, b.sessions, b.noLocks = b.issued[:m.issued], b.sessions[:m.sessions], b.noLocks[:m.noLocks]
+	if cur != nil {
+		b.overlay[id] = cur
+	} else {
+		delete(b.overlay, id)
+	}
+}
+
 func (p *Plane) newBatch() *batch {
 	return &batch{now: p.opts.Now().UnixMilli(), overlay: map[string]*Record{}}
 }
@@ -119,27 +139,18 @@ func (p *Plane) apply(b *batch, c Command) {
 		}
 		return
 	}
-	n := len(b.records)
+	m := b.mark()
 	err := p.applyOp(b, c, cur)
 	if err != nil {
 		p.m.commands.WithLabelValues(c.Op, "rejected").Inc()
-		b.records = b.records[:n] // a failed command leaves nothing behind
-		for id := range b.overlay {
-			if id == c.CredentialID {
-				if cur != nil {
-					b.overlay[id] = cur
-				} else {
-					delete(b.overlay, id)
-				}
-			}
-		}
+		b.rollback(m, c.CredentialID, cur) // a failed command leaves nothing behind
 		if c.RequestID != "" {
 			b.items = append(b.items, itemFor(c, cur, err))
 		}
 		return
 	}
 	p.m.commands.WithLabelValues(c.Op, "applied").Inc()
-	if len(b.records) > n {
+	if len(b.records) > m.records {
 		b.records[len(b.records)-1].CommandDone = true
 	}
 	if c.RequestID != "" {

@@ -491,7 +491,9 @@ func (p *Plane) provision(c *fiber.Ctx, kind string, body []byte, items []item, 
 		resp.Status = StatusFailed
 	}
 
-	if ok, retry := p.backlog.admit(len(cmds)); !ok {
+	// Break-glass is an emergency: never throttled.
+	reserved, retry := p.backlog.admit(len(cmds))
+	if !reserved && kind != "breakglass" {
 		p.m.requests.WithLabelValues(kind, "throttled").Inc()
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(retry/time.Second)))
 		pr := httpapi.NewProblem(fiber.StatusTooManyRequests, "queue_full",
@@ -501,7 +503,7 @@ func (p *Plane) provision(c *fiber.Ctx, kind string, body []byte, items []item, 
 	}
 	admitted := true
 	defer func() {
-		if !admitted {
+		if !admitted && reserved {
 			p.backlog.release(len(cmds))
 		}
 	}()
@@ -520,7 +522,11 @@ func (p *Plane) provision(c *fiber.Ctx, kind string, body []byte, items []item, 
 			details["exception"] = items[0].spec.ExceptionWhy
 		}
 	}
-	if err := p.audit(ctx, actor, "credential.request", target, details); err != nil {
+	action := "credential.request"
+	if kind == "breakglass" {
+		action = "breakglass.request"
+	}
+	if err := p.audit(ctx, actor, action, target, details); err != nil {
 		admitted = false
 		return unavailable(err)
 	}
