@@ -215,6 +215,7 @@ func (p *Plane) Run(ctx context.Context) error {
 			_ = w.Close()
 		}
 	}()
+	p.ensureCompacted(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.follow.Run(gctx) })
 	if err := bus.Retry(gctx, p.opts.Logger, "load templates", p.templates.load); err != nil {
@@ -253,6 +254,33 @@ func (p *Plane) Run(ctx context.Context) error {
 		run(p.runCredentialWriter)
 	}
 	return g.Wait()
+}
+
+// ensureCompacted makes credential.events a compacted topic: it is the
+// control plane's state (newest full record per credential id), so it must
+// never expire by age; compaction keeps exactly the state and drops history,
+// which ClickHouse (credential_events) keeps.
+func (p *Plane) ensureCompacted(ctx context.Context) {
+	client := &kafka.Client{Addr: kafka.TCP(p.opts.Bus.Brokers...), Timeout: 10 * time.Second}
+	topic := p.opts.Bus.Topic(bus.TopicCredentialEvents)
+	resp, err := client.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{
+		Resources: []kafka.IncrementalAlterConfigsRequestResource{{
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
+			Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: "cleanup.policy", Value: "compact",
+				ConfigOperation: kafka.ConfigOperationSet}},
+		}},
+	})
+	if err == nil {
+		for _, r := range resp.Resources {
+			if r.Error != nil {
+				err = r.Error
+			}
+		}
+	}
+	if err != nil {
+		p.opts.Logger.Warn("could not make credential.events compacted: it holds the credential state, "+
+			"so it needs cleanup.policy=compact (or unlimited retention)", "topic", topic, "err", err)
+	}
 }
 
 func (p *Plane) stop(g *errgroup.Group, err error) error {

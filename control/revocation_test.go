@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/gateway"
 	"github.com/keyfleet/keyfleet/internal/testenv"
@@ -26,6 +28,15 @@ func TestSubjectRevocationReachesEveryLock(t *testing.T) {
 	conn, _ := testenv.ClickHouse(t)
 	e := newEnv(t, bc, conn)
 	gw := startGateway(t, bc, 20*time.Millisecond, "s-garage")
+
+	// credential.events is the state: compacted, never expired by age.
+	client := &kafka.Client{Addr: kafka.TCP(bc.Brokers...), Timeout: 10 * time.Second}
+	dc, derr := client.DescribeConfigs(context.Background(), &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: bc.Topic(bus.TopicCredentialEvents), ConfigNames: []string{"cleanup.policy"}}}})
+	require.NoError(t, derr)
+	require.Len(t, dc.Resources, 1)
+	require.Len(t, dc.Resources[0].ConfigEntries, 1)
+	assert.Equal(t, "compact", dc.Resources[0].ConfigEntries[0].ConfigValue)
 
 	const subject = "subj-4711"
 	res := e.issue("mgr1", resident(subject))
