@@ -118,6 +118,15 @@ func TestCredentialOperations(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, body(resp))
 	assert.Equal(t, event.StateArchived, op.Credential.State)
 
+	// Escaped ':' routes: an unknown operation is no operation, and ids
+	// containing ':' (escaped or not) reach the handler decoded.
+	assert.GreaterOrEqual(t, e.do("POST", "/v1/credentials/"+id+":bogus", "mgr1", nil, nil).StatusCode, 400)
+	resp = e.do("POST", "/v1/subjects/site-a:nobody:revoke", "mgr1", nil, &pr)
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	assert.Contains(t, pr.Detail, "site-a:nobody")
+	resp = e.do("POST", "/v1/subjects/site-a%3Anobody:revoke", "mgr1", nil, &pr)
+	assert.Contains(t, pr.Detail, "site-a:nobody")
+
 	// KPIs over a range (manager), input validated.
 	var k control.FleetKPIs
 	resp = e.do("GET", fmt.Sprintf("/v1/kpis?from=%d&sla=1m", time.Now().Add(-time.Hour).UnixMilli()), "mgr1", nil, &k)
