@@ -27,6 +27,8 @@ func commands() []command {
 		{"serve", "run the service: ingest, normalize, store, HTTP API", runServe},
 		{"normalize", "normalize vendor lock events from stdin to common-schema JSON lines", runNormalize},
 		{"simulate", "simulate a lock fleet and its gateways (events, registry, labels)", runSimulate},
+		{"audit", "verify the admin audit log's hash chains (audit verify)", runAudit},
+		{"drill", "revocation drill against a running keyfleet (drill revoke --subjects N)", runDrill},
 	}
 }
 

@@ -249,10 +249,13 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	}
 	status := c.Response().StatusCode()
 	elapsed := time.Since(start)
-	s.requests.WithLabelValues(route, c.Method(), strconv.Itoa(status)).Inc()
-	s.duration.WithLabelValues(route, c.Method()).Observe(elapsed.Seconds())
+	// fiber's strings point into buffers it reuses: metric labels outlive
+	// the request, so they get their own copies.
+	method := strings.Clone(c.Method())
+	s.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	s.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 	if s.opts.AccessLog {
-		s.opts.Logger.Info("http request", "method", c.Method(), "route", route, "status", status,
+		s.opts.Logger.Info("http request", "method", method, "route", route, "status", status,
 			"duration_ms", float64(elapsed.Microseconds())/1000, "role", string(Caller(c).Role),
 			"bytes_in", len(c.Request().Body()), "bytes_out", len(c.Response().Body()))
 	}

@@ -35,6 +35,8 @@ type Config struct {
 	FlushInterval  time.Duration
 	NormalizeBatch int
 
+	Control ControlConfig
+
 	BootstrapToken    string
 	PseudonymKey      string
 	NukiWebhookSecret string
@@ -75,6 +77,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"insert at least this often when rows are waiting")
 	s.Int(&c.NormalizeBatch, "normalize-batch-size", "KEYFLEET_NORMALIZE_BATCH_SIZE", 10000,
 		"raw records normalized and produced per batch")
+	c.Control.registerFlags(s)
 	s.Secret(&c.BootstrapToken, "bootstrap-token", "KEYFLEET_BOOTSTRAP_TOKEN",
 		"make this secret an admin API token at start-up (automation, make run)")
 	s.Secret(&c.PseudonymKey, "pseudonym-key", "KEYFLEET_PSEUDONYM_KEY",

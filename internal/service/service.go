@@ -123,6 +123,10 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		locks = r
 	}
 	normalizer := normalize.New(vendors.Adapters(), locks, key)
+	plane, _, err := newControl(cfg.Control, bc, conn, locks, key, reg, logger)
+	if err != nil {
+		return err
+	}
 
 	// Kafka clients.
 	rawWriter := bus.NewWriter(bc, bus.TopicRaw)
@@ -178,6 +182,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}
 	health := &health{bus: bc, conn: conn}
 	routes := append(health.Routes(reg), ingestHandler.Routes()...)
+	routes = append(routes, plane.Routes()...)
 	server, err := httpapi.New(httpapi.Options{
 		Addr: cfg.HTTPAddr, BodyLimit: cfg.HTTPBodyLimit, Auth: tokens, Logger: logger,
 		Registerer: reg, AccessLog: cfg.AccessLog,
@@ -204,6 +209,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	g.Go(func() error { return dlqStore.Run(gctx) })
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return tokens.Run(gctx) })
+	g.Go(func() error { return plane.Run(gctx) })
 	g.Go(func() error {
 		select {
 		case <-ctx.Done():

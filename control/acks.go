@@ -1,0 +1,199 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/gateway"
+)
+
+// runAcks consumes lock.acks (a consumer group shared by all instances):
+// every ack is stored in ClickHouse (lock_acks, the source of the KPIs and
+// of revocation resources) and forwarded to control.commands keyed by its
+// credential, so the owner of the credential — which knows which locks its
+// revocation is waiting for — sees it.
+func (p *Plane) runAcks(ctx context.Context) error {
+	r := bus.NewGroupReader(p.opts.Bus, bus.TopicLockAcks, GroupAcks)
+	defer r.Close()
+	return bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 5000, MaxWait: 5 * time.Millisecond,
+		Logger: p.opts.Logger, Name: "lock.acks"}, p.handleAcks)
+}
+
+func (p *Plane) handleAcks(ctx context.Context, msgs []kafka.Message) error {
+	acks := make([]gateway.Ack, 0, len(msgs))
+	fwd := make([]kafka.Message, 0, len(msgs))
+	now := p.opts.Now().UnixMilli()
+	for _, m := range msgs {
+		var a gateway.Ack
+		if err := json.Unmarshal(m.Value, &a); err != nil || a.CommandID == "" {
+			p.m.acks.WithLabelValues("unknown", "invalid").Inc()
+			continue
+		}
+		p.m.acks.WithLabelValues(bounded(a.Type, gateway.CommandRevoke, gateway.CommandGrant, gateway.CommandACLPush),
+			bounded(a.Status, gateway.AckApplied, gateway.AckFailed)).Inc()
+		acks = append(acks, a)
+		if a.CredentialID == "" {
+			continue
+		}
+		c := Command{CommandID: uuid.NewString(), Op: opAck, CredentialID: a.CredentialID, TsMs: now, Ack: &a}
+		v, err := json.Marshal(c)
+		if err != nil {
+			return fmt.Errorf("encode ack command: %w", err)
+		}
+		fwd = append(fwd, kafka.Message{Key: []byte(a.CredentialID), Value: v})
+	}
+	if err := bus.Retry(ctx, p.opts.Logger, "insert lock_acks", func(ctx context.Context) error {
+		return insertAcks(ctx, p.opts.Conn, acks, now)
+	}); err != nil {
+		return err
+	}
+	if len(fwd) == 0 {
+		return nil
+	}
+	return bus.Retry(ctx, p.opts.Logger, "forward acks", func(ctx context.Context) error {
+		return p.commands.WriteMessages(ctx, fwd...)
+	})
+}
+
+func bounded(v string, allowed ...string) string {
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	return "other"
+}
+
+type revKey struct{ revocation, credential string }
+
+type pendingRevocation struct {
+	scope       string
+	requestedMs int64
+	issuedMs    int64
+	locks       map[LockRef]bool // pending
+	lastMs      int64            // latest ack so far
+}
+
+// tracker holds, at the owner of each credential, the revocations still
+// waiting for lock acks; when the last lock of a revoked credential acks,
+// the revocation latency is observed. It is rebuilt from ClickHouse on start
+// (revocation_locks without an applied ack).
+type tracker struct {
+	mu   sync.Mutex
+	revs map[revKey]*pendingRevocation
+	m    *metrics
+	sla  time.Duration
+	now  func() time.Time
+}
+
+func newTracker(m *metrics, sla time.Duration, now func() time.Time, reg prometheus.Registerer) *tracker {
+	t := &tracker{revs: map[revKey]*pendingRevocation{}, m: m, sla: sla, now: now}
+	if reg != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "keyfleet_control_revocation_locks_pending",
+				Help: "Locks that have not yet acknowledged a revocation (tracked by this instance).",
+			}, func() float64 { n, _ := t.pending(); return float64(n) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "keyfleet_control_revocation_locks_overdue",
+				Help: "Locks whose revocation has been pending longer than the SLA (tracked by this instance).",
+			}, func() float64 { _, n := t.pending(); return float64(n) }),
+		)
+	}
+	return t
+}
+
+func (t *tracker) add(k revKey, scope string, requestedMs int64, locks []LockRef, issuedMs int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pr := &pendingRevocation{scope: scope, requestedMs: requestedMs, issuedMs: issuedMs, locks: map[LockRef]bool{}}
+	for _, l := range locks {
+		pr.locks[l] = true
+	}
+	t.revs[k] = pr
+}
+
+func (t *tracker) ack(a gateway.Ack, nowMs int64) {
+	if a.RevocationID == "" || a.Status != gateway.AckApplied {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := revKey{a.RevocationID, a.CredentialID}
+	pr, ok := t.revs[k]
+	if !ok {
+		return
+	}
+	l := LockRef{Vendor: a.Vendor, LockID: a.LockID}
+	if !pr.locks[l] {
+		return
+	}
+	delete(pr.locks, l)
+	at := a.AppliedMs
+	if at <= 0 {
+		at = nowMs
+	}
+	pr.lastMs = max(pr.lastMs, at)
+	t.m.lockLatency.Observe(float64(at-pr.requestedMs) / 1000)
+	if len(pr.locks) == 0 {
+		t.m.revocationLatency.WithLabelValues(pr.scope).Observe(float64(pr.lastMs-pr.requestedMs) / 1000)
+		delete(t.revs, k)
+	}
+}
+
+// pending returns the number of locks still to ack and of those overdue.
+func (t *tracker) pending() (locks, overdue int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	deadline := t.now().Add(-t.sla).UnixMilli()
+	for _, pr := range t.revs {
+		locks += len(pr.locks)
+		if pr.issuedMs < deadline {
+			overdue += len(pr.locks)
+		}
+	}
+	return locks, overdue
+}
+
+// load rebuilds the pending revocations of the last `since` from ClickHouse.
+func (t *tracker) load(ctx context.Context, conn driver.Conn, since time.Duration) error {
+	from := t.now().Add(-since)
+	rows, err := conn.Query(ctx, `SELECT l.revocation_id, l.credential_id, l.vendor, l.lock_id, l.issued_ms, r.requested_ms, r.scope
+		FROM (SELECT revocation_id, credential_id, vendor, lock_id, issued_ms FROM revocation_locks FINAL WHERE ts >= ?) AS l
+		ANY LEFT JOIN (SELECT revocation_id, credential_id, requested_ms, scope FROM revocations FINAL WHERE ts >= ?) AS r
+		USING (revocation_id, credential_id)
+		WHERE (revocation_id, credential_id, vendor, lock_id) NOT IN
+			(SELECT revocation_id, credential_id, vendor, lock_id FROM lock_acks WHERE status = 'applied' AND revocation_id != '' AND ts >= ?)`,
+		from, from, from)
+	if err != nil {
+		return fmt.Errorf("load pending revocations: %w", err)
+	}
+	defer rows.Close()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for rows.Next() {
+		var k revKey
+		var l LockRef
+		var issued, requested int64
+		var scope string
+		if err := rows.Scan(&k.revocation, &k.credential, &l.Vendor, &l.LockID, &issued, &requested, &scope); err != nil {
+			return fmt.Errorf("scan pending revocation: %w", err)
+		}
+		pr := t.revs[k]
+		if pr == nil {
+			pr = &pendingRevocation{scope: scope, requestedMs: requested, issuedMs: issued, locks: map[LockRef]bool{}}
+			t.revs[k] = pr
+		}
+		pr.locks[l] = true
+	}
+	return rows.Err()
+}

@@ -1,0 +1,248 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/keyfleet/keyfleet/control/lifecycle"
+	"github.com/keyfleet/keyfleet/internal/httpapi"
+)
+
+// DefaultPendingSLA is how long a lock may take to confirm a revocation.
+const DefaultPendingSLA = 15 * time.Minute
+
+// FleetKPIs are the control plane's KPIs over [From, To), computed from
+// ClickHouse (credential_events, revocations, revocation_locks, lock_acks),
+// so every instance, the query API and the weekly report agree.
+type FleetKPIs struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// RevocationLatency: per revoked credential, request → last lock ack
+	// (request → entitlement record for a credential no lock held), for
+	// revocations requested in the range; quantiles over confirmed ones.
+	RevocationLatency Quantiles `json:"revocation_latency"`
+	// TimeToIssue: request → issued, for credentials issued in the range.
+	TimeToIssue Quantiles `json:"time_to_issue"`
+	// Activation: of the credentials issued in the range, how many were
+	// activated (device possession proven) by now.
+	Activation Activation `json:"activation"`
+	// Exceptions: credentials with access beyond their role template
+	// (extra door groups, longer validity, break-glass).
+	Exceptions Exceptions `json:"exceptions"`
+	// PendingLocks: lock revocations requested in the range and still not
+	// acknowledged after the SLA.
+	PendingLocks PendingLocks `json:"pending_locks"`
+}
+
+// Quantiles of a latency, in seconds.
+type Quantiles struct {
+	Count     int     `json:"count"`
+	Confirmed int     `json:"confirmed,omitempty"`
+	P50       float64 `json:"p50_s"`
+	P95       float64 `json:"p95_s"`
+	P99       float64 `json:"p99_s"`
+}
+
+// Activation is the activation success rate.
+type Activation struct {
+	Issued      int     `json:"issued"`
+	Activated   int     `json:"activated"`
+	SuccessRate float64 `json:"success_rate"`
+}
+
+// Exceptions are exception rates per 1,000 credentials.
+type Exceptions struct {
+	Live           int     `json:"live_credentials"`       // live at To
+	LiveExceptions int     `json:"live_exceptions"`        // of those, exceptions
+	PerThousand    float64 `json:"per_1000_credentials"`   // LiveExceptions per 1,000 Live
+	New            int     `json:"new_credentials"`        // requested in the range
+	NewExceptions  int     `json:"new_exceptions"`         // of those, exceptions
+	NewPerThousand float64 `json:"new_per_1000_requested"` // NewExceptions per 1,000 New
+}
+
+// PendingLocks counts lock revocations past the SLA.
+type PendingLocks struct {
+	SLASeconds float64       `json:"sla_s"`
+	Count      int           `json:"count"`
+	Locks      []PendingLock `json:"locks"`
+}
+
+// PendingLock is a lock with revocations pending past the SLA.
+type PendingLock struct {
+	Vendor      string `json:"vendor"`
+	LockID      string `json:"lock_id"`
+	Revocations int    `json:"revocations"`
+	OldestMs    int64  `json:"oldest_issued_ms"`
+}
+
+// KPIQuery selects the KPIs' range and SLA.
+type KPIQuery struct {
+	From, To time.Time
+	SLA      time.Duration // default DefaultPendingSLA
+	Now      time.Time     // default time.Now()
+}
+
+// KPIs computes the fleet KPIs over [from, to) with the default SLA.
+func KPIs(ctx context.Context, conn driver.Conn, from, to time.Time) (*FleetKPIs, error) {
+	return ComputeKPIs(ctx, conn, KPIQuery{From: from, To: to})
+}
+
+// ComputeKPIs computes the fleet KPIs.
+func ComputeKPIs(ctx context.Context, conn driver.Conn, q KPIQuery) (*FleetKPIs, error) {
+	if q.SLA <= 0 {
+		q.SLA = DefaultPendingSLA
+	}
+	if q.Now.IsZero() {
+		q.Now = time.Now()
+	}
+	if !q.To.After(q.From) {
+		return nil, fmt.Errorf("kpis: to %s is not after from %s", q.To, q.From)
+	}
+	from, to := q.From.UnixMilli(), q.To.UnixMilli()
+	fromTs := q.From.UTC().Truncate(time.Second)
+	k := &FleetKPIs{From: q.From.UTC(), To: q.To.UTC()}
+
+	var n, confirmed uint64
+	var qs []float64
+	if err := conn.QueryRow(ctx, `SELECT count(), countIf(done), quantilesExactIf(0.5, 0.95, 0.99)(latency_ms, done)
+		FROM (
+			SELECT (n_locks = 0 AND dis_ms > 0) OR (n_locks > 0 AND acked >= n_locks) AS done,
+				toFloat64(if(n_locks = 0, dis_ms, greatest(last_applied, dis_ms)) - req_ms) AS latency_ms
+			FROM (
+				SELECT revocation_id, credential_id, min(requested_ms) AS req_ms, max(locks_total) AS n_locks,
+					max(disabled_ms) AS dis_ms
+				FROM revocations WHERE ts >= ? AND requested_ms >= ? AND requested_ms < ?
+				GROUP BY revocation_id, credential_id
+			) ANY LEFT JOIN (
+				SELECT revocation_id, credential_id, uniqExact(vendor, lock_id) AS acked, max(applied_ms) AS last_applied
+				FROM lock_acks WHERE status = 'applied' AND revocation_id != '' AND ts >= ?
+				GROUP BY revocation_id, credential_id
+			) USING (revocation_id, credential_id)
+		)`, fromTs, from, to, fromTs).Scan(&n, &confirmed, &qs); err != nil {
+		return nil, fmt.Errorf("kpi revocation latency: %w", err)
+	}
+	k.RevocationLatency = quantiles(n, qs)
+	k.RevocationLatency.Confirmed = int(confirmed)
+
+	if err := conn.QueryRow(ctx, `SELECT count(), quantilesExact(0.5, 0.95, 0.99)(toFloat64(iss_ms - req_ms))
+		FROM (
+			SELECT credential_id, min(issued_ms) AS iss_ms, min(requested_ms) AS req_ms
+			FROM credential_events WHERE op = 'issue' AND ts >= ? AND ts_ms >= ? AND ts_ms < ? AND requested_ms > 0
+			GROUP BY credential_id
+		)`, fromTs, from, to).Scan(&n, &qs); err != nil {
+		return nil, fmt.Errorf("kpi time to issue: %w", err)
+	}
+	k.TimeToIssue = quantiles(n, qs)
+
+	var issued, activated uint64
+	if err := conn.QueryRow(ctx, `SELECT count(), countIf(activated) FROM (
+			SELECT credential_id, max(op = 'issue' AND ts_ms >= ? AND ts_ms < ?) AS issued_in, max(op = 'activate') AS activated
+			FROM credential_events WHERE ts >= ? GROUP BY credential_id
+		) WHERE issued_in`, from, to, fromTs).Scan(&issued, &activated); err != nil {
+		return nil, fmt.Errorf("kpi activation: %w", err)
+	}
+	k.Activation = Activation{Issued: int(issued), Activated: int(activated)}
+	if issued > 0 {
+		k.Activation.SuccessRate = float64(activated) / float64(issued)
+	}
+
+	live := "'" + strings.Join(lifecycle.Live, "','") + "'"
+	var liveN, liveExc, newN, newExc uint64
+	if err := conn.QueryRow(ctx, `SELECT countIf(cur_state IN (`+live+`)), countIf(cur_state IN (`+live+`) AND exc),
+			countIf(requested_in), countIf(requested_in AND exc)
+		FROM (
+			SELECT credential_id, argMax(state, seq) AS cur_state, argMax(exception, seq) = 1 OR argMax(break_glass, seq) = 1 AS exc,
+				max(op = 'request' AND ts_ms >= ?) AS requested_in
+			FROM credential_events WHERE ts_ms < ? GROUP BY credential_id
+		)`, from, to).Scan(&liveN, &liveExc, &newN, &newExc); err != nil {
+		return nil, fmt.Errorf("kpi exceptions: %w", err)
+	}
+	k.Exceptions = Exceptions{Live: int(liveN), LiveExceptions: int(liveExc), New: int(newN), NewExceptions: int(newExc)}
+	if liveN > 0 {
+		k.Exceptions.PerThousand = 1000 * float64(liveExc) / float64(liveN)
+	}
+	if newN > 0 {
+		k.Exceptions.NewPerThousand = 1000 * float64(newExc) / float64(newN)
+	}
+
+	deadline := q.Now.Add(-q.SLA).UnixMilli()
+	rows, err := conn.Query(ctx, `SELECT vendor, lock_id, count(), min(first_ms) FROM (
+			SELECT revocation_id, credential_id, vendor, lock_id, min(issued_ms) AS first_ms
+			FROM revocation_locks WHERE ts >= ? AND issued_ms >= ? AND issued_ms < ?
+			GROUP BY revocation_id, credential_id, vendor, lock_id
+		) WHERE first_ms < ? AND (revocation_id, credential_id, vendor, lock_id) NOT IN (
+			SELECT revocation_id, credential_id, vendor, lock_id FROM lock_acks
+			WHERE status = 'applied' AND revocation_id != '' AND ts >= ?)
+		GROUP BY vendor, lock_id ORDER BY count() DESC, vendor, lock_id`, fromTs, from, to, deadline, fromTs)
+	if err != nil {
+		return nil, fmt.Errorf("kpi pending locks: %w", err)
+	}
+	defer rows.Close()
+	k.PendingLocks = PendingLocks{SLASeconds: q.SLA.Seconds(), Locks: []PendingLock{}}
+	for rows.Next() {
+		var l PendingLock
+		var c uint64
+		if err := rows.Scan(&l.Vendor, &l.LockID, &c, &l.OldestMs); err != nil {
+			return nil, fmt.Errorf("scan pending lock: %w", err)
+		}
+		l.Revocations = int(c)
+		k.PendingLocks.Count += int(c)
+		if len(k.PendingLocks.Locks) < 100 {
+			k.PendingLocks.Locks = append(k.PendingLocks.Locks, l)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("kpi pending locks: %w", err)
+	}
+	return k, nil
+}
+
+func quantiles(n uint64, qs []float64) Quantiles {
+	q := Quantiles{Count: int(n)}
+	if len(qs) == 3 {
+		q.P50, q.P95, q.P99 = qs[0]/1000, qs[1]/1000, qs[2]/1000
+	}
+	return q
+}
+
+func (p *Plane) handleKPIs(c *fiber.Ctx) error {
+	now := p.opts.Now()
+	q := KPIQuery{To: now, From: now.Add(-7 * 24 * time.Hour), SLA: p.opts.PendingSLA, Now: now}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if v := c.Query(f.name); v != "" {
+			ms, err := parseTime(v)
+			if err != nil {
+				return httpapi.BadRequest(f.name, err.Error())
+			}
+			*f.dst = time.UnixMilli(ms)
+		}
+	}
+	if v := c.Query("sla"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return httpapi.BadRequest("sla", "want a positive duration such as 15m")
+		}
+		q.SLA = d
+	}
+	if !q.To.After(q.From) {
+		return httpapi.BadRequest("to", "must be after from")
+	}
+	if q.To.Sub(q.From) > 400*24*time.Hour {
+		return httpapi.BadRequest("from", "range longer than 400 days")
+	}
+	ctx, cancel := p.ctx(c)
+	defer cancel()
+	k, err := ComputeKPIs(ctx, p.opts.Conn, q)
+	if err != nil {
+		return unavailable(err)
+	}
+	return c.JSON(k)
+}

@@ -1,0 +1,199 @@
+package control_test
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/internal/event"
+	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/testenv"
+)
+
+func TestIdempotencyKey(t *testing.T) {
+	bc := testenv.Kafka(t, 4)
+	conn, _ := testenv.ClickHouse(t)
+	e := newEnv(t, bc, conn)
+
+	req := resident("subj-idem")
+	var first, again control.ProvisionResponse
+	resp := e.do("POST", "/v1/credentials", "mgr1", req, &first, "Idempotency-Key", "move-in-42")
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body(resp))
+	assert.Equal(t, "/v1/requests/"+first.RequestID, resp.Header.Get("Location"))
+
+	resp = e.do("POST", "/v1/credentials", "mgr1", req, &again, "Idempotency-Key", "move-in-42")
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body(resp))
+	assert.Equal(t, "true", resp.Header.Get("Idempotent-Replayed"))
+	assert.Equal(t, first, again, "same key + same body → same result")
+
+	other := req
+	other.Reason = "a different body"
+	var pr httpapi.Problem
+	resp = e.do("POST", "/v1/credentials", "mgr1", other, &pr, "Idempotency-Key", "move-in-42")
+	assert.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
+	assert.Equal(t, "idempotency_key_reused", pr.Code)
+
+	// Keys are scoped per caller.
+	var theirs control.ProvisionResponse
+	resp = e.do("POST", "/v1/credentials", "mgr2", req, &theirs, "Idempotency-Key", "move-in-42")
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	assert.NotEqual(t, first.RequestID, theirs.RequestID)
+
+	e.waitRequest(first.RequestID, func(st control.RequestStatus) bool { return st.Status == "completed" })
+	e.waitState(first.CredentialIDs[0], event.StateActive)
+
+	// Another instance (cold cache, ClickHouse only) answers the same.
+	e2 := newEnv(t, bc, conn, func(o *control.Options) { o.APIOnly = true })
+	var cold control.ProvisionResponse
+	resp = e2.do("POST", "/v1/credentials", "mgr1", req, &cold, "Idempotency-Key", "move-in-42")
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body(resp))
+	assert.Equal(t, first, cold)
+	// ... and rebuilt the state from credential.events, registry included.
+	require.Eventually(t, func() bool {
+		var v control.CredentialView
+		return e2.do("GET", "/v1/credentials/"+first.CredentialIDs[0], "analyst", nil, &v).StatusCode == http.StatusOK &&
+			v.Credential.State == event.StateActive
+	}, 10*time.Second, 20*time.Millisecond)
+	_, creds := e2.locks.Len()
+	assert.Positive(t, creds)
+
+	// One credential per subject despite three identical requests.
+	var list struct {
+		Credentials []*control.Record `json:"credentials"`
+	}
+	e.do("GET", "/v1/credentials?subject_id=subj-idem", "analyst", nil, &list)
+	assert.Len(t, list.Credentials, 2, "manager-1's request once, manager-2's once")
+}
+
+func TestQueueFull429(t *testing.T) {
+	bc := testenv.Kafka(t, 2)
+	conn, _ := testenv.ClickHouse(t)
+	// No owner runs: nothing drains the queue.
+	e := newEnv(t, bc, conn, func(o *control.Options) { o.APIOnly = true; o.MaxQueue = 3 })
+	var firstResp control.ProvisionResponse
+	for i := range 3 {
+		resp := e.do("POST", "/v1/credentials", "mgr1", resident(fmt.Sprintf("q-%d", i)), &firstResp,
+			"Idempotency-Key", fmt.Sprintf("k-%d", i))
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, body(resp))
+	}
+	f := func(name string, token string, payload any, headers ...string) {
+		t.Run(name, func(t *testing.T) {
+			var pr httpapi.Problem
+			resp := e.do("POST", "/v1/credentials", token, payload, &pr, headers...)
+			assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, body(resp))
+			assert.Equal(t, "queue_full", pr.Code)
+			ra, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, ra, 1)
+		})
+	}
+	f("fourth request", "mgr1", resident("q-3"))
+	// The sampled lag (no owner commits) keeps it full.
+	time.Sleep(700 * time.Millisecond)
+	f("after a lag sample", "mgr2", resident("q-4"))
+	t.Run("replay is not throttled", func(t *testing.T) {
+		var again control.ProvisionResponse
+		resp := e.do("POST", "/v1/credentials", "mgr1", resident("q-2"), &again, "Idempotency-Key", "k-2")
+		assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+		assert.Equal(t, firstResp.RequestID, again.RequestID)
+	})
+	var m struct{}
+	_ = m
+}
+
+// TestBulkImportReportsBadRows imports 1,000 credentials (CSV) of which 10
+// are bad: exactly those 10 are reported, the rest are issued.
+func TestBulkImportReportsBadRows(t *testing.T) {
+	bc := testenv.Kafka(t, 4)
+	conn, _ := testenv.ClickHouse(t)
+	e := newEnv(t, bc, conn)
+
+	bad := map[int]string{ // item index → a fault
+		3:   "subject_id=",
+		57:  "role=wizard",
+		101: "subject_id=jane.doe@example.com",
+		222: "valid_until=yesterday",
+		318: "door_groups=unit:Z-999",
+		400: "attestation_format=apple_app_attest",
+		512: "vendor=acme",
+		640: "valid_until=2001-01-01T00:00:00Z",
+		777: "attestation_evidence=!!notbase64!!",
+		999: "subject_id=has space",
+	}
+	var b strings.Builder
+	b.WriteString("subject_id,role,site_id,door_groups,valid_until,device_id,attestation_format,attestation_evidence,vendor,user_ref\n")
+	for i := range 1000 {
+		row := map[string]string{"subject_id": fmt.Sprintf("bulk-%04d", i), "role": "resident", "site_id": "site-a",
+			"door_groups": fmt.Sprintf("unit:B-204"), "valid_until": "", "device_id": "", "attestation_format": "",
+			"attestation_evidence": "", "vendor": "matter", "user_ref": strconv.Itoa(i)}
+		if i%2 == 0 {
+			row["device_id"], row["attestation_format"], row["attestation_evidence"] = fmt.Sprintf("dev-%d", i), "aliro", evidence
+		}
+		if f, ok := bad[i]; ok {
+			k, v, _ := strings.Cut(f, "=")
+			row[k] = v
+			if k == "attestation_format" {
+				row["device_id"] = ""
+			}
+		}
+		for j, col := range []string{"subject_id", "role", "site_id", "door_groups", "valid_until", "device_id",
+			"attestation_format", "attestation_evidence", "vendor", "user_ref"} {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(row[col])
+		}
+		b.WriteByte('\n')
+	}
+	var pr control.ProvisionResponse
+	resp := e.do("POST", "/v1/credentials:bulk", "mgr1", b.String(), &pr, "Idempotency-Key", "move-in-day")
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body(resp))
+	assert.Equal(t, 1000, pr.Total)
+	assert.Equal(t, 990, pr.Accepted)
+	assert.Equal(t, 10, pr.Rejected)
+	var rejected []int
+	for _, f := range pr.Failures {
+		rejected = append(rejected, *f.Index)
+		assert.Contains(t, f.Reason, "line ")
+	}
+	var want []int
+	for i := range bad {
+		want = append(want, i)
+	}
+	sort.Ints(want)
+	assert.Equal(t, want, rejected)
+	for i, id := range pr.CredentialIDs {
+		_, isBad := bad[i]
+		assert.Equal(t, isBad, id == "", "item %d", i)
+	}
+
+	st := e.waitRequest(pr.RequestID, func(st control.RequestStatus) bool { return st.Status != control.StatusPending })
+	assert.Equal(t, "completed_with_failures", st.Status)
+	assert.Equal(t, map[string]int{control.StatusIssued: 990, control.StatusFailed: 10}, st.Counts)
+	var failed []int
+	for _, f := range st.Failures {
+		failed = append(failed, f.Item)
+		assert.NotEmpty(t, f.Error)
+	}
+	assert.Equal(t, want, failed)
+	assert.Equal(t, event.StateActive, e.credential(pr.CredentialIDs[0]).Credential.State)
+	assert.Equal(t, event.StatePendingActivation, e.credential(pr.CredentialIDs[1]).Credential.State)
+
+	// A JSON array works the same way.
+	var jr control.ProvisionResponse
+	resp = e.do("POST", "/v1/credentials:bulk", "mgr1", []byte(`[{"subject_id":"j-1","role":"guest"},{"subject_id":"j-2","role":"nope"},{"subject_id":"j-3","role":"guest","bogus":1}]`), &jr)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body(resp))
+	assert.Equal(t, 1, jr.Accepted)
+	require.Len(t, jr.Failures, 2)
+	assert.Equal(t, 1, *jr.Failures[0].Index)
+	assert.Equal(t, "role", jr.Failures[0].Field)
+	assert.Equal(t, 2, *jr.Failures[1].Index)
+}

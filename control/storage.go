@@ -1,0 +1,228 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+	"github.com/keyfleet/keyfleet/internal/gateway"
+)
+
+// CredentialRows turns credential.events records into credential_events rows
+// (for chstorage.Writer).
+type CredentialRows struct {
+	rows [][]any
+	now  func() time.Time
+}
+
+var _ chstorage.Rows = (*CredentialRows)(nil)
+
+var credentialColumns = []string{
+	"credential_id", "seq", "ts", "ts_ms", "op", "state", "prev_state", "subject_id", "role", "site_id",
+	"device_id", "attested", "break_glass", "exception", "door_groups", "valid_from_ms", "valid_until_ms",
+	"issuer", "approvers", "approval_rule", "reason", "actor", "request_id", "command_id", "revocation_id",
+	"requested_ms", "issued_ms", "lock_count", "record", "inserted_ms",
+}
+
+// NewCredentialRows returns an empty batch.
+func NewCredentialRows() *CredentialRows { return &CredentialRows{now: time.Now} }
+
+func (c *CredentialRows) Table() string     { return "credential_events" }
+func (c *CredentialRows) Columns() []string { return credentialColumns }
+func (c *CredentialRows) Len() int          { return len(c.rows) }
+func (c *CredentialRows) Stored()           {}
+func (c *CredentialRows) Reset()            { clear(c.rows); c.rows = c.rows[:0] }
+
+// Append decodes one record.
+func (c *CredentialRows) Append(m kafka.Message) error {
+	r, err := decodeRecord(m.Value)
+	if err != nil {
+		return err
+	}
+	if r.TsMs <= 0 {
+		return fmt.Errorf("credential record %s: ts_ms %d", r.CredentialID, r.TsMs)
+	}
+	c.rows = append(c.rows, []any{
+		r.CredentialID, r.Seq, time.UnixMilli(r.TsMs).UTC(), r.TsMs, r.Op, r.State, r.PrevState, r.SubjectID,
+		r.Role, r.SiteID, r.DeviceID, b2u(r.Attested), b2u(r.BreakGlass), b2u(r.Exception), nonNil(r.DoorGroups),
+		r.ValidFromMs, r.ValidUntilMs, r.Issuer, nonNil(r.Approvers), r.ApprovalRule, r.Reason, r.Actor,
+		r.RequestID, r.CommandID, r.RevocationID, r.RequestedMs, r.IssuedMs, uint32(len(r.Locks)),
+		string(m.Value), int64(0),
+	})
+	return nil
+}
+
+// Data returns the columns; inserted_ms is stamped now.
+func (c *CredentialRows) Data() []any {
+	now := c.now().UnixMilli()
+	cols := make([]any, len(credentialColumns))
+	for i := range credentialColumns {
+		cols[i] = column(c.rows, i)
+	}
+	ins := make([]int64, len(c.rows))
+	for i := range ins {
+		ins[i] = now
+	}
+	cols[len(cols)-1] = ins
+	return cols
+}
+
+// column builds a typed column slice from row-major values.
+func column(rows [][]any, i int) any {
+	if len(rows) == 0 {
+		return []string{}
+	}
+	switch rows[0][i].(type) {
+	case string:
+		out := make([]string, len(rows))
+		for j, r := range rows {
+			out[j] = r[i].(string)
+		}
+		return out
+	case uint64:
+		out := make([]uint64, len(rows))
+		for j, r := range rows {
+			out[j] = r[i].(uint64)
+		}
+		return out
+	case int64:
+		out := make([]int64, len(rows))
+		for j, r := range rows {
+			out[j] = r[i].(int64)
+		}
+		return out
+	case uint32:
+		out := make([]uint32, len(rows))
+		for j, r := range rows {
+			out[j] = r[i].(uint32)
+		}
+		return out
+	case uint8:
+		out := make([]uint8, len(rows))
+		for j, r := range rows {
+			out[j] = r[i].(uint8)
+		}
+		return out
+	case time.Time:
+		out := make([]time.Time, len(rows))
+		for j, r := range rows {
+			out[j] = r[i].(time.Time)
+		}
+		return out
+	case []string:
+		out := make([][]string, len(rows))
+		for j, r := range rows {
+			out[j] = r[i].([]string)
+		}
+		return out
+	}
+	panic(fmt.Sprintf("column %d: unsupported type %T", i, rows[0][i]))
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Item statuses of a request.
+const (
+	StatusPending = "pending"
+	StatusIssued  = "issued"
+	StatusApplied = "applied" // a non-provisioning command took effect
+	StatusFailed  = "failed"
+)
+
+type itemRow struct {
+	RequestID    string
+	Item         int
+	CredentialID string
+	Status       string
+	Error        string
+	Detail       string
+}
+
+var itemColumns = []string{"request_id", "item", "credential_id", "status", "error", "detail", "updated_ms", "version"}
+
+func insertItems(ctx context.Context, conn driver.Conn, now time.Time, items []itemRow) error {
+	if len(items) == 0 {
+		return nil
+	}
+	ms := now.UnixMilli()
+	rows := make([][]any, len(items))
+	for i, it := range items {
+		// An outcome outranks pending whatever the clocks of the writers
+		// say; among equals the later write wins.
+		rank := uint64(2)
+		if it.Status == StatusPending {
+			rank = 1
+		}
+		rows[i] = []any{it.RequestID, uint32(it.Item), it.CredentialID, it.Status, it.Error, it.Detail, ms, rank<<48 | uint64(ms)}
+	}
+	return chstorage.InsertRows(ctx, conn, "control_request_items", itemColumns, rows...)
+}
+
+type revocationRow struct {
+	RevocationID, CredentialID, SubjectID, Scope, DeviceID string
+	RequestedMs, DisabledMs, SessionRevokedMs              int64
+	Locks                                                  int
+}
+
+type revocationLockRow struct {
+	RevocationID, CredentialID, Vendor, LockID, CommandID string
+	IssuedMs                                              int64
+}
+
+func insertRevocations(ctx context.Context, conn driver.Conn, revs []revocationRow, locks []revocationLockRow) error {
+	if len(revs) > 0 {
+		rows := make([][]any, len(revs))
+		for i, r := range revs {
+			rows[i] = []any{r.RevocationID, r.CredentialID, r.SubjectID, r.Scope, time.UnixMilli(r.RequestedMs).UTC(),
+				r.RequestedMs, r.DisabledMs, r.SessionRevokedMs, r.DeviceID, uint32(r.Locks)}
+		}
+		if err := chstorage.InsertRows(ctx, conn, "revocations", []string{"revocation_id", "credential_id", "subject_id",
+			"scope", "ts", "requested_ms", "disabled_ms", "session_revoked_ms", "device_id", "locks_total"}, rows...); err != nil {
+			return err
+		}
+	}
+	if len(locks) > 0 {
+		rows := make([][]any, len(locks))
+		for i, l := range locks {
+			rows[i] = []any{l.RevocationID, l.CredentialID, l.Vendor, l.LockID, l.CommandID, time.UnixMilli(l.IssuedMs).UTC(), l.IssuedMs}
+		}
+		if err := chstorage.InsertRows(ctx, conn, "revocation_locks", []string{"revocation_id", "credential_id", "vendor",
+			"lock_id", "command_id", "ts", "issued_ms"}, rows...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func insertAcks(ctx context.Context, conn driver.Conn, acks []gateway.Ack, ackedMs int64) error {
+	if len(acks) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(acks))
+	for i, a := range acks {
+		ts := a.AppliedMs
+		if ts <= 0 {
+			ts = ackedMs
+		}
+		rows[i] = []any{a.CommandID, a.RevocationID, a.Type, a.Vendor, a.LockID, a.CredentialID, a.Status, a.Error,
+			time.UnixMilli(ts).UTC(), a.ReceivedMs, a.AppliedMs, ackedMs}
+	}
+	return chstorage.InsertRows(ctx, conn, "lock_acks", []string{"command_id", "revocation_id", "type", "vendor",
+		"lock_id", "credential_id", "status", "error", "ts", "received_ms", "applied_ms", "acked_ms"}, rows...)
+}

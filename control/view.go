@@ -1,0 +1,296 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/registry"
+)
+
+// view is the materialized state of every credential: the newest record of
+// each, rebuilt on start by reading credential.events from the beginning and
+// kept current by following it (every instance holds every credential, so
+// any instance answers reads and validates requests). Each applied record
+// also feeds the normalizer's registry.
+type view struct {
+	mu        sync.RWMutex
+	creds     map[string]*Record
+	bySubject map[string]map[string]struct{}
+	waiters   map[string][]chan *Record // command id → API calls waiting for it
+	states    *prometheus.GaugeVec
+	counts    map[string]int
+	feed      *registry.Feed
+}
+
+func newView(feed *registry.Feed, states *prometheus.GaugeVec) *view {
+	return &view{creds: map[string]*Record{}, bySubject: map[string]map[string]struct{}{},
+		waiters: map[string][]chan *Record{}, states: states, counts: map[string]int{}, feed: feed}
+}
+
+// get returns a credential's newest record. Records are never changed once
+// stored; callers clone before deriving a new one.
+func (v *view) get(id string) (*Record, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	r, ok := v.creds[id]
+	return r, ok
+}
+
+// put stores r if it is newer than what the view holds and reports whether
+// it did. Waiters on r's command are told when r is its command's last record.
+func (v *view) put(r *Record) bool {
+	v.mu.Lock()
+	cur, ok := v.creds[r.CredentialID]
+	if ok && cur.Seq >= r.Seq {
+		v.mu.Unlock()
+		return false
+	}
+	v.creds[r.CredentialID] = r
+	if ok {
+		v.counts[cur.State]--
+		v.states.WithLabelValues(cur.State).Set(float64(v.counts[cur.State]))
+		if cur.SubjectID != r.SubjectID {
+			delete(v.bySubject[cur.SubjectID], r.CredentialID)
+		}
+	}
+	v.counts[r.State]++
+	v.states.WithLabelValues(r.State).Set(float64(v.counts[r.State]))
+	s := v.bySubject[r.SubjectID]
+	if s == nil {
+		s = map[string]struct{}{}
+		v.bySubject[r.SubjectID] = s
+	}
+	s[r.CredentialID] = struct{}{}
+	var notify []chan *Record
+	if r.CommandDone && r.CommandID != "" {
+		notify = v.waiters[r.CommandID]
+		delete(v.waiters, r.CommandID)
+	}
+	v.mu.Unlock()
+	if v.feed != nil {
+		v.feed.Apply(r.Credential)
+	}
+	for _, ch := range notify {
+		ch <- r
+	}
+	return true
+}
+
+// subject returns a subject's credentials, sorted by id.
+func (v *view) subject(id string) []*Record {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]*Record, 0, len(v.bySubject[id]))
+	for cid := range v.bySubject[id] {
+		out = append(out, v.creds[cid])
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CredentialID < out[j].CredentialID })
+	return out
+}
+
+// each calls fn for every credential (under the read lock: fn must not
+// call back into the view).
+func (v *view) each(fn func(r *Record)) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for _, r := range v.creds {
+		fn(r)
+	}
+}
+
+func (v *view) size() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.creds)
+}
+
+// await registers interest in a command's result before it is published.
+func (v *view) await(commandID string) (<-chan *Record, func()) {
+	ch := make(chan *Record, 1)
+	v.mu.Lock()
+	v.waiters[commandID] = append(v.waiters[commandID], ch)
+	v.mu.Unlock()
+	return ch, func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		list := v.waiters[commandID]
+		for i, c := range list {
+			if c == ch {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(v.waiters, commandID)
+		} else {
+			v.waiters[commandID] = list
+		}
+	}
+}
+
+// follower reads every partition of one topic from its first offset,
+// without a consumer group, and knows how far it got, so callers can wait
+// until it has applied everything published before a point in time.
+type follower struct {
+	cfg    bus.Config
+	topic  string
+	logger *slog.Logger
+	handle func(m kafka.Message)
+
+	mu      sync.Mutex
+	next    map[int]int64 // partition → next offset to apply
+	changed chan struct{} // closed and replaced on progress
+	started chan struct{}
+}
+
+func newFollower(cfg bus.Config, topic string, logger *slog.Logger, handle func(kafka.Message)) *follower {
+	return &follower{cfg: cfg, topic: topic, logger: logger, handle: handle,
+		next: map[int]int64{}, changed: make(chan struct{}), started: make(chan struct{})}
+}
+
+func (f *follower) client() *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(f.cfg.Brokers...), Timeout: 10 * time.Second}
+}
+
+// offsets returns the first or the next-to-be-written offset of every partition.
+func (f *follower) offsets(ctx context.Context, last bool) (map[int]int64, error) {
+	c := f.client()
+	topic := f.cfg.Topic(f.topic)
+	meta, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata %s: %w", topic, err)
+	}
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil || len(meta.Topics[0].Partitions) == 0 {
+		return nil, fmt.Errorf("topic %s not found", topic)
+	}
+	var reqs []kafka.OffsetRequest
+	for _, p := range meta.Topics[0].Partitions {
+		if last {
+			reqs = append(reqs, kafka.LastOffsetOf(p.ID))
+		} else {
+			reqs = append(reqs, kafka.FirstOffsetOf(p.ID))
+		}
+	}
+	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets %s: %w", topic, err)
+	}
+	out := map[int]int64{}
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("list offsets %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		if last {
+			out[po.Partition] = po.LastOffset
+		} else {
+			out[po.Partition] = po.FirstOffset
+		}
+	}
+	return out, nil
+}
+
+// Run follows every partition until ctx ends.
+func (f *follower) Run(ctx context.Context) error {
+	var first map[int]int64
+	if err := bus.Retry(ctx, f.logger, "follow "+f.topic, func(ctx context.Context) error {
+		var err error
+		first, err = f.offsets(ctx, false)
+		return err
+	}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	f.mu.Lock()
+	for p, o := range first {
+		f.next[p] = o
+	}
+	f.mu.Unlock()
+	close(f.started)
+	g, gctx := errgroup.WithContext(ctx)
+	for p, o := range first {
+		g.Go(func() error { return f.follow(gctx, p, o) })
+	}
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (f *follower) follow(ctx context.Context, partition int, from int64) error {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        f.cfg.Brokers,
+		Topic:          f.cfg.Topic(f.topic),
+		Partition:      partition,
+		MinBytes:       1,
+		MaxBytes:       16 << 20,
+		MaxWait:        250 * time.Millisecond,
+		ReadBackoffMin: 20 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+	})
+	defer r.Close()
+	if err := r.SetOffset(from); err != nil {
+		return fmt.Errorf("follow %s/%d: %w", f.topic, partition, err)
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("follow %s/%d: %w", f.topic, partition, err)
+		}
+		f.handle(m)
+		f.mu.Lock()
+		f.next[partition] = m.Offset + 1
+		close(f.changed)
+		f.changed = make(chan struct{})
+		f.mu.Unlock()
+	}
+}
+
+// catchUp returns once everything published to the topic before the call
+// has been applied.
+func (f *follower) catchUp(ctx context.Context) error {
+	select {
+	case <-f.started:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	ends, err := f.offsets(ctx, true)
+	if err != nil {
+		return err
+	}
+	for {
+		f.mu.Lock()
+		behind := false
+		for p, end := range ends {
+			if f.next[p] < end {
+				behind = true
+				break
+			}
+		}
+		changed := f.changed
+		f.mu.Unlock()
+		if !behind {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return errors.Join(errors.New("credential.events not caught up"), ctx.Err())
+		}
+	}
+}

@@ -1,0 +1,53 @@
+package service
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/internal/audit"
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/flagenv"
+	"github.com/keyfleet/keyfleet/internal/registry"
+)
+
+// ControlConfig configures the credential control plane of `keyfleet serve`.
+type ControlConfig struct {
+	MaxQueue   int
+	MaxBulk    int
+	PendingSLA time.Duration
+	AuditChain string
+}
+
+func (c *ControlConfig) registerFlags(s *flagenv.Set) {
+	s.Int(&c.MaxQueue, "control-max-queue", "KEYFLEET_CONTROL_MAX_QUEUE", 50000,
+		"control commands that may wait in control.commands before provisioning requests get 429")
+	s.Int(&c.MaxBulk, "control-max-bulk", "KEYFLEET_CONTROL_MAX_BULK", 10000, "most credentials in one bulk request")
+	s.Duration(&c.PendingSLA, "revocation-sla", "KEYFLEET_REVOCATION_SLA", control.DefaultPendingSLA,
+		"how long a lock may take to confirm a revocation before it counts as overdue")
+	s.String(&c.AuditChain, "audit-chain", "KEYFLEET_AUDIT_CHAIN", "",
+		"name of this process's audit hash chain (default: host-pid-start; never share one between processes)")
+}
+
+// newControl builds the audit log and the credential control plane. The
+// plane feeds locks (the normalizer's registry) from credential.events; its
+// Suspend method is what automated responders call.
+func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, locks *registry.Registry, key []byte,
+	reg prometheus.Registerer, logger *slog.Logger) (*control.Plane, *audit.Store, error) {
+	auditLog, err := audit.NewStore(conn, audit.Options{Chain: cfg.AuditChain, Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, nil, err
+	}
+	plane, err := control.New(control.Options{
+		Bus: bc, Conn: conn, Registry: locks, Audit: auditLog, Verifier: auditLog, PseudonymKey: key,
+		Logger: logger.With("part", "control"), Registerer: reg,
+		MaxQueue: cfg.MaxQueue, MaxBulk: cfg.MaxBulk, PendingSLA: cfg.PendingSLA,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return plane, auditLog, nil
+}
