@@ -32,8 +32,16 @@ type CredentialView struct {
 // Credentials returns the engine's view of every credential it knows from
 // lifecycle records, sorted by id.
 func (e *Engine) Credentials() []CredentialView {
-	out := make([]CredentialView, 0, len(e.creds))
-	for _, c := range e.creds {
+	if len(e.credIDs) != len(e.creds) {
+		e.credIDs = e.credIDs[:0]
+		for id := range e.creds {
+			e.credIDs = append(e.credIDs, id)
+		}
+		sort.Strings(e.credIDs)
+	}
+	out := make([]CredentialView, 0, len(e.credIDs))
+	for _, id := range e.credIDs {
+		c := e.creds[id]
 		if len(c.states) == 0 {
 			continue
 		}
@@ -44,15 +52,23 @@ func (e *Engine) Credentials() []CredentialView {
 			ValidUntilMs: c.validUntilMs, BreakGlass: c.breakGlass,
 		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].CredentialID < out[j].CredentialID })
 	return out
 }
 
 // Batch runs the batch checks (stale_credential, expired_exception) as of
 // event time now over every credential the engine knows. lastUse, when not
-// nil, adds last uses the engine did not see itself.
-func (e *Engine) Batch(dst []Alert, now int64, lastUse LastUseFunc) []Alert {
+// nil, adds last uses the engine did not see itself, and usesSince says from
+// when on those uses are known (the oldest event in the store). With a nil
+// lastUse the engine's own record of uses counts, known since its first
+// access event.
+func (e *Engine) Batch(dst []Alert, now int64, lastUse LastUseFunc, usesSince int64) []Alert {
 	d := &e.rules.Detectors
+	if lastUse == nil {
+		usesSince = e.firstTs
+		if usesSince == 0 {
+			return dst // no access events yet: nothing to judge uses by
+		}
+	}
 	if !d.StaleCredential.Enabled && !d.ExpiredException.Enabled {
 		return dst
 	}
@@ -61,7 +77,7 @@ func (e *Engine) Batch(dst []Alert, now int64, lastUse LastUseFunc) []Alert {
 			c.LastUseMs = max(c.LastUseMs, lastUse(c.CredentialID))
 		}
 		if d.StaleCredential.Enabled {
-			if a, ok := CheckStale(&d.StaleCredential, c, now); ok {
+			if a, ok := CheckStale(&d.StaleCredential, c, now, usesSince); ok {
 				dst = e.raiseOnce(dst, a, "credential:"+c.CredentialID, d.StaleCredential.Suppress.Ms())
 			}
 		}
@@ -85,18 +101,22 @@ func (e *Engine) raiseOnce(dst []Alert, a Alert, key string, suppress int64) []A
 }
 
 // CheckStale is stale_credential for one credential: active, and neither
-// used nor (re)activated for UnusedDays. The alert id derives from the
+// used nor (re)activated for UnusedDays as far as the use data shows (uses
+// are known from usesSince on, so a credential whose idle period began
+// earlier counts as idle only since then: a fresh install or a replay does
+// not flag every credential at once). The alert id derives from the
 // credential and the start of the idle period, so every run that finds the
 // same stale credential yields the same alert.
-func CheckStale(r *StaleRules, c CredentialView, now int64) (Alert, bool) {
-	if c.State != event.StateActive {
+func CheckStale(r *StaleRules, c CredentialView, now, usesSince int64) (Alert, bool) {
+	if c.State != event.StateActive || usesSince <= 0 {
 		return Alert{}, false
 	}
 	since := max(c.LastUseMs, c.ActiveSinceMs, c.StateSinceMs)
-	if since <= 0 || now-since < int64(r.UnusedDays)*dayMs {
+	idle := now - max(since, usesSince)
+	if since <= 0 || idle < int64(r.UnusedDays)*dayMs {
 		return Alert{}, false
 	}
-	days := float64(now-since) / dayMs
+	days := float64(idle) / dayMs
 	last := "never used"
 	if c.LastUseMs > 0 {
 		last = "last used " + time.UnixMilli(c.LastUseMs).UTC().Format(time.DateOnly)
@@ -108,7 +128,7 @@ func CheckStale(r *StaleRules, c CredentialView, now int64) (Alert, bool) {
 		TsMs: now, WindowStartMs: since, WindowEndMs: now,
 		Observed: float64(int(days*10)) / 10, Threshold: float64(r.UnusedDays),
 		Evidence: []string{},
-		Explanation: fmt.Sprintf("Credential %s is active but unused for %.0f days (%s; threshold %d days).",
+		Explanation: fmt.Sprintf("Credential %s is active but has not been used for %.0f days (%s; threshold %d days).",
 			c.CredentialID, days, last, r.UnusedDays),
 		SuggestedAction: "Confirm the holder still needs access; otherwise revoke the credential (least privilege).",
 	}, true

@@ -320,7 +320,7 @@ func (e *Engine) checkBurst(dst []Alert, s *subjectState, ev *event.Access) []Al
 		TsMs: ev.TsMs, WindowStartMs: first, WindowEndMs: ev.TsMs,
 		Observed: float64(observed), Threshold: float64(threshold), Baseline: float64(baseline),
 		Evidence: evidence, Explanation: expl,
-		SuggestedAction: "Confirm with the subject or site staff that this activity is expected; if not, suspend the credential and review the doors involved.",
+		SuggestedAction:  "Confirm with the subject or site staff that this activity is expected; if not, suspend the credential and review the doors involved.",
 		SourceReceivedMs: ev.ReceivedMs,
 	}
 	return e.raise(dst, a, subjectKey(ev), r.Suppress.Ms())

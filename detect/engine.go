@@ -50,6 +50,7 @@ type Engine struct {
 	heldOpen  map[string]*doorState // doors currently open (held-open timers)
 
 	scratch map[string]struct{}
+	credIDs []string // sorted ids of creds (rebuilt when creds grows)
 }
 
 // NewEngine returns an engine for rules.
@@ -223,7 +224,7 @@ func (e *Engine) Advance(dst []Alert, wm int64) []Alert {
 			e.nextBatch = (wm/every + 1) * every
 		}
 		if wm >= e.nextBatch {
-			dst = e.Batch(dst, wm, nil)
+			dst = e.Batch(dst, wm, nil, 0)
 			e.nextBatch = (wm/every + 1) * every
 		}
 	}

@@ -238,13 +238,13 @@ func DefaultRules() *Rules {
 		Detectors: DetectorRules{
 			UnlockBurst: BurstRules{
 				Common: common(SeverityHigh, 2*time.Hour), Window: Duration(30 * time.Minute),
-				Measure: "distinct_doors", Floor: 6, ColdFloor: 10, Multiplier: 1.5, Margin: 4,
+				Measure: "distinct_doors", Floor: 6, ColdFloor: 10, Multiplier: 1.5, Margin: 3,
 				HistoryDays: 14, MinHistoryDays: 3, MinRoleSamples: 20, RolePercentile: 0.95, EscalateAt: 2,
 				LearningPeriod: Duration(24 * time.Hour),
 			},
 			UnattestedDeviceChange: DeviceRules{Common: common(SeverityHigh, 24*time.Hour)},
 			UseAfterRevocation: RevocationRules{
-				Common: common(SeverityCritical, time.Hour), Grace: Duration(2 * time.Minute),
+				Common: common(SeverityCritical, 12*time.Hour), Grace: Duration(2 * time.Minute),
 				IncludeSuspended: true, Lookback: Duration(24 * time.Hour),
 			},
 			DeniedStorm: DeniedRules{

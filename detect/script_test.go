@@ -144,7 +144,7 @@ func (s *script) run(line string) {
 		s.clock = s.clock.Add(d)
 		s.got = s.eng().Advance(s.got, s.clock.UnixMilli())
 	case "batch":
-		s.got = s.eng().Batch(s.got, s.clock.UnixMilli(), nil)
+		s.got = s.eng().Batch(s.got, s.clock.UnixMilli(), nil, 0)
 	case "flush":
 		s.got = s.eng().Flush(s.got)
 	case "cred":

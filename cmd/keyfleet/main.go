@@ -25,6 +25,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the service: ingest, normalize, store, HTTP API", runServe},
+		{"detect", "backtest the detectors: --replay FILE [--rules FILE] [--labels FILE]", runDetect},
 	}
 }
 
