@@ -101,7 +101,8 @@ func (e *Engine) setContribution(s *subjectState, v int, keepDays int) {
 // setRole changes a subject's role, moving the peaks it contributed to the
 // old role's pool over to the new one (roles come from credential records,
 // which may arrive after the subject's first events).
-func (e *Engine) setRole(s *subjectState, role string) {
+func (e *Engine) setRole(key string, role string) {
+	s := e.subject(key)
 	if role == s.role {
 		return
 	}
@@ -120,6 +121,7 @@ func (e *Engine) setRole(s *subjectState, role string) {
 	}
 	v := s.contrib
 	s.role = role
+	e.dirty[key] = struct{}{}
 	if v > 0 {
 		s.contrib = 0
 		if h := old.days[s.day]; h != nil && h[v] > 0 {
@@ -160,8 +162,9 @@ func (r *roleStats) percentile(day int64, keep int, p float64) (int, int) {
 // rollDay finishes the subject's running day when an event of a later day
 // arrives: its peak joins the history, unless the day raised a burst (an
 // anomaly must not teach the baseline).
-func (s *subjectState) rollDay(day int64, historyDays int) {
+func (s *subjectState) rollDay(day int64, historyDays int) (pushed bool) {
 	if s.day >= 0 && day > s.day && s.dayPeak > 0 && !s.dayAlerted {
+		pushed = true
 		s.peaks = append(s.peaks, dayPeak{day: s.day, peak: s.dayPeak})
 		if len(s.peaks) > historyDays {
 			s.peaks = append(s.peaks[:0], s.peaks[len(s.peaks)-historyDays:]...)
@@ -170,6 +173,7 @@ func (s *subjectState) rollDay(day int64, historyDays int) {
 	if day > s.day {
 		s.day, s.dayPeak, s.dayAlerted, s.contrib = day, 0, false, 0
 	}
+	return pushed
 }
 
 // ownBaseline is the highest completed-day peak within the history horizon,
@@ -258,7 +262,9 @@ func (e *Engine) checkBurst(dst []Alert, s *subjectState, ev *event.Access) []Al
 	r := &e.rules.Detectors.UnlockBurst
 	w := r.Window.Ms()
 	day := ev.TsMs / dayMs
-	s.rollDay(day, r.HistoryDays)
+	if s.rollDay(day, r.HistoryDays) {
+		e.dirty[subjectKey(ev)] = struct{}{}
+	}
 	newest := ev.TsMs
 	if len(s.win) > 0 {
 		newest = max(newest, s.win[len(s.win)-1].ts)
@@ -277,7 +283,7 @@ func (e *Engine) checkBurst(dst []Alert, s *subjectState, ev *event.Access) []Al
 		}
 		e.setContribution(s, s.dayPeak, r.HistoryDays)
 	}
-	if observed < min(r.Floor, r.ColdFloor) || ev.TsMs < e.firstTs+r.LearningPeriod.Ms() {
+	if observed < min(r.Floor, r.ColdFloor) || (!e.learned && ev.TsMs < e.firstTs+r.LearningPeriod.Ms()) {
 		return dst
 	}
 	threshold, baseline, roleBase, basis := e.burstThreshold(s, day)

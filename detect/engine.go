@@ -51,6 +51,9 @@ type Engine struct {
 
 	scratch map[string]struct{}
 	credIDs []string // sorted ids of creds (rebuilt when creds grows)
+
+	dirty   map[string]struct{} // subjects whose baseline changed since DirtyBaselines
+	learned bool                // baselines were restored: no cold-start learning period
 }
 
 // NewEngine returns an engine for rules.
@@ -74,6 +77,7 @@ func NewEngine(rules *Rules, opts Options) (*Engine, error) {
 		open:     map[string]*openAlert{},
 		heldOpen: map[string]*doorState{},
 		scratch:  map[string]struct{}{},
+		dirty:    map[string]struct{}{},
 	}, nil
 }
 
@@ -160,7 +164,7 @@ func (e *Engine) Credential(dst []Alert, rec *event.Credential) []Alert {
 	if rec.SubjectID != "" {
 		cs.subject = rec.SubjectID
 		if rec.Role != "" {
-			e.setRole(e.subject(rec.SubjectID), rec.Role)
+			e.setRole(rec.SubjectID, rec.Role)
 		}
 	}
 	if rec.Role != "" {
