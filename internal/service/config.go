@@ -38,6 +38,8 @@ type Config struct {
 	PseudonymKey   string
 	LogLevel       string
 	LogFormat      string
+
+	Detect DetectConfig
 }
 
 // RegisterFlags defines serve's flags (each with an environment equivalent).
@@ -77,6 +79,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"secret key of the keyed hashes that pseudonymize vendor user references (card numbers, auth ids); required with real Kafka")
 	s.String(&c.LogLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
+	c.Detect.registerFlags(s)
 }
 
 // Validate checks the configuration and says what is wrong in terms of flags.
@@ -112,6 +115,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.KafkaBrokers) > 0 && len(c.PseudonymKey) < 16 {
 		errs = append(errs, errors.New("--pseudonym-key (KEYFLEET_PSEUDONYM_KEY): at least 16 characters are required when running against real Kafka"))
+	}
+	if err := c.Detect.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -19,6 +19,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/keyfleet/keyfleet/detect/alertstore"
+	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/ingest"
 	"github.com/keyfleet/keyfleet/internal/auth"
 	"github.com/keyfleet/keyfleet/internal/bus"
@@ -50,6 +52,10 @@ type Options struct {
 	Listener net.Listener
 	// Ready, when set, is called once the service is serving.
 	Ready func(httpAddr, kafkaAddr string)
+	// Auditor and Suspender connect the detection part to the control
+	// plane's audit log and credential suspension (nil: not connected).
+	Auditor   alertstore.Auditor
+	Suspender respond.Suspender
 }
 
 // Run runs `keyfleet serve` until ctx ends, then shuts down in order: stop
@@ -160,11 +166,16 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	lag := bus.NewLagMonitor(bc, []bus.Consumer{
+	det, err := setupDetect(cfg.Detect, bc, conn, reg, logger, opts.Auditor, opts.Suspender)
+	if err != nil {
+		return err
+	}
+	defer closeAll(logger, det.closers...)
+	lag := bus.NewLagMonitor(bc, append([]bus.Consumer{
 		{Group: GroupNormalize, Topic: bus.TopicRaw},
 		{Group: GroupClickHouse, Topic: bus.TopicAccess},
 		{Group: GroupDeadLetter, Topic: bus.TopicDLQ},
-	}, reg, logger)
+	}, det.consumers...), reg, logger)
 
 	ingestHandler, err := ingest.New(ingest.Options{
 		Normalizer: normalize.New(vendors.Adapters(), nil, key), Raw: rawWriter, Logger: logger, Registerer: reg,
@@ -174,6 +185,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}
 	health := &health{bus: bc, conn: conn}
 	routes := append(health.Routes(reg), ingestHandler.Routes()...)
+	routes = append(routes, det.routes...)
 	server, err := httpapi.New(httpapi.Options{
 		Addr: cfg.HTTPAddr, BodyLimit: cfg.HTTPBodyLimit, Auth: tokens, Logger: logger,
 		Registerer: reg, AccessLog: cfg.AccessLog,
@@ -200,6 +212,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	g.Go(func() error { return dlqStore.Run(gctx) })
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return tokens.Run(gctx) })
+	for _, run := range det.runs {
+		g.Go(func() error { return run(gctx) })
+	}
 	g.Go(func() error {
 		select {
 		case <-ctx.Done():
