@@ -17,7 +17,10 @@ import (
 	"github.com/keyfleet/keyfleet/detect/internal/synth"
 )
 
-var synthOut = flag.String("synth-out", "", "write the synthetic replay and labels files to this directory")
+var (
+	synthOut      = flag.String("synth-out", "", "write the synthetic replay and labels files to this directory")
+	synthSubjects = flag.Int("synth-subjects", 0, "subjects per site of the synthetic estate (default: synth.Default)")
+)
 
 // TestWriteSynth writes the synthetic data set for manual backtests:
 //
@@ -26,7 +29,11 @@ func TestWriteSynth(t *testing.T) {
 	if *synthOut == "" {
 		t.Skip("-synth-out not set")
 	}
-	d := synth.Generate(synth.Default())
+	cfg := synth.Default()
+	if *synthSubjects > 0 {
+		cfg.Subjects = *synthSubjects
+	}
+	d := synth.Generate(cfg)
 	require.NoError(t, os.MkdirAll(*synthOut, 0o755))
 	f, err := os.Create(filepath.Join(*synthOut, "replay.jsonl"))
 	require.NoError(t, err)
