@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -284,6 +285,9 @@ func ParseRules(data []byte) (*Rules, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(r); err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("rules: trailing data after the JSON object")
 	}
 	if r.Version < 1 {
 		return nil, errors.New("rules: \"version\" (an integer ≥ 1) is required")
