@@ -3,7 +3,7 @@ package detect
 import (
 	"fmt"
 	"math"
-	"time"
+	"strings"
 
 	"github.com/keyfleet/keyfleet/internal/event"
 )
@@ -18,16 +18,11 @@ type subjectState struct {
 	// win holds the subject's recent granted unlocks, ordered by time.
 	win []winEntry
 
-	// day is the UTC day (ts / 24h) the running peak belongs to; dayPeak the
-	// highest measure seen in a window that day; contrib what this subject
-	// currently contributes to its role's histogram for that day. A day that
-	// raised a burst (dayAlerted) teaches neither baseline.
+	// day is the UTC day (ts / 24h) the running peaks belong to. A day that
+	// raised a burst (dayAlerted) does not teach the subject's own baseline.
 	day        int64
-	dayPeak    int
 	dayAlerted bool
-	contrib    int
-	// peaks are the completed active days' peaks, oldest first.
-	peaks []dayPeak
+	m          [maxMeasures]measureState
 
 	// Hour-of-day use histogram for off_schedule.
 	hours     [24]uint32
@@ -37,6 +32,16 @@ type subjectState struct {
 
 	// Denials of this subject/credential (denied_storm per credential).
 	denied []winEntry
+}
+
+// measureState is one unlock_burst measure of one subject: today's running
+// peak, what it currently contributes to its role's pool, and the completed
+// active days' peaks (oldest first).
+type measureState struct {
+	dayPeak int
+	contrib int
+	capAt   int // > 0 on a day that raised a burst: pool contributions are capped here
+	peaks   []dayPeak
 }
 
 type winEntry struct {
@@ -51,9 +56,11 @@ type dayPeak struct {
 	peak int
 }
 
-// roleStats pools subject-day peaks by role: a histogram per day.
+type hist = [maxPeak + 1]uint32
+
+// roleStats pools subject-day peaks by role: per measure, a histogram per day.
 type roleStats struct {
-	days map[int64]*[maxPeak + 1]uint32
+	days [maxMeasures]map[int64]*hist
 }
 
 func (e *Engine) role(name string) *roleStats {
@@ -62,40 +69,51 @@ func (e *Engine) role(name string) *roleStats {
 	}
 	r := e.roles[name]
 	if r == nil {
-		r = &roleStats{days: map[int64]*[maxPeak + 1]uint32{}}
+		r = &roleStats{}
+		for i := range r.days {
+			r.days[i] = map[int64]*hist{}
+		}
 		e.roles[name] = r
 	}
 	return r
 }
 
-// setContribution moves the subject's entry in its role's histogram for its
-// current day to value v.
-func (e *Engine) setContribution(s *subjectState, v int, keepDays int) {
+func (r *roleStats) add(mi int, day int64, v, delta int, keepDays int) {
 	v = min(v, maxPeak)
-	if v == s.contrib {
-		return
-	}
-	if s.contrib > 0 {
-		if h := e.role(s.role).days[s.day]; h != nil && h[s.contrib] > 0 {
-			h[s.contrib]--
-		}
-	}
-	s.contrib = v
 	if v <= 0 {
 		return
 	}
-	r := e.role(s.role)
-	h := r.days[s.day]
+	h := r.days[mi][day]
 	if h == nil {
-		h = new([maxPeak + 1]uint32)
-		r.days[s.day] = h
-		for d := range r.days {
-			if d < s.day-int64(keepDays) {
-				delete(r.days, d)
+		if delta < 0 {
+			return
+		}
+		h = new(hist)
+		r.days[mi][day] = h
+		for d := range r.days[mi] {
+			if d < day-int64(keepDays) {
+				delete(r.days[mi], d)
 			}
 		}
 	}
-	h[v]++
+	if delta < 0 && h[v] == 0 {
+		return
+	}
+	h[v] = uint32(int(h[v]) + delta)
+}
+
+// setContribution moves the subject's entry for measure mi in its role's
+// pool for its current day to v.
+func (e *Engine) setContribution(s *subjectState, mi, v int) {
+	ms := &s.m[mi]
+	if v == ms.contrib {
+		return
+	}
+	r := e.role(s.role)
+	keep := e.rules.Detectors.UnlockBurst.HistoryDays
+	r.add(mi, s.day, ms.contrib, -1, keep)
+	r.add(mi, s.day, v, +1, keep)
+	ms.contrib = v
 }
 
 // setRole changes a subject's role, moving the peaks it contributed to the
@@ -107,50 +125,45 @@ func (e *Engine) setRole(key string, role string) {
 		return
 	}
 	old, cur := e.role(s.role), e.role(role)
-	for _, p := range s.peaks {
-		v := min(p.peak, maxPeak)
-		if h := old.days[p.day]; h != nil && h[v] > 0 {
-			h[v]--
-			hn := cur.days[p.day]
-			if hn == nil {
-				hn = new([maxPeak + 1]uint32)
-				cur.days[p.day] = hn
-			}
-			hn[v]++
+	keep := e.rules.Detectors.UnlockBurst.HistoryDays
+	for mi := range s.m {
+		ms := &s.m[mi]
+		for _, p := range ms.peaks {
+			old.add(mi, p.day, p.peak, -1, keep)
+			cur.add(mi, p.day, p.peak, +1, keep)
 		}
+		old.add(mi, s.day, ms.contrib, -1, keep)
+		cur.add(mi, s.day, ms.contrib, +1, keep)
 	}
-	v := s.contrib
 	s.role = role
 	e.dirty[key] = struct{}{}
-	if v > 0 {
-		s.contrib = 0
-		if h := old.days[s.day]; h != nil && h[v] > 0 {
-			h[v]--
-		}
-		e.setContribution(s, v, e.rules.Detectors.UnlockBurst.HistoryDays)
-	}
 }
 
-// percentile returns the p-quantile of the role's subject-day peaks over the
-// days [day-keep, day] and how many samples it is based on.
-func (r *roleStats) percentile(day int64, keep int, p float64) (int, int) {
-	var hist [maxPeak + 1]uint64
+// percentile returns the p-quantile of the role's subject-day peaks of
+// measure mi over the days [day-keep, day] and how many samples it has,
+// leaving out the judged subject's own running value for today (self).
+func (r *roleStats) percentile(mi int, day int64, keep int, p float64, self int) (int, int) {
+	var sum [maxPeak + 1]uint64
 	var n uint64
-	for d, h := range r.days {
+	for d, h := range r.days[mi] {
 		if d < day-int64(keep) || d > day {
 			continue
 		}
 		for v, c := range h {
-			hist[v] += uint64(c)
+			sum[v] += uint64(c)
 			n += uint64(c)
 		}
+	}
+	if self = min(self, maxPeak); self > 0 && sum[self] > 0 {
+		sum[self]--
+		n--
 	}
 	if n == 0 {
 		return 0, 0
 	}
 	rank := uint64(math.Ceil(p * float64(n)))
 	var acc uint64
-	for v, c := range hist {
+	for v, c := range sum {
 		acc += c
 		if acc >= rank && c > 0 {
 			return v, int(n)
@@ -160,27 +173,38 @@ func (r *roleStats) percentile(day int64, keep int, p float64) (int, int) {
 }
 
 // rollDay finishes the subject's running day when an event of a later day
-// arrives: its peak joins the history, unless the day raised a burst (an
-// anomaly must not teach the baseline).
+// arrives: each measure's peak joins its history, unless the day raised a
+// burst (an anomaly must not teach the baseline). It reports whether the
+// history changed.
 func (s *subjectState) rollDay(day int64, historyDays int) (pushed bool) {
-	if s.day >= 0 && day > s.day && s.dayPeak > 0 && !s.dayAlerted {
-		pushed = true
-		s.peaks = append(s.peaks, dayPeak{day: s.day, peak: s.dayPeak})
-		if len(s.peaks) > historyDays {
-			s.peaks = append(s.peaks[:0], s.peaks[len(s.peaks)-historyDays:]...)
+	if day <= s.day {
+		return false
+	}
+	if s.day >= 0 && !s.dayAlerted {
+		for mi := range s.m {
+			ms := &s.m[mi]
+			if ms.dayPeak <= 0 {
+				continue
+			}
+			pushed = true
+			ms.peaks = append(ms.peaks, dayPeak{day: s.day, peak: ms.dayPeak})
+			if len(ms.peaks) > historyDays {
+				ms.peaks = append(ms.peaks[:0], ms.peaks[len(ms.peaks)-historyDays:]...)
+			}
 		}
 	}
-	if day > s.day {
-		s.day, s.dayPeak, s.dayAlerted, s.contrib = day, 0, false, 0
+	s.day, s.dayAlerted = day, false
+	for mi := range s.m {
+		s.m[mi].dayPeak, s.m[mi].contrib, s.m[mi].capAt = 0, 0, 0
 	}
 	return pushed
 }
 
 // ownBaseline is the highest completed-day peak within the history horizon,
 // and the number of such days.
-func (s *subjectState) ownBaseline(day int64, historyDays int) (int, int) {
+func (ms *measureState) ownBaseline(day int64, historyDays int) (int, int) {
 	best, n := 0, 0
-	for _, p := range s.peaks {
+	for _, p := range ms.peaks {
 		if p.day < day-int64(historyDays) {
 			continue
 		}
@@ -221,7 +245,8 @@ func insertWin(win []winEntry, w winEntry, keepFrom int64) ([]winEntry, bool) {
 	return win, true
 }
 
-// measure counts the window (from, to]: distinct doors or entries.
+// measure counts the window (from, to]: distinct doors or entries. It also
+// returns the index of the window's first entry.
 func (e *Engine) measure(win []winEntry, from, to int64, distinct bool) (int, int) {
 	lo := 0
 	for lo < len(win) && win[lo].ts <= from {
@@ -257,10 +282,25 @@ func (e *Engine) measure(win []winEntry, from, to int64, distinct bool) (int, in
 	return len(e.scratch), lo
 }
 
+// burstHit is a measure that reached its threshold.
+type burstHit struct {
+	mi                   int
+	observed, threshold  int
+	own, roleBase, basis int
+	lo                   int
+}
+
+// Bases of an unlock_burst threshold.
+const (
+	basisOwn = iota
+	basisRole
+	basisCold
+	basisLearning
+)
+
 // checkBurst is unlock_burst.
 func (e *Engine) checkBurst(dst []Alert, s *subjectState, ev *event.Access) []Alert {
 	r := &e.rules.Detectors.UnlockBurst
-	w := r.Window.Ms()
 	day := ev.TsMs / dayMs
 	if s.rollDay(day, r.HistoryDays) {
 		e.dirty[subjectKey(ev)] = struct{}{}
@@ -271,60 +311,99 @@ func (e *Engine) checkBurst(dst []Alert, s *subjectState, ev *event.Access) []Al
 	}
 	var added bool
 	s.win, added = insertWin(s.win, winEntry{ts: ev.TsMs, door: doorKey(ev), eventID: ev.EventID, site: ev.SiteID},
-		newest-w-e.opts.Lateness.Milliseconds())
+		newest-r.maxWindow()-e.opts.Lateness.Milliseconds())
 	if !added {
 		return dst
 	}
-	distinct := r.Measure == "distinct_doors"
-	observed, lo := e.measure(s.win, ev.TsMs-w, ev.TsMs, distinct)
-	if ev.TsMs/dayMs == s.day && !s.dayAlerted {
-		if observed > s.dayPeak {
-			s.dayPeak = observed
+	learning := !e.learned && ev.TsMs < e.firstTs+r.LearningPeriod.Ms()
+	today := day == s.day
+	var hit *burstHit
+	var hits [maxMeasures]burstHit
+	for mi, m := range r.Measures {
+		observed, lo := e.measure(s.win, ev.TsMs-m.Window.Ms(), ev.TsMs, m.Measure == "distinct_doors")
+		if ms := &s.m[mi]; today && observed > ms.dayPeak {
+			ms.dayPeak = observed
+			if ms.capAt > 0 {
+				e.setContribution(s, mi, min(observed, ms.capAt))
+			} else {
+				e.setContribution(s, mi, observed)
+			}
 		}
-		e.setContribution(s, s.dayPeak, r.HistoryDays)
+		if observed < min(m.Floor, m.ColdFloor) {
+			continue
+		}
+		h := e.burstThreshold(s, mi, day, learning)
+		h.observed, h.lo = observed, lo
+		hits[mi] = h
+		if observed < h.threshold {
+			continue
+		}
+		if hit == nil || observed*hit.threshold > hit.observed*h.threshold {
+			hit = &hits[mi]
+		}
 	}
-	if observed < min(r.Floor, r.ColdFloor) || (!e.learned && ev.TsMs < e.firstTs+r.LearningPeriod.Ms()) {
+	if hit == nil {
 		return dst
 	}
-	threshold, baseline, roleBase, basis := e.burstThreshold(s, day)
-	if observed < threshold {
-		return dst
-	}
-	if ev.TsMs/dayMs == s.day && !s.dayAlerted {
+	if today && !s.dayAlerted {
+		// The subject's own history does not learn from this day. Its
+		// role's pool keeps it, capped at the threshold it crossed: dropping
+		// the day would make a crew's rare-but-legitimate rounds page again
+		// every time, keeping it whole would let one anomaly raise the bar
+		// for the next.
+		// An alert raised while learning after a cold start is judged on
+		// the least knowledge, so it does not cap the pool.
 		s.dayAlerted = true
-		e.setContribution(s, 0, r.HistoryDays)
+		for mi := range r.Measures {
+			ms := &s.m[mi]
+			if learning {
+				continue
+			}
+			ms.capAt = max(hits[mi].threshold, 1)
+			if hits[mi].threshold == 0 || hits[mi].threshold == math.MaxInt32 {
+				ms.capAt = max(ms.dayPeak, 1)
+			}
+			e.setContribution(s, mi, min(ms.dayPeak, ms.capAt))
+		}
 	}
+	m := r.Measures[hit.mi]
 	sev := r.Severity
-	if r.EscalateAt > 0 && float64(observed) >= r.EscalateAt*float64(threshold) {
+	if r.EscalateAt > 0 && float64(hit.observed) >= r.EscalateAt*float64(hit.threshold) {
 		sev = escalate(sev)
 	}
-	evidence := make([]string, 0, min(len(s.win)-lo, MaxEvidence))
+	evidence := make([]string, 0, min(len(s.win)-hit.lo, MaxEvidence))
 	first := ev.TsMs
-	for i := lo; i < len(s.win) && s.win[i].ts <= ev.TsMs; i++ {
+	for i := hit.lo; i < len(s.win) && s.win[i].ts <= ev.TsMs; i++ {
 		if s.win[i].eventID != "" {
 			evidence = append(evidence, s.win[i].eventID)
 		}
 		first = min(first, s.win[i].ts)
 	}
-	what := "distinct doors"
-	if !distinct {
-		what = "unlocks"
+	what := fmt.Sprintf("opened %d distinct doors", hit.observed)
+	if m.Measure == "unlocks" {
+		what = fmt.Sprintf("unlocked %d times", hit.observed)
+	}
+	if r.IncludeDenied {
+		what = fmt.Sprintf("tried %d distinct doors", hit.observed)
+		if m.Measure == "unlocks" {
+			what = fmt.Sprintf("tried to unlock %d times", hit.observed)
+		}
+	}
+	who := "Subject " + ev.SubjectID
+	if ev.SubjectID == "" {
+		who = "Credential " + ev.CredentialID
 	}
 	role := s.role
 	if role == "" {
 		role = "unknown role"
 	}
-	expl := fmt.Sprintf("Subject %s (%s) opened %d %s within %s, at or above its threshold of %d (%s).",
-		ev.SubjectID, role, observed, what, r.Window.D(), threshold, basisText(basis, baseline, roleBase))
-	if ev.SubjectID == "" {
-		expl = fmt.Sprintf("Credential %s opened %d %s within %s, at or above its threshold of %d (%s).",
-			ev.CredentialID, observed, what, r.Window.D(), threshold, basisText(basis, baseline, roleBase))
-	}
+	expl := fmt.Sprintf("%s (%s) %s within %s, at or above its threshold of %d (%s).",
+		who, role, what, m.Window.D(), hit.threshold, basisText(hit, role))
 	a := Alert{
 		Detector: UnlockBurst, Severity: sev,
 		SubjectID: ev.SubjectID, CredentialID: ev.CredentialID, DoorID: doorKey(ev), SiteID: ev.SiteID,
 		TsMs: ev.TsMs, WindowStartMs: first, WindowEndMs: ev.TsMs,
-		Observed: float64(observed), Threshold: float64(threshold), Baseline: float64(baseline),
+		Observed: float64(hit.observed), Threshold: float64(hit.threshold), Baseline: float64(max(hit.own, hit.roleBase)),
 		Evidence: evidence, Explanation: expl,
 		SuggestedAction:  "Confirm with the subject or site staff that this activity is expected; if not, suspend the credential and review the doors involved.",
 		SourceReceivedMs: ev.ReceivedMs,
@@ -332,49 +411,63 @@ func (e *Engine) checkBurst(dst []Alert, s *subjectState, ev *event.Access) []Al
 	return e.raise(dst, a, subjectKey(ev), r.Suppress.Ms())
 }
 
-// Baseline bases of an unlock_burst threshold.
-const (
-	basisOwn  = "own"
-	basisRole = "role"
-	basisCold = "cold"
-)
-
-// burstThreshold returns the subject's threshold, the baseline it used, the
-// role baseline (if consulted) and which basis applied.
-func (e *Engine) burstThreshold(s *subjectState, day int64) (threshold, baseline, roleBase int, basis string) {
+// burstThreshold returns measure mi's threshold for the subject and what it
+// is based on.
+func (e *Engine) burstThreshold(s *subjectState, mi int, day int64, learning bool) burstHit {
 	r := &e.rules.Detectors.UnlockBurst
-	own, days := s.ownBaseline(day, r.HistoryDays)
-	floor := r.Floor
-	baseline, basis = own, basisOwn
-	if days < r.MinHistoryDays {
-		rb, n := e.role(s.role).percentile(day, r.HistoryDays, r.RolePercentile)
-		switch {
-		case n >= r.MinRoleSamples:
-			roleBase = rb
-			baseline, basis = max(own, rb), basisRole
-		case days > 0:
-			// Sparse own history and no usable role baseline: its own
-			// peaks, held up by the floor.
-			basis = basisOwn + "-sparse"
-		default:
-			floor, basis = r.ColdFloor, basisCold
-		}
+	m := r.Measures[mi]
+	own, days := s.m[mi].ownBaseline(day, r.HistoryDays)
+	h := burstHit{mi: mi, own: own, basis: basisOwn}
+	floor := m.Floor
+	self := 0
+	if day == s.day {
+		self = s.m[mi].contrib
 	}
-	threshold = max(floor, int(math.Ceil(r.Multiplier*float64(baseline))), baseline+r.Margin)
-	return threshold, baseline, roleBase, basis
+	rb, n := e.role(s.role).percentile(mi, day, r.HistoryDays, r.RolePercentile, self)
+	base := own
+	switch {
+	case n >= r.MinRoleSamples:
+		h.roleBase = rb
+		if rb > own {
+			base, h.basis = rb, basisRole
+		}
+	case days == 0:
+		floor, h.basis = m.ColdFloor, basisCold
+	}
+	mult, margin := m.Multiplier, m.Margin
+	if learning {
+		// Cold start: only the role's pool of today's running peaks is
+		// known, so only what is far above it pages.
+		if n < r.MinRoleSamples {
+			h.threshold = math.MaxInt32
+			return h
+		}
+		mult, margin = mult*r.LearningFactor, int(math.Ceil(float64(margin)*r.LearningFactor))
+		h.basis = basisLearning
+	}
+	h.threshold = max(floor, int(math.Ceil(mult*float64(base))), base+margin)
+	return h
 }
 
-func basisText(basis string, baseline, roleBase int) string {
-	switch basis {
-	case basisOwn:
-		return fmt.Sprintf("its usual daily peak is %d", baseline)
+func basisText(h *burstHit, role string) string {
+	var b strings.Builder
+	switch h.basis {
+	case basisCold:
+		return "nothing is known yet about the subject or its role: cold-start floor"
+	case basisLearning:
+		return fmt.Sprintf("learning after a cold start: %.0f× above its role %s's peaks today (%d)", 0.0, role, h.roleBase)
 	case basisRole:
-		return fmt.Sprintf("short history: baseline %d from its own peaks and its role's (%d)", baseline, roleBase)
-	case basisOwn + "-sparse":
-		return fmt.Sprintf("short history: its daily peak so far is %d", baseline)
+		fmt.Fprintf(&b, "its role %s usually peaks at %d", role, h.roleBase)
+		if h.own > 0 {
+			fmt.Fprintf(&b, ", the subject itself at %d", h.own)
+		}
 	default:
-		return "no history for the subject or its role yet: cold-start floor"
+		fmt.Fprintf(&b, "its own highest daily peak is %d", h.own)
+		if h.roleBase > 0 {
+			fmt.Fprintf(&b, ", its role's %d", h.roleBase)
+		}
 	}
+	return b.String()
 }
 
 func escalate(sev string) string {
@@ -382,74 +475,4 @@ func escalate(sev string) string {
 		return Severities[r]
 	}
 	return sev
-}
-
-// noteUse records a granted unlock in the hour-of-day histogram.
-func (s *subjectState) noteUse(ts int64, offsetMin int) {
-	local := ts + int64(offsetMin)*60_000
-	h := int((local / 3_600_000) % 24)
-	if h < 0 {
-		h += 24
-	}
-	s.hours[h]++
-	s.uses++
-	if d := local / dayMs; d != s.lastUseDy {
-		s.lastUseDy = d
-		if s.useDays < math.MaxUint16 {
-			s.useDays++
-		}
-	}
-}
-
-// checkSchedule is off_schedule; it runs before the use is recorded.
-func (e *Engine) checkSchedule(dst []Alert, s *subjectState, ev *event.Access) []Alert {
-	r := &e.rules.Detectors.OffSchedule
-	local := ev.TsMs + int64(r.UTCOffsetMinutes)*60_000
-	h := int((local / 3_600_000) % 24)
-	if h < 0 {
-		h += 24
-	}
-	var expl string
-	var observed, threshold, baseline float64
-	if hours, ok := r.RoleHours[s.role]; ok && !inHours(h, hours) {
-		expl = fmt.Sprintf("Subject %s (%s) used a door at %02d:00 local time, outside its role's hours %02d:00-%02d:00.",
-			ev.SubjectID, s.role, h, hours[0], hours[1])
-		observed, threshold = float64(h), float64(hours[0])
-	} else if inHours(h, r.QuietHours) && int(s.uses) >= r.MinEvents && int(s.useDays) >= r.MinDays {
-		var near uint32
-		for d := -r.Neighbors; d <= r.Neighbors; d++ {
-			near += s.hours[(h+d+24)%24]
-		}
-		frac := float64(near) / float64(s.uses)
-		if frac >= r.MinFraction {
-			return dst
-		}
-		expl = fmt.Sprintf("Subject %s used a door at %02d:00 local time; only %d of its %d uses over %d days fall within %d hour(s) of that time.",
-			ev.SubjectID, h, near, s.uses, s.useDays, r.Neighbors)
-		observed, threshold, baseline = frac, r.MinFraction, float64(s.uses)
-	} else {
-		return dst
-	}
-	hourStart := local - local%3_600_000 - int64(r.UTCOffsetMinutes)*60_000
-	a := Alert{
-		Detector: OffSchedule, Severity: r.Severity,
-		SubjectID: ev.SubjectID, CredentialID: ev.CredentialID, DoorID: doorKey(ev), SiteID: ev.SiteID,
-		TsMs: ev.TsMs, WindowStartMs: hourStart, WindowEndMs: hourStart + time.Hour.Milliseconds(),
-		Observed: observed, Threshold: threshold, Baseline: baseline,
-		Evidence: []string{ev.EventID}, Explanation: expl,
-		SuggestedAction:  "Check whether the subject had a reason to be on site at this hour; if not, contact them and review the door's footage.",
-		SourceReceivedMs: ev.ReceivedMs,
-	}
-	return e.raise(dst, a, subjectKey(ev), r.Suppress.Ms())
-}
-
-func inHours(h int, hours [2]int) bool {
-	from, to := hours[0], hours[1]
-	if from == to {
-		return true
-	}
-	if from < to {
-		return h >= from && h < to
-	}
-	return h >= from || h < to
 }

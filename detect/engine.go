@@ -124,9 +124,10 @@ func (e *Engine) Access(dst []Alert, ev *event.Access) []Alert {
 			dst = e.checkSchedule(dst, ss, ev)
 		}
 		ss.noteUse(ev.TsMs, e.rules.Detectors.OffSchedule.UTCOffsetMinutes)
-		if d.UnlockBurst.Enabled {
-			dst = e.checkBurst(dst, ss, ev)
-		}
+	}
+	if ss != nil && d.UnlockBurst.Enabled && (granted && isUnlock(ev.Action) ||
+		d.UnlockBurst.IncludeDenied && denied && (isUnlock(ev.Action) || ev.Action == "access_denied")) {
+		dst = e.checkBurst(dst, ss, ev)
 	}
 	if denied && d.DeniedStorm.Enabled {
 		dst = e.checkDenied(dst, ss, ev)

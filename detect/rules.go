@@ -56,36 +56,70 @@ type Common struct {
 	Suppress Duration `json:"suppress"`
 }
 
-// BurstRules configure unlock_burst. The threshold for a subject is
+// BurstMeasure is one measure unlock_burst judges: distinct doors or
+// unlocks (granted unlock/unlatch) in a sliding Window. Its threshold for a
+// subject is
 //
 //	max(Floor, ceil(Multiplier × baseline), baseline + Margin)
 //
-// where baseline is the subject's own typical peak (the highest daily peak of
-// the measure in a Window over its last HistoryDays active days, days that
-// raised a burst excluded) once it has MinHistoryDays of history; before
-// that, the larger of its own and its role's baseline (the RolePercentile of
-// the role's subject-day peaks), and ColdFloor instead of Floor while the
-// role has fewer than MinRoleSamples subject-days either.
+// with ColdFloor instead of Floor while nothing is known about the subject
+// or its role.
+type BurstMeasure struct {
+	Measure    string   `json:"measure"` // distinct_doors or unlocks
+	Window     Duration `json:"window"`
+	Floor      int      `json:"floor"`
+	ColdFloor  int      `json:"cold_floor"`
+	Multiplier float64  `json:"multiplier"`
+	Margin     int      `json:"margin"`
+}
+
+// Name identifies the measure (baselines are saved under it).
+func (m BurstMeasure) Name() string { return m.Measure + "/" + m.Window.D().String() }
+
+// BurstRules configure unlock_burst. A subject raises it when any measure
+// reaches its threshold. The baseline of a measure is the larger of
+//   - the subject's own: its highest daily peak of the measure over its last
+//     HistoryDays active days (days that raised a burst excluded, so an
+//     anomaly does not teach the baseline), and
+//   - its role's: the RolePercentile of the role's subject-day peaks (roles
+//     come from credential records), once the role has MinRoleSamples
+//     subject-days,
+//
+// so a member of a crew whose rounds vary from day to day (weekly
+// inspections) is judged against its crew, not only its own last days.
+// Sparse own histories are held up by the floor.
 type BurstRules struct {
 	Common
-	Window         Duration `json:"window"`
-	Measure        string   `json:"measure"` // distinct_doors or unlocks
-	Floor          int      `json:"floor"`
-	ColdFloor      int      `json:"cold_floor"`
-	Multiplier     float64  `json:"multiplier"`
-	Margin         int      `json:"margin"`
-	HistoryDays    int      `json:"history_days"`
-	MinHistoryDays int      `json:"min_history_days"`
-	MinRoleSamples int      `json:"min_role_samples"`
-	RolePercentile float64  `json:"role_percentile"`
+	Measures       []BurstMeasure `json:"measures"`
+	HistoryDays    int            `json:"history_days"`
+	MinRoleSamples int            `json:"min_role_samples"`
+	RolePercentile float64        `json:"role_percentile"`
 	// EscalateAt: observed ≥ EscalateAt × threshold raises the severity one
 	// step (0 disables).
 	EscalateAt float64 `json:"escalate_at"`
-	// LearningPeriod: no burst alerts during this much event time after the
-	// engine's first event when it starts without saved baselines (cold
-	// start), while it learns what is normal.
+	// IncludeDenied counts denied attempts too: trying many doors is the
+	// anomaly, whether or not they open (a key used outside its schedule).
+	IncludeDenied bool `json:"include_denied"`
+	// LearningPeriod: during this much event time after the engine's first
+	// event, when it started without saved baselines (cold start), a subject
+	// is judged only against its role's pool (which fills as the day goes),
+	// with multiplier and margin scaled by LearningFactor; nothing pages while
+	// the role has fewer than MinRoleSamples subject-days.
 	LearningPeriod Duration `json:"learning_period"`
+	LearningFactor float64  `json:"learning_factor"`
 }
+
+// maxWindow is the longest window of the measures.
+func (b *BurstRules) maxWindow() int64 {
+	var w int64
+	for _, m := range b.Measures {
+		w = max(w, m.Window.Ms())
+	}
+	return w
+}
+
+// maxMeasures bounds unlock_burst's measures.
+const maxMeasures = 4
 
 // DeviceRules configure unattested_device_change: a use of a credential from
 // a device that is neither the one it was first issued to nor one it was
@@ -238,18 +272,18 @@ func DefaultRules() *Rules {
 		Version: 0,
 		Detectors: DetectorRules{
 			UnlockBurst: BurstRules{
-				Common: common(SeverityHigh, 2*time.Hour), Window: Duration(30 * time.Minute),
-				Measure: "distinct_doors", Floor: 6, ColdFloor: 10, Multiplier: 1.5, Margin: 3,
-				HistoryDays: 14, MinHistoryDays: 3, MinRoleSamples: 20, RolePercentile: 0.95, EscalateAt: 2,
-				LearningPeriod: Duration(24 * time.Hour),
+				Common:      common(SeverityHigh, 2*time.Hour),
+				Measures:    defaultMeasures(),
+				HistoryDays: 14, MinRoleSamples: 20, RolePercentile: 0.99, EscalateAt: 2, IncludeDenied: true,
+				LearningPeriod: Duration(24 * time.Hour), LearningFactor: 1.5,
 			},
-			UnattestedDeviceChange: DeviceRules{Common: common(SeverityHigh, 24*time.Hour)},
+			UnattestedDeviceChange: DeviceRules{Common: common(SeverityHigh, 24*time.Hour), GrantedOnly: true},
 			UseAfterRevocation: RevocationRules{
 				Common: common(SeverityCritical, 12*time.Hour), Grace: Duration(2 * time.Minute),
 				IncludeSuspended: true, Lookback: Duration(24 * time.Hour),
 			},
 			DeniedStorm: DeniedRules{
-				Common: common(SeverityMedium, 30*time.Minute), Window: Duration(5 * time.Minute),
+				Common: common(SeverityMedium, 30*time.Minute), Window: Duration(15 * time.Minute),
 				DoorThreshold: 8, CredentialThreshold: 5,
 			},
 			OffSchedule: ScheduleRules{
@@ -258,8 +292,8 @@ func DefaultRules() *Rules {
 			EmergencyUnlock:  EmergencyRules{Common: common(SeverityHigh, 10*time.Minute), IncludeBreakGlass: true},
 			DoorForced:       DoorRules{Common: common(SeverityHigh, 10*time.Minute)},
 			DoorAjar:         DoorRules{Common: common(SeverityMedium, 30*time.Minute)},
-			StaleCredential:  StaleRules{Common: common(SeverityLow, 7*24*time.Hour), UnusedDays: 30, Every: Duration(time.Hour)},
-			ExpiredException: ExpiredRules{Common: common(SeverityMedium, 24*time.Hour), Grace: Duration(time.Hour), MaxBreakGlass: Duration(24 * time.Hour), Every: Duration(time.Hour)},
+			StaleCredential:  StaleRules{Common: common(SeverityLow, 30*24*time.Hour), UnusedDays: 30, Every: Duration(time.Hour)},
+			ExpiredException: ExpiredRules{Common: common(SeverityMedium, 7*24*time.Hour), Grace: Duration(time.Hour), MaxBreakGlass: Duration(24 * time.Hour), Every: Duration(time.Hour)},
 		},
 		Responders: ResponderRules{
 			DryRun:                  true,
@@ -275,12 +309,22 @@ func DefaultRules() *Rules {
 	}
 }
 
+func defaultMeasures() []BurstMeasure {
+	return []BurstMeasure{
+		{Measure: "distinct_doors", Window: Duration(time.Hour), Floor: 6, ColdFloor: 10, Multiplier: 1.5, Margin: 3},
+		{Measure: "unlocks", Window: Duration(30 * time.Minute), Floor: 8, ColdFloor: 14, Multiplier: 1.5, Margin: 5},
+	}
+}
+
 // ParseRules reads a rules file over the defaults: fields the file does not
 // name keep their default. Unknown fields are errors (a typo must not
 // silently leave a default in force). The file must carry "version" ≥ 1.
 func ParseRules(data []byte) (*Rules, error) {
 	r := DefaultRules()
 	r.Version = -1
+	// A file that gives measures gives the whole list (decoding into the
+	// default elements would mix the two).
+	r.Detectors.UnlockBurst.Measures = nil
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(r); err != nil {
@@ -288,6 +332,9 @@ func ParseRules(data []byte) (*Rules, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("rules: trailing data after the JSON object")
+	}
+	if r.Detectors.UnlockBurst.Measures == nil {
+		r.Detectors.UnlockBurst.Measures = defaultMeasures()
 	}
 	if r.Version < 1 {
 		return nil, errors.New("rules: \"version\" (an integer ≥ 1) is required")
@@ -334,23 +381,33 @@ func (r *Rules) Validate() error {
 		}
 	}
 	b := d.UnlockBurst
-	if b.Window <= 0 {
-		bad("unlock_burst.window must be positive")
+	if len(b.Measures) == 0 || len(b.Measures) > maxMeasures {
+		bad("unlock_burst.measures: want 1..%d measures", maxMeasures)
 	}
-	if b.Measure != "distinct_doors" && b.Measure != "unlocks" {
-		bad("unlock_burst.measure %q: want distinct_doors or unlocks", b.Measure)
-	}
-	if b.Floor < 1 || b.ColdFloor < 1 {
-		bad("unlock_burst.floor and cold_floor must be at least 1")
-	}
-	if b.Multiplier < 1 {
-		bad("unlock_burst.multiplier must be at least 1")
+	seen := map[string]bool{}
+	for i, m := range b.Measures {
+		if m.Measure != "distinct_doors" && m.Measure != "unlocks" {
+			bad("unlock_burst.measures[%d].measure %q: want distinct_doors or unlocks", i, m.Measure)
+		}
+		if m.Window <= 0 || m.Window.D() > 24*time.Hour {
+			bad("unlock_burst.measures[%d].window: want (0, 24h]", i)
+		}
+		if m.Floor < 1 || m.ColdFloor < 1 {
+			bad("unlock_burst.measures[%d]: floor and cold_floor must be at least 1", i)
+		}
+		if m.Multiplier < 1 || m.Margin < 0 {
+			bad("unlock_burst.measures[%d]: multiplier at least 1, margin not negative", i)
+		}
+		if seen[m.Name()] {
+			bad("unlock_burst.measures[%d]: %s given twice", i, m.Name())
+		}
+		seen[m.Name()] = true
 	}
 	if b.HistoryDays < 1 || b.HistoryDays > 90 {
 		bad("unlock_burst.history_days %d: want 1..90", b.HistoryDays)
 	}
-	if b.LearningPeriod < 0 {
-		bad("unlock_burst.learning_period must not be negative")
+	if b.LearningPeriod < 0 || b.LearningFactor < 1 {
+		bad("unlock_burst: learning_period must not be negative, learning_factor at least 1")
 	}
 	if b.RolePercentile <= 0 || b.RolePercentile > 1 {
 		bad("unlock_burst.role_percentile %v: want (0, 1]", b.RolePercentile)

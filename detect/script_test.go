@@ -63,10 +63,13 @@ type script struct {
 }
 
 func runScript(t *testing.T, path string) {
+	runScriptWith(t, path, &script{t: t, file: path, rules: DefaultRules()})
+}
+
+func runScriptWith(t *testing.T, path string, s *script) {
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
-	s := &script{t: t, file: path, rules: DefaultRules()}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	var expect []string

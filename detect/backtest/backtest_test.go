@@ -155,3 +155,16 @@ func BenchmarkReplay(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(d.Records))*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+func TestWriteSmall(t *testing.T) {
+	if *synthOut == "" {
+		t.Skip()
+	}
+	d := synth.Generate(small())
+	f, _ := os.Create(filepath.Join(*synthOut, "replay.jsonl"))
+	d.WriteJSONL(f)
+	f.Close()
+	l, _ := os.Create(filepath.Join(*synthOut, "labels.jsonl"))
+	d.WriteLabels(l)
+	l.Close()
+}

@@ -249,7 +249,7 @@ func TestClickHouseUsesAndBaselines(t *testing.T) {
 	assert.Equal(t, day.Add(-40*24*time.Hour).UnixMilli(), oldest)
 
 	bl := stream.ClickHouseBaselines{Conn: conn}
-	want := []detect.Baseline{{SubjectID: "s1", Role: "resident", Peaks: [][2]int64{{20000, 3}, {20001, 2}}, Uses: 7, UseDays: 2}}
+	want := []detect.Baseline{{SubjectID: "s1", Role: "resident", Peaks: map[string][][2]int64{"distinct_doors/1h0m0s": {{20000, 3}, {20001, 2}}}, Uses: 7, UseDays: 2}}
 	require.NoError(t, bl.Save(ctx, want))
 	want[0].Role = "staff"
 	require.NoError(t, bl.Save(ctx, want))
