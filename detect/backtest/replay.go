@@ -118,12 +118,23 @@ func Replay(ctx context.Context, r io.Reader, o Options) (Stats, error) {
 	return st, emit()
 }
 
-var recordKey = []byte(`"record"`)
+var (
+	recordKey        = []byte(`"record"`)
+	recordAccess     = []byte(`"record":"access"`)
+	recordCredential = []byte(`"record":"credential"`)
+)
 
-// recordKind returns the line's record type ("access" when absent).
+// recordKind returns the line's record type ("access" when absent). A quote
+// inside a JSON string is escaped, so the compact spellings can only be the
+// key itself; anything else is parsed.
 func recordKind(b []byte) (string, error) {
-	if !bytes.Contains(b, recordKey) {
+	switch {
+	case !bytes.Contains(b, recordKey):
 		return "access", nil
+	case bytes.Contains(b, recordAccess):
+		return "access", nil
+	case bytes.Contains(b, recordCredential):
+		return "credential", nil
 	}
 	var r struct {
 		Record string `json:"record"`
