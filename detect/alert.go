@@ -148,16 +148,3 @@ func AlertID(detector, key string, tsMs int64, eventID string) string {
 	hex.Encode(out[24:], b[10:16])
 	return string(out[:])
 }
-
-// Key returns the entity an alert is about, for matching and suppression:
-// the subject, else the credential, else the door.
-func (a *Alert) Key() string {
-	switch {
-	case a.SubjectID != "":
-		return "subject:" + a.SubjectID
-	case a.CredentialID != "":
-		return "credential:" + a.CredentialID
-	default:
-		return "door:" + a.DoorID
-	}
-}
