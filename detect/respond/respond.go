@@ -275,7 +275,7 @@ func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step) record {
 			rec.Outcome, rec.Detail, rec.Reversal = OutcomeSkipped, "the alert names no credential", ""
 		case r.opts.Suspender == nil:
 			rec.Outcome, rec.Detail, rec.Reversal = OutcomeSkipped, "no control plane connected", ""
-		case !r.allow(a.SiteID):
+		case !r.allow(ctx, a.SiteID):
 			rec.Outcome, rec.Reversal = OutcomeRateLimited, ""
 			rec.Detail = fmt.Sprintf("more than %d automatic suspensions in a minute at site %q; left to a human", r.opts.Rules.Responders.MaxSuspensionsPerMinute, a.SiteID)
 		case dry:
@@ -322,9 +322,19 @@ func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step) record {
 }
 
 // allow takes a slot of the site's suspension budget (a sliding minute).
-func (r *Responder) allow(site string) bool {
+// Alerts are keyed by site on the alerts topic, so one instance owns a
+// site's alerts; the suspensions alert_actions recorded in the last minute
+// (by a previous owner, before a rebalance or restart) count too.
+func (r *Responder) allow(ctx context.Context, site string) bool {
 	limit := r.opts.Rules.Responders.MaxSuspensionsPerMinute
 	now := r.opts.Now()
+	var stored uint64
+	err := r.opts.Conn.QueryRow(ctx, `SELECT count() FROM alert_actions FINAL
+		WHERE action = 'suspend' AND outcome = 'done' AND site_id = ? AND ts_ms > ?`,
+		site, now.Add(-time.Minute).UnixMilli()).Scan(&stored)
+	if err != nil {
+		r.opts.Logger.Warn("suspension budget: recorded suspensions unavailable; counting this instance's only", "err", err)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	recent := r.rate[site][:0]
@@ -333,8 +343,8 @@ func (r *Responder) allow(site string) bool {
 			recent = append(recent, t)
 		}
 	}
-	if len(recent) >= limit {
-		r.rate[site] = recent
+	r.rate[site] = recent
+	if max(len(recent), int(stored)) >= limit {
 		return false
 	}
 	r.rate[site] = append(recent, now)

@@ -142,6 +142,10 @@ func TestResponder(t *testing.T) {
 	require.NoError(t, r.Handle(ctx, alert("5", detect.UnattestedDeviceChange, detect.SeverityHigh, "c5", "site-3")))
 	assert.Equal(t, []string{"c1 by responder:revoked-credential-used", "c2 by responder:unattested-device",
 		"c3 by responder:unattested-device", "c5 by responder:unattested-device"}, sus.calls)
+	// The budget holds across instances (a rebalance moved site-2's
+	// alerts): the suspensions recorded in alert_actions count.
+	require.NoError(t, r2.Handle(ctx, alert("7", detect.UnattestedDeviceChange, detect.SeverityHigh, "c7", "site-2")))
+	assert.Len(t, sus.calls, 4)
 
 	// The record: every action with its outcome and reversal path.
 	store := alertstore.New(conn)
@@ -163,7 +167,7 @@ func TestResponder(t *testing.T) {
 	}
 	var tickets uint64
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM alert_tickets FINAL").Scan(&tickets))
-	assert.EqualValues(t, 5, tickets)
+	assert.EqualValues(t, 6, tickets)
 
 	// A failing control plane: recorded and audited as failed.
 	sus.err = errors.New("control plane down")

@@ -9,7 +9,7 @@
 // credential.events from the beginning, outside the group, as a replicated
 // table; it reads up to the topic's end before consuming access events.
 //
-// Alerts go to the alerts topic (keyed by alert_id). An access batch's offsets
+// Alerts go to the alerts topic (keyed by site, see AlertKey). An access batch's offsets
 // are committed only after its alerts are acknowledged, so a crash repeats
 // work but loses none; alert ids are deterministic, so repeats deduplicate.
 // Everything runs in event time; the watermark advances with the events and,
@@ -212,6 +212,17 @@ func (p *Processor) handleAccess(ctx context.Context, batch []kafka.Message) err
 	return p.produce(ctx, alerts)
 }
 
+// AlertKey is the alerts topic's record key: the site, so that one responder
+// instance owns each site's alerts (its per-site suspension budget is then
+// exact) and every version of an alert stays in order on one partition.
+// Alerts without a site are keyed by alert id.
+func AlertKey(a *detect.Alert) string {
+	if a.SiteID != "" {
+		return "site:" + a.SiteID
+	}
+	return a.AlertID
+}
+
 // produce writes alerts to the alerts topic, retrying until acknowledged.
 func (p *Processor) produce(ctx context.Context, alerts []detect.Alert) error {
 	if len(alerts) == 0 {
@@ -225,7 +236,7 @@ func (p *Processor) produce(ctx context.Context, alerts []detect.Alert) error {
 		if err != nil {
 			return fmt.Errorf("encode alert: %w", err)
 		}
-		msgs[i] = kafka.Message{Key: []byte(alerts[i].AlertID), Value: b, Time: now}
+		msgs[i] = kafka.Message{Key: []byte(AlertKey(&alerts[i])), Value: b, Time: now}
 	}
 	if err := bus.Retry(ctx, p.opts.Logger, "produce alerts", func(ctx context.Context) error {
 		return p.opts.Alerts.WriteMessages(ctx, msgs...)
