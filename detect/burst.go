@@ -288,6 +288,7 @@ type burstHit struct {
 	observed, threshold  int
 	own, roleBase, basis int
 	lo                   int
+	factor               float64 // learning factor applied
 }
 
 // Bases of an unlock_burst threshold.
@@ -443,7 +444,7 @@ func (e *Engine) burstThreshold(s *subjectState, mi int, day int64, learning boo
 			return h
 		}
 		mult, margin = mult*r.LearningFactor, int(math.Ceil(float64(margin)*r.LearningFactor))
-		h.basis = basisLearning
+		h.basis, h.factor = basisLearning, r.LearningFactor
 	}
 	h.threshold = max(floor, int(math.Ceil(mult*float64(base))), base+margin)
 	return h
@@ -455,7 +456,7 @@ func basisText(h *burstHit, role string) string {
 	case basisCold:
 		return "nothing is known yet about the subject or its role: cold-start floor"
 	case basisLearning:
-		return fmt.Sprintf("learning after a cold start: %.0f× above its role %s's peaks today (%d)", 0.0, role, h.roleBase)
+		return fmt.Sprintf("learning after a cold start: judged against its role %s's peaks so far (%d) with %g× the usual multiplier and margin", role, h.roleBase, h.factor)
 	case basisRole:
 		fmt.Fprintf(&b, "its role %s usually peaks at %d", role, h.roleBase)
 		if h.own > 0 {
