@@ -29,6 +29,7 @@ func commands() []command {
 		{"simulate", "simulate a lock fleet and its gateways (events, registry, labels)", runSimulate},
 		{"audit", "verify the admin audit log's hash chains (audit verify)", runAudit},
 		{"drill", "revocation drill against a running keyfleet (drill revoke --subjects N)", runDrill},
+		{"detect", "backtest the detectors: --replay FILE [--rules FILE] [--labels FILE]", runDetect},
 	}
 }
 

@@ -42,6 +42,8 @@ type Config struct {
 	NukiWebhookSecret string
 	LogLevel          string
 	LogFormat         string
+
+	Detect DetectConfig
 }
 
 // RegisterFlags defines serve's flags (each with an environment equivalent).
@@ -86,6 +88,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"secret of Nuki's webhook signatures (X-Nuki-Signature-SHA256): signed POST /v1/ingest/nuki requests need no API token")
 	s.String(&c.LogLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
+	c.Detect.registerFlags(s)
 }
 
 // Validate checks the configuration and says what is wrong in terms of flags.
@@ -124,6 +127,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.KafkaBrokers) > 0 && len(c.PseudonymKey) < 16 {
 		errs = append(errs, errors.New("--pseudonym-key (KEYFLEET_PSEUDONYM_KEY): at least 16 characters are required when running against real Kafka"))
+	}
+	if err := c.Detect.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -22,6 +22,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/keyfleet/keyfleet/detect/alertstore"
+	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/ingest"
 	"github.com/keyfleet/keyfleet/internal/auth"
 	"github.com/keyfleet/keyfleet/internal/bus"
@@ -53,6 +55,10 @@ type Options struct {
 	Listener net.Listener
 	// Ready, when set, is called once the service is serving.
 	Ready func(httpAddr, kafkaAddr string)
+	// Auditor and Suspender replace the control plane's audit log and
+	// credential suspension for the detection part (tests; nil: the real ones).
+	Auditor   alertstore.Auditor
+	Suspender respond.Suspender
 }
 
 // Run runs `keyfleet serve` until ctx ends, then shuts down in order: stop
@@ -123,7 +129,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		locks = r
 	}
 	normalizer := normalize.New(vendors.Adapters(), locks, key)
-	plane, _, err := newControl(cfg.Control, bc, conn, locks, key, reg, logger)
+	plane, auditLog, err := newControl(cfg.Control, bc, conn, locks, key, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -167,11 +173,24 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	lag := bus.NewLagMonitor(bc, []bus.Consumer{
+	var auditor alertstore.Auditor = auditLog
+	if opts.Auditor != nil {
+		auditor = opts.Auditor
+	}
+	var suspender respond.Suspender = plane
+	if opts.Suspender != nil {
+		suspender = opts.Suspender
+	}
+	det, err := setupDetect(cfg.Detect, bc, conn, reg, logger, auditor, suspender)
+	if err != nil {
+		return err
+	}
+	defer closeAll(logger, det.closers...)
+	lag := bus.NewLagMonitor(bc, append([]bus.Consumer{
 		{Group: GroupNormalize, Topic: bus.TopicRaw},
 		{Group: GroupClickHouse, Topic: bus.TopicAccess},
 		{Group: GroupDeadLetter, Topic: bus.TopicDLQ},
-	}, reg, logger)
+	}, det.consumers...), reg, logger)
 
 	ingestHandler, err := ingest.New(ingest.Options{
 		Normalizer: normalize.New(vendors.Adapters(), nil, key), Raw: rawWriter, Logger: logger, Registerer: reg,
@@ -183,6 +202,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	health := &health{bus: bc, conn: conn}
 	routes := append(health.Routes(reg), ingestHandler.Routes()...)
 	routes = append(routes, plane.Routes()...)
+	routes = append(routes, det.routes...)
 	server, err := httpapi.New(httpapi.Options{
 		Addr: cfg.HTTPAddr, BodyLimit: cfg.HTTPBodyLimit, Auth: tokens, Logger: logger,
 		Registerer: reg, AccessLog: cfg.AccessLog,
@@ -210,6 +230,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return tokens.Run(gctx) })
 	g.Go(func() error { return plane.Run(gctx) })
+	for _, run := range det.runs {
+		g.Go(func() error { return run(gctx) })
+	}
 	g.Go(func() error {
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,301 @@
+// Package alertstore keeps detector alerts in ClickHouse (the alerts table):
+// a sink that moves the alerts topic into the table, queries, status changes
+// and the /v1/alerts routes.
+//
+// The table is a ReplacingMergeTree(version): a status change or a detector
+// update writes a new version of the whole row and every read uses FINAL, so
+// reads never see two versions of one alert. Both writers read the current
+// version first and carry over what they do not own: the sink keeps the
+// status, the API keeps the detector's fields.
+package alertstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/keyfleet/keyfleet/detect"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+)
+
+// Record is a stored alert: the detector's alert plus its triage state.
+type Record struct {
+	detect.Alert
+	StatusNote string   `json:"status_note,omitempty"`
+	StatusBy   string   `json:"status_by,omitempty"`
+	StatusMs   int64    `json:"status_ms,omitempty"`
+	UpdatedMs  int64    `json:"updated_ms"`
+	Actions    []Action `json:"actions,omitempty"`
+
+	version uint64
+}
+
+// Action is one responder action taken for an alert (alert_actions).
+type Action struct {
+	ActionID     string `json:"action_id"`
+	Rule         string `json:"rule"`
+	Action       string `json:"action"`
+	Outcome      string `json:"outcome"`
+	Detail       string `json:"detail,omitempty"`
+	CredentialID string `json:"credential_id,omitempty"`
+	Actor        string `json:"actor"`
+	Reversal     string `json:"reversal,omitempty"`
+	TsMs         int64  `json:"ts_ms"`
+}
+
+// ErrNotFound is returned for an unknown alert id.
+var ErrNotFound = errors.New("alert not found")
+
+// Store reads and writes the alerts table.
+type Store struct {
+	conn driver.Conn
+	now  func() time.Time
+	// mu serializes this process's read-modify-write cycles (sink and API),
+	// so a detector update and a status change do not overwrite each other.
+	mu sync.Mutex
+}
+
+// New returns a store on conn.
+func New(conn driver.Conn) *Store { return &Store{conn: conn, now: time.Now} }
+
+var columns = []string{
+	"alert_id", "version", "detector", "severity", "subject_id", "credential_id", "door_id", "site_id",
+	"ts", "ts_ms", "window_start_ms", "window_end_ms", "observed", "threshold", "baseline", "evidence",
+	"explanation", "suggested_action", "suppressed_count", "revision", "rules_version",
+	"status", "status_note", "status_by", "status_ms", "source_received_ms", "detected_ms", "updated_ms",
+}
+
+var selectCols = strings.Join(columns, ", ")
+
+func (r *Record) values() []any {
+	a := &r.Alert
+	ev := a.Evidence
+	if ev == nil {
+		ev = []string{}
+	}
+	return []any{
+		a.AlertID, r.version, a.Detector, a.Severity, a.SubjectID, a.CredentialID, a.DoorID, a.SiteID,
+		time.UnixMilli(a.TsMs).UTC(), a.TsMs, a.WindowStartMs, a.WindowEndMs, a.Observed, a.Threshold, a.Baseline, ev,
+		a.Explanation, a.SuggestedAction, uint32(a.SuppressedCount), uint32(a.Revision), int32(a.RulesVersion),
+		a.Status, r.StatusNote, r.StatusBy, r.StatusMs, a.SourceReceivedMs, a.DetectedMs, r.UpdatedMs,
+	}
+}
+
+func scan(rows driver.Rows) ([]Record, error) {
+	var out []Record
+	for rows.Next() {
+		var r Record
+		a := &r.Alert
+		var ts time.Time
+		var supp, rev uint32
+		var rv int32
+		if err := rows.Scan(&a.AlertID, &r.version, &a.Detector, &a.Severity, &a.SubjectID, &a.CredentialID, &a.DoorID, &a.SiteID,
+			&ts, &a.TsMs, &a.WindowStartMs, &a.WindowEndMs, &a.Observed, &a.Threshold, &a.Baseline, &a.Evidence,
+			&a.Explanation, &a.SuggestedAction, &supp, &rev, &rv,
+			&a.Status, &r.StatusNote, &r.StatusBy, &r.StatusMs, &a.SourceReceivedMs, &a.DetectedMs, &r.UpdatedMs); err != nil {
+			return nil, fmt.Errorf("scan alert: %w", err)
+		}
+		a.SuppressedCount, a.Revision, a.RulesVersion = int(supp), int(rev), int(rv)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read alerts: %w", err)
+	}
+	return out, nil
+}
+
+// nextVersion returns a version above prev: the current time in
+// microseconds, or prev+1 if the clock is behind it.
+func (s *Store) nextVersion(prev uint64) uint64 {
+	v := uint64(s.now().UnixMicro())
+	if v <= prev {
+		v = prev + 1
+	}
+	return v
+}
+
+// byIDs returns the current versions of the given alerts.
+func (s *Store) byIDs(ctx context.Context, ids []string) (map[string]Record, error) {
+	out := map[string]Record{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
+	rows, err := s.conn.Query(ctx, "SELECT "+selectCols+" FROM alerts FINAL WHERE alert_id IN ("+marks+")", args...)
+	if err != nil {
+		return nil, fmt.Errorf("query alerts: %w", err)
+	}
+	defer rows.Close()
+	recs, err := scan(rows)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		out[r.AlertID] = r
+	}
+	return out, nil
+}
+
+// Put stores alerts as the detector emitted them (the sink). An alert
+// already stored keeps its status, its first ts_ms (batch checks re-find a
+// condition at later times) and any newer revision; re-delivered or older
+// revisions change nothing.
+func (s *Store) Put(ctx context.Context, alerts []detect.Alert) error {
+	if len(alerts) == 0 {
+		return nil
+	}
+	latest := map[string]detect.Alert{}
+	var ids []string
+	for _, a := range alerts {
+		prev, ok := latest[a.AlertID]
+		if !ok {
+			ids = append(ids, a.AlertID)
+		}
+		if !ok || a.Revision >= prev.Revision {
+			latest[a.AlertID] = a
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	existing, err := s.byIDs(ctx, ids)
+	if err != nil {
+		return err
+	}
+	now := s.now().UnixMilli()
+	var rows [][]any
+	for _, id := range ids {
+		a := latest[id]
+		r := Record{Alert: a, UpdatedMs: now}
+		if cur, ok := existing[id]; ok {
+			if cur.Revision > a.Revision || (cur.Revision == a.Revision && cur.SuppressedCount >= a.SuppressedCount) {
+				continue // nothing newer
+			}
+			r.Alert.TsMs = cur.TsMs
+			r.Alert.Status, r.StatusNote, r.StatusBy, r.StatusMs = cur.Status, cur.StatusNote, cur.StatusBy, cur.StatusMs
+			r.version = s.nextVersion(cur.version)
+		} else {
+			r.version = s.nextVersion(0)
+		}
+		if r.Alert.Status == "" {
+			r.Alert.Status = detect.StatusOpen
+		}
+		rows = append(rows, r.values())
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	return chstorage.InsertRows(ctx, s.conn, "alerts", columns, rows...)
+}
+
+// Get returns one alert with its responder actions.
+func (s *Store) Get(ctx context.Context, id string) (Record, error) {
+	m, err := s.byIDs(ctx, []string{id})
+	if err != nil {
+		return Record{}, err
+	}
+	r, ok := m[id]
+	if !ok {
+		return Record{}, ErrNotFound
+	}
+	r.Actions, err = s.actions(ctx, id)
+	return r, err
+}
+
+func (s *Store) actions(ctx context.Context, alertID string) ([]Action, error) {
+	rows, err := s.conn.Query(ctx, `SELECT action_id, rule, action, outcome, detail, credential_id, actor, reversal, ts_ms
+		FROM alert_actions FINAL WHERE alert_id = ? ORDER BY ts_ms, action_id`, alertID)
+	if err != nil {
+		return nil, fmt.Errorf("query alert actions: %w", err)
+	}
+	defer rows.Close()
+	var out []Action
+	for rows.Next() {
+		var a Action
+		if err := rows.Scan(&a.ActionID, &a.Rule, &a.Action, &a.Outcome, &a.Detail, &a.CredentialID, &a.Actor, &a.Reversal, &a.TsMs); err != nil {
+			return nil, fmt.Errorf("scan alert action: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Filter selects alerts. Empty fields do not filter.
+type Filter struct {
+	Status, Detector, Severity, Subject, Credential, Door, Site string
+	FromMs, ToMs                                                int64 // ts_ms in [FromMs, ToMs)
+	Limit                                                       int
+}
+
+// List returns alerts matching f, newest first.
+func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
+	var where []string
+	var args []any
+	eq := func(col, v string) {
+		if v != "" {
+			where = append(where, col+" = ?")
+			args = append(args, v)
+		}
+	}
+	eq("status", f.Status)
+	eq("detector", f.Detector)
+	eq("severity", f.Severity)
+	eq("subject_id", f.Subject)
+	eq("credential_id", f.Credential)
+	eq("door_id", f.Door)
+	eq("site_id", f.Site)
+	if f.FromMs > 0 {
+		where = append(where, "ts >= toDateTime(?)", "ts_ms >= ?")
+		args = append(args, f.FromMs/1000, f.FromMs)
+	}
+	if f.ToMs > 0 {
+		where = append(where, "ts <= toDateTime(?)", "ts_ms < ?")
+		args = append(args, f.ToMs/1000, f.ToMs)
+	}
+	q := "SELECT " + selectCols + " FROM alerts FINAL"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q += fmt.Sprintf(" ORDER BY ts_ms DESC, alert_id LIMIT %d", limit)
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query alerts: %w", err)
+	}
+	defer rows.Close()
+	return scan(rows)
+}
+
+// SetStatus writes a new version of an alert with a changed status. It
+// returns the new record and the status it had before.
+func (s *Store) SetStatus(ctx context.Context, id, status, note, by string) (Record, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := s.byIDs(ctx, []string{id})
+	if err != nil {
+		return Record{}, "", err
+	}
+	r, ok := m[id]
+	if !ok {
+		return Record{}, "", ErrNotFound
+	}
+	prev := r.Status
+	now := s.now().UnixMilli()
+	r.Status, r.StatusNote, r.StatusBy, r.StatusMs, r.UpdatedMs = status, note, by, now, now
+	r.version = s.nextVersion(r.version)
+	if err := chstorage.InsertRows(ctx, s.conn, "alerts", columns, r.values()); err != nil {
+		return Record{}, "", err
+	}
+	return r, prev, nil
+}

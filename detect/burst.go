@@ -1,0 +1,479 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/keyfleet/keyfleet/internal/event"
+)
+
+// maxPeak bounds the per-day peak values kept (histogram bins).
+const maxPeak = 255
+
+// subjectState is everything kept per subject.
+type subjectState struct {
+	role string
+
+	// win holds the subject's recent granted unlocks, ordered by time.
+	win []winEntry
+
+	// day is the UTC day (ts / 24h) the running peaks belong to. A day that
+	// raised a burst (dayAlerted) does not teach the subject's own baseline.
+	day        int64
+	dayAlerted bool
+	m          [maxMeasures]measureState
+
+	// Hour-of-day use histogram for off_schedule.
+	hours     [24]uint32
+	uses      uint32
+	useDays   uint16
+	lastUseDy int64
+
+	// Denials of this subject/credential (denied_storm per credential).
+	denied []winEntry
+}
+
+// measureState is one unlock_burst measure of one subject: today's running
+// peak, what it currently contributes to its role's pool, and the completed
+// active days' peaks (oldest first).
+type measureState struct {
+	dayPeak int
+	contrib int
+	capAt   int // > 0 on a day that raised a burst: pool contributions are capped here
+	peaks   []dayPeak
+}
+
+type winEntry struct {
+	ts      int64
+	door    string
+	eventID string
+	site    string
+}
+
+type dayPeak struct {
+	day  int64
+	peak int
+}
+
+type hist = [maxPeak + 1]uint32
+
+// roleStats pools subject-day peaks by role: per measure, a histogram per day.
+type roleStats struct {
+	days [maxMeasures]map[int64]*hist
+}
+
+func (e *Engine) role(name string) *roleStats {
+	if name == "" {
+		name = "unknown"
+	}
+	r := e.roles[name]
+	if r == nil {
+		r = &roleStats{}
+		for i := range r.days {
+			r.days[i] = map[int64]*hist{}
+		}
+		e.roles[name] = r
+	}
+	return r
+}
+
+func (r *roleStats) add(mi int, day int64, v, delta int, keepDays int) {
+	v = min(v, maxPeak)
+	if v <= 0 {
+		return
+	}
+	h := r.days[mi][day]
+	if h == nil {
+		if delta < 0 {
+			return
+		}
+		h = new(hist)
+		r.days[mi][day] = h
+		for d := range r.days[mi] {
+			if d < day-int64(keepDays) {
+				delete(r.days[mi], d)
+			}
+		}
+	}
+	if delta < 0 && h[v] == 0 {
+		return
+	}
+	h[v] = uint32(int(h[v]) + delta)
+}
+
+// setContribution moves the subject's entry for measure mi in its role's
+// pool for its current day to v.
+func (e *Engine) setContribution(s *subjectState, mi, v int) {
+	ms := &s.m[mi]
+	if v == ms.contrib {
+		return
+	}
+	r := e.role(s.role)
+	keep := e.rules.Detectors.UnlockBurst.HistoryDays
+	r.add(mi, s.day, ms.contrib, -1, keep)
+	r.add(mi, s.day, v, +1, keep)
+	ms.contrib = v
+}
+
+// setRole changes a subject's role, moving the peaks it contributed to the
+// old role's pool over to the new one (roles come from credential records,
+// which may arrive after the subject's first events).
+func (e *Engine) setRole(key string, role string) {
+	s := e.subject(key)
+	if role == s.role {
+		return
+	}
+	old, cur := e.role(s.role), e.role(role)
+	keep := e.rules.Detectors.UnlockBurst.HistoryDays
+	for mi := range s.m {
+		ms := &s.m[mi]
+		for _, p := range ms.peaks {
+			old.add(mi, p.day, p.peak, -1, keep)
+			cur.add(mi, p.day, p.peak, +1, keep)
+		}
+		old.add(mi, s.day, ms.contrib, -1, keep)
+		cur.add(mi, s.day, ms.contrib, +1, keep)
+	}
+	s.role = role
+	e.dirty[key] = struct{}{}
+}
+
+// percentile returns the p-quantile of the role's subject-day peaks of
+// measure mi over the days [day-keep, day] and how many samples it has,
+// leaving out the judged subject's own running value for today (self).
+func (r *roleStats) percentile(mi int, day int64, keep int, p float64, self int) (int, int) {
+	var sum [maxPeak + 1]uint64
+	var n uint64
+	for d, h := range r.days[mi] {
+		if d < day-int64(keep) || d > day {
+			continue
+		}
+		for v, c := range h {
+			sum[v] += uint64(c)
+			n += uint64(c)
+		}
+	}
+	if self = min(self, maxPeak); self > 0 && sum[self] > 0 {
+		sum[self]--
+		n--
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	rank := uint64(math.Ceil(p * float64(n)))
+	var acc uint64
+	for v, c := range sum {
+		acc += c
+		if acc >= rank && c > 0 {
+			return v, int(n)
+		}
+	}
+	return maxPeak, int(n)
+}
+
+// rollDay finishes the subject's running day when an event of a later day
+// arrives: each measure's peak joins its history, unless the day raised a
+// burst (an anomaly must not teach the baseline). It reports whether the
+// history changed.
+func (s *subjectState) rollDay(day int64, historyDays int) (pushed bool) {
+	if day <= s.day {
+		return false
+	}
+	if s.day >= 0 && !s.dayAlerted {
+		for mi := range s.m {
+			ms := &s.m[mi]
+			if ms.dayPeak <= 0 {
+				continue
+			}
+			pushed = true
+			ms.peaks = append(ms.peaks, dayPeak{day: s.day, peak: ms.dayPeak})
+			if len(ms.peaks) > historyDays {
+				ms.peaks = append(ms.peaks[:0], ms.peaks[len(ms.peaks)-historyDays:]...)
+			}
+		}
+	}
+	s.day, s.dayAlerted = day, false
+	for mi := range s.m {
+		s.m[mi].dayPeak, s.m[mi].contrib, s.m[mi].capAt = 0, 0, 0
+	}
+	return pushed
+}
+
+// ownBaseline is the highest completed-day peak within the history horizon,
+// and the number of such days.
+func (ms *measureState) ownBaseline(day int64, historyDays int) (int, int) {
+	best, n := 0, 0
+	for _, p := range ms.peaks {
+		if p.day < day-int64(historyDays) {
+			continue
+		}
+		n++
+		best = max(best, p.peak)
+	}
+	return best, n
+}
+
+// insertWin adds an entry in time order (events may be slightly out of
+// order), ignoring a re-delivered event id, and drops entries older than
+// keepFrom.
+func insertWin(win []winEntry, w winEntry, keepFrom int64) ([]winEntry, bool) {
+	i := len(win)
+	for i > 0 && win[i-1].ts > w.ts {
+		i--
+	}
+	for j := i - 1; j >= 0 && win[j].ts == w.ts; j-- {
+		if win[j].eventID == w.eventID && w.eventID != "" {
+			return win, false
+		}
+	}
+	for j := i; j < len(win) && win[j].ts == w.ts; j++ {
+		if win[j].eventID == w.eventID && w.eventID != "" {
+			return win, false
+		}
+	}
+	win = append(win, winEntry{})
+	copy(win[i+1:], win[i:])
+	win[i] = w
+	drop := 0
+	for drop < len(win) && win[drop].ts < keepFrom {
+		drop++
+	}
+	if drop > 0 {
+		win = append(win[:0], win[drop:]...)
+	}
+	return win, true
+}
+
+// measure counts the window (from, to]: distinct doors or entries. It also
+// returns the index of the window's first entry.
+func (e *Engine) measure(win []winEntry, from, to int64, distinct bool) (int, int) {
+	lo := 0
+	for lo < len(win) && win[lo].ts <= from {
+		lo++
+	}
+	hi := len(win)
+	for hi > lo && win[hi-1].ts > to {
+		hi--
+	}
+	if !distinct {
+		return hi - lo, lo
+	}
+	n := 0
+	if hi-lo <= 24 {
+		for i := lo; i < hi; i++ {
+			dup := false
+			for j := lo; j < i; j++ {
+				if win[j].door == win[i].door {
+					dup = true
+					break
+				}
+			}
+			if !dup {
+				n++
+			}
+		}
+		return n, lo
+	}
+	clear(e.scratch)
+	for i := lo; i < hi; i++ {
+		e.scratch[win[i].door] = struct{}{}
+	}
+	return len(e.scratch), lo
+}
+
+// burstHit is a measure that reached its threshold.
+type burstHit struct {
+	mi                   int
+	observed, threshold  int
+	own, roleBase, basis int
+	lo                   int
+	factor               float64 // learning factor applied
+}
+
+// Bases of an unlock_burst threshold.
+const (
+	basisOwn = iota
+	basisRole
+	basisCold
+	basisLearning
+)
+
+// checkBurst is unlock_burst.
+func (e *Engine) checkBurst(dst []Alert, s *subjectState, ev *event.Access) []Alert {
+	r := &e.rules.Detectors.UnlockBurst
+	day := ev.TsMs / dayMs
+	if s.rollDay(day, r.HistoryDays) {
+		e.dirty[subjectKey(ev)] = struct{}{}
+	}
+	newest := ev.TsMs
+	if len(s.win) > 0 {
+		newest = max(newest, s.win[len(s.win)-1].ts)
+	}
+	var added bool
+	s.win, added = insertWin(s.win, winEntry{ts: ev.TsMs, door: doorKey(ev), eventID: ev.EventID, site: ev.SiteID},
+		newest-r.maxWindow()-e.opts.Lateness.Milliseconds())
+	if !added {
+		return dst
+	}
+	learning := !e.learned && ev.TsMs < e.firstTs+r.LearningPeriod.Ms()
+	today := day == s.day
+	var hit *burstHit
+	var hits [maxMeasures]burstHit
+	for mi, m := range r.Measures {
+		observed, lo := e.measure(s.win, ev.TsMs-m.Window.Ms(), ev.TsMs, m.Measure == "distinct_doors")
+		if ms := &s.m[mi]; today && observed > ms.dayPeak {
+			ms.dayPeak = observed
+			if ms.capAt > 0 {
+				e.setContribution(s, mi, min(observed, ms.capAt))
+			} else {
+				e.setContribution(s, mi, observed)
+			}
+		}
+		if observed < min(m.Floor, m.ColdFloor) {
+			continue
+		}
+		h := e.burstThreshold(s, mi, day, learning)
+		h.observed, h.lo = observed, lo
+		hits[mi] = h
+		if observed < h.threshold {
+			continue
+		}
+		if hit == nil || observed*hit.threshold > hit.observed*h.threshold {
+			hit = &hits[mi]
+		}
+	}
+	if hit == nil {
+		return dst
+	}
+	if today && !s.dayAlerted {
+		// The subject's own history does not learn from this day. Its
+		// role's pool keeps it, capped at the threshold it crossed: dropping
+		// the day would make a crew's rare-but-legitimate rounds page again
+		// every time, keeping it whole would let one anomaly raise the bar
+		// for the next.
+		// An alert raised while learning after a cold start is judged on
+		// the least knowledge, so it does not cap the pool.
+		s.dayAlerted = true
+		for mi := range r.Measures {
+			ms := &s.m[mi]
+			if learning {
+				continue
+			}
+			ms.capAt = max(hits[mi].threshold, 1)
+			if hits[mi].threshold == 0 || hits[mi].threshold == math.MaxInt32 {
+				ms.capAt = max(ms.dayPeak, 1)
+			}
+			e.setContribution(s, mi, min(ms.dayPeak, ms.capAt))
+		}
+	}
+	m := r.Measures[hit.mi]
+	sev := r.Severity
+	if r.EscalateAt > 0 && float64(hit.observed) >= r.EscalateAt*float64(hit.threshold) {
+		sev = escalate(sev)
+	}
+	evidence := make([]string, 0, min(len(s.win)-hit.lo, MaxEvidence))
+	first := ev.TsMs
+	for i := hit.lo; i < len(s.win) && s.win[i].ts <= ev.TsMs; i++ {
+		if s.win[i].eventID != "" {
+			evidence = append(evidence, s.win[i].eventID)
+		}
+		first = min(first, s.win[i].ts)
+	}
+	what := fmt.Sprintf("opened %d distinct doors", hit.observed)
+	if m.Measure == "unlocks" {
+		what = fmt.Sprintf("unlocked %d times", hit.observed)
+	}
+	if r.IncludeDenied {
+		what = fmt.Sprintf("tried %d distinct doors", hit.observed)
+		if m.Measure == "unlocks" {
+			what = fmt.Sprintf("tried to unlock %d times", hit.observed)
+		}
+	}
+	who := "Subject " + ev.SubjectID
+	if ev.SubjectID == "" {
+		who = "Credential " + ev.CredentialID
+	}
+	role := s.role
+	if role == "" {
+		role = "unknown role"
+	}
+	expl := fmt.Sprintf("%s (%s) %s within %s, at or above its threshold of %d (%s).",
+		who, role, what, m.Window.D(), hit.threshold, basisText(hit, role))
+	a := Alert{
+		Detector: UnlockBurst, Severity: sev,
+		SubjectID: ev.SubjectID, CredentialID: ev.CredentialID, DoorID: doorKey(ev), SiteID: ev.SiteID,
+		TsMs: ev.TsMs, WindowStartMs: first, WindowEndMs: ev.TsMs,
+		Observed: float64(hit.observed), Threshold: float64(hit.threshold), Baseline: float64(max(hit.own, hit.roleBase)),
+		Evidence: evidence, Explanation: expl,
+		SuggestedAction:  "Confirm with the subject or site staff that this activity is expected; if not, suspend the credential and review the doors involved.",
+		SourceReceivedMs: ev.ReceivedMs,
+	}
+	return e.raise(dst, a, subjectKey(ev), r.Suppress.Ms())
+}
+
+// burstThreshold returns measure mi's threshold for the subject and what it
+// is based on.
+func (e *Engine) burstThreshold(s *subjectState, mi int, day int64, learning bool) burstHit {
+	r := &e.rules.Detectors.UnlockBurst
+	m := r.Measures[mi]
+	own, days := s.m[mi].ownBaseline(day, r.HistoryDays)
+	h := burstHit{mi: mi, own: own, basis: basisOwn}
+	floor := m.Floor
+	self := 0
+	if day == s.day {
+		self = s.m[mi].contrib
+	}
+	rb, n := e.role(s.role).percentile(mi, day, r.HistoryDays, r.RolePercentile, self)
+	base := own
+	switch {
+	case n >= r.MinRoleSamples:
+		h.roleBase = rb
+		if rb > own {
+			base, h.basis = rb, basisRole
+		}
+	case days == 0:
+		floor, h.basis = m.ColdFloor, basisCold
+	}
+	mult, margin := m.Multiplier, m.Margin
+	if learning {
+		// Cold start: only the role's pool of today's running peaks is
+		// known, so only what is far above it pages.
+		if n < r.MinRoleSamples {
+			h.threshold = math.MaxInt32
+			return h
+		}
+		mult, margin = mult*r.LearningFactor, int(math.Ceil(float64(margin)*r.LearningFactor))
+		h.basis, h.factor = basisLearning, r.LearningFactor
+	}
+	h.threshold = max(floor, int(math.Ceil(mult*float64(base))), base+margin)
+	return h
+}
+
+func basisText(h *burstHit, role string) string {
+	var b strings.Builder
+	switch h.basis {
+	case basisCold:
+		return "nothing is known yet about the subject or its role: cold-start floor"
+	case basisLearning:
+		return fmt.Sprintf("learning after a cold start: judged against its role %s's peaks so far (%d) with %g× the usual multiplier and margin", role, h.roleBase, h.factor)
+	case basisRole:
+		fmt.Fprintf(&b, "its role %s usually peaks at %d", role, h.roleBase)
+		if h.own > 0 {
+			fmt.Fprintf(&b, ", the subject itself at %d", h.own)
+		}
+	default:
+		fmt.Fprintf(&b, "its own highest daily peak is %d", h.own)
+		if h.roleBase > 0 {
+			fmt.Fprintf(&b, ", its role's %d", h.roleBase)
+		}
+	}
+	return b.String()
+}
+
+func escalate(sev string) string {
+	if r := SeverityRank(sev); r > 0 && r < len(Severities) {
+		return Severities[r]
+	}
+	return sev
+}

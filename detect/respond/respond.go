@@ -1,0 +1,451 @@
+// Package respond runs the automated responders: rules (in the detection
+// rules file) that map an alert's detector and severity to actions —
+// suspend the credential through the control plane, notify a webhook
+// (HMAC-signed), open a ticket-like record. Every action is recorded in
+// alert_actions with how a human reverses it and audited with the alert that
+// caused it. Dry-run records and audits what would have been done, and
+// automatic suspensions are rate-limited per site.
+//
+// Responders read the alerts topic in their own consumer group and act on
+// an alert when it is raised (revision 0), once: before acting they check
+// alert_actions, so a re-delivered alert does not suspend twice.
+package respond
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/keyfleet/keyfleet/detect"
+	"github.com/keyfleet/keyfleet/internal/audit"
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+)
+
+// Group is the responders' consumer group on the alerts topic (unprefixed).
+const Group = "keyfleet-respond"
+
+// Suspender suspends a credential through the control plane (implemented by
+// the credential control plane; a suspension is a lifecycle change
+// active → suspended, published on credential.events and pushed to locks).
+type Suspender interface {
+	Suspend(ctx context.Context, credentialID, reason, actor string) error
+}
+
+// Auditor appends to the admin audit log.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) error
+}
+
+// Action outcomes (alert_actions.outcome, metric label).
+const (
+	OutcomeDone        = "done"
+	OutcomeDryRun      = "dry_run"
+	OutcomeRateLimited = "rate_limited"
+	OutcomeSkipped     = "skipped" // nothing to act on (no credential, no webhook configured)
+	OutcomeFailed      = "failed"
+)
+
+// Webhook signature headers. The receiver recomputes
+// hex(HMAC-SHA256(secret, timestamp + "." + body)) and compares it with the
+// signature (after "v1="), and rejects timestamps older than a few minutes.
+const (
+	HeaderTimestamp = "X-Keyfleet-Timestamp" // Unix seconds
+	HeaderSignature = "X-Keyfleet-Signature" // "v1=" + hex HMAC-SHA256
+)
+
+// Sign returns the signature header value for a webhook body.
+func Sign(secret []byte, timestamp int64, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(strconv.FormatInt(timestamp, 10)))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return "v1=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify checks a webhook signature (for receivers and tests).
+func Verify(secret []byte, timestamp, signature string, body []byte, now time.Time, tolerance time.Duration) bool {
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return false
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
+		return false
+	}
+	return hmac.Equal([]byte(Sign(secret, ts, body)), []byte(signature))
+}
+
+// Options configure a Responder.
+type Options struct {
+	Rules     *detect.Rules
+	Reader    bus.MessageReader // alerts topic, Group consumer group
+	Conn      driver.Conn       // alert_actions, alert_tickets
+	Suspender Suspender         // nil: suspensions are skipped (no control plane connected)
+	Auditor   Auditor
+
+	WebhookURL    string
+	WebhookSecret []byte
+	HTTPClient    *http.Client
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// Responder acts on alerts.
+type Responder struct {
+	opts    Options
+	actions *prometheus.CounterVec
+
+	mu   sync.Mutex
+	done map[string]bool        // action ids already recorded
+	rate map[string][]time.Time // site → recent automatic suspensions
+}
+
+// New returns a responder.
+func New(o Options) (*Responder, error) {
+	if o.Rules == nil || o.Conn == nil || o.Auditor == nil {
+		return nil, errors.New("respond: Rules, Conn and Auditor are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if o.WebhookURL != "" && len(o.WebhookSecret) < 16 {
+		return nil, errors.New("respond: a webhook needs a secret of at least 16 bytes")
+	}
+	r := &Responder{opts: o, done: map[string]bool{}, rate: map[string][]time.Time{},
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_respond_actions_total",
+			Help: "Responder actions, by action (suspend, webhook, ticket) and outcome (done, dry_run, rate_limited, skipped, failed).",
+		}, []string{"action", "outcome"})}
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(r.actions)
+	}
+	return r, nil
+}
+
+// Run consumes the alerts topic until ctx ends.
+func (r *Responder) Run(ctx context.Context) error {
+	if r.opts.Reader == nil {
+		return errors.New("respond: Reader is required to run")
+	}
+	err := bus.ConsumeBatches(ctx, r.opts.Reader, bus.BatchOptions{
+		MaxBatch: 500, MaxWait: 50 * time.Millisecond, Logger: r.opts.Logger, Name: "respond",
+	}, func(ctx context.Context, batch []kafka.Message) error {
+		for _, m := range batch {
+			var a detect.Alert
+			if err := json.Unmarshal(m.Value, &a); err != nil || a.AlertID == "" {
+				continue // not an alert; the alert sink counts these
+			}
+			if err := r.Handle(ctx, &a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// Plan returns the actions the rules give an alert, each with the first rule
+// that asked for it, in order.
+func Plan(rules *detect.Rules, a *detect.Alert) []Step {
+	var out []Step
+	for _, rule := range rules.Responders.Rules {
+		if !rule.Matches(a) {
+			continue
+		}
+		for _, act := range rule.Actions {
+			if !slices.ContainsFunc(out, func(s Step) bool { return s.Action == act }) {
+				out = append(out, Step{Rule: rule.Name, Action: act})
+			}
+		}
+	}
+	return out
+}
+
+// Step is one planned action.
+type Step struct {
+	Rule, Action string
+}
+
+// record is one alert_actions row.
+type record struct {
+	ActionID, Rule, Action, Outcome, Detail, Reversal string
+}
+
+// ActionID is the deterministic id of an alert's action.
+func ActionID(alertID, action string) string { return alertID + "/" + action }
+
+// Handle applies the responder rules to one alert. It returns an error only
+// when the outcome could not be recorded or audited (the alert is then
+// re-delivered); a failed action is recorded as failed.
+func (r *Responder) Handle(ctx context.Context, a *detect.Alert) error {
+	if a.Revision != 0 {
+		return nil // updates of a raised alert are not new occurrences
+	}
+	steps := Plan(r.opts.Rules, a)
+	if len(steps) == 0 {
+		return nil
+	}
+	done, err := r.recorded(ctx, a.AlertID)
+	if err != nil {
+		return err
+	}
+	for _, st := range steps {
+		id := ActionID(a.AlertID, st.Action)
+		if done[id] {
+			continue
+		}
+		rec := r.act(ctx, a, st)
+		rec.ActionID = id
+		if err := r.audit(ctx, a, rec); err != nil {
+			return err
+		}
+		if err := r.store(ctx, a, rec); err != nil {
+			return err
+		}
+		r.actions.WithLabelValues(st.Action, rec.Outcome).Inc()
+		r.mu.Lock()
+		r.done[id] = true
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// recorded returns the alert's actions already recorded (by this or another
+// instance, before a crash or rebalance).
+func (r *Responder) recorded(ctx context.Context, alertID string) (map[string]bool, error) {
+	out := map[string]bool{}
+	r.mu.Lock()
+	for id := range r.done {
+		if strings.HasPrefix(id, alertID+"/") {
+			out[id] = true
+		}
+	}
+	r.mu.Unlock()
+	rows, err := r.opts.Conn.Query(ctx, `SELECT action_id FROM alert_actions FINAL WHERE alert_id = ? AND outcome != 'failed'`, alertID)
+	if err != nil {
+		return nil, fmt.Errorf("query alert actions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("scan alert action: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
+
+func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step) record {
+	rec := record{Rule: st.Rule, Action: st.Action}
+	dry := r.opts.Rules.Responders.DryRun
+	switch st.Action {
+	case detect.ActionSuspend:
+		rec.Reversal = fmt.Sprintf("a human reactivates credential %s through the control plane (suspended → active), then sets alert %s to false_positive or resolved", a.CredentialID, a.AlertID)
+		switch {
+		case a.CredentialID == "":
+			rec.Outcome, rec.Detail, rec.Reversal = OutcomeSkipped, "the alert names no credential", ""
+		case r.opts.Suspender == nil:
+			rec.Outcome, rec.Detail, rec.Reversal = OutcomeSkipped, "no control plane connected", ""
+		case !r.allow(ctx, a.SiteID):
+			rec.Outcome, rec.Reversal = OutcomeRateLimited, ""
+			rec.Detail = fmt.Sprintf("more than %d automatic suspensions in a minute at site %q; left to a human", r.opts.Rules.Responders.MaxSuspensionsPerMinute, a.SiteID)
+		case dry:
+			rec.Outcome, rec.Detail = OutcomeDryRun, "would suspend credential "+a.CredentialID
+		default:
+			reason := fmt.Sprintf("%s alert %s (%s): %s", a.Detector, a.AlertID, a.Severity, a.Explanation)
+			err := retry(ctx, 3, func(ctx context.Context) error {
+				return r.opts.Suspender.Suspend(ctx, a.CredentialID, reason, "responder:"+st.Rule)
+			})
+			if err != nil {
+				rec.Outcome, rec.Detail, rec.Reversal = OutcomeFailed, err.Error(), ""
+			} else {
+				rec.Outcome, rec.Detail = OutcomeDone, "suspended credential "+a.CredentialID
+			}
+		}
+	case detect.ActionWebhook:
+		rec.Reversal = "none needed: a notification; the receiver is told of status changes through the API"
+		switch {
+		case r.opts.WebhookURL == "":
+			rec.Outcome, rec.Detail, rec.Reversal = OutcomeSkipped, "no webhook configured", ""
+		case dry:
+			rec.Outcome, rec.Detail = OutcomeDryRun, "would notify the webhook"
+		default:
+			if err := retry(ctx, 3, func(ctx context.Context) error { return r.notify(ctx, a, st) }); err != nil {
+				rec.Outcome, rec.Detail = OutcomeFailed, err.Error()
+			} else {
+				rec.Outcome, rec.Detail = OutcomeDone, "webhook notified"
+			}
+		}
+	case detect.ActionTicket:
+		ticket := "T-" + a.AlertID
+		rec.Reversal = fmt.Sprintf("close ticket %s (alert_tickets status closed) or set alert %s to false_positive", ticket, a.AlertID)
+		if dry {
+			rec.Outcome, rec.Detail = OutcomeDryRun, "would open ticket "+ticket
+			break
+		}
+		if err := r.ticket(ctx, a, ticket); err != nil {
+			rec.Outcome, rec.Detail, rec.Reversal = OutcomeFailed, err.Error(), ""
+		} else {
+			rec.Outcome, rec.Detail = OutcomeDone, "opened ticket "+ticket
+		}
+	}
+	return rec
+}
+
+// allow takes a slot of the site's suspension budget (a sliding minute).
+// Alerts are keyed by site on the alerts topic, so one instance owns a
+// site's alerts; the suspensions alert_actions recorded in the last minute
+// (by a previous owner, before a rebalance or restart) count too.
+func (r *Responder) allow(ctx context.Context, site string) bool {
+	limit := r.opts.Rules.Responders.MaxSuspensionsPerMinute
+	now := r.opts.Now()
+	var stored uint64
+	err := r.opts.Conn.QueryRow(ctx, `SELECT count() FROM alert_actions FINAL
+		WHERE action = 'suspend' AND outcome = 'done' AND site_id = ? AND ts_ms > ?`,
+		site, now.Add(-time.Minute).UnixMilli()).Scan(&stored)
+	if err != nil {
+		r.opts.Logger.Warn("suspension budget: recorded suspensions unavailable; counting this instance's only", "err", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	recent := r.rate[site][:0]
+	for _, t := range r.rate[site] {
+		if now.Sub(t) < time.Minute {
+			recent = append(recent, t)
+		}
+	}
+	r.rate[site] = recent
+	if max(len(recent), int(stored)) >= limit {
+		return false
+	}
+	r.rate[site] = append(recent, now)
+	return true
+}
+
+func retry(ctx context.Context, attempts int, fn func(context.Context) error) error {
+	var err error
+	for i := range attempts {
+		if err = fn(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(200*(1<<i)) * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// WebhookBody is what the webhook receives.
+type WebhookBody struct {
+	Rule  string       `json:"rule"`
+	Alert detect.Alert `json:"alert"`
+}
+
+func (r *Responder) notify(ctx context.Context, a *detect.Alert, st Step) error {
+	body, err := json.Marshal(WebhookBody{Rule: st.Rule, Alert: *a})
+	if err != nil {
+		return err
+	}
+	ts := r.opts.Now().Unix()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.opts.WebhookURL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("webhook request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "keyfleet-responder/1")
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderSignature, Sign(r.opts.WebhookSecret, ts, body))
+	resp, err := r.opts.HTTPClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("webhook: status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+var ticketColumns = []string{"ticket_id", "alert_id", "alert_ts", "detector", "severity", "title", "body",
+	"subject_id", "credential_id", "door_id", "site_id", "status", "assignee", "created_ms", "updated_ms", "version"}
+
+func (r *Responder) ticket(ctx context.Context, a *detect.Alert, id string) error {
+	now := r.opts.Now()
+	title := fmt.Sprintf("[%s] %s", a.Severity, a.Detector)
+	if a.SiteID != "" {
+		title += " at " + a.SiteID
+	}
+	body := a.Explanation + "\n\nSuggested action: " + a.SuggestedAction
+	return chstorage.InsertRows(ctx, r.opts.Conn, "alert_tickets", ticketColumns, []any{
+		id, a.AlertID, time.UnixMilli(a.TsMs).UTC(), a.Detector, a.Severity, title, body,
+		a.SubjectID, a.CredentialID, a.DoorID, a.SiteID, "open", "", now.UnixMilli(), now.UnixMilli(), uint64(now.UnixMicro()),
+	})
+}
+
+var actionColumns = []string{"action_id", "alert_id", "alert_ts", "rule", "action", "outcome", "detail",
+	"detector", "severity", "credential_id", "site_id", "actor", "reversal", "ts_ms", "version"}
+
+func (r *Responder) store(ctx context.Context, a *detect.Alert, rec record) error {
+	now := r.opts.Now()
+	return bus.Retry(ctx, r.opts.Logger, "record responder action", func(ctx context.Context) error {
+		return chstorage.InsertRows(ctx, r.opts.Conn, "alert_actions", actionColumns, []any{
+			rec.ActionID, a.AlertID, time.UnixMilli(a.TsMs).UTC(), rec.Rule, rec.Action, rec.Outcome, rec.Detail,
+			a.Detector, a.Severity, a.CredentialID, a.SiteID, "responder:" + rec.Rule, rec.Reversal,
+			now.UnixMilli(), uint64(now.UnixMicro()),
+		})
+	})
+}
+
+// audit writes the action to the audit log with the alert that caused it.
+func (r *Responder) audit(ctx context.Context, a *detect.Alert, rec record) error {
+	target := a.CredentialID
+	if rec.Action != detect.ActionSuspend || target == "" {
+		target = a.AlertID
+	}
+	e := audit.Entry{
+		Actor: "responder:" + rec.Rule, Action: "responder." + rec.Action, Target: target, TsMs: r.opts.Now().UnixMilli(),
+		Details: map[string]string{
+			"alert_id": a.AlertID, "detector": a.Detector, "severity": a.Severity, "site_id": a.SiteID,
+			"credential_id": a.CredentialID, "outcome": rec.Outcome, "detail": rec.Detail,
+			"dry_run": strconv.FormatBool(r.opts.Rules.Responders.DryRun), "reversal": rec.Reversal,
+			"action_id": rec.ActionID,
+		},
+	}
+	return bus.Retry(ctx, r.opts.Logger, "audit responder action", func(ctx context.Context) error {
+		return r.opts.Auditor.Append(ctx, e)
+	})
+}

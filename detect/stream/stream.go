@@ -1,0 +1,447 @@
+// Package stream runs the detect.Engine on Kafka inside `keyfleet serve`.
+//
+// Access events (access.events, keyed by subject) are consumed in the
+// keyfleet-detect consumer group, so each instance owns some partitions and
+// the subject-keyed state that goes with them: partition ownership is the
+// unit of scale. Credential lifecycle records (credential.events, keyed by
+// credential) are needed by every instance for every credential (a subject's
+// events may meet any of its credentials), so each instance reads all of
+// credential.events from the beginning, outside the group, as a replicated
+// table; it reads up to the topic's end before consuming access events.
+//
+// Alerts go to the alerts topic (keyed by site, see AlertKey). An access batch's offsets
+// are committed only after its alerts are acknowledged, so a crash repeats
+// work but loses none; alert ids are deterministic, so repeats deduplicate.
+// Everything runs in event time; the watermark advances with the events and,
+// once the input has been idle for a while (and is not lagging), with the
+// wall clock, so quiet periods still close suppression windows. After
+// downtime the consumer resumes from its committed offsets and catches up in
+// event time: windows, baselines and suppression behave as if live, and
+// alerts carry the event time they refer to.
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/keyfleet/keyfleet/detect"
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/event"
+)
+
+// Group is the consumer group of the detectors on access.events (unprefixed).
+const Group = "keyfleet-detect"
+
+// MessageWriter is the part of a kafka-go writer the processor uses.
+type MessageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Uses reports credentials' last granted uses from the event store, for the
+// batch checks: lastUse maps credential ids to their last granted use since
+// sinceMs; oldestMs is the oldest event time the store holds.
+type Uses interface {
+	LastUses(ctx context.Context, sinceMs int64) (lastUse map[string]int64, oldestMs int64, err error)
+}
+
+// Baselines saves and restores what the detectors learned.
+type Baselines interface {
+	Load(ctx context.Context) ([]detect.Baseline, error)
+	Save(ctx context.Context, b []detect.Baseline) error
+}
+
+// Options configure a Processor.
+type Options struct {
+	Bus    bus.Config
+	Engine *detect.Engine
+	// Access reads access.events in the Group consumer group.
+	Access bus.MessageReader
+	// Lag, when set, returns how many access.events messages this instance
+	// has not yet read; the idle watermark advance waits for 0.
+	Lag func() int64
+	// Alerts writes the alerts topic (synchronous, acks=all).
+	Alerts MessageWriter
+
+	// Uses enables the batch checks (stale_credential, expired_exception)
+	// every BatchEvery; nil disables them on this instance.
+	Uses       Uses
+	BatchEvery time.Duration
+	// Baselines, when set, are restored at start and saved every SaveEvery.
+	Baselines Baselines
+	SaveEvery time.Duration
+
+	MaxBatch  int
+	MaxWait   time.Duration
+	IdleAfter time.Duration // advance the watermark by the wall clock after this much idle input
+	Lateness  time.Duration // the engine's lateness (for the idle advance)
+
+	Logger  *slog.Logger
+	Metrics *detect.Metrics
+	Now     func() time.Time
+	// OnProduced, when set, is called with every set of alerts the broker
+	// acknowledged and the time it did (benchmarks measure latency with it).
+	OnProduced func(alerts []detect.Alert, at time.Time)
+}
+
+// Processor feeds the engine from Kafka and produces its alerts.
+type Processor struct {
+	opts Options
+
+	mu         sync.Mutex // guards engine and lastAccess
+	engine     *detect.Engine
+	lastAccess time.Time
+}
+
+// New returns a processor.
+func New(o Options) (*Processor, error) {
+	if o.Engine == nil || o.Access == nil || o.Alerts == nil || len(o.Bus.Brokers) == 0 {
+		return nil, errors.New("detect stream: Engine, Access, Alerts and Bus are required")
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 5000
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 20 * time.Millisecond
+	}
+	if o.IdleAfter <= 0 {
+		o.IdleAfter = 5 * time.Second
+	}
+	if o.BatchEvery <= 0 {
+		o.BatchEvery = time.Hour
+	}
+	if o.SaveEvery <= 0 {
+		o.SaveEvery = 10 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Processor{opts: o, engine: o.Engine, lastAccess: o.Now()}, nil
+}
+
+// Run processes until ctx ends: restore baselines, catch up on
+// credential.events, then consume access.events; on shutdown the batch in
+// hand is finished, its alerts produced and its offsets committed.
+func (p *Processor) Run(ctx context.Context) error {
+	if p.opts.Baselines != nil {
+		var bs []detect.Baseline
+		err := bus.Retry(ctx, p.opts.Logger, "load detector baselines", func(ctx context.Context) error {
+			var err error
+			bs, err = p.opts.Baselines.Load(ctx)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.engine.RestoreBaselines(bs)
+		p.mu.Unlock()
+		p.opts.Logger.Info("detector baselines restored", "subjects", len(bs))
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	ready := make(chan struct{})
+	g.Go(func() error { return p.followCredentials(gctx, ready) })
+	select {
+	case <-ready:
+	case <-gctx.Done():
+		return g.Wait()
+	}
+	p.opts.Logger.Info("detectors caught up on credential records; consuming access events")
+	g.Go(func() error {
+		err := bus.ConsumeBatches(gctx, p.opts.Access, bus.BatchOptions{
+			MaxBatch: p.opts.MaxBatch, MaxWait: p.opts.MaxWait, Logger: p.opts.Logger, Name: "detect",
+		}, p.handleAccess)
+		if err != nil && gctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// Shutdown cut a commit short: the batch is redelivered to the
+			// next owner and its alerts deduplicate by id.
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error { return p.tick(gctx) })
+	err := g.Wait()
+	if p.opts.Baselines != nil {
+		saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		if serr := p.saveBaselines(saveCtx); serr != nil {
+			p.opts.Logger.Warn("save detector baselines at shutdown", "err", serr)
+		}
+		cancel()
+	}
+	return err
+}
+
+// handleAccess runs one batch of access events through the engine and
+// produces the alerts before the batch is committed.
+func (p *Processor) handleAccess(ctx context.Context, batch []kafka.Message) error {
+	events := make([]event.Access, 0, len(batch))
+	bad := 0
+	for _, m := range batch {
+		var ev event.Access
+		if err := detect.DecodeAccess(m.Value, &ev); err != nil || ev.TsMs <= 0 {
+			bad++ // the ClickHouse writer dead-letters undecodable events
+			continue
+		}
+		if ev.ReceivedMs <= 0 {
+			ev.ReceivedMs = m.Time.UnixMilli()
+		}
+		events = append(events, ev)
+	}
+	p.opts.Metrics.Record("access", "undecodable", bad)
+	p.opts.Metrics.Record("access", "ok", len(events))
+	var alerts []detect.Alert
+	p.mu.Lock()
+	for i := range events {
+		alerts = p.engine.Access(alerts, &events[i])
+	}
+	if len(events) > 0 {
+		p.lastAccess = p.opts.Now()
+	}
+	wm, stats := p.engine.Watermark(), p.engine.Stats()
+	p.mu.Unlock()
+	p.opts.Metrics.Progress(wm, stats, p.opts.Now())
+	return p.produce(ctx, alerts)
+}
+
+// AlertKey is the alerts topic's record key: the site, so that one responder
+// instance owns each site's alerts (its per-site suspension budget is then
+// exact) and every version of an alert stays in order on one partition.
+// Alerts without a site are keyed by alert id.
+func AlertKey(a *detect.Alert) string {
+	if a.SiteID != "" {
+		return "site:" + a.SiteID
+	}
+	return a.AlertID
+}
+
+// produce writes alerts to the alerts topic, retrying until acknowledged.
+func (p *Processor) produce(ctx context.Context, alerts []detect.Alert) error {
+	if len(alerts) == 0 {
+		return nil
+	}
+	now := p.opts.Now()
+	msgs := make([]kafka.Message, len(alerts))
+	for i := range alerts {
+		alerts[i].DetectedMs = now.UnixMilli()
+		b, err := json.Marshal(&alerts[i])
+		if err != nil {
+			return fmt.Errorf("encode alert: %w", err)
+		}
+		msgs[i] = kafka.Message{Key: []byte(AlertKey(&alerts[i])), Value: b, Time: now}
+	}
+	if err := bus.Retry(ctx, p.opts.Logger, "produce alerts", func(ctx context.Context) error {
+		return p.opts.Alerts.WriteMessages(ctx, msgs...)
+	}); err != nil {
+		return err
+	}
+	at := p.opts.Now()
+	p.opts.Metrics.Produced(alerts, at)
+	if p.opts.OnProduced != nil {
+		p.opts.OnProduced(alerts, at)
+	}
+	return nil
+}
+
+// tick advances the watermark on idle input, runs the batch checks and
+// saves baselines.
+func (p *Processor) tick(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	nextBatch := p.opts.Now().Add(time.Minute)
+	nextSave := p.opts.Now().Add(p.opts.SaveEvery)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		now := p.opts.Now()
+		if err := p.idleAdvance(ctx, now); err != nil {
+			return err
+		}
+		if p.opts.Uses != nil && !now.Before(nextBatch) {
+			if err := p.runBatch(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				p.opts.Logger.Warn("detector batch checks", "err", err)
+			}
+			nextBatch = now.Add(p.opts.BatchEvery)
+		}
+		if p.opts.Baselines != nil && !now.Before(nextSave) {
+			if err := p.saveBaselines(ctx); err != nil && ctx.Err() == nil {
+				p.opts.Logger.Warn("save detector baselines", "err", err)
+			}
+			nextSave = now.Add(p.opts.SaveEvery)
+		}
+	}
+}
+
+func (p *Processor) idleAdvance(ctx context.Context, now time.Time) error {
+	if p.opts.Lag != nil && p.opts.Lag() > 0 {
+		return nil
+	}
+	p.mu.Lock()
+	if now.Sub(p.lastAccess) < p.opts.IdleAfter {
+		p.mu.Unlock()
+		return nil
+	}
+	alerts := p.engine.Advance(nil, now.Add(-p.opts.Lateness).UnixMilli())
+	wm, stats := p.engine.Watermark(), p.engine.Stats()
+	p.mu.Unlock()
+	p.opts.Metrics.Progress(wm, stats, now)
+	return p.produce(ctx, alerts)
+}
+
+// runBatch runs the batch checks as of the event-time watermark, with last
+// uses from the event store.
+func (p *Processor) runBatch(ctx context.Context) error {
+	p.mu.Lock()
+	now := p.engine.Watermark()
+	window := p.engine.Rules().Detectors.StaleCredential.UnusedDays + 1
+	p.mu.Unlock()
+	if now <= 0 {
+		return nil
+	}
+	since := now - int64(window)*24*time.Hour.Milliseconds()
+	uses, oldest, err := p.opts.Uses.LastUses(ctx, since)
+	if err != nil {
+		return err
+	}
+	if oldest <= 0 {
+		return nil // no events stored yet
+	}
+	p.mu.Lock()
+	alerts := p.engine.Batch(nil, now, func(id string) int64 { return uses[id] }, max(oldest, since))
+	p.mu.Unlock()
+	return p.produce(ctx, alerts)
+}
+
+func (p *Processor) saveBaselines(ctx context.Context) error {
+	p.mu.Lock()
+	bs := p.engine.DirtyBaselines()
+	p.mu.Unlock()
+	if len(bs) == 0 {
+		return nil
+	}
+	if err := p.opts.Baselines.Save(ctx, bs); err != nil {
+		p.mu.Lock()
+		p.engine.MarkDirty(bs)
+		p.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// followCredentials reads every partition of credential.events from the
+// beginning and keeps following it; ready is closed once every partition
+// has been read up to the end it had when reading began.
+func (p *Processor) followCredentials(ctx context.Context, ready chan<- struct{}) error {
+	topic := p.opts.Bus.Topic(bus.TopicCredentialEvents)
+	var ends map[int]int64
+	err := bus.Retry(ctx, p.opts.Logger, "credential.events offsets", func(ctx context.Context) error {
+		var err error
+		ends, err = partitionEnds(ctx, p.opts.Bus, topic)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var pending sync.WaitGroup
+	g, gctx := errgroup.WithContext(ctx)
+	for part, end := range ends {
+		pending.Add(1)
+		g.Go(func() error { return p.followPartition(gctx, topic, part, end, pending.Done) })
+	}
+	go func() {
+		pending.Wait()
+		close(ready)
+	}()
+	return g.Wait()
+}
+
+func (p *Processor) followPartition(ctx context.Context, topic string, part int, end int64, caughtUp func()) error {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: p.opts.Bus.Brokers, Topic: topic, Partition: part,
+		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond,
+		StartOffset: kafka.FirstOffset, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
+	})
+	defer r.Close()
+	signalled := false
+	signal := func() {
+		if !signalled {
+			signalled = true
+			caughtUp()
+		}
+	}
+	if end <= 0 {
+		signal()
+	}
+	defer signal() // never leave Run waiting on a partition that stopped
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read %s[%d]: %w", topic, part, err)
+		}
+		var rec event.Credential
+		if err := json.Unmarshal(m.Value, &rec); err != nil || rec.CredentialID == "" || !event.Valid(event.States, rec.State) {
+			p.opts.Metrics.Record("credential", "undecodable", 1)
+		} else {
+			p.opts.Metrics.Record("credential", "ok", 1)
+			p.mu.Lock()
+			alerts := p.engine.Credential(nil, &rec)
+			p.mu.Unlock()
+			if err := p.produce(ctx, alerts); err != nil {
+				return err
+			}
+		}
+		if m.Offset >= end-1 {
+			signal()
+		}
+	}
+}
+
+// partitionEnds returns, per partition of topic, the offset after its last
+// message (0 for an empty partition).
+func partitionEnds(ctx context.Context, c bus.Config, topic string) (map[int]int64, error) {
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil || len(meta.Topics[0].Partitions) == 0 {
+		return nil, fmt.Errorf("topic %s not found", topic)
+	}
+	var reqs []kafka.OffsetRequest
+	for _, pt := range meta.Topics[0].Partitions {
+		reqs = append(reqs, kafka.FirstOffsetOf(pt.ID), kafka.LastOffsetOf(pt.ID))
+	}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets: %w", err)
+	}
+	ends := map[int]int64{}
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("offsets of %s[%d]: %w", topic, po.Partition, po.Error)
+		}
+		end := po.LastOffset
+		if po.FirstOffset >= end {
+			end = 0 // empty (or everything expired)
+		}
+		ends[po.Partition] = end
+	}
+	return ends, nil
+}

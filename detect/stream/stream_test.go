@@ -1,0 +1,267 @@
+package stream_test
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyfleet/keyfleet/detect"
+	"github.com/keyfleet/keyfleet/detect/stream"
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+	"github.com/keyfleet/keyfleet/internal/event"
+	"github.com/keyfleet/keyfleet/internal/testenv"
+)
+
+func produce(t testing.TB, cfg bus.Config, topic string, key string, v any) {
+	t.Helper()
+	w := bus.NewWriter(cfg, topic)
+	defer w.Close()
+	var b []byte
+	switch x := v.(type) {
+	case *event.Access:
+		b = x.AppendJSON(nil)
+	default:
+		var err error
+		b, err = json.Marshal(v)
+		require.NoError(t, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, w.WriteMessages(ctx, kafka.Message{Key: []byte(key), Value: b}))
+}
+
+// readAlerts reads alerts from the alerts topic until want are in or the
+// deadline passes.
+func readAlerts(t testing.TB, r *kafka.Reader, want int, timeout time.Duration) []detect.Alert {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []detect.Alert
+	for len(out) < want {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("read alerts: got %d of %d: %v", len(out), want, err)
+		}
+		var a detect.Alert
+		require.NoError(t, json.Unmarshal(m.Value, &a))
+		out = append(out, a)
+	}
+	return out
+}
+
+type running struct {
+	cancel  context.CancelFunc
+	done    chan error
+	closers []func() error
+}
+
+// stop stops the processor and closes its Kafka clients (leaving the
+// consumer group, as a stopped instance does).
+func (r *running) stop(t testing.TB) {
+	r.cancel()
+	select {
+	case err := <-r.done:
+		require.NoError(t, err)
+	case <-time.After(40 * time.Second):
+		t.Fatal("processor did not stop")
+	}
+	for _, c := range r.closers {
+		_ = c()
+	}
+}
+
+func start(t testing.TB, cfg bus.Config, reg prometheus.Registerer, mod func(*stream.Options)) *running {
+	engine, err := detect.NewEngine(detect.DefaultRules(), detect.Options{})
+	require.NoError(t, err)
+	access := bus.NewGroupReader(cfg, bus.TopicAccess, stream.Group)
+	alerts := bus.NewWriter(cfg, bus.TopicAlerts)
+	o := stream.Options{Bus: cfg, Engine: engine, Access: access, Alerts: alerts,
+		Logger: testenv.Logger(t), Metrics: detect.NewMetrics(reg), IdleAfter: time.Hour}
+	if mod != nil {
+		mod(&o)
+	}
+	p, err := stream.New(o)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1), closers: []func() error{access.Close, alerts.Close}}
+	go func() { r.done <- p.Run(ctx) }()
+	return r
+}
+
+func TestProcessor(t *testing.T) {
+	cfg := testenv.Kafka(t, 2)
+	base := time.Now().Add(-2 * time.Hour).Truncate(time.Minute).UnixMilli()
+	cred := func(id, subject, state string, ts int64) {
+		produce(t, cfg, bus.TopicCredentialEvents, id, &event.Credential{CredentialID: id, SubjectID: subject,
+			State: state, Role: "resident", DeviceID: "p-" + id, Attested: state == event.StateActive, TsMs: ts})
+	}
+	n := 0
+	access := func(subject, cred, door, action string, ts int64) *event.Access {
+		n++
+		ev := &event.Access{EventID: event.ID("test", string(rune('a'+n))), TsMs: ts, ReceivedMs: time.Now().UnixMilli(),
+			Vendor: "matter", SiteID: "site-1", DoorID: door, LockID: "l-" + door, SubjectID: subject, CredentialID: cred,
+			DeviceID: "p-" + cred, Attested: "unknown", Action: action, Outcome: "granted", Method: "phone_nfc"}
+		produce(t, cfg, bus.TopicAccess, subject, ev)
+		return ev
+	}
+	// Credential records published before the detectors start are caught
+	// up on before any access event is judged.
+	cred("c1", "s1", event.StateActive, base)
+	cred("c1", "s1", event.StateRevoked, base+60_000)
+	cred("c2", "s2", event.StateActive, base)
+
+	reg := prometheus.NewRegistry()
+	p := start(t, cfg, reg, nil)
+	out := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.TopicPrefix + "test-alerts",
+		Topic: cfg.Topic(bus.TopicAlerts), StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	defer out.Close()
+
+	used := access("s1", "c1", "front", "unlock", base+30*60_000)
+	got := readAlerts(t, out, 1, 60*time.Second)
+	require.Equal(t, detect.UseAfterRevocation, got[0].Detector)
+	assert.Equal(t, "c1", got[0].CredentialID)
+	assert.Equal(t, used.TsMs, got[0].TsMs, "alerts carry event time")
+	assert.Equal(t, []string{used.EventID}, got[0].Evidence)
+	assert.NotZero(t, got[0].DetectedMs)
+
+	// A revocation record that arrives after the grant it should have
+	// stopped still raises the alert (from the credential stream).
+	grant := access("s2", "c2", "garage", "unlock", base+90*60_000)
+	time.Sleep(500 * time.Millisecond)
+	cred("c2", "s2", event.StateRevoked, base+80*60_000)
+	got = readAlerts(t, out, 1, 60*time.Second)
+	require.Equal(t, detect.UseAfterRevocation, got[0].Detector)
+	assert.Equal(t, "c2", got[0].CredentialID)
+	assert.Equal(t, grant.TsMs, got[0].TsMs)
+
+	access("s3", "", "lobby", "emergency_unlock", base+100*60_000)
+	got = readAlerts(t, out, 1, 60*time.Second)
+	require.Equal(t, detect.EmergencyUnlock, got[0].Detector)
+	// The processor counts an alert once the broker acknowledged it, which
+	// may be just after the test read it.
+	require.Eventually(t, func() bool { return testutil.CollectAndCount(reg, "keyfleet_detect_latency_seconds") == 2 },
+		10*time.Second, 20*time.Millisecond)
+	p.stop(t)
+
+	assert.Equal(t, 2, testutil.CollectAndCount(reg, "keyfleet_detect_alerts_total"), "series: use_after_revocation/critical, emergency_unlock/high")
+	assert.Equal(t, 2, testutil.CollectAndCount(reg, "keyfleet_detect_latency_seconds"))
+	assert.InDelta(t, 3, testutil.ToFloat64(mustCounter(t, reg, "keyfleet_detect_records_total", "access")), 0)
+}
+
+func mustCounter(t testing.TB, reg *prometheus.Registry, name, source string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "source" && l.GetValue() == source {
+					c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
+					c.Add(m.GetCounter().GetValue())
+					return c
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{source=%s}", name, source)
+	return nil
+}
+
+// TestCatchUp: after downtime the detectors resume from their committed
+// offsets and judge the backlog in event time; nothing in the gap is
+// missed, and an event judged again (its batch was not committed before the
+// stop) raises an alert with the same id.
+func TestCatchUp(t *testing.T) {
+	cfg := testenv.Kafka(t, 2)
+	base := time.Now().Add(-48 * time.Hour).Truncate(time.Hour).UnixMilli()
+	n := 0
+	forced := func(door string, ts int64) {
+		n++
+		produce(t, cfg, bus.TopicAccess, "lock-"+door, &event.Access{EventID: event.ID("catchup", string(rune('a'+n))), TsMs: ts,
+			Vendor: "nuki", SiteID: "site-1", DoorID: door, LockID: "lock-" + door, Attested: "unknown",
+			Action: "door_forced", Outcome: "info", Method: "unknown"})
+	}
+	out := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.TopicPrefix + "test-alerts",
+		Topic: cfg.Topic(bus.TopicAlerts), StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	defer out.Close()
+
+	p := start(t, cfg, nil, nil)
+	forced("d1", base)
+	first := readAlerts(t, out, 1, 60*time.Second)
+	p.stop(t)
+
+	// While the detectors are down: three more doors forced, an hour apart.
+	for i := 1; i <= 3; i++ {
+		forced("d"+string(rune('1'+i)), base+int64(i)*3_600_000)
+	}
+	p = start(t, cfg, nil, nil)
+	var got []detect.Alert
+	for len(got) < 3 {
+		a := readAlerts(t, out, 1, 60*time.Second)[0]
+		if a.DoorID == "d1" {
+			assert.Equal(t, first[0].AlertID, a.AlertID, "a redelivered event raises the same alert id")
+			continue
+		}
+		got = append(got, a)
+	}
+	p.stop(t)
+	sort.Slice(got, func(i, j int) bool { return got[i].TsMs < got[j].TsMs }) // partitions interleave
+	var doors []string
+	for i, a := range got {
+		doors = append(doors, a.DoorID)
+		assert.Equal(t, base+int64(i+1)*3_600_000, a.TsMs, "alerts carry event time")
+	}
+	assert.Equal(t, []string{"d2", "d3", "d4"}, doors)
+}
+
+func TestClickHouseUsesAndBaselines(t *testing.T) {
+	conn, _ := testenv.ClickHouse(t)
+	ctx := context.Background()
+	day := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	cols := chstorage.AccessColumns
+	row := func(id, cred, outcome string, ts time.Time) []any {
+		return []any{mustUUID(id), ts, ts.UnixMilli(), ts.UnixMilli(), "matter", "site", "", "door", "lock", "s", cred, "", "unknown",
+			"unlock", outcome, "phone_nfc", "", "", uint8(0), "", ts.UnixMilli()}
+	}
+	require.NoError(t, chstorage.InsertRows(ctx, conn, "access_events", cols,
+		row(event.ID("t", "1"), "c1", "granted", day),
+		row(event.ID("t", "2"), "c1", "granted", day.Add(5*time.Hour)),
+		row(event.ID("t", "2"), "c1", "granted", day.Add(5*time.Hour)), // duplicate delivery
+		row(event.ID("t", "3"), "c2", "denied", day.Add(6*time.Hour)),
+		row(event.ID("t", "4"), "c3", "granted", day.Add(-40*24*time.Hour)),
+	))
+	uses, oldest, err := stream.ClickHouseUses{Conn: conn}.LastUses(ctx, day.Add(-31*24*time.Hour).UnixMilli())
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int64{"c1": day.Add(5 * time.Hour).UnixMilli()}, uses)
+	assert.Equal(t, day.Add(-40*24*time.Hour).UnixMilli(), oldest)
+
+	bl := stream.ClickHouseBaselines{Conn: conn}
+	want := []detect.Baseline{{SubjectID: "s1", Role: "resident", Peaks: map[string][][2]int64{"distinct_doors/1h0m0s": {{20000, 3}, {20001, 2}}}, Uses: 7, UseDays: 2}}
+	require.NoError(t, bl.Save(ctx, want))
+	want[0].Role = "staff"
+	require.NoError(t, bl.Save(ctx, want))
+	got, err := bl.Load(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+}
+
+func mustUUID(s string) any {
+	u, err := uuid.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}

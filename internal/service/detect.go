@@ -1,0 +1,168 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyfleet/keyfleet/detect"
+	"github.com/keyfleet/keyfleet/detect/alertstore"
+	"github.com/keyfleet/keyfleet/detect/respond"
+	"github.com/keyfleet/keyfleet/detect/stream"
+	"github.com/keyfleet/keyfleet/internal/audit"
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/flagenv"
+	"github.com/keyfleet/keyfleet/internal/httpapi"
+)
+
+// Consumer groups of the detection part (unprefixed).
+const (
+	GroupDetect  = stream.Group
+	GroupAlerts  = "keyfleet-alerts"
+	GroupRespond = respond.Group
+)
+
+// DetectConfig configures the detectors, the alerts store and the
+// responders in `keyfleet serve`.
+type DetectConfig struct {
+	Enabled       bool
+	RulesFile     string
+	Lateness      time.Duration
+	Batch         bool
+	Respond       bool
+	WebhookURL    string
+	WebhookSecret string
+}
+
+func (c *DetectConfig) registerFlags(s *flagenv.Set) {
+	s.Bool(&c.Enabled, "detect", "KEYFLEET_DETECT", true, "run the detectors on access.events (alerts, responders)")
+	s.String(&c.RulesFile, "detect-rules", "KEYFLEET_DETECT_RULES", "",
+		"detection and response rules file (JSON with a version field); empty uses the compiled-in defaults")
+	s.Duration(&c.Lateness, "detect-lateness", "KEYFLEET_DETECT_LATENESS", time.Minute,
+		"how far out of event-time order access events may arrive and still count in windows")
+	s.Bool(&c.Batch, "detect-batch", "KEYFLEET_DETECT_BATCH", true,
+		"run the batch checks (stale_credential, expired_exception) on this instance")
+	s.Bool(&c.Respond, "respond", "KEYFLEET_RESPOND", true,
+		"run the automated responders (the rules file's responders.dry_run decides whether they act)")
+	s.String(&c.WebhookURL, "respond-webhook-url", "KEYFLEET_RESPOND_WEBHOOK_URL", "",
+		"URL the webhook responder POSTs alerts to (signed, see detect/README.md)")
+	s.Secret(&c.WebhookSecret, "respond-webhook-secret", "KEYFLEET_RESPOND_WEBHOOK_SECRET",
+		"HMAC-SHA256 key of the webhook signature (at least 16 characters)")
+}
+
+func (c *DetectConfig) validate() error {
+	var errs []error
+	if c.Lateness < 0 {
+		errs = append(errs, fmt.Errorf("--detect-lateness: %s must not be negative", c.Lateness))
+	}
+	if c.WebhookURL != "" && len(c.WebhookSecret) < 16 {
+		errs = append(errs, errors.New("--respond-webhook-secret: at least 16 characters are required with --respond-webhook-url"))
+	}
+	if c.RulesFile != "" {
+		if _, err := detect.LoadRules(c.RulesFile); err != nil {
+			errs = append(errs, fmt.Errorf("--detect-rules: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// detectPart is the detection part of serve: its routes, long-running parts,
+// Kafka clients to close and consumer groups to watch.
+type detectPart struct {
+	routes    []httpapi.Route
+	runs      []func(context.Context) error
+	closers   []io.Closer
+	consumers []bus.Consumer
+}
+
+// logAuditor stands in for the admin audit log until the control plane's
+// store is connected: entries go to the process log.
+type logAuditor struct{ logger *slog.Logger }
+
+func (l logAuditor) Append(_ context.Context, e audit.Entry) error {
+	l.logger.Info("audit", "actor", e.Actor, "action", e.Action, "target", e.Target, "details", e.Details)
+	return nil
+}
+
+// setupDetect builds the detectors (access.events → alerts), the alerts
+// sink (alerts → ClickHouse), the responders and the /v1/alerts routes.
+func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.Logger,
+	auditor alertstore.Auditor, suspender respond.Suspender) (*detectPart, error) {
+	part := &detectPart{}
+	if auditor == nil {
+		logger.Warn("no audit log connected: alert status changes and responder actions are audited to the process log only")
+		auditor = logAuditor{logger: logger}
+	}
+	store := alertstore.New(conn)
+	api, err := alertstore.NewAPI(store, auditor)
+	if err != nil {
+		return nil, err
+	}
+	part.routes = api.Routes()
+	alertsReader := bus.NewGroupReader(bc, bus.TopicAlerts, GroupAlerts)
+	part.closers = append(part.closers, alertsReader)
+	sink, err := alertstore.NewSink(store, alertsReader, reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	part.runs = append(part.runs, sink.Run)
+	part.consumers = append(part.consumers, bus.Consumer{Group: GroupAlerts, Topic: bus.TopicAlerts})
+	if !cfg.Enabled {
+		return part, nil
+	}
+
+	rules, err := detect.LoadRules(cfg.RulesFile)
+	if err != nil {
+		return nil, err
+	}
+	metrics := detect.NewMetrics(reg)
+	engine, err := detect.NewEngine(rules, detect.Options{Lateness: cfg.Lateness, Metrics: metrics})
+	if err != nil {
+		return nil, err
+	}
+	accessReader := bus.NewGroupReader(bc, bus.TopicAccess, GroupDetect)
+	alertsWriter := bus.NewWriter(bc, bus.TopicAlerts)
+	part.closers = append(part.closers, accessReader, alertsWriter)
+	opts := stream.Options{
+		Bus: bc, Engine: engine, Access: accessReader, Alerts: alertsWriter,
+		Baselines: stream.ClickHouseBaselines{Conn: conn},
+		Lateness:  cfg.Lateness, Logger: logger, Metrics: metrics,
+	}
+	if cfg.Batch {
+		opts.Uses = stream.ClickHouseUses{Conn: conn}
+		opts.BatchEvery = min(rules.Detectors.StaleCredential.Every.D(), rules.Detectors.ExpiredException.Every.D())
+	}
+	proc, err := stream.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	part.runs = append(part.runs, proc.Run)
+	part.consumers = append(part.consumers, bus.Consumer{Group: GroupDetect, Topic: bus.TopicAccess})
+	logger.Info("detectors configured", "rules_version", rules.Version, "batch_checks", cfg.Batch,
+		"responders", cfg.Respond, "dry_run", rules.Responders.DryRun)
+
+	if cfg.Respond {
+		respReader := bus.NewGroupReader(bc, bus.TopicAlerts, GroupRespond)
+		part.closers = append(part.closers, respReader)
+		if suspender == nil {
+			logger.Warn("no control plane connected: responder suspensions are recorded as skipped")
+		}
+		resp, err := respond.New(respond.Options{
+			Rules: rules, Reader: respReader, Conn: conn, Suspender: suspender, Auditor: auditor,
+			WebhookURL: cfg.WebhookURL, WebhookSecret: []byte(cfg.WebhookSecret),
+			Logger: logger, Registerer: reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		part.runs = append(part.runs, resp.Run)
+		part.consumers = append(part.consumers, bus.Consumer{Group: GroupRespond, Topic: bus.TopicAlerts})
+	}
+	return part, nil
+}
