@@ -1,0 +1,672 @@
+// Package bench measures keyfleet end to end, the way it is deployed: the
+// real `keyfleet serve` binary as a separate process on real Kafka and
+// ClickHouse, fed by the fleet simulator (internal/sim).
+//
+// Run is the harness behind `keyfleet bench` and `make bench`. A run has its
+// own topic prefix and ClickHouse database (deleted afterwards) and goes
+// through these phases:
+//
+//  1. throughput: the simulator backfills N raw records of a realistic
+//     vendor mix into lock.events.raw before serve starts; serve then drains
+//     the backlog with normalization and detectors running, and the harness
+//     reports the sustained rate of rows stored in ClickHouse, CPU seconds
+//     per million events (serve, ClickHouse, Kafka) and peak RSS, and takes
+//     a CPU profile of serve;
+//  2. fixed offered rates (20k/s, ~85% of the measured maximum, 100k/s):
+//     pre-generated records are produced at the rate with received_ms
+//     stamped at produce time; freshness is inserted_ms − received_ms of the
+//     stored rows, detection latency is detected_ms − source_received_ms of
+//     the alerts raised (and the keyfleet_detect_latency_seconds histogram);
+//     the analyst queries run during the 20k/s phase ("under ingest");
+//  3. revocation: credentials are issued through the API, the simulated lock
+//     gateways (internal/sim/gateway) acknowledge on lock.acks with their
+//     vendors' injected delays, subjects are revoked through the API; total
+//     latency, the gateways' injected delays and keyfleet's own share come
+//     from the control plane's tables (revocation_requests,
+//     revocation_locks, lock_acks);
+//  4. the analyst queries again, idle.
+//
+// Speed targets are reported against the issue's goals, never asserted.
+// The load generators, ClickHouse, Kafka and serve share the machine's
+// cores; the results say how busy the machine was.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+	"github.com/keyfleet/keyfleet/internal/sim"
+	"github.com/keyfleet/keyfleet/internal/sim/fleet"
+	"github.com/keyfleet/keyfleet/internal/sim/gateway"
+)
+
+// Options configure a run. DefaultOptions and QuickOptions give the two
+// presets; zero fields of a hand-made Options take the defaults' values
+// where noted.
+type Options struct {
+	// Binary is the keyfleet executable to run as serve (required).
+	Binary string
+	// KafkaBrokers and ClickHouse say where the services are.
+	KafkaBrokers   []string
+	ClickHouseAddr string
+	ClickHouseUser string
+	ClickHousePass string
+	// ScriptsDir, when set, holds clickhouse.sh and kafka.sh: they are run
+	// (idempotent) when a service does not answer.
+	ScriptsDir string
+	// WorkDir holds the run's files (registry, pools, serve log, profile);
+	// a temporary directory (removed afterwards) when empty.
+	WorkDir string
+	// Keep keeps the topics, the database and the work directory.
+	Keep bool
+	// Partitions of the run's topics (serve's --topic-partitions).
+	Partitions int
+	// ServeArgs are extra flags for keyfleet serve.
+	ServeArgs []string
+
+	// The simulated fleet.
+	Seed         uint64
+	Sites        int
+	DoorsPerSite int
+	Subjects     int
+	VendorMix    string
+	// Workers is how many simulators generate at once.
+	Workers int
+
+	// ThroughputRecords are backfilled before serve starts; the sustained
+	// window should be at least MinSustained (a shorter one is reported).
+	ThroughputRecords int64
+	MinSustained      time.Duration
+	// ProfileSeconds of CPU profile are taken during the throughput phase
+	// (0: none); ProfileOut, when set, receives a copy of it.
+	ProfileSeconds int
+	ProfileOut     string
+
+	// Rates are the fixed offered rates (records/s) of the freshness and
+	// detection phases, each for RateDuration; MaxRateFraction > 0 adds a
+	// phase at that fraction of the measured throughput.
+	Rates           []float64
+	MaxRateFraction float64
+	RateDuration    time.Duration
+	// QueryRate is the offered rate the analyst queries run under (one of
+	// Rates; 0: no queries under ingest).
+	QueryRate float64
+
+	// Revocations is the number of subjects issued a credential and
+	// revoked, spread over RevocationSpread; GatewayProfile overrides the
+	// simulated gateways' behaviour (see `keyfleet simulate --help`).
+	Revocations      int
+	RevocationSpread time.Duration
+	GatewayProfile   string
+
+	// QueryRounds is how many times each analyst query runs idle.
+	QueryRounds int
+
+	// Timeout bounds the whole run.
+	Timeout time.Duration
+	// Logger receives progress; nil discards it.
+	Logger *slog.Logger
+	// Mode names the preset in the results.
+	Mode string
+}
+
+// DefaultOptions is the full run (about 8-10 minutes on a 2-core machine).
+func DefaultOptions() Options {
+	return Options{
+		KafkaBrokers: []string{"127.0.0.1:19092"}, ClickHouseAddr: "127.0.0.1:19000", ClickHouseUser: "default",
+		Partitions: 4, Seed: 1, Sites: 20, DoorsPerSite: 80, Subjects: 8000,
+		VendorMix: "matter=30,nuki=20,schlage=20,seam=15,legacy=15", Workers: 2,
+		ThroughputRecords: 6_000_000, MinSustained: 60 * time.Second, ProfileSeconds: 20,
+		Rates: []float64{20_000, 100_000}, MaxRateFraction: 0.85, RateDuration: 30 * time.Second, QueryRate: 20_000,
+		Revocations: 200, RevocationSpread: 20 * time.Second,
+		GatewayProfile: "legacy.latency=2s," + noOutages,
+		QueryRounds:    20, Timeout: 25 * time.Minute, Mode: "default",
+	}
+}
+
+// QuickOptions is a smoke run of about two minutes: the same phases on a
+// small fleet and short feeds (the numbers are not comparable with a full
+// run's).
+func QuickOptions() Options {
+	o := DefaultOptions()
+	o.Sites, o.DoorsPerSite, o.Subjects = 4, 40, 600
+	o.ThroughputRecords, o.MinSustained, o.ProfileSeconds = 400_000, 0, 5
+	o.Rates, o.MaxRateFraction, o.RateDuration, o.QueryRate = []float64{5_000, 20_000}, 0, 10*time.Second, 5_000
+	o.Revocations, o.RevocationSpread = 20, 5*time.Second
+	o.QueryRounds, o.Timeout, o.Mode = 5, 10*time.Minute, "quick"
+	return o
+}
+
+// noOutages turns off the simulated gateways' offline periods and lost
+// commands, so every lock acknowledges within the run.
+const noOutages = "matter.offline=0,nuki.offline=0,schlage.offline=0,seam.offline=0,legacy.offline=0,legacy.miss=0"
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Binary == "" {
+		errs = append(errs, errors.New("the keyfleet binary is required"))
+	}
+	if len(o.KafkaBrokers) == 0 || o.ClickHouseAddr == "" {
+		errs = append(errs, errors.New("Kafka brokers and the ClickHouse address are required"))
+	}
+	if o.ThroughputRecords < 1 {
+		errs = append(errs, errors.New("throughput records must be positive"))
+	}
+	if o.Sites < 1 || o.DoorsPerSite < 1 || o.Subjects < 1 {
+		errs = append(errs, errors.New("the fleet needs sites, doors and subjects"))
+	}
+	for _, r := range o.Rates {
+		if r <= 0 {
+			errs = append(errs, fmt.Errorf("rate %g must be positive", r))
+		}
+	}
+	if o.MaxRateFraction < 0 || o.MaxRateFraction > 1 {
+		errs = append(errs, errors.New("the max-rate fraction is in 0..1"))
+	}
+	if (len(o.Rates) > 0 || o.MaxRateFraction > 0) && o.RateDuration <= 0 {
+		errs = append(errs, errors.New("rate phases need a duration"))
+	}
+	if o.Revocations < 0 || o.QueryRounds < 0 || o.ProfileSeconds < 0 {
+		errs = append(errs, errors.New("revocations, query rounds and profile seconds must not be negative"))
+	}
+	if o.Timeout <= 0 {
+		errs = append(errs, errors.New("a timeout is required (a run stops by itself)"))
+	}
+	return errors.Join(errs...)
+}
+
+// run is the state of one benchmark run.
+type run struct {
+	o       Options
+	logger  *slog.Logger
+	res     *Results
+	id      string
+	dir     string
+	bc      bus.Config
+	chCfg   chstorage.Config
+	conn    driver.Conn
+	fleet   *fleet.Fleet
+	gen     *generator
+	tl      *timeline
+	srv     *server
+	sampler *sampler
+	gw      *gateway.Set
+	stopGW  func()
+}
+
+// pseudonymKey keys the user-reference hashes of the run's serve and
+// simulator (they must agree); it is a benchmark constant, not a secret.
+const pseudonymKey = "keyfleet-bench-pseudonym-key-v1"
+
+// Run runs the benchmark and returns its results. Partial results are
+// returned with the error when a phase fails.
+func Run(ctx context.Context, o Options) (*Results, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	o.Workers = max(1, o.Workers)
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	r := &run{o: o, logger: logger, id: newID(), res: newResults(o)}
+	start := time.Now()
+	err := r.run(ctx)
+	r.cleanup()
+	r.res.Seconds = time.Since(start).Seconds()
+	r.res.Machine.LoadAvgEnd = loadAvg()
+	r.res.Goals = goals(r.res)
+	if err != nil {
+		r.res.Error = err.Error()
+	}
+	return r.res, err
+}
+
+func newID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (r *run) run(ctx context.Context) error {
+	if err := r.prepare(ctx); err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	if err := r.throughput(ctx); err != nil {
+		return fmt.Errorf("throughput: %w", err)
+	}
+	rates := append([]float64(nil), r.o.Rates...)
+	if f := r.o.MaxRateFraction; f > 0 && r.res.Throughput != nil && r.res.Throughput.EventsPerSecond > 0 {
+		rates = insertRate(rates, min(maxRate, roundRate(f*r.res.Throughput.EventsPerSecond)))
+	}
+	for _, rate := range rates {
+		if err := r.ratePhase(ctx, rate); err != nil {
+			return fmt.Errorf("rate %.0f/s: %w", rate, err)
+		}
+	}
+	if r.o.Revocations > 0 {
+		if err := r.revocation(ctx); err != nil {
+			return fmt.Errorf("revocation: %w", err)
+		}
+	}
+	if r.o.QueryRounds > 0 {
+		if err := r.queriesIdle(ctx); err != nil {
+			return fmt.Errorf("queries: %w", err)
+		}
+	}
+	return nil
+}
+
+// maxRate caps the max-rate phase (records/s).
+const maxRate = 400_000
+
+// insertRate adds rate to the sorted list unless one within 15% is there.
+func insertRate(rates []float64, rate float64) []float64 {
+	for _, x := range rates {
+		if rate > 0.85*x && rate < 1.15*x {
+			return rates
+		}
+	}
+	out := append(rates, rate)
+	for i := len(out) - 1; i > 0 && out[i] < out[i-1]; i-- {
+		out[i], out[i-1] = out[i-1], out[i]
+	}
+	return out
+}
+
+// roundRate rounds a rate to two significant digits.
+func roundRate(x float64) float64 {
+	unit := 1.0
+	for x/unit >= 100 {
+		unit *= 10
+	}
+	return float64(int64(x/unit+0.5)) * unit
+}
+
+// prepare checks the services, lays out the run (ids, work directory,
+// topics), builds the fleet and its registry file.
+func (r *run) prepare(ctx context.Context) error {
+	o := r.o
+	r.bc = bus.Config{Brokers: o.KafkaBrokers, TopicPrefix: "kfbench." + r.id + ".", Partitions: o.Partitions}
+	r.chCfg = chstorage.Config{Addr: o.ClickHouseAddr, Database: "kfbench_" + r.id, Username: o.ClickHouseUser,
+		Password: o.ClickHousePass}
+	if err := r.ensureServices(ctx); err != nil {
+		return err
+	}
+	r.res.Machine.ClickHouseVersion = r.clickHouseVersion(ctx)
+	r.dir = o.WorkDir
+	if r.dir == "" {
+		d, err := os.MkdirTemp("", "keyfleet-bench-")
+		if err != nil {
+			return err
+		}
+		r.dir = d
+	} else if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return err
+	}
+	r.res.Setup.TopicPrefix, r.res.Setup.Database, r.res.Setup.WorkDir = r.bc.TopicPrefix, r.chCfg.Database, r.dir
+	if err := createTopics(ctx, r.bc); err != nil {
+		return err
+	}
+
+	mix, err := fleet.ParseVendorMix(o.VendorMix)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	r.fleet, err = fleet.Generate(fleet.Options{Seed: o.Seed, Sites: o.Sites, DoorsPerSite: o.DoorsPerSite,
+		Subjects: o.Subjects, VendorMix: mix, SpareDevices: 2})
+	if err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	if err := sim.WriteRegistry(filepath.Join(r.dir, "registry.json"), r.fleet.Registry()); err != nil {
+		return err
+	}
+	profiles, err := gateway.ParseProfiles(gateway.DefaultProfiles(), o.GatewayProfile)
+	if err != nil {
+		return fmt.Errorf("gateway profile: %w", err)
+	}
+	r.gen = &generator{fleet: r.fleet, key: []byte(pseudonymKey), profiles: profiles, logger: r.logger, workers: o.Workers}
+	// About 12 records per subject and simulated day (the simulator's
+	// role mix); windows are sized generously from it. The max-rate phase
+	// is not known yet: room is made for maxRate.
+	total, feeds := o.ThroughputRecords, 1
+	for _, rate := range o.Rates {
+		total, feeds = total+rateFeed(rate, o.RateDuration), feeds+1
+	}
+	if o.MaxRateFraction > 0 {
+		total, feeds = total+rateFeed(maxRate, o.RateDuration), feeds+1
+	}
+	r.tl = newTimeline(time.Now(), 12*float64(o.Subjects), total, feeds*o.Workers)
+	st := &r.res.Setup
+	st.Sites, st.Locks, st.Subjects, st.VendorMix = len(r.fleet.Sites), len(r.fleet.Locks), len(r.fleet.Subjects), o.VendorMix
+	st.Partitions, st.GatewayProfile, st.Workers = o.Partitions, o.GatewayProfile, o.Workers
+	r.logger.Info("fleet ready", "sites", st.Sites, "locks", st.Locks, "subjects", st.Subjects,
+		"took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// ensureServices checks ClickHouse and Kafka answer, starting them with the
+// project's scripts when they do not (and scripts are available).
+func (r *run) ensureServices(ctx context.Context) error {
+	check := func() error {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		conn, err := chstorage.Open(pctx, chstorage.Config{Addr: r.o.ClickHouseAddr, Database: "default",
+			Username: r.o.ClickHouseUser, Password: r.o.ClickHousePass})
+		if err != nil {
+			return err
+		}
+		conn.Close()
+		client := &kafka.Client{Addr: kafka.TCP(r.o.KafkaBrokers...), Timeout: 10 * time.Second}
+		if _, err := client.Metadata(pctx, &kafka.MetadataRequest{}); err != nil {
+			return fmt.Errorf("kafka at %v: %w", r.o.KafkaBrokers, err)
+		}
+		return nil
+	}
+	err := check()
+	if err == nil || r.o.ScriptsDir == "" {
+		return err
+	}
+	r.logger.Info("starting services with the project's scripts", "why", err)
+	for _, script := range []string{"clickhouse.sh", "kafka.sh"} {
+		cmd := exec.CommandContext(ctx, filepath.Join(r.o.ScriptsDir, script), "start")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s start: %w: %s", script, err, out)
+		}
+	}
+	return check()
+}
+
+func (r *run) clickHouseVersion(ctx context.Context) string {
+	conn, err := chstorage.Open(ctx, chstorage.Config{Addr: r.o.ClickHouseAddr, Database: "default",
+		Username: r.o.ClickHouseUser, Password: r.o.ClickHousePass})
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	var v string
+	_ = conn.QueryRow(ctx, "SELECT version()").Scan(&v)
+	return v
+}
+
+// startServe starts keyfleet serve, connects to its database and starts
+// the resource sampler and the simulated gateways.
+func (r *run) startServe(ctx context.Context) error {
+	token := "kfbench-" + newID() + newID()
+	srv, err := startServe(ctx, serveConfig{binary: r.o.Binary, brokers: r.o.KafkaBrokers, prefix: r.bc.TopicPrefix,
+		partitions: r.o.Partitions, chAddr: r.o.ClickHouseAddr, chDatabase: r.chCfg.Database, chUser: r.o.ClickHouseUser,
+		chPassword: r.o.ClickHousePass, registry: filepath.Join(r.dir, "registry.json"), dataDir: filepath.Join(r.dir, "serve"),
+		logPath: filepath.Join(r.dir, "serve.log"), token: token, key: pseudonymKey, extra: r.o.ServeArgs})
+	if err != nil {
+		return err
+	}
+	r.srv = srv
+	r.res.Setup.ServeCommand = "keyfleet serve --kafka-brokers " + strings.Join(r.o.KafkaBrokers, ",") +
+		" --topic-prefix " + r.bc.TopicPrefix + " --topic-partitions " + fmt.Sprint(r.o.Partitions) +
+		" --clickhouse-database " + r.chCfg.Database + " --registry registry.json --access-log=false --log-level warn " +
+		strings.Join(r.o.ServeArgs, " ")
+	conn, err := chstorage.Open(ctx, r.chCfg)
+	if err != nil {
+		return err
+	}
+	r.conn = conn
+	r.sampler = newSampler(srv)
+	go r.sampler.run()
+
+	// The lock gateways of the fleet, acknowledging lock.commands on
+	// lock.acks (as `keyfleet simulate gateways` does).
+	startMs := time.Now().UnixMilli()
+	r.gw = gateway.NewSet(gateway.SetOptions{Fleet: r.fleet, Profiles: r.gen.profiles, Seed: r.o.Seed, OriginMs: startMs,
+		KeepAcks: true})
+	runner, err := gateway.NewRunner(gateway.RunnerOptions{Set: r.gw, Bus: r.bc, Logger: r.logger})
+	if err != nil {
+		return err
+	}
+	gctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := runner.Run(gctx); err != nil && gctx.Err() == nil {
+			r.logger.Warn("gateway simulators stopped", "err", err)
+		}
+	}()
+	r.stopGW = func() { stop(); <-done }
+	return nil
+}
+
+// cleanup records serve's totals, stops what the run started and deletes
+// its topics, consumer groups, database and work directory (unless Keep).
+func (r *run) cleanup() {
+	if r.stopGW != nil {
+		r.stopGW()
+	}
+	if r.sampler != nil {
+		r.sampler.stop()
+	}
+	if r.srv != nil && r.srv.alive() {
+		cpu, _ := procCPU(r.srv.pid())
+		_, hwm, _ := procMem(r.srv.pid())
+		r.res.Serve.CPUSeconds, r.res.Serve.PeakRSSBytes = cpu, hwm
+		r.res.Serve.PeakRSSMiB = float64(hwm) / (1 << 20)
+		r.srv.stop()
+		if r.srv.waitErr != nil {
+			r.note("keyfleet serve's shutdown (SIGTERM) ended with %v", r.srv.waitErr)
+		}
+	}
+	if r.conn != nil {
+		r.conn.Close()
+	}
+	if r.o.Keep || r.bc.TopicPrefix == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := deleteTopics(ctx, r.bc); err != nil {
+		r.logger.Warn("delete topics", "err", err)
+	}
+	if err := deleteGroups(ctx, r.bc); err != nil {
+		r.logger.Warn("delete consumer groups", "err", err)
+	}
+	if conn, err := chstorage.Open(ctx, chstorage.Config{Addr: r.o.ClickHouseAddr, Database: "default",
+		Username: r.o.ClickHouseUser, Password: r.o.ClickHousePass}); err == nil {
+		if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+r.chCfg.Database); err != nil {
+			r.logger.Warn("drop database", "err", err)
+		}
+		conn.Close()
+	}
+	if r.o.WorkDir == "" && r.dir != "" {
+		os.RemoveAll(r.dir)
+	}
+}
+
+// deleteGroups deletes the run's consumer groups.
+func deleteGroups(ctx context.Context, bc bus.Config) error {
+	client := &kafka.Client{Addr: kafka.TCP(bc.Brokers...), Timeout: 30 * time.Second}
+	resp, err := client.ListGroups(ctx, &kafka.ListGroupsRequest{})
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, g := range resp.Groups {
+		if strings.HasPrefix(g.GroupID, bc.TopicPrefix) {
+			ids = append(ids, g.GroupID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err = client.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: ids})
+	return err
+}
+
+// sample is one reading of serve and the machine.
+type sample struct {
+	at        time.Time
+	serveCPU  float64
+	rss       int64
+	rows      float64 // keyfleet_clickhouse_rows_inserted_total{table="access_events"}
+	consumed  float64 // keyfleet_pipeline_records_consumed_total
+	busy      float64 // machine CPU seconds busy
+	chCPU     float64
+	kafkaCPU  float64
+	benchCPU  float64 // this process (the load generators)
+	scrapeErr error
+}
+
+// sampler reads serve's CPU, RSS and row counters every second.
+type sampler struct {
+	srv      *server
+	chPids   []int
+	kPids    []int
+	mu       sync.Mutex
+	samples  []sample
+	done     chan struct{}
+	stopOnce sync.Once
+	stopped  chan struct{}
+}
+
+func newSampler(srv *server) *sampler {
+	return &sampler{srv: srv, chPids: findProcs("clickhouse-server"), kPids: findProcs("kafka.Kafka"),
+		done: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+func (s *sampler) run() {
+	defer close(s.stopped)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		s.take()
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *sampler) take() sample {
+	sm := sample{at: time.Now()}
+	sm.serveCPU, _ = procCPU(s.srv.pid())
+	sm.rss, _, _ = procMem(s.srv.pid())
+	sm.busy, _, _ = machineCPU()
+	sm.chCPU, sm.kafkaCPU = procsCPU(s.chPids), procsCPU(s.kPids)
+	sm.benchCPU, _ = procCPU(os.Getpid())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	m, err := s.srv.scrape(ctx)
+	cancel()
+	if err == nil {
+		sm.rows = m.sum("keyfleet_clickhouse_rows_inserted_total", `table="access_events"`)
+		sm.consumed = m.sum("keyfleet_pipeline_records_consumed_total")
+	}
+	sm.scrapeErr = err
+	s.mu.Lock()
+	s.samples = append(s.samples, sm)
+	s.mu.Unlock()
+	return sm
+}
+
+func (s *sampler) stop() {
+	s.stopOnce.Do(func() {
+		close(s.done)
+		<-s.stopped
+	})
+}
+
+// between returns the samples taken in [from, to].
+func (s *sampler) between(from, to time.Time) []sample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []sample
+	for _, sm := range s.samples {
+		if !sm.at.Before(from) && !sm.at.After(to) {
+			out = append(out, sm)
+		}
+	}
+	return out
+}
+
+// last returns the latest sample.
+func (s *sampler) last() sample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.samples) == 0 {
+		return sample{}
+	}
+	return s.samples[len(s.samples)-1]
+}
+
+// consumers are serve's consumer groups and their topics.
+var consumers = []bus.Consumer{
+	{Group: "keyfleet-normalize", Topic: bus.TopicRaw},
+	{Group: "keyfleet-clickhouse", Topic: bus.TopicAccess},
+	{Group: "keyfleet-detect", Topic: bus.TopicAccess},
+	{Group: "keyfleet-alerts", Topic: bus.TopicAlerts},
+}
+
+// lags returns the lag of each consumer (same order as consumers).
+func (r *run) lags(ctx context.Context) ([]int64, error) {
+	out := make([]int64, len(consumers))
+	for i, c := range consumers {
+		lag, err := bus.Lag(ctx, r.bc, c)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = lag
+	}
+	return out, nil
+}
+
+// waitDrained waits until every consumer has committed everything (or
+// limit passes); it returns how long it waited and whether it drained.
+func (r *run) waitDrained(ctx context.Context, limit time.Duration) (time.Duration, bool, error) {
+	start := time.Now()
+	for {
+		if !r.srv.alive() {
+			return 0, false, fmt.Errorf("%w; log %s:\n%s", errServeDied, r.srv.logPath, tail(r.srv.logPath, 20))
+		}
+		lags, err := r.lags(ctx)
+		if err == nil {
+			var total int64
+			for _, l := range lags {
+				total += l
+			}
+			if total == 0 {
+				return time.Since(start), true, nil
+			}
+		}
+		if time.Since(start) > limit {
+			return time.Since(start), false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), false, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// note records something in the results and the log.
+func (r *run) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.res.Notes = append(r.res.Notes, msg)
+	r.logger.Warn(msg)
+}

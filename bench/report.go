@@ -1,0 +1,404 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// ProfileStats summarizes the CPU profile of serve taken during the
+// throughput phase.
+type ProfileStats struct {
+	Path    string  `json:"path"`
+	Seconds int     `json:"seconds"`
+	Cores   float64 `json:"cores"` // samples / duration
+	// Top are the functions with the most flat (self) time.
+	Top []ProfileEntry `json:"top"`
+	// Groups add flat time by what the code does.
+	Groups []ProfileEntry `json:"groups"`
+	// Stages are the cumulative time of the pipeline's long-running parts.
+	Stages []ProfileEntry `json:"stages"`
+}
+
+// ProfileEntry is one line of a profile summary (percent of all samples).
+type ProfileEntry struct {
+	Name    string  `json:"name"`
+	FlatPct float64 `json:"flat_pct"`
+	CumPct  float64 `json:"cum_pct"`
+}
+
+type pprofLine struct {
+	fn        string
+	flat, cum float64 // percent
+}
+
+// summarizeProfile reads a CPU profile with `go tool pprof` (it needs the
+// Go toolchain; the profile file is kept either way) and copies it to out.
+func summarizeProfile(ctx context.Context, binary, path, out string) (*ProfileStats, error) {
+	ps := &ProfileStats{Path: path}
+	if out != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(out, data, 0o644); err != nil {
+			return nil, fmt.Errorf("--profile-out: %w", err)
+		}
+		ps.Path = out
+	}
+	cmd := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=100000", binary, path)
+	text, err := cmd.Output()
+	if err != nil {
+		return ps, fmt.Errorf("go tool pprof: %w", err)
+	}
+	lines, total, dur := parsePprofTop(string(text))
+	if dur > 0 {
+		ps.Cores = total / dur
+	}
+	for i, l := range lines {
+		if i == 15 {
+			break
+		}
+		ps.Top = append(ps.Top, ProfileEntry{Name: l.fn, FlatPct: l.flat, CumPct: l.cum})
+	}
+	groups := map[string]float64{}
+	for _, l := range lines {
+		groups[groupOf(l.fn)] += l.flat
+	}
+	for name, pct := range groups {
+		ps.Groups = append(ps.Groups, ProfileEntry{Name: name, FlatPct: pct})
+	}
+	sort.Slice(ps.Groups, func(i, j int) bool { return ps.Groups[i].FlatPct > ps.Groups[j].FlatPct })
+	for _, st := range profileStages {
+		var best pprofLine
+		for _, l := range lines {
+			if strings.HasPrefix(l.fn, st.fn) && l.cum > best.cum {
+				best = l
+			}
+		}
+		if best.fn != "" {
+			ps.Stages = append(ps.Stages, ProfileEntry{Name: st.name, CumPct: best.cum})
+		}
+	}
+	return ps, nil
+}
+
+// profileStages are the long-running parts of serve, by the function at
+// the root of their goroutines.
+var profileStages = []struct{ name, fn string }{
+	{"normalize stage (raw → access.events)", "github.com/keyfleet/keyfleet/normalize.(*Stage).Run"},
+	{"ClickHouse writer (access.events → access_events)", "github.com/keyfleet/keyfleet/internal/chstorage.(*Writer).Run"},
+	{"detectors (access.events → alerts)", "github.com/keyfleet/keyfleet/detect/stream.(*Processor).Run"},
+	{"kafka-go readers (fetch, decompress)", "github.com/segmentio/kafka-go.(*reader).run"},
+	{"kafka-go writers (batch, compress, produce)", "github.com/segmentio/kafka-go.(*partitionWriter).writeBatch"},
+	{"garbage collector (background marking)", "runtime.gcBgMarkWorker"},
+}
+
+// parsePprofTop reads `go tool pprof -top` output: the functions with flat
+// and cumulative percentages, the total sampled seconds and the duration.
+func parsePprofTop(text string) (lines []pprofLine, total, duration float64) {
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	table := false
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, "Duration: "); ok {
+			// "Duration: 20.01s, Total samples = 25.34s (126.63%)"
+			d, samples, _ := strings.Cut(rest, ", Total samples = ")
+			duration = parseSeconds(d)
+			total = parseSeconds(strings.Fields(samples + " ")[0])
+			continue
+		}
+		if strings.Contains(line, "flat%") && strings.Contains(line, "cum%") {
+			table = true
+			continue
+		}
+		if !table {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			continue
+		}
+		flat, err1 := strconv.ParseFloat(strings.TrimSuffix(f[1], "%"), 64)
+		cum, err2 := strconv.ParseFloat(strings.TrimSuffix(f[4], "%"), 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		fn := strings.Join(f[5:], " ")
+		if i := strings.Index(fn, " (inline)"); i >= 0 {
+			fn = fn[:i]
+		}
+		lines = append(lines, pprofLine{fn: fn, flat: flat, cum: cum})
+	}
+	return lines, total, duration
+}
+
+func parseSeconds(s string) float64 {
+	s = strings.TrimSpace(s)
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0
+	}
+	return d.Seconds()
+}
+
+// groupOf names what a function's time is spent on.
+func groupOf(fn string) string {
+	has := func(subs ...string) bool {
+		for _, s := range subs {
+			if strings.Contains(fn, s) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case fn == "runtime.memmove" || fn == "runtime.memequal" || strings.HasPrefix(fn, "bytes.") || strings.HasPrefix(fn, "strings."):
+		return "memory copies and compares"
+	case strings.HasPrefix(fn, "runtime.") && has("gc", "GC", "malloc", "scan", "Span", "span", "sweep", "mark", "Mark", "heap", "Heap",
+		"memclr", "Barrier", "wbBuf", "grey", "findObject", "nextFree", "alloc", "Alloc", "newobject", "makeslice", "growslice",
+		"typePointers", "bgsweep", "Defer"):
+		return "allocation and garbage collection"
+	case strings.HasPrefix(fn, "internal/runtime/gc") || strings.HasPrefix(fn, "internal/runtime/maps") || strings.HasPrefix(fn, "runtime.map") ||
+		fn == "aeshashbody" || strings.HasPrefix(fn, "runtime.aeshash"):
+		if strings.HasPrefix(fn, "internal/runtime/gc") {
+			return "allocation and garbage collection"
+		}
+		return "hash maps"
+	case strings.HasPrefix(fn, "syscall.") || strings.HasPrefix(fn, "internal/poll") || strings.HasPrefix(fn, "internal/runtime/syscall") ||
+		strings.HasPrefix(fn, "runtime.futex") || strings.HasPrefix(fn, "runtime.epoll") || strings.HasPrefix(fn, "runtime.netpoll") ||
+		strings.HasPrefix(fn, "net."):
+		return "syscalls and network"
+	case strings.HasPrefix(fn, "runtime.") || strings.HasPrefix(fn, "sync.") || strings.HasPrefix(fn, "internal/sync") ||
+		strings.HasPrefix(fn, "sync/atomic"):
+		return "scheduler, locks and other runtime"
+	case has("encoding/json", "keyfleet/internal/event", "jsonscan", "strconv.", "unicode/utf8", "time.", "encoding/hex"):
+		return "JSON and field decoding/encoding"
+	case has("keyfleet/keyfleet/normalize", "keyfleet/internal/registry", "crypto/", "github.com/google/uuid"):
+		return "normalization (adapters, ids, pseudonyms, registry)"
+	case has("keyfleet/keyfleet/detect"):
+		return "detectors"
+	case has("ClickHouse/", "keyfleet/internal/chstorage", "go-faster/city", "paulmach/orb"):
+		return "ClickHouse client (columns, compression)"
+	case has("segmentio/kafka-go", "pierrec/lz4", "klauspost/compress", "keyfleet/internal/bus"):
+		return "Kafka client (kafka-go, lz4)"
+	case has("keyfleet/keyfleet"):
+		return "other keyfleet code"
+	default:
+		return "other"
+	}
+}
+
+// goals compares the results with the issue's targets.
+func goals(res *Results) []Goal {
+	yes := func(b bool) *bool { return &b }
+	var out []Goal
+	g := Goal{Name: "ingest throughput", Target: "≥ 250,000 events/s (stretch 300,000)"}
+	if t := res.Throughput; t != nil && t.EventsPerSecond > 0 {
+		g.Measured = fmt.Sprintf("%s events/s over %.0f s", thousands(t.EventsPerSecond), t.WindowSeconds)
+		g.Met = yes(t.EventsPerSecond >= 250_000)
+		if !*g.Met {
+			g.Note = fmt.Sprintf("%.0f%% of the goal (missed by %s events/s)", 100*t.EventsPerSecond/250_000, thousands(250_000-t.EventsPerSecond))
+		}
+	}
+	out = append(out, g)
+	g = Goal{Name: "freshness at 100,000/s", Target: "p99 ≤ 2 s"}
+	if ph := rateOf(res, 100_000); ph != nil && ph.Freshness.Count > 0 {
+		g.Measured = fmt.Sprintf("p50 %s, p99 %s (achieved %s/s)", ms(ph.Freshness.P50), ms(ph.Freshness.P99), thousands(ph.AchievedRate))
+		g.Met = yes(ph.Freshness.P99 <= 2000)
+		if !ph.Sustainable {
+			g.Note = "100,000/s is above the sustainable rate: the backlog grows during the phase"
+		}
+	}
+	out = append(out, g)
+	g = Goal{Name: "detection at 20,000/s", Target: "p99 ≤ 1 s"}
+	if ph := rateOf(res, 20_000); ph != nil && ph.Detection.Count > 0 {
+		g.Measured = fmt.Sprintf("p50 %s, p99 %s (%d alerts)", ms(ph.Detection.P50), ms(ph.Detection.P99), ph.Detection.Count)
+		g.Met = yes(ph.Detection.P99 <= 1000)
+	}
+	out = append(out, g)
+	g = Goal{Name: "revocation, keyfleet's share", Target: "p99 ≤ 100 ms"}
+	if rv := res.Revocation; rv != nil && rv.KeyfleetPerRevocation.Count > 0 {
+		g.Measured = fmt.Sprintf("p50 %s, p99 %s per revocation (worst lock)", ms(rv.KeyfleetPerRevocation.P50), ms(rv.KeyfleetPerRevocation.P99))
+		g.Met = yes(rv.KeyfleetPerRevocation.P99 <= 100)
+	}
+	out = append(out, g)
+	g = Goal{Name: "memory at full ingest", Target: "RSS ≤ 512 MiB"}
+	if t := res.Throughput; t != nil && t.PeakRSSMiB > 0 {
+		g.Measured = fmt.Sprintf("peak %.0f MiB", t.PeakRSSMiB)
+		g.Met = yes(t.PeakRSSMiB <= 512)
+	}
+	out = append(out, g)
+	return out
+}
+
+func rateOf(res *Results, rate float64) *RatePhase {
+	for i := range res.Rates {
+		if res.Rates[i].OfferedRate == rate {
+			return &res.Rates[i]
+		}
+	}
+	return nil
+}
+
+func ms(v float64) string {
+	switch {
+	case v >= 10_000:
+		return fmt.Sprintf("%.1f s", v/1000)
+	case v >= 1000:
+		return fmt.Sprintf("%.2f s", v/1000)
+	case v >= 10:
+		return fmt.Sprintf("%.0f ms", v)
+	default:
+		return fmt.Sprintf("%.1f ms", v)
+	}
+}
+
+// thousands formats a count with thousands separators.
+func thousands(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func dist(d Dist) string {
+	if d.Count == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("p50 %s  p95 %s  p99 %s  max %s  (n=%d)", ms(d.P50), ms(d.P95), ms(d.P99), ms(d.Max), d.Count)
+}
+
+// WriteTable prints the results for people.
+func WriteTable(w io.Writer, res *Results) {
+	m := res.Machine
+	fmt.Fprintf(w, "keyfleet bench (%s) %s  commit %s  took %s\n", res.Mode, res.StartedAt.Format(time.RFC3339), res.Commit,
+		(time.Duration(res.Seconds) * time.Second).String())
+	fmt.Fprintf(w, "machine: %s, %d CPUs, %.1f GiB, Linux %s, %s, ClickHouse %s, Kafka %s; load %s → %s\n",
+		m.CPUModel, m.CPUs, float64(m.MemoryBytes)/(1<<30), m.Kernel, m.GoVersion, m.ClickHouseVersion, m.KafkaVersion,
+		m.LoadAvgStart, m.LoadAvgEnd)
+	st := res.Setup
+	fmt.Fprintf(w, "fleet: %d sites, %d locks, %d subjects, vendors %s; %d partitions\n\n", st.Sites, st.Locks, st.Subjects,
+		st.VendorMix, st.Partitions)
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	if t := res.Throughput; t != nil {
+		fmt.Fprintf(tw, "INGEST (raw → ClickHouse, normalize + detect running)\t\n")
+		fmt.Fprintf(tw, "  sustained\t%s events/s over %.0f s (10 s windows: min %s, median %s, max %s)\n", thousands(t.EventsPerSecond),
+			t.WindowSeconds, thousands(t.Rate10sMin), thousands(t.Rate10sMedian), thousands(t.Rate10sMax))
+		fmt.Fprintf(tw, "  from serve start\t%s events/s (%s events, start-up %.1f s, %d dead-lettered)\n", thousands(t.FromStartPerSecond),
+			thousands(float64(t.Events)), t.StartupSeconds, t.DeadLettered)
+		fmt.Fprintf(tw, "  until detectors caught up\t%s events/s (detectors done %.1f s after the last row; %d alerts)\n",
+			thousands(t.WithDetectPerSecond), t.DetectCatchUpSeconds, t.Alerts)
+		fmt.Fprintf(tw, "  CPU s per million events\tserve %.2f, ClickHouse %.2f, Kafka %.2f (serve whole phase %.2f)\n",
+			t.ServeCPUPerMillion, t.ClickHouseCPUPerMillion, t.KafkaCPUPerMillion, t.ServeCPUPerMillionTotal)
+		fmt.Fprintf(tw, "  busy cores\tserve %.2f, ClickHouse %.2f, Kafka %.2f, harness %.2f, other processes %.2f (machine %.2f of %d)\n",
+			t.ServeCores, t.ClickHouseCores, t.KafkaCores, t.HarnessCores, t.OtherCores, t.MachineBusyCores, res.Machine.CPUs)
+		fmt.Fprintf(tw, "  serve peak RSS\t%.0f MiB\n", t.PeakRSSMiB)
+	}
+	for _, ph := range res.Rates {
+		fmt.Fprintf(tw, "RATE %s\toffered %s/s, achieved %s/s for %.0f s; drained %.1f s after; sustainable %v; serve %.2f cores, machine %.2f\n",
+			ph.Name, thousands(ph.OfferedRate), thousands(ph.AchievedRate), ph.Seconds, ph.DrainSeconds, ph.Sustainable, ph.ServeCores, ph.MachineCores)
+		fmt.Fprintf(tw, "  freshness (produced → queryable)\t%s\n", dist(ph.Freshness))
+		fmt.Fprintf(tw, "  detection (produced → alert)\t%s\n", dist(ph.Detection))
+		fmt.Fprintf(tw, "  detection (latency histogram)\tp50 %s  p95 %s  p99 %s  (n=%d)\n", ms(ph.DetectionMetric.P50),
+			ms(ph.DetectionMetric.P95), ms(ph.DetectionMetric.P99), ph.DetectionMetric.Count)
+		for _, name := range sortedKeys(ph.DetectionByDet) {
+			fmt.Fprintf(tw, "    %s\t%s\n", name, dist(ph.DetectionByDet[name]))
+		}
+	}
+	if rv := res.Revocation; rv != nil {
+		fmt.Fprintf(tw, "REVOCATION\t%d revocations, %d lock commands, %d acked (credentials issued in %.1f s)\n",
+			rv.Revocations, rv.Locks, rv.Acked, rv.IssueSecs)
+		fmt.Fprintf(tw, "  total (request → last lock applied)\t%s\n", dist(rv.Total))
+		fmt.Fprintf(tw, "  total (request → last ack recorded)\t%s\n", dist(rv.TotalRecorded))
+		fmt.Fprintf(tw, "  gateways' injected delay (per lock)\t%s\n", dist(rv.Gateway))
+		for _, v := range sortedKeys(rv.GatewayByVendor) {
+			fmt.Fprintf(tw, "    %s\t%s\n", v, dist(rv.GatewayByVendor[v]))
+		}
+		fmt.Fprintf(tw, "  keyfleet's share (per revocation)\t%s\n", dist(rv.KeyfleetPerRevocation))
+		fmt.Fprintf(tw, "  keyfleet's share (per lock)\t%s\n", dist(rv.KeyfleetPerLock))
+		fmt.Fprintf(tw, "    request → command published\t%s\n", dist(rv.Queueing))
+		fmt.Fprintf(tw, "    published → gateway received\t%s\n", dist(rv.Delivery))
+		fmt.Fprintf(tw, "    applied → ack recorded\t%s\n", dist(rv.AckTracking))
+	}
+	for _, qp := range res.Queries {
+		fmt.Fprintf(tw, "QUERIES %s\t\n", qp.Name)
+		for _, q := range qp.Queries {
+			if q.Status == "unavailable" {
+				fmt.Fprintf(tw, "  %s\tunavailable in this build (%s)\n", q.Name, strings.SplitN(q.Example, "?", 2)[0])
+				continue
+			}
+			errs := ""
+			if q.Errors > 0 {
+				errs = fmt.Sprintf(", %d errors", q.Errors)
+			}
+			fmt.Fprintf(tw, "  %s\t%s%s\n", q.Name, dist(q.Latency), errs)
+		}
+	}
+	fmt.Fprintf(tw, "SERVE\tCPU %.1f s, peak RSS (VmHWM) %.0f MiB\n", res.Serve.CPUSeconds, res.Serve.PeakRSSMiB)
+	tw.Flush()
+	if p := res.Profile; p != nil {
+		fmt.Fprintf(w, "\nCPU profile of serve (%d s during ingest, %.2f cores sampled): %s\n", p.Seconds, p.Cores, p.Path)
+		for _, e := range p.Stages {
+			fmt.Fprintf(w, "  %5.1f%% cum  %s\n", e.CumPct, e.Name)
+		}
+		for _, e := range p.Groups {
+			fmt.Fprintf(w, "  %5.1f%% flat %s\n", e.FlatPct, e.Name)
+		}
+		for _, e := range p.Top {
+			fmt.Fprintf(w, "  %5.1f%% flat %5.1f%% cum  %s\n", e.FlatPct, e.CumPct, e.Name)
+		}
+	}
+	fmt.Fprintln(w, "\nGOALS")
+	for _, g := range res.Goals {
+		verdict := "not measured"
+		if g.Met != nil {
+			verdict = "MISSED"
+			if *g.Met {
+				verdict = "met"
+			}
+		}
+		note := ""
+		if g.Note != "" {
+			note = " — " + g.Note
+		}
+		fmt.Fprintf(w, "  %-30s %-28s %-8s %s%s\n", g.Name, g.Target, verdict, g.Measured, note)
+	}
+	if len(res.Notes) > 0 {
+		fmt.Fprintln(w, "\nNOTES")
+		for _, n := range res.Notes {
+			fmt.Fprintf(w, "  - %s\n", n)
+		}
+	}
+	if res.Error != "" {
+		fmt.Fprintf(w, "\nERROR: %s\n", res.Error)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/keyfleet/keyfleet/bench"
+	"github.com/keyfleet/keyfleet/internal/flagenv"
+)
+
+const benchAbout = `Benchmarks keyfleet end to end: starts ` + "`keyfleet serve`" + ` (this binary, or --binary) as a
+separate process on real Kafka and ClickHouse with its own topic prefix and database
+(deleted afterwards), feeds it from the fleet simulator and measures:
+
+  1. ingest throughput: a backlog of simulated raw records drained into ClickHouse with
+     normalization and detectors running (events/s sustained, CPU s per million events of
+     serve, ClickHouse and Kafka, peak RSS, a CPU profile of serve);
+  2. freshness (produced → queryable) and detection latency (produced → alert) at fixed
+     offered rates (--rates, plus --max-rate-fraction of the measured throughput);
+  3. revocation latency with the simulated lock gateways: total, the gateways' injected
+     delays, and keyfleet's own share (queueing, fan-out, ack tracking);
+  4. latency of the common analyst queries under ingest and idle.
+
+Prints a table (stdout) and writes the results as JSON (--out). The load generators,
+ClickHouse, Kafka and serve share this machine's cores; the results say how busy it was.
+Speed goals are reported, never enforced: the exit status is 0 unless the run failed.
+
+  keyfleet bench                   the full run (about 10 minutes on 2 cores)
+  keyfleet bench --quick           a ~2 minute smoke run on a small fleet`
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		quick                   bool
+		out, binary, scriptsDir string
+		logLevel                string
+		rates                   string
+		o                       bench.Options
+	)
+	// --quick picks the preset the other flags' defaults come from.
+	quick, _ = strconv.ParseBool(os.Getenv("KEYFLEET_BENCH_QUICK"))
+	for _, a := range args {
+		switch a {
+		case "-quick", "--quick", "-quick=true", "--quick=true":
+			quick = true
+		case "-quick=false", "--quick=false":
+			quick = false
+		}
+	}
+	def := bench.DefaultOptions()
+	if quick {
+		def = bench.QuickOptions()
+	}
+	fs := flagenv.New("bench", benchAbout)
+	fs.FlagSet().SetOutput(stderr)
+	fs.Bool(&quick, "quick", "KEYFLEET_BENCH_QUICK", quick, "smoke run: small fleet, short phases (~2 minutes); other flags default to its preset")
+	fs.String(&out, "out", "KEYFLEET_BENCH_OUT", "bench-results.json", "write the results as JSON here (empty: do not)")
+	fs.String(&binary, "binary", "KEYFLEET_BIN", "", "keyfleet binary to run as serve (default: this executable)")
+	fs.String(&scriptsDir, "scripts", "KEYFLEET_BENCH_SCRIPTS", "scripts",
+		"directory of clickhouse.sh and kafka.sh, run (idempotently) when a service does not answer; empty: never")
+	fs.List(&o.KafkaBrokers, "kafka-brokers", "KEYFLEET_KAFKA_BROKERS", def.KafkaBrokers, "Kafka bootstrap brokers (a real broker)")
+	fs.String(&o.ClickHouseAddr, "clickhouse-addr", "KEYFLEET_CLICKHOUSE_ADDR", def.ClickHouseAddr, "ClickHouse native-protocol address")
+	fs.String(&o.ClickHouseUser, "clickhouse-user", "KEYFLEET_CLICKHOUSE_USER", def.ClickHouseUser, "ClickHouse user")
+	fs.Secret(&o.ClickHousePass, "clickhouse-password", "KEYFLEET_CLICKHOUSE_PASSWORD", "ClickHouse password")
+	fs.String(&o.WorkDir, "work-dir", "KEYFLEET_BENCH_WORK_DIR", "", "directory for the run's files (default: a temporary one, removed afterwards)")
+	fs.Bool(&o.Keep, "keep", "KEYFLEET_BENCH_KEEP", false, "keep the run's topics, database and work directory")
+	fs.Int(&o.Partitions, "partitions", "KEYFLEET_BENCH_PARTITIONS", def.Partitions, "partitions of the run's topics")
+	fs.Int64(&o.ThroughputRecords, "throughput-records", "KEYFLEET_BENCH_THROUGHPUT_RECORDS", def.ThroughputRecords,
+		"raw records backfilled for the throughput phase (enough for ≥ 60 s at the expected rate)")
+	fs.Int(&o.ProfileSeconds, "profile-seconds", "KEYFLEET_BENCH_PROFILE_SECONDS", def.ProfileSeconds,
+		"seconds of CPU profile of serve taken during the throughput phase (0: none)")
+	fs.String(&o.ProfileOut, "profile-out", "KEYFLEET_BENCH_PROFILE_OUT", "", "copy the CPU profile here")
+	fs.String(&rates, "rates", "KEYFLEET_BENCH_RATES", joinRates(def.Rates), "fixed offered rates (records/s) of the freshness and detection phases")
+	fs.Float(&o.MaxRateFraction, "max-rate-fraction", "KEYFLEET_BENCH_MAX_RATE_FRACTION", def.MaxRateFraction,
+		"add a phase at this fraction of the measured throughput (0: none)")
+	fs.Duration(&o.RateDuration, "rate-duration", "KEYFLEET_BENCH_RATE_DURATION", def.RateDuration, "length of each fixed-rate phase")
+	fs.Float(&o.QueryRate, "query-rate", "KEYFLEET_BENCH_QUERY_RATE", def.QueryRate, "run the analyst queries during the phase at this rate (0: none)")
+	fs.Int(&o.Revocations, "revocations", "KEYFLEET_BENCH_REVOCATIONS", def.Revocations, "subjects issued a credential and revoked (0: skip)")
+	fs.Duration(&o.RevocationSpread, "revocation-spread", "KEYFLEET_BENCH_REVOCATION_SPREAD", def.RevocationSpread, "spread the revocations over this long")
+	fs.String(&o.GatewayProfile, "gateway-profile", "KEYFLEET_BENCH_GATEWAY_PROFILE", def.GatewayProfile,
+		"simulated gateway behaviour (see `keyfleet simulate --help`); the default turns off outages and shortens legacy panels' 25 s")
+	fs.Int(&o.QueryRounds, "query-rounds", "KEYFLEET_BENCH_QUERY_ROUNDS", def.QueryRounds, "times each analyst query runs idle (0: skip)")
+	fs.Int(&o.Sites, "sites", "KEYFLEET_BENCH_SITES", def.Sites, "simulated sites")
+	fs.Int(&o.DoorsPerSite, "doors-per-site", "KEYFLEET_BENCH_DOORS_PER_SITE", def.DoorsPerSite, "doors (locks) per site")
+	fs.Int(&o.Subjects, "subjects", "KEYFLEET_BENCH_SUBJECTS", def.Subjects, "simulated people")
+	fs.String(&o.VendorMix, "vendor-mix", "KEYFLEET_BENCH_VENDOR_MIX", def.VendorMix, "weights of lock vendors")
+	fs.Int(&o.Workers, "generators", "KEYFLEET_BENCH_GENERATORS", def.Workers, "simulators generating feeds at once")
+	fs.Duration(&o.Timeout, "timeout", "KEYFLEET_BENCH_TIMEOUT", def.Timeout, "stop the run after this long")
+	fs.String(&logLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "progress log level on stderr: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return usageErr(err)
+	}
+	if len(fs.Args()) > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Args()[0])}
+	}
+	o.Seed, o.MinSustained, o.Mode = def.Seed, def.MinSustained, def.Mode
+	var err error
+	if o.Rates, err = parseRates(rates); err != nil {
+		return usageError{fmt.Errorf("--rates: %w", err)}
+	}
+	if binary == "" {
+		if binary, err = os.Executable(); err != nil {
+			return fmt.Errorf("find this executable: %w", err)
+		}
+	}
+	o.Binary = binary
+	if scriptsDir != "" {
+		if st, err := os.Stat(filepath.Join(scriptsDir, "kafka.sh")); err == nil && !st.IsDir() {
+			o.ScriptsDir = scriptsDir
+		}
+	}
+	o.Logger = newLogger(stderr, logLevel, "text")
+	if err := o.Validate(); err != nil {
+		return usageError{err}
+	}
+	res, runErr := bench.Run(ctx, o)
+	if res == nil {
+		return runErr
+	}
+	res.Command = "keyfleet bench " + strings.Join(args, " ")
+	bench.WriteTable(stdout, res)
+	if out != "" {
+		data, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return errors.Join(runErr, err)
+		}
+		if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
+			return errors.Join(runErr, fmt.Errorf("--out: %w", err))
+		}
+		fmt.Fprintf(stderr, "results written to %s\n", out)
+	}
+	return runErr
+}
+
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range flagenv.SplitList(s) {
+		f = strings.TrimSuffix(strings.ToLower(f), "/s")
+		mult := 1.0
+		if v, ok := strings.CutSuffix(f, "k"); ok {
+			f, mult = v, 1000
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("%q: want positive numbers (records/s, k for thousands)", f)
+		}
+		out = append(out, v*mult)
+	}
+	return out, nil
+}
+
+func joinRates(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = strconv.FormatFloat(r, 'f', -1, 64)
+	}
+	return strings.Join(parts, ",")
+}
