@@ -37,8 +37,21 @@ test: build services
 test-unit:
 	$(GO) test -count=1 -short ./...
 
+# Benchmarks (see BENCHMARKS.md): the Go micro-benchmarks beside the hot code,
+# benchstat-friendly (BENCH_COUNT runs of each; compare two runs' BENCH_MICRO
+# files with `benchstat old.txt new.txt`), then the end-to-end harness:
+# `keyfleet bench` runs serve as a separate process on the real services and
+# writes BENCH_OUT. BENCH_ARGS=--quick for a ~2 minute smoke run; BENCH_MICRO=
+# (empty) skips the micro-benchmarks, BENCH_E2E= (empty) the harness.
+BENCH_COUNT ?= 6
+BENCH_MICRO ?= var/bench/micro.txt
+BENCH_E2E ?= 1
+BENCH_OUT ?= var/bench/results.json
+BENCH_ARGS ?=
 bench: build services
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./normalize/... ./internal/...
+	@mkdir -p var/bench $(dir $(BENCH_OUT))
+	$(if $(BENCH_MICRO),set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./normalize/... ./detect/... ./internal/... | tee $(BENCH_MICRO))
+	$(if $(BENCH_E2E),$(BIN) bench --out $(BENCH_OUT) $(BENCH_ARGS))
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

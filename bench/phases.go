@@ -175,6 +175,8 @@ func (r *run) throughput(ctx context.Context) error {
 	all := r.sampler.between(serveStart, doneAt)
 	for _, s := range all {
 		t.PeakRSSMiB = math.Max(t.PeakRSSMiB, float64(s.rss)/(1<<20))
+		t.Timeline = append(t.Timeline, [4]float64{math.Round(s.at.Sub(serveStart).Seconds()*10) / 10, s.rows,
+			math.Round(s.serveCPU*100) / 100, math.Round(float64(s.rss)/(1<<20))})
 	}
 	if len(all) > 0 && count > 0 {
 		t.ServeCPUPerMillionTotal = all[len(all)-1].serveCPU / float64(count) * 1e6
@@ -416,19 +418,20 @@ func (r *run) revocation(ctx context.Context) error {
 
 	// 4. Wait for every lock's ack to be recorded (lock_acks), then read
 	// the control plane's tables (the run's database holds only these).
-	var want, got uint64
+	var revs, want, got uint64
 	for deadline := time.Now().Add(max(2*time.Minute, 4*o.RevocationSpread)); ; {
-		if err := r.conn.QueryRow(ctx, "SELECT count() FROM revocation_locks FINAL").Scan(&want); err != nil {
+		if err := r.conn.QueryRow(ctx, "SELECT uniqExact(revocation_id), count() FROM revocation_locks FINAL").Scan(&revs, &want); err != nil {
 			return err
 		}
 		if err := r.conn.QueryRow(ctx, "SELECT uniqExact(command_id) FROM lock_acks WHERE status = 'applied' AND revocation_id != ''").Scan(&got); err != nil {
 			return err
 		}
-		if want > 0 && got >= want {
+		if int(revs) >= rv.Revocations && got >= want {
 			break
 		}
 		if time.Now().After(deadline) {
-			rv.Note = fmt.Sprintf("%d of %d lock acks recorded when the harness stopped waiting", got, want)
+			rv.Note = fmt.Sprintf("%d of %d lock acks (of %d of %d revocations) recorded when the harness stopped waiting",
+				got, want, revs, rv.Revocations)
 			r.note("revocation: %s", rv.Note)
 			break
 		}
@@ -537,7 +540,7 @@ func (r *run) revocationLatency(ctx context.Context, rv *Revocation) error {
 	for v, ds := range gwByVendor {
 		rv.GatewayByVendor[v] = distOf(ds)
 	}
-	r.logger.Info("revocation measured", "revocations", len(revs), "locks", rv.Locks, "acked", rv.Acked,
+	r.logger.Info("revocation measured", "revocations_with_locks", len(revs), "locks", rv.Locks, "acked", rv.Acked,
 		"total_p99_ms", rv.Total.P99, "keyfleet_share_p99_ms", rv.KeyfleetPerRevocation.P99)
 	return nil
 }

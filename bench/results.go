@@ -105,6 +105,10 @@ type Throughput struct {
 	// Whole-phase CPU per million (serve start to detectors caught up).
 	ServeCPUPerMillionTotal float64 `json:"serve_cpu_s_per_million_total"`
 	PeakRSSMiB              float64 `json:"peak_rss_mib"`
+	// Timeline has one sample a second from serve's start: seconds since,
+	// rows inserted (keyfleet_clickhouse_rows_inserted_total), serve's CPU
+	// seconds, serve's RSS in MiB.
+	Timeline [][4]float64 `json:"timeline"`
 }
 
 // RatePhase is a fixed offered rate: freshness and detection latency.
