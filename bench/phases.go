@@ -176,7 +176,7 @@ func (r *run) throughput(ctx context.Context) error {
 	for _, s := range all {
 		t.PeakRSSMiB = math.Max(t.PeakRSSMiB, float64(s.rss)/(1<<20))
 		t.Timeline = append(t.Timeline, [4]float64{math.Round(s.at.Sub(serveStart).Seconds()*10) / 10, s.rows,
-			math.Round(s.serveCPU*100) / 100, math.Round(float64(s.rss)/(1<<20))})
+			math.Round(s.serveCPU*100) / 100, math.Round(float64(s.rss) / (1 << 20))})
 	}
 	if len(all) > 0 && count > 0 {
 		t.ServeCPUPerMillionTotal = all[len(all)-1].serveCPU / float64(count) * 1e6

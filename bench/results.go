@@ -113,16 +113,16 @@ type Throughput struct {
 
 // RatePhase is a fixed offered rate: freshness and detection latency.
 type RatePhase struct {
-	Name           string  `json:"name"`
-	OfferedRate    float64 `json:"offered_per_s"`
-	AchievedRate   float64 `json:"achieved_per_s"`
-	Seconds        float64 `json:"seconds"`
-	Sent           int64   `json:"sent"`
-	Stored         int64   `json:"stored"`
-	DrainSeconds   float64 `json:"drain_s"`
-	Sustainable    bool    `json:"sustainable"`
-	Freshness      Dist    `json:"freshness"`
-	Detection      Dist    `json:"detection"`
+	Name           string          `json:"name"`
+	OfferedRate    float64         `json:"offered_per_s"`
+	AchievedRate   float64         `json:"achieved_per_s"`
+	Seconds        float64         `json:"seconds"`
+	Sent           int64           `json:"sent"`
+	Stored         int64           `json:"stored"`
+	DrainSeconds   float64         `json:"drain_s"`
+	Sustainable    bool            `json:"sustainable"`
+	Freshness      Dist            `json:"freshness"`
+	Detection      Dist            `json:"detection"`
 	DetectionByDet map[string]Dist `json:"detection_by_detector,omitempty"`
 	// DetectionMetric is the keyfleet_detect_latency_seconds histogram's
 	// increase over the phase (bucket-interpolated quantiles).
@@ -154,9 +154,9 @@ type Revocation struct {
 	KeyfleetPerRevocation Dist `json:"keyfleet_share_per_revocation"`
 	// The parts: request → command published, published → gateway
 	// received, lock applied → keyfleet recorded the ack.
-	Queueing    Dist   `json:"queueing"`
-	Delivery    Dist   `json:"delivery"`
-	AckTracking Dist   `json:"ack_tracking"`
+	Queueing    Dist    `json:"queueing"`
+	Delivery    Dist    `json:"delivery"`
+	AckTracking Dist    `json:"ack_tracking"`
 	IssueSecs   float64 `json:"issue_s"`
 	Note        string  `json:"note,omitempty"`
 }
