@@ -401,6 +401,7 @@ func (r *run) revocation(ctx context.Context) error {
 	}
 
 	// 3. Revoke the subjects, evenly spread.
+	var ids []string
 	r.logger.Info("revoking", "subjects", len(reqs), "over", o.RevocationSpread)
 	every := o.RevocationSpread / time.Duration(len(reqs))
 	start = time.Now()
@@ -413,17 +414,20 @@ func (r *run) revocation(ctx context.Context) error {
 			map[string]string{"reason": "keyfleet bench"}, &out); err != nil {
 			return err
 		}
-		rv.Revocations++
+		ids = append(ids, out.RevocationID)
 	}
+	rv.Revocations = len(ids)
 
 	// 4. Wait for every lock's ack to be recorded (lock_acks), then read
-	// the control plane's tables (the run's database holds only these).
+	// the control plane's tables.
 	var revs, want, got uint64
 	for deadline := time.Now().Add(max(2*time.Minute, 4*o.RevocationSpread)); ; {
-		if err := r.conn.QueryRow(ctx, "SELECT uniqExact(revocation_id), count() FROM revocation_locks FINAL").Scan(&revs, &want); err != nil {
+		if err := r.conn.QueryRow(ctx, "SELECT uniqExact(revocation_id), count() FROM revocation_locks FINAL WHERE has(?, revocation_id)",
+			ids).Scan(&revs, &want); err != nil {
 			return err
 		}
-		if err := r.conn.QueryRow(ctx, "SELECT uniqExact(command_id) FROM lock_acks WHERE status = 'applied' AND revocation_id != ''").Scan(&got); err != nil {
+		if err := r.conn.QueryRow(ctx, "SELECT uniqExact(command_id) FROM lock_acks WHERE status = 'applied' AND has(?, revocation_id)",
+			ids).Scan(&got); err != nil {
 			return err
 		}
 		if int(revs) >= rv.Revocations && got >= want {
@@ -439,14 +443,14 @@ func (r *run) revocation(ctx context.Context) error {
 			return err
 		}
 	}
-	return r.revocationLatency(ctx, rv)
+	return r.revocationLatency(ctx, rv, ids)
 }
 
 // revocationLatency reads revocation_requests, revocation_locks and
 // lock_acks and splits the latency into keyfleet's and the gateways' parts.
-func (r *run) revocationLatency(ctx context.Context, rv *Revocation) error {
+func (r *run) revocationLatency(ctx context.Context, rv *Revocation, ids []string) error {
 	requested := map[string]int64{}
-	rows, err := r.conn.Query(ctx, "SELECT revocation_id, requested_ms FROM revocation_requests FINAL")
+	rows, err := r.conn.Query(ctx, "SELECT revocation_id, requested_ms FROM revocation_requests FINAL WHERE has(?, revocation_id)", ids)
 	if err != nil {
 		return fmt.Errorf("revocation requests: %w", err)
 	}
@@ -463,7 +467,7 @@ func (r *run) revocationLatency(ctx context.Context, rv *Revocation) error {
 	type ack struct{ received, applied, acked int64 }
 	acks := map[string]ack{}
 	rows, err = r.conn.Query(ctx, `SELECT command_id, min(received_ms), min(applied_ms), min(acked_ms) FROM lock_acks
-		WHERE status = 'applied' AND revocation_id != '' GROUP BY command_id`)
+		WHERE status = 'applied' AND has(?, revocation_id) GROUP BY command_id`, ids)
 	if err != nil {
 		return fmt.Errorf("lock acks: %w", err)
 	}
@@ -477,7 +481,7 @@ func (r *run) revocationLatency(ctx context.Context, rv *Revocation) error {
 		acks[id] = a
 	}
 	rows.Close()
-	rows, err = r.conn.Query(ctx, "SELECT revocation_id, vendor, command_id, issued_ms FROM revocation_locks FINAL")
+	rows, err = r.conn.Query(ctx, "SELECT revocation_id, vendor, command_id, issued_ms FROM revocation_locks FINAL WHERE has(?, revocation_id)", ids)
 	if err != nil {
 		return fmt.Errorf("revocation locks: %w", err)
 	}
