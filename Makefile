@@ -43,7 +43,7 @@ test-unit:
 # `keyfleet bench` runs serve as a separate process on the real services and
 # writes BENCH_OUT. BENCH_ARGS=--quick for a ~2 minute smoke run; BENCH_MICRO=
 # (empty) skips the micro-benchmarks, BENCH_E2E= (empty) the harness.
-BENCH_COUNT ?= 6
+BENCH_COUNT ?= 5
 BENCH_MICRO ?= var/bench/micro.txt
 BENCH_E2E ?= 1
 BENCH_OUT ?= var/bench/results.json

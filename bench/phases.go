@@ -58,7 +58,8 @@ func (r *run) throughput(ctx context.Context) error {
 	t := &Throughput{RawRecords: res.Sent}
 	r.res.Throughput = t
 	profDone := make(chan error, 1)
-	profPath := filepath.Join(r.dir, "serve-cpu.pprof")
+	profPath, heapPath := filepath.Join(r.dir, "serve-cpu.pprof"), filepath.Join(r.dir, "serve-heap.pprof")
+	var memstats metrics
 	profStarted := false
 	var lastRows float64
 	lastProgress, lastLog := time.Now(), time.Now()
@@ -81,9 +82,18 @@ func (r *run) throughput(ctx context.Context) error {
 		if rows > 0 && !profStarted && o.ProfileSeconds > 0 {
 			profStarted = true
 			go func() {
-				// Let the pipeline reach its pace first.
+				// Let the pipeline reach its pace first; the heap profile
+				// and memory statistics follow the CPU profile (still
+				// draining, near the peak).
 				time.Sleep(3 * time.Second)
-				profDone <- r.srv.profile(ctx, o.ProfileSeconds, profPath)
+				err := r.srv.profile(ctx, "profile", o.ProfileSeconds, profPath)
+				if err == nil {
+					err = r.srv.profile(ctx, "heap", 0, heapPath)
+				}
+				if m, merr := r.srv.scrape(ctx); merr == nil {
+					memstats = m
+				}
+				profDone <- err
 			}()
 		}
 		lags, err := r.lags(ctx)
@@ -106,10 +116,12 @@ func (r *run) throughput(ctx context.Context) error {
 	if profStarted {
 		if err := <-profDone; err != nil {
 			r.note("cpu profile: %v", err)
-		} else if ps, err := summarizeProfile(ctx, r.o.Binary, profPath, r.o.ProfileOut); err != nil {
-			r.note("cpu profile summary: %v", err)
+		} else if ps, err := summarizeProfile(ctx, r.o.Binary, profPath, heapPath, r.o.ProfileOut); err != nil {
+			r.note("profile summary: %v", err)
 		} else {
 			ps.Seconds = o.ProfileSeconds
+			ps.HeapInuseMiB = memstats.sum("go_memstats_heap_inuse_bytes") / (1 << 20)
+			ps.GoSysMiB = memstats.sum("go_memstats_sys_bytes") / (1 << 20)
 			r.res.Profile = ps
 		}
 	}
@@ -251,7 +263,11 @@ func (r *run) ratePhase(ctx context.Context, rate float64) error {
 	ph.Sustainable = drained && drain < 5*time.Second && ph.AchievedRate >= 0.97*rate
 	if secs := s1.at.Sub(s0.at).Seconds(); secs > 0 {
 		ph.ServeCores = (s1.serveCPU - s0.serveCPU) / secs
+		ph.ClickHouseCores = (s1.chCPU - s0.chCPU) / secs
+		ph.KafkaCores = (s1.kafkaCPU - s0.kafkaCPU) / secs
+		ph.HarnessCores = (s1.benchCPU - s0.benchCPU) / secs
 		ph.MachineCores = (s1.busy - s0.busy) / secs
+		ph.OtherCores = math.Max(0, ph.MachineCores-ph.ServeCores-ph.ClickHouseCores-ph.KafkaCores-ph.HarnessCores)
 	}
 	for _, s := range r.sampler.between(s0.at, s1.at) {
 		ph.PeakRSSMiB = math.Max(ph.PeakRSSMiB, float64(s.rss)/(1<<20))

@@ -26,6 +26,14 @@ type ProfileStats struct {
 	Groups []ProfileEntry `json:"groups"`
 	// Stages are the cumulative time of the pipeline's long-running parts.
 	Stages []ProfileEntry `json:"stages"`
+	// Heap is a heap profile taken right after the CPU profile: the
+	// allocation sites holding the most in-use memory (flat percent of
+	// in-use bytes), with the Go heap in use and the memory Go holds from
+	// the OS at that moment.
+	HeapPath     string         `json:"heap_path,omitempty"`
+	Heap         []ProfileEntry `json:"heap,omitempty"`
+	HeapInuseMiB float64        `json:"heap_inuse_mib"`
+	GoSysMiB     float64        `json:"go_sys_mib"`
 }
 
 // ProfileEntry is one line of a profile summary (percent of all samples).
@@ -40,10 +48,18 @@ type pprofLine struct {
 	flat, cum float64 // percent
 }
 
-// summarizeProfile reads a CPU profile with `go tool pprof` (it needs the
-// Go toolchain; the profile file is kept either way) and copies it to out.
-func summarizeProfile(ctx context.Context, binary, path, out string) (*ProfileStats, error) {
-	ps := &ProfileStats{Path: path}
+// summarizeProfile reads the CPU and heap profiles with `go tool pprof` (it
+// needs the Go toolchain; the files are kept either way) and copies the CPU
+// profile to out.
+func summarizeProfile(ctx context.Context, binary, path, heapPath, out string) (*ProfileStats, error) {
+	ps := &ProfileStats{Path: path, HeapPath: heapPath}
+	if text, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=12",
+		binary, heapPath).Output(); err == nil {
+		lines, _, _ := parsePprofTop(string(text))
+		for _, l := range lines {
+			ps.Heap = append(ps.Heap, ProfileEntry{Name: l.fn, FlatPct: l.flat, CumPct: l.cum})
+		}
+	}
 	if out != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -302,8 +318,11 @@ func WriteTable(w io.Writer, res *Results) {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	if t := res.Throughput; t != nil {
 		fmt.Fprintf(tw, "INGEST (raw → ClickHouse, normalize + detect running)\t\n")
-		fmt.Fprintf(tw, "  sustained\t%s events/s over %.0f s (10 s windows: min %s, median %s, max %s)\n", thousands(t.EventsPerSecond),
-			t.WindowSeconds, thousands(t.Rate10sMin), thousands(t.Rate10sMedian), thousands(t.Rate10sMax))
+		windows := ""
+		if t.Rate10sMax > 0 {
+			windows = fmt.Sprintf(" (10 s windows: min %s, median %s, max %s)", thousands(t.Rate10sMin), thousands(t.Rate10sMedian), thousands(t.Rate10sMax))
+		}
+		fmt.Fprintf(tw, "  sustained\t%s events/s over %.0f s%s\n", thousands(t.EventsPerSecond), t.WindowSeconds, windows)
 		fmt.Fprintf(tw, "  from serve start\t%s events/s (%s events, start-up %.1f s, %d dead-lettered)\n", thousands(t.FromStartPerSecond),
 			thousands(float64(t.Events)), t.StartupSeconds, t.DeadLettered)
 		fmt.Fprintf(tw, "  until detectors caught up\t%s events/s (detectors done %.1f s after the last row; %d alerts)\n",
@@ -315,8 +334,10 @@ func WriteTable(w io.Writer, res *Results) {
 		fmt.Fprintf(tw, "  serve peak RSS\t%.0f MiB\n", t.PeakRSSMiB)
 	}
 	for _, ph := range res.Rates {
-		fmt.Fprintf(tw, "RATE %s\toffered %s/s, achieved %s/s for %.0f s; drained %.1f s after; sustainable %v; serve %.2f cores, machine %.2f\n",
-			ph.Name, thousands(ph.OfferedRate), thousands(ph.AchievedRate), ph.Seconds, ph.DrainSeconds, ph.Sustainable, ph.ServeCores, ph.MachineCores)
+		fmt.Fprintf(tw, "RATE %s\toffered %s/s, achieved %s/s for %.0f s; drained %.1f s after; sustainable %v\n",
+			ph.Name, thousands(ph.OfferedRate), thousands(ph.AchievedRate), ph.Seconds, ph.DrainSeconds, ph.Sustainable)
+		fmt.Fprintf(tw, "  busy cores\tserve %.2f, ClickHouse %.2f, Kafka %.2f, harness %.2f, other processes %.2f (machine %.2f); serve peak RSS %.0f MiB\n",
+			ph.ServeCores, ph.ClickHouseCores, ph.KafkaCores, ph.HarnessCores, ph.OtherCores, ph.MachineCores, ph.PeakRSSMiB)
 		fmt.Fprintf(tw, "  freshness (produced → queryable)\t%s\n", dist(ph.Freshness))
 		fmt.Fprintf(tw, "  detection (produced → alert)\t%s\n", dist(ph.Detection))
 		fmt.Fprintf(tw, "  detection (latency histogram)\tp50 %s  p95 %s  p99 %s  (n=%d)\n", ms(ph.DetectionMetric.P50),
@@ -366,6 +387,11 @@ func WriteTable(w io.Writer, res *Results) {
 		}
 		for _, e := range p.Top {
 			fmt.Fprintf(w, "  %5.1f%% flat %5.1f%% cum  %s\n", e.FlatPct, e.CumPct, e.Name)
+		}
+		fmt.Fprintf(w, "heap right after: %.0f MiB in use, %.0f MiB held by Go from the OS; in-use bytes by allocation site:\n",
+			p.HeapInuseMiB, p.GoSysMiB)
+		for _, e := range p.Heap {
+			fmt.Fprintf(w, "  %5.1f%%  %s\n", e.FlatPct, e.Name)
 		}
 	}
 	fmt.Fprintln(w, "\nGOALS")

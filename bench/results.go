@@ -127,7 +127,13 @@ type RatePhase struct {
 	// DetectionMetric is the keyfleet_detect_latency_seconds histogram's
 	// increase over the phase (bucket-interpolated quantiles).
 	DetectionMetric Dist    `json:"detection_metric"`
+	// Average busy cores over the phase (production and drain): serve,
+	// ClickHouse, Kafka, the harness (the paced producer), other processes.
 	ServeCores      float64 `json:"serve_cores"`
+	ClickHouseCores float64 `json:"clickhouse_cores"`
+	KafkaCores      float64 `json:"kafka_cores"`
+	HarnessCores    float64 `json:"harness_cores"`
+	OtherCores      float64 `json:"other_cores"`
 	MachineCores    float64 `json:"machine_busy_cores"`
 	PeakRSSMiB      float64 `json:"peak_rss_mib"`
 	GenerateSeconds float64 `json:"generate_s"`

@@ -198,14 +198,18 @@ func (s *server) scrape(ctx context.Context) (metrics, error) {
 	return parseMetrics(data), nil
 }
 
-// profile saves a CPU profile of serve (admin-only /debug/pprof/profile).
-func (s *server) profile(ctx context.Context, seconds int, path string) error {
-	code, data, err := s.do(ctx, http.MethodGet, fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), nil)
+// profile saves a profile of serve (admin-only /debug/pprof/): name
+// "profile" (CPU, for seconds) or "heap".
+func (s *server) profile(ctx context.Context, name string, seconds int, path string) error {
+	code, data, err := s.do(ctx, http.MethodGet, fmt.Sprintf("/debug/pprof/%s?seconds=%d", name, seconds), nil)
+	if name == "heap" {
+		code, data, err = s.do(ctx, http.MethodGet, "/debug/pprof/heap", nil)
+	}
 	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
+		return fmt.Errorf("%s profile: %w", name, err)
 	}
 	if code != http.StatusOK {
-		return fmt.Errorf("cpu profile: status %d: %s", code, data)
+		return fmt.Errorf("%s profile: status %d: %s", name, code, data)
 	}
 	return os.WriteFile(path, data, 0o644)
 }
