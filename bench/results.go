@@ -126,7 +126,7 @@ type RatePhase struct {
 	DetectionByDet map[string]Dist `json:"detection_by_detector,omitempty"`
 	// DetectionMetric is the keyfleet_detect_latency_seconds histogram's
 	// increase over the phase (bucket-interpolated quantiles).
-	DetectionMetric Dist    `json:"detection_metric"`
+	DetectionMetric Dist `json:"detection_metric"`
 	// Average busy cores over the phase (production and drain): serve,
 	// ClickHouse, Kafka, the harness (the paced producer), other processes.
 	ServeCores      float64 `json:"serve_cores"`
