@@ -18,19 +18,28 @@ import (
 	"github.com/keyfleet/keyfleet/internal/sim"
 )
 
-// throughput backfills the raw topic, starts serve and measures how fast it
-// drains the backlog into ClickHouse (with the detectors running).
-func (r *run) throughput(ctx context.Context) error {
+// throughput backfills the raw topic with records, starts serve and
+// measures how fast it drains the backlog into ClickHouse (with the
+// detectors running). The first round also publishes the fleet's
+// credential records; a later round restarts serve on its new backlog.
+func (r *run) throughput(ctx context.Context, records int64, first bool) error {
 	o := r.o
+	if r.srv != nil {
+		r.stopServe()
+	}
 	// 1. Generate the feed (simulators in parallel, one file per segment,
-	// windows in time order ending an hour ago) and publish the fleet's
-	// credential records, as `keyfleet simulate` does.
-	segs := r.tl.next(o.ThroughputRecords, o.Workers)
-	recs := bus.NewWriter(r.bc, bus.TopicCredentialEvents)
-	defer recs.Close()
-	r.logger.Info("generating the throughput feed", "records", o.ThroughputRecords, "simulators", len(segs))
+	// windows in time order) and publish the fleet's credential records,
+	// as `keyfleet simulate` does.
+	segs := r.tl.next(records, o.Workers)
+	var registrar sim.Registrar
+	if first {
+		recs := bus.NewWriter(r.bc, bus.TopicCredentialEvents)
+		defer recs.Close()
+		registrar = registerOnly{&sim.StandIn{Records: recs}}
+	}
+	r.logger.Info("generating the throughput feed", "records", records, "simulators", len(segs))
 	start := time.Now()
-	p, n, err := r.gen.generatePool(ctx, r.dir, "throughput", segs, registerOnly{&sim.StandIn{Records: recs}})
+	p, n, err := r.gen.generatePool(ctx, r.dir, "throughput", segs, registrar)
 	if err != nil {
 		return err
 	}
@@ -127,33 +136,30 @@ func (r *run) throughput(ctx context.Context) error {
 	}
 
 	// 4. The numbers, from the stored rows and the samples.
-	var q05, q95, first, last float64
+	var q05, q95, firstMs, lastMs float64
 	var count uint64
+	since := serveStart.UnixMilli()
 	if err := r.conn.QueryRow(ctx, `SELECT count(), quantileExact(0.05)(toFloat64(inserted_ms)), quantileExact(0.95)(toFloat64(inserted_ms)),
-		toFloat64(min(inserted_ms)), toFloat64(max(inserted_ms)) FROM access_events`).Scan(&count, &q05, &q95, &first, &last); err != nil {
+		toFloat64(min(inserted_ms)), toFloat64(max(inserted_ms)) FROM access_events WHERE inserted_ms >= ?`, since).Scan(&count, &q05, &q95, &firstMs, &lastMs); err != nil {
 		return fmt.Errorf("count rows: %w", err)
 	}
 	var dlq uint64
-	_ = r.conn.QueryRow(ctx, "SELECT count() FROM dead_letters").Scan(&dlq)
+	_ = r.conn.QueryRow(ctx, "SELECT count() FROM dead_letters WHERE ts >= ?", serveStart.Add(-time.Second)).Scan(&dlq)
 	var alerts uint64
-	_ = r.conn.QueryRow(ctx, "SELECT uniqExact(alert_id) FROM alerts").Scan(&alerts)
+	_ = r.conn.QueryRow(ctx, "SELECT uniqExact(alert_id) FROM alerts WHERE detected_ms >= ?", since).Scan(&alerts)
 	t.Events, t.DeadLettered, t.Alerts = int64(count), int64(dlq), int64(alerts)
 	if q95 > q05 {
 		t.WindowSeconds = (q95 - q05) / 1000
 		t.EventsPerSecond = 0.9 * float64(count) / t.WindowSeconds
 	}
-	lastRow := time.UnixMilli(int64(last))
+	lastRow := time.UnixMilli(int64(lastMs))
 	if d := lastRow.Sub(serveStart).Seconds(); d > 0 {
 		t.FromStartPerSecond = float64(count) / d
 	}
-	t.StartupSeconds = time.UnixMilli(int64(first)).Sub(serveStart).Seconds()
+	t.StartupSeconds = time.UnixMilli(int64(firstMs)).Sub(serveStart).Seconds()
 	t.DetectCatchUpSeconds = math.Max(0, doneAt.Sub(lastRow).Seconds())
 	if d := doneAt.Sub(serveStart).Seconds(); d > 0 {
 		t.WithDetectPerSecond = float64(count) / d
-	}
-	if o.MinSustained > 0 && t.WindowSeconds < o.MinSustained.Seconds() {
-		r.note("throughput: the sustained window was %.0f s, shorter than %s: raise --throughput-records (about %.0f for this rate)",
-			t.WindowSeconds, o.MinSustained, t.EventsPerSecond*o.MinSustained.Seconds()*1.3)
 	}
 	win := r.sampler.between(time.UnixMilli(int64(q05)), time.UnixMilli(int64(q95)))
 	if len(win) >= 2 {

@@ -113,8 +113,8 @@ var profileStages = []struct{ name, fn string }{
 	{"normalize stage (raw → access.events)", "github.com/keyfleet/keyfleet/normalize.(*Stage).Run"},
 	{"ClickHouse writer (access.events → access_events)", "github.com/keyfleet/keyfleet/internal/chstorage.(*Writer).Run"},
 	{"detectors (access.events → alerts)", "github.com/keyfleet/keyfleet/detect/stream.(*Processor).Run"},
-	{"kafka-go readers (fetch, decompress)", "github.com/segmentio/kafka-go.(*reader).run"},
-	{"kafka-go writers (batch, compress, produce)", "github.com/segmentio/kafka-go.(*partitionWriter).writeBatch"},
+	{"kafka-go readers (fetch, decompress, parse)", "github.com/segmentio/kafka-go.(*reader).run"},
+	{"kafka-go producer connections (encode, lz4)", "github.com/segmentio/kafka-go.(*conn).run"},
 	{"garbage collector (background marking)", "runtime.gcBgMarkWorker"},
 }
 

@@ -73,6 +73,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Int(&o.Partitions, "partitions", "KEYFLEET_BENCH_PARTITIONS", def.Partitions, "partitions of the run's topics")
 	fs.Int64(&o.ThroughputRecords, "throughput-records", "KEYFLEET_BENCH_THROUGHPUT_RECORDS", def.ThroughputRecords,
 		"raw records backfilled for the throughput phase (enough for ≥ 60 s at the expected rate)")
+	fs.Duration(&o.MinSustained, "min-sustained", "KEYFLEET_BENCH_MIN_SUSTAINED", def.MinSustained,
+		"the throughput window should last this long: a shorter one is measured again with a backlog sized from its rate, time permitting (0: never)")
 	fs.Int(&o.ProfileSeconds, "profile-seconds", "KEYFLEET_BENCH_PROFILE_SECONDS", def.ProfileSeconds,
 		"seconds of CPU profile of serve taken during the throughput phase (0: none)")
 	fs.String(&o.ProfileOut, "profile-out", "KEYFLEET_BENCH_PROFILE_OUT", "", "copy the CPU profile here")
@@ -99,7 +101,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(fs.Args()) > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Args()[0])}
 	}
-	o.Seed, o.MinSustained, o.Mode = def.Seed, def.MinSustained, def.Mode
+	o.Seed, o.Mode = def.Seed, def.Mode
 	var err error
 	if o.Rates, err = parseRates(rates); err != nil {
 		return usageError{fmt.Errorf("--rates: %w", err)}
