@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -42,14 +43,24 @@ type timeline struct {
 	cursorMs      int64
 	recordsPerDay float64
 	nextSeed      uint64
+	now           func() time.Time
 }
 
 // newTimeline returns a timeline whose feeds of up to total records (in up
 // to feeds×parts segments) end before now.
-func newTimeline(now time.Time, recordsPerDay float64, total int64, segments int) *timeline {
-	t := &timeline{recordsPerDay: recordsPerDay}
-	t.cursorMs = now.Add(-time.Hour).UnixMilli() - t.windowMs(total) - int64(segments)*24*3600*1000
+func newTimeline(now func() time.Time, recordsPerDay float64, total int64, segments int) *timeline {
+	t := &timeline{recordsPerDay: recordsPerDay, cursorMs: math.MaxInt64, now: now}
+	t.makeRoom(total, segments)
 	return t
+}
+
+// makeRoom moves the timeline back, if needed, so that feeds of up to
+// total records (in up to segments segments) after it still end before
+// now. Feeds laid out after a move overlap earlier ones in event time
+// (with other seeds, so other events).
+func (t *timeline) makeRoom(total int64, segments int) {
+	start := t.now().Add(-time.Hour).UnixMilli() - t.windowMs(total) - int64(segments)*24*3600*1000
+	t.cursorMs = min(t.cursorMs, start)
 }
 
 // windowMs is the simulated time n records need, with a margin.
@@ -58,9 +69,10 @@ func (t *timeline) windowMs(n int64) int64 {
 }
 
 // next returns segments holding total records, in parts, after the
-// previous ones.
+// previous ones (moved back first if they would not end before now).
 func (t *timeline) next(total int64, parts int) []segment {
 	parts = max(1, min(parts, int(total)))
+	t.makeRoom(total, parts)
 	segs := make([]segment, parts)
 	for i := range segs {
 		n := total / int64(parts)

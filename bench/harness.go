@@ -258,6 +258,8 @@ func (r *run) run(ctx context.Context) error {
 		r.note("throughput: the first backlog (%s records) was drained at %s events/s in a %.0f s window, shorter than %s: "+
 			"measured again with %s records (pass --throughput-records to size it up front)",
 			thousands(float64(first.RawRecords)), thousands(first.EventsPerSecond), first.WindowSeconds, r.o.MinSustained, thousands(float64(n)))
+		total, feeds := r.rateFeeds()
+		r.tl.makeRoom(n+total, (feeds+1)*r.o.Workers)
 		if err := r.throughput(ctx, n, false); err != nil {
 			return fmt.Errorf("throughput, second round: %w", err)
 		}
@@ -285,6 +287,20 @@ func (r *run) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// rateFeeds returns the most records the fixed-rate phases may generate
+// and the number of phases.
+func (r *run) rateFeeds() (int64, int) {
+	var total int64
+	for _, rate := range r.o.Rates {
+		total += rateFeed(rate, r.o.RateDuration)
+	}
+	feeds := len(r.o.Rates)
+	if r.o.MaxRateFraction > 0 {
+		total, feeds = total+rateFeed(maxRate, r.o.RateDuration), feeds+1
+	}
+	return total, feeds
 }
 
 // secondRound says whether the throughput window was shorter than
@@ -381,14 +397,8 @@ func (r *run) prepare(ctx context.Context) error {
 	// About 12 records per subject and simulated day (the simulator's
 	// role mix); windows are sized generously from it. The max-rate phase
 	// is not known yet: room is made for maxRate.
-	total, feeds := o.ThroughputRecords, 1
-	for _, rate := range o.Rates {
-		total, feeds = total+rateFeed(rate, o.RateDuration), feeds+1
-	}
-	if o.MaxRateFraction > 0 {
-		total, feeds = total+rateFeed(maxRate, o.RateDuration), feeds+1
-	}
-	r.tl = newTimeline(time.Now(), 12*float64(o.Subjects), total, feeds*o.Workers)
+	total, feeds := r.rateFeeds()
+	r.tl = newTimeline(time.Now, 12*float64(o.Subjects), total+o.ThroughputRecords, (feeds+1)*o.Workers)
 	st := &r.res.Setup
 	st.Sites, st.Locks, st.Subjects, st.VendorMix = len(r.fleet.Sites), len(r.fleet.Locks), len(r.fleet.Subjects), o.VendorMix
 	st.Partitions, st.GatewayProfile, st.Workers = o.Partitions, o.GatewayProfile, o.Workers

@@ -137,7 +137,7 @@ func TestRates(t *testing.T) {
 
 func TestTimeline(t *testing.T) {
 	now := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
-	tl := newTimeline(now, 1000, 10_000, 4)
+	tl := newTimeline(func() time.Time { return now }, 1000, 10_000, 4)
 	a := tl.next(7_001, 2)
 	b := tl.next(3_000, 2)
 	require.Len(t, a, 2)
@@ -154,6 +154,12 @@ func TestTimeline(t *testing.T) {
 		seeds[s.seed] = true
 	}
 	assert.LessOrEqual(t, all[len(all)-1].endMs, now.Add(-time.Hour).UnixMilli(), "every feed lies in the past")
+
+	// More than was planned for: the timeline moves back rather than into
+	// the future.
+	c := tl.next(50_000, 2)
+	assert.Less(t, c[0].startMs, b[1].endMs)
+	assert.LessOrEqual(t, c[1].endMs, now.Add(-time.Hour).UnixMilli())
 }
 
 func TestParsePprofTop(t *testing.T) {

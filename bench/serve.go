@@ -233,6 +233,11 @@ func tail(path string, n int) string {
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
+	for i, l := range lines {
+		if len(l) > 400 {
+			lines[i] = l[:400] + " …"
+		}
+	}
 	return strings.Join(lines, "\n")
 }
 
