@@ -59,7 +59,8 @@ func newTimeline(now func() time.Time, recordsPerDay float64, total int64, segme
 // now. Feeds laid out after a move overlap earlier ones in event time
 // (with other seeds, so other events).
 func (t *timeline) makeRoom(total int64, segments int) {
-	start := t.now().Add(-time.Hour).UnixMilli() - t.windowMs(total) - int64(segments)*24*3600*1000
+	// Each segment's window is its share of the total plus a day.
+	start := t.now().Add(-time.Hour).UnixMilli() - t.windowMs(total) + int64(1-segments)*24*3600*1000
 	t.cursorMs = min(t.cursorMs, start)
 }
 

@@ -137,7 +137,7 @@ func TestRates(t *testing.T) {
 
 func TestTimeline(t *testing.T) {
 	now := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
-	tl := newTimeline(func() time.Time { return now }, 1000, 10_000, 4)
+	tl := newTimeline(func() time.Time { return now }, 1000, 10_001, 4)
 	a := tl.next(7_001, 2)
 	b := tl.next(3_000, 2)
 	require.Len(t, a, 2)
