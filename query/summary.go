@@ -1,0 +1,424 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/query/openapi"
+	"github.com/keyfleet/keyfleet/query/rollup"
+)
+
+// Bucket widths in milliseconds; "all" is one bucket over the whole range.
+var bucketWidths = map[string]int64{
+	"minute": 60_000, "5m": 300_000, "hour": 3_600_000, "day": 86_400_000, "all": 0,
+}
+
+const (
+	maxBuckets = 10_000
+	hourMs     = 3_600_000
+	dayMs      = 86_400_000
+	// maxDirty bounds the units a summary reads raw because the rollup job
+	// has not caught up with them; past it the whole summary is read raw.
+	maxDirty = 2000
+)
+
+// lowCardinality dimensions are grouped in one query; the others (ids) first
+// pick their top keys.
+var lowCardinality = []string{"site", "vendor", "action", "outcome", "method", "reason", "attested"}
+
+// hourlyDims are the dimensions of access_rollup_hourly; subjectDailyDims
+// those of access_rollup_subject_daily.
+var (
+	hourlyDims       = []string{"site", "vendor", "action", "outcome", "method", "reason"}
+	subjectDailyDims = []string{"site", "outcome", "action", "subject"}
+)
+
+func dimNames() []string {
+	out := make([]string, len(filters))
+	for i, f := range filters {
+		out[i] = f.param
+	}
+	return out
+}
+
+func columnOf(param string) string {
+	for _, f := range filters {
+		if f.param == param {
+			return f.column
+		}
+	}
+	return ""
+}
+
+var summaryOp = openapi.Operation{
+	Description: "Counts of distinct events (dedup-safe) per time bucket, optionally split by a dimension " +
+		"(the top N keys by total). Buckets are UTC-aligned; empty buckets are omitted. Hour and day " +
+		"buckets over site/vendor/action/outcome/method/reason (and day buckets of subjects by " +
+		"site/outcome/action) are served from exact pre-aggregates plus the not-yet-rolled-up tail.",
+	Params: append(append(rangeParams("now-24h"), filterParams()...),
+		openapi.Param{Name: "bucket", Enum: []string{"minute", "5m", "hour", "day", "all"}, Default: "hour",
+			Description: "time bucket width; all: one bucket over the range"},
+		openapi.Param{Name: "by", Enum: dimNames(), Description: "split the counts by this dimension"},
+		openapi.Param{Name: "top", Type: openapi.TypeInteger, Min: 1, Max: 1000, Default: "20",
+			Description: "with by: keep the top N keys by total count"},
+	),
+	Responses: map[int]openapi.Response{200: {Description: "the summary",
+		Content: map[string]map[string]any{"application/json": {"type": "object", "properties": map[string]any{
+			"bucket": map[string]any{"type": "string"}, "by": map[string]any{"type": "string"},
+			"source":    map[string]any{"type": "string", "enum": []string{"rollup", "raw", "mixed"}},
+			"truncated": map[string]any{"type": "boolean"},
+			"series": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
+				"key": map[string]any{"type": "string"}, "total": map[string]any{"type": "integer"},
+				"points": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
+					"ts_ms": map[string]any{"type": "integer"}, "count": map[string]any{"type": "integer"}}}},
+			}}},
+		}}}}},
+}
+
+type point struct {
+	TsMs  int64  `json:"ts_ms"`
+	Count uint64 `json:"count"`
+}
+
+type series struct {
+	Key    string  `json:"key"`
+	Total  uint64  `json:"total"`
+	Points []point `json:"points"`
+}
+
+type summaryResult struct {
+	FromMs    int64    `json:"from_ms"`
+	ToMs      int64    `json:"to_ms"`
+	Bucket    string   `json:"bucket"`
+	By        string   `json:"by,omitempty"`
+	Source    string   `json:"source"`
+	Truncated bool     `json:"truncated"`
+	Series    []series `json:"series"`
+}
+
+// countKey is one (bucket start, dimension value) cell.
+type countKey struct {
+	bucket int64
+	key    string
+}
+
+type counts map[countKey]uint64
+
+// summaryQuery is a validated summary request.
+type summaryQuery struct {
+	r        timeRange
+	sel      selection
+	bucket   string
+	width    int64
+	by       string
+	top      int
+	// whole: group every key in one query (no top-keys first step); set
+	// when raw counts are merged with rollup counts.
+	whole bool
+}
+
+func (s *Service) handleSummary(c *fiber.Ctx) error {
+	v, err := s.parse(c, summaryOp)
+	if err != nil {
+		return err
+	}
+	r, err := s.timeRange(v)
+	if err != nil {
+		return err
+	}
+	q := summaryQuery{r: r, sel: selectionOf(v), bucket: v.String("bucket"), by: v.String("by"), top: int(v.Int("top"))}
+	q.width = bucketWidths[q.bucket]
+	if q.width > 0 && (r.to-r.from)/q.width > maxBuckets {
+		return httpapi.BadRequest("bucket", fmt.Sprintf("%s buckets over this range are more than %d; use a wider bucket", q.bucket, maxBuckets))
+	}
+	ctx, cancel := s.queryCtx(c.UserContext())
+	defer cancel()
+	res, err := s.summarize(ctx, q)
+	if err != nil {
+		return s.queryError(PathSummary, err)
+	}
+	s.metrics.summaries.WithLabelValues(res.Source).Inc()
+	return c.JSON(res)
+}
+
+func subset(sel selection, allowed []string) bool {
+	for k := range sel {
+		if !slices.Contains(allowed, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// summarize chooses the data source and merges the counts.
+func (s *Service) summarize(ctx context.Context, q summaryQuery) (summaryResult, error) {
+	res := summaryResult{FromMs: q.r.from, ToMs: q.r.to, Bucket: q.bucket, By: q.by, Source: "raw"}
+	all := counts{}
+	var err error
+	hourly := (q.width == 0 || q.width >= hourMs) && (q.by == "" || slices.Contains(hourlyDims, q.by)) && subset(q.sel, hourlyDims)
+	daily := (q.bucket == "day" || q.bucket == "all") && q.by == "subject" && subset(q.sel, subjectDailyDims) &&
+		len(q.sel["subject"]) == 0
+	switch {
+	case hourly:
+		res.Source, err = s.mixed(ctx, q, hourMs, rollup.TableHourly, all)
+	case daily:
+		res.Source, err = s.mixed(ctx, q, dayMs, rollup.TableSubjectDaily, all)
+	default:
+		err = s.rawCounts(ctx, q, []timeRange{q.r}, all)
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Series, res.Truncated = toSeries(all, q.top, q.by != "")
+	return res, nil
+}
+
+// mixed reads whole units (hours or days) the rollup job has finished from
+// the rollup table and everything else (partial units at the edges, units
+// with inserts the job has not rolled up yet) from the events, so the sum is
+// exact whatever the job's lag. It returns the source label.
+func (s *Service) mixed(ctx context.Context, q summaryQuery, unit int64, table string, out counts) (string, error) {
+	a := ceilDiv(q.r.from, unit) * unit
+	b := q.r.to / unit * unit
+	if a >= b {
+		return "raw", s.rawCounts(ctx, q, []timeRange{q.r}, out)
+	}
+	dirty, ok, err := s.dirtyUnits(ctx, a, b, unit)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "raw", s.rawCounts(ctx, q, []timeRange{q.r}, out)
+	}
+	var raw []timeRange
+	if q.r.from < a {
+		raw = append(raw, timeRange{q.r.from, a})
+	}
+	for _, d := range dirty {
+		raw = append(raw, timeRange{d, d + unit})
+	}
+	if b < q.r.to {
+		raw = append(raw, timeRange{b, q.r.to})
+	}
+	raw = mergeRanges(raw)
+	q.whole = true
+	if err := s.rollupCounts(ctx, q, table, unit, a, b, dirty, out); err != nil {
+		return "", err
+	}
+	if len(raw) == 0 {
+		return "rollup", nil
+	}
+	return "mixed", s.rawCounts(ctx, q, raw, out)
+}
+
+func mergeRanges(rs []timeRange) []timeRange {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].from < rs[j].from })
+	var out []timeRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && out[n-1].to >= r.from {
+			out[n-1].to = max(out[n-1].to, r.to)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// dirtyUnits returns the units in [a, b) with inserts the rollup job may not
+// have rolled up yet. ok is false when there is no usable rollup (the job
+// never ran, or too much is pending).
+func (s *Service) dirtyUnits(ctx context.Context, a, b, unit int64) ([]int64, bool, error) {
+	wm, err := rollup.Watermark(ctx, s.opts.Conn)
+	if err != nil {
+		return nil, false, err
+	}
+	if wm.IsZero() {
+		return nil, false, nil
+	}
+	since := wm.Add(-rollup.Slack).Unix()
+	rows, err := s.opts.Conn.Query(ctx, fmt.Sprintf(
+		"SELECT DISTINCT intDiv(hour_ms, %d) * %d FROM %s WHERE marked >= toDateTime(?) AND hour_ms >= ? AND hour_ms < ? LIMIT %d",
+		unit, unit, rollup.TableDirty, maxDirty+1), max(since, 0), a, b)
+	if err != nil {
+		return nil, false, fmt.Errorf("read dirty units: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var u int64
+		if err := rows.Scan(&u); err != nil {
+			return nil, false, fmt.Errorf("read dirty units: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("read dirty units: %w", err)
+	}
+	if len(out) > maxDirty {
+		return nil, false, nil
+	}
+	slices.Sort(out)
+	return out, true, nil
+}
+
+// bucketExpr is the bucket start of a millisecond column.
+func (q summaryQuery) bucketExpr(col string) string {
+	if q.width == 0 {
+		return fmt.Sprintf("toInt64(%d)", q.r.from)
+	}
+	return fmt.Sprintf("intDiv(%s, %d) * %d", col, q.width, q.width)
+}
+
+func (q summaryQuery) dimExpr() string {
+	if q.by == "" {
+		return "''"
+	}
+	return columnOf(q.by)
+}
+
+// rawCounts counts distinct events per (bucket, key) over ranges.
+func (s *Service) rawCounts(ctx context.Context, q summaryQuery, ranges []timeRange, out counts) error {
+	src, err := s.plan(ctx, q.sel)
+	if err != nil {
+		return err
+	}
+	if len(ranges) == 1 {
+		src.w.timeRange(ranges[0])
+	} else {
+		src.w.ranges(ranges)
+	}
+	dim := q.dimExpr()
+	if q.by == "subject" {
+		// Events without a subject (door sensors) are not a subject; the
+		// subject rollup leaves them out too.
+		src.w.add("subject_id != ''")
+	}
+	if q.by != "" && !slices.Contains(lowCardinality, q.by) && q.width > 0 && !q.whole {
+		// High-cardinality key with buckets: find the top keys first, so the
+		// bucketed query returns top × buckets cells, not keys × buckets.
+		keys, err := s.topKeys(ctx, src, dim, q.top+1)
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		src.w.in(dim, keys)
+	}
+	query := fmt.Sprintf("SELECT %s AS b, %s AS k, uniqExact(event_id) AS c FROM %s WHERE %s GROUP BY b, k",
+		q.bucketExpr("ts_ms"), dim, src.table, src.w.sql())
+	return s.collect(ctx, query, src.w.args, out)
+}
+
+func (s *Service) topKeys(ctx context.Context, src source, dim string, n int) ([]string, error) {
+	query := fmt.Sprintf("SELECT %s AS k FROM %s WHERE %s GROUP BY k ORDER BY uniqExact(event_id) DESC, k LIMIT %d",
+		dim, src.table, src.w.sql(), n)
+	rows, err := s.opts.Conn.Query(ctx, query, src.w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("top keys: %w", err)
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("top keys: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// rollupCounts reads whole units [a, b) minus dirty from a rollup table.
+// Each key's latest version is taken (argMax), since re-computed rows are
+// replaced only at merge time.
+func (s *Service) rollupCounts(ctx context.Context, q summaryQuery, table string, unit, a, b int64, dirty []int64, out counts) error {
+	var w where
+	unitCol, keyCols := "hour_ms", "hour_ms, site_id, vendor, action, outcome, method, reason"
+	if table == rollup.TableSubjectDaily {
+		unitCol, keyCols = "day_ms", "day_ms, outcome, action, site_id, subject_id"
+	}
+	w.add("ts >= toDateTime(?) AND ts < toDateTime(?) AND "+unitCol+" >= ? AND "+unitCol+" < ?", a/1000, b/1000, a, b)
+	if len(dirty) > 0 {
+		ph := make([]any, len(dirty))
+		for i, d := range dirty {
+			ph[i] = d
+		}
+		w.add(unitCol+" NOT IN ("+placeholders(len(dirty))+")", ph...)
+	}
+	for _, f := range filters {
+		if vals := q.sel[f.param]; len(vals) > 0 {
+			w.in(f.column, vals)
+		}
+	}
+	query := fmt.Sprintf("SELECT %s AS b, %s AS k, sum(e) AS c FROM (SELECT %s, argMax(events, version) AS e FROM %s WHERE %s GROUP BY %s) GROUP BY b, k",
+		q.bucketExpr(unitCol), q.dimExpr(), keyCols, table, w.sql(), keyCols)
+	return s.collect(ctx, query, w.args, out)
+}
+
+func placeholders(n int) string {
+	b := make([]byte, 0, 3*n)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, '?')
+	}
+	return string(b)
+}
+
+func (s *Service) collect(ctx context.Context, query string, args []any, out counts) error {
+	rows, err := s.opts.Conn.Query(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("summary: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k countKey
+		var n uint64
+		if err := rows.Scan(&k.bucket, &k.key, &n); err != nil {
+			return fmt.Errorf("summary: %w", err)
+		}
+		out[k] += n
+	}
+	return rows.Err()
+}
+
+// toSeries turns cells into series, the top keys by total first (ties by
+// key), points in time order.
+func toSeries(all counts, top int, split bool) ([]series, bool) {
+	byKey := map[string]*series{}
+	for k, n := range all {
+		s := byKey[k.key]
+		if s == nil {
+			s = &series{Key: k.key}
+			byKey[k.key] = s
+		}
+		s.Total += n
+		s.Points = append(s.Points, point{TsMs: k.bucket, Count: n})
+	}
+	out := make([]series, 0, len(byKey))
+	for _, s := range byKey {
+		sort.Slice(s.Points, func(i, j int) bool { return s.Points[i].TsMs < s.Points[j].TsMs })
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Total != out[j].Total {
+			return out[i].Total > out[j].Total
+		}
+		return out[i].Key < out[j].Key
+	})
+	truncated := false
+	if split && len(out) > top {
+		out, truncated = out[:top], true
+	}
+	if out == nil {
+		out = []series{}
+	}
+	return out, truncated
+}
