@@ -20,8 +20,8 @@ import (
 var eventSchema = map[string]any{
 	"type": "object",
 	"properties": map[string]any{
-		"event_id": map[string]any{"type": "string", "format": "uuid"},
-		"ts_ms":    map[string]any{"type": "integer", "description": "event time at the lock, epoch ms"},
+		"event_id":    map[string]any{"type": "string", "format": "uuid"},
+		"ts_ms":       map[string]any{"type": "integer", "description": "event time at the lock, epoch ms"},
 		"received_ms": map[string]any{"type": "integer"}, "vendor": map[string]any{"type": "string"},
 		"site_id": map[string]any{"type": "string"}, "zone_id": map[string]any{"type": "string"},
 		"door_id": map[string]any{"type": "string"}, "lock_id": map[string]any{"type": "string"},

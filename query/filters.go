@@ -261,5 +261,4 @@ func scanEvent(rows driver.Rows, e *event.Access) error {
 	return nil
 }
 
-
 func timeMs(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

@@ -180,22 +180,9 @@ func (s *Service) Operations() map[string]openapi.Operation {
 	}
 }
 
-// Args collects a request's query and path parameters (copied: nothing
-// from the fiber context outlives the handler).
-func Args(c *fiber.Ctx) []openapi.Arg {
-	var args []openapi.Arg
-	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
-		args = append(args, openapi.Arg{Name: string(k), Value: string(v), In: "query"})
-	})
-	for _, name := range c.Route().Params {
-		args = append(args, openapi.Arg{Name: name, Value: c.Params(name), In: "path"})
-	}
-	return args
-}
-
 // parse validates a request against its operation's parameters.
 func (s *Service) parse(c *fiber.Ctx, op openapi.Operation) (openapi.Values, error) {
-	return openapi.Parse(op.Params, Args(c), s.opts.Now().UTC())
+	return openapi.Parse(op.Params, openapi.Args(c), s.opts.Now().UTC())
 }
 
 // queryCtx bounds one ClickHouse query: a context deadline plus the

@@ -111,12 +111,12 @@ type counts map[countKey]uint64
 
 // summaryQuery is a validated summary request.
 type summaryQuery struct {
-	r        timeRange
-	sel      selection
-	bucket   string
-	width    int64
-	by       string
-	top      int
+	r      timeRange
+	sel    selection
+	bucket string
+	width  int64
+	by     string
+	top    int
 	// whole: group every key in one query (no top-keys first step); set
 	// when raw counts are merged with rollup counts.
 	whole bool

@@ -49,7 +49,7 @@ func timelineOp(maxLimit int) openapi.Operation {
 			Content: map[string]map[string]any{"application/json": {"type": "object", "properties": map[string]any{
 				"subject_id": map[string]any{"type": "string"},
 				"items": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
-					"kind": map[string]any{"type": "string", "enum": []string{kindAccess, kindCredential}},
+					"kind":  map[string]any{"type": "string", "enum": []string{kindAccess, kindCredential}},
 					"ts_ms": map[string]any{"type": "integer"}, "id": map[string]any{"type": "string"},
 					"access": eventSchema, "credential": map[string]any{"type": "object"},
 				}}},

@@ -25,6 +25,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the service: ingest, normalize, store, HTTP API", runServe},
+		{"token", "create, list and revoke API tokens (directly in ClickHouse)", runToken},
 	}
 }
 

@@ -34,6 +34,8 @@ type Config struct {
 	FlushInterval  time.Duration
 	NormalizeBatch int
 
+	Query QueryConfig
+
 	BootstrapToken string
 	PseudonymKey   string
 	LogLevel       string
@@ -75,6 +77,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"make this secret an admin API token at start-up (automation, make run)")
 	s.Secret(&c.PseudonymKey, "pseudonym-key", "KEYFLEET_PSEUDONYM_KEY",
 		"secret key of the keyed hashes that pseudonymize vendor user references (card numbers, auth ids); required with real Kafka")
+	c.Query.RegisterFlags(s)
 	s.String(&c.LogLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
 }
@@ -112,6 +115,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.KafkaBrokers) > 0 && len(c.PseudonymKey) < 16 {
 		errs = append(errs, errors.New("--pseudonym-key (KEYFLEET_PSEUDONYM_KEY): at least 16 characters are required when running against real Kafka"))
+	}
+	if err := c.Query.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

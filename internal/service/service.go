@@ -175,8 +175,15 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	queryAPI, err := setupQuery(cfg.Query, queryDeps{conn: conn, tokens: tokens, audit: logAudit{logger}, key: key, logger: logger, reg: reg})
+	if err != nil {
+		return err
+	}
 	health := &health{bus: bc, conn: conn}
-	routes := append(health.Routes(reg), ingestHandler.Routes()...)
+	routes := append(append(health.Routes(reg), ingestHandler.Routes()...), queryAPI.routes...)
+	if err := queryAPI.document(routes); err != nil {
+		return err
+	}
 	server, err := httpapi.New(httpapi.Options{
 		Addr: cfg.HTTPAddr, BodyLimit: cfg.HTTPBodyLimit, Auth: tokens, Logger: logger,
 		Registerer: reg, AccessLog: cfg.AccessLog,
@@ -203,6 +210,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	g.Go(func() error { return dlqStore.Run(gctx) })
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return tokens.Run(gctx) })
+	for _, run := range queryAPI.runs {
+		g.Go(func() error { return run(gctx) })
+	}
 	g.Go(func() error {
 		select {
 		case <-ctx.Done():

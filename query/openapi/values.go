@@ -249,3 +249,16 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return time.ParseDuration(s)
 }
+
+// Args collects a request's query and path parameters, copied (nothing
+// from the fiber context outlives the handler).
+func Args(c *fiber.Ctx) []Arg {
+	var args []Arg
+	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+		args = append(args, Arg{Name: string(k), Value: string(v), In: "query"})
+	})
+	for _, name := range c.Route().Params {
+		args = append(args, Arg{Name: name, Value: strings.Clone(c.Params(name)), In: "path"})
+	}
+	return args
+}
