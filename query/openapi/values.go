@@ -172,6 +172,9 @@ func (v *Values) set(p Param, raw string, now time.Time) error {
 				if it == "" {
 					return bad("%s has an empty value", p.Name)
 				}
+				if len(it) > maxLen(p) {
+					return bad("%s has a value longer than %d bytes", p.Name, maxLen(p))
+				}
 				if len(p.Enum) > 0 && !slices.Contains(p.Enum, it) {
 					return bad("%s: %q is not one of %s", p.Name, printable(it), strings.Join(p.Enum, ", "))
 				}
