@@ -82,7 +82,7 @@ func (s *Service) export(c *fiber.Ctx, reidentified bool) error {
 	}
 	ctx, cancel := s.queryCtx(c.UserContext())
 	defer cancel()
-	src, err := s.plan(ctx, sel)
+	src, err := s.plan(ctx, sel, r.from)
 	if err != nil {
 		return s.queryError(route, err)
 	}

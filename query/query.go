@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -102,6 +103,10 @@ func (o *Options) Validate() error {
 type Service struct {
 	opts    Options
 	metrics *metrics
+
+	clockMu     sync.Mutex
+	clockAt     time.Time     // when the offset was measured
+	clockOffset time.Duration // ClickHouse's clock minus ours
 }
 
 type metrics struct {

@@ -133,6 +133,14 @@ func (s *Service) handleSummary(c *fiber.Ctx) error {
 	}
 	q := summaryQuery{r: r, sel: selectionOf(v), bucket: v.String("bucket"), by: v.String("by"), top: int(v.Int("top"))}
 	q.width = bucketWidths[q.bucket]
+	// Buckets are whole: the range is widened to bucket boundaries (whole
+	// hours for bucket=all), so no bucket is a partial count and whole
+	// hours and days can come from the rollups.
+	unit := q.width
+	if unit == 0 {
+		unit = hourMs
+	}
+	q.r = timeRange{from: q.r.from / unit * unit, to: ceilDiv(q.r.to, unit) * unit}
 	if q.width > 0 && (r.to-r.from)/q.width > maxBuckets {
 		return httpapi.BadRequest("bucket", fmt.Sprintf("%s buckets over this range are more than %d; use a wider bucket", q.bucket, maxBuckets))
 	}
@@ -283,7 +291,7 @@ func (q summaryQuery) dimExpr() string {
 
 // rawCounts counts distinct events per (bucket, key) over ranges.
 func (s *Service) rawCounts(ctx context.Context, q summaryQuery, ranges []timeRange, out counts) error {
-	src, err := s.plan(ctx, q.sel)
+	src, err := s.plan(ctx, q.sel, ranges[0].from)
 	if err != nil {
 		return err
 	}
