@@ -343,13 +343,13 @@ func (s *Service) topKeys(ctx context.Context, src source, dim string, n int) ([
 }
 
 // rollupCounts reads whole units [a, b) minus dirty from a rollup table.
-// Each key's latest version is taken (argMax), since re-computed rows are
-// replaced only at merge time.
+// Recomputed keys are replaced only at merge time; a key's count only grows
+// between recomputations, so max(events) per (unit, key_hash) is its latest.
 func (s *Service) rollupCounts(ctx context.Context, q summaryQuery, table string, unit, a, b int64, dirty []int64, out counts) error {
 	var w where
-	unitCol, keyCols := "hour_ms", "hour_ms, site_id, vendor, action, outcome, method, reason"
+	unitCol := "hour_ms"
 	if table == rollup.TableSubjectDaily {
-		unitCol, keyCols = "day_ms", "day_ms, outcome, action, site_id, subject_id"
+		unitCol = "day_ms"
 	}
 	w.add("ts >= toDateTime(?) AND ts < toDateTime(?) AND "+unitCol+" >= ? AND "+unitCol+" < ?", a/1000, b/1000, a, b)
 	if len(dirty) > 0 {
@@ -364,8 +364,12 @@ func (s *Service) rollupCounts(ctx context.Context, q summaryQuery, table string
 			w.in(f.column, vals)
 		}
 	}
-	query := fmt.Sprintf("SELECT %s AS b, %s AS k, sum(e) AS c FROM (SELECT %s, argMax(events, version) AS e FROM %s WHERE %s GROUP BY %s) GROUP BY b, k",
-		q.bucketExpr(unitCol), q.dimExpr(), keyCols, table, w.sql(), keyCols)
+	dim := q.dimExpr()
+	if dim != "''" {
+		dim = "any(" + dim + ")"
+	}
+	query := fmt.Sprintf("SELECT %s AS b, k, sum(e) AS c FROM (SELECT %s, key_hash, %s AS k, max(events) AS e FROM %s WHERE %s GROUP BY %s, key_hash) GROUP BY b, k",
+		q.bucketExpr(unitCol), unitCol, dim, table, w.sql(), unitCol)
 	return s.collect(ctx, query, w.args, out)
 }
 

@@ -257,8 +257,9 @@ func runs(units []int64, unit int64, n int) [][2]int64 {
 // version is taken before the read, so a later snapshot always wins.
 func (j *Job) hourly(ctx context.Context, from, to int64) error {
 	version := uint64(time.Now().UnixNano())
-	q := `INSERT INTO ` + TableHourly + ` (ts, hour_ms, site_id, vendor, action, outcome, method, reason, events, version)
-SELECT toDateTime(intDiv(h, 1000)), h, site_id, vendor, action, outcome, method, reason, uniqExact(event_id), ?
+	q := `INSERT INTO ` + TableHourly + ` (ts, hour_ms, key_hash, site_id, vendor, action, outcome, method, reason, events, version)
+SELECT toDateTime(intDiv(h, 1000)), h, cityHash64(site_id, vendor, action, outcome, method, reason),
+    site_id, vendor, action, outcome, method, reason, uniqExact(event_id), ?
 FROM (SELECT intDiv(ts_ms, 3600000) * 3600000 AS h, site_id, vendor, action, outcome, method, reason, event_id
       FROM access_events
       WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND ts_ms >= ? AND ts_ms < ?)
@@ -272,8 +273,9 @@ GROUP BY h, site_id, vendor, action, outcome, method, reason`
 // subjectDaily recomputes the per-subject daily rollup over [from, to).
 func (j *Job) subjectDaily(ctx context.Context, from, to int64) error {
 	version := uint64(time.Now().UnixNano())
-	q := `INSERT INTO ` + TableSubjectDaily + ` (ts, day_ms, outcome, action, site_id, subject_id, events, version)
-SELECT toDateTime(intDiv(d, 1000)), d, outcome, action, site_id, subject_id, uniqExact(event_id), ?
+	q := `INSERT INTO ` + TableSubjectDaily + ` (ts, day_ms, key_hash, outcome, action, site_id, subject_id, events, version)
+SELECT toDateTime(intDiv(d, 1000)), d, cityHash64(outcome, action, site_id, subject_id),
+    outcome, action, site_id, subject_id, uniqExact(event_id), ?
 FROM (SELECT intDiv(ts_ms, 86400000) * 86400000 AS d, outcome, action, site_id, subject_id, event_id
       FROM access_events_by_subject
       WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND ts_ms >= ? AND ts_ms < ?)
