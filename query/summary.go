@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -117,9 +118,6 @@ type summaryQuery struct {
 	width  int64
 	by     string
 	top    int
-	// whole: group every key in one query (no top-keys first step); set
-	// when raw counts are merged with rollup counts.
-	whole bool
 }
 
 func (s *Service) handleSummary(c *fiber.Ctx) error {
@@ -163,45 +161,88 @@ func subset(sel selection, allowed []string) bool {
 	return true
 }
 
-// summarize chooses the data source and merges the counts.
+// part is one subquery yielding (b Int64, k String, c UInt64) rows: counts of
+// distinct events per bucket and key over a disjoint share of the range.
+type part struct {
+	sql  string
+	args []any
+}
+
+// summarize chooses the data sources and merges their counts.
 func (s *Service) summarize(ctx context.Context, q summaryQuery) (summaryResult, error) {
-	res := summaryResult{FromMs: q.r.from, ToMs: q.r.to, Bucket: q.bucket, By: q.by, Source: "raw"}
-	all := counts{}
-	var err error
-	hourly := (q.width == 0 || q.width >= hourMs) && (q.by == "" || slices.Contains(hourlyDims, q.by)) && subset(q.sel, hourlyDims)
-	daily := (q.bucket == "day" || q.bucket == "all") && q.by == "subject" && subset(q.sel, subjectDailyDims) &&
-		len(q.sel["subject"]) == 0
-	switch {
-	case hourly:
-		res.Source, err = s.mixed(ctx, q, hourMs, rollup.TableHourly, all)
-	case daily:
-		res.Source, err = s.mixed(ctx, q, dayMs, rollup.TableSubjectDaily, all)
-	default:
-		err = s.rawCounts(ctx, q, []timeRange{q.r}, all)
-	}
+	res := summaryResult{FromMs: q.r.from, ToMs: q.r.to, Bucket: q.bucket, By: q.by}
+	build, source, err := s.sources(ctx, q)
 	if err != nil {
+		return res, err
+	}
+	res.Source = source
+	parts, err := build(nil)
+	if err != nil {
+		return res, err
+	}
+	all := counts{}
+	if q.by != "" && !slices.Contains(lowCardinality, q.by) {
+		// An id dimension: rank the keys by their total over every part in
+		// one query, then fetch buckets for the top keys only.
+		totals, err := s.topTotals(ctx, parts, q.top+1)
+		if err != nil {
+			return res, err
+		}
+		if q.width == 0 || len(totals) == 0 {
+			for _, t := range totals {
+				all[countKey{bucket: q.r.from, key: t.key}] = t.n
+			}
+			res.Series, res.Truncated = toSeries(all, q.top, true)
+			return res, nil
+		}
+		keys := make([]string, len(totals))
+		for i, t := range totals {
+			keys[i] = t.key
+		}
+		if parts, err = build(keys); err != nil {
+			return res, err
+		}
+	}
+	if err := s.cells(ctx, parts, all); err != nil {
 		return res, err
 	}
 	res.Series, res.Truncated = toSeries(all, q.top, q.by != "")
 	return res, nil
 }
 
-// mixed reads whole units (hours or days) the rollup job has finished from
-// the rollup table and everything else (partial units at the edges, units
-// with inserts the job has not rolled up yet) from the events, so the sum is
-// exact whatever the job's lag. It returns the source label.
-func (s *Service) mixed(ctx context.Context, q summaryQuery, unit int64, table string, out counts) (string, error) {
+// sources returns a builder of the summary's parts (restricted to keys when
+// given) and the source label. Whole hours (days for subject rankings) the
+// rollup job has finished come from the rollup tables; everything else —
+// units with inserts the job has not rolled up yet, partial units, queries
+// the rollups cannot answer — from the events, so sums are exact whatever
+// the job's lag.
+func (s *Service) sources(ctx context.Context, q summaryQuery) (func(keys []string) ([]part, error), string, error) {
+	rawOnly := func(keys []string) ([]part, error) {
+		p, err := s.rawPart(ctx, q, []timeRange{q.r}, keys)
+		return []part{p}, err
+	}
+	hourly := (q.width == 0 || q.width >= hourMs) && (q.by == "" || slices.Contains(hourlyDims, q.by)) && subset(q.sel, hourlyDims)
+	daily := (q.bucket == "day" || q.bucket == "all") && q.by == "subject" && subset(q.sel, subjectDailyDims) &&
+		len(q.sel["subject"]) == 0
+	unit, table := int64(hourMs), rollup.TableHourly
+	switch {
+	case hourly:
+	case daily:
+		unit, table = dayMs, rollup.TableSubjectDaily
+	default:
+		return rawOnly, "raw", nil
+	}
 	a := ceilDiv(q.r.from, unit) * unit
 	b := q.r.to / unit * unit
 	if a >= b {
-		return "raw", s.rawCounts(ctx, q, []timeRange{q.r}, out)
+		return rawOnly, "raw", nil
 	}
 	dirty, ok, err := s.dirtyUnits(ctx, a, b, unit)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	if !ok {
-		return "raw", s.rawCounts(ctx, q, []timeRange{q.r}, out)
+		return rawOnly, "raw", nil
 	}
 	var raw []timeRange
 	if q.r.from < a {
@@ -214,14 +255,21 @@ func (s *Service) mixed(ctx context.Context, q summaryQuery, unit int64, table s
 		raw = append(raw, timeRange{b, q.r.to})
 	}
 	raw = mergeRanges(raw)
-	q.whole = true
-	if err := s.rollupCounts(ctx, q, table, unit, a, b, dirty, out); err != nil {
-		return "", err
+	source := "rollup"
+	if len(raw) > 0 {
+		source = "mixed"
 	}
-	if len(raw) == 0 {
-		return "rollup", nil
-	}
-	return "mixed", s.rawCounts(ctx, q, raw, out)
+	return func(keys []string) ([]part, error) {
+		parts := []part{s.rollupPart(q, table, unit, a, b, dirty, keys)}
+		if len(raw) > 0 {
+			p, err := s.rawPart(ctx, q, raw, keys)
+			if err != nil {
+				return nil, err
+			}
+			parts = append(parts, p)
+		}
+		return parts, nil
+	}, source, nil
 }
 
 func mergeRanges(rs []timeRange) []timeRange {
@@ -289,11 +337,11 @@ func (q summaryQuery) dimExpr() string {
 	return columnOf(q.by)
 }
 
-// rawCounts counts distinct events per (bucket, key) over ranges.
-func (s *Service) rawCounts(ctx context.Context, q summaryQuery, ranges []timeRange, out counts) error {
+// rawPart counts distinct events per (bucket, key) over ranges of the events.
+func (s *Service) rawPart(ctx context.Context, q summaryQuery, ranges []timeRange, keys []string) (part, error) {
 	src, err := s.plan(ctx, q.sel, ranges[0].from)
 	if err != nil {
-		return err
+		return part{}, err
 	}
 	if len(ranges) == 1 {
 		src.w.timeRange(ranges[0])
@@ -306,46 +354,17 @@ func (s *Service) rawCounts(ctx context.Context, q summaryQuery, ranges []timeRa
 		// subject rollup leaves them out too.
 		src.w.add("subject_id != ''")
 	}
-	if q.by != "" && !slices.Contains(lowCardinality, q.by) && q.width > 0 && !q.whole {
-		// High-cardinality key with buckets: find the top keys first, so the
-		// bucketed query returns top × buckets cells, not keys × buckets.
-		keys, err := s.topKeys(ctx, src, dim, q.top+1)
-		if err != nil {
-			return err
-		}
-		if len(keys) == 0 {
-			return nil
-		}
+	if keys != nil {
 		src.w.in(dim, keys)
 	}
-	query := fmt.Sprintf("SELECT %s AS b, %s AS k, uniqExact(event_id) AS c FROM %s WHERE %s GROUP BY b, k",
-		q.bucketExpr("ts_ms"), dim, src.table, src.w.sql())
-	return s.collect(ctx, query, src.w.args, out)
+	return part{sql: fmt.Sprintf("SELECT %s AS b, %s AS k, uniqExact(event_id) AS c FROM %s WHERE %s GROUP BY b, k",
+		q.bucketExpr("ts_ms"), dim, src.table, src.w.sql()), args: src.w.args}, nil
 }
 
-func (s *Service) topKeys(ctx context.Context, src source, dim string, n int) ([]string, error) {
-	query := fmt.Sprintf("SELECT %s AS k FROM %s WHERE %s GROUP BY k ORDER BY uniqExact(event_id) DESC, k LIMIT %d",
-		dim, src.table, src.w.sql(), n)
-	rows, err := s.opts.Conn.Query(ctx, query, src.w.args...)
-	if err != nil {
-		return nil, fmt.Errorf("top keys: %w", err)
-	}
-	defer rows.Close()
-	var keys []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, fmt.Errorf("top keys: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	return keys, rows.Err()
-}
-
-// rollupCounts reads whole units [a, b) minus dirty from a rollup table.
+// rollupPart reads whole units [a, b) minus dirty from a rollup table.
 // Recomputed keys are replaced only at merge time; a key's count only grows
 // between recomputations, so max(events) per (unit, key_hash) is its latest.
-func (s *Service) rollupCounts(ctx context.Context, q summaryQuery, table string, unit, a, b int64, dirty []int64, out counts) error {
+func (s *Service) rollupPart(q summaryQuery, table string, unit, a, b int64, dirty []int64, keys []string) part {
 	var w where
 	unitCol := "hour_ms"
 	if table == rollup.TableSubjectDaily {
@@ -365,12 +384,48 @@ func (s *Service) rollupCounts(ctx context.Context, q summaryQuery, table string
 		}
 	}
 	dim := q.dimExpr()
+	if keys != nil {
+		w.in(dim, keys)
+	}
 	if dim != "''" {
 		dim = "any(" + dim + ")"
 	}
-	query := fmt.Sprintf("SELECT %s AS b, k, sum(e) AS c FROM (SELECT %s, key_hash, %s AS k, max(events) AS e FROM %s WHERE %s GROUP BY %s, key_hash) GROUP BY b, k",
-		q.bucketExpr(unitCol), unitCol, dim, table, w.sql(), unitCol)
-	return s.collect(ctx, query, w.args, out)
+	return part{sql: fmt.Sprintf("SELECT %s AS b, k, sum(e) AS c FROM (SELECT %s, key_hash, %s AS k, max(events) AS e FROM %s WHERE %s GROUP BY %s, key_hash) GROUP BY b, k",
+		q.bucketExpr(unitCol), unitCol, dim, table, w.sql(), unitCol), args: w.args}
+}
+
+func union(parts []part) (string, []any) {
+	sqls := make([]string, len(parts))
+	var args []any
+	for i, p := range parts {
+		sqls[i] = p.sql
+		args = append(args, p.args...)
+	}
+	return strings.Join(sqls, " UNION ALL "), args
+}
+
+type keyTotal struct {
+	key string
+	n   uint64
+}
+
+// topTotals returns the n keys with the most events over all parts.
+func (s *Service) topTotals(ctx context.Context, parts []part, n int) ([]keyTotal, error) {
+	sub, args := union(parts)
+	rows, err := s.opts.Conn.Query(ctx, fmt.Sprintf("SELECT k, sum(c) AS t FROM (%s) GROUP BY k ORDER BY t DESC, k LIMIT %d", sub, n), args...)
+	if err != nil {
+		return nil, fmt.Errorf("summary top keys: %w", err)
+	}
+	defer rows.Close()
+	var out []keyTotal
+	for rows.Next() {
+		var t keyTotal
+		if err := rows.Scan(&t.key, &t.n); err != nil {
+			return nil, fmt.Errorf("summary top keys: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
 }
 
 func placeholders(n int) string {
@@ -384,7 +439,13 @@ func placeholders(n int) string {
 	return string(b)
 }
 
-func (s *Service) collect(ctx context.Context, query string, args []any, out counts) error {
+// cells reads the counts of every (bucket, key) over all parts.
+func (s *Service) cells(ctx context.Context, parts []part, out counts) error {
+	sub, args := union(parts)
+	query := sub
+	if len(parts) > 1 {
+		query = "SELECT b, k, sum(c) FROM (" + sub + ") GROUP BY b, k"
+	}
 	rows, err := s.opts.Conn.Query(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("summary: %w", err)
