@@ -123,7 +123,7 @@ func (s *Service) handleEvents(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.queryCtx(c.UserContext())
 	defer cancel()
-	src, err := s.plan(ctx, sel, r.from)
+	src, err := s.plan(ctx, sel)
 	if err != nil {
 		return s.queryError(PathEvents, err)
 	}

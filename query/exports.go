@@ -82,7 +82,7 @@ func (s *Service) export(c *fiber.Ctx, reidentified bool) error {
 	}
 	ctx, cancel := s.queryCtx(c.UserContext())
 	defer cancel()
-	src, err := s.plan(ctx, sel, r.from)
+	src, err := s.plan(ctx, sel)
 	if err != nil {
 		return s.queryError(route, err)
 	}
@@ -116,7 +116,7 @@ func (s *Service) export(c *fiber.Ctx, reidentified bool) error {
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+name+`"`)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	conn := c.Context().Conn()
-	job := exportJob{s: s, src: src, sel: sel, r: r, format: format, reidentified: reidentified}
+	job := exportJob{s: s, src: src, r: r, format: format, reidentified: reidentified}
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		rows, err := job.run(context.Background(), w)
 		s.metrics.exportRows.WithLabelValues(format).Add(float64(rows))
@@ -146,7 +146,6 @@ func (w where) clone() where {
 type exportJob struct {
 	s            *Service
 	src          source
-	sel          selection
 	r            timeRange
 	format       string
 	reidentified bool
@@ -173,39 +172,24 @@ func (j exportJob) run(ctx context.Context, w *bufio.Writer) (int64, error) {
 		batch.Reset()
 		return w.Flush()
 	}
-	if j.src.table == tableEvents {
-		// access_events is ordered by (site_id, door_id, ts): a time window
-		// alone reads whole partitions, a site within a month reads only
-		// that site's part of the index. So chunks are month × site, each
-		// in time order.
-		for _, month := range months(j.r) {
-			sites, err := j.sites(ctx, month)
-			if err != nil {
-				return total, err
-			}
-			for _, site := range sites {
-				if _, err := j.chunk(ctx, month, site, batch, ps, flush); err != nil {
-					return total, err
-				}
-			}
+	// Time windows sized towards exportChunkRows: every table plan picks is
+	// ordered so that a window reads little more than its rows (the
+	// time-ordered copy; the main table only with a site, door or lock; the
+	// subject-ordered copy with subjects).
+	window := int64(24 * time.Hour / time.Millisecond)
+	for from := j.r.from; from < j.r.to; {
+		to := min(from+window, j.r.to)
+		n, err := j.chunk(ctx, timeRange{from, to}, batch, ps, flush)
+		if err != nil {
+			return total, err
 		}
-	} else {
-		// The subject-ordered table: time windows sized towards exportChunkRows.
-		window := int64(24 * time.Hour / time.Millisecond)
-		for from := j.r.from; from < j.r.to; {
-			to := min(from+window, j.r.to)
-			n, err := j.chunk(ctx, timeRange{from, to}, "", batch, ps, flush)
-			if err != nil {
-				return total, err
-			}
-			switch {
-			case n > 2*exportChunkRows:
-				window = max(window/2, minExportWindow)
-			case n < exportChunkRows/2:
-				window = min(window*2, maxExportWindow)
-			}
-			from = to
+		switch {
+		case n > 2*exportChunkRows:
+			window = max(window/2, minExportWindow)
+		case n < exportChunkRows/2:
+			window = min(window*2, maxExportWindow)
 		}
+		from = to
 	}
 	if batch.Len() > 0 {
 		if err := ew.Write(batch); err != nil {
@@ -219,56 +203,15 @@ func (j exportJob) run(ctx context.Context, w *bufio.Writer) (int64, error) {
 	return total, w.Flush()
 }
 
-// months splits a range at UTC month starts.
-func months(r timeRange) []timeRange {
-	var out []timeRange
-	for from := r.from; from < r.to; {
-		t := time.UnixMilli(from).UTC()
-		next := time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
-		to := min(next, r.to)
-		out = append(out, timeRange{from, to})
-		from = to
-	}
-	return out
-}
-
-// sites lists the sites with events in a month (from access_locations, a
-// superset by a day either side for server time zones), in order.
-func (j exportJob) sites(ctx context.Context, r timeRange) ([]string, error) {
-	var w where
-	if vals := j.sel["site"]; len(vals) > 0 {
-		return vals, nil
-	}
-	w.add("month >= toDateTime(?) AND month < toDateTime(?)", r.from/1000-40*86400, r.to/1000+86400)
-	q := "SELECT DISTINCT site_id FROM " + tableLocations + " WHERE " + w.sql() + " ORDER BY site_id"
-	rows, err := j.s.opts.Conn.Query(ctx, q, w.args...)
-	if err != nil {
-		return nil, fmt.Errorf("export sites: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var site string
-		if err := rows.Scan(&site); err != nil {
-			return nil, fmt.Errorf("export sites: %w", err)
-		}
-		out = append(out, site)
-	}
-	return out, rows.Err()
-}
-
 // chunk reads one time window in (ts_ms, event_id) order, skipping
 // duplicates (adjacent in that order), and calls flush for each full batch.
-func (j exportJob) chunk(ctx context.Context, r timeRange, site string, b *export.Batch, ps *pseudonymizer, flush func() error) (int, error) {
+func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *pseudonymizer, flush func() error) (int, error) {
 	timeout := 10 * j.s.opts.Timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_execution_time": int(timeout.Seconds())}))
 	w := j.src.w.clone()
 	w.timeRange(r)
-	if site != "" {
-		w.add("site_id = ?", site)
-	}
 	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY ts_ms, event_id", eventColumns, j.src.table, w.sql())
 	if j.reidentified {
 		q = fmt.Sprintf("SELECT %s, subject_ref FROM (SELECT %s FROM %s WHERE %s) ANY LEFT JOIN "+

@@ -12,7 +12,6 @@ import (
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/query/openapi"
-	"github.com/keyfleet/keyfleet/query/rollup"
 )
 
 // Tables read by the query API.
@@ -21,7 +20,7 @@ const (
 	tableBySubject  = "access_events_by_subject"
 	tableLocations  = "access_locations"
 	tableIdentities = "access_identities"
-	tableRecent     = rollup.TableRecent
+	tableByTime     = "access_events_by_time"
 )
 
 // filter is one event filter: a query parameter and the column it selects.
@@ -167,9 +166,10 @@ const maxLookup = 1000
 
 // plan chooses the table for a selection and adds its filter conditions:
 // a subject filter reads the subject-ordered copy; a credential or device
-// filter is resolved to subjects first; a door or lock filter without a site
-// is resolved to its sites (the main table's index leads with site_id).
-func (s *Service) plan(ctx context.Context, sel selection, from int64) (source, error) {
+// filter is resolved to subjects first; a site, door or lock filter reads
+// access_events (a door or lock without a site is resolved to its sites: the
+// index leads with site_id); anything else reads the time-ordered copy.
+func (s *Service) plan(ctx context.Context, sel selection) (source, error) {
 	src := source{table: tableEvents}
 	subjects := sel["subject"]
 	if len(subjects) == 0 && (len(sel["credential"]) > 0 || len(sel["device"]) > 0) {
@@ -192,14 +192,9 @@ func (s *Service) plan(ctx context.Context, sel selection, from int64) (source, 
 	if len(subjects) > 0 {
 		src.table = tableBySubject
 		src.w.in("subject_id", subjects)
-	} else if !indexed && len(sel["credential"]) == 0 && len(sel["device"]) == 0 {
-		// Nothing narrows the main table's index: a recent range reads the
-		// time-ordered copy instead.
-		if recent, err := s.recentFrom(ctx); err != nil {
-			return src, err
-		} else if from >= recent {
-			src.table = tableRecent
-		}
+	} else if !indexed {
+		// Nothing narrows the main table's index: read the time-ordered copy.
+		src.table = tableByTime
 	} else if len(sel["site"]) == 0 && (len(sel["door"]) > 0 || len(sel["lock"]) > 0) {
 		var w where
 		if d := sel["door"]; len(d) > 0 {
@@ -224,24 +219,6 @@ func (s *Service) plan(ctx context.Context, sel selection, from int64) (source, 
 		src.w.in(f.column, vals)
 	}
 	return src, nil
-}
-
-// recentFrom returns the start of the window the time-ordered copy is sure
-// to hold: RecentDays before today, by ClickHouse's clock (its view and the
-// job that trims it use the server's time). The clock offset is cached.
-func (s *Service) recentFrom(ctx context.Context) (int64, error) {
-	s.clockMu.Lock()
-	defer s.clockMu.Unlock()
-	local := time.Now()
-	if s.clockAt.IsZero() || local.Sub(s.clockAt) > time.Minute {
-		var server time.Time
-		if err := s.opts.Conn.QueryRow(ctx, "SELECT now()").Scan(&server); err != nil {
-			return 0, fmt.Errorf("server time: %w", err)
-		}
-		s.clockOffset, s.clockAt = server.Sub(local), local
-	}
-	day := local.Add(s.clockOffset).UTC().Truncate(24 * time.Hour)
-	return day.AddDate(0, 0, -rollup.RecentDays).UnixMilli(), nil
 }
 
 // lookup returns the distinct values of column in a lookup table.

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -103,10 +102,6 @@ func (o *Options) Validate() error {
 type Service struct {
 	opts    Options
 	metrics *metrics
-
-	clockMu     sync.Mutex
-	clockAt     time.Time     // when the offset was measured
-	clockOffset time.Duration // ClickHouse's clock minus ours
 }
 
 type metrics struct {

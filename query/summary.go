@@ -339,7 +339,7 @@ func (q summaryQuery) dimExpr() string {
 
 // rawPart counts distinct events per (bucket, key) over ranges of the events.
 func (s *Service) rawPart(ctx context.Context, q summaryQuery, ranges []timeRange, keys []string) (part, error) {
-	src, err := s.plan(ctx, q.sel, ranges[0].from)
+	src, err := s.plan(ctx, q.sel)
 	if err != nil {
 		return part{}, err
 	}
@@ -362,15 +362,18 @@ func (s *Service) rawPart(ctx context.Context, q summaryQuery, ranges []timeRang
 }
 
 // rollupPart reads whole units [a, b) minus dirty from a rollup table.
-// Recomputed keys are replaced only at merge time; a key's count only grows
-// between recomputations, so max(events) per (unit, key_hash) is its latest.
+// Each job run recomputes whole units and writes all of a unit's keys with
+// one version, and recomputed rows are replaced only at merge time; so a
+// unit's rows are those with the unit's highest version.
 func (s *Service) rollupPart(q summaryQuery, table string, unit, a, b int64, dirty []int64, keys []string) part {
-	var w where
 	unitCol := "hour_ms"
 	if table == rollup.TableSubjectDaily {
 		unitCol = "day_ms"
 	}
-	w.add("ts >= toDateTime(?) AND ts < toDateTime(?) AND "+unitCol+" >= ? AND "+unitCol+" < ?", a/1000, b/1000, a, b)
+	var rng where
+	rng.add("ts >= toDateTime(?) AND ts < toDateTime(?) AND "+unitCol+" >= ? AND "+unitCol+" < ?", a/1000, b/1000, a, b)
+	var w where
+	w.add(rng.sql(), rng.args...)
 	if len(dirty) > 0 {
 		ph := make([]any, len(dirty))
 		for i, d := range dirty {
@@ -387,11 +390,10 @@ func (s *Service) rollupPart(q summaryQuery, table string, unit, a, b int64, dir
 	if keys != nil {
 		w.in(dim, keys)
 	}
-	if dim != "''" {
-		dim = "any(" + dim + ")"
-	}
-	return part{sql: fmt.Sprintf("SELECT %s AS b, k, sum(e) AS c FROM (SELECT %s, key_hash, %s AS k, max(events) AS e FROM %s WHERE %s GROUP BY %s, key_hash) GROUP BY b, k",
-		q.bucketExpr(unitCol), unitCol, dim, table, w.sql(), unitCol), args: w.args}
+	w.add(fmt.Sprintf("(%s, version) IN (SELECT %s, max(version) FROM %s WHERE %s GROUP BY %s)",
+		unitCol, unitCol, table, rng.sql(), unitCol), rng.args...)
+	return part{sql: fmt.Sprintf("SELECT %s AS b, %s AS k, sum(events) AS c FROM %s WHERE %s GROUP BY b, k",
+		q.bucketExpr(unitCol), dim, table, w.sql()), args: w.args}
 }
 
 func union(parts []part) (string, []any) {

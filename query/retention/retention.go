@@ -35,7 +35,7 @@ type Appender interface {
 // Derived lists the tables whose rows come from another table's: they follow
 // its policy (a drop of access_events' 202401 also drops theirs).
 var Derived = map[string][]string{
-	"access_events": {"access_events_by_subject", "access_locations", "access_identities",
+	"access_events": {"access_events_by_subject", "access_events_by_time", "access_locations", "access_identities",
 		rollup.TableHourly, rollup.TableSubjectDaily},
 }
 

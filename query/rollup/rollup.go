@@ -16,7 +16,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -31,8 +30,7 @@ const (
 	TableHourly       = "access_rollup_hourly"
 	TableSubjectDaily = "access_rollup_subject_daily"
 	TableState        = "access_rollup_state"
-	// TableRecent is the time-ordered copy of the last days (migration 0035).
-	TableRecent = "access_events_recent"
+
 	stateName   = "access_rollups"
 )
 
@@ -41,11 +39,6 @@ const (
 // the events table and its views): marks this close to the watermark are
 // treated as not rolled up.
 const Slack = 15 * time.Second
-
-// RecentDays is how many whole days before today's (server time)
-// TableRecent is guaranteed to hold; the job drops days older than
-// RecentDays+2, and its view copies events of the last 10 days.
-const RecentDays = 7
 
 // maxRun bounds the hours one recompute query covers (the first run after the
 // migration rolls up everything in week-sized steps).
@@ -187,39 +180,6 @@ func (j *Job) runOnce(ctx context.Context) error {
 	}
 	j.hours.Add(float64(len(hours)))
 	j.lag.Set(float64(now.Unix()))
-	return j.trimRecent(ctx, now)
-}
-
-// trimRecent drops TableRecent's days older than RecentDays+2 (its daily
-// partition ids are YYYYMMDD in the server's time zone).
-func (j *Job) trimRecent(ctx context.Context, now time.Time) error {
-	oldest := now.AddDate(0, 0, -(RecentDays + 2)).Format("20060102")
-	rows, err := j.opts.Conn.Query(ctx, "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() "+
-		"AND table = ? AND active AND partition_id < ?", TableRecent, oldest)
-	if err != nil {
-		return fmt.Errorf("rollup: recent partitions: %w", err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return fmt.Errorf("rollup: recent partitions: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("rollup: recent partitions: %w", err)
-	}
-	for _, id := range ids {
-		if len(id) != 8 || strings.Trim(id, "0123456789") != "" {
-			continue
-		}
-		if err := j.opts.Conn.Exec(ctx, "ALTER TABLE "+TableRecent+" DROP PARTITION ID ?", id); err != nil {
-			return fmt.Errorf("rollup: drop recent day %s: %w", id, err)
-		}
-	}
 	return nil
 }
 

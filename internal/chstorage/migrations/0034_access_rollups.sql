@@ -10,9 +10,11 @@
 -- then and access_events for the rest (marked hours, partial edge hours), so
 -- it is exact at query time whatever the job's lag.
 --
--- A key's count only grows from one recomputation to the next (uniqExact over
--- an append-only set of event ids), so readers take max(events) per key,
--- grouping on (unit, key_hash) — cheap numeric keys — instead of FINAL.
+-- Each run recomputes whole hours (days) and writes all of a unit's keys with
+-- one version; until a merge replaces the older rows, readers keep a unit's
+-- rows of its highest version ((unit, version) IN (... max(version) ...)),
+-- which is cheaper than FINAL on 18.16. key_hash identifies a rollup key for
+-- the replacing merge.
 CREATE TABLE IF NOT EXISTS access_rollup_dirty (
     hour_ms Int64,
     marked DateTime
