@@ -176,14 +176,17 @@ func (s *Service) summarize(ctx context.Context, q summaryQuery) (summaryResult,
 		return res, err
 	}
 	res.Source = source
-	parts, err := build(nil)
-	if err != nil {
-		return res, err
-	}
 	all := counts{}
 	if q.by != "" && !slices.Contains(lowCardinality, q.by) {
 		// An id dimension: rank the keys by their total over every part in
-		// one query, then fetch buckets for the top keys only.
+		// one query (one bucket, so grouping is by key alone), then fetch
+		// buckets for the top keys only.
+		rank := q
+		rank.width = 0
+		parts, err := build(rank, nil)
+		if err != nil {
+			return res, err
+		}
 		totals, err := s.topTotals(ctx, parts, q.top+1)
 		if err != nil {
 			return res, err
@@ -199,9 +202,18 @@ func (s *Service) summarize(ctx context.Context, q summaryQuery) (summaryResult,
 		for i, t := range totals {
 			keys[i] = t.key
 		}
-		if parts, err = build(keys); err != nil {
+		if parts, err = build(q, keys); err != nil {
 			return res, err
 		}
+		if err := s.cells(ctx, parts, all); err != nil {
+			return res, err
+		}
+		res.Series, res.Truncated = toSeries(all, q.top, true)
+		return res, nil
+	}
+	parts, err := build(q, nil)
+	if err != nil {
+		return res, err
 	}
 	if err := s.cells(ctx, parts, all); err != nil {
 		return res, err
@@ -216,8 +228,8 @@ func (s *Service) summarize(ctx context.Context, q summaryQuery) (summaryResult,
 // units with inserts the job has not rolled up yet, partial units, queries
 // the rollups cannot answer — from the events, so sums are exact whatever
 // the job's lag.
-func (s *Service) sources(ctx context.Context, q summaryQuery) (func(keys []string) ([]part, error), string, error) {
-	rawOnly := func(keys []string) ([]part, error) {
+func (s *Service) sources(ctx context.Context, q summaryQuery) (func(q summaryQuery, keys []string) ([]part, error), string, error) {
+	rawOnly := func(q summaryQuery, keys []string) ([]part, error) {
 		p, err := s.rawPart(ctx, q, []timeRange{q.r}, keys)
 		return []part{p}, err
 	}
@@ -259,7 +271,7 @@ func (s *Service) sources(ctx context.Context, q summaryQuery) (func(keys []stri
 	if len(raw) > 0 {
 		source = "mixed"
 	}
-	return func(keys []string) ([]part, error) {
+	return func(q summaryQuery, keys []string) ([]part, error) {
 		parts := []part{s.rollupPart(q, table, unit, a, b, dirty, keys)}
 		if len(raw) > 0 {
 			p, err := s.rawPart(ctx, q, raw, keys)
