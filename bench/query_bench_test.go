@@ -172,6 +172,9 @@ func BenchmarkQueryAPI(b *testing.B) {
 			return "/v1/events/summary?bucket=hour&by=action&from=now-7d"
 		}},
 		{"top_denied_subjects_30d", func() string {
+			return "/v1/events/summary?outcome=denied&by=subject&bucket=all&top=10&from=now-30d"
+		}},
+		{"top_denied_subjects_30d_daily", func() string {
 			return "/v1/events/summary?outcome=denied&by=subject&bucket=day&top=10&from=now-30d"
 		}},
 	}
