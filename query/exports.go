@@ -151,37 +151,94 @@ type exportJob struct {
 	reidentified bool
 }
 
-// run writes the export to w chunk by chunk (time windows sized towards
-// exportChunkRows) and returns the rows written.
+// run writes the export to w and returns the rows written. A reader
+// goroutine runs the chunk queries and fills batches while this one encodes
+// and writes the previous ones; exportBuffers batches circulate between
+// them, so memory stays bounded.
 func (j exportJob) run(ctx context.Context, w *bufio.Writer) (int64, error) {
 	ew, err := export.NewWriter(j.format, w, j.reidentified)
 	if err != nil {
 		return 0, err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	free := make(chan *export.Batch, exportBuffers)
+	for i := 0; i < exportBuffers; i++ {
+		free <- &export.Batch{}
+	}
+	full := make(chan *export.Batch, exportBuffers)
+	var readErr error
+	go func() {
+		defer close(full)
+		readErr = j.read(ctx, free, full)
+	}()
+	var total int64
+	var writeErr error
+	for b := range full {
+		if writeErr == nil {
+			if writeErr = ew.Write(b); writeErr == nil {
+				total += int64(b.Len())
+				writeErr = w.Flush()
+			}
+			if writeErr != nil {
+				cancel()
+			}
+		}
+		b.Reset()
+		free <- b
+	}
+	if readErr != nil && writeErr == nil {
+		return total, readErr
+	}
+	if writeErr != nil {
+		return total, writeErr
+	}
+	if err := ew.Close(); err != nil {
+		return total, err
+	}
+	return total, w.Flush()
+}
+
+// exportBuffers is how many batches an export holds at most.
+const exportBuffers = 3
+
+// read runs the chunk queries in order: time windows sized towards
+// exportChunkRows on the table plan picked, which is ordered so that a
+// window reads little more than its rows (the time-ordered copy; the main
+// table only with a site, door or lock; the subject-ordered copy with
+// subjects).
+func (j exportJob) read(ctx context.Context, free <-chan *export.Batch, full chan<- *export.Batch) error {
 	var ps *pseudonymizer
 	if !j.reidentified {
 		ps = newPseudonymizer(j.s.opts.ExportKey)
 	}
-	batch := &export.Batch{}
-	var total int64
-	flush := func() error {
-		if err := ew.Write(batch); err != nil {
-			return err
+	take := func() (*export.Batch, error) {
+		select {
+		case b := <-free:
+			return b, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		total += int64(batch.Len())
-		batch.Reset()
-		return w.Flush()
 	}
-	// Time windows sized towards exportChunkRows: every table plan picks is
-	// ordered so that a window reads little more than its rows (the
-	// time-ordered copy; the main table only with a site, door or lock; the
-	// subject-ordered copy with subjects).
+	b, err := take()
+	if err != nil {
+		return err
+	}
+	flush := func(done *export.Batch) (*export.Batch, error) {
+		select {
+		case full <- done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return take()
+	}
 	window := int64(24 * time.Hour / time.Millisecond)
 	for from := j.r.from; from < j.r.to; {
 		to := min(from+window, j.r.to)
-		n, err := j.chunk(ctx, timeRange{from, to}, batch, ps, flush)
+		var n int
+		n, b, err = j.chunk(ctx, timeRange{from, to}, b, ps, flush)
 		if err != nil {
-			return total, err
+			return err
 		}
 		switch {
 		case n > 2*exportChunkRows:
@@ -191,21 +248,18 @@ func (j exportJob) run(ctx context.Context, w *bufio.Writer) (int64, error) {
 		}
 		from = to
 	}
-	if batch.Len() > 0 {
-		if err := ew.Write(batch); err != nil {
-			return total, err
+	if b.Len() > 0 {
+		if _, err := flush(b); err != nil {
+			return err
 		}
-		total += int64(batch.Len())
 	}
-	if err := ew.Close(); err != nil {
-		return total, err
-	}
-	return total, w.Flush()
+	return nil
 }
 
 // chunk reads one time window in (ts_ms, event_id) order, skipping
 // duplicates (adjacent in that order), and calls flush for each full batch.
-func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *pseudonymizer, flush func() error) (int, error) {
+func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *pseudonymizer,
+	flush func(*export.Batch) (*export.Batch, error)) (int, *export.Batch, error) {
 	timeout := 10 * j.s.opts.Timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -220,7 +274,7 @@ func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *
 	}
 	rows, err := j.s.opts.Conn.Query(ctx, q, w.args...)
 	if err != nil {
-		return 0, fmt.Errorf("export chunk: %w", err)
+		return 0, b, fmt.Errorf("export chunk: %w", err)
 	}
 	defer rows.Close()
 	var (
@@ -244,7 +298,7 @@ func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *
 	}
 	for rows.Next() {
 		if err := rows.Scan(dst...); err != nil {
-			return n, fmt.Errorf("export chunk: %w", err)
+			return n, b, fmt.Errorf("export chunk: %w", err)
 		}
 		n++
 		if tsMs == prevTs && id == prevID {
@@ -273,26 +327,31 @@ func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *
 			b.SubjectRef = append(b.SubjectRef, ref)
 		}
 		if b.Len() >= exportBatchRows {
-			if err := flush(); err != nil {
-				return n, err
+			if b, err = flush(b); err != nil {
+				return n, b, err
 			}
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("export chunk: %w", err)
+		return n, b, fmt.Errorf("export chunk: %w", err)
 	}
-	return n, nil
+	return n, b, nil
 }
 
 // pseudonymizer maps ids to keyed, export-stable pseudonyms.
 type pseudonymizer struct {
 	mac   hash.Hash
-	cache map[string]string
+	cache [3]map[string]string // subject, credential, device
 	sum   []byte
+	buf   []byte
 }
 
 func newPseudonymizer(key []byte) *pseudonymizer {
-	return &pseudonymizer{mac: hmac.New(sha256.New, append([]byte("keyfleet-export\x00"), key...)), cache: map[string]string{}}
+	p := &pseudonymizer{mac: hmac.New(sha256.New, append([]byte("keyfleet-export\x00"), key...))}
+	for i := range p.cache {
+		p.cache[i] = map[string]string{}
+	}
+	return p
 }
 
 // id returns "p<kind>_" + 24 hex digits of HMAC-SHA256(kind, v); "" stays "".
@@ -300,17 +359,28 @@ func (p *pseudonymizer) id(kind byte, v string) string {
 	if v == "" {
 		return ""
 	}
-	key := string(kind) + v
-	if out, ok := p.cache[key]; ok {
+	c := p.cache[kindIndex(kind)]
+	if out, ok := c[v]; ok {
 		return out
 	}
 	p.mac.Reset()
-	p.mac.Write([]byte(key))
+	p.buf = append(append(p.buf[:0], kind), v...)
+	p.mac.Write(p.buf)
 	p.sum = p.mac.Sum(p.sum[:0])
 	out := "p" + string(kind) + "_" + hex.EncodeToString(p.sum[:12])
-	if len(p.cache) >= 1<<20 {
-		clear(p.cache)
+	if len(c) >= 1<<20 {
+		clear(c)
 	}
-	p.cache[key] = out
+	c[v] = out
 	return out
+}
+
+func kindIndex(kind byte) int {
+	switch kind {
+	case 's':
+		return 0
+	case 'c':
+		return 1
+	}
+	return 2
 }

@@ -31,7 +31,7 @@ const (
 	TableSubjectDaily = "access_rollup_subject_daily"
 	TableState        = "access_rollup_state"
 
-	stateName   = "access_rollups"
+	stateName = "access_rollups"
 )
 
 // Slack covers inserts still being committed when the job read the dirty
