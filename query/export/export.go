@@ -201,10 +201,8 @@ func (rb *recordBuilder) record(b *Batch) arrow.Record {
 	n := b.Len()
 	f := rb.b.Fields()
 	id := f[0].(*array.StringBuilder)
-	id.Reserve(n)
-	for _, v := range b.EventID {
-		id.Append(v)
-	}
+	reserve(id, b.EventID)
+	id.AppendValues(b.EventID, nil)
 	ts := f[1].(*array.TimestampBuilder)
 	ts.Reserve(n)
 	for _, v := range b.TsMs {
@@ -213,13 +211,28 @@ func (rb *recordBuilder) record(b *Batch) arrow.Record {
 	f[2].(*array.Int64Builder).AppendValues(b.TsMs, nil)
 	f[3].(*array.Int64Builder).AppendValues(b.ReceivedMs, nil)
 	for j := range StringColumns {
-		f[4+j].(*array.StringBuilder).AppendValues(b.Str[j], nil)
+		sb := f[4+j].(*array.StringBuilder)
+		reserve(sb, b.Str[j])
+		sb.AppendValues(b.Str[j], nil)
 	}
 	f[4+len(StringColumns)].(*array.BooleanBuilder).AppendValues(b.BreakGlass, nil)
 	if rb.withRef {
-		f[5+len(StringColumns)].(*array.StringBuilder).AppendValues(b.SubjectRef, nil)
+		sb := f[5+len(StringColumns)].(*array.StringBuilder)
+		reserve(sb, b.SubjectRef)
+		sb.AppendValues(b.SubjectRef, nil)
 	}
 	return rb.b.NewRecord()
+}
+
+// reserve sizes a string builder once for vals (growing it value by value
+// copies its data over and over).
+func reserve(sb *array.StringBuilder, vals []string) {
+	n := 0
+	for _, v := range vals {
+		n += len(v)
+	}
+	sb.Reserve(len(vals))
+	sb.ReserveData(n)
 }
 
 type arrowWriter struct {
@@ -253,6 +266,12 @@ func newParquet(w io.Writer, withRef bool) (*parquetWriter, error) {
 	props := parquet.NewWriterProperties(
 		parquet.WithCompression(compress.Codecs.Snappy),
 		parquet.WithDictionaryDefault(true),
+		// Unique per row: a dictionary would only be built to be dropped.
+		parquet.WithDictionaryFor("event_id", false),
+		parquet.WithDictionaryFor("raw_ref", false),
+		parquet.WithDictionaryFor("ts", false),
+		parquet.WithDictionaryFor("ts_ms", false),
+		parquet.WithDictionaryFor("received_ms", false),
 		parquet.WithMaxRowGroupLength(1<<20),
 	)
 	fw, err := pqarrow.NewFileWriter(schema, w, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
