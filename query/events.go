@@ -127,6 +127,9 @@ func (s *Service) handleEvents(c *fiber.Ctx) error {
 	if err != nil {
 		return s.queryError(PathEvents, err)
 	}
+	if src.empty {
+		return c.JSON(eventsPage{Events: []event.Access{}})
+	}
 	src.w.timeRange(r)
 	dir, cmp := "DESC", "<"
 	if order == "asc" {

@@ -235,3 +235,20 @@ func TestInputValidationNamesTheField(t *testing.T) {
 	// repeated parameters are refused, not silently merged
 	f("/v1/events", url.Values{"site": {"a", "b"}}, "site", "invalid_site")
 }
+
+func TestEventsUnknownDoorOrCredentialIsEmpty(t *testing.T) {
+	e := newEnv(t)
+	e.load(500, 0)
+	for _, p := range []url.Values{{"door": {"no-such-door"}}, {"credential": {"no-such-cred"}}, {"lock": {"x"}, "outcome": {"denied"}}} {
+		p.Set("from", "now-7d")
+		r := e.get("/v1/events", p)
+		require.Equal(t, 200, r.status, string(r.body))
+		var page eventsPage
+		r.json(t, &page)
+		assert.Empty(t, page.Events)
+		p.Set("by", "site")
+		r = e.get("/v1/events/summary", p)
+		require.Equal(t, 200, r.status, string(r.body))
+		assert.Contains(t, string(r.body), `"series":[]`)
+	}
+}
