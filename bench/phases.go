@@ -611,10 +611,13 @@ var analystQueries = []analystQuery{
 		return "/v1/events/summary?bucket=hour&by=action&" + q.since(7)
 	}},
 	{"top_denied_subjects_30d", func(q *queryIDs, _ int) string {
+		return "/v1/events/summary?outcome=denied&by=subject&bucket=all&top=10&" + q.since(30)
+	}},
+	{"top_denied_subjects_30d_daily", func(q *queryIDs, _ int) string {
 		return "/v1/events/summary?outcome=denied&by=subject&bucket=day&top=10&" + q.since(30)
 	}},
 	{"subject_timeline_7d", func(q *queryIDs, i int) string {
-		return "/v1/subjects/" + pick(q.subjects, i) + "/timeline?" + q.since(7)
+		return "/v1/subjects/" + pick(q.subjects, i) + "/timeline?" + q.since(7) + "&limit=100"
 	}},
 	{"site_alerts_open", func(q *queryIDs, i int) string {
 		return "/v1/alerts?status=open&site=" + pick(q.sites, i) + "&limit=50"
