@@ -223,6 +223,7 @@ func (r *run) ratePhase(ctx context.Context, rate float64) error {
 	} else if !ok {
 		r.note("rate %.0f/s: started with a backlog (the previous phase had not drained after 2m)", rate)
 	}
+	r.waitMerges(ctx, time.Minute)
 	m0, err := r.srv.scrape(ctx)
 	if err != nil {
 		return err
@@ -340,6 +341,27 @@ func (r *run) ratePhase(ctx context.Context, rate float64) error {
 type registerOnly struct{ sim.Registrar }
 
 func (registerOnly) Change(context.Context, *event.Credential) error { return nil }
+
+// waitMerges waits (up to limit) until ClickHouse runs no merges in the
+// run's database, so a phase does not pay for the previous one's
+// background work.
+func (r *run) waitMerges(ctx context.Context, limit time.Duration) {
+	quiet := 0
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline) && quiet < 2; {
+		var n uint64
+		if err := r.conn.QueryRow(ctx, "SELECT count() FROM system.merges WHERE database = ?", r.chCfg.Database).Scan(&n); err != nil {
+			return
+		}
+		if n == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		if sleep(ctx, 500*time.Millisecond) != nil {
+			return
+		}
+	}
+}
 
 // rateFeed is the number of records generated for a phase at rate for d.
 func rateFeed(rate float64, d time.Duration) int64 {
