@@ -378,6 +378,7 @@ func (r *run) revocation(ctx context.Context) error {
 	if _, _, err := r.waitDrained(ctx, 2*time.Minute); err != nil {
 		return err
 	}
+	r.waitMerges(ctx, time.Minute)
 	m0, err := r.srv.scrape(ctx)
 	if err != nil {
 		return err
@@ -729,6 +730,7 @@ func (r *run) queriesIdle(ctx context.Context) error {
 	if _, _, err := r.waitDrained(ctx, 2*time.Minute); err != nil {
 		return err
 	}
+	r.waitMerges(ctx, time.Minute)
 	r.logger.Info("analyst queries, idle", "rounds", r.o.QueryRounds)
 	r.res.Queries = append(r.res.Queries, r.runQueries(ctx, "idle", r.o.QueryRounds))
 	return nil
