@@ -428,3 +428,109 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// WriteMarkdown writes the results as the Markdown tables of BENCHMARKS.md.
+func WriteMarkdown(w io.Writer, res *Results) {
+	m, st := res.Machine, res.Setup
+	fmt.Fprintf(w, "Run %s (%s mode, %s), commit `%s`.\n\n", res.StartedAt.Format("2006-01-02 15:04 MST"), res.Mode,
+		(time.Duration(res.Seconds) * time.Second).String(), res.Commit)
+	fmt.Fprintf(w, "Machine: %s, %d CPUs, %.1f GiB RAM, Linux %s, %s; ClickHouse %s, Kafka %s (single node, loopback); "+
+		"load average %s at the start, %s at the end.\n\n", m.CPUModel, m.CPUs, float64(m.MemoryBytes)/(1<<30), m.Kernel,
+		m.GoVersion, m.ClickHouseVersion, m.KafkaVersion, m.LoadAvgStart, m.LoadAvgEnd)
+	fmt.Fprintf(w, "Fleet: %d sites, %d locks, %d subjects, vendor mix %s; %d partitions per topic.\n\n",
+		st.Sites, st.Locks, st.Subjects, st.VendorMix, st.Partitions)
+	fmt.Fprintln(w, "| Goal | Target | Measured | |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, g := range res.Goals {
+		verdict := "not measured"
+		if g.Met != nil {
+			verdict = "**missed**"
+			if *g.Met {
+				verdict = "met"
+			}
+		}
+		measured := g.Measured
+		if g.Note != "" {
+			measured += " — " + g.Note
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", g.Name, g.Target, measured, verdict)
+	}
+	if t := res.Throughput; t != nil {
+		fmt.Fprintln(w, "\n**Ingest** (raw → ClickHouse, normalization and detectors running)")
+		fmt.Fprintln(w, "\n| | |\n|---|---|")
+		fmt.Fprintf(w, "| sustained | %s events/s over %.0f s (10 s windows: %s – %s, median %s) |\n", thousands(t.EventsPerSecond),
+			t.WindowSeconds, thousands(t.Rate10sMin), thousands(t.Rate10sMax), thousands(t.Rate10sMedian))
+		fmt.Fprintf(w, "| from serve's start / until detectors caught up | %s / %s events/s (%s events) |\n",
+			thousands(t.FromStartPerSecond), thousands(t.WithDetectPerSecond), thousands(float64(t.Events)))
+		fmt.Fprintf(w, "| CPU s per million events | serve %.1f, ClickHouse %.1f, Kafka %.1f |\n",
+			t.ServeCPUPerMillion, t.ClickHouseCPUPerMillion, t.KafkaCPUPerMillion)
+		fmt.Fprintf(w, "| busy cores | serve %.2f, ClickHouse %.2f, Kafka %.2f, harness %.2f, other processes %.2f (of %d) |\n",
+			t.ServeCores, t.ClickHouseCores, t.KafkaCores, t.HarnessCores, t.OtherCores, m.CPUs)
+		fmt.Fprintf(w, "| serve peak RSS | %.0f MiB |\n", t.PeakRSSMiB)
+	}
+	if len(res.Rates) > 0 {
+		fmt.Fprintln(w, "\n**Fixed offered rates**")
+		fmt.Fprintln(w, "\n| offered | achieved | sustainable | freshness p50 / p99 | detection p50 / p99 (alerts) | serve cores |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		for _, ph := range res.Rates {
+			fmt.Fprintf(w, "| %s/s | %s/s | %v (drained %.1f s after) | %s / %s | %s / %s (%d) | %.2f |\n",
+				thousands(ph.OfferedRate), thousands(ph.AchievedRate), ph.Sustainable, ph.DrainSeconds,
+				ms(ph.Freshness.P50), ms(ph.Freshness.P99), ms(ph.Detection.P50), ms(ph.Detection.P99), ph.Detection.Count, ph.ServeCores)
+		}
+	}
+	if rv := res.Revocation; rv != nil {
+		fmt.Fprintf(w, "\n**Revocation** (%d subjects revoked over the API, %d lock commands, %d acknowledged)\n", rv.Revocations, rv.Locks, rv.Acked)
+		fmt.Fprintln(w, "\n| | p50 | p95 | p99 | max |\n|---|---|---|---|---|")
+		row := func(name string, d Dist) {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", name, ms(d.P50), ms(d.P95), ms(d.P99), ms(d.Max))
+		}
+		row("total: request → last lock applied", rv.Total)
+		row("gateways' injected delay (per lock)", rv.Gateway)
+		row("keyfleet's share, per revocation (worst lock)", rv.KeyfleetPerRevocation)
+		row("keyfleet's share, per lock", rv.KeyfleetPerLock)
+		row("— request → command published", rv.Queueing)
+		row("— published → gateway received", rv.Delivery)
+		row("— lock applied → ack recorded", rv.AckTracking)
+	}
+	if len(res.Queries) > 0 {
+		fmt.Fprintln(w, "\n**Analyst queries** (p50 / p95)")
+		fmt.Fprint(w, "\n| query |")
+		for _, qp := range res.Queries {
+			fmt.Fprintf(w, " %s |", qp.Name)
+		}
+		fmt.Fprint(w, "\n|---|")
+		for range res.Queries {
+			fmt.Fprint(w, "---|")
+		}
+		fmt.Fprintln(w)
+		for i, q := range res.Queries[0].Queries {
+			fmt.Fprintf(w, "| `%s` |", q.Name)
+			for _, qp := range res.Queries {
+				if i >= len(qp.Queries) || qp.Queries[i].Latency.Count == 0 {
+					fmt.Fprint(w, " – |")
+					continue
+				}
+				fmt.Fprintf(w, " %s / %s |", ms(qp.Queries[i].Latency.P50), ms(qp.Queries[i].Latency.P95))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if p := res.Profile; p != nil {
+		fmt.Fprintf(w, "\n**CPU profile of serve** (%d s during ingest; share of samples)\n\n", p.Seconds)
+		fmt.Fprintln(w, "| part (cumulative) | % | what (flat) | % |\n|---|---|---|---|")
+		for i := 0; i < max(len(p.Stages), len(p.Groups)); i++ {
+			a, b := "", ""
+			if i < len(p.Stages) {
+				a = fmt.Sprintf("%s | %.1f", p.Stages[i].Name, p.Stages[i].CumPct)
+			} else {
+				a = " | "
+			}
+			if i < len(p.Groups) {
+				b = fmt.Sprintf("%s | %.1f", p.Groups[i].Name, p.Groups[i].FlatPct)
+			} else {
+				b = " | "
+			}
+			fmt.Fprintf(w, "| %s | %s |\n", a, b)
+		}
+	}
+}

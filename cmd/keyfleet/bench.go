@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,11 +38,11 @@ Speed goals are reported, never enforced: the exit status is 0 unless the run fa
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		quick                   bool
-		out, binary, scriptsDir string
-		logLevel                string
-		rates                   string
-		o                       bench.Options
+		quick                                     bool
+		out, markdown, report, binary, scriptsDir string
+		logLevel                                  string
+		rates                                     string
+		o                                         bench.Options
 	)
 	// --quick picks the preset the other flags' defaults come from.
 	quick, _ = strconv.ParseBool(os.Getenv("KEYFLEET_BENCH_QUICK"))
@@ -61,6 +62,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.FlagSet().SetOutput(stderr)
 	fs.Bool(&quick, "quick", "KEYFLEET_BENCH_QUICK", quick, "smoke run: small fleet, short phases (~2 minutes); other flags default to its preset")
 	fs.String(&out, "out", "KEYFLEET_BENCH_OUT", "bench-results.json", "write the results as JSON here (empty: do not)")
+	fs.String(&report, "report", "KEYFLEET_BENCH_REPORT", "", "do not run: print the table (and --markdown) of this results file")
+	fs.String(&markdown, "markdown", "KEYFLEET_BENCH_MARKDOWN", "", "also write the results as Markdown tables (for BENCHMARKS.md) here")
 	fs.String(&binary, "binary", "KEYFLEET_BIN", "", "keyfleet binary to run as serve (default: this executable)")
 	fs.String(&scriptsDir, "scripts", "KEYFLEET_BENCH_SCRIPTS", "scripts",
 		"directory of clickhouse.sh and kafka.sh, run (idempotently) when a service does not answer; empty: never")
@@ -101,6 +104,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(fs.Args()) > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Args()[0])}
 	}
+	if report != "" {
+		data, err := os.ReadFile(report)
+		if err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
+		var res bench.Results
+		if err := json.Unmarshal(data, &res); err != nil {
+			return fmt.Errorf("--report %s: %w", report, err)
+		}
+		bench.WriteTable(stdout, &res)
+		return writeMarkdown(markdown, &res)
+	}
 	o.Seed, o.Mode = def.Seed, def.Mode
 	var err error
 	if o.Rates, err = parseRates(rates); err != nil {
@@ -137,7 +152,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintf(stderr, "results written to %s\n", out)
 	}
-	return runErr
+	return errors.Join(runErr, writeMarkdown(markdown, res))
+}
+
+func writeMarkdown(path string, res *bench.Results) error {
+	if path == "" {
+		return nil
+	}
+	var b bytes.Buffer
+	bench.WriteMarkdown(&b, res)
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--markdown: %w", err)
+	}
+	return nil
 }
 
 func parseRates(s string) ([]float64, error) {
