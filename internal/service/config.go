@@ -44,6 +44,8 @@ type Config struct {
 	LogFormat         string
 
 	Detect DetectConfig
+
+	Dashboards DashboardsConfig
 }
 
 // RegisterFlags defines serve's flags (each with an environment equivalent).
@@ -89,6 +91,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	s.String(&c.LogLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
 	c.Detect.registerFlags(s)
+	c.Dashboards.registerFlags(s)
 }
 
 // Validate checks the configuration and says what is wrong in terms of flags.
@@ -129,6 +132,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--pseudonym-key (KEYFLEET_PSEUDONYM_KEY): at least 16 characters are required when running against real Kafka"))
 	}
 	if err := c.Detect.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Dashboards.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	switch c.LogLevel {
