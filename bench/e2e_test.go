@@ -107,10 +107,10 @@ func freeAddr(b *testing.B) string {
 	return ln.Addr().String()
 }
 
-// captureProfile saves a 10 s CPU profile of the running keyfleet.
+// captureProfile saves a 20 s CPU profile of the running keyfleet.
 func captureProfile(b *testing.B, base, path string) {
 	for i := 0; i < 100; i++ {
-		req, _ := http.NewRequest("GET", base+"/debug/pprof/profile?seconds=10", nil)
+		req, _ := http.NewRequest("GET", base+"/debug/pprof/profile?seconds=20", nil)
 		req.Header.Set("Authorization", "Bearer bench")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -227,7 +227,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usageError{errors.New("--days, --rate, --speedup and --anomaly-scale must not be negative")}
 	}
 
-	standIn := &sim.StandIn{RegistryPath: registryOut}
+	standIn := &sim.StandIn{RegistryPath: registryOut, Fleet: fl}
 	var bc bus.Config
 	if !noKafka {
 		if bc, err = ff.bus(); err != nil {

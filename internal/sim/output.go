@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/registry"
@@ -23,15 +25,25 @@ import (
 	"github.com/keyfleet/keyfleet/normalize"
 )
 
-// StandIn is the Registrar used until the control plane's bulk API exists:
-// it writes the registry file `keyfleet serve --registry` loads, and
-// publishes credential lifecycle records on credential.events (keyed by
-// credential_id).
+// StandIn registers the simulated estate: it writes the registry file
+// `keyfleet serve --registry` loads, and publishes the credentials' lifecycle
+// records on credential.events (keyed by credential_id) in the control
+// plane's record format (control.Record: op "import", issuer "simulator",
+// approval rule "auto", the door groups and the locks that hold the
+// credential, a per-credential sequence). The control plane rebuilds its state
+// from that topic, so it knows the fleet's credentials as its own: revoking
+// one through the API sends revoke commands to exactly the locks holding it,
+// which the gateway simulators apply.
 type StandIn struct {
 	// RegistryPath, when set, receives the registry file.
 	RegistryPath string
 	// Records, when set, is a writer for credential.events.
 	Records *kafka.Writer
+	// Fleet, when set, supplies door groups and lock holdings of records.
+	Fleet *fleet.Fleet
+
+	mu  sync.Mutex
+	seq map[string]uint64
 }
 
 var _ Registrar = (*StandIn)(nil)
@@ -48,7 +60,7 @@ func (s *StandIn) Register(ctx context.Context, r *Registration) error {
 	}
 	msgs := make([]kafka.Message, 0, len(r.Records))
 	for i := range r.Records {
-		m, err := credentialMessage(&r.Records[i])
+		m, err := s.credentialMessage(&r.Records[i])
 		if err != nil {
 			return err
 		}
@@ -69,7 +81,7 @@ func (s *StandIn) Change(ctx context.Context, rec *event.Credential) error {
 	if s.Records == nil {
 		return nil
 	}
-	m, err := credentialMessage(rec)
+	m, err := s.credentialMessage(rec)
 	if err != nil {
 		return err
 	}
@@ -79,10 +91,29 @@ func (s *StandIn) Change(ctx context.Context, rec *event.Credential) error {
 	return nil
 }
 
-func credentialMessage(rec *event.Credential) (kafka.Message, error) {
-	c := *rec
-	c.Record = "" // the replay-file marker is not part of the topic's records
-	v, err := json.Marshal(&c)
+func (s *StandIn) credentialMessage(rec *event.Credential) (kafka.Message, error) {
+	r := control.Record{Credential: *rec, Op: "import", Issuer: "simulator", ApprovalRule: control.ApprovalAuto, CommandDone: true}
+	r.Record = "" // the replay-file marker is not part of the topic's records
+	s.mu.Lock()
+	if s.seq == nil {
+		s.seq = map[string]uint64{}
+	}
+	s.seq[rec.CredentialID]++
+	r.Seq = s.seq[rec.CredentialID]
+	s.mu.Unlock()
+	if s.Fleet != nil {
+		if c, ok := s.Fleet.CredentialByID(rec.CredentialID); ok {
+			for _, l := range s.Fleet.Access(c.Index) {
+				lock := &s.Fleet.Locks[l]
+				r.Locks = append(r.Locks, control.LockRef{Vendor: lock.Vendor, LockID: lock.LockID})
+			}
+			r.DoorGroups = slices.Clone(c.Kinds)
+			if r.State == event.StateIssued || r.State == event.StateActive {
+				r.IssuedMs = rec.TsMs
+			}
+		}
+	}
+	v, err := json.Marshal(&r)
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("encode credential record: %w", err)
 	}

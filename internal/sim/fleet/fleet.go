@@ -264,6 +264,7 @@ type Fleet struct {
 	Credentials []Credential
 
 	byLockID map[string]int
+	byCredID map[string]int
 	acl      [][]int // per lock: credential indexes allowed
 	access   [][]int // per credential: lock indexes it opens
 }
@@ -300,6 +301,15 @@ func (f *Fleet) Allowed(cred, lock int) bool {
 		}
 	}
 	return false
+}
+
+// CredentialByID returns a credential by its id.
+func (f *Fleet) CredentialByID(id string) (*Credential, bool) {
+	i, ok := f.byCredID[id]
+	if !ok {
+		return nil, false
+	}
+	return &f.Credentials[i], true
 }
 
 // ACL returns the credentials entitled to a lock (shared slice; do not modify).
@@ -653,6 +663,10 @@ func habit(r *rand.Rand, role string, entrances int) Habit {
 }
 
 func (f *Fleet) index() {
+	f.byCredID = make(map[string]int, len(f.Credentials))
+	for i := range f.Credentials {
+		f.byCredID[f.Credentials[i].ID] = i
+	}
 	f.acl = make([][]int, len(f.Locks))
 	f.access = make([][]int, len(f.Credentials))
 	for i := range f.Locks {
