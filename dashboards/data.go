@@ -407,4 +407,3 @@ func (d *Dashboards) requests(c *fiber.Ctx) error {
 	}
 	return c.JSON(fiber.Map{"requests": out, "count": len(out)})
 }
-
