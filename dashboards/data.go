@@ -372,8 +372,8 @@ func (d *Dashboards) requests(c *fiber.Ctx) error {
 		}
 		status = s
 	}
-	q := `SELECT request_id, kind, caller, created_ms, total, pending, done, failed FROM (
-			SELECT request_id, any(kind) AS kind, any(caller) AS caller, max(created_ms) AS created_ms, max(total) AS total
+	q := `SELECT request_id, kind, who, created, n, pending, done, failed FROM (
+			SELECT request_id, any(kind) AS kind, any(caller) AS who, max(created_ms) AS created, toUInt64(max(total)) AS n
 			FROM control_requests WHERE ts >= ? AND ts <= ? AND created_ms >= ? AND created_ms < ? GROUP BY request_id
 		) ANY LEFT JOIN (
 			SELECT request_id, countIf(status = 'pending') AS pending, countIf(status IN ('issued', 'applied')) AS done,
@@ -386,7 +386,7 @@ func (d *Dashboards) requests(c *fiber.Ctx) error {
 	if status == "pending" {
 		q += ` WHERE pending > 0`
 	}
-	q += ` ORDER BY created_ms DESC, request_id LIMIT ?`
+	q += ` ORDER BY created DESC, request_id LIMIT ?`
 	ctx, cancel := d.ctx(c)
 	defer cancel()
 	rows, err := d.opts.Conn.Query(ctx, q, append(args, limit)...)
