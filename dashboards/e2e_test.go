@@ -423,7 +423,9 @@ func TestDashboardsInChromium(t *testing.T) {
 	// Reports page with the current week's report in its frame.
 	week := report.WeekOf(time.Now()).String()
 	b.do(t, chromedp.Navigate(s.base+"/#/reports?week="+week), chromedp.WaitVisible(chromedp.ID("report-form")),
-		chromedp.Submit(chromedp.ID("report-form")), chromedp.WaitVisible(chromedp.CSS("iframe.report")))
+		chromedp.Click(chromedp.ID("report-submit")), chromedp.WaitVisible(chromedp.CSS("iframe.report")),
+		poll(`!!document.querySelector('iframe.report[data-loaded]')`))
+	time.Sleep(500 * time.Millisecond) // the sandboxed frame paints in its own process
 	b.screenshot(t, "09-reports.png")
 	assert.Empty(t, b.takeErrors(), "console errors in the dashboards")
 

@@ -179,7 +179,10 @@
     holder.replaceChildren();
     const opts = {
       width, height: o.height || 220,
-      scales: { x: { time: true }, y: o.yRange ? { range: o.yRange } : {} },
+      scales: { x: o.xPad ? { time: true, range: (u, min, max) => {
+        const pad = Math.max(300, (max - min) * 0.05);
+        return [min - pad, max + pad];
+      } } : { time: true }, y: o.yRange ? { range: o.yRange } : {} },
       cursor: { drag: { x: true, y: false } },
       series: [{ label: 'time (UTC)', value: (u, v) => v === null ? '—' : fmtTime(v * 1000) }].concat(series.map((s, i) => ({
         label: s.label, stroke: s.colour || SERIES[i % SERIES.length], width: 2,
@@ -349,7 +352,7 @@
         timeChart(eventsChart, 'rate', a.xs, [{ label: 'events/s', values: total, colour: C.blue }], { title: 'Events per second', fmt: v => v.toFixed(2), height: 200 });
         const last = total.slice(-6, -1);
         tileVals['events-rate'] = last.length ? (last.reduce((x, y) => x + y, 0) / last.length).toFixed(2) : '0';
-      } catch (err) { fill(eventsChart, errorBox(err)); }
+      } catch (err) { tileVals['events-rate'] = '—'; fill(eventsChart, errorBox(err)); }
     }
     async function loadOutcome() {
       try {
@@ -363,7 +366,7 @@
         let g = 0, d = 0;
         (h1.series || []).forEach(x => { if (x.key === 'granted') g = x.total; if (x.key === 'denied') d = x.total; });
         tileVals['denied-share'] = g + d ? fmtPct(d / (g + d)) : '—';
-      } catch (err) { fill(outcomeChart, errorBox(err)); }
+      } catch (err) { tileVals['denied-share'] = '—'; fill(outcomeChart, errorBox(err)); }
     }
     async function loadSplit() {
       try {
@@ -391,7 +394,7 @@
               SEVERITIES.map(s => h('td', { class: 'n' }, row[s] ? h('a', { href: '#/alerts?' + new URLSearchParams({ status: 'open', detector: det, severity: s }) }, fmtNum(row[s])) : '·')),
               h('td', null, h('div', { class: 'barcell' }, h('span', { class: 'bar', style: 'width:' + Math.round(120 * total / max) + 'px' }), fmtNum(total))));
           }))));
-      } catch (err) { fill(alertsBox, errorBox(err, 'alerts')); }
+      } catch (err) { tileVals['open-alerts'] = '—'; fill(alertsBox, errorBox(err, 'alerts')); }
     }
     async function loadRevocations() {
       const parts = [];
@@ -413,7 +416,7 @@
         const all = await api('/v1/dashboards/revocations' + qs({ pending: 'true', limit: 1000 }));
         tileVals['pending-rev'] = fmtNum(all.revocations.reduce((a, x) => a + x.pending, 0));
         parts.push(h('h3', null, 'Pending revocations'), r.revocations.length ? revTable(r.revocations) : h('p', { class: 'empty' }, 'None: every lock confirmed.'));
-      } catch (err) { parts.push(errorBox(err)); }
+      } catch (err) { tileVals['pending-rev'] = '—'; parts.push(errorBox(err)); }
       fill(revBox, parts);
     }
     async function loadIngest() {
@@ -433,7 +436,7 @@
           h('tbody', null, r.lag.map(l => h('tr', null, h('td', null, l.group), h('td', null, l.topic), h('td', { class: 'n' }, fmtNum(l.messages)))))),
         h('p', { class: 'legend-note' }, 'records/s ' + fmtNum(r.consumed_per_s) + ' · inserted/s ' + fmtNum(r.inserted_per_s) +
           ' · dead letters/s ' + fmtNum(r.dead_lettered_per_s) + ' · last insert ' + fmtTime(r.last_insert_ms) + '. ' + r.scope + '.'));
-      } catch (err) { fill(ingestBox, errorBox(err)); }
+      } catch (err) { tileVals.lag = tileVals.dlq = '—'; fill(ingestBox, errorBox(err)); }
     }
     every(REFRESH_MS, async () => {
       await Promise.all([loadSites(), loadRate(), loadOutcome(), loadSplit(), loadAlerts(), loadRevocations(), loadIngest()]);
@@ -578,7 +581,7 @@
     const outcomes = ['granted', 'denied', 'error', 'info'].filter(o => sorted.some(e => e.outcome === o));
     const series = outcomes.map(o => ({ label: o, colour: OUTCOME[o], points: true,
       values: sorted.map(e => e.outcome === o ? li.get(laneOf(e)) : null) }));
-    timeChart(holder, key, xs, series, { title: 'Events by ' + laneName, height: Math.max(140, 60 + 28 * lanes.length),
+    timeChart(holder, key, xs, series, { title: 'Events by ' + laneName, height: Math.max(140, 60 + 28 * lanes.length), xPad: true,
       yRange: [-0.5, lanes.length - 0.5], fmt: v => lanes[v] || '',
       yAxis: { size: 150, splits: () => lanes.map((l, i) => i), values: (u, vals) => vals.map(v => lanes[v] || '') } });
   }
@@ -793,7 +796,7 @@
     const week = h('input', { name: 'week', value: params.get('week') || lastWeek, size: 10, pattern: '\\d{4}-W\\d{2}', 'aria-label': 'ISO week' });
     const site = h('input', { name: 'site', value: params.get('site') || '', size: 12, 'aria-label': 'site (optional)' });
     const form = h('form', { class: 'filters', id: 'report-form', onsubmit: ev => { ev.preventDefault(); showReport(view, '/v1/reports/weekly' + qs({ week: week.value.trim(), site: site.value.trim() }), week.value.trim()); } },
-      h('label', { class: 'f' }, 'Week', week), h('label', { class: 'f' }, 'Site (optional)', site), h('button', { type: 'submit' }, 'Compute report'));
+      h('label', { class: 'f' }, 'Week', week), h('label', { class: 'f' }, 'Site (optional)', site), h('button', { type: 'submit', id: 'report-submit' }, 'Compute report'));
     setMain(h('h1', null, 'Weekly fleet-health reports'), h('div', { class: 'grid' },
       h('section', { class: 'card span-4', 'aria-labelledby': 'h-stored' }, h('h2', { id: 'h-stored' }, 'Stored reports'), list),
       h('section', { class: 'card span-8', 'aria-labelledby': 'h-view' }, h('h2', { id: 'h-view' }, 'Report'), form, view)));
@@ -812,6 +815,7 @@
     try {
       const html = await api(base + sep + 'format=html', { text: true, accept: 'text/html' });
       const frame = h('iframe', { class: 'report', title: 'Report ' + name, sandbox: '' });
+      frame.addEventListener('load', () => { frame.dataset.loaded = 'true'; });
       frame.srcdoc = html;
       const dl = fmt => h('button', { type: 'button', class: 'secondary', onclick: async () => {
         try {
