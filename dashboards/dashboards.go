@@ -11,6 +11,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"mime"
@@ -28,14 +29,6 @@ import (
 //go:embed assets
 var embedded embed.FS
 
-// Assets returns the embedded static files (rooted at assets/).
-func Assets() fs.FS {
-	sub, err := fs.Sub(embedded, "assets")
-	if err != nil {
-		panic(err) // the directory is embedded at build time
-	}
-	return sub
-}
 
 // contentPolicy allows only keyfleet's own scripts, styles and API: no
 // inline scripts, no third-party origins. Inline styles are allowed for the
@@ -83,7 +76,11 @@ func New(opts Options) (*Dashboards, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Dashboards{opts: opts, assets: Assets(),
+	assets, err := fs.Sub(embedded, "assets")
+	if err != nil {
+		return nil, fmt.Errorf("dashboards: embedded assets: %w", err)
+	}
+	return &Dashboards{opts: opts, assets: assets,
 		ingest: NewIngestHealth(opts.Gatherer, opts.SampleEvery, opts.Now)}, nil
 }
 

@@ -480,7 +480,7 @@
       try {
         const r = await api('/v1/alerts' + qs(Object.assign({}, f, { limit: 200 })));
         if (!r.alerts.length) { fill(list, h('p', { class: 'empty' }, 'No alerts match.')); return; }
-        fill(list, h('p', { class: 'muted' }, r.count + ' alerts, newest first' + (r.count >= r.limit ? ' (first ' + r.limit + ')' : '')),
+        fill(list, h('p', { class: 'muted' }, r.count + (r.count === 1 ? ' alert' : ' alerts') + ', newest first' + (r.count >= r.limit ? ' (first ' + r.limit + ')' : '')),
           h('table', { id: 'alerts' },
             h('thead', null, h('tr', null, ['time (UTC)', 'detector', 'severity', 'status', 'subject', 'credential', 'door', 'site', 'explanation'].map(x => h('th', { scope: 'col' }, x)))),
             h('tbody', null, r.alerts.map(a => {
