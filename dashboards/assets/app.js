@@ -2,6 +2,7 @@
 // from keyfleet's token-protected API; the token lives in sessionStorage and
 // travels only in the Authorization header (never in a URL, never logged).
 'use strict';
+/* global uPlot */
 (function () {
   const TOKEN_KEY = 'keyfleet.token';
   // Okabe & Ito's colour-blind-safe palette; series also differ by dash
@@ -168,8 +169,16 @@
     const width = Math.max(280, holder.clientWidth || 600);
     const existing = page.charts.find(c => c._key === key && c.root.parentNode === holder);
     const sig = series.map(s => s.label).join('|');
+    // Timelines of a few events: pad the time axis around them.
+    const padX = u => {
+      if (!o.xPad || !xs.length) return;
+      const lo = xs[0] / 1000, hi = xs[xs.length - 1] / 1000;
+      const pad = Math.max(300, (hi - lo) * 0.05);
+      u.setScale('x', { min: lo - pad, max: hi + pad });
+    };
     if (existing && existing._sig === sig) {
       existing.setData(data);
+      padX(existing);
       return existing;
     }
     if (existing) {
@@ -179,10 +188,9 @@
     holder.replaceChildren();
     const opts = {
       width, height: o.height || 220,
-      scales: { x: o.xPad ? { time: true, range: (u, min, max) => {
-        const pad = Math.max(300, (max - min) * 0.05);
-        return [min - pad, max + pad];
-      } } : { time: true }, y: o.yRange ? { range: o.yRange } : {} },
+      // Axis labels in UTC, like every time on the dashboards.
+      tzDate: ts => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
+      scales: { x: { time: true }, y: o.yRange ? { range: o.yRange } : {} },
       cursor: { drag: { x: true, y: false } },
       series: [{ label: 'time (UTC)', value: (u, v) => v === null ? '—' : fmtTime(v * 1000) }].concat(series.map((s, i) => ({
         label: s.label, stroke: s.colour || SERIES[i % SERIES.length], width: 2,
@@ -200,10 +208,10 @@
       legend: { live: true },
     };
     if (o.yAxis) Object.assign(opts.axes[1], o.yAxis);
-    /* global uPlot */
     const u = new uPlot(opts, data, holder);
     u._key = key;
     u._sig = sig;
+    padX(u);
     u.root.setAttribute('role', 'img');
     u.root.setAttribute('aria-label', (o.title || key) + ': ' + series.map(s => s.label).join(', '));
     page.charts.push(u);
