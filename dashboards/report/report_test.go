@@ -133,3 +133,21 @@ func TestReportNumbers(t *testing.T) {
 	assert.Equal(t, VendorHealth{Vendor: "matter", BatteryLow: 4, Offline: 2, LocksAffect: 2}, r.LockHealth.Vendors[0])
 	assert.Equal(t, VendorHealth{Vendor: "nuki", LockJammed: 1, LocksAffect: 1}, r.LockHealth.Vendors[1])
 }
+
+// ParseWeek reads user input (CLI flag, query parameter, report ids): it
+// never panics, and a week it accepts prints back as the input and starts
+// on a Monday.
+func FuzzParseWeek(f *testing.F) {
+	for _, s := range []string{"2026-W47", "2026-W53", "2025-W53", "2026-W00", "0000-W01", "9999-W52", "2026-w47", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		w, err := ParseWeek(s)
+		if err != nil {
+			return
+		}
+		assert.Equal(t, s, w.String())
+		assert.Equal(t, time.Monday, w.Start().Weekday())
+		assert.Equal(t, w, WeekOf(w.Start()))
+	})
+}
