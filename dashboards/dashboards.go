@@ -29,7 +29,6 @@ import (
 //go:embed assets
 var embedded embed.FS
 
-
 // contentPolicy allows only keyfleet's own scripts, styles and API: no
 // inline scripts, no third-party origins. Inline styles are allowed for the
 // chart library's layout and the weekly report's own stylesheet (shown in a
