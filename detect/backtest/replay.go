@@ -83,7 +83,7 @@ func Replay(ctx context.Context, r io.Reader, o Options) (Stats, error) {
 		}
 		switch kind {
 		case "access":
-			if err := detect.DecodeAccess(b, &ev); err != nil {
+			if err := event.Decode(b, &ev); err != nil {
 				return st, fmt.Errorf("line %d: access event: %w", line, err)
 			}
 			if ev.TsMs <= 0 {

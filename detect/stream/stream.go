@@ -187,7 +187,7 @@ func (p *Processor) handleAccess(ctx context.Context, batch []kafka.Message) err
 	bad := 0
 	for _, m := range batch {
 		var ev event.Access
-		if err := detect.DecodeAccess(m.Value, &ev); err != nil || ev.TsMs <= 0 {
+		if err := event.Decode(m.Value, &ev); err != nil || ev.TsMs <= 0 {
 			bad++ // the ClickHouse writer dead-letters undecodable events
 			continue
 		}

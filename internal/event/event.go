@@ -219,112 +219,15 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// Decode parses one access event document (as written by AppendJSON) into a.
-// Documents exactly in AppendJSON's shape (its key order, plain strings) take
-// a fast path; anything else is decoded by encoding/json, with the same result.
+// Decode parses one access event document into a. Flat documents (what
+// AppendJSON writes, in any key order, unknown keys skipped) take a fast path
+// (decodeFlat); anything else is decoded by encoding/json, with the same
+// result (differential tests and fuzzing hold the two together).
 func Decode(data []byte, a *Access) error {
-	if decodeFast(data, a) {
+	*a = Access{}
+	if decodeFlat(data, a) {
 		return nil
 	}
 	*a = Access{}
 	return json.Unmarshal(data, a)
-}
-
-// decodeFast reads a document in AppendJSON's exact layout whose strings
-// have no escapes and are printable ASCII. It reports false (leaving a in
-// any state) for anything else.
-func decodeFast(d []byte, a *Access) bool {
-	p := fastParser{d: d}
-	ok := p.str(`{"event_id":`, &a.EventID) &&
-		p.int(`,"ts_ms":`, &a.TsMs) &&
-		p.int(`,"received_ms":`, &a.ReceivedMs) &&
-		p.str(`,"vendor":`, &a.Vendor) &&
-		p.str(`,"site_id":`, &a.SiteID) &&
-		p.str(`,"zone_id":`, &a.ZoneID) &&
-		p.str(`,"door_id":`, &a.DoorID) &&
-		p.str(`,"lock_id":`, &a.LockID) &&
-		p.str(`,"subject_id":`, &a.SubjectID) &&
-		p.str(`,"credential_id":`, &a.CredentialID) &&
-		p.str(`,"device_id":`, &a.DeviceID) &&
-		p.str(`,"attested":`, &a.Attested) &&
-		p.str(`,"action":`, &a.Action) &&
-		p.str(`,"outcome":`, &a.Outcome) &&
-		p.str(`,"method":`, &a.Method) &&
-		p.str(`,"reason":`, &a.Reason) &&
-		p.str(`,"vendor_code":`, &a.VendorCode) &&
-		p.bool(`,"break_glass":`, &a.BreakGlass) &&
-		p.str(`,"raw_ref":`, &a.RawRef) &&
-		p.lit(`}`) && p.i == len(p.d)
-	if ok {
-		a.UserRef = ""
-	}
-	return ok
-}
-
-type fastParser struct {
-	d []byte
-	i int
-}
-
-func (p *fastParser) lit(s string) bool {
-	if len(p.d)-p.i < len(s) || string(p.d[p.i:p.i+len(s)]) != s {
-		return false
-	}
-	p.i += len(s)
-	return true
-}
-
-func (p *fastParser) str(key string, dst *string) bool {
-	if !p.lit(key) || p.i >= len(p.d) || p.d[p.i] != '"' {
-		return false
-	}
-	start := p.i + 1
-	for j := start; j < len(p.d); j++ {
-		c := p.d[j]
-		if c == '"' {
-			*dst = string(p.d[start:j])
-			p.i = j + 1
-			return true
-		}
-		if c < 0x20 || c >= 0x7f || c == '\\' {
-			return false
-		}
-	}
-	return false
-}
-
-func (p *fastParser) int(key string, dst *int64) bool {
-	if !p.lit(key) {
-		return false
-	}
-	start := p.i
-	if p.i < len(p.d) && p.d[p.i] == '-' {
-		p.i++
-	}
-	digits := p.i
-	for p.i < len(p.d) && p.d[p.i] >= '0' && p.d[p.i] <= '9' {
-		p.i++
-	}
-	n := p.i - digits
-	if n == 0 || n > 18 || (n > 1 && p.d[digits] == '0') {
-		return false // empty, possibly out of range, or a leading zero: let encoding/json decide
-	}
-	v, err := strconv.ParseInt(string(p.d[start:p.i]), 10, 64)
-	if err != nil {
-		return false
-	}
-	*dst = v
-	return true
-}
-
-func (p *fastParser) bool(key string, dst *bool) bool {
-	switch {
-	case p.lit(key + "true"):
-		*dst = true
-	case p.lit(key + "false"):
-		*dst = false
-	default:
-		return false
-	}
-	return true
 }

@@ -1,29 +1,10 @@
-package detect
+package event
 
-import (
-	"unicode/utf8"
-
-	"github.com/keyfleet/keyfleet/internal/event"
-)
-
-// DecodeAccess parses one access event document into a. It gives the same
-// result as event.Decode (tested, fuzzed) several times faster on the
-// documents event.Access.AppendJSON writes — flat objects of strings,
-// integers and booleans — because the detectors decode every event on the
-// hot path; anything else (escapes, nesting, floats, invalid input) takes
-// the encoding/json path. Enum values are shared strings, so most fields
-// allocate nothing.
-func DecodeAccess(data []byte, a *event.Access) error {
-	*a = event.Access{}
-	if fastAccess(data, a) {
-		return nil
-	}
-	return event.Decode(data, a)
-}
+import "unicode/utf8"
 
 var interned = func() map[string]string {
 	m := map[string]string{}
-	for _, list := range [][]string{event.Vendors, event.Actions, event.Outcomes, event.Methods, event.Reasons, event.Attestations} {
+	for _, list := range [][]string{Vendors, Actions, Outcomes, Methods, Reasons, Attestations} {
 		for _, v := range list {
 			m[v] = v
 		}
@@ -33,8 +14,13 @@ var interned = func() map[string]string {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// fastAccess decodes the common shape; false means "use the slow path".
-func fastAccess(b []byte, a *event.Access) bool {
+// decodeFlat decodes the common shape of an access event document — a flat
+// object of strings without escapes, integers and booleans, in any key order,
+// with unknown keys (like a replay file's "record") skipped — giving exactly
+// encoding/json's result. Enum values are shared strings, so most fields
+// allocate nothing. false means "use encoding/json" (escapes, nesting,
+// floats, duplicate keys, anything invalid), leaving a in any state.
+func decodeFlat(b []byte, a *Access) bool {
 	i, n := 0, len(b)
 	ws := func() {
 		for i < n && isSpace(b[i]) {
@@ -269,7 +255,7 @@ func fieldIndex(k []byte) int {
 	return -1
 }
 
-func setString(a *event.Access, f int, s []byte) bool {
+func setString(a *Access, f int, s []byte) bool {
 	enum := func() string {
 		if v, ok := interned[string(s)]; ok {
 			return v
