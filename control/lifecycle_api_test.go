@@ -129,14 +129,14 @@ func TestCredentialOperations(t *testing.T) {
 
 	// KPIs over a range (manager), input validated.
 	var k control.FleetKPIs
-	resp = e.do("GET", fmt.Sprintf("/v1/kpis?from=%d&sla=1m", time.Now().Add(-time.Hour).UnixMilli()), "mgr1", nil, &k)
+	resp = e.do("GET", fmt.Sprintf("/v1/kpis/credentials?from=%d&sla=1m", time.Now().Add(-time.Hour).UnixMilli()), "mgr1", nil, &k)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body(resp))
 	assert.Equal(t, 1, k.RevocationLatency.Count)
 	assert.Equal(t, 1, k.Activation.Issued)
-	resp = e.do("GET", "/v1/kpis?from=yesterday", "mgr1", nil, &pr)
+	resp = e.do("GET", "/v1/kpis/credentials?from=yesterday", "mgr1", nil, &pr)
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	assert.Equal(t, "from", pr.Field)
-	assert.Equal(t, http.StatusForbidden, e.do("GET", "/v1/kpis", "analyst", nil, nil).StatusCode)
+	assert.Equal(t, http.StatusForbidden, e.do("GET", "/v1/kpis/credentials", "analyst", nil, nil).StatusCode)
 
 	// Every action above is in the audit log, and the log verifies.
 	rows, err := e.audit.Entries(ctx, "credential.", id, 100)

@@ -16,6 +16,13 @@ tcp_port="${KEYFLEET_CH_TCP_PORT:-19000}"
 http_port="${KEYFLEET_CH_HTTP_PORT:-18123}"
 pidfile="$dir/clickhouse.pid"
 
+# A go.mod makes ./var a module of its own, so `go test ./...` and `go vet
+# ./...` never walk the servers' data directories while they change.
+keep_go_out() {
+  mkdir -p "$root/var"
+  [ -f "$root/var/go.mod" ] || printf 'module keyfleet.local/var\n' >"$root/var/go.mod"
+}
+
 log() { echo "clickhouse: $*" >&2; }
 
 install() {
@@ -41,6 +48,7 @@ write_config() {
 }
 
 start() {
+  keep_go_out
   if answers; then log "already running on 127.0.0.1:${tcp_port}"; return; fi
   install
   write_config

@@ -19,6 +19,13 @@ port="${KEYFLEET_KAFKA_PORT:-19092}"
 cport="${KEYFLEET_KAFKA_CONTROLLER_PORT:-19093}"
 pidfile="$dir/kafka.pid"
 
+# A go.mod makes ./var a module of its own, so `go test ./...` and `go vet
+# ./...` never walk the servers' data directories while they change.
+keep_go_out() {
+  mkdir -p "$root/var"
+  [ -f "$root/var/go.mod" ] || printf 'module keyfleet.local/var\n' >"$root/var/go.mod"
+}
+
 log() { echo "kafka: $*" >&2; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -60,6 +67,7 @@ PROPS
 }
 
 start() {
+  keep_go_out
   if port_open "$port"; then log "already running on 127.0.0.1:$port"; return; fi
   fetch_jars
   write_config

@@ -29,8 +29,11 @@ type Token struct {
 	Role      httpapi.Role `json:"role"`
 	CreatedMs int64        `json:"created_ms"`
 	RevokedMs int64        `json:"revoked_ms,omitempty"`
-	hash      string
-	version   uint64
+	// LastUsedMs is when the token last authenticated a request (noted in
+	// memory on the request path, flushed to api_token_usage by Run).
+	LastUsedMs int64 `json:"last_used_ms,omitempty"`
+	hash       string
+	version    uint64
 }
 
 // Store is the token store.
@@ -43,6 +46,11 @@ type Store struct {
 	byHash   map[string]Token
 	byID     map[string]Token
 	loadedAt time.Time
+
+	usedMu   sync.Mutex
+	used     map[string]int64 // token id → last use (ms), not yet flushed
+	lastUsed map[string]int64 // token id → last use (ms), as far as known
+	now      func() time.Time
 }
 
 var _ httpapi.Authenticator = (*Store)(nil)
@@ -53,7 +61,8 @@ var ErrNotFound = errors.New("token not found")
 // NewStore returns a store; call Load before serving.
 func NewStore(conn driver.Conn, logger *slog.Logger) *Store {
 	return &Store{conn: conn, logger: logger, refresh: 5 * time.Second,
-		byHash: map[string]Token{}, byID: map[string]Token{}}
+		byHash: map[string]Token{}, byID: map[string]Token{},
+		used: map[string]int64{}, lastUsed: map[string]int64{}, now: time.Now}
 }
 
 // Hash returns the stored form of a token secret.
@@ -85,6 +94,9 @@ func (s *Store) Load(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load tokens: %w", err)
 	}
+	if err := s.loadUsage(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.byHash, s.byID, s.loadedAt = byHash, byID, time.Now()
 	s.mu.Unlock()
@@ -101,11 +113,70 @@ func (s *Store) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			if err := s.FlushUsage(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Warn("token usage flush failed", "err", err)
+			}
 			if err := s.Load(ctx); err != nil && ctx.Err() == nil {
 				s.logger.Warn("token cache refresh failed", "err", err)
 			}
 		}
 	}
+}
+
+// loadUsage reads the last-use times of every token.
+func (s *Store) loadUsage(ctx context.Context) error {
+	rows, err := s.conn.Query(ctx, `SELECT token_id, max(last_used_ms) FROM api_token_usage GROUP BY token_id`)
+	if err != nil {
+		return fmt.Errorf("load token usage: %w", err)
+	}
+	defer rows.Close()
+	s.usedMu.Lock()
+	defer s.usedMu.Unlock()
+	for rows.Next() {
+		var id string
+		var ms int64
+		if err := rows.Scan(&id, &ms); err != nil {
+			return fmt.Errorf("load token usage: %w", err)
+		}
+		if ms > s.lastUsed[id] {
+			s.lastUsed[id] = ms
+		}
+	}
+	return rows.Err()
+}
+
+// FlushUsage writes the last-use times noted since the previous flush.
+func (s *Store) FlushUsage(ctx context.Context) error {
+	s.usedMu.Lock()
+	pending := s.used
+	s.used = map[string]int64{}
+	s.usedMu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	rows := make([][]any, 0, len(pending))
+	for id, ms := range pending {
+		rows = append(rows, []any{id, ms})
+	}
+	if err := chstorage.InsertRows(ctx, s.conn, "api_token_usage", []string{"token_id", "last_used_ms"}, rows...); err != nil {
+		s.usedMu.Lock()
+		for id, ms := range pending { // keep them for the next flush
+			if ms > s.used[id] {
+				s.used[id] = ms
+			}
+		}
+		s.usedMu.Unlock()
+		return fmt.Errorf("flush token usage: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) noteUse(id string) {
+	ms := s.now().UnixMilli()
+	s.usedMu.Lock()
+	s.used[id] = ms
+	s.lastUsed[id] = ms
+	s.usedMu.Unlock()
 }
 
 // Authenticate implements httpapi.Authenticator.
@@ -117,6 +188,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (httpapi.Princi
 	if !ok {
 		return httpapi.Principal{}, httpapi.ErrUnauthenticated
 	}
+	s.noteUse(t.ID)
 	return httpapi.Principal{TokenID: t.ID, Name: t.Name, Role: t.Role}, nil
 }
 
@@ -147,7 +219,7 @@ func (s *Store) put(ctx context.Context, name string, role httpapi.Role, secret 
 		return Token{}, errors.New("a token needs a name")
 	}
 	h := Hash(secret)
-	t := Token{ID: "tok_" + h[:16], Name: name, Role: role, CreatedMs: time.Now().UnixMilli(), hash: h, version: uint64(time.Now().UnixNano())}
+	t := Token{ID: IDOf(secret), Name: name, Role: role, CreatedMs: time.Now().UnixMilli(), hash: h, version: uint64(time.Now().UnixNano())}
 	if err := s.write(ctx, t); err != nil {
 		return Token{}, err
 	}
@@ -165,6 +237,23 @@ func (s *Store) write(ctx context.Context, t Token) error {
 		return fmt.Errorf("store token: %w", err)
 	}
 	return nil
+}
+
+// Get returns a token by id.
+func (s *Store) Get(id string) (Token, bool) {
+	s.mu.RLock()
+	t, ok := s.byID[id]
+	s.mu.RUnlock()
+	return t, ok
+}
+
+// IDOf returns the id a token with this secret gets (ids derive from the
+// secret's hash, so an action can be audited before the token is stored).
+func IDOf(secret string) string { return "tok_" + Hash(secret)[:16] }
+
+// CreateWithSecret stores a token with a secret from NewSecret.
+func (s *Store) CreateWithSecret(ctx context.Context, name string, role httpapi.Role, secret string) (Token, error) {
+	return s.put(ctx, name, role, secret)
 }
 
 // Revoke revokes a token by id.
@@ -193,11 +282,16 @@ func (s *Store) Revoke(ctx context.Context, id string) (Token, error) {
 // List returns every token, newest first.
 func (s *Store) List() []Token {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	out := make([]Token, 0, len(s.byID))
 	for _, t := range s.byID {
 		out = append(out, t)
 	}
+	s.mu.RUnlock()
+	s.usedMu.Lock()
+	for i := range out {
+		out[i].LastUsedMs = s.lastUsed[out[i].ID]
+	}
+	s.usedMu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedMs > out[j].CreatedMs })
 	return out
 }

@@ -36,6 +36,7 @@ type Config struct {
 	NormalizeBatch int
 
 	Control ControlConfig
+	Query   QueryConfig
 
 	BootstrapToken    string
 	PseudonymKey      string
@@ -88,6 +89,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"secret key of the keyed hashes that pseudonymize vendor user references (card numbers, auth ids); required with real Kafka")
 	s.Secret(&c.NukiWebhookSecret, "nuki-webhook-secret", "KEYFLEET_NUKI_WEBHOOK_SECRET",
 		"secret of Nuki's webhook signatures (X-Nuki-Signature-SHA256): signed POST /v1/ingest/nuki requests need no API token")
+	c.Query.RegisterFlags(s)
 	s.String(&c.LogLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
 	c.Detect.registerFlags(s)
@@ -132,6 +134,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--pseudonym-key (KEYFLEET_PSEUDONYM_KEY): at least 16 characters are required when running against real Kafka"))
 	}
 	if err := c.Detect.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Query.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Dashboards.validate(); err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/keyfleet/keyfleet/detect/alertstore"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/detect/stream"
-	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
@@ -81,23 +80,13 @@ type detectPart struct {
 	consumers []bus.Consumer
 }
 
-// logAuditor stands in for the admin audit log until the control plane's
-// store is connected: entries go to the process log.
-type logAuditor struct{ logger *slog.Logger }
-
-func (l logAuditor) Append(_ context.Context, e audit.Entry) error {
-	l.logger.Info("audit", "actor", e.Actor, "action", e.Action, "target", e.Target, "details", e.Details)
-	return nil
-}
-
 // setupDetect builds the detectors (access.events → alerts), the alerts
 // sink (alerts → ClickHouse), the responders and the /v1/alerts routes.
 func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.Logger,
 	auditor alertstore.Auditor, suspender respond.Suspender) (*detectPart, error) {
 	part := &detectPart{}
-	if auditor == nil {
-		logger.Warn("no audit log connected: alert status changes and responder actions are audited to the process log only")
-		auditor = logAuditor{logger: logger}
+	if auditor == nil || suspender == nil {
+		return nil, errors.New("detect: an audit log and a suspender are required")
 	}
 	store := alertstore.New(conn)
 	api, err := alertstore.NewAPI(store, auditor)

@@ -22,6 +22,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/detect/alertstore"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/ingest"
@@ -32,6 +33,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/registry"
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
+	"github.com/keyfleet/keyfleet/query"
 )
 
 // devPseudonymKey keys pseudonyms when no --pseudonym-key is given; only
@@ -203,11 +205,21 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	queryAPI, err := setupQuery(cfg.Query, queryDeps{conn: conn, tokens: tokens, audit: auditLog,
+		kpis: query.KPIFunc(func(ctx context.Context, from, to time.Time) (any, error) { return control.KPIs(ctx, conn, from, to) }),
+		key:  key, logger: logger, reg: reg})
+	if err != nil {
+		return err
+	}
 	health := &health{bus: bc, conn: conn}
 	routes := append(health.Routes(reg), ingestHandler.Routes()...)
 	routes = append(routes, plane.Routes()...)
 	routes = append(routes, det.routes...)
 	routes = append(routes, dash.routes...)
+	routes = append(routes, queryAPI.routes...)
+	if err := queryAPI.document(routes); err != nil {
+		return err
+	}
 	server, err := httpapi.New(httpapi.Options{
 		Addr: cfg.HTTPAddr, BodyLimit: cfg.HTTPBodyLimit, Auth: tokens, Logger: logger,
 		Registerer: reg, AccessLog: cfg.AccessLog,
@@ -235,7 +247,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return tokens.Run(gctx) })
 	g.Go(func() error { return plane.Run(gctx) })
-	for _, run := range append(det.runs, dash.runs...) {
+	for _, run := range append(append(det.runs, queryAPI.runs...), dash.runs...) {
 		g.Go(func() error { return run(gctx) })
 	}
 	g.Go(func() error {

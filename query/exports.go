@@ -1,0 +1,386 @@
+package query
+
+import (
+	"bufio"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/query/export"
+	"github.com/keyfleet/keyfleet/query/openapi"
+)
+
+const (
+	exportBatchRows = 64 << 10
+	// exportChunkRows is the target size of one chunk query; the time window
+	// of the next chunk grows or shrinks towards it.
+	exportChunkRows = 500_000
+	minExportWindow = int64(time.Minute / time.Millisecond)
+	maxExportWindow = int64(31 * 24 * time.Hour / time.Millisecond)
+)
+
+func (s *Service) exportOp(reidentified bool) openapi.Operation {
+	desc := "Streams every matching event in time order (each event once), in chunks, in constant memory. " +
+		"subject_id, credential_id and device_id are pseudonymized per export key (stable keyed hashes: " +
+		"rows of one person link up, but not to keyfleet's ids). Each export is written to the audit log."
+	if reidentified {
+		desc = "Like /v1/export/events, with keyfleet's own subject_id, credential_id and device_id and " +
+			"the subject's organisation reference (subject_ref, from subject_identities). Admin only; audited."
+	}
+	types := map[string]map[string]any{}
+	for _, f := range export.Formats {
+		types[export.ContentType(f)] = map[string]any{"type": "string", "format": "binary"}
+	}
+	return openapi.Operation{
+		Description: desc,
+		Params: append(append(rangeParams("now-24h"), filterParams()...),
+			openapi.Param{Name: "format", Enum: export.Formats, Default: export.CSV,
+				Description: "csv (with header), arrow (Arrow IPC stream) or parquet"},
+			openapi.Param{Name: "max_rows", Type: openapi.TypeInteger, Min: 1, Max: s.opts.ExportMaxRows,
+				Description: "refuse (422 export_too_large) rather than export more rows than this"},
+		),
+		Responses: map[int]openapi.Response{
+			200: {Description: "the export file", Content: types},
+			422: {Description: "more rows match than max_rows (or the server's limit)"},
+		},
+	}
+}
+
+func (s *Service) handleExport(c *fiber.Ctx) error { return s.export(c, false) }
+
+func (s *Service) handleExportReidentified(c *fiber.Ctx) error { return s.export(c, true) }
+
+func (s *Service) export(c *fiber.Ctx, reidentified bool) error {
+	route := PathExport
+	if reidentified {
+		route = PathExportReid
+	}
+	v, err := s.parse(c, s.exportOp(reidentified))
+	if err != nil {
+		return err
+	}
+	r, err := s.timeRange(v)
+	if err != nil {
+		return err
+	}
+	sel := selectionOf(v)
+	format := v.String("format")
+	maxRows := s.opts.ExportMaxRows
+	if v.Has("max_rows") {
+		maxRows = v.Int("max_rows")
+	}
+	ctx, cancel := s.queryCtx(c.UserContext())
+	defer cancel()
+	src, err := s.plan(ctx, sel)
+	if err != nil {
+		return s.queryError(route, err)
+	}
+	// Count first (an upper bound: duplicates not merged yet are counted) so
+	// an export that is too large is refused before anything is streamed.
+	cw := src.w.clone()
+	cw.timeRange(r)
+	var n uint64
+	if err := s.opts.Conn.QueryRow(ctx, "SELECT count() FROM "+src.table+" WHERE "+cw.sql(), cw.args...).Scan(&n); err != nil {
+		return s.queryError(route, err)
+	}
+	if int64(n) > maxRows {
+		p := httpapi.NewProblem(fiber.StatusUnprocessableEntity, "export_too_large",
+			fmt.Sprintf("%d events match, more than the %d allowed; narrow the time range or filters", n, maxRows))
+		p.Field = "max_rows"
+		return p
+	}
+	action := "export.events"
+	if reidentified {
+		action = "export.events.reidentified"
+	}
+	if err := s.audit(ctx, c, action, src.table, map[string]string{
+		"format": format, "from_ms": itoa(r.from), "to_ms": itoa(r.to), "filters": sel.key(),
+		"rows_at_most": strconv.FormatUint(n, 10),
+	}); err != nil {
+		return err
+	}
+	name := fmt.Sprintf("keyfleet-events-%s-%s%s", time.UnixMilli(r.from).UTC().Format("20060102T150405Z"),
+		time.UnixMilli(r.to).UTC().Format("20060102T150405Z"), export.Extension(format))
+	c.Set(fiber.HeaderContentType, export.ContentType(format))
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+name+`"`)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	conn := c.Context().Conn()
+	job := exportJob{s: s, src: src, r: r, format: format, reidentified: reidentified}
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		rows, err := job.run(context.Background(), w)
+		s.metrics.exportRows.WithLabelValues(format).Add(float64(rows))
+		if err != nil {
+			s.metrics.exports.WithLabelValues(format, "failed").Inc()
+			s.opts.Logger.Error("export failed mid-stream; closing the connection so the client sees a truncated body",
+				"format", format, "rows", rows, "err", err)
+			closeConn(conn)
+			return
+		}
+		s.metrics.exports.WithLabelValues(format, "complete").Inc()
+	})
+	return nil
+}
+
+func closeConn(c net.Conn) {
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+func (w where) clone() where {
+	return where{conds: append([]string(nil), w.conds...), args: append([]any(nil), w.args...)}
+}
+
+// exportJob streams one export.
+type exportJob struct {
+	s            *Service
+	src          source
+	r            timeRange
+	format       string
+	reidentified bool
+}
+
+// run writes the export to w and returns the rows written. A reader
+// goroutine runs the chunk queries and fills batches while this one encodes
+// and writes the previous ones; exportBuffers batches circulate between
+// them, so memory stays bounded.
+func (j exportJob) run(ctx context.Context, w *bufio.Writer) (int64, error) {
+	ew, err := export.NewWriter(j.format, w, j.reidentified)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	free := make(chan *export.Batch, exportBuffers)
+	for i := 0; i < exportBuffers; i++ {
+		free <- &export.Batch{}
+	}
+	full := make(chan *export.Batch, exportBuffers)
+	var readErr error
+	go func() {
+		defer close(full)
+		readErr = j.read(ctx, free, full)
+	}()
+	var total int64
+	var writeErr error
+	for b := range full {
+		if writeErr == nil {
+			if writeErr = ew.Write(b); writeErr == nil {
+				total += int64(b.Len())
+				writeErr = w.Flush()
+			}
+			if writeErr != nil {
+				cancel()
+			}
+		}
+		b.Reset()
+		free <- b
+	}
+	if readErr != nil && writeErr == nil {
+		return total, readErr
+	}
+	if writeErr != nil {
+		return total, writeErr
+	}
+	if err := ew.Close(); err != nil {
+		return total, err
+	}
+	return total, w.Flush()
+}
+
+// exportBuffers is how many batches an export holds at most.
+const exportBuffers = 3
+
+// read runs the chunk queries in order: time windows sized towards
+// exportChunkRows on the table plan picked, which is ordered so that a
+// window reads little more than its rows (the time-ordered copy; the main
+// table only with a site, door or lock; the subject-ordered copy with
+// subjects).
+func (j exportJob) read(ctx context.Context, free <-chan *export.Batch, full chan<- *export.Batch) error {
+	var ps *pseudonymizer
+	if !j.reidentified {
+		ps = newPseudonymizer(j.s.opts.ExportKey)
+	}
+	take := func() (*export.Batch, error) {
+		select {
+		case b := <-free:
+			return b, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	b, err := take()
+	if err != nil {
+		return err
+	}
+	flush := func(done *export.Batch) (*export.Batch, error) {
+		select {
+		case full <- done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return take()
+	}
+	window := int64(24 * time.Hour / time.Millisecond)
+	for from := j.r.from; from < j.r.to; {
+		to := min(from+window, j.r.to)
+		var n int
+		n, b, err = j.chunk(ctx, timeRange{from, to}, b, ps, flush)
+		if err != nil {
+			return err
+		}
+		switch {
+		case n > 2*exportChunkRows:
+			window = max(window/2, minExportWindow)
+		case n < exportChunkRows/2:
+			window = min(window*2, maxExportWindow)
+		}
+		from = to
+	}
+	if b.Len() > 0 {
+		if _, err := flush(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chunk reads one time window in (ts_ms, event_id) order, skipping
+// duplicates (adjacent in that order), and calls flush for each full batch.
+func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *pseudonymizer,
+	flush func(*export.Batch) (*export.Batch, error)) (int, *export.Batch, error) {
+	timeout := 10 * j.s.opts.Timeout
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_execution_time": int(timeout.Seconds())}))
+	w := j.src.w.clone()
+	w.timeRange(r)
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY ts_ms, event_id", eventColumns, j.src.table, w.sql())
+	if j.reidentified {
+		q = fmt.Sprintf("SELECT %s, subject_ref FROM (SELECT %s FROM %s WHERE %s) ANY LEFT JOIN "+
+			"(SELECT subject_id, argMax(subject_ref, updated_ms) AS subject_ref FROM subject_identities GROUP BY subject_id) "+
+			"USING subject_id ORDER BY ts_ms, event_id", eventColumns, eventColumns, j.src.table, w.sql())
+	}
+	rows, err := j.s.opts.Conn.Query(ctx, q, w.args...)
+	if err != nil {
+		return 0, b, fmt.Errorf("export chunk: %w", err)
+	}
+	defer rows.Close()
+	var (
+		id, prevID uuid.UUID
+		tsMs       int64
+		prevTs     int64 = -1
+		recvMs     int64
+		str        [15]string
+		bg         uint8
+		ref        string
+		n          int
+	)
+	// Scan targets in eventColumns order: ..., vendor_code, break_glass, raw_ref.
+	dst := []any{&id, &tsMs, &recvMs}
+	for i := 0; i < 14; i++ {
+		dst = append(dst, &str[i])
+	}
+	dst = append(dst, &bg, &str[14])
+	if j.reidentified {
+		dst = append(dst, &ref)
+	}
+	for rows.Next() {
+		if err := rows.Scan(dst...); err != nil {
+			return n, b, fmt.Errorf("export chunk: %w", err)
+		}
+		n++
+		if tsMs == prevTs && id == prevID {
+			continue // a duplicate not merged yet
+		}
+		prevTs, prevID = tsMs, id
+		b.EventID = append(b.EventID, id.String())
+		b.TsMs = append(b.TsMs, tsMs)
+		b.ReceivedMs = append(b.ReceivedMs, recvMs)
+		for i := range str {
+			v := str[i]
+			if ps != nil {
+				switch i {
+				case export.ColSubject:
+					v = ps.id('s', v)
+				case export.ColCredential:
+					v = ps.id('c', v)
+				case export.ColDevice:
+					v = ps.id('d', v)
+				}
+			}
+			b.Str[i] = append(b.Str[i], v)
+		}
+		b.BreakGlass = append(b.BreakGlass, bg != 0)
+		if j.reidentified {
+			b.SubjectRef = append(b.SubjectRef, ref)
+		}
+		if b.Len() >= exportBatchRows {
+			if b, err = flush(b); err != nil {
+				return n, b, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return n, b, fmt.Errorf("export chunk: %w", err)
+	}
+	return n, b, nil
+}
+
+// pseudonymizer maps ids to keyed, export-stable pseudonyms.
+type pseudonymizer struct {
+	mac   hash.Hash
+	cache [3]map[string]string // subject, credential, device
+	sum   []byte
+	buf   []byte
+}
+
+func newPseudonymizer(key []byte) *pseudonymizer {
+	p := &pseudonymizer{mac: hmac.New(sha256.New, append([]byte("keyfleet-export\x00"), key...))}
+	for i := range p.cache {
+		p.cache[i] = map[string]string{}
+	}
+	return p
+}
+
+// id returns "p<kind>_" + 24 hex digits of HMAC-SHA256(kind, v); "" stays "".
+func (p *pseudonymizer) id(kind byte, v string) string {
+	if v == "" {
+		return ""
+	}
+	c := p.cache[kindIndex(kind)]
+	if out, ok := c[v]; ok {
+		return out
+	}
+	p.mac.Reset()
+	p.buf = append(append(p.buf[:0], kind), v...)
+	p.mac.Write(p.buf)
+	p.sum = p.mac.Sum(p.sum[:0])
+	out := "p" + string(kind) + "_" + hex.EncodeToString(p.sum[:12])
+	if len(c) >= 1<<20 {
+		clear(c)
+	}
+	c[v] = out
+	return out
+}
+
+func kindIndex(kind byte) int {
+	switch kind {
+	case 's':
+		return 0
+	case 'c':
+		return 1
+	}
+	return 2
+}

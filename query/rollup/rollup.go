@@ -1,0 +1,247 @@
+// Package rollup keeps keyfleet's exact, dedup-safe summary pre-aggregates
+// (migration 0034) up to date.
+//
+// A SummingMergeTree fed by a materialized view would count a re-delivered
+// event once per delivery. Here the materialized view only marks the hours an
+// insert touched (access_rollup_dirty, stamped with the server's now()); the
+// Job recomputes those hours — and the days holding them — from access_events
+// with uniqExact(event_id) into ReplacingMergeTree rollups, then records the
+// server time it started from as the watermark. Readers take the rollups for
+// units not marked since watermark − Slack and read the events for the rest,
+// so summaries are exact whatever the job's lag; the job only decides how
+// much is read raw.
+package rollup
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+)
+
+// Tables of migration 0034.
+const (
+	TableDirty        = "access_rollup_dirty"
+	TableHourly       = "access_rollup_hourly"
+	TableSubjectDaily = "access_rollup_subject_daily"
+	TableState        = "access_rollup_state"
+
+	stateName = "access_rollups"
+)
+
+// Slack covers inserts still being committed when the job read the dirty
+// marks (the marks have second resolution and an insert is not atomic across
+// the events table and its views): marks this close to the watermark are
+// treated as not rolled up.
+const Slack = 15 * time.Second
+
+// maxRun bounds the hours one recompute query covers (the first run after the
+// migration rolls up everything in week-sized steps).
+const maxRun = 7 * 24
+
+const hourMs, dayMs = int64(3_600_000), int64(86_400_000)
+
+// Watermark returns the latest completed run's start (server time); zero when
+// the job never completed a run.
+func Watermark(ctx context.Context, conn driver.Conn) (time.Time, error) {
+	var wm time.Time
+	if err := conn.QueryRow(ctx, "SELECT max(watermark) FROM "+TableState+" WHERE name = ?", stateName).Scan(&wm); err != nil {
+		return time.Time{}, fmt.Errorf("read rollup watermark: %w", err)
+	}
+	if wm.Unix() <= 0 {
+		return time.Time{}, nil
+	}
+	return wm, nil
+}
+
+// Options configure the job.
+type Options struct {
+	Conn       driver.Conn
+	Interval   time.Duration // default 10s
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Job is the rollup job.
+type Job struct {
+	opts     Options
+	runs     *prometheus.CounterVec
+	hours    prometheus.Counter
+	lag      prometheus.Gauge
+	duration prometheus.Histogram
+}
+
+// New returns the job.
+func New(opts Options) (*Job, error) {
+	if opts.Conn == nil {
+		return nil, fmt.Errorf("rollup: Conn is required")
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	j := &Job{opts: opts,
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_rollup_runs_total", Help: "Rollup job runs, by result (ok, error).",
+		}, []string{"result"}),
+		hours: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyfleet_rollup_hours_recomputed_total", Help: "Hours recomputed into the summary rollups.",
+		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keyfleet_rollup_watermark_timestamp_seconds", Help: "Server time up to which the rollups are complete.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "keyfleet_rollup_run_duration_seconds", Help: "Duration of one rollup run.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 3, 10),
+		}),
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(j.runs, j.hours, j.lag, j.duration)
+	}
+	return j, nil
+}
+
+// Run rolls up every Interval until ctx ends.
+func (j *Job) Run(ctx context.Context) error {
+	t := time.NewTicker(j.opts.Interval)
+	defer t.Stop()
+	for {
+		if err := j.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			j.opts.Logger.Warn("rollup run failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce recomputes every hour (and day) marked since the last watermark.
+func (j *Job) RunOnce(ctx context.Context) error {
+	start := time.Now()
+	err := j.runOnce(ctx)
+	j.duration.Observe(time.Since(start).Seconds())
+	if err != nil {
+		j.runs.WithLabelValues("error").Inc()
+		return err
+	}
+	j.runs.WithLabelValues("ok").Inc()
+	return nil
+}
+
+func (j *Job) runOnce(ctx context.Context) error {
+	conn := j.opts.Conn
+	var now time.Time
+	if err := conn.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
+		return fmt.Errorf("rollup: server time: %w", err)
+	}
+	wm, err := Watermark(ctx, conn)
+	if err != nil {
+		return err
+	}
+	since := int64(0)
+	if !wm.IsZero() {
+		since = max(wm.Add(-Slack).Unix(), 0)
+	}
+	hours, err := dirtyHours(ctx, conn, since)
+	if err != nil {
+		return err
+	}
+	for _, run := range runs(hours, hourMs, maxRun) {
+		if err := j.hourly(ctx, run[0], run[1]); err != nil {
+			return err
+		}
+	}
+	days := map[int64]bool{}
+	var dayList []int64
+	for _, h := range hours {
+		d := h / dayMs * dayMs
+		if !days[d] {
+			days[d] = true
+			dayList = append(dayList, d)
+		}
+	}
+	for _, run := range runs(dayList, dayMs, maxRun/24) {
+		if err := j.subjectDaily(ctx, run[0], run[1]); err != nil {
+			return err
+		}
+	}
+	if err := chstorage.InsertRows(ctx, conn, TableState, []string{"name", "watermark", "updated_ms"},
+		[]any{stateName, now, time.Now().UnixMilli()}); err != nil {
+		return fmt.Errorf("rollup: record watermark: %w", err)
+	}
+	j.hours.Add(float64(len(hours)))
+	j.lag.Set(float64(now.Unix()))
+	return nil
+}
+
+func dirtyHours(ctx context.Context, conn driver.Conn, since int64) ([]int64, error) {
+	rows, err := conn.Query(ctx, "SELECT DISTINCT hour_ms FROM "+TableDirty+" WHERE marked >= toDateTime(?) ORDER BY hour_ms", since)
+	if err != nil {
+		return nil, fmt.Errorf("rollup: dirty hours: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var h int64
+		if err := rows.Scan(&h); err != nil {
+			return nil, fmt.Errorf("rollup: dirty hours: %w", err)
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// runs groups sorted unit starts into [first, last+unit) runs of at most n units.
+func runs(units []int64, unit int64, n int) [][2]int64 {
+	var out [][2]int64
+	for _, u := range units {
+		if k := len(out); k > 0 && out[k-1][1] == u && (out[k-1][1]-out[k-1][0])/unit < int64(n) {
+			out[k-1][1] = u + unit
+			continue
+		}
+		out = append(out, [2]int64{u, u + unit})
+	}
+	return out
+}
+
+// hourly recomputes the hourly rollup over [from, to) (whole hours). The
+// version is taken before the read, so a later snapshot always wins.
+func (j *Job) hourly(ctx context.Context, from, to int64) error {
+	version := uint64(time.Now().UnixNano())
+	q := `INSERT INTO ` + TableHourly + ` (ts, hour_ms, key_hash, site_id, vendor, action, outcome, method, reason, events, version)
+SELECT toDateTime(intDiv(h, 1000)), h, cityHash64(site_id, vendor, action, outcome, method, reason),
+    site_id, vendor, action, outcome, method, reason, uniqExact(event_id), ?
+FROM (SELECT intDiv(ts_ms, 3600000) * 3600000 AS h, site_id, vendor, action, outcome, method, reason, event_id
+      FROM access_events
+      WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND ts_ms >= ? AND ts_ms < ?)
+GROUP BY h, site_id, vendor, action, outcome, method, reason`
+	if err := j.opts.Conn.Exec(ctx, q, version, from/1000, to/1000, from, to); err != nil {
+		return fmt.Errorf("rollup: hourly %d..%d: %w", from, to, err)
+	}
+	return nil
+}
+
+// subjectDaily recomputes the per-subject daily rollup over [from, to).
+func (j *Job) subjectDaily(ctx context.Context, from, to int64) error {
+	version := uint64(time.Now().UnixNano())
+	q := `INSERT INTO ` + TableSubjectDaily + ` (ts, day_ms, key_hash, outcome, action, site_id, subject_id, events, version)
+SELECT toDateTime(intDiv(d, 1000)), d, cityHash64(outcome, action, site_id, subject_id),
+    outcome, action, site_id, subject_id, uniqExact(event_id), ?
+FROM (SELECT intDiv(ts_ms, 86400000) * 86400000 AS d, outcome, action, site_id, subject_id, event_id
+      FROM access_events_by_subject
+      WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND ts_ms >= ? AND ts_ms < ?)
+GROUP BY d, outcome, action, site_id, subject_id`
+	if err := j.opts.Conn.Exec(ctx, q, version, from/1000, to/1000, from, to); err != nil {
+		return fmt.Errorf("rollup: subject daily %d..%d: %w", from, to, err)
+	}
+	return nil
+}

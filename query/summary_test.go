@@ -1,0 +1,201 @@
+package query_test
+
+import (
+	"context"
+	"net/url"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyfleet/keyfleet/internal/event"
+	"github.com/keyfleet/keyfleet/query/querytest"
+	"github.com/keyfleet/keyfleet/query/rollup"
+)
+
+type summaryResp struct {
+	FromMs    int64  `json:"from_ms"`
+	ToMs      int64  `json:"to_ms"`
+	Bucket    string `json:"bucket"`
+	By        string `json:"by"`
+	Source    string `json:"source"`
+	Truncated bool   `json:"truncated"`
+	Series    []struct {
+		Key    string `json:"key"`
+		Total  uint64 `json:"total"`
+		Points []struct {
+			TsMs  int64  `json:"ts_ms"`
+			Count uint64 `json:"count"`
+		} `json:"points"`
+	} `json:"series"`
+}
+
+var widths = map[string]int64{"minute": 60_000, "5m": 300_000, "hour": 3_600_000, "day": 86_400_000}
+
+func dimOf(a event.Access, by string) string {
+	return map[string]string{"": "", "site": a.SiteID, "zone": a.ZoneID, "door": a.DoorID, "lock": a.LockID,
+		"vendor": a.Vendor, "subject": a.SubjectID, "credential": a.CredentialID, "device": a.DeviceID,
+		"action": a.Action, "outcome": a.Outcome, "method": a.Method, "reason": a.Reason, "attested": a.Attested}[by]
+}
+
+// expectSummary computes the reference: key → bucket → count, and the keys
+// in the order the API ranks them.
+func expectSummary(truth []event.Access, filters map[string]string, from, to int64, bucket, by string) (map[string]map[int64]uint64, []string) {
+	cells := map[string]map[int64]uint64{}
+	totals := map[string]uint64{}
+	for _, a := range truth {
+		if !matches(a, filters, from, to) {
+			continue
+		}
+		k := dimOf(a, by)
+		if by == "subject" && k == "" {
+			continue
+		}
+		b := from
+		if w := widths[bucket]; w > 0 {
+			b = a.TsMs / w * w
+		}
+		if cells[k] == nil {
+			cells[k] = map[int64]uint64{}
+		}
+		cells[k][b]++
+		totals[k]++
+	}
+	keys := make([]string, 0, len(totals))
+	for k := range totals {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if totals[keys[i]] != totals[keys[j]] {
+			return totals[keys[i]] > totals[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return cells, keys
+}
+
+func (e *env) checkSummary(t *testing.T, truth []event.Access, filters map[string]string, from, to time.Time, bucket, by string, top int) summaryResp {
+	t.Helper()
+	params := url.Values{"from": {ms(from)}, "to": {ms(to)}, "bucket": {bucket}}
+	if by != "" {
+		params.Set("by", by)
+		params.Set("top", strconv.Itoa(top))
+	}
+	for k, v := range filters {
+		params.Set(k, v)
+	}
+	r := e.get("/v1/events/summary", params)
+	require.Equal(t, 200, r.status, string(r.body))
+	var got summaryResp
+	r.json(t, &got)
+	// The range is widened to whole buckets (whole hours for all).
+	unit := widths[bucket]
+	if unit == 0 {
+		unit = 3_600_000
+	}
+	require.Equal(t, from.UnixMilli()/unit*unit, got.FromMs)
+	require.Equal(t, (to.UnixMilli()+unit-1)/unit*unit, got.ToMs)
+	cells, keys := expectSummary(truth, filters, got.FromMs, got.ToMs, bucket, by)
+	if by != "" && len(keys) > top {
+		keys = keys[:top]
+		assert.True(t, got.Truncated)
+	}
+	require.Len(t, got.Series, len(keys), "series of %v", params)
+	for i, s := range got.Series {
+		require.Equal(t, keys[i], s.Key, "rank %d of %v", i, params)
+		want := cells[s.Key]
+		require.Len(t, s.Points, len(want), "points of %q in %v", s.Key, params)
+		var total uint64
+		for _, p := range s.Points {
+			require.Equal(t, want[p.TsMs], p.Count, "%q at %d in %v (source %s)", s.Key, p.TsMs, params, got.Source)
+			total += p.Count
+		}
+		require.Equal(t, total, s.Total)
+	}
+	return got
+}
+
+type summaryCase struct {
+	filters map[string]string
+	bucket  string
+	by      string
+	top     int
+}
+
+var summaryCases = []summaryCase{
+	{nil, "hour", "outcome", 20},
+	{nil, "day", "site", 20},
+	{nil, "all", "", 20},
+	{map[string]string{"site": "site-2"}, "hour", "action", 20},
+	{map[string]string{"outcome": "denied"}, "all", "subject", 10},
+	{map[string]string{"outcome": "denied"}, "day", "subject", 5},
+	{map[string]string{"outcome": "granted", "site": "site-1,site-3"}, "all", "subject", 7},
+	{map[string]string{"vendor": "nuki", "method": "aliro,pin"}, "day", "reason", 20},
+	{nil, "5m", "vendor", 20},
+	{map[string]string{"site": "site-4"}, "minute", "", 20},
+	{nil, "hour", "door", 3},
+	{map[string]string{"subject": "subj-10"}, "day", "door", 20},
+	{map[string]string{"attested": "unattested"}, "hour", "method", 20},
+}
+
+// Summaries are exact: from raw events before the rollup job ran, from the
+// rollups after it ran, and from both while re-deliveries and new events
+// have not been rolled up yet.
+func TestSummaryIsExactAcrossRollupStates(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.load(20000, 0)
+	require.NoError(t, querytest.Redeliver(ctx, e.conn, 5))
+	from, to := e.now.Add(-3*24*time.Hour-17*time.Minute), e.now.Add(-5*time.Minute)
+	run := func(stage string, wantSources ...string) {
+		truth := e.truth()
+		for _, c := range summaryCases {
+			f, tt := from, to
+			if c.bucket == "minute" {
+				f = to.Add(-6 * time.Hour)
+			}
+			got := e.checkSummary(t, truth, c.filters, f, tt, c.bucket, c.by, c.top)
+			t.Logf("%s: bucket=%s by=%s filters=%v: source %s, %d series", stage, c.bucket, c.by, c.filters, got.Source, len(got.Series))
+			if len(wantSources) > 0 && c.bucket != "minute" && c.bucket != "5m" && c.filters["subject"] == "" &&
+				c.filters["attested"] == "" && c.by != "door" {
+				assert.Contains(t, wantSources, got.Source, "%s: %+v", stage, c)
+			}
+		}
+	}
+	run("before the rollup job", "raw")
+	require.NoError(t, e.roll.RunOnce(ctx))
+	run("right after the rollup job (marks within the slack)", "mixed")
+	// Once the marks are older than the watermark's slack, whole hours and
+	// days come from the rollups and only the partial edges from the events.
+	time.Sleep(rollup.Slack + time.Second)
+	require.NoError(t, e.roll.RunOnce(ctx))
+	run("after the rollup job", "mixed", "rollup")
+	// More events and re-deliveries: not rolled up yet, still exact.
+	require.NoError(t, querytest.Load(ctx, e.conn, querytest.Fleet{Events: 3000, Offset: 500_000,
+		Start: e.now.Add(-7 * 24 * time.Hour), Span: 7 * 24 * time.Hour, Subjects: 300, Sites: 6, Doors: 8}))
+	require.NoError(t, querytest.Redeliver(ctx, e.conn, 3))
+	run("with inserts pending", "mixed")
+	require.NoError(t, e.roll.RunOnce(ctx))
+	run("after the second run", "mixed", "rollup")
+}
+
+func TestSummaryFromRollupAlone(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.load(5000, 0)
+	require.NoError(t, querytest.Redeliver(ctx, e.conn, 4))
+	require.NoError(t, e.roll.RunOnce(ctx))
+	time.Sleep(rollup.Slack + time.Second)
+	require.NoError(t, e.roll.RunOnce(ctx))
+	truth := e.truth()
+	day := e.now.Truncate(24 * time.Hour)
+	from, to := day.Add(-72*time.Hour), day.Add(-24*time.Hour)
+	for _, c := range []summaryCase{{nil, "hour", "outcome", 20}, {nil, "day", "site", 20}, {nil, "all", "action", 20},
+		{map[string]string{"outcome": "denied"}, "all", "subject", 10}, {map[string]string{"site": "site-1"}, "day", "subject", 5}} {
+		got := e.checkSummary(t, truth, c.filters, from, to, c.bucket, c.by, c.top)
+		assert.Equal(t, "rollup", got.Source, "%+v", c)
+	}
+}
