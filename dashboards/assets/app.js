@@ -157,6 +157,22 @@
     if (el) el.textContent = text;
   }
 
+  // timeTicks labels the time axis in UTC, 24-hour clock: HH:MM within a
+  // day, the date on the first tick of a day, MM-DD for spans over 3 days.
+  function timeTicks(u, splits) {
+    const span = u.scales.x.max - u.scales.x.min;
+    let lastDay = '';
+    return splits.map(s => {
+      const d = new Date(s * 1000);
+      const day = pad(d.getUTCMonth() + 1) + '-' + pad(d.getUTCDate());
+      if (span > 3 * 86400) return day;
+      const hm = pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes()) + (span < 600 ? ':' + pad(d.getUTCSeconds()) : '');
+      const label = day !== lastDay ? hm + '\n' + day : hm;
+      lastDay = day;
+      return label;
+    });
+  }
+
   // timeChart draws (or updates) a uPlot time-series chart in holder.
   // series: [{label, values, colour, dash, points}]; xs in ms.
   function timeChart(holder, key, xs, series, o) {
@@ -173,7 +189,7 @@
     const padX = u => {
       if (!o.xPad || !xs.length) return;
       const lo = xs[0] / 1000, hi = xs[xs.length - 1] / 1000;
-      const pad = Math.max(300, (hi - lo) * 0.05);
+      const pad = Math.max(typeof o.xPad === 'number' ? o.xPad : 300, (hi - lo) * 0.05);
       u.setScale('x', { min: lo - pad, max: hi + pad });
     };
     if (existing && existing._sig === sig) {
@@ -201,7 +217,7 @@
         spanGaps: false,
       }))),
       axes: [
-        { stroke: '#4b5563', grid: { stroke: '#eef0f3' } },
+        { stroke: '#4b5563', grid: { stroke: '#eef0f3' }, values: timeTicks },
         { stroke: '#4b5563', grid: { stroke: '#eef0f3' }, label: o.yLabel || '', size: 56,
           values: o.yValues || ((u, vals) => vals.map(v => o.fmtAxis ? o.fmtAxis(v) : fmtNum(v))) },
       ],
@@ -438,7 +454,7 @@
             { label: 'records/s', values: hist.map(p => p.consumed_per_s), colour: C.blue },
             { label: 'dead letters/s', values: hist.map(p => p.dead_lettered_per_s), colour: C.vermilion, dash: [6, 3] },
             { label: 'lag (messages)', values: hist.map(p => p.lag_total), colour: C.orange, dash: [2, 2] },
-          ], { title: 'Ingest health', height: 170 });
+          ], { title: 'Ingest health', height: 170, xPad: 30 });
         } else fill(ingestChart, h('p', { class: 'empty' }, 'Collecting samples…'));
         fill(ingestBox, h('table', { id: 'lag-table' }, h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'consumer group'), h('th', { scope: 'col' }, 'topic'), h('th', { scope: 'col', class: 'n' }, 'lag'))),
           h('tbody', null, r.lag.map(l => h('tr', null, h('td', null, l.group), h('td', null, l.topic), h('td', { class: 'n' }, fmtNum(l.messages)))))),
