@@ -175,7 +175,7 @@ func buildFixture() *fixture {
 }
 
 // loadFixture inserts the data set into a test database.
-func loadFixture(t *testing.T, conn driver.Conn) {
+func loadFixture(t testing.TB, conn driver.Conn) {
 	t.Helper()
 	f := buildFixture()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

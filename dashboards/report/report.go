@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -222,12 +223,23 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 		}
 		r.Weeks = append(r.Weeks, *k)
 	}
-	var err error
-	from, to := q.Week.Start(), q.Week.End()
-	if r.Anomalies, err = g.anomalies(ctx, from, to); err != nil {
+	if err := g.access(ctx, r.Weeks); err != nil {
 		return nil, err
 	}
-	if r.Stale, err = g.stale(ctx, to, q.ListLimit); err != nil {
+	from, to := q.Week.Start(), q.Week.End()
+	ends := make([]time.Time, len(r.Weeks))
+	for i := range r.Weeks {
+		ends[i] = time.UnixMilli(r.Weeks[i].ToMs)
+	}
+	counts, stale, err := g.stale(ctx, ends)
+	if err != nil {
+		return nil, err
+	}
+	for i := range r.Weeks {
+		r.Weeks[i].StaleCredentials = counts[i]
+	}
+	r.Stale = stale
+	if r.Anomalies, err = g.anomalies(ctx, from, to); err != nil {
 		return nil, err
 	}
 	if r.Expired, err = g.expired(ctx, to); err != nil {
@@ -272,40 +284,68 @@ func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
 	k.Activation, k.TimeToIssue, k.RevocationLatency = cred.Activation, cred.TimeToIssue, cred.RevocationLatency
 	k.Exceptions, k.PendingLocks = cred.Exceptions, cred.PendingLocks.Count
 
-	// Access events, dedup-safe (access_events may hold re-deliveries
-	// until a merge).
-	cond, args := g.siteCond([]any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()})
-	if err := g.conn.QueryRow(ctx, `SELECT uniqExact(event_id), uniqExactIf(event_id, outcome = 'denied'),
-			uniqExactIf(event_id, action = 'battery_low'), uniqExactIf(event_id, action = 'offline'),
-			uniqExactIf(event_id, action = 'lock_jammed')
-		FROM access_events WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`+cond, args...).
-		Scan(&k.Events, &k.Denied, &k.BatteryLow, &k.Offline, &k.LockJammed); err != nil {
-		return nil, fmt.Errorf("access events: %w", err)
-	}
-	fleetEvents := k.Events
-	if g.q.Site != "" {
-		if err := g.conn.QueryRow(ctx, `SELECT uniqExact(event_id) FROM access_events
-			WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`, secs(from), secs(to), from.UnixMilli(), to.UnixMilli()).
-			Scan(&fleetEvents); err != nil {
-			return nil, fmt.Errorf("fleet events: %w", err)
-		}
-	}
 	if err := g.conn.QueryRow(ctx, `SELECT count() FROM dead_letters WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`,
 		secs(from), secs(to), from.UnixMilli(), to.UnixMilli()).Scan(&k.DeadLetters); err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
-	if t := fleetEvents + k.DeadLetters; t > 0 {
-		k.DLQRate = float64(k.DeadLetters) / float64(t)
-	}
-	cond, args = g.siteCond([]any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()})
+	cond, args := g.siteCond([]any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()})
 	if err := g.conn.QueryRow(ctx, `SELECT count() FROM alerts FINAL WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`+cond,
 		args...).Scan(&k.Alerts); err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
-	if k.StaleCredentials, err = g.staleCount(ctx, to); err != nil {
-		return nil, err
-	}
 	return k, nil
+}
+
+// access fills the weeks' access-event counts and DLQ rates with one scan
+// of access_events over all the weeks (its sorting key leads with site and
+// door, so a time range reads whole partitions: one pass, not one per week).
+// Counts are of distinct event ids: access_events may hold re-delivered
+// duplicates until a merge.
+func (g *gen) access(ctx context.Context, weeks []WeekKPI) error {
+	from, to := time.UnixMilli(weeks[0].FromMs), time.UnixMilli(weeks[len(weeks)-1].ToMs)
+	const weekMs = 7 * 24 * 3_600_000
+	site := "1"
+	args := []any{from.UnixMilli()}
+	if g.q.Site != "" {
+		site = "site_id = ?"
+		for range 5 { // one per use below
+			args = append(args, g.q.Site)
+		}
+	}
+	args = append(args, secs(from), secs(to), from.UnixMilli(), to.UnixMilli())
+	rows, err := g.conn.Query(ctx, `SELECT intDiv(ts_ms - ?, `+strconv.Itoa(weekMs)+`) AS w,
+			uniqExact(event_id), uniqExactIf(event_id, `+site+`), uniqExactIf(event_id, `+site+` AND outcome = 'denied'),
+			uniqExactIf(event_id, `+site+` AND action = 'battery_low'), uniqExactIf(event_id, `+site+` AND action = 'offline'),
+			uniqExactIf(event_id, `+site+` AND action = 'lock_jammed')
+		FROM access_events WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ? GROUP BY w`, args...)
+	if err != nil {
+		return fmt.Errorf("access events: %w", err)
+	}
+	defer rows.Close()
+	fleet := make([]uint64, len(weeks))
+	for rows.Next() {
+		var w int64
+		var all uint64
+		var k WeekKPI
+		if err := rows.Scan(&w, &all, &k.Events, &k.Denied, &k.BatteryLow, &k.Offline, &k.LockJammed); err != nil {
+			return fmt.Errorf("access events: %w", err)
+		}
+		if w < 0 || int(w) >= len(weeks) {
+			continue
+		}
+		dst := &weeks[w]
+		dst.Events, dst.Denied, dst.BatteryLow, dst.Offline, dst.LockJammed = k.Events, k.Denied, k.BatteryLow, k.Offline, k.LockJammed
+		fleet[w] = all
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("access events: %w", err)
+	}
+	for i := range weeks {
+		if t := fleet[i] + weeks[i].DeadLetters; t > 0 {
+			weeks[i].DLQRate = float64(weeks[i].DeadLetters) / float64(t)
+		}
+	}
+	return nil
 }
 
 func (g *gen) anomalies(ctx context.Context, from, to time.Time) (Anomalies, error) {
@@ -387,58 +427,98 @@ const credState = `SELECT credential_id, argMax(state, seq) AS state, argMax(sub
 		argMax(exception, seq) AS exception
 	FROM credential_events WHERE ts_ms < ? GROUP BY credential_id`
 
-// staleQuery selects active credentials neither used (granted) nor changed
-// for StaleDays before `to`; uses are looked up from that cutoff on only.
-func (g *gen) staleQuery(to time.Time, cols, tail string) (string, []any) {
-	cutoff := to.Add(-time.Duration(g.q.StaleDays) * 24 * time.Hour)
-	useCond, useArgs := g.siteCond([]any{secs(cutoff), secs(to), cutoff.UnixMilli(), to.UnixMilli()})
-	sql := `SELECT ` + cols + ` FROM (` + credState + `) ANY LEFT JOIN (
-			SELECT credential_id, max(ts_ms) AS last_use FROM access_events
-			WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ? AND credential_id != '' AND outcome = 'granted'` + useCond + `
-			GROUP BY credential_id
-		) USING (credential_id)
-		WHERE state = 'active' AND greatest(changed_ms, last_use) < ?`
-	args := append([]any{to.UnixMilli()}, useArgs...)
-	args = append(args, cutoff.UnixMilli())
-	if g.q.Site != "" {
-		sql += ` AND site_id = ?`
-		args = append(args, g.q.Site)
-	}
-	return sql + tail, args
-}
-
-func (g *gen) staleCount(ctx context.Context, to time.Time) (int, error) {
-	sql, args := g.staleQuery(to, "count()", "")
-	var n uint64
-	if err := g.conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("stale credentials: %w", err)
-	}
-	return int(n), nil
-}
-
-func (g *gen) stale(ctx context.Context, to time.Time, limit int) (CredList, error) {
+// stale counts, for each week end, the credentials active at that time
+// and neither used (a granted access) nor changed for StaleDays, and lists
+// those of the last week end, idle longest first. One scan of the access
+// events finds every credential's last use before each week end (uses are
+// looked up from the earliest cutoff on only); the credential states come
+// from the small credential_events table.
+func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, error) {
 	out := CredList{Credentials: []CredRow{}}
-	n, err := g.staleCount(ctx, to)
-	if err != nil {
-		return out, err
+	counts := make([]int, len(ends))
+	idle := time.Duration(g.q.StaleDays) * 24 * time.Hour
+	first, last := ends[0].Add(-idle), ends[len(ends)-1]
+	cols := make([]string, len(ends))
+	args := make([]any, 0, len(ends)+5)
+	for i, end := range ends {
+		cols[i] = "maxIf(ts_ms, ts_ms < ?)"
+		args = append(args, end.UnixMilli())
 	}
-	out.Total = n
-	sql, args := g.staleQuery(to, "credential_id, subject_id, role, site_id, state, last_use, greatest(changed_ms, last_use) AS since",
-		" ORDER BY since, credential_id LIMIT ?")
-	rows, err := g.conn.Query(ctx, sql, append(args, limit)...)
+	cond, args := g.siteCond(append(args, secs(first), secs(last), first.UnixMilli(), last.UnixMilli()))
+	rows, err := g.conn.Query(ctx, `SELECT credential_id, `+strings.Join(cols, ", ")+` FROM access_events
+		WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ? AND credential_id != '' AND outcome = 'granted'`+cond+`
+		GROUP BY credential_id`, args...)
 	if err != nil {
-		return out, fmt.Errorf("stale credentials: %w", err)
+		return nil, out, fmt.Errorf("credential uses: %w", err)
 	}
-	defer rows.Close()
+	lastUse := map[string][]int64{}
 	for rows.Next() {
-		var c CredRow
-		if err := rows.Scan(&c.CredentialID, &c.SubjectID, &c.Role, &c.SiteID, &c.State, &c.LastUseMs, &c.SinceMs); err != nil {
-			return out, fmt.Errorf("stale credentials: %w", err)
+		var id string
+		uses := make([]int64, len(ends))
+		dst := []any{&id}
+		for i := range uses {
+			dst = append(dst, &uses[i])
 		}
-		c.Days = days(to.UnixMilli() - c.SinceMs)
-		out.Credentials = append(out.Credentials, c)
+		if err := rows.Scan(dst...); err != nil {
+			rows.Close()
+			return nil, out, fmt.Errorf("credential uses: %w", err)
+		}
+		lastUse[id] = uses
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, out, fmt.Errorf("credential uses: %w", err)
+	}
+	for i, end := range ends {
+		cutoff := end.Add(-idle).UnixMilli()
+		q := `SELECT credential_id, subject_id, role, site_id, changed_ms FROM (` + credState + `)
+			WHERE state = 'active' AND changed_ms < ?`
+		args := []any{end.UnixMilli(), cutoff}
+		if g.q.Site != "" {
+			q += ` AND site_id = ?`
+			args = append(args, g.q.Site)
+		}
+		rows, err := g.conn.Query(ctx, q, args...)
+		if err != nil {
+			return nil, out, fmt.Errorf("stale credentials: %w", err)
+		}
+		for rows.Next() {
+			var c CredRow
+			if err := rows.Scan(&c.CredentialID, &c.SubjectID, &c.Role, &c.SiteID, &c.SinceMs); err != nil {
+				rows.Close()
+				return nil, out, fmt.Errorf("stale credentials: %w", err)
+			}
+			if u := lastUse[c.CredentialID]; u != nil && u[i] > 0 {
+				if u[i] >= cutoff {
+					continue // used within the idle period
+				}
+				c.LastUseMs = u[i]
+				c.SinceMs = max(c.SinceMs, u[i])
+			}
+			counts[i]++
+			if i == len(ends)-1 {
+				c.State = "active"
+				c.Days = days(end.UnixMilli() - c.SinceMs)
+				out.Credentials = append(out.Credentials, c)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, out, fmt.Errorf("stale credentials: %w", err)
+		}
+	}
+	sort.Slice(out.Credentials, func(a, b int) bool {
+		x, y := out.Credentials[a], out.Credentials[b]
+		if x.SinceMs != y.SinceMs {
+			return x.SinceMs < y.SinceMs
+		}
+		return x.CredentialID < y.CredentialID
+	})
+	out.Total = counts[len(ends)-1]
+	if len(out.Credentials) > g.q.ListLimit {
+		out.Credentials = out.Credentials[:g.q.ListLimit]
+	}
+	return counts, out, nil
 }
 
 // expired lists credentials still live at `to` whose end date
