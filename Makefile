@@ -9,7 +9,7 @@ KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token
 export KEYFLEET_TEST_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 export KEYFLEET_TEST_KAFKA_BROKERS ?= 127.0.0.1:19092
 
-.PHONY: build run test test-unit services services-stop bench lint clean
+.PHONY: build run test test-unit services services-stop bench lint clean dashboards chromium
 
 build:
 	$(GO) build -o $(BIN) ./cmd/keyfleet
@@ -29,9 +29,18 @@ run: build
 	scripts/run.sh
 
 # The whole suite against real services (ClickHouse and a real Kafka broker),
-# which this target starts itself.
-test: build services
+# which this target starts itself, and headless Chromium for the browser tests.
+test: build services chromium
 	KEYFLEET_TEST_REQUIRE=1 $(GO) test -count=1 -timeout 30m ./...
+
+# Headless Chromium (Debian's package) for the dashboards' browser tests.
+chromium:
+	scripts/chromium.sh >/dev/null
+
+# Re-vendor the dashboards' chart library (uPlot) from npm into the embedded
+# assets; commit the result (go build itself never needs npm).
+dashboards:
+	scripts/dashboards.sh
 
 # Fast tests only: no real services needed (service tests skip).
 test-unit:

@@ -45,6 +45,8 @@ type Config struct {
 	LogFormat         string
 
 	Detect DetectConfig
+
+	Dashboards DashboardsConfig
 }
 
 // RegisterFlags defines serve's flags (each with an environment equivalent).
@@ -91,6 +93,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	s.String(&c.LogLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
 	c.Detect.registerFlags(s)
+	c.Dashboards.registerFlags(s)
 }
 
 // Validate checks the configuration and says what is wrong in terms of flags.
@@ -134,6 +137,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Query.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Dashboards.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	switch c.LogLevel {

@@ -188,6 +188,10 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	defer closeAll(logger, det.closers...)
+	dash, err := setupDashboards(cfg.Dashboards, conn, reg, cfg.Control.PendingSLA, logger)
+	if err != nil {
+		return err
+	}
 	lag := bus.NewLagMonitor(bc, append([]bus.Consumer{
 		{Group: GroupNormalize, Topic: bus.TopicRaw},
 		{Group: GroupClickHouse, Topic: bus.TopicAccess},
@@ -211,6 +215,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	routes := append(health.Routes(reg), ingestHandler.Routes()...)
 	routes = append(routes, plane.Routes()...)
 	routes = append(routes, det.routes...)
+	routes = append(routes, dash.routes...)
 	routes = append(routes, queryAPI.routes...)
 	if err := queryAPI.document(routes); err != nil {
 		return err
@@ -242,7 +247,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return tokens.Run(gctx) })
 	g.Go(func() error { return plane.Run(gctx) })
-	for _, run := range append(det.runs, queryAPI.runs...) {
+	for _, run := range append(append(det.runs, queryAPI.runs...), dash.runs...) {
 		g.Go(func() error { return run(gctx) })
 	}
 	g.Go(func() error {

@@ -1,0 +1,147 @@
+// Package dashboards serves keyfleet's web dashboards: a static shell (HTML,
+// JS, CSS and the vendored uPlot chart library, embedded with go:embed) that
+// is public, and the few read-only, token-protected API routes the pages need
+// beyond the query, alerts and control-plane APIs: ingest health, alert
+// counts, an alert's evidence events, the revocation tracker and pending
+// provisioning requests. Every number a page shows comes from a token-
+// protected API route; the shell itself holds no data.
+package dashboards
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyfleet/keyfleet/internal/httpapi"
+)
+
+//go:embed assets
+var embedded embed.FS
+
+// contentPolicy allows only keyfleet's own scripts, styles and API: no
+// inline scripts, no third-party origins. Inline styles are allowed for the
+// chart library's layout and the weekly report's own stylesheet (shown in a
+// sandboxed frame).
+const contentPolicy = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+	"connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// Options configure the dashboards.
+type Options struct {
+	// Conn reads ClickHouse for the dashboard routes.
+	Conn driver.Conn
+	// Gatherer is the process's metric registry (ingest health reads the
+	// keyfleet_* pipeline metrics from it).
+	Gatherer prometheus.Gatherer
+	// SampleEvery is how often ingest health samples the metrics (default 5s).
+	SampleEvery time.Duration
+	// Timeout bounds each ClickHouse query (default 10s).
+	Timeout time.Duration
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// Dashboards serves the dashboard shell and its data routes.
+type Dashboards struct {
+	opts   Options
+	assets fs.FS
+	ingest *IngestHealth
+}
+
+// New returns the dashboards.
+func New(opts Options) (*Dashboards, error) {
+	if opts.Conn == nil || opts.Gatherer == nil {
+		return nil, errors.New("dashboards: Conn and Gatherer are required")
+	}
+	if opts.SampleEvery <= 0 {
+		opts.SampleEvery = 5 * time.Second
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	assets, err := fs.Sub(embedded, "assets")
+	if err != nil {
+		return nil, fmt.Errorf("dashboards: embedded assets: %w", err)
+	}
+	return &Dashboards{opts: opts, assets: assets,
+		ingest: NewIngestHealth(opts.Gatherer, opts.SampleEvery, opts.Now)}, nil
+}
+
+// Run samples ingest health until ctx ends.
+func (d *Dashboards) Run(ctx context.Context) error { return d.ingest.Run(ctx) }
+
+// Route paths of the dashboard data routes.
+const (
+	PathIngestHealth = "/v1/health/ingest"
+	PathAlertCounts  = "/v1/dashboards/alerts"
+	PathEvidence     = "/v1/alerts/:id/evidence"
+	PathRevocations  = "/v1/dashboards/revocations"
+	PathRequests     = "/v1/dashboards/requests"
+)
+
+// Routes returns the public static shell and the token-protected data routes.
+func (d *Dashboards) Routes() []httpapi.Route {
+	return []httpapi.Route{
+		{Method: fiber.MethodGet, Path: "/", Public: true, Handler: d.index,
+			Summary: "The dashboards' HTML shell (public; every data call needs a token)."},
+		{Method: fiber.MethodGet, Path: "/assets/*", Public: true, Handler: d.asset,
+			Summary: "The dashboards' static files: scripts, styles, the vendored chart library (public)."},
+		{Method: fiber.MethodGet, Path: PathIngestHealth, Roles: httpapi.ReadRoles, Handler: d.ingest.handle,
+			Summary: "Ingest health: consumer lag per group, records, dead letters and inserts per second, DLQ rate, recent history."},
+		{Method: fiber.MethodGet, Path: PathAlertCounts, Roles: httpapi.ReadRoles, Handler: d.alertCounts,
+			Summary: "Alert counts by detector, severity and status (status, site, from, to)."},
+		{Method: fiber.MethodGet, Path: PathEvidence, Roles: httpapi.ReadRoles, Handler: d.evidence,
+			Summary: "An alert's evidence: the access events it cites."},
+		{Method: fiber.MethodGet, Path: PathRevocations, Roles: httpapi.ReadRoles, Handler: d.revocations,
+			Summary: "Revocation tracker: recent revocations with locks told, confirmed and pending (from, pending, limit)."},
+		{Method: fiber.MethodGet, Path: PathRequests, Roles: httpapi.ManageRoles, Handler: d.requests,
+			Summary: "Provisioning requests with their items' status counts (status: pending or all; from, limit)."},
+	}
+}
+
+func (d *Dashboards) index(c *fiber.Ctx) error { return d.serve(c, "index.html") }
+
+func (d *Dashboards) asset(c *fiber.Ctx) error {
+	name := path.Clean("/" + c.Params("*"))[1:]
+	if name == "" || name == "index.html" || !fs.ValidPath(name) {
+		return httpapi.NewProblem(fiber.StatusNotFound, "not_found", "no such asset")
+	}
+	return d.serve(c, name)
+}
+
+func (d *Dashboards) serve(c *fiber.Ctx, name string) error {
+	b, err := fs.ReadFile(d.assets, name)
+	if err != nil {
+		return httpapi.NewProblem(fiber.StatusNotFound, "not_found", "no such asset")
+	}
+	ctype := mime.TypeByExtension(path.Ext(name))
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	if strings.HasPrefix(ctype, "text/") && !strings.Contains(ctype, "charset") {
+		ctype += "; charset=utf-8"
+	}
+	c.Set(fiber.HeaderContentType, ctype)
+	c.Set(fiber.HeaderContentSecurityPolicy, contentPolicy)
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	return c.Send(b)
+}

@@ -1,0 +1,409 @@
+package dashboards
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/keyfleet/keyfleet/internal/event"
+	"github.com/keyfleet/keyfleet/internal/httpapi"
+)
+
+// params validates a request's query parameters against the allowed names:
+// unknown, repeated, empty, over-long or non-printable values are 400s.
+func params(c *fiber.Ctx, allowed ...string) (map[string]string, error) {
+	out := map[string]string{}
+	var perr error
+	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) {
+		if perr != nil {
+			return
+		}
+		key, val := string(k), string(v)
+		switch {
+		case !slices.Contains(allowed, key):
+			p := httpapi.NewProblem(fiber.StatusBadRequest, "unknown_parameter",
+				fmt.Sprintf("unknown parameter %q (known: %s)", key, strings.Join(allowed, ", ")))
+			p.Field = key
+			perr = p
+		case out[key] != "":
+			perr = httpapi.BadRequest(key, key+" is repeated")
+		case val == "":
+			perr = httpapi.BadRequest(key, key+" must not be empty")
+		case len(val) > 128 || strings.IndexFunc(val, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+			perr = httpapi.BadRequest(key, key+" must be at most 128 printable characters")
+		default:
+			out[key] = val
+		}
+	})
+	return out, perr
+}
+
+func unknownParams(c *fiber.Ctx) error {
+	_, err := params(c)
+	return err
+}
+
+// timeParam reads an RFC 3339 time or epoch milliseconds; def when absent.
+func timeParam(v map[string]string, name string, def time.Time) (time.Time, error) {
+	s, ok := v[name]
+	if !ok {
+		return def, nil
+	}
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil && ms > 0 {
+		return time.UnixMilli(ms), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, httpapi.BadRequest(name, name+" must be an RFC 3339 time or epoch milliseconds")
+	}
+	return t, nil
+}
+
+func limitParam(v map[string]string, def, max int) (int, error) {
+	s, ok := v["limit"]
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, httpapi.BadRequest("limit", fmt.Sprintf("limit must be an integer in 1..%d", max))
+	}
+	return n, nil
+}
+
+// rangeParams reads from/to with defaults, at most 400 days apart.
+func (d *Dashboards) rangeParams(v map[string]string, back time.Duration) (time.Time, time.Time, error) {
+	now := d.opts.Now()
+	from, err := timeParam(v, "from", now.Add(-back))
+	if err != nil {
+		return from, now, err
+	}
+	to, err := timeParam(v, "to", now.Add(time.Minute))
+	if err != nil {
+		return from, to, err
+	}
+	if !from.Before(to) {
+		return from, to, httpapi.BadRequest("from", "from must be before to")
+	}
+	if to.Sub(from) > 400*24*time.Hour {
+		return from, to, httpapi.BadRequest("from", "the time range is longer than 400 days")
+	}
+	return from, to, nil
+}
+
+func (d *Dashboards) ctx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(c.UserContext(), d.opts.Timeout)
+	secs := max(1, int(d.opts.Timeout.Seconds()))
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_execution_time": secs})), cancel
+}
+
+func secs(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
+// AlertCount is the number of alerts of one detector, severity and status.
+type AlertCount struct {
+	Detector string `json:"detector"`
+	Severity string `json:"severity"`
+	Status   string `json:"status"`
+	Count    uint64 `json:"count"`
+}
+
+// alertCounts serves GET /v1/dashboards/alerts: alert counts (current
+// versions, FINAL) by detector, severity and status.
+func (d *Dashboards) alertCounts(c *fiber.Ctx) error {
+	v, err := params(c, "status", "site", "from", "to")
+	if err != nil {
+		return err
+	}
+	from, to, err := d.rangeParams(v, 30*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	q := `SELECT detector, severity, status, count() FROM alerts FINAL WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`
+	args := []any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()}
+	if s, ok := v["status"]; ok {
+		statuses := strings.Split(s, ",")
+		for _, st := range statuses {
+			if !slices.Contains([]string{"open", "acknowledged", "resolved", "false_positive"}, st) {
+				return httpapi.BadRequest("status", "status must be a list of open, acknowledged, resolved, false_positive")
+			}
+		}
+		q += ` AND status IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(statuses)), ", ") + `)`
+		for _, st := range statuses {
+			args = append(args, st)
+		}
+	}
+	if s, ok := v["site"]; ok {
+		q += ` AND site_id = ?`
+		args = append(args, s)
+	}
+	q += ` GROUP BY detector, severity, status ORDER BY detector, severity, status`
+	ctx, cancel := d.ctx(c)
+	defer cancel()
+	rows, err := d.opts.Conn.Query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("alert counts: %w", err)
+	}
+	defer rows.Close()
+	out := []AlertCount{}
+	var total uint64
+	for rows.Next() {
+		var a AlertCount
+		if err := rows.Scan(&a.Detector, &a.Severity, &a.Status, &a.Count); err != nil {
+			return fmt.Errorf("alert counts: %w", err)
+		}
+		total += a.Count
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("alert counts: %w", err)
+	}
+	return c.JSON(fiber.Map{"counts": out, "total": total, "from_ms": from.UnixMilli(), "to_ms": to.UnixMilli()})
+}
+
+func validAlertID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// evidence serves GET /v1/alerts/:id/evidence: the access events an alert
+// cites, oldest first, each once (access_events may still hold re-delivered
+// duplicates). Events are looked up around the alert's window and site.
+func (d *Dashboards) evidence(c *fiber.Ctx) error {
+	id := strings.Clone(c.Params("id"))
+	if !validAlertID(id) {
+		return httpapi.BadRequest("id", "id must be an alert id (UUID)")
+	}
+	if err := unknownParams(c); err != nil {
+		return err
+	}
+	ctx, cancel := d.ctx(c)
+	defer cancel()
+	var ids []string
+	var site string
+	var tsMs, startMs, endMs int64
+	rows, err := d.opts.Conn.Query(ctx, `SELECT evidence, site_id, ts_ms, window_start_ms, window_end_ms
+		FROM alerts FINAL WHERE alert_id = ? LIMIT 1`, id)
+	if err != nil {
+		return fmt.Errorf("alert evidence: %w", err)
+	}
+	found := rows.Next()
+	if found {
+		err = rows.Scan(&ids, &site, &tsMs, &startMs, &endMs)
+	}
+	rows.Close()
+	if err != nil {
+		return fmt.Errorf("alert evidence: %w", err)
+	}
+	if !found {
+		return httpapi.NewProblem(fiber.StatusNotFound, "alert_not_found", "no alert "+id)
+	}
+	out := []event.Access{}
+	var want []any
+	for _, e := range ids {
+		if len(e) == 36 && validAlertID(e) {
+			want = append(want, e)
+		}
+	}
+	if len(want) > 0 {
+		lo := min(tsMs, startMs) - 24*3_600_000
+		hi := max(tsMs, endMs) + 24*3_600_000
+		if startMs <= 0 {
+			lo = tsMs - 30*24*3_600_000
+		}
+		q := `SELECT toString(event_id), ts_ms, received_ms, vendor, site_id, zone_id, door_id, lock_id, subject_id,
+				credential_id, device_id, attested, action, outcome, method, reason, vendor_code, break_glass, raw_ref
+			FROM access_events WHERE ts >= ? AND ts <= ? AND toString(event_id) IN (` +
+			strings.TrimSuffix(strings.Repeat("?, ", len(want)), ", ") + `)`
+		args := append([]any{secs(time.UnixMilli(lo)), secs(time.UnixMilli(hi))}, want...)
+		if site != "" {
+			q += ` AND site_id = ?`
+			args = append(args, site)
+		}
+		q += ` ORDER BY ts_ms, event_id LIMIT 1 BY event_id`
+		rows, err := d.opts.Conn.Query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("alert evidence events: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e event.Access
+			var bg uint8
+			if err := rows.Scan(&e.EventID, &e.TsMs, &e.ReceivedMs, &e.Vendor, &e.SiteID, &e.ZoneID, &e.DoorID, &e.LockID,
+				&e.SubjectID, &e.CredentialID, &e.DeviceID, &e.Attested, &e.Action, &e.Outcome, &e.Method, &e.Reason,
+				&e.VendorCode, &bg, &e.RawRef); err != nil {
+				return fmt.Errorf("alert evidence events: %w", err)
+			}
+			e.BreakGlass = bg == 1
+			out = append(out, e)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("alert evidence events: %w", err)
+		}
+	}
+	return c.JSON(fiber.Map{"alert_id": id, "evidence_ids": ids, "events": out, "missing": len(want) - len(out)})
+}
+
+// Revocation is one row of the revocation tracker.
+type Revocation struct {
+	RevocationID string `json:"revocation_id"`
+	Scope        string `json:"scope"`
+	SubjectID    string `json:"subject_id"`
+	RequestedMs  int64  `json:"requested_ms"`
+	Credentials  uint64 `json:"credentials"`
+	Locks        uint64 `json:"locks"`
+	Confirmed    uint64 `json:"confirmed"`
+	Pending      uint64 `json:"pending"`
+	LastAckMs    int64  `json:"last_ack_ms"`
+}
+
+// revocations serves GET /v1/dashboards/revocations: recent revocations
+// with how many locks were told and how many confirmed (pending=true: only
+// those still waiting for a lock). GET /v1/revocations/{id} names the locks.
+func (d *Dashboards) revocations(c *fiber.Ctx) error {
+	v, err := params(c, "from", "to", "pending", "limit")
+	if err != nil {
+		return err
+	}
+	from, to, err := d.rangeParams(v, 7*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	limit, err := limitParam(v, 50, 1000)
+	if err != nil {
+		return err
+	}
+	pendingOnly := false
+	if s, ok := v["pending"]; ok {
+		if pendingOnly, err = strconv.ParseBool(s); err != nil {
+			return httpapi.BadRequest("pending", "pending must be true or false")
+		}
+	}
+	q := `SELECT revocation_id, scope, subject_id, req_ms, creds, locks, acked, last_ack FROM (
+			SELECT revocation_id, scope, subject_id, req_ms, creds, locks FROM (
+				SELECT revocation_id, any(scope) AS scope, any(subject_id) AS subject_id, min(requested_ms) AS req_ms,
+					uniqExact(credential_id) AS creds
+				FROM revocations WHERE ts >= ? AND ts <= ? AND requested_ms >= ? AND requested_ms < ? GROUP BY revocation_id
+			) ANY LEFT JOIN (
+				SELECT revocation_id, uniqExact(credential_id, vendor, lock_id) AS locks
+				FROM revocation_locks WHERE ts >= ? GROUP BY revocation_id
+			) USING (revocation_id)
+		) ANY LEFT JOIN (
+			SELECT revocation_id, uniqExact(credential_id, vendor, lock_id) AS acked, max(applied_ms) AS last_ack
+			FROM lock_acks WHERE status = 'applied' AND revocation_id != '' AND ts >= ? GROUP BY revocation_id
+		) USING (revocation_id)`
+	f := secs(from)
+	args := []any{f, secs(to), from.UnixMilli(), to.UnixMilli(), f, f}
+	if pendingOnly {
+		q += ` WHERE acked < locks`
+	}
+	q += ` ORDER BY req_ms DESC, revocation_id LIMIT ?`
+	ctx, cancel := d.ctx(c)
+	defer cancel()
+	rows, err := d.opts.Conn.Query(ctx, q, append(args, limit)...)
+	if err != nil {
+		return fmt.Errorf("revocations: %w", err)
+	}
+	defer rows.Close()
+	out := []Revocation{}
+	for rows.Next() {
+		var r Revocation
+		if err := rows.Scan(&r.RevocationID, &r.Scope, &r.SubjectID, &r.RequestedMs, &r.Credentials, &r.Locks,
+			&r.Confirmed, &r.LastAckMs); err != nil {
+			return fmt.Errorf("revocations: %w", err)
+		}
+		if r.Locks > r.Confirmed {
+			r.Pending = r.Locks - r.Confirmed
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("revocations: %w", err)
+	}
+	return c.JSON(fiber.Map{"revocations": out, "count": len(out)})
+}
+
+// Request is one provisioning request with its items' status counts.
+type Request struct {
+	RequestID string `json:"request_id"`
+	Kind      string `json:"kind"`
+	Caller    string `json:"caller"`
+	CreatedMs int64  `json:"created_ms"`
+	Total     uint64 `json:"total"`
+	Pending   uint64 `json:"pending"`
+	Done      uint64 `json:"done"`
+	Failed    uint64 `json:"failed"`
+}
+
+// requests serves GET /v1/dashboards/requests: provisioning requests
+// (single and bulk) with pending, done and failed item counts;
+// status=pending (the default) keeps those with items still pending.
+// GET /v1/requests/{id} has each item's status and why.
+func (d *Dashboards) requests(c *fiber.Ctx) error {
+	v, err := params(c, "from", "to", "status", "limit")
+	if err != nil {
+		return err
+	}
+	from, to, err := d.rangeParams(v, 30*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	limit, err := limitParam(v, 50, 1000)
+	if err != nil {
+		return err
+	}
+	status := "pending"
+	if s, ok := v["status"]; ok {
+		if s != "pending" && s != "all" {
+			return httpapi.BadRequest("status", "status must be pending or all")
+		}
+		status = s
+	}
+	q := `SELECT request_id, kind, who, created, n, pending, done, failed FROM (
+			SELECT request_id, any(kind) AS kind, any(caller) AS who, max(created_ms) AS created, toUInt64(max(total)) AS n
+			FROM control_requests WHERE ts >= ? AND ts <= ? AND created_ms >= ? AND created_ms < ? GROUP BY request_id
+		) ANY LEFT JOIN (
+			SELECT request_id, countIf(status = 'pending') AS pending, countIf(status IN ('issued', 'applied')) AS done,
+				countIf(status = 'failed') AS failed
+			FROM control_request_items FINAL
+			WHERE request_id IN (SELECT request_id FROM control_requests WHERE ts >= ? AND ts <= ?)
+			GROUP BY request_id
+		) USING (request_id)`
+	args := []any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli(), secs(from), secs(to)}
+	if status == "pending" {
+		q += ` WHERE pending > 0`
+	}
+	q += ` ORDER BY created DESC, request_id LIMIT ?`
+	ctx, cancel := d.ctx(c)
+	defer cancel()
+	rows, err := d.opts.Conn.Query(ctx, q, append(args, limit)...)
+	if err != nil {
+		return fmt.Errorf("requests: %w", err)
+	}
+	defer rows.Close()
+	out := []Request{}
+	for rows.Next() {
+		var r Request
+		if err := rows.Scan(&r.RequestID, &r.Kind, &r.Caller, &r.CreatedMs, &r.Total, &r.Pending, &r.Done, &r.Failed); err != nil {
+			return fmt.Errorf("requests: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("requests: %w", err)
+	}
+	return c.JSON(fiber.Map{"requests": out, "count": len(out)})
+}

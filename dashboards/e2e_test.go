@@ -1,0 +1,529 @@
+package dashboards_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyfleet/keyfleet/dashboards/report"
+	"github.com/keyfleet/keyfleet/internal/testenv"
+)
+
+// The browser tests run the real keyfleet binary (embedded Kafka broker,
+// ClickHouse from internal/testenv) fed by the fleet simulator, and drive
+// Debian's headless Chromium with chromedp. Screenshots are written to
+// test-artifacts/dashboards/ at the repository root.
+
+const e2eToken = "e2e-admin-token"
+
+// chromiumPath finds the browser; without one the test fails under
+// KEYFLEET_TEST_REQUIRE=1 (scripts/chromium.sh installs it) and skips otherwise.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("KEYFLEET_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if testenv.Required() {
+		t.Fatal("no chromium binary: run scripts/chromium.sh (make test does)")
+	}
+	t.Skip("no chromium binary (scripts/chromium.sh installs Debian's chromium)")
+	return ""
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// buildBinary builds cmd/keyfleet into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("KEYFLEET_BIN"); p != "" {
+		return p
+	}
+	bin := filepath.Join(t.TempDir(), "keyfleet")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/keyfleet/keyfleet/cmd/keyfleet").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// server is a running keyfleet serve.
+type server struct {
+	t     *testing.T
+	base  string
+	kafka string
+}
+
+func (s *server) get(path string, out any) int {
+	s.t.Helper()
+	return s.call("GET", path, "", out)
+}
+
+func (s *server) call(method, path, body string, out any) int {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	require.NoError(s.t, err)
+	req.Header.Set("Authorization", "Bearer "+e2eToken)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(s.t, err)
+	if out != nil && resp.StatusCode < 300 {
+		require.NoError(s.t, json.Unmarshal(b, out), string(b))
+	}
+	return resp.StatusCode
+}
+
+// startFleet starts keyfleet serve on a fresh database with the simulated
+// estate's registry and feeds it a day of simulated history.
+func startFleet(t *testing.T) *server {
+	t.Helper()
+	_, ch := testenv.ClickHouse(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	fleet := []string{"--seed", "11", "--sites", "2", "--subjects", "200"}
+	registry := filepath.Join(dir, "registry.json")
+	out, err := exec.Command(bin, append(append([]string{"simulate"}, fleet...), "--registry-only", "--registry-out", registry)...).CombinedOutput()
+	require.NoError(t, err, "simulate --registry-only: %s", out)
+
+	httpAddr, kafkaAddr := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(bin, "serve", "--http-addr", httpAddr, "--embedded-kafka-addr", kafkaAddr,
+		"--clickhouse-addr", ch.Addr, "--clickhouse-database", ch.Database, "--data-dir", filepath.Join(dir, "data"),
+		"--registry", registry, "--clickhouse-flush-interval", "200ms", "--access-log=false")
+	cmd.Env = append(os.Environ(), "KEYFLEET_BOOTSTRAP_TOKEN="+e2eToken)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("keyfleet serve output:\n%s", logs.String())
+		}
+	})
+	s := &server{t: t, base: "http://" + httpAddr, kafka: kafkaAddr}
+	require.Eventually(t, func() bool {
+		select {
+		case <-done:
+			t.Fatalf("keyfleet serve exited:\n%s", logs.String())
+		default:
+		}
+		resp, err := http.Get(s.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 90*time.Second, 200*time.Millisecond, "keyfleet serve not ready")
+
+	sim := exec.Command(bin, append(append([]string{"simulate"}, fleet...), "--days", "1", "--anomaly-scale", "3",
+		"--kafka-brokers", kafkaAddr, "--log-level", "warn")...)
+	out, err = sim.CombinedOutput()
+	require.NoError(t, err, "simulate --days 1: %s", out)
+	return s
+}
+
+// ensureAlert waits for the detectors to raise an alert from the simulated
+// day; if none comes, it ingests an event that always alerts (a Matter
+// ForcedUserEvent, normalized to emergency_unlock).
+func ensureAlert(t *testing.T, s *server) {
+	t.Helper()
+	var out struct {
+		Alerts []struct {
+			ID string `json:"alert_id"`
+		} `json:"alerts"`
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) {
+		if s.get("/v1/alerts?status=open&limit=1", &out) == 200 && len(out.Alerts) > 0 {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	t.Log("no alert from the simulated day yet: ingesting an emergency unlock")
+	payload := fmt.Sprintf(`{"nodeId":"0x0E2E","endpointId":1,"clusterId":257,"eventName":"LockOperation","eventNumber":1,`+
+		`"timestampMs":%d,"priority":"critical","data":{"lockOperationType":3,"operationSource":1,"userIndex":1,"fabricIndex":1}}`,
+		time.Now().UnixMilli())
+	require.Equal(t, 202, s.call("POST", "/v1/ingest/matter", payload, nil))
+	require.Eventually(t, func() bool {
+		return s.get("/v1/alerts?status=open&limit=1", &out) == 200 && len(out.Alerts) > 0
+	}, 60*time.Second, time.Second, "no alert after an emergency unlock")
+}
+
+// browser is headless Chromium with a fresh profile; it collects console
+// errors, uncaught exceptions and error log entries (CSP violations, failed
+// loads) of every page.
+type browser struct {
+	ctx    context.Context
+	mu     sync.Mutex
+	errors []string
+	dir    string
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	exe := chromiumPath(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	b := &browser{ctx: ctx, dir: artifactDir(t)}
+	require.NoError(t, chromedp.Do(ctx)) // starts the browser (no timeout on this first call)
+	require.NoError(t, chromedp.Listen(ctx, func(ev any) {
+		var msg string
+		switch e := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.ConsoleAPICalledTypeError {
+				var parts []string
+				for _, a := range e.Args {
+					parts = append(parts, strings.TrimSpace(string(a.Value)+" "+a.Description))
+				}
+				msg = "console.error: " + strings.Join(parts, " ")
+			}
+		case *runtime.EventExceptionThrown:
+			msg = "exception: " + e.ExceptionDetails.Text
+			if e.ExceptionDetails.Exception != nil {
+				msg += " " + e.ExceptionDetails.Exception.Description
+			}
+		case *cdplog.EventEntryAdded:
+			if e.Entry.Level == cdplog.EntryLevelError {
+				msg = "log " + string(e.Entry.Source) + ": " + e.Entry.Text + " " + e.Entry.URL
+			}
+		}
+		if msg != "" {
+			b.mu.Lock()
+			b.errors = append(b.errors, msg)
+			b.mu.Unlock()
+		}
+	}))
+	_, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{})
+	require.NoError(t, err)
+	_, err = chromedp.Call(ctx, runtime.Enable, cdp.Empty{})
+	require.NoError(t, err)
+	return b
+}
+
+func (b *browser) takeErrors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := b.errors
+	b.errors = nil
+	return out
+}
+
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join("..", "test-artifacts", "dashboards")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	return dir
+}
+
+func (b *browser) screenshot(t *testing.T, name string) {
+	t.Helper()
+	buf := run(t, b, chromedp.FullScreenshot(100))
+	path := filepath.Join(b.dir, name)
+	require.NoError(t, os.WriteFile(path, buf, 0o644))
+	t.Logf("screenshot %s", path)
+}
+
+// do runs steps with a time limit (the browser outlives it).
+func (b *browser) do(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.failure(t)
+		require.NoError(t, err)
+	}
+}
+
+// failure keeps a screenshot and the page's text and console errors.
+func (b *browser) failure(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		_ = os.WriteFile(filepath.Join(b.dir, "failure.png"), buf, 0o644)
+	}
+	text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	t.Logf("page text at the failure:\n%s\nconsole errors: %q", text, b.takeErrors())
+}
+
+// run runs one action that returns a value, with a time limit.
+func run[T any](t *testing.T, b *browser, a chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 90*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	require.NoError(t, err)
+	return v
+}
+
+// poll waits until a JavaScript expression is truthy.
+func poll(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(60*time.Second),
+		chromedp.WithPollingInterval(250*time.Millisecond))
+}
+
+// waitData waits until a chart holder has a canvas and reports data points.
+func waitData(sel string) chromedp.Action[chromedp.Void] {
+	return poll(fmt.Sprintf(`(() => { const el = document.querySelector(%q);
+		return !!el && Number(el.dataset.points || 0) > 0 && !!el.querySelector('canvas'); })()`, sel))
+}
+
+const loaded = `document.getElementById('main').dataset.loaded === 'true'`
+
+// TestDashboardsInChromium checks the weekly report's KPIs against
+// GET /v1/kpis, then, in Chromium: logs in, checks that the overview's charts
+// render with data, opens an alert, acknowledges it and finds the change
+// through the API, visits the other pages, and renders the weekly report; no
+// page may log a console error.
+func TestDashboardsInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	s := startFleet(t)
+	// The report's KPIs equal GET /v1/kpis for the same week (checked
+	// before the browser part, which skips without Chromium).
+	week := report.WeekOf(time.Now()).String()
+	compareReportWithKPIs(t, s, week)
+	ensureAlert(t, s)
+	b := newBrowser(t)
+
+	// Log in.
+	b.do(t, chromedp.Navigate(s.base+"/"), chromedp.WaitVisible(chromedp.ID("token")))
+	b.screenshot(t, "01-login.png")
+	b.do(t, chromedp.SendKeys(chromedp.ID("token"), e2eToken), chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.ID("tile-events-rate")))
+	assert.Equal(t, e2eToken, run(t, b, chromedp.Evaluate[string](`sessionStorage.getItem('keyfleet.token')`)),
+		"the token is kept in sessionStorage")
+	assert.NotContains(t, run(t, b, chromedp.Evaluate[string](`location.href`)), e2eToken, "the token never appears in the URL")
+
+	// Overview: every time-series chart is a uPlot canvas with data.
+	b.do(t, poll(loaded), waitData("#chart-rate"), waitData("#chart-outcome"), waitData("#chart-split"),
+		poll(`document.querySelectorAll('#lag-table tbody tr').length > 0`))
+	assert.Positive(t, run(t, b, chromedp.Evaluate[int](`Number(document.querySelector('#chart-outcome').dataset.points)`)),
+		"granted vs denied has data")
+	assert.Positive(t, run(t, b, chromedp.Evaluate[int](`document.querySelectorAll('#alerts-table tbody tr').length`)),
+		"open alerts by detector has rows")
+	b.screenshot(t, "02-overview.png")
+
+	// Alert triage: the list, then the newest open alert.
+	b.do(t, chromedp.Navigate(s.base+"/#/alerts?status=open"), chromedp.WaitVisible(chromedp.CSS("#alerts tbody tr")))
+	b.screenshot(t, "03-alerts.png")
+	attr := run(t, b, chromedp.AttributeValue(chromedp.CSS("#alerts tbody tr"), "data-alert"))
+	alertID := attr.Value
+	require.NotEmpty(t, alertID)
+	b.do(t, chromedp.Click(chromedp.CSS("#alerts tbody tr a.alert-link")), chromedp.WaitVisible(chromedp.ID("explanation")))
+	assert.NotEmpty(t, run(t, b, chromedp.Text(chromedp.ID("explanation"))))
+	b.do(t, poll(`(() => { const e = document.getElementById('evidence'); return !!e && !e.textContent.includes('Loading'); })()`))
+	b.screenshot(t, "04-alert-detail.png")
+
+	// Acknowledge it; the API shows the change.
+	b.do(t, chromedp.SendKeys(chromedp.ID("note"), "checked by the e2e test"),
+		chromedp.Click(chromedp.CSS(`button[data-status="acknowledged"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[data-status="open"]`)))
+	var got struct {
+		Status     string `json:"status"`
+		StatusNote string `json:"status_note"`
+	}
+	require.Equal(t, 200, s.get("/v1/alerts/"+url.PathEscape(alertID), &got))
+	assert.Equal(t, "acknowledged", got.Status)
+	assert.Equal(t, "checked by the e2e test", got.StatusNote)
+	b.screenshot(t, "05-alert-acknowledged.png")
+
+	// Investigation of a subject and one of its credentials.
+	var events struct {
+		Events []struct {
+			SubjectID    string `json:"subject_id"`
+			CredentialID string `json:"credential_id"`
+		} `json:"events"`
+	}
+	require.Equal(t, 200, s.get("/v1/events?outcome=granted&limit=50&from=now-2d", &events))
+	subject, credential := "", ""
+	for _, e := range events.Events {
+		if e.SubjectID != "" && e.CredentialID != "" {
+			subject, credential = e.SubjectID, e.CredentialID
+			break
+		}
+	}
+	require.NotEmpty(t, subject, "a granted event with a subject")
+	b.do(t, chromedp.Navigate(s.base+"/#/investigate?"+url.Values{"q": {subject}, "kind": {"subject"}, "range": {"7d"}}.Encode()),
+		waitData("#subject-timeline"))
+	b.screenshot(t, "06-investigate-subject.png")
+	b.do(t, chromedp.Navigate(s.base+"/#/investigate?"+url.Values{"q": {credential}, "kind": {"credential"}, "range": {"7d"}}.Encode()),
+		poll(`(() => { const c = document.getElementById('who-issued'); return !!c && !c.textContent.includes('Loading'); })()`),
+		waitData("#credential-timeline"))
+	b.screenshot(t, "07-investigate-credential.png")
+
+	// Credentials.
+	b.do(t, chromedp.Navigate(s.base+"/#/credentials"), poll(loaded))
+	assert.Equal(t, 8, run(t, b, chromedp.Evaluate[int](`document.querySelectorAll('#lifecycle tr').length`)))
+	b.screenshot(t, "08-credentials.png")
+
+	// Reports page with the current week's report in its frame.
+	b.do(t, chromedp.Navigate(s.base+"/#/reports?week="+week), chromedp.WaitVisible(chromedp.ID("report-form")),
+		chromedp.Click(chromedp.ID("report-submit")), chromedp.WaitVisible(chromedp.CSS("iframe.report")),
+		poll(`!!document.querySelector('iframe.report[data-loaded]')`))
+	time.Sleep(500 * time.Millisecond) // the sandboxed frame paints in its own process
+	b.screenshot(t, "09-reports.png")
+	assert.Empty(t, b.takeErrors(), "console errors in the dashboards")
+
+	// The HTML report on its own renders without console errors.
+	htmlPath, err := filepath.Abs(filepath.Join(b.dir, "weekly-report.html"))
+	require.NoError(t, err)
+	req, err := http.NewRequest("GET", s.base+"/v1/reports/weekly?format=html&week="+week, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+e2eToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode, string(body))
+	require.NoError(t, os.WriteFile(htmlPath, body, 0o644))
+	b.do(t, chromedp.Navigate("file://"+htmlPath), chromedp.WaitVisible(chromedp.CSS("h1")))
+	assert.GreaterOrEqual(t, run(t, b, chromedp.Evaluate[int](`document.querySelectorAll('svg.chart').length`)), 6,
+		"the report's inline SVG charts")
+	assert.Contains(t, run(t, b, chromedp.Text(chromedp.CSS("h1"))), week)
+	b.screenshot(t, "10-weekly-report.png")
+	assert.Empty(t, b.takeErrors(), "console errors in the HTML report")
+}
+
+// compareReportWithKPIs checks the report's numbers against GET /v1/kpis
+// over the same week: the credential KPIs, and the access and pipeline
+// numbers when the query API serves the route. Events may still be arriving
+// from the simulator, so it compares until both answers agree (at most 30 s)
+// and reports the last difference.
+func compareReportWithKPIs(t *testing.T, s *server, week string) {
+	t.Helper()
+	w, err := report.ParseWeek(week)
+	require.NoError(t, err)
+	from, to := strconv.FormatInt(w.Start().UnixMilli(), 10), strconv.FormatInt(w.End().UnixMilli(), 10)
+	var diffs []string
+	for attempt := 0; attempt < 30; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Second)
+		}
+		var r report.Report
+		require.Equal(t, 200, s.get("/v1/reports/weekly?format=json&week="+week, &r))
+		var k map[string]json.RawMessage
+		require.Equal(t, 200, s.get("/v1/kpis?from="+from+"&to="+to, &k))
+		diffs = kpiDiffs(t, &r, k)
+		if len(diffs) == 0 {
+			t.Logf("report %s equals GET /v1/kpis (%d events, %d credentials issued, %d live)", week,
+				r.Current().Events, r.Current().Activation.Issued, r.Current().Exceptions.Live)
+			return
+		}
+	}
+	t.Errorf("report vs GET /v1/kpis for %s:\n%s", week, strings.Join(diffs, "\n"))
+}
+
+func kpiDiffs(t *testing.T, r *report.Report, k map[string]json.RawMessage) []string {
+	t.Helper()
+	var diffs []string
+	cred := k
+	if raw, ok := k["credentials"]; ok {
+		require.NoError(t, json.Unmarshal(raw, &cred))
+	}
+	cur := r.Current()
+	for _, f := range []struct {
+		name string
+		want any
+	}{{"revocation_latency", cur.RevocationLatency}, {"time_to_issue", cur.TimeToIssue},
+		{"activation", cur.Activation}, {"exceptions", cur.Exceptions}} {
+		want, err := json.Marshal(f.want)
+		require.NoError(t, err)
+		var a, b any
+		require.NoError(t, json.Unmarshal(want, &a))
+		if err := json.Unmarshal(cred[f.name], &b); err != nil || !reflect.DeepEqual(a, b) {
+			diffs = append(diffs, fmt.Sprintf("%s: report %s, API %s", f.name, want, cred[f.name]))
+		}
+	}
+	if raw, ok := k["pipeline"]; ok {
+		var p struct {
+			DeadLetters uint64  `json:"dead_letters"`
+			Rate        float64 `json:"dead_letter_rate"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &p))
+		if p.DeadLetters != cur.DeadLetters || math.Abs(p.Rate-cur.DLQRate) > 1e-12 {
+			diffs = append(diffs, fmt.Sprintf("dead letters: report %d (rate %g), API %d (rate %g)",
+				cur.DeadLetters, cur.DLQRate, p.DeadLetters, p.Rate))
+		}
+	}
+	if raw, ok := k["access"]; ok {
+		var a struct {
+			Events uint64 `json:"events"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &a))
+		if a.Events != cur.Events {
+			diffs = append(diffs, fmt.Sprintf("events: report %d, API %d", cur.Events, a.Events))
+		}
+	}
+	return diffs
+}

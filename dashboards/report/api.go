@@ -1,0 +1,204 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/keyfleet/keyfleet/internal/httpapi"
+)
+
+// Route paths.
+const (
+	PathWeekly = "/v1/reports/weekly"
+	PathList   = "/v1/reports"
+	PathOne    = "/v1/reports/:id"
+)
+
+// APIOptions configure the report routes.
+type APIOptions struct {
+	Conn    driver.Conn
+	Store   *Store
+	SLA     time.Duration
+	Timeout time.Duration // per request (default 2m: a report runs a few dozen queries)
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Metrics *Metrics
+}
+
+// API serves /v1/reports.
+type API struct{ opts APIOptions }
+
+// NewAPI returns the report routes' handlers.
+func NewAPI(opts APIOptions) (*API, error) {
+	if opts.Conn == nil || opts.Store == nil {
+		return nil, errors.New("report API: Conn and Store are required")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &API{opts: opts}, nil
+}
+
+// Routes returns the report routes (managers; admin always). The weekly
+// route is listed before /v1/reports/:id so it is matched first.
+func (a *API) Routes() []httpapi.Route {
+	return []httpapi.Route{
+		{Method: fiber.MethodGet, Path: PathWeekly, Roles: httpapi.ManageRoles, Handler: a.weekly,
+			Summary: "The weekly fleet-health report of an ISO week, computed now (week, site, format: json, md, csv, html)."},
+		{Method: fiber.MethodGet, Path: PathList, Roles: httpapi.ManageRoles, Handler: a.list,
+			Summary: "Stored weekly reports (generated on schedule), newest week first (site, limit)."},
+		{Method: fiber.MethodGet, Path: PathOne, Roles: httpapi.ManageRoles, Handler: a.get,
+			Summary: "One stored weekly report (format: json, md, csv, html)."},
+	}
+}
+
+// args validates a request's query parameters against the allowed names.
+func args(c *fiber.Ctx, allowed ...string) (map[string]string, error) {
+	out := map[string]string{}
+	var perr error
+	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) {
+		if perr != nil {
+			return
+		}
+		key, val := string(k), string(v)
+		switch {
+		case !slices.Contains(allowed, key):
+			p := httpapi.NewProblem(fiber.StatusBadRequest, "unknown_parameter",
+				fmt.Sprintf("unknown parameter %q (known: %s)", key, strings.Join(allowed, ", ")))
+			p.Field = key
+			perr = p
+		case out[key] != "":
+			perr = httpapi.BadRequest(key, key+" is repeated")
+		case val == "":
+			perr = httpapi.BadRequest(key, key+" must not be empty")
+		case len(val) > 128 || strings.IndexFunc(val, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+			perr = httpapi.BadRequest(key, key+" must be at most 128 printable characters")
+		default:
+			out[key] = val
+		}
+	})
+	return out, perr
+}
+
+func format(v map[string]string) (string, error) {
+	f := v["format"]
+	if f == "" {
+		return "json", nil
+	}
+	if !slices.Contains(Formats, f) {
+		return "", httpapi.BadRequest("format", "format must be one of "+strings.Join(Formats, ", "))
+	}
+	return f, nil
+}
+
+// send renders r in the format. HTML gets a policy that keeps it inert
+// (inline styles only: no scripts, no fetches).
+func send(c *fiber.Ctx, r *Report, f string) error {
+	var b bytes.Buffer
+	if err := Render(&b, r, f); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, ContentType(f))
+	if f == "html" {
+		c.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	}
+	if f == "csv" || f == "md" {
+		c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`inline; filename="keyfleet-report-%s.%s"`, strings.ReplaceAll(r.ID, "~", "-"), f))
+	}
+	return c.Send(b.Bytes())
+}
+
+func (a *API) weekly(c *fiber.Ctx) error {
+	v, err := args(c, "week", "site", "format")
+	if err != nil {
+		return err
+	}
+	f, err := format(v)
+	if err != nil {
+		return err
+	}
+	now := a.opts.Now()
+	week := LastComplete(now)
+	if s := v["week"]; s != "" {
+		if week, err = ParseWeek(s); err != nil {
+			return httpapi.BadRequest("week", err.Error())
+		}
+	}
+	if week.Start().After(now) {
+		return httpapi.BadRequest("week", "week "+week.String()+" has not started yet")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), a.opts.Timeout)
+	defer cancel()
+	start := time.Now()
+	r, err := Generate(ctx, a.opts.Conn, Query{Week: week, Site: v["site"], Now: now, SLA: a.opts.SLA})
+	a.opts.Metrics.observe(TriggerAPI, start, err)
+	if err != nil {
+		return err
+	}
+	return send(c, r, f)
+}
+
+func (a *API) list(c *fiber.Ctx) error {
+	v, err := args(c, "site", "limit")
+	if err != nil {
+		return err
+	}
+	limit := 100
+	if s := v["limit"]; s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 1000 {
+			return httpapi.BadRequest("limit", "limit must be an integer in 1..1000")
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	defer cancel()
+	list, err := a.opts.Store.List(ctx, v["site"], limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"reports": list, "count": len(list)})
+}
+
+func (a *API) get(c *fiber.Ctx) error {
+	id, err := url.PathUnescape(c.Params("id"))
+	wk, _, _ := strings.Cut(id, "~")
+	if _, werr := ParseWeek(wk); err != nil || werr != nil || len(id) > 200 {
+		return httpapi.BadRequest("id", "id must be a report id such as 2026-W47 or 2026-W47~site-a")
+	}
+	id = strings.Clone(id)
+	v, err := args(c, "format")
+	if err != nil {
+		return err
+	}
+	f, err := format(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	defer cancel()
+	r, err := a.opts.Store.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return httpapi.NewProblem(fiber.StatusNotFound, "report_not_found", "no stored report "+id)
+	}
+	if err != nil {
+		return err
+	}
+	return send(c, r, f)
+}

@@ -1,0 +1,493 @@
+package report
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Formats a report renders to.
+var Formats = []string{"json", "md", "csv", "html"}
+
+// ContentType returns the media type of a format.
+func ContentType(format string) string {
+	switch format {
+	case "md":
+		return "text/markdown; charset=utf-8"
+	case "csv":
+		return "text/csv; charset=utf-8"
+	case "html":
+		return "text/html; charset=utf-8"
+	}
+	return "application/json"
+}
+
+// Render writes r in the given format (json, md, csv, html).
+func Render(w io.Writer, r *Report, format string) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case "md":
+		return renderMarkdown(w, r)
+	case "csv":
+		return renderCSV(w, r)
+	case "html":
+		return renderHTML(w, r)
+	}
+	return fmt.Errorf("unknown report format %q (want json, md, csv or html)", format)
+}
+
+// kpi is one headline KPI: how to read it from a week and how to show it.
+type kpi struct {
+	Key    string
+	Label  string
+	Better string // "higher", "lower" or "" (context only)
+	Value  func(*WeekKPI) (float64, bool)
+	Format func(float64) string
+}
+
+func pct(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" }
+
+func pct3(v float64) string { return strconv.FormatFloat(100*v, 'f', 3, 64) + "%" }
+
+func count(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+
+func dec1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+
+// dur shows seconds as a readable duration.
+func dur(s float64) string {
+	switch {
+	case s < 1:
+		return strconv.FormatFloat(s*1000, 'f', 0, 64) + " ms"
+	case s < 120:
+		return strconv.FormatFloat(s, 'f', 1, 64) + " s"
+	case s < 2*3600:
+		return strconv.FormatFloat(s/60, 'f', 1, 64) + " min"
+	case s < 3*86400:
+		return strconv.FormatFloat(s/3600, 'f', 1, 64) + " h"
+	}
+	return strconv.FormatFloat(s/86400, 'f', 1, 64) + " d"
+}
+
+var kpis = []kpi{
+	{"activation_success_rate", "Activation success rate", "higher",
+		func(k *WeekKPI) (float64, bool) { return k.Activation.SuccessRate, k.Activation.Issued > 0 }, pct},
+	{"time_to_issue_p50_s", "Time to issue p50", "lower",
+		func(k *WeekKPI) (float64, bool) { return k.TimeToIssue.P50, k.TimeToIssue.Count > 0 }, dur},
+	{"time_to_issue_p95_s", "Time to issue p95", "lower",
+		func(k *WeekKPI) (float64, bool) { return k.TimeToIssue.P95, k.TimeToIssue.Count > 0 }, dur},
+	{"revocation_latency_p50_s", "Revocation latency p50", "lower",
+		func(k *WeekKPI) (float64, bool) { return k.RevocationLatency.P50, k.RevocationLatency.Confirmed > 0 }, dur},
+	{"revocation_latency_p95_s", "Revocation latency p95", "lower",
+		func(k *WeekKPI) (float64, bool) { return k.RevocationLatency.P95, k.RevocationLatency.Confirmed > 0 }, dur},
+	{"revocation_latency_p99_s", "Revocation latency p99", "lower",
+		func(k *WeekKPI) (float64, bool) { return k.RevocationLatency.P99, k.RevocationLatency.Confirmed > 0 }, dur},
+	{"exceptions_per_1000_credentials", "Exceptions per 1,000 credentials", "lower",
+		func(k *WeekKPI) (float64, bool) { return k.Exceptions.PerThousand, k.Exceptions.Live > 0 }, dec1},
+	{"stale_credentials", "Stale credentials", "lower",
+		func(k *WeekKPI) (float64, bool) { return float64(k.StaleCredentials), true }, count},
+	{"dlq_rate", "DLQ rate", "lower",
+		func(k *WeekKPI) (float64, bool) { return k.DLQRate, k.Events+k.DeadLetters > 0 }, pct3},
+	{"events", "Access events", "",
+		func(k *WeekKPI) (float64, bool) { return float64(k.Events), true }, count},
+	{"denied", "Denied accesses", "",
+		func(k *WeekKPI) (float64, bool) { return float64(k.Denied), true }, count},
+	{"alerts", "Alerts raised", "",
+		func(k *WeekKPI) (float64, bool) { return float64(k.Alerts), true }, count},
+	{"pending_locks", "Lock revocations past the SLA", "lower",
+		func(k *WeekKPI) (float64, bool) { return float64(k.PendingLocks), true }, count},
+}
+
+// kpiLine is a KPI across the report's weeks.
+type kpiLine struct {
+	kpi
+	Cells   []string // per week, "—" without a value
+	Avg     string   // average of the previous weeks that have a value
+	Change  string   // this week against that average
+	Verdict string   // better, worse, same or ""
+	Bars    []bar
+}
+
+func kpiLines(r *Report) []kpiLine {
+	var out []kpiLine
+	for _, k := range kpis {
+		l := kpiLine{kpi: k}
+		var prev []float64
+		for i := range r.Weeks {
+			w := &r.Weeks[i]
+			v, ok := k.Value(w)
+			cell := "—"
+			if ok {
+				cell = k.Format(v)
+			}
+			l.Cells = append(l.Cells, cell)
+			l.Bars = append(l.Bars, bar{Label: w.Week, Value: v, OK: ok, Text: cell})
+			if ok && i < len(r.Weeks)-1 {
+				prev = append(prev, v)
+			}
+		}
+		l.Avg, l.Change = "—", "—"
+		cur, ok := k.Value(r.Current())
+		if len(prev) > 0 {
+			avg := 0.0
+			for _, v := range prev {
+				avg += v
+			}
+			avg /= float64(len(prev))
+			l.Avg = k.Format(avg)
+			if isCount(k) {
+				l.Avg = dec1(avg)
+			}
+			if ok {
+				l.Change, l.Verdict = change(k, cur, avg)
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// isCount reports whether a KPI is a plain count.
+func isCount(k kpi) bool {
+	switch k.Key {
+	case "stale_credentials", "events", "denied", "alerts", "pending_locks":
+		return true
+	}
+	return false
+}
+
+// change describes cur against avg: a signed difference in the KPI's own
+// unit (percentage points for rates) and whether it is better or worse.
+func change(k kpi, cur, avg float64) (string, string) {
+	d := cur - avg
+	if math.Abs(d) < 1e-9 {
+		return "no change", map[bool]string{true: "", false: "same"}[k.Better == ""]
+	}
+	var s string
+	switch {
+	case strings.HasSuffix(k.Key, "_rate"):
+		s = strconv.FormatFloat(100*d, 'f', 2, 64) + " pts"
+	case strings.HasSuffix(k.Key, "_s"):
+		s = dur(math.Abs(d))
+		if d < 0 {
+			s = "-" + s
+		}
+	default:
+		s = strconv.FormatFloat(d, 'f', 1, 64)
+	}
+	if d > 0 {
+		s = "+" + s
+	}
+	switch {
+	case k.Better == "":
+		return s, ""
+	case (d > 0) == (k.Better == "higher"):
+		return s, "better"
+	}
+	return s, "worse"
+}
+
+func ts(ms int64) string {
+	if ms <= 0 {
+		return "never"
+	}
+	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04")
+}
+
+func date(ms int64) string {
+	if ms <= 0 {
+		return "—"
+	}
+	return time.UnixMilli(ms).UTC().Format(time.DateOnly)
+}
+
+func title(r *Report) string {
+	t := "Fleet health — week " + r.Week
+	if r.Site != "" {
+		t += " — site " + r.Site
+	}
+	return t
+}
+
+func period(r *Report) string {
+	return time.UnixMilli(r.FromMs).UTC().Format("Mon 2 Jan 2006") + " – " +
+		time.UnixMilli(r.ToMs-1).UTC().Format("Mon 2 Jan 2006") + " (UTC)"
+}
+
+func keyCounts(kc []KeyCount) string {
+	if len(kc) == 0 {
+		return "—"
+	}
+	parts := make([]string, len(kc))
+	for i, k := range kc {
+		parts[i] = fmt.Sprintf("%s (%d)", k.Key, k.Count)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func severities(m map[string]uint64) string {
+	var parts []string
+	for _, s := range []string{"critical", "high", "medium", "low"} {
+		if n := m[s]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", s, n))
+		}
+	}
+	var other []string
+	for s := range m {
+		switch s {
+		case "critical", "high", "medium", "low":
+		default:
+			other = append(other, s)
+		}
+	}
+	sort.Strings(other)
+	for _, s := range other {
+		parts = append(parts, fmt.Sprintf("%s %d", s, m[s]))
+	}
+	if len(parts) == 0 {
+		return "—"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// mdCell escapes a Markdown table cell.
+func mdCell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+func mdTable(w *bytes.Buffer, head []string, rows [][]string) {
+	w.WriteString("| " + strings.Join(head, " | ") + " |\n|")
+	for range head {
+		w.WriteString("---|")
+	}
+	w.WriteString("\n")
+	for _, r := range rows {
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = mdCell(c)
+		}
+		w.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+}
+
+func renderMarkdown(out io.Writer, r *Report) error {
+	var w bytes.Buffer
+	fmt.Fprintf(&w, "# %s\n\n%s. Generated %s UTC.\n\n", title(r), period(r), ts(r.GeneratedMs))
+	for _, n := range r.Notes {
+		fmt.Fprintf(&w, "> %s\n\n", n)
+	}
+	w.WriteString("## KPIs against the previous four weeks\n\n")
+	head := []string{"KPI"}
+	for _, wk := range r.Weeks {
+		head = append(head, wk.Week)
+	}
+	head = append(head, "4-week avg", "change")
+	var rows [][]string
+	for _, l := range kpiLines(r) {
+		change := l.Change
+		if l.Verdict == "better" || l.Verdict == "worse" {
+			change += " (" + l.Verdict + ")"
+		}
+		rows = append(rows, append(append([]string{l.Label}, l.Cells...), l.Avg, change))
+	}
+	mdTable(&w, head, rows)
+	cur := r.Current()
+	fmt.Fprintf(&w, "\nRevocations requested: %d (%d confirmed by every lock). Credentials issued: %d, activated: %d. "+
+		"Live credentials: %d, of which exceptions: %d. Stale means active and neither used nor changed for %d days. "+
+		"Revocation SLA: %s.\n", cur.RevocationLatency.Count, cur.RevocationLatency.Confirmed, cur.Activation.Issued,
+		cur.Activation.Activated, cur.Exceptions.Live, cur.Exceptions.LiveExceptions, r.StaleDays, dur(r.SLASeconds))
+
+	fmt.Fprintf(&w, "\n## Anomalies by detector\n\n%d alerts raised this week.\n\n", r.Anomalies.Total)
+	rows = nil
+	for _, d := range r.Anomalies.Detectors {
+		rows = append(rows, []string{d.Detector, strconv.FormatUint(d.Alerts, 10), strconv.FormatUint(d.Open, 10),
+			severities(d.BySeverity), keyCounts(d.TopSubjects), keyCounts(d.TopDoors)})
+	}
+	if len(rows) == 0 {
+		w.WriteString("No alerts.\n")
+	} else {
+		mdTable(&w, []string{"detector", "alerts", "still open", "by severity", "top subjects", "top doors"}, rows)
+	}
+
+	fmt.Fprintf(&w, "\n## Credentials active but unused for %d days\n\n%d credentials", r.StaleDays, r.Stale.Total)
+	if len(r.Stale.Credentials) < r.Stale.Total {
+		fmt.Fprintf(&w, " (the %d idle longest are listed)", len(r.Stale.Credentials))
+	}
+	w.WriteString(".\n\n")
+	rows = nil
+	for _, c := range r.Stale.Credentials {
+		rows = append(rows, []string{c.CredentialID, c.SubjectID, c.Role, c.SiteID, ts(c.LastUseMs), dec1(c.Days)})
+	}
+	if len(rows) > 0 {
+		mdTable(&w, []string{"credential", "subject", "role", "site", "last used", "idle days"}, rows)
+	}
+
+	fmt.Fprintf(&w, "\n## Open exceptions past their end date\n\n%d credentials were still live after their end date at the end of the week.\n\n", r.Expired.Total)
+	rows = nil
+	for _, c := range r.Expired.Credentials {
+		kind := "time-bound"
+		if c.BreakGlass {
+			kind = "break-glass"
+		} else if c.Exception {
+			kind = "exception"
+		}
+		rows = append(rows, []string{c.CredentialID, c.SubjectID, c.Role, c.SiteID, c.State, kind, ts(c.SinceMs), dec1(c.Days)})
+	}
+	if len(rows) > 0 {
+		mdTable(&w, []string{"credential", "subject", "role", "site", "state", "kind", "ended", "days past end"}, rows)
+	}
+
+	w.WriteString("\n## Vendor and lock health\n\n")
+	rows = nil
+	for _, v := range r.LockHealth.Vendors {
+		rows = append(rows, []string{v.Vendor, u(v.BatteryLow), u(v.Offline), u(v.LockJammed), u(v.LocksAffect)})
+	}
+	if len(rows) == 0 {
+		w.WriteString("No battery, connectivity or jam events.\n")
+	} else {
+		mdTable(&w, []string{"vendor", "battery_low", "offline", "lock_jammed", "locks affected"}, rows)
+		w.WriteString("\nLocks with the most health events:\n\n")
+		rows = nil
+		for _, l := range r.LockHealth.Locks {
+			rows = append(rows, []string{l.Vendor, l.SiteID, l.DoorID, l.LockID, u(l.BatteryLow), u(l.Offline), u(l.LockJammed)})
+		}
+		mdTable(&w, []string{"vendor", "site", "door", "lock", "battery_low", "offline", "lock_jammed"}, rows)
+	}
+	_, err := out.Write(w.Bytes())
+	return err
+}
+
+func u(v uint64) string { return strconv.FormatUint(v, 10) }
+
+// renderCSV writes the report as one long table: section, week, item, key,
+// value (a value per row, so any tool can pivot it).
+func renderCSV(out io.Writer, r *Report) error {
+	w := csv.NewWriter(out)
+	row := func(cells ...string) { _ = w.Write(cells) }
+	row("section", "week", "item", "key", "value")
+	for _, k := range kpis {
+		for i := range r.Weeks {
+			wk := &r.Weeks[i]
+			v, ok := k.Value(wk)
+			val := ""
+			if ok {
+				val = strconv.FormatFloat(v, 'f', -1, 64)
+			}
+			row("kpi", wk.Week, k.Key, "", val)
+		}
+	}
+	for _, d := range r.Anomalies.Detectors {
+		row("anomalies", r.Week, d.Detector, "alerts", u(d.Alerts))
+		row("anomalies", r.Week, d.Detector, "open", u(d.Open))
+		sevs := make([]string, 0, len(d.BySeverity))
+		for s := range d.BySeverity {
+			sevs = append(sevs, s)
+		}
+		sort.Strings(sevs)
+		for _, s := range sevs {
+			row("anomalies", r.Week, d.Detector, "severity:"+s, u(d.BySeverity[s]))
+		}
+		for _, k := range d.TopSubjects {
+			row("anomalies", r.Week, d.Detector, "top_subject:"+k.Key, u(k.Count))
+		}
+		for _, k := range d.TopDoors {
+			row("anomalies", r.Week, d.Detector, "top_door:"+k.Key, u(k.Count))
+		}
+	}
+	for _, c := range r.Stale.Credentials {
+		row("stale_credentials", r.Week, c.CredentialID, "subject_id", c.SubjectID)
+		row("stale_credentials", r.Week, c.CredentialID, "role", c.Role)
+		row("stale_credentials", r.Week, c.CredentialID, "site_id", c.SiteID)
+		row("stale_credentials", r.Week, c.CredentialID, "last_use_ms", strconv.FormatInt(c.LastUseMs, 10))
+		row("stale_credentials", r.Week, c.CredentialID, "idle_days", strconv.FormatFloat(c.Days, 'f', -1, 64))
+	}
+	row("stale_credentials", r.Week, "total", "", strconv.Itoa(r.Stale.Total))
+	for _, c := range r.Expired.Credentials {
+		row("expired_exceptions", r.Week, c.CredentialID, "subject_id", c.SubjectID)
+		row("expired_exceptions", r.Week, c.CredentialID, "state", c.State)
+		row("expired_exceptions", r.Week, c.CredentialID, "valid_until_ms", strconv.FormatInt(c.SinceMs, 10))
+		row("expired_exceptions", r.Week, c.CredentialID, "days_past_end", strconv.FormatFloat(c.Days, 'f', -1, 64))
+		row("expired_exceptions", r.Week, c.CredentialID, "break_glass", strconv.FormatBool(c.BreakGlass))
+	}
+	row("expired_exceptions", r.Week, "total", "", strconv.Itoa(r.Expired.Total))
+	for _, v := range r.LockHealth.Vendors {
+		row("vendor_health", r.Week, v.Vendor, "battery_low", u(v.BatteryLow))
+		row("vendor_health", r.Week, v.Vendor, "offline", u(v.Offline))
+		row("vendor_health", r.Week, v.Vendor, "lock_jammed", u(v.LockJammed))
+		row("vendor_health", r.Week, v.Vendor, "locks_affected", u(v.LocksAffect))
+	}
+	for _, l := range r.LockHealth.Locks {
+		item := l.Vendor + "/" + l.LockID
+		row("lock_health", r.Week, item, "site_id", l.SiteID)
+		row("lock_health", r.Week, item, "battery_low", u(l.BatteryLow))
+		row("lock_health", r.Week, item, "offline", u(l.Offline))
+		row("lock_health", r.Week, item, "lock_jammed", u(l.LockJammed))
+	}
+	w.Flush()
+	return w.Error()
+}
+
+//go:embed report.html.tmpl
+var htmlSource string
+
+var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"ts": ts, "date": date, "dec1": dec1, "u": u, "keyCounts": keyCounts, "severities": severities, "dur": dur,
+}).Parse(htmlSource))
+
+// htmlView is what the HTML template reads.
+type htmlView struct {
+	R         *Report
+	Title     string
+	Period    string
+	Lines     []kpiLine
+	Trends    []template.HTML
+	Anomalies template.HTML
+	Vendors   template.HTML
+}
+
+func renderHTML(out io.Writer, r *Report) error {
+	v := htmlView{R: r, Title: title(r), Period: period(r), Lines: kpiLines(r)}
+	for _, l := range v.Lines {
+		switch l.Key {
+		case "activation_success_rate", "time_to_issue_p50_s", "revocation_latency_p95_s",
+			"exceptions_per_1000_credentials", "stale_credentials", "dlq_rate":
+			// The SVG is built from escaped text only.
+			v.Trends = append(v.Trends, template.HTML(trendSVG(l.Label, l.Bars))) //nolint:gosec
+		}
+	}
+	if len(r.Anomalies.Detectors) > 0 {
+		var cats []string
+		all, open := series{Name: "alerts", Colour: colBlue}, series{Name: "still open", Colour: colOrange}
+		for _, d := range r.Anomalies.Detectors {
+			cats = append(cats, d.Detector)
+			all.Values = append(all.Values, float64(d.Alerts))
+			open.Values = append(open.Values, float64(d.Open))
+		}
+		v.Anomalies = template.HTML(hbarSVG("Alerts by detector", cats, []series{all, open})) //nolint:gosec
+	}
+	if len(r.LockHealth.Vendors) > 0 {
+		var cats []string
+		bl := series{Name: "battery_low", Colour: colOrange}
+		off := series{Name: "offline", Colour: colSky}
+		jam := series{Name: "lock_jammed", Colour: colVermilion}
+		for _, vh := range r.LockHealth.Vendors {
+			cats = append(cats, vh.Vendor)
+			bl.Values = append(bl.Values, float64(vh.BatteryLow))
+			off.Values = append(off.Values, float64(vh.Offline))
+			jam.Values = append(jam.Values, float64(vh.LockJammed))
+		}
+		v.Vendors = template.HTML(hbarSVG("Health events by vendor", cats, []series{bl, off, jam})) //nolint:gosec
+	}
+	return htmlTemplate.Execute(out, v)
+}

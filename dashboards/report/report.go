@@ -1,0 +1,598 @@
+// Package report builds keyfleet's weekly fleet-health report: the week's
+// KPIs against the previous four, anomalies by detector, stale credentials,
+// exceptions past their end date and vendor/lock health, read from
+// ClickHouse (dedup-safe) and from the control plane's KPIs
+// (control.ComputeKPIs, so the report and GET /v1/kpis agree). It renders
+// JSON, Markdown, CSV and HTML with inline SVG charts, stores generated
+// reports, generates them on a schedule and serves /v1/reports.
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/keyfleet/keyfleet/control"
+)
+
+// Defaults of a Query.
+const (
+	DefaultStaleDays  = 90
+	DefaultTop        = 5
+	DefaultListLimit  = 100
+	DefaultTrendWeeks = 4
+	// TopLocks is how many locks the lock-health list keeps.
+	TopLocks = 20
+)
+
+// Query selects one report.
+type Query struct {
+	Week Week
+	// Site limits the access-derived sections (events, anomalies, stale
+	// credentials, exceptions, lock health) to one site; the control plane's
+	// credential KPIs and the DLQ rate stay fleet-wide (see Report.Notes).
+	Site string
+	// Now is when the report is generated (default time.Now): it dates the
+	// report and decides which lock revocations are past the SLA.
+	Now time.Time
+	// SLA is the revocation SLA (default control.DefaultPendingSLA).
+	SLA time.Duration
+	// StaleDays is how long an active credential must be unused to be
+	// stale (default 90).
+	StaleDays int
+	// Top is how many subjects/doors/locks the top lists keep (default 5).
+	Top int
+	// ListLimit bounds the stale-credential and exception lists (default 100;
+	// the totals count all of them).
+	ListLimit int
+}
+
+func (q *Query) defaults() {
+	if q.Now.IsZero() {
+		q.Now = time.Now()
+	}
+	if q.SLA <= 0 {
+		q.SLA = control.DefaultPendingSLA
+	}
+	if q.StaleDays <= 0 {
+		q.StaleDays = DefaultStaleDays
+	}
+	if q.Top <= 0 {
+		q.Top = DefaultTop
+	}
+	if q.ListLimit <= 0 {
+		q.ListLimit = DefaultListLimit
+	}
+}
+
+// ID is the stored id of the report of a week (and site).
+func ID(w Week, site string) string {
+	if site == "" {
+		return w.String()
+	}
+	return w.String() + "~" + site
+}
+
+// Report is the weekly fleet-health report. JSON names are a contract
+// (stored reports, GET /v1/reports/*).
+type Report struct {
+	ID          string    `json:"report_id"`
+	Week        string    `json:"week"`
+	Site        string    `json:"site,omitempty"`
+	FromMs      int64     `json:"from_ms"`
+	ToMs        int64     `json:"to_ms"`
+	GeneratedMs int64     `json:"generated_ms"`
+	StaleDays   int       `json:"stale_days"`
+	SLASeconds  float64   `json:"revocation_sla_s"`
+	Weeks       []WeekKPI `json:"weeks"` // oldest first; the last is the report's week
+	Anomalies   Anomalies `json:"anomalies"`
+	Stale       CredList  `json:"stale_credentials"`
+	Expired     CredList  `json:"expired_exceptions"`
+	LockHealth  Health    `json:"lock_health"`
+	Notes       []string  `json:"notes,omitempty"`
+}
+
+// Current is the KPIs of the report's own week.
+func (r *Report) Current() *WeekKPI { return &r.Weeks[len(r.Weeks)-1] }
+
+// WeekKPI is one week's KPIs. The credential KPIs are control.ComputeKPIs'
+// over the week (the numbers GET /v1/kpis gives for the same range).
+type WeekKPI struct {
+	Week              string             `json:"week"`
+	FromMs            int64              `json:"from_ms"`
+	ToMs              int64              `json:"to_ms"`
+	Activation        control.Activation `json:"activation"`
+	TimeToIssue       control.Quantiles  `json:"time_to_issue"`
+	RevocationLatency control.Quantiles  `json:"revocation_latency"`
+	Exceptions        control.Exceptions `json:"exceptions"`
+	PendingLocks      int                `json:"pending_locks"`
+	// StaleCredentials: active at the week's end and neither used nor
+	// changed for StaleDays.
+	StaleCredentials int `json:"stale_credentials"`
+	// Events: distinct access events of the week (site-scoped with a site).
+	Events uint64 `json:"events"`
+	Denied uint64 `json:"denied"`
+	// DeadLetters and DLQRate are fleet-wide: dead letters / (events +
+	// dead letters), as GET /v1/kpis computes it.
+	DeadLetters uint64  `json:"dead_letters"`
+	DLQRate     float64 `json:"dlq_rate"`
+	Alerts      uint64  `json:"alerts"`
+	BatteryLow  uint64  `json:"battery_low"`
+	Offline     uint64  `json:"offline"`
+	LockJammed  uint64  `json:"lock_jammed"`
+}
+
+// Anomalies are the week's alerts by detector.
+type Anomalies struct {
+	Total     uint64          `json:"total"`
+	Detectors []DetectorCount `json:"detectors"`
+}
+
+// DetectorCount is one detector's alerts in the week.
+type DetectorCount struct {
+	Detector    string            `json:"detector"`
+	Alerts      uint64            `json:"alerts"`
+	Open        uint64            `json:"open"`
+	BySeverity  map[string]uint64 `json:"by_severity"`
+	TopSubjects []KeyCount        `json:"top_subjects"`
+	TopDoors    []KeyCount        `json:"top_doors"`
+}
+
+// KeyCount is a key and how often it occurs.
+type KeyCount struct {
+	Key   string `json:"key"`
+	Count uint64 `json:"count"`
+}
+
+// CredList is a bounded list of credentials and the total.
+type CredList struct {
+	Total       int       `json:"total"`
+	Credentials []CredRow `json:"credentials"`
+}
+
+// CredRow is a credential in a report list.
+type CredRow struct {
+	CredentialID string `json:"credential_id"`
+	SubjectID    string `json:"subject_id"`
+	Role         string `json:"role"`
+	SiteID       string `json:"site_id"`
+	State        string `json:"state"`
+	// LastUseMs is the last granted use (0: none in the look-back).
+	LastUseMs int64 `json:"last_use_ms"`
+	// SinceMs: stale — idle since (last use or change); expired — the end date.
+	SinceMs    int64   `json:"since_ms"`
+	Days       float64 `json:"days"` // idle days, or days past the end date
+	BreakGlass bool    `json:"break_glass,omitempty"`
+	Exception  bool    `json:"exception,omitempty"`
+}
+
+// Health is vendor and lock health: battery_low, offline and lock_jammed
+// events of the week.
+type Health struct {
+	Vendors []VendorHealth `json:"vendors"`
+	Locks   []LockHealth   `json:"locks"` // the locks with the most such events
+}
+
+// VendorHealth counts health events of one vendor's locks.
+type VendorHealth struct {
+	Vendor      string `json:"vendor"`
+	BatteryLow  uint64 `json:"battery_low"`
+	Offline     uint64 `json:"offline"`
+	LockJammed  uint64 `json:"lock_jammed"`
+	LocksAffect uint64 `json:"locks_affected"`
+}
+
+// LockHealth counts health events of one lock.
+type LockHealth struct {
+	Vendor     string `json:"vendor"`
+	SiteID     string `json:"site_id"`
+	DoorID     string `json:"door_id"`
+	LockID     string `json:"lock_id"`
+	BatteryLow uint64 `json:"battery_low"`
+	Offline    uint64 `json:"offline"`
+	LockJammed uint64 `json:"lock_jammed"`
+	Total      uint64 `json:"total"`
+}
+
+// live are the credential states that still grant (or may grant) access.
+var live = []string{"issued", "pending_activation", "active", "suspended"}
+
+// Generate computes the report of q.Week from ClickHouse.
+func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
+	if conn == nil {
+		return nil, errors.New("report: no ClickHouse connection")
+	}
+	q.defaults()
+	r := &Report{
+		ID: ID(q.Week, q.Site), Week: q.Week.String(), Site: q.Site,
+		FromMs: q.Week.Start().UnixMilli(), ToMs: q.Week.End().UnixMilli(), GeneratedMs: q.Now.UnixMilli(),
+		StaleDays: q.StaleDays, SLASeconds: q.SLA.Seconds(),
+	}
+	g := gen{conn: conn, q: q}
+	for i := DefaultTrendWeeks; i >= 0; i-- {
+		w := q.Week.Add(-i)
+		k, err := g.week(ctx, w)
+		if err != nil {
+			return nil, fmt.Errorf("report %s: %w", w, err)
+		}
+		r.Weeks = append(r.Weeks, *k)
+	}
+	if err := g.access(ctx, r.Weeks); err != nil {
+		return nil, err
+	}
+	from, to := q.Week.Start(), q.Week.End()
+	ends := make([]time.Time, len(r.Weeks))
+	for i := range r.Weeks {
+		ends[i] = time.UnixMilli(r.Weeks[i].ToMs)
+	}
+	counts, stale, err := g.stale(ctx, ends)
+	if err != nil {
+		return nil, err
+	}
+	for i := range r.Weeks {
+		r.Weeks[i].StaleCredentials = counts[i]
+	}
+	r.Stale = stale
+	if r.Anomalies, err = g.anomalies(ctx, from, to); err != nil {
+		return nil, err
+	}
+	if r.Expired, err = g.expired(ctx, to); err != nil {
+		return nil, err
+	}
+	if r.LockHealth, err = g.health(ctx, from, to); err != nil {
+		return nil, err
+	}
+	if q.Site != "" {
+		r.Notes = append(r.Notes, "Credential KPIs (activation, time to issue, revocation latency, exceptions, "+
+			"pending locks) and the DLQ rate are fleet-wide; the other sections are limited to site "+q.Site+".")
+	}
+	if q.Now.Before(to) {
+		r.Notes = append(r.Notes, "The week was not over when this report was generated; its numbers are partial.")
+	}
+	return r, nil
+}
+
+// gen runs the report's queries.
+type gen struct {
+	conn driver.Conn
+	q    Query
+}
+
+// siteCond returns " AND site_id = ?" and its argument when a site is set.
+func (g *gen) siteCond(args []any) (string, []any) {
+	if g.q.Site == "" {
+		return "", args
+	}
+	return " AND site_id = ?", append(args, g.q.Site)
+}
+
+func secs(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
+func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
+	from, to := w.Start(), w.End()
+	k := &WeekKPI{Week: w.String(), FromMs: from.UnixMilli(), ToMs: to.UnixMilli()}
+	cred, err := control.ComputeKPIs(ctx, g.conn, control.KPIQuery{From: from, To: to, SLA: g.q.SLA, Now: g.q.Now})
+	if err != nil {
+		return nil, err
+	}
+	k.Activation, k.TimeToIssue, k.RevocationLatency = cred.Activation, cred.TimeToIssue, cred.RevocationLatency
+	k.Exceptions, k.PendingLocks = cred.Exceptions, cred.PendingLocks.Count
+
+	if err := g.conn.QueryRow(ctx, `SELECT count() FROM dead_letters WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`,
+		secs(from), secs(to), from.UnixMilli(), to.UnixMilli()).Scan(&k.DeadLetters); err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	cond, args := g.siteCond([]any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()})
+	if err := g.conn.QueryRow(ctx, `SELECT count() FROM alerts FINAL WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`+cond,
+		args...).Scan(&k.Alerts); err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	return k, nil
+}
+
+// access fills the weeks' access-event counts and DLQ rates with one scan
+// of access_events over all the weeks (its sorting key leads with site and
+// door, so a time range reads whole partitions: one pass, not one per week).
+// Counts are of distinct event ids: access_events may hold re-delivered
+// duplicates until a merge.
+func (g *gen) access(ctx context.Context, weeks []WeekKPI) error {
+	from, to := time.UnixMilli(weeks[0].FromMs), time.UnixMilli(weeks[len(weeks)-1].ToMs)
+	const weekMs = 7 * 24 * 3_600_000
+	site := "1"
+	args := []any{from.UnixMilli()}
+	if g.q.Site != "" {
+		site = "site_id = ?"
+		for range 5 { // one per use below
+			args = append(args, g.q.Site)
+		}
+	}
+	args = append(args, secs(from), secs(to), from.UnixMilli(), to.UnixMilli())
+	rows, err := g.conn.Query(ctx, `SELECT intDiv(ts_ms - ?, `+strconv.Itoa(weekMs)+`) AS w,
+			uniqExact(event_id), uniqExactIf(event_id, `+site+`), uniqExactIf(event_id, `+site+` AND outcome = 'denied'),
+			uniqExactIf(event_id, `+site+` AND action = 'battery_low'), uniqExactIf(event_id, `+site+` AND action = 'offline'),
+			uniqExactIf(event_id, `+site+` AND action = 'lock_jammed')
+		FROM access_events WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ? GROUP BY w`, args...)
+	if err != nil {
+		return fmt.Errorf("access events: %w", err)
+	}
+	defer rows.Close()
+	fleet := make([]uint64, len(weeks))
+	for rows.Next() {
+		var w int64
+		var all uint64
+		var k WeekKPI
+		if err := rows.Scan(&w, &all, &k.Events, &k.Denied, &k.BatteryLow, &k.Offline, &k.LockJammed); err != nil {
+			return fmt.Errorf("access events: %w", err)
+		}
+		if w < 0 || int(w) >= len(weeks) {
+			continue
+		}
+		dst := &weeks[w]
+		dst.Events, dst.Denied, dst.BatteryLow, dst.Offline, dst.LockJammed = k.Events, k.Denied, k.BatteryLow, k.Offline, k.LockJammed
+		fleet[w] = all
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("access events: %w", err)
+	}
+	for i := range weeks {
+		if t := fleet[i] + weeks[i].DeadLetters; t > 0 {
+			weeks[i].DLQRate = float64(weeks[i].DeadLetters) / float64(t)
+		}
+	}
+	return nil
+}
+
+func (g *gen) anomalies(ctx context.Context, from, to time.Time) (Anomalies, error) {
+	out := Anomalies{Detectors: []DetectorCount{}}
+	base := []any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()}
+	cond, args := g.siteCond(base)
+	where := ` FROM alerts FINAL WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?` + cond
+	rows, err := g.conn.Query(ctx, `SELECT detector, severity, count(), countIf(status = 'open')`+where+
+		` GROUP BY detector, severity ORDER BY detector, severity`, args...)
+	if err != nil {
+		return out, fmt.Errorf("anomalies: %w", err)
+	}
+	byDet := map[string]*DetectorCount{}
+	for rows.Next() {
+		var det, sev string
+		var n, open uint64
+		if err := rows.Scan(&det, &sev, &n, &open); err != nil {
+			rows.Close()
+			return out, fmt.Errorf("anomalies: %w", err)
+		}
+		d := byDet[det]
+		if d == nil {
+			d = &DetectorCount{Detector: det, BySeverity: map[string]uint64{}, TopSubjects: []KeyCount{}, TopDoors: []KeyCount{}}
+			byDet[det] = d
+		}
+		d.Alerts += n
+		d.Open += open
+		d.BySeverity[sev] += n
+		out.Total += n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("anomalies: %w", err)
+	}
+	for _, col := range []string{"subject_id", "door_id"} {
+		rows, err := g.conn.Query(ctx, `SELECT detector, `+col+` AS k, count() AS n`+where+` AND `+col+` != ''
+			GROUP BY detector, k ORDER BY detector, n DESC, k LIMIT ? BY detector`, append(args, g.q.Top)...)
+		if err != nil {
+			return out, fmt.Errorf("anomalies top %s: %w", col, err)
+		}
+		for rows.Next() {
+			var det, key string
+			var n uint64
+			if err := rows.Scan(&det, &key, &n); err != nil {
+				rows.Close()
+				return out, fmt.Errorf("anomalies top %s: %w", col, err)
+			}
+			if d := byDet[det]; d != nil {
+				if col == "subject_id" {
+					d.TopSubjects = append(d.TopSubjects, KeyCount{key, n})
+				} else {
+					d.TopDoors = append(d.TopDoors, KeyCount{key, n})
+				}
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return out, fmt.Errorf("anomalies top %s: %w", col, err)
+		}
+	}
+	for _, d := range byDet {
+		out.Detectors = append(out.Detectors, *d)
+	}
+	sort.Slice(out.Detectors, func(i, j int) bool {
+		a, b := out.Detectors[i], out.Detectors[j]
+		if a.Alerts != b.Alerts {
+			return a.Alerts > b.Alerts
+		}
+		return a.Detector < b.Detector
+	})
+	return out, nil
+}
+
+// credState is each credential's latest record before `to` (dedup-safe:
+// argMax over seq collapses re-delivered records).
+const credState = `SELECT credential_id, argMax(state, seq) AS state, argMax(subject_id, seq) AS subject_id,
+		argMax(role, seq) AS role, argMax(site_id, seq) AS site_id, max(ts_ms) AS changed_ms,
+		argMax(valid_until_ms, seq) AS valid_until_ms, argMax(break_glass, seq) AS break_glass,
+		argMax(exception, seq) AS exception
+	FROM credential_events WHERE ts_ms < ? GROUP BY credential_id`
+
+// stale counts, for each week end, the credentials active at that time
+// and neither used (a granted access) nor changed for StaleDays, and lists
+// those of the last week end, idle longest first. One scan of the access
+// events finds every credential's last use before each week end (uses are
+// looked up from the earliest cutoff on only); the credential states come
+// from the small credential_events table.
+func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, error) {
+	out := CredList{Credentials: []CredRow{}}
+	counts := make([]int, len(ends))
+	idle := time.Duration(g.q.StaleDays) * 24 * time.Hour
+	first, last := ends[0].Add(-idle), ends[len(ends)-1]
+	cols := make([]string, len(ends))
+	args := make([]any, 0, len(ends)+5)
+	for i, end := range ends {
+		cols[i] = "maxIf(ts_ms, ts_ms < ?)"
+		args = append(args, end.UnixMilli())
+	}
+	cond, args := g.siteCond(append(args, secs(first), secs(last), first.UnixMilli(), last.UnixMilli()))
+	rows, err := g.conn.Query(ctx, `SELECT credential_id, `+strings.Join(cols, ", ")+` FROM access_events
+		WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ? AND credential_id != '' AND outcome = 'granted'`+cond+`
+		GROUP BY credential_id`, args...)
+	if err != nil {
+		return nil, out, fmt.Errorf("credential uses: %w", err)
+	}
+	lastUse := map[string][]int64{}
+	for rows.Next() {
+		var id string
+		uses := make([]int64, len(ends))
+		dst := []any{&id}
+		for i := range uses {
+			dst = append(dst, &uses[i])
+		}
+		if err := rows.Scan(dst...); err != nil {
+			rows.Close()
+			return nil, out, fmt.Errorf("credential uses: %w", err)
+		}
+		lastUse[id] = uses
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, out, fmt.Errorf("credential uses: %w", err)
+	}
+	for i, end := range ends {
+		cutoff := end.Add(-idle).UnixMilli()
+		q := `SELECT credential_id, subject_id, role, site_id, changed_ms FROM (` + credState + `)
+			WHERE state = 'active' AND changed_ms < ?`
+		args := []any{end.UnixMilli(), cutoff}
+		if g.q.Site != "" {
+			q += ` AND site_id = ?`
+			args = append(args, g.q.Site)
+		}
+		rows, err := g.conn.Query(ctx, q, args...)
+		if err != nil {
+			return nil, out, fmt.Errorf("stale credentials: %w", err)
+		}
+		for rows.Next() {
+			var c CredRow
+			if err := rows.Scan(&c.CredentialID, &c.SubjectID, &c.Role, &c.SiteID, &c.SinceMs); err != nil {
+				rows.Close()
+				return nil, out, fmt.Errorf("stale credentials: %w", err)
+			}
+			if u := lastUse[c.CredentialID]; u != nil && u[i] > 0 {
+				if u[i] >= cutoff {
+					continue // used within the idle period
+				}
+				c.LastUseMs = u[i]
+				c.SinceMs = max(c.SinceMs, u[i])
+			}
+			counts[i]++
+			if i == len(ends)-1 {
+				c.State = "active"
+				c.Days = days(end.UnixMilli() - c.SinceMs)
+				out.Credentials = append(out.Credentials, c)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, out, fmt.Errorf("stale credentials: %w", err)
+		}
+	}
+	sort.Slice(out.Credentials, func(a, b int) bool {
+		x, y := out.Credentials[a], out.Credentials[b]
+		if x.SinceMs != y.SinceMs {
+			return x.SinceMs < y.SinceMs
+		}
+		return x.CredentialID < y.CredentialID
+	})
+	out.Total = counts[len(ends)-1]
+	if len(out.Credentials) > g.q.ListLimit {
+		out.Credentials = out.Credentials[:g.q.ListLimit]
+	}
+	return counts, out, nil
+}
+
+// expired lists credentials still live at `to` whose end date
+// (valid_until) had passed: exceptions that outlived their end date.
+func (g *gen) expired(ctx context.Context, to time.Time) (CredList, error) {
+	out := CredList{Credentials: []CredRow{}}
+	liveList := "'" + strings.Join(live, "','") + "'"
+	where := ` FROM (` + credState + `) WHERE state IN (` + liveList + `) AND valid_until_ms > 0 AND valid_until_ms < ?`
+	args := []any{to.UnixMilli(), to.UnixMilli()}
+	if g.q.Site != "" {
+		where += ` AND site_id = ?`
+		args = append(args, g.q.Site)
+	}
+	var n uint64
+	if err := g.conn.QueryRow(ctx, `SELECT count()`+where, args...).Scan(&n); err != nil {
+		return out, fmt.Errorf("expired exceptions: %w", err)
+	}
+	out.Total = int(n)
+	rows, err := g.conn.Query(ctx, `SELECT credential_id, subject_id, role, site_id, state, valid_until_ms, break_glass, exception`+
+		where+` ORDER BY valid_until_ms, credential_id LIMIT ?`, append(args, g.q.ListLimit)...)
+	if err != nil {
+		return out, fmt.Errorf("expired exceptions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c CredRow
+		var bg, exc uint8
+		if err := rows.Scan(&c.CredentialID, &c.SubjectID, &c.Role, &c.SiteID, &c.State, &c.SinceMs, &bg, &exc); err != nil {
+			return out, fmt.Errorf("expired exceptions: %w", err)
+		}
+		c.BreakGlass, c.Exception = bg == 1, exc == 1
+		c.Days = days(to.UnixMilli() - c.SinceMs)
+		out.Credentials = append(out.Credentials, c)
+	}
+	return out, rows.Err()
+}
+
+func days(ms int64) float64 { return float64(ms/(3_600_000)) / 24 }
+
+func (g *gen) health(ctx context.Context, from, to time.Time) (Health, error) {
+	out := Health{Vendors: []VendorHealth{}, Locks: []LockHealth{}}
+	cond, args := g.siteCond([]any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()})
+	where := ` FROM access_events WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?
+		AND action IN ('battery_low', 'offline', 'lock_jammed')` + cond
+	counts := `uniqExactIf(event_id, action = 'battery_low'), uniqExactIf(event_id, action = 'offline'),
+		uniqExactIf(event_id, action = 'lock_jammed')`
+	rows, err := g.conn.Query(ctx, `SELECT vendor, `+counts+`, uniqExact(lock_id)`+where+` GROUP BY vendor ORDER BY vendor`, args...)
+	if err != nil {
+		return out, fmt.Errorf("vendor health: %w", err)
+	}
+	for rows.Next() {
+		var v VendorHealth
+		if err := rows.Scan(&v.Vendor, &v.BatteryLow, &v.Offline, &v.LockJammed, &v.LocksAffect); err != nil {
+			rows.Close()
+			return out, fmt.Errorf("vendor health: %w", err)
+		}
+		out.Vendors = append(out.Vendors, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("vendor health: %w", err)
+	}
+	rows, err = g.conn.Query(ctx, `SELECT vendor, site_id, min(door_id), lock_id, `+counts+`, uniqExact(event_id) AS n`+where+
+		` GROUP BY vendor, site_id, lock_id ORDER BY n DESC, vendor, site_id, lock_id LIMIT ?`, append(args, TopLocks)...)
+	if err != nil {
+		return out, fmt.Errorf("lock health: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l LockHealth
+		if err := rows.Scan(&l.Vendor, &l.SiteID, &l.DoorID, &l.LockID, &l.BatteryLow, &l.Offline, &l.LockJammed, &l.Total); err != nil {
+			return out, fmt.Errorf("lock health: %w", err)
+		}
+		out.Locks = append(out.Locks, l)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,115 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+)
+
+// Triggers of a stored report.
+const (
+	TriggerSchedule = "schedule"
+	TriggerAPI      = "api"
+	TriggerCLI      = "cli"
+)
+
+// ErrNotFound is returned for an unknown report id.
+var ErrNotFound = errors.New("report not found")
+
+// Stored describes a stored report (GET /v1/reports).
+type Stored struct {
+	ID          string `json:"report_id"`
+	Week        string `json:"week"`
+	Site        string `json:"site,omitempty"`
+	FromMs      int64  `json:"from_ms"`
+	ToMs        int64  `json:"to_ms"`
+	GeneratedMs int64  `json:"generated_ms"`
+	Trigger     string `json:"trigger"`
+}
+
+// Store keeps generated reports in the reports table.
+type Store struct {
+	conn driver.Conn
+}
+
+// NewStore returns a store on conn.
+func NewStore(conn driver.Conn) *Store { return &Store{conn: conn} }
+
+var storeCols = []string{"report_id", "week", "site", "ts", "generated_ms", "from_ms", "to_ms", "trigger", "document", "version"}
+
+// Put stores r; a report of the same id generated later replaces it.
+func (s *Store) Put(ctx context.Context, r *Report, trigger string) error {
+	doc, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	version := uint64(time.Now().UnixMicro())
+	return chstorage.InsertRows(ctx, s.conn, "reports", storeCols, []any{
+		r.ID, r.Week, r.Site, time.UnixMilli(r.GeneratedMs).UTC().Truncate(time.Second), r.GeneratedMs,
+		r.FromMs, r.ToMs, trigger, string(doc), version,
+	})
+}
+
+// List returns stored reports, newest week first (limit at most 1000).
+func (s *Store) List(ctx context.Context, site string, limit int) ([]Stored, error) {
+	q := `SELECT report_id, week, site, from_ms, to_ms, generated_ms, trigger FROM reports FINAL`
+	var args []any
+	if site != "" {
+		q += ` WHERE site = ?`
+		args = append(args, site)
+	}
+	q += ` ORDER BY from_ms DESC, site, report_id LIMIT ?`
+	rows, err := s.conn.Query(ctx, q, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list reports: %w", err)
+	}
+	defer rows.Close()
+	out := []Stored{}
+	for rows.Next() {
+		var st Stored
+		if err := rows.Scan(&st.ID, &st.Week, &st.Site, &st.FromMs, &st.ToMs, &st.GeneratedMs, &st.Trigger); err != nil {
+			return nil, fmt.Errorf("list reports: %w", err)
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// Get returns a stored report.
+func (s *Store) Get(ctx context.Context, id string) (*Report, error) {
+	rows, err := s.conn.Query(ctx, `SELECT document FROM reports FINAL WHERE report_id = ? LIMIT 1`, id)
+	if err != nil {
+		return nil, fmt.Errorf("get report: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("get report: %w", err)
+		}
+		return nil, ErrNotFound
+	}
+	var doc string
+	if err := rows.Scan(&doc); err != nil {
+		return nil, fmt.Errorf("get report: %w", err)
+	}
+	var r Report
+	if err := json.Unmarshal([]byte(doc), &r); err != nil {
+		return nil, fmt.Errorf("decode report %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// Has reports whether a report with this id is stored.
+func (s *Store) Has(ctx context.Context, id string) (bool, error) {
+	var n uint64
+	if err := s.conn.QueryRow(ctx, `SELECT count() FROM reports WHERE report_id = ?`, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("find report: %w", err)
+	}
+	return n > 0, nil
+}
