@@ -539,21 +539,26 @@ func (r *run) cleanup() {
 	if r.o.Keep || r.bc.TopicPrefix == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := deleteTopics(ctx, r.bc); err != nil {
-		r.logger.Warn("delete topics", "err", err)
-	}
-	if err := deleteGroups(ctx, r.bc); err != nil {
-		r.logger.Warn("delete consumer groups", "err", err)
-	}
-	if conn, err := chstorage.Open(ctx, chstorage.Config{Addr: r.o.ClickHouseAddr, Database: "default",
-		Username: r.o.ClickHouseUser, Password: r.o.ClickHousePass}); err == nil {
-		if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+r.chCfg.Database); err != nil {
-			r.logger.Warn("drop database", "err", err)
+	// Each step gets its own time: dropping a database of millions of rows
+	// in several tables can take ClickHouse half a minute or more.
+	step := func(d time.Duration, what string, fn func(context.Context) error) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		if err := fn(ctx); err != nil {
+			r.note("cleanup: %s: %v", what, err)
 		}
-		conn.Close()
 	}
+	step(time.Minute, "delete topics", func(ctx context.Context) error { return deleteTopics(ctx, r.bc) })
+	step(time.Minute, "delete consumer groups", func(ctx context.Context) error { return deleteGroups(ctx, r.bc) })
+	step(5*time.Minute, "drop database "+r.chCfg.Database, func(ctx context.Context) error {
+		conn, err := chstorage.Open(ctx, chstorage.Config{Addr: r.o.ClickHouseAddr, Database: "default",
+			Username: r.o.ClickHouseUser, Password: r.o.ClickHousePass})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		return conn.Exec(ctx, "DROP DATABASE IF EXISTS "+r.chCfg.Database)
+	})
 	if r.o.WorkDir == "" && r.dir != "" {
 		os.RemoveAll(r.dir)
 	}
