@@ -38,9 +38,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -326,6 +328,27 @@ func (r *run) secondRound(ctx context.Context) (int64, bool) {
 
 // maxRate caps the max-rate phase (records/s).
 const maxRate = 400_000
+
+// ParseRates parses a list of rates (records/s) such as "20000,100k".
+func ParseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(f)), "/s")
+		if f == "" {
+			continue
+		}
+		mult := 1.0
+		if v, ok := strings.CutSuffix(f, "k"); ok {
+			f, mult = v, 1000
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%q: want positive numbers of records/s (k for thousands)", f)
+		}
+		out = append(out, v*mult)
+	}
+	return out, nil
+}
 
 // insertRate adds rate to the sorted list unless one within 15% is there.
 func insertRate(rates []float64, rate float64) []float64 {

@@ -135,6 +135,25 @@ func TestRates(t *testing.T) {
 	assert.Equal(t, []float64{5_000, 20_000, 200_000}, insertRate([]float64{5_000, 20_000}, 200_000))
 }
 
+func TestParseRates(t *testing.T) {
+	f := func(in string, want []float64, wantErr bool) {
+		t.Helper()
+		got, err := ParseRates(in)
+		if wantErr {
+			assert.Error(t, err, in)
+			return
+		}
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	f("20000,100000", []float64{20_000, 100_000}, false)
+	f("20k, 1.5k/s", []float64{20_000, 1500}, false)
+	f("", nil, false)
+	f("0", nil, true)
+	f("-5", nil, true)
+	f("fast", nil, true)
+}
+
 func TestTimeline(t *testing.T) {
 	now := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
 	tl := newTimeline(func() time.Time { return now }, 1000, 10_001, 4)

@@ -118,7 +118,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	o.Seed, o.Mode = def.Seed, def.Mode
 	var err error
-	if o.Rates, err = parseRates(rates); err != nil {
+	if o.Rates, err = bench.ParseRates(rates); err != nil {
 		return usageError{fmt.Errorf("--rates: %w", err)}
 	}
 	if binary == "" {
@@ -165,23 +165,6 @@ func writeMarkdown(path string, res *bench.Results) error {
 		return fmt.Errorf("--markdown: %w", err)
 	}
 	return nil
-}
-
-func parseRates(s string) ([]float64, error) {
-	var out []float64
-	for _, f := range flagenv.SplitList(s) {
-		f = strings.TrimSuffix(strings.ToLower(f), "/s")
-		mult := 1.0
-		if v, ok := strings.CutSuffix(f, "k"); ok {
-			f, mult = v, 1000
-		}
-		v, err := strconv.ParseFloat(f, 64)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("%q: want positive numbers (records/s, k for thousands)", f)
-		}
-		out = append(out, v*mult)
-	}
-	return out, nil
 }
 
 func joinRates(rs []float64) string {
