@@ -18,6 +18,7 @@ import (
 	"hash"
 	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/keyfleet/keyfleet/internal/event"
 )
@@ -152,6 +153,9 @@ func (n *Normalizer) Normalize(dst []event.Access, vendor string, receivedMs int
 			}
 			e.EventID = event.ID(vendor, fingerprint+"#"+strconv.Itoa(i-start))
 		}
+		if len(e.VendorCode) > MaxVendorCode {
+			e.VendorCode = truncate(e.VendorCode, MaxVendorCode)
+		}
 		n.resolve(e)
 		if err := Check(e); err != nil {
 			return dst[:start], err
@@ -268,4 +272,16 @@ type Mapping struct {
 // Documented is implemented by adapters that publish their mapping table.
 type Documented interface {
 	Mappings() []Mapping
+}
+
+// MaxVendorCode bounds vendor_code: vendors' codes are short, and an unknown
+// event type is copied from the payload as is.
+const MaxVendorCode = 256
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

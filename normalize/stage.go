@@ -122,7 +122,7 @@ func (s *Stage) handle(ctx context.Context, batch []kafka.Message) error {
 	s.buf, s.ends, s.out, s.dlq = s.buf[:0], s.ends[:0], s.out[:0], s.dlq[:0]
 	now := time.Now().UnixMilli()
 	for _, m := range batch {
-		vendor, err := s.normalize(m)
+		vendor, err := s.normalize(m, now)
 		s.consumed[vendorLabel(s.opts.Normalizer, vendor)].Inc()
 		if err != nil {
 			s.deadLetter(m, vendor, err, now)
@@ -153,7 +153,11 @@ func (s *Stage) handle(ctx context.Context, batch []kafka.Message) error {
 }
 
 // normalize maps one raw record into s.out; it returns the record's vendor.
-func (s *Stage) normalize(m kafka.Message) (string, error) {
+// The produced messages carry the processing time as their Kafka timestamp,
+// not the event time: a lock with a fast clock would otherwise stamp records
+// the broker refuses (more than an hour ahead), and a backfill of old events
+// would be due for time-based retention the moment it is written.
+func (s *Stage) normalize(m kafka.Message, nowMs int64) (string, error) {
 	raw, err := DecodeEnvelope(m.Value)
 	if err != nil {
 		return "", err
@@ -175,7 +179,7 @@ func (s *Stage) normalize(m kafka.Message) (string, error) {
 		}
 		s.buf = e.AppendJSON(s.buf)
 		s.ends = append(s.ends, len(s.buf))
-		s.out = append(s.out, kafka.Message{Key: []byte(key), Time: time.UnixMilli(e.TsMs)})
+		s.out = append(s.out, kafka.Message{Key: []byte(key), Time: time.UnixMilli(nowMs)})
 	}
 	s.normalized[raw.Vendor].Add(float64(len(s.events)))
 	return raw.Vendor, nil

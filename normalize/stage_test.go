@@ -2,8 +2,11 @@ package normalize_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
@@ -31,6 +34,12 @@ func TestStage(t *testing.T) {
 		`{"vendor":"matter","received_ms":1764230499000,"payload":{"nodeId":"0x1","eventName":"DoorStateChange","eventNumber":1,"timestampMs":1764230400123,"data":{"doorState":0}}}`,
 		`{"vendor":"nuki","payload":{"id":"x","smartlockId":5,"action":1}}`,
 		`not json`,
+		// A lock whose clock runs three days fast, reporting an event type
+		// nobody knows with a very long name: kept (action other), the name
+		// cut to MaxVendorCode, and produced although Kafka refuses
+		// timestamps more than an hour ahead.
+		fmt.Sprintf(`{"vendor":"matter","received_ms":1764230499000,"payload":{"nodeId":"0x2","eventName":"%s","eventNumber":2,"timestampMs":%d,"data":{}}}`,
+			strings.Repeat("VendoréSpecific", 200), time.Now().Add(72*time.Hour).UnixMilli()),
 		`{"vendor":"legacy","received_ms":1764230499000,"payload":"2026-11-20T08:15:02Z,PANEL-7,READER-3,CARD,00123456,GRANTED"}`,
 		`{"vendor":"acme","payload":{}}`,
 	}
@@ -52,7 +61,7 @@ func TestStage(t *testing.T) {
 	go func() { done <- stage.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done })
 
-	events := read(ctx, t, kc, bus.TopicAccess, 2)
+	events := read(ctx, t, kc, bus.TopicAccess, 3)
 	var got []event.Access
 	for _, m := range events {
 		var e event.Access
@@ -61,9 +70,13 @@ func TestStage(t *testing.T) {
 	}
 	assert.Equal(t, "matter", got[0].Vendor)
 	assert.Equal(t, "door_opened", got[0].Action)
-	assert.Equal(t, "legacy", got[1].Vendor)
-	assert.Equal(t, "PANEL-7/READER-3", string(events[1].Key))
-	assert.NotContains(t, string(events[1].Value), "00123456")
+	assert.Equal(t, "other", got[1].Action)
+	assert.LessOrEqual(t, len(got[1].VendorCode), normalize.MaxVendorCode)
+	assert.True(t, utf8.ValidString(got[1].VendorCode))
+	assert.WithinDuration(t, time.Now(), events[1].Time, time.Minute, "Kafka timestamp is the processing time")
+	assert.Equal(t, "legacy", got[2].Vendor)
+	assert.Equal(t, "PANEL-7/READER-3", string(events[2].Key))
+	assert.NotContains(t, string(events[2].Value), "00123456")
 
 	dead := read(ctx, t, kc, bus.TopicDLQ, 3)
 	var reasons []string

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/internal/bus"
@@ -99,6 +100,9 @@ func Kafka(t testing.TB, partitions int) bus.Config {
 	if err := bus.EnsureTopics(ctx, cfg); err != nil {
 		unavailable(t, "Kafka at "+strings.Join(brokers, ","), err)
 	}
+	if RealKafka() {
+		t.Cleanup(func() { deleteTopics(cfg) })
+	}
 	return cfg
 }
 
@@ -122,4 +126,16 @@ type tlogWriter struct{ t testing.TB }
 func (w tlogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// deleteTopics removes a test's topics from the shared broker (best effort).
+func deleteTopics(cfg bus.Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	names := make([]string, 0, len(bus.AllTopics))
+	for _, t := range bus.AllTopics {
+		names = append(names, cfg.Topic(t))
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 15 * time.Second}
+	_, _ = client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names})
 }
