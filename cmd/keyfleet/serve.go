@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"runtime/debug"
 
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/service"
@@ -21,6 +22,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{err}
 	}
 	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	debug.SetGCPercent(cfg.GCPercent)
+	if cfg.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimitMiB) << 20)
+	}
 	return service.Run(ctx, cfg, service.Options{Logger: logger, Stdout: stdout})
 }
 

@@ -39,7 +39,7 @@ type Config struct {
 	TopicPrefix string
 	Partitions  int // partitions of topics keyfleet creates
 	// Compression of produced batches: none, gzip, snappy, lz4, zstd
-	// (empty means lz4).
+	// (empty means none, as Kafka's own producers default to).
 	Compression string
 }
 
@@ -115,7 +115,7 @@ func NewWriter(c Config, topic string) *kafka.Writer {
 		BatchSize:       10000,
 		BatchBytes:      16 << 20,
 		BatchTimeout:    2 * time.Millisecond,
-		Compression:     kafka.Lz4,
+		Compression:     compression(c.Compression),
 		MaxAttempts:     10,
 		WriteBackoffMin: 50 * time.Millisecond,
 		WriteBackoffMax: 2 * time.Second,
@@ -130,9 +130,9 @@ func NewGroupReader(c Config, topic, group string) *kafka.Reader {
 		Topic:             c.Topic(topic),
 		GroupID:           c.TopicPrefix + group,
 		MinBytes:          1,
-		MaxBytes:          16 << 20,
+		MaxBytes:          8 << 20,
 		MaxWait:           250 * time.Millisecond,
-		QueueCapacity:     20000,
+		QueueCapacity:     5000,
 		CommitInterval:    0, // synchronous commits
 		StartOffset:       kafka.FirstOffset,
 		HeartbeatInterval: 3 * time.Second,
@@ -149,8 +149,5 @@ func RawRef(m kafka.Message) string {
 }
 
 func compression(name string) kafka.Compression {
-	if c, ok := Compressions[name]; ok {
-		return c
-	}
-	return kafka.Lz4
+	return Compressions[name] // "" and unknown names: none
 }

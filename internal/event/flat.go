@@ -1,6 +1,18 @@
 package event
 
-import "unicode/utf8"
+import (
+	"bytes"
+	"unicode/utf8"
+)
+
+// plain marks the bytes a JSON string holds as is: printable ASCII except the
+// backslash (an escape; '"' ends the string and never reaches the table).
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '\\'
+	}
+	return t
+}()
 
 var interned = func() map[string]string {
 	m := map[string]string{}
@@ -33,26 +45,26 @@ func decodeFlat(b []byte, a *Access) bool {
 			return nil, false
 		}
 		i++
-		start := i
-		ascii := true
-		for i < n {
-			c := b[i]
-			switch {
-			case c == '"':
-				s := b[start:i]
-				i++
-				if !ascii && !utf8.Valid(s) {
-					return nil, false
-				}
-				return s, true
-			case c == '\\' || c < 0x20:
-				return nil, false
-			case c >= utf8.RuneSelf:
-				ascii = false
-			}
-			i++
+		end := bytes.IndexByte(b[i:], '"')
+		if end < 0 {
+			return nil, false
 		}
-		return nil, false
+		s := b[i : i+end]
+		ascii := true
+		for _, c := range s {
+			if plain[c] {
+				continue
+			}
+			if c == '\\' || c < 0x20 {
+				return nil, false
+			}
+			ascii = false
+		}
+		if !ascii && !utf8.Valid(s) {
+			return nil, false
+		}
+		i += end + 1
+		return s, true
 	}
 	num := func() (int64, bool) {
 		neg := false
@@ -127,6 +139,9 @@ func decodeFlat(b []byte, a *Access) bool {
 			if !ok {
 				return false
 			}
+			// Each field gets its own string (not a substring of one
+			// copy of the document): detectors keep ids of many events in
+			// their windows, and a substring would pin the whole document.
 			if f != -1 && !setString(a, f, s) {
 				return false
 			}

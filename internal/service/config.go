@@ -38,6 +38,9 @@ type Config struct {
 	Control ControlConfig
 	Query   QueryConfig
 
+	MemoryLimitMiB int
+	GCPercent      int
+
 	BootstrapToken    string
 	PseudonymKey      string
 	NukiWebhookSecret string
@@ -59,12 +62,14 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"prefix of every Kafka topic and consumer group name (e.g. staging.)")
 	s.Int(&c.TopicPartitions, "topic-partitions", "KEYFLEET_TOPIC_PARTITIONS", 4,
 		"partitions of topics keyfleet creates")
-	s.String(&c.KafkaCompression, "kafka-compression", "KEYFLEET_KAFKA_COMPRESSION", "lz4",
-		"compression of batches keyfleet produces: none, gzip, snappy, lz4, zstd")
+	s.String(&c.KafkaCompression, "kafka-compression", "KEYFLEET_KAFKA_COMPRESSION", "none",
+		"compression of batches keyfleet produces: none (Kafka's own producer default; cheapest on one box), gzip, snappy, lz4, zstd (worth it across a network)")
 	s.String(&c.ClickHouse.Addr, "clickhouse-addr", "KEYFLEET_CLICKHOUSE_ADDR", "127.0.0.1:19000",
 		"ClickHouse native-protocol address (host:port); scripts/clickhouse.sh serves 127.0.0.1:19000")
 	s.String(&c.ClickHouse.Database, "clickhouse-database", "KEYFLEET_CLICKHOUSE_DATABASE", "keyfleet",
 		"ClickHouse database (created if missing)")
+	s.String(&c.ClickHouse.Compression, "clickhouse-compression", "KEYFLEET_CLICKHOUSE_COMPRESSION", "none",
+		"compression of the blocks sent to ClickHouse: none (cheapest when ClickHouse is on the same machine) or lz4")
 	s.String(&c.ClickHouse.Username, "clickhouse-user", "KEYFLEET_CLICKHOUSE_USER", "default", "ClickHouse user")
 	s.Secret(&c.ClickHouse.Password, "clickhouse-password", "KEYFLEET_CLICKHOUSE_PASSWORD", "ClickHouse password")
 	s.String(&c.HTTPAddr, "http-addr", "KEYFLEET_HTTP_ADDR", "127.0.0.1:8080",
@@ -90,6 +95,10 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	s.Secret(&c.NukiWebhookSecret, "nuki-webhook-secret", "KEYFLEET_NUKI_WEBHOOK_SECRET",
 		"secret of Nuki's webhook signatures (X-Nuki-Signature-SHA256): signed POST /v1/ingest/nuki requests need no API token")
 	c.Query.RegisterFlags(s)
+	s.Int(&c.MemoryLimitMiB, "memory-limit", "KEYFLEET_MEMORY_LIMIT", 400,
+		"soft limit of the Go heap in MiB (the GC works harder near it; 0: none); the process's RSS stays a little above it")
+	s.Int(&c.GCPercent, "gc-percent", "KEYFLEET_GC_PERCENT", 200,
+		"Go GC target percentage (GOGC): higher trades memory for less GC CPU, bounded by --memory-limit")
 	s.String(&c.LogLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
 	c.Detect.registerFlags(s)
@@ -141,6 +150,12 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Dashboards.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MemoryLimitMiB < 0 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) {
+		errs = append(errs, fmt.Errorf("--memory-limit: %d MiB; want 0 (none) or at least 64", c.MemoryLimitMiB))
+	}
+	if c.GCPercent < 10 {
+		errs = append(errs, fmt.Errorf("--gc-percent: %d; want at least 10", c.GCPercent))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
