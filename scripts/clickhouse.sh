@@ -54,7 +54,7 @@ start() {
   write_config
   log "starting on 127.0.0.1:${tcp_port} (http ${http_port}), data in $dir"
   (cd "$dir" && nohup clickhouse-server --config-file="$dir/config.xml" --pid-file="$pidfile" \
-    >"$dir/log/stdout.log" 2>&1 &)
+    >"$dir/log/stdout.log" 2>&1 &) </dev/null >/dev/null 2>&1
   for _ in $(seq 1 120); do
     if answers; then log "ready"; return; fi
     sleep 0.5

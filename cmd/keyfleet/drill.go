@@ -50,7 +50,7 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"        without an exception, e.g. unit:* for residents)")
 	fs.String(&d.site, "site", "KEYFLEET_DRILL_SITE", "", "site of the drill credentials (empty: every site)")
 	fs.Duration(&d.timeout, "timeout", "KEYFLEET_DRILL_TIMEOUT", 2*time.Minute,
-		"how long to wait for every lock to confirm before reporting stragglers")
+		"how long to wait for every lock to confirm before reporting stragglers (waiting for the drill credentials to be issued may take up to 1m)")
 	fs.Bool(&d.json, "json", "KEYFLEET_DRILL_JSON", false, "print the report as JSON")
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageErr(err)
@@ -75,6 +75,10 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rep.print(stdout)
 	return nil
 }
+
+// issueWait is the least time the drill waits for its credentials to be
+// issued before it revokes them.
+const issueWait = time.Minute
 
 type drill struct {
 	base, token, approver string
@@ -321,7 +325,10 @@ func (d *drill) doorGroups(ctx context.Context) ([]string, error) {
 // credentials that wait for an approval when an approver token is given.
 func (d *drill) waitIssued(ctx context.Context, pr control.ProvisionResponse) error {
 	approved := map[string]bool{}
-	deadline := time.Now().Add(d.timeout)
+	// Issuance is set-up, not what the drill measures: it may take longer
+	// than --timeout (e.g. while the control plane's consumer group joins).
+	wait := max(d.timeout, issueWait)
+	deadline := time.Now().Add(wait)
 	for {
 		var st control.RequestStatus
 		if _, err := d.call(ctx, d.token, http.MethodGet, "/v1/requests/"+pr.RequestID+"?items=true", nil, &st); err != nil {
@@ -350,7 +357,7 @@ func (d *drill) waitIssued(ctx context.Context, pr control.ProvisionResponse) er
 			return errors.New("drill credentials wait for approval (door groups beyond the role template): pass --approver-token or fewer --door-groups")
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("drill credentials not issued after %s: %v", d.timeout, st.Counts)
+			return fmt.Errorf("drill credentials not issued after %s: %v", wait, st.Counts)
 		}
 		select {
 		case <-ctx.Done():

@@ -95,9 +95,9 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	s.Secret(&c.NukiWebhookSecret, "nuki-webhook-secret", "KEYFLEET_NUKI_WEBHOOK_SECRET",
 		"secret of Nuki's webhook signatures (X-Nuki-Signature-SHA256): signed POST /v1/ingest/nuki requests need no API token")
 	c.Query.RegisterFlags(s)
-	s.Int(&c.MemoryLimitMiB, "memory-limit", "KEYFLEET_MEMORY_LIMIT", 400,
+	s.Int(&c.MemoryLimitMiB, "memory-limit", "KEYFLEET_MEMORY_LIMIT", 1024,
 		"soft limit of the Go heap in MiB (the GC works harder near it; 0: none); the process's RSS stays a little above it")
-	s.Int(&c.GCPercent, "gc-percent", "KEYFLEET_GC_PERCENT", 200,
+	s.Int(&c.GCPercent, "gc-percent", "KEYFLEET_GC_PERCENT", 100,
 		"Go GC target percentage (GOGC): higher trades memory for less GC CPU, bounded by --memory-limit")
 	s.String(&c.LogLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
