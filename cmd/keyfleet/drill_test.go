@@ -112,7 +112,7 @@ func TestDrillRevoke(t *testing.T) {
 	gymOnline.Store(true)
 	stdout.Reset()
 	code = run(ctx, []string{"drill", "revoke", "--subjects", "2", "--url", "http://" + ln.Addr().String(),
-		"--token", "drill-admin", "--timeout", "1s", "--door-groups", "entrance,garage"}, &stdout, &stderr)
+		"--token", "drill-admin", "--timeout", "10s", "--door-groups", "entrance,garage"}, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
 	assert.Contains(t, stdout.String(), "stragglers: none")
 	stdout.Reset()
