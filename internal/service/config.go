@@ -12,6 +12,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
+	"github.com/keyfleet/keyfleet/normalize/seam"
 )
 
 // Config is everything `keyfleet serve` can be told.
@@ -44,8 +45,12 @@ type Config struct {
 	BootstrapToken    string
 	PseudonymKey      string
 	NukiWebhookSecret string
-	LogLevel          string
-	LogFormat         string
+	// SeamWebhookSecret is Seam's (Svix) signing secret, "whsec_…".
+	SeamWebhookSecret string
+	// SchlageWebhookKeyFile is the path of Schlage's webhook public key (PEM).
+	SchlageWebhookKeyFile string
+	LogLevel              string
+	LogFormat             string
 
 	Detect DetectConfig
 
@@ -94,6 +99,10 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"secret key of the keyed hashes that pseudonymize vendor user references (card numbers, auth ids); required with real Kafka")
 	s.Secret(&c.NukiWebhookSecret, "nuki-webhook-secret", "KEYFLEET_NUKI_WEBHOOK_SECRET",
 		"secret of Nuki's webhook signatures (X-Nuki-Signature-SHA256): signed POST /v1/ingest/nuki requests need no API token")
+	s.Secret(&c.SeamWebhookSecret, "seam-webhook-secret", "KEYFLEET_SEAM_WEBHOOK_SECRET",
+		"signing secret of Seam's webhooks (whsec_…; svix-id, svix-timestamp, svix-signature): signed POST /v1/ingest/seam requests need no API token")
+	s.String(&c.SchlageWebhookKeyFile, "schlage-webhook-public-key", "KEYFLEET_SCHLAGE_WEBHOOK_PUBLIC_KEY", "",
+		"path of Schlage's webhook signing public key (PEM): POST /v1/ingest/schlage requests with a valid WebHook-Signature need no API token")
 	c.Query.RegisterFlags(s)
 	s.Int(&c.MemoryLimitMiB, "memory-limit", "KEYFLEET_MEMORY_LIMIT", 1024,
 		"soft limit of the Go heap in MiB (the GC works harder near it; 0: none); the process's RSS stays a little above it")
@@ -166,6 +175,25 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	if err := c.validateSigners(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// validateSigners checks the vendor webhook secret and key.
+func (c *Config) validateSigners() error {
+	var errs []error
+	if c.SeamWebhookSecret != "" {
+		if _, err := seam.DecodeSecret(c.SeamWebhookSecret); err != nil {
+			errs = append(errs, fmt.Errorf("--seam-webhook-secret: %w", err))
+		}
+	}
+	if c.SchlageWebhookKeyFile != "" {
+		if _, err := loadSchlageKey(c.SchlageWebhookKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("--schlage-webhook-public-key: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

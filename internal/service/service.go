@@ -198,9 +198,13 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		{Group: GroupDeadLetter, Topic: bus.TopicDLQ},
 	}, det.consumers...), reg, logger)
 
+	signers, err := Signers(cfg, NewSignerMetrics(reg), time.Now)
+	if err != nil {
+		return err
+	}
 	ingestHandler, err := ingest.New(ingest.Options{
 		Normalizer: normalize.New(vendors.Adapters(), nil, key), Raw: rawWriter, Logger: logger, Registerer: reg,
-		Signers: Signers(cfg, NewSignerMetrics(reg)),
+		Signers: signers,
 	})
 	if err != nil {
 		return err
