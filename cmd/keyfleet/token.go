@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/auth"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
@@ -96,7 +100,14 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	switch sub {
 	case "create":
-		secret, t, err := store.Create(ctx, name, httpapi.Role(role))
+		secret, err := auth.NewSecret()
+		if err != nil {
+			return err
+		}
+		if err := recordTokenChange(ctx, conn, logger, "token.create", auth.IDOf(secret), httpapi.Role(role)); err != nil {
+			return err
+		}
+		t, err := store.CreateWithSecret(ctx, name, httpapi.Role(role), secret)
 		if err != nil {
 			return err
 		}
@@ -116,9 +127,19 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return tw.Flush()
 	case "revoke":
-		t, err := store.Revoke(ctx, strings.TrimSpace(rest[0]))
+		id := strings.TrimSpace(rest[0])
+		t, ok := store.Get(id)
+		if !ok {
+			return fmt.Errorf("no token has id %q", id)
+		}
+		if t.RevokedMs == 0 {
+			if err := recordTokenChange(ctx, conn, logger, "token.revoke", id, t.Role); err != nil {
+				return err
+			}
+		}
+		t, err := store.Revoke(ctx, id)
 		if errors.Is(err, auth.ErrNotFound) {
-			return fmt.Errorf("no token has id %q", rest[0])
+			return fmt.Errorf("no token has id %q", id)
 		}
 		if err != nil {
 			return err
@@ -127,6 +148,25 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return json.NewEncoder(stdout).Encode(t)
 		}
 		fmt.Fprintf(stdout, "revoked token %s (%s); running servers stop accepting it within seconds\n", t.ID, t.Name)
+	}
+	return nil
+}
+
+// recordTokenChange writes a token change to the audit log before it is
+// made, as the API does: on its own chain (one per CLI run), with the
+// operating-system account that ran the command as the actor.
+func recordTokenChange(ctx context.Context, conn driver.Conn, logger *slog.Logger, action, id string, role httpapi.Role) error {
+	store, err := audit.NewStore(conn, audit.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	actor := "cli"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		actor = "cli:" + u.Username
+	}
+	if err := store.Append(ctx, audit.Entry{Actor: actor, Action: action, Target: id,
+		Details: map[string]string{"role": string(role), "via": "keyfleet token"}}); err != nil {
+		return fmt.Errorf("the audit log could not record this change, so it was not made: %w", err)
 	}
 	return nil
 }

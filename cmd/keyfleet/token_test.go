@@ -10,12 +10,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/auth"
 	"github.com/keyfleet/keyfleet/internal/testenv"
 )
 
 func TestTokenCommand(t *testing.T) {
-	_, ch := testenv.ClickHouse(t)
+	conn, ch := testenv.ClickHouse(t)
 	ctx := context.Background()
 	tokenCmd := func(want int, args ...string) string {
 		t.Helper()
@@ -51,6 +52,28 @@ func TestTokenCommand(t *testing.T) {
 			assert.NotZero(t, tk.RevokedMs)
 		}
 	}
+	// Every change is on the audit log, before it was made, and the chains verify.
+	rows, err := conn.Query(ctx, "SELECT action, target, actor FROM audit_log WHERE action LIKE 'token.%' ORDER BY ts_ms, action")
+	require.NoError(t, err)
+	var changes []string
+	for rows.Next() {
+		var action, target, actor string
+		require.NoError(t, rows.Scan(&action, &target, &actor))
+		assert.True(t, strings.HasPrefix(actor, "cli"), actor)
+		changes = append(changes, action+" "+target)
+	}
+	require.NoError(t, rows.Err())
+	assert.Contains(t, changes, "token.create "+created.Token.ID)
+	assert.Contains(t, changes, "token.revoke "+created.Token.ID)
+	assert.Len(t, changes, 3)
+	store, err := audit.NewStore(conn, audit.Options{Chain: "token-test"})
+	require.NoError(t, err)
+	rep, err := store.Verify(ctx)
+	require.NoError(t, err)
+	assert.True(t, rep.OK, "%+v", rep)
+	// Revoking again changes nothing and records nothing.
+	tokenCmd(0, "revoke", created.Token.ID)
+
 	tokenCmd(1, "revoke", "tok_unknown")
 	tokenCmd(2, "create", "--name", "x", "--role", "root")
 	tokenCmd(2, "create", "--role", "analyst")
