@@ -68,10 +68,13 @@ func (Adapter) Normalize(dst []event.Access, raw []byte) ([]event.Access, error)
 		}
 		return dst, normalize.DecodeError("nuki log entry", err)
 	}
+	// The webhook's entry is passed on by itself, not through
+	// rec.SmartlockLog: that pointer would move log to the heap.
+	var inner *entry
 	if wrapped {
-		rec.SmartlockLog = &log
+		inner = &log
 	}
-	return mapRecord(dst, &rec)
+	return mapEntry(dst, rec.Feature, &rec.entry, inner)
 }
 
 // decode reads a payload: top-level entry fields into top, the webhook's
@@ -141,15 +144,20 @@ func otherFeature(rec *record, err error) bool {
 }
 
 func mapRecord(dst []event.Access, rec *record) ([]event.Access, error) {
-	e := &rec.entry
-	if rec.Feature != "" || rec.SmartlockLog != nil {
-		if rec.Feature != "" && rec.Feature != FeatureDeviceLogs {
+	return mapEntry(dst, rec.Feature, &rec.entry, rec.SmartlockLog)
+}
+
+// mapEntry maps a bare log entry (top), or a webhook's (feature, inner).
+func mapEntry(dst []event.Access, feature string, top, inner *entry) ([]event.Access, error) {
+	e := top
+	if feature != "" || inner != nil {
+		if feature != "" && feature != FeatureDeviceLogs {
 			return dst, nil // not an access event
 		}
-		if rec.SmartlockLog == nil {
+		if inner == nil {
 			return dst, normalize.Errorf(normalize.ReasonMissingField, "nuki DEVICE_LOGS webhook has no smartlockLog")
 		}
-		e = rec.SmartlockLog
+		e = inner
 	}
 	if !e.SmartlockID.Set {
 		return dst, normalize.Errorf(normalize.ReasonMissingField, "nuki log entry has no smartlockId")
