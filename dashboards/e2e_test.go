@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -203,6 +204,45 @@ func ensureAlert(t *testing.T, s *server) {
 	}, 60*time.Second, time.Second, "no alert after an emergency unlock")
 }
 
+// alertWithActiveCredential returns an open alert that names a credential
+// the control plane holds as active. In this test the first such alerts are
+// the batch checks' (stale_credential: active but unused), which run a
+// minute after serve starts.
+func alertWithActiveCredential(t *testing.T, s *server) (alertID, credentialID string) {
+	t.Helper()
+	var out struct {
+		Alerts []struct {
+			ID           string `json:"alert_id"`
+			CredentialID string `json:"credential_id"`
+		} `json:"alerts"`
+	}
+	var active struct {
+		Credentials []struct {
+			ID string `json:"credential_id"`
+		} `json:"credentials"`
+	}
+	var found bool
+	require.Eventually(t, func() bool {
+		if s.get("/v1/alerts?status=open&limit=1000", &out) != 200 ||
+			s.get("/v1/credentials?state=active&limit=10000", &active) != 200 {
+			return false
+		}
+		ids := map[string]bool{}
+		for _, c := range active.Credentials {
+			ids[c.ID] = true
+		}
+		for _, a := range out.Alerts {
+			if ids[a.CredentialID] {
+				alertID, credentialID, found = a.ID, a.CredentialID, true
+				return true
+			}
+		}
+		return false
+	}, 2*time.Minute, time.Second, "no open alert names an active credential")
+	require.True(t, found)
+	return alertID, credentialID
+}
+
 // browser is headless Chromium with a fresh profile; it collects console
 // errors, uncaught exceptions and error log entries (CSP violations, failed
 // loads) of every page.
@@ -288,7 +328,7 @@ func (b *browser) screenshot(t *testing.T, name string) {
 	buf := run(t, b, chromedp.FullScreenshot(100))
 	path := filepath.Join(b.dir, name)
 	require.NoError(t, os.WriteFile(path, buf, 0o644))
-	t.Logf("screenshot %s", path)
+	t.Logf("screenshot %s (%s)", path, time.Now().Format("15:04:05.000"))
 }
 
 // do runs steps with a time limit (the browser outlives it).
@@ -396,6 +436,40 @@ func TestDashboardsInChromium(t *testing.T) {
 	assert.Equal(t, "acknowledged", got.Status)
 	assert.Equal(t, "checked by the e2e test", got.StatusNote)
 	b.screenshot(t, "05-alert-acknowledged.png")
+
+	// Suspend the credential of an alert from its page (confirming the
+	// dialog); the control plane shows the credential suspended.
+	alertID, credential := alertWithActiveCredential(t, s)
+	dialogs := chromedp.Events(b.ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	b.do(t, chromedp.Navigate(s.base+"/#/alerts/"+url.PathEscape(alertID)), chromedp.WaitVisible(chromedp.ID("suspend")),
+		chromedp.SendKeys(chromedp.ID("note"), "suspended by the e2e test"),
+		chromedp.Click(chromedp.ID("suspend")),
+		poll(`document.getElementById('toast').textContent.includes('Credential suspended')`))
+	var cv struct {
+		Summary struct {
+			State string `json:"state"`
+		} `json:"summary"`
+		History []struct {
+			State  string `json:"state"`
+			Reason string `json:"reason"`
+		} `json:"history"`
+	}
+	require.Eventually(t, func() bool {
+		return s.get("/v1/credentials/"+url.PathEscape(credential), &cv) == 200 && cv.Summary.State == "suspended"
+	}, 30*time.Second, 250*time.Millisecond, "credential %s not suspended", credential)
+	last := cv.History[len(cv.History)-1]
+	assert.Equal(t, "suspended", last.State)
+	assert.Contains(t, last.Reason, alertID)
+	assert.Contains(t, last.Reason, "suspended by the e2e test")
+	b.screenshot(t, "05b-credential-suspended.png")
 
 	// Investigation of a subject and one of its credentials.
 	var events struct {
