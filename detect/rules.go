@@ -109,6 +109,15 @@ type BurstRules struct {
 	LearningFactor float64  `json:"learning_factor"`
 }
 
+// SlidingWindow is the longest sliding window of the streaming detectors
+// (unlock_burst's measures, denied_storm): how much recent history a
+// restarted engine needs to judge the next event as an uninterrupted one
+// would.
+func (r *Rules) SlidingWindow() time.Duration {
+	d := &r.Detectors
+	return time.Duration(max(d.UnlockBurst.maxWindow(), d.DeniedStorm.Window.Ms())) * time.Millisecond
+}
+
 // maxWindow is the longest window of the measures.
 func (b *BurstRules) maxWindow() int64 {
 	var w int64

@@ -78,6 +78,12 @@ type Options struct {
 	Baselines Baselines
 	SaveEvery time.Duration
 
+	// WarmUp is how far back (Kafka time) a restart replays the access
+	// events this group already committed, to refill the detectors' windows
+	// without raising their alerts again; 0: the rules' longest sliding
+	// window; negative: no warm-up.
+	WarmUp time.Duration
+
 	MaxBatch  int
 	MaxWait   time.Duration
 	IdleAfter time.Duration // advance the watermark by the wall clock after this much idle input
@@ -157,6 +163,17 @@ func (p *Processor) Run(ctx context.Context) error {
 		return g.Wait()
 	}
 	p.opts.Logger.Info("detectors caught up on credential records; consuming access events")
+	if p.opts.WarmUp >= 0 {
+		window := p.opts.WarmUp
+		if window == 0 {
+			window = p.engine.Rules().SlidingWindow()
+		}
+		if err := bus.Retry(gctx, p.opts.Logger, "refill detector windows", func(ctx context.Context) error {
+			return p.warmUp(ctx, window)
+		}); err != nil {
+			return g.Wait() // Retry gives up only when the run ends
+		}
+	}
 	g.Go(func() error {
 		err := bus.ConsumeBatches(gctx, p.opts.Access, bus.BatchOptions{
 			MaxBatch: p.opts.MaxBatch, MaxWait: p.opts.MaxWait, Logger: p.opts.Logger, Name: "detect",

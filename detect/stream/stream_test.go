@@ -265,3 +265,62 @@ func mustUUID(s string) any {
 	}
 	return u
 }
+
+// TestWarmUpAcrossRestart: a denied storm whose first six denials were
+// judged (and committed) before a restart and whose last two come after it
+// is still raised: the restarted detectors refill their windows from the
+// committed events, without raising anything twice.
+func TestWarmUpAcrossRestart(t *testing.T) {
+	cfg := testenv.Kafka(t, 2)
+	base := time.Now().Add(-10 * time.Minute).UnixMilli()
+	n := 0
+	deny := func() {
+		n++
+		subject := "s" + string(rune('a'+n))
+		produce(t, cfg, bus.TopicAccess, subject, &event.Access{EventID: event.ID("warmup", subject), TsMs: base + int64(n)*10_000,
+			ReceivedMs: time.Now().UnixMilli(), Vendor: "legacy", SiteID: "site-1", DoorID: "lobby", LockID: "panel/lobby",
+			SubjectID: subject, Attested: "unknown", Action: "access_denied", Outcome: "denied", Method: "card", Reason: "invalid"})
+	}
+	p := start(t, cfg, nil, nil)
+	for range 6 { // the door threshold is 8 in 15 minutes
+		deny()
+	}
+	require.Eventually(t, func() bool { return committed(t, cfg) == 6 }, 60*time.Second, 100*time.Millisecond,
+		"the six denials judged and committed")
+	p.stop(t)
+
+	deny()
+	deny()
+	p = start(t, cfg, nil, nil)
+	defer p.stop(t)
+	out := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.TopicPrefix + "test-alerts",
+		Topic: cfg.Topic(bus.TopicAlerts), StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	defer out.Close()
+	got := readAlerts(t, out, 1, 60*time.Second)
+	require.Equal(t, detect.DeniedStorm, got[0].Detector)
+	assert.Equal(t, "lobby", got[0].DoorID)
+	assert.Equal(t, 8.0, got[0].Observed)
+	assert.Equal(t, base+80_000, got[0].TsMs, "raised by the eighth denial")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := out.ReadMessage(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "nothing else is raised")
+}
+
+// committed sums the detectors' committed offsets on access.events.
+func committed(t testing.TB, cfg bus.Config) int64 {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
+	topic := cfg.Topic(bus.TopicAccess)
+	res, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: cfg.TopicPrefix + stream.Group,
+		Topics: map[string][]int{topic: {0, 1}}})
+	require.NoError(t, err)
+	var sum int64
+	for _, po := range res.Topics[topic] {
+		if po.CommittedOffset > 0 {
+			sum += po.CommittedOffset
+		}
+	}
+	return sum
+}

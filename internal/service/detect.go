@@ -33,6 +33,7 @@ type DetectConfig struct {
 	Enabled       bool
 	RulesFile     string
 	Lateness      time.Duration
+	WarmUp        time.Duration
 	Batch         bool
 	Respond       bool
 	WebhookURL    string
@@ -45,6 +46,9 @@ func (c *DetectConfig) registerFlags(s *flagenv.Set) {
 		"detection and response rules file (JSON with a version field); empty uses the compiled-in defaults")
 	s.Duration(&c.Lateness, "detect-lateness", "KEYFLEET_DETECT_LATENESS", time.Minute,
 		"how far out of event-time order access events may arrive and still count in windows")
+	s.Duration(&c.WarmUp, "detect-warm-up", "KEYFLEET_DETECT_WARM_UP", 0,
+		"at start, replay this much (by Kafka time) of the access events already judged, to refill the detectors' windows\n"+
+			"        without raising their alerts again; 0: the rules' longest sliding window; negative: none")
 	s.Bool(&c.Batch, "detect-batch", "KEYFLEET_DETECT_BATCH", true,
 		"run the batch checks (stale_credential, expired_exception) on this instance")
 	s.Bool(&c.Respond, "respond", "KEYFLEET_RESPOND", true,
@@ -121,7 +125,7 @@ func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg promethe
 	opts := stream.Options{
 		Bus: bc, Engine: engine, Access: accessReader, Alerts: alertsWriter,
 		Baselines: stream.ClickHouseBaselines{Conn: conn},
-		Lateness:  cfg.Lateness, Logger: logger, Metrics: metrics,
+		Lateness:  cfg.Lateness, WarmUp: cfg.WarmUp, Logger: logger, Metrics: metrics,
 	}
 	if cfg.Batch {
 		opts.Uses = stream.ClickHouseUses{Conn: conn}
