@@ -53,8 +53,9 @@ start() {
   install
   write_config
   log "starting on 127.0.0.1:${tcp_port} (http ${http_port}), data in $dir"
-  (cd "$dir" && nohup clickhouse-server --config-file="$dir/config.xml" --pid-file="$pidfile" \
-    >"$dir/log/stdout.log" 2>&1 &) </dev/null >/dev/null 2>&1
+  # clickhouse-server 18.16 writes no --pid-file: the script records the pid.
+  (cd "$dir" && { nohup clickhouse-server --config-file="$dir/config.xml" \
+    >"$dir/log/stdout.log" 2>&1 & echo $! >"$pidfile"; }) </dev/null >/dev/null 2>&1
   for _ in $(seq 1 120); do
     if answers; then log "ready"; return; fi
     sleep 0.5
@@ -65,9 +66,14 @@ start() {
 }
 
 stop() {
-  if [ -f "$pidfile" ]; then
-    local pid
+  # The server of this data directory, found by its config (also one started
+  # before the script recorded pids), else by the recorded pid.
+  local pid
+  pid=$(pgrep -f -- "clickhouse-server --config-file=$dir/config.xml" | head -n1 || true)
+  if [ -z "$pid" ] && [ -f "$pidfile" ]; then
     pid=$(cat "$pidfile")
+  fi
+  if [ -n "$pid" ]; then
     if kill -0 "$pid" 2>/dev/null; then
       log "stopping pid $pid"
       kill "$pid"
