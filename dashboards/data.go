@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/gofiber/fiber/v2"
@@ -16,37 +15,8 @@ import (
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 )
 
-// params validates a request's query parameters against the allowed names:
-// unknown, repeated, empty, over-long or non-printable values are 400s.
-func params(c *fiber.Ctx, allowed ...string) (map[string]string, error) {
-	out := map[string]string{}
-	var perr error
-	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) {
-		if perr != nil {
-			return
-		}
-		key, val := string(k), string(v)
-		switch {
-		case !slices.Contains(allowed, key):
-			p := httpapi.NewProblem(fiber.StatusBadRequest, "unknown_parameter",
-				fmt.Sprintf("unknown parameter %q (known: %s)", key, strings.Join(allowed, ", ")))
-			p.Field = key
-			perr = p
-		case out[key] != "":
-			perr = httpapi.BadRequest(key, key+" is repeated")
-		case val == "":
-			perr = httpapi.BadRequest(key, key+" must not be empty")
-		case len(val) > 128 || strings.IndexFunc(val, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
-			perr = httpapi.BadRequest(key, key+" must be at most 128 printable characters")
-		default:
-			out[key] = val
-		}
-	})
-	return out, perr
-}
-
 func unknownParams(c *fiber.Ctx) error {
-	_, err := params(c)
+	_, err := httpapi.QueryParams(c)
 	return err
 }
 
@@ -117,7 +87,7 @@ type AlertCount struct {
 // alertCounts serves GET /v1/dashboards/alerts: alert counts (current
 // versions, FINAL) by detector, severity and status.
 func (d *Dashboards) alertCounts(c *fiber.Ctx) error {
-	v, err := params(c, "status", "site", "from", "to")
+	v, err := httpapi.QueryParams(c, "status", "site", "from", "to")
 	if err != nil {
 		return err
 	}
@@ -274,7 +244,7 @@ type Revocation struct {
 // with how many locks were told and how many confirmed (pending=true: only
 // those still waiting for a lock). GET /v1/revocations/{id} names the locks.
 func (d *Dashboards) revocations(c *fiber.Ctx) error {
-	v, err := params(c, "from", "to", "pending", "limit")
+	v, err := httpapi.QueryParams(c, "from", "to", "pending", "limit")
 	if err != nil {
 		return err
 	}
@@ -353,7 +323,7 @@ type Request struct {
 // status=pending (the default) keeps those with items still pending.
 // GET /v1/requests/{id} has each item's status and why.
 func (d *Dashboards) requests(c *fiber.Ctx) error {
-	v, err := params(c, "from", "to", "status", "limit")
+	v, err := httpapi.QueryParams(c, "from", "to", "status", "limit")
 	if err != nil {
 		return err
 	}

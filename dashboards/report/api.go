@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/gofiber/fiber/v2"
@@ -70,34 +69,6 @@ func (a *API) Routes() []httpapi.Route {
 	}
 }
 
-// args validates a request's query parameters against the allowed names.
-func args(c *fiber.Ctx, allowed ...string) (map[string]string, error) {
-	out := map[string]string{}
-	var perr error
-	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) {
-		if perr != nil {
-			return
-		}
-		key, val := string(k), string(v)
-		switch {
-		case !slices.Contains(allowed, key):
-			p := httpapi.NewProblem(fiber.StatusBadRequest, "unknown_parameter",
-				fmt.Sprintf("unknown parameter %q (known: %s)", key, strings.Join(allowed, ", ")))
-			p.Field = key
-			perr = p
-		case out[key] != "":
-			perr = httpapi.BadRequest(key, key+" is repeated")
-		case val == "":
-			perr = httpapi.BadRequest(key, key+" must not be empty")
-		case len(val) > 128 || strings.IndexFunc(val, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
-			perr = httpapi.BadRequest(key, key+" must be at most 128 printable characters")
-		default:
-			out[key] = val
-		}
-	})
-	return out, perr
-}
-
 func format(v map[string]string) (string, error) {
 	f := v["format"]
 	if f == "" {
@@ -127,7 +98,7 @@ func send(c *fiber.Ctx, r *Report, f string) error {
 }
 
 func (a *API) weekly(c *fiber.Ctx) error {
-	v, err := args(c, "week", "site", "format")
+	v, err := httpapi.QueryParams(c, "week", "site", "format")
 	if err != nil {
 		return err
 	}
@@ -157,7 +128,7 @@ func (a *API) weekly(c *fiber.Ctx) error {
 }
 
 func (a *API) list(c *fiber.Ctx) error {
-	v, err := args(c, "site", "limit")
+	v, err := httpapi.QueryParams(c, "site", "limit")
 	if err != nil {
 		return err
 	}
@@ -183,7 +154,7 @@ func (a *API) get(c *fiber.Ctx) error {
 		return httpapi.BadRequest("id", "id must be a report id such as 2026-W47 or 2026-W47~site-a")
 	}
 	id = strings.Clone(id)
-	v, err := args(c, "format")
+	v, err := httpapi.QueryParams(c, "format")
 	if err != nil {
 		return err
 	}
