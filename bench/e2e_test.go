@@ -6,11 +6,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,11 +29,11 @@ import (
 func BenchmarkIngestEndToEnd(b *testing.B) {
 	cfg := testenv.RequireRealKafka(b, 4)
 	conn, ch := testenv.ClickHouse(b)
-	bin := buildBinary(b)
+	bin := testenv.KeyfleetBinary(b)
 	n := b.N
 	fill(b, cfg, n)
 
-	httpAddr := freeAddr(b)
+	httpAddr := testenv.FreeAddr(b)
 	cmd := exec.Command(bin, "serve", "--kafka-brokers", strings.Join(cfg.Brokers, ","), "--topic-prefix", cfg.TopicPrefix,
 		"--clickhouse-addr", ch.Addr, "--clickhouse-database", ch.Database, "--http-addr", httpAddr,
 		"--data-dir", b.TempDir(), "--access-log=false", "--log-level", "warn")
@@ -88,23 +86,6 @@ func fill(b *testing.B, cfg bus.Config, n int) {
 			msgs = msgs[:0]
 		}
 	}
-}
-
-func buildBinary(b *testing.B) string {
-	if p := os.Getenv("KEYFLEET_BIN"); p != "" {
-		return p
-	}
-	p := filepath.Join(b.TempDir(), "keyfleet")
-	out, err := exec.Command("go", "build", "-o", p, "github.com/keyfleet/keyfleet/cmd/keyfleet").CombinedOutput()
-	require.NoError(b, err, string(out))
-	return p
-}
-
-func freeAddr(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // captureProfile saves a 20 s CPU profile of the running keyfleet.

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,9 +25,7 @@ func TestHarnessQuick(t *testing.T) {
 	}
 	bc := testenv.RequireRealKafka(t, 4)
 	_, ch := testenv.ClickHouse(t) // skips (or fails under KEYFLEET_TEST_REQUIRE) without ClickHouse
-	bin := filepath.Join(t.TempDir(), "keyfleet")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/keyfleet/keyfleet/cmd/keyfleet").CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := testenv.KeyfleetBinary(t)
 
 	o := QuickOptions()
 	o.Binary, o.KafkaBrokers, o.ClickHouseAddr = bin, bc.Brokers, ch.Addr

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -57,44 +56,6 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
-
-// buildBinary builds cmd/keyfleet into a temporary directory.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("KEYFLEET_BIN"); p != "" {
-		return p
-	}
-	bin := filepath.Join(t.TempDir(), "keyfleet")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/keyfleet/keyfleet/cmd/keyfleet").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is a running keyfleet serve.
 type server struct {
 	t     *testing.T
@@ -131,19 +92,19 @@ func (s *server) call(method, path, body string, out any) int {
 func startFleet(t *testing.T) *server {
 	t.Helper()
 	_, ch := testenv.ClickHouse(t)
-	bin := buildBinary(t)
+	bin := testenv.KeyfleetBinary(t)
 	dir := t.TempDir()
 	fleet := []string{"--seed", "11", "--sites", "2", "--subjects", "200"}
 	registry := filepath.Join(dir, "registry.json")
 	out, err := exec.Command(bin, append(append([]string{"simulate"}, fleet...), "--registry-only", "--registry-out", registry)...).CombinedOutput()
 	require.NoError(t, err, "simulate --registry-only: %s", out)
 
-	httpAddr, kafkaAddr := freeAddr(t), freeAddr(t)
+	httpAddr, kafkaAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	cmd := exec.Command(bin, "serve", "--http-addr", httpAddr, "--embedded-kafka-addr", kafkaAddr,
 		"--clickhouse-addr", ch.Addr, "--clickhouse-database", ch.Database, "--data-dir", filepath.Join(dir, "data"),
 		"--registry", registry, "--clickhouse-flush-interval", "200ms", "--access-log=false")
 	cmd.Env = append(os.Environ(), "KEYFLEET_BOOTSTRAP_TOKEN="+e2eToken)
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())
 	done := make(chan struct{})

@@ -46,7 +46,7 @@ func TestSimulatedFleetRevocationRoundTrip(t *testing.T) {
 	gw := exec.Command(binary(t), append(append(append([]string{"simulate", "gateways"}, fleetFlags...), kafkaFlags...),
 		"--duration", "2m", "--gateway-profile", "legacy.latency=500ms,legacy.miss=0,matter.offline=0,nuki.offline=0,schlage.offline=0,seam.offline=0,legacy.offline=0")...)
 	gw.Env = env
-	gwOut := &lineBuffer{}
+	gwOut := &testenv.SyncBuffer{}
 	gw.Stdout, gw.Stderr = gwOut, gwOut
 	require.NoError(t, gw.Start())
 	t.Cleanup(func() {

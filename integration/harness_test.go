@@ -25,6 +25,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/event"
+	"github.com/keyfleet/keyfleet/internal/testenv"
 )
 
 var (
@@ -61,7 +62,7 @@ type proc struct {
 	cmd   *exec.Cmd
 	http  string
 	token string
-	logs  *lineBuffer
+	logs  *testenv.SyncBuffer
 	done  chan struct{}
 }
 
@@ -104,7 +105,7 @@ func startServe(t *testing.T, o serveOpts) *proc {
 	cmd.Env = append(os.Environ(), "KEYFLEET_BOOTSTRAP_TOKEN="+testToken,
 		"KEYFLEET_PSEUDONYM_KEY=integration-test-pseudonym-key")
 	cmd.Env = append(cmd.Env, o.env...)
-	logs := &lineBuffer{}
+	logs := &testenv.SyncBuffer{}
 	cmd.Stdout = logs
 	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())
@@ -170,23 +171,6 @@ func (p *proc) do(method, path, contentType string, body io.Reader, token string
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(p.t, err)
 	return resp, b
-}
-
-type lineBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *lineBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lineBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // matterPayload is one Matter LockOperation event with a unique event number.

@@ -11,18 +11,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/keyfleet/keyfleet/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
-
-// buildBinary builds keyfleet once per test run.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "keyfleet")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
-}
 
 func runBinary(t *testing.T, bin, stdinFile string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
@@ -58,7 +51,7 @@ func golden(t *testing.T, name, got string) {
 }
 
 func TestNormalizeBinary(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testenv.KeyfleetBinary(t)
 
 	t.Run("envelopes with rejects", func(t *testing.T) {
 		stdout, stderr, code := runBinary(t, bin, "testdata/normalize-mixed.jsonl",
