@@ -103,6 +103,13 @@ func Ping(ctx context.Context, c Config) error {
 	return nil
 }
 
+// MaxBatchBytes bounds one produce batch per partition below Kafka's default
+// max.message.bytes (1 MiB plus a little), which the embedded broker and
+// unconfigured topics enforce: a larger, uncompressed batch of a busy
+// partition would be refused as MESSAGE_TOO_LARGE and retried forever.
+// kafka-go splits a WriteMessages call into as many batches as it needs.
+const MaxBatchBytes = 960 << 10
+
 // NewWriter returns a synchronous writer for one topic, tuned for throughput:
 // WriteMessages returns once every message it was given is acknowledged by the
 // broker (acks=all), so callers can commit their own input offsets afterwards.
@@ -113,7 +120,7 @@ func NewWriter(c Config, topic string) *kafka.Writer {
 		Balancer:        &kafka.Hash{},
 		RequiredAcks:    kafka.RequireAll,
 		BatchSize:       10000,
-		BatchBytes:      16 << 20,
+		BatchBytes:      MaxBatchBytes,
 		BatchTimeout:    2 * time.Millisecond,
 		Compression:     compression(c.Compression),
 		MaxAttempts:     10,
