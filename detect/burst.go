@@ -2,7 +2,9 @@ package detect
 
 import (
 	"fmt"
+	"iter"
 	"math"
+	"sort"
 	"strings"
 
 	"github.com/keyfleet/keyfleet/internal/event"
@@ -245,6 +247,29 @@ func insertWin(win []winEntry, w winEntry, keepFrom int64) ([]winEntry, bool) {
 	return win, true
 }
 
+// windowEnds yields the ends of the sliding windows (of up to w) that an
+// entry at ts joined: ts itself and, when the entry arrived out of order,
+// the time of every later entry less than w after it, whose windows now
+// hold it too. Counts only change at entries, so these are all the windows
+// a late entry can push over a threshold.
+func windowEnds(win []winEntry, ts, w int64) iter.Seq[int64] {
+	return func(yield func(int64) bool) {
+		if !yield(ts) {
+			return
+		}
+		prev := ts
+		for i := sort.Search(len(win), func(i int) bool { return win[i].ts > ts }); i < len(win) && win[i].ts < ts+w; i++ {
+			if win[i].ts == prev {
+				continue
+			}
+			prev = win[i].ts
+			if !yield(prev) {
+				return
+			}
+		}
+	}
+}
+
 // measure counts the window (from, to]: distinct doors or entries. It also
 // returns the index of the window's first entry.
 func (e *Engine) measure(win []winEntry, from, to int64, distinct bool) (int, int) {
@@ -317,11 +342,28 @@ func (e *Engine) checkBurst(dst []Alert, s *subjectState, ev *event.Access) []Al
 		return dst
 	}
 	learning := !e.learned && ev.TsMs < e.firstTs+r.LearningPeriod.Ms()
+	for end := range windowEnds(s.win, ev.TsMs, r.maxWindow()) {
+		hits, best := e.burstAt(s, ev.TsMs, end, learning)
+		if best >= 0 {
+			return e.raiseBurst(dst, s, ev, end, &hits, best, learning)
+		}
+	}
+	return dst
+}
+
+// burstAt measures the subject's windows ending at end that hold the new
+// entry at ts, updating the day's peaks; best is the index of the measure
+// furthest over its threshold, -1 if none reached it.
+func (e *Engine) burstAt(s *subjectState, ts, end int64, learning bool) (hits [maxMeasures]burstHit, best int) {
+	r := &e.rules.Detectors.UnlockBurst
+	day := end / dayMs
 	today := day == s.day
-	var hit *burstHit
-	var hits [maxMeasures]burstHit
+	best = -1
 	for mi, m := range r.Measures {
-		observed, lo := e.measure(s.win, ev.TsMs-m.Window.Ms(), ev.TsMs, m.Measure == "distinct_doors")
+		if end-m.Window.Ms() >= ts {
+			continue // this window no longer holds the new entry: judged before
+		}
+		observed, lo := e.measure(s.win, end-m.Window.Ms(), end, m.Measure == "distinct_doors")
 		if ms := &s.m[mi]; today && observed > ms.dayPeak {
 			ms.dayPeak = observed
 			if ms.capAt > 0 {
@@ -339,14 +381,19 @@ func (e *Engine) checkBurst(dst []Alert, s *subjectState, ev *event.Access) []Al
 		if observed < h.threshold {
 			continue
 		}
-		if hit == nil || observed*hit.threshold > hit.observed*h.threshold {
-			hit = &hits[mi]
+		if best < 0 || observed*hits[best].threshold > hits[best].observed*h.threshold {
+			best = mi
 		}
 	}
-	if hit == nil {
-		return dst
-	}
-	if today && !s.dayAlerted {
+	return hits, best
+}
+
+// raiseBurst raises unlock_burst for the window ending at end, where
+// measure best crossed its threshold.
+func (e *Engine) raiseBurst(dst []Alert, s *subjectState, ev *event.Access, end int64, hits *[maxMeasures]burstHit, best int, learning bool) []Alert {
+	r := &e.rules.Detectors.UnlockBurst
+	hit := &hits[best]
+	if end/dayMs == s.day && !s.dayAlerted {
 		// The subject's own history does not learn from this day. Its
 		// role's pool keeps it, capped at the threshold it crossed: dropping
 		// the day would make a crew's rare-but-legitimate rounds page again
@@ -367,18 +414,21 @@ func (e *Engine) checkBurst(dst []Alert, s *subjectState, ev *event.Access) []Al
 			e.setContribution(s, mi, min(ms.dayPeak, ms.capAt))
 		}
 	}
-	m := r.Measures[hit.mi]
+	m := r.Measures[best]
 	sev := r.Severity
 	if r.EscalateAt > 0 && float64(hit.observed) >= r.EscalateAt*float64(hit.threshold) {
 		sev = escalate(sev)
 	}
 	evidence := make([]string, 0, min(len(s.win)-hit.lo, MaxEvidence))
-	first := ev.TsMs
-	for i := hit.lo; i < len(s.win) && s.win[i].ts <= ev.TsMs; i++ {
+	first, door := end, doorKey(ev)
+	for i := hit.lo; i < len(s.win) && s.win[i].ts <= end; i++ {
 		if s.win[i].eventID != "" {
 			evidence = append(evidence, s.win[i].eventID)
 		}
 		first = min(first, s.win[i].ts)
+		if end != ev.TsMs {
+			door = s.win[i].door // the window's last entry completed it
+		}
 	}
 	what := fmt.Sprintf("opened %d distinct doors", hit.observed)
 	if m.Measure == "unlocks" {
@@ -402,8 +452,8 @@ func (e *Engine) checkBurst(dst []Alert, s *subjectState, ev *event.Access) []Al
 		who, role, what, m.Window.D(), hit.threshold, basisText(hit, role))
 	a := Alert{
 		Detector: UnlockBurst, Severity: sev,
-		SubjectID: ev.SubjectID, CredentialID: ev.CredentialID, DoorID: doorKey(ev), SiteID: ev.SiteID,
-		TsMs: ev.TsMs, WindowStartMs: first, WindowEndMs: ev.TsMs,
+		SubjectID: ev.SubjectID, CredentialID: ev.CredentialID, DoorID: door, SiteID: ev.SiteID,
+		TsMs: end, WindowStartMs: first, WindowEndMs: end,
 		Observed: float64(hit.observed), Threshold: float64(hit.threshold), Baseline: float64(max(hit.own, hit.roleBase)),
 		Evidence: evidence, Explanation: expl,
 		SuggestedAction:  "Confirm with the subject or site staff that this activity is expected; if not, suspend the credential and review the doors involved.",

@@ -35,12 +35,15 @@ func (e *Engine) checkDenied(dst []Alert, s *subjectState, ev *event.Access) []A
 		d.site = ev.SiteID
 		var added bool
 		if d.denied, added = insertWin(d.denied, entry, ev.TsMs-w-e.opts.Lateness.Milliseconds()); added {
-			n, lo := e.measure(d.denied, ev.TsMs-w, ev.TsMs, false)
-			if n >= r.DoorThreshold {
-				ids, first := evidence(d.denied[lo:], ev.TsMs)
+			for end := range windowEnds(d.denied, ev.TsMs, w) {
+				n, lo := e.measure(d.denied, end-w, end, false)
+				if n < r.DoorThreshold {
+					continue
+				}
+				ids, first := evidence(d.denied[lo:], end)
 				a := Alert{
 					Detector: DeniedStorm, Severity: r.Severity, DoorID: key, SiteID: ev.SiteID,
-					TsMs: ev.TsMs, WindowStartMs: first, WindowEndMs: ev.TsMs,
+					TsMs: end, WindowStartMs: first, WindowEndMs: end,
 					Observed: float64(n), Threshold: float64(r.DoorThreshold), Evidence: ids,
 					Explanation: fmt.Sprintf("Door %s denied %d access attempts within %s (threshold %d).",
 						key, n, r.Window.D(), r.DoorThreshold),
@@ -48,15 +51,19 @@ func (e *Engine) checkDenied(dst []Alert, s *subjectState, ev *event.Access) []A
 					SourceReceivedMs: ev.ReceivedMs,
 				}
 				dst = e.raise(dst, a, "door:"+key, r.Suppress.Ms())
+				break
 			}
 		}
 	}
 	if s != nil {
 		var added bool
 		if s.denied, added = insertWin(s.denied, entry, ev.TsMs-w-e.opts.Lateness.Milliseconds()); added {
-			n, lo := e.measure(s.denied, ev.TsMs-w, ev.TsMs, false)
-			if n >= r.CredentialThreshold {
-				ids, first := evidence(s.denied[lo:], ev.TsMs)
+			for end := range windowEnds(s.denied, ev.TsMs, w) {
+				n, lo := e.measure(s.denied, end-w, end, false)
+				if n < r.CredentialThreshold {
+					continue
+				}
+				ids, first := evidence(s.denied[lo:], end)
 				who := "Subject " + ev.SubjectID
 				if ev.CredentialID != "" {
 					who = "Credential " + ev.CredentialID
@@ -64,7 +71,7 @@ func (e *Engine) checkDenied(dst []Alert, s *subjectState, ev *event.Access) []A
 				a := Alert{
 					Detector: DeniedStorm, Severity: r.Severity,
 					SubjectID: ev.SubjectID, CredentialID: ev.CredentialID, DoorID: doorKey(ev), SiteID: ev.SiteID,
-					TsMs: ev.TsMs, WindowStartMs: first, WindowEndMs: ev.TsMs,
+					TsMs: end, WindowStartMs: first, WindowEndMs: end,
 					Observed: float64(n), Threshold: float64(r.CredentialThreshold), Evidence: ids,
 					Explanation: fmt.Sprintf("%s was denied %d times within %s (threshold %d).",
 						who, n, r.Window.D(), r.CredentialThreshold),
@@ -72,6 +79,7 @@ func (e *Engine) checkDenied(dst []Alert, s *subjectState, ev *event.Access) []A
 					SourceReceivedMs: ev.ReceivedMs,
 				}
 				dst = e.raise(dst, a, subjectKey(ev), r.Suppress.Ms())
+				break
 			}
 		}
 	}
