@@ -17,10 +17,13 @@ type Baseline struct {
 	Uses       uint32                `json:"uses"`
 	UseDays    uint16                `json:"use_days"`
 	LastUseDay int64                 `json:"last_use_day"`
+	// UsesThroughMs is the event time of the newest use Hours counts.
+	UsesThroughMs int64 `json:"uses_through_ms,omitempty"`
 }
 
 // DirtyBaselines returns the baselines that changed since the last call
-// (a finished day, a role change), sorted by subject, and marks them clean.
+// (a use, a finished day, a role change), sorted by subject, and marks them
+// clean.
 func (e *Engine) DirtyBaselines() []Baseline {
 	if len(e.dirty) == 0 {
 		return nil
@@ -33,11 +36,14 @@ func (e *Engine) DirtyBaselines() []Baseline {
 			continue
 		}
 		b := Baseline{SubjectID: key, Role: s.role, Hours: s.hours, Uses: s.uses, UseDays: s.useDays, LastUseDay: s.lastUseDy,
-			Peaks: map[string][][2]int64{}}
+			UsesThroughMs: s.usesThrough, Peaks: map[string][][2]int64{}}
 		for mi, m := range measures {
-			ps := make([][2]int64, 0, len(s.m[mi].peaks))
+			ps := make([][2]int64, 0, len(s.m[mi].peaks)+1)
 			for _, p := range s.m[mi].peaks {
 				ps = append(ps, [2]int64{p.day, int64(p.peak)})
+			}
+			if s.reopened && s.m[mi].dayPeak > 0 {
+				ps = append(ps, [2]int64{s.day, int64(s.m[mi].dayPeak)}) // a restored day is still complete
 			}
 			b.Peaks[m.Name()] = ps
 		}
@@ -81,7 +87,20 @@ func (e *Engine) RestoreBaselines(bs []Baseline) {
 				s.day = max(s.day, p.day)
 			}
 		}
+		// The newest restored day is reopened as the running day: a restart
+		// that replays part of it (detect/stream's warm-up) raises its peak
+		// instead of completing the day a second time. Its peak stays in
+		// the role's pool as the running day's contribution.
+		for mi := range r.Measures {
+			ms := &s.m[mi]
+			if n := len(ms.peaks); n > 0 && ms.peaks[n-1].day == s.day {
+				ms.dayPeak, ms.contrib = ms.peaks[n-1].peak, ms.peaks[n-1].peak
+				ms.peaks = ms.peaks[:n-1]
+				s.reopened = true
+			}
+		}
 		s.hours, s.uses, s.useDays, s.lastUseDy = b.Hours, b.Uses, b.UseDays, b.LastUseDay
+		s.usesThrough, s.restoredThrough = b.UsesThroughMs, b.UsesThroughMs
 	}
 	if len(bs) > 0 {
 		e.learned = true

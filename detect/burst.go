@@ -24,13 +24,17 @@ type subjectState struct {
 	// raised a burst (dayAlerted) does not teach the subject's own baseline.
 	day        int64
 	dayAlerted bool
+	reopened   bool // day is a completed day restored from a baseline (RestoreBaselines)
 	m          [maxMeasures]measureState
 
-	// Hour-of-day use histogram for off_schedule.
-	hours     [24]uint32
-	uses      uint32
-	useDays   uint16
-	lastUseDy int64
+	// Hour-of-day use histogram for off_schedule; usesThrough is the newest
+	// use counted, restoredThrough the newest one a restored baseline had.
+	hours           [24]uint32
+	uses            uint32
+	useDays         uint16
+	lastUseDy       int64
+	usesThrough     int64
+	restoredThrough int64
 
 	// Denials of this subject/credential (denied_storm per credential).
 	denied []winEntry
@@ -195,7 +199,7 @@ func (s *subjectState) rollDay(day int64, historyDays int) (pushed bool) {
 			}
 		}
 	}
-	s.day, s.dayAlerted = day, false
+	s.day, s.dayAlerted, s.reopened = day, false, false
 	for mi := range s.m {
 		s.m[mi].dayPeak, s.m[mi].contrib, s.m[mi].capAt = 0, 0, 0
 	}

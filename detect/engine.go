@@ -54,6 +54,7 @@ type Engine struct {
 
 	dirty   map[string]struct{} // subjects whose baseline changed since DirtyBaselines
 	learned bool                // baselines were restored: no cold-start learning period
+	replay  bool                // SetReplay: events already seen before a restart
 }
 
 // NewEngine returns an engine for rules.
@@ -83,6 +84,12 @@ func NewEngine(rules *Rules, opts Options) (*Engine, error) {
 
 // Rules returns the engine's rules.
 func (e *Engine) Rules() *Rules { return e.rules }
+
+// SetReplay marks the events that follow as ones the engine saw before a
+// restart (detect/stream's warm-up refilling the windows): granted uses the
+// restored baselines already counted (up to their UsesThroughMs) are not
+// counted again.
+func (e *Engine) SetReplay(on bool) { e.replay = on }
 
 // Watermark returns the engine's event-time watermark (epoch ms).
 func (e *Engine) Watermark() int64 { return e.watermark }
@@ -123,7 +130,10 @@ func (e *Engine) Access(dst []Alert, ev *event.Access) []Alert {
 		if d.OffSchedule.Enabled {
 			dst = e.checkSchedule(dst, ss, ev)
 		}
-		ss.noteUse(ev.TsMs, e.rules.Detectors.OffSchedule.UTCOffsetMinutes)
+		if !e.replay || ev.TsMs > ss.restoredThrough {
+			ss.noteUse(ev.TsMs, e.rules.Detectors.OffSchedule.UTCOffsetMinutes)
+			e.dirty[subjectKey(ev)] = struct{}{}
+		}
 	}
 	if ss != nil && d.UnlockBurst.Enabled && (granted && isUnlock(ev.Action) ||
 		d.UnlockBurst.IncludeDenied && denied && (isUnlock(ev.Action) || ev.Action == "access_denied")) {

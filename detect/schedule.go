@@ -17,6 +17,7 @@ func (s *subjectState) noteUse(ts int64, offsetMin int) {
 	}
 	s.hours[h]++
 	s.uses++
+	s.usesThrough = max(s.usesThrough, ts)
 	if d := local / dayMs; d != s.lastUseDy {
 		s.lastUseDy = d
 		if s.useDays < math.MaxUint16 {

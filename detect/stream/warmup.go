@@ -22,7 +22,8 @@ const MaxWarmUpEvents = 1_000_000
 // events this group already committed within the last window (by Kafka
 // timestamp, which is processing time) are fed to the engine in event-time
 // order, and the alerts they raise are dropped — they were produced before
-// the restart. Without it a burst or storm that straddles a restart would
+// the restart; uses the restored baselines already count are not counted
+// again (detect.Engine.SetReplay). Without it a burst or storm that straddles a restart would
 // be judged on its second half only. Windows that only the part after the
 // committed offsets fills are judged live, as before.
 func (p *Processor) warmUp(ctx context.Context, window time.Duration) error {
@@ -103,9 +104,11 @@ func (p *Processor) warmUp(ctx context.Context, window time.Duration) error {
 	sort.SliceStable(events, func(i, j int) bool { return events[i].TsMs < events[j].TsMs })
 	var discard []detect.Alert
 	p.mu.Lock()
+	p.engine.SetReplay(true)
 	for i := range events {
 		discard = p.engine.Access(discard[:0], &events[i])
 	}
+	p.engine.SetReplay(false)
 	p.mu.Unlock()
 	p.opts.Logger.Info("detector windows refilled from committed access events",
 		"events", len(events), "window", window, "took", time.Since(start).Round(time.Millisecond))
