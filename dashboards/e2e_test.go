@@ -88,7 +88,8 @@ func (s *server) call(method, path, body string, out any) int {
 }
 
 // startFleet starts keyfleet serve on a fresh database with the simulated
-// estate's registry and feeds it a day of simulated history.
+// estate's registry and feeds it a day of simulated history, then a few
+// seconds of live traffic.
 func startFleet(t *testing.T) *server {
 	t.Helper()
 	_, ch := testenv.ClickHouse(t)
@@ -135,6 +136,13 @@ func startFleet(t *testing.T) *server {
 		"--kafka-brokers", kafkaAddr, "--log-level", "warn")...)
 	out, err = sim.CombinedOutput()
 	require.NoError(t, err, "simulate --days 1: %s", out)
+	// A few seconds of live traffic too: the backfill's last hour is empty
+	// when the test runs at night (the simulated fleet sleeps), and the
+	// overview's events/s chart shows the last hour.
+	live := exec.Command(bin, append(append([]string{"simulate"}, fleet...), "--rate", "40", "--duration", "5s",
+		"--anomaly-scale", "0", "--kafka-brokers", kafkaAddr, "--log-level", "warn")...)
+	out, err = live.CombinedOutput()
+	require.NoError(t, err, "simulate --rate 40: %s", out)
 	return s
 }
 
