@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,7 +51,8 @@ type pprofLine struct {
 
 // summarizeProfile reads the CPU and heap profiles with `go tool pprof` (it
 // needs the Go toolchain; the files are kept either way) and copies the CPU
-// profile to out.
+// profile to out and the heap profile beside it (serve-cpu.pprof →
+// serve-cpu-heap.pprof).
 func summarizeProfile(ctx context.Context, binary, path, heapPath, out string) (*ProfileStats, error) {
 	ps := &ProfileStats{Path: path, HeapPath: heapPath}
 	if text, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=12",
@@ -61,14 +63,15 @@ func summarizeProfile(ctx context.Context, binary, path, heapPath, out string) (
 		}
 	}
 	if out != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(out, data, 0o644); err != nil {
+		if err := copyFile(path, out); err != nil {
 			return nil, fmt.Errorf("--profile-out: %w", err)
 		}
 		ps.Path = out
+		heapOut := strings.TrimSuffix(out, filepath.Ext(out)) + "-heap" + filepath.Ext(out)
+		if err := copyFile(heapPath, heapOut); err != nil {
+			return nil, fmt.Errorf("--profile-out (heap): %w", err)
+		}
+		ps.HeapPath = heapOut
 	}
 	cmd := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=100000", binary, path)
 	text, err := cmd.Output()
@@ -533,4 +536,12 @@ func WriteMarkdown(w io.Writer, res *Results) {
 			fmt.Fprintf(w, "| %s | %s |\n", a, b)
 		}
 	}
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o644)
 }

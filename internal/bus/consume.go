@@ -33,7 +33,9 @@ type BatchOptions struct {
 // batch being collected is handled and committed (allowing up to 30 s more)
 // before returning, so a graceful shutdown loses and repeats nothing.
 //
-// handle owns the slice only for the duration of the call.
+// handle owns the slice only for the duration of the call; it may drop the
+// messages' payloads (Key, Value, Headers) once it is done with them, but
+// not their topic, partition or offset, which the commit needs.
 func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle func(ctx context.Context, batch []kafka.Message) error) error {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 10000

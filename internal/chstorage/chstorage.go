@@ -48,9 +48,23 @@ func (c Config) Validate() error {
 }
 
 // Open connects to ClickHouse and checks the server answers. The database need
-// not exist yet: Migrate creates it.
+// not exist yet: Migrate creates it. The pool it returns frees a connection's
+// block buffers when the connection goes back to it, so idle connections hold
+// no memory; a writer of large batches uses OpenBulk instead.
 func Open(ctx context.Context, c Config) (driver.Conn, error) {
-	conn, err := open(c, c.Database)
+	return openPing(ctx, c, false)
+}
+
+// OpenBulk opens a pool of one connection for one writer of large batches
+// (access_events). The connection keeps its buffers between inserts: letting
+// them go would make every 50,000-row block grow its encoding buffer again, ~1 KB
+// of allocation per row. The database must exist (Open and Migrate first).
+func OpenBulk(ctx context.Context, c Config) (driver.Conn, error) {
+	return openPing(ctx, c, true)
+}
+
+func openPing(ctx context.Context, c Config, bulk bool) (driver.Conn, error) {
+	conn, err := open(c, c.Database, bulk)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +75,7 @@ func Open(ctx context.Context, c Config) (driver.Conn, error) {
 			if err := createDatabase(ctx, c); err != nil {
 				return nil, err
 			}
-			return Open(ctx, c)
+			return openPing(ctx, c, bulk)
 		}
 		conn.Close()
 		return nil, fmt.Errorf("clickhouse ping %s: %w", c.Addr, err)
@@ -69,17 +83,19 @@ func Open(ctx context.Context, c Config) (driver.Conn, error) {
 	return conn, nil
 }
 
-func open(c Config, database string) (driver.Conn, error) {
+func open(c Config, database string, bulk bool) (driver.Conn, error) {
+	maxOpen, maxIdle := 16, 8
+	if bulk {
+		maxOpen, maxIdle = 1, 1
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr:         []string{c.Addr},
-		Auth:         clickhouse.Auth{Database: database, Username: c.Username, Password: c.Password},
-		DialTimeout:  5 * time.Second,
-		ReadTimeout:  60 * time.Second,
-		MaxOpenConns: 16,
-		MaxIdleConns: 8,
-		// Each pooled connection keeps its last block's buffers otherwise: with
-		// 50,000-row inserts that is tens of MiB per idle connection.
-		FreeBufOnConnRelease: true,
+		Addr:                 []string{c.Addr},
+		Auth:                 clickhouse.Auth{Database: database, Username: c.Username, Password: c.Password},
+		DialTimeout:          5 * time.Second,
+		ReadTimeout:          60 * time.Second,
+		MaxOpenConns:         maxOpen,
+		MaxIdleConns:         maxIdle,
+		FreeBufOnConnRelease: !bulk,
 		Compression:          compression(c.Compression),
 		ClientInfo: clickhouse.ClientInfo{
 			Products: []struct{ Name, Version string }{{Name: "keyfleet", Version: "1"}},
@@ -92,7 +108,7 @@ func open(c Config, database string) (driver.Conn, error) {
 }
 
 func createDatabase(ctx context.Context, c Config) error {
-	conn, err := open(c, "default")
+	conn, err := open(c, "default", false)
 	if err != nil {
 		return err
 	}

@@ -104,6 +104,13 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	defer conn.Close()
+	// The access_events writer has its own connection, which keeps its
+	// block buffers between the large inserts (see chstorage.OpenBulk).
+	bulkConn, err := chstorage.OpenBulk(ctx, cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer bulkConn.Close()
 
 	tokens := auth.NewStore(conn, logger)
 	if err := tokens.Load(ctx); err != nil {
@@ -160,7 +167,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}, []string{"vendor"})
 	reg.MustRegister(inserted)
 	accessStore, err := chstorage.NewWriter(chstorage.WriterOptions{
-		Reader: accessReader, Conn: conn, Rows: chstorage.NewAccessRows(inserted),
+		Reader: accessReader, Conn: bulkConn, Rows: chstorage.NewAccessRows(inserted),
 		OnBadRecord: deadLetterTo(dlqWriter, "clickhouse"),
 		BatchSize:   cfg.BatchSize, FlushInterval: cfg.FlushInterval, Logger: logger, Metrics: writerMetrics,
 	})
