@@ -113,13 +113,16 @@ const MaxBatchBytes = 960 << 10
 // NewWriter returns a synchronous writer for one topic, tuned for throughput:
 // WriteMessages returns once every message it was given is acknowledged by the
 // broker (acks=all), so callers can commit their own input offsets afterwards.
+// kafka-go allocates room for BatchSize messages in every batch, so BatchSize
+// is about as many records of ~470 B as MaxBatchBytes holds, not more
+// (BenchmarkWriteMessages: 10,000 allocated 1,486 B per record, 2,048 529 B).
 func NewWriter(c Config, topic string) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:            kafka.TCP(c.Brokers...),
 		Topic:           c.Topic(topic),
 		Balancer:        &kafka.Hash{},
 		RequiredAcks:    kafka.RequireAll,
-		BatchSize:       10000,
+		BatchSize:       2048,
 		BatchBytes:      MaxBatchBytes,
 		BatchTimeout:    2 * time.Millisecond,
 		Compression:     compression(c.Compression),
