@@ -84,3 +84,28 @@ func TestWriterDeadLettersUndecodableRecords(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, lag, "every offset, bad records included, is committed")
 }
+
+// A batch larger than one block goes out as several blocks of one INSERT:
+// every row is stored, as one part (the server squashes the blocks).
+func TestWriterSendsLargeBatchesInBlocks(t *testing.T) {
+	conn, cfg := testenv.ClickHouse(t)
+	bulk, err := chstorage.OpenBulk(context.Background(), cfg)
+	require.NoError(t, err)
+	defer bulk.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const n = 20000
+	r := &sliceReader{msgs: accessRecords(n), cancel: cancel}
+	w, err := chstorage.NewWriter(chstorage.WriterOptions{Reader: r, Conn: bulk, Rows: chstorage.NewAccessRows(nil),
+		BatchSize: n, FlushInterval: time.Minute, Logger: testenv.Logger(t),
+		OnBadRecord: func(_ context.Context, _ kafka.Message, err error) error { return err }})
+	require.NoError(t, err)
+	require.NoError(t, w.Run(ctx))
+
+	var rows, parts uint64
+	require.NoError(t, conn.QueryRow(context.Background(), "SELECT count() FROM access_events").Scan(&rows))
+	assert.Equal(t, uint64(n), rows)
+	require.NoError(t, conn.QueryRow(context.Background(),
+		"SELECT count() FROM system.parts WHERE database = ? AND table = 'access_events' AND active", cfg.Database).Scan(&parts))
+	assert.Equal(t, uint64(1), parts, "the blocks of one insert are one part")
+}

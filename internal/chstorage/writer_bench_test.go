@@ -52,21 +52,7 @@ func BenchmarkWriterBatch(b *testing.B) {
 	}
 	defer bulk.Close()
 	const rows = 50000
-	vendors := []string{"matter", "nuki", "schlage", "seam", "legacy"}
-	base := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC).UnixMilli()
-	msgs := make([]kafka.Message, rows)
-	for i := range msgs {
-		v := vendors[i%len(vendors)]
-		e := event.Access{
-			EventID: event.ID(v, fmt.Sprintf("bench-%d", i)), TsMs: base + int64(i)*10, ReceivedMs: base + int64(i)*10 + 40,
-			Vendor: v, SiteID: fmt.Sprintf("site-%02d", i%20), ZoneID: "zone-lobby", DoorID: fmt.Sprintf("door-%04d", i%1600),
-			LockID: fmt.Sprintf("lock-%04d", i%1600), SubjectID: fmt.Sprintf("sub_%032x", i%8000),
-			CredentialID: fmt.Sprintf("cred-%08d", i%15000), DeviceID: fmt.Sprintf("dev-%08d", i%9000),
-			Attested: "true", Action: "unlock", Outcome: "granted", Method: "mobile_ble", VendorCode: "LockOperation/1/10",
-			RawRef: fmt.Sprintf("lock.events.raw/%d/%d", i%4, i),
-		}
-		msgs[i] = kafka.Message{Topic: "access.events", Partition: i % 4, Offset: int64(i), Value: e.AppendJSON(nil)}
-	}
+	msgs := accessRecords(rows)
 	rowsBuf := chstorage.NewAccessRows(nil)
 	batch := make([]kafka.Message, rows)
 	b.ReportAllocs()
@@ -95,4 +81,24 @@ func BenchmarkWriterBatch(b *testing.B) {
 	if stored == 0 {
 		b.Fatal("nothing stored")
 	}
+}
+
+// accessRecords returns n access.events records of a plausible estate.
+func accessRecords(n int) []kafka.Message {
+	vendors := []string{"matter", "nuki", "schlage", "seam", "legacy"}
+	base := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC).UnixMilli()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		v := vendors[i%len(vendors)]
+		e := event.Access{
+			EventID: event.ID(v, fmt.Sprintf("bench-%d", i)), TsMs: base + int64(i)*10, ReceivedMs: base + int64(i)*10 + 40,
+			Vendor: v, SiteID: fmt.Sprintf("site-%02d", i%20), ZoneID: "zone-lobby", DoorID: fmt.Sprintf("door-%04d", i%1600),
+			LockID: fmt.Sprintf("lock-%04d", i%1600), SubjectID: fmt.Sprintf("sub_%032x", i%8000),
+			CredentialID: fmt.Sprintf("cred-%08d", i%15000), DeviceID: fmt.Sprintf("dev-%08d", i%9000),
+			Attested: "true", Action: "unlock", Outcome: "granted", Method: "mobile_ble", VendorCode: "LockOperation/1/10",
+			RawRef: fmt.Sprintf("lock.events.raw/%d/%d", i%4, i),
+		}
+		msgs[i] = kafka.Message{Topic: "access.events", Partition: i % 4, Offset: int64(i), Value: e.AppendJSON(nil)}
+	}
+	return msgs
 }
