@@ -103,6 +103,7 @@ type Processor struct {
 
 	mu         sync.Mutex // guards engine and lastAccess
 	engine     *detect.Engine
+	events     []event.Access // handleAccess's decoded batch, reused
 	lastAccess time.Time
 }
 
@@ -200,19 +201,23 @@ func (p *Processor) Run(ctx context.Context) error {
 // handleAccess runs one batch of access events through the engine and
 // produces the alerts before the batch is committed.
 func (p *Processor) handleAccess(ctx context.Context, batch []kafka.Message) error {
-	events := make([]event.Access, 0, len(batch))
+	// Events are decoded in place into a slice kept between batches (the
+	// engine copies what it keeps): no allocation per event or batch.
+	events := p.events[:0]
 	bad := 0
 	for _, m := range batch {
-		var ev event.Access
-		if err := event.Decode(m.Value, &ev); err != nil || ev.TsMs <= 0 {
+		events = append(events, event.Access{})
+		ev := &events[len(events)-1]
+		if err := event.Decode(m.Value, ev); err != nil || ev.TsMs <= 0 {
+			events = events[:len(events)-1]
 			bad++ // the ClickHouse writer dead-letters undecodable events
 			continue
 		}
 		if ev.ReceivedMs <= 0 {
 			ev.ReceivedMs = m.Time.UnixMilli()
 		}
-		events = append(events, ev)
 	}
+	defer func() { clear(events); p.events = events[:0] }()
 	p.opts.Metrics.Record("access", "undecodable", bad)
 	p.opts.Metrics.Record("access", "ok", len(events))
 	var alerts []detect.Alert
