@@ -57,8 +57,9 @@ func Open(ctx context.Context, c Config) (driver.Conn, error) {
 
 // OpenBulk opens a pool of one connection for one writer of large batches
 // (access_events). The connection keeps its buffers between inserts: letting
-// them go would make every 50,000-row block grow its encoding buffer again, ~1 KB
-// of allocation per row. The database must exist (Open and Migrate first).
+// them go would make every insert grow its encoding buffer again (~1 KB of
+// allocation per row when a 50,000-row batch was one block). The database
+// must exist (Open and Migrate first).
 func OpenBulk(ctx context.Context, c Config) (driver.Conn, error) {
 	return openPing(ctx, c, true)
 }
