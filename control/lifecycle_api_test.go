@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -306,7 +307,7 @@ func TestBreakGlass(t *testing.T) {
 }
 
 // TestTemplateChangePropagates: a template change reaches the role's
-// credentials (door groups, locks told) and is audited.
+// credentials (door groups and windows, locks told) and is audited.
 func TestTemplateChangePropagates(t *testing.T) {
 	bc := testenv.Kafka(t, 4)
 	conn, _ := testenv.ClickHouse(t)
@@ -323,6 +324,7 @@ func TestTemplateChangePropagates(t *testing.T) {
 	require.Len(t, tpls.Templates, len(control.Roles))
 	t2 := control.DefaultTemplates()["resident"]
 	t2.DoorGroups = []string{"entrance", "amenity"}
+	t2.Windows = []control.Window{{Days: []string{"mon", "tue", "wed", "thu", "fri", "sat"}, Start: "06:00", End: "23:00"}}
 	var out struct {
 		Template    control.Template `json:"template"`
 		Propagating int              `json:"propagating_to"`
@@ -343,6 +345,20 @@ func TestTemplateChangePropagates(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return assert.ObjectsAreEqual([]string{"s-garage"}, lockIDs(gw.commands(gateway.CommandRevoke, id)))
 	}, 10*time.Second, 10*time.Millisecond)
+	// The locks that keep the credential are told its new windows.
+	assert.Equal(t, t2.Windows, v.Credential.Windows)
+	require.Eventually(t, func() bool {
+		var told []string
+		for _, c := range gw.commands(gateway.CommandGrant, id) {
+			if assert.ObjectsAreEqual(t2.Windows, c.Windows) {
+				told = append(told, c.LockID)
+			}
+		}
+		want := locksOf(v.Credential)
+		slices.Sort(want)
+		slices.Sort(told)
+		return slices.Equal(want, told)
+	}, 10*time.Second, 10*time.Millisecond, "grants with the template's windows to every lock that keeps the credential")
 
 	bad := t2
 	bad.Approval = "maybe"

@@ -518,12 +518,21 @@ func (p *Plane) applyUpdate(b *batch, c Command, cur *Record) error {
 		locks := p.locks.forCredential(r.SiteID, r.DoorGroups)
 		removed, added := diffLocks(cur.Locks, locks)
 		r.Locks = locks
+		if !sameWindows(cur.Windows, r.Windows) || cur.ValidUntilMs != r.ValidUntilMs {
+			added = locks // the locks that keep it need the new windows or end too
+		}
 		if r.State != event.StateSuspended {
 			p.lockCommands(b, r, gateway.CommandRevoke, removed, "")
 			p.lockCommands(b, r, gateway.CommandGrant, added, "")
 		}
 	}
 	return nil
+}
+
+func sameWindows(a, b []Window) bool {
+	return slices.EqualFunc(a, b, func(x, y Window) bool {
+		return x.Start == y.Start && x.End == y.End && slices.Equal(x.Days, y.Days)
+	})
 }
 
 func diffLocks(old, cur []LockRef) (removed, added []LockRef) {
@@ -548,7 +557,7 @@ func (p *Plane) lockCommands(b *batch, r *Record, typ string, locks []LockRef, r
 			CredentialID: r.CredentialID, SubjectID: r.SubjectID, UserRefHash: refFor(r.Refs, l),
 			RevocationID: revocationID, IssuedMs: b.now}
 		if typ == gateway.CommandGrant {
-			cmd.ValidFromMs, cmd.ValidUntilMs = r.ValidFromMs, r.ValidUntilMs
+			cmd.ValidFromMs, cmd.ValidUntilMs, cmd.Windows = r.ValidFromMs, r.ValidUntilMs, r.Windows
 		}
 		ids[i] = cmd.CommandID
 		b.lockCmds = append(b.lockCmds, cmd)

@@ -107,12 +107,10 @@ type Attestation struct {
 }
 
 // Window is a weekly time window in site-local time: on Days (mon..sun,
-// empty = every day) from Start to End ("HH:MM").
-type Window struct {
-	Days  []string `json:"days,omitempty"`
-	Start string   `json:"start"`
-	End   string   `json:"end"`
-}
+// empty = every day) from Start to End ("HH:MM"; an End at or before Start
+// runs past midnight). It is the lock commands' window, so grants carry a
+// credential's windows to its locks unchanged.
+type Window = gateway.Window
 
 // LockRef names one lock.
 type LockRef struct {

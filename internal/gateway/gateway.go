@@ -4,6 +4,12 @@
 // keyed by lock_id, so one gateway sees its locks' commands in order.
 package gateway
 
+import (
+	"slices"
+	"strconv"
+	"time"
+)
+
 // Command types.
 const (
 	CommandRevoke  = "revoke"   // remove a credential from the lock
@@ -26,6 +32,9 @@ type Command struct {
 	RevocationID string `json:"revocation_id,omitempty"` // groups the commands of one revocation
 	ValidFromMs  int64  `json:"valid_from_ms,omitempty"`
 	ValidUntilMs int64  `json:"valid_until_ms,omitempty"`
+	// Windows restrict a grant to weekly windows (none: at any time within
+	// the validity); see Allowed.
+	Windows []Window `json:"windows,omitempty"`
 	// ACL is the full list of credential ids for acl_push.
 	ACL      []string `json:"acl,omitempty"`
 	IssuedMs int64    `json:"issued_ms"` // when keyfleet published the command
@@ -49,4 +58,58 @@ type Ack struct {
 	Error        string `json:"error,omitempty"`
 	ReceivedMs   int64  `json:"received_ms"` // when the gateway received the command
 	AppliedMs    int64  `json:"applied_ms"`  // when the lock applied it (or failed)
+}
+
+// Window is a weekly access window in the lock's local time: the days it
+// opens on (mon … sun; none: every day) and HH:MM start and end. An end at
+// or before the start runs past midnight into the next day.
+type Window struct {
+	Days  []string `json:"days,omitempty"`
+	Start string   `json:"start"`
+	End   string   `json:"end"`
+}
+
+var weekdays = [...]string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
+
+// Allowed reports whether windows let a credential in at t (given in the
+// lock's local time). No windows allow any time; a malformed window allows
+// nothing.
+func Allowed(windows []Window, t time.Time) bool {
+	if len(windows) == 0 {
+		return true
+	}
+	minute := t.Hour()*60 + t.Minute()
+	today, yesterday := weekdays[t.Weekday()], weekdays[(t.Weekday()+6)%7]
+	for _, w := range windows {
+		start, ok1 := minuteOfDay(w.Start)
+		end, ok2 := minuteOfDay(w.End)
+		if !ok1 || !ok2 {
+			continue
+		}
+		on := func(day string) bool { return len(w.Days) == 0 || slices.Contains(w.Days, day) }
+		if start < end {
+			if on(today) && minute >= start && minute < end {
+				return true
+			}
+			continue
+		}
+		// Past midnight: the evening part today, the morning part on
+		// the day after an opening day.
+		if (on(today) && minute >= start) || (on(yesterday) && minute < end) {
+			return true
+		}
+	}
+	return false
+}
+
+func minuteOfDay(hhmm string) (int, bool) {
+	if len(hhmm) != 5 || hhmm[2] != ':' {
+		return 0, false
+	}
+	h, err1 := strconv.Atoi(hhmm[:2])
+	m, err2 := strconv.Atoi(hhmm[3:])
+	if err1 != nil || err2 != nil || h > 23 || m > 59 || h < 0 || m < 0 {
+		return 0, false
+	}
+	return h*60 + m, true
 }

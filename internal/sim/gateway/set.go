@@ -108,6 +108,9 @@ type Entry struct {
 	Schedule     *fleet.Schedule
 	ValidFromMs  int64
 	ValidUntilMs int64
+	// Windows are a control-plane grant's weekly windows (the simulated
+	// locks keep UTC as their local time).
+	Windows []gw.Window
 }
 
 // change is one command's effect on one credential at one lock.
@@ -271,11 +274,9 @@ func (s *Set) Decide(lockID, credID string, atMs int64) Decision {
 	case entry.ValidFromMs > 0 && atMs < entry.ValidFromMs:
 		return Decision{Reason: "outside_schedule"}
 	}
-	if entry.Schedule != nil {
-		t := time.UnixMilli(atMs).UTC()
-		if !entry.Schedule.Allows(int(t.Weekday()), t.Hour()*60+t.Minute()) {
-			return Decision{Reason: "outside_schedule"}
-		}
+	if t := time.UnixMilli(atMs).UTC(); !entry.Schedule.Allows(int(t.Weekday()), t.Hour()*60+t.Minute()) ||
+		!gw.Allowed(entry.Windows, t) {
+		return Decision{Reason: "outside_schedule"}
 	}
 	return Decision{Granted: true, RevokeRequestedMs: pendingRemoval, RevokeExternal: external}
 }
@@ -324,7 +325,7 @@ func (s *Set) Submit(cmd gw.Command, receivedMs int64, o SubmitOptions) int64 {
 			st.DelaysMs = append(st.DelaysMs, applied-receivedMs)
 		}
 	}
-	entry := Entry{Schedule: o.Schedule, ValidFromMs: cmd.ValidFromMs, ValidUntilMs: cmd.ValidUntilMs}
+	entry := Entry{Schedule: o.Schedule, ValidFromMs: cmd.ValidFromMs, ValidUntilMs: cmd.ValidUntilMs, Windows: cmd.Windows}
 	ext := !o.NoAck
 	switch cmd.Type {
 	case gw.CommandRevoke:

@@ -187,6 +187,27 @@ func TestScheduleAndExpiry(t *testing.T) {
 	require.Equal(t, "expired", set.Decide(l.LockID, "cred-guest", t0+3_600_000).Reason)
 }
 
+// A grant from the control plane carries weekly windows; the lock holds
+// them and decides by them (its local time is UTC).
+func TestGrantWindows(t *testing.T) {
+	f := testFleet(t)
+	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, Provision: true})
+	l, _ := lockWith(t, f, "schlage")
+	grant := gw.Command{CommandID: "w", Type: gw.CommandGrant, Vendor: "schlage", LockID: l.LockID, CredentialID: "cred-crew",
+		Windows: []gw.Window{{Days: []string{"mon", "tue", "wed", "thu", "fri"}, Start: "07:00", End: "19:00"}}}
+	applied := set.Submit(grant, t0, gateway.SubmitOptions{})
+	// The next Monday 08:00 and 20:00 and the Saturday before, all after the grant.
+	monday := time.UnixMilli(applied).UTC().Truncate(24 * time.Hour)
+	for monday.Weekday() != time.Monday {
+		monday = monday.Add(24 * time.Hour)
+	}
+	require.True(t, set.Decide(l.LockID, "cred-crew", monday.Add(8*time.Hour).UnixMilli()).Granted)
+	require.Equal(t, "outside_schedule", set.Decide(l.LockID, "cred-crew", monday.Add(20*time.Hour).UnixMilli()).Reason)
+	if sat := monday.Add(-36 * time.Hour); sat.UnixMilli() > applied {
+		require.Equal(t, "outside_schedule", set.Decide(l.LockID, "cred-crew", sat.UnixMilli()).Reason)
+	}
+}
+
 func TestUnknownLockFails(t *testing.T) {
 	f := testFleet(t)
 	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true})
