@@ -24,7 +24,7 @@ import (
 func (p *Plane) runAcks(ctx context.Context) error {
 	r := bus.NewGroupReader(p.opts.Bus, bus.TopicLockAcks, GroupAcks)
 	defer r.Close()
-	return bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 5000, MaxWait: 5 * time.Millisecond,
+	return bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 5000, MaxWait: 5 * time.Millisecond, Idle: time.Millisecond,
 		Logger: p.opts.Logger, Name: "lock.acks"}, p.handleAcks)
 }
 

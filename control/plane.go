@@ -294,7 +294,7 @@ func (p *Plane) stop(g *errgroup.Group, err error) error {
 func (p *Plane) runProcessor(ctx context.Context) error {
 	r := bus.NewGroupReader(p.opts.Bus, bus.TopicControlCommands, GroupControl)
 	defer r.Close()
-	return bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 2000, MaxWait: 5 * time.Millisecond,
+	return bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 2000, MaxWait: 5 * time.Millisecond, Idle: time.Millisecond,
 		Logger: p.opts.Logger, Name: "control.commands"}, p.handleCommands)
 }
 

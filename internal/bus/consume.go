@@ -22,8 +22,12 @@ type MessageReader interface {
 type BatchOptions struct {
 	MaxBatch int           // hand over at most this many messages at once
 	MaxWait  time.Duration // hand over a non-empty batch at least this often
-	Logger   *slog.Logger
-	Name     string // for logs
+	// Idle, when set, hands a non-empty batch over as soon as no message
+	// has arrived for this long (the reader's buffer is drained), instead of
+	// waiting out MaxWait: for low-volume, latency-sensitive consumers.
+	Idle   time.Duration
+	Logger *slog.Logger
+	Name   string // for logs
 }
 
 // ConsumeBatches reads messages from r and hands them to handle in batches.
@@ -61,9 +65,16 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 		collectCtx, cancel := context.WithTimeout(ctx, o.MaxWait)
 		var fetchErr error
 		for len(batch) < o.MaxBatch {
-			m, err := r.FetchMessage(collectCtx)
+			fetchCtx, cancelIdle := collectCtx, context.CancelFunc(nil)
+			if o.Idle > 0 && len(batch) > 0 {
+				fetchCtx, cancelIdle = context.WithTimeout(collectCtx, o.Idle)
+			}
+			m, err := r.FetchMessage(fetchCtx)
+			if cancelIdle != nil {
+				cancelIdle()
+			}
 			if err != nil {
-				if collectCtx.Err() == nil {
+				if fetchCtx.Err() == nil {
 					fetchErr = fmt.Errorf("fetch %s: %w", o.Name, err)
 				}
 				break

@@ -83,7 +83,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		"group", r.o.Bus.TopicPrefix+r.o.Group)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return bus.ConsumeBatches(gctx, reader, bus.BatchOptions{MaxBatch: 5000, MaxWait: 10 * time.Millisecond,
+		return bus.ConsumeBatches(gctx, reader, bus.BatchOptions{MaxBatch: 5000, MaxWait: 10 * time.Millisecond, Idle: time.Millisecond,
 			Logger: r.o.Logger, Name: "gateway commands"}, r.handle)
 	})
 	g.Go(func() error { return r.ackLoop(gctx, writer) })
