@@ -28,7 +28,8 @@ type RunnerOptions struct {
 	Logger *slog.Logger
 	// Now is the gateways' clock (time.Now when nil).
 	Now func() time.Time
-	// AckEvery is how often applied commands are acknowledged (default 20 ms).
+	// AckEvery is how often applied commands are acknowledged (default 5 ms:
+	// a lock gateway acknowledges a command about when it applies it).
 	AckEvery time.Duration
 }
 
@@ -60,7 +61,7 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 		o.Now = time.Now
 	}
 	if o.AckEvery <= 0 {
-		o.AckEvery = 20 * time.Millisecond
+		o.AckEvery = 5 * time.Millisecond
 	}
 	return &Runner{o: o}, nil
 }
