@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -80,8 +79,6 @@ func DefaultTemplates() map[string]Template {
 	return out
 }
 
-var hhmm = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
-
 // Validate checks a template.
 func (t *Template) Validate() error {
 	if !slices.Contains(Roles, t.Role) {
@@ -111,13 +108,8 @@ func (t *Template) Validate() error {
 
 func validateWindows(ws []Window) error {
 	for i, w := range ws {
-		if !hhmm.MatchString(w.Start) || !hhmm.MatchString(w.End) {
-			return fmt.Errorf("windows[%d]: start and end are HH:MM", i)
-		}
-		for _, d := range w.Days {
-			if !slices.Contains([]string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}, d) {
-				return fmt.Errorf("windows[%d]: day %q (want mon..sun)", i, d)
-			}
+		if err := w.Validate(); err != nil {
+			return fmt.Errorf("windows[%d]: %w", i, err)
 		}
 	}
 	return nil

@@ -58,8 +58,8 @@ func Open(ctx context.Context, c Config) (driver.Conn, error) {
 // OpenBulk opens a pool of one connection for one writer of large batches
 // (access_events). The connection keeps its buffers between inserts: letting
 // them go would make every insert grow its encoding buffer again (~1 KB of
-// allocation per row when a 50,000-row batch was one block). The database
-// must exist (Open and Migrate first).
+// allocation per row when a 50,000-row batch was one block). Like Open, it
+// creates the database if missing; the tables come from Migrate.
 func OpenBulk(ctx context.Context, c Config) (driver.Conn, error) {
 	return openPing(ctx, c, true)
 }

@@ -5,6 +5,8 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -71,6 +73,22 @@ type Window struct {
 
 var weekdays = [...]string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 
+// Validate checks the window's form: HH:MM start and end, days mon … sun.
+func (w Window) Validate() error {
+	if _, ok := minuteOfDay(w.Start); !ok {
+		return errors.New("start and end are HH:MM")
+	}
+	if _, ok := minuteOfDay(w.End); !ok {
+		return errors.New("start and end are HH:MM")
+	}
+	for _, d := range w.Days {
+		if !slices.Contains(weekdays[:], d) {
+			return fmt.Errorf("day %q (want mon..sun)", d)
+		}
+	}
+	return nil
+}
+
 // Allowed reports whether windows let a credential in at t (given in the
 // lock's local time). No windows allow any time; a malformed window allows
 // nothing.
@@ -81,11 +99,11 @@ func Allowed(windows []Window, t time.Time) bool {
 	minute := t.Hour()*60 + t.Minute()
 	today, yesterday := weekdays[t.Weekday()], weekdays[(t.Weekday()+6)%7]
 	for _, w := range windows {
-		start, ok1 := minuteOfDay(w.Start)
-		end, ok2 := minuteOfDay(w.End)
-		if !ok1 || !ok2 {
+		if w.Validate() != nil {
 			continue
 		}
+		start, _ := minuteOfDay(w.Start)
+		end, _ := minuteOfDay(w.End)
 		on := func(day string) bool { return len(w.Days) == 0 || slices.Contains(w.Days, day) }
 		if start < end {
 			if on(today) && minute >= start && minute < end {
@@ -102,13 +120,19 @@ func Allowed(windows []Window, t time.Time) bool {
 	return false
 }
 
+// minuteOfDay parses "HH:MM" (00:00 … 23:59).
 func minuteOfDay(hhmm string) (int, bool) {
 	if len(hhmm) != 5 || hhmm[2] != ':' {
 		return 0, false
 	}
-	h, err1 := strconv.Atoi(hhmm[:2])
-	m, err2 := strconv.Atoi(hhmm[3:])
-	if err1 != nil || err2 != nil || h > 23 || m > 59 || h < 0 || m < 0 {
+	for _, i := range []int{0, 1, 3, 4} {
+		if hhmm[i] < '0' || hhmm[i] > '9' {
+			return 0, false
+		}
+	}
+	h, _ := strconv.Atoi(hhmm[:2])
+	m, _ := strconv.Atoi(hhmm[3:])
+	if h > 23 || m > 59 {
 		return 0, false
 	}
 	return h*60 + m, true
