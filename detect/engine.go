@@ -166,6 +166,26 @@ func (e *Engine) Access(dst []Alert, ev *event.Access) []Alert {
 	return e.observe(dst, ev.TsMs)
 }
 
+// RememberGrant feeds use_after_revocation alone with a replayed event older
+// than the sliding windows (detect/stream's warm-up reading back the rule's
+// lookback): a granted use is remembered, so a revocation record that
+// arrives after a restart still finds it, and a revocation already known
+// raises its alert now. Nothing else of the engine changes.
+func (e *Engine) RememberGrant(dst []Alert, ev *event.Access) []Alert {
+	if ev.TsMs <= 0 || ev.CredentialID == "" || ev.Outcome != "granted" {
+		return dst
+	}
+	d := &e.rules.Detectors.UseAfterRevocation
+	cs := e.cred(ev.CredentialID)
+	if cs.subject == "" {
+		cs.subject = ev.SubjectID
+	}
+	if i := cs.noteGrant(ev, d.Lookback.Ms()); i >= 0 && d.Enabled {
+		dst = e.checkRevocation(dst, cs, i)
+	}
+	return dst
+}
+
 // Credential processes one credential lifecycle record.
 func (e *Engine) Credential(dst []Alert, rec *event.Credential) []Alert {
 	if rec.CredentialID == "" || rec.TsMs <= 0 {

@@ -30,7 +30,9 @@ import (
 //	                                  outcome (granted), method, reason, break_glass,
 //	                                  id; doors=a,b or doors=svc-1..svc-12 makes one
 //	                                  event per door, n=N repeats each, every=<dur>
-//	                                  advances the clock after each event
+//	                                  advances the clock after each event;
+//	                                  remember=true feeds RememberGrant instead
+//	                                  of Access (a restart's older replay)
 //	repeat <N>d at <HH:MM> <cmd>[; <cmd>...]
 //	                                  run commands from HH:MM on N consecutive days from
 //	                                  the clock's day; the clock ends on the next day
@@ -261,7 +263,11 @@ func (s *script) events(args string) {
 				Attested: def("attested", "unknown"), Action: def("action", "unlock"), Outcome: def("outcome", "granted"),
 				Method: def("method", "phone_nfc"), Reason: kv["reason"], BreakGlass: kv["break_glass"] == "true",
 			}
-			s.got = s.eng().Access(s.got, &ev)
+			if kv["remember"] == "true" {
+				s.got = s.eng().RememberGrant(s.got, &ev)
+			} else {
+				s.got = s.eng().Access(s.got, &ev)
+			}
 			s.clock = s.clock.Add(every)
 		}
 	}

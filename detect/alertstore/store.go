@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -141,6 +142,22 @@ func (s *Store) byIDs(ctx context.Context, ids []string) (map[string]Record, err
 	}
 	for _, r := range recs {
 		out[r.AlertID] = r
+	}
+	return out, nil
+}
+
+// Known reports which of the given alerts are stored (detect/stream's
+// warm-up uses it to produce only the alerts the store has not seen).
+func (s *Store) Known(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for chunk := range slices.Chunk(ids, 1000) { // keeps the query text small
+		recs, err := s.byIDs(ctx, chunk)
+		if err != nil {
+			return nil, err
+		}
+		for id := range recs {
+			out[id] = true
+		}
 	}
 	return out, nil
 }

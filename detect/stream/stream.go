@@ -52,6 +52,11 @@ type Uses interface {
 	LastUses(ctx context.Context, sinceMs int64) (lastUse map[string]int64, oldestMs int64, err error)
 }
 
+// AlertIndex reports which alerts the alert store already holds.
+type AlertIndex interface {
+	Known(ctx context.Context, ids []string) (map[string]bool, error)
+}
+
 // Baselines saves and restores what the detectors learned.
 type Baselines interface {
 	Load(ctx context.Context) ([]detect.Baseline, error)
@@ -83,6 +88,9 @@ type Options struct {
 	// without raising their alerts again; 0: the rules' longest sliding
 	// window; negative: no warm-up.
 	WarmUp time.Duration
+	// Known, when set, keeps the warm-up from producing again the
+	// use_after_revocation alerts the store already holds (see warmUp).
+	Known AlertIndex
 
 	MaxBatch  int
 	MaxWait   time.Duration

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/detect"
+	"github.com/keyfleet/keyfleet/detect/alertstore"
 	"github.com/keyfleet/keyfleet/detect/stream"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
@@ -23,6 +24,12 @@ import (
 )
 
 func produce(t testing.TB, cfg bus.Config, topic string, key string, v any) {
+	t.Helper()
+	produceAt(t, cfg, topic, key, v, time.Time{})
+}
+
+// produceAt writes one record with the given Kafka timestamp (zero: now).
+func produceAt(t testing.TB, cfg bus.Config, topic string, key string, v any, at time.Time) {
 	t.Helper()
 	w := bus.NewWriter(cfg, topic)
 	defer w.Close()
@@ -37,7 +44,7 @@ func produce(t testing.TB, cfg bus.Config, topic string, key string, v any) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	require.NoError(t, w.WriteMessages(ctx, kafka.Message{Key: []byte(key), Value: b}))
+	require.NoError(t, w.WriteMessages(ctx, kafka.Message{Key: []byte(key), Value: b, Time: at}))
 }
 
 // readAlerts reads alerts from the alerts topic until want are in or the
@@ -306,6 +313,66 @@ func TestWarmUpAcrossRestart(t *testing.T) {
 	defer cancel()
 	_, err := out.ReadMessage(ctx)
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "nothing else is raised")
+}
+
+// TestLateRevocationAcrossRestart: revocation records published while the
+// detectors were down still judge the grants committed before: one within
+// the replayed window, one older (within use_after_revocation's lookback).
+// An alert raised and stored before the restart is not produced again.
+func TestLateRevocationAcrossRestart(t *testing.T) {
+	cfg := testenv.Kafka(t, 2)
+	conn, _ := testenv.ClickHouse(t)
+	store := alertstore.New(conn)
+	now := time.Now()
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	cred := func(id, state string, at time.Time) {
+		produce(t, cfg, bus.TopicCredentialEvents, id, &event.Credential{CredentialID: id, SubjectID: "s-" + id,
+			State: state, Role: "resident", DeviceID: "p-" + id, Attested: state == event.StateActive, TsMs: at.UnixMilli()})
+	}
+	grant := func(id string, at time.Time) {
+		produceAt(t, cfg, bus.TopicAccess, "s-"+id, &event.Access{EventID: event.ID("late", id), TsMs: at.UnixMilli(),
+			ReceivedMs: at.UnixMilli(), Vendor: "legacy", SiteID: "site-1", DoorID: "door-" + id, LockID: "panel/" + id,
+			SubjectID: "s-" + id, CredentialID: id, DeviceID: "p-" + id, Attested: "unknown", Action: "unlock",
+			Outcome: "granted", Method: "card"}, at)
+	}
+	cred("c1", event.StateActive, ago(5*time.Hour))
+	cred("c2", event.StateActive, ago(5*time.Hour))
+	cred("c3", event.StateActive, ago(8*time.Hour))
+	cred("c3", event.StateRevoked, ago(6*time.Hour))
+
+	withStore := func(o *stream.Options) { o.Known = store }
+	p := start(t, cfg, nil, withStore)
+	grant("c1", ago(3*time.Hour))    // outside the 1 h window, inside the 24 h lookback
+	grant("c3", ago(2*time.Hour))    // after c3's known revocation: alerted live
+	grant("c2", ago(10*time.Minute)) // inside the window
+	out := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.TopicPrefix + "test-alerts",
+		Topic: cfg.Topic(bus.TopicAlerts), StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	defer out.Close()
+	live := readAlerts(t, out, 1, 60*time.Second)
+	require.Equal(t, detect.UseAfterRevocation, live[0].Detector)
+	require.Equal(t, "c3", live[0].CredentialID)
+	require.NoError(t, store.Put(context.Background(), live)) // what the alerts sink does
+	require.Eventually(t, func() bool { return committed(t, cfg) == 3 }, 60*time.Second, 100*time.Millisecond,
+		"the three grants judged and committed")
+	p.stop(t)
+
+	// While the detectors are down, c1 and c2 turn out to have been revoked
+	// before their grants.
+	cred("c1", event.StateRevoked, ago(4*time.Hour))
+	cred("c2", event.StateRevoked, ago(20*time.Minute))
+	p = start(t, cfg, nil, withStore)
+	defer p.stop(t)
+	got := readAlerts(t, out, 2, 60*time.Second)
+	sort.Slice(got, func(i, j int) bool { return got[i].CredentialID < got[j].CredentialID })
+	for i, id := range []string{"c1", "c2"} {
+		assert.Equal(t, detect.UseAfterRevocation, got[i].Detector)
+		assert.Equal(t, id, got[i].CredentialID)
+		assert.Equal(t, []string{event.ID("late", id)}, got[i].Evidence)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := out.ReadMessage(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "c3's stored alert is not produced again")
 }
 
 // committed sums the detectors' committed offsets on access.events.

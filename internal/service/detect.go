@@ -48,7 +48,8 @@ func (c *DetectConfig) registerFlags(s *flagenv.Set) {
 		"how far out of event-time order access events may arrive and still count in windows")
 	s.Duration(&c.WarmUp, "detect-warm-up", "KEYFLEET_DETECT_WARM_UP", 0,
 		"at start, replay this much (by Kafka time) of the access events already judged, to refill the detectors' windows\n"+
-			"        without raising their alerts again; 0: the rules' longest sliding window; negative: none")
+			"        without raising their alerts again (older events within use_after_revocation's lookback refill its\n"+
+			"        memory of grants); 0: the rules' longest sliding window; negative: none")
 	s.Bool(&c.Batch, "detect-batch", "KEYFLEET_DETECT_BATCH", true,
 		"run the batch checks (stale_credential, expired_exception) on this instance")
 	s.Bool(&c.Respond, "respond", "KEYFLEET_RESPOND", true,
@@ -125,7 +126,7 @@ func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg promethe
 	opts := stream.Options{
 		Bus: bc, Engine: engine, Access: accessReader, Alerts: alertsWriter,
 		Baselines: stream.ClickHouseBaselines{Conn: conn},
-		Lateness:  cfg.Lateness, WarmUp: cfg.WarmUp, Logger: logger, Metrics: metrics,
+		Lateness:  cfg.Lateness, WarmUp: cfg.WarmUp, Known: store, Logger: logger, Metrics: metrics,
 	}
 	if cfg.Batch {
 		opts.Uses = stream.ClickHouseUses{Conn: conn}
