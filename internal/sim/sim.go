@@ -224,7 +224,10 @@ func New(o Options) (*Simulator, error) {
 	}
 	s := &Simulator{
 		o: o, f: f, gen: gen, set: set,
-		enc:         payload.NewEncoder(o.Seed),
+		// Vendor ids (Seam, Schlage, Nuki) come from the encoder's random
+		// stream: seeded with the start too, so that two runs of one fleet
+		// (a backfill, then live traffic) never share an event id.
+		enc:         payload.NewEncoder(o.Seed ^ uint64(o.StartMs)),
 		r:           rand.New(rand.NewPCG(o.Seed, 0x73696d)),
 		state:       make([]string, len(f.Credentials)),
 		attestedDev: make([]int, len(f.Credentials)),

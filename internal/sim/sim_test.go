@@ -59,6 +59,11 @@ type run struct {
 
 func backfill(t *testing.T, seed uint64, subjects int, days int64, scale float64) *run {
 	t.Helper()
+	return backfillUntil(t, seed, subjects, days, scale, end)
+}
+
+func backfillUntil(t *testing.T, seed uint64, subjects int, days int64, scale float64, end int64) *run {
+	t.Helper()
 	f, err := fleet.Generate(fleet.Options{Seed: seed, Sites: 3, DoorsPerSite: 60, Subjects: subjects, SpareDevices: 2})
 	require.NoError(t, err)
 	r := &run{fleet: f, cap: &capture{}, replay: &bytes.Buffer{}, rawOut: &bytes.Buffer{}}
@@ -320,27 +325,31 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
-// TestEventIDsAreUnique: no two records of a run normalize to the same
-// event id (which would silently merge them in ClickHouse) — legacy panel
-// lines, which have no id of their own, included.
+// TestEventIDsAreUnique: no two records normalize to the same event id
+// (which would silently merge them in ClickHouse) — legacy panel lines,
+// which have no id of their own, included — neither within a run nor across
+// two runs of the same fleet and seed (a backfill, then the next day's
+// traffic: Matter event numbers and the other vendors' ids keep growing).
 func TestEventIDsAreUnique(t *testing.T) {
-	r := backfill(t, 7, 600, 7, 2)
 	seen := map[string]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(r.replay.Bytes()))
-	sc.Buffer(nil, 1<<20)
-	n := 0
-	for sc.Scan() {
-		var e struct {
-			Record  string `json:"record"`
-			EventID string `json:"event_id"`
+	for i, r := range []*run{backfill(t, 7, 600, 7, 2), backfillUntil(t, 7, 600, 1, 2, end+dayMs)} {
+		sc := bufio.NewScanner(bytes.NewReader(r.replay.Bytes()))
+		sc.Buffer(nil, 1<<20)
+		n := 0
+		for sc.Scan() {
+			var e struct {
+				Record  string `json:"record"`
+				EventID string `json:"event_id"`
+				Vendor  string `json:"vendor"`
+			}
+			require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
+			if e.Record != "access" {
+				continue
+			}
+			require.False(t, seen[e.EventID], "run %d: duplicate %s event id %s", i+1, e.Vendor, e.EventID)
+			seen[e.EventID] = true
+			n++
 		}
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
-		if e.Record != "access" {
-			continue
-		}
-		require.False(t, seen[e.EventID], "duplicate event id %s", e.EventID)
-		seen[e.EventID] = true
-		n++
+		require.Positive(t, n)
 	}
-	require.Positive(t, n)
 }

@@ -24,7 +24,12 @@ func (e *Encoder) matter(dst []byte, o *Occurrence) []byte {
 	l := o.Lock
 	n, ok := e.matterEvent[l.MatterNode]
 	if !ok {
-		n = 1000 + uint64(e.r.IntN(90000))
+		// A node's event numbers only grow, across runs too (a Matter
+		// node persists its counter): the first is taken from the clock
+		// of the node's first event, 16 per millisecond, so a later run
+		// never reuses an earlier run's numbers, which identify events
+		// (event_id is derived from nodeId#eventNumber).
+		n = uint64(max(o.TsMs, 0))*16 + uint64(e.r.IntN(16))
 	}
 	e.matterEvent[l.MatterNode] = n + 1
 	name, priority := "LockOperation", "info"
