@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/gateway"
@@ -51,17 +52,22 @@ func (p *Plane) handleAcks(ctx context.Context, msgs []kafka.Message) error {
 		}
 		fwd = append(fwd, kafka.Message{Key: []byte(a.CredentialID), Value: v})
 	}
-	if err := bus.Retry(ctx, p.opts.Logger, "insert lock_acks", func(ctx context.Context) error {
-		return insertAcks(ctx, p.opts.Conn, acks, now)
-	}); err != nil {
-		return err
-	}
-	if len(fwd) == 0 {
-		return nil
-	}
-	return bus.Retry(ctx, p.opts.Logger, "forward acks", func(ctx context.Context) error {
-		return p.commands.WriteMessages(ctx, fwd...)
+	// Stored and forwarded at once (the batch is committed after both):
+	// the owner's ack tracking does not wait for the ClickHouse insert.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return bus.Retry(gctx, p.opts.Logger, "insert lock_acks", func(ctx context.Context) error {
+			return insertAcks(ctx, p.opts.Conn, acks, now)
+		})
 	})
+	if len(fwd) > 0 {
+		g.Go(func() error {
+			return bus.Retry(gctx, p.opts.Logger, "forward acks", func(ctx context.Context) error {
+				return p.commands.WriteMessages(ctx, fwd...)
+			})
+		})
+	}
+	return g.Wait()
 }
 
 func bounded(v string, allowed ...string) string {

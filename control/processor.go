@@ -622,6 +622,9 @@ func (p *Plane) flush(ctx context.Context, b *batch) error {
 	for _, t := range b.track {
 		p.tracker.add(t.key, t.scope, t.requestedMs, t.locks, b.now)
 	}
+	// The locks are told while the batch's rows go to ClickHouse; the
+	// batch is committed once both are done.
+	g, gctx := errgroup.WithContext(ctx)
 	if len(b.lockCmds) > 0 {
 		msgs := make([]kafka.Message, len(b.lockCmds))
 		for i, c := range b.lockCmds {
@@ -632,13 +635,12 @@ func (p *Plane) flush(ctx context.Context, b *batch) error {
 			msgs[i] = kafka.Message{Key: []byte(c.LockID), Value: v}
 			p.m.lockCommands.WithLabelValues(c.Type).Inc()
 		}
-		if err := bus.Retry(ctx, log, "publish lock.commands", func(ctx context.Context) error {
-			return p.lockOut.WriteMessages(ctx, msgs...)
-		}); err != nil {
-			return err
-		}
+		g.Go(func() error {
+			return bus.Retry(gctx, log, "publish lock.commands", func(ctx context.Context) error {
+				return p.lockOut.WriteMessages(ctx, msgs...)
+			})
+		})
 	}
-	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return bus.Retry(gctx, log, "insert revocations", func(ctx context.Context) error {
 			return insertRevocations(ctx, p.opts.Conn, b.revs, b.revLocks)
