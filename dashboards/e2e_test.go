@@ -97,7 +97,9 @@ func startFleet(t *testing.T) *server {
 	dir := t.TempDir()
 	fleet := []string{"--seed", "11", "--sites", "2", "--subjects", "200"}
 	registry := filepath.Join(dir, "registry.json")
-	out, err := exec.Command(bin, append(append([]string{"simulate"}, fleet...), "--registry-only", "--registry-out", registry)...).CombinedOutput()
+	identities := filepath.Join(dir, "identities.json")
+	out, err := exec.Command(bin, append(append([]string{"simulate"}, fleet...), "--registry-only", "--registry-out", registry,
+		"--identities-out", identities)...).CombinedOutput()
 	require.NoError(t, err, "simulate --registry-only: %s", out)
 
 	httpAddr, kafkaAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
@@ -131,6 +133,9 @@ func startFleet(t *testing.T) *server {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	}, 90*time.Second, 200*time.Millisecond, "keyfleet serve not ready")
+	ids, err := os.ReadFile(identities)
+	require.NoError(t, err)
+	require.Equal(t, 200, s.call("POST", "/v1/subjects/identities", string(ids), nil), "load the identities as make run does")
 
 	sim := exec.Command(bin, append(append([]string{"simulate"}, fleet...), "--days", "1", "--anomaly-scale", "3",
 		"--kafka-brokers", kafkaAddr, "--log-level", "warn")...)
@@ -460,6 +465,9 @@ func TestDashboardsInChromium(t *testing.T) {
 	require.NotEmpty(t, subject, "a granted event with a subject")
 	b.do(t, chromedp.Navigate(s.base+"/#/investigate?"+url.Values{"q": {subject}, "kind": {"subject"}, "range": {"7d"}}.Encode()),
 		waitData("#subject-timeline"))
+	// An admin reveals who the subject is (audited).
+	b.do(t, chromedp.Click(chromedp.ID("reveal-identity")), chromedp.WaitVisible(chromedp.CSS("#identity dd.mono")))
+	assert.Regexp(t, `^dir:\d{6}$`, run(t, b, chromedp.Text(chromedp.CSS("#identity dd.mono"))))
 	b.screenshot(t, "06-investigate-subject.png")
 	b.do(t, chromedp.Navigate(s.base+"/#/investigate?"+url.Values{"q": {credential}, "kind": {"credential"}, "range": {"7d"}}.Encode()),
 		poll(`(() => { const c = document.getElementById('who-issued'); return !!c && !c.textContent.includes('Loading'); })()`),

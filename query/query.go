@@ -146,6 +146,7 @@ const (
 	PathSummary    = "/v1/events/summary"
 	PathTimeline   = "/v1/subjects/:id/timeline"
 	PathIdentity   = "/v1/subjects/:id/identity"
+	PathIdentities = "/v1/subjects/identities"
 	PathExport     = "/v1/export/events"
 	PathExportReid = "/v1/export/events/reidentified"
 	PathKPIs       = "/v1/kpis"
@@ -161,6 +162,12 @@ func (s *Service) Routes() []httpapi.Route {
 		get(PathSummary, "Count access events by a dimension and time bucket.", httpapi.ReadRoles, s.handleSummary),
 		get(PathTimeline, "Everything one subject did and had, across vendors, in time order.", httpapi.ReadRoles, s.handleTimeline),
 		get(PathIdentity, "Re-identify a subject: its organisation reference (admin, audited).", httpapi.AdminOnly, s.handleIdentity),
+		{Method: fiber.MethodPut, Path: PathIdentity, Summary: "Record a subject's organisation reference and display name (admin, audited).",
+			Roles: httpapi.AdminOnly, Handler: s.handlePutIdentity},
+		{Method: fiber.MethodDelete, Path: PathIdentity, Summary: "Erase a subject's identity (admin, audited).",
+			Roles: httpapi.AdminOnly, Handler: s.handleDeleteIdentity},
+		{Method: fiber.MethodPost, Path: PathIdentities, Summary: "Record many subjects' identities, e.g. a directory sync (admin, audited).",
+			Roles: httpapi.AdminOnly, Handler: s.handleImportIdentities},
 		get(PathExport, "Export access events (CSV, Arrow IPC stream, Parquet), pseudonymized.", httpapi.ReadRoles, s.handleExport),
 		get(PathExportReid, "Export access events with real ids and subject references (admin, audited).", httpapi.AdminOnly, s.handleExportReidentified),
 		get(PathKPIs, "Fleet KPIs over a time range: access, pipeline and credential KPIs.", httpapi.ManageRoles, s.handleKPIs),
@@ -170,13 +177,16 @@ func (s *Service) Routes() []httpapi.Route {
 // Operations describes the query routes for the OpenAPI document.
 func (s *Service) Operations() map[string]openapi.Operation {
 	return map[string]openapi.Operation{
-		openapi.Key(fiber.MethodGet, PathEvents):     eventsOp(s.opts.MaxLimit),
-		openapi.Key(fiber.MethodGet, PathSummary):    summaryOp,
-		openapi.Key(fiber.MethodGet, PathTimeline):   timelineOp(s.opts.MaxLimit),
-		openapi.Key(fiber.MethodGet, PathIdentity):   identityOp,
-		openapi.Key(fiber.MethodGet, PathExport):     s.exportOp(false),
-		openapi.Key(fiber.MethodGet, PathExportReid): s.exportOp(true),
-		openapi.Key(fiber.MethodGet, PathKPIs):       kpisOp,
+		openapi.Key(fiber.MethodGet, PathEvents):      eventsOp(s.opts.MaxLimit),
+		openapi.Key(fiber.MethodGet, PathSummary):     summaryOp,
+		openapi.Key(fiber.MethodGet, PathTimeline):    timelineOp(s.opts.MaxLimit),
+		openapi.Key(fiber.MethodGet, PathIdentity):    identityOp,
+		openapi.Key(fiber.MethodPut, PathIdentity):    putIdentityOp,
+		openapi.Key(fiber.MethodDelete, PathIdentity): deleteIdentityOp,
+		openapi.Key(fiber.MethodPost, PathIdentities): importIdentitiesOp,
+		openapi.Key(fiber.MethodGet, PathExport):      s.exportOp(false),
+		openapi.Key(fiber.MethodGet, PathExportReid):  s.exportOp(true),
+		openapi.Key(fiber.MethodGet, PathKPIs):        kpisOp,
 	}
 }
 

@@ -59,17 +59,6 @@ func timelineOp(maxLimit int) openapi.Operation {
 	}
 }
 
-var identityOp = openapi.Operation{
-	Description: "Re-identification: the organisation's reference for a pseudonymous subject_id " +
-		"(subject_identities). Every call is written to the audit log, found or not.",
-	Params: []openapi.Param{subjectIDParam},
-	Responses: map[int]openapi.Response{200: {Description: "the subject's identity",
-		Content: map[string]map[string]any{"application/json": {"type": "object", "properties": map[string]any{
-			"subject_id": map[string]any{"type": "string"}, "subject_ref": map[string]any{"type": "string"},
-			"display_name": map[string]any{"type": "string"}, "updated_ms": map[string]any{"type": "integer"},
-		}}}}, 404: {Description: "no identity is recorded for this subject"}},
-}
-
 type timelineItem struct {
 	Kind       string            `json:"kind"`
 	TsMs       int64             `json:"ts_ms"`
@@ -316,40 +305,4 @@ func splitCredentialItemID(id string) (string, uint64) {
 	var seq uint64
 	_, _ = fmt.Sscan(id[i+1:], &seq)
 	return id[:i], seq
-}
-
-func (s *Service) handleIdentity(c *fiber.Ctx) error {
-	v, err := s.parse(c, identityOp)
-	if err != nil {
-		return err
-	}
-	subject := v.String("id")
-	ctx, cancel := s.queryCtx(c.UserContext())
-	defer cancel()
-	if err := s.audit(ctx, c, "subject.reidentify", subject, nil); err != nil {
-		return err
-	}
-	var out struct {
-		SubjectID   string `json:"subject_id"`
-		SubjectRef  string `json:"subject_ref"`
-		DisplayName string `json:"display_name"`
-		UpdatedMs   int64  `json:"updated_ms"`
-	}
-	rows, err := s.opts.Conn.Query(ctx, "SELECT subject_ref, display_name, updated_ms FROM subject_identities "+
-		"WHERE subject_id = ? ORDER BY updated_ms DESC LIMIT 1", subject)
-	if err != nil {
-		return s.queryError(PathIdentity, err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return s.queryError(PathIdentity, err)
-		}
-		return httpapi.NewProblem(fiber.StatusNotFound, "identity_not_found", "no identity is recorded for this subject")
-	}
-	if err := rows.Scan(&out.SubjectRef, &out.DisplayName, &out.UpdatedMs); err != nil {
-		return s.queryError(PathIdentity, err)
-	}
-	out.SubjectID = subject
-	return c.JSON(out)
 }

@@ -26,7 +26,8 @@ trap cleanup INT TERM EXIT
 
 # The simulated estate's locks and credentials, so events resolve to sites,
 # doors and (pseudonymous) subjects.
-"$bin" simulate "${fleet[@]}" --registry-only --registry-out "$data/registry.json" 2>/dev/null
+"$bin" simulate "${fleet[@]}" --registry-only --registry-out "$data/registry.json" \
+  --identities-out "$data/identities.json" 2>/dev/null
 
 "$bin" serve --http-addr "$http" --registry "$data/registry.json" &
 pids+=($!)
@@ -36,6 +37,10 @@ for _ in $(seq 1 120); do
   kill -0 "${pids[0]}" 2>/dev/null || { echo "keyfleet serve exited" >&2; exit 1; }
   sleep 0.5
 done
+
+# Who the pseudonymous subjects are, for admins' re-identification (audited).
+curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+  --data-binary @"$data/identities.json" "http://$http/v1/subjects/identities" >/dev/null
 
 cat <<MSG
 

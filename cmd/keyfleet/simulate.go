@@ -118,7 +118,10 @@ after --duration or --count.
 Output: vendor-format raw records to lock.events.raw (keyed by lock id) unless
 --no-kafka; credential lifecycle records to credential.events (keyed by
 credential_id); --registry-out writes the lock/credential registry file for
-'keyfleet serve --registry'; --replay-out writes the normalized events and
+'keyfleet serve --registry'; --identities-out the subjects' directory
+references and display names for POST /v1/subjects/identities (raw personal
+data of the simulated people: keyfleet keeps it only in subject_identities);
+--replay-out writes the normalized events and
 credential records for 'keyfleet detect --replay'; --labels writes the ground
 truth of injected anomalies (JSON lines: type, subject_id, credential_id,
 door_id, start_ms, end_ms; types unlock_burst, unattested_device_change,
@@ -143,15 +146,15 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return runSimulateScore(args[1:], stdout, stderr)
 	}
 	var (
-		ff                                      fleetFlags
-		days                                    float64
-		end                                     string
-		speedup, rate, anomalyScale             float64
-		duration                                time.Duration
-		count                                   int64
-		noKafka, registryOnly, withGateways     bool
-		registryOut, replayOut, labelsOut, stat string
-		rawOut                                  string
+		ff                                                     fleetFlags
+		days                                                   float64
+		end                                                    string
+		speedup, rate, anomalyScale                            float64
+		duration                                               time.Duration
+		count                                                  int64
+		noKafka, registryOnly, withGateways                    bool
+		registryOut, identitiesOut, replayOut, labelsOut, stat string
+		rawOut                                                 string
 	)
 	fs := flagenv.New("simulate", simulateAbout)
 	fs.FlagSet().SetOutput(stderr)
@@ -169,6 +172,8 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Bool(&withGateways, "gateways", "KEYFLEET_SIM_GATEWAYS", false,
 		"real time: also run the gateway simulators on lock.commands/lock.acks, sharing the locks' access lists")
 	fs.String(&registryOut, "registry-out", "KEYFLEET_SIM_REGISTRY_OUT", "", "write the lock/credential registry file here")
+	fs.String(&identitiesOut, "identities-out", "KEYFLEET_SIM_IDENTITIES_OUT", "",
+		"write the subjects' identities here (a JSON array for POST /v1/subjects/identities)")
 	fs.String(&replayOut, "replay-out", "KEYFLEET_SIM_REPLAY_OUT", "", "write a detect --replay file (JSON lines) here")
 	fs.String(&rawOut, "raw-out", "KEYFLEET_SIM_RAW_OUT", "", "write the raw vendor envelopes (JSON lines, as on lock.events.raw) here")
 	fs.String(&labelsOut, "labels", "KEYFLEET_SIM_LABELS", "", "write the anomaly labels (JSON lines) here")
@@ -185,6 +190,11 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	key := ff.key()
+	if identitiesOut != "" {
+		if err := sim.WriteIdentities(identitiesOut, fl); err != nil {
+			return err
+		}
+	}
 	if registryOnly {
 		if registryOut == "" {
 			return usageError{errors.New("--registry-only needs --registry-out")}

@@ -675,7 +675,22 @@
   async function subjectSection(sec, id, from) {
     const chart = h('div', { class: 'chart', id: 'subject-timeline' });
     const list = h('div');
-    fill(sec, h('h2', null, 'Subject ', h('span', { class: 'mono' }, id), ': timeline across vendors'), chart, list);
+    const reveal = async () => {
+      try {
+        const v = await api('/v1/subjects/' + encodeURIComponent(id) + '/identity');
+        fill(who, h('dl', { class: 'kv card' },
+          h('dt', null, 'reference'), h('dd', { class: 'mono' }, v.subject_ref),
+          h('dt', null, 'name'), h('dd', null, v.display_name || '—'),
+          h('dt', null, 'recorded'), h('dd', null, fmtTime(v.updated_ms))),
+          h('p', { class: 'muted' }, 'This look-up is in the audit log.'));
+      } catch (err) {
+        fill(who, err.status === 404 ? h('p', { class: 'empty' }, 'No identity is recorded for this subject.')
+          : errorBox(err, 're-identification needs the admin role'));
+      }
+    };
+    const who = h('div', { id: 'identity', 'aria-live': 'polite' },
+      h('button', { type: 'button', id: 'reveal-identity', class: 'secondary', onclick: reveal }, 'Reveal identity (admin only, audited)'));
+    fill(sec, h('h2', null, 'Subject ', h('span', { class: 'mono' }, id), ': timeline across vendors'), who, chart, list);
     try {
       const r = await api('/v1/subjects/' + encodeURIComponent(id) + '/timeline' + qs({ from, limit: 500 }));
       const access = r.items.filter(i => i.kind === 'access').map(i => i.access);

@@ -122,26 +122,51 @@ func (s *StandIn) credentialMessage(rec *event.Credential) (kafka.Message, error
 
 // WriteRegistry writes a registry file atomically.
 func WriteRegistry(path string, f registry.File) error {
-	data, err := json.Marshal(f)
-	if err != nil {
-		return fmt.Errorf("encode registry: %w", err)
+	return writeJSONFile(path, f)
+}
+
+// Identity is one subject's organisation reference and display name, in the
+// body shape of keyfleet's POST /v1/subjects/identities.
+type Identity struct {
+	SubjectID   string `json:"subject_id"`
+	SubjectRef  string `json:"subject_ref"`
+	DisplayName string `json:"display_name"`
+}
+
+// WriteIdentities writes the fleet's subjects as identities (a JSON array
+// for POST /v1/subjects/identities): a directory-style reference per
+// subject and the display name its vendor apps show.
+func WriteIdentities(path string, f *fleet.Fleet) error {
+	ids := make([]Identity, len(f.Subjects))
+	for i, s := range f.Subjects {
+		ids[i] = Identity{SubjectID: s.ID, SubjectRef: fmt.Sprintf("dir:%06d", s.Index+1), DisplayName: s.Name}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".registry-*")
+	return writeJSONFile(path, ids)
+}
+
+// writeJSONFile writes v as JSON to path through a temporary file, so a
+// reader never sees half a file.
+func writeJSONFile(path string, v any) error {
+	data, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("write registry: %w", err)
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".keyfleet-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if _, err := tmp.Write(append(data, '\n')); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return fmt.Errorf("write registry: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("write registry: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("write registry: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
