@@ -197,7 +197,7 @@ func (s *Service) handleImportIdentities(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.queryCtx(c.UserContext())
 	defer cancel()
-	if err := s.audit(ctx, c, "subject.identity.import", "", map[string]string{"count": strconv.Itoa(len(ids))}); err != nil {
+	if err := s.audit(ctx, c, "subject.identity.import", tableSubjectIdentities, map[string]string{"count": strconv.Itoa(len(ids))}); err != nil {
 		return err
 	}
 	if err := s.insertIdentities(ctx, ids); err != nil {

@@ -113,7 +113,7 @@ func (p *Processor) warmUp(ctx context.Context, window time.Duration) error {
 				}
 				grants++
 				p.mu.Lock()
-				alerts = p.engine.RememberGrant(alerts, ev)
+				alerts = p.engine.RememberGrant(alerts, ev) // use_after_revocation's only
 				p.mu.Unlock()
 			})
 			if err != nil {
@@ -131,7 +131,8 @@ func (p *Processor) warmUp(ctx context.Context, window time.Duration) error {
 	p.mu.Lock()
 	p.engine.SetReplay(true)
 	for i := range events {
-		alerts = p.engine.Access(alerts, &events[i])
+		n := len(alerts)
+		alerts = keepRevocationAlerts(p.engine.Access(alerts, &events[i]), n)
 	}
 	p.engine.SetReplay(false)
 	p.mu.Unlock()
@@ -148,26 +149,33 @@ func (p *Processor) warmUp(ctx context.Context, window time.Duration) error {
 	return nil
 }
 
-// unknownRevocationAlerts keeps the replay's use_after_revocation alerts
-// that the alert store does not hold yet (all of them without a store: they
-// deduplicate by id).
-func (p *Processor) unknownRevocationAlerts(ctx context.Context, alerts []detect.Alert) ([]detect.Alert, error) {
-	var keep []detect.Alert
-	var ids []string
-	for _, a := range alerts {
+// keepRevocationAlerts drops the alerts after alerts[:from] that are not
+// use_after_revocation's (in place).
+func keepRevocationAlerts(alerts []detect.Alert, from int) []detect.Alert {
+	out := alerts[:from]
+	for _, a := range alerts[from:] {
 		if a.Detector == detect.UseAfterRevocation {
-			keep = append(keep, a)
-			ids = append(ids, a.AlertID)
+			out = append(out, a)
 		}
 	}
-	if len(keep) == 0 || p.opts.Known == nil {
-		return keep, nil
+	return out
+}
+
+// unknownRevocationAlerts keeps the replay's alerts that the alert store
+// does not hold yet (all of them without a store: they deduplicate by id).
+func (p *Processor) unknownRevocationAlerts(ctx context.Context, alerts []detect.Alert) ([]detect.Alert, error) {
+	if len(alerts) == 0 || p.opts.Known == nil {
+		return alerts, nil
+	}
+	ids := make([]string, len(alerts))
+	for i, a := range alerts {
+		ids[i] = a.AlertID
 	}
 	known, err := p.opts.Known.Known(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("warm-up: alerts already stored: %w", err)
 	}
-	return slices.DeleteFunc(keep, func(a detect.Alert) bool { return known[a.AlertID] }), nil
+	return slices.DeleteFunc(alerts, func(a detect.Alert) bool { return known[a.AlertID] }), nil
 }
 
 // offsetsSince returns, per partition, the first offset whose record is at
