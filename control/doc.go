@@ -39,10 +39,11 @@
 // A revocation is layered: the revoked record on credential.events (the
 // entitlement), the device session (SessionRevoker), and a revoke command on
 // lock.commands for every lock holding the credential. The owner publishes
-// the revoked record, then the lock commands, then stores the revocation and
-// its locks in ClickHouse, and commits the command only once all of it is
-// durable (a re-delivered revocation re-queues its effects). Acks on
-// lock.acks are stored (lock_acks) and forwarded to the credential's owner,
+// the revoked record, then the lock commands while it stores the revocation
+// and its locks in ClickHouse, and commits the command only once all of it
+// is durable (a re-delivered revocation re-queues its effects). Acks on
+// lock.acks are stored (lock_acks) and, at the same time, forwarded to the
+// credential's owner,
 // which observes keyfleet_control_revocation_latency_seconds when the last
 // lock confirms. The revocation resource and the KPIs are computed from
 // ClickHouse, so they survive restarts and agree across instances.
