@@ -43,8 +43,7 @@
 // and its locks in ClickHouse, and commits the command only once all of it
 // is durable (a re-delivered revocation re-queues its effects). Acks on
 // lock.acks are stored (lock_acks) and, at the same time, forwarded to the
-// credential's owner,
-// which observes keyfleet_control_revocation_latency_seconds when the last
-// lock confirms. The revocation resource and the KPIs are computed from
+// credential's owner, which observes
+// keyfleet_control_revocation_latency_seconds when the last lock confirms. The revocation resource and the KPIs are computed from
 // ClickHouse, so they survive restarts and agree across instances.
 package control
