@@ -125,8 +125,12 @@ func TestSubjectRevocationReachesEveryLock(t *testing.T) {
 		return e.histogramCount("keyfleet_control_revocation_latency_seconds") == before+3
 	}, 10*time.Second, 20*time.Millisecond)
 
-	k, err = control.KPIs(ctx, conn, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
-	require.NoError(t, err)
+	// Issuance and activation KPIs read credential_events, which its own
+	// consumer copies from Kafka: wait for the three credentials' records.
+	require.Eventually(t, func() bool {
+		k, err = control.KPIs(ctx, conn, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
+		return err == nil && k.TimeToIssue.Count == 3 && k.Activation.Activated == 3
+	}, 30*time.Second, 50*time.Millisecond, "credential_events copied for the three credentials")
 	assert.Equal(t, 3, k.RevocationLatency.Confirmed)
 	assert.Positive(t, k.RevocationLatency.P99)
 	assert.Equal(t, 0, k.PendingLocks.Count)
