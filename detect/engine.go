@@ -55,6 +55,9 @@ type Engine struct {
 	dirty   map[string]struct{} // subjects whose baseline changed since DirtyBaselines
 	learned bool                // baselines were restored: no cold-start learning period
 	replay  bool                // SetReplay: events already seen before a restart
+
+	zone      *time.Location            // off_schedule's default time zone (nil: fixed offset)
+	siteZones map[string]*time.Location // off_schedule's per-site time zones
 }
 
 // NewEngine returns an engine for rules.
@@ -68,7 +71,12 @@ func NewEngine(rules *Rules, opts Options) (*Engine, error) {
 	if opts.Lateness < 0 {
 		return nil, errors.New("detect: lateness must not be negative")
 	}
+	zone, siteZones, err := rules.Detectors.OffSchedule.zones()
+	if err != nil {
+		return nil, err
+	}
 	return &Engine{
+		zone: zone, siteZones: siteZones,
 		rules:    rules,
 		opts:     opts,
 		subjects: map[string]*subjectState{},
@@ -131,7 +139,7 @@ func (e *Engine) Access(dst []Alert, ev *event.Access) []Alert {
 			dst = e.checkSchedule(dst, ss, ev)
 		}
 		if !e.replay || ev.TsMs > ss.restoredThrough {
-			ss.noteUse(ev.TsMs, e.rules.Detectors.OffSchedule.UTCOffsetMinutes)
+			ss.noteUse(ev.TsMs, e.utcOffsetMinutes(ev))
 			e.dirty[subjectKey(ev)] = struct{}{}
 		}
 	}

@@ -165,8 +165,10 @@ type DeniedRules struct {
 // hour of day the subject (with at least MinEvents uses over MinDays days of
 // history) has practically never used (the hour and its Neighbors on each
 // side hold less than MinFraction of its uses), or at any hour outside its
-// role's allowed hours (RoleHours). Hours are [from, to) in local time
-// (UTCOffsetMinutes); from == to means all day.
+// role's allowed hours (RoleHours). Hours are [from, to) in local time;
+// from == to means all day. Local time is the event's site's: SiteTimeZones
+// (IANA names, daylight saving included) for the sites it names, else
+// TimeZone, else the fixed UTCOffsetMinutes.
 type ScheduleRules struct {
 	Common
 	QuietHours       [2]int            `json:"quiet_hours"`
@@ -176,6 +178,27 @@ type ScheduleRules struct {
 	Neighbors        int               `json:"neighbors"`
 	RoleHours        map[string][2]int `json:"role_hours,omitempty"`
 	UTCOffsetMinutes int               `json:"utc_offset_minutes"`
+	TimeZone         string            `json:"time_zone,omitempty"`
+	SiteTimeZones    map[string]string `json:"site_time_zones,omitempty"`
+}
+
+// zones loads the rules' time zones: the default (nil: the fixed offset)
+// and one per named site.
+func (s *ScheduleRules) zones() (def *time.Location, sites map[string]*time.Location, err error) {
+	if s.TimeZone != "" {
+		if def, err = time.LoadLocation(s.TimeZone); err != nil {
+			return nil, nil, fmt.Errorf("off_schedule.time_zone %q: %w", s.TimeZone, err)
+		}
+	}
+	sites = make(map[string]*time.Location, len(s.SiteTimeZones))
+	for site, name := range s.SiteTimeZones {
+		loc, err := time.LoadLocation(name)
+		if err != nil || name == "" {
+			return nil, nil, fmt.Errorf("off_schedule.site_time_zones[%s] %q: not an IANA time zone", site, name)
+		}
+		sites[site] = loc
+	}
+	return def, sites, nil
 }
 
 // EmergencyRules configure emergency_unlock: every emergency unlock (and,
@@ -438,6 +461,12 @@ func (r *Rules) Validate() error {
 		if h[0] < 0 || h[0] > 24 || h[1] < 0 || h[1] > 24 {
 			bad("off_schedule.role_hours[%s]: hours want 0..24", role)
 		}
+	}
+	if s.UTCOffsetMinutes < -14*60 || s.UTCOffsetMinutes > 14*60 {
+		bad("off_schedule.utc_offset_minutes: want -840..840")
+	}
+	if _, _, err := s.zones(); err != nil {
+		bad("%v", err)
 	}
 	if d.DoorAjar.HeldOpen < 0 {
 		bad("door_ajar.held_open must not be negative")

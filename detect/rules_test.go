@@ -48,5 +48,8 @@ func TestRulesErrors(t *testing.T) {
 	f(`{"version":1,"detectors":{"denied_storm":{"door_threshold":0}}}`, "denied_storm")
 	f(`{"version":1,"responders":{"rules":[{"name":"x","detectors":["nope"],"min_severity":"high","actions":["suspend"]}]}}`, "unknown detector")
 	f(`{"version":1,"responders":{"rules":[{"name":"x","min_severity":"high","actions":["page"]}]}}`, "unknown action")
+	f(`{"version":1,"detectors":{"off_schedule":{"time_zone":"Mars/Olympus"}}}`, "off_schedule.time_zone")
+	f(`{"version":1,"detectors":{"off_schedule":{"site_time_zones":{"site-1":""}}}}`, "off_schedule.site_time_zones[site-1]")
+	f(`{"version":1,"detectors":{"off_schedule":{"utc_offset_minutes":900}}}`, "utc_offset_minutes")
 	f(`{"version":1} trailing`, "")
 }

@@ -26,10 +26,25 @@ func (s *subjectState) noteUse(ts int64, offsetMin int) {
 	}
 }
 
+// utcOffsetMinutes is the offset of local time at the event's site when it
+// happened (off_schedule's time zones).
+func (e *Engine) utcOffsetMinutes(ev *event.Access) int {
+	loc := e.siteZones[ev.SiteID]
+	if loc == nil {
+		loc = e.zone
+	}
+	if loc == nil {
+		return e.rules.Detectors.OffSchedule.UTCOffsetMinutes
+	}
+	_, off := time.UnixMilli(ev.TsMs).In(loc).Zone()
+	return off / 60
+}
+
 // checkSchedule is off_schedule; it runs before the use is recorded.
 func (e *Engine) checkSchedule(dst []Alert, s *subjectState, ev *event.Access) []Alert {
 	r := &e.rules.Detectors.OffSchedule
-	local := ev.TsMs + int64(r.UTCOffsetMinutes)*60_000
+	offset := e.utcOffsetMinutes(ev)
+	local := ev.TsMs + int64(offset)*60_000
 	h := int((local / 3_600_000) % 24)
 	if h < 0 {
 		h += 24
@@ -55,7 +70,7 @@ func (e *Engine) checkSchedule(dst []Alert, s *subjectState, ev *event.Access) [
 	} else {
 		return dst
 	}
-	hourStart := local - local%3_600_000 - int64(r.UTCOffsetMinutes)*60_000
+	hourStart := local - local%3_600_000 - int64(offset)*60_000
 	a := Alert{
 		Detector: OffSchedule, Severity: r.Severity,
 		SubjectID: ev.SubjectID, CredentialID: ev.CredentialID, DoorID: doorKey(ev), SiteID: ev.SiteID,

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // the detectors' site time zones work on hosts without zoneinfo
 )
 
 // command is one subcommand. run gets the arguments after the subcommand name.
