@@ -384,6 +384,9 @@ func (r *run) prepare(ctx context.Context) error {
 		return err
 	}
 	r.res.Machine.ClickHouseVersion = r.clickHouseVersion(ctx)
+	if r.res.Machine.KafkaVersion == "" { // the broker was started just now
+		r.res.Machine.KafkaVersion = kafkaVersion()
+	}
 	r.dir = o.WorkDir
 	if r.dir == "" {
 		d, err := os.MkdirTemp("", "keyfleet-bench-")

@@ -228,14 +228,22 @@ func machine() Machine {
 	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(data))
 	}
+	m.KafkaVersion = kafkaVersion()
+	return m
+}
+
+// kafkaVersion reads the version of a local Kafka broker from its jars'
+// names on its command line ("" without one).
+func kafkaVersion() string {
+	v := ""
 	for _, pid := range findProcs("kafka.Kafka") {
 		if data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); err == nil {
-			if v := kafkaVersionRE.FindSubmatch(data); v != nil {
-				m.KafkaVersion = string(v[1])
+			if m := kafkaVersionRE.FindSubmatch(data); m != nil {
+				v = string(m[1])
 			}
 		}
 	}
-	return m
+	return v
 }
 
 var kafkaVersionRE = regexp.MustCompile(`kafka[-_]([0-9]+\.[0-9]+(?:\.[0-9]+)?)`)

@@ -186,13 +186,21 @@ func (s *Service) handleImportIdentities(c *fiber.Ctx) error {
 		return httpapi.BadRequest("body", fmt.Sprintf("send 1 to %d identities", MaxIdentities))
 	}
 	now := s.opts.Now().UnixMilli()
+	first := make(map[string]int, len(ids))
 	for i := range ids {
-		if err := ids[i].validate("[" + strconv.Itoa(i) + "]."); err != nil {
+		at := "[" + strconv.Itoa(i) + "]."
+		if err := ids[i].validate(at); err != nil {
 			return err
 		}
 		if ids[i].UpdatedMs != 0 {
-			return httpapi.BadRequest("["+strconv.Itoa(i)+"].updated_ms", "updated_ms is set by keyfleet")
+			return httpapi.BadRequest(at+"updated_ms", "updated_ms is set by keyfleet")
 		}
+		// One version per subject and request: two with the same time
+		// would leave which one counts to chance.
+		if j, dup := first[ids[i].SubjectID]; dup {
+			return httpapi.BadRequest(at+"subject_id", fmt.Sprintf("subject_id repeats item %d", j))
+		}
+		first[ids[i].SubjectID] = i
 		ids[i].UpdatedMs = now
 	}
 	ctx, cancel := s.queryCtx(c.UserContext())
