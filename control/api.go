@@ -163,7 +163,7 @@ func (p *Plane) opHandler(op string) fiber.Handler {
 		}
 		var in opBody
 		if len(c.Body()) > 0 {
-			if err := decodeStrict(c.Body(), &in); err != nil {
+			if err := httpapi.DecodeStrict(c.Body(), &in); err != nil {
 				return httpapi.BadRequest("body", err.Error())
 			}
 		}
@@ -453,7 +453,7 @@ func (p *Plane) handlePutTemplate(c *fiber.Ctx) error {
 		return err
 	}
 	var t Template
-	if err := decodeStrict(c.Body(), &t); err != nil {
+	if err := httpapi.DecodeStrict(c.Body(), &t); err != nil {
 		return httpapi.BadRequest("body", err.Error())
 	}
 	if t.Role == "" {

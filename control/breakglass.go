@@ -36,7 +36,7 @@ type BreakGlassRequest struct {
 func (p *Plane) handleBreakGlass(c *fiber.Ctx) error {
 	body := bytes.Clone(c.Body())
 	var in BreakGlassRequest
-	if err := decodeStrict(body, &in); err != nil {
+	if err := httpapi.DecodeStrict(body, &in); err != nil {
 		return httpapi.BadRequest("body", err.Error())
 	}
 	if in.Role == "" {
@@ -278,7 +278,7 @@ func (p *Plane) handleCloseReview(c *fiber.Ctx) error {
 		return err
 	}
 	var in reviewBody
-	if err := decodeStrict(c.Body(), &in); err != nil {
+	if err := httpapi.DecodeStrict(c.Body(), &in); err != nil {
 		return httpapi.BadRequest("body", err.Error())
 	}
 	if !slices.Contains([]string{"justified", "unjustified", "inconclusive"}, in.Outcome) {

@@ -233,7 +233,7 @@ type item struct {
 func (p *Plane) handleCreate(c *fiber.Ctx) error {
 	body := bytes.Clone(c.Body())
 	var in CredentialRequest
-	if err := decodeStrict(body, &in); err != nil {
+	if err := httpapi.DecodeStrict(body, &in); err != nil {
 		return httpapi.BadRequest("body", err.Error())
 	}
 	now := p.opts.Now()
@@ -303,18 +303,6 @@ func fieldName(f string) string {
 	return f
 }
 
-func decodeStrict(data []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return fmt.Errorf("invalid JSON: %w", err)
-	}
-	if d.More() {
-		return errors.New("invalid JSON: trailing data")
-	}
-	return nil
-}
-
 func (p *Plane) parseJSONArray(data []byte, now time.Time) ([]item, error) {
 	var raw []json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
@@ -324,7 +312,7 @@ func (p *Plane) parseJSONArray(data []byte, now time.Time) ([]item, error) {
 	for i, r := range raw {
 		items[i].index = i
 		var in CredentialRequest
-		if err := decodeStrict(r, &in); err != nil {
+		if err := httpapi.DecodeStrict(r, &in); err != nil {
 			items[i].err = bad("body", "%v", err)
 			continue
 		}

@@ -33,7 +33,7 @@ func (p *Plane) handleSubjectRevoke(c *fiber.Ctx) error {
 	}
 	var in opBody
 	if len(c.Body()) > 0 {
-		if err := decodeStrict(c.Body(), &in); err != nil {
+		if err := httpapi.DecodeStrict(c.Body(), &in); err != nil {
 			return httpapi.BadRequest("body", err.Error())
 		}
 	}

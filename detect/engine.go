@@ -127,19 +127,18 @@ func (e *Engine) Access(dst []Alert, ev *event.Access) []Alert {
 	}
 
 	if cs != nil && granted {
-		if i := cs.noteGrant(ev, d.UseAfterRevocation.Lookback.Ms()); i >= 0 && d.UseAfterRevocation.Enabled {
-			dst = e.checkRevocation(dst, cs, i)
-		}
+		dst = e.grant(dst, cs, ev)
 	}
 	if cs != nil && ev.DeviceID != "" && d.UnattestedDeviceChange.Enabled {
 		dst = e.checkDevice(dst, cs, ev, granted)
 	}
 	if ss != nil && granted && isUnlock(ev.Action) {
+		offset := e.utcOffsetMinutes(ev)
 		if d.OffSchedule.Enabled {
-			dst = e.checkSchedule(dst, ss, ev)
+			dst = e.checkSchedule(dst, ss, ev, offset)
 		}
 		if !e.replay || ev.TsMs > ss.restoredThrough {
-			ss.noteUse(ev.TsMs, e.utcOffsetMinutes(ev))
+			ss.noteUse(ev.TsMs, offset)
 			e.dirty[subjectKey(ev)] = struct{}{}
 		}
 	}
@@ -183,12 +182,18 @@ func (e *Engine) RememberGrant(dst []Alert, ev *event.Access) []Alert {
 	if ev.TsMs <= 0 || ev.CredentialID == "" || ev.Outcome != "granted" {
 		return dst
 	}
-	d := &e.rules.Detectors.UseAfterRevocation
 	cs := e.cred(ev.CredentialID)
 	if cs.subject == "" {
 		cs.subject = ev.SubjectID
 	}
-	if i := cs.noteGrant(ev, d.Lookback.Ms()); i >= 0 && d.Enabled {
+	return e.grant(dst, cs, ev)
+}
+
+// grant remembers a granted use of a credential for use_after_revocation's
+// lookback and checks it against a revocation already known.
+func (e *Engine) grant(dst []Alert, cs *credState, ev *event.Access) []Alert {
+	r := &e.rules.Detectors.UseAfterRevocation
+	if i := cs.noteGrant(ev, r.Lookback.Ms()); i >= 0 && r.Enabled {
 		dst = e.checkRevocation(dst, cs, i)
 	}
 	return dst

@@ -41,9 +41,9 @@ func (e *Engine) utcOffsetMinutes(ev *event.Access) int {
 }
 
 // checkSchedule is off_schedule; it runs before the use is recorded.
-func (e *Engine) checkSchedule(dst []Alert, s *subjectState, ev *event.Access) []Alert {
+// offset is local time's at the event's site (utcOffsetMinutes).
+func (e *Engine) checkSchedule(dst []Alert, s *subjectState, ev *event.Access, offset int) []Alert {
 	r := &e.rules.Detectors.OffSchedule
-	offset := e.utcOffsetMinutes(ev)
 	local := ev.TsMs + int64(offset)*60_000
 	h := int((local / 3_600_000) % 24)
 	if h < 0 {

@@ -1,9 +1,7 @@
 package query
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -132,7 +130,7 @@ func (s *Service) handlePutIdentity(c *fiber.Ctx) error {
 		SubjectRef  string `json:"subject_ref"`
 		DisplayName string `json:"display_name"`
 	}
-	if err := decodeStrict(c.Body(), &body); err != nil {
+	if err := httpapi.DecodeStrict(c.Body(), &body); err != nil {
 		return httpapi.BadRequest("body", `body must be a JSON object {"subject_ref": ..., "display_name": ...}`)
 	}
 	id := Identity{SubjectID: v.String("id"), SubjectRef: body.SubjectRef, DisplayName: body.DisplayName}
@@ -179,7 +177,7 @@ func (s *Service) handleDeleteIdentity(c *fiber.Ctx) error {
 
 func (s *Service) handleImportIdentities(c *fiber.Ctx) error {
 	var ids []Identity
-	if err := decodeStrict(c.Body(), &ids); err != nil {
+	if err := httpapi.DecodeStrict(c.Body(), &ids); err != nil {
 		return httpapi.BadRequest("body", "body must be a JSON array of {subject_id, subject_ref, display_name}")
 	}
 	if len(ids) == 0 || len(ids) > MaxIdentities {
@@ -254,18 +252,4 @@ func printable(v string) bool {
 		}
 	}
 	return true
-}
-
-// decodeStrict decodes one JSON value, refusing unknown fields and trailing
-// data.
-func decodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return fmt.Errorf("trailing data after the JSON value")
-	}
-	return nil
 }
