@@ -49,6 +49,14 @@ func produceAt(t testing.TB, cfg bus.Config, topic string, key string, v any, at
 
 // readAlerts reads alerts from the alerts topic until want are in or the
 // deadline passes.
+// alertsReader reads the alerts topic from its start, in a test group.
+func alertsReader(t testing.TB, cfg bus.Config) *kafka.Reader {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.TopicPrefix + "test-alerts",
+		Topic: cfg.Topic(bus.TopicAlerts), StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
 func readAlerts(t testing.TB, r *kafka.Reader, want int, timeout time.Duration) []detect.Alert {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -129,9 +137,7 @@ func TestProcessor(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	p := start(t, cfg, reg, nil)
-	out := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.TopicPrefix + "test-alerts",
-		Topic: cfg.Topic(bus.TopicAlerts), StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
-	defer out.Close()
+	out := alertsReader(t, cfg)
 
 	used := access("s1", "c1", "front", "unlock", base+30*60_000)
 	got := readAlerts(t, out, 1, 60*time.Second)
@@ -201,9 +207,7 @@ func TestCatchUp(t *testing.T) {
 			Vendor: "nuki", SiteID: "site-1", DoorID: door, LockID: "lock-" + door, Attested: "unknown",
 			Action: "door_forced", Outcome: "info", Method: "unknown"})
 	}
-	out := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.TopicPrefix + "test-alerts",
-		Topic: cfg.Topic(bus.TopicAlerts), StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
-	defer out.Close()
+	out := alertsReader(t, cfg)
 
 	p := start(t, cfg, nil, nil)
 	forced("d1", base)
@@ -300,9 +304,7 @@ func TestWarmUpAcrossRestart(t *testing.T) {
 	deny()
 	p = start(t, cfg, nil, nil)
 	defer p.stop(t)
-	out := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.TopicPrefix + "test-alerts",
-		Topic: cfg.Topic(bus.TopicAlerts), StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
-	defer out.Close()
+	out := alertsReader(t, cfg)
 	got := readAlerts(t, out, 1, 60*time.Second)
 	require.Equal(t, detect.DeniedStorm, got[0].Detector)
 	assert.Equal(t, "lobby", got[0].DoorID)
@@ -345,9 +347,7 @@ func TestLateRevocationAcrossRestart(t *testing.T) {
 	grant("c1", ago(3*time.Hour))    // outside the 1 h window, inside the 24 h lookback
 	grant("c3", ago(2*time.Hour))    // after c3's known revocation: alerted live
 	grant("c2", ago(10*time.Minute)) // inside the window
-	out := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, GroupID: cfg.TopicPrefix + "test-alerts",
-		Topic: cfg.Topic(bus.TopicAlerts), StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
-	defer out.Close()
+	out := alertsReader(t, cfg)
 	live := readAlerts(t, out, 1, 60*time.Second)
 	require.Equal(t, detect.UseAfterRevocation, live[0].Detector)
 	require.Equal(t, "c3", live[0].CredentialID)

@@ -118,21 +118,36 @@ func TestRecordsAreTimeOrderedAndInWindow(t *testing.T) {
 	}
 	// The replay file is ordered by ts_ms too, credential records included.
 	last = 0
-	sc := bufio.NewScanner(bytes.NewReader(r.replay.Bytes()))
-	sc.Buffer(nil, 1<<20)
-	lines := 0
-	for sc.Scan() {
-		var line struct {
-			Record string `json:"record"`
-			TsMs   int64  `json:"ts_ms"`
-		}
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &line))
+	lines := replayLines(t, r)
+	for _, line := range lines {
 		require.Contains(t, []string{"access", "credential"}, line.Record)
 		require.GreaterOrEqual(t, line.TsMs, last)
 		last = line.TsMs
-		lines++
 	}
-	require.Positive(t, lines)
+	require.NotEmpty(t, lines)
+}
+
+// replayLine is what the tests read of a replay file's line.
+type replayLine struct {
+	Record  string `json:"record"`
+	TsMs    int64  `json:"ts_ms"`
+	EventID string `json:"event_id"`
+	Vendor  string `json:"vendor"`
+}
+
+// replayLines decodes a run's replay file.
+func replayLines(t *testing.T, r *run) []replayLine {
+	t.Helper()
+	var out []replayLine
+	sc := bufio.NewScanner(bytes.NewReader(r.replay.Bytes()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line replayLine
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &line))
+		out = append(out, line)
+	}
+	require.NoError(t, sc.Err())
+	return out
 }
 
 // recordTime decodes the event time of a raw record through the matter
@@ -333,16 +348,8 @@ func TestOptionsValidate(t *testing.T) {
 func TestEventIDsAreUnique(t *testing.T) {
 	seen := map[string]bool{}
 	for i, r := range []*run{backfill(t, 7, 600, 7, 2), backfillUntil(t, 7, 600, 1, 2, end+dayMs)} {
-		sc := bufio.NewScanner(bytes.NewReader(r.replay.Bytes()))
-		sc.Buffer(nil, 1<<20)
 		n := 0
-		for sc.Scan() {
-			var e struct {
-				Record  string `json:"record"`
-				EventID string `json:"event_id"`
-				Vendor  string `json:"vendor"`
-			}
-			require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
+		for _, e := range replayLines(t, r) {
 			if e.Record != "access" {
 				continue
 			}
