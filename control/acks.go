@@ -23,7 +23,7 @@ import (
 // credential, so the owner of the credential — which knows which locks its
 // revocation is waiting for — sees it.
 func (p *Plane) runAcks(ctx context.Context) error {
-	r := bus.NewGroupReader(p.opts.Bus, bus.TopicLockAcks, GroupAcks)
+	r := bus.NewGroupReader(p.opts.Bus, bus.TopicLockAcks, bus.GroupAcks)
 	defer r.Close()
 	return bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 5000, MaxWait: 5 * time.Millisecond, Idle: time.Millisecond,
 		Logger: p.opts.Logger, Name: "lock.acks"}, p.handleAcks)

@@ -25,13 +25,6 @@ import (
 	"github.com/keyfleet/keyfleet/internal/registry"
 )
 
-// Consumer groups (unprefixed).
-const (
-	GroupControl          = "keyfleet-control"           // control.commands: the owners
-	GroupAcks             = "keyfleet-control-acks"      // lock.acks → lock_acks + owners
-	GroupCredentialEvents = "keyfleet-credential-events" // credential.events → credential_events
-)
-
 // Auditor appends to the admin audit log (internal/audit.Store).
 type Auditor interface {
 	Append(ctx context.Context, e audit.Entry) error
@@ -292,14 +285,14 @@ func (p *Plane) stop(g *errgroup.Group, err error) error {
 }
 
 func (p *Plane) runProcessor(ctx context.Context) error {
-	r := bus.NewGroupReader(p.opts.Bus, bus.TopicControlCommands, GroupControl)
+	r := bus.NewGroupReader(p.opts.Bus, bus.TopicControlCommands, bus.GroupControl)
 	defer r.Close()
 	return bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 2000, MaxWait: 5 * time.Millisecond, Idle: time.Millisecond,
 		Logger: p.opts.Logger, Name: "control.commands"}, p.handleCommands)
 }
 
 func (p *Plane) runCredentialWriter(ctx context.Context) error {
-	r := bus.NewGroupReader(p.opts.Bus, bus.TopicCredentialEvents, GroupCredentialEvents)
+	r := bus.NewGroupReader(p.opts.Bus, bus.TopicCredentialEvents, bus.GroupCredentialEvents)
 	defer r.Close()
 	dlq := bus.NewWriter(p.opts.Bus, bus.TopicDLQ)
 	defer dlq.Close()
@@ -553,7 +546,7 @@ func (b *backlog) Run(ctx context.Context) error {
 		b.mu.Lock()
 		before := b.added
 		b.mu.Unlock()
-		lag, err := b.depth(ctx)
+		lag, err := bus.Lag(ctx, b.cfg, bus.Consumer{Group: bus.GroupControl, Topic: bus.TopicControlCommands})
 		now := time.Now()
 		if err == nil {
 			b.mu.Lock()
@@ -575,53 +568,6 @@ func (b *backlog) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-}
-
-// depth is the owner group's lag on control.commands: for every partition,
-// the end offset minus the committed one (the start offset when the group
-// has committed nothing there yet).
-func (b *backlog) depth(ctx context.Context) (int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(b.cfg.Brokers...), Timeout: 5 * time.Second}
-	topic := b.cfg.Topic(bus.TopicControlCommands)
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return 0, fmt.Errorf("metadata: %w", err)
-	}
-	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-		return 0, fmt.Errorf("topic %s not found", topic)
-	}
-	var parts []int
-	var reqs []kafka.OffsetRequest
-	for _, p := range meta.Topics[0].Partitions {
-		parts = append(parts, p.ID)
-		reqs = append(reqs, kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
-	}
-	offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return 0, fmt.Errorf("list offsets: %w", err)
-	}
-	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{
-		GroupID: b.cfg.TopicPrefix + GroupControl, Topics: map[string][]int{topic: parts}})
-	if err != nil {
-		return 0, fmt.Errorf("offset fetch: %w", err)
-	}
-	at := map[int]int64{}
-	for _, po := range committed.Topics[topic] {
-		if po.CommittedOffset >= 0 {
-			at[po.Partition] = po.CommittedOffset
-		}
-	}
-	var total int64
-	for _, po := range offs.Topics[topic] {
-		from, ok := at[po.Partition]
-		if !ok {
-			from = po.FirstOffset
-		}
-		if d := po.LastOffset - from; d > 0 {
-			total += d
-		}
-	}
-	return total, nil
 }
 
 // requestCache remembers recent provisioning requests (the durable copy is

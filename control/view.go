@@ -164,36 +164,16 @@ func (f *follower) client() *kafka.Client {
 
 // offsets returns the first or the next-to-be-written offset of every partition.
 func (f *follower) offsets(ctx context.Context, last bool) (map[int]int64, error) {
-	c := f.client()
-	topic := f.cfg.Topic(f.topic)
-	meta, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	parts, err := bus.Partitions(ctx, f.cfg, f.topic, "")
 	if err != nil {
-		return nil, fmt.Errorf("metadata %s: %w", topic, err)
+		return nil, err
 	}
-	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil || len(meta.Topics[0].Partitions) == 0 {
-		return nil, fmt.Errorf("topic %s not found", topic)
-	}
-	var reqs []kafka.OffsetRequest
-	for _, p := range meta.Topics[0].Partitions {
+	out := make(map[int]int64, len(parts))
+	for _, p := range parts {
 		if last {
-			reqs = append(reqs, kafka.LastOffsetOf(p.ID))
+			out[p.ID] = p.End
 		} else {
-			reqs = append(reqs, kafka.FirstOffsetOf(p.ID))
-		}
-	}
-	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("list offsets %s: %w", topic, err)
-	}
-	out := map[int]int64{}
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("list offsets %s/%d: %w", topic, po.Partition, po.Error)
-		}
-		if last {
-			out[po.Partition] = po.LastOffset
-		} else {
-			out[po.Partition] = po.FirstOffset
+			out[p.ID] = p.First
 		}
 	}
 	return out, nil

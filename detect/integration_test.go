@@ -73,9 +73,9 @@ func TestResponderSuspensionEndToEnd(t *testing.T) {
 	credW := bus.NewWriter(cfg, bus.TopicCredentialEvents)
 	accessW := bus.NewWriter(cfg, bus.TopicAccess)
 	alertsW := bus.NewWriter(cfg, bus.TopicAlerts)
-	accessR := bus.NewGroupReader(cfg, bus.TopicAccess, stream.Group)
+	accessR := bus.NewGroupReader(cfg, bus.TopicAccess, bus.GroupDetect)
 	sinkR := bus.NewGroupReader(cfg, bus.TopicAlerts, "keyfleet-alerts")
-	respR := bus.NewGroupReader(cfg, bus.TopicAlerts, respond.Group)
+	respR := bus.NewGroupReader(cfg, bus.TopicAlerts, bus.GroupRespond)
 	defer func() {
 		for _, c := range []interface{ Close() error }{credW, accessW, alertsW, accessR, sinkR, respR} {
 			_ = c.Close()

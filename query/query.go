@@ -28,12 +28,6 @@ import (
 	"github.com/keyfleet/keyfleet/query/openapi"
 )
 
-// Appender writes an entry to the admin audit log (the control plane's
-// hash-chained store implements it).
-type Appender interface {
-	Append(ctx context.Context, e audit.Entry) error
-}
-
 // KPISource computes the control plane's credential KPIs over [from, to).
 type KPISource interface {
 	KPIs(ctx context.Context, from, to time.Time) (any, error)
@@ -49,7 +43,7 @@ func (f KPIFunc) KPIs(ctx context.Context, from, to time.Time) (any, error) { re
 type Options struct {
 	Conn driver.Conn
 	// Audit receives exports and re-identifications (required).
-	Audit Appender
+	Audit audit.Appender
 	// KPIs, when set, adds the control plane's credential KPIs to GET /v1/kpis.
 	KPIs KPISource
 	// ExportKey keys the pseudonyms of exported subject, credential and

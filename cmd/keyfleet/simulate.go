@@ -367,7 +367,7 @@ func runSimulateGateways(ctx context.Context, args []string, _, stderr io.Writer
 	fs.FlagSet().SetOutput(stderr)
 	ff.register(fs)
 	fs.Duration(&duration, "duration", "KEYFLEET_SIM_DURATION", 0, "stop after this long (0: until interrupted)")
-	fs.String(&group, "group", "KEYFLEET_SIM_GATEWAY_GROUP", gateway.GroupGateways, "consumer group on lock.commands (prefixed)")
+	fs.String(&group, "group", "KEYFLEET_SIM_GATEWAY_GROUP", bus.GroupGatewaySim, "consumer group on lock.commands (prefixed)")
 	fs.String(&stat, "stats", "KEYFLEET_SIM_STATS", "", "write per-vendor command statistics (JSON) here at the end")
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)

@@ -20,12 +20,6 @@ import (
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 )
 
-// Auditor appends to the admin audit log (implemented by the control plane's
-// hash-chained store).
-type Auditor interface {
-	Append(ctx context.Context, e audit.Entry) error
-}
-
 // API limits.
 const (
 	DefaultLimit = 100
@@ -36,13 +30,13 @@ const (
 // API serves /v1/alerts.
 type API struct {
 	store   *Store
-	auditor Auditor
+	auditor audit.Appender
 	timeout time.Duration
 }
 
 // NewAPI returns the alert routes' handlers. Status changes are audited
 // through auditor before they are written.
-func NewAPI(store *Store, auditor Auditor) (*API, error) {
+func NewAPI(store *Store, auditor audit.Appender) (*API, error) {
 	if store == nil || auditor == nil {
 		return nil, errors.New("alerts API: store and auditor are required")
 	}

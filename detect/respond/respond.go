@@ -39,19 +39,11 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
-// Group is the responders' consumer group on the alerts topic (unprefixed).
-const Group = "keyfleet-respond"
-
 // Suspender suspends a credential through the control plane (implemented by
 // the credential control plane; a suspension is a lifecycle change
 // active → suspended, published on credential.events and pushed to locks).
 type Suspender interface {
 	Suspend(ctx context.Context, credentialID, reason, actor string) error
-}
-
-// Auditor appends to the admin audit log.
-type Auditor interface {
-	Append(ctx context.Context, e audit.Entry) error
 }
 
 // Action outcomes (alert_actions.outcome, metric label).
@@ -95,10 +87,10 @@ func Verify(secret []byte, timestamp, signature string, body []byte, now time.Ti
 // Options configure a Responder.
 type Options struct {
 	Rules     *detect.Rules
-	Reader    bus.MessageReader // alerts topic, Group consumer group
+	Reader    bus.MessageReader // alerts topic, bus.GroupRespond consumer group
 	Conn      driver.Conn       // alert_actions, alert_tickets
 	Suspender Suspender         // nil: suspensions are skipped (no control plane connected)
-	Auditor   Auditor
+	Auditor   audit.Appender
 
 	WebhookURL    string
 	WebhookSecret []byte

@@ -38,7 +38,7 @@ func BenchmarkDetectLatency(b *testing.B) {
 
 	engine, err := detect.NewEngine(detect.DefaultRules(), detect.Options{Lateness: time.Minute})
 	require.NoError(b, err)
-	access := bus.NewGroupReader(cfg, bus.TopicAccess, stream.Group)
+	access := bus.NewGroupReader(cfg, bus.TopicAccess, bus.GroupDetect)
 	alerts := bus.NewWriter(cfg, bus.TopicAlerts)
 	defer access.Close()
 	defer alerts.Close()

@@ -37,9 +37,6 @@ import (
 	"github.com/keyfleet/keyfleet/internal/event"
 )
 
-// Group is the consumer group of the detectors on access.events (unprefixed).
-const Group = "keyfleet-detect"
-
 // MessageWriter is the part of a kafka-go writer the processor uses.
 type MessageWriter interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
@@ -67,7 +64,7 @@ type Baselines interface {
 type Options struct {
 	Bus    bus.Config
 	Engine *detect.Engine
-	// Access reads access.events in the Group consumer group.
+	// Access reads access.events in the bus.GroupDetect consumer group.
 	Access bus.MessageReader
 	// Lag, when set, returns how many access.events messages this instance
 	// has not yet read; the idle watermark advance waits for 0.
@@ -380,7 +377,7 @@ func (p *Processor) followCredentials(ctx context.Context, ready chan<- struct{}
 	var ends map[int]int64
 	err := bus.Retry(ctx, p.opts.Logger, "credential.events offsets", func(ctx context.Context) error {
 		var err error
-		ends, err = partitionEnds(ctx, p.opts.Bus, topic)
+		ends, err = partitionEnds(ctx, p.opts.Bus)
 		return err
 	})
 	if err != nil {
@@ -443,35 +440,20 @@ func (p *Processor) followPartition(ctx context.Context, topic string, part int,
 	}
 }
 
-// partitionEnds returns, per partition of topic, the offset after its last
-// message (0 for an empty partition).
-func partitionEnds(ctx context.Context, c bus.Config, topic string) (map[int]int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second}
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+// partitionEnds returns, per partition of credential.events, the offset
+// after its last message (0 for an empty partition).
+func partitionEnds(ctx context.Context, c bus.Config) (map[int]int64, error) {
+	parts, err := bus.Partitions(ctx, c, bus.TopicCredentialEvents, "")
 	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
+		return nil, err
 	}
-	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil || len(meta.Topics[0].Partitions) == 0 {
-		return nil, fmt.Errorf("topic %s not found", topic)
-	}
-	var reqs []kafka.OffsetRequest
-	for _, pt := range meta.Topics[0].Partitions {
-		reqs = append(reqs, kafka.FirstOffsetOf(pt.ID), kafka.LastOffsetOf(pt.ID))
-	}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("list offsets: %w", err)
-	}
-	ends := map[int]int64{}
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("offsets of %s[%d]: %w", topic, po.Partition, po.Error)
-		}
-		end := po.LastOffset
-		if po.FirstOffset >= end {
+	ends := make(map[int]int64, len(parts))
+	for _, pt := range parts {
+		end := pt.End
+		if pt.First >= end {
 			end = 0 // empty (or everything expired)
 		}
-		ends[po.Partition] = end
+		ends[pt.ID] = end
 	}
 	return ends, nil
 }

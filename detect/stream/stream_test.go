@@ -98,7 +98,7 @@ func (r *running) stop(t testing.TB) {
 func start(t testing.TB, cfg bus.Config, reg prometheus.Registerer, mod func(*stream.Options)) *running {
 	engine, err := detect.NewEngine(detect.DefaultRules(), detect.Options{})
 	require.NoError(t, err)
-	access := bus.NewGroupReader(cfg, bus.TopicAccess, stream.Group)
+	access := bus.NewGroupReader(cfg, bus.TopicAccess, bus.GroupDetect)
 	alerts := bus.NewWriter(cfg, bus.TopicAlerts)
 	o := stream.Options{Bus: cfg, Engine: engine, Access: access, Alerts: alerts,
 		Logger: testenv.Logger(t), Metrics: detect.NewMetrics(reg), IdleAfter: time.Hour}
@@ -380,7 +380,7 @@ func committed(t testing.TB, cfg bus.Config) int64 {
 	t.Helper()
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
 	topic := cfg.Topic(bus.TopicAccess)
-	res, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: cfg.TopicPrefix + stream.Group,
+	res, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: cfg.TopicPrefix + bus.GroupDetect,
 		Topics: map[string][]int{topic: {0, 1}}})
 	require.NoError(t, err)
 	var sum int64

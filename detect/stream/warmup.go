@@ -51,37 +51,14 @@ func (p *Processor) warmUp(ctx context.Context, window time.Duration) error {
 	}
 	topic := p.opts.Bus.Topic(bus.TopicAccess)
 	client := &kafka.Client{Addr: kafka.TCP(p.opts.Bus.Brokers...), Timeout: 15 * time.Second}
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	parts, err := bus.Partitions(ctx, p.opts.Bus, bus.TopicAccess, bus.GroupDetect)
 	if err != nil {
-		return fmt.Errorf("warm-up metadata: %w", err)
-	}
-	var partitions []int
-	for _, t := range meta.Topics {
-		if t.Name != topic {
-			continue
-		}
-		if t.Error != nil {
-			return fmt.Errorf("warm-up metadata %s: %w", topic, t.Error)
-		}
-		for _, pt := range t.Partitions {
-			partitions = append(partitions, pt.ID)
-		}
-	}
-	if len(partitions) == 0 {
-		return nil
-	}
-	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: p.opts.Bus.TopicPrefix + Group,
-		Topics: map[string][]int{topic: partitions}})
-	if err != nil {
-		return fmt.Errorf("warm-up committed offsets: %w", err)
-	}
-	if committed.Error != nil {
-		return fmt.Errorf("warm-up committed offsets: %w", committed.Error)
+		return fmt.Errorf("warm-up offsets: %w", err)
 	}
 	ends := map[int]int64{}
-	for _, po := range committed.Topics[topic] {
-		if po.Error == nil && po.CommittedOffset > 0 {
-			ends[po.Partition] = po.CommittedOffset
+	for _, pt := range parts {
+		if pt.Committed > 0 {
+			ends[pt.ID] = pt.Committed
 		}
 	}
 	if len(ends) == 0 {

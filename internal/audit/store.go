@@ -534,3 +534,5 @@ func (s *Store) Entries(ctx context.Context, actionPrefix, target string, limit 
 	}
 	return out, rows.Err()
 }
+
+var _ Appender = (*Store)(nil)

@@ -16,11 +16,6 @@ import (
 	"github.com/keyfleet/keyfleet/query/openapi"
 )
 
-// Appender writes an entry to the admin audit log.
-type Appender interface {
-	Append(ctx context.Context, e audit.Entry) error
-}
-
 // Token API paths.
 const (
 	PathTokens = "/v1/tokens"
@@ -31,11 +26,11 @@ const (
 // audit log before it is made.
 type API struct {
 	store *Store
-	audit Appender
+	audit audit.Appender
 }
 
 // NewAPI returns the token API.
-func NewAPI(store *Store, audit Appender) (*API, error) {
+func NewAPI(store *Store, audit audit.Appender) (*API, error) {
 	if store == nil || audit == nil {
 		return nil, errors.New("auth: store and audit are required")
 	}

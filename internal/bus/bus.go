@@ -27,6 +27,29 @@ const (
 	TopicLockAcks         = "lock.acks"
 )
 
+// Consumer groups (unprefixed; Config.TopicPrefix is prepended), each
+// beside the topic it reads.
+const (
+	GroupNormalize        = "keyfleet-normalize"         // lock.events.raw → access.events / lock.events.dlq
+	GroupClickHouse       = "keyfleet-clickhouse"        // access.events → access_events
+	GroupDeadLetter       = "keyfleet-dlq"               // lock.events.dlq → dead_letters
+	GroupDetect           = "keyfleet-detect"            // access.events + credential.events → alerts
+	GroupAlerts           = "keyfleet-alerts"            // alerts → ClickHouse alerts
+	GroupRespond          = "keyfleet-respond"           // alerts → responders
+	GroupControl          = "keyfleet-control"           // control.commands: the credential owners
+	GroupAcks             = "keyfleet-control-acks"      // lock.acks → lock_acks + owners
+	GroupCredentialEvents = "keyfleet-credential-events" // credential.events → credential_events
+	GroupGatewaySim       = "keyfleet-gateway-sim"       // lock.commands → the simulated lock gateways
+)
+
+// Writer is the part of a kafka-go writer keyfleet's stages produce with
+// (a *kafka.Writer from NewWriter; tests pass their own).
+type Writer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+var _ Writer = (*kafka.Writer)(nil)
+
 // AllTopics lists every topic keyfleet uses.
 var AllTopics = []string{
 	TopicRaw, TopicDLQ, TopicAccess, TopicAlerts, TopicCredentialEvents,

@@ -18,6 +18,40 @@ type MessageReader interface {
 	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
+// Handler processes one batch of messages. It owns the slice only for the
+// duration of the call; it may drop the messages' payloads (Key, Value,
+// Headers) once it is done with them, but not their topic, partition or
+// offset, which the commit needs.
+//
+// Its error decides what happens to the batch: nil commits it; a
+// *PermanentError (Permanent) dead-letters the records it names and commits
+// the batch (the handler has durably handled every other record); any other
+// error is transient: nothing is committed.
+type Handler func(ctx context.Context, batch []kafka.Message) error
+
+// PermanentError says that records can never be processed (a bad record,
+// not a dependency outage): retrying cannot help, so they go to the DLQ with
+// Reason and the consumer moves on.
+type PermanentError struct {
+	Reason  string // short stable code for the DLQ, e.g. undecodable_event
+	Err     error
+	Records []kafka.Message
+}
+
+func (e *PermanentError) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks err as permanent for records (see PermanentError).
+func Permanent(reason string, err error, records ...kafka.Message) error {
+	return &PermanentError{Reason: reason, Err: err, Records: records}
+}
+
+// IsPermanent reports whether err is (or wraps) a PermanentError.
+func IsPermanent(err error) bool {
+	var pe *PermanentError
+	return errors.As(err, &pe)
+}
+
 // BatchOptions configure ConsumeBatches.
 type BatchOptions struct {
 	MaxBatch int           // hand over at most this many messages at once
@@ -27,7 +61,10 @@ type BatchOptions struct {
 	// waiting out MaxWait: for low-volume, latency-sensitive consumers.
 	Idle   time.Duration
 	Logger *slog.Logger
-	Name   string // for logs
+	Name   string // for logs, and the stage named on dead letters
+	// DeadLetter receives the records of a PermanentError (on the DLQ
+	// topic); without it a PermanentError stops the consumer like any error.
+	DeadLetter Writer
 }
 
 // ConsumeBatches reads messages from r and hands them to handle in batches.
@@ -37,10 +74,9 @@ type BatchOptions struct {
 // batch being collected is handled and committed (allowing up to 30 s more)
 // before returning, so a graceful shutdown loses and repeats nothing.
 //
-// handle owns the slice only for the duration of the call; it may drop the
-// messages' payloads (Key, Value, Headers) once it is done with them, but
-// not their topic, partition or offset, which the commit needs.
-func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle func(ctx context.Context, batch []kafka.Message) error) error {
+// A *PermanentError from handle dead-letters its records (o.DeadLetter) and
+// commits the batch.
+func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle Handler) error {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 10000
 	}
@@ -84,7 +120,9 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 		cancel()
 		if len(batch) > 0 {
 			if err := handle(workCtx, batch); err != nil {
-				return errors.Join(fetchErr, err)
+				if err = deadLetter(workCtx, o, err); err != nil {
+					return errors.Join(fetchErr, err)
+				}
 			}
 			if err := commit(workCtx, r, batch, o); err != nil {
 				return errors.Join(fetchErr, err)
@@ -99,6 +137,25 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 			return nil
 		}
 	}
+}
+
+// deadLetter sends the records of a permanent error to o.DeadLetter and
+// returns nil, or returns err when it is not permanent (or there is no DLQ).
+func deadLetter(ctx context.Context, o BatchOptions, err error) error {
+	var pe *PermanentError
+	if !errors.As(err, &pe) || o.DeadLetter == nil {
+		return err
+	}
+	now := time.Now().UnixMilli()
+	msgs := make([]kafka.Message, len(pe.Records))
+	for i, m := range pe.Records {
+		msgs[i] = DeadLetter{Reason: pe.Reason, Error: pe.Err.Error(), Source: RawRef(m), Stage: o.Name,
+			TsMs: now, Key: m.Key, Value: m.Value}.Message()
+	}
+	o.Logger.Warn("dead-lettered records", "stage", o.Name, "records", len(msgs), "reason", pe.Reason, "err", pe.Err)
+	return Retry(ctx, o.Logger, "dead-letter "+o.Name, func(ctx context.Context) error {
+		return o.DeadLetter.WriteMessages(ctx, msgs...)
+	})
 }
 
 // commit commits the highest offset per partition of batch, retrying with
@@ -124,10 +181,11 @@ func commit(ctx context.Context, r MessageReader, batch []kafka.Message, o Batch
 	})
 }
 
-// Retry runs fn until it succeeds or ctx ends, backing off exponentially
-// (100 ms doubling to 30 s) with jitter between attempts. It is for transient
-// failures of a dependency (Kafka, ClickHouse) that should hold the pipeline
-// rather than drop data.
+// Retry runs fn until it succeeds, fails permanently (a *PermanentError,
+// returned at once: retrying cannot help) or ctx ends, backing off
+// exponentially (100 ms doubling to 30 s) with jitter between attempts. It
+// is for transient failures of a dependency (Kafka, ClickHouse) that should
+// hold the pipeline rather than drop data.
 func Retry(ctx context.Context, logger *slog.Logger, what string, fn func(context.Context) error) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -138,7 +196,7 @@ func Retry(ctx context.Context, logger *slog.Logger, what string, fn func(contex
 			}
 			return nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || IsPermanent(err) {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		sleep := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))

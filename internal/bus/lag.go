@@ -2,12 +2,10 @@ package bus
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 )
 
 // Consumer names one consumer group reading one topic (unprefixed names).
@@ -64,46 +62,13 @@ func (m *LagMonitor) Run(ctx context.Context) error {
 
 // Lag returns how many messages of c.Topic group c.Group has not committed.
 func Lag(ctx context.Context, cfg Config, c Consumer) (int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
-	topic := cfg.Topic(c.Topic)
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	parts, err := Partitions(ctx, cfg, c.Topic, c.Group)
 	if err != nil {
-		return 0, fmt.Errorf("metadata: %w", err)
-	}
-	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-		return 0, fmt.Errorf("topic %s not found", topic)
-	}
-	var parts []int
-	var first, last []kafka.OffsetRequest
-	for _, p := range meta.Topics[0].Partitions {
-		parts = append(parts, p.ID)
-		first = append(first, kafka.FirstOffsetOf(p.ID))
-		last = append(last, kafka.LastOffsetOf(p.ID))
-	}
-	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{
-		GroupID: cfg.TopicPrefix + c.Group, Topics: map[string][]int{topic: parts}})
-	if err != nil {
-		return 0, fmt.Errorf("offset fetch: %w", err)
-	}
-	ends, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
-		Topics: map[string][]kafka.OffsetRequest{topic: append(first, last...)}})
-	if err != nil {
-		return 0, fmt.Errorf("list offsets: %w", err)
-	}
-	starts, lasts := map[int]int64{}, map[int]int64{}
-	for _, po := range ends.Topics[topic] {
-		starts[po.Partition] = po.FirstOffset
-		lasts[po.Partition] = po.LastOffset
+		return 0, err
 	}
 	var total int64
-	for _, po := range committed.Topics[topic] {
-		at := po.CommittedOffset
-		if at < 0 {
-			at = starts[po.Partition]
-		}
-		if d := lasts[po.Partition] - at; d > 0 {
-			total += d
-		}
+	for _, p := range parts {
+		total += p.Lag()
 	}
 	return total, nil
 }

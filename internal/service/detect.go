@@ -15,16 +15,10 @@ import (
 	"github.com/keyfleet/keyfleet/detect/alertstore"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/detect/stream"
+	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
-)
-
-// Consumer groups of the detection part (unprefixed).
-const (
-	GroupDetect  = stream.Group
-	GroupAlerts  = "keyfleet-alerts"
-	GroupRespond = respond.Group
 )
 
 // DetectConfig configures the detectors, the alerts store and the
@@ -88,7 +82,7 @@ type detectPart struct {
 // setupDetect builds the detectors (access.events → alerts), the alerts
 // sink (alerts → ClickHouse), the responders and the /v1/alerts routes.
 func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.Logger,
-	auditor alertstore.Auditor, suspender respond.Suspender) (*detectPart, error) {
+	auditor audit.Appender, suspender respond.Suspender) (*detectPart, error) {
 	part := &detectPart{}
 	if auditor == nil || suspender == nil {
 		return nil, errors.New("detect: an audit log and a suspender are required")
@@ -99,14 +93,14 @@ func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg promethe
 		return nil, err
 	}
 	part.routes = api.Routes()
-	alertsReader := bus.NewGroupReader(bc, bus.TopicAlerts, GroupAlerts)
+	alertsReader := bus.NewGroupReader(bc, bus.TopicAlerts, bus.GroupAlerts)
 	part.closers = append(part.closers, alertsReader)
 	sink, err := alertstore.NewSink(store, alertsReader, reg, logger)
 	if err != nil {
 		return nil, err
 	}
 	part.runs = append(part.runs, sink.Run)
-	part.consumers = append(part.consumers, bus.Consumer{Group: GroupAlerts, Topic: bus.TopicAlerts})
+	part.consumers = append(part.consumers, bus.Consumer{Group: bus.GroupAlerts, Topic: bus.TopicAlerts})
 	if !cfg.Enabled {
 		return part, nil
 	}
@@ -120,7 +114,7 @@ func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg promethe
 	if err != nil {
 		return nil, err
 	}
-	accessReader := bus.NewGroupReader(bc, bus.TopicAccess, GroupDetect)
+	accessReader := bus.NewGroupReader(bc, bus.TopicAccess, bus.GroupDetect)
 	alertsWriter := bus.NewWriter(bc, bus.TopicAlerts)
 	part.closers = append(part.closers, accessReader, alertsWriter)
 	opts := stream.Options{
@@ -137,12 +131,12 @@ func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg promethe
 		return nil, err
 	}
 	part.runs = append(part.runs, proc.Run)
-	part.consumers = append(part.consumers, bus.Consumer{Group: GroupDetect, Topic: bus.TopicAccess})
+	part.consumers = append(part.consumers, bus.Consumer{Group: bus.GroupDetect, Topic: bus.TopicAccess})
 	logger.Info("detectors configured", "rules_version", rules.Version, "batch_checks", cfg.Batch,
 		"responders", cfg.Respond, "dry_run", rules.Responders.DryRun)
 
 	if cfg.Respond {
-		respReader := bus.NewGroupReader(bc, bus.TopicAlerts, GroupRespond)
+		respReader := bus.NewGroupReader(bc, bus.TopicAlerts, bus.GroupRespond)
 		part.closers = append(part.closers, respReader)
 		if suspender == nil {
 			logger.Warn("no control plane connected: responder suspensions are recorded as skipped")
@@ -156,7 +150,7 @@ func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg promethe
 			return nil, err
 		}
 		part.runs = append(part.runs, resp.Run)
-		part.consumers = append(part.consumers, bus.Consumer{Group: GroupRespond, Topic: bus.TopicAlerts})
+		part.consumers = append(part.consumers, bus.Consumer{Group: bus.GroupRespond, Topic: bus.TopicAlerts})
 	}
 	return part, nil
 }

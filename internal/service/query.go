@@ -10,6 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/auth"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
@@ -71,7 +72,7 @@ type queryPart struct {
 type queryDeps struct {
 	conn   driver.Conn
 	tokens *auth.Store
-	audit  query.Appender
+	audit  audit.Appender
 	kpis   query.KPISource // the control plane's credential KPIs (nil: not wired)
 	key    []byte          // pseudonym key; exports derive their own key from it
 	logger *slog.Logger

@@ -23,9 +23,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/keyfleet/keyfleet/control"
-	"github.com/keyfleet/keyfleet/detect/alertstore"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/ingest"
+	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/auth"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
@@ -40,13 +40,6 @@ import (
 // allowed with the embedded broker (Config.Validate).
 const devPseudonymKey = "keyfleet-development-pseudonym-key"
 
-// Consumer groups (unprefixed).
-const (
-	GroupNormalize  = "keyfleet-normalize"
-	GroupClickHouse = "keyfleet-clickhouse"
-	GroupDeadLetter = "keyfleet-dlq"
-)
-
 // Options are the process-level dependencies of Run.
 type Options struct {
 	Logger *slog.Logger
@@ -59,7 +52,7 @@ type Options struct {
 	Ready func(httpAddr, kafkaAddr string)
 	// Auditor and Suspender replace the control plane's audit log and
 	// credential suspension for the detection part (tests; nil: the real ones).
-	Auditor   alertstore.Auditor
+	Auditor   audit.Appender
 	Suspender respond.Suspender
 }
 
@@ -147,9 +140,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	rawWriter := bus.NewWriter(bc, bus.TopicRaw)
 	accessWriter := bus.NewWriter(bc, bus.TopicAccess)
 	dlqWriter := bus.NewWriter(bc, bus.TopicDLQ)
-	rawReader := bus.NewGroupReader(bc, bus.TopicRaw, GroupNormalize)
-	accessReader := bus.NewGroupReader(bc, bus.TopicAccess, GroupClickHouse)
-	dlqReader := bus.NewGroupReader(bc, bus.TopicDLQ, GroupDeadLetter)
+	rawReader := bus.NewGroupReader(bc, bus.TopicRaw, bus.GroupNormalize)
+	accessReader := bus.NewGroupReader(bc, bus.TopicAccess, bus.GroupClickHouse)
+	dlqReader := bus.NewGroupReader(bc, bus.TopicDLQ, bus.GroupDeadLetter)
 	defer closeAll(logger, rawWriter, accessWriter, dlqWriter, rawReader, accessReader, dlqReader)
 
 	stageMetrics := normalize.NewStageMetrics(reg)
@@ -182,7 +175,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	var auditor alertstore.Auditor = auditLog
+	var auditor audit.Appender = auditLog
 	if opts.Auditor != nil {
 		auditor = opts.Auditor
 	}
@@ -200,9 +193,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	lag := bus.NewLagMonitor(bc, append([]bus.Consumer{
-		{Group: GroupNormalize, Topic: bus.TopicRaw},
-		{Group: GroupClickHouse, Topic: bus.TopicAccess},
-		{Group: GroupDeadLetter, Topic: bus.TopicDLQ},
+		{Group: bus.GroupNormalize, Topic: bus.TopicRaw},
+		{Group: bus.GroupClickHouse, Topic: bus.TopicAccess},
+		{Group: bus.GroupDeadLetter, Topic: bus.TopicDLQ},
 	}, det.consumers...), reg, logger)
 
 	signers, err := Signers(cfg, NewSignerMetrics(reg), time.Now)

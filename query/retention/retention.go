@@ -27,11 +27,6 @@ import (
 	"github.com/keyfleet/keyfleet/query/rollup"
 )
 
-// Appender writes an entry to the admin audit log.
-type Appender interface {
-	Append(ctx context.Context, e audit.Entry) error
-}
-
 // Derived lists the tables whose rows come from another table's: they follow
 // its policy (a drop of access_events' 202401 also drops theirs).
 var Derived = map[string][]string{
@@ -87,7 +82,7 @@ func ParsePolicies(items []string) ([]Policy, error) {
 // Options configure the job.
 type Options struct {
 	Conn       driver.Conn
-	Audit      Appender
+	Audit      audit.Appender
 	Policies   []Policy
 	Interval   time.Duration // default 1h
 	Logger     *slog.Logger

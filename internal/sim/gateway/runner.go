@@ -16,15 +16,11 @@ import (
 	gw "github.com/keyfleet/keyfleet/internal/gateway"
 )
 
-// GroupGateways is the consumer group (unprefixed) of simulated gateways on
-// lock.commands.
-const GroupGateways = "keyfleet-gateway-sim"
-
 // RunnerOptions configure a Runner.
 type RunnerOptions struct {
 	Set    *Set
 	Bus    bus.Config
-	Group  string // GroupGateways when empty
+	Group  string // bus.GroupGatewaySim when empty
 	Logger *slog.Logger
 	// Now is the gateways' clock (time.Now when nil).
 	Now func() time.Time
@@ -52,7 +48,7 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 		return nil, fmt.Errorf("gateway runner: %w", err)
 	}
 	if o.Group == "" {
-		o.Group = GroupGateways
+		o.Group = bus.GroupGatewaySim
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
