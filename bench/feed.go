@@ -20,9 +20,9 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/event"
-	"github.com/keyfleet/keyfleet/internal/sim"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
-	"github.com/keyfleet/keyfleet/internal/sim/gateway"
+	"github.com/keyfleet/keyfleet/sim"
+	"github.com/keyfleet/keyfleet/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/locks"
 )
 
 // segment is one simulator run of the feed: the fleet's activity over a
@@ -92,7 +92,7 @@ func (t *timeline) next(total int64, parts int) []segment {
 type generator struct {
 	fleet    *fleet.Fleet
 	key      []byte
-	profiles map[string]gateway.Profile
+	profiles map[string]locks.Profile
 	logger   *slog.Logger
 	workers  int
 }

@@ -52,9 +52,9 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
-	"github.com/keyfleet/keyfleet/internal/sim"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
-	"github.com/keyfleet/keyfleet/internal/sim/gateway"
+	"github.com/keyfleet/keyfleet/sim"
+	"github.com/keyfleet/keyfleet/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/locks"
 )
 
 // Options configure a run. DefaultOptions and QuickOptions give the two
@@ -208,7 +208,7 @@ type run struct {
 	tl      *timeline
 	srv     *server
 	sampler *sampler
-	gw      *gateway.Set
+	gw      *locks.Set
 	stopGW  func()
 }
 
@@ -415,7 +415,7 @@ func (r *run) prepare(ctx context.Context) error {
 	if err := sim.WriteRegistry(filepath.Join(r.dir, "registry.json"), r.fleet.Registry()); err != nil {
 		return err
 	}
-	profiles, err := gateway.ParseProfiles(gateway.DefaultProfiles(), o.GatewayProfile)
+	profiles, err := locks.ParseProfiles(locks.DefaultProfiles(), o.GatewayProfile)
 	if err != nil {
 		return fmt.Errorf("gateway profile: %w", err)
 	}
@@ -504,9 +504,9 @@ func (r *run) startServe(ctx context.Context) error {
 	// The lock gateways of the fleet, acknowledging lock.commands on
 	// lock.acks (as `keyfleet simulate gateways` does).
 	startMs := time.Now().UnixMilli()
-	r.gw = gateway.NewSet(gateway.SetOptions{Fleet: r.fleet, Profiles: r.gen.profiles, Seed: r.o.Seed, OriginMs: startMs,
+	r.gw = locks.NewSet(locks.SetOptions{Fleet: r.fleet, Profiles: r.gen.profiles, Seed: r.o.Seed, OriginMs: startMs,
 		KeepAcks: true})
-	runner, err := gateway.NewRunner(gateway.RunnerOptions{Set: r.gw, Bus: r.bc, Logger: r.logger})
+	runner, err := locks.NewRunner(locks.RunnerOptions{Set: r.gw, Bus: r.bc, Logger: r.logger})
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/event"
-	"github.com/keyfleet/keyfleet/internal/sim"
+	"github.com/keyfleet/keyfleet/sim"
 )
 
 // throughput backfills the raw topic with records, starts serve and

@@ -11,15 +11,15 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/keyfleet/keyfleet/detect/backtest"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
-	"github.com/keyfleet/keyfleet/internal/sim"
-	"github.com/keyfleet/keyfleet/internal/sim/activity"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
-	"github.com/keyfleet/keyfleet/internal/sim/gateway"
-	"github.com/keyfleet/keyfleet/internal/sim/score"
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
+	"github.com/keyfleet/keyfleet/sim"
+	"github.com/keyfleet/keyfleet/sim/activity"
+	"github.com/keyfleet/keyfleet/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/locks"
 )
 
 // simDevPseudonymKey is `keyfleet serve`'s built-in development key (used
@@ -93,8 +93,8 @@ func (f *fleetFlags) bus() (bus.Config, error) {
 	return c, nil
 }
 
-func (f *fleetFlags) gatewayProfiles() (map[string]gateway.Profile, error) {
-	p, err := gateway.ParseProfiles(gateway.DefaultProfiles(), f.profiles)
+func (f *fleetFlags) gatewayProfiles() (map[string]locks.Profile, error) {
+	p, err := locks.ParseProfiles(locks.DefaultProfiles(), f.profiles)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("--gateway-profile: %w", err)}
 	}
@@ -278,16 +278,16 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		logger.Info("simulating", "records", st.Records, "sim_time", time.UnixMilli(st.SimEndMs).UTC().Format(time.RFC3339))
 	}
 
-	var runner *gateway.Runner
+	var runner *locks.Runner
 	if withGateways {
 		if noKafka {
 			return usageError{errors.New("--gateways needs Kafka")}
 		}
 		gen := activity.New(activity.Options{Fleet: fl, Seed: uint64(ff.seed), StartMs: o.StartMs})
-		o.Gateways = gateway.NewSet(gateway.SetOptions{Fleet: fl, Profiles: profiles, Seed: uint64(ff.seed),
+		o.Gateways = locks.NewSet(locks.SetOptions{Fleet: fl, Profiles: profiles, Seed: uint64(ff.seed),
 			OriginMs: o.StartMs, KeepAcks: true, Provision: true,
 			Skip: func(c int) bool { return !gen.Provisioned(c) }, Validity: gen.ValidUntil})
-		if runner, err = gateway.NewRunner(gateway.RunnerOptions{Set: o.Gateways, Bus: bc, Logger: logger}); err != nil {
+		if runner, err = locks.NewRunner(locks.RunnerOptions{Set: o.Gateways, Bus: bc, Logger: logger}); err != nil {
 			return err
 		}
 	}
@@ -297,7 +297,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	var (
 		stats  sim.Stats
-		labels []activity.Label
+		labels []backtest.Label
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	runCtx, stopGateways := context.WithCancel(gctx)
@@ -359,9 +359,9 @@ func runSimulateGateways(ctx context.Context, args []string, _, stderr io.Writer
 		stat     string
 	)
 	fs := flagenv.New("simulate gateways", "Runs only the lock-gateway simulators of the fleet (same knobs, same locks and\n"+
-		"access lists as 'keyfleet simulate'): consumes lock.commands (gateway.Command JSON)\n"+
+		"access lists as 'keyfleet simulate'): consumes lock.commands (locks.Command JSON)\n"+
 		"in a consumer group, applies each command after its vendor's latency (later if the\n"+
-		"lock is offline, never if the gateway loses it) and publishes gateway.Ack on\n"+
+		"lock is offline, never if the gateway loses it) and publishes locks.Ack on\n"+
 		"lock.acks keyed by lock_id. Ack.applied_ms - Ack.received_ms is the injected delay.\n"+
 		"Runs until interrupted or --duration; prints per-vendor delay statistics at the end.")
 	fs.FlagSet().SetOutput(stderr)
@@ -393,9 +393,9 @@ func runSimulateGateways(ctx context.Context, args []string, _, stderr io.Writer
 	}
 	start := time.Now().UnixMilli()
 	gen := activity.New(activity.Options{Fleet: fl, Seed: uint64(ff.seed), StartMs: start})
-	set := gateway.NewSet(gateway.SetOptions{Fleet: fl, Profiles: profiles, Seed: uint64(ff.seed), OriginMs: start,
+	set := locks.NewSet(locks.SetOptions{Fleet: fl, Profiles: profiles, Seed: uint64(ff.seed), OriginMs: start,
 		KeepAcks: true, Provision: true, Skip: func(c int) bool { return !gen.Provisioned(c) }, Validity: gen.ValidUntil})
-	runner, err := gateway.NewRunner(gateway.RunnerOptions{Set: set, Bus: bc, Group: group, Logger: logger})
+	runner, err := locks.NewRunner(locks.RunnerOptions{Set: set, Bus: bc, Group: group, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -429,14 +429,15 @@ func runSimulateScore(args []string, stdout, stderr io.Writer) error {
 		asJSON                 bool
 	)
 	fs := flagenv.New("simulate score", "Scores detector alerts (JSON lines, as 'keyfleet detect --replay' prints; '-' reads stdin)\n"+
-		"against the simulator's labels: per anomaly type the labels, how many were detected, the\n"+
-		"alerts, how many match a label, precision, recall and F1. An alert matches a label when its\n"+
-		"detector is the label's type, it names the label's subject or credential (its door for\n"+
-		"door_forced and denied_storm) and its window overlaps the label's, widened by --slack.")
+		"against the simulator's labels with the detectors' backtest scorer (detect/backtest): per\n"+
+		"detector the labels, alerts, true positives, labels found, precision, recall and F1. An alert\n"+
+		"matches a label when its detector is the label's type, its ts_ms is within [start_ms,\n"+
+		"end_ms + --slack] and it names the label's subject or credential (or, for door-scoped\n"+
+		"detectors, its door).")
 	fs.FlagSet().SetOutput(stderr)
 	fs.String(&labelsPath, "labels", "KEYFLEET_SIM_LABELS", "", "labels file written by 'keyfleet simulate --labels'")
 	fs.String(&alertsPath, "alerts", "KEYFLEET_SIM_ALERTS", "-", "alerts file (JSON lines; - for stdin)")
-	fs.Duration(&slack, "slack", "KEYFLEET_SIM_SCORE_SLACK", 15*time.Minute, "widen each label's window by this much on both sides")
+	fs.Duration(&slack, "slack", "KEYFLEET_SIM_SCORE_SLACK", 15*time.Minute, "how long after a label's end an alert still matches it (the backtest's grace)")
 	fs.Bool(&asJSON, "json", "KEYFLEET_SIM_SCORE_JSON", false, "print the results as JSON instead of a table")
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
@@ -449,7 +450,7 @@ func runSimulateScore(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--labels: %w", err)
 	}
 	defer lf.Close()
-	labels, err := score.ReadLabels(lf)
+	labels, err := backtest.ReadLabels(lf)
 	if err != nil {
 		return fmt.Errorf("--labels %s: %w", labelsPath, err)
 	}
@@ -462,15 +463,16 @@ func runSimulateScore(args []string, stdout, stderr io.Writer) error {
 		defer af.Close()
 		ar = af
 	}
-	alerts, err := score.ReadAlerts(ar)
+	alerts, err := backtest.ReadAlerts(ar)
 	if err != nil {
 		return fmt.Errorf("--alerts %s: %w", alertsPath, err)
 	}
-	results := score.Score(labels, alerts, score.Options{Slack: slack})
+	results := backtest.Score(alerts, labels, slack)
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(results)
 	}
-	return score.WriteTable(stdout, results)
+	backtest.WriteTable(stdout, results, "", nil)
+	return nil
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/keyfleet/keyfleet/internal/event"
 )
 
-// Label is one labelled anomaly (ground truth), a line of a labels file.
-// Type is a detector name.
+// Label is one labelled anomaly (ground truth), a line of a labels file
+// (the fleet simulator writes them). Type is a detector name.
 type Label struct {
 	Type         string `json:"type"`
 	SubjectID    string `json:"subject_id"`
@@ -23,6 +23,8 @@ type Label struct {
 	DoorID       string `json:"door_id"`
 	StartMs      int64  `json:"start_ms"`
 	EndMs        int64  `json:"end_ms"`
+	// Subtle marks unlock bursts only moderately above the subject's habit.
+	Subtle bool `json:"subtle,omitempty"`
 }
 
 // ReadLabels reads a labels file (JSON lines).
@@ -48,6 +50,33 @@ func ReadLabels(r io.Reader) ([]Label, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read labels: %w", err)
+	}
+	return out, nil
+}
+
+// ReadAlerts reads alerts as JSON lines (what `keyfleet detect --replay`
+// prints); lines that are not alerts (no detector) are skipped.
+func ReadAlerts(r io.Reader) ([]detect.Alert, error) {
+	var out []detect.Alert
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := sc.Bytes()
+		if len(strings.TrimSpace(string(b))) == 0 {
+			continue
+		}
+		var a detect.Alert
+		if err := json.Unmarshal(b, &a); err != nil {
+			return nil, fmt.Errorf("alerts line %d: %w", line, err)
+		}
+		if a.Detector != "" {
+			out = append(out, a)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read alerts: %w", err)
 	}
 	return out, nil
 }

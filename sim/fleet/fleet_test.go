@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/internal/registry"
-	"github.com/keyfleet/keyfleet/internal/sim"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
 	"github.com/keyfleet/keyfleet/normalize"
+	"github.com/keyfleet/keyfleet/sim"
+	"github.com/keyfleet/keyfleet/sim/fleet"
 )
 
 func opts() fleet.Options {

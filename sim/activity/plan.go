@@ -4,10 +4,11 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/keyfleet/keyfleet/detect/backtest"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/gateway"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
-	"github.com/keyfleet/keyfleet/internal/sim/payload"
+	"github.com/keyfleet/keyfleet/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/payload"
 )
 
 // planner plans one day.
@@ -104,7 +105,7 @@ func (p *planner) change(t int64, ch *Change) {
 
 func (p *planner) newLabel(typ string, c, lock int, subtle bool) int32 {
 	f := p.g.f
-	l := Label{Type: typ, Subtle: subtle}
+	l := backtest.Label{Type: typ, Subtle: subtle}
 	if c >= 0 {
 		l.CredentialID = f.Credentials[c].ID
 		l.SubjectID = f.Subjects[f.Credentials[c].Subject].ID

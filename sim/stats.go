@@ -8,10 +8,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/keyfleet/keyfleet/internal/sim/activity"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
-	"github.com/keyfleet/keyfleet/internal/sim/gateway"
-	"github.com/keyfleet/keyfleet/internal/sim/payload"
+	"github.com/keyfleet/keyfleet/detect/backtest"
+	"github.com/keyfleet/keyfleet/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/locks"
+	"github.com/keyfleet/keyfleet/sim/payload"
 )
 
 // Stats describe a run.
@@ -42,9 +42,9 @@ type Stats struct {
 	CommandsLost   int                   `json:"gateway_commands_lost"`
 	Labels         map[string]int        `json:"labels"`
 
-	WallSeconds      float64           `json:"wall_seconds"`
-	RecordsPerSecond float64           `json:"records_per_second"`
-	Gateways         []gateway.Summary `json:"gateways"`
+	WallSeconds      float64         `json:"wall_seconds"`
+	RecordsPerSecond float64         `json:"records_per_second"`
+	Gateways         []locks.Summary `json:"gateways"`
 }
 
 // RoleStats describe one role's share of a run.
@@ -113,7 +113,7 @@ func (st *Stats) record(vendor string, op payload.Op, cred int, f *fleet.Fleet, 
 	st.Roles[role].Records++
 }
 
-func (st *Stats) finish(wall time.Duration, labels []activity.Label, set *gateway.Set) {
+func (st *Stats) finish(wall time.Duration, labels []backtest.Label, set *locks.Set) {
 	st.WallSeconds = wall.Seconds()
 	if st.WallSeconds > 0 {
 		st.RecordsPerSecond = float64(st.Records) / st.WallSeconds

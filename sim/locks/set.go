@@ -1,4 +1,4 @@
-// Package gateway simulates lock gateways (vendor clouds, Matter bridges,
+// Package locks simulates lock gateways (vendor clouds, Matter bridges,
 // legacy panels): each lock holds its own access list, applies commands from
 // lock.commands after a per-vendor latency (later still if the lock is
 // offline, never if the gateway loses the command), acknowledges them on
@@ -7,7 +7,7 @@
 //
 // Times are epoch milliseconds on whatever clock the caller runs: the wall
 // clock for live gateways, the simulated clock for a backfill.
-package gateway
+package locks
 
 import (
 	"container/heap"
@@ -21,7 +21,7 @@ import (
 	"time"
 
 	gw "github.com/keyfleet/keyfleet/internal/gateway"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/fleet"
 )
 
 // Profile is how one vendor's gateways behave.

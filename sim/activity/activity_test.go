@@ -6,8 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyfleet/keyfleet/internal/sim/activity"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/activity"
+	"github.com/keyfleet/keyfleet/sim/fleet"
 )
 
 var end = time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC).UnixMilli()

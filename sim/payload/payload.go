@@ -15,7 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/fleet"
 )
 
 // Op is what happened at a lock, in vendor-neutral terms.

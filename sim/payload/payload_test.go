@@ -12,10 +12,10 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/registry"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
-	"github.com/keyfleet/keyfleet/internal/sim/payload"
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
+	"github.com/keyfleet/keyfleet/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/payload"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

@@ -1,4 +1,4 @@
-package gateway_test
+package locks_test
 
 import (
 	"sort"
@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	gw "github.com/keyfleet/keyfleet/internal/gateway"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
-	"github.com/keyfleet/keyfleet/internal/sim/gateway"
+	"github.com/keyfleet/keyfleet/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/locks"
 )
 
 const t0 = int64(1_795_000_000_000)
@@ -23,8 +23,8 @@ func testFleet(t *testing.T) *fleet.Fleet {
 }
 
 // fixed profiles: no spread, nobody offline, nothing lost.
-func fixed() map[string]gateway.Profile {
-	return map[string]gateway.Profile{
+func fixed() map[string]locks.Profile {
+	return map[string]locks.Profile{
 		"nuki": {LatencyMedian: 200 * time.Millisecond}, "schlage": {LatencyMedian: 300 * time.Millisecond},
 		"seam": {LatencyMedian: 400 * time.Millisecond}, "matter": {LatencyMedian: time.Second},
 		"legacy": {LatencyMedian: 20 * time.Second},
@@ -54,14 +54,14 @@ func revoke(l *fleet.Lock, c *fleet.Credential, id string) gw.Command {
 
 func TestRevocationAppliedAfterVendorLatency(t *testing.T) {
 	f := testFleet(t)
-	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true, Provision: true})
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true, Provision: true})
 	for _, tc := range []struct {
 		vendor  string
 		latency int64
 	}{{"nuki", 200}, {"schlage", 300}, {"seam", 400}, {"matter", 1000}, {"legacy", 20000}} {
 		l, c := lockWith(t, f, tc.vendor)
 		require.True(t, set.Decide(l.LockID, c.ID, t0).Granted, tc.vendor)
-		applied := set.Submit(revoke(l, c, tc.vendor), t0, gateway.SubmitOptions{})
+		applied := set.Submit(revoke(l, c, tc.vendor), t0, locks.SubmitOptions{})
 		require.Equal(t, t0+tc.latency, applied, tc.vendor)
 		// Until the lock applies it, the key still opens the door: the
 		// grant carries the revocation request as ground truth.
@@ -85,11 +85,11 @@ func TestRevocationAppliedAfterVendorLatency(t *testing.T) {
 
 func TestCommandsToOneLockApplyInOrder(t *testing.T) {
 	f := testFleet(t)
-	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, Provision: true})
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, Provision: true})
 	l, c := lockWith(t, f, "legacy")
-	first := set.Submit(revoke(l, c, "a"), t0, gateway.SubmitOptions{})
+	first := set.Submit(revoke(l, c, "a"), t0, locks.SubmitOptions{})
 	grant := gw.Command{CommandID: "b", Type: gw.CommandGrant, Vendor: l.Vendor, LockID: l.LockID, CredentialID: c.ID}
-	second := set.Submit(grant, t0+1000, gateway.SubmitOptions{})
+	second := set.Submit(grant, t0+1000, locks.SubmitOptions{})
 	require.Equal(t, t0+20000, first)
 	require.Equal(t, first+20000, second, "a panel works through its queue one command at a time")
 	require.Equal(t, "revoked", set.Decide(l.LockID, c.ID, first+1).Reason)
@@ -98,14 +98,14 @@ func TestCommandsToOneLockApplyInOrder(t *testing.T) {
 
 func TestOfflineLockAppliesOnReconnect(t *testing.T) {
 	f := testFleet(t)
-	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true, Provision: true})
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true, Provision: true})
 	l, c := lockWith(t, f, "nuki")
 	back := t0 + int64(10*time.Minute/time.Millisecond)
 	require.NoError(t, set.ForceOffline(l.LockID, t0, back))
 	online, at := set.Online(l.LockID, t0+5)
 	require.False(t, online)
 	require.Equal(t, back, at)
-	applied := set.Submit(revoke(l, c, "x"), t0+1000, gateway.SubmitOptions{})
+	applied := set.Submit(revoke(l, c, "x"), t0+1000, locks.SubmitOptions{})
 	require.Equal(t, back+200, applied)
 	require.True(t, set.Decide(l.LockID, c.ID, back).Granted, "the offline lock still holds the old list")
 	require.False(t, set.Decide(l.LockID, c.ID, back+200).Granted)
@@ -117,16 +117,16 @@ func TestOfflineLockAppliesOnReconnect(t *testing.T) {
 
 func TestLostRevocationKeepsGranting(t *testing.T) {
 	f := testFleet(t)
-	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true, Provision: true})
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true, Provision: true})
 	l, c := lockWith(t, f, "legacy")
-	require.Equal(t, gateway.Never, set.Submit(revoke(l, c, "lost"), t0, gateway.SubmitOptions{Lose: true}))
+	require.Equal(t, locks.Never, set.Submit(revoke(l, c, "lost"), t0, locks.SubmitOptions{Lose: true}))
 	d := set.Decide(l.LockID, c.ID, t0+int64(48*time.Hour/time.Millisecond))
 	require.True(t, d.Granted)
 	require.Equal(t, t0, d.RevokeRequestedMs)
 	require.True(t, d.RevokeExternal, "submitted as a command from lock.commands")
-	require.Empty(t, set.DueAcks(gateway.Never-1), "a lost command is never acknowledged")
+	require.Empty(t, set.DueAcks(locks.Never-1), "a lost command is never acknowledged")
 	// Sent again, it is applied.
-	applied := set.Submit(revoke(l, c, "again"), t0+1000, gateway.SubmitOptions{})
+	applied := set.Submit(revoke(l, c, "again"), t0+1000, locks.SubmitOptions{})
 	require.False(t, set.Decide(l.LockID, c.ID, applied).Granted)
 	st := set.Stats()["legacy"]
 	require.Equal(t, 2, st.Commands)
@@ -136,15 +136,15 @@ func TestLostRevocationKeepsGranting(t *testing.T) {
 func TestMissRateLosesSomeCommands(t *testing.T) {
 	f := testFleet(t)
 	p := fixed()
-	p["legacy"] = gateway.Profile{LatencyMedian: 20 * time.Second, LatencySpread: 0.4, MissRate: 0.2}
-	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: p, Seed: 1, OriginMs: t0, Provision: true})
+	p["legacy"] = locks.Profile{LatencyMedian: 20 * time.Second, LatencySpread: 0.4, MissRate: 0.2}
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: p, Seed: 1, OriginMs: t0, Provision: true})
 	l, c := lockWith(t, f, "legacy")
 	lost := 0
 	var delays []int64
 	for i := 0; i < 500; i++ {
 		at := t0 + int64(i)*int64(time.Hour/time.Millisecond)
-		applied := set.Submit(revoke(l, c, "r"), at, gateway.SubmitOptions{})
-		if applied == gateway.Never {
+		applied := set.Submit(revoke(l, c, "r"), at, locks.SubmitOptions{})
+		if applied == locks.Never {
 			lost++
 		} else {
 			delays = append(delays, applied-at)
@@ -160,10 +160,10 @@ func TestMissRateLosesSomeCommands(t *testing.T) {
 
 func TestACLPushReplacesTheList(t *testing.T) {
 	f := testFleet(t)
-	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, Provision: true})
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, Provision: true})
 	l, c := lockWith(t, f, "seam")
 	push := gw.Command{CommandID: "p", Type: gw.CommandACLPush, Vendor: "seam", LockID: l.LockID, ACL: []string{"cred-new"}}
-	applied := set.Submit(push, t0, gateway.SubmitOptions{})
+	applied := set.Submit(push, t0, locks.SubmitOptions{})
 	require.Equal(t, "revoked", set.Decide(l.LockID, c.ID, applied).Reason)
 	require.True(t, set.Decide(l.LockID, "cred-new", applied).Granted)
 	require.Equal(t, "invalid_credential", set.Decide(l.LockID, "cred-new", applied-1).Reason)
@@ -171,12 +171,12 @@ func TestACLPushReplacesTheList(t *testing.T) {
 
 func TestScheduleAndExpiry(t *testing.T) {
 	f := testFleet(t)
-	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, Provision: true})
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, Provision: true})
 	l, _ := lockWith(t, f, "nuki")
 	grant := gw.Command{CommandID: "g", Type: gw.CommandGrant, Vendor: "nuki", LockID: l.LockID, CredentialID: "cred-guest",
 		ValidUntilMs: t0 + 3_600_000}
 	weekdays := &fleet.Schedule{Days: 0b0111110, FromMin: 7 * 60, UntilMin: 18 * 60}
-	applied := set.Submit(grant, t0, gateway.SubmitOptions{Schedule: weekdays})
+	applied := set.Submit(grant, t0, locks.SubmitOptions{Schedule: weekdays})
 	at := time.UnixMilli(applied).UTC()
 	d := set.Decide(l.LockID, "cred-guest", applied)
 	if weekdays.Allows(int(at.Weekday()), at.Hour()*60+at.Minute()) {
@@ -191,11 +191,11 @@ func TestScheduleAndExpiry(t *testing.T) {
 // them and decides by them (its local time is UTC).
 func TestGrantWindows(t *testing.T) {
 	f := testFleet(t)
-	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, Provision: true})
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, Provision: true})
 	l, _ := lockWith(t, f, "schlage")
 	grant := gw.Command{CommandID: "w", Type: gw.CommandGrant, Vendor: "schlage", LockID: l.LockID, CredentialID: "cred-crew",
 		Windows: []gw.Window{{Days: []string{"mon", "tue", "wed", "thu", "fri"}, Start: "07:00", End: "19:00"}}}
-	applied := set.Submit(grant, t0, gateway.SubmitOptions{})
+	applied := set.Submit(grant, t0, locks.SubmitOptions{})
 	// The next Monday 08:00 and 20:00 and the Saturday before, all after the grant.
 	monday := time.UnixMilli(applied).UTC().Truncate(24 * time.Hour)
 	for monday.Weekday() != time.Monday {
@@ -210,8 +210,8 @@ func TestGrantWindows(t *testing.T) {
 
 func TestUnknownLockFails(t *testing.T) {
 	f := testFleet(t)
-	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true})
-	set.Submit(gw.Command{CommandID: "u", Type: gw.CommandRevoke, Vendor: "nuki", LockID: "no-such-lock"}, t0, gateway.SubmitOptions{})
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true})
+	set.Submit(gw.Command{CommandID: "u", Type: gw.CommandRevoke, Vendor: "nuki", LockID: "no-such-lock"}, t0, locks.SubmitOptions{})
 	acks := set.DueAcks(t0)
 	require.Len(t, acks, 1)
 	require.Equal(t, gw.AckFailed, acks[0].Status)
@@ -222,8 +222,8 @@ func TestOfflineFractionAndTransitions(t *testing.T) {
 	f, err := fleet.Generate(fleet.Options{Seed: 3, Sites: 4, DoorsPerSite: 100, Subjects: 100,
 		VendorMix: map[string]float64{"schlage": 1}})
 	require.NoError(t, err)
-	p := map[string]gateway.Profile{"schlage": {LatencyMedian: 300 * time.Millisecond, OfflineFraction: 0.1, OfflineMean: 20 * time.Minute}}
-	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: p, Seed: 1, OriginMs: t0})
+	p := map[string]locks.Profile{"schlage": {LatencyMedian: 300 * time.Millisecond, OfflineFraction: 0.1, OfflineMean: 20 * time.Minute}}
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: p, Seed: 1, OriginMs: t0})
 	offline, samples := 0, 0
 	for h := int64(0); h < 48; h++ {
 		for i := range f.Locks {
@@ -240,16 +240,16 @@ func TestOfflineFractionAndTransitions(t *testing.T) {
 }
 
 func TestParseProfiles(t *testing.T) {
-	p, err := gateway.ParseProfiles(gateway.DefaultProfiles(), "legacy.latency=40s,legacy.miss=0.1,nuki.offline=0.05,matter.spread=0,seam.offline-mean=5m")
+	p, err := locks.ParseProfiles(locks.DefaultProfiles(), "legacy.latency=40s,legacy.miss=0.1,nuki.offline=0.05,matter.spread=0,seam.offline-mean=5m")
 	require.NoError(t, err)
 	require.Equal(t, 40*time.Second, p["legacy"].LatencyMedian)
 	require.Equal(t, 0.1, p["legacy"].MissRate)
 	require.Equal(t, 0.05, p["nuki"].OfflineFraction)
 	require.Zero(t, p["matter"].LatencySpread)
 	require.Equal(t, 5*time.Minute, p["seam"].OfflineMean)
-	require.Equal(t, 25*time.Second, gateway.DefaultProfiles()["legacy"].LatencyMedian, "the base is not modified")
+	require.Equal(t, 25*time.Second, locks.DefaultProfiles()["legacy"].LatencyMedian, "the base is not modified")
 	for _, bad := range []string{"legacy", "acme.latency=1s", "legacy.speed=1", "legacy.latency=fast", "nuki.offline=1.5", "nuki.miss=-1"} {
-		_, err := gateway.ParseProfiles(gateway.DefaultProfiles(), bad)
+		_, err := locks.ParseProfiles(locks.DefaultProfiles(), bad)
 		require.Error(t, err, bad)
 	}
 }

@@ -13,13 +13,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyfleet/keyfleet/detect/backtest"
 	"github.com/keyfleet/keyfleet/internal/event"
-	"github.com/keyfleet/keyfleet/internal/sim"
-	"github.com/keyfleet/keyfleet/internal/sim/activity"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
-	"github.com/keyfleet/keyfleet/internal/sim/payload"
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
+	"github.com/keyfleet/keyfleet/sim"
+	"github.com/keyfleet/keyfleet/sim/activity"
+	"github.com/keyfleet/keyfleet/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/payload"
 )
 
 var key = []byte("sim-test-pseudonym-key")
@@ -50,7 +51,7 @@ func (c *capture) Close(context.Context) error { return nil }
 type run struct {
 	fleet  *fleet.Fleet
 	stats  sim.Stats
-	labels []activity.Label
+	labels []backtest.Label
 	cap    *capture
 	replay *bytes.Buffer
 	rawOut *bytes.Buffer
@@ -216,7 +217,7 @@ func TestUseAfterRevocationIsGroundTruth(t *testing.T) {
 			}
 		}
 	}
-	var labels []activity.Label
+	var labels []backtest.Label
 	for _, l := range r.labels {
 		if l.Type == activity.LabelUseAfterRevocaton {
 			labels = append(labels, l)

@@ -27,13 +27,14 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keyfleet/keyfleet/detect/backtest"
 	"github.com/keyfleet/keyfleet/internal/event"
 	gw "github.com/keyfleet/keyfleet/internal/gateway"
 	"github.com/keyfleet/keyfleet/internal/registry"
-	"github.com/keyfleet/keyfleet/internal/sim/activity"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
-	"github.com/keyfleet/keyfleet/internal/sim/gateway"
-	"github.com/keyfleet/keyfleet/internal/sim/payload"
+	"github.com/keyfleet/keyfleet/sim/activity"
+	"github.com/keyfleet/keyfleet/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/locks"
+	"github.com/keyfleet/keyfleet/sim/payload"
 )
 
 // Registration is what the fleet tells the credential authority before its
@@ -115,10 +116,10 @@ type Options struct {
 	AnomalyScale float64
 	NoAnomalies  bool
 	// Gateways decide access. When nil the simulator builds its own from
-	// Profiles; pass a Set shared with a gateway.Runner to let commands from
+	// Profiles; pass a Set shared with a locks.Runner to let commands from
 	// lock.commands change what locks decide.
-	Gateways *gateway.Set
-	Profiles map[string]gateway.Profile
+	Gateways *locks.Set
+	Profiles map[string]locks.Profile
 
 	Registrar Registrar
 	Sinks     []Sink
@@ -169,7 +170,7 @@ type Simulator struct {
 	o   Options
 	f   *fleet.Fleet
 	gen *activity.Generator
-	set *gateway.Set
+	set *locks.Set
 	enc *payload.Encoder
 	r   *rand.Rand // delays, follow-up timing
 
@@ -180,8 +181,8 @@ type Simulator struct {
 	// lifecycle as the locks' owners know it
 	state       []string         // per credential: last recorded state
 	attestedDev []int            // per credential: last attested device (-1 none)
-	scenario    []activity.Label // the generator's labels, same indexes
-	generic     []activity.Label // labels of granted uses found by groundTruth
+	scenario    []backtest.Label // the generator's labels, same indexes
+	generic     []backtest.Label // labels of granted uses found by groundTruth
 	open        map[labelKey]int // generic labels still being extended
 	cmdSeq      uint64
 
@@ -218,7 +219,7 @@ func New(o Options) (*Simulator, error) {
 		Rates: o.Rates, AnomalyScale: o.AnomalyScale, NoAnomalies: o.NoAnomalies})
 	set := o.Gateways
 	if set == nil {
-		set = gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: o.Profiles, Seed: o.Seed, OriginMs: o.StartMs,
+		set = locks.NewSet(locks.SetOptions{Fleet: f, Profiles: o.Profiles, Seed: o.Seed, OriginMs: o.StartMs,
 			Provision: true, Skip: func(c int) bool { return !gen.Provisioned(c) },
 			Validity: gen.ValidUntil})
 	}
@@ -242,12 +243,12 @@ func New(o Options) (*Simulator, error) {
 }
 
 // Gateways returns the simulator's gateway set.
-func (s *Simulator) Gateways() *gateway.Set { return s.set }
+func (s *Simulator) Gateways() *locks.Set { return s.set }
 
 // Run registers the fleet and plays its activity until the window, the
 // duration or the count is exhausted, or ctx ends (then what was produced
 // so far is flushed). It returns the run's statistics and labels.
-func (s *Simulator) Run(ctx context.Context) (Stats, []activity.Label, error) {
+func (s *Simulator) Run(ctx context.Context) (Stats, []backtest.Label, error) {
 	s.wallStart = s.o.Now()
 	reg := &Registration{Registry: s.f.Registry()}
 	for _, it := range s.gen.Initial() {
@@ -289,9 +290,9 @@ func (s *Simulator) Run(ctx context.Context) (Stats, []activity.Label, error) {
 			err = cerr
 		}
 	}
-	all := append(append([]activity.Label(nil), s.scenario...), s.generic...)
+	all := append(append([]backtest.Label(nil), s.scenario...), s.generic...)
 	s.stats.finish(s.o.Now().Sub(s.wallStart), all, s.set)
-	labels := make([]activity.Label, 0, len(all))
+	labels := make([]backtest.Label, 0, len(all))
 	for _, l := range all {
 		if l.StartMs > 0 {
 			labels = append(labels, l)
@@ -425,12 +426,12 @@ func (s *Simulator) attempt(it *activity.Item, t int64) {
 	l := &f.Locks[it.Lock]
 	c := int(it.Cred)
 	role := "unknown"
-	var d gateway.Decision
+	var d locks.Decision
 	switch {
 	case it.Deny != "":
-		d = gateway.Decision{Reason: it.Deny}
+		d = locks.Decision{Reason: it.Deny}
 	case c < 0:
-		d = gateway.Decision{Reason: payload.ReasonInvalid}
+		d = locks.Decision{Reason: payload.ReasonInvalid}
 	default:
 		d = s.set.Decide(l.LockID, f.Credentials[c].ID, t)
 	}
@@ -484,7 +485,7 @@ func (s *Simulator) attempt(it *activity.Item, t int64) {
 // applied (the simulation's own revocations, or any removal the control
 // plane sent on lock.commands), and use from a device the credential was
 // never attested on.
-func (s *Simulator) groundTruth(it *activity.Item, c int, t int64, l *fleet.Lock, d gateway.Decision) {
+func (s *Simulator) groundTruth(it *activity.Item, c int, t int64, l *fleet.Lock, d locks.Decision) {
 	if d.RevokeRequestedMs > 0 && (s.state[c] == event.StateRevoked || d.RevokeExternal) {
 		s.extendGeneric(activity.LabelUseAfterRevocaton, c, t, l.DoorID)
 	}
@@ -502,7 +503,7 @@ func (s *Simulator) extendGeneric(typ string, c int, t int64, door string) {
 		return
 	}
 	cred := &s.f.Credentials[c]
-	s.generic = append(s.generic, activity.Label{Type: typ, SubjectID: s.f.Subjects[cred.Subject].ID,
+	s.generic = append(s.generic, backtest.Label{Type: typ, SubjectID: s.f.Subjects[cred.Subject].ID,
 		CredentialID: cred.ID, DoorID: door, StartMs: t, EndMs: t})
 	s.open[k] = len(s.generic) - 1
 }
@@ -531,9 +532,9 @@ func (s *Simulator) change(ch *activity.Change, t int64) {
 	if ch.Command == "" {
 		return
 	}
-	locks := ch.Locks
-	if locks == nil {
-		locks = f.Access(ch.Cred)
+	held := ch.Locks
+	if held == nil {
+		held = f.Access(ch.Cred)
 	}
 	s.cmdSeq++
 	revocation := ""
@@ -541,7 +542,7 @@ func (s *Simulator) change(ch *activity.Change, t int64) {
 		revocation = event.ID("keyfleet-simulator", "revocation/"+strconv.FormatUint(s.o.Seed, 10)+"/"+strconv.FormatUint(s.cmdSeq, 10))
 	}
 	dev := ch.Device
-	for _, li := range locks {
+	for _, li := range held {
 		l := &f.Locks[li]
 		s.cmdSeq++
 		cmd := gw.Command{
@@ -549,9 +550,9 @@ func (s *Simulator) change(ch *activity.Change, t int64) {
 			Type:      ch.Command, Vendor: l.Vendor, LockID: l.LockID, CredentialID: cred.ID,
 			SubjectID: f.Subjects[cred.Subject].ID, RevocationID: revocation, ValidUntilMs: ch.ValidUntilMs, IssuedMs: t,
 		}
-		applied := s.set.Submit(cmd, t, gateway.SubmitOptions{Lose: ch.Lose[li], Schedule: cred.Schedule, NoAck: true})
+		applied := s.set.Submit(cmd, t, locks.SubmitOptions{Lose: ch.Lose[li], Schedule: cred.Schedule, NoAck: true})
 		s.stats.Commands[ch.Command]++
-		if applied == gateway.Never {
+		if applied == locks.Never {
 			s.stats.CommandsLost++
 			continue
 		}

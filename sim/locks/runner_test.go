@@ -1,4 +1,4 @@
-package gateway_test
+package locks_test
 
 import (
 	"context"
@@ -11,14 +11,14 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/bus"
 	gw "github.com/keyfleet/keyfleet/internal/gateway"
-	"github.com/keyfleet/keyfleet/internal/sim/gateway"
 	"github.com/keyfleet/keyfleet/internal/testenv"
+	"github.com/keyfleet/keyfleet/sim/locks"
 )
 
 // startRunner runs simulated gateways on cfg's topics until the test ends.
-func startRunner(t *testing.T, cfg bus.Config, set *gateway.Set) {
+func startRunner(t *testing.T, cfg bus.Config, set *locks.Set) {
 	t.Helper()
-	r, err := gateway.NewRunner(gateway.RunnerOptions{Set: set, Bus: cfg, Logger: testenv.Logger(t), AckEvery: 10 * time.Millisecond})
+	r, err := locks.NewRunner(locks.RunnerOptions{Set: set, Bus: cfg, Logger: testenv.Logger(t), AckEvery: 10 * time.Millisecond})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -72,8 +72,8 @@ func TestGatewaysHonourRevocationsWithConfiguredLatency(t *testing.T) {
 	cfg := testenv.RequireRealKafka(t, 2)
 	f := testFleet(t)
 	profiles := fixed()
-	profiles["legacy"] = gateway.Profile{LatencyMedian: 8 * time.Second} // slow, but keep the test short
-	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: profiles, Seed: 1, OriginMs: time.Now().UnixMilli(),
+	profiles["legacy"] = locks.Profile{LatencyMedian: 8 * time.Second} // slow, but keep the test short
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: profiles, Seed: 1, OriginMs: time.Now().UnixMilli(),
 		KeepAcks: true, Provision: true})
 	startRunner(t, cfg, set)
 
@@ -108,7 +108,7 @@ func TestOfflineLockAppliesRevocationOnReconnect(t *testing.T) {
 	cfg := testenv.RequireRealKafka(t, 2)
 	f := testFleet(t)
 	now := time.Now().UnixMilli()
-	set := gateway.NewSet(gateway.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: now, KeepAcks: true, Provision: true})
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: now, KeepAcks: true, Provision: true})
 	offline, c := lockWith(t, f, "schlage")
 	online, c2 := lockWith(t, f, "nuki")
 	back := now + 6000

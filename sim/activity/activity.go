@@ -15,8 +15,9 @@ import (
 	"math/rand/v2"
 	"sort"
 
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
-	"github.com/keyfleet/keyfleet/internal/sim/payload"
+	"github.com/keyfleet/keyfleet/detect/backtest"
+	"github.com/keyfleet/keyfleet/sim/fleet"
+	"github.com/keyfleet/keyfleet/sim/payload"
 )
 
 // Kind is the kind of an Item.
@@ -90,8 +91,8 @@ type Change struct {
 	Lose map[int]bool
 }
 
-// Label is one injected anomaly, as written to the labels file (JSON
-// lines). StartMs and EndMs are the event times of the first and last
+// Labels (backtest.Label, the labels file's JSON lines) mark injected
+// anomalies. StartMs and EndMs are the event times of the first and last
 // record that is evidence of it:
 //   - unlock_burst: the burst's unlocks (subject, credential; no door);
 //   - unattested_device_change: granted uses from a device the credential
@@ -105,16 +106,6 @@ type Change struct {
 // Anomalies whose evidence no lock reported (or fell outside the window)
 // get no label. Benign busy crews, move-ins, attested phone upgrades,
 // refusals after move-outs and expiries are never labelled.
-type Label struct {
-	Type         string `json:"type"`
-	SubjectID    string `json:"subject_id"`
-	CredentialID string `json:"credential_id"`
-	DoorID       string `json:"door_id"`
-	StartMs      int64  `json:"start_ms"`
-	EndMs        int64  `json:"end_ms"`
-	// Subtle marks unlock bursts only moderately above the subject's habit.
-	Subtle bool `json:"subtle,omitempty"`
-}
 
 // Rates are anomalies per day per 1000 subjects.
 type Rates struct {
@@ -161,7 +152,7 @@ type Generator struct {
 	o       Options
 	f       *fleet.Fleet
 	creds   []credState
-	labels  []Label
+	labels  []backtest.Label
 	initial []Item
 	buf     []Item
 	pos     int
@@ -225,7 +216,7 @@ func (g *Generator) ValidUntil(c int) int64 { return g.creds[c].validUntilMs }
 
 // Labels returns the scenario labels, indexed by Item.Label. Their times are
 // filled in downstream from the events actually emitted.
-func (g *Generator) Labels() []Label { return g.labels }
+func (g *Generator) Labels() []backtest.Label { return g.labels }
 
 // Next returns the next item, or false when the window is over.
 func (g *Generator) Next() (Item, bool) {

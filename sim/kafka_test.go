@@ -11,9 +11,9 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/event"
-	"github.com/keyfleet/keyfleet/internal/sim"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
 	"github.com/keyfleet/keyfleet/internal/testenv"
+	"github.com/keyfleet/keyfleet/sim"
+	"github.com/keyfleet/keyfleet/sim/fleet"
 )
 
 func drain(t *testing.T, cfg bus.Config, topic string, n int) []kafka.Message {

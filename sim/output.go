@@ -17,12 +17,12 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/detect/backtest"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/registry"
-	"github.com/keyfleet/keyfleet/internal/sim/activity"
-	"github.com/keyfleet/keyfleet/internal/sim/fleet"
 	"github.com/keyfleet/keyfleet/normalize"
+	"github.com/keyfleet/keyfleet/sim/fleet"
 )
 
 // StandIn registers the simulated estate: it writes the registry file
@@ -431,7 +431,7 @@ func (f *RawFile) Close(context.Context) error {
 }
 
 // WriteLabels writes labels as JSON lines.
-func WriteLabels(w io.Writer, labels []activity.Label) error {
+func WriteLabels(w io.Writer, labels []backtest.Label) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	for i := range labels {
