@@ -28,7 +28,6 @@ import (
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/registry"
 	"github.com/keyfleet/keyfleet/internal/testenv"
-	"github.com/keyfleet/keyfleet/normalize"
 )
 
 var pseudonymKey = []byte("test-pseudonym-key-0123456789")
@@ -57,7 +56,7 @@ func estate() *registry.Registry {
 	r := registry.New()
 	lock := func(vendor, id, door string, groups ...string) registry.Lock {
 		return registry.Lock{Vendor: vendor, LockID: id, Groups: groups,
-			LockInfo: normalize.LockInfo{SiteID: "site-a", DoorID: door}}
+			LockInfo: registry.LockInfo{SiteID: "site-a", DoorID: door}}
 	}
 	r.Apply(registry.File{Locks: []registry.Lock{
 		lock("matter", "m-lobby", "lobby", "entrance"),

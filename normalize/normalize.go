@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyfleet/keyfleet/internal/event"
+	"github.com/keyfleet/keyfleet/internal/registry"
 )
 
 // Adapter maps one vendor's payloads.
@@ -73,25 +74,10 @@ func ReasonOf(err error) string {
 // here and implemented by internal/registry.
 type Registry interface {
 	// Lock returns where a lock is installed.
-	Lock(vendor, lockID string) (LockInfo, bool)
+	Lock(vendor, lockID string) (registry.LockInfo, bool)
 	// Credential returns whose credential a vendor user reference is on a
 	// lock; refHash is the reference's RefHash.
-	Credential(vendor, lockID, refHash string) (CredentialInfo, bool)
-}
-
-// LockInfo places a lock.
-type LockInfo struct {
-	SiteID string `json:"site_id"`
-	ZoneID string `json:"zone_id"`
-	DoorID string `json:"door_id"`
-}
-
-// CredentialInfo names the holder of a credential.
-type CredentialInfo struct {
-	SubjectID    string `json:"subject_id"`
-	CredentialID string `json:"credential_id"`
-	DeviceID     string `json:"device_id"`
-	BreakGlass   bool   `json:"break_glass"`
+	Credential(vendor, lockID, refHash string) (registry.CredentialInfo, bool)
 }
 
 // Normalizer runs adapters and completes their events.

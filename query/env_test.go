@@ -25,7 +25,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/testenv"
 	"github.com/keyfleet/keyfleet/query"
-	"github.com/keyfleet/keyfleet/query/openapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 	"github.com/keyfleet/keyfleet/query/querytest"
 	"github.com/keyfleet/keyfleet/query/retention"
 	"github.com/keyfleet/keyfleet/query/rollup"

@@ -18,7 +18,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/query/export"
-	"github.com/keyfleet/keyfleet/query/openapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
 const (

@@ -11,7 +11,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
-	"github.com/keyfleet/keyfleet/query/openapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
 // Tables read by the query API.

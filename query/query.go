@@ -25,7 +25,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
-	"github.com/keyfleet/keyfleet/query/openapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
 // KPISource computes the control plane's credential KPIs over [from, to).

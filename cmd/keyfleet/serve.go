@@ -6,7 +6,7 @@ import (
 	"runtime/debug"
 
 	"github.com/keyfleet/keyfleet/internal/flagenv"
-	"github.com/keyfleet/keyfleet/internal/service"
+	"github.com/keyfleet/keyfleet/service"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
-	"github.com/keyfleet/keyfleet/query/openapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
 // Token API paths.

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/keyfleet/keyfleet/internal/event"
-	"github.com/keyfleet/keyfleet/normalize"
 )
 
 // Feed keeps a Registry's credential mappings current from credential
@@ -32,7 +31,7 @@ func (f *Feed) Apply(c event.Credential) {
 	if c.CredentialID == "" {
 		return
 	}
-	info := normalize.CredentialInfo{SubjectID: c.SubjectID, CredentialID: c.CredentialID,
+	info := CredentialInfo{SubjectID: c.SubjectID, CredentialID: c.CredentialID,
 		DeviceID: c.DeviceID, BreakGlass: c.BreakGlass}
 	f.mu.Lock()
 	defer f.mu.Unlock()

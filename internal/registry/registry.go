@@ -11,8 +11,23 @@ import (
 	"os"
 	"sync"
 
-	"github.com/keyfleet/keyfleet/normalize"
+	"github.com/keyfleet/keyfleet/internal/event"
 )
+
+// LockInfo places a lock.
+type LockInfo struct {
+	SiteID string `json:"site_id"`
+	ZoneID string `json:"zone_id"`
+	DoorID string `json:"door_id"`
+}
+
+// CredentialInfo names the holder of a credential.
+type CredentialInfo struct {
+	SubjectID    string `json:"subject_id"`
+	CredentialID string `json:"credential_id"`
+	DeviceID     string `json:"device_id"`
+	BreakGlass   bool   `json:"break_glass"`
+}
 
 // Lock is one registered lock. Groups are the door groups the lock belongs
 // to (e.g. "entrance", "garage", "amenity", "service", "unit:B-204"); role
@@ -21,19 +36,19 @@ type Lock struct {
 	Vendor string   `json:"vendor"`
 	LockID string   `json:"lock_id"`
 	Groups []string `json:"groups,omitempty"`
-	normalize.LockInfo
+	LockInfo
 }
 
 // Credential maps a vendor user reference to a keyfleet credential. An empty
 // LockID means the reference is valid on every lock of that vendor. Files
 // may give the raw UserRef (hashed with the pseudonym key on load) or its
-// UserRefHash (normalize.RefHash); only the hash is kept.
+// UserRefHash (event.RefHash); only the hash is kept.
 type Credential struct {
 	Vendor      string `json:"vendor"`
 	LockID      string `json:"lock_id,omitempty"`
 	UserRef     string `json:"user_ref,omitempty"`
 	UserRefHash string `json:"user_ref_hash,omitempty"`
-	normalize.CredentialInfo
+	CredentialInfo
 }
 
 // File is the registry file format.
@@ -49,15 +64,13 @@ type credKey struct{ vendor, lockID, refHash string }
 type Registry struct {
 	mu    sync.RWMutex
 	all   map[lockKey]Lock
-	locks map[lockKey]normalize.LockInfo
-	creds map[credKey]normalize.CredentialInfo
+	locks map[lockKey]LockInfo
+	creds map[credKey]CredentialInfo
 }
-
-var _ normalize.Registry = (*Registry)(nil)
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{all: map[lockKey]Lock{}, locks: map[lockKey]normalize.LockInfo{}, creds: map[credKey]normalize.CredentialInfo{}}
+	return &Registry{all: map[lockKey]Lock{}, locks: map[lockKey]LockInfo{}, creds: map[credKey]CredentialInfo{}}
 }
 
 // Load reads a registry file (JSON, see File); raw user references in it are
@@ -76,7 +89,7 @@ func Load(path string, key []byte) (*Registry, error) {
 			if c.UserRef == "" {
 				return nil, fmt.Errorf("registry %s: credential %d has neither user_ref nor user_ref_hash", path, i)
 			}
-			f.Credentials[i].UserRefHash = normalize.RefHash(key, c.Vendor, c.UserRef)
+			f.Credentials[i].UserRefHash = event.RefHash(key, c.Vendor, c.UserRef)
 		}
 		f.Credentials[i].UserRef = ""
 	}
@@ -105,17 +118,17 @@ func (r *Registry) RemoveCredential(vendor, lockID, refHash string) {
 	delete(r.creds, credKey{vendor, lockID, refHash})
 }
 
-// Lock implements normalize.Registry.
-func (r *Registry) Lock(vendor, lockID string) (normalize.LockInfo, bool) {
+// Lock returns where a lock is installed (for the normalizer).
+func (r *Registry) Lock(vendor, lockID string) (LockInfo, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	l, ok := r.locks[lockKey{vendor, lockID}]
 	return l, ok
 }
 
-// Credential implements normalize.Registry: a lock-specific mapping wins over
+// Credential returns whose credential a vendor user reference is (for the normalizer): a lock-specific mapping wins over
 // a vendor-wide one.
-func (r *Registry) Credential(vendor, lockID, refHash string) (normalize.CredentialInfo, bool) {
+func (r *Registry) Credential(vendor, lockID, refHash string) (CredentialInfo, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if c, ok := r.creds[credKey{vendor, lockID, refHash}]; ok {

@@ -38,9 +38,9 @@ func BenchmarkNormalize(b *testing.B) {
 	var f registry.File
 	for _, p := range benchPayloads {
 		f.Locks = append(f.Locks, registry.Lock{Vendor: p.vendor, LockID: p.lockID,
-			LockInfo: normalize.LockInfo{SiteID: "site-1", ZoneID: "zone-1", DoorID: "door-1"}})
+			LockInfo: registry.LockInfo{SiteID: "site-1", ZoneID: "zone-1", DoorID: "door-1"}})
 		f.Credentials = append(f.Credentials, registry.Credential{Vendor: p.vendor, UserRefHash: normalize.RefHash(key, p.vendor, p.ref),
-			CredentialInfo: normalize.CredentialInfo{SubjectID: "subj-1", CredentialID: "cred-1", DeviceID: "dev-1"}})
+			CredentialInfo: registry.CredentialInfo{SubjectID: "subj-1", CredentialID: "cred-1", DeviceID: "dev-1"}})
 	}
 	reg.Apply(f)
 	n := normalize.New(Adapters(), reg, key)

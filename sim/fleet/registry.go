@@ -109,7 +109,7 @@ func (f *Fleet) Registry() registry.File {
 		l := &f.Locks[i]
 		file.Locks = append(file.Locks, registry.Lock{
 			Vendor: l.Vendor, LockID: l.LockID, Groups: l.Groups,
-			LockInfo: normalize.LockInfo{SiteID: l.SiteID, ZoneID: l.ZoneID, DoorID: l.DoorID},
+			LockInfo: registry.LockInfo{SiteID: l.SiteID, ZoneID: l.ZoneID, DoorID: l.DoorID},
 		})
 	}
 	for c := range f.Credentials {
@@ -123,7 +123,7 @@ func (f *Fleet) Registry() registry.File {
 			for _, r := range f.refs(c, d) {
 				file.Credentials = append(file.Credentials, registry.Credential{
 					Vendor: r.vendor, LockID: r.lockID, UserRef: r.userRef,
-					CredentialInfo: normalize.CredentialInfo{
+					CredentialInfo: registry.CredentialInfo{
 						SubjectID: subject, CredentialID: cred.ID, DeviceID: device, BreakGlass: cred.BreakGlass,
 					},
 				})

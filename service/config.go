@@ -9,10 +9,10 @@ import (
 	"net"
 	"time"
 
+	"github.com/keyfleet/keyfleet/ingest"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
-	"github.com/keyfleet/keyfleet/normalize/seam"
 )
 
 // Config is everything `keyfleet serve` can be told.
@@ -177,24 +177,8 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
-	if err := c.validateSigners(); err != nil {
+	if err := c.WebhookKeys().Validate(); err != nil {
 		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-// validateSigners checks the vendor webhook secret and key.
-func (c *Config) validateSigners() error {
-	var errs []error
-	if c.SeamWebhookSecret != "" {
-		if _, err := seam.DecodeSecret(c.SeamWebhookSecret); err != nil {
-			errs = append(errs, fmt.Errorf("--seam-webhook-secret: %w", err))
-		}
-	}
-	if c.SchlageWebhookKeyFile != "" {
-		if _, err := loadSchlageKey(c.SchlageWebhookKeyFile); err != nil {
-			errs = append(errs, fmt.Errorf("--schlage-webhook-public-key: %w", err))
-		}
 	}
 	return errors.Join(errs...)
 }
@@ -208,6 +192,12 @@ func loopback(addr string) error {
 		return fmt.Errorf("%q: the embedded broker listens on loopback only", addr)
 	}
 	return nil
+}
+
+// WebhookKeys returns the vendors' webhook secrets and keys.
+func (c *Config) WebhookKeys() ingest.WebhookKeys {
+	return ingest.WebhookKeys{NukiSecret: c.NukiWebhookSecret, SeamSecret: c.SeamWebhookSecret,
+		SchlageKeyFile: c.SchlageWebhookKeyFile}
 }
 
 // Bus returns the Kafka configuration once the brokers are known.

@@ -14,8 +14,8 @@ import (
 	"github.com/keyfleet/keyfleet/internal/auth"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 	"github.com/keyfleet/keyfleet/query"
-	"github.com/keyfleet/keyfleet/query/openapi"
 	"github.com/keyfleet/keyfleet/query/retention"
 	"github.com/keyfleet/keyfleet/query/rollup"
 )

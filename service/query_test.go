@@ -18,8 +18,8 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 	"github.com/keyfleet/keyfleet/internal/testenv"
-	"github.com/keyfleet/keyfleet/query/openapi"
 )
 
 // serveForTest runs keyfleet serve in-process (embedded Kafka, a test

@@ -1,4 +1,4 @@
-package service
+package ingest_test
 
 import (
 	"context"
@@ -47,11 +47,11 @@ func TestNukiWebhookSignatures(t *testing.T) {
 	raw := bus.NewWriter(kc, bus.TopicRaw)
 	t.Cleanup(func() { raw.Close() })
 	reg := prometheus.NewRegistry()
-	metrics := NewSignerMetrics(reg)
+	metrics := ingest.NewSignerMetrics(reg)
 	const secret = "nuki-webhook-secret-for-tests"
 	h, err := ingest.New(ingest.Options{
 		Normalizer: normalize.New(vendors.Adapters(), nil, []byte("k")), Raw: raw, Registerer: reg,
-		Signers: mustSigners(t, Config{NukiWebhookSecret: secret}, metrics, time.Now), Timeout: 30 * time.Second,
+		Signers: mustSigners(t, ingest.WebhookKeys{NukiSecret: secret}, metrics, time.Now), Timeout: 30 * time.Second,
 	})
 	require.NoError(t, err)
 	srv, err := httpapi.New(httpapi.Options{Auth: noTokens{}, Logger: testenv.Logger(t)}, h.Routes())
@@ -98,7 +98,7 @@ func TestNukiWebhookSignatures(t *testing.T) {
 	assert.Equal(t, 2.0, signatureFailures(t, reg))
 
 	// Without a configured secret there is no Nuki signer at all.
-	assert.Empty(t, mustSigners(t, Config{}, NewSignerMetrics(nil), time.Now))
+	assert.Empty(t, mustSigners(t, ingest.WebhookKeys{}, ingest.NewSignerMetrics(nil), time.Now))
 
 	// The accepted record is on lock.events.raw.
 	r := bus.NewGroupReader(kc, bus.TopicRaw, "signers-test")
@@ -111,9 +111,9 @@ func TestNukiWebhookSignatures(t *testing.T) {
 	assert.Contains(t, string(m.Value), `"vendor":"nuki"`)
 }
 
-func mustSigners(t *testing.T, cfg Config, m *SignerMetrics, now func() time.Time) map[string]Signer {
+func mustSigners(t *testing.T, cfg ingest.WebhookKeys, m *ingest.SignerMetrics, now func() time.Time) map[string]ingest.Signer {
 	t.Helper()
-	s, err := Signers(cfg, m, now)
+	s, err := ingest.Signers(cfg, m, now)
 	require.NoError(t, err)
 	return s
 }
@@ -136,11 +136,11 @@ func TestSeamAndSchlageWebhookSignatures(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "schlage.pem")
 	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600))
 	now := time.Date(2026, 11, 20, 8, 16, 0, 0, time.UTC)
-	cfg := Config{SeamWebhookSecret: seamSecret, SchlageWebhookKeyFile: keyFile}
-	require.NoError(t, cfg.validateSigners())
+	cfg := ingest.WebhookKeys{SeamSecret: seamSecret, SchlageKeyFile: keyFile}
+	require.NoError(t, cfg.Validate())
 	h, err := ingest.New(ingest.Options{
 		Normalizer: normalize.New(vendors.Adapters(), nil, []byte("k")), Raw: raw, Registerer: reg,
-		Signers: mustSigners(t, cfg, NewSignerMetrics(reg), func() time.Time { return now }), Timeout: 30 * time.Second,
+		Signers: mustSigners(t, cfg, ingest.NewSignerMetrics(reg), func() time.Time { return now }), Timeout: 30 * time.Second,
 	})
 	require.NoError(t, err)
 	srv, err := httpapi.New(httpapi.Options{Auth: noTokens{}, Logger: testenv.Logger(t)}, h.Routes())
@@ -207,12 +207,12 @@ func TestSeamAndSchlageWebhookSignatures(t *testing.T) {
 	assert.Equal(t, 2.0, vendorFailures(t, reg, "schlage"))
 
 	// Bad configuration is refused at start-up, naming the flag.
-	_, err = Signers(Config{SeamWebhookSecret: "not base64!"}, NewSignerMetrics(nil), time.Now)
+	_, err = ingest.Signers(ingest.WebhookKeys{SeamSecret: "not base64!"}, ingest.NewSignerMetrics(nil), time.Now)
 	assert.ErrorContains(t, err, "--seam-webhook-secret")
-	_, err = Signers(Config{SchlageWebhookKeyFile: filepath.Join(t.TempDir(), "missing.pem")}, NewSignerMetrics(nil), time.Now)
+	_, err = ingest.Signers(ingest.WebhookKeys{SchlageKeyFile: filepath.Join(t.TempDir(), "missing.pem")}, ingest.NewSignerMetrics(nil), time.Now)
 	assert.ErrorContains(t, err, "--schlage-webhook-public-key")
-	bad := Config{SeamWebhookSecret: "whsec_", SchlageWebhookKeyFile: seamSecret}
-	err = bad.validateSigners()
+	bad := ingest.WebhookKeys{SeamSecret: "whsec_", SchlageKeyFile: seamSecret}
+	err = bad.Validate()
 	assert.ErrorContains(t, err, "--seam-webhook-secret")
 	assert.ErrorContains(t, err, "--schlage-webhook-public-key")
 }

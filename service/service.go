@@ -198,7 +198,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		{Group: bus.GroupDeadLetter, Topic: bus.TopicDLQ},
 	}, det.consumers...), reg, logger)
 
-	signers, err := Signers(cfg, NewSignerMetrics(reg), time.Now)
+	signers, err := ingest.Signers(cfg.WebhookKeys(), ingest.NewSignerMetrics(reg), time.Now)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,8 @@
-package service
+package ingest
 
 import (
 	"crypto/rsa"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -36,15 +37,39 @@ func NewSignerMetrics(reg prometheus.Registerer) *SignerMetrics {
 	return m
 }
 
-// Signers returns the webhook verifiers for ingest.Options.Signers, by
+// WebhookKeys are the vendors' webhook secrets and keys (empty: that
+// vendor's webhooks authenticate with a token instead).
+type WebhookKeys struct {
+	NukiSecret     string // Nuki's shared HMAC secret
+	SeamSecret     string // Seam's (Svix) signing secret, whsec_…
+	SchlageKeyFile string // PEM file of Schlage's RSA public key
+}
+
+// Validate checks that the secret and key can be used.
+func (k WebhookKeys) Validate() error {
+	var errs []error
+	if k.SeamSecret != "" {
+		if _, err := seam.DecodeSecret(k.SeamSecret); err != nil {
+			errs = append(errs, fmt.Errorf("--seam-webhook-secret: %w", err))
+		}
+	}
+	if k.SchlageKeyFile != "" {
+		if _, err := loadSchlageKey(k.SchlageKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("--schlage-webhook-public-key: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Signers returns the webhook verifiers for Options.Signers, by
 // vendor, for the vendors whose secret or key is configured: Nuki's
 // X-Nuki-Signature-SHA256 (HMAC), Seam's Svix signatures (HMAC with a
 // timestamp) and Schlage's WebHook-Signature (RSA-PSS with Schlage's public
 // key). now is the clock Seam's timestamps are checked against.
-func Signers(cfg Config, m *SignerMetrics, now func() time.Time) (map[string]Signer, error) {
+func Signers(keys WebhookKeys, m *SignerMetrics, now func() time.Time) (map[string]Signer, error) {
 	signers := map[string]Signer{}
-	if cfg.NukiWebhookSecret != "" {
-		secret := []byte(cfg.NukiWebhookSecret)
+	if keys.NukiSecret != "" {
+		secret := []byte(keys.NukiSecret)
 		signers[nuki.Vendor] = signer(m, nuki.Vendor, func(c *fiber.Ctx) (bool, error) {
 			sig := c.Get(nuki.SignatureHeader)
 			if sig == "" {
@@ -53,8 +78,8 @@ func Signers(cfg Config, m *SignerMetrics, now func() time.Time) (map[string]Sig
 			return true, nuki.Verify(secret, c.Body(), sig)
 		})
 	}
-	if cfg.SeamWebhookSecret != "" {
-		key, err := seam.DecodeSecret(cfg.SeamWebhookSecret)
+	if keys.SeamSecret != "" {
+		key, err := seam.DecodeSecret(keys.SeamSecret)
 		if err != nil {
 			return nil, fmt.Errorf("--seam-webhook-secret: %w", err)
 		}
@@ -69,8 +94,8 @@ func Signers(cfg Config, m *SignerMetrics, now func() time.Time) (map[string]Sig
 			return true, seam.Verify(key, id, ts, sig, c.Body(), now())
 		})
 	}
-	if cfg.SchlageWebhookKeyFile != "" {
-		key, err := loadSchlageKey(cfg.SchlageWebhookKeyFile)
+	if keys.SchlageKeyFile != "" {
+		key, err := loadSchlageKey(keys.SchlageKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("--schlage-webhook-public-key: %w", err)
 		}
