@@ -26,7 +26,7 @@
 //     revocation_locks, lock_acks);
 //  4. the analyst queries again, idle.
 //
-// Speed targets are reported against the goals, never asserted.
+// Speed targets are reported against the performance goals, never asserted.
 // The load generators, ClickHouse, Kafka and serve share the machine's
 // cores; the results say how busy the machine was.
 package bench
@@ -65,9 +65,9 @@ type Options struct {
 	Binary string
 	// KafkaBrokers and ClickHouse say where the services are.
 	KafkaBrokers   []string
-	ClickHouseAddr string
-	ClickHouseUser string
-	ClickHousePass string
+	// ClickHouse is where ClickHouse is; each run uses its own database
+	// (kfbench_<id>), not ClickHouse.Database.
+	ClickHouse chstorage.Config
 	// ScriptsDir, when set, holds clickhouse.sh and kafka.sh: they are run
 	// (idempotent) when a service does not answer.
 	ScriptsDir string
@@ -130,7 +130,7 @@ type Options struct {
 // DefaultOptions is the full run (about 8-10 minutes on a 2-core machine).
 func DefaultOptions() Options {
 	return Options{
-		KafkaBrokers: []string{"127.0.0.1:19092"}, ClickHouseAddr: "127.0.0.1:19000", ClickHouseUser: "default",
+		KafkaBrokers: []string{"127.0.0.1:19092"}, ClickHouse: chstorage.Config{Addr: chstorage.DefaultAddr, Username: "default"},
 		Partitions: 4, Seed: 1, Sites: 20, DoorsPerSite: 80, Subjects: 8000,
 		VendorMix: "matter=30,nuki=20,schlage=20,seam=15,legacy=15", Workers: 2,
 		ThroughputRecords: 6_000_000, MinSustained: 60 * time.Second, ProfileSeconds: 20,
@@ -164,7 +164,7 @@ func (o *Options) Validate() error {
 	if o.Binary == "" {
 		errs = append(errs, errors.New("the keyfleet binary is required"))
 	}
-	if len(o.KafkaBrokers) == 0 || o.ClickHouseAddr == "" {
+	if len(o.KafkaBrokers) == 0 || o.ClickHouse.Addr == "" {
 		errs = append(errs, errors.New("Kafka brokers and the ClickHouse address are required"))
 	}
 	if o.ThroughputRecords < 1 {
@@ -378,8 +378,8 @@ func roundRate(x float64) float64 {
 func (r *run) prepare(ctx context.Context) error {
 	o := r.o
 	r.bc = bus.Config{Brokers: o.KafkaBrokers, TopicPrefix: "kfbench." + r.id + ".", Partitions: o.Partitions}
-	r.chCfg = chstorage.Config{Addr: o.ClickHouseAddr, Database: "kfbench_" + r.id, Username: o.ClickHouseUser,
-		Password: o.ClickHousePass}
+	r.chCfg = o.ClickHouse
+	r.chCfg.Database = "kfbench_" + r.id
 	if err := r.ensureServices(ctx); err != nil {
 		return err
 	}
@@ -439,8 +439,7 @@ func (r *run) ensureServices(ctx context.Context) error {
 	check := func() error {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		conn, err := chstorage.Open(pctx, chstorage.Config{Addr: r.o.ClickHouseAddr, Database: "default",
-			Username: r.o.ClickHouseUser, Password: r.o.ClickHousePass})
+		conn, err := chstorage.Open(pctx, r.serverConfig())
 		if err != nil {
 			return err
 		}
@@ -466,8 +465,7 @@ func (r *run) ensureServices(ctx context.Context) error {
 }
 
 func (r *run) clickHouseVersion(ctx context.Context) string {
-	conn, err := chstorage.Open(ctx, chstorage.Config{Addr: r.o.ClickHouseAddr, Database: "default",
-		Username: r.o.ClickHouseUser, Password: r.o.ClickHousePass})
+	conn, err := chstorage.Open(ctx, r.serverConfig())
 	if err != nil {
 		return ""
 	}
@@ -482,8 +480,8 @@ func (r *run) clickHouseVersion(ctx context.Context) string {
 func (r *run) startServe(ctx context.Context) error {
 	token := "kfbench-" + newID() + newID()
 	srv, err := startServe(ctx, serveConfig{binary: r.o.Binary, brokers: r.o.KafkaBrokers, prefix: r.bc.TopicPrefix,
-		partitions: r.o.Partitions, chAddr: r.o.ClickHouseAddr, chDatabase: r.chCfg.Database, chUser: r.o.ClickHouseUser,
-		chPassword: r.o.ClickHousePass, registry: filepath.Join(r.dir, "registry.json"), dataDir: filepath.Join(r.dir, "serve"),
+		partitions: r.o.Partitions, chAddr: r.o.ClickHouse.Addr, chDatabase: r.chCfg.Database, chUser: r.o.ClickHouse.Username,
+		chPassword: r.o.ClickHouse.Password, registry: filepath.Join(r.dir, "registry.json"), dataDir: filepath.Join(r.dir, "serve"),
 		logPath: filepath.Join(r.dir, "serve.log"), token: token, key: pseudonymKey, extra: r.o.ServeArgs})
 	if err != nil {
 		return err
@@ -577,8 +575,7 @@ func (r *run) cleanup() {
 	step(time.Minute, "delete topics", func(ctx context.Context) error { return deleteTopics(ctx, r.bc) })
 	step(time.Minute, "delete consumer groups", func(ctx context.Context) error { return deleteGroups(ctx, r.bc) })
 	step(5*time.Minute, "drop database "+r.chCfg.Database, func(ctx context.Context) error {
-		conn, err := chstorage.Open(ctx, chstorage.Config{Addr: r.o.ClickHouseAddr, Database: "default",
-			Username: r.o.ClickHouseUser, Password: r.o.ClickHousePass})
+		conn, err := chstorage.Open(ctx, r.serverConfig())
 		if err != nil {
 			return err
 		}
@@ -761,4 +758,12 @@ func (r *run) note(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	r.res.Notes = append(r.res.Notes, msg)
 	r.logger.Warn(msg)
+}
+
+// serverConfig is the ClickHouse connection for statements outside the
+// run's database.
+func (r *run) serverConfig() chstorage.Config {
+	c := r.o.ClickHouse
+	c.Database = "default"
+	return c
 }

@@ -28,7 +28,7 @@ func TestHarnessQuick(t *testing.T) {
 	bin := testenv.KeyfleetBinary(t)
 
 	o := QuickOptions()
-	o.Binary, o.KafkaBrokers, o.ClickHouseAddr = bin, bc.Brokers, ch.Addr
+	o.Binary, o.KafkaBrokers, o.ClickHouse.Addr = bin, bc.Brokers, ch.Addr
 	o.Sites, o.DoorsPerSite, o.Subjects = 2, 20, 100
 	o.ThroughputRecords, o.ProfileSeconds = 20_000, 1
 	o.Rates, o.RateDuration, o.QueryRate = []float64{2000}, 3*time.Second, 2000

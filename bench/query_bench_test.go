@@ -28,7 +28,7 @@ import (
 
 // Query benchmark configuration (environment):
 //
-//	KEYFLEET_BENCH_QUERY_EVENTS    events in ClickHouse (default 300000; the target is 30000000)
+//	KEYFLEET_BENCH_QUERY_EVENTS    events in ClickHouse (default 300000; the performance goal is stated for 30000000)
 //	KEYFLEET_BENCH_QUERY_DATABASE  keep the data in this database across runs (loaded once; default: a
 //	                               fresh test database, dropped afterwards)
 //	KEYFLEET_BENCH_QUERY_INGEST    events/s inserted in the background while measuring (default 0: idle)

@@ -217,7 +217,7 @@ func groupOf(fn string) string {
 	}
 }
 
-// goals compares the results with the targets.
+// goals compares the results with the performance goals (BENCHMARKS.md).
 func goals(res *Results) []Goal {
 	yes := func(b bool) *bool { return &b }
 	var out []Goal

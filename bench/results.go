@@ -189,7 +189,7 @@ type ServeTotals struct {
 	PeakRSSMiB   float64 `json:"peak_rss_mib"`
 }
 
-// Goal is one of the issue's targets and how the run did.
+// Goal is one of the performance goals and how the run did.
 type Goal struct {
 	Name     string `json:"name"`
 	Target   string `json:"target"`

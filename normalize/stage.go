@@ -65,10 +65,6 @@ func NewStageMetrics(reg prometheus.Registerer) *StageMetrics {
 	return m
 }
 
-// DeadLettered returns the dead-letter counter (shared by other stages that
-// reject raw records, such as HTTP ingest).
-func (m *StageMetrics) DeadLettered() *prometheus.CounterVec { return m.deadLettered }
-
 // Stage consumes raw vendor records, normalizes them and produces the events
 // to access.events (keyed by subject, else by lock) and every record it cannot
 // map to lock.events.dlq with the reason. Offsets are committed only after

@@ -69,14 +69,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"partitions of topics keyfleet creates")
 	s.String(&c.KafkaCompression, "kafka-compression", "KEYFLEET_KAFKA_COMPRESSION", "none",
 		"compression of batches keyfleet produces: none (Kafka's own producer default; cheapest on one box), gzip, snappy, lz4, zstd (worth it across a network)")
-	s.String(&c.ClickHouse.Addr, "clickhouse-addr", "KEYFLEET_CLICKHOUSE_ADDR", "127.0.0.1:19000",
-		"ClickHouse native-protocol address (host:port); scripts/clickhouse.sh serves 127.0.0.1:19000")
-	s.String(&c.ClickHouse.Database, "clickhouse-database", "KEYFLEET_CLICKHOUSE_DATABASE", "keyfleet",
-		"ClickHouse database (created if missing)")
-	s.String(&c.ClickHouse.Compression, "clickhouse-compression", "KEYFLEET_CLICKHOUSE_COMPRESSION", "none",
-		"compression of the blocks sent to ClickHouse: none (cheapest when ClickHouse is on the same machine) or lz4")
-	s.String(&c.ClickHouse.Username, "clickhouse-user", "KEYFLEET_CLICKHOUSE_USER", "default", "ClickHouse user")
-	s.Secret(&c.ClickHouse.Password, "clickhouse-password", "KEYFLEET_CLICKHOUSE_PASSWORD", "ClickHouse password")
+	c.ClickHouse.RegisterFlags(s)
 	s.String(&c.HTTPAddr, "http-addr", "KEYFLEET_HTTP_ADDR", "127.0.0.1:8080",
 		"HTTP listen address (API, dashboards, /metrics, /healthz, /readyz)")
 	s.Int(&c.HTTPBodyLimit, "http-body-limit", "KEYFLEET_HTTP_BODY_LIMIT", 8<<20,

@@ -242,9 +242,6 @@ func New(o Options) (*Simulator, error) {
 	return s, nil
 }
 
-// Gateways returns the simulator's gateway set.
-func (s *Simulator) Gateways() *locks.Set { return s.set }
-
 // Run registers the fleet and plays its activity until the window, the
 // duration or the count is exhausted, or ctx ends (then what was produced
 // so far is flushed). It returns the run's statistics and labels.

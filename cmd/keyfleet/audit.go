@@ -30,10 +30,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flagenv.New("audit verify", "Verifies the admin audit log: every chain's hashes and links, and the anchors between chains.\n"+
 		"Exits 1 and names the first altered or removed entry when verification fails.")
 	fs.FlagSet().SetOutput(stderr)
-	fs.String(&ch.Addr, "clickhouse-addr", "KEYFLEET_CLICKHOUSE_ADDR", "127.0.0.1:19000", "ClickHouse native-protocol address")
-	fs.String(&ch.Database, "clickhouse-database", "KEYFLEET_CLICKHOUSE_DATABASE", "keyfleet", "ClickHouse database")
-	fs.String(&ch.Username, "clickhouse-user", "KEYFLEET_CLICKHOUSE_USER", "default", "ClickHouse user")
-	fs.Secret(&ch.Password, "clickhouse-password", "KEYFLEET_CLICKHOUSE_PASSWORD", "ClickHouse password")
+	ch.RegisterFlags(fs)
 	fs.String(&url, "url", "KEYFLEET_URL", "", "verify through a running keyfleet's API instead (e.g. http://127.0.0.1:8080)")
 	fs.Secret(&token, "token", "KEYFLEET_TOKEN", "admin API token (with --url)")
 	fs.Bool(&asJSON, "json", "KEYFLEET_AUDIT_JSON", false, "print the report as JSON")

@@ -68,9 +68,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.String(&scriptsDir, "scripts", "KEYFLEET_BENCH_SCRIPTS", "scripts",
 		"directory of clickhouse.sh and kafka.sh, run (idempotently) when a service does not answer; empty: never")
 	fs.List(&o.KafkaBrokers, "kafka-brokers", "KEYFLEET_KAFKA_BROKERS", def.KafkaBrokers, "Kafka bootstrap brokers (a real broker)")
-	fs.String(&o.ClickHouseAddr, "clickhouse-addr", "KEYFLEET_CLICKHOUSE_ADDR", def.ClickHouseAddr, "ClickHouse native-protocol address")
-	fs.String(&o.ClickHouseUser, "clickhouse-user", "KEYFLEET_CLICKHOUSE_USER", def.ClickHouseUser, "ClickHouse user")
-	fs.Secret(&o.ClickHousePass, "clickhouse-password", "KEYFLEET_CLICKHOUSE_PASSWORD", "ClickHouse password")
+	o.ClickHouse.RegisterFlags(fs)
 	fs.String(&o.WorkDir, "work-dir", "KEYFLEET_BENCH_WORK_DIR", "", "directory for the run's files (default: a temporary one, removed afterwards)")
 	fs.Bool(&o.Keep, "keep", "KEYFLEET_BENCH_KEEP", false, "keep the run's topics, database and work directory")
 	fs.Int(&o.Partitions, "partitions", "KEYFLEET_BENCH_PARTITIONS", def.Partitions, "partitions of the run's topics")

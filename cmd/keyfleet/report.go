@@ -28,10 +28,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flagenv.New("report", "Weekly fleet-health report: KPIs of the week against the previous four, anomalies by detector,\n"+
 		"stale credentials, exceptions past their end date, vendor/lock health.")
 	fs.FlagSet().SetOutput(stderr)
-	fs.String(&ch.Addr, "clickhouse-addr", "KEYFLEET_CLICKHOUSE_ADDR", "127.0.0.1:19000", "ClickHouse native-protocol address")
-	fs.String(&ch.Database, "clickhouse-database", "KEYFLEET_CLICKHOUSE_DATABASE", "keyfleet", "ClickHouse database")
-	fs.String(&ch.Username, "clickhouse-user", "KEYFLEET_CLICKHOUSE_USER", "default", "ClickHouse user")
-	fs.Secret(&ch.Password, "clickhouse-password", "KEYFLEET_CLICKHOUSE_PASSWORD", "ClickHouse password")
+	ch.RegisterFlags(fs)
 	fs.String(&week, "week", "KEYFLEET_REPORT_WEEK", "", "ISO week, e.g. 2026-W47 (default: the last complete week)")
 	fs.String(&site, "site", "KEYFLEET_REPORT_SITE", "", "limit the access-derived sections to one site")
 	fs.String(&format, "format", "KEYFLEET_REPORT_FORMAT", "md", "html, md, csv or json")

@@ -45,10 +45,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var name, role, output string
 	fs := flagenv.New("token "+sub, tokenUsage)
 	fs.FlagSet().SetOutput(stderr)
-	fs.String(&ch.Addr, "clickhouse-addr", "KEYFLEET_CLICKHOUSE_ADDR", "127.0.0.1:19000", "ClickHouse native-protocol address (host:port)")
-	fs.String(&ch.Database, "clickhouse-database", "KEYFLEET_CLICKHOUSE_DATABASE", "keyfleet", "ClickHouse database (created and migrated if missing)")
-	fs.String(&ch.Username, "clickhouse-user", "KEYFLEET_CLICKHOUSE_USER", "default", "ClickHouse user")
-	fs.Secret(&ch.Password, "clickhouse-password", "KEYFLEET_CLICKHOUSE_PASSWORD", "ClickHouse password")
+	ch.RegisterFlags(fs)
 	fs.String(&output, "output", "KEYFLEET_TOKEN_OUTPUT", "text", "text or json")
 	switch sub {
 	case "create":

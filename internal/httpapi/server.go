@@ -310,16 +310,6 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	return errorHandler(c, err)
 }
 
-// Run serves until ctx ends, then stops accepting and waits for in-flight
-// requests (up to 20 s).
-func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.opts.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", s.opts.Addr, err)
-	}
-	return s.Serve(ctx, ln)
-}
-
 // Serve is Run on a listener the caller opened.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.opts.Logger.Info("http server listening", "addr", ln.Addr().String())

@@ -42,7 +42,6 @@ func (f *Fleet) defaults() {
 // Site, Door, Lock and Subject name the generated entities.
 func Site(i uint64) string       { return fmt.Sprintf("site-%d", i) }
 func Door(site, i uint64) string { return fmt.Sprintf("door-%d-%d", site, i) }
-func Lock(site, i uint64) string { return fmt.Sprintf("lock-%d-%d", site, i) }
 func Subject(i uint64) string    { return fmt.Sprintf("subj-%d", i) }
 
 // Load inserts the fleet's events into access_events. Most subjects stay at

@@ -2,7 +2,7 @@
 // payload that lock's vendor really sends: Matter Door Lock cluster events,
 // Nuki Web API smartlock log entries, Schlage Home webhook events, Seam
 // webhook events and legacy panel CSV lines, in exactly the shapes keyfleet's
-// normalizer adapters accept (see normalize/* and issue 3).
+// normalizer adapters accept (see normalize/*).
 //
 // Encoding is deterministic: an Encoder seeded the same way, fed the same
 // occurrences in the same order, writes the same bytes (event ids and

@@ -2,7 +2,6 @@ package jsonscan
 
 import (
 	"strconv"
-	"unicode/utf8"
 )
 
 // Int is an optional integer member: Set is false when the member is
@@ -60,9 +59,6 @@ func (r *Reader) ReadBool(dst *bool) error {
 	}
 	return err
 }
-
-// ValidUTF8 reports whether b is valid UTF-8 (for callers that keep bytes).
-func ValidUTF8(b []byte) bool { return utf8.Valid(b) }
 
 // Bytes is an optional string member kept as bytes: a slice of the payload
 // when the string has no escapes (no copy), else a copy. Use it for members

@@ -81,9 +81,6 @@ func (r *Reader) mismatch(err error) {
 	}
 }
 
-// Offset is the current read position.
-func (r *Reader) Offset() int { return r.pos }
-
 func (r *Reader) syntax(msg string) error { return &SyntaxError{Offset: r.pos, msg: msg} }
 
 func (r *Reader) ws() {
@@ -327,30 +324,6 @@ func (r *Reader) Int() (v int64, ok bool, err error) {
 		return int64(u), true, nil
 	}
 	return -int64(u), true, nil // -(1<<63) wraps to itself, as intended
-}
-
-// Uint reads a non-negative integer that fits in a uint64. A null returns ok=false.
-func (r *Reader) Uint() (v uint64, ok bool, err error) {
-	lit, ok, err := r.number("integer")
-	if !ok || err != nil {
-		return 0, ok, err
-	}
-	if lit[0] == '-' { // even -0, as encoding/json's ParseUint
-		r.mismatch(ErrRange)
-		return 0, false, nil
-	}
-	for _, c := range lit {
-		if c < '0' || c > '9' {
-			r.mismatch(&TypeError{Offset: r.pos - len(lit), Want: "integer", Got: "number"})
-			return 0, false, nil
-		}
-		if v > (1<<64-1)/10 || v*10 > 1<<64-1-uint64(c-'0') {
-			r.mismatch(ErrRange)
-			return 0, false, nil
-		}
-		v = v*10 + uint64(c-'0')
-	}
-	return v, true, nil
 }
 
 // Number reads any number and returns its literal text. A null returns ok=false.
