@@ -64,7 +64,7 @@ type Options struct {
 	// Binary is the keyfleet executable to run as serve (required).
 	Binary string
 	// KafkaBrokers and ClickHouse say where the services are.
-	KafkaBrokers   []string
+	KafkaBrokers []string
 	// ClickHouse is where ClickHouse is; each run uses its own database
 	// (kfbench_<id>), not ClickHouse.Database.
 	ClickHouse chstorage.Config

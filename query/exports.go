@@ -17,8 +17,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyfleet/keyfleet/internal/httpapi"
-	"github.com/keyfleet/keyfleet/query/export"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
+	"github.com/keyfleet/keyfleet/query/export"
 )
 
 const (
