@@ -14,7 +14,7 @@ import (
 
 // The README's configuration table documents every serve flag and its env var.
 func TestREADMEDocumentsEveryFlag(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../README.md")
 	require.NoError(t, err)
 	var cfg Config
 	fs := flagenv.New("serve", "")

@@ -106,7 +106,7 @@ func TestServeRouteRoleMatrix(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(body, &doc))
 
-	readme, err := os.ReadFile("../../docs/api.md")
+	readme, err := os.ReadFile("../docs/api.md")
 	require.NoError(t, err)
 	docs := map[string][]string{}
 	for _, line := range strings.Split(string(readme), "\n") {
