@@ -28,6 +28,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/registry"
 	"github.com/keyfleet/keyfleet/internal/testenv"
+	"github.com/keyfleet/keyfleet/pipeline"
 )
 
 var pseudonymKey = []byte("test-pseudonym-key-0123456789")
@@ -369,5 +370,5 @@ func resident(subject string) control.CredentialRequest {
 
 func insertAccess(conn driver.Conn, row []any) error {
 	row[0] = uuid.MustParse(row[0].(string))
-	return chstorage.InsertRows(context.Background(), conn, "access_events", chstorage.AccessColumns, row)
+	return chstorage.InsertRows(context.Background(), conn, "access_events", pipeline.AccessColumns, row)
 }

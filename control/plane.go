@@ -23,6 +23,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/registry"
+	"github.com/keyfleet/keyfleet/pipeline"
 )
 
 // Auditor appends to the admin audit log (internal/audit.Store).
@@ -296,7 +297,7 @@ func (p *Plane) runCredentialWriter(ctx context.Context) error {
 	defer r.Close()
 	dlq := bus.NewWriter(p.opts.Bus, bus.TopicDLQ)
 	defer dlq.Close()
-	w, err := chstorage.NewWriter(chstorage.WriterOptions{
+	w, err := pipeline.NewSink(pipeline.SinkOptions{
 		Reader: r, Conn: p.opts.Conn, Rows: NewCredentialRows(), BatchSize: 10000,
 		FlushInterval: 200 * time.Millisecond, Logger: p.opts.Logger,
 		OnBadRecord: func(ctx context.Context, m kafka.Message, reason error) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/gateway"
+	"github.com/keyfleet/keyfleet/pipeline"
 )
 
 // CredentialRows turns credential.events records into credential_events rows
@@ -19,7 +20,7 @@ type CredentialRows struct {
 	now  func() time.Time
 }
 
-var _ chstorage.Rows = (*CredentialRows)(nil)
+var _ pipeline.Rows = (*CredentialRows)(nil)
 
 var credentialColumns = []string{
 	"credential_id", "seq", "ts", "ts_ms", "op", "state", "prev_state", "subject_id", "role", "site_id",

@@ -18,6 +18,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/testenv"
+	"github.com/keyfleet/keyfleet/pipeline"
 )
 
 type tokens map[string]httpapi.Role
@@ -120,7 +121,7 @@ func loadData(t *testing.T, conn driver.Conn, now time.Time) {
 		return []any{u, sec(ts), ts.UnixMilli(), ts.UnixMilli() + 5, "matter", "site-a", "z", "door-1", "lock-1", "subj-1",
 			"cred-1", "dev-1", "attested", "unlock", outcome, "phone_nfc", "", "", uint8(0), "raw/0/1", ts.UnixMilli()}
 	}
-	require.NoError(t, chstorage.InsertRows(ctx, conn, "access_events", chstorage.AccessColumns,
+	require.NoError(t, chstorage.InsertRows(ctx, conn, "access_events", pipeline.AccessColumns,
 		ev(evidenceIDs[1], at.Add(-10*time.Minute), "denied"),
 		ev(evidenceIDs[0], at.Add(-20*time.Minute), "granted"),
 		ev(evidenceIDs[0], at.Add(-20*time.Minute), "granted"), // a re-delivery

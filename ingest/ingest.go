@@ -15,22 +15,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/normalize"
 )
-
-// MessageWriter is the part of a kafka-go writer the handler uses.
-type MessageWriter interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-}
 
 // Options configure the handler.
 type Options struct {
 	// Normalizer validates each record with its vendor's adapter before it is
 	// queued, so a malformed record is refused at the door with a reason.
 	Normalizer *normalize.Normalizer
-	Raw        MessageWriter // lock.events.raw
+	Raw        bus.Writer    // lock.events.raw
 	MaxRecords int           // per request
 	Timeout    time.Duration // for the Kafka write
 	// Signers verify vendor webhook signatures by vendor (see httpapi.Route.Signed).

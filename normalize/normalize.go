@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -100,6 +101,16 @@ const refCacheSize = 1 << 16
 // may be nil. pseudonymKey keys RefHash.
 func New(adapters map[string]Adapter, registry Registry, pseudonymKey []byte) *Normalizer {
 	return &Normalizer{adapters: adapters, registry: registry, key: pseudonymKey}
+}
+
+// Vendors returns the vendors the normalizer has adapters for, sorted.
+func (n *Normalizer) Vendors() []string {
+	out := make([]string, 0, len(n.adapters))
+	for v := range n.adapters {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Has reports whether a vendor has an adapter.

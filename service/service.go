@@ -33,6 +33,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/registry"
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
+	"github.com/keyfleet/keyfleet/pipeline"
 	"github.com/keyfleet/keyfleet/query"
 )
 
@@ -145,30 +146,30 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	dlqReader := bus.NewGroupReader(bc, bus.TopicDLQ, bus.GroupDeadLetter)
 	defer closeAll(logger, rawWriter, accessWriter, dlqWriter, rawReader, accessReader, dlqReader)
 
-	stageMetrics := normalize.NewStageMetrics(reg)
-	stage, err := normalize.NewStage(normalize.StageOptions{
+	stageMetrics := pipeline.NewNormalizeMetrics(reg)
+	stage, err := pipeline.NewNormalizeStage(pipeline.NormalizeOptions{
 		Normalizer: normalizer, Reader: rawReader, Events: accessWriter, DLQ: dlqWriter,
 		MaxBatch: cfg.NormalizeBatch, MaxWait: 50 * time.Millisecond, Logger: logger, Metrics: stageMetrics,
 	})
 	if err != nil {
 		return err
 	}
-	writerMetrics := chstorage.NewWriterMetrics(reg)
+	writerMetrics := pipeline.NewSinkMetrics(reg)
 	inserted := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyfleet_pipeline_events_inserted_total",
 		Help: "Access events stored in ClickHouse, by vendor.",
 	}, []string{"vendor"})
 	reg.MustRegister(inserted)
-	accessStore, err := chstorage.NewWriter(chstorage.WriterOptions{
-		Reader: accessReader, Conn: bulkConn, Rows: chstorage.NewAccessRows(inserted),
+	accessStore, err := pipeline.NewSink(pipeline.SinkOptions{
+		Reader: accessReader, Conn: bulkConn, Rows: pipeline.NewAccessRows(inserted),
 		OnBadRecord: deadLetterTo(dlqWriter, "clickhouse"),
 		BatchSize:   cfg.BatchSize, FlushInterval: cfg.FlushInterval, Logger: logger, Metrics: writerMetrics,
 	})
 	if err != nil {
 		return err
 	}
-	dlqStore, err := chstorage.NewWriter(chstorage.WriterOptions{
-		Reader: dlqReader, Conn: conn, Rows: &chstorage.DeadLetterRows{},
+	dlqStore, err := pipeline.NewSink(pipeline.SinkOptions{
+		Reader: dlqReader, Conn: conn, Rows: &pipeline.DeadLetterRows{},
 		OnBadRecord: func(context.Context, kafka.Message, error) error { return nil }, // DeadLetterRows never rejects
 		BatchSize:   10000, FlushInterval: cfg.FlushInterval, Logger: logger, Metrics: writerMetrics,
 	})
@@ -286,7 +287,7 @@ func waitFor(ctx context.Context, logger *slog.Logger, what string, fn func(cont
 	})
 }
 
-func deadLetterTo(w *kafka.Writer, stage string) chstorage.BadRecordFunc {
+func deadLetterTo(w *kafka.Writer, stage string) pipeline.BadRecordFunc {
 	return func(ctx context.Context, m kafka.Message, reason error) error {
 		d := bus.DeadLetter{
 			Reason: "undecodable_event", Error: reason.Error(), Source: bus.RawRef(m), Stage: stage,

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/internal/chstorage"
+	"github.com/keyfleet/keyfleet/pipeline"
 )
 
 // The fixed data set of the report tests: five weeks (2026-W43..W47) of a
@@ -23,7 +24,7 @@ var (
 )
 
 var (
-	accessCols = chstorage.AccessColumns
+	accessCols = pipeline.AccessColumns
 	credCols   = []string{"credential_id", "seq", "ts", "ts_ms", "op", "state", "prev_state", "subject_id", "role", "site_id",
 		"device_id", "attested", "break_glass", "exception", "valid_from_ms", "valid_until_ms", "issuer", "approval_rule",
 		"requested_ms", "issued_ms", "revocation_id"}

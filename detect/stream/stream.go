@@ -37,11 +37,6 @@ import (
 	"github.com/keyfleet/keyfleet/internal/event"
 )
 
-// MessageWriter is the part of a kafka-go writer the processor uses.
-type MessageWriter interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-}
-
 // Uses reports credentials' last granted uses from the event store, for the
 // batch checks: lastUse maps credential ids to their last granted use since
 // sinceMs; oldestMs is the oldest event time the store holds.
@@ -70,7 +65,7 @@ type Options struct {
 	// has not yet read; the idle watermark advance waits for 0.
 	Lag func() int64
 	// Alerts writes the alerts topic (synchronous, acks=all).
-	Alerts MessageWriter
+	Alerts bus.Writer
 
 	// Uses enables the batch checks (stale_credential, expired_exception)
 	// every BatchEvery; nil disables them on this instance.

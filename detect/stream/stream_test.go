@@ -21,6 +21,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/testenv"
+	"github.com/keyfleet/keyfleet/pipeline"
 )
 
 func produce(t testing.TB, cfg bus.Config, topic string, key string, v any) {
@@ -242,7 +243,7 @@ func TestClickHouseUsesAndBaselines(t *testing.T) {
 	conn, _ := testenv.ClickHouse(t)
 	ctx := context.Background()
 	day := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
-	cols := chstorage.AccessColumns
+	cols := pipeline.AccessColumns
 	row := func(id, cred, outcome string, ts time.Time) []any {
 		return []any{mustUUID(id), ts, ts.UnixMilli(), ts.UnixMilli(), "matter", "site", "", "door", "lock", "s", cred, "", "unknown",
 			"unlock", outcome, "phone_nfc", "", "", uint8(0), "", ts.UnixMilli()}

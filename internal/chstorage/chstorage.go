@@ -1,6 +1,6 @@
-// Package chstorage holds keyfleet's ClickHouse side: connecting, the versioned
-// schema migrations, and the batched at-least-once writer that moves Kafka
-// topics into tables.
+// Package chstorage holds keyfleet's ClickHouse side: connecting, the
+// versioned schema migrations and small insert helpers. The batched
+// Kafka-to-ClickHouse sink is in package pipeline.
 //
 // All SQL here is the portable subset that runs on ClickHouse 18.16 (Debian's
 // package) and on current releases: no TTL, no DateTime64, no Map, no

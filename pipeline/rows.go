@@ -1,4 +1,4 @@
-package chstorage
+package pipeline
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package normalize
+package pipeline
 
 import (
 	"context"
@@ -11,36 +11,32 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/event"
+	"github.com/keyfleet/keyfleet/normalize"
 )
 
-// MessageWriter is the part of a kafka-go writer the stage uses.
-type MessageWriter interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-}
-
-// StageOptions configure a Stage.
-type StageOptions struct {
-	Normalizer *Normalizer
+// NormalizeOptions configure a NormalizeStage.
+type NormalizeOptions struct {
+	Normalizer *normalize.Normalizer
 	Reader     bus.MessageReader // lock.events.raw, consumer group
-	Events     MessageWriter     // access.events
-	DLQ        MessageWriter     // lock.events.dlq
+	Events     bus.Writer        // access.events
+	DLQ        bus.Writer        // lock.events.dlq
 	MaxBatch   int
 	MaxWait    time.Duration
 	Logger     *slog.Logger
-	Metrics    *StageMetrics
+	Metrics    *NormalizeMetrics
 }
 
-// StageMetrics count the stage's work.
-type StageMetrics struct {
+// NormalizeMetrics count the stage's work.
+type NormalizeMetrics struct {
 	consumed     *prometheus.CounterVec
 	normalized   *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
 	batchSeconds prometheus.Histogram
 }
 
-// NewStageMetrics creates the metrics and registers them with reg (if not nil).
-func NewStageMetrics(reg prometheus.Registerer) *StageMetrics {
-	m := &StageMetrics{
+// NewNormalizeMetrics creates the metrics and registers them with reg (if not nil).
+func NewNormalizeMetrics(reg prometheus.Registerer) *NormalizeMetrics {
+	m := &NormalizeMetrics{
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyfleet_pipeline_records_consumed_total",
 			Help: "Raw vendor records consumed from lock.events.raw, by vendor.",
@@ -65,12 +61,12 @@ func NewStageMetrics(reg prometheus.Registerer) *StageMetrics {
 	return m
 }
 
-// Stage consumes raw vendor records, normalizes them and produces the events
+// NormalizeStage consumes raw vendor records, normalizes them and produces the events
 // to access.events (keyed by subject, else by lock) and every record it cannot
 // map to lock.events.dlq with the reason. Offsets are committed only after
 // both writes are acknowledged.
-type Stage struct {
-	opts StageOptions
+type NormalizeStage struct {
+	opts NormalizeOptions
 
 	// Per-vendor counters, resolved once (no label lookup per record).
 	consumed   map[string]prometheus.Counter
@@ -83,8 +79,8 @@ type Stage struct {
 	dlq    []kafka.Message
 }
 
-// NewStage returns a stage.
-func NewStage(opts StageOptions) (*Stage, error) {
+// NewNormalizeStage returns a stage.
+func NewNormalizeStage(opts NormalizeOptions) (*NormalizeStage, error) {
 	if opts.Normalizer == nil || opts.Reader == nil || opts.Events == nil || opts.DLQ == nil {
 		return nil, fmt.Errorf("normalize stage: Normalizer, Reader, Events and DLQ are required")
 	}
@@ -92,10 +88,10 @@ func NewStage(opts StageOptions) (*Stage, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.Metrics == nil {
-		opts.Metrics = NewStageMetrics(nil)
+		opts.Metrics = NewNormalizeMetrics(nil)
 	}
-	s := &Stage{opts: opts, consumed: map[string]prometheus.Counter{}, normalized: map[string]prometheus.Counter{}}
-	for vendor := range opts.Normalizer.adapters {
+	s := &NormalizeStage{opts: opts, consumed: map[string]prometheus.Counter{}, normalized: map[string]prometheus.Counter{}}
+	for _, vendor := range opts.Normalizer.Vendors() {
 		s.consumed[vendor] = opts.Metrics.consumed.WithLabelValues(vendor)
 		s.normalized[vendor] = opts.Metrics.normalized.WithLabelValues(vendor)
 	}
@@ -104,7 +100,7 @@ func NewStage(opts StageOptions) (*Stage, error) {
 }
 
 // Run consumes until ctx ends.
-func (s *Stage) Run(ctx context.Context) error {
+func (s *NormalizeStage) Run(ctx context.Context) error {
 	return bus.ConsumeBatches(ctx, s.opts.Reader, bus.BatchOptions{
 		MaxBatch: s.opts.MaxBatch,
 		MaxWait:  s.opts.MaxWait,
@@ -113,7 +109,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	}, s.handle)
 }
 
-func (s *Stage) handle(ctx context.Context, batch []kafka.Message) error {
+func (s *NormalizeStage) handle(ctx context.Context, batch []kafka.Message) error {
 	start := time.Now()
 	s.buf, s.ends, s.out, s.dlq = s.buf[:0], s.ends[:0], s.out[:0], s.dlq[:0]
 	now := time.Now().UnixMilli()
@@ -153,8 +149,8 @@ func (s *Stage) handle(ctx context.Context, batch []kafka.Message) error {
 // not the event time: a lock with a fast clock would otherwise stamp records
 // the broker refuses (more than an hour ahead), and a backfill of old events
 // would be due for time-based retention the moment it is written.
-func (s *Stage) normalize(m kafka.Message, nowMs int64) (string, error) {
-	raw, err := DecodeEnvelope(m.Value)
+func (s *NormalizeStage) normalize(m kafka.Message, nowMs int64) (string, error) {
+	raw, err := normalize.DecodeEnvelope(m.Value)
 	if err != nil {
 		return "", err
 	}
@@ -181,8 +177,8 @@ func (s *Stage) normalize(m kafka.Message, nowMs int64) (string, error) {
 	return raw.Vendor, nil
 }
 
-func (s *Stage) deadLetter(m kafka.Message, vendor string, err error, now int64) {
-	reason := ReasonOf(err)
+func (s *NormalizeStage) deadLetter(m kafka.Message, vendor string, err error, now int64) {
+	reason := normalize.ReasonOf(err)
 	s.opts.Metrics.deadLettered.WithLabelValues(vendorLabel(s.opts.Normalizer, vendor), reason).Inc()
 	s.dlq = append(s.dlq, bus.DeadLetter{
 		Vendor: vendor,
@@ -197,7 +193,7 @@ func (s *Stage) deadLetter(m kafka.Message, vendor string, err error, now int64)
 }
 
 // vendorLabel bounds the vendor metric label to known vendors.
-func vendorLabel(n *Normalizer, vendor string) string {
+func vendorLabel(n *normalize.Normalizer, vendor string) string {
 	if n.Has(vendor) {
 		return vendor
 	}

@@ -1,4 +1,4 @@
-package chstorage_test
+package pipeline_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/testenv"
+	"github.com/keyfleet/keyfleet/pipeline"
 )
 
 // BenchmarkWriterBatch stores one batch of access events per iteration, the
@@ -28,7 +29,7 @@ func BenchmarkWriterBatch(b *testing.B) {
 	defer bulk.Close()
 	const rows = 50000
 	msgs := accessRecords(rows)
-	rowsBuf := chstorage.NewAccessRows(nil)
+	rowsBuf := pipeline.NewAccessRows(nil)
 	batch := make([]kafka.Message, rows)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -36,7 +37,7 @@ func BenchmarkWriterBatch(b *testing.B) {
 		copy(batch, msgs) // the writer drops payloads once decoded
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		r := &sliceReader{msgs: batch, cancel: cancel}
-		w, err := chstorage.NewWriter(chstorage.WriterOptions{Reader: r, Conn: bulk, Rows: rowsBuf,
+		w, err := pipeline.NewSink(pipeline.SinkOptions{Reader: r, Conn: bulk, Rows: rowsBuf,
 			BatchSize: rows, FlushInterval: time.Minute, Logger: testenv.Logger(b),
 			OnBadRecord: func(_ context.Context, _ kafka.Message, err error) error { return err }})
 		if err != nil {

@@ -1,4 +1,4 @@
-package chstorage
+package pipeline
 
 import (
 	"context"
@@ -38,8 +38,8 @@ type Rows interface {
 // the record's offset is not committed and it is not lost.
 type BadRecordFunc func(ctx context.Context, m kafka.Message, reason error) error
 
-// WriterOptions configure a Writer.
-type WriterOptions struct {
+// SinkOptions configure a Sink.
+type SinkOptions struct {
 	Reader        bus.MessageReader
 	Conn          driver.Conn
 	Rows          Rows
@@ -47,11 +47,11 @@ type WriterOptions struct {
 	BatchSize     int           // flush when this many rows are collected
 	FlushInterval time.Duration // flush at least this often when rows are waiting
 	Logger        *slog.Logger
-	Metrics       *WriterMetrics
+	Metrics       *SinkMetrics
 }
 
 // Validate fills defaults and checks the options.
-func (o *WriterOptions) Validate() error {
+func (o *SinkOptions) Validate() error {
 	if o.Reader == nil || o.Conn == nil || o.Rows == nil || o.OnBadRecord == nil {
 		return errors.New("writer: Reader, Conn, Rows and OnBadRecord are required")
 	}
@@ -65,13 +65,13 @@ func (o *WriterOptions) Validate() error {
 		o.Logger = slog.Default()
 	}
 	if o.Metrics == nil {
-		o.Metrics = NewWriterMetrics(nil)
+		o.Metrics = NewSinkMetrics(nil)
 	}
 	return nil
 }
 
-// WriterMetrics are the writer's Prometheus metrics, labelled by table.
-type WriterMetrics struct {
+// SinkMetrics are the writer's Prometheus metrics, labelled by table.
+type SinkMetrics struct {
 	rows        *prometheus.CounterVec
 	batches     *prometheus.HistogramVec
 	duration    *prometheus.HistogramVec
@@ -80,9 +80,9 @@ type WriterMetrics struct {
 	lastFlushed *prometheus.GaugeVec
 }
 
-// NewWriterMetrics creates the metrics and registers them with reg (if not nil).
-func NewWriterMetrics(reg prometheus.Registerer) *WriterMetrics {
-	m := &WriterMetrics{
+// NewSinkMetrics creates the metrics and registers them with reg (if not nil).
+func NewSinkMetrics(reg prometheus.Registerer) *SinkMetrics {
+	m := &SinkMetrics{
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyfleet_clickhouse_rows_inserted_total",
 			Help: "Rows inserted into ClickHouse, by table.",
@@ -116,23 +116,23 @@ func NewWriterMetrics(reg prometheus.Registerer) *WriterMetrics {
 	return m
 }
 
-// Writer moves one Kafka topic into one ClickHouse table in batches, at least
+// Sink moves one Kafka topic into one ClickHouse table in batches, at least
 // once: a record's offset is committed only after the batch holding it is in
 // ClickHouse. Duplicates after a crash or rebalance are made harmless by the
 // table's deduplicating engine. While ClickHouse fails, the writer retries with
 // backoff and stops consuming, so memory stays bounded.
-type Writer struct {
-	opts  WriterOptions
+type Sink struct {
+	opts  SinkOptions
 	query string
 	table string
 }
 
-// NewWriter returns a writer; opts are validated.
-func NewWriter(opts WriterOptions) (*Writer, error) {
+// NewSink returns a writer; opts are validated.
+func NewSink(opts SinkOptions) (*Sink, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	return &Writer{
+	return &Sink{
 		opts:  opts,
 		table: opts.Rows.Table(),
 		query: "INSERT INTO " + opts.Rows.Table() + " (" + strings.Join(opts.Rows.Columns(), ", ") + ")",
@@ -140,7 +140,7 @@ func NewWriter(opts WriterOptions) (*Writer, error) {
 }
 
 // Run consumes until ctx ends, then stores and commits what it holds and returns.
-func (w *Writer) Run(ctx context.Context) error {
+func (w *Sink) Run(ctx context.Context) error {
 	return bus.ConsumeBatches(ctx, w.opts.Reader, bus.BatchOptions{
 		MaxBatch: w.opts.BatchSize,
 		MaxWait:  w.opts.FlushInterval,
@@ -152,7 +152,7 @@ func (w *Writer) Run(ctx context.Context) error {
 // store inserts one batch, retrying while ClickHouse fails; records that can
 // never be stored are dead-lettered instead. Offsets are committed by the
 // caller only after store returns nil.
-func (w *Writer) store(ctx context.Context, batch []kafka.Message) error {
+func (w *Sink) store(ctx context.Context, batch []kafka.Message) error {
 	rows := w.opts.Rows
 	rows.Reset()
 	for i, m := range batch {
@@ -188,7 +188,7 @@ func (w *Writer) store(ctx context.Context, batch []kafka.Message) error {
 	return nil
 }
 
-func (w *Writer) insert(ctx context.Context) error {
+func (w *Sink) insert(ctx context.Context) error {
 	start := time.Now()
 	batch, err := w.opts.Conn.PrepareBatch(ctx, w.query)
 	if err != nil {

@@ -1,4 +1,4 @@
-package chstorage_test
+package pipeline_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package normalize_test
+package pipeline_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/testenv"
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
+	"github.com/keyfleet/keyfleet/pipeline"
 )
 
 // TestStage runs the stage on Kafka: good records of every vendor reach
@@ -51,9 +52,9 @@ func TestStage(t *testing.T) {
 
 	reader := bus.NewGroupReader(kc, bus.TopicRaw, "stage-test")
 	t.Cleanup(func() { reader.Close() })
-	stage, err := normalize.NewStage(normalize.StageOptions{
+	stage, err := pipeline.NewNormalizeStage(pipeline.NormalizeOptions{
 		Normalizer: normalize.New(vendors.Adapters(), nil, []byte("k")), Reader: reader, Events: access, DLQ: dlq,
-		MaxBatch: 100, MaxWait: 50 * time.Millisecond, Logger: testenv.Logger(t), Metrics: normalize.NewStageMetrics(prometheus.NewRegistry()),
+		MaxBatch: 100, MaxWait: 50 * time.Millisecond, Logger: testenv.Logger(t), Metrics: pipeline.NewNormalizeMetrics(prometheus.NewRegistry()),
 	})
 	require.NoError(t, err)
 	runCtx, stop := context.WithCancel(ctx)
