@@ -35,61 +35,67 @@ func (s *Service) Routes() []httpapi.Route {
 	add := func(method, path, summary string, h func(*fiber.Ctx, context.Context) error) {
 		rs = append(rs, httpapi.Route{Method: method, Path: Prefix + path, Summary: summary, Roles: roles, Handler: s.handler(h)})
 	}
-	notAllowed := func(path string, allowed ...string) {
-		for _, m := range []string{fiber.MethodGet, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch, fiber.MethodDelete} {
-			if !containsString(allowed, m) {
-				add(m, path, "SCIM: method not allowed.", func(c *fiber.Ctx, _ context.Context) error {
-					c.Set(fiber.HeaderAllow, strings.Join(allowed, ", "))
-					return errorf(http.StatusMethodNotAllowed, "%s is not supported here", c.Method())
-				})
-			}
-		}
-	}
 	add(fiber.MethodGet, "/ServiceProviderConfig", "SCIM: the service provider's configuration (RFC 7644 §4).", s.handleSPConfig)
-	notAllowed("/ServiceProviderConfig", fiber.MethodGet)
 	add(fiber.MethodGet, "/ResourceTypes", "SCIM: the resource types served.", s.handleResourceTypes)
 	add(fiber.MethodGet, "/ResourceTypes/:id", "SCIM: one resource type.", s.handleResourceType)
-	notAllowed("/ResourceTypes", fiber.MethodGet)
-	notAllowed("/ResourceTypes/:id", fiber.MethodGet)
 	add(fiber.MethodGet, "/Schemas", "SCIM: the schemas served.", s.handleSchemas)
 	add(fiber.MethodGet, "/Schemas/:id", "SCIM: one schema.", s.handleSchema)
-	notAllowed("/Schemas", fiber.MethodGet)
-	notAllowed("/Schemas/:id", fiber.MethodGet)
 	add(fiber.MethodPost, "/.search", "SCIM: search Users and Groups at once (RFC 7644 §3.4.3).", s.handleSearch(nil))
 	for _, rt := range s.types {
-		rt := rt
 		add(fiber.MethodGet, rt.Endpoint, "SCIM: list or filter "+rt.Name+"s (filter, sortBy, startIndex, count, attributes).", s.handleList(rt))
 		add(fiber.MethodPost, rt.Endpoint, "SCIM: create a "+rt.Name+".", s.handleCreate(rt))
 		add(fiber.MethodPost, rt.Endpoint+"/.search", "SCIM: search "+rt.Name+"s with a SearchRequest body.", s.handleSearch(rt))
-		notAllowed(rt.Endpoint, fiber.MethodGet, fiber.MethodPost)
 		add(fiber.MethodGet, rt.Endpoint+"/:id", "SCIM: one "+rt.Name+" (If-None-Match supported).", s.handleGet(rt))
 		add(fiber.MethodPut, rt.Endpoint+"/:id", "SCIM: replace a "+rt.Name+" (If-Match supported).", s.handleReplace(rt))
 		add(fiber.MethodPatch, rt.Endpoint+"/:id", "SCIM: modify a "+rt.Name+" with a PatchOp (If-Match supported).", s.handlePatch(rt))
 		add(fiber.MethodDelete, rt.Endpoint+"/:id", "SCIM: delete a "+rt.Name+" (If-Match supported).", s.handleDelete(rt))
-		notAllowed(rt.Endpoint+"/:id", fiber.MethodGet, fiber.MethodPut, fiber.MethodPatch, fiber.MethodDelete)
-	}
-	for _, path := range []string{"/Me", "/Bulk"} {
-		for _, m := range []string{fiber.MethodGet, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch, fiber.MethodDelete} {
-			add(m, path, "SCIM: not implemented.", func(c *fiber.Ctx, _ context.Context) error {
-				return errorf(http.StatusNotImplemented, "%s is not implemented", c.Path())
-			})
-		}
 	}
 	for _, m := range []string{fiber.MethodGet, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch, fiber.MethodDelete} {
-		add(m, "/*", "SCIM: unknown endpoint.", func(*fiber.Ctx, context.Context) error {
-			return notFound("no such SCIM endpoint")
-		})
+		add(m, "/*", "SCIM: anything else under the prefix: 405 (with Allow), 501 (/Me, /Bulk) or 404, as SCIM errors.", s.handleOther)
 	}
 	return rs
 }
 
-func containsString(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
+// allowed returns the methods a path under the prefix supports (nil: no
+// such endpoint); notImplemented tells /Me and /Bulk.
+func (s *Service) allowed(path string) (methods []string, notImplemented bool) {
+	seg := strings.Split(strings.Trim(strings.TrimPrefix(path, Prefix), "/"), "/")
+	is := func(i int, name string) bool { return strings.EqualFold(seg[i], name) }
+	get := []string{fiber.MethodGet}
+	switch {
+	case is(0, "Me") || (len(seg) == 1 && is(0, "Bulk")):
+		return nil, true
+	case len(seg) == 1 && is(0, "ServiceProviderConfig"), len(seg) <= 2 && (is(0, "ResourceTypes") || is(0, "Schemas")):
+		return get, false
+	case len(seg) == 1 && is(0, ".search"):
+		return []string{fiber.MethodPost}, false
+	}
+	for _, rt := range s.types {
+		if !is(0, strings.TrimPrefix(rt.Endpoint, "/")) {
+			continue
+		}
+		switch {
+		case len(seg) == 1:
+			return []string{fiber.MethodGet, fiber.MethodPost}, false
+		case len(seg) == 2 && seg[1] == ".search":
+			return []string{fiber.MethodPost}, false
+		case len(seg) == 2:
+			return []string{fiber.MethodGet, fiber.MethodPut, fiber.MethodPatch, fiber.MethodDelete}, false
 		}
 	}
-	return false
+	return nil, false
+}
+
+func (s *Service) handleOther(c *fiber.Ctx, _ context.Context) error {
+	methods, notImplemented := s.allowed(c.Path())
+	switch {
+	case notImplemented:
+		return errorf(http.StatusNotImplemented, "this endpoint is not implemented")
+	case len(methods) > 0:
+		c.Set(fiber.HeaderAllow, strings.Join(methods, ", "))
+		return errorf(http.StatusMethodNotAllowed, "%s is not supported here (allowed: %s)", c.Method(), strings.Join(methods, ", "))
+	}
+	return notFound("no such SCIM endpoint")
 }
 
 // handler adapts a SCIM handler: a request timeout, and errors written as

@@ -142,6 +142,10 @@ func TestDiscoveryAndErrors(t *testing.T) {
 		assert.Equal(t, []any{msgError}, r.body["schemas"], "%s %s", tc.method, tc.path)
 	}
 
+	assert.Equal(t, "GET, POST", f.do(http.MethodDelete, "/users", nil).header.Get("Allow"))
+	assert.Equal(t, "GET, PUT, PATCH, DELETE", f.do(http.MethodPost, "/Groups/x", nil).header.Get("Allow"))
+	assert.Equal(t, "POST", f.do(http.MethodGet, "/.search", nil).header.Get("Allow"))
+
 	// The role is enforced by httpapi: other roles are refused.
 	req := httptest.NewRequest(http.MethodGet, Prefix+"/Users", nil)
 	req.Header.Set("Authorization", "Bearer analyst")
