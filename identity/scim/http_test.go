@@ -3,6 +3,7 @@ package scim
 import (
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -198,4 +199,28 @@ func TestMemoryStore(t *testing.T) {
 	_, err = s.Get(ctx, "User", "a")
 	assert.ErrorIs(t, err, ErrNotFound)
 	require.NoError(t, s.Create(ctx, rec("c", "alice2", "E1")), "a deleted record's keys are free again")
+}
+
+// TestConcurrentPatches: unconditional writes that race are retried, none is lost.
+func TestConcurrentPatches(t *testing.T) {
+	f := newFixture(t)
+	var users []string
+	for i := range 8 {
+		users = append(users, f.user(`{"userName":"u`+string(rune('a'+i))+`"}`))
+	}
+	g := f.group(`{"displayName":"G"}`)
+	var wg sync.WaitGroup
+	statuses := make([]int, len(users))
+	for i, u := range users {
+		wg.Go(func() {
+			statuses[i] = f.do(http.MethodPatch, "/Groups/"+g, patchBody(`{"op":"add","path":"members","value":[{"value":"`+u+`"}]}`)).status
+		})
+	}
+	wg.Wait()
+	for i, st := range statuses {
+		assert.Equal(t, http.StatusOK, st, "patch %d", i)
+	}
+	r := f.mustDo(http.StatusOK, http.MethodGet, "/Groups/"+g, nil)
+	assert.Len(t, r.body["members"], len(users))
+	assert.Equal(t, `W/"9"`, r.str("meta", "version"))
 }

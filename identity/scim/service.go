@@ -154,6 +154,8 @@ func storeErr(rt *ResourceType, err error) error {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return notFound("%s not found", rt.Name)
+	case errors.Is(err, ErrVersion):
+		return &Error{Status: http.StatusServiceUnavailable, Detail: fmt.Sprintf("%s is being changed concurrently; retry", rt.Name)}
 	case errors.Is(err, ErrConflict):
 		key := strings.TrimPrefix(err.Error(), ErrConflict.Error()+": ")
 		if key == err.Error() {
@@ -262,7 +264,7 @@ func (s *Service) update(ctx context.Context, rt *ResourceType, id, ifMatch stri
 			if ifMatch != "" {
 				return Record{}, preconditionFailed()
 			}
-			if attempt < 8 {
+			if retryWait(ctx, attempt) {
 				continue
 			}
 		}
@@ -354,7 +356,7 @@ func (s *Service) remove(ctx context.Context, rt *ResourceType, id, ifMatch stri
 			if ifMatch != "" {
 				return preconditionFailed()
 			}
-			if attempt < 8 {
+			if retryWait(ctx, attempt) {
 				continue
 			}
 		}
@@ -385,6 +387,25 @@ func (s *Service) remove(ctx context.Context, rt *ResourceType, id, ifMatch stri
 		return nil
 	}
 }
+
+// retryWait waits before another attempt at a write that lost a race
+// (attempt counts from 0) and reports whether to make it.
+func retryWait(ctx context.Context, attempt int) bool {
+	if attempt >= maxAttempts-1 {
+		return false
+	}
+	t := time.NewTimer(time.Duration(attempt+1) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// maxAttempts bounds the read-modify-write attempts of one request.
+const maxAttempts = 16
 
 func isNotFound(err error) bool {
 	var se *Error
