@@ -1,0 +1,60 @@
+// Package identity holds the domain types of people and groups pushed to
+// keyfleet by identity providers (Entra ID, Okta, a tenant system): the
+// joiner/mover/leaver changes that drive credential automation. The SCIM
+// service provider that produces them lives in identity/scim.
+//
+// A Change carries a pseudonymous subject id and group references, never a
+// user name, a real name or an e-mail address: personal data stays in the
+// identity store.
+package identity
+
+import "time"
+
+// ChangeKind says what happened to a subject's entitlement.
+type ChangeKind string
+
+// Change kinds.
+const (
+	// Joined: the subject became entitled (created active, re-activated, or
+	// its end date moved into the future).
+	Joined ChangeKind = "joined"
+	// Moved: an entitled subject's group memberships changed (or a group it
+	// is in was renamed).
+	Moved ChangeKind = "moved"
+	// Left: the subject lost its entitlement: deactivated, deleted, or its
+	// end date passed.
+	Left ChangeKind = "left"
+	// Updated: an entitled subject's site or end date changed.
+	Updated ChangeKind = "updated"
+)
+
+// Group is a group reference as changes carry it. ID is the stable key;
+// names may change (a rename of a group is reported as Moved for its
+// members).
+type Group struct {
+	ID          string `json:"id"`
+	ExternalID  string `json:"external_id,omitempty"`
+	DisplayName string `json:"display_name"`
+}
+
+// Change is one joiner/mover/leaver notification.
+type Change struct {
+	Kind ChangeKind `json:"kind"`
+	// SubjectID is the pseudonymous subject id (a keyed function of the
+	// SCIM id or externalId, never of the e-mail or user name).
+	SubjectID string `json:"subject_id"`
+	// Groups are the subject's direct groups after the change (empty for Left).
+	Groups []Group `json:"groups"`
+	// Added and Removed are the groups gained and lost (Moved only).
+	Added   []Group `json:"added,omitempty"`
+	Removed []Group `json:"removed,omitempty"`
+	// Site and EndDate come from keyfleet's access extension; EndDate is
+	// zero when none is set.
+	Site    string    `json:"site,omitempty"`
+	EndDate time.Time `json:"end_date,omitzero"`
+	Active  bool      `json:"active"`
+	// Reason says why (created, activated, deactivated, deleted, end_date,
+	// membership, renamed, attributes, resync).
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
