@@ -4,6 +4,7 @@
 #   scripts/clickhouse.sh start   # install Debian's clickhouse-server if missing, start on loopback
 #   scripts/clickhouse.sh stop    # stop the server this script started
 #   scripts/clickhouse.sh status  # exit 0 when the server answers
+#   scripts/clickhouse.sh install # only install Debian's clickhouse-server if missing
 #
 # Idempotent: start on a running server and stop on a stopped one do nothing.
 # Config and data live under ./var/clickhouse; the server listens on 127.0.0.1 only.
@@ -88,5 +89,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) answers ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  install) install ;;
+  *) echo "usage: $0 start|stop|status|install" >&2; exit 2 ;;
 esac
