@@ -106,6 +106,10 @@ stop_node() {
 }
 
 start() {
+  # A go.mod makes ./var a module of its own, so `go test ./...` and `go vet
+  # ./...` never walk the servers' data directories while they change.
+  mkdir -p "$root/var"
+  [ -f "$root/var/go.mod" ] || printf 'module keyfleet.local/var\n' >"$root/var/go.mod"
   "$root/scripts/clickhouse.sh" install
   mkdir -p "$base"
   if ! "$root/scripts/zookeeper.sh" status; then

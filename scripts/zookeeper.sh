@@ -4,7 +4,8 @@
 #
 #   scripts/zookeeper.sh start   # fetch jars from Maven Central once (cached), start
 #   scripts/zookeeper.sh stop    # stop the server this script started
-#   scripts/zookeeper.sh status  # exit 0 when the server answers "ruok" with "imok"
+#   scripts/zookeeper.sh status  # exit 0 when the server answers (four-letter "srvr")
+#   scripts/zookeeper.sh cli ARGS  # zkCli against it, e.g. cli create /clickhouse-keyfleet ""
 #
 # Idempotent. Jars are cached in KEYFLEET_CACHE (default ~/.cache/keyfleet); config
 # and data live under ./var/zookeeper. Port: KEYFLEET_ZK_PORT (default 12181).
@@ -14,7 +15,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="${KEYFLEET_CACHE:-$HOME/.cache/keyfleet}"
 version=$(sed -n 's#.*<zookeeper.version>\(.*\)</zookeeper.version>.*#\1#p' "$root/deploy/zookeeper/pom.xml")
-lib="$cache/zookeeper-$version/lib"
+# The cache is keyed by the pom's content, so a changed dependency list refetches.
+lib="$cache/zookeeper-$version-$(sha256sum "$root/deploy/zookeeper/pom.xml" | cut -c1-8)/lib"
 dir="${KEYFLEET_ZK_DIR:-$root/var/zookeeper}"
 port="${KEYFLEET_ZK_PORT:-12181}"
 pidfile="$dir/zookeeper.pid"
@@ -96,9 +98,17 @@ stop() {
   rm -f "$pidfile"
 }
 
+cli() {
+  fetch_jars
+  local java="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+  "$java" -Xmx128m -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$lib/*" \
+    org.apache.zookeeper.ZooKeeperMain -server "127.0.0.1:$port" "$@"
+}
+
 case "${1:-}" in
   start) start ;;
+  cli) shift; cli "$@" ;;
   stop) stop ;;
   status) answers ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|cli ARGS" >&2; exit 2 ;;
 esac
