@@ -54,20 +54,17 @@ func bootStateName(s int64) string {
 	return fmt.Sprintf("unknown_%d", s)
 }
 
-// verifyAndroid verifies a KeyStore certificate chain: DER certificates
-// concatenated, leaf first.
-func (v *Verifier) verifyAndroid(evidence, challenge []byte, now time.Time) (*Result, error) {
+// parseAndroid decodes a KeyStore certificate chain (DER certificates
+// concatenated, leaf first) and the leaf's key description; no signature is
+// checked.
+func parseAndroid(evidence []byte) ([]*x509.Certificate, *keyDescription, error) {
 	certs, err := x509.ParseCertificates(evidence)
 	if err != nil {
-		return nil, refuse(ReasonMalformed, "certificate chain: %v", err)
+		return nil, nil, refuse(ReasonMalformed, "certificate chain: %v", err)
 	}
-	if len(certs) > maxChain {
-		return nil, refuse(ReasonMalformed, "%d certificates, limit %d", len(certs), maxChain)
+	if len(certs) == 0 || len(certs) > maxChain {
+		return nil, nil, refuse(ReasonMalformed, "%d certificates, want 1..%d", len(certs), maxChain)
 	}
-	if err := verifyChain(certs, v.androidRoots, now); err != nil {
-		return nil, err
-	}
-	leaf := certs[0]
 	var ext []byte
 	for i, c := range certs {
 		for _, e := range c.Extensions {
@@ -75,18 +72,31 @@ func (v *Verifier) verifyAndroid(evidence, challenge []byte, now time.Time) (*Re
 				continue
 			}
 			if i != 0 || ext != nil {
-				return nil, refuse(ReasonInconsistent, "key description extension outside the leaf or repeated (certificate %d)", i)
+				return nil, nil, refuse(ReasonInconsistent, "key description extension outside the leaf or repeated (certificate %d)", i)
 			}
 			ext = e.Value
 		}
 	}
 	if ext == nil {
-		return nil, refuse(ReasonMalformed, "leaf has no key description extension (%s)", oidKeyDescription)
+		return nil, nil, refuse(ReasonMalformed, "leaf has no key description extension (%s)", oidKeyDescription)
 	}
 	kd, err := parseKeyDescription(ext)
 	if err != nil {
-		return nil, refuse(ReasonMalformed, "key description: %v", err)
+		return nil, nil, refuse(ReasonMalformed, "key description: %v", err)
 	}
+	return certs, kd, nil
+}
+
+// verifyAndroid verifies a KeyStore certificate chain.
+func (v *Verifier) verifyAndroid(evidence, challenge []byte, now time.Time) (*Result, error) {
+	certs, kd, err := parseAndroid(evidence)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyChain(certs, v.androidRoots, now); err != nil {
+		return nil, err
+	}
+	leaf := certs[0]
 	if subtle.ConstantTimeCompare(kd.challenge, challenge) != 1 {
 		return nil, refuse(ReasonWrongChallenge, "attestationChallenge differs from the challenge")
 	}

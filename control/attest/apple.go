@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/asn1"
 	"time"
 
@@ -39,57 +40,76 @@ type appleNonce struct {
 	Nonce []byte `asn1:"explicit,tag:1"`
 }
 
-// verifyApple verifies an App Attest attestation object, following Apple's
-// "Validating apps that connect to your server" steps 1-9.
-func (v *Verifier) verifyApple(evidence, challenge []byte, now time.Time) (*Result, error) {
+// appleEvidence is a decoded App Attest attestation object.
+type appleEvidence struct {
+	rawAuthData []byte
+	ad          *authData
+	certs       []*x509.Certificate // credCert, intermediate
+	pub         *ecdsa.PublicKey    // credCert's
+	nonce       []byte              // credCert's nonce extension
+}
+
+// parseApple decodes an attestation object; no signature is checked.
+func parseApple(dec cbor.DecMode, evidence []byte) (*appleEvidence, error) {
 	var obj attestationObject
-	if err := v.dec.Unmarshal(evidence, &obj); err != nil {
+	if err := dec.Unmarshal(evidence, &obj); err != nil {
 		return nil, refuse(ReasonMalformed, "attestation object: %v", err)
 	}
 	if obj.Fmt != "apple-appattest" {
 		return nil, refuse(ReasonMalformed, "fmt %q, want apple-appattest", obj.Fmt)
 	}
 	var st appleStatement
-	if err := v.dec.Unmarshal(obj.AttStmt, &st); err != nil {
+	if err := dec.Unmarshal(obj.AttStmt, &st); err != nil {
 		return nil, refuse(ReasonMalformed, "attStmt: %v", err)
 	}
 	certs, err := parseChain(st.X5C)
 	if err != nil {
 		return nil, err
 	}
-	ad, err := parseAuthData(obj.AuthData, v.dec)
+	ad, err := parseAuthData(obj.AuthData, dec)
 	if err != nil {
 		return nil, refuse(ReasonMalformed, "authData: %v", err)
 	}
-	// 1. The chain to Apple's App Attest root.
-	if err := verifyChain(certs, v.appleRoots, now); err != nil {
-		return nil, err
-	}
-	cred := certs[0]
-	pub, ok := cred.PublicKey.(*ecdsa.PublicKey)
+	ev := &appleEvidence{rawAuthData: obj.AuthData, ad: ad, certs: certs}
+	pub, ok := certs[0].PublicKey.(*ecdsa.PublicKey)
 	if !ok || pub.Curve != elliptic.P256() {
 		return nil, refuse(ReasonMalformed, "credential certificate key is not P-256")
 	}
-	// 2-4. nonce = SHA256(authData || SHA256(challenge)) is in the
-	// credential certificate, which Apple signed.
-	var certNonce []byte
-	for _, e := range cred.Extensions {
+	ev.pub = pub
+	for _, e := range certs[0].Extensions {
 		if e.Id.Equal(oidAppleNonce) {
 			var n appleNonce
 			if rest, err := asn1.Unmarshal(e.Value, &n); err != nil || len(rest) != 0 {
-				return nil, refuse(ReasonMalformed, "nonce extension: %v", err)
+				return nil, refuse(ReasonMalformed, "nonce extension: not SEQUENCE { [1] OCTET STRING }")
 			}
-			certNonce = n.Nonce
+			ev.nonce = n.Nonce
 		}
 	}
-	if certNonce == nil {
+	if ev.nonce == nil {
 		return nil, refuse(ReasonMalformed, "credential certificate has no nonce extension (%s)", oidAppleNonce)
 	}
+	return ev, nil
+}
+
+// verifyApple verifies an App Attest attestation object, following Apple's
+// "Validating apps that connect to your server" steps 1-9.
+func (v *Verifier) verifyApple(evidence, challenge []byte, now time.Time) (*Result, error) {
+	ev, err := parseApple(v.dec, evidence)
+	if err != nil {
+		return nil, err
+	}
+	ad, pub, cred := ev.ad, ev.pub, ev.certs[0]
+	// 1. The chain to Apple's App Attest root.
+	if err := verifyChain(ev.certs, v.appleRoots, now); err != nil {
+		return nil, err
+	}
+	// 2-4. nonce = SHA256(authData || SHA256(challenge)) is in the
+	// credential certificate, which Apple signed.
 	clientDataHash := sha256.Sum256(challenge)
 	h := sha256.New()
-	h.Write(obj.AuthData)
+	h.Write(ev.rawAuthData)
 	h.Write(clientDataHash[:])
-	if subtle.ConstantTimeCompare(h.Sum(nil), certNonce) != 1 {
+	if subtle.ConstantTimeCompare(h.Sum(nil), ev.nonce) != 1 {
 		return nil, refuse(ReasonWrongChallenge, "nonce differs from SHA-256(authData || SHA-256(challenge)): another challenge, or altered authData")
 	}
 	// 5. key id = SHA256(public point) is the credential id (step 9).

@@ -76,15 +76,9 @@ func New(cfg Config) (*Verifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dec, err := cbor.DecOptions{
-		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
-		IndefLength:      cbor.IndefLengthForbidden,
-		MaxNestedLevels:  16,
-		MaxArrayElements: 64,
-		MaxMapPairs:      64,
-	}.DecMode()
+	dec, err := newDecMode()
 	if err != nil {
-		return nil, fmt.Errorf("cbor decoder: %w", err)
+		return nil, err
 	}
 	v := &Verifier{now: cfg.Now, allowed: cfg.formats(), dec: dec}
 	if v.now == nil {
@@ -125,6 +119,22 @@ func New(cfg Config) (*Verifier, error) {
 		}
 	}
 	return v, nil
+}
+
+// newDecMode is the CBOR decoder of untrusted evidence: definite lengths,
+// no duplicate map keys, small bounds.
+func newDecMode() (cbor.DecMode, error) {
+	dec, err := cbor.DecOptions{
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		IndefLength:      cbor.IndefLengthForbidden,
+		MaxNestedLevels:  16,
+		MaxArrayElements: 64,
+		MaxMapPairs:      64,
+	}.DecMode()
+	if err != nil {
+		return nil, fmt.Errorf("cbor decoder: %w", err)
+	}
+	return dec, nil
 }
 
 // Formats returns the formats v accepts.

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/fxamacker/cbor/v2"
 )
 
 // oidFIDOAAGUID is the attestation certificate's aaguid extension.
@@ -39,29 +41,39 @@ type packedStatement struct {
 	X5C [][]byte `cbor:"x5c"`
 }
 
-// verifyWebAuthn verifies a "packed" attestation statement (WebAuthn
-// Level 2, §8.2) with its client data.
-func (v *Verifier) verifyWebAuthn(evidence, challenge []byte, now time.Time) (*Result, error) {
+// webauthnParsed is decoded webauthn evidence.
+type webauthnParsed struct {
+	clientDataJSON []byte
+	cd             clientData
+	rawAuthData    []byte
+	ad             *authData
+	alg            int64
+	sig            []byte
+	certs          []*x509.Certificate // nil: self attestation
+}
+
+// parseWebAuthn decodes webauthn evidence; no signature is checked.
+func parseWebAuthn(dec cbor.DecMode, evidence []byte) (*webauthnParsed, error) {
 	var ev webauthnEvidence
-	if err := v.dec.Unmarshal(evidence, &ev); err != nil {
+	if err := dec.Unmarshal(evidence, &ev); err != nil {
 		return nil, refuse(ReasonMalformed, "evidence: %v", err)
 	}
 	if len(ev.AttestationObject) == 0 || len(ev.ClientDataJSON) == 0 {
 		return nil, refuse(ReasonMalformed, "evidence: want attestationObject and clientDataJSON")
 	}
-	var cd clientData
-	if err := json.Unmarshal(ev.ClientDataJSON, &cd); err != nil {
+	p := &webauthnParsed{clientDataJSON: ev.ClientDataJSON}
+	if err := json.Unmarshal(ev.ClientDataJSON, &p.cd); err != nil {
 		return nil, refuse(ReasonMalformed, "clientDataJSON: %v", err)
 	}
 	var obj attestationObject
-	if err := v.dec.Unmarshal(ev.AttestationObject, &obj); err != nil {
+	if err := dec.Unmarshal(ev.AttestationObject, &obj); err != nil {
 		return nil, refuse(ReasonMalformed, "attestationObject: %v", err)
 	}
 	if obj.Fmt != "packed" {
 		return nil, refuse(ReasonUnsupportedFormat, "webauthn attestation statement %q; only \"packed\" is verified", obj.Fmt)
 	}
 	var st packedStatement
-	if err := v.dec.Unmarshal(obj.AttStmt, &st); err != nil {
+	if err := dec.Unmarshal(obj.AttStmt, &st); err != nil {
 		return nil, refuse(ReasonMalformed, "attStmt: %v", err)
 	}
 	if st.Alg == nil || len(st.Sig) == 0 {
@@ -70,10 +82,27 @@ func (v *Verifier) verifyWebAuthn(evidence, challenge []byte, now time.Time) (*R
 	if *st.Alg != coseAlgES256 {
 		return nil, refuse(ReasonUnsupportedFormat, "attStmt alg %d; only ES256 (-7) is verified", *st.Alg)
 	}
-	ad, err := parseAuthData(obj.AuthData, v.dec)
-	if err != nil {
+	p.alg, p.sig, p.rawAuthData = *st.Alg, st.Sig, obj.AuthData
+	var err error
+	if p.ad, err = parseAuthData(obj.AuthData, dec); err != nil {
 		return nil, refuse(ReasonMalformed, "authData: %v", err)
 	}
+	if st.X5C != nil {
+		if p.certs, err = parseChain(st.X5C); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// verifyWebAuthn verifies a "packed" attestation statement (WebAuthn
+// Level 2, §8.2) with its client data.
+func (v *Verifier) verifyWebAuthn(evidence, challenge []byte, now time.Time) (*Result, error) {
+	p, err := parseWebAuthn(v.dec, evidence)
+	if err != nil {
+		return nil, err
+	}
+	cd, ad := p.cd, p.ad
 
 	// Client data: the ceremony, the challenge, the origin.
 	if cd.Type != "webauthn.create" {
@@ -104,8 +133,8 @@ func (v *Verifier) verifyWebAuthn(evidence, challenge []byte, now time.Time) (*R
 		return nil, refuse(ReasonInconsistent, "user presence flag unset")
 	}
 
-	clientDataHash := sha256.Sum256(ev.ClientDataJSON)
-	signed := append(bytes.Clone(obj.AuthData), clientDataHash[:]...)
+	clientDataHash := sha256.Sum256(p.clientDataJSON)
+	signed := append(bytes.Clone(p.rawAuthData), clientDataHash[:]...)
 	digest := sha256.Sum256(signed)
 	res := &Result{
 		Format:          FormatWebAuthn,
@@ -121,37 +150,33 @@ func (v *Verifier) verifyWebAuthn(evidence, challenge []byte, now time.Time) (*R
 	sum := sha256.Sum256(der)
 	res.PublicKeySHA256 = hex.EncodeToString(sum[:])
 
-	if len(st.X5C) == 0 {
+	if p.certs == nil {
 		// Self attestation: signed by the credential key itself.
 		if !v.webSelf {
 			return nil, refuse(ReasonSelfAttestationNotAllowed, "self attestation (no x5c) proves possession only")
 		}
-		if ad.keyAlg != *st.Alg {
-			return nil, refuse(ReasonInconsistent, "attStmt alg %d differs from the credential key's %d", *st.Alg, ad.keyAlg)
+		if ad.keyAlg != p.alg {
+			return nil, refuse(ReasonInconsistent, "attStmt alg %d differs from the credential key's %d", p.alg, ad.keyAlg)
 		}
-		if !ecdsa.VerifyASN1(ad.key, digest[:], st.Sig) {
+		if !ecdsa.VerifyASN1(ad.key, digest[:], p.sig) {
 			return nil, refuse(ReasonBadSignature, "self attestation signature does not verify")
 		}
 		res.AttestationType = AttestationSelf
 		return res, nil
 	}
 
-	certs, err := parseChain(st.X5C)
-	if err != nil {
-		return nil, err
-	}
-	att := certs[0]
+	att := p.certs[0]
 	pub, ok := att.PublicKey.(*ecdsa.PublicKey)
 	if !ok || pub.Curve != elliptic.P256() {
 		return nil, refuse(ReasonMalformed, "attestation certificate key is not P-256")
 	}
-	if !ecdsa.VerifyASN1(pub, digest[:], st.Sig) {
+	if !ecdsa.VerifyASN1(pub, digest[:], p.sig) {
 		return nil, refuse(ReasonBadSignature, "attestation signature does not verify")
 	}
 	if err := packedCertRequirements(att, ad.aaguid); err != nil {
 		return nil, err
 	}
-	if err := verifyChain(certs, v.webRoots, now); err != nil {
+	if err := verifyChain(p.certs, v.webRoots, now); err != nil {
 		return nil, err
 	}
 	res.NotBefore, res.NotAfter = att.NotBefore, att.NotAfter

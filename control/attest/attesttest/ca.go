@@ -269,7 +269,7 @@ type authority struct {
 func newAuthority(now time.Time, rootName, interName pkix.Name) (*authority, error) {
 	a := &authority{}
 	var err error
-	if a.rootKey, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader); err != nil {
+	if a.rootKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 		return nil, err
 	}
 	if a.interKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
