@@ -84,6 +84,11 @@ func TestRealAndroid(t *testing.T) {
 		func(o *attest.AndroidOptions) { o.PackageNames = []string{"com.keyfleet.wallet"} }, attest.ReasonWrongApp, nil)
 	f("pixel wrong challenge", pixel, "testasdg", day("2023-06-01"), nil, attest.ReasonWrongChallenge, nil)
 	f("pixel tampered leaf signature", tampered, "testasdf", day("2023-06-01"), nil, attest.ReasonBadSignature, nil)
+	var noRoot []byte
+	for _, c := range leaf[:3] {
+		noRoot = append(noRoot, c.Raw...)
+	}
+	f("pixel without the root certificate", noRoot, "testasdf", day("2023-06-01"), nil, "", nil)
 	f("pixel without its intermediates", leaf[0].Raw, "testasdf", day("2023-06-01"), nil, attest.ReasonUntrustedChain, nil)
 	// The Samsung key was attested with an empty challenge; Verify never
 	// accepts one, so the chain and extension pass and the challenge fails.
