@@ -1,9 +1,16 @@
-package control
+// Package api is the control plane's HTTP API (fiber handlers, request
+// validation and parsing: single, CSV and JSON bulk, break-glass, reviews,
+// the revocation resource, KPIs) and the operations automated responders
+// call (Suspend, Reinstate, RevokeSubject, Credential). It reads the
+// credentials from and queues commands through a State (control/stream's
+// Processor) and reads ClickHouse through control/store.
+package api
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"sort"
@@ -11,19 +18,125 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/internal/metrics"
 	"github.com/keyfleet/keyfleet/control/lifecycle"
+	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 )
 
+// State is what the API reads the credentials from and queues commands
+// through: control/stream's Processor.
+type State interface {
+	// Ready is closed once the credentials are rebuilt from Kafka.
+	Ready() <-chan struct{}
+	// control.Record returns a credential's newest record (not to be changed).
+	Record(id string) (*control.Record, bool)
+	Subject(id string) []*control.Record
+	Each(fn func(r *control.Record))
+	// Await registers interest in a command's last record; call it before
+	// publishing the command.
+	Await(commandID string) (<-chan *control.Record, func())
+	Publish(ctx context.Context, cmds ...control.Command) error
+	// Admit reserves queue room for n commands (false: retry after the
+	// duration); Release returns an unused reservation.
+	Admit(n int) (bool, time.Duration)
+	Release(n int)
+	Templates() *control.Templates
+	DoorGroups() map[string]int
+}
+
+// AuditVerifier checks the audit log (internal/audit.Store).
+type AuditVerifier interface {
+	Verify(ctx context.Context) (*audit.Report, error)
+}
+
+// Options configure an API.
+type Options struct {
+	State    State
+	Conn     driver.Conn
+	Audit    audit.Appender
+	Verifier AuditVerifier // for GET /v1/audit/verify (optional)
+	// PseudonymKey keys normalize.RefHash of the vendor user references
+	// requests carry, and the audit pseudonyms of device ids.
+	PseudonymKey []byte
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+
+	// MaxBulk is the most items one bulk request may hold (default 10,000).
+	MaxBulk int
+	// PendingSLA is how long a lock may take to acknowledge a revocation
+	// before it counts as overdue (default 15 min).
+	PendingSLA time.Duration
+	// WaitTimeout bounds how long a single-credential API call waits for its
+	// command to be applied before answering 202 (default 5 s).
+	WaitTimeout time.Duration
+	// VerifyAttestation checks device-possession evidence; nil accepts any
+	// non-empty evidence of a known format.
+	VerifyAttestation func(deviceID string, a control.AttestationInput) error
+	Now               func() time.Time
+}
+
+// Validate fills defaults and checks the options.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.State == nil {
+		errs = append(errs, errors.New("control: State is required"))
+	}
+	if o.Conn == nil {
+		errs = append(errs, errors.New("control: Conn is required"))
+	}
+	if o.Audit == nil {
+		errs = append(errs, errors.New("control: Audit is required (admin actions must be audited)"))
+	}
+	if len(o.PseudonymKey) == 0 {
+		errs = append(errs, errors.New("control: PseudonymKey is required"))
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxBulk <= 0 {
+		o.MaxBulk = 10000
+	}
+	if o.PendingSLA <= 0 {
+		o.PendingSLA = control.DefaultPendingSLA
+	}
+	if o.WaitTimeout <= 0 {
+		o.WaitTimeout = 5 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return errors.Join(errs...)
+}
+
+// API serves the control plane's routes and operations.
+type API struct {
+	opts     Options
+	state    State
+	m        *metrics.Metrics
+	requests *requestCache
+}
+
+// New returns an API.
+func New(opts Options) (*API, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &API{opts: opts, state: opts.State, m: metrics.New(opts.Registerer), requests: newRequestCache(4096)}, nil
+}
+
 // Routes returns the control plane's HTTP routes. Credential management is
 // for managers, suspension also for responders, reads for every analyst
 // role, audit verification for admins (always admitted).
-func (p *Plane) Routes() []httpapi.Route {
+func (p *API) Routes() []httpapi.Route {
 	read := httpapi.ReadRoles
 	manage := httpapi.ManageRoles
 	suspend := []httpapi.Role{httpapi.RoleResponder, httpapi.RoleManager}
@@ -58,10 +171,10 @@ func (p *Plane) Routes() []httpapi.Route {
 }
 
 // whenReady answers 503 until the state is rebuilt.
-func (p *Plane) whenReady(h fiber.Handler) fiber.Handler {
+func (p *API) whenReady(h fiber.Handler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		select {
-		case <-p.ready:
+		case <-p.state.Ready():
 			return h(c)
 		default:
 			c.Set(fiber.HeaderRetryAfter, "2")
@@ -70,7 +183,7 @@ func (p *Plane) whenReady(h fiber.Handler) fiber.Handler {
 	}
 }
 
-func (p *Plane) ctx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+func (p *API) ctx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.UserContext(), 30*time.Second)
 }
 
@@ -96,7 +209,7 @@ func actorOf(pr httpapi.Principal) string {
 
 // unavailable maps a dependency failure to a 503 problem.
 func unavailable(err error) error {
-	if errors.Is(err, ErrAudit) {
+	if errors.Is(err, control.ErrAudit) {
 		return httpapi.NewProblem(fiber.StatusServiceUnavailable, "audit_unavailable", err.Error())
 	}
 	var pr *httpapi.Problem
@@ -114,22 +227,22 @@ func transitionProblem(te *lifecycle.TransitionError) *httpapi.Problem {
 	return pr
 }
 
-func problemFor(err error, current *Record) error {
+func problemFor(err error, current *control.Record) error {
 	var te *lifecycle.TransitionError
 	switch {
 	case errors.As(err, &te):
 		return transitionProblem(te)
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, control.ErrNotFound):
 		return httpapi.NewProblem(fiber.StatusNotFound, "credential_not_found", err.Error())
-	case errors.Is(err, ErrSelfApproval):
+	case errors.Is(err, control.ErrSelfApproval):
 		return httpapi.NewProblem(fiber.StatusForbidden, "self_approval", err.Error())
-	case errors.Is(err, ErrDuplicateApproval):
+	case errors.Is(err, control.ErrDuplicateApproval):
 		pr := httpapi.NewProblem(fiber.StatusConflict, "duplicate_approval", err.Error())
 		if current != nil {
 			pr.Extra = map[string]any{"current_state": current.State, "approvers": current.Approvers}
 		}
 		return pr
-	case errors.Is(err, ErrDeviceMismatch):
+	case errors.Is(err, control.ErrDeviceMismatch):
 		return httpapi.NewProblem(fiber.StatusConflict, "device_mismatch", err.Error())
 	}
 	return unavailable(err)
@@ -137,25 +250,15 @@ func problemFor(err error, current *Record) error {
 
 // opBody is the optional body of the credential operations.
 type opBody struct {
-	Reason      string            `json:"reason,omitempty"`
-	DeviceID    string            `json:"device_id,omitempty"`
-	Attestation *AttestationInput `json:"attestation,omitempty"`
-}
-
-// OpResponse answers a credential operation.
-type OpResponse struct {
-	Status        string  `json:"status"` // applied, pending
-	RequestID     string  `json:"request_id"`
-	StatusURL     string  `json:"status_url"`
-	Credential    *Record `json:"credential,omitempty"`
-	RevocationID  string  `json:"revocation_id,omitempty"`
-	RevocationURL string  `json:"revocation_url,omitempty"`
+	Reason      string                    `json:"reason,omitempty"`
+	DeviceID    string                    `json:"device_id,omitempty"`
+	Attestation *control.AttestationInput `json:"attestation,omitempty"`
 }
 
 // opHandler serves the single-credential operations: check the operation
 // against the current state (409 naming it when illegal), audit it, queue
 // it, and wait (bounded) for the owner to apply it.
-func (p *Plane) opHandler(op string) fiber.Handler {
+func (p *API) opHandler(op string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, err := pathParam(c, "id")
 		if err != nil {
@@ -169,7 +272,7 @@ func (p *Plane) opHandler(op string) fiber.Handler {
 		}
 		ctx, cancel := p.ctx(c)
 		defer cancel()
-		cur, ok := p.view.get(id)
+		cur, ok := p.state.Record(id)
 		if !ok {
 			return httpapi.NewProblem(fiber.StatusNotFound, "credential_not_found", "no credential "+id)
 		}
@@ -186,17 +289,17 @@ func (p *Plane) opHandler(op string) fiber.Handler {
 		}
 		actor := actorOf(httpapi.Caller(c))
 		now := p.opts.Now()
-		cmd := Command{CommandID: uuid.NewString(), Op: op, CredentialID: id, RequestID: uuid.NewString(),
+		cmd := control.Command{CommandID: uuid.NewString(), Op: op, CredentialID: id, RequestID: uuid.NewString(),
 			Actor: actor, Reason: in.Reason, TsMs: now.UnixMilli()}
 		details := map[string]string{"subject_id": cur.SubjectID, "from_state": cur.State, "reason": in.Reason,
 			"request_id": cmd.RequestID}
 		switch op {
 		case lifecycle.OpApprove:
 			if actor == cur.Issuer {
-				return problemFor(ErrSelfApproval, cur)
+				return problemFor(control.ErrSelfApproval, cur)
 			}
 			if slices.Contains(cur.Approvers, actor) {
-				return problemFor(ErrDuplicateApproval, cur)
+				return problemFor(control.ErrDuplicateApproval, cur)
 			}
 			details["approval_rule"] = cur.ApprovalRule
 			details["approvals"] = strconv.Itoa(len(cur.Approvers) + 1)
@@ -212,11 +315,11 @@ func (p *Plane) opHandler(op string) fiber.Handler {
 				return httpapi.BadRequest(fe.field, fe.reason)
 			}
 			if op == lifecycle.OpActivate && in.Attestation == nil {
-				p.m.activations.WithLabelValues("failed").Inc()
+				p.m.Activations.WithLabelValues("failed").Inc()
 				return httpapi.BadRequest("attestation", "activation needs device-possession evidence")
 			}
 			if op == lifecycle.OpActivate && cur.DeviceID != "" && dev != cur.DeviceID {
-				return problemFor(ErrDeviceMismatch, cur)
+				return problemFor(control.ErrDeviceMismatch, cur)
 			}
 			att, fe := p.verifyAttestation(dev, in.Attestation, now)
 			if fe != nil {
@@ -225,7 +328,7 @@ func (p *Plane) opHandler(op string) fiber.Handler {
 			cmd.DeviceID, cmd.Attestation = dev, att
 			details["device"] = audit.Pseudonym(p.opts.PseudonymKey, dev)
 		case lifecycle.OpRevoke:
-			cmd.RevocationID, cmd.Scope = uuid.NewString(), ScopeCredential
+			cmd.RevocationID, cmd.Scope = uuid.NewString(), control.ScopeCredential
 			details["revocation_id"] = cmd.RevocationID
 		}
 		if err := p.audit(ctx, actor, "credential."+op, id, details); err != nil {
@@ -233,9 +336,10 @@ func (p *Plane) opHandler(op string) fiber.Handler {
 		}
 		var afterPublish func(context.Context)
 		if op == lifecycle.OpRevoke {
-			head := revocationHead(cmd.RevocationID, ScopeCredential, cur.SubjectID, []string{id}, cmd.TsMs, actor, in.Reason)
+			head := store.RevocationHead{RevocationID: cmd.RevocationID, Scope: control.ScopeCredential,
+				SubjectID: cur.SubjectID, CredentialIDs: []string{id}, RequestedMs: cmd.TsMs, Actor: actor, Reason: in.Reason}
 			afterPublish = func(ctx context.Context) {
-				if err := insertRevocationHeads(ctx, p.opts.Conn, [][]any{head}); err != nil {
+				if err := store.InsertRevocationHeads(ctx, p.opts.Conn, head); err != nil {
 					p.opts.Logger.Warn("revocation request not stored", "err", err)
 				}
 			}
@@ -244,11 +348,11 @@ func (p *Plane) opHandler(op string) fiber.Handler {
 		if err != nil {
 			return problemFor(err, cur)
 		}
-		resp := OpResponse{Status: StatusApplied, RequestID: cmd.RequestID, StatusURL: "/v1/requests/" + cmd.RequestID,
+		resp := control.OpResponse{Status: control.StatusApplied, RequestID: cmd.RequestID, StatusURL: "/v1/requests/" + cmd.RequestID,
 			Credential: rec}
 		status := fiber.StatusOK
 		if rec == nil {
-			resp.Status, status = StatusPending, fiber.StatusAccepted
+			resp.Status, status = control.StatusPending, fiber.StatusAccepted
 		}
 		if cmd.RevocationID != "" {
 			resp.RevocationID, resp.RevocationURL = cmd.RevocationID, "/v1/revocations/"+cmd.RevocationID
@@ -261,10 +365,10 @@ func (p *Plane) opHandler(op string) fiber.Handler {
 // submitAndWait queues a command and waits (up to WaitTimeout) for the
 // owner's outcome: the record it produced, or its rejection. A nil record
 // and nil error mean it is still pending.
-func (p *Plane) submitAndWait(ctx context.Context, cmd Command, afterPublish func(context.Context)) (*Record, error) {
-	done, cancel := p.view.await(cmd.CommandID)
+func (p *API) submitAndWait(ctx context.Context, cmd control.Command, afterPublish func(context.Context)) (*control.Record, error) {
+	done, cancel := p.state.Await(cmd.CommandID)
 	defer cancel()
-	if err := p.publish(ctx, cmd); err != nil {
+	if err := p.state.Publish(ctx, cmd); err != nil {
 		return nil, err
 	}
 	if afterPublish != nil {
@@ -279,18 +383,18 @@ func (p *Plane) submitAndWait(ctx context.Context, cmd Command, afterPublish fun
 		case r := <-done:
 			return r, nil
 		case <-poll.C:
-			items, err := p.items(wctx, cmd.RequestID, cmd.Item)
+			items, err := store.Items(wctx, p.opts.Conn, cmd.RequestID, cmd.Item)
 			if err != nil || len(items) == 0 {
 				continue
 			}
 			switch it := items[0]; it.Status {
-			case StatusFailed:
-				cur, _ := p.view.get(cmd.CredentialID)
+			case control.StatusFailed:
+				cur, _ := p.state.Record(cmd.CredentialID)
 				return nil, ownerError(cmd.Op, it, cur)
-			case StatusApplied, StatusIssued:
+			case control.StatusApplied, control.StatusIssued:
 				// Applied without a new record (a no-op) or the record is
 				// on its way: answer with the current state.
-				if r, ok := p.view.get(cmd.CredentialID); ok && r.applied(cmd.CommandID) {
+				if r, ok := p.state.Record(cmd.CredentialID); ok && r.Applied(cmd.CommandID) {
 					return r, nil
 				}
 			}
@@ -301,7 +405,7 @@ func (p *Plane) submitAndWait(ctx context.Context, cmd Command, afterPublish fun
 }
 
 // ownerError turns the owner's rejection back into an error.
-func ownerError(op string, it ItemStatus, cur *Record) error {
+func ownerError(op string, it control.ItemStatus, cur *control.Record) error {
 	if from, ok := strings.CutPrefix(it.Detail, "current_state="); ok {
 		check := op
 		if op == lifecycle.OpApprove {
@@ -309,7 +413,7 @@ func ownerError(op string, it ItemStatus, cur *Record) error {
 		}
 		return &lifecycle.TransitionError{Op: check, From: from, Allowed: lifecycle.AllowedIn(check)}
 	}
-	for _, e := range []error{ErrSelfApproval, ErrDuplicateApproval, ErrNotFound, ErrDeviceMismatch, ErrExists} {
+	for _, e := range []error{control.ErrSelfApproval, control.ErrDuplicateApproval, control.ErrNotFound, control.ErrDeviceMismatch, control.ErrExists} {
 		if it.Error == e.Error() {
 			return e
 		}
@@ -321,29 +425,6 @@ func ownerError(op string, it ItemStatus, cur *Record) error {
 	return pr
 }
 
-// CredentialView is GET /v1/credentials/{id}: the current record, the
-// answers analysts ask first, and the full history.
-type CredentialView struct {
-	Credential *Record   `json:"credential"`
-	Summary    Summary   `json:"summary"`
-	History    []*Record `json:"history"`
-}
-
-// Summary answers "who issued this credential, on what date, to which
-// device, under what approval rule".
-type Summary struct {
-	IssuedBy     string   `json:"issued_by"`
-	RequestedAt  string   `json:"requested_at,omitempty"`
-	IssuedAt     string   `json:"issued_at,omitempty"`
-	DeviceID     string   `json:"device_id,omitempty"`
-	Attested     bool     `json:"attested"`
-	ApprovalRule string   `json:"approval_rule"`
-	Approvers    []string `json:"approvers,omitempty"`
-	State        string   `json:"state"`
-	BreakGlass   bool     `json:"break_glass,omitempty"`
-	Exception    string   `json:"exception,omitempty"`
-}
-
 func rfc3339(ms int64) string {
 	if ms <= 0 {
 		return ""
@@ -351,18 +432,18 @@ func rfc3339(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
 }
 
-func (p *Plane) handleGet(c *fiber.Ctx) error {
+func (p *API) handleGet(c *fiber.Ctx) error {
 	id, err := pathParam(c, "id")
 	if err != nil {
 		return err
 	}
 	ctx, cancel := p.ctx(c)
 	defer cancel()
-	cur, ok := p.view.get(id)
+	cur, ok := p.state.Record(id)
 	if !ok {
 		return httpapi.NewProblem(fiber.StatusNotFound, "credential_not_found", "no credential "+id)
 	}
-	history, err := p.history(ctx, id)
+	history, err := store.History(ctx, p.opts.Conn, id)
 	if err != nil {
 		return unavailable(err)
 	}
@@ -374,38 +455,14 @@ func (p *Plane) handleGet(c *fiber.Ctx) error {
 	if cur.Seq > last {
 		history = append(history, cur)
 	}
-	return c.JSON(CredentialView{Credential: cur, History: history, Summary: Summary{
+	return c.JSON(control.CredentialView{Credential: cur, History: history, Summary: control.Summary{
 		IssuedBy: cur.Issuer, RequestedAt: rfc3339(cur.RequestedMs), IssuedAt: rfc3339(cur.IssuedMs),
 		DeviceID: cur.DeviceID, Attested: cur.Attested, ApprovalRule: cur.ApprovalRule, Approvers: cur.Approvers,
 		State: cur.State, BreakGlass: cur.BreakGlass, Exception: cur.ExceptionWhy,
 	}})
 }
 
-// history reads a credential's records from ClickHouse, oldest first.
-func (p *Plane) history(ctx context.Context, id string) ([]*Record, error) {
-	rows, err := p.opts.Conn.Query(ctx, `SELECT seq, any(record) FROM credential_events WHERE credential_id = ?
-		GROUP BY seq ORDER BY seq LIMIT 10000`, id)
-	if err != nil {
-		return nil, fmt.Errorf("read credential history: %w", err)
-	}
-	defer rows.Close()
-	var out []*Record
-	for rows.Next() {
-		var seq uint64
-		var doc string
-		if err := rows.Scan(&seq, &doc); err != nil {
-			return nil, fmt.Errorf("scan credential history: %w", err)
-		}
-		r, err := decodeRecord([]byte(doc))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
-func (p *Plane) handleList(c *fiber.Ctx) error {
+func (p *API) handleList(c *fiber.Ctx) error {
 	subject, state, role := strings.Clone(c.Query("subject_id")), strings.Clone(c.Query("state")), strings.Clone(c.Query("role"))
 	if state != "" && !slices.Contains(event.States, state) {
 		return httpapi.BadRequest("state", "unknown state "+state)
@@ -414,18 +471,18 @@ func (p *Plane) handleList(c *fiber.Ctx) error {
 	if limit < 1 || limit > 10000 {
 		return httpapi.BadRequest("limit", "want 1..10000")
 	}
-	var out []*Record
-	match := func(r *Record) bool {
+	var out []*control.Record
+	match := func(r *control.Record) bool {
 		return (state == "" || r.State == state) && (role == "" || r.Role == role)
 	}
 	if subject != "" {
-		for _, r := range p.view.subject(subject) {
+		for _, r := range p.state.Subject(subject) {
 			if match(r) {
 				out = append(out, r)
 			}
 		}
 	} else {
-		p.view.each(func(r *Record) {
+		p.state.Each(func(r *control.Record) {
 			if match(r) {
 				out = append(out, r)
 			}
@@ -439,20 +496,20 @@ func (p *Plane) handleList(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"credentials": out, "total": total})
 }
 
-func (p *Plane) handleTemplates(c *fiber.Ctx) error {
-	return c.JSON(fiber.Map{"templates": p.templates.list()})
+func (p *API) handleTemplates(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"templates": p.state.Templates().List()})
 }
 
 // handlePutTemplate stores a new template version (audited) and queues an
 // update command for every live credential of the role, which the owners
 // apply: door groups, windows and validity follow the template, and the
 // locks that gained or lost the credential are told.
-func (p *Plane) handlePutTemplate(c *fiber.Ctx) error {
+func (p *API) handlePutTemplate(c *fiber.Ctx) error {
 	role, err := pathParam(c, "role")
 	if err != nil {
 		return err
 	}
-	var t Template
+	var t control.Template
 	if err := httpapi.DecodeStrict(c.Body(), &t); err != nil {
 		return httpapi.BadRequest("body", err.Error())
 	}
@@ -468,48 +525,50 @@ func (p *Plane) handlePutTemplate(c *fiber.Ctx) error {
 	ctx, cancel := p.ctx(c)
 	defer cancel()
 	actor := actorOf(httpapi.Caller(c))
-	old, _ := p.templates.get(role)
+	tpls := p.state.Templates()
+	old, _ := tpls.Get(role)
 	if err := p.audit(ctx, actor, "template.change", role, map[string]string{
 		"door_groups": strings.Join(t.DoorGroups, ","), "approval": t.Approval,
 		"max_validity_s": strconv.FormatInt(t.MaxValiditySeconds, 10), "previous_version": strconv.FormatUint(old.Version, 10),
 	}); err != nil {
 		return unavailable(err)
 	}
-	stored, err := p.templates.put(ctx, t, actor, p.opts.Now())
-	if err != nil {
+	stored := tpls.Next(t, actor, p.opts.Now())
+	if err := store.InsertTemplate(ctx, p.opts.Conn, stored); err != nil {
 		return unavailable(err)
 	}
-	var cmds []Command
+	tpls.Set(stored)
+	var cmds []control.Command
 	now := p.opts.Now().UnixMilli()
-	p.view.each(func(r *Record) {
+	p.state.Each(func(r *control.Record) {
 		if r.Role == role && lifecycle.IsLive(r.State) {
 			tc := stored
-			cmds = append(cmds, Command{CommandID: uuid.NewString(), Op: lifecycle.OpUpdate, CredentialID: r.CredentialID,
+			cmds = append(cmds, control.Command{CommandID: uuid.NewString(), Op: lifecycle.OpUpdate, CredentialID: r.CredentialID,
 				Actor: actor, Reason: "template " + role + " v" + strconv.FormatUint(stored.Version, 10), TsMs: now, Template: &tc})
 		}
 	})
 	for i := 0; i < len(cmds); i += 5000 {
-		if err := p.publish(ctx, cmds[i:min(i+5000, len(cmds))]...); err != nil {
+		if err := p.state.Publish(ctx, cmds[i:min(i+5000, len(cmds))]...); err != nil {
 			return unavailable(err)
 		}
 	}
 	return c.JSON(fiber.Map{"template": stored, "propagating_to": len(cmds)})
 }
 
-func (p *Plane) handleDoorGroups(c *fiber.Ctx) error {
+func (p *API) handleDoorGroups(c *fiber.Ctx) error {
 	type group struct {
 		Group string `json:"group"`
 		Locks int    `json:"locks"`
 	}
 	var out []group
-	for g, n := range p.locks.groups() {
+	for g, n := range p.state.DoorGroups() {
 		out = append(out, group{g, n})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
 	return c.JSON(fiber.Map{"door_groups": out})
 }
 
-func (p *Plane) handleAuditVerify(c *fiber.Ctx) error {
+func (p *API) handleAuditVerify(c *fiber.Ctx) error {
 	if p.opts.Verifier == nil {
 		return httpapi.NewProblem(fiber.StatusNotImplemented, "no_verifier", "audit verification is not configured")
 	}
@@ -520,4 +579,55 @@ func (p *Plane) handleAuditVerify(c *fiber.Ctx) error {
 		return unavailable(err)
 	}
 	return c.JSON(rep)
+}
+
+// audit appends an entry; an error means the action must not happen.
+func (p *API) audit(ctx context.Context, actor, action, target string, details map[string]string) error {
+	for k, v := range details {
+		if v == "" {
+			delete(details, k)
+		}
+	}
+	if err := p.opts.Audit.Append(ctx, audit.Entry{Actor: actor, Action: action, Target: target,
+		Details: details, TsMs: p.opts.Now().UnixMilli()}); err != nil {
+		return fmt.Errorf("%w: %w", control.ErrAudit, err)
+	}
+	return nil
+}
+
+func (p *API) handleKPIs(c *fiber.Ctx) error {
+	now := p.opts.Now()
+	q := control.KPIQuery{To: now, From: now.Add(-7 * 24 * time.Hour), SLA: p.opts.PendingSLA, Now: now}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if v := c.Query(f.name); v != "" {
+			ms, err := parseTime(v)
+			if err != nil {
+				return httpapi.BadRequest(f.name, err.Error())
+			}
+			*f.dst = time.UnixMilli(ms)
+		}
+	}
+	if v := c.Query("sla"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return httpapi.BadRequest("sla", "want a positive duration such as 15m")
+		}
+		q.SLA = d
+	}
+	if !q.To.After(q.From) {
+		return httpapi.BadRequest("to", "must be after from")
+	}
+	if q.To.Sub(q.From) > 400*24*time.Hour {
+		return httpapi.BadRequest("from", "range longer than 400 days")
+	}
+	ctx, cancel := p.ctx(c)
+	defer cancel()
+	k, err := store.ComputeKPIs(ctx, p.opts.Conn, q)
+	if err != nil {
+		return unavailable(err)
+	}
+	return c.JSON(k)
 }
