@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/control/api"
+	"github.com/keyfleet/keyfleet/control/drill"
 	"github.com/keyfleet/keyfleet/control/stream"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/bus"
@@ -97,7 +98,7 @@ func TestDrillRevoke(t *testing.T) {
 	code := run(ctx, []string{"drill", "revoke", "--subjects", "5", "--url", "http://" + ln.Addr().String(),
 		"--token", "drill-admin", "--timeout", "3s", "--json"}, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
-	var rep DrillReport
+	var rep drill.Report
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep), stdout.String())
 	assert.Equal(t, 5, rep.Subjects)
 	assert.Equal(t, 5, rep.Credentials)
