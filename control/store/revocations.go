@@ -36,8 +36,8 @@ func InsertRevocationHeads(ctx context.Context, conn driver.Conn, heads ...Revoc
 		"credential_ids", "ts", "requested_ms", "actor", "reason"}, rows...)
 }
 
-// PendingLock is a lock that has not acknowledged a revocation.
-type PendingLock struct {
+// UnackedLock is a lock that has not acknowledged a revocation.
+type UnackedLock struct {
 	RevocationID, CredentialID string
 	Lock                       control.LockRef
 	IssuedMs, RequestedMs      int64
@@ -46,7 +46,7 @@ type PendingLock struct {
 
 // PendingRevocations reads the locks of the revocations since from that
 // have not acknowledged them (revocation_locks without an applied ack).
-func PendingRevocations(ctx context.Context, conn driver.Conn, from time.Time) ([]PendingLock, error) {
+func PendingRevocations(ctx context.Context, conn driver.Conn, from time.Time) ([]UnackedLock, error) {
 	rows, err := conn.Query(ctx, `SELECT l.revocation_id, l.credential_id, l.vendor, l.lock_id, l.issued_ms, r.requested_ms, r.scope
 		FROM (SELECT revocation_id, credential_id, vendor, lock_id, issued_ms FROM revocation_locks FINAL WHERE ts >= ?) AS l
 		ANY LEFT JOIN (SELECT revocation_id, credential_id, requested_ms, scope FROM revocations FINAL WHERE ts >= ?) AS r
@@ -58,9 +58,9 @@ func PendingRevocations(ctx context.Context, conn driver.Conn, from time.Time) (
 		return nil, fmt.Errorf("load pending revocations: %w", err)
 	}
 	defer rows.Close()
-	var out []PendingLock
+	var out []UnackedLock
 	for rows.Next() {
-		var p PendingLock
+		var p UnackedLock
 		if err := rows.Scan(&p.RevocationID, &p.CredentialID, &p.Lock.Vendor, &p.Lock.LockID, &p.IssuedMs,
 			&p.RequestedMs, &p.Scope); err != nil {
 			return nil, fmt.Errorf("scan pending revocation: %w", err)
