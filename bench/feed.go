@@ -88,7 +88,7 @@ func (t *timeline) next(total int64, parts int) []segment {
 	return segs
 }
 
-// generator runs the simulator (internal/sim) over segments.
+// generator runs the simulator (sim) over segments.
 type generator struct {
 	fleet    *fleet.Fleet
 	key      []byte

@@ -1,6 +1,6 @@
 // Package bench measures keyfleet end to end, the way it is deployed: the
 // real `keyfleet serve` binary as a separate process on real Kafka and
-// ClickHouse, fed by the fleet simulator (internal/sim).
+// ClickHouse, fed by the fleet simulator (sim).
 //
 // Run is the harness behind `keyfleet bench` and `make bench`. A run has its
 // own topic prefix and ClickHouse database (deleted afterwards) and goes
@@ -19,7 +19,7 @@
 //     the alerts raised (and the keyfleet_detect_latency_seconds histogram);
 //     the analyst queries run during the 20k/s phase ("under ingest");
 //  3. revocation: credentials are issued through the API, the simulated lock
-//     gateways (internal/sim/gateway) acknowledge on lock.acks with their
+//     gateways (sim/locks) acknowledge on lock.acks with their
 //     vendors' injected delays, subjects are revoked through the API; total
 //     latency, the gateways' injected delays and keyfleet's own share come
 //     from the control plane's tables (revocation_requests,

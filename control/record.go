@@ -66,8 +66,8 @@ type Record struct {
 // recentCommands is how many applied command ids a record remembers.
 const recentCommands = 8
 
-// clone returns a deep copy whose slices may be changed.
-func (r *Record) clone() *Record {
+// Clone returns a deep copy whose slices may be changed.
+func (r *Record) Clone() *Record {
 	c := *r
 	c.Refs = slices.Clone(r.Refs)
 	c.Approvers = slices.Clone(r.Approvers)
@@ -83,7 +83,8 @@ func (r *Record) clone() *Record {
 	return &c
 }
 
-func (r *Record) applied(commandID string) bool {
+// Applied reports whether the record remembers applying the command.
+func (r *Record) Applied(commandID string) bool {
 	return commandID != "" && slices.Contains(r.Recent, commandID)
 }
 
@@ -120,10 +121,9 @@ type LockRef struct {
 
 func (l LockRef) String() string { return l.Vendor + "/" + l.LockID }
 
-// Command ops on control.commands besides the lifecycle ops.
-const (
-	opAck = "ack" // a lock acknowledged a command (forwarded from lock.acks)
-)
+// OpAck is the op of a command on control.commands that forwards a lock's
+// acknowledgement (from lock.acks) to the owner of its credential.
+const OpAck = "ack"
 
 // Revocation scopes.
 const (
@@ -176,7 +176,8 @@ type Spec struct {
 	ExceptionWhy string                `json:"exception_why,omitempty"`
 }
 
-func decodeCommand(data []byte) (Command, error) {
+// DecodeCommand decodes a command from control.commands.
+func DecodeCommand(data []byte) (Command, error) {
 	var c Command
 	if err := json.Unmarshal(data, &c); err != nil {
 		return c, fmt.Errorf("decode command: %w", err)
@@ -187,7 +188,8 @@ func decodeCommand(data []byte) (Command, error) {
 	return c, nil
 }
 
-func decodeRecord(data []byte) (*Record, error) {
+// DecodeRecord decodes a lifecycle record from credential.events.
+func DecodeRecord(data []byte) (*Record, error) {
 	r := &Record{}
 	if err := json.Unmarshal(data, r); err != nil {
 		return nil, fmt.Errorf("decode credential record: %w", err)

@@ -1,8 +1,6 @@
 package control
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,10 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
 // Approval rules.
@@ -115,27 +109,28 @@ func validateWindows(ws []Window) error {
 	return nil
 }
 
-// templates is the set of role templates: built-in defaults overlaid with
-// the changed ones from ClickHouse (control_templates), refreshed so every
-// instance sees a change within seconds.
-type templates struct {
-	conn driver.Conn
-	mu   sync.RWMutex
-	by   map[string]Template
+// Templates is the set of role templates an instance works with: the
+// built-in defaults overlaid with the changed ones (stored in ClickHouse,
+// control_templates, and reloaded every few seconds so every instance sees
+// a change). It is safe for concurrent use.
+type Templates struct {
+	mu sync.RWMutex
+	by map[string]Template
 }
 
-func newTemplates(conn driver.Conn) *templates {
-	return &templates{conn: conn, by: DefaultTemplates()}
-}
+// NewTemplates returns the built-in templates.
+func NewTemplates() *Templates { return &Templates{by: DefaultTemplates()} }
 
-func (ts *templates) get(role string) (Template, bool) {
+// Get returns a role's template.
+func (ts *Templates) Get(role string) (Template, bool) {
 	ts.mu.RLock()
 	defer ts.mu.RUnlock()
 	t, ok := ts.by[role]
 	return t, ok
 }
 
-func (ts *templates) list() []Template {
+// List returns every template, sorted by role.
+func (ts *Templates) List() []Template {
 	ts.mu.RLock()
 	defer ts.mu.RUnlock()
 	out := make([]Template, 0, len(ts.by))
@@ -146,62 +141,44 @@ func (ts *templates) list() []Template {
 	return out
 }
 
-func (ts *templates) load(ctx context.Context) error {
-	rows, err := ts.conn.Query(ctx, `SELECT role, argMax(template, version) FROM control_templates GROUP BY role`)
-	if err != nil {
-		return fmt.Errorf("load templates: %w", err)
-	}
-	defer rows.Close()
+// Merge takes the stored templates (the newest version of each changed
+// role) over the defaults; a version this instance already holds that is
+// newer than the stored one is kept.
+func (ts *Templates) Merge(stored map[string]Template) {
 	by := DefaultTemplates()
-	for rows.Next() {
-		var role, doc string
-		if err := rows.Scan(&role, &doc); err != nil {
-			return fmt.Errorf("scan template: %w", err)
-		}
-		var t Template
-		if err := json.Unmarshal([]byte(doc), &t); err != nil {
-			return fmt.Errorf("template %s: %w", role, err)
-		}
+	for role, t := range stored {
 		by[role] = t
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load templates: %w", err)
-	}
 	ts.mu.Lock()
+	defer ts.mu.Unlock()
 	for role, t := range by {
 		if cur, ok := ts.by[role]; !ok || t.Version >= cur.Version {
 			ts.by[role] = t
 		}
 	}
-	ts.mu.Unlock()
-	return nil
 }
 
-// put stores a new version of a template and returns it.
-func (ts *templates) put(ctx context.Context, t Template, by string, now time.Time) (Template, error) {
-	cur, _ := ts.get(t.Role)
+// Next returns t as the next version of its role's template, changed by
+// actor at now; Set makes it current once it is stored.
+func (ts *Templates) Next(t Template, actor string, now time.Time) Template {
+	cur, _ := ts.Get(t.Role)
 	t.Version = max(uint64(now.UnixMilli()), cur.Version+1)
 	t.UpdatedMs = now.UnixMilli()
-	t.UpdatedBy = by
-	doc, err := json.Marshal(t)
-	if err != nil {
-		return Template{}, fmt.Errorf("encode template: %w", err)
-	}
-	if err := chstorage.InsertRows(ctx, ts.conn, "control_templates",
-		[]string{"role", "version", "template", "updated_ms", "updated_by"},
-		[]any{t.Role, t.Version, string(doc), t.UpdatedMs, by}); err != nil {
-		return Template{}, err
-	}
+	t.UpdatedBy = actor
+	return t
+}
+
+// Set makes t its role's current template.
+func (ts *Templates) Set(t Template) {
 	ts.mu.Lock()
 	ts.by[t.Role] = t
 	ts.mu.Unlock()
-	return t, nil
 }
 
-// resolveGroups returns the door groups of a credential of template t with
+// ResolveGroups returns the door groups of a credential of template t with
 // the extra groups a request asked for, and why that is an exception (""
 // when it is not).
-func (t Template) resolveGroups(extra []string) (groups []string, exception string) {
+func (t Template) ResolveGroups(extra []string) (groups []string, exception string) {
 	groups = slices.Clone(t.DoorGroups)
 	var beyond []string
 	for _, g := range extra {

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -8,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/api"
+	"github.com/keyfleet/keyfleet/control/stream"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
@@ -32,22 +35,33 @@ func (c *ControlConfig) registerFlags(s *flagenv.Set) {
 		"name of this process's audit hash chain (default: host-pid-start; never share one between processes)")
 }
 
+// controlPlane is the credential control plane: its API (routes, and the
+// Suspend automated responders call) and its Kafka processor (Run).
+type controlPlane struct {
+	*api.API
+	stream *stream.Processor
+}
+
+func (c controlPlane) Run(ctx context.Context) error { return c.stream.Run(ctx) }
+
 // newControl builds the audit log and the credential control plane. The
-// plane feeds locks (the normalizer's registry) from credential.events; its
-// Suspend method is what automated responders call.
+// plane feeds locks (the normalizer's registry) from credential.events.
 func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, locks *registry.Registry, key []byte,
-	reg prometheus.Registerer, logger *slog.Logger) (*control.Plane, *audit.Store, error) {
+	reg prometheus.Registerer, logger *slog.Logger) (controlPlane, *audit.Store, error) {
 	auditLog, err := audit.NewStore(conn, audit.Options{Chain: cfg.AuditChain, Logger: logger, Registerer: reg})
 	if err != nil {
-		return nil, nil, err
+		return controlPlane{}, nil, err
 	}
-	plane, err := control.New(control.Options{
-		Bus: bc, Conn: conn, Registry: locks, Audit: auditLog, Verifier: auditLog, PseudonymKey: key,
-		Logger: logger.With("part", "control"), Registerer: reg,
-		MaxQueue: cfg.MaxQueue, MaxBulk: cfg.MaxBulk, PendingSLA: cfg.PendingSLA,
-	})
+	logger = logger.With("part", "control")
+	proc, err := stream.New(stream.Options{Bus: bc, Conn: conn, Registry: locks, Audit: auditLog, Logger: logger,
+		Registerer: reg, MaxQueue: cfg.MaxQueue, PendingSLA: cfg.PendingSLA})
 	if err != nil {
-		return nil, nil, err
+		return controlPlane{}, nil, err
 	}
-	return plane, auditLog, nil
+	ctlAPI, err := api.New(api.Options{State: proc, Conn: conn, Audit: auditLog, Verifier: auditLog, PseudonymKey: key,
+		Logger: logger, Registerer: reg, MaxBulk: cfg.MaxBulk, PendingSLA: cfg.PendingSLA})
+	if err != nil {
+		return controlPlane{}, nil, err
+	}
+	return controlPlane{API: ctlAPI, stream: proc}, auditLog, nil
 }

@@ -22,7 +22,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/ingest"
 	"github.com/keyfleet/keyfleet/internal/audit"
@@ -211,7 +211,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	queryAPI, err := setupQuery(cfg.Query, queryDeps{conn: conn, tokens: tokens, audit: auditLog,
-		kpis: query.KPIFunc(func(ctx context.Context, from, to time.Time) (any, error) { return control.KPIs(ctx, conn, from, to) }),
+		kpis: query.KPIFunc(func(ctx context.Context, from, to time.Time) (any, error) { return store.KPIs(ctx, conn, from, to) }),
 		key:  key, logger: logger, reg: reg})
 	if err != nil {
 		return err

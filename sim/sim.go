@@ -1,9 +1,9 @@
 // Package sim runs a simulated fleet: it registers the fleet with the
-// credential authority, plays the fleet's activity (internal/sim/activity)
-// against the simulated lock gateways (internal/sim/gateway) — every attempt
+// credential authority, plays the fleet's activity (sim/activity)
+// against the simulated lock gateways (sim/locks) — every attempt
 // is granted or refused by the access list the lock holds at that moment —
 // and writes what the locks report as vendor payloads
-// (internal/sim/payload) to its sinks: Kafka's lock.events.raw and
+// (sim/payload) to its sinks: Kafka's lock.events.raw and
 // credential.events, and/or a replay file for `keyfleet detect --replay`.
 // Ground truth of injected anomalies goes to a labels file.
 //

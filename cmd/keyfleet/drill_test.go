@@ -15,7 +15,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/api"
+	"github.com/keyfleet/keyfleet/control/drill"
+	"github.com/keyfleet/keyfleet/control/stream"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/gateway"
@@ -48,18 +50,22 @@ func TestDrillRevoke(t *testing.T) {
 	}})
 	store, err := audit.NewStore(conn, audit.Options{Chain: "drill-test"})
 	require.NoError(t, err)
-	plane, err := control.New(control.Options{Bus: bc, Conn: conn, Registry: locks, Audit: store, Verifier: store,
-		PseudonymKey: []byte("drill-key"), Logger: testenv.Logger(t), Registerer: prometheus.NewRegistry()})
+	reg := prometheus.NewRegistry()
+	proc, err := stream.New(stream.Options{Bus: bc, Conn: conn, Registry: locks, Audit: store, Logger: testenv.Logger(t),
+		Registerer: reg})
 	require.NoError(t, err)
-	srv, err := httpapi.New(httpapi.Options{Auth: drillAuth{}, Logger: testenv.Logger(t)}, plane.Routes())
+	ctl, err := api.New(api.Options{State: proc, Conn: conn, Audit: store, Verifier: store,
+		PseudonymKey: []byte("drill-key"), Logger: testenv.Logger(t), Registerer: reg})
+	require.NoError(t, err)
+	srv, err := httpapi.New(httpapi.Options{Auth: drillAuth{}, Logger: testenv.Logger(t)}, ctl.Routes())
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = plane.Run(ctx) }()
+	go func() { _ = proc.Run(ctx) }()
 	go func() { _ = srv.Serve(ctx, ln) }()
-	<-plane.Ready()
+	<-proc.Ready()
 
 	// Gateways: ack every command except on the offline gym lock (until it
 	// comes back).
@@ -92,7 +98,7 @@ func TestDrillRevoke(t *testing.T) {
 	code := run(ctx, []string{"drill", "revoke", "--subjects", "5", "--url", "http://" + ln.Addr().String(),
 		"--token", "drill-admin", "--timeout", "3s", "--json"}, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
-	var rep DrillReport
+	var rep drill.Report
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep), stdout.String())
 	assert.Equal(t, 5, rep.Subjects)
 	assert.Equal(t, 5, rep.Credentials)

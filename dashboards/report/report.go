@@ -2,7 +2,7 @@
 // KPIs against the previous four, anomalies by detector, stale credentials,
 // exceptions past their end date and vendor/lock health, read from
 // ClickHouse (dedup-safe) and from the control plane's KPIs
-// (control.ComputeKPIs, so the report and GET /v1/kpis agree). It renders
+// (control/store.ComputeKPIs, so the report and GET /v1/kpis agree). It renders
 // JSON, Markdown, CSV and HTML with inline SVG charts, stores generated
 // reports, generates them on a schedule and serves /v1/reports.
 package report
@@ -19,6 +19,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/store"
 )
 
 // Defaults of a Query.
@@ -101,7 +102,7 @@ type Report struct {
 // Current is the KPIs of the report's own week.
 func (r *Report) Current() *WeekKPI { return &r.Weeks[len(r.Weeks)-1] }
 
-// WeekKPI is one week's KPIs. The credential KPIs are control.ComputeKPIs'
+// WeekKPI is one week's KPIs. The credential KPIs are control/store.ComputeKPIs'
 // over the week (the numbers GET /v1/kpis gives for the same range).
 type WeekKPI struct {
 	Week              string             `json:"week"`
@@ -277,7 +278,7 @@ func secs(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
 	from, to := w.Start(), w.End()
 	k := &WeekKPI{Week: w.String(), FromMs: from.UnixMilli(), ToMs: to.UnixMilli()}
-	cred, err := control.ComputeKPIs(ctx, g.conn, control.KPIQuery{From: from, To: to, SLA: g.q.SLA, Now: g.q.Now})
+	cred, err := store.ComputeKPIs(ctx, g.conn, control.KPIQuery{From: from, To: to, SLA: g.q.SLA, Now: g.q.Now})
 	if err != nil {
 		return nil, err
 	}

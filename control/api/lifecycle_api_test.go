@@ -1,4 +1,4 @@
-package control_test
+package api_test
 
 import (
 	"context"
@@ -51,9 +51,9 @@ func TestCredentialOperations(t *testing.T) {
 	conflict("POST", "/v1/credentials/"+id+":archive", "mgr1", nil, event.StatePendingActivation)
 	conflict("POST", "/v1/credentials/"+id+":approve", "mgr2", nil, event.StatePendingActivation)
 	var te *lifecycle.TransitionError
-	require.ErrorAs(t, e.plane.Suspend(ctx, id, "burst", "responder:unlock_burst"), &te)
+	require.ErrorAs(t, e.api.Suspend(ctx, id, "burst", "responder:unlock_burst"), &te)
 	assert.Equal(t, event.StatePendingActivation, te.From)
-	assert.ErrorIs(t, e.plane.Suspend(ctx, "no-such-credential", "x", "responder"), control.ErrNotFound)
+	assert.ErrorIs(t, e.api.Suspend(ctx, "no-such-credential", "x", "responder"), control.ErrNotFound)
 
 	// Activation needs evidence; with it the credential is active.
 	var pr httpapi.Problem
@@ -78,14 +78,14 @@ func TestCredentialOperations(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, e.do("GET", "/v1/credentials/"+id, "", nil, nil).StatusCode)
 
 	// The responder's Go API (what detectors' responders call).
-	require.NoError(t, e.plane.Suspend(ctx, id, "unlock burst alert a-1", "responder:unlock_burst"))
+	require.NoError(t, e.api.Suspend(ctx, id, "unlock burst alert a-1", "responder:unlock_burst"))
 	v := e.waitState(id, event.StateSuspended)
 	assert.Equal(t, "responder:unlock_burst", v.Credential.Actor)
 	assert.Equal(t, "unlock burst alert a-1", v.Credential.Reason)
 	require.Eventually(t, func() bool { return len(gw.commands(gateway.CommandRevoke, id)) == 5 }, 10*time.Second, 10*time.Millisecond,
 		"a suspension tells every lock to drop the credential")
 	conflict("POST", "/v1/credentials/"+id+":suspend", "responder", nil, event.StateSuspended)
-	require.NoError(t, e.plane.Reinstate(ctx, id, "false positive", "manager-1"))
+	require.NoError(t, e.api.Reinstate(ctx, id, "false positive", "manager-1"))
 	e.waitState(id, event.StateActive)
 	require.Eventually(t, func() bool { return len(gw.commands(gateway.CommandGrant, id)) == 10 }, 10*time.Second, 10*time.Millisecond)
 
@@ -185,7 +185,7 @@ func TestAuditFailureStopsTheAction(t *testing.T) {
 	assert.Equal(t, "audit_unavailable", pr.Code)
 	resp = e.do("POST", "/v1/credentials", "mgr1", resident("subj-audit-2"), &pr)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-	assert.ErrorIs(t, e.plane.Suspend(ctx, id, "x", "responder"), control.ErrAudit)
+	assert.ErrorIs(t, e.api.Suspend(ctx, id, "x", "responder"), control.ErrAudit)
 	time.Sleep(300 * time.Millisecond)
 	assert.Equal(t, event.StateActive, e.credential(id).Credential.State, "nothing happened")
 	var list struct {

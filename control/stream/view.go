@@ -1,4 +1,4 @@
-package control
+package stream
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/registry"
 )
@@ -24,22 +25,22 @@ import (
 // also feeds the normalizer's registry.
 type view struct {
 	mu        sync.RWMutex
-	creds     map[string]*Record
+	creds     map[string]*control.Record
 	bySubject map[string]map[string]struct{}
-	waiters   map[string][]chan *Record // command id → API calls waiting for it
+	waiters   map[string][]chan *control.Record // command id → API calls waiting for it
 	states    *prometheus.GaugeVec
 	counts    map[string]int
 	feed      *registry.Feed
 }
 
 func newView(feed *registry.Feed, states *prometheus.GaugeVec) *view {
-	return &view{creds: map[string]*Record{}, bySubject: map[string]map[string]struct{}{},
-		waiters: map[string][]chan *Record{}, states: states, counts: map[string]int{}, feed: feed}
+	return &view{creds: map[string]*control.Record{}, bySubject: map[string]map[string]struct{}{},
+		waiters: map[string][]chan *control.Record{}, states: states, counts: map[string]int{}, feed: feed}
 }
 
 // get returns a credential's newest record. Records are never changed once
 // stored; callers clone before deriving a new one.
-func (v *view) get(id string) (*Record, bool) {
+func (v *view) get(id string) (*control.Record, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	r, ok := v.creds[id]
@@ -48,7 +49,7 @@ func (v *view) get(id string) (*Record, bool) {
 
 // put stores r if it is newer than what the view holds and reports whether
 // it did. Waiters on r's command are told when r is its command's last record.
-func (v *view) put(r *Record) bool {
+func (v *view) put(r *control.Record) bool {
 	v.mu.Lock()
 	cur, ok := v.creds[r.CredentialID]
 	if ok && cur.Seq >= r.Seq {
@@ -71,7 +72,7 @@ func (v *view) put(r *Record) bool {
 		v.bySubject[r.SubjectID] = s
 	}
 	s[r.CredentialID] = struct{}{}
-	var notify []chan *Record
+	var notify []chan *control.Record
 	if r.CommandDone && r.CommandID != "" {
 		notify = v.waiters[r.CommandID]
 		delete(v.waiters, r.CommandID)
@@ -87,10 +88,10 @@ func (v *view) put(r *Record) bool {
 }
 
 // subject returns a subject's credentials, sorted by id.
-func (v *view) subject(id string) []*Record {
+func (v *view) subject(id string) []*control.Record {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	out := make([]*Record, 0, len(v.bySubject[id]))
+	out := make([]*control.Record, 0, len(v.bySubject[id]))
 	for cid := range v.bySubject[id] {
 		out = append(out, v.creds[cid])
 	}
@@ -100,7 +101,7 @@ func (v *view) subject(id string) []*Record {
 
 // each calls fn for every credential (under the read lock: fn must not
 // call back into the view).
-func (v *view) each(fn func(r *Record)) {
+func (v *view) each(fn func(r *control.Record)) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	for _, r := range v.creds {
@@ -115,8 +116,8 @@ func (v *view) size() int {
 }
 
 // await registers interest in a command's result before it is published.
-func (v *view) await(commandID string) (<-chan *Record, func()) {
-	ch := make(chan *Record, 1)
+func (v *view) await(commandID string) (<-chan *control.Record, func()) {
+	ch := make(chan *control.Record, 1)
 	v.mu.Lock()
 	v.waiters[commandID] = append(v.waiters[commandID], ch)
 	v.mu.Unlock()

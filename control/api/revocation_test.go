@@ -1,4 +1,4 @@
-package control_test
+package api_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/gateway"
@@ -104,7 +105,7 @@ func TestSubjectRevocationReachesEveryLock(t *testing.T) {
 
 	// KPIs in ClickHouse see the straggler past a (tiny) SLA.
 	ctx := context.Background()
-	k, err := control.ComputeKPIs(ctx, conn, control.KPIQuery{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Minute), SLA: time.Millisecond})
+	k, err := store.ComputeKPIs(ctx, conn, control.KPIQuery{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Minute), SLA: time.Millisecond})
 	require.NoError(t, err)
 	assert.Equal(t, 3, k.RevocationLatency.Count)
 	assert.Equal(t, 2, k.RevocationLatency.Confirmed)
@@ -128,7 +129,7 @@ func TestSubjectRevocationReachesEveryLock(t *testing.T) {
 	// Issuance and activation KPIs read credential_events, which its own
 	// consumer copies from Kafka: wait for the three credentials' records.
 	require.Eventually(t, func() bool {
-		k, err = control.KPIs(ctx, conn, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
+		k, err = store.KPIs(ctx, conn, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
 		return err == nil && k.TimeToIssue.Count == 3 && k.Activation.Activated == 3
 	}, 30*time.Second, 50*time.Millisecond, "credential_events copied for the three credentials")
 	assert.Equal(t, 3, k.RevocationLatency.Confirmed)

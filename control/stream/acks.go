@@ -1,4 +1,4 @@
-package control
+package stream
 
 import (
 	"context"
@@ -13,6 +13,9 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/internal/metrics"
+	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/gateway"
 )
@@ -22,30 +25,30 @@ import (
 // of revocation resources) and forwarded to control.commands keyed by its
 // credential, so the owner of the credential — which knows which locks its
 // revocation is waiting for — sees it.
-func (p *Plane) runAcks(ctx context.Context) error {
+func (p *Processor) runAcks(ctx context.Context) error {
 	r := bus.NewGroupReader(p.opts.Bus, bus.TopicLockAcks, bus.GroupAcks)
 	defer r.Close()
 	return bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 5000, MaxWait: 5 * time.Millisecond, Idle: time.Millisecond,
 		Logger: p.opts.Logger, Name: "lock.acks"}, p.handleAcks)
 }
 
-func (p *Plane) handleAcks(ctx context.Context, msgs []kafka.Message) error {
+func (p *Processor) handleAcks(ctx context.Context, msgs []kafka.Message) error {
 	acks := make([]gateway.Ack, 0, len(msgs))
 	fwd := make([]kafka.Message, 0, len(msgs))
 	now := p.opts.Now().UnixMilli()
 	for _, m := range msgs {
 		var a gateway.Ack
 		if err := json.Unmarshal(m.Value, &a); err != nil || a.CommandID == "" {
-			p.m.acks.WithLabelValues("unknown", "invalid").Inc()
+			p.m.Acks.WithLabelValues("unknown", "invalid").Inc()
 			continue
 		}
-		p.m.acks.WithLabelValues(bounded(a.Type, gateway.CommandRevoke, gateway.CommandGrant, gateway.CommandACLPush),
+		p.m.Acks.WithLabelValues(bounded(a.Type, gateway.CommandRevoke, gateway.CommandGrant, gateway.CommandACLPush),
 			bounded(a.Status, gateway.AckApplied, gateway.AckFailed)).Inc()
 		acks = append(acks, a)
 		if a.CredentialID == "" {
 			continue
 		}
-		c := Command{CommandID: uuid.NewString(), Op: opAck, CredentialID: a.CredentialID, TsMs: now, Ack: &a}
+		c := control.Command{CommandID: uuid.NewString(), Op: control.OpAck, CredentialID: a.CredentialID, TsMs: now, Ack: &a}
 		v, err := json.Marshal(c)
 		if err != nil {
 			return fmt.Errorf("encode ack command: %w", err)
@@ -57,7 +60,7 @@ func (p *Plane) handleAcks(ctx context.Context, msgs []kafka.Message) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return bus.Retry(gctx, p.opts.Logger, "insert lock_acks", func(ctx context.Context) error {
-			return insertAcks(ctx, p.opts.Conn, acks, now)
+			return store.InsertAcks(ctx, p.opts.Conn, acks, now)
 		})
 	})
 	if len(fwd) > 0 {
@@ -85,8 +88,8 @@ type pendingRevocation struct {
 	scope       string
 	requestedMs int64
 	issuedMs    int64
-	locks       map[LockRef]bool // pending
-	lastMs      int64            // latest ack so far
+	locks       map[control.LockRef]bool // pending
+	lastMs      int64                    // latest ack so far
 }
 
 // tracker holds, at the owner of each credential, the revocations still
@@ -96,12 +99,12 @@ type pendingRevocation struct {
 type tracker struct {
 	mu   sync.Mutex
 	revs map[revKey]*pendingRevocation
-	m    *metrics
+	m    *metrics.Metrics
 	sla  time.Duration
 	now  func() time.Time
 }
 
-func newTracker(m *metrics, sla time.Duration, now func() time.Time, reg prometheus.Registerer) *tracker {
+func newTracker(m *metrics.Metrics, sla time.Duration, now func() time.Time, reg prometheus.Registerer) *tracker {
 	t := &tracker{revs: map[revKey]*pendingRevocation{}, m: m, sla: sla, now: now}
 	if reg != nil {
 		reg.MustRegister(
@@ -118,10 +121,10 @@ func newTracker(m *metrics, sla time.Duration, now func() time.Time, reg prometh
 	return t
 }
 
-func (t *tracker) add(k revKey, scope string, requestedMs int64, locks []LockRef, issuedMs int64) {
+func (t *tracker) add(k revKey, scope string, requestedMs int64, locks []control.LockRef, issuedMs int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	pr := &pendingRevocation{scope: scope, requestedMs: requestedMs, issuedMs: issuedMs, locks: map[LockRef]bool{}}
+	pr := &pendingRevocation{scope: scope, requestedMs: requestedMs, issuedMs: issuedMs, locks: map[control.LockRef]bool{}}
 	for _, l := range locks {
 		pr.locks[l] = true
 	}
@@ -139,7 +142,7 @@ func (t *tracker) ack(a gateway.Ack, nowMs int64) {
 	if !ok {
 		return
 	}
-	l := LockRef{Vendor: a.Vendor, LockID: a.LockID}
+	l := control.LockRef{Vendor: a.Vendor, LockID: a.LockID}
 	if !pr.locks[l] {
 		return
 	}
@@ -149,9 +152,9 @@ func (t *tracker) ack(a gateway.Ack, nowMs int64) {
 		at = nowMs
 	}
 	pr.lastMs = max(pr.lastMs, at)
-	t.m.lockLatency.Observe(float64(at-pr.requestedMs) / 1000)
+	t.m.LockLatency.Observe(float64(at-pr.requestedMs) / 1000)
 	if len(pr.locks) == 0 {
-		t.m.revocationLatency.WithLabelValues(pr.scope).Observe(float64(pr.lastMs-pr.requestedMs) / 1000)
+		t.m.RevocationLatency.WithLabelValues(pr.scope).Observe(float64(pr.lastMs-pr.requestedMs) / 1000)
 		delete(t.revs, k)
 	}
 }
@@ -172,34 +175,21 @@ func (t *tracker) pending() (locks, overdue int) {
 
 // load rebuilds the pending revocations of the last `since` from ClickHouse.
 func (t *tracker) load(ctx context.Context, conn driver.Conn, since time.Duration) error {
-	from := t.now().Add(-since)
-	rows, err := conn.Query(ctx, `SELECT l.revocation_id, l.credential_id, l.vendor, l.lock_id, l.issued_ms, r.requested_ms, r.scope
-		FROM (SELECT revocation_id, credential_id, vendor, lock_id, issued_ms FROM revocation_locks FINAL WHERE ts >= ?) AS l
-		ANY LEFT JOIN (SELECT revocation_id, credential_id, requested_ms, scope FROM revocations FINAL WHERE ts >= ?) AS r
-		USING (revocation_id, credential_id)
-		WHERE (revocation_id, credential_id, vendor, lock_id) NOT IN
-			(SELECT revocation_id, credential_id, vendor, lock_id FROM lock_acks WHERE status = 'applied' AND revocation_id != '' AND ts >= ?)`,
-		from, from, from)
+	pending, err := store.PendingRevocations(ctx, conn, t.now().Add(-since))
 	if err != nil {
-		return fmt.Errorf("load pending revocations: %w", err)
+		return err
 	}
-	defer rows.Close()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for rows.Next() {
-		var k revKey
-		var l LockRef
-		var issued, requested int64
-		var scope string
-		if err := rows.Scan(&k.revocation, &k.credential, &l.Vendor, &l.LockID, &issued, &requested, &scope); err != nil {
-			return fmt.Errorf("scan pending revocation: %w", err)
-		}
+	for _, l := range pending {
+		k := revKey{l.RevocationID, l.CredentialID}
 		pr := t.revs[k]
 		if pr == nil {
-			pr = &pendingRevocation{scope: scope, requestedMs: requested, issuedMs: issued, locks: map[LockRef]bool{}}
+			pr = &pendingRevocation{scope: l.Scope, requestedMs: l.RequestedMs, issuedMs: l.IssuedMs,
+				locks: map[control.LockRef]bool{}}
 			t.revs[k] = pr
 		}
-		pr.locks[l] = true
+		pr.locks[l.Lock] = true
 	}
-	return rows.Err()
+	return nil
 }

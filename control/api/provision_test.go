@@ -1,4 +1,4 @@
-package control_test
+package api_test
 
 import (
 	"fmt"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/stream"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/testenv"
@@ -51,7 +52,7 @@ func TestIdempotencyKey(t *testing.T) {
 	e.waitState(first.CredentialIDs[0], event.StateActive)
 
 	// Another instance (cold cache, ClickHouse only) answers the same.
-	e2 := newEnv(t, bc, conn, func(o *control.Options) { o.APIOnly = true })
+	e2 := newEnv(t, bc, conn, func(o *stream.Options) { o.APIOnly = true })
 	var cold control.ProvisionResponse
 	resp = e2.do("POST", "/v1/credentials", "mgr1", req, &cold, "Idempotency-Key", "move-in-42")
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, body(resp))
@@ -77,7 +78,7 @@ func TestQueueFull429(t *testing.T) {
 	bc := testenv.Kafka(t, 2)
 	conn, _ := testenv.ClickHouse(t)
 	// No owner runs: nothing drains the queue.
-	e := newEnv(t, bc, conn, func(o *control.Options) { o.APIOnly = true; o.MaxQueue = 3 })
+	e := newEnv(t, bc, conn, func(o *stream.Options) { o.APIOnly = true; o.MaxQueue = 3 })
 	var firstResp control.ProvisionResponse
 	for i := range 3 {
 		resp := e.do("POST", "/v1/credentials", "mgr1", resident(fmt.Sprintf("q-%d", i)), &firstResp,

@@ -1,4 +1,4 @@
-package control_test
+package api_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/internal/testenv"
 )
 
@@ -66,14 +67,14 @@ func BenchmarkRevocationLatency(b *testing.B) {
 	from := time.Now()
 	b.ResetTimer()
 	for j := range n {
-		_, err := e.plane.RevokeSubject(ctx, fmt.Sprintf("rev-%d", j), "bench", "manager-1")
+		_, err := e.api.RevokeSubject(ctx, fmt.Sprintf("rev-%d", j), "bench", "manager-1")
 		require.NoError(b, err)
 		time.Sleep(20 * time.Millisecond)
 	}
 	var k *control.FleetKPIs
 	require.Eventually(b, func() bool {
 		var err error
-		k, err = control.KPIs(ctx, e.conn, from, time.Now().Add(time.Minute))
+		k, err = store.KPIs(ctx, e.conn, from, time.Now().Add(time.Minute))
 		return err == nil && k.RevocationLatency.Confirmed == n
 	}, 2*time.Minute, 100*time.Millisecond)
 	b.StopTimer()

@@ -1,4 +1,4 @@
-package control_test
+package api_test
 
 import (
 	"bytes"
@@ -21,6 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/api"
+	"github.com/keyfleet/keyfleet/control/stream"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
@@ -72,7 +74,8 @@ func estate() *registry.Registry {
 
 type env struct {
 	t       testing.TB
-	plane   *control.Plane
+	proc    *stream.Processor
+	api     *api.API
 	server  *httpapi.Server
 	conn    driver.Conn
 	bus     bus.Config
@@ -83,29 +86,34 @@ type env struct {
 	done    chan error
 }
 
-// newEnv starts a control plane on its own topics and database.
-func newEnv(t testing.TB, bc bus.Config, conn driver.Conn, tweak ...func(*control.Options)) *env {
+var _ api.State = (*stream.Processor)(nil)
+
+// newEnv starts a control plane (stream processor and API) on its own
+// topics and database.
+func newEnv(t testing.TB, bc bus.Config, conn driver.Conn, tweak ...func(*stream.Options)) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	store, err := audit.NewStore(conn, audit.Options{Chain: "test-" + testenv.ID()})
 	require.NoError(t, err)
 	e := &env{t: t, conn: conn, bus: bc, locks: estate(), audit: store, metrics: reg, done: make(chan error, 1)}
-	opts := control.Options{Bus: bc, Conn: conn, Registry: e.locks, Audit: store, Verifier: store,
-		PseudonymKey: pseudonymKey, Logger: testenv.Logger(t), Registerer: reg, SweepInterval: 100 * time.Millisecond,
-		WaitTimeout: 10 * time.Second}
+	opts := stream.Options{Bus: bc, Conn: conn, Registry: e.locks, Audit: store, Logger: testenv.Logger(t),
+		Registerer: reg, SweepInterval: 100 * time.Millisecond}
 	for _, f := range tweak {
 		f(&opts)
 	}
-	e.plane, err = control.New(opts)
+	e.proc, err = stream.New(opts)
 	require.NoError(t, err)
-	e.server, err = httpapi.New(httpapi.Options{Auth: staticAuth{}, Logger: testenv.Logger(t)}, e.plane.Routes())
+	e.api, err = api.New(api.Options{State: e.proc, Conn: conn, Audit: store, Verifier: store,
+		PseudonymKey: pseudonymKey, Logger: testenv.Logger(t), Registerer: reg, WaitTimeout: 10 * time.Second})
+	require.NoError(t, err)
+	e.server, err = httpapi.New(httpapi.Options{Auth: staticAuth{}, Logger: testenv.Logger(t)}, e.api.Routes())
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
-	go func() { e.done <- e.plane.Run(ctx) }()
+	go func() { e.done <- e.proc.Run(ctx) }()
 	t.Cleanup(e.stop)
 	select {
-	case <-e.plane.Ready():
+	case <-e.proc.Ready():
 	case err := <-e.done:
 		t.Fatalf("control plane stopped: %v", err)
 	case <-time.After(60 * time.Second):

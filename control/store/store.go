@@ -1,4 +1,9 @@
-package control
+// Package store holds every ClickHouse statement of the control plane:
+// credential_events (the history of credential.events), request statuses
+// and documents, revocations with their locks and acks, templates, reviews,
+// the revocation resource and the KPIs. Functions take ctx and a
+// connection; control/api and control/stream call them.
+package store
 
 import (
 	"context"
@@ -8,13 +13,14 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/gateway"
 	"github.com/keyfleet/keyfleet/pipeline"
 )
 
 // CredentialRows turns credential.events records into credential_events rows
-// (for chstorage.Writer).
+// (the Rows of the ClickHouse writer control/stream runs).
 type CredentialRows struct {
 	rows [][]any
 	now  func() time.Time
@@ -40,7 +46,7 @@ func (c *CredentialRows) Reset()            { clear(c.rows); c.rows = c.rows[:0]
 
 // Append decodes one record.
 func (c *CredentialRows) Append(m kafka.Message) error {
-	r, err := decodeRecord(m.Value)
+	r, err := control.DecodeRecord(m.Value)
 	if err != nil {
 		return err
 	}
@@ -138,26 +144,10 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// Item statuses of a request.
-const (
-	StatusPending = "pending"
-	StatusIssued  = "issued"
-	StatusApplied = "applied" // a non-provisioning command took effect
-	StatusFailed  = "failed"
-)
-
-type itemRow struct {
-	RequestID    string
-	Item         int
-	CredentialID string
-	Status       string
-	Error        string
-	Detail       string
-}
-
 var itemColumns = []string{"request_id", "item", "credential_id", "status", "error", "detail", "updated_ms", "version"}
 
-func insertItems(ctx context.Context, conn driver.Conn, now time.Time, items []itemRow) error {
+// InsertItems stores request item statuses (control_request_items).
+func InsertItems(ctx context.Context, conn driver.Conn, now time.Time, items []control.ItemRow) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -167,7 +157,7 @@ func insertItems(ctx context.Context, conn driver.Conn, now time.Time, items []i
 		// An outcome outranks pending whatever the clocks of the writers
 		// say; among equals the later write wins.
 		rank := uint64(2)
-		if it.Status == StatusPending {
+		if it.Status == control.StatusPending {
 			rank = 1
 		}
 		rows[i] = []any{it.RequestID, uint32(it.Item), it.CredentialID, it.Status, it.Error, it.Detail, ms, rank<<48 | uint64(ms)}
@@ -175,18 +165,9 @@ func insertItems(ctx context.Context, conn driver.Conn, now time.Time, items []i
 	return chstorage.InsertRows(ctx, conn, "control_request_items", itemColumns, rows...)
 }
 
-type revocationRow struct {
-	RevocationID, CredentialID, SubjectID, Scope, DeviceID string
-	RequestedMs, DisabledMs, SessionRevokedMs              int64
-	Locks                                                  int
-}
-
-type revocationLockRow struct {
-	RevocationID, CredentialID, Vendor, LockID, CommandID string
-	IssuedMs                                              int64
-}
-
-func insertRevocations(ctx context.Context, conn driver.Conn, revs []revocationRow, locks []revocationLockRow) error {
+// InsertRevocations stores revoked credentials (revocations) and the locks
+// told to drop them (revocation_locks).
+func InsertRevocations(ctx context.Context, conn driver.Conn, revs []control.RevocationRow, locks []control.RevocationLockRow) error {
 	if len(revs) > 0 {
 		rows := make([][]any, len(revs))
 		for i, r := range revs {
@@ -211,7 +192,9 @@ func insertRevocations(ctx context.Context, conn driver.Conn, revs []revocationR
 	return nil
 }
 
-func insertAcks(ctx context.Context, conn driver.Conn, acks []gateway.Ack, ackedMs int64) error {
+// InsertAcks stores lock acknowledgements (lock_acks); ackedMs stands in
+// for an ack's missing applied time.
+func InsertAcks(ctx context.Context, conn driver.Conn, acks []gateway.Ack, ackedMs int64) error {
 	if len(acks) == 0 {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package control
+package store
 
 import (
 	"context"
@@ -7,95 +7,20 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/gofiber/fiber/v2"
 
+	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/lifecycle"
-	"github.com/keyfleet/keyfleet/internal/httpapi"
 )
 
-// DefaultPendingSLA is how long a lock may take to confirm a revocation.
-const DefaultPendingSLA = 15 * time.Minute
-
-// FleetKPIs are the control plane's KPIs over [From, To), computed from
-// ClickHouse (credential_events, revocations, revocation_locks, lock_acks),
-// so every instance, the query API and the weekly report agree.
-type FleetKPIs struct {
-	From time.Time `json:"from"`
-	To   time.Time `json:"to"`
-	// RevocationLatency: per revoked credential, request → last lock ack
-	// (request → entitlement record for a credential no lock held), for
-	// revocations requested in the range; quantiles over confirmed ones.
-	RevocationLatency Quantiles `json:"revocation_latency"`
-	// TimeToIssue: request → issued, for credentials issued in the range.
-	TimeToIssue Quantiles `json:"time_to_issue"`
-	// Activation: of the credentials issued in the range, how many were
-	// activated (device possession proven) by now.
-	Activation Activation `json:"activation"`
-	// Exceptions: credentials with access beyond their role template
-	// (extra door groups, longer validity, break-glass).
-	Exceptions Exceptions `json:"exceptions"`
-	// PendingLocks: lock revocations requested in the range and still not
-	// acknowledged after the SLA.
-	PendingLocks PendingLocks `json:"pending_locks"`
-}
-
-// Quantiles of a latency, in seconds.
-type Quantiles struct {
-	Count     int     `json:"count"`
-	Confirmed int     `json:"confirmed,omitempty"`
-	P50       float64 `json:"p50_s"`
-	P95       float64 `json:"p95_s"`
-	P99       float64 `json:"p99_s"`
-}
-
-// Activation is the activation success rate.
-type Activation struct {
-	Issued      int     `json:"issued"`
-	Activated   int     `json:"activated"`
-	SuccessRate float64 `json:"success_rate"`
-}
-
-// Exceptions are exception rates per 1,000 credentials.
-type Exceptions struct {
-	Live           int     `json:"live_credentials"`       // live at To
-	LiveExceptions int     `json:"live_exceptions"`        // of those, exceptions
-	PerThousand    float64 `json:"per_1000_credentials"`   // LiveExceptions per 1,000 Live
-	New            int     `json:"new_credentials"`        // requested in the range
-	NewExceptions  int     `json:"new_exceptions"`         // of those, exceptions
-	NewPerThousand float64 `json:"new_per_1000_requested"` // NewExceptions per 1,000 New
-}
-
-// PendingLocks counts lock revocations past the SLA.
-type PendingLocks struct {
-	SLASeconds float64       `json:"sla_s"`
-	Count      int           `json:"count"`
-	Locks      []PendingLock `json:"locks"`
-}
-
-// PendingLock is a lock with revocations pending past the SLA.
-type PendingLock struct {
-	Vendor      string `json:"vendor"`
-	LockID      string `json:"lock_id"`
-	Revocations int    `json:"revocations"`
-	OldestMs    int64  `json:"oldest_issued_ms"`
-}
-
-// KPIQuery selects the KPIs' range and SLA.
-type KPIQuery struct {
-	From, To time.Time
-	SLA      time.Duration // default DefaultPendingSLA
-	Now      time.Time     // default time.Now()
-}
-
 // KPIs computes the fleet KPIs over [from, to) with the default SLA.
-func KPIs(ctx context.Context, conn driver.Conn, from, to time.Time) (*FleetKPIs, error) {
-	return ComputeKPIs(ctx, conn, KPIQuery{From: from, To: to})
+func KPIs(ctx context.Context, conn driver.Conn, from, to time.Time) (*control.FleetKPIs, error) {
+	return ComputeKPIs(ctx, conn, control.KPIQuery{From: from, To: to})
 }
 
 // ComputeKPIs computes the fleet KPIs.
-func ComputeKPIs(ctx context.Context, conn driver.Conn, q KPIQuery) (*FleetKPIs, error) {
+func ComputeKPIs(ctx context.Context, conn driver.Conn, q control.KPIQuery) (*control.FleetKPIs, error) {
 	if q.SLA <= 0 {
-		q.SLA = DefaultPendingSLA
+		q.SLA = control.DefaultPendingSLA
 	}
 	if q.Now.IsZero() {
 		q.Now = time.Now()
@@ -105,7 +30,7 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q KPIQuery) (*FleetKPIs,
 	}
 	from, to := q.From.UnixMilli(), q.To.UnixMilli()
 	fromTs := q.From.UTC().Truncate(time.Second)
-	k := &FleetKPIs{From: q.From.UTC(), To: q.To.UTC()}
+	k := &control.FleetKPIs{From: q.From.UTC(), To: q.To.UTC()}
 
 	var n, confirmed uint64
 	var qs []float64
@@ -146,7 +71,7 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q KPIQuery) (*FleetKPIs,
 		) WHERE issued_in`, from, to, fromTs).Scan(&issued, &activated); err != nil {
 		return nil, fmt.Errorf("kpi activation: %w", err)
 	}
-	k.Activation = Activation{Issued: int(issued), Activated: int(activated)}
+	k.Activation = control.Activation{Issued: int(issued), Activated: int(activated)}
 	if issued > 0 {
 		k.Activation.SuccessRate = float64(activated) / float64(issued)
 	}
@@ -162,7 +87,7 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q KPIQuery) (*FleetKPIs,
 		)`, from, to).Scan(&liveN, &liveExc, &newN, &newExc); err != nil {
 		return nil, fmt.Errorf("kpi exceptions: %w", err)
 	}
-	k.Exceptions = Exceptions{Live: int(liveN), LiveExceptions: int(liveExc), New: int(newN), NewExceptions: int(newExc)}
+	k.Exceptions = control.Exceptions{Live: int(liveN), LiveExceptions: int(liveExc), New: int(newN), NewExceptions: int(newExc)}
 	if liveN > 0 {
 		k.Exceptions.PerThousand = 1000 * float64(liveExc) / float64(liveN)
 	}
@@ -183,9 +108,9 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q KPIQuery) (*FleetKPIs,
 		return nil, fmt.Errorf("kpi pending locks: %w", err)
 	}
 	defer rows.Close()
-	k.PendingLocks = PendingLocks{SLASeconds: q.SLA.Seconds(), Locks: []PendingLock{}}
+	k.PendingLocks = control.PendingLocks{SLASeconds: q.SLA.Seconds(), Locks: []control.PendingLock{}}
 	for rows.Next() {
-		var l PendingLock
+		var l control.PendingLock
 		var c uint64
 		if err := rows.Scan(&l.Vendor, &l.LockID, &c, &l.OldestMs); err != nil {
 			return nil, fmt.Errorf("scan pending lock: %w", err)
@@ -202,47 +127,10 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q KPIQuery) (*FleetKPIs,
 	return k, nil
 }
 
-func quantiles(n uint64, qs []float64) Quantiles {
-	q := Quantiles{Count: int(n)}
+func quantiles(n uint64, qs []float64) control.Quantiles {
+	q := control.Quantiles{Count: int(n)}
 	if len(qs) == 3 {
 		q.P50, q.P95, q.P99 = qs[0]/1000, qs[1]/1000, qs[2]/1000
 	}
 	return q
-}
-
-func (p *Plane) handleKPIs(c *fiber.Ctx) error {
-	now := p.opts.Now()
-	q := KPIQuery{To: now, From: now.Add(-7 * 24 * time.Hour), SLA: p.opts.PendingSLA, Now: now}
-	for _, f := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &q.From}, {"to", &q.To}} {
-		if v := c.Query(f.name); v != "" {
-			ms, err := parseTime(v)
-			if err != nil {
-				return httpapi.BadRequest(f.name, err.Error())
-			}
-			*f.dst = time.UnixMilli(ms)
-		}
-	}
-	if v := c.Query("sla"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return httpapi.BadRequest("sla", "want a positive duration such as 15m")
-		}
-		q.SLA = d
-	}
-	if !q.To.After(q.From) {
-		return httpapi.BadRequest("to", "must be after from")
-	}
-	if q.To.Sub(q.From) > 400*24*time.Hour {
-		return httpapi.BadRequest("from", "range longer than 400 days")
-	}
-	ctx, cancel := p.ctx(c)
-	defer cancel()
-	k, err := ComputeKPIs(ctx, p.opts.Conn, q)
-	if err != nil {
-		return unavailable(err)
-	}
-	return c.JSON(k)
 }
