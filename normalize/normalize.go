@@ -86,19 +86,19 @@ type Normalizer struct {
 	adapters map[string]Adapter
 	registry Registry
 	key      []byte
-	macs     sync.Pool // of *refMAC: keyed HMAC states, reused (RefHash is on the hot path)
+	macs     sync.Pool // of *refMAC: keyed HMAC states, reused (event.RefHash is on the hot path)
 
 	refMu   sync.RWMutex
-	refSeen map[refKey]string // recent RefHash results (a fleet has a bounded set of user refs)
+	refSeen map[refKey]string // recent event.RefHash results (a fleet has a bounded set of user refs)
 }
 
 type refKey struct{ vendor, ref string }
 
-// refCacheSize bounds the RefHash cache; it is emptied when full.
+// refCacheSize bounds the event.RefHash cache; it is emptied when full.
 const refCacheSize = 1 << 16
 
 // New returns a normalizer over the given adapters (by vendor name). registry
-// may be nil. pseudonymKey keys RefHash.
+// may be nil. pseudonymKey keys event.RefHash.
 func New(adapters map[string]Adapter, registry Registry, pseudonymKey []byte) *Normalizer {
 	return &Normalizer{adapters: adapters, registry: registry, key: pseudonymKey}
 }

@@ -177,7 +177,7 @@ func Resolver(f *fleet.Fleet, key []byte) *registry.Registry {
 	file := f.Registry()
 	for i := range file.Credentials {
 		c := &file.Credentials[i]
-		c.UserRefHash = normalize.RefHash(key, c.Vendor, c.UserRef)
+		c.UserRefHash = event.RefHash(key, c.Vendor, c.UserRef)
 		c.UserRef = ""
 	}
 	r := registry.New()

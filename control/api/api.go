@@ -58,7 +58,7 @@ type Options struct {
 	Conn     driver.Conn
 	Audit    audit.Appender
 	Verifier AuditVerifier // for GET /v1/audit/verify (optional)
-	// PseudonymKey keys normalize.RefHash of the vendor user references
+	// PseudonymKey keys event.RefHash of the vendor user references
 	// requests carry, and the audit pseudonyms of device ids.
 	PseudonymKey []byte
 	Logger       *slog.Logger

@@ -18,7 +18,6 @@ import (
 	"github.com/keyfleet/keyfleet/internal/gateway"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/testenv"
-	"github.com/keyfleet/keyfleet/normalize"
 )
 
 // TestCredentialOperations drives the lifecycle through the API: illegal
@@ -252,7 +251,7 @@ func TestBreakGlass(t *testing.T) {
 	assert.Len(t, c.Locks, 6, `"*": every lock of the site`)
 	assert.InDelta(t, 2000, c.ValidUntilMs-c.IssuedMs, 1)
 	// Flagged in the registry, so every access event under it is too.
-	info, ok := e.locks.Credential("matter", "m-gym", normalize.RefHash(pseudonymKey, "matter", "ff-7"))
+	info, ok := e.locks.Credential("matter", "m-gym", event.RefHash(pseudonymKey, "matter", "ff-7"))
 	require.True(t, ok)
 	assert.True(t, info.BreakGlass)
 

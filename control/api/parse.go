@@ -18,7 +18,6 @@ import (
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
-	"github.com/keyfleet/keyfleet/normalize"
 )
 
 // fieldError is a validation failure of one field.
@@ -138,7 +137,7 @@ func (p *API) resolveWith(t control.Template, in control.CredentialRequest, now 
 			return control.Spec{}, bad(fmt.Sprintf("refs[%d].user_ref", i), "required")
 		}
 		refs = append(refs, event.CredentialRef{Vendor: r.Vendor, LockID: r.LockID,
-			UserRefHash: normalize.RefHash(p.opts.PseudonymKey, r.Vendor, r.UserRef)})
+			UserRefHash: event.RefHash(p.opts.PseudonymKey, r.Vendor, r.UserRef)})
 	}
 	rule := t.Approval
 	if why != "" {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/internal/metrics"
-	"github.com/keyfleet/keyfleet/normalize"
+	"github.com/keyfleet/keyfleet/internal/event"
 )
 
 // parseState is what request parsing reads of a State: the templates and
@@ -58,7 +58,7 @@ func TestResolve(t *testing.T) {
 		assert.False(t, s.Exception)
 		assert.Equal(t, now.UnixMilli()+400*24*3600*1000, s.ValidUntilMs, "template max validity")
 		require.Len(t, s.Refs, 1)
-		assert.Equal(t, normalize.RefHash([]byte("k"), "matter", "17"), s.Refs[0].UserRefHash, "only the keyed hash is kept")
+		assert.Equal(t, event.RefHash([]byte("k"), "matter", "17"), s.Refs[0].UserRefHash, "only the keyed hash is kept")
 	}, "")
 	f("extra group beyond the template is an exception needing approval", control.CredentialRequest{SubjectID: "s1",
 		Role: "guest", DoorGroups: []string{"service"}}, func(t *testing.T, s control.Spec) {

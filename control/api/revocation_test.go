@@ -16,7 +16,6 @@ import (
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/gateway"
 	"github.com/keyfleet/keyfleet/internal/testenv"
-	"github.com/keyfleet/keyfleet/normalize"
 )
 
 // TestSubjectRevocationReachesEveryLock is the integration test on a real
@@ -65,11 +64,11 @@ func TestSubjectRevocationReachesEveryLock(t *testing.T) {
 	require.Eventually(t, func() bool { return len(gw.commands(gateway.CommandGrant, res)) == 5 }, 30*time.Second, 20*time.Millisecond)
 	for _, c := range gw.commands(gateway.CommandGrant, res) {
 		if c.Vendor == "matter" {
-			assert.Equal(t, normalize.RefHash(pseudonymKey, "matter", "user-"+subject), c.UserRefHash)
+			assert.Equal(t, event.RefHash(pseudonymKey, "matter", "user-"+subject), c.UserRefHash)
 		}
 	}
 	// The normalizer's registry resolves the resident's Matter user.
-	info, ok := e.locks.Credential("matter", "m-lobby", normalize.RefHash(pseudonymKey, "matter", "user-"+subject))
+	info, ok := e.locks.Credential("matter", "m-lobby", event.RefHash(pseudonymKey, "matter", "user-"+subject))
 	require.True(t, ok)
 	assert.Equal(t, res, info.CredentialID)
 
@@ -141,7 +140,7 @@ func TestSubjectRevocationReachesEveryLock(t *testing.T) {
 	assert.InDelta(t, 1.0, k.Activation.SuccessRate, 1e-9)
 
 	// The revoked credential still resolves (use-after-revocation detection).
-	info, ok = e.locks.Credential("matter", "m-lobby", normalize.RefHash(pseudonymKey, "matter", "user-"+subject))
+	info, ok = e.locks.Credential("matter", "m-lobby", event.RefHash(pseudonymKey, "matter", "user-"+subject))
 	require.True(t, ok)
 	assert.Equal(t, res, info.CredentialID)
 

@@ -28,7 +28,7 @@ type Command struct {
 	CredentialID string `json:"credential_id,omitempty"`
 	SubjectID    string `json:"subject_id,omitempty"`
 	// UserRefHash identifies the credential on the lock in keyfleet's keyed
-	// pseudonymous form (see normalize.RefHash); gateways that know the raw
+	// pseudonymous form (see event.RefHash); gateways that know the raw
 	// slot/card map it themselves.
 	UserRefHash  string `json:"user_ref_hash,omitempty"`
 	RevocationID string `json:"revocation_id,omitempty"` // groups the commands of one revocation

@@ -39,7 +39,7 @@ func BenchmarkNormalize(b *testing.B) {
 	for _, p := range benchPayloads {
 		f.Locks = append(f.Locks, registry.Lock{Vendor: p.vendor, LockID: p.lockID,
 			LockInfo: registry.LockInfo{SiteID: "site-1", ZoneID: "zone-1", DoorID: "door-1"}})
-		f.Credentials = append(f.Credentials, registry.Credential{Vendor: p.vendor, UserRefHash: normalize.RefHash(key, p.vendor, p.ref),
+		f.Credentials = append(f.Credentials, registry.Credential{Vendor: p.vendor, UserRefHash: event.RefHash(key, p.vendor, p.ref),
 			CredentialInfo: registry.CredentialInfo{SubjectID: "subj-1", CredentialID: "cred-1", DeviceID: "dev-1"}})
 	}
 	reg.Apply(f)

@@ -22,7 +22,7 @@ func Docs() []byte {
 	b.WriteString("- Malformed input (not parseable, no device id, no parseable time, wrong field types) is rejected with a reason code " +
 		"(`malformed_payload`, `missing_field`, `bad_field`, `bad_time`) and goes to `lock.events.dlq`; error messages carry byte offsets and JSON types, never payload values.\n")
 	b.WriteString("- `user ref` is the vendor's reference to who acted. It is never stored: the normalizer looks up its keyed hash " +
-		"(`normalize.RefHash`, HMAC-SHA256 with the pseudonym key) in the registry to fill `subject_id`, `credential_id` and `device_id`, then drops it. " +
+		"(`event.RefHash`, HMAC-SHA256 with the pseudonym key) in the registry to fill `subject_id`, `credential_id` and `device_id`, then drops it. " +
 		"Names, emails and card numbers in payloads are never copied to any output field.\n")
 	b.WriteString("- `site_id`, `zone_id`, `door_id` come from the lock registry by (vendor, lock_id). `method` defaults to `unknown`, `attested` to `unknown`.\n")
 	b.WriteString("- `event_id` is `event.ID(vendor, vendor event id)` (UUIDv5), so a re-delivered event deduplicates; " +

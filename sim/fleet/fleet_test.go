@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/registry"
-	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/sim"
 	"github.com/keyfleet/keyfleet/sim/fleet"
 )
@@ -108,7 +108,7 @@ func TestRegistryFileResolves(t *testing.T) {
 			require.Equal(t, lock.DoorID, info.DoorID)
 			for d := range cred.Devices {
 				ref := f.UserRef(c, d, lock.Vendor)
-				got, ok := reg.Credential(lock.Vendor, lock.LockID, normalize.RefHash(key, lock.Vendor, ref))
+				got, ok := reg.Credential(lock.Vendor, lock.LockID, event.RefHash(key, lock.Vendor, ref))
 				require.True(t, ok, "%s device %d at %s", cred.ID, d, lock.LockID)
 				require.Equal(t, subject, got.SubjectID)
 				require.Equal(t, cred.ID, got.CredentialID)

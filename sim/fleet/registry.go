@@ -5,7 +5,6 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/registry"
-	"github.com/keyfleet/keyfleet/normalize"
 )
 
 // PINDevice is the device index of a keypad code (no phone).
@@ -144,7 +143,7 @@ func (f *Fleet) Refs(key []byte, c, d int) []event.CredentialRef {
 	for _, dev := range devices {
 		for _, r := range f.refs(c, dev) {
 			out = append(out, event.CredentialRef{Vendor: r.vendor, LockID: r.lockID,
-				UserRefHash: normalize.RefHash(key, r.vendor, r.userRef)})
+				UserRefHash: event.RefHash(key, r.vendor, r.userRef)})
 		}
 	}
 	return out

@@ -82,7 +82,7 @@ func resolver(f *fleet.Fleet) *registry.Registry {
 	file := f.Registry()
 	for i := range file.Credentials {
 		c := &file.Credentials[i]
-		c.UserRefHash, c.UserRef = normalize.RefHash(key, c.Vendor, c.UserRef), ""
+		c.UserRefHash, c.UserRef = event.RefHash(key, c.Vendor, c.UserRef), ""
 	}
 	r := registry.New()
 	r.Apply(file)
