@@ -106,9 +106,6 @@ func NewStore(conn driver.Conn, opts Options) (*Store, error) {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(s.appends, s.checkpoints)
 	}
-	if opts.Keys == nil {
-		opts.Logger.Warn("audit log without a key: entries are hashed without a secret (unkeyed)")
-	}
 	return s, nil
 }
 
@@ -266,6 +263,9 @@ func (s *Store) Run(ctx context.Context) error {
 // that verify (keyed with a key this store holds and consistent with their
 // checkpoints); the others are named as unverified, never anchored.
 func (s *Store) start(ctx context.Context) error {
+	if s.opts.Keys == nil {
+		s.opts.Logger.Warn("audit chain without a key: its entries are hashed without a secret (unkeyed)", "chain", s.opts.Chain)
+	}
 	heads, err := s.headRows(ctx)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -59,8 +60,10 @@ type ChainState struct {
 	Chain   string `json:"chain"`
 	Entries int    `json:"entries"`
 	HeadSeq uint64 `json:"head_seq"`
-	OK      bool   `json:"ok"`
-	Unkeyed int    `json:"unkeyed,omitempty"`
+	// HeadHash is the hash of the chain's last entry.
+	HeadHash string `json:"head_hash"`
+	OK       bool   `json:"ok"`
+	Unkeyed  int    `json:"unkeyed,omitempty"`
 	// CheckpointSeq is the highest checkpointed seq (0: none).
 	CheckpointSeq uint64 `json:"checkpoint_seq,omitempty"`
 }
@@ -117,7 +120,7 @@ func (s *Store) VerifyWith(ctx context.Context, extra []Checkpoint) (*Report, er
 	keys := s.opts.Keys
 	rep := &Report{OK: true, Entries: total, KeysChecked: keys != nil}
 	good := map[string]map[uint64]string{} // chain → seq → hash of verified entries
-	states := map[string]*ChainState{}
+	states := map[string]int{}             // chain → index in rep.Chains
 	for _, name := range names {
 		v := verifyChain(chains[name], keys)
 		good[name] = v.verified
@@ -131,8 +134,11 @@ func (s *Store) VerifyWith(ctx context.Context, extra []Checkpoint) (*Report, er
 		rep.Unkeyed += v.unkeyed
 		rep.Unchecked += v.unchecked
 		st := ChainState{Chain: name, Entries: len(chains[name]), HeadSeq: lastSeq(chains[name]), Unkeyed: v.unkeyed}
+		if n := len(chains[name]); n > 0 {
+			st.HeadHash = chains[name][n-1].Hash
+		}
+		states[name] = len(rep.Chains)
 		rep.Chains = append(rep.Chains, st)
-		states[name] = &rep.Chains[len(rep.Chains)-1]
 		rep.Findings = append(rep.Findings, findings...)
 	}
 	if ownLoaded && ownSeq > 0 && chains[own] == nil {
@@ -151,8 +157,8 @@ func (s *Store) VerifyWith(ctx context.Context, extra []Checkpoint) (*Report, er
 			}
 		}
 		rep.Checkpoints++
-		if st := states[cp.Chain]; st != nil && cp.Seq > st.CheckpointSeq {
-			st.CheckpointSeq = cp.Seq
+		if i, ok := states[cp.Chain]; ok && cp.Seq > rep.Chains[i].CheckpointSeq {
+			rep.Chains[i].CheckpointSeq = cp.Seq
 		}
 		if f, bad := checkCheckpoint(chains[cp.Chain], cp); bad {
 			rep.Findings = mergeFinding(rep.Findings, f)
@@ -165,11 +171,6 @@ func (s *Store) VerifyWith(ctx context.Context, extra []Checkpoint) (*Report, er
 		}
 		return a.Seq < b.Seq
 	})
-	for _, f := range rep.Findings {
-		if st := states[f.Chain]; st != nil {
-			st.OK = false
-		}
-	}
 	for i := range rep.Chains {
 		rep.Chains[i].OK = !hasChainFinding(rep.Findings, rep.Chains[i].Chain)
 	}
@@ -178,6 +179,43 @@ func (s *Store) VerifyWith(ctx context.Context, extra []Checkpoint) (*Report, er
 		rep.First = &rep.Findings[0]
 	}
 	return rep, nil
+}
+
+// ErrNotVerified is returned by Checkpoint when the log does not verify:
+// a checkpoint must never vouch for a doctored head.
+var ErrNotVerified = errors.New("the audit log does not verify")
+
+// ErrNoKey is returned by Checkpoint without keys.
+var ErrNoKey = errors.New("signing checkpoints needs the audit key")
+
+// Checkpoint verifies the log (as VerifyWith) and, when it holds, returns a
+// signed checkpoint of every chain's head: what `keyfleet audit checkpoint`
+// exports for safekeeping outside ClickHouse. publish also writes them to
+// the store's anchors.
+func (s *Store) Checkpoint(ctx context.Context, extra []Checkpoint, publish bool) ([]Checkpoint, *Report, error) {
+	if s.opts.Keys == nil {
+		return nil, nil, ErrNoKey
+	}
+	rep, err := s.VerifyWith(ctx, extra)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !rep.OK {
+		return nil, rep, ErrNotVerified
+	}
+	now := s.opts.Now().UnixMilli()
+	out := make([]Checkpoint, 0, len(rep.Chains))
+	for _, c := range rep.Chains {
+		out = append(out, s.opts.Keys.Sign(Checkpoint{Chain: c.Chain, Seq: c.HeadSeq, Hash: c.HeadHash, TsMs: now}))
+	}
+	if publish {
+		for _, a := range s.opts.Anchors {
+			if err := a.Put(ctx, out...); err != nil {
+				return out, rep, err
+			}
+		}
+	}
+	return out, rep, nil
 }
 
 // checkCheckpoint compares one (authentic) checkpoint with its chain.
@@ -247,11 +285,13 @@ func hasFinding(fs []Finding, chain string, seq uint64) bool {
 
 // mergeFinding adds a checkpoint's finding f unless its entry already has
 // one; an entry found altered whose hash also differs from a checkpoint was
-// re-hashed, and is named so.
+// re-hashed, and is named so; a checkpoint's finding replaces an anchor's.
 func mergeFinding(fs []Finding, f Finding) []Finding {
 	for i := range fs {
 		if fs[i].Chain == f.Chain && fs[i].Seq == f.Seq {
-			if fs[i].Kind == KindAltered && f.Kind == KindRehashed {
+			// A checkpoint names what happened more precisely than a
+			// content mismatch or another chain's anchor.
+			if fs[i].Kind == KindAltered && f.Kind == KindRehashed || fs[i].Kind == KindAnchor {
 				fs[i] = f
 			}
 			return fs
