@@ -135,6 +135,16 @@ func TestServeSecurity(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(cpFile), `"chain":"serve-test"`)
 
+	// An entry another package writes with only the token id as actor gets
+	// the token's name beside it from the audit store.
+	code, _, body = do("GET", "/v1/export/events?from=now-1h", secureToken, "")
+	require.Equal(t, 200, code, string(body))
+	rows, err = store.Entries(context.Background(), "export.", "", 10)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	assert.Equal(t, auth.IDOf(secureToken), rows[0].Actor)
+	assert.Equal(t, "bootstrap", rows[0].ActorName)
+
 	// Expensive routes: 5 per token, then 429 with Retry-After.
 	var expensive []int
 	for range 7 {
