@@ -219,3 +219,35 @@ func TestForgedCheckpointAndCleanRestart(t *testing.T) {
 	assert.Equal(t, "k2", rows[0].KeyID)
 	assert.NotContains(t, rows[0].Details, actorNameKey)
 }
+
+// flakyAnchor fails its first Put.
+type flakyAnchor struct {
+	FileAnchor
+	failed bool
+}
+
+func (a *flakyAnchor) Put(ctx context.Context, cps ...Checkpoint) error {
+	if !a.failed {
+		a.failed = true
+		return fmt.Errorf("anchor down")
+	}
+	return a.FileAnchor.Put(ctx, cps...)
+}
+
+// A checkpoint that could not be written does not fail the append; the
+// next commit writes the checkpoint of the new head.
+func TestCheckpointRetried(t *testing.T) {
+	conn, _ := testenv.ClickHouse(t)
+	ctx := context.Background()
+	a := &flakyAnchor{FileAnchor: FileAnchor{path: filepath.Join(t.TempDir(), "cp.jsonl")}}
+	s := attackStore(t, conn, "ops", testKeys, a)
+	appendEntries(t, s, 1) // seq 1..2; the checkpoint fails
+	cps, err := a.Checkpoints(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, cps)
+	appendEntries(t, s, 1)
+	cps, err = a.Checkpoints(ctx)
+	require.NoError(t, err)
+	require.Len(t, cps, 1)
+	assert.Equal(t, uint64(3), cps[0].Seq)
+}

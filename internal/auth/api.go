@@ -177,8 +177,8 @@ func validName(name string) error {
 		return fmt.Errorf("name must be 1 to %d characters", maxNameLen)
 	}
 	for _, r := range name {
-		if !unicode.IsPrint(r) {
-			return errors.New("name must be printable")
+		if !unicode.IsPrint(r) || r == unicode.ReplacementChar {
+			return errors.New("name must be printable UTF-8")
 		}
 	}
 	return nil
