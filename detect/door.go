@@ -188,7 +188,7 @@ func (e *Engine) checkHeldOpen(dst []Alert, wm int64) []Alert {
 			Observed: float64(held) / 1000, Threshold: float64(held) / 1000,
 			Evidence: []string{d.openEventID},
 			Explanation: fmt.Sprintf("Door %s has been open for more than %s without closing.",
-				key, time.Duration(held)*time.Millisecond),
+				key, humanDuration(time.Duration(held)*time.Millisecond)),
 			SuggestedAction:  "Have someone close the door and check why it was held (propping, faulty closer).",
 			SourceReceivedMs: d.openRecvMs,
 		}
