@@ -32,6 +32,8 @@ type credState struct {
 	activeSinceMs int64
 	validUntilMs  int64
 	breakGlass    bool
+
+	entitled map[lockKey]struct{} // nil: no entitlement on record (Entitle)
 }
 
 type stateAt struct {
