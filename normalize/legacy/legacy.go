@@ -41,6 +41,12 @@ func (Adapter) Normalize(dst []event.Access, raw []byte) ([]event.Access, error)
 	if string(line) == Header {
 		return dst, nil
 	}
+	// A control character (a NUL from a truncated export, an escape
+	// sequence) is not part of any field: refuse the line rather than
+	// read a result like "GRANTED\x00" as an unknown one.
+	if i := controlChar(line); i >= 0 {
+		return dst, normalize.Errorf(normalize.ReasonMalformed, "legacy line has a control character (0x%02x) at byte %d", line[i], i+1)
+	}
 	var f [fields][]byte
 	n := 0
 	for n < fields-1 {
@@ -99,4 +105,16 @@ func (Adapter) Normalize(dst []event.Access, raw []byte) ([]event.Access, error)
 	}
 	e.VendorCode = string(code)
 	return append(dst, e), nil
+}
+
+// controlChar returns the index of the first ASCII control character (C0 or
+// DEL) in line, or -1. Leading and trailing whitespace (CR LF, tabs) is
+// trimmed before.
+func controlChar(line []byte) int {
+	for i, c := range line {
+		if c < 0x20 || c == 0x7f {
+			return i
+		}
+	}
+	return -1
 }
