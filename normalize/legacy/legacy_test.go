@@ -45,7 +45,8 @@ var cases = []adaptertest.Case{
 	{Name: "error trailing nul", Payload: line("CARD", card, "GRANTED") + "\x00", Secrets: secrets},
 	{Name: "error nul inside a field", Payload: line("CARD", card, "GRAN\x00TED"), Secrets: secrets},
 	{Name: "error escape sequence", Payload: "2026-11-20T08:15:02Z,PANEL-7,\x1b[2JREADER-3,CARD," + card + ",GRANTED", Secrets: secrets},
-	{Name: "error tab inside the line", Payload: line("CARD", card, "GRANTED\tDENIED"), Secrets: secrets},
+	{Name: "error tab inside a field", Payload: line("CARD", card, "GRANTED\tDENIED"), Secrets: secrets},
+	{Name: "tabs around fields", Payload: "2026-11-20T08:15:02Z\t,\tPANEL-7,READER-3\t,CARD," + card + ",GRANTED\t", Secrets: secrets},
 }
 
 func TestGolden(t *testing.T) { adaptertest.Golden(t, Vendor, Adapter{}, cases) }
