@@ -46,7 +46,7 @@ func (e *Engine) checkDenied(dst []Alert, s *subjectState, ev *event.Access) []A
 					TsMs: end, WindowStartMs: first, WindowEndMs: end,
 					Observed: float64(n), Threshold: float64(r.DoorThreshold), Evidence: ids,
 					Explanation: fmt.Sprintf("Door %s denied %d access attempts within %s (threshold %d).",
-						key, n, r.Window.D(), r.DoorThreshold),
+						key, n, humanDuration(r.Window.D()), r.DoorThreshold),
 					SuggestedAction:  "Check the door for a tampering or brute-force attempt (camera, guard round) and whether a lock or its credential list is misconfigured.",
 					SourceReceivedMs: ev.ReceivedMs,
 				}
@@ -74,7 +74,7 @@ func (e *Engine) checkDenied(dst []Alert, s *subjectState, ev *event.Access) []A
 					TsMs: end, WindowStartMs: first, WindowEndMs: end,
 					Observed: float64(n), Threshold: float64(r.CredentialThreshold), Evidence: ids,
 					Explanation: fmt.Sprintf("%s was denied %d times within %s (threshold %d).",
-						who, n, r.Window.D(), r.CredentialThreshold),
+						who, n, humanDuration(r.Window.D()), r.CredentialThreshold),
 					SuggestedAction:  "Contact the holder: the credential may be expired, mis-provisioned or in the wrong hands; check the deny reasons.",
 					SourceReceivedMs: ev.ReceivedMs,
 				}
