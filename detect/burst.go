@@ -572,8 +572,8 @@ func (e *Engine) raiseBurst(dst []Alert, s *subjectState, ev *event.Access, end 
 //
 // What is known decides: the subject's own completed days, its role's pool
 // once it has MinRoleSamples subject-days, and — for a newcomer with no day
-// of its own — its peers today (the level PeerQuorum subjects of its role at
-// its site reached). A newcomer whose role has too little history gets the
+// of its own, or while its role has too little history — its peers today
+// (the level PeerQuorum subjects of its role at its site reached). A newcomer whose role has too little history gets the
 // cold floor, and its alerts are low confidence; so is everything during
 // the learning period after a cold start, when multiplier and margin are
 // scaled by LearningFactor for bases made of today's peaks.
@@ -595,13 +595,17 @@ func (e *Engine) burstThreshold(s *subjectState, mi int, day int64, learning boo
 			base, h.basis = rb, basisRole
 		}
 	}
-	if days == 0 {
+	if days == 0 || !mature {
+		// A newcomer, or a role without enough history yet (a crew in its
+		// first days): what its peers reach today is known, and a pattern.
 		if pb, np := e.peerBase(s, mi, day, self, r.PeerQuorum); np >= r.PeerQuorum && r.PeerQuorum > 0 {
 			h.peerBase, h.peers = pb, np
 			if pb > base {
 				base, h.basis = pb, basisPeers
 			}
 		}
+	}
+	if days == 0 {
 		if !mature {
 			floor, h.low = m.ColdFloor, true
 			if h.basis == basisOwn {
@@ -658,7 +662,10 @@ func basisText(h *burstHit, role, site string, quorum int) string {
 		}
 		return "nothing is known yet about the subject, its role or its peers: cold-start floor"
 	case basisPeers:
-		fmt.Fprintf(&b, "a newcomer: at least %d of the %d other %s subjects at %s today reached %d", quorum, h.peers, role, site, h.peerBase)
+		fmt.Fprintf(&b, "its peers: at least %d of the %d other %s subjects at %s today reached %d", quorum, h.peers, role, site, h.peerBase)
+		if h.own > 0 {
+			fmt.Fprintf(&b, ", the subject itself peaks at %d", h.own)
+		}
 		if h.factor > 1 {
 			fmt.Fprintf(&b, ", with %g× the usual multiplier and margin while learning", h.factor)
 		}

@@ -109,10 +109,12 @@ type BurstRules struct {
 	// confidence (LearningSeverity).
 	LearningPeriod Duration `json:"learning_period"`
 	LearningFactor float64  `json:"learning_factor"`
-	// PeerQuorum: a newcomer (a subject with no completed day of its own)
-	// is also judged against its peers, the other subjects of its role at
-	// its site today: a level at least PeerQuorum of them reached today is
-	// a pattern (a crew doing its rounds), not an anomaly. 0 disables.
+	// PeerQuorum: a newcomer (a subject with no completed day of its own),
+	// and any subject while its role has fewer than MinRoleSamples
+	// subject-days, is also judged against its peers, the other subjects of
+	// its role at its site today: a level at least PeerQuorum of them
+	// reached today is a pattern (a crew doing its rounds), not an anomaly.
+	// 0 disables.
 	PeerQuorum int `json:"peer_quorum"`
 	// LearningSeverity is the severity of low-confidence alerts: those
 	// raised during the learning period, and those of a newcomer whose role
