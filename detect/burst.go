@@ -502,7 +502,8 @@ func (e *Engine) raiseBurst(dst []Alert, s *subjectState, ev *event.Access, end 
 		// of a role without history) is judged on the least knowledge: it
 		// neither caps the pool nor keeps its day from the subject's own
 		// history (that day may well be its normal), so it is not here.
-		// Neither does an alert raised while learning.
+		// One raised while learning (doors outside the entitlement) does
+		// not cap the pool either.
 		s.dayAlerted = true
 		for mi := range r.Measures {
 			ms := &s.m[mi]
@@ -573,10 +574,11 @@ func (e *Engine) raiseBurst(dst []Alert, s *subjectState, ev *event.Access, end 
 // What is known decides: the subject's own completed days, its role's pool
 // once it has MinRoleSamples subject-days, and — for a newcomer with no day
 // of its own, or while its role has too little history — its peers today
-// (the level PeerQuorum subjects of its role at its site reached). A newcomer whose role has too little history gets the
-// cold floor, and its alerts are low confidence; so is everything during
-// the learning period after a cold start, when multiplier and margin are
-// scaled by LearningFactor for bases made of today's peaks.
+// (the level PeerQuorum subjects of its role at its site reached). A
+// newcomer whose role has too little history gets the cold floor, and its
+// alerts are low confidence; so is everything during the learning period
+// after a cold start, when multiplier, margin and the cold floor are scaled
+// by LearningFactor. strict is the threshold without that leniency.
 func (e *Engine) burstThreshold(s *subjectState, mi int, day int64, learning bool) burstHit {
 	r := &e.rules.Detectors.UnlockBurst
 	m := r.Measures[mi]
@@ -605,12 +607,11 @@ func (e *Engine) burstThreshold(s *subjectState, mi int, day int64, learning boo
 			}
 		}
 	}
-	if days == 0 {
-		if !mature {
-			floor, h.low = m.ColdFloor, true
-			if h.basis == basisOwn {
-				h.basis = basisCold
-			}
+	cold := days == 0 && !mature
+	if cold {
+		floor, h.low = m.ColdFloor, true
+		if h.basis == basisOwn {
+			h.basis = basisCold
 		}
 	}
 	mult, margin := m.Multiplier, m.Margin
@@ -620,7 +621,7 @@ func (e *Engine) burstThreshold(s *subjectState, mi int, day int64, learning boo
 		// them, or far above the cold floor, pages.
 		h.low, h.factor = true, r.LearningFactor
 		mult, margin = mult*r.LearningFactor, int(math.Ceil(float64(margin)*r.LearningFactor))
-		if floor == m.ColdFloor {
+		if cold {
 			floor = int(math.Ceil(float64(floor) * r.LearningFactor))
 		}
 		if h.basis == basisRole || h.basis == basisOwn {
