@@ -4,6 +4,17 @@
 #   scripts/clickhouse.sh start   # install Debian's clickhouse-server if missing, start on loopback
 #   scripts/clickhouse.sh stop    # stop the server this script started
 #   scripts/clickhouse.sh status  # exit 0 when the server answers
+#   scripts/clickhouse.sh install # only install Debian's clickhouse-server if missing
+#   scripts/clickhouse.sh start-tls DIR [NATIVE_TLS_PORT [HTTPS_PORT]]
+#   scripts/clickhouse.sh stop-tls DIR
+#       A second, throwaway server speaking TLS only: the secure native port
+#       (default 19440) and HTTPS (default 18443), certificate from DIR/ca.pem,
+#       DIR/server.pem, DIR/server-key.pem (scripts/testca.sh DIR makes them),
+#       users default, keyfleet and keyfleet_ro (readonly) with the password in
+#       DIR/password (generated when missing; a final newline is not part of it). State in DIR/clickhouse. start-tls
+#       prints sourceable KEYFLEET_CH_TLS_* lines; KEYFLEET_CH_TLS_VERIFY=strict
+#       makes clients present a certificate signed by DIR/ca.pem
+#       (start-tls's own probe uses DIR/client.pem, DIR/client-key.pem).
 #
 # Idempotent: start on a running server and stop on a stopped one do nothing.
 # Config and data live under ./var/clickhouse; the server listens on 127.0.0.1 only.
@@ -84,9 +95,92 @@ stop() {
   fi
 }
 
+tls_args() {
+  tls_certs=$(cd "${1:?usage: $0 start-tls|stop-tls DIR [NATIVE_TLS_PORT [HTTPS_PORT]]}" && pwd)
+  tls_dir="$tls_certs/clickhouse"
+  tls_tcp_port="${2:-19440}"
+  tls_https_port="${3:-18443}"
+}
+
+tls_answers() {
+  local cert=()
+  if [ -f "$tls_certs/client.pem" ]; then cert=(--cert "$tls_certs/client.pem" --key "$tls_certs/client-key.pem"); fi
+  curl -fsS --cacert "$tls_certs/ca.pem" "${cert[@]}" "https://127.0.0.1:${tls_https_port}/ping" >/dev/null 2>&1
+}
+
+tls_print() {
+  cat <<ENV
+KEYFLEET_CH_TLS_ADDR=127.0.0.1:$tls_tcp_port
+KEYFLEET_CH_HTTPS_ADDR=127.0.0.1:$tls_https_port
+KEYFLEET_CH_TLS_USER=keyfleet
+KEYFLEET_CH_TLS_PASSWORD=$(tr -d '\n' <"$tls_certs/password")
+KEYFLEET_CH_TLS_CA=$tls_certs/ca.pem
+KEYFLEET_CH_TLS_CLIENT_CONFIG=$tls_dir/client.xml
+ENV
+}
+
+start_tls() {
+  tls_args "$@"
+  keep_go_out
+  local f
+  for f in ca.pem server.pem server-key.pem; do
+    [ -f "$tls_certs/$f" ] || { log "start-tls: $tls_certs/$f missing (scripts/testca.sh makes one)"; exit 1; }
+  done
+  if [ ! -s "$tls_certs/password" ]; then
+    (umask 077 && printf '%s' "$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" >"$tls_certs/password")
+  fi
+  if tls_answers; then tls_print; return; fi
+  install
+  mkdir -p "$tls_dir/data" "$tls_dir/tmp" "$tls_dir/user_files" "$tls_dir/format_schemas" "$tls_dir/log" "$tls_dir/config.d"
+  # The shared template without its plaintext ports.
+  sed -e "s#@DIR@#$tls_dir#g" -e '/<http_port>/d' -e '/<tcp_port>/d' \
+    "$root/deploy/clickhouse/config.xml.in" >"$tls_dir/config.xml"
+  sed -e "s#@TCP_TLS_PORT@#$tls_tcp_port#g" -e "s#@HTTPS_PORT@#$tls_https_port#g" \
+    -e "s#@CERT_DIR@#$tls_certs#g" -e "s#@VERIFY@#${KEYFLEET_CH_TLS_VERIFY:-none}#g" \
+    "$root/deploy/clickhouse/tls.xml.in" >"$tls_dir/config.d/tls.xml"
+  # For clickhouse-client --secure --config-file (it trusts only the CA).
+  cat >"$tls_dir/client.xml" <<XML
+<config><openSSL><client>
+  <caConfig>$tls_certs/ca.pem</caConfig><loadDefaultCAFile>false</loadDefaultCAFile>
+  <verificationMode>strict</verificationMode>
+  <invalidCertificateHandler><name>RejectCertificateHandler</name></invalidCertificateHandler>
+</client></openSSL></config>
+XML
+  local sum
+  sum=$(tr -d '\n' <"$tls_certs/password" | sha256sum | cut -d' ' -f1)
+  sed -e "s#@PASSWORD_SHA256@#$sum#g" "$root/deploy/clickhouse/users-tls.xml.in" >"$tls_dir/users.xml"
+  log "starting TLS server on 127.0.0.1:$tls_tcp_port (native TLS), https $tls_https_port, data in $tls_dir"
+  (cd "$tls_dir" && { nohup clickhouse-server --config-file="$tls_dir/config.xml" \
+    >"$tls_dir/log/stdout.log" 2>&1 & echo $! >"$tls_dir/clickhouse.pid"; }) </dev/null >/dev/null 2>&1
+  for _ in $(seq 1 240); do
+    if tls_answers; then log "ready"; tls_print; return; fi
+    sleep 0.25
+  done
+  log "TLS server did not answer within 60s; last log lines:"
+  tail -n 30 "$tls_dir/log/clickhouse-server.err.log" >&2 || true
+  stop_tls "$@"
+  exit 1
+}
+
+stop_tls() {
+  tls_args "$@"
+  local pid=""
+  [ -f "$tls_dir/clickhouse.pid" ] && pid=$(cat "$tls_dir/clickhouse.pid")
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    log "stopping TLS server pid $pid"
+    kill "$pid"
+    for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$tls_dir/clickhouse.pid"
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) answers ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  install) install ;;
+  start-tls) shift; start_tls "$@" ;;
+  stop-tls) shift; stop_tls "$@" ;;
+  *) echo "usage: $0 start|stop|status|install|start-tls DIR [PORT [HTTPS_PORT]]|stop-tls DIR" >&2; exit 2 ;;
 esac
