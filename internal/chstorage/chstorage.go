@@ -108,14 +108,16 @@ func open(c Config, database string, bulk bool) (driver.Conn, error) {
 	return conn, nil
 }
 
+var createDatabaseSQL = Query("chstorage/create_database")
+
 func createDatabase(ctx context.Context, c Config) error {
 	conn, err := open(c, "default", false)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	// The name is validated by Config.Validate; identifiers cannot be bound.
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database); err != nil {
+	// The name is validated by Config.Validate (and again by the Identifier param).
+	if err := createDatabaseSQL.Exec(ctx, conn, Args{"database": c.Database}); err != nil {
 		return fmt.Errorf("create database %s: %w", c.Database, err)
 	}
 	return nil
