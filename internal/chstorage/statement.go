@@ -583,6 +583,13 @@ func contains(vals []string, v string) bool {
 	return false
 }
 
+// Fragment binds args and returns the statement as a fragment of another
+// (a subquery, a part of a UNION ALL).
+func (s *Statement) Fragment(args Args) (Fragment, error) {
+	sql, vals, err := s.Bind(args)
+	return Fragment{SQL: sql, Args: vals}, err
+}
+
 // Query binds args and runs the statement, returning its rows.
 func (s *Statement) Query(ctx context.Context, conn driver.Conn, args Args) (driver.Rows, error) {
 	sql, vals, err := s.Bind(args)
