@@ -65,23 +65,23 @@ func (c Config) Validate() error {
 		return fmt.Errorf("clickhouse database %q: want letters, digits and _", c.Database)
 	}
 	if c.Protocol != "" && c.Protocol != ProtocolNative && c.Protocol != ProtocolHTTP {
-		return fmt.Errorf("clickhouse protocol %q: want native or http", c.Protocol)
+		return fmt.Errorf("--clickhouse-protocol %q: want native or http", c.Protocol)
 	}
 	if !c.TLS && (c.CAFile != "" || c.TLSSkipVerify) {
-		return errors.New("clickhouse: a CA file and skipping verification need TLS (--clickhouse-tls)")
+		return errors.New("--clickhouse-ca-file and --clickhouse-tls-skip-verify need --clickhouse-tls")
 	}
 	if c.CAFile != "" && c.TLSSkipVerify {
-		return errors.New("clickhouse: give a CA file or skip verification, not both")
+		return errors.New("--clickhouse-ca-file or --clickhouse-tls-skip-verify, not both")
 	}
 	if c.Password != "" && c.PasswordFile != "" {
-		return errors.New("clickhouse: give a password or a password file, not both")
+		return errors.New("--clickhouse-password or --clickhouse-password-file, not both")
 	}
-	for _, f := range []string{c.CAFile, c.PasswordFile} {
+	for flag, f := range map[string]string{"--clickhouse-ca-file": c.CAFile, "--clickhouse-password-file": c.PasswordFile} {
 		if f == "" {
 			continue
 		}
 		if _, err := os.Stat(f); err != nil {
-			return fmt.Errorf("clickhouse: %w", err)
+			return fmt.Errorf("%s: %w", flag, err)
 		}
 	}
 	return nil
