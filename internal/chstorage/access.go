@@ -14,14 +14,12 @@ import (
 	"github.com/keyfleet/keyfleet/internal/event"
 )
 
-var (
-	insertAccess      = Query("chstorage/insert_access_events")
-	insertDeadLetters = Query("chstorage/insert_dead_letters")
-)
-
-// AccessColumns are the access_events columns the writer fills, in order
-// (queries/chstorage/insert_access_events.sql).
-var AccessColumns = insertAccess.Columns()
+// AccessColumns are the access_events columns the writer fills, in order.
+var AccessColumns = []string{
+	"event_id", "ts", "ts_ms", "received_ms", "vendor", "site_id", "zone_id", "door_id",
+	"lock_id", "subject_id", "credential_id", "device_id", "attested", "action", "outcome",
+	"method", "reason", "vendor_code", "break_glass", "raw_ref", "inserted_ms",
+}
 
 // AccessRows turns access.events records into access_events columns.
 type AccessRows struct {
@@ -47,7 +45,7 @@ func NewAccessRows(inserted *prometheus.CounterVec) *AccessRows {
 	return &AccessRows{inserted: inserted, now: time.Now, byVendor: map[string]int{}}
 }
 
-func (r *AccessRows) Table() string     { return insertAccess.Table() }
+func (r *AccessRows) Table() string     { return "access_events" }
 func (r *AccessRows) Columns() []string { return AccessColumns }
 func (r *AccessRows) Len() int          { return len(r.eventID) }
 
@@ -145,9 +143,11 @@ type DeadLetterRows struct {
 
 var _ Rows = (*DeadLetterRows)(nil)
 
-func (r *DeadLetterRows) Table() string     { return insertDeadLetters.Table() }
-func (r *DeadLetterRows) Columns() []string { return insertDeadLetters.Columns() }
-func (r *DeadLetterRows) Len() int          { return len(r.ts) }
+func (r *DeadLetterRows) Table() string { return "dead_letters" }
+func (r *DeadLetterRows) Columns() []string {
+	return []string{"ts", "ts_ms", "vendor", "reason", "error", "source", "payload_size", "payload_sha256"}
+}
+func (r *DeadLetterRows) Len() int { return len(r.ts) }
 
 // Append never fails: every dead letter can be stored. The payload itself
 // stays in the DLQ topic (it may hold raw personal data); the table keeps its

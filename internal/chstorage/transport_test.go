@@ -3,6 +3,7 @@ package chstorage_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -13,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -77,8 +77,8 @@ func TestHTTPTransportExplainsOldServers(t *testing.T) {
 // TestHTTPTransport runs against a ClickHouse 23.x+ HTTP interface named by
 // KEYFLEET_TEST_CLICKHOUSE_HTTP_ADDR (none is reachable here; see
 // TestHTTPTransportExplainsOldServers for the 18.16 server): database
-// creation, migrations, the writer's batched insert (several blocks), a batch
-// insert statement and queries with bound arguments, without and with lz4.
+// creation, migrations, batch inserts and queries with bound arguments,
+// without and with lz4.
 func TestHTTPTransport(t *testing.T) {
 	addr := os.Getenv("KEYFLEET_TEST_CLICKHOUSE_HTTP_ADDR")
 	if addr == "" {
@@ -96,8 +96,8 @@ func TestHTTPTransport(t *testing.T) {
 }
 
 // checkTransport opens a fresh database with cfg (Open creates it), migrates
-// it, writes 20,000 events with the writer, and reads them back with
-// statements.
+// it, inserts 20,000 events as batches (native blocks, as the pipeline's sink
+// sends them) and reads them back with statements.
 func checkTransport(t *testing.T, cfg chstorage.Config) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -112,49 +112,67 @@ func checkTransport(t *testing.T, cfg chstorage.Config) {
 	})
 	require.NoError(t, chstorage.Migrate(ctx, conn, slog.New(slog.DiscardHandler)))
 
-	const n = 20000 // more than one 8192-row block
-	r := &sliceReader{msgs: accessRecords(n), cancel: cancel}
-	w, err := chstorage.NewWriter(chstorage.WriterOptions{Reader: r, Conn: conn, Rows: chstorage.NewAccessRows(nil),
-		BatchSize: n, FlushInterval: time.Minute, Logger: testenv.Logger(t),
-		OnBadRecord: func(_ context.Context, _ kafka.Message, err error) error { return err }})
-	require.NoError(t, err)
-	require.NoError(t, w.Run(ctx))
-
-	ctx = context.Background()
+	const n, credentials = 20000, 1500
+	base := time.Date(2024, 3, 4, 0, 0, 0, 0, time.UTC)
+	rows := make([][]any, 0, n)
+	for i := range n {
+		ts := base.Add(time.Duration(i) * time.Second)
+		row := fixtureRow(chstorage.AccessEvents)
+		for k, c := range chstorage.AccessEvents.Columns {
+			switch c.Name {
+			case "event_id":
+				row[k] = fmt.Sprintf("6f1c6a0e-2b4c-4b8e-9d51-%012x", i)
+			case "ts":
+				row[k] = ts
+			case "ts_ms", "received_ms", "inserted_ms":
+				row[k] = ts.UnixMilli()
+			case "credential_id":
+				row[k] = fmt.Sprintf("cred-%d", i%credentials)
+			}
+		}
+		rows = append(rows, row)
+	}
+	for len(rows) > 0 {
+		k := min(len(rows), 8192)
+		require.NoError(t, chstorage.InsertRows(ctx, conn, chstorage.AccessEvents.Name, chstorage.AccessEvents.ColumnNames(), rows[:k]...))
+		rows = rows[k:]
+	}
 	var total uint64
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM access_events").Scan(&total))
 	assert.Equal(t, uint64(n), total)
+
 	q, err := chstorage.Lookup("stream/last_uses")
 	require.NoError(t, err)
-	rows, err := q.Query(ctx, conn, chstorage.Args{"since_s": int64(0)})
+	res, err := q.Query(ctx, conn, chstorage.Args{"since_s": base.Unix()})
 	require.NoError(t, err)
-	creds := map[string]int64{}
-	for rows.Next() {
+	last := map[string]int64{}
+	for res.Next() {
 		var id string
 		var ms int64
-		require.NoError(t, rows.Scan(&id, &ms))
-		creds[id] = ms
+		require.NoError(t, res.Scan(&id, &ms))
+		last[id] = ms
 	}
-	require.NoError(t, rows.Err())
-	rows.Close()
-	assert.NotEmpty(t, creds)
+	require.NoError(t, res.Err())
+	res.Close()
+	assert.Len(t, last, credentials)
+	assert.Equal(t, base.Add((n-1)*time.Second).UnixMilli(), last[fmt.Sprintf("cred-%d", (n-1)%credentials)])
 
 	ins, err := chstorage.Lookup("auth/insert_token_usage")
 	require.NoError(t, err)
 	require.NoError(t, ins.Insert(ctx, conn, []any{"t1", int64(5)}, []any{"t1", int64(9)}, []any{"t2", int64(7)}))
 	usage, err := chstorage.Lookup("auth/token_usage")
 	require.NoError(t, err)
-	rows, err = usage.Query(ctx, conn, nil)
+	res, err = usage.Query(ctx, conn, nil)
 	require.NoError(t, err)
 	got := map[string]int64{}
-	for rows.Next() {
+	for res.Next() {
 		var id string
 		var ms int64
-		require.NoError(t, rows.Scan(&id, &ms))
+		require.NoError(t, res.Scan(&id, &ms))
 		got[id] = ms
 	}
-	require.NoError(t, rows.Err())
-	rows.Close()
+	require.NoError(t, res.Err())
+	res.Close()
 	assert.Equal(t, map[string]int64{"t1": 9, "t2": 7}, got)
 }
 
