@@ -106,8 +106,6 @@ func TestQueueFull429(t *testing.T) {
 		assert.Equal(t, http.StatusAccepted, resp.StatusCode)
 		assert.Equal(t, firstResp.RequestID, again.RequestID)
 	})
-	var m struct{}
-	_ = m
 }
 
 // TestBulkImportReportsBadRows imports 1,000 credentials (CSV) of which 10

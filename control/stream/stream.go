@@ -341,5 +341,6 @@ func (p *Processor) Publish(ctx context.Context, cmds ...control.Command) error 
 	if err := p.commands.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("queue commands: %w", err)
 	}
+	p.backlog.published(len(cmds))
 	return nil
 }

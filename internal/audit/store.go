@@ -21,11 +21,20 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
+var (
+	insertEntries = chstorage.Query("audit/insert_entries")
+	headSQL       = chstorage.Query("audit/head")
+	headRowsSQL   = chstorage.Query("audit/head_rows")
+	hashAtSQL     = chstorage.Query("audit/hash_at")
+	allEntriesSQL = chstorage.Query("audit/all_entries")
+	entriesSQL    = chstorage.Query("audit/entries")
+)
+
 // Table is the ClickHouse table of the audit log (migration 0022).
-const Table = "audit_log"
+var Table = insertEntries.Table()
 
 // Columns are audit_log's columns in insert order.
-var Columns = []string{"chain", "seq", "ts", "ts_ms", "actor", "action", "target", "details", "prev_hash", "hash"}
+var Columns = insertEntries.Columns()
 
 // ActionChainStart is the first entry of every chain. Its details anchor the
 // heads of the chains that existed when it started ("anchor.<chain>" =
@@ -329,7 +338,7 @@ func (s *Store) doubt(ctx context.Context, head *Row, cps map[string]Checkpoint)
 		return fmt.Sprintf("the chain ends at seq %d but a checkpoint vouches for seq %d", head.Seq, cp.Seq)
 	}
 	var h string
-	if err := s.conn.QueryRow(ctx, `SELECT hash FROM audit_log WHERE chain = ? AND seq = ? LIMIT 1`, head.Chain, cp.Seq).Scan(&h); err != nil || h != cp.Hash {
+	if err := hashAtSQL.QueryRow(ctx, s.conn, chstorage.Args{"chain": head.Chain, "seq": cp.Seq}).Scan(&h); err != nil || h != cp.Hash {
 		return fmt.Sprintf("entry %d does not have the checkpointed hash", cp.Seq)
 	}
 	return ""
@@ -356,7 +365,7 @@ func (s *Store) insert(ctx context.Context, entries ...Entry) error {
 			r.details, r.PrevHash, r.Hash})
 		seq, prev = r.Seq, r.Hash
 	}
-	if err := chstorage.InsertRows(ctx, s.conn, Table, Columns, rows...); err != nil {
+	if err := insertEntries.Insert(ctx, s.conn, rows...); err != nil {
 		return err
 	}
 	s.seq, s.hash = seq, prev
@@ -374,8 +383,6 @@ func encodeDetails(d map[string]string) (string, error) {
 	return string(b), nil
 }
 
-const rowColumns = `chain, seq, ts_ms, actor, action, target, details, prev_hash, hash`
-
 func scanRow(rows driver.Rows) (Row, error) {
 	var r Row
 	err := rows.Scan(&r.Chain, &r.Seq, &r.TsMs, &r.Actor, &r.Action, &r.Target, &r.details, &r.PrevHash, &r.Hash)
@@ -388,7 +395,7 @@ func scanRow(rows driver.Rows) (Row, error) {
 // entry records the refusal, so a forged or cut head never becomes the
 // predecessor of genuine entries nor an anchor.
 func (s *Store) loadHead(ctx context.Context) error {
-	rows, err := s.conn.Query(ctx, `SELECT `+rowColumns+` FROM audit_log WHERE chain = ? ORDER BY seq DESC LIMIT 1`, s.opts.Chain)
+	rows, err := headSQL.Query(ctx, s.conn, chstorage.Args{"chain": s.opts.Chain})
 	if err != nil {
 		return fmt.Errorf("read audit head: %w", err)
 	}
@@ -427,8 +434,7 @@ func (s *Store) loadHead(ctx context.Context) error {
 
 // headRows returns the last entry of every chain.
 func (s *Store) headRows(ctx context.Context) (map[string]Row, error) {
-	rows, err := s.conn.Query(ctx, `SELECT `+rowColumns+` FROM audit_log
-		WHERE (chain, seq) IN (SELECT chain, max(seq) FROM audit_log GROUP BY chain)`)
+	rows, err := headRowsSQL.Query(ctx, s.conn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read audit chains: %w", err)
 	}
@@ -543,9 +549,7 @@ func (s *Store) Entries(ctx context.Context, actionPrefix, target string, limit 
 	if limit <= 0 || limit > 10000 {
 		limit = 1000
 	}
-	rows, err := s.conn.Query(ctx, `SELECT `+rowColumns+`
-		FROM audit_log WHERE startsWith(action, ?) AND (? = '' OR target = ?)
-		ORDER BY ts_ms DESC, chain, seq DESC LIMIT `+strconv.Itoa(limit), actionPrefix, target, target)
+	rows, err := entriesSQL.Query(ctx, s.conn, chstorage.Args{"action_prefix": actionPrefix, "target": target, "limit": limit})
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}

@@ -81,7 +81,7 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) { return s.VerifyWi
 // no entry it wrote after the stored head is gone. Tail truncation is named
 // truncated, an entry changed and re-hashed without the key rehashed.
 func (s *Store) VerifyWith(ctx context.Context, extra []Checkpoint) (*Report, error) {
-	rows, err := s.conn.Query(ctx, `SELECT `+rowColumns+` FROM audit_log ORDER BY chain, seq`)
+	rows, err := allEntriesSQL.Query(ctx, s.conn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
