@@ -60,7 +60,13 @@ type Options struct {
 	Bus    bus.Config
 	Engine *detect.Engine
 	// Access reads access.events in the bus.GroupDetect consumer group.
+	// Without it the processor is fed in-process (Detect, by the pipeline's
+	// Ingest stage): correct only when this instance sees every subject's
+	// events, i.e. it owns every partition of lock.events.raw.
 	Access bus.MessageReader
+	// History replays the events already judged at start (the warm-up);
+	// nil: access.events up to this group's committed offsets.
+	History History
 	// Lag, when set, returns how many access.events messages this instance
 	// has not yet read; the idle watermark advance waits for 0.
 	Lag func() int64
@@ -105,12 +111,16 @@ type Processor struct {
 	engine     *detect.Engine
 	events     []event.Access // handleAccess's decoded batch, reused
 	lastAccess time.Time
+	ready      chan struct{} // closed once the warm-up is done: Detect may judge
 }
 
 // New returns a processor.
 func New(o Options) (*Processor, error) {
-	if o.Engine == nil || o.Access == nil || o.Alerts == nil || len(o.Bus.Brokers) == 0 {
-		return nil, errors.New("detect stream: Engine, Access, Alerts and Bus are required")
+	if o.Engine == nil || o.Alerts == nil || len(o.Bus.Brokers) == 0 {
+		return nil, errors.New("detect stream: Engine, Alerts and Bus are required")
+	}
+	if o.Access == nil && o.WarmUp >= 0 && o.History == nil {
+		return nil, errors.New("detect stream: fed in-process (no Access reader), the warm-up needs a History")
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 5000
@@ -133,7 +143,7 @@ func New(o Options) (*Processor, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Processor{opts: o, engine: o.Engine, lastAccess: o.Now()}, nil
+	return &Processor{opts: o, engine: o.Engine, lastAccess: o.Now(), ready: make(chan struct{})}, nil
 }
 
 // Run processes until ctx ends: restore baselines, catch up on
@@ -175,17 +185,20 @@ func (p *Processor) Run(ctx context.Context) error {
 			return g.Wait() // Retry gives up only when the run ends
 		}
 	}
-	g.Go(func() error {
-		err := bus.ConsumeBatches(gctx, p.opts.Access, bus.BatchOptions{
-			MaxBatch: p.opts.MaxBatch, MaxWait: p.opts.MaxWait, Logger: p.opts.Logger, Name: "detect",
-		}, p.handleAccess)
-		if err != nil && gctx.Err() != nil && errors.Is(err, context.Canceled) {
-			// Shutdown cut a commit short: the batch is redelivered to the
-			// next owner and its alerts deduplicate by id.
-			return nil
-		}
-		return err
-	})
+	close(p.ready)
+	if p.opts.Access != nil {
+		g.Go(func() error {
+			err := bus.ConsumeBatches(gctx, p.opts.Access, bus.BatchOptions{
+				MaxBatch: p.opts.MaxBatch, MaxWait: p.opts.MaxWait, Logger: p.opts.Logger, Name: "detect",
+			}, p.handleAccess)
+			if err != nil && gctx.Err() != nil && errors.Is(err, context.Canceled) {
+				// Shutdown cut a commit short: the batch is redelivered to the
+				// next owner and its alerts deduplicate by id.
+				return nil
+			}
+			return err
+		})
+	}
 	g.Go(func() error { return p.tick(gctx) })
 	err := g.Wait()
 	if p.opts.Baselines != nil {
@@ -219,6 +232,28 @@ func (p *Processor) handleAccess(ctx context.Context, batch []kafka.Message) err
 	}
 	defer func() { clear(events); p.events = events[:0] }()
 	p.opts.Metrics.Record("access", "undecodable", bad)
+	return p.judge(ctx, events)
+}
+
+// Detect judges events handed over in-process (pipeline.Ingest) and
+// produces their alerts; it returns once Kafka acknowledged them. It waits
+// until Run has restored the detectors' state (credential records, baselines,
+// warm-up). events is not kept.
+func (p *Processor) Detect(ctx context.Context, events []event.Access) error {
+	select {
+	case <-p.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for i := range events {
+		if events[i].ReceivedMs <= 0 {
+			events[i].ReceivedMs = p.opts.Now().UnixMilli()
+		}
+	}
+	return p.judge(ctx, events)
+}
+
+func (p *Processor) judge(ctx context.Context, events []event.Access) error {
 	p.opts.Metrics.Record("access", "ok", len(events))
 	var alerts []detect.Alert
 	p.mu.Lock()
