@@ -84,6 +84,11 @@ var (
 		{"status_by", "String"}, {"status_ms", "Int64"}, {"source_received_ms", "Int64"}, {"detected_ms", "Int64"},
 		{"updated_ms", "Int64"},
 	}}
+	// 0091_alert_index.sql
+	AlertIndex = Table{Name: "alert_index", Columns: []Column{
+		{"site_id", "String"}, {"alert_id", "String"}, {"ts", "DateTime"}, {"ts_ms", "Int64"},
+		{"detector", "String"}, {"severity", "String"}, {"status", "String"}, {"version", "UInt64"},
+	}}
 	// 0010_alerts.sql
 	AlertActions = Table{Name: "alert_actions", Columns: []Column{
 		{"action_id", "String"}, {"alert_id", "String"}, {"alert_ts", "DateTime"}, {"rule", "String"},
@@ -210,7 +215,7 @@ var (
 	}}
 
 	// Tables are all of them.
-	Tables = []Table{SchemaMigrations, AccessEvents, DeadLetters, APITokens, APITokensV2, Alerts, AlertActions, AlertTickets,
+	Tables = []Table{SchemaMigrations, AccessEvents, DeadLetters, APITokens, APITokensV2, Alerts, AlertIndex, AlertActions, AlertTickets,
 		DetectBaselines, CredentialEvents, ControlRequests, ControlRequestItems, RevocationRequests, Revocations,
 		RevocationLocks, LockAcks, ControlTemplates, BreakglassReviews, AuditLog, APITokenUsage,
 		AccessEventsBySubject, AccessLocations, AccessIdentities, SubjectIdentities, AccessRollupDirty,
