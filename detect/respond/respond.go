@@ -105,7 +105,7 @@ type Responder struct {
 	opts    Options
 	actions *prometheus.CounterVec
 
-	mu   sync.Mutex
+	mu       sync.Mutex
 	done     map[string]bool        // action ids already recorded
 	rate     map[string][]time.Time // site → recent automatic suspensions
 	seenSite map[string]bool        // sites whose recorded suspensions were read
