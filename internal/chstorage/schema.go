@@ -207,6 +207,10 @@ var (
 	AccessRollupState = Table{Name: "access_rollup_state", Columns: []Column{
 		{"name", "String"}, {"watermark", "DateTime"}, {"updated_ms", "Int64"},
 	}}
+	// 0092_credential_subjects.sql
+	CredentialSubjects = Table{Name: "credential_subjects", Columns: []Column{
+		{"subject_id", "String"}, {"credential_id", "String"}, {"first_ms", "Int64"},
+	}}
 	// 0040_reports.sql
 	Reports = Table{Name: "reports", Columns: []Column{
 		{"report_id", "String"}, {"week", "String"}, {"site", "String"}, {"ts", "DateTime"},
@@ -219,10 +223,10 @@ var (
 		DetectBaselines, CredentialEvents, ControlRequests, ControlRequestItems, RevocationRequests, Revocations,
 		RevocationLocks, LockAcks, ControlTemplates, BreakglassReviews, AuditLog, APITokenUsage,
 		AccessEventsBySubject, AccessLocations, AccessIdentities, SubjectIdentities, AccessRollupDirty,
-		AccessRollupHourly, AccessRollupSubjectDaily, AccessRollupState, Reports}
+		AccessRollupHourly, AccessRollupSubjectDaily, AccessRollupState, Reports, CredentialSubjects}
 )
 
 // Views are the materialized views the migrations create. None reads
 // access_events: 0090 dropped the five that did (the writer fills their
 // tables itself, see pipeline.Derived).
-var Views = []string{}
+var Views = []string{"credential_subjects_mv"}
