@@ -41,7 +41,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		quick                                     bool
 		out, markdown, report, binary, scriptsDir string
 		logLevel                                  string
-		rates                                     string
+		rates, chPIDs, kafkaPIDs, serveArgs       string
 		o                                         bench.Options
 	)
 	// --quick picks the preset the other flags' defaults come from.
@@ -95,6 +95,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.String(&o.VendorMix, "vendor-mix", "KEYFLEET_BENCH_VENDOR_MIX", def.VendorMix, "weights of lock vendors")
 	fs.Int(&o.Workers, "generators", "KEYFLEET_BENCH_GENERATORS", def.Workers, "simulators generating feeds at once")
 	fs.Duration(&o.Timeout, "timeout", "KEYFLEET_BENCH_TIMEOUT", def.Timeout, "stop the run after this long")
+	fs.Int(&o.BaselineRounds, "baseline", "KEYFLEET_BENCH_BASELINE", def.BaselineRounds,
+		"after the throughput phase, drain the backlog again with the baseline loop (kafka-go → JSON decode → clickhouse-go\n"+
+			"        columnar insert, in bench/) and with keyfleet, interleaved, this many times each; report keyfleet/baseline (0: skip)")
+	fs.String(&o.ServeHTTPAddr, "serve-http-addr", "KEYFLEET_BENCH_SERVE_HTTP_ADDR", "", "serve's --http-addr (default: a free loopback port)")
+	fs.String(&chPIDs, "clickhouse-pid", "KEYFLEET_BENCH_CLICKHOUSE_PID", "",
+		"ClickHouse server process(es) whose CPU is counted, comma-separated (default: the one listening on the ClickHouse port)")
+	fs.String(&kafkaPIDs, "kafka-pid", "KEYFLEET_BENCH_KAFKA_PID", "",
+		"Kafka broker process(es) whose CPU is counted, comma-separated (default: the one listening on the broker's port)")
+	fs.String(&serveArgs, "serve-args", "KEYFLEET_BENCH_SERVE_ARGS", "", "extra flags for keyfleet serve, space-separated (e.g. \"--access-events topic\")")
 	fs.String(&logLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "progress log level on stderr: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
@@ -116,6 +125,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	o.Seed, o.Mode = def.Seed, def.Mode
 	var err error
+	if o.ClickHousePIDs, err = parsePIDs(chPIDs); err != nil {
+		return usageError{fmt.Errorf("--clickhouse-pid: %w", err)}
+	}
+	if o.KafkaPIDs, err = parsePIDs(kafkaPIDs); err != nil {
+		return usageError{fmt.Errorf("--kafka-pid: %w", err)}
+	}
+	o.ServeArgs = strings.Fields(serveArgs)
 	if o.Rates, err = bench.ParseRates(rates); err != nil {
 		return usageError{fmt.Errorf("--rates: %w", err)}
 	}
@@ -163,6 +179,21 @@ func writeMarkdown(path string, res *bench.Results) error {
 		return fmt.Errorf("--markdown: %w", err)
 	}
 	return nil
+}
+
+func parsePIDs(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			return nil, fmt.Errorf("%q is not a process id", f)
+		}
+		out = append(out, pid)
+	}
+	return out, nil
 }
 
 func joinRates(rs []float64) string {
