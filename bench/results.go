@@ -20,19 +20,19 @@ type Results struct {
 	Machine   Machine   `json:"machine"`
 	Setup     Setup     `json:"setup"`
 
-	Throughput *Throughput   `json:"throughput,omitempty"`
-	Comparison *Comparison   `json:"comparison,omitempty"`
+	Throughput *Throughput `json:"throughput,omitempty"`
+	Comparison *Comparison `json:"comparison,omitempty"`
 	// FractionRate is the offered rate of the phase at MaxRateFraction of
 	// the measured throughput (0: none).
-	FractionRate float64 `json:"fraction_rate,omitempty"`
-	Rates      []RatePhase   `json:"rates"`
-	Revocation *Revocation   `json:"revocation,omitempty"`
-	Queries    []QueryPhase  `json:"queries"`
-	Serve      ServeTotals   `json:"serve"`
-	Profile    *ProfileStats `json:"profile,omitempty"`
-	Goals      []Goal        `json:"goals"`
-	Notes      []string      `json:"notes"`
-	Error      string        `json:"error,omitempty"`
+	FractionRate float64       `json:"fraction_rate,omitempty"`
+	Rates        []RatePhase   `json:"rates"`
+	Revocation   *Revocation   `json:"revocation,omitempty"`
+	Queries      []QueryPhase  `json:"queries"`
+	Serve        ServeTotals   `json:"serve"`
+	Profile      *ProfileStats `json:"profile,omitempty"`
+	Goals        []Goal        `json:"goals"`
+	Notes        []string      `json:"notes"`
+	Error        string        `json:"error,omitempty"`
 }
 
 // Machine describes where the run happened.
