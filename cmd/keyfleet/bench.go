@@ -42,6 +42,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		out, markdown, report, binary, scriptsDir string
 		logLevel                                  string
 		rates, chPIDs, kafkaPIDs, serveArgs       string
+		fleetSizes, storeSizes                    string
+		storeAlerts                               int64
 		o                                         bench.Options
 	)
 	// --quick picks the preset the other flags' defaults come from.
@@ -103,6 +105,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"ClickHouse server process(es) whose CPU is counted, comma-separated (default: the one listening on the ClickHouse port)")
 	fs.String(&kafkaPIDs, "kafka-pid", "KEYFLEET_BENCH_KAFKA_PID", "",
 		"Kafka broker process(es) whose CPU is counted, comma-separated (default: the one listening on the broker's port)")
+	fs.String(&fleetSizes, "fleet-sizes", "KEYFLEET_BENCH_FLEET_SIZES", "",
+		"instead of the run: the scaling benchmark's fleet sizes (subjects, e.g. 2k,20k,100k): time to ready, idle and loaded\n"+
+			"        memory of serve per size (with --store-sizes, both)")
+	fs.String(&storeSizes, "store-sizes", "KEYFLEET_BENCH_STORE_SIZES", "",
+		"instead of the run: the scaling benchmark's stored events (e.g. 10M,30M,100M): the analyst queries' latency per size")
+	fs.Int64(&storeAlerts, "store-alerts", "KEYFLEET_BENCH_STORE_ALERTS", 1_000_000, "alerts stored beside the events of --store-sizes")
 	fs.String(&serveArgs, "serve-args", "KEYFLEET_BENCH_SERVE_ARGS", "", "extra flags for keyfleet serve, space-separated (e.g. \"--access-events topic\")")
 	fs.String(&logLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "progress log level on stderr: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -149,6 +157,31 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	o.Logger = newLogger(stderr, logLevel, "text")
 	if err := o.Validate(); err != nil {
 		return usageError{err}
+	}
+	if fleetSizes != "" || storeSizes != "" {
+		so := bench.ScaleOptions{Options: o, StoreAlerts: uint64(max(storeAlerts, 0))}
+		fsz, err := bench.ParseSizes(fleetSizes)
+		if err != nil {
+			return usageError{fmt.Errorf("--fleet-sizes: %w", err)}
+		}
+		for _, n := range fsz {
+			so.FleetSizes = append(so.FleetSizes, int(n))
+		}
+		if so.StoreSizes, err = bench.ParseSizes(storeSizes); err != nil {
+			return usageError{fmt.Errorf("--store-sizes: %w", err)}
+		}
+		sc, err := bench.RunScaling(ctx, so)
+		if sc != nil {
+			bench.WriteScaling(stdout, sc)
+			if out != "" {
+				data, merr := json.MarshalIndent(sc, "", "  ")
+				if merr == nil {
+					merr = os.WriteFile(out, append(data, '\n'), 0o644)
+				}
+				err = errors.Join(err, merr)
+			}
+		}
+		return err
 	}
 	res, runErr := bench.Run(ctx, o)
 	if res == nil {
