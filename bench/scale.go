@@ -22,13 +22,13 @@ import (
 // Scaling is the scaling benchmark (issue 23): serve's start-up and memory
 // by fleet size, and the analyst queries' latency by stored rows.
 type Scaling struct {
-	StartedAt time.Time     `json:"started_at"`
-	Commit    string        `json:"commit"`
-	Machine   Machine       `json:"machine"`
-	Fleets    []FleetSize   `json:"fleets"`
-	Stores    []StoreSize   `json:"stores"`
-	Notes     []string      `json:"notes"`
-	Seconds   float64       `json:"duration_s"`
+	StartedAt time.Time   `json:"started_at"`
+	Commit    string      `json:"commit"`
+	Machine   Machine     `json:"machine"`
+	Fleets    []FleetSize `json:"fleets"`
+	Stores    []StoreSize `json:"stores"`
+	Notes     []string    `json:"notes"`
+	Seconds   float64     `json:"duration_s"`
 }
 
 // FleetSize is serve with a fleet of Subjects people: time to ready, idle
