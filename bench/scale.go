@@ -12,6 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/query/querytest"
@@ -57,6 +59,9 @@ type StoreSize struct {
 	BytesPerEvent float64       `json:"bytes_per_event"` // on disk, every access table
 	RollupRows    float64       `json:"rollup_rows_per_event"`
 	Queries       []QueryResult `json:"queries"`
+	// Exports of the newest day (pseudonymized, through the API): rows/s by format.
+	ExportRows   uint64             `json:"export_rows"`
+	ExportPerSec map[string]float64 `json:"export_rows_per_s"`
 }
 
 // ScaleOptions configure RunScaling.
@@ -252,11 +257,37 @@ func storeSizes(ctx context.Context, o ScaleOptions) ([]StoreSize, error) {
 		}
 		ph := r.runQueries(ctx, "idle", max(ro.QueryRounds, 20))
 		st.Queries = ph.Queries
+		r.measureExports(ctx, conn, &st)
 		out = append(out, st)
 		r.logger.Info("store size measured", "rows", have)
 	}
 	return out, nil
 }
+
+// measureExports exports the newest stored day through the API in each
+// format (the response read and dropped) and reports rows/s.
+func (r *run) measureExports(ctx context.Context, conn driver.Conn, st *StoreSize) {
+	var end int64
+	if err := latestEventSQL.QueryRow(ctx, conn, nil).Scan(&end); err != nil || end <= 0 {
+		return
+	}
+	from := end - 24*3600*1000
+	if err := exportRowsSQL.QueryRow(ctx, conn, chstorage.Args{"from_ms": from, "to_ms": end + 1}).Scan(&st.ExportRows); err != nil {
+		return
+	}
+	st.ExportPerSec = map[string]float64{}
+	for _, format := range []string{"arrow", "parquet", "csv"} {
+		t0 := time.Now()
+		code, _, err := r.srv.do(ctx, http.MethodGet, fmt.Sprintf("/v1/export/events?format=%s&from=%d&to=%d", format, from, end+1), nil)
+		if err != nil || code != http.StatusOK {
+			r.logger.Warn("export", "format", format, "status", code, "err", err)
+			continue
+		}
+		st.ExportPerSec[format] = float64(st.ExportRows) / time.Since(t0).Seconds()
+	}
+}
+
+var exportRowsSQL = chstorage.Query("bench/export_rows")
 
 // WriteScaling prints the scaling tables.
 func WriteScaling(w io.Writer, sc *Scaling) {
@@ -303,6 +334,13 @@ func WriteScaling(w io.Writer, sc *Scaling) {
 			row = append(row, fmt.Sprintf("%.3f", s.RollupRows))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+		for _, format := range []string{"arrow", "parquet", "csv"} {
+			row = []string{"export of the newest day, " + format + " (rows/s)"}
+			for _, s := range sc.Stores {
+				row = append(row, fmt.Sprintf("%s (%s rows)", thousands(s.ExportPerSec[format]), thousands(float64(s.ExportRows))))
+			}
+			fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+		}
 		row = []string{"load time"}
 		for _, s := range sc.Stores {
 			row = append(row, fmt.Sprintf("%.0f s", s.LoadSeconds))
