@@ -118,6 +118,10 @@ func setupDetect(cfg DetectConfig, accessEvents string, bc bus.Config, conn driv
 		return nil, err
 	}
 	alertsWriter := bus.NewWriter(bc, bus.TopicAlerts)
+	// Alerts go out a few at a time (each chunk's), and kafka-go allocates
+	// room for BatchSize messages per batch: 2,048 made producing alerts a
+	// sixth of serve's allocation while draining a backlog.
+	alertsWriter.BatchSize = 64
 	part.closers = append(part.closers, alertsWriter)
 	opts := stream.Options{
 		Bus: bc, Engine: engine, Alerts: alertsWriter,
