@@ -50,7 +50,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch sub {
 	case "create":
 		fs.String(&name, "name", "", "", "a label for the token (what or who uses it)")
-		fs.String(&role, "role", "", "", "admin, manager, responder, analyst or ingest")
+		fs.String(&role, "role", "", "", "admin, manager, responder, analyst, ingest or scim")
 	case "list", "revoke":
 	default:
 		return usageError{fmt.Errorf("unknown subcommand %q (want create, list or revoke)", sub)}
@@ -68,7 +68,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch sub {
 	case "create":
 		if name == "" || !httpapi.ValidRole(httpapi.Role(role)) || len(rest) > 0 {
-			return usageError{errors.New("create needs --name and --role (admin, manager, responder, analyst or ingest)")}
+			return usageError{errors.New("create needs --name and --role (admin, manager, responder, analyst, ingest or scim)")}
 		}
 	case "list":
 		if len(rest) > 0 {

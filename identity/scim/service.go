@@ -204,7 +204,7 @@ func (s *Service) checkDoc(ctx context.Context, rt *ResourceType, doc map[string
 		return err
 	}
 	if rt != groupType {
-		return nil
+		return checkSubject(doc)
 	}
 	ms, _ := doc["members"].([]any)
 	for _, m := range ms {
