@@ -65,7 +65,7 @@ type write struct {
 // log order, so two instances never both create the same user or both
 // replace the same version. It is not safe for concurrent use.
 type index struct {
-	byID  map[string]map[string]*entry                // type → id
+	byID  map[string]map[string]*entry              // type → id
 	byKey map[string]map[scim.Key]map[string]string // type → key → value → id (live resources)
 }
 

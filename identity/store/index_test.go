@@ -10,7 +10,9 @@ import (
 // step's outcome is what the owner would decide in that order.
 func TestIndexDecides(t *testing.T) {
 	x := newIndex()
-	user := func(name, ext string) uniqueKeys { return uniqueKeys{userName: name, externalID: ext, subject: "s-" + name} }
+	user := func(name, ext string) uniqueKeys {
+		return uniqueKeys{userName: name, externalID: ext, subject: "s-" + name}
+	}
 	step := func(w write, want, wantDetail string) {
 		t.Helper()
 		w.staged = w.op != opDelete
