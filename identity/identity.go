@@ -15,6 +15,20 @@ import (
 	"time"
 )
 
+// Kafka topics of identity sync (unprefixed; a deployment's topic prefix is
+// prepended).
+const (
+	// TopicWrites carries identity write intents to the identity owner
+	// (ids and versions, never personal data); see identity/store.
+	TopicWrites = "identity.writes"
+	// TopicChanges carries joiner/mover/leaver changes (pseudonymous),
+	// keyed by subject id; see identity/jml.
+	TopicChanges = "identity.changes"
+)
+
+// Topics lists identity sync's topics.
+var Topics = []string{TopicWrites, TopicChanges}
+
 // ChangeKind says what happened to a subject's entitlement.
 type ChangeKind string
 
@@ -89,4 +103,29 @@ type Status struct {
 	// Reason says why a known subject is not entitled: deactivated or
 	// end_date.
 	Reason string `json:"reason,omitempty"`
+}
+
+// Leaver is one leaver whose credentials identity sync revoked: when the
+// identity change happened (the end date itself for an end-date leaver)
+// and the revocation it caused, whose last lock confirmation ends the
+// leaver latency.
+type Leaver struct {
+	SubjectID    string `json:"subject_id"`
+	ChangeMs     int64  `json:"change_ms"`
+	Reason       string `json:"reason"`
+	RevocationID string `json:"revocation_id"`
+	Credentials  int    `json:"credentials"`
+	RequestedMs  int64  `json:"requested_ms"`
+}
+
+// LeaverLatency is the leaver KPI over a range: leavers whose identity
+// change falls in it and who had credentials to revoke, how many of them
+// every lock confirmed, and the latency from the identity change to the
+// last lock confirmation (seconds; quantiles over the confirmed).
+type LeaverLatency struct {
+	Count     int     `json:"count"`
+	Confirmed int     `json:"confirmed"`
+	P50       float64 `json:"p50_s"`
+	P95       float64 `json:"p95_s"`
+	P99       float64 `json:"p99_s"`
 }

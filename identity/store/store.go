@@ -48,26 +48,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/keyfleet/keyfleet/identity"
 	"github.com/keyfleet/keyfleet/identity/scim"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
-// Topics and consumer groups of identity sync (unprefixed; the bus
-// config's prefix is prepended).
-const (
-	// TopicWrites carries write intents to the owner (no personal data).
-	TopicWrites = "identity.writes"
-	// TopicChanges carries joiner/mover/leaver changes (pseudonymous),
-	// keyed by subject id.
-	TopicChanges = "identity.changes"
-	// GroupOwner is the consumer group whose member owning identity.writes'
-	// partition decides every write.
-	GroupOwner = "keyfleet-identity-owner"
-)
-
-// Topics lists identity sync's topics.
-var Topics = []string{TopicWrites, TopicChanges}
+// GroupOwner is the consumer group (unprefixed) whose member owning
+// identity.writes' partition decides every write.
+const GroupOwner = "keyfleet-identity-owner"
 
 // ErrUndecided is returned when no owner decided a write before its
 // deadline (the owner is down or far behind); the write will never apply.
@@ -149,7 +138,7 @@ func New(opts Options) (*Store, error) {
 		opts.Logger = slog.Default()
 	}
 	s := &Store{
-		opts: opts, log: opts.Logger, writer: bus.NewWriter(opts.Bus, TopicWrites),
+		opts: opts, log: opts.Logger, writer: bus.NewWriter(opts.Bus, identity.TopicWrites),
 		waiters: map[string]chan decision{},
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyfleet_identity_store_writes_total",
@@ -181,8 +170,8 @@ func (s *Store) Close() error { return s.writer.Close() }
 // EnsureTopics creates identity sync's topics that do not exist yet.
 func EnsureTopics(ctx context.Context, c bus.Config) error {
 	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 15 * time.Second}
-	topics := make([]kafka.TopicConfig, 0, len(Topics))
-	for _, t := range Topics {
+	topics := make([]kafka.TopicConfig, 0, len(identity.Topics))
+	for _, t := range identity.Topics {
 		topics = append(topics, kafka.TopicConfig{Topic: c.Topic(t), NumPartitions: c.Partitions, ReplicationFactor: -1})
 	}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})

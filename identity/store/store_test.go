@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyfleet/keyfleet/identity"
 	"github.com/keyfleet/keyfleet/identity/scim"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/testenv"
@@ -34,7 +35,7 @@ func services(t *testing.T) (driver.Conn, bus.Config) {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			client := &kafka.Client{Addr: kafka.TCP(bc.Brokers...), Timeout: 15 * time.Second}
-			_, _ = client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{bc.Topic(TopicWrites), bc.Topic(TopicChanges)}})
+			_, _ = client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{bc.Topic(identity.TopicWrites), bc.Topic(identity.TopicChanges)}})
 		})
 	}
 	return conn, bc
