@@ -147,7 +147,7 @@ func TestJoinerMoverLeaver(t *testing.T) {
 		{"group":"Facilities","role":"maintenance","door_groups":["garage"]},{"group":"Front desk","role":"concierge"}]}`))
 	require.NoError(t, err)
 	a, err := New(Options{Control: f, Mapping: m, Settle: 50 * time.Millisecond, Registerer: reg,
-		Now: func() time.Time { return t0.Add(time.Minute) },
+		Now:     func() time.Time { return t0.Add(time.Minute) },
 		Leavers: func(_ context.Context, l identity.Leaver) error { leavers = append(leavers, l); return nil }})
 	require.NoError(t, err)
 	ctx := context.Background()

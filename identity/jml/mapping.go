@@ -106,7 +106,9 @@ type Want struct {
 	DoorGroups []string // sorted
 }
 
-func (w Want) key() string { return w.Role + "\x00" + w.Site + "\x00" + strings.Join(w.DoorGroups, "\x00") }
+func (w Want) key() string {
+	return w.Role + "\x00" + w.Site + "\x00" + strings.Join(w.DoorGroups, "\x00")
+}
 
 func (r Rule) matches(g identity.Group) bool {
 	return strings.EqualFold(r.Group, g.DisplayName) || (g.ExternalID != "" && r.Group == g.ExternalID) || r.Group == g.ID
