@@ -47,7 +47,8 @@ func (c controlPlane) Run(ctx context.Context) error { return c.stream.Run(ctx) 
 // newControl builds the audit log and the credential control plane. The
 // plane feeds locks (the normalizer's registry) from credential.events.
 func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, locks *registry.Registry, key []byte,
-	reg prometheus.Registerer, logger *slog.Logger) (controlPlane, *audit.Store, error) {
+	reg prometheus.Registerer, logger *slog.Logger,
+	verifySubjects func(context.Context, []string, []string) ([]string, error)) (controlPlane, *audit.Store, error) {
 	auditLog, err := audit.NewStore(conn, audit.Options{Chain: cfg.AuditChain, Logger: logger, Registerer: reg})
 	if err != nil {
 		return controlPlane{}, nil, err
@@ -59,7 +60,7 @@ func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, locks *regis
 		return controlPlane{}, nil, err
 	}
 	ctlAPI, err := api.New(api.Options{State: proc, Conn: conn, Audit: auditLog, Verifier: auditLog, PseudonymKey: key,
-		Logger: logger, Registerer: reg, MaxBulk: cfg.MaxBulk, PendingSLA: cfg.PendingSLA})
+		Logger: logger, Registerer: reg, MaxBulk: cfg.MaxBulk, PendingSLA: cfg.PendingSLA, VerifySubjects: verifySubjects})
 	if err != nil {
 		return controlPlane{}, nil, err
 	}

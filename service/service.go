@@ -22,7 +22,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/ingest"
 	"github.com/keyfleet/keyfleet/internal/audit"
@@ -34,7 +33,6 @@ import (
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
 	"github.com/keyfleet/keyfleet/pipeline"
-	"github.com/keyfleet/keyfleet/query"
 )
 
 // devPseudonymKey keys pseudonyms when no --pseudonym-key is given; only
@@ -132,8 +130,16 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		locks = r
 	}
 	normalizer := normalize.New(vendors.Adapters(), locks, key)
-	plane, auditLog, err := newControl(cfg.Control, bc, conn, locks, key, reg, logger)
+	idn, err := newIdentity(ctx, cfg.Identity, bc, conn, key, reg, logger)
 	if err != nil {
+		return err
+	}
+	defer closeAll(logger, idn)
+	plane, auditLog, err := newControl(cfg.Control, bc, conn, locks, key, reg, logger, idn.verifySubjects)
+	if err != nil {
+		return err
+	}
+	if err := idn.connect(plane.Routes(), bc, reg); err != nil {
 		return err
 	}
 
@@ -211,7 +217,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	queryAPI, err := setupQuery(cfg.Query, queryDeps{conn: conn, tokens: tokens, audit: auditLog,
-		kpis: query.KPIFunc(func(ctx context.Context, from, to time.Time) (any, error) { return store.KPIs(ctx, conn, from, to) }),
+		kpis: idn.kpiFunc(),
 		key:  key, logger: logger, reg: reg})
 	if err != nil {
 		return err
@@ -222,6 +228,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	routes = append(routes, det.routes...)
 	routes = append(routes, dash.routes...)
 	routes = append(routes, queryAPI.routes...)
+	routes = append(routes, idn.routes...)
 	if err := queryAPI.document(routes); err != nil {
 		return err
 	}
@@ -252,7 +259,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return tokens.Run(gctx) })
 	g.Go(func() error { return plane.Run(gctx) })
-	for _, run := range append(append(det.runs, queryAPI.runs...), dash.runs...) {
+	for _, run := range append(append(append(det.runs, queryAPI.runs...), dash.runs...), idn.runs...) {
 		g.Go(func() error { return run(gctx) })
 	}
 	g.Go(func() error {
