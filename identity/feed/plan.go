@@ -71,10 +71,10 @@ type PersonChange struct {
 	GroupsRemoved []string `json:"groups_removed,omitempty"`
 	Error         string   `json:"error,omitempty"`
 
-	id     string
-	doc    map[string]any
+	id      string
+	doc     map[string]any
 	ifMatch string
-	groups []string
+	groups  []string
 }
 
 // GroupChange is a group to create or whose feed members change.
@@ -430,7 +430,9 @@ func members(doc map[string]any) []string {
 // groupDiff returns the groups of want not in have and of have not in
 // want (case-insensitive).
 func groupDiff(have, want []string) (added, removed []string) {
-	in := func(list []string, g string) bool { return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, g) }) }
+	in := func(list []string, g string) bool {
+		return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, g) })
+	}
 	for _, g := range want {
 		if !in(have, g) {
 			added = append(added, g)
