@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -16,14 +17,17 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/identity"
+	"github.com/keyfleet/keyfleet/identity/feed"
 	"github.com/keyfleet/keyfleet/identity/jml"
 	"github.com/keyfleet/keyfleet/identity/scim"
 	idstore "github.com/keyfleet/keyfleet/identity/store"
+	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
@@ -103,6 +107,7 @@ type identityPart struct {
 	jml     *jml.Automation
 	private *httpapi.Server
 	pipe    *pipeListener
+	audit   audit.Appender
 	routes  []httpapi.Route
 	runs    []func(context.Context) error
 
@@ -157,7 +162,7 @@ func newIdentity(ctx context.Context, cfg IdentityConfig, bc bus.Config, conn dr
 // listener, authenticated by a per-process secret as "identity-sync" (a
 // manager), so its requests take the normal path and are audited as
 // identity sync's.
-func (p *identityPart) connect(controlRoutes []httpapi.Route, bc bus.Config, reg prometheus.Registerer) error {
+func (p *identityPart) connect(controlRoutes []httpapi.Route, bc bus.Config, reg prometheus.Registerer, auditor audit.Appender) error {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return err
@@ -182,12 +187,57 @@ func (p *identityPart) connect(controlRoutes []httpapi.Route, bc bus.Config, reg
 		return err
 	}
 	p.jml = auto
+	p.audit = auditor
+	feedAPI := &feed.API{Target: p.scim, Audit: auditor, Logger: p.log}
+	p.routes = append(p.routes, feedAPI.Routes()...)
+	p.routes = append(p.routes,
+		httpapi.Route{Method: fiber.MethodPost, Path: "/v1/identity/resync", Roles: httpapi.AdminOnly, Handler: p.handleResync,
+			Summary: "Re-emit every person's current state as identity changes (joined or left), so the automation reconciles credentials (after a failed notification)."},
+		httpapi.Route{Method: fiber.MethodGet, Path: "/v1/identity/subjects/:id", Roles: []httpapi.Role{httpapi.RoleManager},
+			Handler: p.handleSubject,
+			Summary: "What the identity source says about a pseudonymous subject: known, entitled (or why not), site, end date, groups."},
+	)
 	p.runs = append(p.runs, func(ctx context.Context) error { return p.private.Serve(ctx, p.pipe) }, auto.Run)
 	return nil
 }
 
 func (p *identityPart) Close() error {
 	return errors.Join(p.store.Close(), p.changes.Close())
+}
+
+func (p *identityPart) handleResync(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Minute)
+	defer cancel()
+	caller := httpapi.Caller(c)
+	if err := p.audit.Append(ctx, audit.Entry{Actor: cmp.Or(caller.Name, caller.TokenID), Action: "identity.resync",
+		Target: "identity", TsMs: time.Now().UnixMilli()}); err != nil {
+		return httpapi.NewProblem(fiber.StatusServiceUnavailable, "audit_unavailable", err.Error())
+	}
+	if err := p.scim.Resync(ctx); err != nil {
+		return httpapi.NewProblem(fiber.StatusServiceUnavailable, "unavailable", "resync incomplete: "+err.Error())
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "emitted"})
+}
+
+func (p *identityPart) handleSubject(c *fiber.Ctx) error {
+	id := strings.Clone(c.Params("id"))
+	ctx, cancel := context.WithTimeout(c.UserContext(), 30*time.Second)
+	defer cancel()
+	recs, err := p.store.UsersBySubject(ctx, []string{id})
+	if err != nil {
+		return httpapi.NewProblem(fiber.StatusServiceUnavailable, "unavailable", err.Error())
+	}
+	st := identity.Status{SubjectID: id}
+	for _, r := range recs {
+		s, err := p.scim.StatusWithGroups(ctx, r, time.Now())
+		if err != nil {
+			return httpapi.NewProblem(fiber.StatusServiceUnavailable, "unavailable", err.Error())
+		}
+		if !st.Known || s.Entitled {
+			st = s
+		}
+	}
+	return c.JSON(st)
 }
 
 // internalAuth admits the automation's per-process secret only.

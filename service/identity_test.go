@@ -24,6 +24,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/identity"
+	"github.com/keyfleet/keyfleet/identity/feed"
 	"github.com/keyfleet/keyfleet/identity/scim"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
@@ -441,4 +442,62 @@ func TestSCIMConformanceLive(t *testing.T) {
 	t.Logf("scim-check output:\n%s", out)
 	require.NoError(t, err, "scim2-tester reported failing checks (output above)")
 	assert.Contains(t, string(out), "scim2-tester: ")
+}
+
+// TestIdentityImport: the HR feed through the API — a dry run plans, the
+// import creates people whose groups map to roles (joiners get their
+// credentials), a full import without someone makes them a leaver.
+func TestIdentityImport(t *testing.T) {
+	l := serveLive(t)
+	post := func(query, csv string) feed.Plan {
+		t.Helper()
+		req, err := http.NewRequest("POST", l.base+feed.PathImport+query, strings.NewReader(csv))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+l.scim)
+		req.Header.Set("Content-Type", "text/csv")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		require.Equal(t, 200, resp.StatusCode, string(b))
+		var p feed.Plan
+		require.NoError(t, json.Unmarshal(b, &p))
+		return p
+	}
+	csv := "external_id,user_name,given_name,family_name,email,site,groups,subject_id\n" +
+		"hr-1,ada@example.com,Ada,Byron,ada@example.com,site-a,resident,subj-ada\n" +
+		"hr-2,bo@example.com,Bo,Chen,,site-a,guest,\n"
+	p := post("?dry_run=true", csv)
+	assert.True(t, p.DryRun)
+	assert.False(t, p.Applied)
+	assert.Equal(t, map[string]int{"joined": 2}, p.Counts)
+	var st identity.Status
+	l.mustJSON("GET", "/v1/identity/subjects/subj-ada", l.admin, nil, 200, &st)
+	assert.False(t, st.Known, "a dry run writes nothing")
+
+	p = post("", csv)
+	require.True(t, p.Applied)
+	assert.Zero(t, p.Failed, "%+v", p)
+	bo := identity.SubjectID([]byte(identityTestKey), "hr-2")
+	require.Eventually(t, func() bool {
+		ra, _ := liveOf(l.credentials("subj-ada"))
+		rb, _ := liveOf(l.credentials(bo))
+		return slices.Equal(ra, []string{"resident/pending_activation"}) && slices.Equal(rb, []string{"guest/pending_activation"})
+	}, 60*time.Second, 100*time.Millisecond, "joiners from the feed got their credentials")
+	l.mustJSON("GET", "/v1/identity/subjects/subj-ada", l.admin, nil, 200, &st)
+	assert.True(t, st.Entitled)
+	assert.Equal(t, "site-a", st.Site)
+	require.Len(t, st.Groups, 1)
+	assert.Equal(t, "resident", st.Groups[0].DisplayName)
+
+	// The next full file no longer lists Ada: she is deactivated, a leaver.
+	p = post("", "external_id,user_name,given_name,family_name,site,groups\nhr-2,bo@example.com,Bo,Chen,site-a,guest\n")
+	assert.Equal(t, map[string]int{"left": 1, "none": 1}, p.Counts)
+	require.Eventually(t, func() bool {
+		ra, _ := liveOf(l.credentials("subj-ada"))
+		return len(ra) == 0
+	}, 60*time.Second, 100*time.Millisecond, "the feed's leaver has no live credential")
+	l.mustJSON("GET", "/v1/identity/subjects/subj-ada", l.admin, nil, 200, &st)
+	assert.Equal(t, identity.Status{SubjectID: "subj-ada", Known: true, Site: "site-a", Reason: "deactivated",
+		Groups: st.Groups}, st)
 }

@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := idn.connect(plane.Routes(), bc, reg); err != nil {
+	if err := idn.connect(plane.Routes(), bc, reg, auditLog); err != nil {
 		return err
 	}
 

@@ -11,8 +11,9 @@
 //     approval rule: an auto role is issued at once, the others wait for an
 //     approver); a live credential of a managed role that no group asks for
 //     any more is revoked (each lock holding it is told), so a mover's door
-//     set follows the new template. Credentials of unmanaged roles (guests,
-//     break-glass) are left alone.
+//     set follows the new template. Credentials of roles no rule maps to
+//     (break-glass always; with a mapping file, every role it leaves out,
+//     such as a guest pass issued by hand) are left alone.
 //   - left (deactivated, deleted, end date passed): every live credential
 //     is revoked through the layered revocation (RevokeSubject). The leaver
 //     and its revocation are recorded (Options.Leavers) for the KPI, and the
