@@ -107,7 +107,7 @@ func (a *API) handleImport(c *fiber.Ctx) error {
 		// in the response and in the identity changes it causes.
 		if err := a.Audit.Append(ctx, audit.Entry{Actor: actor, Action: "identity.import", Target: cmp.Or(o.Source, "hr"),
 			Details: map[string]string{"mode": cmp.Or(o.Mode, ModeFull), "people": strconv.Itoa(len(people))},
-			TsMs: time.Now().UnixMilli()}); err != nil {
+			TsMs:    time.Now().UnixMilli()}); err != nil {
 			return httpapi.NewProblem(fiber.StatusServiceUnavailable, "audit_unavailable", err.Error())
 		}
 	}
