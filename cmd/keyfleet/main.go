@@ -32,6 +32,7 @@ func commands() []command {
 		{"drill", "revocation drill against a running keyfleet (drill revoke --subjects N)", runDrill},
 		{"detect", "backtest the detectors: --replay FILE [--rules FILE] [--labels FILE]", runDetect},
 		{"token", "create, list and revoke API tokens (directly in ClickHouse)", runToken},
+		{"identity", "import an HR/tenant feed into a running keyfleet (identity import FILE [--dry-run])", runIdentity},
 		{"report", "weekly fleet-health report: --week 2026-W47 [--site S] --format html|md|csv|json", runReport},
 		{"bench", "benchmark serve end to end on real Kafka and ClickHouse (--quick for a smoke run)", runBench},
 	}
