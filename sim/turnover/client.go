@@ -28,8 +28,8 @@ const (
 // Client is a small SCIM 2.0 client: Base is the service provider's
 // /scim/v2 URL, Token a bearer token of role scim.
 type Client struct {
-	Base   string
-	Token  string
+	Base  string
+	Token string
 	HTTP  *http.Client
 }
 

@@ -220,9 +220,9 @@ func (d *Driver) join(ctx context.Context) (Change, error) {
 	u, err := d.o.Client.Create(ctx, "Users", map[string]any{
 		"schemas":  []string{schemaUser, schemaAccess},
 		"userName": email, "externalId": ext, "displayName": first + " " + last,
-		"name":   map[string]any{"givenName": first, "familyName": last},
-		"emails": []any{map[string]any{"value": email, "type": "work", "primary": true}},
-		"active": true,
+		"name":       map[string]any{"givenName": first, "familyName": last},
+		"emails":     []any{map[string]any{"value": email, "type": "work", "primary": true}},
+		"active":     true,
 		schemaAccess: map[string]any{"site": d.o.Sites[d.r.IntN(len(d.o.Sites))]},
 	})
 	if err != nil {
