@@ -42,7 +42,8 @@ type Options struct {
 	Source string
 	Mode   string // full (default) or delta
 	DryRun bool
-	// Workers write users in parallel (default 8).
+	// Workers write users in parallel (default 32: the identity owner
+	// decides concurrent writes in one batch).
 	Workers int
 	Now     time.Time
 }
@@ -121,7 +122,7 @@ func Import(ctx context.Context, t Target, people []Person, o Options) (*Plan, e
 		return nil, fmt.Errorf("import mode %q: want full or delta", o.Mode)
 	}
 	if o.Workers <= 0 {
-		o.Workers = 8
+		o.Workers = 32
 	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()

@@ -11,7 +11,10 @@
 //     approval rule: an auto role is issued at once, the others wait for an
 //     approver); a live credential of a managed role that no group asks for
 //     any more is revoked (each lock holding it is told), so a mover's door
-//     set follows the new template. Credentials of roles no rule maps to
+//     set follows the new template (revocations happen when a change
+//     takes something away — a group left or renamed, a site changed — or
+//     on a resync, never while a new person's groups are still arriving).
+//     Credentials of roles no rule maps to
 //     (break-glass always; with a mapping file, every role it leaves out,
 //     such as a guest pass issued by hand) are left alone.
 //   - left (deactivated, deleted, end date passed): every live credential
@@ -293,8 +296,14 @@ func (a *Automation) reconcile(ctx context.Context, c identity.Change) error {
 		a.pending[c.SubjectID] = append(a.pending[c.SubjectID], inflight{credentialID: resp.CredentialIDs[0], want: w, at: now})
 		a.mu.Unlock()
 	}
+	// Credentials are taken away only when the change took something
+	// away (a group left or renamed, a site changed) or on a resync: a
+	// person created before their groups arrive (identity providers push
+	// the user, then each membership), or given one more group, keeps
+	// what they hold, including credentials issued before identity sync.
+	prune := c.Kind == identity.Updated || len(c.Removed) > 0 || c.Reason == "renamed" || c.Reason == "resync"
 	for _, r := range live {
-		if !a.opts.Mapping.Managed(r.Role) || a.isRevoking(r.CredentialID) {
+		if !prune || !a.opts.Mapping.Managed(r.Role) || a.isRevoking(r.CredentialID) {
 			continue
 		}
 		wanted := false

@@ -168,13 +168,20 @@ func TestJoinerMoverLeaver(t *testing.T) {
 		"request s1 resident site-a []")
 	step("the same change again: nothing", change(identity.Joined, "s1", "created", "site-a", "Residents", "Book club"))
 	step("a resync: nothing", change(identity.Joined, "s1", "resync", "site-a", "Residents"))
-	step("mover: the new template first, then the old one revoked",
-		change(identity.Moved, "s1", "membership", "site-a", "Facilities"),
-		"request s1 maintenance site-a [garage]", "revoke new1")
+	step("a group added: only added to", change(identity.Moved, "s1", "membership", "site-a", "Residents", "Facilities"),
+		"request s1 maintenance site-a [garage]")
+	left := change(identity.Moved, "s1", "membership", "site-a", "Facilities")
+	left.Removed = []identity.Group{{ID: "id-Residents", DisplayName: "Residents"}}
+	step("mover: a group left, its credential revoked", left, "revoke new1")
 	// Unmanaged roles stay; a site change is a move.
 	f.add("s1", "guest", "site-a", "active")
 	step("updated: site changed", change(identity.Updated, "s1", "attributes", "site-b", "Facilities"),
 		"request s1 maintenance site-b [garage]", "revoke new2")
+	// A new person whose groups have not arrived yet keeps credentials
+	// issued before identity sync; a resync takes away what no group grants.
+	old := f.add("s4", "resident", "site-a", "active")
+	step("joined without groups", change(identity.Joined, "s4", "created", "site-a"))
+	step("resync", change(identity.Joined, "s4", "resync", "site-a"), "revoke "+old)
 	step("leaver: everything live, guest pass included", change(identity.Left, "s1", "deactivated", "site-b"),
 		"revoke-subject s1 (2) identity sync: left (deactivated)")
 	step("leaver again: nothing left", change(identity.Left, "s1", "deactivated", "site-b"))

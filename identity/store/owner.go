@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -170,7 +171,7 @@ func (s *Store) readDecisions(ctx context.Context, tokens []string) (map[string]
 		return out, nil
 	}
 	rows, err := s.opts.Conn.Query(ctx, `SELECT token, any(outcome), any(detail) FROM identity_decisions
-		WHERE has(?, token) GROUP BY token`, tokens)
+		WHERE token IN (`+placeholders(len(tokens))+`) GROUP BY token`, anys(tokens)...)
 	if err != nil {
 		return nil, fmt.Errorf("read identity decisions: %w", err)
 	}
@@ -225,7 +226,7 @@ func (s *Store) readStaged(ctx context.Context, tokens []string) (map[string]row
 		return out, nil
 	}
 	rows, err := s.opts.Conn.Query(ctx, `SELECT token, type, id, version, user_name, external_id, subject_id
-		FROM identity_staged WHERE has(?, token)`, tokens)
+		FROM identity_staged WHERE token IN (`+placeholders(len(tokens))+`)`, anys(tokens)...)
 	if err != nil {
 		return nil, fmt.Errorf("read staged identity writes: %w", err)
 	}
@@ -255,7 +256,7 @@ func (s *Store) copyStaged(ctx context.Context, tokens []string) error {
 		cols += c
 	}
 	if err := s.opts.Conn.Exec(ctx, `INSERT INTO identity_resources (`+cols+`) SELECT `+cols+
-		` FROM identity_staged WHERE has(?, token)`, tokens); err != nil {
+		` FROM identity_staged WHERE token IN (`+placeholders(len(tokens))+`)`, anys(tokens)...); err != nil {
 		return fmt.Errorf("store identity writes: %w", err)
 	}
 	return nil
@@ -312,4 +313,18 @@ func (s *Store) PruneOnce(ctx context.Context) error {
 		return fmt.Errorf("optimize identity_resources: %w", err)
 	}
 	return nil
+}
+
+// placeholders returns n comma-separated bind placeholders, for IN lists
+// the primary key index can use.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
