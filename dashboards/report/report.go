@@ -20,6 +20,8 @@ import (
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/store"
+	"github.com/keyfleet/keyfleet/identity"
+	idstore "github.com/keyfleet/keyfleet/identity/store"
 )
 
 // Defaults of a Query.
@@ -111,7 +113,11 @@ type WeekKPI struct {
 	Activation        control.Activation `json:"activation"`
 	TimeToIssue       control.Quantiles  `json:"time_to_issue"`
 	RevocationLatency control.Quantiles  `json:"revocation_latency"`
-	Exceptions        control.Exceptions `json:"exceptions"`
+	// LeaverLatency: identity sync's leavers whose identity change fell in
+	// the week, from the change to the last lock confirming the revocation
+	// (identity/store.LeaverKPI, as GET /v1/kpis gives it).
+	LeaverLatency identity.LeaverLatency `json:"leaver_latency"`
+	Exceptions    control.Exceptions     `json:"exceptions"`
 	PendingLocks      int                `json:"pending_locks"`
 	// StaleCredentials: active at the week's end and neither used nor
 	// changed for StaleDays.
@@ -284,6 +290,9 @@ func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
 	}
 	k.Activation, k.TimeToIssue, k.RevocationLatency = cred.Activation, cred.TimeToIssue, cred.RevocationLatency
 	k.Exceptions, k.PendingLocks = cred.Exceptions, cred.PendingLocks.Count
+	if k.LeaverLatency, err = idstore.LeaverKPI(ctx, g.conn, from, to); err != nil {
+		return nil, err
+	}
 
 	if err := g.conn.QueryRow(ctx, `SELECT count() FROM dead_letters WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`,
 		secs(from), secs(to), from.UnixMilli(), to.UnixMilli()).Scan(&k.DeadLetters); err != nil {

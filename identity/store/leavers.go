@@ -47,7 +47,7 @@ func LeaverKPI(ctx context.Context, conn driver.Conn, from, to time.Time) (ident
 						if(n_locks = 0, dis_ms, greatest(last_applied, dis_ms)) AS last_ms
 					FROM (
 						SELECT revocation_id, credential_id, max(locks_total) AS n_locks, max(disabled_ms) AS dis_ms
-						FROM revocations WHERE ts >= ? AND scope = 'subject'
+						FROM revocations WHERE ts >= ?
 						GROUP BY revocation_id, credential_id
 					) AS r ANY LEFT JOIN (
 						SELECT revocation_id, credential_id, uniqExact(vendor, lock_id) AS acked, max(applied_ms) AS last_applied
