@@ -118,7 +118,7 @@ type WeekKPI struct {
 	// (identity/store.LeaverKPI, as GET /v1/kpis gives it).
 	LeaverLatency identity.LeaverLatency `json:"leaver_latency"`
 	Exceptions    control.Exceptions     `json:"exceptions"`
-	PendingLocks      int                `json:"pending_locks"`
+	PendingLocks  int                    `json:"pending_locks"`
 	// StaleCredentials: active at the week's end and neither used nor
 	// changed for StaleDays.
 	StaleCredentials int `json:"stale_credentials"`
