@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -39,23 +40,29 @@ const identityTestKey = "identity-test-pseudonym-key-0123"
 // broker when one is configured (the embedded one otherwise) and a test
 // ClickHouse database, with a small estate (one site, four locks).
 type live struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	admin string
 	scim  string
 	bus   bus.Config
+	conn  driver.Conn
 }
 
-func serveLive(t *testing.T, args ...string) *live {
+func serveLive(t testing.TB, args ...string) *live {
 	t.Helper()
-	_, ch := testenv.ClickHouse(t)
-	dir := t.TempDir()
-	reg := registry.File{Locks: []registry.Lock{
+	return serveLiveWith(t, registry.File{Locks: []registry.Lock{
 		{Vendor: "matter", LockID: "m-lobby", Groups: []string{"entrance"}, LockInfo: registry.LockInfo{SiteID: "site-a", DoorID: "lobby"}},
 		{Vendor: "schlage", LockID: "s-garage", Groups: []string{"garage"}, LockInfo: registry.LockInfo{SiteID: "site-a", DoorID: "garage"}},
 		{Vendor: "nuki", LockID: "n-gym", Groups: []string{"amenity"}, LockInfo: registry.LockInfo{SiteID: "site-a", DoorID: "gym"}},
 		{Vendor: "seam", LockID: "se-service", Groups: []string{"service"}, LockInfo: registry.LockInfo{SiteID: "site-a", DoorID: "service"}},
-	}}
+	}}, args...)
+}
+
+// serveLiveWith starts serve on an estate (a lock registry).
+func serveLiveWith(t testing.TB, reg registry.File, args ...string) *live {
+	t.Helper()
+	conn, ch := testenv.ClickHouse(t)
+	dir := t.TempDir()
 	data, err := json.Marshal(reg)
 	require.NoError(t, err)
 	regPath := filepath.Join(dir, "registry.json")
@@ -99,7 +106,7 @@ func serveLive(t *testing.T, args ...string) *live {
 			t.Error("serve did not stop")
 		}
 	})
-	l := &live{t: t, base: "http://" + ln.Addr().String(), admin: "test-admin-token"}
+	l := &live{t: t, base: "http://" + ln.Addr().String(), admin: "test-admin-token", conn: conn}
 	select {
 	case addr := <-ready:
 		l.bus = cfg.Bus([]string{addr})
