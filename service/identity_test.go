@@ -69,8 +69,8 @@ func serveLiveWith(t testing.TB, reg registry.File, args ...string) *live {
 	require.NoError(t, os.WriteFile(regPath, data, 0o600))
 
 	base := []string{"--data-dir", dir, "--clickhouse-addr", ch.Addr, "--clickhouse-database", ch.Database,
-		"--access-log=false", "--bootstrap-token", "test-admin-token", "--registry", regPath,
-		"--pseudonym-key", identityTestKey, "--detect=false"}
+		"--access-log=false", "--bootstrap-token", "test-admin-token-0123456789abcdefghij", "--registry", regPath,
+		"--pseudonym-key", identityTestKey, "--detect=false", "--audit-key", "identity-test-audit-key-0123456789abcdef"}
 	if testenv.RealKafka() {
 		bc := testenv.Kafka(t, 4)
 		base = append(base, "--kafka-brokers", strings.Join(bc.Brokers, ","), "--topic-prefix", bc.TopicPrefix)
@@ -106,7 +106,7 @@ func serveLiveWith(t testing.TB, reg registry.File, args ...string) *live {
 			t.Error("serve did not stop")
 		}
 	})
-	l := &live{t: t, base: "http://" + ln.Addr().String(), admin: "test-admin-token", conn: conn}
+	l := &live{t: t, base: "http://" + ln.Addr().String(), admin: "test-admin-token-0123456789abcdefghij", conn: conn}
 	select {
 	case addr := <-ready:
 		l.bus = cfg.Bus([]string{addr})

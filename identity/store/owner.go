@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -118,13 +116,12 @@ func (s *Store) decide(ctx context.Context, msgs []kafka.Message) error {
 			return err
 		}
 		if len(tombstones) > 0 {
-			if err := chstorage.InsertRows(ctx, s.opts.Conn, "identity_resources", append(resourceColumns, "token"), tombstones...); err != nil {
+			if err := insertResourcesSQL.Insert(ctx, s.opts.Conn, tombstones...); err != nil {
 				return fmt.Errorf("store identity deletes: %w", err)
 			}
 		}
 		if len(decisions) > 0 {
-			if err := chstorage.InsertRows(ctx, s.opts.Conn, "identity_decisions",
-				[]string{"token", "ts", "outcome", "detail", "decided_ms"}, decisions...); err != nil {
+			if err := insertDecisionsSQL.Insert(ctx, s.opts.Conn, decisions...); err != nil {
 				return fmt.Errorf("store identity decisions: %w", err)
 			}
 		}
@@ -170,8 +167,7 @@ func (s *Store) readDecisions(ctx context.Context, tokens []string) (map[string]
 	if len(tokens) == 0 {
 		return out, nil
 	}
-	rows, err := s.opts.Conn.Query(ctx, `SELECT token, any(outcome), any(detail) FROM identity_decisions
-		WHERE token IN (`+placeholders(len(tokens))+`) GROUP BY token`, anys(tokens)...)
+	rows, err := decisionsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"tokens": tokens})
 	if err != nil {
 		return nil, fmt.Errorf("read identity decisions: %w", err)
 	}
@@ -189,9 +185,7 @@ func (s *Store) readDecisions(ctx context.Context, tokens []string) (map[string]
 
 // loadIndex rebuilds the index from identity_resources.
 func (s *Store) loadIndex(ctx context.Context) error {
-	rows, err := s.opts.Conn.Query(ctx, `SELECT type, id, max(version), argMax(deleted, version), argMax(token, version),
-		argMax(user_name, version), argMax(external_id, version), argMax(subject_id, version)
-		FROM identity_resources GROUP BY type, id`)
+	rows, err := indexSQL.Query(ctx, s.opts.Conn, nil)
 	if err != nil {
 		return fmt.Errorf("load identity index: %w", err)
 	}
@@ -225,8 +219,7 @@ func (s *Store) readStaged(ctx context.Context, tokens []string) (map[string]row
 	if len(tokens) == 0 {
 		return out, nil
 	}
-	rows, err := s.opts.Conn.Query(ctx, `SELECT token, type, id, version, user_name, external_id, subject_id
-		FROM identity_staged WHERE token IN (`+placeholders(len(tokens))+`)`, anys(tokens)...)
+	rows, err := stagedSQL.Query(ctx, s.opts.Conn, chstorage.Args{"tokens": tokens})
 	if err != nil {
 		return nil, fmt.Errorf("read staged identity writes: %w", err)
 	}
@@ -248,15 +241,7 @@ func (s *Store) copyStaged(ctx context.Context, tokens []string) error {
 	if len(tokens) == 0 {
 		return nil
 	}
-	cols := ""
-	for i, c := range append(resourceColumns, "token") {
-		if i > 0 {
-			cols += ", "
-		}
-		cols += c
-	}
-	if err := s.opts.Conn.Exec(ctx, `INSERT INTO identity_resources (`+cols+`) SELECT `+cols+
-		` FROM identity_staged WHERE token IN (`+placeholders(len(tokens))+`)`, anys(tokens)...); err != nil {
+	if err := copyStagedSQL.Exec(ctx, s.opts.Conn, chstorage.Args{"tokens": tokens}); err != nil {
 		return fmt.Errorf("store identity writes: %w", err)
 	}
 	return nil
@@ -284,47 +269,32 @@ func (s *Store) prune(ctx context.Context) {
 // than two days and runs OPTIMIZE FINAL on identity_resources, so old
 // versions and deleted people's documents leave the disk too.
 func (s *Store) PruneOnce(ctx context.Context) error {
-	cutoff, _ := strconv.Atoi(s.opts.Now().UTC().AddDate(0, 0, -2).Format("20060102"))
+	cutoff := s.opts.Now().UTC().AddDate(0, 0, -2).Format("20060102")
 	for _, table := range []string{"identity_staged", "identity_decisions"} {
-		rows, err := s.opts.Conn.Query(ctx, `SELECT DISTINCT partition FROM system.parts
-			WHERE database = currentDatabase() AND table = ? AND active`, table)
+		rows, err := partitionsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"table": table})
 		if err != nil {
 			return fmt.Errorf("list %s partitions: %w", table, err)
 		}
-		var old []int
+		var old []string
 		for rows.Next() {
 			var p string
 			if err := rows.Scan(&p); err != nil {
 				rows.Close()
 				return fmt.Errorf("scan partition: %w", err)
 			}
-			if n, err := strconv.Atoi(p); err == nil && n < cutoff {
-				old = append(old, n)
+			if len(p) == len(cutoff) && p < cutoff {
+				old = append(old, p)
 			}
 		}
 		rows.Close()
 		for _, p := range old {
-			if err := s.opts.Conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP PARTITION %d", table, p)); err != nil {
-				return fmt.Errorf("drop %s partition %d: %w", table, p, err)
+			if err := dropPartitionSQL.Exec(ctx, s.opts.Conn, chstorage.Args{"table": table, "partition": p}); err != nil {
+				return fmt.Errorf("drop %s partition %s: %w", table, p, err)
 			}
 		}
 	}
-	if err := s.opts.Conn.Exec(ctx, "OPTIMIZE TABLE identity_resources FINAL"); err != nil {
+	if err := optimizeResourcesSQL.Exec(ctx, s.opts.Conn, nil); err != nil {
 		return fmt.Errorf("optimize identity_resources: %w", err)
 	}
 	return nil
-}
-
-// placeholders returns n comma-separated bind placeholders, for IN lists
-// the primary key index can use.
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-}
-
-func anys(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
 }

@@ -186,10 +186,25 @@ func EnsureTopics(ctx context.Context, c bus.Config) error {
 	return nil
 }
 
-// resourceColumns are identity_resources' columns (identity_staged has
-// them too, beside token and ts).
-var resourceColumns = []string{"type", "id", "version", "deleted", "created_ms", "modified_ms", "subject_id",
-	"user_name", "external_id", "display_name", "members", "doc"}
+// The identity store's statements (internal/chstorage/queries/identity).
+var (
+	getResourceSQL       = chstorage.Query("identity/get_resource")
+	listResourcesSQL     = chstorage.Query("identity/list_resources")
+	countUsersSQL        = chstorage.Query("identity/count_users")
+	decisionSQL          = chstorage.Query("identity/decision")
+	decisionsSQL         = chstorage.Query("identity/decisions")
+	indexSQL             = chstorage.Query("identity/index")
+	stagedSQL            = chstorage.Query("identity/staged")
+	copyStagedSQL        = chstorage.Query("identity/copy_staged")
+	insertStagedSQL      = chstorage.Query("identity/insert_staged")
+	insertResourcesSQL   = chstorage.Query("identity/insert_resources")
+	insertDecisionsSQL   = chstorage.Query("identity/insert_decisions")
+	partitionsSQL        = chstorage.Query("identity/partitions")
+	dropPartitionSQL     = chstorage.Query("identity/drop_partition")
+	optimizeResourcesSQL = chstorage.Query("identity/optimize_resources")
+	insertLeaversSQL     = chstorage.Query("identity/insert_leavers")
+	leaverKPISQL         = chstorage.Query("identity/leaver_kpi")
+)
 
 // row is one version of a resource as stored.
 type row struct {
@@ -277,10 +292,11 @@ func (s *Store) write(ctx context.Context, op string, r scim.Record, prev int64)
 		if err != nil {
 			return err
 		}
-		if err := chstorage.InsertRows(ctx, s.opts.Conn, "identity_staged", append([]string{"token", "ts"}, resourceColumns...),
-			append([]any{token, start.UTC().Truncate(time.Second)}, rw.values()...)); err != nil {
+		if err := insertStagedSQL.Insert(ctx, s.opts.Conn, append([]any{token, start.UTC().Truncate(time.Second)},
+			rw.values()...)); err != nil {
 			return fmt.Errorf("stage identity write: %w", err)
 		}
+
 	}
 	ch := make(chan decision, 1)
 	s.mu.Lock()
@@ -349,7 +365,7 @@ func (s *Store) await(ctx context.Context, token string, ch <-chan decision, unt
 }
 
 func (s *Store) readDecision(ctx context.Context, token string) (decision, bool, error) {
-	rows, err := s.opts.Conn.Query(ctx, `SELECT outcome, detail FROM identity_decisions WHERE token = ? LIMIT 1`, token)
+	rows, err := decisionSQL.Query(ctx, s.opts.Conn, chstorage.Args{"token": token})
 	if err != nil {
 		return decision{}, false, fmt.Errorf("read decision: %w", err)
 	}
@@ -363,13 +379,6 @@ func (s *Store) readDecision(ctx context.Context, token string) (decision, bool,
 	}
 	return decision{}, false, rows.Err()
 }
-
-// newest selects, per id of a type, the newest version's columns.
-const newest = `SELECT id, max(version) AS v, argMax(deleted, version) AS del, argMax(created_ms, version) AS c_ms,
-	argMax(modified_ms, version) AS m_ms, argMax(doc, version) AS d, argMax(user_name, version) AS un,
-	argMax(external_id, version) AS ext, argMax(display_name, version) AS dn, argMax(members, version) AS mem,
-	argMax(subject_id, version) AS subj
-	FROM identity_resources WHERE type = ?`
 
 func scanRecords(rows driver.Rows, typ string) ([]scim.Record, error) {
 	defer rows.Close()
@@ -393,7 +402,7 @@ func scanRecords(rows driver.Rows, typ string) ([]scim.Record, error) {
 
 // Get implements scim.Store.
 func (s *Store) Get(ctx context.Context, typ, id string) (scim.Record, error) {
-	rows, err := s.opts.Conn.Query(ctx, `SELECT id, v, c_ms, m_ms, d FROM (`+newest+` AND id = ? GROUP BY id) WHERE del = 0`, typ, id)
+	rows, err := getResourceSQL.Query(ctx, s.opts.Conn, chstorage.Args{"type": typ, "id": id})
 	if err != nil {
 		return scim.Record{}, fmt.Errorf("read identity resource: %w", err)
 	}
@@ -407,32 +416,34 @@ func (s *Store) Get(ctx context.Context, typ, id string) (scim.Record, error) {
 	return recs[0], nil
 }
 
-// keyColumns maps indexed keys to columns and their newest-version aliases.
-var keyColumns = map[scim.Key][2]string{
-	scim.KeyUserName:    {"user_name", "un"},
-	scim.KeyExternalID:  {"external_id", "ext"},
-	scim.KeyDisplayName: {"display_name", "dn"},
-	scim.KeySubjectID:   {"subject_id", "subj"},
+// keyParams maps indexed keys to list_resources' parameters.
+var keyParams = map[scim.Key]string{
+	scim.KeyUserName:    "user_name",
+	scim.KeyExternalID:  "external_id",
+	scim.KeyDisplayName: "display_name",
+	scim.KeyMember:      "member",
 }
 
 // List implements scim.Store, oldest first.
 func (s *Store) List(ctx context.Context, q scim.Query) ([]scim.Record, error) {
-	inner, outer := newest, ""
-	args := []any{q.Type}
-	switch cols, ok := keyColumns[q.Key]; {
-	case q.Key == scim.KeyMember:
-		inner += ` AND id IN (SELECT id FROM identity_resources WHERE type = ? AND has(members, ?))`
-		outer = ` AND has(mem, ?)`
-		args = append(args, q.Type, q.Value, q.Value)
-	case ok:
-		inner += ` AND id IN (SELECT id FROM identity_resources WHERE type = ? AND ` + cols[0] + ` = ?)`
-		outer = ` AND ` + cols[1] + ` = ?`
-		args = append(args, q.Type, q.Value, q.Value)
+	args := chstorage.Args{"type": q.Type}
+	switch {
+	case q.Key == scim.KeySubjectID:
+		if q.Value == "" {
+			return nil, nil
+		}
+		args["subjects"] = []string{q.Value}
 	case q.Key != "":
-		return nil, fmt.Errorf("identity store: unknown key %q", q.Key)
+		p, ok := keyParams[q.Key]
+		if !ok {
+			return nil, fmt.Errorf("identity store: unknown key %q", q.Key)
+		}
+		if q.Value == "" {
+			return nil, nil // the store never indexes an empty value
+		}
+		args[p] = q.Value
 	}
-	rows, err := s.opts.Conn.Query(ctx, `SELECT id, v, c_ms, m_ms, d FROM (`+inner+` GROUP BY id) WHERE del = 0`+outer+
-		` ORDER BY c_ms, id`, args...)
+	rows, err := listResourcesSQL.Query(ctx, s.opts.Conn, args)
 	if err != nil {
 		return nil, fmt.Errorf("list identity resources: %w", err)
 	}
@@ -444,13 +455,7 @@ func (s *Store) UsersBySubject(ctx context.Context, subjects []string) ([]scim.R
 	if len(subjects) == 0 {
 		return nil, nil
 	}
-	return s.listIn(ctx, subjects)
-}
-
-func (s *Store) listIn(ctx context.Context, subjects []string) ([]scim.Record, error) {
-	rows, err := s.opts.Conn.Query(ctx, `SELECT id, v, c_ms, m_ms, d FROM (`+newest+
-		` AND id IN (SELECT id FROM identity_resources WHERE type = ? AND has(?, subject_id)) GROUP BY id)
-		WHERE del = 0 AND has(?, subj) ORDER BY c_ms, id`, scim.TypeUser, scim.TypeUser, subjects, subjects)
+	rows, err := listResourcesSQL.Query(ctx, s.opts.Conn, chstorage.Args{"type": scim.TypeUser, "subjects": subjects})
 	if err != nil {
 		return nil, fmt.Errorf("read users by subject: %w", err)
 	}
@@ -460,8 +465,7 @@ func (s *Store) listIn(ctx context.Context, subjects []string) ([]scim.Record, e
 // CountUsers returns how many users the store holds (deleted ones not counted).
 func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	var n uint64
-	if err := s.opts.Conn.QueryRow(ctx, `SELECT count() FROM (SELECT id, argMax(deleted, version) AS del
-		FROM identity_resources WHERE type = ? GROUP BY id) WHERE del = 0`, scim.TypeUser).Scan(&n); err != nil {
+	if err := countUsersSQL.QueryRow(ctx, s.opts.Conn, nil).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count users: %w", err)
 	}
 	return int(n), nil
