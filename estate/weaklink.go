@@ -52,7 +52,7 @@ type WeakLink struct {
 func (p Policy) WeakLinks(locks []Lock, uses map[Door]int) ([]WeakLink, error) {
 	var out []WeakLink
 	for _, l := range locks {
-		req, ok := p.Tiers.Get(l.Tier)
+		req, ok := p.Tiers.For(l.Tier)
 		if !ok {
 			return nil, fmt.Errorf("lock %s/%s: %w %d", l.Vendor, l.LockID, ErrUnknownTier, l.Tier)
 		}

@@ -47,16 +47,16 @@ func TestWeakLinksDefaultEstate(t *testing.T) {
 	links, err := DefaultPolicy().WeakLinks(locks, uses)
 	require.NoError(t, err)
 	assert.Equal(t, []summary{
-		// 9 × (4+4+2) × 101
-		{"panel-main", 9090, []string{"revocation_delay:critical", "attestation:critical", "audit:medium"},
+		// 9 × (4+4+2+2) × 101
+		{"panel-main", 10908, []string{"revocation_delay:critical", "attestation:critical", "audit:medium", "expiring_keys:medium"},
 			"replace with matter/door-lock-aliro (cost 3)"},
 		// 9 × 3 × 11
 		{"nuki-server", 297, []string{"attestation:high"}, "replace with matter/door-lock-aliro (cost 3)"},
-		// 3 × (4+3+2) × 6: an unknown model is judged by the conservative default.
-		{"acme-store", 162, []string{"revocation_delay:critical", "schedules:high", "audit:medium"},
+		// 3 × (4+3+2+2) × 6: an unknown model is judged by the conservative default.
+		{"acme-store", 198, []string{"revocation_delay:critical", "schedules:high", "audit:medium", "expiring_keys:medium"},
 			"replace with matter/door-lock (cost 2)"},
-		// 3 × (4+2) × 1: unused doors still rank; among cost-2 models matter sorts first.
-		{"panel-staff", 18, []string{"revocation_delay:critical", "audit:medium"}, "replace with matter/door-lock (cost 2)"},
+		// 3 × (4+2+2) × 1: unused doors still rank; among cost-2 models matter sorts first.
+		{"panel-staff", 24, []string{"revocation_delay:critical", "audit:medium", "expiring_keys:medium"}, "replace with matter/door-lock (cost 2)"},
 	}, summarize(links))
 	assert.Contains(t, links[2].Fallback, "acme-9000")
 	assert.Equal(t, "legacy/*", links[2].Profile)
