@@ -25,6 +25,9 @@ const (
 	TopicControlCommands  = "control.commands"
 	TopicLockCommands     = "lock.commands"
 	TopicLockAcks         = "lock.acks"
+	// TopicLockRegistry holds the lock registry's records (compacted, keyed
+	// by vendor/lock id): every instance follows it from the beginning.
+	TopicLockRegistry = "lock.registry"
 )
 
 // Consumer groups (unprefixed; Config.TopicPrefix is prepended), each
@@ -40,6 +43,7 @@ const (
 	GroupAcks             = "keyfleet-control-acks"      // lock.acks → lock_acks + owners
 	GroupCredentialEvents = "keyfleet-credential-events" // credential.events → credential_events
 	GroupGatewaySim       = "keyfleet-gateway-sim"       // lock.commands → the simulated lock gateways
+	GroupLockRegistry     = "keyfleet-lock-registry"     // lock.registry → lock_registry (history)
 )
 
 // Writer is the part of a kafka-go writer keyfleet's stages produce with
@@ -53,7 +57,12 @@ var _ Writer = (*kafka.Writer)(nil)
 // AllTopics lists every topic keyfleet uses.
 var AllTopics = []string{
 	TopicRaw, TopicDLQ, TopicAccess, TopicAlerts, TopicCredentialEvents,
-	TopicControlCommands, TopicLockCommands, TopicLockAcks,
+	TopicControlCommands, TopicLockCommands, TopicLockAcks, TopicLockRegistry,
+}
+
+// topicConfigs are the topics created with more than the broker's defaults.
+var topicConfigs = map[string][]kafka.ConfigEntry{
+	TopicLockRegistry: {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
 }
 
 // Config says where Kafka is and how keyfleet's topics are named.
@@ -102,6 +111,7 @@ func EnsureTopics(ctx context.Context, c Config) error {
 			Topic:             c.Topic(t),
 			NumPartitions:     c.Partitions,
 			ReplicationFactor: -1, // broker default
+			ConfigEntries:     topicConfigs[t],
 		})
 	}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
