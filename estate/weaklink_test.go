@@ -138,3 +138,18 @@ func TestWeakLinksErrors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, links)
 }
+
+func TestPlanPutsUnclassifiedLast(t *testing.T) {
+	locks := []Lock{
+		{Vendor: "seam", LockID: "unclassified", Model: "generic-keypad-lock", Door: door("s", "a"), Tier: Unclassified},
+		{Vendor: "nuki", LockID: "t1", Model: "smart-lock-3-pro", Door: door("s", "b"), Tier: 1},
+		{Vendor: "seam", LockID: "t2", Model: "generic-keypad-lock", Door: door("s", "c"), Tier: 2},
+	}
+	links, err := DefaultPolicy().WeakLinks(locks, nil)
+	require.NoError(t, err)
+	// An unclassified keypad lock is judged as tier 3: its hour-long
+	// revocation is within 24 h, so it is no weak link at all.
+	assert.Equal(t, []string{"t1", "t2"}, lockIDs(Plan(links)))
+	links = append(links, WeakLink{Lock: locks[0], Risk: 1_000_000})
+	assert.Equal(t, []string{"t1", "t2", "unclassified"}, lockIDs(Plan(links)))
+}

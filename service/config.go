@@ -55,6 +55,8 @@ type Config struct {
 	Detect DetectConfig
 
 	Dashboards DashboardsConfig
+
+	Estate EstateConfig
 }
 
 // RegisterFlags defines serve's flags (each with an environment equivalent).
@@ -106,6 +108,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
 	c.Detect.registerFlags(s)
 	c.Dashboards.registerFlags(s)
+	c.Estate.registerFlags(s)
 }
 
 // Validate checks the configuration and says what is wrong in terms of flags.
@@ -152,6 +155,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Dashboards.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Estate.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MemoryLimitMiB < 0 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) {
