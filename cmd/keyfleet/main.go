@@ -30,6 +30,7 @@ func commands() []command {
 		{"simulate", "simulate a lock fleet and its gateways (events, registry, labels)", runSimulate},
 		{"audit", "verify the admin audit log's hash chains (audit verify)", runAudit},
 		{"drill", "revocation drill against a running keyfleet (drill revoke --subjects N)", runDrill},
+		{"estate", "lock estate through a running keyfleet: migrate (vendor exit), import, export, weak-links", runEstate},
 		{"detect", "backtest the detectors: --replay FILE [--rules FILE] [--labels FILE]", runDetect},
 		{"token", "create, list and revoke API tokens (directly in ClickHouse)", runToken},
 		{"report", "weekly fleet-health report: --week 2026-W47 [--site S] --format html|md|csv|json", runReport},

@@ -20,21 +20,6 @@ import (
 	"github.com/keyfleet/keyfleet/internal/registry"
 )
 
-// MigrationResponse answers POST /v1/estate/migrations: what the migration
-// changes (and, unless it is a dry run, where to follow it).
-type MigrationResponse struct {
-	MigrationID string       `json:"migration_id,omitempty"`
-	StatusURL   string       `json:"status_url,omitempty"`
-	DryRun      bool         `json:"dry_run,omitempty"`
-	Plan        migrate.Plan `json:"plan"`
-	Credentials int          `json:"credentials"`
-	// Deferred are suspended credentials: moved on their record, their new
-	// locks are told when they are reinstated.
-	Deferred int `json:"deferred"`
-	// WeakLinks are the new locks whose tier demands more than they can do.
-	WeakLinks []estate.WeakLink `json:"weak_links"`
-}
-
 func (a *API) handleMigrate(c *fiber.Ctx) error {
 	v, err := httpapi.QueryParams(c, "dry_run")
 	if err != nil {
@@ -74,7 +59,7 @@ func (a *API) handleMigrate(c *fiber.Ctx) error {
 		return pr
 	}
 	affected := plan.Affected(a.opts.Credentials.Each)
-	resp := MigrationResponse{DryRun: dry, Plan: plan, WeakLinks: []estate.WeakLink{}}
+	resp := migrate.Started{DryRun: dry, Plan: plan, WeakLinks: []estate.WeakLink{}}
 	var moves []migrate.Move
 	for _, m := range affected {
 		resp.Credentials++

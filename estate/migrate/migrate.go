@@ -3,7 +3,8 @@
 // lock is granted on its new one and dropped from the old one through the
 // control plane's normal command path (an update command with moves), and
 // each lock confirms like in a revocation (per-lock acks, stragglers with
-// their age). Everything here is pure: estate/api does the I/O.
+// their age). The plan and the progress are pure (estate/api does the I/O);
+// Client drives the API for the command line.
 package migrate
 
 import (

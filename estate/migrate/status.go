@@ -6,9 +6,25 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/estate"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/gateway"
 )
+
+// Started answers POST /v1/estate/migrations: what the migration changes
+// (and, unless it is a dry run, where to follow it).
+type Started struct {
+	MigrationID string `json:"migration_id,omitempty"`
+	StatusURL   string `json:"status_url,omitempty"`
+	DryRun      bool   `json:"dry_run,omitempty"`
+	Plan        Plan   `json:"plan"`
+	Credentials int    `json:"credentials"`
+	// Deferred are suspended credentials: moved on their record, their new
+	// locks are told when they are reinstated.
+	Deferred int `json:"deferred"`
+	// WeakLinks are the new locks whose tier demands more than they can do.
+	WeakLinks []estate.WeakLink `json:"weak_links"`
+}
 
 // Head is a migration as requested (estate_migrations).
 type Head struct {
