@@ -263,10 +263,12 @@ func (a *API) handleImport(c *fiber.Ctx) error {
 		return httpapi.NewProblem(fiber.StatusUnsupportedMediaType, "unsupported_media_type", "send CSV (text/csv) or a JSON array (application/json)")
 	}
 	var fes []httpapi.FieldError
+	bad := map[int]bool{}
 	for _, e := range joined(err) {
 		var re *registry.RowError
 		if errors.As(e, &re) {
 			line := re.Line
+			bad[line] = true
 			fes = append(fes, httpapi.FieldError{Field: "line", Index: &line, Reason: re.Err.Error()})
 		} else {
 			return httpapi.BadRequest("body", e.Error())
@@ -277,6 +279,9 @@ func (a *API) handleImport(c *fiber.Ctx) error {
 	}
 	reg := a.opts.Locks.Registry()
 	for _, r := range rows {
+		if bad[r.Line] {
+			continue
+		}
 		if _, exists := reg.Get(r.Vendor, r.LockID); r.Retired && !exists {
 			line := r.Line
 			fes = append(fes, httpapi.FieldError{Field: "line", Index: &line, Reason: "retired: no lock " + lockTarget(r.Vendor, r.LockID)})

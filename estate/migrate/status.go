@@ -120,6 +120,7 @@ func Progress(h Head, moves []Move, acks []Ack, now time.Time, sla time.Duration
 	st.AgeMs = age
 	pairs := map[control.LockMove]*LockProgress{}
 	deferred := map[control.LockMove]int{}
+	suspended := map[string]bool{}
 	done := map[string]bool{} // credential → all confirmed so far
 	var last int64
 	for _, m := range moves {
@@ -131,7 +132,7 @@ func Progress(h Head, moves []Move, acks []Ack, now time.Time, sla time.Duration
 		}
 		lp.Credentials++
 		if m.State == event.StateSuspended {
-			st.Deferred++
+			suspended[m.CredentialID] = true
 			deferred[pair]++
 			continue
 		}
@@ -153,6 +154,7 @@ func Progress(h Head, moves []Move, acks []Ack, now time.Time, sla time.Duration
 				Command: c.typ, AgeMs: age, Overdue: time.Duration(age)*time.Millisecond > sla})
 		}
 	}
+	st.Deferred = len(suspended)
 	for _, ok := range done {
 		st.Total++
 		if ok {
