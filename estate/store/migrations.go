@@ -19,10 +19,8 @@ func InsertMigration(ctx context.Context, conn driver.Conn, h migrate.Head, plan
 	if err != nil {
 		return fmt.Errorf("encode migration plan: %w", err)
 	}
-	return chstorage.InsertRows(ctx, conn, "estate_migrations", []string{"migration_id", "from_vendor", "to_vendor", "ts",
-		"requested_ms", "actor", "reason", "locks", "credentials", "plan"},
-		[]any{h.MigrationID, h.FromVendor, h.ToVendor, time.UnixMilli(h.RequestedMs).UTC(), h.RequestedMs, h.Actor, h.Reason,
-			uint32(h.Locks), uint32(h.Credentials), string(doc)})
+	return insertMigrationSQL.Insert(ctx, conn, []any{h.MigrationID, h.FromVendor, h.ToVendor, time.UnixMilli(h.RequestedMs).UTC(),
+		h.RequestedMs, h.Actor, h.Reason, uint32(h.Locks), uint32(h.Credentials), string(doc)})
 }
 
 // InsertMoves stores the credentials a migration moves.
@@ -35,18 +33,16 @@ func InsertMoves(ctx context.Context, conn driver.Conn, h migrate.Head, moves []
 	for i, m := range moves {
 		rows[i] = []any{h.MigrationID, m.CredentialID, m.From.Vendor, m.From.LockID, m.To.Vendor, m.To.LockID, m.State, ts, h.RequestedMs}
 	}
-	return chstorage.InsertRows(ctx, conn, "estate_migration_moves", []string{"migration_id", "credential_id", "from_vendor",
-		"from_lock", "to_vendor", "to_lock", "state", "ts", "requested_ms"}, rows...)
+	return insertMovesSQL.Insert(ctx, conn, rows...)
 }
 
 // Migrations lists the newest migrations (at most limit).
 func Migrations(ctx context.Context, conn driver.Conn, limit int) ([]migrate.Head, error) {
-	return heads(ctx, conn, `SELECT migration_id, from_vendor, to_vendor, requested_ms, actor, reason, locks, credentials
-		FROM estate_migrations FINAL ORDER BY requested_ms DESC LIMIT ?`, uint64(limit))
+	return heads(ctx, conn, "", limit)
 }
 
-func heads(ctx context.Context, conn driver.Conn, q string, args ...any) ([]migrate.Head, error) {
-	rows, err := conn.Query(ctx, q, args...)
+func heads(ctx context.Context, conn driver.Conn, id string, limit int) ([]migrate.Head, error) {
+	rows, err := migrationsSQL.Query(ctx, conn, chstorage.Args{"migration_id": id, "limit": uint64(limit)})
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
@@ -67,14 +63,13 @@ func heads(ctx context.Context, conn driver.Conn, q string, args ...any) ([]migr
 // Migration reads a migration, its moves and the acks of its locks since
 // it was requested; ok is false when it is unknown.
 func Migration(ctx context.Context, conn driver.Conn, id string) (h migrate.Head, moves []migrate.Move, acks []migrate.Ack, ok bool, err error) {
-	hs, err := heads(ctx, conn, `SELECT migration_id, from_vendor, to_vendor, requested_ms, actor, reason, locks, credentials
-		FROM estate_migrations FINAL WHERE migration_id = ?`, id)
+	hs, err := heads(ctx, conn, id, 1)
 	if err != nil || len(hs) == 0 {
 		return h, nil, nil, false, err
 	}
 	h = hs[0]
-	rows, err := conn.Query(ctx, `SELECT credential_id, state, from_vendor, from_lock, to_vendor, to_lock
-		FROM estate_migration_moves FINAL WHERE migration_id = ? AND ts >= ?`, id, time.UnixMilli(h.RequestedMs).UTC().Truncate(time.Second))
+	rows, err := migrationMovesSQL.Query(ctx, conn, chstorage.Args{"migration_id": id,
+		"from": time.UnixMilli(h.RequestedMs).UTC().Truncate(time.Second)})
 	if err != nil {
 		return h, nil, nil, false, fmt.Errorf("migration moves: %w", err)
 	}
@@ -101,17 +96,14 @@ func Migration(ctx context.Context, conn driver.Conn, id string) (h migrate.Head
 
 // migrationAcks reads the first applied grant and revoke ack per
 // credential and lock of the migration's vendors and locks stored since it
-// was requested (acked_ms: keyfleet's clock; ts, the gateway's applied
-// time, only prunes partitions, with an hour's slack for its clock).
+// was requested (with an hour's slack on ts, the gateway's clock).
 func migrationAcks(ctx context.Context, conn driver.Conn, h migrate.Head, lockIDs []string) ([]migrate.Ack, error) {
 	if len(lockIDs) == 0 {
 		return nil, nil
 	}
-	rows, err := conn.Query(ctx, `SELECT credential_id, vendor, lock_id, type, min(applied_ms) FROM lock_acks
-		WHERE status = 'applied' AND ts >= ? AND acked_ms >= ? AND (type = 'grant' OR type = 'revoke')
-			AND (vendor = ? OR vendor = ?) AND has(?, lock_id)
-		GROUP BY credential_id, vendor, lock_id, type`,
-		time.UnixMilli(h.RequestedMs).Add(-time.Hour).UTC().Truncate(time.Second), h.RequestedMs, h.FromVendor, h.ToVendor, lockIDs)
+	rows, err := migrationAcksSQL.Query(ctx, conn, chstorage.Args{
+		"from": time.UnixMilli(h.RequestedMs).Add(-time.Hour).UTC().Truncate(time.Second), "requested_ms": h.RequestedMs,
+		"from_vendor": h.FromVendor, "to_vendor": h.ToVendor, "locks": lockIDs})
 	if err != nil {
 		return nil, fmt.Errorf("migration acks: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/keyfleet/keyfleet/estate"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/registry"
 	"github.com/keyfleet/keyfleet/pipeline"
 )
@@ -29,14 +30,11 @@ type HistoryRows struct {
 
 var _ pipeline.Rows = (*HistoryRows)(nil)
 
-var historyColumns = []string{"vendor", "lock_id", "version", "ts", "ts_ms", "op", "actor", "reason", "retired",
-	"site_id", "zone_id", "door_id", "groups", "model", "firmware", "tier", "record", "inserted_ms"}
-
 // NewHistoryRows returns an empty batch.
 func NewHistoryRows() *HistoryRows { return &HistoryRows{now: time.Now} }
 
-func (h *HistoryRows) Table() string     { return "lock_registry" }
-func (h *HistoryRows) Columns() []string { return historyColumns }
+func (h *HistoryRows) Table() string     { return chstorage.LockRegistry.Name }
+func (h *HistoryRows) Columns() []string { return chstorage.LockRegistry.ColumnNames() }
 func (h *HistoryRows) Len() int          { return len(h.rows) }
 func (h *HistoryRows) Stored()           {}
 func (h *HistoryRows) Reset()            { h.rows, h.raw = h.rows[:0], h.raw[:0] }
@@ -81,10 +79,20 @@ func (h *HistoryRows) Data() []any {
 		append([]string(nil), h.raw...), ins}
 }
 
+// The estate's statements (internal/chstorage/queries/estate).
+var (
+	historySQL         = chstorage.Query("estate/history")
+	doorUsesSQL        = chstorage.Query("estate/door_uses")
+	insertMigrationSQL = chstorage.Query("estate/insert_migration")
+	insertMovesSQL     = chstorage.Query("estate/insert_migration_moves")
+	migrationsSQL      = chstorage.Query("estate/migrations")
+	migrationMovesSQL  = chstorage.Query("estate/migration_moves")
+	migrationAcksSQL   = chstorage.Query("estate/migration_acks")
+)
+
 // History returns a lock's records, newest first (at most limit).
 func History(ctx context.Context, conn driver.Conn, vendor, lockID string, limit int) ([]registry.Record, error) {
-	rows, err := conn.Query(ctx, `SELECT record FROM lock_registry FINAL WHERE vendor = ? AND lock_id = ?
-		ORDER BY version DESC LIMIT ?`, vendor, lockID, uint64(limit))
+	rows, err := historySQL.Query(ctx, conn, chstorage.Args{"vendor": vendor, "lock_id": lockID, "limit": uint64(limit)})
 	if err != nil {
 		return nil, fmt.Errorf("lock history: %w", err)
 	}
@@ -112,14 +120,8 @@ var UseActions = []string{"unlock", "unlatch", "access_denied"}
 // [from, to) (one site, or every site when site is empty), read from
 // access_events_by_time so the scan is bounded by the range.
 func DoorUses(ctx context.Context, conn driver.Conn, from, to time.Time, site string) (map[estate.Door]int, error) {
-	q := `SELECT site_id, door_id, uniqExact(event_id) FROM access_events_by_time
-		WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ? AND has(?, action)`
-	args := []any{from.UTC().Truncate(time.Second), to.UTC().Truncate(time.Second), from.UnixMilli(), to.UnixMilli(), UseActions}
-	if site != "" {
-		q += " AND site_id = ?"
-		args = append(args, site)
-	}
-	rows, err := conn.Query(ctx, q+" GROUP BY site_id, door_id", args...)
+	rows, err := doorUsesSQL.Query(ctx, conn, chstorage.Args{"from": from.UTC().Truncate(time.Second), "to": to.UTC().Truncate(time.Second),
+		"from_ms": from.UnixMilli(), "to_ms": to.UnixMilli(), "actions": UseActions, "site": site})
 	if err != nil {
 		return nil, fmt.Errorf("door uses: %w", err)
 	}
