@@ -7,8 +7,11 @@
 package grant
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/keyfleet/keyfleet/control"
@@ -54,6 +57,107 @@ type Checker struct {
 	policy     estate.Policy
 	reg        *registry.Registry
 	exceptions ExceptionChecker
+
+	mu    sync.Mutex
+	index *lockIndex // rebuilt when the registry's version moves
+}
+
+// lockIndex is the registry's locks in service by site and door group.
+type lockIndex struct {
+	version uint64
+	bySite  map[string]map[string][]registry.Lock // site ("" for site-less locks) → group → locks
+	sites   map[string][]registry.Lock            // site → every lock
+	all     []registry.Lock
+
+	mu        sync.Mutex
+	decisions map[decisionKey]decision // the policy's answers by what they depend on
+}
+
+type decisionKey struct {
+	vendor, model, firmware string
+	tier                    int
+	need                    estate.Need
+}
+
+type decision struct {
+	d   estate.Decision
+	err error
+}
+
+// check is policy.Check, remembered per model, firmware, tier and need.
+func (ix *lockIndex) check(p estate.Policy, l registry.Lock, n estate.Need) (estate.Decision, error) {
+	k := decisionKey{l.Vendor, l.Model, l.Firmware, l.Tier, n}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if d, ok := ix.decisions[k]; ok {
+		return d.d, d.err
+	}
+	d, err := p.Check(Lock(l), n)
+	ix.decisions[k] = decision{d, err}
+	return d, err
+}
+
+func (c *Checker) locks() *lockIndex {
+	v := c.reg.Version()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.index != nil && c.index.version == v {
+		return c.index
+	}
+	ix := &lockIndex{version: v, bySite: map[string]map[string][]registry.Lock{}, sites: map[string][]registry.Lock{},
+		all: c.reg.Locks(), decisions: map[decisionKey]decision{}}
+	for _, l := range ix.all {
+		g := ix.bySite[l.SiteID]
+		if g == nil {
+			g = map[string][]registry.Lock{}
+			ix.bySite[l.SiteID] = g
+		}
+		for _, grp := range l.Groups {
+			g[grp] = append(g[grp], l)
+		}
+		ix.sites[l.SiteID] = append(ix.sites[l.SiteID], l)
+	}
+	c.index = ix
+	return ix
+}
+
+// matching is registry.Matching on the index: the locks in service a
+// credential of a site's door groups reaches, sorted by vendor and lock id.
+func (ix *lockIndex) matching(site string, groups []string) []registry.Lock {
+	var out []registry.Lock
+	seen := map[[2]string]bool{}
+	add := func(ls []registry.Lock) {
+		for _, l := range ls {
+			if k := [2]string{l.Vendor, l.LockID}; !seen[k] {
+				seen[k] = true
+				out = append(out, l)
+			}
+		}
+	}
+	sites := []string{site, ""} // a lock without a site matches any site
+	if site == "" {
+		sites = sites[:0]
+		for s := range ix.bySite {
+			sites = append(sites, s)
+		}
+	}
+	for _, siteID := range sites {
+		byGroup, ok := ix.bySite[siteID]
+		if !ok {
+			continue
+		}
+		for _, g := range groups {
+			if g == "*" {
+				add(ix.sites[siteID])
+				continue
+			}
+			add(byGroup[g])
+		}
+	}
+	slices.SortFunc(out, func(a, b registry.Lock) int {
+		return cmp.Or(cmp.Compare(a.Vendor, b.Vendor), cmp.Compare(a.LockID, b.LockID))
+	})
+	return out
 }
 
 var _ control.Enforcement = (*Checker)(nil)
@@ -84,9 +188,10 @@ func need(windows []control.Window, validUntilMs int64) estate.Need {
 func (c *Checker) Refusals(ctx context.Context, spec control.Spec) ([]control.Refusal, error) {
 	n := need(spec.Windows, spec.ValidUntilMs)
 	var out []control.Refusal
-	for _, l := range c.reg.Matching(spec.SiteID, spec.DoorGroups) {
+	ix := c.locks()
+	for _, l := range ix.matching(spec.SiteID, spec.DoorGroups) {
 		ref := control.Refusal{Vendor: l.Vendor, LockID: l.LockID, SiteID: l.SiteID, DoorID: l.DoorID, Tier: l.Tier}
-		d, err := c.policy.Check(Lock(l), n)
+		d, err := ix.check(c.policy, l, n)
 		if err != nil {
 			ref.Capability, ref.Need, ref.Have = "tier", "a tier the estate policy defines", err.Error()
 			if ex, err := c.exception(ctx, spec, l, ref.Capability); err != nil {

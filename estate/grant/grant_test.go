@@ -2,6 +2,7 @@ package grant_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -90,4 +91,43 @@ func TestCarry(t *testing.T) {
 	assert.Equal(t, control.Carry{Windows: true, Expiry: true}, c.Carry(&control.Record{}, control.LockRef{Vendor: "seam", LockID: "k-gym"}),
 		"nothing asked, nothing weaker")
 	assert.Equal(t, control.Carry{Windows: true, Expiry: true}, c.Carry(r, control.LockRef{Vendor: "seam", LockID: "unknown"}))
+}
+
+// The checker's index answers what registry.Matching answers.
+func TestMatchingAgreesWithRegistry(t *testing.T) {
+	r := site()
+	r.Apply(registry.File{Locks: []registry.Lock{
+		{Vendor: "matter", LockID: "m-s2", Groups: []string{"entrance"}, Tier: 1, LockInfo: registry.LockInfo{SiteID: "s2"}},
+		{Vendor: "legacy", LockID: "shared", Groups: []string{"entrance", "service"}, Tier: 3},
+	}})
+	c := grant.New(estate.DefaultPolicy(), r, nil)
+	for _, q := range []struct {
+		site   string
+		groups []string
+	}{{"s1", []string{"entrance"}}, {"s1", []string{"*"}}, {"", []string{"entrance"}}, {"s2", []string{"service", "entrance"}}, {"s9", []string{"x"}}} {
+		want := r.Matching(q.site, q.groups)
+		got := grant.MatchingForTest(c, q.site, q.groups)
+		assert.Equal(t, want, got, "%v", q)
+	}
+}
+
+func BenchmarkRefusals(b *testing.B) {
+	r := registry.New()
+	var locks []registry.Lock
+	for s := range 200 {
+		for d := range 100 {
+			g := []string{"entrance", "service", "amenity", "garage"}[d%4]
+			locks = append(locks, registry.Lock{Vendor: "nuki", LockID: fmt.Sprintf("n-%d-%d", s, d), Model: "smart-lock-4-pro", Tier: 2,
+				Groups: []string{g}, LockInfo: registry.LockInfo{SiteID: fmt.Sprintf("s%d", s), DoorID: fmt.Sprint(d)}})
+		}
+	}
+	r.Apply(registry.File{Locks: locks})
+	c := grant.New(estate.DefaultPolicy(), r, nil)
+	spec := control.Spec{SiteID: "s7", DoorGroups: []string{"entrance", "amenity", "garage"}, Windows: weekdays, ValidUntilMs: 1}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Refusals(context.Background(), spec); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
