@@ -237,7 +237,7 @@ func (c *Checker) Carry(r *control.Record, ref control.LockRef) control.Carry {
 		return all
 	}
 	n := need(r.Windows, r.ValidUntilMs)
-	d, err := c.policy.Check(Lock(rec.Lock), n)
+	d, err := c.locks().check(c.policy, rec.Lock, n)
 	if err != nil {
 		return all
 	}
