@@ -104,13 +104,18 @@ func runEstateMigrate(ctx context.Context, args []string, stdout, stderr io.Writ
 		return printJSON(stdout, started)
 	}
 	fmt.Fprintf(stderr, "migration %s started (%s)\n", started.MigrationID, started.StatusURL)
-	st, err := c.Status(ctx, started.MigrationID)
+	var st *migrate.Status
 	if wait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		st, err = c.Wait(wctx, started.MigrationID, time.Second, func(s *migrate.Status) {
 			fmt.Fprintf(stderr, "  %d of %d credentials moved and confirmed, %d lock commands pending\n", s.Moved, s.Total, len(s.Stragglers))
 		})
+		if st == nil && wctx.Err() != nil { // the wait ended before the first answer
+			st, err = c.Status(ctx, started.MigrationID)
+		}
 		cancel()
+	} else {
+		st, err = c.Status(ctx, started.MigrationID)
 	}
 	if err != nil {
 		return err
