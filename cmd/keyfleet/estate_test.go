@@ -37,9 +37,9 @@ func fakeEstateAPI(t *testing.T, confirms bool) *httptest.Server {
 			_ = json.NewEncoder(w).Encode(out)
 		case r.Method == http.MethodGet && r.URL.Path == "/v1/estate/migrations/mg1":
 			st := migrate.Status{Head: migrate.Head{MigrationID: "mg1", FromVendor: "seam", ToVendor: "nuki"}, Total: 2,
-				Locks: []migrate.LockProgress{{From: k1, To: n1, Credentials: 2, Granted: 2, Revoked: 1, Status: migrate.StatusPending}},
+				Locks:      []migrate.LockProgress{{From: k1, To: n1, Credentials: 2, Granted: 2, Revoked: 1, Status: migrate.StatusPending}},
 				Stragglers: []migrate.Straggler{{CredentialID: "c2", Vendor: "seam", LockID: "k1", Command: "revoke", AgeMs: 1500}},
-				Status: migrate.StatusPending, Moved: 1}
+				Status:     migrate.StatusPending, Moved: 1}
 			if confirms && polls.Add(1) > 1 {
 				st.Status, st.Moved, st.Stragglers, st.TimeToConfirmMs = migrate.StatusConfirmed, 2, nil, 1800
 				st.Locks[0].Revoked, st.Locks[0].Status = 2, migrate.StatusConfirmed
