@@ -3,8 +3,9 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/keyfleet
 HTTP_ADDR ?= 127.0.0.1:8080
-# The dev admin token `make run` creates (override for anything shared).
-KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token
+# The dev admin token `make run` creates (override for anything shared; at least
+# 32 characters, serve refuses shorter ones).
+KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token-change-me-0123456789
 
 export KEYFLEET_TEST_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 export KEYFLEET_TEST_KAFKA_BROKERS ?= 127.0.0.1:19092
@@ -26,7 +27,7 @@ services-stop:
 # local ClickHouse (started by the project's script), dashboards on HTTP_ADDR.
 run: build
 	scripts/clickhouse.sh start
-	scripts/run.sh
+	KEYFLEET_BOOTSTRAP_TOKEN='$(KEYFLEET_BOOTSTRAP_TOKEN)' scripts/run.sh
 
 # The whole suite against real services (ClickHouse and a real Kafka broker),
 # which this target starts itself, headless Chromium for the browser tests,

@@ -35,7 +35,7 @@ import (
 // Debian's headless Chromium with chromedp. Screenshots are written to
 // test-artifacts/dashboards/ at the repository root.
 
-const e2eToken = "e2e-admin-token"
+const e2eToken = "e2e-admin-token-0123456789abcdefghijkl"
 
 // chromiumPath finds the browser; without one the test fails under
 // KEYFLEET_TEST_REQUIRE=1 (scripts/chromium.sh installs it) and skips otherwise.

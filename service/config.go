@@ -56,6 +56,8 @@ type Config struct {
 
 	Dashboards DashboardsConfig
 
+	Security SecurityConfig
+
 	Estate EstateConfig
 }
 
@@ -89,7 +91,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"raw records normalized and produced per batch")
 	c.Control.registerFlags(s)
 	s.Secret(&c.BootstrapToken, "bootstrap-token", "KEYFLEET_BOOTSTRAP_TOKEN",
-		"make this secret an admin API token at start-up (automation, make run)")
+		"make this secret (≥32 characters) an admin API token at start-up (automation, make run); once revoked it stays revoked")
 	s.Secret(&c.PseudonymKey, "pseudonym-key", "KEYFLEET_PSEUDONYM_KEY",
 		"secret key of the keyed hashes that pseudonymize vendor user references (card numbers, auth ids); required with real Kafka")
 	s.Secret(&c.NukiWebhookSecret, "nuki-webhook-secret", "KEYFLEET_NUKI_WEBHOOK_SECRET",
@@ -108,6 +110,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
 	c.Detect.registerFlags(s)
 	c.Dashboards.registerFlags(s)
+	c.Security.registerFlags(s)
 	c.Estate.registerFlags(s)
 }
 
@@ -177,6 +180,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
 	if err := c.WebhookKeys().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := bootstrapLen(c.BootstrapToken); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Security.validate(len(c.KafkaBrokers) > 0); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -32,7 +32,7 @@ import (
 	"github.com/keyfleet/keyfleet/sim/fleet"
 )
 
-const estateToken = "estate-admin-token-0123456789"
+const estateToken = "estate-admin-token-0123456789-abcdef"
 
 // estateServe is `keyfleet serve` in-process on the real Kafka broker and
 // ClickHouse, with a registry file.
@@ -60,6 +60,7 @@ func startEstateServe(t *testing.T, file registry.File) *estateServe {
 		"--clickhouse-addr", chCfg.Addr, "--clickhouse-database", chCfg.Database, "--registry", regPath,
 		"--data-dir", filepath.Join(t.TempDir(), "data"), "--access-log=false", "--detect=false", "--report-schedule=false",
 		"--clickhouse-flush-interval", "100ms", "--pseudonym-key", "estate-test-pseudonym-key",
+		"--audit-key", "estate-test-audit-key-0123456789-abcdef",
 	}))
 	cfg.BootstrapToken = estateToken
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

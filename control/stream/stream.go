@@ -257,7 +257,7 @@ func (p *Processor) Run(ctx context.Context) error {
 // never expire by age; compaction keeps exactly the state and drops history,
 // which ClickHouse (credential_events) keeps.
 func (p *Processor) ensureCompacted(ctx context.Context) {
-	client := &kafka.Client{Addr: kafka.TCP(p.opts.Bus.Brokers...), Timeout: 10 * time.Second}
+	client := p.opts.Bus.Client(10 * time.Second)
 	topic := p.opts.Bus.Topic(bus.TopicCredentialEvents)
 	resp, err := client.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{
 		Resources: []kafka.IncrementalAlterConfigsRequestResource{{

@@ -68,6 +68,11 @@ var (
 		{"id", "String"}, {"name", "String"}, {"role", "String"}, {"hash", "String"}, {"created_ms", "Int64"},
 		{"revoked_ms", "Int64"}, {"version", "UInt64"},
 	}}
+	// 0120_api_tokens_expiry.sql (replaces api_tokens)
+	APITokensV2 = Table{Name: "api_tokens_v2", Columns: []Column{
+		{"id", "String"}, {"name", "String"}, {"role", "String"}, {"hash", "String"}, {"created_ms", "Int64"},
+		{"revoked_ms", "Int64"}, {"expires_ms", "Int64"}, {"version", "UInt64"},
+	}}
 	// 0010_alerts.sql
 	Alerts = Table{Name: "alerts", Columns: []Column{
 		{"alert_id", "String"}, {"version", "UInt64"}, {"detector", "String"}, {"severity", "String"},
@@ -226,7 +231,7 @@ var (
 		{"to_vendor", "String"}, {"to_lock", "String"}, {"state", "String"}, {"ts", "DateTime"}, {"requested_ms", "Int64"},
 	}}
 
-	Tables = []Table{SchemaMigrations, AccessEvents, DeadLetters, APITokens, Alerts, AlertActions, AlertTickets,
+	Tables = []Table{SchemaMigrations, AccessEvents, DeadLetters, APITokens, APITokensV2, Alerts, AlertActions, AlertTickets,
 		DetectBaselines, CredentialEvents, ControlRequests, ControlRequestItems, RevocationRequests, Revocations,
 		RevocationLocks, LockAcks, ControlTemplates, BreakglassReviews, AuditLog, APITokenUsage,
 		AccessEventsBySubject, AccessLocations, AccessIdentities, SubjectIdentities, AccessRollupDirty,
