@@ -57,6 +57,9 @@ type Config struct {
 	Dashboards DashboardsConfig
 
 	Security SecurityConfig
+
+	Estate EstateConfig
+
 	Identity IdentityConfig
 }
 
@@ -110,6 +113,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	c.Detect.registerFlags(s)
 	c.Dashboards.registerFlags(s)
 	c.Security.registerFlags(s)
+	c.Estate.registerFlags(s)
 	c.Identity.registerFlags(s)
 }
 
@@ -157,6 +161,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Dashboards.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Estate.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Identity.validate(); err != nil {

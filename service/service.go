@@ -153,16 +153,24 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		locks = r
 	}
 	normalizer := normalize.New(vendors.Adapters(), locks, key)
+	est, policy, err := newEstate(cfg.Estate, bc, conn, locks, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeAll(logger, est.locks)
 	idn, err := newIdentity(ctx, cfg.Identity, bc, conn, key, reg, logger)
 	if err != nil {
 		return err
 	}
 	defer closeAll(logger, idn)
-	plane, err := newControl(cfg.Control, bc, conn, auditLog, locks, key, reg, logger, idn.verifySubjects)
+	plane, err := newControl(cfg.Control, bc, conn, auditLog, locks, key, reg, logger, est.checker, idn.verifySubjects)
 	if err != nil {
 		return err
 	}
 	if err := idn.connect(plane.Routes(), bc, reg, auditLog); err != nil {
+		return err
+	}
+	if err := est.withAPI(cfg.Estate, policy, plane.stream, conn, auditLog, cfg.Control.PendingSLA, logger); err != nil {
 		return err
 	}
 
@@ -223,7 +231,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	defer closeAll(logger, det.closers...)
-	dash, err := setupDashboards(cfg.Dashboards, conn, reg, cfg.Control.PendingSLA, logger)
+	dash, err := setupDashboards(cfg.Dashboards, conn, reg, cfg.Control.PendingSLA, logger, est.api)
 	if err != nil {
 		return err
 	}
@@ -253,6 +261,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	health := &health{bus: bc, conn: conn}
 	routes := append(health.Routes(reg), ingestHandler.Routes()...)
 	routes = append(routes, plane.Routes()...)
+	routes = append(routes, est.routes...)
 	routes = append(routes, det.routes...)
 	routes = append(routes, dash.routes...)
 	routes = append(routes, queryAPI.routes...)
@@ -285,13 +294,14 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	defer stopPipe()
 	g, gctx := errgroup.WithContext(pipeCtx)
 	g.Go(func() error { return server.Serve(httpCtx, ln) })
-	g.Go(func() error { return stage.Run(gctx) })
+	g.Go(func() error { return est.locks.Run(gctx) })
+	g.Go(func() error { return est.afterRegistry(stage.Run)(gctx) })
 	g.Go(func() error { return accessStore.Run(gctx) })
 	g.Go(func() error { return dlqStore.Run(gctx) })
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return tokens.Run(gctx) })
 	g.Go(func() error { return auditLog.Run(gctx) })
-	g.Go(func() error { return plane.Run(gctx) })
+	g.Go(func() error { return est.afterRegistry(plane.Run)(gctx) })
 	for _, run := range append(append(append(det.runs, queryAPI.runs...), dash.runs...), idn.runs...) {
 		g.Go(func() error { return run(gctx) })
 	}

@@ -75,6 +75,9 @@ type Options struct {
 	// VerifyAttestation checks device-possession evidence; nil accepts any
 	// non-empty evidence of a known format.
 	VerifyAttestation func(deviceID string, a control.AttestationInput) error
+	// Policy refuses grants the locks cannot enforce (the estate policy;
+	// nil admits every grant).
+	Policy GrantPolicy
 	// VerifySubjects, when set, is the verified-identity check of
 	// issuance: before credentials are requested (single, bulk,
 	// break-glass) it gets the items' subject ids and roles and returns,

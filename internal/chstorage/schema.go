@@ -235,11 +235,31 @@ var (
 	}}
 
 	// Tables are all of them.
+	// 0060_lock_registry.sql
+	LockRegistry = Table{Name: "lock_registry", Columns: []Column{
+		{"vendor", "String"}, {"lock_id", "String"}, {"version", "UInt64"}, {"ts", "DateTime"}, {"ts_ms", "Int64"},
+		{"op", "String"}, {"actor", "String"}, {"reason", "String"}, {"retired", "UInt8"}, {"site_id", "String"},
+		{"zone_id", "String"}, {"door_id", "String"}, {"groups", "Array(String)"}, {"model", "String"},
+		{"firmware", "String"}, {"tier", "UInt8"}, {"record", "String"}, {"inserted_ms", "Int64"},
+	}}
+	// 0061_estate_migrations.sql
+	EstateMigrations = Table{Name: "estate_migrations", Columns: []Column{
+		{"migration_id", "String"}, {"from_vendor", "String"}, {"to_vendor", "String"}, {"ts", "DateTime"},
+		{"requested_ms", "Int64"}, {"actor", "String"}, {"reason", "String"}, {"locks", "UInt32"},
+		{"credentials", "UInt32"}, {"plan", "String"},
+	}}
+	// 0061_estate_migrations.sql
+	EstateMigrationMoves = Table{Name: "estate_migration_moves", Columns: []Column{
+		{"migration_id", "String"}, {"credential_id", "String"}, {"from_vendor", "String"}, {"from_lock", "String"},
+		{"to_vendor", "String"}, {"to_lock", "String"}, {"state", "String"}, {"ts", "DateTime"}, {"requested_ms", "Int64"},
+	}}
+
 	Tables = []Table{SchemaMigrations, AccessEvents, DeadLetters, APITokens, APITokensV2, Alerts, AlertActions, AlertTickets,
 		DetectBaselines, CredentialEvents, ControlRequests, ControlRequestItems, RevocationRequests, Revocations,
 		RevocationLocks, LockAcks, ControlTemplates, BreakglassReviews, AuditLog, APITokenUsage,
 		AccessEventsBySubject, AccessLocations, AccessIdentities, SubjectIdentities, AccessRollupDirty,
 		AccessRollupHourly, AccessRollupSubjectDaily, AccessRollupState, AccessEventsByTime, Reports,
+		LockRegistry, EstateMigrations, EstateMigrationMoves,
 		IdentityResources, IdentityStaged, IdentityDecisions, IdentityLeavers}
 )
 
