@@ -15,20 +15,6 @@ import (
 	"time"
 )
 
-// Kafka topics of identity sync (unprefixed; a deployment's topic prefix is
-// prepended).
-const (
-	// TopicWrites carries identity write intents to the identity owner
-	// (ids and versions, never personal data); see identity/store.
-	TopicWrites = "identity.writes"
-	// TopicChanges carries joiner/mover/leaver changes (pseudonymous),
-	// keyed by subject id; see identity/jml.
-	TopicChanges = "identity.changes"
-)
-
-// Topics lists identity sync's topics.
-var Topics = []string{TopicWrites, TopicChanges}
-
 // ChangeKind says what happened to a subject's entitlement.
 type ChangeKind string
 

@@ -122,9 +122,6 @@ type identityPart struct {
 func newIdentity(ctx context.Context, cfg IdentityConfig, bc bus.Config, conn driver.Conn, key []byte,
 	reg prometheus.Registerer, logger *slog.Logger) (*identityPart, error) {
 	logger = logger.With("part", "identity")
-	if err := waitFor(ctx, logger, "identity topics", func(ctx context.Context) error { return idstore.EnsureTopics(ctx, bc) }); err != nil {
-		return nil, err
-	}
 	mapping := jml.DefaultMapping()
 	if cfg.RolesFile != "" {
 		m, err := jml.LoadMapping(cfg.RolesFile)
@@ -139,7 +136,7 @@ func newIdentity(ctx context.Context, cfg IdentityConfig, bc bus.Config, conn dr
 	if err != nil {
 		return nil, err
 	}
-	changes := bus.NewWriter(bc, identity.TopicChanges)
+	changes := bus.NewWriter(bc, bus.TopicIdentityChanges)
 	svc, err := scim.New(scim.Options{Store: st, Subject: keyed, SubjectFromExternalID: cfg.SubjectFromExternalID,
 		Notify: jml.NewPublisher(changes).Notify, BaseURL: cfg.SCIMBaseURL, SweepInterval: cfg.SweepInterval,
 		Logger: logger, Registerer: reg})

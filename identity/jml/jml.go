@@ -48,9 +48,6 @@ import (
 	"github.com/keyfleet/keyfleet/internal/bus"
 )
 
-// GroupSync is the consumer group (unprefixed) of identity.changes.
-const GroupSync = "keyfleet-identity-sync"
-
 // Options configure an Automation.
 type Options struct {
 	Control Control
@@ -176,10 +173,10 @@ func New(opts Options) (*Automation, error) {
 // handles each change, and follows leavers' revocations, until ctx ends.
 func (a *Automation) Run(ctx context.Context) error {
 	go a.track(ctx)
-	r := bus.NewGroupReader(a.opts.Bus, identity.TopicChanges, GroupSync)
+	r := bus.NewGroupReader(a.opts.Bus, bus.TopicIdentityChanges, bus.GroupIdentitySync)
 	defer r.Close()
 	err := bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 500, MaxWait: 20 * time.Millisecond, Idle: 2 * time.Millisecond,
-		Logger: a.log, Name: identity.TopicChanges}, func(ctx context.Context, msgs []kafka.Message) error {
+		Logger: a.log, Name: bus.TopicIdentityChanges}, func(ctx context.Context, msgs []kafka.Message) error {
 		for _, m := range msgs {
 			var c identity.Change
 			if err := json.Unmarshal(m.Value, &c); err != nil || c.SubjectID == "" {

@@ -19,7 +19,7 @@ type Publisher struct {
 }
 
 // NewPublisher returns a publisher writing through w (a bus.NewWriter for
-// identity.TopicChanges).
+// bus.TopicIdentityChanges).
 func NewPublisher(w bus.Writer) *Publisher { return &Publisher{w: w} }
 
 // Notify publishes one change; it returns once Kafka has it.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/keyfleet/keyfleet/identity"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
@@ -18,11 +17,11 @@ import (
 // and decides the intents of the partition it owns (see the package doc),
 // and prunes staging, until ctx ends.
 func (s *Store) Run(ctx context.Context) error {
-	r := bus.NewGroupReader(s.opts.Bus, identity.TopicWrites, GroupOwner)
+	r := bus.NewGroupReader(s.opts.Bus, bus.TopicIdentityWrites, bus.GroupIdentityOwner)
 	defer r.Close()
 	go s.prune(ctx)
 	err := bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 1000, MaxWait: 5 * time.Millisecond, Idle: time.Millisecond,
-		Logger: s.log, Name: identity.TopicWrites}, s.decide)
+		Logger: s.log, Name: bus.TopicIdentityWrites}, s.decide)
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return nil
 	}

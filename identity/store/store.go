@@ -48,15 +48,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/keyfleet/keyfleet/identity"
 	"github.com/keyfleet/keyfleet/identity/scim"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
-
-// GroupOwner is the consumer group (unprefixed) whose member owning
-// identity.writes' partition decides every write.
-const GroupOwner = "keyfleet-identity-owner"
 
 // ErrUndecided is returned when no owner decided a write before its
 // deadline (the owner is down or far behind); the write will never apply.
@@ -138,7 +133,7 @@ func New(opts Options) (*Store, error) {
 		opts.Logger = slog.Default()
 	}
 	s := &Store{
-		opts: opts, log: opts.Logger, writer: bus.NewWriter(opts.Bus, identity.TopicWrites),
+		opts: opts, log: opts.Logger, writer: bus.NewWriter(opts.Bus, bus.TopicIdentityWrites),
 		waiters: map[string]chan decision{},
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyfleet_identity_store_writes_total",
@@ -166,25 +161,6 @@ func New(opts Options) (*Store, error) {
 
 // Close closes the intent writer.
 func (s *Store) Close() error { return s.writer.Close() }
-
-// EnsureTopics creates identity sync's topics that do not exist yet.
-func EnsureTopics(ctx context.Context, c bus.Config) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 15 * time.Second}
-	topics := make([]kafka.TopicConfig, 0, len(identity.Topics))
-	for _, t := range identity.Topics {
-		topics = append(topics, kafka.TopicConfig{Topic: c.Topic(t), NumPartitions: c.Partitions, ReplicationFactor: -1})
-	}
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
-	if err != nil {
-		return fmt.Errorf("create identity topics: %w", err)
-	}
-	for topic, terr := range resp.Errors {
-		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", topic, terr)
-		}
-	}
-	return nil
-}
 
 // The identity store's statements (internal/chstorage/queries/identity).
 var (

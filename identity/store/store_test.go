@@ -11,11 +11,9 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyfleet/keyfleet/identity"
 	"github.com/keyfleet/keyfleet/identity/scim"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/testenv"
@@ -27,17 +25,6 @@ func services(t *testing.T) (driver.Conn, bus.Config) {
 	t.Helper()
 	conn, _ := testenv.ClickHouse(t)
 	bc := testenv.Kafka(t, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	require.NoError(t, EnsureTopics(ctx, bc))
-	if testenv.RealKafka() {
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			client := &kafka.Client{Addr: kafka.TCP(bc.Brokers...), Timeout: 15 * time.Second}
-			_, _ = client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{bc.Topic(identity.TopicWrites), bc.Topic(identity.TopicChanges)}})
-		})
-	}
 	return conn, bc
 }
 
