@@ -479,6 +479,18 @@ func TestDashboardsInChromium(t *testing.T) {
 	assert.Equal(t, 8, run(t, b, chromedp.Evaluate[int](`document.querySelectorAll('#lifecycle tr').length`)))
 	b.screenshot(t, "08-credentials.png")
 
+	// Estate: the simulated estate's weak links (the planted ones), as the
+	// upgrade plan.
+	var links struct {
+		Total int `json:"total"`
+	}
+	require.Equal(t, 200, s.get("/v1/estate/weak-links", &links))
+	require.Positive(t, links.Total, "the simulated estate has planted weak links")
+	b.do(t, chromedp.Navigate(s.base+"/#/estate?order=plan"), poll(loaded),
+		poll(`document.querySelectorAll('#weak-links tbody tr').length > 0`))
+	assert.Equal(t, links.Total, run(t, b, chromedp.Evaluate[int](`document.querySelectorAll('#weak-links tbody tr').length`)))
+	b.screenshot(t, "08b-estate.png")
+
 	// Reports page with the current week's report in its frame.
 	b.do(t, chromedp.Navigate(s.base+"/#/reports?week="+week), chromedp.WaitVisible(chromedp.ID("report-form")),
 		chromedp.Click(chromedp.ID("report-submit")), chromedp.WaitVisible(chromedp.CSS("iframe.report")),
@@ -548,7 +560,7 @@ func kpiDiffs(t *testing.T, r *report.Report, k map[string]json.RawMessage) []st
 	for _, f := range []struct {
 		name string
 		want any
-	}{{"revocation_latency", cur.RevocationLatency}, {"time_to_issue", cur.TimeToIssue},
+	}{{"revocation_latency", cur.RevocationLatency}, {"leaver_latency", cur.LeaverLatency}, {"time_to_issue", cur.TimeToIssue},
 		{"activation", cur.Activation}, {"exceptions", cur.Exceptions}} {
 		want, err := json.Marshal(f.want)
 		require.NoError(t, err)

@@ -75,6 +75,10 @@ type Config struct {
 	Dashboards DashboardsConfig
 
 	Security SecurityConfig
+
+	Estate EstateConfig
+
+	Identity IdentityConfig
 }
 
 // RegisterFlags defines serve's flags (each with an environment equivalent).
@@ -133,6 +137,8 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	c.Detect.registerFlags(s)
 	c.Dashboards.registerFlags(s)
 	c.Security.registerFlags(s)
+	c.Estate.registerFlags(s)
+	c.Identity.registerFlags(s)
 }
 
 // Validate checks the configuration and says what is wrong in terms of flags.
@@ -184,6 +190,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Dashboards.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Estate.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Identity.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MemoryLimitMiB < 0 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) {

@@ -22,7 +22,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/ingest"
 	"github.com/keyfleet/keyfleet/internal/audit"
@@ -35,7 +34,6 @@ import (
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
 	"github.com/keyfleet/keyfleet/pipeline"
-	"github.com/keyfleet/keyfleet/query"
 )
 
 // devPseudonymKey keys pseudonyms when no --pseudonym-key is given; only
@@ -155,8 +153,24 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		locks = r
 	}
 	normalizer := normalize.New(vendors.Adapters(), locks, key)
-	plane, err := newControl(cfg.Control, bc, conn, auditLog, locks, key, reg, logger)
+	est, policy, err := newEstate(cfg.Estate, bc, conn, locks, reg, logger)
 	if err != nil {
+		return err
+	}
+	defer closeAll(logger, est.locks)
+	idn, err := newIdentity(ctx, cfg.Identity, bc, conn, key, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeAll(logger, idn)
+	plane, err := newControl(cfg.Control, bc, conn, auditLog, locks, key, reg, logger, est.checker, idn.verifySubjects)
+	if err != nil {
+		return err
+	}
+	if err := idn.connect(plane.Routes(), bc, reg, auditLog); err != nil {
+		return err
+	}
+	if err := est.withAPI(cfg.Estate, policy, plane.stream, conn, auditLog, cfg.Control.PendingSLA, logger); err != nil {
 		return err
 	}
 
@@ -216,7 +230,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	dash, err := setupDashboards(cfg.Dashboards, conn, reg, cfg.Control.PendingSLA, logger)
+	dash, err := setupDashboards(cfg.Dashboards, conn, reg, cfg.Control.PendingSLA, logger, est.api)
 	if err != nil {
 		return err
 	}
@@ -237,7 +251,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	queryAPI, err := setupQuery(cfg.Query, queryDeps{conn: conn, tokens: tokens, audit: auditLog,
-		kpis: query.KPIFunc(func(ctx context.Context, from, to time.Time) (any, error) { return store.KPIs(ctx, conn, from, to) }),
+		kpis: idn.kpiFunc(),
 		key:  key, logger: logger, reg: reg})
 	if err != nil {
 		return err
@@ -245,9 +259,11 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	health := &health{bus: bc, conn: conn}
 	routes := append(health.Routes(reg), ingestHandler.Routes()...)
 	routes = append(routes, plane.Routes()...)
+	routes = append(routes, est.routes...)
 	routes = append(routes, det.routes...)
 	routes = append(routes, dash.routes...)
 	routes = append(routes, queryAPI.routes...)
+	routes = append(routes, idn.routes...)
 	if err := queryAPI.document(routes); err != nil {
 		return err
 	}
@@ -276,13 +292,14 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	defer stopPipe()
 	g, gctx := errgroup.WithContext(pipeCtx)
 	g.Go(func() error { return server.Serve(httpCtx, ln) })
-	g.Go(func() error { return stage.Run(gctx) })
+	g.Go(func() error { return est.locks.Run(gctx) })
+	g.Go(func() error { return est.afterRegistry(stage.Run)(gctx) })
 	g.Go(func() error { return dlqStore.Run(gctx) })
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return tokens.Run(gctx) })
 	g.Go(func() error { return auditLog.Run(gctx) })
-	g.Go(func() error { return plane.Run(gctx) })
-	for _, run := range append(append(det.runs, queryAPI.runs...), dash.runs...) {
+	g.Go(func() error { return est.afterRegistry(plane.Run)(gctx) })
+	for _, run := range append(append(append(det.runs, queryAPI.runs...), dash.runs...), idn.runs...) {
 		g.Go(func() error { return run(gctx) })
 	}
 	g.Go(func() error {

@@ -36,6 +36,13 @@ func (p *API) handleCreate(c *fiber.Ctx) error {
 	if fe != nil {
 		return httpapi.BadRequest(fieldName(fe.field), fe.reason)
 	}
+	ctx, cancel := p.ctx(c)
+	defer cancel()
+	if rs, err := p.refusals(ctx, spec); err != nil {
+		return unavailable(fmt.Errorf("estate policy: %w", err))
+	} else if len(rs) > 0 {
+		return refusalProblem(rs)
+	}
 	return p.provision(c, "single", body, []item{{index: 0, spec: spec, sub: in.SubjectID}}, in.Reason)
 }
 
@@ -89,6 +96,11 @@ func (p *API) handleBulk(c *fiber.Ctx) error {
 		return httpapi.NewProblem(fiber.StatusRequestEntityTooLarge, "too_many_items",
 			fmt.Sprintf("%d items; at most %d per bulk request (split the file)", len(items), p.opts.MaxBulk))
 	}
+	ctx, cancel := p.ctx(c)
+	defer cancel()
+	if err := p.checkItems(ctx, items); err != nil {
+		return err
+	}
 	return p.provision(c, "bulk", body, items, "")
 }
 
@@ -127,6 +139,10 @@ func (p *API) provision(c *fiber.Ctx, kind string, body []byte, items []item, re
 			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 			return c.Send(doc.Response)
 		}
+	}
+
+	if err := p.verifySubjects(ctx, kind, items); err != nil {
+		return err
 	}
 
 	resp := control.ProvisionResponse{RequestID: reqID, Kind: kind, Status: control.StatusPending, Total: len(items),
@@ -228,6 +244,41 @@ func (p *API) provision(c *fiber.Ctx, kind string, body []byte, items []item, re
 	c.Status(fiber.StatusAccepted)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(doc)
+}
+
+// verifySubjects runs Options.VerifySubjects over the items not already
+// refused: a refused item fails with the reason (a single or break-glass
+// request is answered 422 at once).
+func (p *API) verifySubjects(ctx context.Context, kind string, items []item) error {
+	if p.opts.VerifySubjects == nil {
+		return nil
+	}
+	var idx []int
+	var subjects, roles []string
+	for i, it := range items {
+		if it.err == nil {
+			idx, subjects, roles = append(idx, i), append(subjects, it.spec.SubjectID), append(roles, it.spec.Role)
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	refusals, err := p.opts.VerifySubjects(ctx, subjects, roles)
+	if err != nil {
+		return httpapi.NewProblem(fiber.StatusServiceUnavailable, "identity_unavailable",
+			"the identity source could not be asked whether the subject may receive a credential: "+err.Error())
+	}
+	for j, i := range idx {
+		if j < len(refusals) && refusals[j] != "" {
+			if kind != "bulk" {
+				pr := httpapi.NewProblem(fiber.StatusUnprocessableEntity, "subject_not_verified", refusals[j])
+				pr.Field = "subject_id"
+				return pr
+			}
+			items[i].err = bad("subject_id", "%s", refusals[j])
+		}
+	}
+	return nil
 }
 
 func hashKey(key string) string {

@@ -53,6 +53,9 @@ type Options struct {
 	// APIOnly runs no owner (no command processing, ack forwarding or
 	// ClickHouse writer): an instance that only serves the API.
 	APIOnly bool
+	// Enforcement says what a grant carries to each lock (the estate
+	// policy); nil: every lock gets the windows and the end date.
+	Enforcement control.Enforcement
 	// SessionRevoker revokes a device's wallet/app session (the middle
 	// revocation layer); nil records the revocation only.
 	SessionRevoker func(ctx context.Context, credentialID, deviceID string) error

@@ -19,6 +19,9 @@ import (
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/store"
+	"github.com/keyfleet/keyfleet/estate"
+	"github.com/keyfleet/keyfleet/identity"
+	idstore "github.com/keyfleet/keyfleet/identity/store"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
@@ -52,6 +55,32 @@ type Query struct {
 	// ListLimit bounds the stale-credential and exception lists (default 100;
 	// the totals count all of them).
 	ListLimit int
+	// Estate gives the weak links for the estate section (nil: no section).
+	Estate EstateSource
+}
+
+// EstateSource gives the weak links of the estate ranked by a range's
+// traffic (estate/api.API implements it).
+type EstateSource interface {
+	WeakLinks(ctx context.Context, from, to time.Time, site string) (*estate.WeakLinkReport, error)
+}
+
+// EstateSection is the report's weak-link section: doors whose tier
+// demands more than their lock can do, as the estate was registered when
+// the report was generated, ranked by the week's traffic; Plan is the first
+// TopLocks of the upgrade plan (critical doors first).
+type EstateSection struct {
+	Locks        int               `json:"locks"`
+	Unclassified int               `json:"unclassified"`
+	WeakLinks    int               `json:"weak_links"`
+	ByTier       []TierCount       `json:"by_tier"`
+	Plan         []estate.WeakLink `json:"plan"`
+}
+
+// TierCount is how many weak links one tier has.
+type TierCount struct {
+	Tier      int `json:"tier"`
+	WeakLinks int `json:"weak_links"`
 }
 
 func (q *Query) defaults() {
@@ -83,20 +112,21 @@ func ID(w Week, site string) string {
 // Report is the weekly fleet-health report. JSON names are a contract
 // (stored reports, GET /v1/reports/*).
 type Report struct {
-	ID          string    `json:"report_id"`
-	Week        string    `json:"week"`
-	Site        string    `json:"site,omitempty"`
-	FromMs      int64     `json:"from_ms"`
-	ToMs        int64     `json:"to_ms"`
-	GeneratedMs int64     `json:"generated_ms"`
-	StaleDays   int       `json:"stale_days"`
-	SLASeconds  float64   `json:"revocation_sla_s"`
-	Weeks       []WeekKPI `json:"weeks"` // oldest first; the last is the report's week
-	Anomalies   Anomalies `json:"anomalies"`
-	Stale       CredList  `json:"stale_credentials"`
-	Expired     CredList  `json:"expired_exceptions"`
-	LockHealth  Health    `json:"lock_health"`
-	Notes       []string  `json:"notes,omitempty"`
+	ID          string         `json:"report_id"`
+	Week        string         `json:"week"`
+	Site        string         `json:"site,omitempty"`
+	FromMs      int64          `json:"from_ms"`
+	ToMs        int64          `json:"to_ms"`
+	GeneratedMs int64          `json:"generated_ms"`
+	StaleDays   int            `json:"stale_days"`
+	SLASeconds  float64        `json:"revocation_sla_s"`
+	Weeks       []WeekKPI      `json:"weeks"` // oldest first; the last is the report's week
+	Anomalies   Anomalies      `json:"anomalies"`
+	Stale       CredList       `json:"stale_credentials"`
+	Expired     CredList       `json:"expired_exceptions"`
+	LockHealth  Health         `json:"lock_health"`
+	Estate      *EstateSection `json:"estate,omitempty"`
+	Notes       []string       `json:"notes,omitempty"`
 }
 
 // Current is the KPIs of the report's own week.
@@ -111,8 +141,12 @@ type WeekKPI struct {
 	Activation        control.Activation `json:"activation"`
 	TimeToIssue       control.Quantiles  `json:"time_to_issue"`
 	RevocationLatency control.Quantiles  `json:"revocation_latency"`
-	Exceptions        control.Exceptions `json:"exceptions"`
-	PendingLocks      int                `json:"pending_locks"`
+	// LeaverLatency: identity sync's leavers whose identity change fell in
+	// the week, from the change to the last lock confirming the revocation
+	// (identity/store.LeaverKPI, as GET /v1/kpis gives it).
+	LeaverLatency identity.LeaverLatency `json:"leaver_latency"`
+	Exceptions    control.Exceptions     `json:"exceptions"`
+	PendingLocks  int                    `json:"pending_locks"`
 	// StaleCredentials: active at the week's end and neither used nor
 	// changed for StaleDays.
 	StaleCredentials int `json:"stale_credentials"`
@@ -249,6 +283,11 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	if r.LockHealth, err = g.health(ctx, from, to); err != nil {
 		return nil, err
 	}
+	if q.Estate != nil {
+		if r.Estate, err = estateSection(ctx, q.Estate, from, to, q.Site); err != nil {
+			return nil, err
+		}
+	}
 	if q.Site != "" {
 		r.Notes = append(r.Notes, "Credential KPIs (activation, time to issue, revocation latency, exceptions, "+
 			"pending locks) and the DLQ rate are fleet-wide; the other sections are limited to site "+q.Site+".")
@@ -298,6 +337,9 @@ func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
 	}
 	k.Activation, k.TimeToIssue, k.RevocationLatency = cred.Activation, cred.TimeToIssue, cred.RevocationLatency
 	k.Exceptions, k.PendingLocks = cred.Exceptions, cred.PendingLocks.Count
+	if k.LeaverLatency, err = idstore.LeaverKPI(ctx, g.conn, from, to); err != nil {
+		return nil, err
+	}
 
 	args := g.rangeArgs(from, to)
 	dlArgs := chstorage.Args{"from": args["from"], "to": args["to"], "from_ms": args["from_ms"], "to_ms": args["to_ms"]}
@@ -565,4 +607,25 @@ func (g *gen) health(ctx context.Context, from, to time.Time) (Health, error) {
 		out.Locks = append(out.Locks, l)
 	}
 	return out, rows.Err()
+}
+
+// estateSection builds the weak-link section from the estate's report.
+func estateSection(ctx context.Context, src EstateSource, from, to time.Time, site string) (*EstateSection, error) {
+	rep, err := src.WeakLinks(ctx, from, to, site)
+	if err != nil {
+		return nil, fmt.Errorf("weak links: %w", err)
+	}
+	sec := &EstateSection{Locks: rep.Locks, Unclassified: rep.Unclassified, WeakLinks: len(rep.WeakLinks), ByTier: []TierCount{}}
+	plan := estate.Plan(rep.WeakLinks)
+	for _, l := range plan {
+		if n := len(sec.ByTier); n == 0 || sec.ByTier[n-1].Tier != l.Lock.Tier {
+			sec.ByTier = append(sec.ByTier, TierCount{Tier: l.Lock.Tier})
+		}
+		sec.ByTier[len(sec.ByTier)-1].WeakLinks++
+	}
+	sec.Plan = plan[:min(len(plan), TopLocks)]
+	if sec.Plan == nil {
+		sec.Plan = []estate.WeakLink{}
+	}
+	return sec, nil
 }

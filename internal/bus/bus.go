@@ -29,6 +29,15 @@ const (
 	// chain and compacted (the latest of each chain stays): an anchor that
 	// ClickHouse writers cannot rewrite.
 	TopicAuditCheckpoints = "audit.checkpoints"
+	// TopicLockRegistry holds the lock registry's records (compacted, keyed
+	// by vendor/lock id): every instance follows it from the beginning.
+	TopicLockRegistry = "lock.registry"
+	// TopicIdentityWrites carries identity write intents (ids and versions,
+	// never personal data) to the identity store's one decider.
+	TopicIdentityWrites = "identity.writes"
+	// TopicIdentityChanges carries joiner/mover/leaver changes
+	// (pseudonymous), keyed by subject id.
+	TopicIdentityChanges = "identity.changes"
 )
 
 // Consumer groups (unprefixed; Config.TopicPrefix is prepended), each
@@ -44,6 +53,9 @@ const (
 	GroupAcks             = "keyfleet-control-acks"      // lock.acks → lock_acks + owners
 	GroupCredentialEvents = "keyfleet-credential-events" // credential.events → credential_events
 	GroupGatewaySim       = "keyfleet-gateway-sim"       // lock.commands → the simulated lock gateways
+	GroupLockRegistry     = "keyfleet-lock-registry"     // lock.registry → lock_registry (history)
+	GroupIdentityOwner    = "keyfleet-identity-owner"    // identity.writes: the identity store's decider
+	GroupIdentitySync     = "keyfleet-identity-sync"     // identity.changes → credential requests and revocations
 )
 
 // Writer is the part of a kafka-go writer keyfleet's stages produce with
@@ -57,12 +69,14 @@ var _ Writer = (*kafka.Writer)(nil)
 // AllTopics lists every topic keyfleet uses.
 var AllTopics = []string{
 	TopicRaw, TopicDLQ, TopicAccess, TopicAlerts, TopicCredentialEvents,
-	TopicControlCommands, TopicLockCommands, TopicLockAcks, TopicAuditCheckpoints,
+	TopicControlCommands, TopicLockCommands, TopicLockAcks, TopicAuditCheckpoints, TopicLockRegistry,
+	TopicIdentityWrites, TopicIdentityChanges,
 }
 
 // topicConfigs are topic settings beyond the broker defaults.
 var topicConfigs = map[string][]kafka.ConfigEntry{
 	TopicAuditCheckpoints: {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+	TopicLockRegistry:     {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
 }
 
 // Config says where Kafka is and how keyfleet's topics are named.
