@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -329,6 +330,15 @@ func (r *run) keyfleetRound(ctx context.Context, i int, records int64) (CompareR
 	r.settle(ctx)
 	r.chCfg.Database = r.baseDB() + "_k" + strconv.Itoa(i)
 	r.extraDBs = append(r.extraDBs, r.chCfg.Database)
+	// No detector warm-up: the database is fresh, but access.events (with
+	// --access-events topic) still holds the earlier drains' events, which
+	// the warm-up would replay (by Kafka time: all of them) into this
+	// round's CPU and memory.
+	args := r.o.ServeArgs
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--detect-warm-up") }) {
+		r.o.ServeArgs = append(slices.Clip(args), "--detect-warm-up=-1s")
+		defer func() { r.o.ServeArgs = args }()
+	}
 	t, err := r.drain(ctx, records, 0)
 	if err != nil {
 		return out, err

@@ -681,6 +681,9 @@ var analystQueries = []analystQuery{
 	{"site_alerts_open", func(q *queryIDs, i int) string {
 		return "/v1/alerts?status=open&site=" + pick(q.sites, i) + "&limit=50"
 	}},
+	{"fleet_alerts_open", func(*queryIDs, int) string {
+		return "/v1/alerts?status=open&limit=50"
+	}},
 }
 
 // sampleIDs reads ids to query for from the stored events.
