@@ -114,9 +114,11 @@ func summarizeProfile(ctx context.Context, binary, path, heapPath, out string) (
 // profileStages are the long-running parts of serve, by the function at
 // the root of their goroutines.
 var profileStages = []struct{ name, fn string }{
-	{"normalize stage (raw → access.events)", "github.com/keyfleet/keyfleet/normalize.(*Stage).Run"},
-	{"ClickHouse writer (access.events → access_events)", "github.com/keyfleet/keyfleet/internal/chstorage.(*Writer).Run"},
-	{"detectors (access.events → alerts)", "github.com/keyfleet/keyfleet/detect/stream.(*Processor).Run"},
+	{"one pass: normalize, detectors' hand-off, access.events (Ingest.process)", "github.com/keyfleet/keyfleet/pipeline.(*Ingest).process"},
+	{"one pass: ClickHouse inserts and commits (Ingest.store)", "github.com/keyfleet/keyfleet/pipeline.(*Ingest).store"},
+	{"detectors judging (in-process or from access.events)", "github.com/keyfleet/keyfleet/detect/stream.(*Processor).judge"},
+	{"normalize stage (raw → access.events; before the one pass)", "github.com/keyfleet/keyfleet/pipeline.(*NormalizeStage).Run"},
+	{"Kafka → ClickHouse sinks (dead letters; before the one pass also access.events)", "github.com/keyfleet/keyfleet/pipeline.(*Sink).Run"},
 	{"kafka-go readers (fetch, decompress, parse)", "github.com/segmentio/kafka-go.(*reader).run"},
 	{"kafka-go producer connections (encode, lz4)", "github.com/segmentio/kafka-go.(*conn).run"},
 	{"garbage collector (background marking)", "runtime.gcBgMarkWorker"},
@@ -543,12 +545,12 @@ func WriteMarkdown(w io.Writer, res *Results) {
 			fmt.Fprintf(w, "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.0f MiB |\n", rd.Kind, thousands(rd.EventsPerSecond),
 				rd.ProcessUs, rd.ClickHouseUs, rd.KafkaUs, rd.TotalUs, rd.PeakRSSMiB)
 		}
-		side := func(name string, s Side, f string) {
-			fmt.Fprintf(w, "| %s | "+f+" | "+f+" | "+f+" | "+f+" | "+f+" | |\n", name, s.EventsPerSecond, s.ProcessUs, s.ClickHouseUs, s.KafkaUs, s.TotalUs)
+		side := func(name string, s Side, eps string) {
+			fmt.Fprintf(w, "| %s | %s | %.2f | %.2f | %.2f | %.2f | |\n", name, eps, s.ProcessUs, s.ClickHouseUs, s.KafkaUs, s.TotalUs)
 		}
-		side("keyfleet, median", c.Keyfleet, "%.2f")
-		side("baseline, median", c.Baseline, "%.2f")
-		side("**keyfleet / baseline**", c.Ratio, "%.2f")
+		side("keyfleet, median", c.Keyfleet, thousands(c.Keyfleet.EventsPerSecond))
+		side("baseline, median", c.Baseline, thousands(c.Baseline.EventsPerSecond))
+		side("**keyfleet / baseline**", c.Ratio, fmt.Sprintf("%.2f", c.Ratio.EventsPerSecond))
 		fmt.Fprintf(w, "\nPer pair, keyfleet/baseline events/s: %s.\n", ratios(c.PairRatios))
 	}
 	if len(res.Rates) > 0 {
