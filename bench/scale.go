@@ -111,6 +111,7 @@ func RunScaling(ctx context.Context, o ScaleOptions) (*Scaling, error) {
 			sc.Notes = append(sc.Notes, "store sizes: "+err.Error())
 		}
 	}
+	sc.Machine.ClickHouseVersion = (&run{o: o.Options}).clickHouseVersion(ctx)
 	sc.Machine.LoadAvgEnd = loadAvg()
 	sc.Seconds = time.Since(start).Seconds()
 	return sc, nil
