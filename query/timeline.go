@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -20,52 +21,116 @@ import (
 // Timeline item kinds, in their tie-break order.
 const (
 	kindAccess     = "access"
+	kindAlert      = "alert"
 	kindCredential = "credential"
 )
+
+var timelineKinds = []string{kindAccess, kindAlert, kindCredential}
+
+// tableAlerts is the detectors' alert table (one row per alert version,
+// read with FINAL); the timeline includes it when it exists.
+const tableAlerts = "alerts"
 
 // tableCredentialEvents is the control plane's lifecycle table; the timeline
 // includes it when it exists (it is created by the control plane's migrations).
 const tableCredentialEvents = "credential_events"
 
 // credentialColumns are the credential_events columns a timeline shows, if
-// present; the first four are required for the table to be used.
+// present; the first five are required for the table to be used.
 var credentialColumns = []string{"credential_id", "seq", "ts_ms", "subject_id", "state", "prev_state", "op",
 	"device_id", "role", "site_id", "attested", "break_glass", "exception", "reason", "actor", "request_id", "revocation_id"}
+
+// Types of credential columns that are not strings in the JSON answer.
+var (
+	credentialInts  = map[string]bool{"seq": true, "ts_ms": true}
+	credentialFlags = map[string]bool{"attested": true, "break_glass": true, "exception": true}
+)
+
+var credentialSchema = map[string]any{"type": "object", "description": "a credential lifecycle record (a snapshot after one change)",
+	"properties": map[string]any{
+		"credential_id": map[string]any{"type": "string"}, "seq": map[string]any{"type": "integer"},
+		"ts_ms": map[string]any{"type": "integer"}, "subject_id": map[string]any{"type": "string"},
+		"state": map[string]any{"type": "string"}, "prev_state": map[string]any{"type": "string"},
+		"op": map[string]any{"type": "string"}, "device_id": map[string]any{"type": "string"},
+		"role": map[string]any{"type": "string"}, "site_id": map[string]any{"type": "string"},
+		"attested": map[string]any{"type": "boolean"}, "break_glass": map[string]any{"type": "boolean"},
+		"exception": map[string]any{"type": "boolean"}, "reason": map[string]any{"type": "string"},
+		"actor": map[string]any{"type": "string"}, "request_id": map[string]any{"type": "string"},
+		"revocation_id": map[string]any{"type": "string"},
+	}}
+
+var alertItemSchema = map[string]any{"type": "object", "description": "a detector alert about the subject (its latest version)",
+	"properties": map[string]any{
+		"alert_id": map[string]any{"type": "string"}, "detector": map[string]any{"type": "string"},
+		"severity": map[string]any{"type": "string"}, "status": map[string]any{"type": "string"},
+		"credential_id": map[string]any{"type": "string"}, "door_id": map[string]any{"type": "string"},
+		"site_id": map[string]any{"type": "string"}, "ts_ms": map[string]any{"type": "integer"},
+		"window_start_ms": map[string]any{"type": "integer"}, "window_end_ms": map[string]any{"type": "integer"},
+		"observed": map[string]any{"type": "number"}, "threshold": map[string]any{"type": "number"},
+		"explanation": map[string]any{"type": "string"}, "suggested_action": map[string]any{"type": "string"},
+		"evidence": map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+	}}
 
 var subjectIDParam = openapi.Param{Name: "id", In: "path", Required: true, MaxLen: 128, Description: "pseudonymous subject_id"}
 
 func timelineOp(maxLimit int) openapi.Operation {
 	return openapi.Operation{
-		Description: "One subject's access events (every vendor) and credential lifecycle records " +
-			"(when the control plane's credential_events table exists), newest first, cursor-paginated.",
-		Params: append(rangeParams("now-30d"), subjectIDParam,
-			openapi.Param{Name: "kind", List: true, Enum: []string{kindAccess, kindCredential},
-				Description: "item kinds to include (default all)"},
-			openapi.Param{Name: "limit", Type: openapi.TypeInteger, Min: 1, Max: int64(maxLimit), Default: "100",
+		Description: "One subject's access events (every vendor), detector alerts and credential lifecycle records " +
+			"(when the detectors' alerts and the control plane's credential_events tables exist), newest first, " +
+			"cursor-paginated. Without from, the subject's whole history: lifecycle records are often older than " +
+			"any recent window (a credential issued months ago), and the subject-ordered tables make this cheap.",
+		Params: []openapi.Param{
+			{Name: "from", Type: openapi.TypeTime,
+				Description: "start of the time range (inclusive); default: the subject's whole history"},
+			{Name: "to", Type: openapi.TypeTime, Default: "now", Description: "end of the time range (exclusive)"},
+			subjectIDParam,
+			{Name: "kind", List: true, Enum: timelineKinds, Description: "item kinds to include (default all)"},
+			{Name: "limit", Type: openapi.TypeInteger, Min: 1, Max: int64(maxLimit), Default: "100",
 				Description: "items per page"},
-			openapi.Param{Name: "cursor", MaxLen: 512, Description: "next_cursor of the previous page"},
-		),
+			{Name: "cursor", MaxLen: 512, Description: "next_cursor of the previous page"},
+		},
 		Responses: map[int]openapi.Response{200: {Description: "a page of the timeline",
-			Content: map[string]map[string]any{"application/json": {"type": "object", "properties": map[string]any{
-				"subject_id": map[string]any{"type": "string"},
-				"items": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
-					"kind":  map[string]any{"type": "string", "enum": []string{kindAccess, kindCredential}},
-					"ts_ms": map[string]any{"type": "integer"}, "id": map[string]any{"type": "string"},
-					"access": eventSchema, "credential": map[string]any{"type": "object"},
-				}}},
-				"sources":     map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
-				"next_cursor": map[string]any{"type": "string"},
-			}}}}},
+			Content: map[string]map[string]any{"application/json": {"type": "object",
+				"required": []string{"subject_id", "items", "sources"}, "properties": map[string]any{
+					"subject_id": map[string]any{"type": "string"},
+					"items": map[string]any{"type": "array", "items": map[string]any{"type": "object",
+						"required": []string{"kind", "ts_ms", "id"}, "properties": map[string]any{
+							"kind":  map[string]any{"type": "string", "enum": timelineKinds},
+							"ts_ms": map[string]any{"type": "integer"}, "id": map[string]any{"type": "string"},
+							"access": eventSchema, "alert": alertItemSchema, "credential": credentialSchema,
+						}}},
+					"sources":     map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+					"next_cursor": map[string]any{"type": "string"},
+				}}}}},
 	}
 }
 
 type timelineItem struct {
-	Kind       string            `json:"kind"`
-	TsMs       int64             `json:"ts_ms"`
-	ID         string            `json:"id"`
-	Access     *event.Access     `json:"access,omitempty"`
-	Credential map[string]string `json:"credential,omitempty"`
+	Kind       string         `json:"kind"`
+	TsMs       int64          `json:"ts_ms"`
+	ID         string         `json:"id"`
+	Access     *event.Access  `json:"access,omitempty"`
+	Alert      *timelineAlert `json:"alert,omitempty"`
+	Credential map[string]any `json:"credential,omitempty"`
 	seq        uint64
+}
+
+type timelineAlert struct {
+	AlertID         string   `json:"alert_id"`
+	Detector        string   `json:"detector"`
+	Severity        string   `json:"severity"`
+	Status          string   `json:"status"`
+	CredentialID    string   `json:"credential_id"`
+	DoorID          string   `json:"door_id"`
+	SiteID          string   `json:"site_id"`
+	TsMs            int64    `json:"ts_ms"`
+	WindowStartMs   int64    `json:"window_start_ms"`
+	WindowEndMs     int64    `json:"window_end_ms"`
+	Observed        float64  `json:"observed"`
+	Threshold       float64  `json:"threshold"`
+	Explanation     string   `json:"explanation"`
+	SuggestedAction string   `json:"suggested_action"`
+	Evidence        []string `json:"evidence"`
 }
 
 // before orders items newest first: ts_ms, then kind, descending. Items of
@@ -93,14 +158,22 @@ func (s *Service) handleTimeline(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.timeRange(v)
-	if err != nil {
-		return err
+	var r timeRange
+	if _, ok := v.Time("from"); ok {
+		if r, err = s.timeRange(v); err != nil {
+			return err
+		}
+	} else {
+		// The whole history: reads are bounded by the subject, not the range.
+		to, _ := v.Time("to")
+		if r = (timeRange{from: 0, to: to.UnixMilli()}); r.to <= 0 {
+			return httpapi.BadRequest("to", "to must be after 1970")
+		}
 	}
 	subject := v.String("id")
 	kinds := v.List("kind")
 	if len(kinds) == 0 {
-		kinds = []string{kindAccess, kindCredential}
+		kinds = slices.Clone(timelineKinds)
 	}
 	slices.Sort(kinds)
 	limit := int(v.Int("limit"))
@@ -125,6 +198,16 @@ func (s *Service) handleTimeline(c *fiber.Ctx) error {
 		}
 		items = append(items, got...)
 		sources = append(sources, tableBySubject)
+	}
+	if slices.Contains(kinds, kindAlert) {
+		got, ok, err := s.timelineAlerts(ctx, subject, r, after, limit+1)
+		if err != nil {
+			return s.queryError(PathTimeline, err)
+		}
+		if ok {
+			items = append(items, got...)
+			sources = append(sources, tableAlerts)
+		}
 	}
 	if slices.Contains(kinds, kindCredential) {
 		got, ok, err := s.timelineCredentials(ctx, subject, r, after, limit+1)
@@ -163,7 +246,7 @@ func decodeTimelineCursor(s, sum string) (timelineCursor, error) {
 	}
 	var c timelineCursor
 	if err := json.Unmarshal(raw, &c); err != nil || c.V != 1 || c.Sum != sum || c.From >= c.To ||
-		(c.Kind != kindAccess && c.Kind != kindCredential) {
+		!slices.Contains(timelineKinds, c.Kind) {
 		return timelineCursor{}, bad
 	}
 	if c.Kind == kindAccess {
@@ -288,11 +371,74 @@ func (s *Service) timelineCredentials(ctx context.Context, subject string, r tim
 		}
 		it.Kind = kindCredential
 		it.ID = fmt.Sprintf("%s/%020d", credID, it.seq)
-		it.Credential = map[string]string{}
+		it.Credential = map[string]any{}
 		for i, c := range cols {
-			it.Credential[c] = vals[i]
+			it.Credential[c] = credentialValue(c, vals[i])
 		}
 		out = append(out, it)
+	}
+	return out, true, rows.Err()
+}
+
+// credentialValue types one column read as text: integers as numbers,
+// UInt8 flags as booleans, the rest as strings.
+func credentialValue(col, v string) any {
+	switch {
+	case credentialInts[col]:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return v
+		}
+		return n
+	case credentialFlags[col]:
+		return v != "" && v != "0"
+	}
+	return v
+}
+
+// tableExists reports whether the current database has table.
+func (s *Service) tableExists(ctx context.Context, table string) (bool, error) {
+	var n uint64
+	if err := s.opts.Conn.QueryRow(ctx,
+		"SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?", table).Scan(&n); err != nil {
+		return false, fmt.Errorf("table %s: %w", table, err)
+	}
+	return n > 0, nil
+}
+
+// timelineAlerts reads the alerts raised about the subject (the latest
+// version of each). Items are ordered by ts_ms, alert_id.
+func (s *Service) timelineAlerts(ctx context.Context, subject string, r timeRange, cur *timelineCursor, n int) ([]timelineItem, bool, error) {
+	ok, err := s.tableExists(ctx, tableAlerts)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	var w where
+	w.add("subject_id = ?", subject)
+	w.add("ts_ms >= ? AND ts_ms < ?", r.from, r.to)
+	if cur != nil {
+		keyset(&w, kindAlert, cur, "alert_id < ?", cur.ID)
+	}
+	q := fmt.Sprintf("SELECT alert_id, detector, severity, status, credential_id, door_id, site_id, ts_ms, "+
+		"window_start_ms, window_end_ms, observed, threshold, explanation, suggested_action, evidence "+
+		"FROM %s FINAL WHERE %s ORDER BY ts_ms DESC, alert_id DESC LIMIT %d", tableAlerts, w.sql(), n)
+	rows, err := s.opts.Conn.Query(ctx, q, w.args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("timeline alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []timelineItem
+	for rows.Next() {
+		a := new(timelineAlert)
+		if err := rows.Scan(&a.AlertID, &a.Detector, &a.Severity, &a.Status, &a.CredentialID, &a.DoorID, &a.SiteID,
+			&a.TsMs, &a.WindowStartMs, &a.WindowEndMs, &a.Observed, &a.Threshold, &a.Explanation, &a.SuggestedAction,
+			&a.Evidence); err != nil {
+			return nil, false, fmt.Errorf("timeline alerts: %w", err)
+		}
+		if a.Evidence == nil {
+			a.Evidence = []string{}
+		}
+		out = append(out, timelineItem{Kind: kindAlert, TsMs: a.TsMs, ID: a.AlertID, Alert: a})
 	}
 	return out, true, rows.Err()
 }

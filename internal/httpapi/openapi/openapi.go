@@ -21,7 +21,7 @@ const (
 	TypeString  = "string"
 	TypeInteger = "integer"
 	TypeBoolean = "boolean"
-	TypeTime    = "time" // RFC 3339, epoch milliseconds, or now[-duration]
+	TypeTime    = "time" // RFC 3339, a date (start of day UTC), epoch milliseconds, or now[-duration]
 )
 
 // Param is one request parameter.
@@ -259,7 +259,8 @@ func paramObject(p Param) map[string]any {
 		schema["type"] = "boolean"
 	case TypeTime:
 		schema["type"] = "string"
-		schema["description"] = "RFC 3339 time, epoch milliseconds, now, or now-<duration> (e.g. now-24h, now-7d)"
+		schema["description"] = "RFC 3339 time, a date (2026-12-01: start of that day, UTC), epoch milliseconds, now, " +
+			"or now-<duration> (e.g. now-24h, now-7d)"
 	default:
 		schema["type"] = "string"
 		schema["maxLength"] = maxLen(p)
