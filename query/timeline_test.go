@@ -17,9 +17,9 @@ import (
 type timelinePage struct {
 	SubjectID string `json:"subject_id"`
 	Items     []struct {
-		Kind       string            `json:"kind"`
-		TsMs       int64             `json:"ts_ms"`
-		ID         string            `json:"id"`
+		Kind       string         `json:"kind"`
+		TsMs       int64          `json:"ts_ms"`
+		ID         string         `json:"id"`
 		Credential map[string]any `json:"credential"`
 		Alert      map[string]any `json:"alert"`
 	} `json:"items"`
