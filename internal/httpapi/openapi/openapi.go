@@ -44,8 +44,18 @@ type Operation struct {
 	Params      []Param
 	// Body, when set, is the JSON schema of the request body.
 	Body map[string]any
+	// BodyTypes are request bodies of other media types (text/csv,
+	// multipart/form-data ...), or of several: media type → schema.
+	BodyTypes map[string]map[string]any
+	// BodyOptional: the route also takes a request without a body.
+	BodyOptional bool
+	// NoBody says a POST, PUT or PATCH route takes no body (Check
+	// requires a body schema of those otherwise).
+	NoBody bool
+	// Headers are request headers the route reads (Idempotency-Key ...).
+	Headers []Param
 	// Responses by status code; each a description and optional content
-	// types → schema. A route without declared responses gets a generic 200.
+	// types → schema. Check requires a success response with content.
 	Responses map[int]Response
 }
 
@@ -191,6 +201,10 @@ func operation(r httpapi.Route, op Operation) (map[string]any, error) {
 			params = append(params, paramObject(Param{Name: name, In: "path", Required: true}))
 		}
 	}
+	for _, h := range op.Headers {
+		h.In = "header"
+		params = append(params, paramObject(h))
+	}
 	desc := op.Description
 	roles := Roles(r)
 	if r.Public {
@@ -213,7 +227,8 @@ func operation(r httpapi.Route, op Operation) (map[string]any, error) {
 		}
 		responses[fmt.Sprint(code)] = out
 	}
-	if len(op.Params) > 0 || op.Body != nil {
+	hasBody := op.Body != nil || len(op.BodyTypes) > 0
+	if _, ok := responses["400"]; !ok && (len(op.Params) > 0 || hasBody) {
 		responses["400"] = problemResponse("invalid input; field names it")
 	}
 	if !r.Public {
@@ -234,9 +249,18 @@ func operation(r httpapi.Route, op Operation) (map[string]any, error) {
 	if r.Public {
 		out["security"] = []any{}
 	}
-	if op.Body != nil {
-		out["requestBody"] = map[string]any{"required": true,
-			"content": map[string]any{"application/json": map[string]any{"schema": op.Body}}}
+	if hasBody {
+		content := map[string]any{}
+		if op.Body != nil {
+			content["application/json"] = map[string]any{"schema": op.Body}
+		}
+		for ct, schema := range op.BodyTypes {
+			content[ct] = map[string]any{"schema": schema}
+		}
+		out["requestBody"] = map[string]any{"required": !op.BodyOptional, "content": content}
+	}
+	if op.NoBody {
+		out["x-no-body"] = true
 	}
 	return out, nil
 }
