@@ -222,7 +222,8 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	routes = append(routes, det.routes...)
 	routes = append(routes, dash.routes...)
 	routes = append(routes, queryAPI.routes...)
-	if err := queryAPI.document(routes); err != nil {
+	if err := queryAPI.document(routes, append(dash.ops, healthOperations(), ingestHandler.Operations(),
+		plane.Operations(), det.ops)...); err != nil {
 		return err
 	}
 	server, err := httpapi.New(httpapi.Options{

@@ -34,8 +34,9 @@ type Param struct {
 	List        bool // a comma-separated list of values
 	Required    bool
 	Default     string
-	Min, Max    int64 // integer bounds (both zero: unbounded)
-	MaxLen      int   // string length limit (0: 256)
+	Min, Max    int64  // integer bounds (both zero: unbounded)
+	MaxLen      int    // string length limit (0: 256)
+	Pattern     string // a regular expression string values match (checked by Parse)
 }
 
 // Operation describes one route beyond what httpapi.Route says.
@@ -288,6 +289,10 @@ func paramObject(p Param) map[string]any {
 	default:
 		schema["type"] = "string"
 		schema["maxLength"] = maxLen(p)
+		schema["minLength"] = 1 // Parse refuses empty values
+		if p.Pattern != "" {
+			schema["pattern"] = p.Pattern
+		}
 	}
 	if len(p.Enum) > 0 {
 		schema["enum"] = p.Enum

@@ -2,6 +2,7 @@ package openapi
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -187,6 +188,11 @@ func (v *Values) set(p Param, raw string, now time.Time) error {
 		}
 		if len(p.Enum) > 0 && !slices.Contains(p.Enum, raw) {
 			return bad("%s: %q is not one of %s", p.Name, printable(raw), strings.Join(p.Enum, ", "))
+		}
+		if p.Pattern != "" {
+			if ok, err := regexp.MatchString(p.Pattern, raw); err != nil || !ok {
+				return bad("%s: %q does not match %s", p.Name, printable(raw), p.Pattern)
+			}
 		}
 		v.strs[p.Name] = raw
 	}
