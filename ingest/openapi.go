@@ -26,7 +26,7 @@ func (h *Handler) Operations() map[string]openapi.Operation {
 				"queued; when none maps the answer is 422 all_records_rejected. Signed webhooks (Nuki, Seam, Schlage) " +
 				"need no token once their secret or key is configured.",
 			Params: []openapi.Param{{Name: "vendor", In: "path", Required: true, Enum: event.Vendors}},
-			Body: map[string]any{"oneOf": []any{record, map[string]any{"type": "array", "minItems": 1, "items": record}}},
+			Body:   map[string]any{"oneOf": []any{record, map[string]any{"type": "array", "minItems": 1, "items": record}}},
 			BodyTypes: map[string]map[string]any{
 				"application/x-ndjson": {"type": "string", "description": "one JSON record per line"},
 				"text/csv":             {"type": "string", "description": "legacy panel export lines (see docs/vendors.md#legacy)"},

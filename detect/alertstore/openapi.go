@@ -22,7 +22,9 @@ func (a *API) Operations() map[string]openapi.Operation {
 		Content: openapi.JSON(openapi.ResponseSchema(Record{}, nil))}
 	notFound := openapi.Response{Description: "no such alert", Content: map[string]map[string]any{
 		"application/problem+json": {"$ref": "#/components/schemas/Problem"}}}
-	str := func(name, desc string) openapi.Param { return openapi.Param{Name: name, MaxLen: 200, Description: desc} }
+	str := func(name, desc string) openapi.Param {
+		return openapi.Param{Name: name, MaxLen: 200, Description: desc}
+	}
 	return map[string]openapi.Operation{
 		openapi.Key(fiber.MethodGet, "/v1/alerts"): {
 			Params: []openapi.Param{
