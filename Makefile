@@ -2,9 +2,16 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin/keyfleet
+# `make run`'s addresses, set here once: serve's HTTP, the embedded Kafka
+# broker (serve starts it, the simulators write to it) and the local
+# ClickHouse's native and HTTP ports (scripts/clickhouse.sh starts it there).
+# make run HTTP_ADDR=127.0.0.1:8081 KAFKA_ADDR=127.0.0.1:9093 moves them.
 HTTP_ADDR ?= 127.0.0.1:8080
+KAFKA_ADDR ?= 127.0.0.1:9092
+CLICKHOUSE_PORT ?= 19000
+CLICKHOUSE_HTTP_PORT ?= 18123
 # The dev admin token `make run` creates (override for anything shared).
-KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token
+KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token-for-local-use-only
 
 export KEYFLEET_TEST_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 export KEYFLEET_TEST_KAFKA_BROKERS ?= 127.0.0.1:19092
@@ -25,8 +32,9 @@ services-stop:
 # The main job on the embedded default: in-process Kafka-protocol broker,
 # local ClickHouse (started by the project's script), dashboards on HTTP_ADDR.
 run: build
-	scripts/clickhouse.sh start
-	scripts/run.sh
+	KEYFLEET_CH_TCP_PORT=$(CLICKHOUSE_PORT) KEYFLEET_CH_HTTP_PORT=$(CLICKHOUSE_HTTP_PORT) scripts/clickhouse.sh start
+	HTTP_ADDR=$(HTTP_ADDR) KAFKA_ADDR=$(KAFKA_ADDR) CLICKHOUSE_ADDR=127.0.0.1:$(CLICKHOUSE_PORT) \
+	  KEYFLEET_BOOTSTRAP_TOKEN=$(KEYFLEET_BOOTSTRAP_TOKEN) scripts/run.sh
 
 # The whole suite against real services (ClickHouse and a real Kafka broker),
 # which this target starts itself, and headless Chromium for the browser tests.

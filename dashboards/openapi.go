@@ -42,7 +42,8 @@ var (
 	limitDoc = func(def string) openapi.Param {
 		return openapi.Param{Name: "limit", Type: openapi.TypeInteger, Min: 1, Max: 1000, Description: "at most this many (default " + def + ")"}
 	}
-	alertIDParam = openapi.Param{Name: "id", In: "path", Required: true, MaxLen: 64, Description: "alert id (UUID)"}
+	alertIDParam = openapi.Param{Name: "id", In: "path", Required: true, MaxLen: 64, Pattern: "^[0-9a-fA-F-]{1,64}$",
+		Description: "alert id (UUID)"}
 )
 
 // Operations describes the dashboards' routes for the OpenAPI document.
@@ -79,6 +80,10 @@ func (d *Dashboards) Operations() map[string]openapi.Operation {
 				{Name: "pending", Type: openapi.TypeBoolean, Description: "only revocations with locks still pending"},
 				limitDoc("50")},
 			Responses: map[int]openapi.Response{200: ok("recent revocations, newest first, with locks told, confirmed and pending", revocations{})}},
+		openapi.Key(fiber.MethodGet, PathSession): {
+			Description: "The caller's role, the dashboard pages it may open and the actions it may take (each the " +
+				"route it calls admits the role), so the pages offer nothing that would be refused.",
+			Responses: map[int]openapi.Response{200: ok("the caller's session", Session{})}},
 		openapi.Key(fiber.MethodGet, PathRequests): {
 			Params: []openapi.Param{timeDoc("from", "30 days ago"), timeDoc("to", "now"),
 				{Name: "status", Enum: []string{"pending", "all"}, Description: "pending (default): requests with items still pending"},

@@ -18,6 +18,9 @@ import (
 // the lock registry knows, attestation evidence that verifies, the state a
 // credential must be in) are in the descriptions.
 
+// kpiTime is what parseTime reads: epoch milliseconds or RFC 3339.
+const kpiTime = `^([0-9]{1,15}|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$`
+
 // idPattern is what validID accepts: pseudonymous ids, no whitespace, no
 // e-mail addresses.
 const idPattern = "^[^ \t\r\n@]+$"
@@ -29,7 +32,7 @@ var (
 	msField = func(desc string) openapi.Field {
 		return openapi.Field{Min: openapi.Num(0), Max: openapi.Num(253402300799999), Description: desc}
 	}
-	nonBlank  = openapi.Field{Pattern: `\S`, MaxLength: 256}
+	nonBlank  = openapi.Field{Pattern: `\S`}
 	base64Pat = `^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$`
 )
 
@@ -49,8 +52,8 @@ func refFields(prefix string) openapi.Fields {
 	return openapi.Fields{
 		prefix:                 {Description: "the credential's identities on locks (Matter user index, Nuki auth id, card number ...); only keyed hashes are kept"},
 		prefix + "[].vendor":   {Enum: event.Vendors, Required: true},
-		prefix + "[].user_ref": {MinLength: 1, MaxLength: 256, Required: true, Description: "the vendor's user reference, raw"},
-		prefix + "[].lock_id":  {MaxLength: 256, Description: "empty: valid on every lock of the vendor"},
+		prefix + "[].user_ref": {MinLength: 1, Required: true, Description: "the vendor's user reference, raw"},
+		prefix + "[].lock_id":  {Description: "empty: valid on every lock of the vendor"},
 	}
 }
 
@@ -84,13 +87,13 @@ func credentialRequestSchema(roles []string) map[string]any {
 		"role":      {Enum: roles, Required: true, Description: "role template (GET /v1/templates); break-glass roles: POST /v1/breakglass"},
 		"site_id":   optional("site"),
 		"device_id": optional("the phone or wallet the credential is issued to"),
-		"door_groups": {MaxItems: 100, Description: "door groups added to the template's: door groups of the lock registry " +
+		"door_groups": {Description: "door groups added to the template's: door groups of the lock registry " +
 			"(GET /v1/door-groups); groups beyond the template make the credential an exception (stricter approval)"},
 		"door_groups[]": nonBlank,
 		"valid_from_ms": msField("start of validity, epoch ms (0: at issue)"),
 		"valid_until_ms": msField("end of validity, epoch ms, in the future and after valid_from_ms (0: the template's " +
 			"max validity); beyond the template's max validity makes the credential an exception"),
-		"reason": {MaxLength: 2000, Description: "why (audited)"},
+		"reason": {Description: "why (audited)"},
 	}, attestationFields("attestation", true), refFields("refs")))
 }
 
@@ -104,7 +107,7 @@ var csvSchema = map[string]any{"type": "string", "description": "CSV with a head
 // opBodySchema is the body of POST /v1/credentials/{id}:<op>.
 func opBodySchema(op string) map[string]any {
 	f := merge(openapi.Fields{
-		"reason":    {MaxLength: 2000, Description: "why (audited)"},
+		"reason":    {Description: "why (audited)"},
 		"device_id": optional("activate: the device (default: the credential's); device: the new device (required)"),
 	}, attestationFields("attestation", true))
 	switch op {
@@ -171,7 +174,7 @@ func problem(desc string) openapi.Response {
 		"application/problem+json": {"$ref": "#/components/schemas/Problem"}}}
 }
 
-var idempotencyKey = openapi.Param{Name: "Idempotency-Key", MaxLen: 255,
+var idempotencyKey = openapi.Param{Name: "Idempotency-Key", MaxLen: 255, AllowEmpty: true, AnyText: true,
 	Description: "makes the request safe to retry: the same caller and key get the same request id, credential ids " +
 		"and answer; the key with another body is 422 idempotency_key_reused"}
 
@@ -231,9 +234,9 @@ func (p *API) Operations() map[string]openapi.Operation {
 		},
 		openapi.Key(fiber.MethodGet, "/v1/credentials"): {
 			Params: []openapi.Param{
-				{Name: "subject_id", MaxLen: 128, Description: "only this subject's credentials"},
-				{Name: "state", Enum: event.States, Description: "only credentials in this state"},
-				{Name: "role", MaxLen: 64, Description: "only this role"},
+				{Name: "subject_id", MaxLen: 128, AllowEmpty: true, AnyText: true, Description: "only this subject's credentials"},
+				{Name: "state", Enum: event.States, AllowEmpty: true, Description: "only credentials in this state"},
+				{Name: "role", MaxLen: 64, AllowEmpty: true, AnyText: true, Description: "only this role"},
 				{Name: "limit", Type: openapi.TypeInteger, Min: 1, Max: 10000, Default: "100"},
 			},
 			Responses: map[int]openapi.Response{200: ok("current records, by credential id; total counts all matches", credentialList{}),
@@ -246,12 +249,13 @@ func (p *API) Operations() map[string]openapi.Operation {
 		},
 		openapi.Key(fiber.MethodPost, `/v1/subjects/:id\:revoke`): {
 			Description: "Revokes every live credential of the subject under one revocation id (never throttled).",
-			Body:        opBodySchema("revoke"), BodyOptional: true,
+			Body:        nullable(opBodySchema("revoke")), BodyOptional: true,
 			Responses: map[int]openapi.Response{202: ok("queued; revocation_url shows the locks confirming", control.SubjectRevokeResponse{}),
 				404: problem("the subject has no live credential"), 503: starting},
 		},
 		openapi.Key(fiber.MethodGet, "/v1/requests/:id"): {
-			Params: []openapi.Param{{Name: "items", Type: openapi.TypeBoolean, Description: "list every item"}},
+			Params: []openapi.Param{{Name: "items", MaxLen: 16, AllowEmpty: true, AnyText: true,
+				Description: "true (or 1, t) lists every item; any other value does not"}},
 			Responses: map[int]openapi.Response{200: ok("pending, completed, completed_with_failures or failed, with "+
 				"counts per item status and the failures (why)", control.RequestStatus{}),
 				404: problem("no such request"), 503: starting},
@@ -277,12 +281,11 @@ func (p *API) Operations() map[string]openapi.Operation {
 					Approval         string           `json:"approval"`
 					BreakGlass       bool             `json:"break_glass,omitempty"`
 				}{}, openapi.Fields{
-					"door_groups":   {Required: true, MinItems: 1, MaxItems: 100, Description: "door groups the role opens (* for all)"},
+					"door_groups":   {Required: true, MinItems: 1, Description: "door groups the role opens (* for all)"},
 					"door_groups[]": nonBlank,
-					"extra_group_prefixes": {MaxItems: 100,
+					"extra_group_prefixes": {
 						Description: "prefixes of door groups a request may add without making an exception (unit:)"},
-					"windows":          {MaxItems: 50, Description: "weekly access windows in the lock's local time (none: any time)"},
-					"windows[].days":   {MaxItems: 7},
+					"windows":          {Description: "weekly access windows in the lock's local time (none: any time)"},
 					"windows[].days[]": {Enum: []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}},
 					"windows[].start":  {Pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$", Required: true, Description: "HH:MM"},
 					"windows[].end": {Pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$", Required: true,
@@ -315,18 +318,18 @@ func (p *API) Operations() map[string]openapi.Operation {
 				"role":          {Enum: bgRoles, Description: "a break-glass role (default emergency_responder)"},
 				"site_id":       optional("site"),
 				"device_id":     optional("the responder's device"),
-				"door_groups":   {MaxItems: 100, Description: "a subset of the template's door groups (default all of them)"},
+				"door_groups":   {Description: "a subset of the template's door groups (default all of them)"},
 				"door_groups[]": nonBlank,
 				"duration_s": {Required: true, Min: openapi.Num(1), Max: openapi.Num(float64(maxBreakGlass(p.state.Templates(), bgRoles))),
 					Description: "how long the access lasts once approved, at most the role template's max validity"},
-				"reason": {Required: true, Pattern: `\S`, MaxLength: 2000, Description: "what the emergency is"},
+				"reason": {Required: true, Pattern: `\S`, Description: "what the emergency is"},
 			}, attestationFields("attestation", true), refFields("refs"))),
 			Responses: map[int]openapi.Response{202: accepted, 422: problem("Idempotency-Key reused with another body"), 503: starting},
 			Headers:   []openapi.Param{idempotencyKey},
 		},
 		openapi.Key(fiber.MethodGet, "/v1/breakglass/reviews"): {
 			Params: []openapi.Param{{Name: "status", Enum: []string{"open", "all", control.ReviewInUse, control.ReviewAwaiting,
-				control.ReviewClosed}, Default: "open", Description: "open: in_use and awaiting_review"}},
+				control.ReviewClosed}, Default: "open", AllowEmpty: true, Description: "open: in_use and awaiting_review (also when empty)"}},
 			Responses: map[int]openapi.Response{200: ok("break-glass credentials and their review status, newest first", reviewList{}), 503: starting},
 		},
 		openapi.Key(fiber.MethodGet, "/v1/breakglass/:id/review"): {
@@ -338,7 +341,7 @@ func (p *API) Operations() map[string]openapi.Operation {
 				"403 self_review). Outcomes: justified, unjustified, inconclusive.",
 			Body: openapi.RequestSchema(reviewBody{}, openapi.Fields{
 				"outcome": {Enum: []string{"justified", "unjustified", "inconclusive"}, Required: true},
-				"note":    {MaxLength: 2000, Description: "what the review found"},
+				"note":    {Description: "what the review found"},
 			}),
 			Responses: map[int]openapi.Response{200: ok("the review is closed", reviewClosed{}),
 				404: problem("no such break-glass credential"), 409: problem("the access has not ended yet (current_state)"),
@@ -346,9 +349,11 @@ func (p *API) Operations() map[string]openapi.Operation {
 		},
 		openapi.Key(fiber.MethodGet, "/v1/kpis/credentials"): {
 			Params: []openapi.Param{
-				{Name: "from", MaxLen: 64, Description: "RFC 3339 or epoch ms (default 7 days before to)"},
-				{Name: "to", MaxLen: 64, Description: "RFC 3339 or epoch ms (default now)"},
-				{Name: "sla", MaxLen: 32, Description: "pending-lock SLA, a Go duration such as 15m (default --revocation-sla)"},
+				{Name: "from", MaxLen: 64, AllowEmpty: true, Pattern: kpiTime,
+					Description: "RFC 3339 or epoch ms (default 7 days before to); at most 400 days before to"},
+				{Name: "to", MaxLen: 64, AllowEmpty: true, Pattern: kpiTime, Description: "RFC 3339 or epoch ms (default now)"},
+				{Name: "sla", MaxLen: 32, AllowEmpty: true, Pattern: `^([0-9]{0,3}[1-9](ms|s|m|h))+$`,
+					Description: "pending-lock SLA, a Go duration such as 15m (default --revocation-sla)"},
 			},
 			Responses: map[int]openapi.Response{200: ok("revocation latency, time to issue, activation, exceptions, pending locks",
 				control.FleetKPIs{}), 503: starting},
@@ -359,12 +364,21 @@ func (p *API) Operations() map[string]openapi.Operation {
 		},
 	}
 	for _, op := range []string{"approve", "activate", "device", "suspend", "reinstate", "revoke", "archive"} {
+		optional := !slices.Contains([]string{"activate", "device"}, op)
+		body := opBodySchema(op)
+		if optional {
+			body["nullable"] = true // no body, {} and null are alike
+		}
 		ops[openapi.Key(fiber.MethodPost, `/v1/credentials/:id\:`+op)] = openapi.Operation{
-			Description: opDesc[op], Body: opBodySchema(op), BodyOptional: !slices.Contains([]string{"activate", "device"}, op),
-			Responses: opResp,
+			Description: opDesc[op], Body: body, BodyOptional: optional, Responses: opResp,
 		}
 	}
 	return ops
+}
+
+func nullable(s map[string]any) map[string]any {
+	s["nullable"] = true
+	return s
 }
 
 func maxBreakGlass(ts *control.Templates, roles []string) int64 {

@@ -21,6 +21,10 @@ func rendered(desc string) openapi.Response {
 	}}
 }
 
+// weekPattern is an ISO week from 1970 on (W53 exists in some years only;
+// a week that has not started is refused by the weekly route).
+const weekPattern = `^(19[7-9][0-9]|20[0-9]{2})-W(0[1-9]|[1-4][0-9]|5[0-2])$`
+
 var formatParam = openapi.Param{Name: "format", Enum: Formats, Description: "json (default), md, csv or html"}
 
 // Operations describes the report routes for the OpenAPI document.
@@ -31,7 +35,7 @@ func (a *API) Operations() map[string]openapi.Operation {
 				"history covers whole are compared), anomalies by detector, stale credentials, exceptions past their " +
 				"end date (the expired_exception detector's check), vendor and lock health.",
 			Params: []openapi.Param{
-				{Name: "week", MaxLen: 8, Pattern: `^\d{4}-W\d{2}$`, Description: "ISO week such as 2026-W47 (default: the last " +
+				{Name: "week", MaxLen: 8, Pattern: weekPattern, Description: "ISO week such as 2026-W47 (default: the last " +
 					"complete week, or the week in progress when the stored history began after it)"},
 				{Name: "site", MaxLen: 128, Description: "limit the access-derived sections to one site"},
 				formatParam,
@@ -48,7 +52,7 @@ func (a *API) Operations() map[string]openapi.Operation {
 		},
 		openapi.Key(fiber.MethodGet, PathOne): {
 			Params: []openapi.Param{{Name: "id", In: "path", Required: true, MaxLen: 200,
-				Pattern: `^\d{4}-W\d{2}(~.+)?$`, Description: "report id: 2026-W47, or 2026-W47~site-a"}, formatParam},
+				Pattern: `^` + weekPattern[1:len(weekPattern)-1] + `(~[^~]{1,128})?$`, Description: "report id: 2026-W47, or 2026-W47~site-a"}, formatParam},
 			Responses: map[int]openapi.Response{200: rendered("the stored report"), 404: {Description: "no such stored report",
 				Content: map[string]map[string]any{"application/problem+json": {"$ref": "#/components/schemas/Problem"}}}},
 		},

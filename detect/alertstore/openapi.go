@@ -23,7 +23,7 @@ func (a *API) Operations() map[string]openapi.Operation {
 	notFound := openapi.Response{Description: "no such alert", Content: map[string]map[string]any{
 		"application/problem+json": {"$ref": "#/components/schemas/Problem"}}}
 	str := func(name, desc string) openapi.Param {
-		return openapi.Param{Name: name, MaxLen: 200, Description: desc}
+		return openapi.Param{Name: name, MaxLen: 200, AnyText: true, Description: desc}
 	}
 	return map[string]openapi.Operation{
 		openapi.Key(fiber.MethodGet, "/v1/alerts"): {

@@ -71,7 +71,8 @@ func (a *API) Operations() map[string]openapi.Operation {
 			Description: "Creates a token with one role. The secret is in this response only; keyfleet keeps its SHA-256 hash.",
 			Body: map[string]any{"type": "object", "required": []string{"name", "role"}, "additionalProperties": false,
 				"properties": map[string]any{
-					"name": map[string]any{"type": "string", "maxLength": maxNameLen, "description": "a label (what or who uses it)"},
+					"name": map[string]any{"type": "string", "minLength": 1, "maxLength": maxNameLen, "pattern": openapi.Printable,
+						"description": "a label (what or who uses it)"},
 					"role": map[string]any{"type": "string", "enum": roleNames()},
 				}},
 			Responses: map[int]openapi.Response{201: {Description: "the token and its secret",

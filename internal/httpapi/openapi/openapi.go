@@ -37,7 +37,27 @@ type Param struct {
 	Min, Max    int64  // integer bounds (both zero: unbounded)
 	MaxLen      int    // string length limit (0: 256)
 	Pattern     string // a regular expression string values match (checked by Parse)
+	// AllowEmpty: the route takes an empty value (as if the parameter were
+	// absent); Parse refuses empty values, so only for routes that do not use it.
+	AllowEmpty bool
+	// AnyText: the route takes any characters (Parse refuses control
+	// characters; only for routes that do not use it).
+	AnyText bool
 }
+
+// Printable is the pattern of text without control characters (what Parse
+// and the handlers accept as printable, for ASCII).
+const Printable = `^[^\x00-\x1f\x7f-\x9f]*$`
+
+// listItem is one value of a comma-separated list: printable, no comma,
+// not only spaces (Parse trims items and refuses empty ones).
+const listItem = `^[^,\x00-\x1f\x7f-\x9f]*[^ ,\x00-\x1f\x7f-\x9f][^,\x00-\x1f\x7f-\x9f]*$`
+
+// TimePattern is the grammar ParseTime reads: now, now-<duration>, epoch
+// milliseconds, a date, an RFC 3339 time.
+const TimePattern = `^(now(-[0-9]{1,6}(\.[0-9]{1,3})?(ns|us|ms|s|m|h|d))?|[0-9]{1,15}|` +
+	`[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])` +
+	`(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?)$`
 
 // Operation describes one route beyond what httpapi.Route says.
 type Operation struct {
@@ -286,19 +306,34 @@ func paramObject(p Param) map[string]any {
 		schema["type"] = "string"
 		schema["description"] = "RFC 3339 time, a date (2026-12-01: start of that day, UTC), epoch milliseconds, now, " +
 			"or now-<duration> (e.g. now-24h, now-7d)"
+		schema["pattern"] = TimePattern
+		schema["minLength"] = 1
+		schema["maxLength"] = maxLen(p)
 	default:
 		schema["type"] = "string"
-		schema["maxLength"] = maxLen(p)
-		schema["minLength"] = 1 // Parse refuses empty values
-		if p.Pattern != "" {
-			schema["pattern"] = p.Pattern
+		if len(p.Enum) == 0 {
+			schema["maxLength"] = maxLen(p)
+			if !p.AllowEmpty {
+				schema["minLength"] = 1 // Parse refuses empty values
+			}
+			switch {
+			case p.Pattern != "":
+				schema["pattern"] = p.Pattern
+			case p.List:
+				schema["pattern"] = listItem // no comma, not only spaces
+			case !p.AnyText:
+				schema["pattern"] = Printable
+			}
 		}
 	}
 	if len(p.Enum) > 0 {
 		schema["enum"] = p.Enum
+		if p.AllowEmpty {
+			schema["enum"] = append([]string{""}, p.Enum...)
+		}
 	}
 	if p.List {
-		schema = map[string]any{"type": "array", "items": schema}
+		schema = map[string]any{"type": "array", "items": schema, "minItems": 1, "maxItems": maxListItems}
 	}
 	if p.Default != "" {
 		schema["default"] = p.Default

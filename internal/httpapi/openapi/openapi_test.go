@@ -55,20 +55,15 @@ func TestRequestSchema(t *testing.T) {
 	})
 	b, err := json.Marshal(s)
 	require.NoError(t, err)
-	want := `{"additionalProperties":false,"properties":{` +
-		`"at":{"example":"2026-01-01T00:00:00Z","format":"date-time","type":"string"},` +
-		`"att":{"additionalProperties":false,"description":"evidence","properties":{"evidence":{"type":"string"},"format":{"enum":["a","b"],"type":"string"}},"required":["format"],"type":"object"},` +
-		`"count":{"maximum":10,"minimum":1,"type":"integer"},` +
-		`"id":{"format":"uuid","type":"string"},` +
-		`"labels":{"additionalProperties":{"maxLength":8,"type":"string"},"type":"object"},` +
-		`"name":{"description":"who","maxLength":64,"type":"string"},` +
-		`"on":{"type":"boolean"},` +
-		`"raw":{},` +
-		`"refs":{"items":{"additionalProperties":false,"properties":{"evidence":{"format":"byte","type":"string"},"format":{"pattern":"^[a-z]+$","type":"string"}},"type":"object"},"minItems":1,"type":"array"},` +
-		`"score":{"type":"number"},` +
-		`"seq":{"minimum":0,"type":"integer"},` +
-		`"tags":{"items":{"minLength":1,"type":"string"},"maxItems":3,"type":"array"}},` +
-		`"required":["name"],"type":"object"}`
+	// encoding/json decodes null into anything: every optional property may be null.
+	want := `{"additionalProperties":false,"properties":{"at":{"example":"2026-01-01T00:00:00Z","format":"date-time","nullable":true,"type":"string"},` +
+		`"att":{"additionalProperties":false,"description":"evidence","nullable":true,"properties":{"evidence":{"nullable":true,"type":"string"},"format":{"enum":["a","b"],"type":"string"}},"required":["format"],"type":"object"},` +
+		`"count":{"maximum":10,"minimum":1,"nullable":true,"type":"integer"},"id":{"format":"uuid","nullable":true,"type":"string"},` +
+		`"labels":{"additionalProperties":{"maxLength":8,"type":"string"},"nullable":true,"type":"object"},` +
+		`"name":{"description":"who","maxLength":64,"type":"string"},"on":{"nullable":true,"type":"boolean"},"raw":{"nullable":true},` +
+		`"refs":{"items":{"additionalProperties":false,"properties":{"evidence":{"format":"byte","nullable":true,"type":"string"},"format":{"nullable":true,"pattern":"^[a-z]+$","type":"string"}},"type":"object"},"minItems":1,"nullable":true,"type":"array"},` +
+		`"score":{"nullable":true,"type":"number"},"seq":{"minimum":0,"nullable":true,"type":"integer"},` +
+		`"tags":{"items":{"minLength":1,"type":"string"},"maxItems":3,"nullable":true,"type":"array"}},"required":["name"],"type":"object"}`
 	assert.JSONEq(t, want, string(b))
 }
 

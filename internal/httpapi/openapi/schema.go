@@ -193,6 +193,14 @@ func (r *reflector) properties(t reflect.Type, path string, depth int, props map
 		}
 		s := r.schema(ft, p, depth+1)
 		omit := strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
+		// encoding/json decodes null into any property (leaving the zero
+		// value): an optional property may be null, as if it were absent.
+		if r.request && !r.fields[p].Required {
+			if _, ok := s["$ref"]; !ok {
+				s = clone(s)
+				s["nullable"] = true
+			}
+		}
 		if !r.request && !omit && nullable(ft) {
 			if _, ok := s["$ref"]; !ok {
 				s = clone(s)
