@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
@@ -33,7 +34,7 @@ const tableAlerts = "alerts"
 
 // tableCredentialEvents is the control plane's lifecycle table; the timeline
 // includes it when it exists (it is created by the control plane's migrations).
-const tableCredentialEvents = "credential_events"
+var tableCredentialEvents = chstorage.CredentialEvents.Name
 
 // credentialColumns are the credential_events columns a timeline shows, if
 // present; the first five are required for the table to be used.
@@ -257,32 +258,33 @@ func decodeTimelineCursor(s, sum string) (timelineCursor, error) {
 	return c, nil
 }
 
-// keyset adds "strictly after the cursor, newest first" for one source whose
+// keyset is "strictly after the cursor, newest first" for one source whose
 // items all have kind; idCond compares the source's id with the cursor's.
-func keyset(w *where, kind string, cur *timelineCursor, idCond string, idArgs ...any) {
-	if cur == nil {
-		return
-	}
+// Without a cursor it is empty (no condition).
+func keyset(kind string, cur *timelineCursor, idCond string, idArgs ...any) chstorage.Fragment {
 	switch {
+	case cur == nil:
+		return chstorage.Fragment{}
 	case kind < cur.Kind:
-		w.add("ts_ms <= ?", cur.TsMs)
+		return chstorage.Fragment{SQL: "ts_ms <= ?", Args: []any{cur.TsMs}}
 	case kind > cur.Kind:
-		w.add("ts_ms < ?", cur.TsMs)
-	default:
-		w.add("(ts_ms < ? OR (ts_ms = ? AND "+idCond+"))", append([]any{cur.TsMs, cur.TsMs}, idArgs...)...)
+		return chstorage.Fragment{SQL: "ts_ms < ?", Args: []any{cur.TsMs}}
 	}
+	return chstorage.Fragment{SQL: "(ts_ms < ? OR (ts_ms = ? AND " + idCond + "))", Args: append([]any{cur.TsMs, cur.TsMs}, idArgs...)}
 }
 
+var (
+	timelineEventsSQL      = chstorage.Query("query/timeline_events")
+	tableColumnsSQL        = chstorage.Query("query/table_columns")
+	timelineCredentialsSQL = chstorage.Query("query/timeline_credentials")
+)
+
 func (s *Service) timelineAccess(ctx context.Context, subject string, r timeRange, cur *timelineCursor, n int) ([]timelineItem, error) {
-	var w where
-	w.add("subject_id = ?", subject)
-	w.timeRange(r)
+	var after chstorage.Fragment
 	if cur != nil {
-		keyset(&w, kindAccess, cur, "event_id < toUUID(?)", cur.ID)
+		after = keyset(kindAccess, cur, "event_id < toUUID(?)", cur.ID)
 	}
-	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY ts_ms DESC, event_id DESC LIMIT 1 BY event_id LIMIT %d",
-		eventColumns, tableBySubject, w.sql(), n)
-	rows, err := s.opts.Conn.Query(ctx, q, w.args...)
+	rows, err := timelineEventsSQL.Query(ctx, s.opts.Conn, r.args(chstorage.Args{"subject": subject, "after": after, "limit": n}))
 	if err != nil {
 		return nil, fmt.Errorf("timeline events: %w", err)
 	}
@@ -301,22 +303,9 @@ func (s *Service) timelineAccess(ctx context.Context, subject string, r timeRang
 // credentialTableColumns returns which of credentialColumns the control
 // plane's table has (nil when the table does not exist or lacks the basics).
 func (s *Service) credentialTableColumns(ctx context.Context) ([]string, error) {
-	rows, err := s.opts.Conn.Query(ctx,
-		"SELECT name FROM system.columns WHERE database = currentDatabase() AND table = ?", tableCredentialEvents)
+	have, err := s.tableColumns(ctx, tableCredentialEvents)
 	if err != nil {
-		return nil, fmt.Errorf("credential_events columns: %w", err)
-	}
-	defer rows.Close()
-	have := map[string]bool{}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, fmt.Errorf("credential_events columns: %w", err)
-		}
-		have[name] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("credential_events columns: %w", err)
+		return nil, err
 	}
 	var cols []string
 	for i, c := range credentialColumns {
@@ -338,21 +327,20 @@ func (s *Service) timelineCredentials(ctx context.Context, subject string, r tim
 	if err != nil || cols == nil {
 		return nil, false, err
 	}
-	var w where
-	w.add("subject_id = ?", subject)
-	w.add("ts_ms >= ? AND ts_ms < ?", r.from, r.to)
+	var after chstorage.Fragment
 	if cur != nil {
 		credID, seq := splitCredentialItemID(cur.ID)
-		keyset(&w, kindCredential, cur, "(credential_id < ? OR (credential_id = ? AND seq < ?))", credID, credID, seq)
+		after = keyset(kindCredential, cur, "(credential_id < ? OR (credential_id = ? AND seq < ?))", credID, credID, seq)
 	}
+	// The columns the table has (names from credentialColumns, checked
+	// against system.columns), each as text.
 	sel := make([]string, len(cols))
 	for i, c := range cols {
 		sel[i] = "toString(" + c + ")"
 	}
-	q := fmt.Sprintf("SELECT toInt64(ts_ms), toString(credential_id), toUInt64(seq), %s FROM %s WHERE %s "+
-		"ORDER BY ts_ms DESC, credential_id DESC, seq DESC LIMIT 1 BY credential_id, seq LIMIT %d",
-		strings.Join(sel, ", "), tableCredentialEvents, w.sql(), n)
-	rows, err := s.opts.Conn.Query(ctx, q, w.args...)
+	rows, err := timelineCredentialsSQL.Query(ctx, s.opts.Conn, chstorage.Args{
+		"columns": chstorage.Fragment{SQL: strings.Join(sel, ", ")}, "subject": subject,
+		"from_ms": r.from, "to_ms": r.to, "after": after, "limit": n})
 	if err != nil {
 		return nil, false, fmt.Errorf("timeline credentials: %w", err)
 	}
@@ -396,33 +384,44 @@ func credentialValue(col, v string) any {
 	return v
 }
 
-// tableExists reports whether the current database has table.
-func (s *Service) tableExists(ctx context.Context, table string) (bool, error) {
-	var n uint64
-	if err := s.opts.Conn.QueryRow(ctx,
-		"SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?", table).Scan(&n); err != nil {
-		return false, fmt.Errorf("table %s: %w", table, err)
+var timelineAlertsSQL = chstorage.Query("query/timeline_alerts")
+
+// tableColumns returns the columns a table of the current database has
+// (none when it does not exist).
+func (s *Service) tableColumns(ctx context.Context, table string) (map[string]bool, error) {
+	rows, err := tableColumnsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"table": table})
+	if err != nil {
+		return nil, fmt.Errorf("%s columns: %w", table, err)
 	}
-	return n > 0, nil
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("%s columns: %w", table, err)
+		}
+		have[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s columns: %w", table, err)
+	}
+	return have, nil
 }
 
 // timelineAlerts reads the alerts raised about the subject (the latest
-// version of each). Items are ordered by ts_ms, alert_id.
+// version of each), when the detectors' table exists. Items are ordered by
+// ts_ms, alert_id.
 func (s *Service) timelineAlerts(ctx context.Context, subject string, r timeRange, cur *timelineCursor, n int) ([]timelineItem, bool, error) {
-	ok, err := s.tableExists(ctx, tableAlerts)
-	if err != nil || !ok {
+	cols, err := s.tableColumns(ctx, tableAlerts)
+	if err != nil || !cols["alert_id"] {
 		return nil, false, err
 	}
-	var w where
-	w.add("subject_id = ?", subject)
-	w.add("ts_ms >= ? AND ts_ms < ?", r.from, r.to)
+	var after chstorage.Fragment
 	if cur != nil {
-		keyset(&w, kindAlert, cur, "alert_id < ?", cur.ID)
+		after = keyset(kindAlert, cur, "alert_id < ?", cur.ID)
 	}
-	q := fmt.Sprintf("SELECT alert_id, detector, severity, status, credential_id, door_id, site_id, ts_ms, "+
-		"window_start_ms, window_end_ms, observed, threshold, explanation, suggested_action, evidence "+
-		"FROM %s FINAL WHERE %s ORDER BY ts_ms DESC, alert_id DESC LIMIT %d", tableAlerts, w.sql(), n)
-	rows, err := s.opts.Conn.Query(ctx, q, w.args...)
+	rows, err := timelineAlertsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"subject": subject,
+		"from_ms": r.from, "to_ms": r.to, "after": after, "limit": n})
 	if err != nil {
 		return nil, false, fmt.Errorf("timeline alerts: %w", err)
 	}

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/detect"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
 // Defaults of a Query.
@@ -381,8 +381,7 @@ func (r *Report) historyNote() string {
 func HistoryStart(ctx context.Context, conn driver.Conn) (time.Time, error) {
 	var secs uint32
 	var parts uint64
-	if err := conn.QueryRow(ctx, `SELECT toUInt32(min(min_time)), count() FROM system.parts
-		WHERE database = currentDatabase() AND table = 'access_events' AND active AND rows > 0`).Scan(&secs, &parts); err != nil {
+	if err := historySQL.QueryRow(ctx, conn, chstorage.Args{}).Scan(&secs, &parts); err != nil {
 		return time.Time{}, fmt.Errorf("history start: %w", err)
 	}
 	if parts == 0 || secs == 0 {
@@ -424,13 +423,27 @@ func (g *gen) coverage(from, to int64) string {
 	return HistoryFull
 }
 
-// siteCond returns " AND site_id = ?" and its argument when a site is set.
-func (g *gen) siteCond(args []any) (string, []any) {
-	if g.q.Site == "" {
-		return "", args
-	}
-	return " AND site_id = ?", append(args, g.q.Site)
+// rangeArgs are the arguments of a statement over [from, to): the
+// whole-second bounds on ts (partition pruning), the exact ones on ts_ms,
+// and the site (empty: every site).
+func (g *gen) rangeArgs(from, to time.Time) chstorage.Args {
+	return chstorage.Args{"from": secs(from), "to": secs(to), "from_ms": from.UnixMilli(), "to_ms": to.UnixMilli(),
+		"site": g.q.Site}
 }
+
+var (
+	weekDeadLettersSQL = chstorage.Query("report/week_dead_letters")
+	weekAlertsSQL      = chstorage.Query("report/week_alerts")
+	weeklyAccessSQL    = chstorage.Query("report/weekly_access")
+	anomaliesSQL       = chstorage.Query("report/anomalies")
+	anomaliesTopSQL    = chstorage.Query("report/anomalies_top")
+	lastUsesSQL        = chstorage.Query("report/credential_last_uses")
+	staleSQL           = chstorage.Query("report/stale_candidates")
+	expiredSQL         = chstorage.Query("report/expired")
+	vendorHealthSQL    = chstorage.Query("report/vendor_health")
+	lockHealthSQL      = chstorage.Query("report/lock_health")
+	historySQL         = chstorage.Query("report/history_start")
+)
 
 func secs(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
@@ -444,13 +457,12 @@ func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
 	k.Activation, k.TimeToIssue, k.RevocationLatency = cred.Activation, cred.TimeToIssue, cred.RevocationLatency
 	k.Exceptions, k.PendingLocks = cred.Exceptions, cred.PendingLocks.Count
 
-	if err := g.conn.QueryRow(ctx, `SELECT count() FROM dead_letters WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`,
-		secs(from), secs(to), from.UnixMilli(), to.UnixMilli()).Scan(&k.DeadLetters); err != nil {
+	args := g.rangeArgs(from, to)
+	dlArgs := chstorage.Args{"from": args["from"], "to": args["to"], "from_ms": args["from_ms"], "to_ms": args["to_ms"]}
+	if err := weekDeadLettersSQL.QueryRow(ctx, g.conn, dlArgs).Scan(&k.DeadLetters); err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
-	cond, args := g.siteCond([]any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()})
-	if err := g.conn.QueryRow(ctx, `SELECT count() FROM alerts FINAL WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`+cond,
-		args...).Scan(&k.Alerts); err != nil {
+	if err := weekAlertsSQL.QueryRow(ctx, g.conn, args).Scan(&k.Alerts); err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	return k, nil
@@ -463,21 +475,7 @@ func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
 // duplicates until a merge.
 func (g *gen) access(ctx context.Context, weeks []WeekKPI) error {
 	from, to := time.UnixMilli(weeks[0].FromMs), time.UnixMilli(weeks[len(weeks)-1].ToMs)
-	const weekMs = 7 * 24 * 3_600_000
-	site := "1"
-	args := []any{from.UnixMilli()}
-	if g.q.Site != "" {
-		site = "site_id = ?"
-		for range 5 { // one per use below
-			args = append(args, g.q.Site)
-		}
-	}
-	args = append(args, secs(from), secs(to), from.UnixMilli(), to.UnixMilli())
-	rows, err := g.conn.Query(ctx, `SELECT intDiv(ts_ms - ?, `+strconv.Itoa(weekMs)+`) AS w,
-			uniqExact(event_id), uniqExactIf(event_id, `+site+`), uniqExactIf(event_id, `+site+` AND outcome = 'denied'),
-			uniqExactIf(event_id, `+site+` AND action = 'battery_low'), uniqExactIf(event_id, `+site+` AND action = 'offline'),
-			uniqExactIf(event_id, `+site+` AND action = 'lock_jammed')
-		FROM access_events WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ? GROUP BY w`, args...)
+	rows, err := weeklyAccessSQL.Query(ctx, g.conn, g.rangeArgs(from, to))
 	if err != nil {
 		return fmt.Errorf("access events: %w", err)
 	}
@@ -510,11 +508,7 @@ func (g *gen) access(ctx context.Context, weeks []WeekKPI) error {
 
 func (g *gen) anomalies(ctx context.Context, from, to time.Time) (Anomalies, error) {
 	out := Anomalies{Detectors: []DetectorCount{}}
-	base := []any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()}
-	cond, args := g.siteCond(base)
-	where := ` FROM alerts FINAL WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?` + cond
-	rows, err := g.conn.Query(ctx, `SELECT detector, severity, count(), countIf(status = 'open')`+where+
-		` GROUP BY detector, severity ORDER BY detector, severity`, args...)
+	rows, err := anomaliesSQL.Query(ctx, g.conn, g.rangeArgs(from, to))
 	if err != nil {
 		return out, fmt.Errorf("anomalies: %w", err)
 	}
@@ -541,8 +535,9 @@ func (g *gen) anomalies(ctx context.Context, from, to time.Time) (Anomalies, err
 		return out, fmt.Errorf("anomalies: %w", err)
 	}
 	for _, col := range []string{"subject_id", "door_id"} {
-		rows, err := g.conn.Query(ctx, `SELECT detector, `+col+` AS k, count() AS n`+where+` AND `+col+` != ''
-			GROUP BY detector, k ORDER BY detector, n DESC, k LIMIT ? BY detector`, append(args, g.q.Top)...)
+		args := g.rangeArgs(from, to)
+		args["key"], args["top"] = col, g.q.Top
+		rows, err := anomaliesTopSQL.Query(ctx, g.conn, args)
 		if err != nil {
 			return out, fmt.Errorf("anomalies top %s: %w", col, err)
 		}
@@ -579,18 +574,6 @@ func (g *gen) anomalies(ctx context.Context, from, to time.Time) (Anomalies, err
 	return out, nil
 }
 
-// credState is each credential's latest record before `to` (dedup-safe:
-// argMax over seq collapses re-delivered records). Like the detectors'
-// view of a credential, the end date is the latest one set, break-glass is
-// sticky and active_since_ms is the first activation.
-// (Aliases differ from the columns: ClickHouse resolves a name to the alias
-// anywhere in the query.)
-const credState = `SELECT credential_id, argMax(state, seq) AS cur_state, argMax(subject_id, seq) AS subject_id,
-		argMax(role, seq) AS role, argMax(site_id, seq) AS site_id, max(ts_ms) AS changed_ms,
-		argMaxIf(valid_until_ms, seq, valid_until_ms > 0) AS end_ms, max(break_glass) AS bg,
-		argMax(exception, seq) AS exception, minIf(ts_ms, state = 'active') AS active_since_ms
-	FROM credential_events WHERE ts_ms < ? GROUP BY credential_id`
-
 // stale counts, for each week end (or now), the credentials active at that
 // time and neither used (a granted access) nor changed for StaleDays, and
 // lists those of the last week end, idle longest first. Idle time counts
@@ -605,16 +588,14 @@ func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, map
 	counts := make([]int, len(ends))
 	idle := time.Duration(g.q.StaleDays) * 24 * time.Hour
 	first, last := ends[0].Add(-idle), ends[len(ends)-1]
-	cols := make([]string, len(ends))
-	args := make([]any, 0, len(ends)+5)
-	for i, end := range ends {
-		cols[i] = "maxIf(ts_ms, ts_ms < ?)"
-		args = append(args, end.UnixMilli())
+	// One maxIf per week end: the ends' number varies, so code builds the list.
+	uses := chstorage.Fragment{SQL: strings.TrimSuffix(strings.Repeat("maxIf(ts_ms, ts_ms < ?), ", len(ends)), ", ")}
+	for _, end := range ends {
+		uses.Args = append(uses.Args, end.UnixMilli())
 	}
-	cond, args := g.siteCond(append(args, secs(first), secs(last), first.UnixMilli(), last.UnixMilli()))
-	rows, err := g.conn.Query(ctx, `SELECT credential_id, `+strings.Join(cols, ", ")+` FROM access_events
-		WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ? AND credential_id != '' AND outcome = 'granted'`+cond+`
-		GROUP BY credential_id`, args...)
+	args := g.rangeArgs(first, last)
+	args["uses"] = uses
+	rows, err := lastUsesSQL.Query(ctx, g.conn, args)
 	if err != nil {
 		return nil, out, nil, fmt.Errorf("credential uses: %w", err)
 	}
@@ -641,14 +622,7 @@ func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, map
 			continue // no history: nothing is known to be idle
 		}
 		cutoff := end.Add(-idle).UnixMilli()
-		q := `SELECT credential_id, subject_id, role, site_id, changed_ms FROM (` + credState + `)
-			WHERE cur_state = 'active' AND changed_ms < ?`
-		args := []any{end.UnixMilli(), cutoff}
-		if g.q.Site != "" {
-			q += ` AND site_id = ?`
-			args = append(args, g.q.Site)
-		}
-		rows, err := g.conn.Query(ctx, q, args...)
+		rows, err := staleSQL.Query(ctx, g.conn, chstorage.Args{"end_ms": end.UnixMilli(), "cutoff_ms": cutoff, "site": g.q.Site})
 		if err != nil {
 			return nil, out, nil, fmt.Errorf("stale credentials: %w", err)
 		}
@@ -703,15 +677,7 @@ func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, map
 // lastUse (from stale) raises the severity of one used after its end.
 func (g *gen) expired(ctx context.Context, asOf time.Time, lastUse map[string][]int64) (CredList, error) {
 	out := CredList{Credentials: []CredRow{}}
-	liveList := "'" + strings.Join(live, "','") + "'"
-	q := `SELECT credential_id, subject_id, role, site_id, cur_state, changed_ms, end_ms, bg, exception, active_since_ms
-		FROM (` + credState + `) WHERE cur_state IN (` + liveList + `) AND (end_ms > 0 OR bg = 1)`
-	args := []any{asOf.UnixMilli()}
-	if g.q.Site != "" {
-		q += ` AND site_id = ?`
-		args = append(args, g.q.Site)
-	}
-	rows, err := g.conn.Query(ctx, q, args...)
+	rows, err := expiredSQL.Query(ctx, g.conn, chstorage.Args{"to_ms": asOf.UnixMilli(), "live": live, "site": g.q.Site})
 	if err != nil {
 		return out, fmt.Errorf("expired exceptions: %w", err)
 	}
@@ -762,12 +728,8 @@ func days(ms int64) float64 { return float64(ms/(3_600_000)) / 24 }
 
 func (g *gen) health(ctx context.Context, from, to time.Time) (Health, error) {
 	out := Health{Vendors: []VendorHealth{}, Locks: []LockHealth{}}
-	cond, args := g.siteCond([]any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()})
-	where := ` FROM access_events WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?
-		AND action IN ('battery_low', 'offline', 'lock_jammed')` + cond
-	counts := `uniqExactIf(event_id, action = 'battery_low'), uniqExactIf(event_id, action = 'offline'),
-		uniqExactIf(event_id, action = 'lock_jammed')`
-	rows, err := g.conn.Query(ctx, `SELECT vendor, `+counts+`, uniqExact(lock_id)`+where+` GROUP BY vendor ORDER BY vendor`, args...)
+	args := g.rangeArgs(from, to)
+	rows, err := vendorHealthSQL.Query(ctx, g.conn, args)
 	if err != nil {
 		return out, fmt.Errorf("vendor health: %w", err)
 	}
@@ -783,8 +745,8 @@ func (g *gen) health(ctx context.Context, from, to time.Time) (Health, error) {
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("vendor health: %w", err)
 	}
-	rows, err = g.conn.Query(ctx, `SELECT vendor, site_id, min(door_id), lock_id, `+counts+`, uniqExact(event_id) AS n`+where+
-		` GROUP BY vendor, site_id, lock_id ORDER BY n DESC, vendor, site_id, lock_id LIMIT ?`, append(args, TopLocks)...)
+	args["limit"] = TopLocks
+	rows, err = lockHealthSQL.Query(ctx, g.conn, args)
 	if err != nil {
 		return out, fmt.Errorf("lock health: %w", err)
 	}

@@ -422,7 +422,10 @@ func (p *Processor) followPartition(ctx context.Context, topic string, part int,
 			p.opts.Metrics.Record("credential", "undecodable", 1)
 		} else {
 			p.opts.Metrics.Record("credential", "ok", 1)
+			var ent detect.Entitlement // the record's "locks", when the control plane set them
+			_ = json.Unmarshal(m.Value, &ent)
 			p.mu.Lock()
+			p.engine.Entitle(&ent)
 			alerts := p.engine.Credential(nil, &rec)
 			p.mu.Unlock()
 			if err := p.produce(ctx, alerts); err != nil {

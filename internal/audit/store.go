@@ -23,11 +23,19 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
+var (
+	insertEntries = chstorage.Query("audit/insert_entries")
+	headSQL       = chstorage.Query("audit/head")
+	headsSQL      = chstorage.Query("audit/heads")
+	allEntriesSQL = chstorage.Query("audit/all_entries")
+	entriesSQL    = chstorage.Query("audit/entries")
+)
+
 // Table is the ClickHouse table of the audit log (migration 0022).
-const Table = "audit_log"
+var Table = insertEntries.Table()
 
 // Columns are audit_log's columns in insert order.
-var Columns = []string{"chain", "seq", "ts", "ts_ms", "actor", "action", "target", "details", "prev_hash", "hash"}
+var Columns = insertEntries.Columns()
 
 // ActionChainStart is the first entry of every chain. Its details anchor the
 // heads of the chains that existed when it started ("anchor.<chain>" =
@@ -210,7 +218,7 @@ func (s *Store) insert(ctx context.Context, entries ...Entry) error {
 			r.details, r.PrevHash, r.Hash})
 		seq, prev = r.Seq, r.Hash
 	}
-	if err := chstorage.InsertRows(ctx, s.conn, Table, Columns, rows...); err != nil {
+	if err := insertEntries.Insert(ctx, s.conn, rows...); err != nil {
 		return err
 	}
 	s.seq, s.hash = seq, prev
@@ -234,7 +242,7 @@ type head struct {
 }
 
 func (s *Store) loadHead(ctx context.Context) error {
-	rows, err := s.conn.Query(ctx, `SELECT seq, hash FROM audit_log WHERE chain = ? ORDER BY seq DESC LIMIT 1`, s.opts.Chain)
+	rows, err := headSQL.Query(ctx, s.conn, chstorage.Args{"chain": s.opts.Chain})
 	if err != nil {
 		return fmt.Errorf("read audit head: %w", err)
 	}
@@ -253,7 +261,7 @@ func (s *Store) loadHead(ctx context.Context) error {
 }
 
 func (s *Store) heads(ctx context.Context) (map[string]head, error) {
-	rows, err := s.conn.Query(ctx, `SELECT chain, max(seq) AS head_seq, argMax(hash, seq) AS head_hash FROM audit_log GROUP BY chain`)
+	rows, err := headsSQL.Query(ctx, s.conn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read audit chains: %w", err)
 	}
@@ -342,8 +350,7 @@ type ChainState struct {
 // store's own chain) that no entry it wrote after the stored head is gone.
 // The first problem found is Report.First.
 func (s *Store) Verify(ctx context.Context) (*Report, error) {
-	rows, err := s.conn.Query(ctx, `SELECT chain, seq, ts_ms, actor, action, target, details, prev_hash, hash
-		FROM audit_log ORDER BY chain, seq`)
+	rows, err := allEntriesSQL.Query(ctx, s.conn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
@@ -516,9 +523,7 @@ func (s *Store) Entries(ctx context.Context, actionPrefix, target string, limit 
 	if limit <= 0 || limit > 10000 {
 		limit = 1000
 	}
-	rows, err := s.conn.Query(ctx, `SELECT chain, seq, ts_ms, actor, action, target, details, prev_hash, hash
-		FROM audit_log WHERE startsWith(action, ?) AND (? = '' OR target = ?)
-		ORDER BY ts_ms DESC, chain, seq DESC LIMIT `+strconv.Itoa(limit), actionPrefix, target, target)
+	rows, err := entriesSQL.Query(ctx, s.conn, chstorage.Args{"action_prefix": actionPrefix, "target": target, "limit": limit})
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}

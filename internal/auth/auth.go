@@ -71,9 +71,16 @@ func Hash(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+var (
+	tokensSQL        = chstorage.Query("auth/tokens")
+	tokenUsageSQL    = chstorage.Query("auth/token_usage")
+	insertTokenUsage = chstorage.Query("auth/insert_token_usage")
+	insertToken      = chstorage.Query("auth/insert_token")
+)
+
 // Load reads every token from ClickHouse into the cache.
 func (s *Store) Load(ctx context.Context) error {
-	rows, err := s.conn.Query(ctx, `SELECT id, name, role, hash, created_ms, revoked_ms, version FROM api_tokens FINAL`)
+	rows, err := tokensSQL.Query(ctx, s.conn, nil)
 	if err != nil {
 		return fmt.Errorf("load tokens: %w", err)
 	}
@@ -125,7 +132,7 @@ func (s *Store) Run(ctx context.Context) error {
 
 // loadUsage reads the last-use times of every token.
 func (s *Store) loadUsage(ctx context.Context) error {
-	rows, err := s.conn.Query(ctx, `SELECT token_id, max(last_used_ms) FROM api_token_usage GROUP BY token_id`)
+	rows, err := tokenUsageSQL.Query(ctx, s.conn, nil)
 	if err != nil {
 		return fmt.Errorf("load token usage: %w", err)
 	}
@@ -158,7 +165,7 @@ func (s *Store) FlushUsage(ctx context.Context) error {
 	for id, ms := range pending {
 		rows = append(rows, []any{id, ms})
 	}
-	if err := chstorage.InsertRows(ctx, s.conn, "api_token_usage", []string{"token_id", "last_used_ms"}, rows...); err != nil {
+	if err := insertTokenUsage.Insert(ctx, s.conn, rows...); err != nil {
 		s.usedMu.Lock()
 		for id, ms := range pending { // keep them for the next flush
 			if ms > s.used[id] {
@@ -230,9 +237,7 @@ func (s *Store) put(ctx context.Context, name string, role httpapi.Role, secret 
 }
 
 func (s *Store) write(ctx context.Context, t Token) error {
-	err := chstorage.InsertRows(ctx, s.conn, "api_tokens",
-		[]string{"id", "name", "role", "hash", "created_ms", "revoked_ms", "version"},
-		[]any{t.ID, t.Name, string(t.Role), t.hash, t.CreatedMs, t.RevokedMs, t.version})
+	err := insertToken.Insert(ctx, s.conn, []any{t.ID, t.Name, string(t.Role), t.hash, t.CreatedMs, t.RevokedMs, t.version})
 	if err != nil {
 		return fmt.Errorf("store token: %w", err)
 	}
