@@ -7,7 +7,8 @@
 # URL is serve's base (http://127.0.0.1:8080), TOKEN an admin token. The first
 # run makes a virtualenv under var/venv-schemathesis (KEYFLEET_SCHEMATHESIS_VENV)
 # and pip-installs the pinned version. Examples per operation are bounded
-# (KEYFLEET_SCHEMATHESIS_EXAMPLES, default 25) and so is the time; the report
+# (KEYFLEET_SCHEMATHESIS_EXAMPLES, default 25) and so is the time of each pass
+# (KEYFLEET_SCHEMATHESIS_MAX_TIME seconds, default 300); the report
 # (a per-check count of failures) is written to var/schemathesis/ and
 # summarized on stdout. Exit status: schemathesis's (non-zero when a check
 # failed), 2 on a usage or setup error.
@@ -30,6 +31,7 @@ venv="${KEYFLEET_SCHEMATHESIS_VENV:-$root/var/venv-schemathesis}"
 # Pinned: checks and data generation change between releases.
 pins=(schemathesis==4.32.5)
 examples="${KEYFLEET_SCHEMATHESIS_EXAMPLES:-25}"
+max_time="${KEYFLEET_SCHEMATHESIS_MAX_TIME:-300}"
 
 url="${1:-}"
 token="${2:-}"
@@ -64,7 +66,7 @@ run() {
     "$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run "$url/v1/openapi.json" \
     -H "Authorization: Bearer $token" \
     --max-examples "$examples" --workers 2 \
-    --phases examples,coverage,fuzzing --max-time 300 \
+    --phases examples,coverage,fuzzing --max-time "$max_time" \
     --generation-deterministic --seed 7 \
     --request-timeout 30 --suppress-health-check all \
     --report ndjson --report-dir "$out/$name" "$@"

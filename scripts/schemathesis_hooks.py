@@ -11,8 +11,12 @@ never touched:
   generated cursor is dropped;
 - an Idempotency-Key replays its first request: reused with another body it is
   rightly refused (422), so each request gets a key of its own;
-- activation needs a device: without one in the body the credential's own is
-  used, and a credential issued without a device then needs device_id.
+- a device goes with attestation evidence (device_id is required with
+  attestation), and activation needs one: without one in the body the
+  credential's own is used, and a credential issued without a device then
+  needs device_id;
+- an identity import names each subject once;
+- a pending-lock SLA is a positive duration.
 """
 
 import datetime as dt
@@ -90,8 +94,19 @@ def before_call(context, case, **kwargs):
             case.query["week"] = "2026-W01"
     if case.headers and "Idempotency-Key" in case.headers:
         case.headers["Idempotency-Key"] = "schemathesis-" + uuid.uuid4().hex
-    if method == "POST" and path.startswith("/v1/credentials"):
+    if case.query and isinstance(case.query.get("sla"), str) and not re.search(r"[1-9]", case.query["sla"]):
+        case.query["sla"] = "15m"
+    if method == "POST" and (path.startswith("/v1/credentials") or path == "/v1/breakglass"):
         for item in case.body if isinstance(case.body, list) else [case.body]:
             _future(item)
-    if method == "POST" and path.endswith(":activate") and isinstance(case.body, dict):
-        case.body.setdefault("device_id", "schemathesis-device")
+            if isinstance(item, dict) and item.get("attestation") and not item.get("device_id"):
+                item["device_id"] = "schemathesis-device"
+    if method == "POST" and path.endswith(":activate") and isinstance(case.body, dict) and not case.body.get("device_id"):
+        case.body["device_id"] = "schemathesis-device"
+    if method == "POST" and path == "/v1/subjects/identities" and isinstance(case.body, list):
+        seen = set()
+        for i, item in enumerate(case.body):
+            if isinstance(item, dict) and item.get("subject_id") in seen:
+                item["subject_id"] = "%s-%d" % (item["subject_id"], i)
+            if isinstance(item, dict):
+                seen.add(item.get("subject_id"))

@@ -86,7 +86,7 @@ func credentialRequestSchema(roles []string) map[string]any {
 			Description: "pseudonymous subject id (no whitespace, no e-mail address)"},
 		"role":      {Enum: roles, Required: true, Description: "role template (GET /v1/templates); break-glass roles: POST /v1/breakglass"},
 		"site_id":   optional("site"),
-		"device_id": optional("the phone or wallet the credential is issued to"),
+		"device_id": optional("the phone or wallet the credential is issued to (required with attestation)"),
 		"door_groups": {Description: "door groups added to the template's: door groups of the lock registry " +
 			"(GET /v1/door-groups); groups beyond the template make the credential an exception (stricter approval)"},
 		"door_groups[]": nonBlank,
@@ -118,11 +118,10 @@ func opBodySchema(op string) map[string]any {
 		a.Required = true
 		f["attestation"] = a
 	default:
-		for _, k := range []string{"device_id", "attestation"} {
-			fl := f[k]
-			fl.Description = "accepted and ignored by this operation"
-			f[k] = fl
-		}
+		f["device_id"] = openapi.Field{Description: "accepted and ignored by this operation"}
+		f["attestation"] = openapi.Field{Description: "accepted and ignored by this operation"}
+		f["attestation.format"] = openapi.Field{}
+		f["attestation.evidence"] = openapi.Field{}
 	}
 	return openapi.RequestSchema(opBody{}, f)
 }
@@ -234,9 +233,9 @@ func (p *API) Operations() map[string]openapi.Operation {
 		},
 		openapi.Key(fiber.MethodGet, "/v1/credentials"): {
 			Params: []openapi.Param{
-				{Name: "subject_id", MaxLen: 128, AllowEmpty: true, AnyText: true, Description: "only this subject's credentials"},
+				{Name: "subject_id", MaxLen: 4096, AllowEmpty: true, AnyText: true, Description: "only this subject's credentials"},
 				{Name: "state", Enum: event.States, AllowEmpty: true, Description: "only credentials in this state"},
-				{Name: "role", MaxLen: 64, AllowEmpty: true, AnyText: true, Description: "only this role"},
+				{Name: "role", MaxLen: 4096, AllowEmpty: true, AnyText: true, Description: "only this role"},
 				{Name: "limit", Type: openapi.TypeInteger, Min: 1, Max: 10000, Default: "100"},
 			},
 			Responses: map[int]openapi.Response{200: ok("current records, by credential id; total counts all matches", credentialList{}),
@@ -254,7 +253,7 @@ func (p *API) Operations() map[string]openapi.Operation {
 				404: problem("the subject has no live credential"), 503: starting},
 		},
 		openapi.Key(fiber.MethodGet, "/v1/requests/:id"): {
-			Params: []openapi.Param{{Name: "items", MaxLen: 16, AllowEmpty: true, AnyText: true,
+			Params: []openapi.Param{{Name: "items", MaxLen: 4096, AllowEmpty: true, AnyText: true,
 				Description: "true (or 1, t) lists every item; any other value does not"}},
 			Responses: map[int]openapi.Response{200: ok("pending, completed, completed_with_failures or failed, with "+
 				"counts per item status and the failures (why)", control.RequestStatus{}),
@@ -317,7 +316,7 @@ func (p *API) Operations() map[string]openapi.Operation {
 				"subject_id":    {Pattern: idPattern, MaxLength: 128, Required: true, Description: "pseudonymous subject id"},
 				"role":          {Enum: bgRoles, Description: "a break-glass role (default emergency_responder)"},
 				"site_id":       optional("site"),
-				"device_id":     optional("the responder's device"),
+				"device_id":     optional("the responder's device (required with attestation)"),
 				"door_groups":   {Description: "a subset of the template's door groups (default all of them)"},
 				"door_groups[]": nonBlank,
 				"duration_s": {Required: true, Min: openapi.Num(1), Max: openapi.Num(float64(maxBreakGlass(p.state.Templates(), bgRoles))),
@@ -352,8 +351,8 @@ func (p *API) Operations() map[string]openapi.Operation {
 				{Name: "from", MaxLen: 64, AllowEmpty: true, Pattern: kpiTime,
 					Description: "RFC 3339 or epoch ms (default 7 days before to); at most 400 days before to"},
 				{Name: "to", MaxLen: 64, AllowEmpty: true, Pattern: kpiTime, Description: "RFC 3339 or epoch ms (default now)"},
-				{Name: "sla", MaxLen: 32, AllowEmpty: true, Pattern: `^([0-9]{0,3}[1-9](ms|s|m|h))+$`,
-					Description: "pending-lock SLA, a Go duration such as 15m (default --revocation-sla)"},
+				{Name: "sla", MaxLen: 32, AllowEmpty: true, Pattern: `^([0-9]*\.?[0-9]+(ns|us|µs|μs|ms|s|m|h))+$`,
+					Description: "pending-lock SLA, a positive Go duration such as 15m (default --revocation-sla)"},
 			},
 			Responses: map[int]openapi.Response{200: ok("revocation latency, time to issue, activation, exceptions, pending locks",
 				control.FleetKPIs{}), 503: starting},

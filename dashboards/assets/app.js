@@ -169,7 +169,7 @@
     const seconds = span < 600 || step < 60;
     const days = span > 3 * 86400 && step >= 86400;
     let lastDay = '', last = '';
-    return splits.map(s => {
+    const labels = splits.map(s => {
       const d = new Date(s * 1000);
       const day = pad(d.getUTCMonth() + 1) + '-' + pad(d.getUTCDate());
       let label;
@@ -183,6 +183,9 @@
       last = label;
       return label;
     });
+    // The labels drawn, for the browser tests.
+    if (u.root && u.root.parentNode) u.root.parentNode.dataset.xticks = JSON.stringify(labels);
+    return labels;
   }
 
   // timeChart draws (or updates) a uPlot time-series chart in holder.
@@ -194,6 +197,7 @@
     series.forEach(s => s.values.forEach(v => { if (v) nonEmpty++; }));
     holder.dataset.points = String(nonEmpty);
     holder.dataset.series = String(series.length);
+    holder.dataset.lastX = xs.length ? String(xs[xs.length - 1]) : '';
     const width = Math.max(280, holder.clientWidth || 600);
     const existing = page.charts.find(c => c._key === key && c.root.parentNode === holder);
     const sig = series.map(s => s.label).join('|');

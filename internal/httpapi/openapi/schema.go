@@ -199,6 +199,13 @@ func (r *reflector) properties(t reflect.Type, path string, depth int, props map
 			if _, ok := s["$ref"]; !ok {
 				s = clone(s)
 				s["nullable"] = true
+				if enum, ok := s["enum"].([]string); ok { // OpenAPI 3.0: null must be one of the values
+					vals := []any{nil}
+					for _, e := range enum {
+						vals = append(vals, e)
+					}
+					s["enum"] = vals
+				}
 			}
 		}
 		if !r.request && !omit && nullable(ft) {
