@@ -86,7 +86,7 @@ var importIdentitiesOp = openapi.Operation{
 	Description: fmt.Sprintf("Record up to %d identities at once (a directory or HR sync): a JSON array of "+
 		"{subject_id, subject_ref, display_name}. All are validated before any is stored. Audited as one "+
 		"entry with the count.", MaxIdentities),
-	Body: map[string]any{"type": "array", "maxItems": MaxIdentities, "items": map[string]any{"type": "object",
+	Body: map[string]any{"type": "array", "minItems": 1, "maxItems": MaxIdentities, "items": map[string]any{"type": "object",
 		"required": []string{"subject_id", "subject_ref"}, "additionalProperties": false, "properties": map[string]any{
 			"subject_id": map[string]any{"type": "string", "minLength": 1, "maxLength": 128,
 				"pattern": `^[^\x00-\x1f\x7f-\x9f ]+$`, "description": "pseudonymous subject id (no spaces)"},

@@ -65,7 +65,7 @@ run() {
   PYTHONPATH="$root/scripts" SCHEMATHESIS_HOOKS=schemathesis_hooks \
     "$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run "$url/v1/openapi.json" \
     -H "Authorization: Bearer $token" \
-    --max-examples "$examples" --workers 2 \
+    --max-examples "$examples" --workers 1 \
     --phases examples,coverage,fuzzing --max-time "$max_time" \
     --generation-deterministic --seed 7 \
     --request-timeout 30 --suppress-health-check all \

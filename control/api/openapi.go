@@ -30,7 +30,7 @@ var (
 		return openapi.Field{Pattern: "^[^ \t\r\n@]*$", MaxLength: 128, Description: desc}
 	}
 	msField = func(desc string) openapi.Field {
-		return openapi.Field{Min: openapi.Num(0), Max: openapi.Num(253402300799999), Description: desc}
+		return openapi.Field{Min: openapi.Num(0), Description: desc}
 	}
 	nonBlank  = openapi.Field{Pattern: `\S`}
 	base64Pat = `^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$`
@@ -233,9 +233,9 @@ func (p *API) Operations() map[string]openapi.Operation {
 		},
 		openapi.Key(fiber.MethodGet, "/v1/credentials"): {
 			Params: []openapi.Param{
-				{Name: "subject_id", MaxLen: 4096, AllowEmpty: true, AnyText: true, Description: "only this subject's credentials"},
+				{Name: "subject_id", MaxLen: 1024, AllowEmpty: true, AnyText: true, Description: "only this subject's credentials"},
 				{Name: "state", Enum: event.States, AllowEmpty: true, Description: "only credentials in this state"},
-				{Name: "role", MaxLen: 4096, AllowEmpty: true, AnyText: true, Description: "only this role"},
+				{Name: "role", MaxLen: 1024, AllowEmpty: true, AnyText: true, Description: "only this role"},
 				{Name: "limit", Type: openapi.TypeInteger, Min: 1, Max: 10000, Default: "100"},
 			},
 			Responses: map[int]openapi.Response{200: ok("current records, by credential id; total counts all matches", credentialList{}),
@@ -253,7 +253,7 @@ func (p *API) Operations() map[string]openapi.Operation {
 				404: problem("the subject has no live credential"), 503: starting},
 		},
 		openapi.Key(fiber.MethodGet, "/v1/requests/:id"): {
-			Params: []openapi.Param{{Name: "items", MaxLen: 4096, AllowEmpty: true, AnyText: true,
+			Params: []openapi.Param{{Name: "items", MaxLen: 1024, AllowEmpty: true, AnyText: true,
 				Description: "true (or 1, t) lists every item; any other value does not"}},
 			Responses: map[int]openapi.Response{200: ok("pending, completed, completed_with_failures or failed, with "+
 				"counts per item status and the failures (why)", control.RequestStatus{}),

@@ -62,7 +62,7 @@ func TestRequestSchema(t *testing.T) {
 		`"labels":{"additionalProperties":{"maxLength":8,"type":"string"},"nullable":true,"type":"object"},` +
 		`"name":{"description":"who","maxLength":64,"type":"string"},"on":{"nullable":true,"type":"boolean"},"raw":{"nullable":true},` +
 		`"refs":{"items":{"additionalProperties":false,"properties":{"evidence":{"format":"byte","nullable":true,"type":"string"},"format":{"nullable":true,"pattern":"^[a-z]+$","type":"string"}},"type":"object"},"minItems":1,"nullable":true,"type":"array"},` +
-		`"score":{"nullable":true,"type":"number"},"seq":{"minimum":0,"nullable":true,"type":"integer"},` +
+		`"score":{"nullable":true,"type":"number"},"seq":{"maximum":18446744073709551615,"minimum":0,"nullable":true,"type":"integer"},` +
 		`"tags":{"items":{"minLength":1,"type":"string"},"maxItems":3,"nullable":true,"type":"array"}},"required":["name"],"type":"object"}`
 	assert.JSONEq(t, want, string(b))
 }

@@ -127,9 +127,11 @@ func (r *reflector) base(t reflect.Type, path string, depth int) map[string]any 
 	case reflect.Bool:
 		return map[string]any{"type": "boolean"}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return map[string]any{"type": "integer"}
+		// The type's range: a number beyond it does not decode (400).
+		bits := t.Bits()
+		return map[string]any{"type": "integer", "minimum": int64(-1) << (bits - 1), "maximum": int64(uint64(1)<<(bits-1) - 1)}
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return map[string]any{"type": "integer", "minimum": 0}
+		return map[string]any{"type": "integer", "minimum": 0, "maximum": uint64(1)<<(t.Bits()-1) - 1 + uint64(1)<<(t.Bits()-1)}
 	case reflect.Float32, reflect.Float64:
 		return map[string]any{"type": "number"}
 	case reflect.Slice, reflect.Array:
