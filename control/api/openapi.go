@@ -289,7 +289,7 @@ func (p *API) Operations() map[string]openapi.Operation {
 					"windows[].start":  {Pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$", Required: true, Description: "HH:MM"},
 					"windows[].end": {Pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$", Required: true,
 						Description: "HH:MM; at or before start: past midnight"},
-					"max_validity_s": {Min: openapi.Num(0), Max: openapi.Num(1 << 40), Description: "longest validity (0: unbounded)"},
+					"max_validity_s": {Min: openapi.Num(0), Description: "longest validity (0: unbounded)"},
 					"approval": {Enum: []string{control.ApprovalAuto, control.ApprovalOne, control.ApprovalTwo}, Required: true,
 						Description: "auto (none), one or two approvers (neither the requester)"},
 					"break_glass": {Description: "issued only through POST /v1/breakglass; needs approval two"},

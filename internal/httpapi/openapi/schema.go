@@ -138,7 +138,15 @@ func (r *reflector) base(t reflect.Type, path string, depth int) map[string]any 
 		if t.Elem().Kind() == reflect.Uint8 && t.Kind() == reflect.Slice {
 			return map[string]any{"type": "string", "format": "byte"}
 		}
-		return map[string]any{"type": "array", "items": r.schema(t.Elem(), path+"[]", depth+1)}
+		items := r.schema(t.Elem(), path+"[]", depth+1)
+		// encoding/json decodes a null item of scalars into the zero value;
+		// an item the fields constrain (or an object) is checked by the
+		// handler, which refuses the zero value.
+		if _, constrained := r.fields[path+"[]"]; r.request && !constrained && scalar(t.Elem()) {
+			items = clone(items)
+			items["nullable"] = true
+		}
+		return map[string]any{"type": "array", "items": items}
 	case reflect.Map:
 		return map[string]any{"type": "object", "additionalProperties": r.schema(t.Elem(), path+"{}", depth+1)}
 	case reflect.Struct:
@@ -222,6 +230,16 @@ func (r *reflector) properties(t reflect.Type, path string, depth int, props map
 			*required = append(*required, name)
 		}
 	}
+}
+
+// scalar reports whether t encodes as a JSON string, number or boolean.
+func scalar(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
 }
 
 // nullable reports whether encoding/json may write null for a value of t.
