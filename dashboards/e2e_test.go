@@ -531,6 +531,17 @@ func TestDashboardsInChromium(t *testing.T) {
 		Secret string `json:"secret"`
 	}
 	require.Equal(t, 201, s.call("POST", "/v1/tokens", `{"name":"e2e-analyst","role":"analyst"}`, &analyst))
+	require.Eventually(t, func() bool { // tokens reach the authentication cache within seconds
+		req, err := http.NewRequest("GET", s.base+"/v1/dashboards/session", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+analyst.Secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 30*time.Second, 250*time.Millisecond, "the analyst token is not accepted")
 	b.do(t, chromedp.Navigate(s.base+"/#/overview"), chromedp.WaitVisible(chromedp.ID("logout")),
 		chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), analyst.Secret), chromedp.Click(chromedp.ID("login-submit")),

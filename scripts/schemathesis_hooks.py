@@ -16,7 +16,8 @@ never touched:
   credential's own is used, and a credential issued without a device then
   needs device_id;
 - an identity import names each subject once;
-- a pending-lock SLA is a positive duration.
+- a pending-lock SLA is a positive duration;
+- a break-glass role template needs approval two.
 """
 
 import datetime as dt
@@ -103,6 +104,8 @@ def before_call(context, case, **kwargs):
                 item["device_id"] = "schemathesis-device"
     if method == "POST" and path.endswith(":activate") and isinstance(case.body, dict) and not case.body.get("device_id"):
         case.body["device_id"] = "schemathesis-device"
+    if method == "PUT" and path == "/v1/templates/{role}" and isinstance(case.body, dict) and case.body.get("break_glass"):
+        case.body["approval"] = "two"
     if method == "POST" and path == "/v1/subjects/identities" and isinstance(case.body, list):
         seen = set()
         for i, item in enumerate(case.body):

@@ -294,11 +294,6 @@ func (p *API) Operations() map[string]openapi.Operation {
 						Description: "auto (none), one or two approvers (neither the requester)"},
 					"break_glass": {Description: "issued only through POST /v1/breakglass; needs approval two"},
 				})
-				// A break-glass role needs two approvers.
-				s["anyOf"] = []any{
-					map[string]any{"properties": map[string]any{"break_glass": map[string]any{"enum": []any{false}}}},
-					map[string]any{"properties": map[string]any{"approval": map[string]any{"enum": []any{control.ApprovalTwo}}}},
-				}
 				return s
 			}(),
 			Responses: map[int]openapi.Response{200: ok("the stored template and how many live credentials it propagates to",

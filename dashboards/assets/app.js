@@ -442,15 +442,16 @@
         r.counts.forEach(c => { const row = m.get(c.detector) || {}; row[c.severity] = (row[c.severity] || 0) + c.count; m.set(c.detector, row); });
         if (!m.size) { fill(alertsBox, h('p', { class: 'empty' }, 'No open alerts.')); return; }
         const max = Math.max(...[...m.values()].map(row => SEVERITIES.reduce((a, s) => a + (row[s] || 0), 0)));
-        fill(alertsBox, h('table', { id: 'alerts-table' },
+        fill(alertsBox, h('div', { class: 'scroll-x' }, h('table', { id: 'alerts-table', class: 'compact' },
           h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'detector'), SEVERITIES.map(s => h('th', { scope: 'col', class: 'n' }, sev(s))),
             h('th', { scope: 'col' }, 'total'))),
           h('tbody', null, [...m.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([det, row]) => {
             const total = SEVERITIES.reduce((a, s) => a + (row[s] || 0), 0);
-            return h('tr', null, h('th', { scope: 'row' }, h('a', { href: '#/alerts?' + new URLSearchParams({ status: 'open', detector: det }) }, det)),
+            // Detector names wrap at their underscores, so the total column stays in the card.
+            return h('tr', null, h('th', { scope: 'row' }, h('a', { href: '#/alerts?' + new URLSearchParams({ status: 'open', detector: det }) }, det.replace(/_/g, ' '))),
               SEVERITIES.map(s => h('td', { class: 'n' }, row[s] ? h('a', { href: '#/alerts?' + new URLSearchParams({ status: 'open', detector: det, severity: s }) }, fmtNum(row[s])) : '·')),
               h('td', { class: 'total' }, h('div', { class: 'barcell' }, h('span', { class: 'bar', style: 'width:' + Math.round(48 * total / max) + 'px' }), fmtNum(total))));
-          }))));
+          })))));
       } catch (err) { tileVals['open-alerts'] = '—'; fill(alertsBox, errorBox(err, 'alerts')); }
     }
     async function loadRevocations() {
