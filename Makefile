@@ -10,8 +10,9 @@ HTTP_ADDR ?= 127.0.0.1:8080
 KAFKA_ADDR ?= 127.0.0.1:9092
 CLICKHOUSE_PORT ?= 19000
 CLICKHOUSE_HTTP_PORT ?= 18123
-# The dev admin token `make run` creates (override for anything shared).
-KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token-for-local-use-only
+# The dev admin token `make run` creates (override for anything shared; at least
+# 32 characters, serve refuses shorter ones).
+KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token-change-me-0123456789
 
 export KEYFLEET_TEST_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 export KEYFLEET_TEST_KAFKA_BROKERS ?= 127.0.0.1:19092
@@ -34,7 +35,7 @@ services-stop:
 run: build
 	KEYFLEET_CH_TCP_PORT=$(CLICKHOUSE_PORT) KEYFLEET_CH_HTTP_PORT=$(CLICKHOUSE_HTTP_PORT) scripts/clickhouse.sh start
 	HTTP_ADDR=$(HTTP_ADDR) KAFKA_ADDR=$(KAFKA_ADDR) CLICKHOUSE_ADDR=127.0.0.1:$(CLICKHOUSE_PORT) \
-	  KEYFLEET_BOOTSTRAP_TOKEN=$(KEYFLEET_BOOTSTRAP_TOKEN) scripts/run.sh
+	  KEYFLEET_BOOTSTRAP_TOKEN='$(KEYFLEET_BOOTSTRAP_TOKEN)' scripts/run.sh
 
 # The whole suite against real services (ClickHouse and a real Kafka broker),
 # which this target starts itself, headless Chromium for the browser tests,

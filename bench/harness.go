@@ -483,7 +483,7 @@ func (r *run) clickHouseVersion(ctx context.Context) string {
 // startServe starts keyfleet serve, connects to its database and starts
 // the resource sampler and the simulated gateways.
 func (r *run) startServe(ctx context.Context) error {
-	token := "kfbench-" + newID() + newID()
+	token := "kfbench-" + newID() + newID() + newID() + newID()
 	srv, err := startServe(ctx, serveConfig{binary: r.o.Binary, brokers: r.o.KafkaBrokers, prefix: r.bc.TopicPrefix,
 		partitions: r.o.Partitions, chAddr: r.o.ClickHouse.Addr, chDatabase: r.chCfg.Database, chUser: r.o.ClickHouse.Username,
 		chPassword: r.o.ClickHouse.Password, registry: filepath.Join(r.dir, "registry.json"), dataDir: filepath.Join(r.dir, "serve"),

@@ -133,7 +133,7 @@ func sessionFor(p httpapi.Principal) Session {
 	has := func(roles ...httpapi.Role) bool {
 		return p.Role == httpapi.RoleAdmin || slices.Contains(roles, p.Role)
 	}
-	s := Session{Role: string(p.Role), Name: p.Name, Pages: []string{"overview", "alerts", "investigate", "credentials"},
+	s := Session{Role: string(p.Role), Name: p.Name, Pages: []string{"overview", "alerts", "investigate", "credentials", "estate"},
 		Actions: map[string]bool{
 			"change_alert_status": has(httpapi.RoleAnalyst, httpapi.RoleResponder), // PATCH /v1/alerts/{id}
 			"suspend_credential":  has(httpapi.RoleResponder, httpapi.RoleManager), // POST /v1/credentials/{id}:suspend
@@ -142,6 +142,7 @@ func sessionFor(p httpapi.Principal) Session {
 			"read_requests":       has(httpapi.RoleManager),                        // GET /v1/dashboards/requests
 			"read_reviews":        has(httpapi.RoleManager),                        // GET /v1/breakglass/reviews
 			"read_reports":        has(httpapi.RoleManager),                        // GET /v1/reports
+			"read_migrations":     has(),                                           // GET /v1/estate/migrations
 		}}
 	if s.Actions["read_reports"] {
 		s.Pages = append(s.Pages, "reports")

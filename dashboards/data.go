@@ -152,7 +152,10 @@ func validAlertID(id string) bool {
 // cites, oldest first, each once (access_events may still hold re-delivered
 // duplicates). Events are looked up around the alert's window and site.
 func (d *Dashboards) evidence(c *fiber.Ctx) error {
-	id := strings.Clone(c.Params("id"))
+	id, err := httpapi.PathParam(c, "id")
+	if err != nil {
+		return err
+	}
 	if !validAlertID(id) {
 		return httpapi.BadRequest("id", "id must be an alert id (UUID)")
 	}

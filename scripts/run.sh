@@ -18,11 +18,15 @@ bin="$root/bin/keyfleet"
 http="${HTTP_ADDR:-127.0.0.1:8080}"
 kafka="${KAFKA_ADDR:-127.0.0.1:9092}"
 clickhouse="${CLICKHOUSE_ADDR:-127.0.0.1:${KEYFLEET_CH_TCP_PORT:-19000}}"
-token="${KEYFLEET_BOOTSTRAP_TOKEN:-dev-admin-token-for-local-use-only}"
+token="${KEYFLEET_BOOTSTRAP_TOKEN:-dev-admin-token-change-me-0123456789}"
 rate="${KEYFLEET_RUN_RATE:-50}"
 seed="${KEYFLEET_RUN_SEED:-7}"
 log_level="${KEYFLEET_RUN_LOG_LEVEL:-warn}"
 access_log="${KEYFLEET_RUN_ACCESS_LOG:-false}"
+if [ "${#token}" -lt 32 ]; then
+  echo "run: KEYFLEET_BOOTSTRAP_TOKEN must be at least 32 characters (keyfleet serve refuses shorter ones)" >&2
+  exit 2
+fi
 export KEYFLEET_BOOTSTRAP_TOKEN="$token"
 data="$root/var/keyfleet"
 banner_file="$root/var/run-banner.txt"

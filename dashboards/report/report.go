@@ -28,6 +28,7 @@ import (
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/detect"
+	"github.com/keyfleet/keyfleet/estate"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
@@ -68,6 +69,8 @@ type Query struct {
 	// Slicers add per-dimension KPI tables (per site, per vendor ...) to the
 	// report, rendered after the headline KPIs in every format.
 	Slicers []Slicer
+	// Estate gives the weak links for the estate section (nil: no section).
+	Estate EstateSource
 }
 
 // Slicer computes one KPI table sliced by a dimension (site, vendor ...)
@@ -89,6 +92,30 @@ type Slices struct {
 type SliceRow struct {
 	Key    string     `json:"key"`
 	Values []*float64 `json:"values"`
+}
+
+// EstateSource gives the weak links of the estate ranked by a range's
+// traffic (estate/api.API implements it).
+type EstateSource interface {
+	WeakLinks(ctx context.Context, from, to time.Time, site string) (*estate.WeakLinkReport, error)
+}
+
+// EstateSection is the report's weak-link section: doors whose tier
+// demands more than their lock can do, as the estate was registered when
+// the report was generated, ranked by the week's traffic; Plan is the first
+// TopLocks of the upgrade plan (critical doors first).
+type EstateSection struct {
+	Locks        int               `json:"locks"`
+	Unclassified int               `json:"unclassified"`
+	WeakLinks    int               `json:"weak_links"`
+	ByTier       []TierCount       `json:"by_tier"`
+	Plan         []estate.WeakLink `json:"plan"`
+}
+
+// TierCount is how many weak links one tier has.
+type TierCount struct {
+	Tier      int `json:"tier"`
+	WeakLinks int `json:"weak_links"`
 }
 
 func (q *Query) defaults() {
@@ -150,9 +177,10 @@ type Report struct {
 	HistoryFromMs int64 `json:"history_from_ms"`
 	// ExpiredAsOfMs is when the open exceptions were judged: the week's end,
 	// or the generation time for a week in progress.
-	ExpiredAsOfMs int64    `json:"expired_as_of_ms"`
-	Slices        []Slices `json:"slices,omitempty"`
-	Notes         []string `json:"notes,omitempty"`
+	ExpiredAsOfMs int64          `json:"expired_as_of_ms"`
+	Slices        []Slices       `json:"slices,omitempty"`
+	Estate        *EstateSection `json:"estate,omitempty"`
+	Notes         []string       `json:"notes,omitempty"`
 }
 
 // How much of a week the stored history covers.
@@ -335,6 +363,11 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 			return nil, fmt.Errorf("report slices: %w", err)
 		}
 		r.Slices = append(r.Slices, sl)
+	}
+	if q.Estate != nil {
+		if r.Estate, err = estateSection(ctx, q.Estate, from, to, q.Site); err != nil {
+			return nil, err
+		}
 	}
 	if q.Site != "" {
 		r.Notes = append(r.Notes, "Credential KPIs (activation, time to issue, revocation latency, exceptions, "+
@@ -759,4 +792,25 @@ func (g *gen) health(ctx context.Context, from, to time.Time) (Health, error) {
 		out.Locks = append(out.Locks, l)
 	}
 	return out, rows.Err()
+}
+
+// estateSection builds the weak-link section from the estate's report.
+func estateSection(ctx context.Context, src EstateSource, from, to time.Time, site string) (*EstateSection, error) {
+	rep, err := src.WeakLinks(ctx, from, to, site)
+	if err != nil {
+		return nil, fmt.Errorf("weak links: %w", err)
+	}
+	sec := &EstateSection{Locks: rep.Locks, Unclassified: rep.Unclassified, WeakLinks: len(rep.WeakLinks), ByTier: []TierCount{}}
+	plan := estate.Plan(rep.WeakLinks)
+	for _, l := range plan {
+		if n := len(sec.ByTier); n == 0 || sec.ByTier[n-1].Tier != l.Lock.Tier {
+			sec.ByTier = append(sec.ByTier, TierCount{Tier: l.Lock.Tier})
+		}
+		sec.ByTier[len(sec.ByTier)-1].WeakLinks++
+	}
+	sec.Plan = plan[:min(len(plan), TopLocks)]
+	if sec.Plan == nil {
+		sec.Plan = []estate.WeakLink{}
+	}
+	return sec, nil
 }

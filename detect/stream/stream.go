@@ -396,6 +396,7 @@ func (p *Processor) followPartition(ctx context.Context, topic string, part int,
 		Brokers: p.opts.Bus.Brokers, Topic: topic, Partition: part,
 		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond,
 		StartOffset: kafka.FirstOffset, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
+		Dialer: p.opts.Bus.Dialer(),
 	})
 	defer r.Close()
 	signalled := false

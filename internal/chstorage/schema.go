@@ -68,6 +68,11 @@ var (
 		{"id", "String"}, {"name", "String"}, {"role", "String"}, {"hash", "String"}, {"created_ms", "Int64"},
 		{"revoked_ms", "Int64"}, {"version", "UInt64"},
 	}}
+	// 0120_api_tokens_expiry.sql (replaces api_tokens)
+	APITokensV2 = Table{Name: "api_tokens_v2", Columns: []Column{
+		{"id", "String"}, {"name", "String"}, {"role", "String"}, {"hash", "String"}, {"created_ms", "Int64"},
+		{"revoked_ms", "Int64"}, {"expires_ms", "Int64"}, {"version", "UInt64"},
+	}}
 	// 0010_alerts.sql
 	Alerts = Table{Name: "alerts", Columns: []Column{
 		{"alert_id", "String"}, {"version", "UInt64"}, {"detector", "String"}, {"severity", "String"},
@@ -207,11 +212,31 @@ var (
 	}}
 
 	// Tables are all of them.
-	Tables = []Table{SchemaMigrations, AccessEvents, DeadLetters, APITokens, Alerts, AlertActions, AlertTickets,
+	// 0060_lock_registry.sql
+	LockRegistry = Table{Name: "lock_registry", Columns: []Column{
+		{"vendor", "String"}, {"lock_id", "String"}, {"version", "UInt64"}, {"ts", "DateTime"}, {"ts_ms", "Int64"},
+		{"op", "String"}, {"actor", "String"}, {"reason", "String"}, {"retired", "UInt8"}, {"site_id", "String"},
+		{"zone_id", "String"}, {"door_id", "String"}, {"groups", "Array(String)"}, {"model", "String"},
+		{"firmware", "String"}, {"tier", "UInt8"}, {"record", "String"}, {"inserted_ms", "Int64"},
+	}}
+	// 0061_estate_migrations.sql
+	EstateMigrations = Table{Name: "estate_migrations", Columns: []Column{
+		{"migration_id", "String"}, {"from_vendor", "String"}, {"to_vendor", "String"}, {"ts", "DateTime"},
+		{"requested_ms", "Int64"}, {"actor", "String"}, {"reason", "String"}, {"locks", "UInt32"},
+		{"credentials", "UInt32"}, {"plan", "String"},
+	}}
+	// 0061_estate_migrations.sql
+	EstateMigrationMoves = Table{Name: "estate_migration_moves", Columns: []Column{
+		{"migration_id", "String"}, {"credential_id", "String"}, {"from_vendor", "String"}, {"from_lock", "String"},
+		{"to_vendor", "String"}, {"to_lock", "String"}, {"state", "String"}, {"ts", "DateTime"}, {"requested_ms", "Int64"},
+	}}
+
+	Tables = []Table{SchemaMigrations, AccessEvents, DeadLetters, APITokens, APITokensV2, Alerts, AlertActions, AlertTickets,
 		DetectBaselines, CredentialEvents, ControlRequests, ControlRequestItems, RevocationRequests, Revocations,
 		RevocationLocks, LockAcks, ControlTemplates, BreakglassReviews, AuditLog, APITokenUsage,
 		AccessEventsBySubject, AccessLocations, AccessIdentities, SubjectIdentities, AccessRollupDirty,
-		AccessRollupHourly, AccessRollupSubjectDaily, AccessRollupState, AccessEventsByTime, Reports}
+		AccessRollupHourly, AccessRollupSubjectDaily, AccessRollupState, AccessEventsByTime, Reports,
+		LockRegistry, EstateMigrations, EstateMigrationMoves}
 )
 
 // Views are the materialized views the migrations create (each fills a table

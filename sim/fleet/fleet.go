@@ -188,6 +188,12 @@ type Lock struct {
 	AutoRelock bool
 	Keypad     bool
 
+	// Model and Firmware place the lock in the estate's capability matrix;
+	// Tier is its door's risk tier (see buildEstate).
+	Model    string
+	Firmware string
+	Tier     int
+
 	// Vendor device identity.
 	MatterNode     string // "0x…" (16 hex digits)
 	MatterEndpoint int
@@ -318,6 +324,7 @@ type Fleet struct {
 		subjects *subjectBuilder
 	}
 
+	planted  []PlantedWeakLink
 	byLockID map[string]int
 	byCredID map[string]int
 	acl      [][]int // per lock: credential indexes allowed
@@ -396,6 +403,7 @@ func Generate(o Options) (*Fleet, error) {
 	f.buildSubjects()
 	f.Base.Sites, f.Base.Locks, f.Base.Subjects, f.Base.Credentials = len(f.Sites), len(f.Locks), len(f.Subjects), len(f.Credentials)
 	f.buildScenarios()
+	f.buildEstate()
 	f.builder.sites, f.builder.subjects = nil, nil
 	f.index()
 	return f, nil
