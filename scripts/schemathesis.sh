@@ -57,6 +57,9 @@ fi
 
 out="$root/var/schemathesis"
 mkdir -p "$out"
+# schemathesis keeps a cache of past failures (.schemathesis/) in its working
+# directory and replays it: keep it under var/, out of the source tree.
+cd "$out"
 
 run() {
   local name=$1

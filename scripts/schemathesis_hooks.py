@@ -17,7 +17,8 @@ never touched:
   needs device_id;
 - an identity import names each subject once;
 - a pending-lock SLA is a positive duration;
-- a break-glass role template needs approval two.
+- a break-glass role template needs approval two;
+- a token's expires_at lies in the future, at most five years ahead.
 """
 
 import datetime as dt
@@ -104,6 +105,8 @@ def before_call(context, case, **kwargs):
                 item["device_id"] = "schemathesis-device"
     if method == "POST" and path.endswith(":activate") and isinstance(case.body, dict) and not case.body.get("device_id"):
         case.body["device_id"] = "schemathesis-device"
+    if method == "POST" and path == "/v1/tokens" and isinstance(case.body, dict) and case.body.get("expires_at"):
+        case.body["expires_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86400))
     if method == "PUT" and path == "/v1/templates/{role}" and isinstance(case.body, dict) and case.body.get("break_glass"):
         case.body["approval"] = "two"
     if method == "POST" and path == "/v1/subjects/identities" and isinstance(case.body, list):

@@ -78,7 +78,7 @@ func (a *API) Operations() map[string]openapi.Operation {
 					"name": map[string]any{"type": "string", "minLength": 1, "maxLength": maxNameLen, "pattern": openapi.Printable,
 						"description": "a label (what or who uses it)"},
 					"role": map[string]any{"type": "string", "enum": roleNames()},
-					"expires_at": map[string]any{"type": "string", "format": "date-time",
+					"expires_at": map[string]any{"type": "string", "format": "date-time", "nullable": true,
 						"description": "when the token stops working (RFC 3339, in the future, at most 5 years ahead); absent: never"},
 				}},
 			Responses: map[int]openapi.Response{201: {Description: "the token and its secret",
