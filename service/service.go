@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,8 +23,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/detect/respond"
+	"github.com/keyfleet/keyfleet/identity/scim"
 	"github.com/keyfleet/keyfleet/ingest"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/auth"
@@ -35,7 +36,6 @@ import (
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
 	"github.com/keyfleet/keyfleet/pipeline"
-	"github.com/keyfleet/keyfleet/query"
 )
 
 // devPseudonymKey keys pseudonyms when no --pseudonym-key is given; only
@@ -160,8 +160,16 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	defer closeAll(logger, est.locks)
-	plane, err := newControl(cfg.Control, bc, conn, auditLog, locks, key, reg, logger, est.checker)
+	idn, err := newIdentity(ctx, cfg.Identity, bc, conn, key, reg, logger)
 	if err != nil {
+		return err
+	}
+	defer closeAll(logger, idn)
+	plane, err := newControl(cfg.Control, bc, conn, auditLog, locks, key, reg, logger, est.checker, idn.verifySubjects)
+	if err != nil {
+		return err
+	}
+	if err := idn.connect(plane.Routes(), bc, reg, auditLog); err != nil {
 		return err
 	}
 	if err := est.withAPI(cfg.Estate, policy, plane.stream, conn, auditLog, cfg.Control.PendingSLA, logger); err != nil {
@@ -247,7 +255,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	queryAPI, err := setupQuery(cfg.Query, queryDeps{conn: conn, tokens: tokens, audit: auditLog,
-		kpis: query.KPIFunc(func(ctx context.Context, from, to time.Time) (any, error) { return store.KPIs(ctx, conn, from, to) }),
+		kpis: idn.kpiFunc(),
 		key:  key, logger: logger, reg: reg})
 	if err != nil {
 		return err
@@ -259,11 +267,16 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	routes = append(routes, det.routes...)
 	routes = append(routes, dash.routes...)
 	routes = append(routes, queryAPI.routes...)
+	routes = append(routes, idn.routes...)
 	ops := append(dash.ops, healthOperations(), ingestHandler.Operations(), plane.Operations(), det.ops)
 	if est.api != nil {
 		ops = append(ops, est.api.Operations())
 	}
-	if err := queryAPI.document(routes, ops...); err != nil {
+	ops = append(ops, idn.ops...)
+	// SCIM 2.0 describes itself (RFC 7644 /Schemas, /ResourceTypes); the
+	// OpenAPI document holds keyfleet's own API.
+	documented := slices.DeleteFunc(slices.Clone(routes), func(r httpapi.Route) bool { return strings.HasPrefix(r.Path, scim.Prefix) })
+	if err := queryAPI.document(documented, ops...); err != nil {
 		return err
 	}
 	httpOpts := httpapi.Options{
@@ -299,7 +312,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	g.Go(func() error { return tokens.Run(gctx) })
 	g.Go(func() error { return auditLog.Run(gctx) })
 	g.Go(func() error { return est.afterRegistry(plane.Run)(gctx) })
-	for _, run := range append(append(det.runs, queryAPI.runs...), dash.runs...) {
+	for _, run := range append(append(append(det.runs, queryAPI.runs...), dash.runs...), idn.runs...) {
 		g.Go(func() error { return run(gctx) })
 	}
 	g.Go(func() error {
