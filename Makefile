@@ -17,7 +17,7 @@ KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token-change-me-0123456789
 export KEYFLEET_TEST_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 export KEYFLEET_TEST_KAFKA_BROKERS ?= 127.0.0.1:19092
 
-.PHONY: build run test test-unit services services-stop bench lint clean dashboards chromium chdb
+.PHONY: build run test test-unit services services-stop bench lint clean dashboards chromium chdb schemathesis
 
 build:
 	$(GO) build -o $(BIN) ./cmd/keyfleet
@@ -43,6 +43,10 @@ run: build
 # (internal/chstorage: every migration and statement on 18.16 and on 26.x).
 test: build services chromium chdb
 	KEYFLEET_TEST_REQUIRE=1 $(GO) test -count=1 -timeout 30m ./...
+
+# Fuzz the API against its OpenAPI document (schemathesis from PyPI, ~8 min).
+schemathesis: build services
+	KEYFLEET_TEST_REQUIRE=1 KEYFLEET_SCHEMATHESIS=1 $(GO) test -count=1 -timeout 30m -run TestSchemathesis -v ./service/
 
 # chDB (PyPI chdb-core, ClickHouse 26.x in-process) in var/venv-chdb;
 # installed once, then a no-op.

@@ -48,10 +48,16 @@ func TestServeOpenAPIComplete(t *testing.T) {
 // document, no schema-valid request refused, no invalid one accepted).
 // Bounded: KEYFLEET_SCHEMATHESIS_EXAMPLES examples per operation (default
 // 10) and KEYFLEET_SCHEMATHESIS_MAX_TIME seconds per pass (default 150).
-// Skipped without python3 and in -short.
+// Runs with KEYFLEET_SCHEMATHESIS=1 (make schemathesis); skipped without
+// python3 and in -short.
 func TestSchemathesis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts serve and runs schemathesis")
+	}
+	if os.Getenv("KEYFLEET_SCHEMATHESIS") == "" {
+		// Exploratory: each new route or schemathesis release finds new
+		// cases, and a run takes ~8 minutes; make schemathesis runs it.
+		t.Skip("set KEYFLEET_SCHEMATHESIS=1 (make schemathesis) to fuzz the API")
 	}
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("python3 is not installed")

@@ -312,7 +312,7 @@ func (p *API) Operations() map[string]openapi.Operation {
 				"role":          {Enum: bgRoles, Description: "a break-glass role (default emergency_responder)"},
 				"site_id":       optional("site"),
 				"device_id":     optional("the responder's device (required with attestation)"),
-				"door_groups":   {Description: "a subset of the template's door groups (default all of them)"},
+				"door_groups":   {Nullable: true, Description: "a subset of the template's door groups (default, or null: all of them)"},
 				"door_groups[]": nonBlank,
 				"duration_s": {Required: true, Min: openapi.Num(1), Max: openapi.Num(float64(maxBreakGlass(p.state.Templates(), bgRoles))),
 					Description: "how long the access lasts once approved, at most the role template's max validity"},

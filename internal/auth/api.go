@@ -94,7 +94,7 @@ func (a *API) Operations() map[string]openapi.Operation {
 		openapi.Key(fiber.MethodDelete, PathToken): {
 			Description: "Revokes a token (idempotent). Other instances stop accepting it within seconds. " +
 				"The last active admin token cannot be revoked (409 last_admin).",
-			Params: []openapi.Param{{Name: "id", In: "path", Required: true, MaxLen: 64}},
+			Params: []openapi.Param{tokenIDParam},
 			Responses: map[int]openapi.Response{200: {Description: "the revoked token",
 				Content: map[string]map[string]any{"application/json": tokenSchema}},
 				404: {Description: "no such token"}, 409: {Description: "the last active admin token"}},
@@ -103,7 +103,7 @@ func (a *API) Operations() map[string]openapi.Operation {
 			NoBody: true,
 			Description: "Creates a token with the same name, role and expiry and a new secret (returned once), and revokes " +
 				"the old one. Audited as token.rotate with both ids.",
-			Params: []openapi.Param{{Name: "id", In: "path", Required: true, MaxLen: 64}},
+			Params: []openapi.Param{tokenIDParam},
 			Responses: map[int]openapi.Response{201: {Description: "the new token, its secret and the id it replaces",
 				Content: map[string]map[string]any{"application/json": {"type": "object", "properties": map[string]any{
 					"token": tokenSchema, "secret": map[string]any{"type": "string"}, "rotated_from": map[string]any{"type": "string"}}}}},
@@ -262,3 +262,8 @@ func (a *API) rotate(c *fiber.Ctx) error {
 	}
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"token": t, "secret": secret, "rotated_from": id})
 }
+
+// tokenIDParam is a token id in a path: tok_ and 16 hex digits (IDOf),
+// declared loosely (letters, digits, _ and -) so old ids stay addressable.
+var tokenIDParam = openapi.Param{Name: "id", In: "path", Required: true, MaxLen: 64, Pattern: `^[A-Za-z0-9_-]+$`,
+	Description: "the token's id (tok_…)"}
