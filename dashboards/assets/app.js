@@ -35,6 +35,9 @@
     opts = opts || {};
     const headers = { Accept: opts.accept || 'application/json' };
     const t = token();
+    // Logged out (a page's loader still running after logout): no request
+    // that can only be refused.
+    if (!t && !opts.probe) throw new ApiError(401, null);
     if (t) headers.Authorization = 'Bearer ' + t;
     let body = opts.body;
     if (body !== undefined && typeof body !== 'string') {
