@@ -14,6 +14,7 @@ import (
 	"github.com/keyfleet/keyfleet/dashboards/report"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
 // DashboardsConfig configures the dashboards and the weekly report schedule.
@@ -49,6 +50,7 @@ func (c *DashboardsConfig) validate() error {
 // scheduler.
 type dashboardsPart struct {
 	routes []httpapi.Route
+	ops    []map[string]openapi.Operation
 	runs   []func(context.Context) error
 }
 
@@ -66,7 +68,8 @@ func setupDashboards(cfg DashboardsConfig, conn driver.Conn, reg *prometheus.Reg
 	if err != nil {
 		return nil, err
 	}
-	part := &dashboardsPart{routes: append(dash.Routes(), api.Routes()...), runs: []func(context.Context) error{dash.Run}}
+	part := &dashboardsPart{routes: append(dash.Routes(), api.Routes()...), runs: []func(context.Context) error{dash.Run},
+		ops: []map[string]openapi.Operation{dash.Operations(), api.Operations()}}
 	if !cfg.ReportSchedule {
 		return part, nil
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
 // DetectConfig configures the detectors, the alerts store and the
@@ -74,6 +75,7 @@ func (c *DetectConfig) validate() error {
 // Kafka clients to close and consumer groups to watch.
 type detectPart struct {
 	routes    []httpapi.Route
+	ops       map[string]openapi.Operation
 	runs      []func(context.Context) error
 	closers   []io.Closer
 	consumers []bus.Consumer
@@ -92,7 +94,7 @@ func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg promethe
 	if err != nil {
 		return nil, err
 	}
-	part.routes = api.Routes()
+	part.routes, part.ops = api.Routes(), api.Operations()
 	alertsReader := bus.NewGroupReader(bc, bus.TopicAlerts, bus.GroupAlerts)
 	part.closers = append(part.closers, alertsReader)
 	sink, err := alertstore.NewSink(store, alertsReader, reg, logger)

@@ -31,6 +31,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 	"github.com/keyfleet/keyfleet/query"
 )
 
@@ -109,6 +110,7 @@ type identityPart struct {
 	pipe    *pipeListener
 	audit   audit.Appender
 	routes  []httpapi.Route
+	ops     []map[string]openapi.Operation // of the /v1/identity routes (SCIM describes itself: /scim/v2/Schemas)
 	runs    []func(context.Context) error
 
 	mu       sync.Mutex
@@ -187,6 +189,16 @@ func (p *identityPart) connect(controlRoutes []httpapi.Route, bc bus.Config, reg
 	p.audit = auditor
 	feedAPI := &feed.API{Target: p.scim, Audit: auditor, Logger: p.log}
 	p.routes = append(p.routes, feedAPI.Routes()...)
+	p.ops = append(p.ops, feedAPI.Operations(), map[string]openapi.Operation{
+		openapi.Key(fiber.MethodPost, "/v1/identity/resync"): {NoBody: true,
+			Responses: map[int]openapi.Response{202: {Description: "every person's state is being re-emitted",
+				Content: openapi.JSON(map[string]any{"type": "object", "required": []string{"status"},
+					"properties": map[string]any{"status": map[string]any{"type": "string", "enum": []string{"emitted"}}}})}}},
+		openapi.Key(fiber.MethodGet, "/v1/identity/subjects/:id"): {
+			Params: []openapi.Param{{Name: "id", In: "path", Required: true, MaxLen: 128, Description: "pseudonymous subject id"}},
+			Responses: map[int]openapi.Response{200: {Description: "what the identity source says (known false: nobody)",
+				Content: openapi.JSON(openapi.ResponseSchema(identity.Status{}, nil))}}},
+	})
 	p.routes = append(p.routes,
 		httpapi.Route{Method: fiber.MethodPost, Path: "/v1/identity/resync", Roles: httpapi.AdminOnly, Handler: p.handleResync,
 			Summary: "Re-emit every person's current state as identity changes (joined or left), so the automation reconciles credentials (after a failed notification)."},

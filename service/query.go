@@ -114,10 +114,12 @@ func setupQuery(cfg QueryConfig, d queryDeps) (*queryPart, error) {
 	return p, nil
 }
 
-// document builds the OpenAPI document from serve's final route table.
-func (p *queryPart) document(routes []httpapi.Route) error {
+// document builds the OpenAPI document from serve's final route table and
+// every part's operation descriptions (other is the other parts').
+func (p *queryPart) document(routes []httpapi.Route, other ...map[string]openapi.Operation) error {
 	return p.doc.Build(openapi.Info{Title: "keyfleet API", Version: "1",
 		Description: "Analytics, anomaly detection and credential control for fleets of phone-based door keys. " +
-			"Every route but /healthz and /readyz needs Authorization: Bearer <token>; errors are RFC 9457 " +
-			"problem documents with a stable code."}, routes, p.ops...)
+			"Every route but /healthz, /readyz and the dashboards' shell needs Authorization: Bearer <token>; errors " +
+			"are RFC 9457 problem documents with a stable code. docs/api.md describes the API in prose."},
+		routes, append(append([]map[string]openapi.Operation{}, p.ops...), other...)...)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/keyfleet/keyfleet/detect/respond"
+	"github.com/keyfleet/keyfleet/identity/scim"
 	"github.com/keyfleet/keyfleet/ingest"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/auth"
@@ -266,7 +268,15 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	routes = append(routes, dash.routes...)
 	routes = append(routes, queryAPI.routes...)
 	routes = append(routes, idn.routes...)
-	if err := queryAPI.document(routes); err != nil {
+	ops := append(dash.ops, healthOperations(), ingestHandler.Operations(), plane.Operations(), det.ops)
+	if est.api != nil {
+		ops = append(ops, est.api.Operations())
+	}
+	ops = append(ops, idn.ops...)
+	// SCIM 2.0 describes itself (RFC 7644 /Schemas, /ResourceTypes); the
+	// OpenAPI document holds keyfleet's own API.
+	documented := slices.DeleteFunc(slices.Clone(routes), func(r httpapi.Route) bool { return strings.HasPrefix(r.Path, scim.Prefix) })
+	if err := queryAPI.document(documented, ops...); err != nil {
 		return err
 	}
 	httpOpts := httpapi.Options{

@@ -114,9 +114,16 @@ type SchedulerOptions struct {
 // catches up after downtime: on start and every Interval it generates each
 // report of the due week that is not stored yet. Instances that race store
 // the same report id; the newest generation wins.
+//
+// A report is about stored history: none is generated for a week that ended
+// before the history began (a fresh deployment has nothing to report on),
+// and one generated while the history covered only part of its week is
+// generated again when older events arrive later (a backfill, make run's
+// simulated history).
 type Scheduler struct {
-	opts SchedulerOptions
-	done Week // the due week whose reports are all stored
+	opts    SchedulerOptions
+	done    Week // the due week whose reports are all stored and final
+	waiting Week // the due week the scheduler said it waits for history for
 }
 
 // NewScheduler returns a scheduler.
@@ -162,16 +169,29 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 	if week == s.done {
 		return nil
 	}
+	history, err := HistoryStart(ctx, s.opts.Conn)
+	if err != nil {
+		return err
+	}
+	if history.IsZero() || !history.Before(week.End()) {
+		if s.waiting != week {
+			s.waiting = week
+			s.opts.Logger.Info("no weekly report for a week before the stored history", "week", week.String(),
+				"history_from", history)
+		}
+		return nil
+	}
 	var errs []error
 	for _, site := range append([]string{""}, s.opts.Sites...) {
 		id := ID(week, site)
-		has, err := s.opts.Store.Has(ctx, id)
-		if err != nil {
+		stored, err := s.opts.Store.Get(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
 			errs = append(errs, err)
 			continue
-		}
-		if has {
-			continue
+		case stored.HistoryFromMs > 0 && history.UnixMilli() >= stored.HistoryFromMs:
+			continue // stored, and no older history has arrived since
 		}
 		start := time.Now()
 		r, err := Generate(ctx, s.opts.Conn, Query{Week: week, Site: site, Now: now, SLA: s.opts.SLA, Estate: s.opts.Estate})
@@ -183,14 +203,17 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("report %s: %w", id, err))
 			continue
 		}
-		s.opts.Logger.Info("weekly report generated", "report_id", id, "duration_ms", time.Since(start).Milliseconds())
+		s.opts.Logger.Info("weekly report generated", "report_id", id, "duration_ms", time.Since(start).Milliseconds(),
+			"history", r.Current().History)
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	s.done = week
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.lastSuccess.Set(float64(now.Unix()))
+	}
+	if !history.After(week.Start()) {
+		s.done = week // whole history: final
 	}
 	return nil
 }

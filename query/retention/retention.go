@@ -373,7 +373,7 @@ func (j *Job) Operations() map[string]openapi.Operation {
 			"partitions with rows, bytes and the time each expires (its whole month older than the policy), " +
 			"and the job's last run. Every drop is written to the audit log before it happens.",
 		Responses: map[int]openapi.Response{200: {Description: "retention status",
-			Content: map[string]map[string]any{"application/json": {"type": "object"}}}},
+			Content: openapi.JSON(openapi.ResponseSchema(Status{}, nil))}},
 	}}
 }
 
