@@ -96,7 +96,6 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	obs := loopOf(ctx)
 	// Batches are handled and committed under workCtx, which outlives ctx by
 	// up to 30 s: a shutdown finishes the batch in hand instead of abandoning
 	// it half-done.
@@ -105,9 +104,8 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(30*time.Second, cancelWork) })
 	defer stopAfter()
 
-	fetchOp := "fetch " + o.Name
-	var fetchBackoff Backoff
-	fetchFailing := false
+	fetching := Fetching{Op: "fetch " + o.Name, Logger: o.Logger}
+	defer fetching.Stop(ctx)
 	batch := make([]kafka.Message, 0, o.MaxBatch)
 	for {
 		// Collect until the batch is full or MaxWait has passed. A fetch
@@ -129,12 +127,7 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 				}
 				break
 			}
-			if fetchFailing {
-				fetchFailing = false
-				fetchBackoff.Reset()
-				obs.Resolved(fetchOp)
-				o.Logger.Info("recovered", "op", fetchOp)
-			}
+			fetching.OK(ctx)
 			batch = append(batch, m)
 		}
 		cancel()
@@ -147,19 +140,13 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 		}
 		if fetchErr != nil {
 			if closed(fetchErr) {
-				return fmt.Errorf("%s: %w", fetchOp, fetchErr)
+				return fmt.Errorf("%s: %w", fetching.Op, fetchErr)
 			}
-			// The reader reconnects by itself; ask again after a backoff.
-			sleep := fetchBackoff.Next()
-			o.Logger.Warn("retrying", "op", fetchOp, "retry_in", sleep.Round(time.Millisecond), "err", fetchErr)
-			fetchFailing = true
-			obs.Retrying(fetchOp, fetchErr)
-			Wait(ctx, sleep)
+			fetching.Failed(ctx, fetchErr) // the reader reconnects by itself
+		} else {
+			fetching.Quiet(ctx)
 		}
 		if ctx.Err() != nil {
-			if fetchFailing {
-				obs.Resolved(fetchOp)
-			}
 			return nil
 		}
 	}

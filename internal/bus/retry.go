@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // Long-running loops treat a dependency outage (Kafka, ClickHouse) as
@@ -165,5 +167,110 @@ func Every(ctx context.Context, logger *slog.Logger, op string, interval time.Du
 		if !Wait(ctx, next) {
 			return nil
 		}
+	}
+}
+
+// Fetching paces a loop that fetches from a kafka-go reader through broker
+// outages. A kafka-go reader reconnects by itself, pacing its own attempts,
+// and queues the errors it meets for its caller (a partition reader up to
+// its queue capacity): the loop must drain them quickly, or it would still
+// be reading stale "connection refused" errors long after the broker came
+// back. So Failed waits only 10 to 100 ms, and logs at most every 10 s.
+//
+// The loop observer hears of every failure, and of the recovery: a fetched
+// message, or QuietAfter without an error (a partition nobody writes to
+// yields no message to prove the reader is back).
+type Fetching struct {
+	Op     string // e.g. "fetch normalize"
+	Logger *slog.Logger
+	// QuietAfter is how long a failing reader must go without an error to
+	// count as recovered when no message comes (default 10 s).
+	QuietAfter time.Duration
+
+	backoff Backoff
+	failing bool
+	since   time.Time // first error of the current failure
+	last    time.Time // latest error
+	logged  time.Time
+	errs    int
+}
+
+// Fetch returns the next message fetch (a reader's FetchMessage) yields,
+// riding out broker outages; it fails only when ctx ends (ctx's error) or
+// the reader is closed (io.EOF or io.ErrClosedPipe).
+func (f *Fetching) Fetch(ctx context.Context, fetch func(context.Context) (kafka.Message, error)) (kafka.Message, error) {
+	for {
+		fctx, cancel := ctx, context.CancelFunc(func() {})
+		if f.failing {
+			fctx, cancel = context.WithTimeout(ctx, f.quietAfter())
+		}
+		m, err := fetch(fctx)
+		timedOut := fctx.Err() != nil
+		cancel()
+		switch {
+		case err == nil:
+			f.OK(ctx)
+			return m, nil
+		case ctx.Err() != nil:
+			return kafka.Message{}, ctx.Err()
+		case closed(err):
+			return kafka.Message{}, err
+		case timedOut:
+			f.Quiet(ctx)
+		default:
+			f.Failed(ctx, err)
+		}
+	}
+}
+
+// Failed handles a failed fetch: report, log now and then, pause briefly.
+func (f *Fetching) Failed(ctx context.Context, err error) {
+	now := time.Now()
+	if !f.failing {
+		f.failing, f.since, f.errs = true, now, 0
+		f.backoff = Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}
+	}
+	f.errs++
+	f.last = now
+	loopOf(ctx).Retrying(f.Op, err)
+	if f.logged.IsZero() || now.Sub(f.logged) >= 10*time.Second {
+		f.Logger.Warn("retrying", "op", f.Op, "failing_for", now.Sub(f.since).Round(time.Millisecond), "errors", f.errs, "err", err)
+		f.logged = now
+	}
+	Wait(ctx, f.backoff.Next())
+}
+
+// OK notes a successful fetch (cheap when nothing failed).
+func (f *Fetching) OK(ctx context.Context) {
+	if f.failing {
+		f.recovered(ctx)
+	}
+}
+
+// Quiet notes a fetch that ended without a message or an error: a failing
+// reader that has been quiet for QuietAfter counts as recovered.
+func (f *Fetching) Quiet(ctx context.Context) {
+	if f.failing && time.Since(f.last) >= f.quietAfter() {
+		f.recovered(ctx)
+	}
+}
+
+func (f *Fetching) quietAfter() time.Duration {
+	if f.QuietAfter <= 0 {
+		return 10 * time.Second
+	}
+	return f.QuietAfter
+}
+
+func (f *Fetching) recovered(ctx context.Context) {
+	f.failing, f.logged = false, time.Time{}
+	loopOf(ctx).Resolved(f.Op)
+	f.Logger.Info("recovered", "op", f.Op, "failed_for", time.Since(f.since).Round(time.Millisecond), "errors", f.errs)
+}
+
+// Stop notes that the loop stops (its failure, if any, is no longer current).
+func (f *Fetching) Stop(ctx context.Context) {
+	if f.failing {
+		loopOf(ctx).Resolved(f.Op)
 	}
 }

@@ -237,3 +237,34 @@ func TestConsumeBatchesRidesOutTransientErrors(t *testing.T) {
 		"resolved handle test", "failing commit test", "resolved commit test"})
 	assert.Zero(t, failing, "nothing left failing")
 }
+
+// Fetching drains a reader's queued errors quickly and counts a reader that
+// stays quiet (a partition nobody writes to) as recovered.
+func TestFetchingRecoversWhenQuiet(t *testing.T) {
+	obs := newObserver()
+	ctx, cancel := context.WithTimeout(bus.WithLoop(context.Background(), obs), 30*time.Second)
+	defer cancel()
+	queued := 50 // stale errors the reader queued while its broker was away
+	fetch := func(ctx context.Context) (kafka.Message, error) {
+		if queued > 0 {
+			queued--
+			return kafka.Message{}, errors.New("failed to dial: connection refused")
+		}
+		<-ctx.Done() // back, but nothing to read
+		return kafka.Message{}, ctx.Err()
+	}
+	f := bus.Fetching{Op: "follow credential.events/0", Logger: quiet, QuietAfter: 200 * time.Millisecond}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { _, err := f.Fetch(ctx, fetch); done <- err }()
+	require.Eventually(t, func() bool {
+		events, _, failing := obs.snapshot()
+		return len(events) == 2 && failing == 0
+	}, 20*time.Second, 10*time.Millisecond)
+	assert.Less(t, time.Since(start), 15*time.Second, "50 queued errors drained within seconds")
+	events, retrying, _ := obs.snapshot()
+	assert.Equal(t, []string{"failing follow credential.events/0", "resolved follow credential.events/0"}, events)
+	assert.Equal(t, 50, retrying)
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+}
