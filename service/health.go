@@ -24,10 +24,11 @@ const (
 // loops report through bus.LoopObserver); /readyz and the keyfleet_loop_*
 // and keyfleet_dependency_up metrics read it.
 //
-// Readiness is honest: 503 while a dependency does not answer, or while an
+// Readiness is honest: 503 while a dependency does not answer, while an
 // operation of some loop has been failing for longer than grace (a loop that
 // cannot store or produce is not ready even when the dependency answers
-// pings: a slow or refusing ClickHouse); 200 again once both clear.
+// pings: a slow or refusing ClickHouse), or while a part still rebuilds its
+// state after start-up; 200 again once all clear.
 type health struct {
 	logger   *slog.Logger
 	now      func() time.Time
@@ -36,9 +37,10 @@ type health struct {
 	grace    time.Duration // a loop's operation may fail this long before readiness says so
 	probes   []probe
 
-	mu    sync.Mutex
-	deps  map[string]*depState
-	loops map[string]map[string]*opState // loop → op → state
+	mu       sync.Mutex
+	deps     map[string]*depState
+	loops    map[string]map[string]*opState // loop → op → state
+	starting map[string]<-chan struct{}     // parts still rebuilding state → closed when done
 
 	up       *prometheus.GaugeVec
 	retries  *prometheus.CounterVec
@@ -66,6 +68,7 @@ type opState struct {
 func newHealth(reg prometheus.Registerer, logger *slog.Logger, probes ...probe) *health {
 	h := &health{logger: logger, now: time.Now, interval: time.Second, timeout: 3 * time.Second, grace: 5 * time.Second,
 		probes: probes, deps: map[string]*depState{}, loops: map[string]map[string]*opState{},
+		starting: map[string]<-chan struct{}{},
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "keyfleet_dependency_up",
 			Help: "1 while the dependency answers keyfleet's probe (Kafka metadata, ClickHouse ping), else 0.",
@@ -89,6 +92,15 @@ func newHealth(reg prometheus.Registerer, logger *slog.Logger, probes ...probe) 
 		h.up.WithLabelValues(p.name).Set(1)
 	}
 	return h
+}
+
+// Starting makes readiness wait for a part that rebuilds its state after
+// start-up (the control plane reading credential.events): 503 naming it
+// until ready is closed.
+func (h *health) Starting(part string, ready <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.starting[part] = ready
 }
 
 // Loop returns the observer of one named loop (a bounded name: it is a
@@ -191,6 +203,8 @@ type Readiness struct {
 	Dependencies map[string]DependencyInfo `json:"dependencies"`
 	// Degraded lists the loops with failing operations (empty when none).
 	Degraded []LoopInfo `json:"degraded_loops"`
+	// Starting lists the parts still rebuilding their state.
+	Starting []string `json:"starting,omitempty"`
 }
 
 // DependencyInfo is one dependency's state and since when it holds.
@@ -252,6 +266,16 @@ func (h *health) readiness() (Readiness, bool) {
 		r.Degraded = append(r.Degraded, li)
 	}
 	sort.Slice(r.Degraded, func(i, j int) bool { return r.Degraded[i].Loop < r.Degraded[j].Loop })
+	for part, done := range h.starting {
+		select {
+		case <-done:
+			delete(h.starting, part)
+		default:
+			r.Starting = append(r.Starting, part)
+			ready = false
+		}
+	}
+	sort.Strings(r.Starting)
 	if !ready {
 		r.Status = "unavailable"
 	}

@@ -77,4 +77,16 @@ func TestHealthReadiness(t *testing.T) {
 	now = now.Add(h.grace)
 	_, ok = h.readiness()
 	assert.False(t, ok)
+	writer.Resolved("commit events-writer")
+
+	// A part rebuilding its state keeps it unavailable until it is done.
+	rebuilt := make(chan struct{})
+	h.Starting("control", rebuilt)
+	r, ok = h.readiness()
+	assert.False(t, ok)
+	assert.Equal(t, []string{"control"}, r.Starting)
+	close(rebuilt)
+	r, ok = h.readiness()
+	assert.True(t, ok)
+	assert.Empty(t, r.Starting)
 }

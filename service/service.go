@@ -226,6 +226,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	health.Starting("control", plane.stream.Ready())
 	routes := append(health.Routes(reg), ingestHandler.Routes()...)
 	routes = append(routes, plane.Routes()...)
 	routes = append(routes, det.routes...)
