@@ -225,28 +225,15 @@ func (f *follower) follow(ctx context.Context, partition int, from int64) error 
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("follow %s/%d: %w", f.topic, partition, err)
 	}
-	op := fmt.Sprintf("follow %s/%d", f.topic, partition)
-	var backoff bus.Backoff
-	failing := false
+	fetching := bus.Fetching{Op: fmt.Sprintf("follow %s/%d", f.topic, partition), Logger: f.logger}
+	defer fetching.Stop(ctx)
 	for {
-		m, err := r.FetchMessage(ctx)
+		m, err := fetching.Fetch(ctx, r.FetchMessage) // rides out broker outages
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			// The broker is away: the reader reconnects by itself and
-			// keeps its offset; ask again after a backoff.
-			failing = true
-			wait := backoff.Next()
-			f.logger.Warn("retrying", "op", op, "retry_in", wait.Round(time.Millisecond), "err", err)
-			bus.Report(ctx, op, err)
-			bus.Wait(ctx, wait)
-			continue
-		}
-		if failing {
-			failing = false
-			backoff.Reset()
-			bus.Report(ctx, op, nil)
+			return fmt.Errorf("follow %s/%d: %w", f.topic, partition, err)
 		}
 		f.handle(m)
 		f.mu.Lock()

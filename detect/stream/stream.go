@@ -409,29 +409,15 @@ func (p *Processor) followPartition(ctx context.Context, topic string, part int,
 		signal()
 	}
 	defer signal() // never leave Run waiting on a partition that stopped
-	op := fmt.Sprintf("follow %s/%d", bus.TopicCredentialEvents, part)
-	var backoff bus.Backoff
-	failing := false
+	fetching := bus.Fetching{Op: fmt.Sprintf("follow %s/%d", bus.TopicCredentialEvents, part), Logger: p.opts.Logger}
+	defer fetching.Stop(ctx)
 	for {
-		m, err := r.ReadMessage(ctx)
+		m, err := fetching.Fetch(ctx, r.FetchMessage) // rides out broker outages
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			// The broker is away: the reader reconnects by itself and
-			// keeps its offset; ask again after a backoff.
-			failing = true
-			wait := backoff.Next()
-			p.opts.Logger.Warn("retrying", "op", op, "partition", part, "retry_in", wait.Round(time.Millisecond),
-				"err", fmt.Errorf("read %s[%d]: %w", topic, part, err))
-			bus.Report(ctx, op, err)
-			bus.Wait(ctx, wait)
-			continue
-		}
-		if failing {
-			failing = false
-			backoff.Reset()
-			bus.Report(ctx, op, nil)
+			return fmt.Errorf("read %s[%d]: %w", topic, part, err)
 		}
 		var rec event.Credential
 		if err := json.Unmarshal(m.Value, &rec); err != nil || rec.CredentialID == "" || !event.Valid(event.States, rec.State) {
