@@ -464,6 +464,11 @@ func (r *run) ensureServices(ctx context.Context) error {
 	return check()
 }
 
+var (
+	serverVersionSQL = chstorage.Query("bench/server_version")
+	dropDatabaseSQL  = chstorage.Query("bench/drop_database")
+)
+
 func (r *run) clickHouseVersion(ctx context.Context) string {
 	conn, err := chstorage.Open(ctx, r.serverConfig())
 	if err != nil {
@@ -471,14 +476,14 @@ func (r *run) clickHouseVersion(ctx context.Context) string {
 	}
 	defer conn.Close()
 	var v string
-	_ = conn.QueryRow(ctx, "SELECT version()").Scan(&v)
+	_ = serverVersionSQL.QueryRow(ctx, conn, nil).Scan(&v)
 	return v
 }
 
 // startServe starts keyfleet serve, connects to its database and starts
 // the resource sampler and the simulated gateways.
 func (r *run) startServe(ctx context.Context) error {
-	token := "kfbench-" + newID() + newID()
+	token := "kfbench-" + newID() + newID() + newID() + newID()
 	srv, err := startServe(ctx, serveConfig{binary: r.o.Binary, brokers: r.o.KafkaBrokers, prefix: r.bc.TopicPrefix,
 		partitions: r.o.Partitions, chAddr: r.o.ClickHouse.Addr, chDatabase: r.chCfg.Database, chUser: r.o.ClickHouse.Username,
 		chPassword: r.o.ClickHouse.Password, registry: filepath.Join(r.dir, "registry.json"), dataDir: filepath.Join(r.dir, "serve"),
@@ -580,7 +585,7 @@ func (r *run) cleanup() {
 			return err
 		}
 		defer conn.Close()
-		return conn.Exec(ctx, "DROP DATABASE IF EXISTS "+r.chCfg.Database)
+		return dropDatabaseSQL.Exec(ctx, conn, chstorage.Args{"database": r.chCfg.Database})
 	})
 	if r.o.WorkDir == "" && r.dir != "" {
 		os.RemoveAll(r.dir)

@@ -14,6 +14,7 @@ import (
 	"github.com/keyfleet/keyfleet/control/lifecycle"
 	"github.com/keyfleet/keyfleet/control/stream"
 	"github.com/keyfleet/keyfleet/detect/respond"
+	"github.com/keyfleet/keyfleet/estate/grant"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
@@ -66,24 +67,20 @@ func (r refusals) Suspend(ctx context.Context, credentialID, reason, actor strin
 	return err
 }
 
-// newControl builds the audit log and the credential control plane. The
+// newControl builds the credential control plane on the audit log. The
 // plane feeds locks (the normalizer's registry) from credential.events.
-func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, locks *registry.Registry, key []byte,
-	reg prometheus.Registerer, logger *slog.Logger) (controlPlane, *audit.Store, error) {
-	auditLog, err := audit.NewStore(conn, audit.Options{Chain: cfg.AuditChain, Logger: logger, Registerer: reg})
-	if err != nil {
-		return controlPlane{}, nil, err
-	}
+func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, auditLog *audit.Store, locks *registry.Registry, key []byte,
+	reg prometheus.Registerer, logger *slog.Logger, policy *grant.Checker) (controlPlane, error) {
 	logger = logger.With("part", "control")
 	proc, err := stream.New(stream.Options{Bus: bc, Conn: conn, Registry: locks, Audit: auditLog, Logger: logger,
-		Registerer: reg, MaxQueue: cfg.MaxQueue, PendingSLA: cfg.PendingSLA})
+		Registerer: reg, MaxQueue: cfg.MaxQueue, PendingSLA: cfg.PendingSLA, Enforcement: policy})
 	if err != nil {
-		return controlPlane{}, nil, err
+		return controlPlane{}, err
 	}
 	ctlAPI, err := api.New(api.Options{State: proc, Conn: conn, Audit: auditLog, Verifier: auditLog, PseudonymKey: key,
-		Logger: logger, Registerer: reg, MaxBulk: cfg.MaxBulk, PendingSLA: cfg.PendingSLA})
+		Logger: logger, Registerer: reg, MaxBulk: cfg.MaxBulk, PendingSLA: cfg.PendingSLA, Policy: policy})
 	if err != nil {
-		return controlPlane{}, nil, err
+		return controlPlane{}, err
 	}
-	return controlPlane{API: ctlAPI, stream: proc}, auditLog, nil
+	return controlPlane{API: ctlAPI, stream: proc}, nil
 }

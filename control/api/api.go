@@ -75,7 +75,10 @@ type Options struct {
 	// VerifyAttestation checks device-possession evidence; nil accepts any
 	// non-empty evidence of a known format.
 	VerifyAttestation func(deviceID string, a control.AttestationInput) error
-	Now               func() time.Time
+	// Policy refuses grants the locks cannot enforce (the estate policy;
+	// nil admits every grant).
+	Policy GrantPolicy
+	Now    func() time.Time
 }
 
 // Validate fills defaults and checks the options.

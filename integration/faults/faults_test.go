@@ -158,7 +158,7 @@ func TestPoisonRecords(t *testing.T) {
 	bus.Wait(context.Background(), warm)
 
 	topics := []string{bus.TopicRaw, bus.TopicAccess, bus.TopicDLQ, bus.TopicAlerts, bus.TopicCredentialEvents,
-		bus.TopicControlCommands, bus.TopicLockAcks}
+		bus.TopicControlCommands, bus.TopicLockAcks, bus.TopicLockRegistry}
 	poison := map[string][]byte{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
