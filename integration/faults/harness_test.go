@@ -103,7 +103,8 @@ func newServe(t *testing.T, args ...string) *serve {
 func (s *serve) start() {
 	s.t.Helper()
 	cmd := exec.Command(keyfleetBin(s.t), s.args...)
-	cmd.Env = append(os.Environ(), "KEYFLEET_BOOTSTRAP_TOKEN="+token, "KEYFLEET_PSEUDONYM_KEY=faults-test-pseudonym-key")
+	cmd.Env = append(os.Environ(), "KEYFLEET_BOOTSTRAP_TOKEN="+token, "KEYFLEET_PSEUDONYM_KEY=faults-test-pseudonym-key",
+		"KEYFLEET_AUDIT_KEY=faults-test-audit-key-0123456789abcdef")
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	require.NoError(s.t, cmd.Start())
 	done := make(chan struct{})
