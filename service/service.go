@@ -22,7 +22,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/ingest"
 	"github.com/keyfleet/keyfleet/internal/audit"
@@ -35,7 +34,6 @@ import (
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
 	"github.com/keyfleet/keyfleet/pipeline"
-	"github.com/keyfleet/keyfleet/query"
 )
 
 // devPseudonymKey keys pseudonyms when no --pseudonym-key is given; only
@@ -171,8 +169,16 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	defer closeAll(logger, est.locks)
-	plane, err := newControl(cfg.Control, bc, conn, auditLog, locks, key, reg, logger, est.checker)
+	idn, err := newIdentity(ctx, cfg.Identity, bc, conn, key, reg, logger)
 	if err != nil {
+		return err
+	}
+	defer closeAll(logger, idn)
+	plane, err := newControl(cfg.Control, bc, conn, auditLog, locks, key, reg, logger, est.checker, idn.verifySubjects)
+	if err != nil {
+		return err
+	}
+	if err := idn.connect(plane.Routes(), bc, reg, auditLog); err != nil {
 		return err
 	}
 	if err := est.withAPI(cfg.Estate, policy, plane.stream, conn, auditLog, cfg.Control.PendingSLA, logger); err != nil {
@@ -258,7 +264,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	queryAPI, err := setupQuery(cfg.Query, queryDeps{conn: conn, tokens: tokens, audit: auditLog,
-		kpis: query.KPIFunc(func(ctx context.Context, from, to time.Time) (any, error) { return store.KPIs(ctx, conn, from, to) }),
+		kpis: idn.kpiFunc(),
 		key:  key, logger: logger, reg: reg})
 	if err != nil {
 		return err
@@ -270,6 +276,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	routes = append(routes, det.routes...)
 	routes = append(routes, dash.routes...)
 	routes = append(routes, queryAPI.routes...)
+	routes = append(routes, idn.routes...)
 	if err := queryAPI.document(routes); err != nil {
 		return err
 	}
@@ -312,7 +319,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		{"control", est.afterRegistry(plane.Run)},
 		{"dependency-probe", health.Run},
 	}
-	loops = append(append(append(loops, det.loops...), queryAPI.loops...), dash.loops...)
+	loops = append(append(append(append(loops, det.loops...), queryAPI.loops...), dash.loops...), idn.loops...)
 	for _, l := range loops {
 		g.Go(func() error {
 			err := l.run(bus.WithLoop(gctx, health.Loop(l.name)))

@@ -34,8 +34,8 @@ var (
 )
 
 type fixture struct {
-	access, creds, alerts, dead, revs, revLocks, acks [][]any
-	n                                                 int
+	access, creds, alerts, dead, revs, revLocks, acks, leavers [][]any
+	n                                                          int
 }
 
 func (f *fixture) event(at time.Time, vendor, site, door, subject, cred, action, outcome string, dup bool) {
@@ -134,6 +134,13 @@ func buildFixture() *fixture {
 				f.acks = append(f.acks, []any{rev + "-" + lock, rev, "revoke", "matter", lock, cred, "applied", "",
 					req.UTC().Truncate(time.Second), applied + 10, applied, applied + 5})
 			}
+			// Identity sync's leavers (W46, W47): deactivated 30 s before
+			// the revocation; W47's second waits for its straggler.
+			if wi >= 3 && (wi == 4 || j == 0) {
+				change := req.Add(-30 * time.Second)
+				f.leavers = append(f.leavers, []any{fmt.Sprintf("subj-l%d%d", wi, j), change.UnixMilli(), "deactivated", rev,
+					uint32(1), change.UTC().Truncate(time.Second), req.UnixMilli()})
+			}
 		}
 	}
 	// Long-lived credentials: cred-00..03 are used every week; cred-s1 and
@@ -195,6 +202,7 @@ func loadFixture(t testing.TB, conn driver.Conn) {
 		{"revocation_locks", []string{"revocation_id", "credential_id", "vendor", "lock_id", "command_id", "ts", "issued_ms"}, f.revLocks},
 		{"lock_acks", []string{"command_id", "revocation_id", "type", "vendor", "lock_id", "credential_id", "status", "error",
 			"ts", "received_ms", "applied_ms", "acked_ms"}, f.acks},
+		{"identity_leavers", []string{"subject_id", "change_ms", "reason", "revocation_id", "credentials", "ts", "requested_ms"}, f.leavers},
 	} {
 		require.NoError(t, chstorage.InsertRows(ctx, conn, b.table, b.cols, b.rows...), b.table)
 	}
