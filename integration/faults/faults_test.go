@@ -46,6 +46,7 @@ func sharedArgs(bc bus.Config, chAddr, database string) []string {
 func (s *scenario) revokeSoon(subject string) {
 	require.Eventually(s.t, func() bool { return s.revoke(subject) }, time.Minute, time.Second,
 		"revoking %s once the fault is over", subject)
+	s.sinceOver("a revocation acknowledged")
 }
 
 // ClickHouse unreachable for 30 s while events, alerts and revocations
@@ -68,6 +69,7 @@ func TestClickHouseDown(t *testing.T) {
 	bus.Wait(context.Background(), time.Until(cut.Add(clickHouseOutage)))
 	s.requireRunning(pid)
 	proxy.Restore()
+	s.faultOver()
 
 	s.revokeSoon(s.subjects[2])
 	bus.Wait(context.Background(), tail)
@@ -110,6 +112,7 @@ func TestKafkaBrokerRestart(t *testing.T) {
 	bus.Wait(context.Background(), time.Until(down.Add(kafkaOutage)))
 	s.requireRunning(pid)
 	broker("start-private", dir, fmt.Sprint(port))
+	s.faultOver()
 
 	s.revokeSoon(s.subjects[2])
 	bus.Wait(context.Background(), tail)
@@ -134,8 +137,10 @@ func TestServeKilled(t *testing.T) {
 
 	s.serve.kill()
 	require.False(t, s.serve.running())
+	s.faultOver()
 	s.serve.start()
 	require.NotEqual(t, pid, s.serve.pid())
+	s.sinceOver("restarted serve ready (its first /readyz 200)")
 
 	s.revokeSoon(s.subjects[1])
 	bus.Wait(context.Background(), tail)
@@ -158,7 +163,7 @@ func TestPoisonRecords(t *testing.T) {
 	bus.Wait(context.Background(), warm)
 
 	topics := []string{bus.TopicRaw, bus.TopicAccess, bus.TopicDLQ, bus.TopicAlerts, bus.TopicCredentialEvents,
-		bus.TopicControlCommands, bus.TopicLockAcks, bus.TopicLockRegistry}
+		bus.TopicControlCommands, bus.TopicLockAcks, bus.TopicLockRegistry, bus.TopicIdentityWrites, bus.TopicIdentityChanges}
 	poison := map[string][]byte{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -234,6 +239,7 @@ func TestSlowClickHouse(t *testing.T) {
 	s.revoke(s.subjects[0]) // slow, but it may well be acknowledged
 	bus.Wait(context.Background(), slowFor)
 	proxy.SetLatency(0)
+	s.faultOver()
 
 	s.revokeSoon(s.subjects[1])
 	bus.Wait(context.Background(), tail)
@@ -274,6 +280,7 @@ func TestEmbeddedBrokerDiskFull(t *testing.T) {
 	bus.Wait(context.Background(), time.Until(full.Add(diskFullFor)))
 	s.requireRunning(pid)
 	require.NoError(t, os.Remove(filler))
+	s.faultOver()
 
 	s.revokeSoon(s.subjects[1])
 	bus.Wait(context.Background(), tail)

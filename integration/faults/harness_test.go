@@ -224,6 +224,7 @@ type scenario struct {
 	subjects []string
 	revoked  map[string]string // subject → revocation id, acknowledged
 	samples  []sample          // /readyz while the workload ran
+	over     time.Time         // when the fault ended (zero: no fault to recover from)
 
 	gw   *gatewayStats
 	stop context.CancelFunc
@@ -449,6 +450,70 @@ func (s *scenario) revoke(subject string) bool {
 	return true
 }
 
+// faultOver records that the fault has just ended and starts measuring
+// the recovery: how long until /readyz says 200 (from the samples, every
+// 250 ms), until the API acknowledges a revocation again (revokeSoon) and
+// until every event acknowledged before the fault ended is stored (polled
+// every 500 ms). Logged, never asserted: the machine may be loaded.
+func (s *scenario) faultOver() {
+	s.mu.Lock()
+	s.over = time.Now()
+	backlog := make([]int64, 0, len(s.acked))
+	for ts := range s.acked {
+		backlog = append(backlog, ts)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	done := make(chan struct{})
+	s.t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		for bus.Wait(ctx, 500*time.Millisecond) {
+			stored, err := s.queryStored(ctx)
+			if err != nil {
+				continue // ClickHouse is the dependency that was away; verify asserts
+			}
+			all := true
+			for _, ts := range backlog {
+				if _, ok := stored[ts]; !ok {
+					all = false
+					break
+				}
+			}
+			if all {
+				s.sinceOver(fmt.Sprintf("the %d events acknowledged before the fault ended all stored", len(backlog)))
+				return
+			}
+		}
+	}()
+}
+
+// sinceOver logs how long after the fault ended something happened.
+func (s *scenario) sinceOver(what string) {
+	s.mu.Lock()
+	over := s.over
+	s.mu.Unlock()
+	if !over.IsZero() {
+		s.t.Logf("recovery: %s %.1fs after the fault ended", what, time.Since(over).Seconds())
+	}
+}
+
+// readyAgain logs when /readyz first said 200 after the fault ended (from
+// the samples, which verify extends until it does).
+func (s *scenario) readyAgain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.over.IsZero() {
+		return
+	}
+	for _, x := range s.samples {
+		if x.at.After(s.over) && x.code == http.StatusOK {
+			s.t.Logf("recovery: /readyz 200 again %.1fs after the fault ended", x.at.Sub(s.over).Seconds())
+			return
+		}
+	}
+}
+
 // finish stops the workload.
 func (s *scenario) finish() {
 	s.stop()
@@ -482,8 +547,14 @@ func (s *scenario) waitUnready(dependency string, within time.Duration) {
 // acknowledged revocation confirmed, the audit log whole.
 func (s *scenario) verify() {
 	t := s.t
-	require.Eventually(t, func() bool { code, _ := s.serve.readyz(); return code == http.StatusOK },
-		2*time.Minute, 250*time.Millisecond, "/readyz should answer 200 again after the fault")
+	require.Eventually(t, func() bool {
+		code, r := s.serve.readyz()
+		s.mu.Lock()
+		s.samples = append(s.samples, sample{at: time.Now(), code: code, r: r})
+		s.mu.Unlock()
+		return code == http.StatusOK
+	}, 2*time.Minute, 250*time.Millisecond, "/readyz should answer 200 again after the fault")
+	s.readyAgain()
 
 	s.mu.Lock()
 	acked, sent := len(s.acked), len(s.sent)
@@ -651,19 +722,27 @@ func (s *scenario) positions() string {
 // storedEvents returns, per event time, the rows left after FINAL and the
 // distinct event ids.
 func (s *scenario) storedEvents() map[int64][2]uint64 {
-	rows, err := s.conn.Query(context.Background(),
-		"SELECT ts_ms, count(), uniqExact(event_id) FROM access_events FINAL GROUP BY ts_ms")
+	out, err := s.queryStored(context.Background())
 	require.NoError(s.t, err)
+	return out
+}
+
+func (s *scenario) queryStored(ctx context.Context) (map[int64][2]uint64, error) {
+	rows, err := s.conn.Query(ctx, "SELECT ts_ms, count(), uniqExact(event_id) FROM access_events FINAL GROUP BY ts_ms")
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
 	out := map[int64][2]uint64{}
 	for rows.Next() {
 		var ts int64
 		var n, ids uint64
-		require.NoError(s.t, rows.Scan(&ts, &n, &ids))
+		if err := rows.Scan(&ts, &n, &ids); err != nil {
+			return nil, err
+		}
 		out[ts] = [2]uint64{n, ids}
 	}
-	require.NoError(s.t, rows.Err())
-	return out
+	return out, rows.Err()
 }
 
 // requireRunning asserts serve is still the process it was.
