@@ -25,6 +25,8 @@
 #       PORT+1), state in DIR/kafka, formatted once. start-private on an existing
 #       DIR starts the same broker again with its data (a restart); stop-private
 #       stops it with SIGTERM (--kill: SIGKILL, no clean shutdown) and waits.
+#       With KEYFLEET_KAFKA_OWNER_PID set, the broker is killed once that
+#       process is gone (a test killed by its timeout runs no cleanup).
 #
 # Idempotent. Jars are cached in KEYFLEET_CACHE (default ~/.cache/keyfleet); the log
 # dir and config live under ./var/kafka. Port: KEYFLEET_KAFKA_PORT (default 19092),
@@ -303,7 +305,15 @@ PROPS
   nohup "$java" -Xms128m -Xmx384m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
     -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
     -cp "$lib/*" kafka.Kafka "$priv_dir/server.properties" >>"$priv_dir/kafka.log" 2>&1 </dev/null &
-  echo $! >"$priv_dir/kafka.pid"
+  local bpid=$!
+  echo "$bpid" >"$priv_dir/kafka.pid"
+  # KEYFLEET_KAFKA_OWNER_PID: the broker dies with that process (a test
+  # killed by its timeout runs no cleanup) — checked every 2 s.
+  if [ -n "${KEYFLEET_KAFKA_OWNER_PID:-}" ]; then
+    local owner="$KEYFLEET_KAFKA_OWNER_PID"
+    nohup bash -c "while kill -0 $owner 2>/dev/null && kill -0 $bpid 2>/dev/null; do sleep 2; done; kill -9 $bpid 2>/dev/null" \
+      >/dev/null 2>&1 </dev/null &
+  fi
   for _ in $(seq 1 480); do
     if port_open "$priv_port"; then log "ready"; return; fi
     if ! kill -0 "$(cat "$priv_dir/kafka.pid")" 2>/dev/null; then break; fi

@@ -92,7 +92,9 @@ func TestKafkaBrokerRestart(t *testing.T) {
 	port := freePortPair(t)
 	broker := func(args ...string) {
 		t.Helper()
-		out, err := exec.Command(filepath.Join(repoRoot(), "scripts", "kafka.sh"), args...).CombinedOutput()
+		cmd := exec.Command(filepath.Join(repoRoot(), "scripts", "kafka.sh"), args...)
+		cmd.Env = append(os.Environ(), fmt.Sprintf("KEYFLEET_KAFKA_OWNER_PID=%d", os.Getpid())) // dies with the test binary
+		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "scripts/kafka.sh %s:\n%s", strings.Join(args, " "), out)
 	}
 	broker("start-private", dir, fmt.Sprint(port))

@@ -106,6 +106,7 @@ func (s *serve) start() {
 	cmd.Env = append(os.Environ(), "KEYFLEET_BOOTSTRAP_TOKEN="+token, "KEYFLEET_PSEUDONYM_KEY=faults-test-pseudonym-key",
 		"KEYFLEET_AUDIT_KEY=faults-test-audit-key-0123456789abcdef")
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	cmd.SysProcAttr = dieWithParent() // a test binary killed by its timeout runs no cleanup
 	require.NoError(s.t, cmd.Start())
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
