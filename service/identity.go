@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -389,13 +390,31 @@ func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
 func (l *pipeListener) Dial(ctx context.Context) (net.Conn, error) {
 	server, client := net.Pipe()
 	select {
-	case l.conns <- server:
+	case l.conns <- pipeConn{server}:
 		return client, nil
 	case <-l.closed:
 		return nil, net.ErrClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// pipeConn is the server's end of a pipe. fasthttp panics ("BUG: error in
+// SetWriteDeadline") when setting a deadline fails, and a pipe refuses
+// deadlines once the client has closed its end (the transport dropping an
+// idle connection): that ended serve. A deadline on a closed pipe does not
+// matter, the next read or write fails and fasthttp closes the connection.
+type pipeConn struct{ net.Conn }
+
+func (c pipeConn) SetDeadline(t time.Time) error      { return openOnly(c.Conn.SetDeadline(t)) }
+func (c pipeConn) SetReadDeadline(t time.Time) error  { return openOnly(c.Conn.SetReadDeadline(t)) }
+func (c pipeConn) SetWriteDeadline(t time.Time) error { return openOnly(c.Conn.SetWriteDeadline(t)) }
+
+func openOnly(err error) error {
+	if errors.Is(err, io.ErrClosedPipe) {
+		return nil
+	}
+	return err
 }
 
 type pipeAddr struct{}
