@@ -1,7 +1,6 @@
 package service
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,7 +50,7 @@ func (c *DashboardsConfig) validate() error {
 type dashboardsPart struct {
 	routes []httpapi.Route
 	ops    []map[string]openapi.Operation
-	runs   []func(context.Context) error
+	loops  []loop
 }
 
 // setupDashboards builds the dashboards and the weekly reports. reg is the
@@ -68,7 +67,7 @@ func setupDashboards(cfg DashboardsConfig, conn driver.Conn, reg *prometheus.Reg
 	if err != nil {
 		return nil, err
 	}
-	part := &dashboardsPart{routes: append(dash.Routes(), api.Routes()...), runs: []func(context.Context) error{dash.Run},
+	part := &dashboardsPart{routes: append(dash.Routes(), api.Routes()...), loops: []loop{{"ingest-health", dash.Run}},
 		ops: []map[string]openapi.Operation{dash.Operations(), api.Operations()}}
 	if !cfg.ReportSchedule {
 		return part, nil
@@ -86,6 +85,6 @@ func setupDashboards(cfg DashboardsConfig, conn driver.Conn, reg *prometheus.Reg
 	if err != nil {
 		return nil, err
 	}
-	part.runs = append(part.runs, sched.Run)
+	part.loops = append(part.loops, loop{"reports", sched.Run})
 	return part, nil
 }

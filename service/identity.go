@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -111,7 +112,7 @@ type identityPart struct {
 	audit   audit.Appender
 	routes  []httpapi.Route
 	ops     []map[string]openapi.Operation // of the /v1/identity routes (SCIM describes itself: /scim/v2/Schemas)
-	runs    []func(context.Context) error
+	loops   []loop
 
 	mu       sync.Mutex
 	users    int
@@ -152,7 +153,7 @@ func newIdentity(ctx context.Context, cfg IdentityConfig, bc bus.Config, conn dr
 		})}
 	reg.MustRegister(p.enforced)
 	p.routes = svc.Routes()
-	p.runs = append(p.runs, st.Run, svc.Run)
+	p.loops = append(p.loops, loop{"identity-owner", st.Run}, loop{"identity-sweep", svc.Run})
 	return p, nil
 }
 
@@ -206,7 +207,8 @@ func (p *identityPart) connect(controlRoutes []httpapi.Route, bc bus.Config, reg
 			Handler: p.handleSubject,
 			Summary: "What the identity source says about a pseudonymous subject: known, entitled (or why not), site, end date, groups."},
 	)
-	p.runs = append(p.runs, func(ctx context.Context) error { return p.private.Serve(ctx, p.pipe) }, auto.Run)
+	p.loops = append(p.loops, loop{"identity-api", func(ctx context.Context) error { return p.private.Serve(ctx, p.pipe) }},
+		loop{"identity-sync", auto.Run})
 	return nil
 }
 
@@ -400,13 +402,31 @@ func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
 func (l *pipeListener) Dial(ctx context.Context) (net.Conn, error) {
 	server, client := net.Pipe()
 	select {
-	case l.conns <- server:
+	case l.conns <- pipeConn{server}:
 		return client, nil
 	case <-l.closed:
 		return nil, net.ErrClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// pipeConn is the server's end of a pipe. fasthttp panics ("BUG: error in
+// SetWriteDeadline") when setting a deadline fails, and a pipe refuses
+// deadlines once the client has closed its end (the transport dropping an
+// idle connection): that ended serve. A deadline on a closed pipe does not
+// matter, the next read or write fails and fasthttp closes the connection.
+type pipeConn struct{ net.Conn }
+
+func (c pipeConn) SetDeadline(t time.Time) error      { return openOnly(c.Conn.SetDeadline(t)) }
+func (c pipeConn) SetReadDeadline(t time.Time) error  { return openOnly(c.Conn.SetReadDeadline(t)) }
+func (c pipeConn) SetWriteDeadline(t time.Time) error { return openOnly(c.Conn.SetWriteDeadline(t)) }
+
+func openOnly(err error) error {
+	if errors.Is(err, io.ErrClosedPipe) {
+		return nil
+	}
+	return err
 }
 
 type pipeAddr struct{}

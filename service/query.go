@@ -1,7 +1,6 @@
 package service
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,7 +62,7 @@ func (q *QueryConfig) Validate() error {
 // jobs, and the OpenAPI document of the whole route table.
 type queryPart struct {
 	routes []httpapi.Route
-	runs   []func(context.Context) error
+	loops  []loop
 	doc    *openapi.Document
 	ops    []map[string]openapi.Operation
 }
@@ -105,7 +104,7 @@ func setupQuery(cfg QueryConfig, d queryDeps) (*queryPart, error) {
 		return nil, err
 	}
 	doc := &openapi.Document{}
-	p := &queryPart{doc: doc, runs: []func(context.Context) error{roll.Run, ret.Run},
+	p := &queryPart{doc: doc, loops: []loop{{"rollup", roll.Run}, {"retention", ret.Run}},
 		ops: []map[string]openapi.Operation{svc.Operations(), ret.Operations(), tokenAPI.Operations(), doc.Operations()}}
 	p.routes = append(p.routes, svc.Routes()...)
 	p.routes = append(p.routes, ret.Routes()...)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyfleet/keyfleet/internal/bus"
 )
 
 // ParseDay reads a weekday name (monday ... sunday, or its first three letters).
@@ -146,20 +148,10 @@ func NewScheduler(opts SchedulerOptions) (*Scheduler, error) {
 	return &Scheduler{opts: opts}, nil
 }
 
-// Run generates due reports until ctx ends.
+// Run generates due reports until ctx ends; a failed tick (ClickHouse
+// away) is retried after a backoff.
 func (s *Scheduler) Run(ctx context.Context) error {
-	t := time.NewTicker(s.opts.Interval)
-	defer t.Stop()
-	for {
-		if err := s.Tick(ctx); err != nil && ctx.Err() == nil {
-			s.opts.Logger.Warn("weekly report not generated; retrying", "err", err, "retry_in", s.opts.Interval)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return bus.Every(ctx, s.opts.Logger, "weekly report", s.opts.Interval, s.Tick)
 }
 
 // Tick generates the due week's missing reports.
