@@ -19,8 +19,10 @@ import (
 
 // Detector takes normalized events in-process (detect/stream.Processor).
 // Detect returns once the events are judged and the alerts they raised are
-// acknowledged by Kafka; it keeps nothing of the slice. An error means the
-// events may not have been judged (the batch is not committed).
+// acknowledged by Kafka; it keeps nothing of the slice. An error is taken as
+// transient (nothing is committed; the same events are handed over again
+// after a backoff), so a Detect that fails must leave no trace of them;
+// stream.Processor waits out Kafka itself and fails only when ctx ends.
 type Detector interface {
 	Detect(ctx context.Context, events []event.Access) error
 }
@@ -120,6 +122,8 @@ type Ingest struct {
 	consumed   map[string]prometheus.Counter
 	normalized map[string]prometheus.Counter
 
+	fetching bus.Fetching // rides out broker outages
+
 	bufs   [2]*ingestBatch
 	events []event.Access // one chunk's events, reused
 	keyBuf []byte
@@ -153,7 +157,8 @@ func NewIngest(opts IngestOptions) (*Ingest, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Ingest{opts: opts, consumed: map[string]prometheus.Counter{}, normalized: map[string]prometheus.Counter{}}
+	s := &Ingest{opts: opts, consumed: map[string]prometheus.Counter{}, normalized: map[string]prometheus.Counter{},
+		fetching: bus.Fetching{Op: "fetch normalize", Logger: opts.Logger}}
 	for _, vendor := range opts.Normalizer.Vendors() {
 		s.consumed[vendor] = opts.Metrics.consumed.WithLabelValues(vendor)
 		s.normalized[vendor] = opts.Metrics.normalized.WithLabelValues(vendor)
@@ -176,7 +181,19 @@ func NewIngest(opts IngestOptions) (*Ingest, error) {
 
 // Run consumes until ctx ends, then stores and commits what it holds (for up
 // to 30 s) and returns.
+//
+// Dependency outages never end it (as bus.ConsumeBatches): a failed fetch
+// (the broker away) is retried after a short pause, and every insert,
+// hand-off, dead letter and commit is retried with backoff while it holds
+// its batch (fetching stops meanwhile, so memory stays bounded); each is
+// reported to ctx's loop observer (bus.WithLoop). It returns an error only
+// when the reader is closed under it or the batch in hand could not be
+// finished within the 30 s after ctx ended.
 func (s *Ingest) Run(ctx context.Context) error {
+	for _, rows := range []*AccessRows{s.bufs[0].rows, s.bufs[0].subject} {
+		s.opts.SinkMetrics.started(rows.Table(), time.Now())
+	}
+	defer s.fetching.Stop(ctx)
 	// Work outlives ctx by up to 30 s: a shutdown finishes the batch in
 	// hand instead of abandoning it half-done.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -227,18 +244,22 @@ func (s *Ingest) Run(ctx context.Context) error {
 }
 
 // collect fetches a chunk: up to ChunkSize records, for at most ChunkWait.
-// A fetch cut short by the deadline consumes nothing.
+// A fetch cut short by the deadline consumes nothing. Fetch errors (the
+// broker away) are ridden out; it fails only when the reader was closed.
 func (s *Ingest) collect(ctx context.Context) error {
 	clear(s.chunk)
 	s.chunk = s.chunk[:0]
 	cctx, cancel := context.WithTimeout(ctx, s.opts.ChunkWait)
 	defer cancel()
 	for len(s.chunk) < s.opts.ChunkSize {
-		m, err := s.opts.Reader.FetchMessage(cctx)
+		m, err := s.fetching.Fetch(cctx, s.opts.Reader.FetchMessage)
 		if err != nil {
 			if cctx.Err() == nil {
-				return fmt.Errorf("fetch raw records: %w", err)
+				return fmt.Errorf("fetch raw records: %w", err) // closed
 			}
+			// A failing reader that stays quiet (no record, no error)
+			// counts as recovered after a while.
+			s.fetching.Quiet(ctx)
 			return nil
 		}
 		s.chunk = append(s.chunk, m)
@@ -270,8 +291,10 @@ func (s *Ingest) process(ctx context.Context, b *ingestBatch) error {
 		b.records++
 	}
 	if s.opts.Detector != nil && len(s.events) > 0 {
-		if err := s.opts.Detector.Detect(ctx, s.events); err != nil {
-			return fmt.Errorf("detect: %w", err)
+		if err := bus.Retry(ctx, s.opts.Logger, "detect", func(ctx context.Context) error {
+			return s.opts.Detector.Detect(ctx, s.events)
+		}); err != nil {
+			return err
 		}
 	}
 	if s.opts.Events != nil && len(s.events) > 0 {
@@ -429,6 +452,6 @@ func (s *Ingest) insert(ctx context.Context, rows *AccessRows) error {
 	m.duration.WithLabelValues(table).Observe(time.Since(start).Seconds())
 	m.rows.WithLabelValues(table).Add(float64(n))
 	m.batches.WithLabelValues(table).Observe(float64(n))
-	m.lastFlushed.WithLabelValues(table).SetToCurrentTime()
+	m.flushed(table, time.Now())
 	return nil
 }

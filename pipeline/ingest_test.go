@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -136,14 +137,81 @@ func TestIngestStoresDetectsAndPublishes(t *testing.T) {
 	assert.Equal(t, normalize.ReasonBadEnvelope, bus.ParseDeadLetter(dead[0]).Reason)
 }
 
-// A batch whose events the detectors could not take is not committed.
-func TestIngestCommitsOnlyAfterTheDetectors(t *testing.T) {
+// flakyReader fails some fetches and commits, as a reader does while its
+// broker restarts, around a real consumer-group reader.
+type flakyReader struct {
+	bus.MessageReader
+	mu          sync.Mutex
+	fetchFails  int
+	commitFails int
+}
+
+func (r *flakyReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	r.mu.Lock()
+	if r.fetchFails > 0 {
+		r.fetchFails--
+		r.mu.Unlock()
+		return kafka.Message{}, errors.New("failed to dial: connection refused")
+	}
+	r.mu.Unlock()
+	return r.MessageReader.FetchMessage(ctx)
+}
+
+func (r *flakyReader) CommitMessages(ctx context.Context, msgs ...kafka.Message) error {
+	r.mu.Lock()
+	if r.commitFails > 0 {
+		r.commitFails--
+		r.mu.Unlock()
+		return errors.New("coordinator not available")
+	}
+	r.mu.Unlock()
+	return r.MessageReader.CommitMessages(ctx, msgs...)
+}
+
+// observer is a bus.LoopObserver that keeps which operations failed and
+// recovered.
+type observer struct {
+	mu      sync.Mutex
+	events  []string
+	failing map[string]bool
+}
+
+func (o *observer) Retrying(op string, _ error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.failing[op] {
+		o.events = append(o.events, "failing "+op)
+	}
+	o.failing[op] = true
+}
+
+func (o *observer) Resolved(op string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.failing[op] {
+		o.events = append(o.events, "resolved "+op)
+	}
+	delete(o.failing, op)
+}
+
+func (o *observer) snapshot() ([]string, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.events...), len(o.failing)
+}
+
+// The one pass rides out what resil's loops ride out: failed fetches,
+// detectors that cannot take a batch, failed commits. Nothing is committed
+// before the detectors took the events, the stage keeps running, every
+// event is handed over once, and the loop observer hears of each failing
+// operation and of its recovery.
+func TestIngestRidesOutFailures(t *testing.T) {
 	kc := testenv.Kafka(t, 1)
-	_, cfg := testenv.ClickHouse(t)
+	conn, cfg := testenv.ClickHouse(t)
 	bulk, err := chstorage.OpenBulk(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { bulk.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	raw := bus.NewWriter(kc, bus.TopicRaw)
 	dlq := bus.NewWriter(kc, bus.TopicDLQ)
@@ -151,16 +219,49 @@ func TestIngestCommitsOnlyAfterTheDetectors(t *testing.T) {
 	base := time.Now().Add(-time.Hour).UnixMilli()
 	require.NoError(t, raw.WriteMessages(ctx, matterRecord(1, base), matterRecord(2, base+1)))
 
-	reader := bus.NewGroupReader(kc, bus.TopicRaw, bus.GroupNormalize)
-	t.Cleanup(func() { reader.Close() })
+	gr := bus.NewGroupReader(kc, bus.TopicRaw, bus.GroupNormalize)
+	t.Cleanup(func() { gr.Close() })
+	reader := &flakyReader{MessageReader: gr, fetchFails: 3, commitFails: 2}
+	det := &recorder{fail: true}
 	stage, err := pipeline.NewIngest(pipeline.IngestOptions{
 		Normalizer: normalize.New(vendors.Adapters(), nil, []byte("k")), Reader: reader, Conn: bulk, DLQ: dlq,
-		Detector: &recorder{fail: true}, FlushInterval: 50 * time.Millisecond, Logger: testenv.Logger(t),
+		Detector: det, FlushInterval: 50 * time.Millisecond, Logger: testenv.Logger(t),
 	})
 	require.NoError(t, err)
-	err = stage.Run(ctx)
-	require.ErrorContains(t, err, "detectors unavailable")
-	lag, err := bus.Lag(ctx, kc, bus.Consumer{Group: bus.GroupNormalize, Topic: bus.TopicRaw})
-	require.NoError(t, err)
-	assert.Equal(t, int64(2), lag, "nothing committed")
+	obs := &observer{failing: map[string]bool{}}
+	runCtx, stop := context.WithCancel(bus.WithLoop(ctx, obs))
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(runCtx) }()
+
+	lag := func() int64 {
+		n, err := bus.Lag(ctx, kc, bus.Consumer{Group: bus.GroupNormalize, Topic: bus.TopicRaw})
+		require.NoError(t, err)
+		return n
+	}
+	require.Eventually(t, func() bool {
+		events, _ := obs.snapshot()
+		return slices.Contains(events, "failing detect")
+	}, time.Minute, 20*time.Millisecond, "the detectors' failure reported")
+	assert.Equal(t, int64(2), lag(), "nothing committed while the detectors cannot take the events")
+	select {
+	case err := <-done:
+		t.Fatalf("the stage ended while the detectors were away: %v", err)
+	default:
+	}
+
+	det.mu.Lock()
+	det.fail = false
+	det.mu.Unlock()
+	require.Eventually(t, func() bool { return lag() == 0 }, time.Minute, 50*time.Millisecond, "committed once detected")
+	stop()
+	require.NoError(t, <-done)
+	assert.Len(t, det.got(), 2, "each event handed over once")
+	var stored uint64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT uniqExact(event_id) FROM access_events").Scan(&stored))
+	assert.Equal(t, uint64(2), stored)
+	events, failing := obs.snapshot()
+	assert.Subset(t, events, []string{"failing fetch normalize", "resolved fetch normalize", "failing detect",
+		"resolved detect", "failing commit raw records", "resolved commit raw records"})
+	assert.Zero(t, failing, "nothing left failing")
 }

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 	"github.com/keyfleet/keyfleet/pipeline"
 )
 
@@ -77,7 +77,8 @@ type detectPart struct {
 	// detector, when set, is fed in-process by the pipeline (--access-events inline or publish).
 	detector  pipeline.Detector
 	routes    []httpapi.Route
-	runs      []func(context.Context) error
+	ops       map[string]openapi.Operation
+	loops     []loop
 	closers   []io.Closer
 	consumers []bus.Consumer
 }
@@ -85,7 +86,7 @@ type detectPart struct {
 // setupDetect builds the detectors (access.events → alerts), the alerts
 // sink (alerts → ClickHouse), the responders and the /v1/alerts routes.
 func setupDetect(cfg DetectConfig, accessEvents string, bc bus.Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.Logger,
-	auditor audit.Appender, suspender respond.Suspender) (*detectPart, error) {
+	auditor audit.Appender, suspender respond.Suspender, dlq bus.Writer) (*detectPart, error) {
 	part := &detectPart{}
 	if auditor == nil || suspender == nil {
 		return nil, errors.New("detect: an audit log and a suspender are required")
@@ -95,14 +96,14 @@ func setupDetect(cfg DetectConfig, accessEvents string, bc bus.Config, conn driv
 	if err != nil {
 		return nil, err
 	}
-	part.routes = api.Routes()
+	part.routes, part.ops = api.Routes(), api.Operations()
 	alertsReader := bus.NewGroupReader(bc, bus.TopicAlerts, bus.GroupAlerts)
 	part.closers = append(part.closers, alertsReader)
-	sink, err := alertstore.NewSink(store, alertsReader, reg, logger)
+	sink, err := alertstore.NewSink(store, alertsReader, dlq, reg, logger)
 	if err != nil {
 		return nil, err
 	}
-	part.runs = append(part.runs, sink.Run)
+	part.loops = append(part.loops, loop{"alerts-writer", sink.Run})
 	part.consumers = append(part.consumers, bus.Consumer{Group: bus.GroupAlerts, Topic: bus.TopicAlerts})
 	if !cfg.Enabled {
 		return part, nil
@@ -131,7 +132,7 @@ func setupDetect(cfg DetectConfig, accessEvents string, bc bus.Config, conn driv
 	if accessEvents == AccessTopic {
 		accessReader := bus.NewGroupReader(bc, bus.TopicAccess, bus.GroupDetect)
 		part.closers = append(part.closers, accessReader)
-		opts.Access = accessReader
+		opts.Access, opts.DeadLetter = accessReader, dlq
 		part.consumers = append(part.consumers, bus.Consumer{Group: bus.GroupDetect, Topic: bus.TopicAccess})
 	} else {
 		opts.History = stream.ClickHouseHistory{Conn: conn}
@@ -144,7 +145,7 @@ func setupDetect(cfg DetectConfig, accessEvents string, bc bus.Config, conn driv
 	if err != nil {
 		return nil, err
 	}
-	part.runs = append(part.runs, proc.Run)
+	part.loops = append(part.loops, loop{"detect", proc.Run})
 	if opts.Access == nil {
 		part.detector = proc
 	}
@@ -165,7 +166,7 @@ func setupDetect(cfg DetectConfig, accessEvents string, bc bus.Config, conn driv
 		if err != nil {
 			return nil, err
 		}
-		part.runs = append(part.runs, resp.Run)
+		part.loops = append(part.loops, loop{"respond", resp.Run})
 		part.consumers = append(part.consumers, bus.Consumer{Group: bus.GroupRespond, Topic: bus.TopicAlerts})
 	}
 	return part, nil

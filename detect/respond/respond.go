@@ -41,6 +41,10 @@ import (
 // Suspender suspends a credential through the control plane (implemented by
 // the credential control plane; a suspension is a lifecycle change
 // active → suspended, published on credential.events and pushed to locks).
+// A refusal that retrying cannot change (an unknown credential, one that is
+// not active) is a *bus.PermanentError: the action is recorded as failed.
+// Any other error is taken as the control plane's dependencies being away:
+// the responder waits and tries again, holding its place on the alerts topic.
 type Suspender interface {
 	Suspend(ctx context.Context, credentialID, reason, actor string) error
 }
@@ -202,10 +206,10 @@ func (r *Responder) Handle(ctx context.Context, a *detect.Alert) error {
 // ClickHouse work is per batch, not per alert: one query for the actions
 // already recorded, one insert of tickets, one audit append of every action
 // and one insert of the action records (audited before recorded, as each
-// action was before). It returns an error only when outcomes could not be
-// recorded or audited (the batch is then re-delivered; actions already
-// carried out are not repeated for actions recorded); a failed action is
-// recorded as failed.
+// action was before). ClickHouse and the control plane being away are
+// waited out (retried with backoff); it returns an error only when ctx ends
+// first (the batch is then re-delivered; actions already recorded are not
+// repeated). An action the control plane refuses is recorded as failed.
 func (r *Responder) HandleBatch(ctx context.Context, alerts []*detect.Alert) error {
 	type planned struct {
 		a     *detect.Alert
@@ -225,7 +229,12 @@ func (r *Responder) HandleBatch(ctx context.Context, alerts []*detect.Alert) err
 	if len(work) == 0 {
 		return nil
 	}
-	done, err := r.recorded(ctx, ids)
+	var done map[string]bool
+	err := bus.Retry(ctx, r.opts.Logger, "query alert actions", func(ctx context.Context) error {
+		var err error
+		done, err = r.recorded(ctx, ids)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -237,7 +246,13 @@ func (r *Responder) HandleBatch(ctx context.Context, alerts []*detect.Alert) err
 				continue
 			}
 			done[id] = true // the same alert twice in a batch
-			rec := r.act(ctx, w.a, st, b)
+			rec, err := r.act(ctx, w.a, st, b)
+			if err != nil {
+				// ctx ended while the control plane was away: nothing
+				// of the batch is recorded, and it is handled again by
+				// whoever consumes it next.
+				return err
+			}
 			rec.ActionID = id
 			b.add(r, w.a, rec)
 		}
@@ -351,7 +366,10 @@ func (r *Responder) recorded(ctx context.Context, alertIDs []string) (map[string
 	return out, rows.Err()
 }
 
-func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step, b *actionBatch) record {
+// act carries out one step and says how it went (a ticket is added to b,
+// written with the batch); it fails only when ctx ends while the control
+// plane is away.
+func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step, b *actionBatch) (record, error) {
 	rec := record{Rule: st.Rule, Action: st.Action}
 	dry := r.opts.Rules.Responders.DryRun
 	switch st.Action {
@@ -369,12 +387,16 @@ func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step, b *action
 			rec.Outcome, rec.Detail = OutcomeDryRun, "would suspend credential "+a.CredentialID
 		default:
 			reason := fmt.Sprintf("%s alert %s (%s): %s", a.Detector, a.AlertID, a.Severity, a.Explanation)
-			err := retry(ctx, 3, func(ctx context.Context) error {
+			err := bus.Retry(ctx, r.opts.Logger, "suspend credential", func(ctx context.Context) error {
 				return r.opts.Suspender.Suspend(ctx, a.CredentialID, reason, "responder:"+st.Rule)
 			})
-			if err != nil {
-				rec.Outcome, rec.Detail, rec.Reversal = OutcomeFailed, err.Error(), ""
-			} else {
+			var refused *bus.PermanentError
+			switch {
+			case errors.As(err, &refused):
+				rec.Outcome, rec.Detail, rec.Reversal = OutcomeFailed, refused.Err.Error(), ""
+			case err != nil:
+				return rec, err
+			default:
 				rec.Outcome, rec.Detail = OutcomeDone, "suspended credential "+a.CredentialID
 			}
 		}
@@ -399,12 +421,12 @@ func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step, b *action
 			rec.Outcome, rec.Detail = OutcomeDryRun, "would open ticket "+ticket
 			break
 		}
-		// Written with the batch, before its records (a failed insert
-		// fails the batch, which is re-delivered).
+		// Written with the batch, before its records (retried while
+		// ClickHouse is away, like the batch's other writes).
 		b.tickets = append(b.tickets, r.ticketRow(a, ticket))
 		rec.Outcome, rec.Detail = OutcomeDone, "opened ticket "+ticket
 	}
-	return rec
+	return rec, nil
 }
 
 // allow takes a slot of the site's suspension budget (a sliding minute).

@@ -72,6 +72,10 @@ type Options struct {
 	Lag func() int64
 	// Alerts writes the alerts topic (synchronous, acks=all).
 	Alerts bus.Writer
+	// DeadLetter receives the access.events records that are not events
+	// (reason undecodable_event, stage detect); nil: they are logged and
+	// skipped.
+	DeadLetter bus.Writer
 
 	// Uses enables the batch checks (stale_credential, expired_exception)
 	// every BatchEvery; nil disables them on this instance.
@@ -190,6 +194,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		g.Go(func() error {
 			err := bus.ConsumeBatches(gctx, p.opts.Access, bus.BatchOptions{
 				MaxBatch: p.opts.MaxBatch, MaxWait: p.opts.MaxWait, Logger: p.opts.Logger, Name: "detect",
+				DeadLetter: p.opts.DeadLetter,
 			}, p.handleAccess)
 			if err != nil && gctx.Err() != nil && errors.Is(err, context.Canceled) {
 				// Shutdown cut a commit short: the batch is redelivered to the
@@ -212,18 +217,27 @@ func (p *Processor) Run(ctx context.Context) error {
 }
 
 // handleAccess runs one batch of access events through the engine and
-// produces the alerts before the batch is committed.
+// produces the alerts before the batch is committed. Records that are not
+// events are dead-lettered once the others are judged (access.events has
+// no other consumer in serve since the one pass stores events from the raw
+// records).
 func (p *Processor) handleAccess(ctx context.Context, batch []kafka.Message) error {
 	// Events are decoded in place into a slice kept between batches (the
 	// engine copies what it keeps): no allocation per event or batch.
 	events := p.events[:0]
-	bad := 0
+	var bad []kafka.Message
+	var why error
 	for _, m := range batch {
 		events = append(events, event.Access{})
 		ev := &events[len(events)-1]
-		if err := event.Decode(m.Value, ev); err != nil || ev.TsMs <= 0 {
+		err := event.Decode(m.Value, ev)
+		if err == nil && ev.TsMs <= 0 {
+			err = errors.New("no event time")
+		}
+		if err != nil {
 			events = events[:len(events)-1]
-			bad++ // the ClickHouse writer dead-letters undecodable events
+			bad = append(bad, m)
+			why = err
 			continue
 		}
 		if ev.ReceivedMs <= 0 {
@@ -231,8 +245,14 @@ func (p *Processor) handleAccess(ctx context.Context, batch []kafka.Message) err
 		}
 	}
 	defer func() { clear(events); p.events = events[:0] }()
-	p.opts.Metrics.Record("access", "undecodable", bad)
-	return p.judge(ctx, events)
+	if err := p.judge(ctx, events); err != nil {
+		return err // only when ctx ended: the batch is handed over again
+	}
+	if len(bad) > 0 {
+		p.opts.Metrics.Record("access", "undecodable", len(bad))
+		return bus.Permanent("undecodable_event", why, bad...) // dead-lettered, the batch committed
+	}
+	return nil
 }
 
 // Detect judges events handed over in-process (pipeline.Ingest) and
@@ -315,6 +335,8 @@ func (p *Processor) tick(ctx context.Context) error {
 	defer t.Stop()
 	nextBatch := p.opts.Now().Add(time.Minute)
 	nextSave := p.opts.Now().Add(p.opts.SaveEvery)
+	batchBackoff := bus.Backoff{Min: 5 * time.Second, Max: time.Minute}
+	saveBackoff := bus.Backoff{Min: 5 * time.Second, Max: time.Minute}
 	for {
 		select {
 		case <-ctx.Done():
@@ -325,20 +347,37 @@ func (p *Processor) tick(ctx context.Context) error {
 		if err := p.idleAdvance(ctx, now); err != nil {
 			return err
 		}
+		// A failed batch check or baseline save (ClickHouse away) is
+		// tried again after a backoff, not a whole period later.
 		if p.opts.Uses != nil && !now.Before(nextBatch) {
-			if err := p.runBatch(ctx); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				p.opts.Logger.Warn("detector batch checks", "err", err)
+			err := p.runBatch(ctx)
+			if ctx.Err() != nil {
+				return nil
 			}
-			nextBatch = now.Add(p.opts.BatchEvery)
+			bus.Report(ctx, "detector batch checks", err)
+			if err != nil {
+				wait := batchBackoff.Next()
+				p.opts.Logger.Warn("detector batch checks", "err", err, "retry_in", wait.Round(time.Second))
+				nextBatch = now.Add(wait)
+			} else {
+				batchBackoff.Reset()
+				nextBatch = now.Add(p.opts.BatchEvery)
+			}
 		}
 		if p.opts.Baselines != nil && !now.Before(nextSave) {
-			if err := p.saveBaselines(ctx); err != nil && ctx.Err() == nil {
-				p.opts.Logger.Warn("save detector baselines", "err", err)
+			err := p.saveBaselines(ctx)
+			if ctx.Err() != nil {
+				return nil
 			}
-			nextSave = now.Add(p.opts.SaveEvery)
+			bus.Report(ctx, "save detector baselines", err)
+			if err != nil {
+				wait := saveBackoff.Next()
+				p.opts.Logger.Warn("save detector baselines", "err", err, "retry_in", wait.Round(time.Second))
+				nextSave = now.Add(wait)
+			} else {
+				saveBackoff.Reset()
+				nextSave = now.Add(p.opts.SaveEvery)
+			}
 		}
 	}
 }
@@ -445,8 +484,10 @@ func (p *Processor) followPartition(ctx context.Context, topic string, part int,
 		signal()
 	}
 	defer signal() // never leave Run waiting on a partition that stopped
+	fetching := bus.Fetching{Op: fmt.Sprintf("follow %s/%d", bus.TopicCredentialEvents, part), Logger: p.opts.Logger}
+	defer fetching.Stop(ctx)
 	for {
-		m, err := r.ReadMessage(ctx)
+		m, err := fetching.Fetch(ctx, r.FetchMessage) // rides out broker outages
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
