@@ -66,7 +66,8 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q control.KPIQuery) (*co
 
 	var issued, activated uint64
 	if err := conn.QueryRow(ctx, `SELECT count(), countIf(activated) FROM (
-			SELECT credential_id, max(op = 'issue' AND ts_ms >= ? AND ts_ms < ?) AS issued_in, max(op = 'activate') AS activated
+			SELECT credential_id, max(op = 'issue' AND ts_ms >= ? AND ts_ms < ?) AS issued_in,
+				max(op = 'activate' AND attested = 1) AS activated
 			FROM credential_events WHERE ts >= ? GROUP BY credential_id
 		) WHERE issued_in`, from, to, fromTs).Scan(&issued, &activated); err != nil {
 		return nil, fmt.Errorf("kpi activation: %w", err)
@@ -124,6 +125,46 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q control.KPIQuery) (*co
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("kpi pending locks: %w", err)
 	}
+	rows.Close()
+
+	// Escalations: revocations requested in the range and escalated past
+	// the SLA; unconfirmed ones still have a lock without an applied ack.
+	rows, err = conn.Query(ctx, `SELECT revocation_id, min(escalated_ms),
+			revocation_id IN (SELECT revocation_id FROM revocation_locks WHERE ts >= ? AND
+				(revocation_id, credential_id, vendor, lock_id) NOT IN (SELECT revocation_id, credential_id, vendor, lock_id
+					FROM lock_acks WHERE status = 'applied' AND revocation_id != '' AND ts >= ?)) AS open
+		FROM revocation_escalations WHERE ts >= ? AND requested_ms >= ? AND requested_ms < ?
+		GROUP BY revocation_id ORDER BY min(escalated_ms) DESC, revocation_id`, fromTs, fromTs, fromTs, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("kpi escalations: %w", err)
+	}
+	k.Escalations.Revocations = []string{}
+	for rows.Next() {
+		var id string
+		var at int64
+		var open uint8
+		if err := rows.Scan(&id, &at, &open); err != nil {
+			return nil, fmt.Errorf("scan escalation: %w", err)
+		}
+		k.Escalations.Count++
+		if open == 1 {
+			k.Escalations.Unconfirmed++
+		}
+		if len(k.Escalations.Revocations) < 100 {
+			k.Escalations.Revocations = append(k.Escalations.Revocations, id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("kpi escalations: %w", err)
+	}
+
+	var resyncs, reconnects, drifts, drifted uint64
+	if err := conn.QueryRow(ctx, `SELECT count(), countIf(reason = 'reconnect'), countIf(reason = 'drift'),
+			uniqExactIf(vendor, lock_id, reason = 'drift')
+		FROM acl_resyncs WHERE ts >= ? AND ts_ms >= ? AND ts_ms < ?`, fromTs, from, to).Scan(&resyncs, &reconnects, &drifts, &drifted); err != nil {
+		return nil, fmt.Errorf("kpi acl drift: %w", err)
+	}
+	k.ACLDrift = control.ACLDrift{Resyncs: int(resyncs), Reconnects: int(reconnects), Drifts: int(drifts), DriftedLocks: int(drifted)}
 	return k, nil
 }
 

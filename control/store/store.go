@@ -171,8 +171,9 @@ func InsertRevocations(ctx context.Context, conn driver.Conn, revs []control.Rev
 	if len(revs) > 0 {
 		rows := make([][]any, len(revs))
 		for i, r := range revs {
+			// session_revoked_ms stays 0: the session layer is revocation_sessions.
 			rows[i] = []any{r.RevocationID, r.CredentialID, r.SubjectID, r.Scope, time.UnixMilli(r.RequestedMs).UTC(),
-				r.RequestedMs, r.DisabledMs, r.SessionRevokedMs, r.DeviceID, uint32(r.Locks)}
+				r.RequestedMs, r.DisabledMs, int64(0), r.DeviceID, uint32(r.Locks)}
 		}
 		if err := chstorage.InsertRows(ctx, conn, "revocations", []string{"revocation_id", "credential_id", "subject_id",
 			"scope", "ts", "requested_ms", "disabled_ms", "session_revoked_ms", "device_id", "locks_total"}, rows...); err != nil {
