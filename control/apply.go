@@ -97,9 +97,9 @@ type RevocationLockRow struct {
 
 // TrackedRevocation is a revoked credential waiting for its locks' acks.
 type TrackedRevocation struct {
-	RevocationID, CredentialID, Scope string
-	RequestedMs                       int64
-	Locks                             []LockRef
+	RevocationID, CredentialID, SubjectID, Scope string
+	RequestedMs                                  int64
+	Locks                                        []LockRef
 }
 
 // Session is a device/wallet session to revoke (the middle revocation
@@ -563,7 +563,7 @@ func (a Applier) revocationEffects(b *Batch, c Command, r *Record) {
 	}
 	if len(locks) > 0 {
 		b.Track = append(b.Track, TrackedRevocation{RevocationID: c.RevocationID, CredentialID: r.CredentialID,
-			Scope: scope, RequestedMs: requested, Locks: locks})
+			SubjectID: r.SubjectID, Scope: scope, RequestedMs: requested, Locks: locks})
 	} else {
 		b.NoLocks = append(b.NoLocks, row)
 	}
@@ -643,7 +643,7 @@ func (a Applier) lockCommands(b *Batch, r *Record, typ string, locks []LockRef, 
 	ids := make([]string, len(locks))
 	for i, l := range locks {
 		cmd := gateway.Command{CommandID: a.NewID(), Type: typ, Vendor: l.Vendor, LockID: l.LockID,
-			CredentialID: r.CredentialID, SubjectID: r.SubjectID, UserRefHash: refFor(r.Refs, l),
+			CredentialID: r.CredentialID, SubjectID: r.SubjectID, UserRefHash: RefFor(r.Refs, l),
 			RevocationID: revocationID, Seq: r.Seq, IssuedMs: b.Now, Attempt: 1, SentMs: b.Now}
 		if typ == gateway.CommandGrant {
 			cmd.ValidFromMs, cmd.ValidUntilMs, cmd.Windows = r.ValidFromMs, r.ValidUntilMs, r.Windows
@@ -654,9 +654,9 @@ func (a Applier) lockCommands(b *Batch, r *Record, typ string, locks []LockRef, 
 	return ids
 }
 
-// refFor returns the credential's identity on a lock: a lock-specific
+// RefFor returns the credential's identity on a lock: a lock-specific
 // reference wins over a vendor-wide one.
-func refFor(refs []event.CredentialRef, l LockRef) string {
+func RefFor(refs []event.CredentialRef, l LockRef) string {
 	vendorWide := ""
 	for _, r := range refs {
 		if r.Vendor != l.Vendor {

@@ -549,9 +549,9 @@ func TestApply(t *testing.T) {
 
 func TestRefForAndDiff(t *testing.T) {
 	refs := []event.CredentialRef{{Vendor: "matter", UserRefHash: "wide"}, {Vendor: "matter", LockID: "m2", UserRefHash: "m2-only"}}
-	assert.Equal(t, "m2-only", refFor(refs, LockRef{"matter", "m2"}))
-	assert.Equal(t, "wide", refFor(refs, LockRef{"matter", "m1"}))
-	assert.Equal(t, "", refFor(refs, LockRef{"nuki", "n1"}))
+	assert.Equal(t, "m2-only", RefFor(refs, LockRef{"matter", "m2"}))
+	assert.Equal(t, "wide", RefFor(refs, LockRef{"matter", "m1"}))
+	assert.Equal(t, "", RefFor(refs, LockRef{"nuki", "n1"}))
 	removed, added := diffLocks([]LockRef{{"a", "1"}, {"a", "2"}}, []LockRef{{"a", "2"}, {"a", "3"}})
 	assert.Equal(t, []LockRef{{"a", "1"}}, removed)
 	assert.Equal(t, []LockRef{{"a", "3"}}, added)

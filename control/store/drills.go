@@ -29,6 +29,7 @@ func InsertDrill(ctx context.Context, conn driver.Conn, r control.DrillRun) erro
 type DrillQuery struct {
 	From, To   time.Time
 	Scenario   string
+	RunID      string
 	Limit      int
 	WithReport bool
 }
@@ -47,6 +48,10 @@ func Drills(ctx context.Context, conn driver.Conn, q DrillQuery) ([]control.Dril
 	if q.Scenario != "" {
 		where += ` AND scenario = ?`
 		args = append(args, q.Scenario)
+	}
+	if q.RunID != "" {
+		where += ` AND run_id = ?`
+		args = append(args, q.RunID)
 	}
 	rows, err := conn.Query(ctx, `SELECT run_id, argMax(scenario, finished_ms), min(started_ms), max(finished_ms),
 			argMax(actor, finished_ms), argMax(subjects, finished_ms), argMax(credentials, finished_ms),

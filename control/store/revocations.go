@@ -38,22 +38,25 @@ func InsertRevocationHeads(ctx context.Context, conn driver.Conn, heads ...Revoc
 
 // UnackedLock is a lock that has not acknowledged a revocation.
 type UnackedLock struct {
-	RevocationID, CredentialID string
-	Lock                       control.LockRef
-	IssuedMs, RequestedMs      int64
-	Scope                      string
+	RevocationID, CredentialID, SubjectID string
+	Lock                                  control.LockRef
+	IssuedMs, RequestedMs                 int64
+	Scope                                 string
 }
 
 // PendingRevocations reads the locks of the revocations since from that
 // have not acknowledged them (revocation_locks without an applied ack).
 func PendingRevocations(ctx context.Context, conn driver.Conn, from time.Time) ([]UnackedLock, error) {
-	rows, err := conn.Query(ctx, `SELECT l.revocation_id, l.credential_id, l.vendor, l.lock_id, l.issued_ms, r.requested_ms, r.scope
+	rows, err := conn.Query(ctx, `SELECT l.revocation_id, l.credential_id, l.vendor, l.lock_id, l.issued_ms, r.requested_ms, r.scope,
+			r.subject_id
 		FROM (SELECT revocation_id, credential_id, vendor, lock_id, issued_ms FROM revocation_locks FINAL WHERE ts >= ?) AS l
-		ANY LEFT JOIN (SELECT revocation_id, credential_id, requested_ms, scope FROM revocations FINAL WHERE ts >= ?) AS r
+		ANY LEFT JOIN (SELECT revocation_id, credential_id, requested_ms, scope, subject_id FROM revocations FINAL WHERE ts >= ?) AS r
 		USING (revocation_id, credential_id)
 		WHERE (revocation_id, credential_id, vendor, lock_id) NOT IN
-			(SELECT revocation_id, credential_id, vendor, lock_id FROM lock_acks WHERE status = 'applied' AND revocation_id != '' AND ts >= ?)`,
-		from, from, from)
+			(SELECT revocation_id, credential_id, vendor, lock_id FROM lock_acks WHERE status = 'applied' AND revocation_id != '' AND ts >= ?)
+		AND (revocation_id, credential_id, vendor, lock_id) NOT IN
+			(SELECT revocation_id, credential_id, vendor, lock_id FROM lock_command_outcomes WHERE revocation_id != '' AND ts >= ?)`,
+		from, from, from, from)
 	if err != nil {
 		return nil, fmt.Errorf("load pending revocations: %w", err)
 	}
@@ -62,7 +65,7 @@ func PendingRevocations(ctx context.Context, conn driver.Conn, from time.Time) (
 	for rows.Next() {
 		var p UnackedLock
 		if err := rows.Scan(&p.RevocationID, &p.CredentialID, &p.Lock.Vendor, &p.Lock.LockID, &p.IssuedMs,
-			&p.RequestedMs, &p.Scope); err != nil {
+			&p.RequestedMs, &p.Scope, &p.SubjectID); err != nil {
 			return nil, fmt.Errorf("scan pending revocation: %w", err)
 		}
 		out = append(out, p)
