@@ -147,9 +147,17 @@ func TestResolve(t *testing.T) {
 		{"forged chain", minted(t, p, "d1", attesttest.UntrustedChain), "d1", "attestation_untrusted_chain", "untrusted_chain"},
 		{"expired leaf", minted(t, p, "d1", attesttest.ExpiredLeaf), "d1", "attestation_expired", "expired"},
 		{"another device's challenge", minted(t, p, "d2", attesttest.Genuine), "d1", "attestation_wrong_challenge", "wrong_challenge"},
-		{"no challenge", func() *control.AttestationInput { a := minted(t, p, "d1", attesttest.Genuine); a.Challenge = ""; return a }(),
+		{"no challenge", func() *control.AttestationInput {
+			a := minted(t, p, "d1", attesttest.Genuine)
+			a.Challenge = ""
+			return a
+		}(),
 			"d1", "attestation_wrong_challenge", "wrong_challenge"},
-		{"aliro", func() *control.AttestationInput { a := minted(t, p, "d1", attesttest.Genuine); a.Format = "aliro"; return a }(),
+		{"aliro", func() *control.AttestationInput {
+			a := minted(t, p, "d1", attesttest.Genuine)
+			a.Format = "aliro"
+			return a
+		}(),
 			"d1", "attestation_unsupported_format", "unsupported_format"},
 	} {
 		t.Run("refused: "+tc.name, func(t *testing.T) {

@@ -151,7 +151,7 @@ func TestBulkImportReportsBadRows(t *testing.T) {
 		512: "vendor=acme",
 		640: "valid_until=2001-01-01T00:00:00Z",
 		777: "attestation_evidence=!!notbase64!!",
-		800: "site_id=site-99",     // no lock there: refused, not issued with 0 locks
+		800: "site_id=site-99",      // no lock there: refused, not issued with 0 locks
 		850: "subject_id=bulk-0848", // the same subject, role and device as row 848
 		900: "forged",               // evidence from an untrusted CA
 		999: "subject_id=has space",

@@ -171,9 +171,9 @@ type tracker struct {
 	// acked are the locks acknowledged (or given up) lately → when: a
 	// reload must not bring them back before ClickHouse has their acks.
 	acked map[ackedKey]int64
-	m    *metrics.Metrics
-	sla  time.Duration
-	now  func() time.Time
+	m     *metrics.Metrics
+	sla   time.Duration
+	now   func() time.Time
 }
 
 func newTracker(m *metrics.Metrics, sla time.Duration, now func() time.Time, reg prometheus.Registerer) *tracker {

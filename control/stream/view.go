@@ -31,11 +31,11 @@ type view struct {
 	bySubject map[string]map[string]struct{}
 	// byLock holds, per lock, the active credentials it should hold: the
 	// expected access list (ACL versions, acl_push).
-	byLock map[control.LockRef]map[string]*control.Record
-	waiters   map[string][]chan *control.Record // command id → API calls waiting for it
-	states    *prometheus.GaugeVec
-	counts    map[string]int
-	feed      *registry.Feed
+	byLock  map[control.LockRef]map[string]*control.Record
+	waiters map[string][]chan *control.Record // command id → API calls waiting for it
+	states  *prometheus.GaugeVec
+	counts  map[string]int
+	feed    *registry.Feed
 }
 
 func newView(feed *registry.Feed, states *prometheus.GaugeVec) *view {
