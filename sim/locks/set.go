@@ -584,6 +584,23 @@ func (s *Set) ForceOffline(lockID string, fromMs, untilMs int64) error {
 	return nil
 }
 
+// BringOnline ends a lock's forced offline spell at atMs (it reconnects
+// then, and Reconnects reports it).
+func (s *Set) BringOnline(lockID string, atMs int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls, ok := s.locks[lockID]
+	if !ok {
+		return fmt.Errorf("unknown lock %q", lockID)
+	}
+	for i, sp := range ls.forced {
+		if atMs >= sp.from && atMs < sp.until {
+			ls.forced[i].until = atMs
+		}
+	}
+	return nil
+}
+
 // Online reports whether a lock is connected at atMs and, if not, when it
 // reconnects.
 func (s *Set) Online(lockID string, atMs int64) (online bool, backMs int64) {
