@@ -140,6 +140,27 @@ type CredentialView struct {
 	Credential *Record   `json:"credential"`
 	Summary    Summary   `json:"summary"`
 	History    []*Record `json:"history"`
+	// Locks say, per lock, what keyfleet last told it about the credential
+	// and whether the lock confirmed it.
+	Locks []CredentialLock `json:"locks"`
+}
+
+// Lock states of a credential.
+const (
+	LockHeld    = "held"    // the lock acknowledged the grant
+	LockRemoved = "removed" // the lock acknowledged the removal
+	LockSending = "sending" // told, not acknowledged yet (re-sent until it is)
+)
+
+// CredentialLock is the credential on one lock.
+type CredentialLock struct {
+	Vendor    string `json:"vendor"`
+	LockID    string `json:"lock_id"`
+	Command   string `json:"command"` // grant or revoke: the newest sent
+	State     string `json:"state"`   // held, removed, sending
+	SentMs    int64  `json:"sent_ms"`
+	AppliedMs int64  `json:"applied_ms,omitempty"`
+	Attempts  int    `json:"attempts"`
 }
 
 // Summary answers "who issued this credential, on what date, to which

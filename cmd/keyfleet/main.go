@@ -29,7 +29,7 @@ func commands() []command {
 		{"normalize", "normalize vendor lock events from stdin to common-schema JSON lines", runNormalize},
 		{"simulate", "simulate a lock fleet and its gateways (events, registry, labels)", runSimulate},
 		{"audit", "verify the admin audit log's hash chains (audit verify)", runAudit},
-		{"drill", "revocation drill against a running keyfleet (drill revoke --subjects N)", runDrill},
+		{"drill", "revocation drill against a running keyfleet (drill termination|lost-device|breach --subjects N)", runDrill},
 		{"detect", "backtest the detectors: --replay FILE [--rules FILE] [--labels FILE]", runDetect},
 		{"token", "create, list and revoke API tokens (directly in ClickHouse)", runToken},
 		{"report", "weekly fleet-health report: --week 2026-W47 [--site S] --format html|md|csv|json", runReport},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/gateway"
 )
@@ -192,4 +193,72 @@ func InsertResyncs(ctx context.Context, conn driver.Conn, rs []Resync) error {
 	}
 	return chstorage.InsertRows(ctx, conn, "acl_resyncs", []string{"command_id", "vendor", "lock_id", "reason",
 		"reported_version", "expected_version", "acl_version", "entries", "trigger_command_id", "ts", "ts_ms"}, rows...)
+}
+
+// CredentialLocks reads, per lock, the newest command sent about a
+// credential and whether the lock acknowledged it.
+func CredentialLocks(ctx context.Context, conn driver.Conn, credentialID string) ([]control.CredentialLock, error) {
+	rows, err := conn.Query(ctx, `SELECT command_id, any(vendor), any(lock_id), any(type), max(seq), min(issued_ms),
+			max(sent_ms), max(attempt)
+		FROM lock_command_sends WHERE credential_id = ? GROUP BY command_id`, credentialID)
+	if err != nil {
+		return nil, fmt.Errorf("read credential locks: %w", err)
+	}
+	type cmd struct {
+		id, vendor, lock, typ string
+		seq                   uint64
+		issued, sent          int64
+		attempts              uint32
+	}
+	newest := map[[2]string]cmd{}
+	for rows.Next() {
+		var c cmd
+		if err := rows.Scan(&c.id, &c.vendor, &c.lock, &c.typ, &c.seq, &c.issued, &c.sent, &c.attempts); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("scan credential lock: %w", err)
+		}
+		k := [2]string{c.vendor, c.lock}
+		if cur, ok := newest[k]; !ok || c.seq > cur.seq || (c.seq == cur.seq && c.issued > cur.issued) {
+			newest[k] = c
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read credential locks: %w", err)
+	}
+	applied := map[string]int64{}
+	rows, err = conn.Query(ctx, `SELECT command_id, min(applied_ms) FROM lock_acks WHERE credential_id = ? AND status = 'applied'
+		GROUP BY command_id`, credentialID)
+	if err != nil {
+		return nil, fmt.Errorf("read credential lock acks: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("scan credential lock ack: %w", err)
+		}
+		applied[id] = max(at, 1)
+	}
+	rows.Close()
+	out := make([]control.CredentialLock, 0, len(newest))
+	for _, c := range newest {
+		l := control.CredentialLock{Vendor: c.vendor, LockID: c.lock, Command: c.typ, State: control.LockSending,
+			SentMs: c.sent, Attempts: int(c.attempts)}
+		if at := applied[c.id]; at > 0 {
+			l.AppliedMs, l.State = at, control.LockHeld
+			if c.typ == gateway.CommandRevoke {
+				l.State = control.LockRemoved
+			}
+		}
+		out = append(out, l)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Vendor != out[j].Vendor {
+			return out[i].Vendor < out[j].Vendor
+		}
+		return out[i].LockID < out[j].LockID
+	})
+	return out, rows.Err()
 }

@@ -69,9 +69,11 @@ func (p *Processor) handleAcks(ctx context.Context, msgs []kafka.Message) error 
 				drifted[l] = a
 			}
 		}
+		// The command's sender stops re-sending it at once when it is this
+		// instance (the owner hears of it again through the forwarded ack).
+		p.outbox.acked(a, now)
 		if a.CredentialID == "" {
-			p.outbox.acked(a, now) // an acl_push: tracked by the acks side
-			continue
+			continue // an acl_push: tracked by the acks side
 		}
 		c := control.Command{CommandID: uuid.NewString(), Op: control.OpAck, CredentialID: a.CredentialID, TsMs: now, Ack: &a}
 		v, err := json.Marshal(c)
