@@ -15,6 +15,11 @@ export KEYFLEET_BOOTSTRAP_TOKEN="$token"
 data="$root/var/keyfleet"
 mkdir -p "$data"
 fleet=(--seed "$seed" --sites 4 --subjects 600)
+# The simulated wallet provider (session-revocation webhook, phones that
+# attest with a test CA) and the CA serve trusts.
+wallet="${KEYFLEET_RUN_WALLET_ADDR:-127.0.0.1:8091}"
+session_secret="${KEYFLEET_RUN_SESSION_SECRET:-keyfleet-dev-session-secret}"
+attest="$data/attest"
 
 pids=()
 cleanup() {
@@ -27,9 +32,14 @@ trap cleanup INT TERM EXIT
 # The simulated estate's locks and credentials, so events resolve to sites,
 # doors and (pseudonymous) subjects.
 "$bin" simulate "${fleet[@]}" --registry-only --registry-out "$data/registry.json" \
-  --identities-out "$data/identities.json" 2>/dev/null
+  --identities-out "$data/identities.json" --attest-ca "$attest" 2>/dev/null
 
-"$bin" serve --http-addr "$http" --registry "$data/registry.json" &
+"$bin" serve --http-addr "$http" --registry "$data/registry.json" \
+  --attest-android-roots "$attest/android-roots.pem" --attest-android-packages com.keyfleet.wallet \
+  --attest-apple-roots "$attest/apple-roots.pem" --attest-apple-app-ids KEYFLEET01.com.keyfleet.wallet \
+  --attest-webauthn-roots "$attest/webauthn-roots.pem" --attest-webauthn-rp-ids keyfleet.example \
+  --attest-webauthn-origins https://keyfleet.example \
+  --session-revoke-url "http://$wallet/v1/sessions/revoke" --session-revoke-secret "$session_secret" &
 pids+=($!)
 
 for _ in $(seq 1 120); do
@@ -51,6 +61,10 @@ fed by a simulated estate (seed $seed): two days of history, then ~$rate events/
   Health       http://$http/readyz
   Metrics      http://$http/metrics     (Authorization: Bearer <token>)
   Admin token  $token
+  Wallet       http://$wallet   (simulated wallet provider: session webhook, phones attesting keys)
+
+Try a revocation drill (termination, lost-device or breach):
+  bin/keyfleet drill termination --token $token --subjects 20
 
 Press Ctrl-C to stop.
 
@@ -59,6 +73,7 @@ MSG
 if [ ! -f "$data/.backfilled-$seed" ]; then
   "$bin" simulate "${fleet[@]}" --days 2 --log-level warn && touch "$data/.backfilled-$seed"
 fi
-"$bin" simulate "${fleet[@]}" --rate "$rate" --duration 8760h --gateways --log-level warn &
+"$bin" simulate "${fleet[@]}" --rate "$rate" --duration 8760h --gateways --log-level warn \
+  --wallet-addr "$wallet" --wallet-secret "$session_secret" --attest-ca "$attest" &
 pids+=($!)
 wait "${pids[0]}"
