@@ -238,13 +238,18 @@ type Revocation struct {
 	Confirmed    uint64 `json:"confirmed"`
 	Pending      uint64 `json:"pending"`
 	LastAckMs    int64  `json:"last_ack_ms"`
+	// EscalatedMs is when it passed the revocation SLA with locks
+	// unconfirmed (alert revocation_overdue); 0 when it did not.
+	EscalatedMs int64 `json:"escalated_ms"`
 }
 
 // revocations serves GET /v1/dashboards/revocations: recent revocations
-// with how many locks were told and how many confirmed (pending=true: only
-// those still waiting for a lock). GET /v1/revocations/{id} names the locks.
+// with how many locks were told and how many confirmed, and when each was
+// escalated past the SLA (pending=true: only those still waiting for a
+// lock; escalated=true: only escalated ones). GET /v1/revocations/{id}
+// names the locks.
 func (d *Dashboards) revocations(c *fiber.Ctx) error {
-	v, err := httpapi.QueryParams(c, "from", "to", "pending", "limit")
+	v, err := httpapi.QueryParams(c, "from", "to", "pending", "escalated", "limit")
 	if err != nil {
 		return err
 	}
@@ -256,13 +261,27 @@ func (d *Dashboards) revocations(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	pendingOnly := false
-	if s, ok := v["pending"]; ok {
-		if pendingOnly, err = strconv.ParseBool(s); err != nil {
-			return httpapi.BadRequest("pending", "pending must be true or false")
+	flag := func(name string) (bool, error) {
+		s, ok := v[name]
+		if !ok {
+			return false, nil
 		}
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return false, httpapi.BadRequest(name, name+" must be true or false")
+		}
+		return b, nil
 	}
-	q := `SELECT revocation_id, scope, subject_id, req_ms, creds, locks, acked, last_ack FROM (
+	pendingOnly, err := flag("pending")
+	if err != nil {
+		return err
+	}
+	escalatedOnly, err := flag("escalated")
+	if err != nil {
+		return err
+	}
+	q := `SELECT revocation_id, scope, subject_id, req_ms, creds, locks, acked, last_ack, esc_ms FROM (
+		SELECT revocation_id, scope, subject_id, req_ms, creds, locks, acked, last_ack FROM (
 			SELECT revocation_id, scope, subject_id, req_ms, creds, locks FROM (
 				SELECT revocation_id, any(scope) AS scope, any(subject_id) AS subject_id, min(requested_ms) AS req_ms,
 					uniqExact(credential_id) AS creds
@@ -274,11 +293,21 @@ func (d *Dashboards) revocations(c *fiber.Ctx) error {
 		) ANY LEFT JOIN (
 			SELECT revocation_id, uniqExact(credential_id, vendor, lock_id) AS acked, max(applied_ms) AS last_ack
 			FROM lock_acks WHERE status = 'applied' AND revocation_id != '' AND ts >= ? GROUP BY revocation_id
-		) USING (revocation_id)`
+		) USING (revocation_id)
+	) ANY LEFT JOIN (
+		SELECT revocation_id, min(escalated_ms) AS esc_ms FROM revocation_escalations WHERE ts >= ? GROUP BY revocation_id
+	) USING (revocation_id)`
 	f := secs(from)
-	args := []any{f, secs(to), from.UnixMilli(), to.UnixMilli(), f, f}
+	args := []any{f, secs(to), from.UnixMilli(), to.UnixMilli(), f, f, f}
+	var where []string
 	if pendingOnly {
-		q += ` WHERE acked < locks`
+		where = append(where, `acked < locks`)
+	}
+	if escalatedOnly {
+		where = append(where, `esc_ms > 0`)
+	}
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	q += ` ORDER BY req_ms DESC, revocation_id LIMIT ?`
 	ctx, cancel := d.ctx(c)
@@ -292,7 +321,7 @@ func (d *Dashboards) revocations(c *fiber.Ctx) error {
 	for rows.Next() {
 		var r Revocation
 		if err := rows.Scan(&r.RevocationID, &r.Scope, &r.SubjectID, &r.RequestedMs, &r.Credentials, &r.Locks,
-			&r.Confirmed, &r.LastAckMs); err != nil {
+			&r.Confirmed, &r.LastAckMs, &r.EscalatedMs); err != nil {
 			return fmt.Errorf("revocations: %w", err)
 		}
 		if r.Locks > r.Confirmed {
