@@ -120,7 +120,9 @@ var kpis = []kpi{
 			return float64(k.DrillConfirmed) / float64(max(k.DrillLocks, 1)), k.DrillLocks > 0
 		}, pct},
 	{"drill_confirm_p99_s", "Drill: time to confirm p99, per lock", "lower",
-		func(k *WeekKPI) (float64, bool) { return float64(k.DrillConfirmP99Ms) / 1000, k.DrillConfirmP99Ms >= 0 && k.Drills > 0 }, dur},
+		func(k *WeekKPI) (float64, bool) {
+			return float64(k.DrillConfirmP99Ms) / 1000, k.DrillConfirmP99Ms >= 0 && k.Drills > 0
+		}, dur},
 }
 
 // kpiLine is a KPI across the report's weeks.

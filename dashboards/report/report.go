@@ -99,11 +99,11 @@ type Report struct {
 	Escalated []Escalated `json:"escalated_revocations"`
 	// Drills are the week's revocation drills (keyfleet drill), newest
 	// first; their trend is in Weeks.
-	Drills []control.DrillRun `json:"drills"`
-	Stale  CredList           `json:"stale_credentials"`
-	Expired     CredList  `json:"expired_exceptions"`
-	LockHealth  Health    `json:"lock_health"`
-	Notes       []string  `json:"notes,omitempty"`
+	Drills     []control.DrillRun `json:"drills"`
+	Stale      CredList           `json:"stale_credentials"`
+	Expired    CredList           `json:"expired_exceptions"`
+	LockHealth Health             `json:"lock_health"`
+	Notes      []string           `json:"notes,omitempty"`
 }
 
 // Current is the KPIs of the report's own week.
