@@ -117,6 +117,9 @@ func printDrill(w io.Writer, r *drill.Report) {
 		fmt.Fprintf(w, ": %s", s.Why)
 	}
 	fmt.Fprintln(w)
+	if r.NotHeld > 0 {
+		fmt.Fprintf(w, "  credentials not yet on all their locks when revoked (revocations queued behind grants): %d\n", r.NotHeld)
+	}
 	if r.AttestationRefused > 0 {
 		fmt.Fprintf(w, "  attestations refused (forged or wrong evidence, asked again): %d\n", r.AttestationRefused)
 	}
