@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -153,4 +154,25 @@ func TestOptions(t *testing.T) {
 	assert.Error(t, err)
 	_, err = session.New(session.Options{URL: "http://127.0.0.1:1/revoke", Secret: []byte("short")})
 	assert.Error(t, err)
+}
+
+// FuzzVerify: a receiver's check never panics on what arrives, and accepts
+// only the signature of the body at a timestamp within the skew.
+func FuzzVerify(f *testing.F) {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	body := []byte(`{"type":"session.revoke","key":"rv1/cr1"}`)
+	f.Add(ts, session.Sign(secret, now.Unix(), body), body)
+	f.Add("", "", []byte{})
+	f.Add("-9223372036854775808", "v1=00", []byte("x"))
+	f.Add(ts, "v1="+strings.Repeat("0", 64), body)
+	f.Fuzz(func(t *testing.T, timestamp, signature string, body []byte) {
+		err := session.Verify(secret, timestamp, signature, body, now)
+		if err != nil {
+			return
+		}
+		n, perr := strconv.ParseInt(timestamp, 10, 64)
+		if perr != nil || signature != session.Sign(secret, n, body) {
+			t.Fatalf("accepted %q %q for %q", timestamp, signature, body)
+		}
+	})
 }
