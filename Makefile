@@ -3,13 +3,14 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/keyfleet
 HTTP_ADDR ?= 127.0.0.1:8080
-# The dev admin token `make run` creates (override for anything shared).
-KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token
+# The dev admin token `make run` creates (override for anything shared; at least
+# 32 characters, serve refuses shorter ones).
+KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token-change-me-0123456789
 
 export KEYFLEET_TEST_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 export KEYFLEET_TEST_KAFKA_BROKERS ?= 127.0.0.1:19092
 
-.PHONY: build run test test-unit services services-stop bench lint clean dashboards chromium
+.PHONY: build run test test-unit services services-stop bench lint clean dashboards chromium chdb
 
 build:
 	$(GO) build -o $(BIN) ./cmd/keyfleet
@@ -26,12 +27,19 @@ services-stop:
 # local ClickHouse (started by the project's script), dashboards on HTTP_ADDR.
 run: build
 	scripts/clickhouse.sh start
-	scripts/run.sh
+	KEYFLEET_BOOTSTRAP_TOKEN='$(KEYFLEET_BOOTSTRAP_TOKEN)' scripts/run.sh
 
 # The whole suite against real services (ClickHouse and a real Kafka broker),
-# which this target starts itself, and headless Chromium for the browser tests.
-test: build services chromium
+# which this target starts itself, headless Chromium for the browser tests,
+# and chDB (current ClickHouse, in-process) for the SQL checker
+# (internal/chstorage: every migration and statement on 18.16 and on 26.x).
+test: build services chromium chdb
 	KEYFLEET_TEST_REQUIRE=1 $(GO) test -count=1 -timeout 30m ./...
+
+# chDB (PyPI chdb-core, ClickHouse 26.x in-process) in var/venv-chdb;
+# installed once, then a no-op.
+chdb:
+	scripts/chdb.sh >/dev/null
 
 # Headless Chromium (Debian's package) for the dashboards' browser tests.
 chromium:

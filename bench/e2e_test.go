@@ -37,7 +37,8 @@ func BenchmarkIngestEndToEnd(b *testing.B) {
 	cmd := exec.Command(bin, "serve", "--kafka-brokers", strings.Join(cfg.Brokers, ","), "--topic-prefix", cfg.TopicPrefix,
 		"--clickhouse-addr", ch.Addr, "--clickhouse-database", ch.Database, "--http-addr", httpAddr,
 		"--data-dir", b.TempDir(), "--access-log=false", "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "KEYFLEET_PSEUDONYM_KEY=bench-pseudonym-key-0123456789", "KEYFLEET_BOOTSTRAP_TOKEN=bench")
+	cmd.Env = append(os.Environ(), "KEYFLEET_PSEUDONYM_KEY=bench-pseudonym-key-0123456789", "KEYFLEET_BOOTSTRAP_TOKEN=bench-admin-token-0123456789abcdefgh",
+		"KEYFLEET_AUDIT_KEY=bench-audit-key-0123456789abcdefghijklmn")
 	cmd.Stderr = os.Stderr
 	b.ResetTimer()
 	start := time.Now()
@@ -92,7 +93,7 @@ func fill(b *testing.B, cfg bus.Config, n int) {
 func captureProfile(b *testing.B, base, path string) {
 	for i := 0; i < 100; i++ {
 		req, _ := http.NewRequest("GET", base+"/debug/pprof/profile?seconds=20", nil)
-		req.Header.Set("Authorization", "Bearer bench")
+		req.Header.Set("Authorization", "Bearer bench-admin-token-0123456789abcdefgh")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			time.Sleep(100 * time.Millisecond)

@@ -467,6 +467,11 @@ func (r *run) ensureServices(ctx context.Context) error {
 	return check()
 }
 
+var (
+	serverVersionSQL = chstorage.Query("bench/server_version")
+	dropDatabaseSQL  = chstorage.Query("bench/drop_database")
+)
+
 func (r *run) clickHouseVersion(ctx context.Context) string {
 	conn, err := chstorage.Open(ctx, r.serverConfig())
 	if err != nil {
@@ -474,14 +479,14 @@ func (r *run) clickHouseVersion(ctx context.Context) string {
 	}
 	defer conn.Close()
 	var v string
-	_ = conn.QueryRow(ctx, "SELECT version()").Scan(&v)
+	_ = serverVersionSQL.QueryRow(ctx, conn, nil).Scan(&v)
 	return v
 }
 
 // startServe starts keyfleet serve, connects to its database and starts
 // the resource sampler and the simulated gateways.
 func (r *run) startServe(ctx context.Context) error {
-	token := "kfbench-" + newID() + newID()
+	token := "kfbench-" + newID() + newID() + newID() + newID()
 	// Credentials are activated with verified attestation: serve trusts a
 	// test CA the revocation phase mints App Attest evidence with.
 	caDir := filepath.Join(r.dir, "attest")
@@ -593,7 +598,7 @@ func (r *run) cleanup() {
 			return err
 		}
 		defer conn.Close()
-		return conn.Exec(ctx, "DROP DATABASE IF EXISTS "+r.chCfg.Database)
+		return dropDatabaseSQL.Exec(ctx, conn, chstorage.Args{"database": r.chCfg.Database})
 	})
 	if r.o.WorkDir == "" && r.dir != "" {
 		os.RemoveAll(r.dir)

@@ -16,8 +16,25 @@ import (
 	"github.com/keyfleet/keyfleet/control/attest"
 	"github.com/keyfleet/keyfleet/control/attest/attesttest"
 	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/sim"
+)
+
+var (
+	ingestTotalsSQL       = chstorage.Query("bench/ingest_totals")
+	deadLettersSinceSQL   = chstorage.Query("bench/dead_letters_since")
+	alertsSinceSQL        = chstorage.Query("bench/alerts_since")
+	freshnessSQL          = chstorage.Query("bench/freshness")
+	detectionLatencySQL   = chstorage.Query("bench/detection_latency")
+	mergesRunningSQL      = chstorage.Query("bench/merges_running")
+	revocationProgressSQL = chstorage.Query("bench/revocation_progress")
+	revocationAcksSQL     = chstorage.Query("bench/revocation_acks")
+	revocationRequestsSQL = chstorage.Query("bench/revocation_requests")
+	revocationLockAcksSQL = chstorage.Query("bench/revocation_lock_acks")
+	revocationLocksSQL    = chstorage.Query("bench/revocation_locks")
+	latestEventSQL        = chstorage.Query("bench/latest_event")
+	sampleIDsSQL          = chstorage.Query("bench/sample_ids")
 )
 
 // throughput backfills the raw topic with records, starts serve and
@@ -141,14 +158,13 @@ func (r *run) throughput(ctx context.Context, records int64, first bool) error {
 	var q05, q95, firstMs, lastMs float64
 	var count uint64
 	since := serveStart.UnixMilli()
-	if err := r.conn.QueryRow(ctx, `SELECT count(), quantileExact(0.05)(toFloat64(inserted_ms)), quantileExact(0.95)(toFloat64(inserted_ms)),
-		toFloat64(min(inserted_ms)), toFloat64(max(inserted_ms)) FROM access_events WHERE inserted_ms >= ?`, since).Scan(&count, &q05, &q95, &firstMs, &lastMs); err != nil {
+	if err := ingestTotalsSQL.QueryRow(ctx, r.conn, chstorage.Args{"since_ms": since}).Scan(&count, &q05, &q95, &firstMs, &lastMs); err != nil {
 		return fmt.Errorf("count rows: %w", err)
 	}
 	var dlq uint64
-	_ = r.conn.QueryRow(ctx, "SELECT count() FROM dead_letters WHERE ts >= ?", serveStart.Add(-time.Second)).Scan(&dlq)
+	_ = deadLettersSinceSQL.QueryRow(ctx, r.conn, chstorage.Args{"since": serveStart.Add(-time.Second)}).Scan(&dlq)
 	var alerts uint64
-	_ = r.conn.QueryRow(ctx, "SELECT uniqExact(alert_id) FROM alerts WHERE detected_ms >= ?", since).Scan(&alerts)
+	_ = alertsSinceSQL.QueryRow(ctx, r.conn, chstorage.Args{"since_ms": since}).Scan(&alerts)
 	t.Events, t.DeadLettered, t.Alerts = int64(count), int64(dlq), int64(alerts)
 	if q95 > q05 {
 		t.WindowSeconds = (q95 - q05) / 1000
@@ -284,8 +300,7 @@ func (r *run) ratePhase(ctx context.Context, rate float64) error {
 
 	// Freshness: produced (received_ms, stamped at produce time) →
 	// inserted into ClickHouse (inserted_ms).
-	rows, err := r.conn.Query(ctx, `SELECT toFloat64(inserted_ms - received_ms) FROM access_events
-		WHERE received_ms >= ? AND received_ms <= ?`, pr.StartMs, pr.EndMs)
+	rows, err := freshnessSQL.Query(ctx, r.conn, chstorage.Args{"from_ms": pr.StartMs, "to_ms": pr.EndMs})
 	if err != nil {
 		return fmt.Errorf("freshness: %w", err)
 	}
@@ -304,8 +319,7 @@ func (r *run) ratePhase(ctx context.Context, rate float64) error {
 
 	// Detection: produced (source_received_ms) → alert produced
 	// (detected_ms), first revision of each alert.
-	rows, err = r.conn.Query(ctx, `SELECT detector, toFloat64(detected_ms - source_received_ms) FROM alerts FINAL
-		WHERE revision = 0 AND source_received_ms >= ? AND source_received_ms <= ?`, pr.StartMs, pr.EndMs)
+	rows, err = detectionLatencySQL.Query(ctx, r.conn, chstorage.Args{"from_ms": pr.StartMs, "to_ms": pr.EndMs})
 	if err != nil {
 		return fmt.Errorf("detection latency: %w", err)
 	}
@@ -351,7 +365,7 @@ func (r *run) waitMerges(ctx context.Context, limit time.Duration) {
 	quiet := 0
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline) && quiet < 2; {
 		var n uint64
-		if err := r.conn.QueryRow(ctx, "SELECT count() FROM system.merges WHERE database = ?", r.chCfg.Database).Scan(&n); err != nil {
+		if err := mergesRunningSQL.QueryRow(ctx, r.conn, chstorage.Args{"database": r.chCfg.Database}).Scan(&n); err != nil {
 			return
 		}
 		if n == 0 {
@@ -483,12 +497,10 @@ func (r *run) revocation(ctx context.Context) error {
 	// the control plane's tables.
 	var revs, want, got uint64
 	for deadline := time.Now().Add(max(2*time.Minute, 4*o.RevocationSpread)); ; {
-		if err := r.conn.QueryRow(ctx, "SELECT uniqExact(revocation_id), count() FROM revocation_locks FINAL WHERE has(?, revocation_id)",
-			ids).Scan(&revs, &want); err != nil {
+		if err := revocationProgressSQL.QueryRow(ctx, r.conn, chstorage.Args{"ids": ids}).Scan(&revs, &want); err != nil {
 			return err
 		}
-		if err := r.conn.QueryRow(ctx, "SELECT uniqExact(command_id) FROM lock_acks WHERE status = 'applied' AND has(?, revocation_id)",
-			ids).Scan(&got); err != nil {
+		if err := revocationAcksSQL.QueryRow(ctx, r.conn, chstorage.Args{"ids": ids}).Scan(&got); err != nil {
 			return err
 		}
 		if int(revs) >= rv.Revocations && got >= want {
@@ -511,7 +523,7 @@ func (r *run) revocation(ctx context.Context) error {
 // lock_acks and splits the latency into keyfleet's and the gateways' parts.
 func (r *run) revocationLatency(ctx context.Context, rv *Revocation, ids []string) error {
 	requested := map[string]int64{}
-	rows, err := r.conn.Query(ctx, "SELECT revocation_id, requested_ms FROM revocation_requests FINAL WHERE has(?, revocation_id)", ids)
+	rows, err := revocationRequestsSQL.Query(ctx, r.conn, chstorage.Args{"ids": ids})
 	if err != nil {
 		return fmt.Errorf("revocation requests: %w", err)
 	}
@@ -527,8 +539,7 @@ func (r *run) revocationLatency(ctx context.Context, rv *Revocation, ids []strin
 	rows.Close()
 	type ack struct{ received, applied, acked int64 }
 	acks := map[string]ack{}
-	rows, err = r.conn.Query(ctx, `SELECT command_id, min(received_ms), min(applied_ms), min(acked_ms) FROM lock_acks
-		WHERE status = 'applied' AND has(?, revocation_id) GROUP BY command_id`, ids)
+	rows, err = revocationLockAcksSQL.Query(ctx, r.conn, chstorage.Args{"ids": ids})
 	if err != nil {
 		return fmt.Errorf("lock acks: %w", err)
 	}
@@ -542,7 +553,7 @@ func (r *run) revocationLatency(ctx context.Context, rv *Revocation, ids []strin
 		acks[id] = a
 	}
 	rows.Close()
-	rows, err = r.conn.Query(ctx, "SELECT revocation_id, vendor, command_id, issued_ms FROM revocation_locks FINAL WHERE has(?, revocation_id)", ids)
+	rows, err = revocationLocksSQL.Query(ctx, r.conn, chstorage.Args{"ids": ids})
 	if err != nil {
 		return fmt.Errorf("revocation locks: %w", err)
 	}
@@ -666,15 +677,14 @@ var analystQueries = []analystQuery{
 // sampleIDs reads ids to query for from the stored events.
 func (r *run) sampleIDs(ctx context.Context) (*queryIDs, error) {
 	q := &queryIDs{}
-	if err := r.conn.QueryRow(ctx, "SELECT max(ts_ms) FROM access_events").Scan(&q.endMs); err != nil {
+	if err := latestEventSQL.QueryRow(ctx, r.conn, nil).Scan(&q.endMs); err != nil {
 		return nil, fmt.Errorf("sample ids: %w", err)
 	}
 	for _, c := range []struct {
 		col string
 		dst *[]string
 	}{{"subject_id", &q.subjects}, {"door_id", &q.doors}, {"site_id", &q.sites}} {
-		rows, err := r.conn.Query(ctx, fmt.Sprintf(`SELECT %[1]s FROM access_events WHERE %[1]s != '' AND ts_ms >= ?
-			GROUP BY %[1]s ORDER BY %[1]s LIMIT 500`, c.col), q.endMs-24*3600*1000)
+		rows, err := sampleIDsSQL.Query(ctx, r.conn, chstorage.Args{"column": c.col, "since_ms": q.endMs - 24*3600*1000})
 		if err != nil {
 			return nil, fmt.Errorf("sample ids: %w", err)
 		}

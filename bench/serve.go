@@ -57,14 +57,16 @@ func startServe(ctx context.Context, c serveConfig) (*server, error) {
 		"--topic-partitions", fmt.Sprint(c.partitions),
 		"--clickhouse-addr", c.chAddr, "--clickhouse-database", c.chDatabase, "--clickhouse-user", c.chUser,
 		"--http-addr", addr, "--data-dir", c.dataDir, "--registry", c.registry,
-		"--access-log=false", "--log-level", "warn"}
+		"--access-log=false", "--log-level", "warn",
+		// The query phase measures latency under load from one token.
+		"--rate-limit-expensive", "off"}
 	args = append(args, c.extra...)
 	logf, err := os.Create(c.logPath)
 	if err != nil {
 		return nil, fmt.Errorf("serve log: %w", err)
 	}
 	cmd := exec.Command(c.binary, args...)
-	cmd.Env = append(os.Environ(), "KEYFLEET_PSEUDONYM_KEY="+c.key, "KEYFLEET_BOOTSTRAP_TOKEN="+c.token,
+	cmd.Env = append(os.Environ(), "KEYFLEET_PSEUDONYM_KEY="+c.key, "KEYFLEET_BOOTSTRAP_TOKEN="+c.token, "KEYFLEET_AUDIT_KEY=keyfleet-bench-audit-key-v1-0123456789",
 		"KEYFLEET_CLICKHOUSE_PASSWORD="+c.chPassword)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -31,6 +31,8 @@ type Applier struct {
 	// check beyond the batch).
 	Live  func(subject string) []*Record
 	Locks LockIndex
+	// Enforce says what a grant carries to each lock (nil: everything).
+	Enforce Enforcement
 	// NewID returns the id of a lock command (default uuid.NewString).
 	NewID func() string
 }
@@ -437,6 +439,7 @@ func (a Applier) issue(b *Batch, r *Record, c Command) error {
 		if r.BreakGlassMs > 0 {
 			r.ValidFromMs, r.ValidUntilMs = b.Now, b.Now+r.BreakGlassMs
 		}
+		a.setWeaker(r)
 	})
 	if err != nil {
 		return err
@@ -571,6 +574,9 @@ func (a Applier) revocationEffects(b *Batch, c Command, r *Record) {
 
 func (a Applier) applyUpdate(b *Batch, c Command, cur *Record) error {
 	t := c.Template
+	if t == nil && len(c.Moves) > 0 {
+		return a.applyMoves(b, c, cur)
+	}
 	if t == nil || t.Role != cur.Role {
 		return errors.New("update without the credential's role template")
 	}
@@ -607,6 +613,7 @@ func (a Applier) applyUpdate(b *Batch, c Command, cur *Record) error {
 		locks := a.Locks.ForCredential(r.SiteID, r.DoorGroups)
 		removed, added := diffLocks(cur.Locks, locks)
 		r.Locks = locks
+		a.setWeaker(r)
 		if !sameWindows(cur.Windows, r.Windows) || cur.ValidUntilMs != r.ValidUntilMs {
 			added = locks // the locks that keep it need the new windows or end too
 		}
@@ -614,6 +621,45 @@ func (a Applier) applyUpdate(b *Batch, c Command, cur *Record) error {
 			a.lockCommands(b, r, gateway.CommandRevoke, removed, "")
 			a.lockCommands(b, r, gateway.CommandGrant, added, "")
 		}
+	}
+	return nil
+}
+
+// applyMoves replaces the credential's locks named by the command's moves
+// (a vendor migration): the new locks are granted the credential, the old
+// ones told to drop it. Only an active credential is on locks: a suspended
+// or not yet activated one only changes its record (reinstating or
+// activating grants the new locks); a credential holding none of the moved
+// locks is left alone.
+func (a Applier) applyMoves(b *Batch, c Command, cur *Record) error {
+	to := map[LockRef]LockRef{}
+	for _, m := range c.Moves {
+		to[m.From] = m.To
+	}
+	var locks []LockRef
+	moved := false
+	for _, l := range cur.Locks {
+		if n, ok := to[l]; ok {
+			l, moved = n, true
+		}
+		if !slices.Contains(locks, l) {
+			locks = append(locks, l)
+		}
+	}
+	if !moved {
+		return nil
+	}
+	r, err := a.step(b, cur, lifecycle.OpUpdate, c, func(r *Record) {
+		r.Locks = locks
+		a.setWeaker(r)
+	})
+	if err != nil {
+		return err
+	}
+	if r.State == event.StateActive { // only an active credential is on locks
+		removed, added := diffLocks(cur.Locks, r.Locks)
+		a.lockCommands(b, r, gateway.CommandGrant, added, "")
+		a.lockCommands(b, r, gateway.CommandRevoke, removed, "")
 	}
 	return nil
 }
@@ -646,7 +692,15 @@ func (a Applier) lockCommands(b *Batch, r *Record, typ string, locks []LockRef, 
 			CredentialID: r.CredentialID, SubjectID: r.SubjectID, UserRefHash: RefFor(r.Refs, l),
 			RevocationID: revocationID, Seq: r.Seq, IssuedMs: b.Now, Attempt: 1, SentMs: b.Now}
 		if typ == gateway.CommandGrant {
-			cmd.ValidFromMs, cmd.ValidUntilMs, cmd.Windows = r.ValidFromMs, r.ValidUntilMs, r.Windows
+			// Only what the lock can enforce (the estate policy).
+			carry := a.carry(r, l)
+			cmd.ValidFromMs = r.ValidFromMs
+			if carry.Windows {
+				cmd.Windows = r.Windows
+			}
+			if carry.Expiry {
+				cmd.ValidUntilMs = r.ValidUntilMs
+			}
 		}
 		ids[i] = cmd.CommandID
 		b.LockCommands = append(b.LockCommands, cmd)

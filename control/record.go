@@ -51,6 +51,9 @@ type Record struct {
 	Attestation *Attestation `json:"attestation,omitempty"`
 	// Locks are the locks that hold the credential (told by grant commands).
 	Locks []LockRef `json:"locks,omitempty"`
+	// Weaker are the locks that enforce less than the credential asks (the
+	// estate policy): how its windows and end date are enforced there.
+	Weaker []WeakerLock `json:"weaker,omitempty"`
 
 	RevocationID string `json:"revocation_id,omitempty"`
 	// SessionRevokedDevice is the device whose wallet/app session this
@@ -75,6 +78,7 @@ func (r *Record) Clone() *Record {
 	c.ExtraGroups = slices.Clone(r.ExtraGroups)
 	c.Windows = slices.Clone(r.Windows)
 	c.Locks = slices.Clone(r.Locks)
+	c.Weaker = slices.Clone(r.Weaker)
 	c.Recent = slices.Clone(r.Recent)
 	if r.Attestation != nil {
 		a := *r.Attestation
@@ -171,7 +175,10 @@ type Command struct {
 	RevocationID string       `json:"revocation_id,omitempty"`
 	Scope        string       `json:"scope,omitempty"`
 	Template     *Template    `json:"template,omitempty"` // update
-	Ack          *gateway.Ack `json:"ack,omitempty"`
+	// Moves replace locks of the credential (an update without a template:
+	// a vendor migration); the grant moves, the old lock is told to drop it.
+	Moves []LockMove   `json:"moves,omitempty"`
+	Ack   *gateway.Ack `json:"ack,omitempty"`
 }
 
 // Spec is a new credential, resolved against its role template by the API.

@@ -11,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 )
@@ -74,6 +75,14 @@ func (d *Dashboards) ctx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
 	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_execution_time": secs})), cancel
 }
 
+var (
+	alertCountsSQL      = chstorage.Query("dashboards/alert_counts")
+	alertEvidenceIDsSQL = chstorage.Query("dashboards/alert_evidence_ids")
+	evidenceEventsSQL   = chstorage.Query("dashboards/evidence_events")
+	revocationsSQL      = chstorage.Query("dashboards/revocations")
+	requestsSQL         = chstorage.Query("dashboards/requests")
+)
+
 func secs(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
 // AlertCount is the number of alerts of one detector, severity and status.
@@ -95,8 +104,8 @@ func (d *Dashboards) alertCounts(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	q := `SELECT detector, severity, status, count() FROM alerts FINAL WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`
-	args := []any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()}
+	args := chstorage.Args{"from": secs(from), "to": secs(to), "from_ms": from.UnixMilli(), "to_ms": to.UnixMilli(),
+		"site": v["site"]}
 	if s, ok := v["status"]; ok {
 		statuses := strings.Split(s, ",")
 		for _, st := range statuses {
@@ -104,19 +113,11 @@ func (d *Dashboards) alertCounts(c *fiber.Ctx) error {
 				return httpapi.BadRequest("status", "status must be a list of open, acknowledged, resolved, false_positive")
 			}
 		}
-		q += ` AND status IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(statuses)), ", ") + `)`
-		for _, st := range statuses {
-			args = append(args, st)
-		}
+		args["statuses"] = statuses
 	}
-	if s, ok := v["site"]; ok {
-		q += ` AND site_id = ?`
-		args = append(args, s)
-	}
-	q += ` GROUP BY detector, severity, status ORDER BY detector, severity, status`
 	ctx, cancel := d.ctx(c)
 	defer cancel()
-	rows, err := d.opts.Conn.Query(ctx, q, args...)
+	rows, err := alertCountsSQL.Query(ctx, d.opts.Conn, args)
 	if err != nil {
 		return fmt.Errorf("alert counts: %w", err)
 	}
@@ -153,7 +154,10 @@ func validAlertID(id string) bool {
 // cites, oldest first, each once (access_events may still hold re-delivered
 // duplicates). Events are looked up around the alert's window and site.
 func (d *Dashboards) evidence(c *fiber.Ctx) error {
-	id := strings.Clone(c.Params("id"))
+	id, err := httpapi.PathParam(c, "id")
+	if err != nil {
+		return err
+	}
 	if !validAlertID(id) {
 		return httpapi.BadRequest("id", "id must be an alert id (UUID)")
 	}
@@ -165,8 +169,7 @@ func (d *Dashboards) evidence(c *fiber.Ctx) error {
 	var ids []string
 	var site string
 	var tsMs, startMs, endMs int64
-	rows, err := d.opts.Conn.Query(ctx, `SELECT evidence, site_id, ts_ms, window_start_ms, window_end_ms
-		FROM alerts FINAL WHERE alert_id = ? LIMIT 1`, id)
+	rows, err := alertEvidenceIDsSQL.Query(ctx, d.opts.Conn, chstorage.Args{"alert_id": id})
 	if err != nil {
 		return fmt.Errorf("alert evidence: %w", err)
 	}
@@ -182,7 +185,7 @@ func (d *Dashboards) evidence(c *fiber.Ctx) error {
 		return httpapi.NewProblem(fiber.StatusNotFound, "alert_not_found", "no alert "+id)
 	}
 	out := []event.Access{}
-	var want []any
+	var want []string
 	for _, e := range ids {
 		if len(e) == 36 && validAlertID(e) {
 			want = append(want, e)
@@ -194,17 +197,8 @@ func (d *Dashboards) evidence(c *fiber.Ctx) error {
 		if startMs <= 0 {
 			lo = tsMs - 30*24*3_600_000
 		}
-		q := `SELECT toString(event_id), ts_ms, received_ms, vendor, site_id, zone_id, door_id, lock_id, subject_id,
-				credential_id, device_id, attested, action, outcome, method, reason, vendor_code, break_glass, raw_ref
-			FROM access_events WHERE ts >= ? AND ts <= ? AND toString(event_id) IN (` +
-			strings.TrimSuffix(strings.Repeat("?, ", len(want)), ", ") + `)`
-		args := append([]any{secs(time.UnixMilli(lo)), secs(time.UnixMilli(hi))}, want...)
-		if site != "" {
-			q += ` AND site_id = ?`
-			args = append(args, site)
-		}
-		q += ` ORDER BY ts_ms, event_id LIMIT 1 BY event_id`
-		rows, err := d.opts.Conn.Query(ctx, q, args...)
+		rows, err := evidenceEventsSQL.Query(ctx, d.opts.Conn, chstorage.Args{"from": secs(time.UnixMilli(lo)),
+			"to": secs(time.UnixMilli(hi)), "ids": want, "site": site})
 		if err != nil {
 			return fmt.Errorf("alert evidence events: %w", err)
 		}
@@ -280,39 +274,10 @@ func (d *Dashboards) revocations(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	q := `SELECT revocation_id, scope, subject_id, req_ms, creds, locks, acked, last_ack, esc_ms FROM (
-		SELECT revocation_id, scope, subject_id, req_ms, creds, locks, acked, last_ack FROM (
-			SELECT revocation_id, scope, subject_id, req_ms, creds, locks FROM (
-				SELECT revocation_id, any(scope) AS scope, any(subject_id) AS subject_id, min(requested_ms) AS req_ms,
-					uniqExact(credential_id) AS creds
-				FROM revocations WHERE ts >= ? AND ts <= ? AND requested_ms >= ? AND requested_ms < ? GROUP BY revocation_id
-			) ANY LEFT JOIN (
-				SELECT revocation_id, uniqExact(credential_id, vendor, lock_id) AS locks
-				FROM revocation_locks WHERE ts >= ? GROUP BY revocation_id
-			) USING (revocation_id)
-		) ANY LEFT JOIN (
-			SELECT revocation_id, uniqExact(credential_id, vendor, lock_id) AS acked, max(applied_ms) AS last_ack
-			FROM lock_acks WHERE status = 'applied' AND revocation_id != '' AND ts >= ? GROUP BY revocation_id
-		) USING (revocation_id)
-	) ANY LEFT JOIN (
-		SELECT revocation_id, min(escalated_ms) AS esc_ms FROM revocation_escalations WHERE ts >= ? GROUP BY revocation_id
-	) USING (revocation_id)`
-	f := secs(from)
-	args := []any{f, secs(to), from.UnixMilli(), to.UnixMilli(), f, f, f}
-	var where []string
-	if pendingOnly {
-		where = append(where, `acked < locks`)
-	}
-	if escalatedOnly {
-		where = append(where, `esc_ms > 0`)
-	}
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY req_ms DESC, revocation_id LIMIT ?`
 	ctx, cancel := d.ctx(c)
 	defer cancel()
-	rows, err := d.opts.Conn.Query(ctx, q, append(args, limit)...)
+	rows, err := revocationsSQL.Query(ctx, d.opts.Conn, chstorage.Args{"from": secs(from), "to": secs(to),
+		"from_ms": from.UnixMilli(), "to_ms": to.UnixMilli(), "pending": pendingOnly, "escalated": escalatedOnly, "limit": limit})
 	if err != nil {
 		return fmt.Errorf("revocations: %w", err)
 	}
@@ -371,24 +336,10 @@ func (d *Dashboards) requests(c *fiber.Ctx) error {
 		}
 		status = s
 	}
-	q := `SELECT request_id, kind, who, created, n, pending, done, failed FROM (
-			SELECT request_id, any(kind) AS kind, any(caller) AS who, max(created_ms) AS created, toUInt64(max(total)) AS n
-			FROM control_requests WHERE ts >= ? AND ts <= ? AND created_ms >= ? AND created_ms < ? GROUP BY request_id
-		) ANY LEFT JOIN (
-			SELECT request_id, countIf(status = 'pending') AS pending, countIf(status IN ('issued', 'applied')) AS done,
-				countIf(status = 'failed') AS failed
-			FROM control_request_items FINAL
-			WHERE request_id IN (SELECT request_id FROM control_requests WHERE ts >= ? AND ts <= ?)
-			GROUP BY request_id
-		) USING (request_id)`
-	args := []any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli(), secs(from), secs(to)}
-	if status == "pending" {
-		q += ` WHERE pending > 0`
-	}
-	q += ` ORDER BY created DESC, request_id LIMIT ?`
 	ctx, cancel := d.ctx(c)
 	defer cancel()
-	rows, err := d.opts.Conn.Query(ctx, q, append(args, limit)...)
+	rows, err := requestsSQL.Query(ctx, d.opts.Conn, chstorage.Args{"from": secs(from), "to": secs(to),
+		"from_ms": from.UnixMilli(), "to_ms": to.UnixMilli(), "pending": status == "pending", "limit": limit})
 	if err != nil {
 		return fmt.Errorf("requests: %w", err)
 	}

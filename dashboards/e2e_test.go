@@ -35,7 +35,7 @@ import (
 // Debian's headless Chromium with chromedp. Screenshots are written to
 // test-artifacts/dashboards/ at the repository root.
 
-const e2eToken = "e2e-admin-token"
+const e2eToken = "e2e-admin-token-0123456789abcdefghijkl"
 
 // chromiumPath finds the browser; without one the test fails under
 // KEYFLEET_TEST_REQUIRE=1 (scripts/chromium.sh installs it) and skips otherwise.
@@ -478,6 +478,18 @@ func TestDashboardsInChromium(t *testing.T) {
 	b.do(t, chromedp.Navigate(s.base+"/#/credentials"), poll(loaded))
 	assert.Equal(t, 8, run(t, b, chromedp.Evaluate[int](`document.querySelectorAll('#lifecycle tr').length`)))
 	b.screenshot(t, "08-credentials.png")
+
+	// Estate: the simulated estate's weak links (the planted ones), as the
+	// upgrade plan.
+	var links struct {
+		Total int `json:"total"`
+	}
+	require.Equal(t, 200, s.get("/v1/estate/weak-links", &links))
+	require.Positive(t, links.Total, "the simulated estate has planted weak links")
+	b.do(t, chromedp.Navigate(s.base+"/#/estate?order=plan"), poll(loaded),
+		poll(`document.querySelectorAll('#weak-links tbody tr').length > 0`))
+	assert.Equal(t, links.Total, run(t, b, chromedp.Evaluate[int](`document.querySelectorAll('#weak-links tbody tr').length`)))
+	b.screenshot(t, "08b-estate.png")
 
 	// Reports page with the current week's report in its frame.
 	b.do(t, chromedp.Navigate(s.base+"/#/reports?week="+week), chromedp.WaitVisible(chromedp.ID("report-form")),

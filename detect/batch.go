@@ -162,7 +162,7 @@ func CheckExpired(r *ExpiredRules, c CredentialView, now int64) (Alert, bool) {
 	used := ""
 	if c.LastUseMs > end {
 		sev = escalate(sev)
-		used = fmt.Sprintf(" and was used %s after it", (time.Duration(c.LastUseMs-end) * time.Millisecond).Round(time.Minute))
+		used = fmt.Sprintf(" and was used %s after it", humanDuration(time.Duration(c.LastUseMs-end)*time.Millisecond))
 	}
 	over := time.Duration(now-end) * time.Millisecond
 	return Alert{
@@ -173,7 +173,7 @@ func CheckExpired(r *ExpiredRules, c CredentialView, now int64) (Alert, bool) {
 		Observed: float64(int(over.Hours()*10)) / 10, Threshold: r.Grace.D().Hours(),
 		Evidence: []string{},
 		Explanation: fmt.Sprintf("%s %s ended %s ago (%s) but is still %s%s.",
-			capitalize(kind), c.CredentialID, over.Round(time.Minute), time.UnixMilli(end).UTC().Format(time.RFC3339), c.State, used),
+			capitalize(kind), c.CredentialID, humanDuration(over), time.UnixMilli(end).UTC().Format(time.RFC3339), c.State, used),
 		SuggestedAction: "Revoke the credential (or extend it through an approved request) and record why it outlived its end date.",
 	}, true
 }

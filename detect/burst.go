@@ -16,6 +16,9 @@ const maxPeak = 255
 // subjectState is everything kept per subject.
 type subjectState struct {
 	role string
+	// site is where the subject was last seen; its running peaks count
+	// among its peers' (role at site, today) under peerKey.
+	site, peerKey string
 
 	// win holds the subject's recent granted unlocks, ordered by time.
 	win []winEntry
@@ -55,6 +58,7 @@ type winEntry struct {
 	door    string
 	eventID string
 	site    string
+	scope   uint8 // entitlement scope of the event's lock (scopeUnknown, ...)
 }
 
 type dayPeak struct {
@@ -119,7 +123,73 @@ func (e *Engine) setContribution(s *subjectState, mi, v int) {
 	keep := e.rules.Detectors.UnlockBurst.HistoryDays
 	r.add(mi, s.day, ms.contrib, -1, keep)
 	r.add(mi, s.day, v, +1, keep)
+	if p := e.peers[s.peerKey]; p != nil {
+		p.add(mi, s.day, ms.contrib, -1, 1)
+		p.add(mi, s.day, v, +1, 1)
+	}
 	ms.contrib = v
+}
+
+// setPeerGroup moves the subject's running peaks of today to the peer
+// group of role at site (a role record, or the subject seen at another
+// site). Subjects without a role or site have no peers.
+func (e *Engine) setPeerGroup(s *subjectState, role, site string) {
+	key := ""
+	if role != "" && site != "" && e.rules.Detectors.UnlockBurst.PeerQuorum > 0 {
+		key = role + "\x00" + site
+	}
+	if key == s.peerKey {
+		return
+	}
+	if p := e.peers[s.peerKey]; p != nil {
+		for mi := range s.m {
+			p.add(mi, s.day, s.m[mi].contrib, -1, 1)
+		}
+	}
+	s.peerKey = key
+	if key == "" {
+		return
+	}
+	p := e.peers[key]
+	if p == nil {
+		p = &roleStats{}
+		for i := range p.days {
+			p.days[i] = map[int64]*hist{}
+		}
+		e.peers[key] = p
+	}
+	for mi := range s.m {
+		p.add(mi, s.day, s.m[mi].contrib, +1, 1)
+	}
+}
+
+// peerBase returns the level at least quorum of the subject's peers (its
+// role at its site) reached today in measure mi, leaving out the subject's
+// own running value (self), and how many peers were active today.
+func (e *Engine) peerBase(s *subjectState, mi int, day int64, self, quorum int) (base, n int) {
+	p := e.peers[s.peerKey]
+	if p == nil || quorum <= 0 {
+		return 0, 0
+	}
+	h := p.days[mi][day]
+	if h == nil {
+		return 0, 0
+	}
+	self = min(self, maxPeak)
+	count := func(v int) int {
+		c := int(h[v])
+		if v == self && c > 0 {
+			c--
+		}
+		return c
+	}
+	for v := maxPeak; v > 0; v-- {
+		n += count(v)
+		if n >= quorum && base == 0 {
+			base = v
+		}
+	}
+	return base, n
 }
 
 // setRole changes a subject's role, moving the peaks it contributed to the
@@ -130,6 +200,7 @@ func (e *Engine) setRole(key string, role string) {
 	if role == s.role {
 		return
 	}
+	e.setPeerGroup(s, role, s.site)
 	old, cur := e.role(s.role), e.role(role)
 	keep := e.rules.Detectors.UnlockBurst.HistoryDays
 	for mi := range s.m {
@@ -315,9 +386,20 @@ func (e *Engine) measure(win []winEntry, from, to int64, distinct bool) (int, in
 type burstHit struct {
 	mi                   int
 	observed, threshold  int
+	strict               int // the threshold without the learning period's leniency
 	own, roleBase, basis int
+	peerBase, peers      int // the level peerQuorum peers reached today; peers active today
 	lo                   int
 	factor               float64 // learning factor applied
+	// low: judged on little knowledge (learning period, a newcomer of a role
+	// without enough history): raised at LearningSeverity, and its day
+	// still teaches the baselines.
+	low, learning bool
+	// outside counts the window's distinct doors outside the credential's
+	// entitlement; entitled reports that every entry's entitlement was known
+	// and held (filled in only for low-confidence hits).
+	outside  int
+	entitled bool
 }
 
 // Bases of an unlock_burst threshold.
@@ -326,21 +408,26 @@ const (
 	basisRole
 	basisCold
 	basisLearning
+	basisPeers
 )
 
-// checkBurst is unlock_burst.
-func (e *Engine) checkBurst(dst []Alert, s *subjectState, ev *event.Access) []Alert {
+// checkBurst is unlock_burst; cs is the event's credential (nil if none).
+func (e *Engine) checkBurst(dst []Alert, s *subjectState, cs *credState, ev *event.Access) []Alert {
 	r := &e.rules.Detectors.UnlockBurst
 	day := ev.TsMs / dayMs
 	if s.rollDay(day, r.HistoryDays) {
 		e.dirty[subjectKey(ev)] = struct{}{}
+	}
+	if ev.SiteID != "" && ev.SiteID != s.site {
+		s.site = ev.SiteID
+		e.setPeerGroup(s, s.role, s.site)
 	}
 	newest := ev.TsMs
 	if len(s.win) > 0 {
 		newest = max(newest, s.win[len(s.win)-1].ts)
 	}
 	var added bool
-	s.win, added = insertWin(s.win, winEntry{ts: ev.TsMs, door: doorKey(ev), eventID: ev.EventID, site: ev.SiteID},
+	s.win, added = insertWin(s.win, winEntry{ts: ev.TsMs, door: doorKey(ev), eventID: ev.EventID, site: ev.SiteID, scope: cs.scope(ev)},
 		newest-r.maxWindow()-e.opts.Lateness.Milliseconds())
 	if !added {
 		return dst
@@ -381,6 +468,14 @@ func (e *Engine) burstAt(s *subjectState, ts, end int64, learning bool) (hits [m
 		}
 		h := e.burstThreshold(s, mi, day, learning)
 		h.observed, h.lo = observed, lo
+		if h.low && observed >= h.strict {
+			// Doors outside the credential's entitlement are known on day
+			// one: a burst that reaches them is no guess, and is judged
+			// without the learning period's leniency.
+			if h.outside, h.entitled = e.entitlementOf(s.win, end-m.Window.Ms(), end); h.outside > 0 {
+				h.low, h.threshold = false, h.strict
+			}
+		}
 		hits[mi] = h
 		if observed < h.threshold {
 			continue
@@ -397,14 +492,18 @@ func (e *Engine) burstAt(s *subjectState, ts, end int64, learning bool) (hits [m
 func (e *Engine) raiseBurst(dst []Alert, s *subjectState, ev *event.Access, end int64, hits *[maxMeasures]burstHit, best int, learning bool) []Alert {
 	r := &e.rules.Detectors.UnlockBurst
 	hit := &hits[best]
-	if end/dayMs == s.day && !s.dayAlerted {
+	if end/dayMs == s.day && !s.dayAlerted && !hit.low {
 		// The subject's own history does not learn from this day. Its
 		// role's pool keeps it, capped at the threshold it crossed: dropping
 		// the day would make a crew's rare-but-legitimate rounds page again
 		// every time, keeping it whole would let one anomaly raise the bar
 		// for the next.
-		// An alert raised while learning after a cold start is judged on
-		// the least knowledge, so it does not cap the pool.
+		// A low-confidence alert (learning after a cold start, a newcomer
+		// of a role without history) is judged on the least knowledge: it
+		// neither caps the pool nor keeps its day from the subject's own
+		// history (that day may well be its normal), so it is not here.
+		// One raised while learning (doors outside the entitlement) does
+		// not cap the pool either.
 		s.dayAlerted = true
 		for mi := range r.Measures {
 			ms := &s.m[mi]
@@ -420,6 +519,9 @@ func (e *Engine) raiseBurst(dst []Alert, s *subjectState, ev *event.Access, end 
 	}
 	m := r.Measures[best]
 	sev := r.Severity
+	if hit.low {
+		sev = r.LearningSeverity
+	}
 	if r.EscalateAt > 0 && float64(hit.observed) >= r.EscalateAt*float64(hit.threshold) {
 		sev = escalate(sev)
 	}
@@ -452,13 +554,13 @@ func (e *Engine) raiseBurst(dst []Alert, s *subjectState, ev *event.Access, end 
 	if role == "" {
 		role = "unknown role"
 	}
-	expl := fmt.Sprintf("%s (%s) %s within %s, at or above its threshold of %d (%s).",
-		who, role, what, m.Window.D(), hit.threshold, basisText(hit, role))
+	expl := fmt.Sprintf("%s (%s) %s within %s, at or above its threshold of %d (%s).%s",
+		who, role, what, humanDuration(m.Window.D()), hit.threshold, basisText(hit, role, s.site, r.PeerQuorum), e.confidenceText(hit))
 	a := Alert{
 		Detector: UnlockBurst, Severity: sev,
 		SubjectID: ev.SubjectID, CredentialID: ev.CredentialID, DoorID: door, SiteID: ev.SiteID,
 		TsMs: end, WindowStartMs: first, WindowEndMs: end,
-		Observed: float64(hit.observed), Threshold: float64(hit.threshold), Baseline: float64(max(hit.own, hit.roleBase)),
+		Observed: float64(hit.observed), Threshold: float64(hit.threshold), Baseline: float64(max(hit.own, hit.roleBase, hit.peerBase)),
 		Evidence: evidence, Explanation: expl,
 		SuggestedAction:  "Confirm with the subject or site staff that this activity is expected; if not, suspend the credential and review the doors involved.",
 		SourceReceivedMs: ev.ReceivedMs,
@@ -468,47 +570,107 @@ func (e *Engine) raiseBurst(dst []Alert, s *subjectState, ev *event.Access, end 
 
 // burstThreshold returns measure mi's threshold for the subject and what it
 // is based on.
+//
+// What is known decides: the subject's own completed days, its role's pool
+// once it has MinRoleSamples subject-days, and — for a newcomer with no day
+// of its own, or while its role has too little history — its peers today
+// (the level PeerQuorum subjects of its role at its site reached). A
+// newcomer whose role has too little history gets the cold floor, and its
+// alerts are low confidence; so is everything during the learning period
+// after a cold start, when multiplier, margin and the cold floor are scaled
+// by LearningFactor. strict is the threshold without that leniency.
 func (e *Engine) burstThreshold(s *subjectState, mi int, day int64, learning bool) burstHit {
 	r := &e.rules.Detectors.UnlockBurst
 	m := r.Measures[mi]
 	own, days := s.m[mi].ownBaseline(day, r.HistoryDays)
-	h := burstHit{mi: mi, own: own, basis: basisOwn}
-	floor := m.Floor
+	h := burstHit{mi: mi, own: own, basis: basisOwn, learning: learning}
 	self := 0
 	if day == s.day {
 		self = s.m[mi].contrib
 	}
 	rb, n := e.role(s.role).percentile(mi, day, r.HistoryDays, r.RolePercentile, self)
-	base := own
-	switch {
-	case n >= r.MinRoleSamples:
+	mature := n >= r.MinRoleSamples
+	base, floor := own, m.Floor
+	if mature {
 		h.roleBase = rb
-		if rb > own {
+		if rb > base {
 			base, h.basis = rb, basisRole
 		}
-	case days == 0:
-		floor, h.basis = m.ColdFloor, basisCold
+	}
+	if days == 0 || !mature {
+		// A newcomer, or a role without enough history yet (a crew in its
+		// first days): what its peers reach today is known, and a pattern.
+		if pb, np := e.peerBase(s, mi, day, self, r.PeerQuorum); np >= r.PeerQuorum && r.PeerQuorum > 0 {
+			h.peerBase, h.peers = pb, np
+			if pb > base {
+				base, h.basis = pb, basisPeers
+			}
+		}
+	}
+	cold := days == 0 && !mature
+	if cold {
+		floor, h.low = m.ColdFloor, true
+		if h.basis == basisOwn {
+			h.basis = basisCold
+		}
 	}
 	mult, margin := m.Multiplier, m.Margin
+	h.strict = max(floor, int(math.Ceil(mult*float64(base))), base+margin)
 	if learning {
-		// Cold start: only the role's pool of today's running peaks is
-		// known, so only what is far above it pages.
-		if n < r.MinRoleSamples {
-			h.threshold = math.MaxInt32
-			return h
-		}
+		// Today's peaks are all that is known: only what is far above
+		// them, or far above the cold floor, pages.
+		h.low, h.factor = true, r.LearningFactor
 		mult, margin = mult*r.LearningFactor, int(math.Ceil(float64(margin)*r.LearningFactor))
-		h.basis, h.factor = basisLearning, r.LearningFactor
+		if cold {
+			floor = int(math.Ceil(float64(floor) * r.LearningFactor))
+		}
+		if h.basis == basisRole || h.basis == basisOwn {
+			h.basis = basisLearning
+		}
 	}
 	h.threshold = max(floor, int(math.Ceil(mult*float64(base))), base+margin)
 	return h
 }
 
-func basisText(h *burstHit, role string) string {
+// entitlementOf counts the distinct doors of the window (from, to] that are
+// outside their credential's entitlement, and reports whether every entry
+// was within a known entitlement.
+func (e *Engine) entitlementOf(win []winEntry, from, to int64) (outside int, entitled bool) {
+	entitled = true
+	clear(e.scratch)
+	for i := range win {
+		w := &win[i]
+		if w.ts <= from || w.ts > to {
+			continue
+		}
+		switch w.scope {
+		case scopeOutside:
+			e.scratch[w.door] = struct{}{}
+			entitled = false
+		case scopeUnknown:
+			entitled = false
+		}
+	}
+	return len(e.scratch), entitled
+}
+
+func basisText(h *burstHit, role, site string, quorum int) string {
 	var b strings.Builder
 	switch h.basis {
 	case basisCold:
-		return "nothing is known yet about the subject or its role: cold-start floor"
+		if h.factor > 1 {
+			return fmt.Sprintf("nothing is known yet about the subject, its role or its peers: cold-start floor, %g× while learning", h.factor)
+		}
+		return "nothing is known yet about the subject, its role or its peers: cold-start floor"
+	case basisPeers:
+		fmt.Fprintf(&b, "its peers: at least %d of the %d other %s subjects at %s today reached %d", quorum, h.peers, role, site, h.peerBase)
+		if h.own > 0 {
+			fmt.Fprintf(&b, ", the subject itself peaks at %d", h.own)
+		}
+		if h.factor > 1 {
+			fmt.Fprintf(&b, ", with %g× the usual multiplier and margin while learning", h.factor)
+		}
+		return b.String()
 	case basisLearning:
 		return fmt.Sprintf("learning after a cold start: judged against its role %s's peaks so far (%d) with %g× the usual multiplier and margin", role, h.roleBase, h.factor)
 	case basisRole:
@@ -523,6 +685,27 @@ func basisText(h *burstHit, role string) string {
 		}
 	}
 	return b.String()
+}
+
+// confidenceText is the sentence an alert judged on little knowledge ends
+// with: why its confidence is low, or why it is raised at full severity
+// anyway (doors outside the credential's entitlement).
+func (e *Engine) confidenceText(h *burstHit) string {
+	why := "there is no history yet for the subject and too little for its role"
+	if h.learning {
+		why = "learning after a cold start, the first " + humanDuration(e.rules.Detectors.UnlockBurst.LearningPeriod.D()) + " of event time"
+	}
+	switch {
+	case h.outside == 1:
+		return " Full severity although " + why + ": one of the doors is outside its credential's entitlement."
+	case h.outside > 1:
+		return fmt.Sprintf(" Full severity although %s: %d of the doors are outside its credential's entitlement.", why, h.outside)
+	case !h.low:
+		return ""
+	case h.entitled:
+		return " Low confidence (" + why + "); every door is within its credential's entitlement. Review it; do not act on it alone."
+	}
+	return " Low confidence (" + why + "). Review it; do not act on it alone."
 }
 
 func escalate(sev string) string {

@@ -32,6 +32,8 @@ type credState struct {
 	activeSinceMs int64
 	validUntilMs  int64
 	breakGlass    bool
+
+	entitled map[lockKey]struct{} // nil: no entitlement on record (Entitle)
 }
 
 type stateAt struct {
@@ -191,7 +193,7 @@ func (e *Engine) revocationAlert(dst []Alert, c *credState, g grant, state strin
 		Observed: float64(g.ts-since) / 1000, Threshold: float64(r.Grace.Ms()) / 1000,
 		Evidence: []string{g.eventID},
 		Explanation: fmt.Sprintf("Credential %s was granted access at door %s %s after it was %s; the change did not reach this lock.",
-			c.id, g.door, after.Round(time.Second), state),
+			c.id, g.door, humanDuration(after), state),
 		SuggestedAction:  "Re-push the revocation to the lock's gateway and confirm its acknowledgement; disable the credential at the lock if the gateway is unreachable; review who entered.",
 		SourceReceivedMs: g.receivedMs,
 	}

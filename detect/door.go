@@ -46,7 +46,7 @@ func (e *Engine) checkDenied(dst []Alert, s *subjectState, ev *event.Access) []A
 					TsMs: end, WindowStartMs: first, WindowEndMs: end,
 					Observed: float64(n), Threshold: float64(r.DoorThreshold), Evidence: ids,
 					Explanation: fmt.Sprintf("Door %s denied %d access attempts within %s (threshold %d).",
-						key, n, r.Window.D(), r.DoorThreshold),
+						key, n, humanDuration(r.Window.D()), r.DoorThreshold),
 					SuggestedAction:  "Check the door for a tampering or brute-force attempt (camera, guard round) and whether a lock or its credential list is misconfigured.",
 					SourceReceivedMs: ev.ReceivedMs,
 				}
@@ -74,7 +74,7 @@ func (e *Engine) checkDenied(dst []Alert, s *subjectState, ev *event.Access) []A
 					TsMs: end, WindowStartMs: first, WindowEndMs: end,
 					Observed: float64(n), Threshold: float64(r.CredentialThreshold), Evidence: ids,
 					Explanation: fmt.Sprintf("%s was denied %d times within %s (threshold %d).",
-						who, n, r.Window.D(), r.CredentialThreshold),
+						who, n, humanDuration(r.Window.D()), r.CredentialThreshold),
 					SuggestedAction:  "Contact the holder: the credential may be expired, mis-provisioned or in the wrong hands; check the deny reasons.",
 					SourceReceivedMs: ev.ReceivedMs,
 				}
@@ -188,7 +188,7 @@ func (e *Engine) checkHeldOpen(dst []Alert, wm int64) []Alert {
 			Observed: float64(held) / 1000, Threshold: float64(held) / 1000,
 			Evidence: []string{d.openEventID},
 			Explanation: fmt.Sprintf("Door %s has been open for more than %s without closing.",
-				key, time.Duration(held)*time.Millisecond),
+				key, humanDuration(time.Duration(held)*time.Millisecond)),
 			SuggestedAction:  "Have someone close the door and check why it was held (propping, faulty closer).",
 			SourceReceivedMs: d.openRecvMs,
 		}

@@ -39,6 +39,7 @@ type Engine struct {
 	creds    map[string]*credState
 	doors    map[string]*doorState
 	roles    map[string]*roleStats
+	peers    map[string]*roleStats // role at site: today's peaks (unlock_burst's peers)
 
 	open      map[string]*openAlert
 	nextSweep int64
@@ -83,6 +84,7 @@ func NewEngine(rules *Rules, opts Options) (*Engine, error) {
 		creds:    map[string]*credState{},
 		doors:    map[string]*doorState{},
 		roles:    map[string]*roleStats{},
+		peers:    map[string]*roleStats{},
 		open:     map[string]*openAlert{},
 		heldOpen: map[string]*doorState{},
 		scratch:  map[string]struct{}{},
@@ -144,7 +146,7 @@ func (e *Engine) Access(dst []Alert, ev *event.Access) []Alert {
 	}
 	if ss != nil && d.UnlockBurst.Enabled && (granted && isUnlock(ev.Action) ||
 		d.UnlockBurst.IncludeDenied && denied && (isUnlock(ev.Action) || ev.Action == "access_denied")) {
-		dst = e.checkBurst(dst, ss, ev)
+		dst = e.checkBurst(dst, ss, cs, ev)
 	}
 	if denied && d.DeniedStorm.Enabled {
 		dst = e.checkDenied(dst, ss, ev)

@@ -63,7 +63,8 @@ type Common struct {
 //	max(Floor, ceil(Multiplier × baseline), baseline + Margin)
 //
 // with ColdFloor instead of Floor while nothing is known about the subject
-// or its role.
+// (no completed day of its own) or its role (fewer than MinRoleSamples
+// subject-days).
 type BurstMeasure struct {
 	Measure    string   `json:"measure"` // distinct_doors or unlocks
 	Window     Duration `json:"window"`
@@ -102,11 +103,25 @@ type BurstRules struct {
 	IncludeDenied bool `json:"include_denied"`
 	// LearningPeriod: during this much event time after the engine's first
 	// event, when it started without saved baselines (cold start), a subject
-	// is judged only against its role's pool (which fills as the day goes),
-	// with multiplier and margin scaled by LearningFactor; nothing pages while
-	// the role has fewer than MinRoleSamples subject-days.
+	// is judged against its role's pool (which fills as the day goes) or
+	// its peers, with multiplier and margin scaled by LearningFactor, or by
+	// the cold floor while neither is known; what it raises is low
+	// confidence (LearningSeverity).
 	LearningPeriod Duration `json:"learning_period"`
 	LearningFactor float64  `json:"learning_factor"`
+	// PeerQuorum: a newcomer (a subject with no completed day of its own),
+	// and any subject while its role has fewer than MinRoleSamples
+	// subject-days, is also judged against its peers, the other subjects of
+	// its role at its site today: a level at least PeerQuorum of them
+	// reached today is a pattern (a crew doing its rounds), not an anomaly.
+	// 0 disables.
+	PeerQuorum int `json:"peer_quorum"`
+	// LearningSeverity is the severity of low-confidence alerts: those
+	// raised during the learning period, and those of a newcomer whose role
+	// has fewer than MinRoleSamples subject-days (judged by the cold floor
+	// or its peers) — unless the burst reaches doors outside the
+	// credential's entitlement (Engine.Entitle), which is known on day one.
+	LearningSeverity string `json:"learning_severity"`
 }
 
 // SlidingWindow is the longest sliding window of the streaming detectors
@@ -308,6 +323,7 @@ func DefaultRules() *Rules {
 				Measures:    defaultMeasures(),
 				HistoryDays: 14, MinRoleSamples: 20, RolePercentile: 0.99, EscalateAt: 2, IncludeDenied: true,
 				LearningPeriod: Duration(24 * time.Hour), LearningFactor: 1.5,
+				PeerQuorum: 3, LearningSeverity: SeverityLow,
 			},
 			UnattestedDeviceChange: DeviceRules{Common: common(SeverityHigh, 24*time.Hour), GrantedOnly: true},
 			UseAfterRevocation: RevocationRules{
@@ -440,6 +456,12 @@ func (r *Rules) Validate() error {
 	}
 	if b.LearningPeriod < 0 || b.LearningFactor < 1 {
 		bad("unlock_burst: learning_period must not be negative, learning_factor at least 1")
+	}
+	if b.PeerQuorum < 0 {
+		bad("unlock_burst.peer_quorum %d: want 0 (off) or more", b.PeerQuorum)
+	}
+	if SeverityRank(b.LearningSeverity) == 0 {
+		bad("unlock_burst.learning_severity %q: want one of %v", b.LearningSeverity, Severities)
 	}
 	if b.RolePercentile <= 0 || b.RolePercentile > 1 {
 		bad("unlock_burst.role_percentile %v: want (0, 1]", b.RolePercentile)

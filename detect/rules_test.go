@@ -51,5 +51,7 @@ func TestRulesErrors(t *testing.T) {
 	f(`{"version":1,"detectors":{"off_schedule":{"time_zone":"Mars/Olympus"}}}`, "off_schedule.time_zone")
 	f(`{"version":1,"detectors":{"off_schedule":{"site_time_zones":{"site-1":""}}}}`, "off_schedule.site_time_zones[site-1]")
 	f(`{"version":1,"detectors":{"off_schedule":{"utc_offset_minutes":900}}}`, "utc_offset_minutes")
+	f(`{"version":1,"detectors":{"unlock_burst":{"peer_quorum":-1}}}`, "unlock_burst.peer_quorum")
+	f(`{"version":1,"detectors":{"unlock_burst":{"learning_severity":"meh"}}}`, "unlock_burst.learning_severity")
 	f(`{"version":1} trailing`, "")
 }

@@ -32,7 +32,12 @@ import (
 //	                                  event per door, n=N repeats each, every=<dur>
 //	                                  advances the clock after each event;
 //	                                  remember=true feeds RememberGrant instead
-//	                                  of Access (a restart's older replay)
+//	                                  of Access (a restart's older replay);
+//	                                  crew=k-1..k-5 makes each door opened by
+//	                                  every member in turn (subject k-N,
+//	                                  credential ck-N), every= after each door
+//	entitle <cred> doors=a,b...       the credential's entitlement: the locks of
+//	                                  those doors (Engine.Entitle)
 //	repeat <N>d at <HH:MM> <cmd>[; <cmd>...]
 //	                                  run commands from HH:MM on N consecutive days from
 //	                                  the clock's day; the clock ends on the next day
@@ -43,7 +48,9 @@ import (
 //	expect                            then one line per alert, in emission order:
 //	<detector> k=v...                 subject, cred, door, site, severity, observed,
 //	end                               threshold, baseline, revision, suppressed,
-//	                                  evidence (count), ts (RFC3339), window_start
+//	                                  evidence (count), ts (RFC3339), window_start;
+//	                                  a trailing "says: <text>" wants <text> in
+//	                                  the explanation
 func TestScripts(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.txt")
 	require.NoError(t, err)
@@ -156,6 +163,8 @@ func (s *script) run(line string) {
 		s.cred(rest)
 	case "event":
 		s.events(rest)
+	case "entitle":
+		s.entitle(rest)
 	case "repeat":
 		s.repeat(rest)
 	default:
@@ -253,24 +262,46 @@ func (s *script) events(args string) {
 		}
 		return d
 	}
+	type who struct{ subject, cred string }
+	people := []who{{kv["subject"], kv["cred"]}}
+	if v := kv["crew"]; v != "" {
+		people = people[:0]
+		for _, m := range s.doorList(v) {
+			people = append(people, who{m, "c" + m})
+		}
+	}
 	for _, door := range doors {
 		for range n {
-			s.nextID++
-			ev := event.Access{
-				EventID: def("id", fmt.Sprintf("e%d", s.nextID)), TsMs: s.clock.UnixMilli(), ReceivedMs: s.clock.UnixMilli(),
-				Vendor: "matter", SiteID: def("site", "site-1"), DoorID: door, LockID: "lock-" + door,
-				SubjectID: kv["subject"], CredentialID: kv["cred"], DeviceID: kv["device"],
-				Attested: def("attested", "unknown"), Action: def("action", "unlock"), Outcome: def("outcome", "granted"),
-				Method: def("method", "phone_nfc"), Reason: kv["reason"], BreakGlass: kv["break_glass"] == "true",
-			}
-			if kv["remember"] == "true" {
-				s.got = s.eng().RememberGrant(s.got, &ev)
-			} else {
-				s.got = s.eng().Access(s.got, &ev)
+			for _, p := range people {
+				s.nextID++
+				ev := event.Access{
+					EventID: def("id", fmt.Sprintf("e%d", s.nextID)), TsMs: s.clock.UnixMilli(), ReceivedMs: s.clock.UnixMilli(),
+					Vendor: "matter", SiteID: def("site", "site-1"), DoorID: door, LockID: "lock-" + door,
+					SubjectID: p.subject, CredentialID: p.cred, DeviceID: kv["device"],
+					Attested: def("attested", "unknown"), Action: def("action", "unlock"), Outcome: def("outcome", "granted"),
+					Method: def("method", "phone_nfc"), Reason: kv["reason"], BreakGlass: kv["break_glass"] == "true",
+				}
+				if kv["remember"] == "true" {
+					s.got = s.eng().RememberGrant(s.got, &ev)
+				} else {
+					s.got = s.eng().Access(s.got, &ev)
+				}
 			}
 			s.clock = s.clock.Add(every)
 		}
 	}
+}
+
+// entitle records a credential's entitlement: the locks of the doors named
+// (events put door d on lock "lock-d" of vendor matter).
+func (s *script) entitle(args string) {
+	id, rest, _ := strings.Cut(args, " ")
+	kv := s.kv(rest)
+	ent := Entitlement{CredentialID: id}
+	for _, d := range s.doorList(kv["doors"]) {
+		ent.Locks = append(ent.Locks, EntitledLock{Vendor: "matter", LockID: "lock-" + d})
+	}
+	s.eng().Entitle(&ent)
 }
 
 func (s *script) repeat(args string) {
@@ -305,8 +336,12 @@ func (s *script) check(expect []string) {
 		s.fail("got %d alert(s), want %d:\n%s", len(got), len(expect), describe(got))
 	}
 	for i, line := range expect {
+		line, says, _ := strings.Cut(line, " says: ")
 		det, rest, _ := strings.Cut(line, " ")
 		a := got[i]
+		if says != "" && !strings.Contains(a.Explanation, says) {
+			s.fail("alert %d (%s): explanation %q does not say %q", i, det, a.Explanation, says)
+		}
 		if a.Detector != det {
 			s.fail("alert %d: got detector %s, want %s:\n%s", i, a.Detector, det, describe(got))
 		}

@@ -135,9 +135,9 @@ func DefaultMatrix() Matrix {
 func DefaultTiers() Tiers {
 	return Tiers{
 		{Tier: 1, Name: "critical", Doors: "building entrances, server and plant rooms, pharmacies",
-			MaxRevocation: 15 * minute, Schedules: true, AuditWho: true, Attestation: true, OfflineValidation: true, Weight: 9},
+			MaxRevocation: 15 * minute, Schedules: true, ExpiringKeys: true, AuditWho: true, Attestation: true, OfflineValidation: true, Weight: 9},
 		{Tier: 2, Name: "restricted", Doors: "staff-only areas, units",
-			MaxRevocation: hour, Schedules: true, AuditWho: true, Weight: 3},
+			MaxRevocation: hour, Schedules: true, ExpiringKeys: true, AuditWho: true, Weight: 3},
 		{Tier: 3, Name: "amenity", Doors: "amenity doors (gym, laundry, roof terrace)",
 			MaxRevocation: 24 * hour, Weight: 1},
 	}

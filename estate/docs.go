@@ -58,12 +58,14 @@ func (p Policy) Docs() []byte {
 	}
 
 	b.WriteString("\n## Risk tiers\n\n")
-	b.WriteString("| tier | name | doors | max revocation | schedules | audit who | attestation | offline validation | weight |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| tier | name | doors | max revocation | schedules | expiring keys | audit who | attestation | offline validation | weight |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, t := range p.Tiers {
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %d |\n", t.Tier, t.Name, t.Doors, t.MaxRevocation,
-			yes(t.Schedules), yes(t.AuditWho), yes(t.Attestation), yes(t.OfflineValidation), t.Weight)
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", t.Tier, t.Name, t.Doors, t.MaxRevocation,
+			yes(t.Schedules), yes(t.ExpiringKeys), yes(t.AuditWho), yes(t.Attestation), yes(t.OfflineValidation), t.Weight)
 	}
+	b.WriteString("\nA lock whose tier is not recorded (`tier` 0, e.g. from an old registry file) is judged as the least critical tier " +
+		"and counted apart in the weak-link report.\n")
 
 	b.WriteString("\n## Gaps and their severity\n\n")
 	b.WriteString("A gap is one thing a door's tier or a grant needs that the lock cannot do (`capability`, `need`, `have`, `severity`); one per capability, the most severe.\n\n")
@@ -75,10 +77,23 @@ func (p Policy) Docs() []byte {
 		{CapSchedules, "the grant has more windows than the lock enforces", "medium"},
 		{CapAudit, "the tier needs records of who", "medium with credential only, high with none"},
 		{CapOffline, "the tier needs the lock to decide without its cloud", "medium"},
+		{CapExpiry, "the tier needs expiring keys", "medium"},
 		{CapExpiry, "the grant expires and the lock cannot enforce it", "low; medium when the worst revocation delay is over the SLA"},
 	} {
 		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", row[0], row[1], row[2])
 	}
+
+	b.WriteString("\n## Grant-time policy\n\n")
+	b.WriteString("When a credential is requested (`POST /v1/credentials`, each item of `POST /v1/credentials:bulk`) or a role template changes " +
+		"(`PUT /v1/templates/{role}`), every lock the grant would reach is checked. The grant is refused (422, problem code `capability_missing`, " +
+		"naming each lock, its door and tier, and the missing capability) when a lock:\n\n")
+	fmt.Fprintf(&b, "- revokes slower than its tier's SLA (`%s`): every grant must be revocable within it;\n", CapRevocation)
+	fmt.Fprintf(&b, "- cannot enforce the grant's weekly windows and its tier demands schedules (`%s`);\n", CapSchedules)
+	fmt.Fprintf(&b, "- cannot enforce the key's end date and its tier demands expiring keys (`%s`).\n\n", CapExpiry)
+	b.WriteString("Other gaps do not refuse a grant: they make the door a weak link (below), and the grant carries what the lock can enforce. " +
+		"A refusal can only be lifted by a recorded exception; until the exception register exists every refusal says " +
+		"\"no exception register configured\". Break-glass access is never refused by the estate policy: it is carried with " +
+		"weaker enforcement where the locks need it and audited like every break-glass grant.\n")
 
 	b.WriteString("\n## What a grant carries\n\n")
 	fmt.Fprintf(&b, "- Windows go to the lock only when it enforces all of them (`schedule: %s`); otherwise they are dropped, "+
@@ -86,7 +101,9 @@ func (p Policy) Docs() []byte {
 		"keyfleet never narrows a grant to the windows that fit.\n", EnforcedAtLock, DetectOnly)
 	fmt.Fprintf(&b, "- An expiry is enforced by the lock (`expiry: %s`) or by keyfleet revoking at the end (`expiry: %s`, late by up to the worst revocation delay).\n",
 		EnforcedAtLock, ByRevocation)
-	b.WriteString("- `weaker: true` when anything the grant asks for is not enforced at the lock: the grant's record must say so.\n")
+	b.WriteString("- `weaker: true` when anything the grant asks for is not enforced at the lock: the grant's record must say so " +
+		"(the credential's `weaker` list names each such lock and how its windows and end date are enforced instead), and the lock " +
+		"command carries only what the lock enforces (no windows, no end date where the lock cannot keep them).\n")
 
 	b.WriteString("\n## Weak links and the upgrade plan\n\n")
 	b.WriteString("- A weak link is a door whose tier demands more than its lock can do. Risk = tier weight × the sum of its gaps' severities " +

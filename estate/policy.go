@@ -107,7 +107,42 @@ func TierGaps(req Requirement, c Capabilities) []Gap {
 	if req.OfflineValidation && !c.OfflineValidation {
 		gaps = append(gaps, Gap{CapOffline, "lock decides without its cloud", "needs its cloud", Medium})
 	}
+	if req.ExpiringKeys && !c.ExpiringKeys {
+		gaps = append(gaps, expiryGap(c, Medium))
+	}
 	return gaps
+}
+
+func expiryGap(c Capabilities, sev Severity) Gap {
+	return Gap{CapExpiry, "expiry enforced at the lock", "keyfleet revokes at expiry: up to " + c.RevocationWorst.String() + " late", sev}
+}
+
+// GrantRefusals lists what refuses a grant on a lock (the grant-time
+// policy): a revocation delay over the tier's SLA (every grant must be
+// revocable within it); windows the lock cannot enforce on a tier that
+// demands schedules; an end date the lock cannot enforce on a tier that
+// demands expiring keys. Anything else the lock cannot do is carried with
+// weaker enforcement (CarryOn) and reported as a weak link of the door, not
+// refused. One gap per capability, in the fixed order.
+func GrantRefusals(need Need, req Requirement, c Capabilities) []Gap {
+	var out []Gap
+	for _, g := range Gaps(need, req, c) {
+		switch g.Capability {
+		case CapRevocation:
+			out = append(out, g)
+		case CapSchedules:
+			if req.Schedules && need.Windows > c.Windows {
+				out = append(out, Gap{CapSchedules, fmt.Sprintf("%d weekly window(s) at the lock (tier %d demands schedules)", need.Windows, req.Tier),
+					windowsHave(c.Windows), High})
+			}
+		case CapExpiry:
+			if req.ExpiringKeys && need.Expires {
+				out = append(out, Gap{CapExpiry, fmt.Sprintf("the key's end date enforced at the lock (tier %d demands expiring keys)", req.Tier),
+					"no expiry at the lock: keyfleet would revoke at the end, up to " + c.RevocationWorst.String() + " late", High})
+			}
+		}
+	}
+	return out
 }
 
 // Gaps lists what a grant on a door of the given tier needs that the lock
@@ -126,8 +161,7 @@ func Gaps(need Need, req Requirement, c Capabilities) []Gap {
 		if c.RevocationWorst > req.MaxRevocation {
 			sev = Medium
 		}
-		gaps = append(gaps, Gap{CapExpiry, "expiry enforced at the lock",
-			"keyfleet revokes at expiry: up to " + c.RevocationWorst.String() + " late", sev})
+		gaps = append(gaps, expiryGap(c, sev))
 	}
 	return mergeGaps(gaps)
 }
@@ -267,12 +301,15 @@ type Lock struct {
 	Tier int `json:"tier"`
 }
 
-// Decision is the policy's answer for one grant on one lock.
+// Decision is the policy's answer for one grant on one lock: every gap,
+// the gaps that refuse the grant (GrantRefusals; empty: it may be granted)
+// and what it carries when granted.
 type Decision struct {
-	Match Match       `json:"match"`
-	Tier  Requirement `json:"tier"`
-	Gaps  []Gap       `json:"gaps,omitempty"`
-	Carry Carry       `json:"carry"`
+	Match    Match       `json:"match"`
+	Tier     Requirement `json:"tier"`
+	Gaps     []Gap       `json:"gaps,omitempty"`
+	Refusals []Gap       `json:"refusals,omitempty"`
+	Carry    Carry       `json:"carry"`
 }
 
 // Worst is the highest severity among the gaps (0 when there are none).
@@ -288,7 +325,7 @@ func (d Decision) Worst() Severity {
 // vendor's default, said in Match.Fallback), the gaps and what the grant can
 // carry. The control plane calls it at grant time, once per lock.
 func (p Policy) Check(lock Lock, need Need) (Decision, error) {
-	req, ok := p.Tiers.Get(lock.Tier)
+	req, ok := p.Tiers.For(lock.Tier)
 	if !ok {
 		return Decision{}, fmt.Errorf("lock %s/%s: %w %d", lock.Vendor, lock.LockID, ErrUnknownTier, lock.Tier)
 	}
@@ -296,7 +333,8 @@ func (p Policy) Check(lock Lock, need Need) (Decision, error) {
 	if err != nil {
 		return Decision{}, fmt.Errorf("lock %s/%s: %w", lock.Vendor, lock.LockID, err)
 	}
-	return Decision{Match: m, Tier: req, Gaps: Gaps(need, req, m.Capabilities), Carry: CarryOn(need, m.Capabilities)}, nil
+	return Decision{Match: m, Tier: req, Gaps: Gaps(need, req, m.Capabilities), Refusals: GrantRefusals(need, req, m.Capabilities),
+		Carry: CarryOn(need, m.Capabilities)}, nil
 }
 
 // severitySum is the sum of the gaps' severities.

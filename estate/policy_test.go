@@ -34,6 +34,7 @@ func TestGaps(t *testing.T) {
 		{CapRevocation, "at most 15m (tier SLA)", "worst 24h, typical 12h", Critical},
 		{CapAttestation, "device_key", "none", Critical},
 		{CapAudit, "who", "credential", Medium},
+		{CapExpiry, "expiry enforced at the lock", "keyfleet revokes at expiry: up to 24h late", Medium},
 	})
 	f("seam lock on tier 1 with a window and an expiry", Need{Windows: 1, Expires: true}, tier(t, 1), caps(t, "seam", "generic-keypad-lock", ""), []Gap{
 		{CapRevocation, "at most 15m (tier SLA)", "worst 1h, typical 1m", High},
@@ -104,8 +105,13 @@ func TestCheck(t *testing.T) {
 	assert.Empty(t, d.Gaps)
 	assert.Equal(t, Severity(0), d.Worst())
 
-	_, err = p.Check(Lock{Vendor: "nuki", LockID: "n-1", Tier: 0}, Need{})
+	_, err = p.Check(Lock{Vendor: "nuki", LockID: "n-1", Tier: 7}, Need{})
 	assert.ErrorIs(t, err, ErrUnknownTier)
+	// An unclassified lock is judged as the least critical tier.
+	d, err = p.Check(Lock{Vendor: "seam", LockID: "k-1", Tier: Unclassified}, Need{Windows: 1, Expires: true})
+	require.NoError(t, err)
+	assert.Equal(t, 3, d.Tier.Tier)
+	assert.Empty(t, d.Refusals)
 	_, err = p.Check(Lock{Vendor: "acme", LockID: "a-1", Tier: 1}, Need{})
 	assert.ErrorIs(t, err, ErrUnknownVendor)
 }
@@ -121,4 +127,37 @@ func TestSeverityText(t *testing.T) {
 	var s Severity
 	assert.Error(t, s.UnmarshalText([]byte("dire")))
 	assert.Equal(t, "severity(9)", Severity(9).String())
+}
+
+func TestGrantRefusals(t *testing.T) {
+	f := func(name string, need Need, tierN int, c Capabilities, want []string) {
+		t.Helper()
+		var got []string
+		for _, g := range GrantRefusals(need, tier(t, tierN), c) {
+			got = append(got, g.Capability)
+		}
+		assert.Equal(t, want, got, name)
+	}
+	seam := caps(t, "seam", "generic-keypad-lock", "")
+	nuki := caps(t, "nuki", "smart-lock-4-pro", "")
+	panel := caps(t, "legacy", "osdp-panel", "1.0")
+	// A schedule on a lock without schedules: refused where the tier demands schedules.
+	f("window on a keypad lock, tier 2", Need{Windows: 1}, 2, seam, []string{CapSchedules})
+	f("window on a keypad lock, tier 3", Need{Windows: 1}, 3, seam, nil)
+	f("two windows on a one-window lock, tier 2", Need{Windows: 2}, 2, nuki, []string{CapSchedules})
+	f("no window asked", Need{}, 2, seam, nil)
+	// A temporary key on a lock without expiry: refused where the tier demands expiring keys.
+	f("expiring key on a keypad lock, tier 2", Need{Expires: true}, 2, seam, []string{CapExpiry})
+	f("expiring key on a keypad lock, tier 3", Need{Expires: true}, 3, seam, nil)
+	// A door whose lock revokes slower than its tier's SLA: every grant is refused.
+	f("nightly panel on tier 2", Need{}, 2, panel, []string{CapRevocation})
+	f("nightly panel on tier 3", Need{Windows: 1, Expires: true}, 3, panel, nil)
+	f("keypad lock on tier 1", Need{Windows: 1, Expires: true}, 1, seam, []string{CapRevocation, CapSchedules, CapExpiry})
+	// Tier gaps a grant does not need are not refusals (weak links instead).
+	f("nuki on tier 1", Need{Windows: 1, Expires: true}, 1, nuki, nil)
+
+	d, err := DefaultPolicy().Check(Lock{Vendor: "seam", LockID: "k", Model: "generic-keypad-lock", Tier: 2}, Need{Windows: 1})
+	require.NoError(t, err)
+	require.Len(t, d.Refusals, 1)
+	assert.Equal(t, Gap{CapSchedules, "1 weekly window(s) at the lock (tier 2 demands schedules)", "none", High}, d.Refusals[0])
 }

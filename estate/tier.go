@@ -19,10 +19,14 @@ type Requirement struct {
 	Doors string `json:"doors"` // which doors belong to the tier, in words
 	// MaxRevocation is the revocation SLA: the worst delay allowed.
 	MaxRevocation Duration `json:"max_revocation"`
-	// Schedules, AuditWho, Attestation and OfflineValidation require weekly
-	// windows at the lock, records that say who, a verified device key, and
-	// a lock that decides without its cloud.
+	// Schedules, ExpiringKeys, AuditWho, Attestation and OfflineValidation
+	// require weekly windows at the lock, end dates enforced at the lock,
+	// records that say who, a verified device key, and a lock that decides
+	// without its cloud. Schedules and ExpiringKeys also decide whether a
+	// grant whose windows or end date the lock cannot enforce is refused
+	// (GrantRefusals) or carried with weaker enforcement.
 	Schedules         bool `json:"schedules"`
+	ExpiringKeys      bool `json:"expiring_keys"`
 	AuditWho          bool `json:"audit_who"`
 	Attestation       bool `json:"attestation"`
 	OfflineValidation bool `json:"offline_validation"`
@@ -53,6 +57,19 @@ func (t Tiers) Get(tier int) (Requirement, bool) {
 		return Requirement{}, false
 	}
 	return t[i], true
+}
+
+// Unclassified is the tier of a lock whose tier is not recorded: it is
+// judged as the least critical tier (For).
+const Unclassified = 0
+
+// For returns the requirement a lock of the given tier is judged by: its
+// tier's, or the least critical tier's for an Unclassified lock.
+func (t Tiers) For(tier int) (Requirement, bool) {
+	if tier == Unclassified && len(t) > 0 {
+		return t[len(t)-1], true
+	}
+	return t.Get(tier)
 }
 
 // Validate checks that the tiers are numbered 1, 2, … without gaps, each has

@@ -3,6 +3,7 @@ package estate
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -52,7 +53,7 @@ type WeakLink struct {
 func (p Policy) WeakLinks(locks []Lock, uses map[Door]int) ([]WeakLink, error) {
 	var out []WeakLink
 	for _, l := range locks {
-		req, ok := p.Tiers.Get(l.Tier)
+		req, ok := p.Tiers.For(l.Tier)
 		if !ok {
 			return nil, fmt.Errorf("lock %s/%s: %w %d", l.Vendor, l.LockID, ErrUnknownTier, l.Tier)
 		}
@@ -75,19 +76,46 @@ func (p Policy) WeakLinks(locks []Lock, uses map[Door]int) ([]WeakLink, error) {
 	return out, nil
 }
 
+// planTier orders tiers critical first, an unclassified lock last.
+func planTier(t int) int {
+	if t == Unclassified {
+		return math.MaxInt
+	}
+	return t
+}
+
 func byDoor(a, b WeakLink) int {
-	return cmp.Or(cmp.Compare(a.Lock.Tier, b.Lock.Tier), cmp.Compare(a.Lock.SiteID, b.Lock.SiteID),
+	return cmp.Or(cmp.Compare(planTier(a.Lock.Tier), planTier(b.Lock.Tier)), cmp.Compare(a.Lock.SiteID, b.Lock.SiteID),
 		cmp.Compare(a.Lock.DoorID, b.Lock.DoorID), cmp.Compare(a.Lock.Vendor, b.Lock.Vendor),
 		cmp.Compare(a.Lock.LockID, b.Lock.LockID))
 }
 
+// WeakLinkReport is the weak-link report of an estate: the locks in
+// service as registered when it was made, ranked by the traffic of
+// [FromMs, ToMs) (uses per door).
+type WeakLinkReport struct {
+	FromMs int64  `json:"from_ms"`
+	ToMs   int64  `json:"to_ms"`
+	Site   string `json:"site,omitempty"`
+	// Locks are the locks judged; Unclassified of them have no recorded
+	// tier (judged as the least critical tier).
+	Locks        int `json:"locks"`
+	Unclassified int `json:"unclassified"`
+	// Total is the number of weak links; WeakLinks holds them (by risk, or
+	// in plan order), at most what was asked for.
+	Total     int        `json:"total"`
+	WeakLinks []WeakLink `json:"weak_links"`
+	// Order is "risk" or "plan" (critical doors first).
+	Order string `json:"order"`
+}
+
 // Plan orders weak links for upgrading critical doors first: by tier
-// (tier 1 first), then by risk within the tier, then by door. It returns a
-// new slice.
+// (tier 1 first, unclassified locks last), then by risk within the tier,
+// then by door. It returns a new slice.
 func Plan(links []WeakLink) []WeakLink {
 	out := slices.Clone(links)
 	slices.SortStableFunc(out, func(a, b WeakLink) int {
-		return cmp.Or(cmp.Compare(a.Lock.Tier, b.Lock.Tier), cmp.Compare(b.Risk, a.Risk), byDoor(a, b))
+		return cmp.Or(cmp.Compare(planTier(a.Lock.Tier), planTier(b.Lock.Tier)), cmp.Compare(b.Risk, a.Risk), byDoor(a, b))
 	})
 	return out
 }

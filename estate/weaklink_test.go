@@ -47,16 +47,16 @@ func TestWeakLinksDefaultEstate(t *testing.T) {
 	links, err := DefaultPolicy().WeakLinks(locks, uses)
 	require.NoError(t, err)
 	assert.Equal(t, []summary{
-		// 9 × (4+4+2) × 101
-		{"panel-main", 9090, []string{"revocation_delay:critical", "attestation:critical", "audit:medium"},
+		// 9 × (4+4+2+2) × 101
+		{"panel-main", 10908, []string{"revocation_delay:critical", "attestation:critical", "audit:medium", "expiring_keys:medium"},
 			"replace with matter/door-lock-aliro (cost 3)"},
 		// 9 × 3 × 11
 		{"nuki-server", 297, []string{"attestation:high"}, "replace with matter/door-lock-aliro (cost 3)"},
-		// 3 × (4+3+2) × 6: an unknown model is judged by the conservative default.
-		{"acme-store", 162, []string{"revocation_delay:critical", "schedules:high", "audit:medium"},
+		// 3 × (4+3+2+2) × 6: an unknown model is judged by the conservative default.
+		{"acme-store", 198, []string{"revocation_delay:critical", "schedules:high", "audit:medium", "expiring_keys:medium"},
 			"replace with matter/door-lock (cost 2)"},
-		// 3 × (4+2) × 1: unused doors still rank; among cost-2 models matter sorts first.
-		{"panel-staff", 18, []string{"revocation_delay:critical", "audit:medium"}, "replace with matter/door-lock (cost 2)"},
+		// 3 × (4+2+2) × 1: unused doors still rank; among cost-2 models matter sorts first.
+		{"panel-staff", 24, []string{"revocation_delay:critical", "audit:medium", "expiring_keys:medium"}, "replace with matter/door-lock (cost 2)"},
 	}, summarize(links))
 	assert.Contains(t, links[2].Fallback, "acme-9000")
 	assert.Equal(t, "legacy/*", links[2].Profile)
@@ -137,4 +137,19 @@ func TestWeakLinksErrors(t *testing.T) {
 	links, err := p.WeakLinks(nil, nil)
 	require.NoError(t, err)
 	assert.Empty(t, links)
+}
+
+func TestPlanPutsUnclassifiedLast(t *testing.T) {
+	locks := []Lock{
+		{Vendor: "seam", LockID: "unclassified", Model: "generic-keypad-lock", Door: door("s", "a"), Tier: Unclassified},
+		{Vendor: "nuki", LockID: "t1", Model: "smart-lock-3-pro", Door: door("s", "b"), Tier: 1},
+		{Vendor: "seam", LockID: "t2", Model: "generic-keypad-lock", Door: door("s", "c"), Tier: 2},
+	}
+	links, err := DefaultPolicy().WeakLinks(locks, nil)
+	require.NoError(t, err)
+	// An unclassified keypad lock is judged as tier 3: its hour-long
+	// revocation is within 24 h, so it is no weak link at all.
+	assert.Equal(t, []string{"t1", "t2"}, lockIDs(Plan(links)))
+	links = append(links, WeakLink{Lock: locks[0], Risk: 1_000_000})
+	assert.Equal(t, []string{"t1", "t2", "unclassified"}, lockIDs(Plan(links)))
 }

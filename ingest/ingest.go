@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -33,7 +35,21 @@ type Options struct {
 	Signers    map[string]func(c *fiber.Ctx) (bool, error)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// TimeWindow bounds event times (zero: event.DefaultTimeWindow): a
+	// record with an event outside it is rejected with time_out_of_range.
+	TimeWindow event.TimeWindow
+	// MaxPartitions bounds how many monthly partitions (of access_events,
+	// partitioned by event month) the records of one request may reach
+	// (default 12): records in further months are rejected with
+	// too_many_partitions, to be sent in another request.
+	MaxPartitions int
+	// Now is the clock of received_ms and the window (default time.Now).
+	Now func() time.Time
 }
+
+// ReasonTooManyPartitions rejects a record whose month would make one
+// request reach more than Options.MaxPartitions monthly partitions.
+const ReasonTooManyPartitions = "too_many_partitions"
 
 // Handler serves POST /v1/ingest/{vendor}.
 type Handler struct {
@@ -54,6 +70,15 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.TimeWindow == (event.TimeWindow{}) {
+		opts.TimeWindow = event.DefaultTimeWindow
+	}
+	if opts.MaxPartitions <= 0 {
+		opts.MaxPartitions = 12
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	h := &Handler{opts: opts, records: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyfleet_ingest_http_records_total",
@@ -108,17 +133,40 @@ func (h *Handler) ingest(c *fiber.Ctx) error {
 		return httpapi.NewProblem(fiber.StatusRequestEntityTooLarge, "too_many_records",
 			fmt.Sprintf("%d records in one request; the limit is %d", len(records), h.opts.MaxRecords))
 	}
-	now := time.Now().UnixMilli()
+	now := h.opts.Now().UnixMilli()
 	var res Result
 	msgs := make([]kafka.Message, 0, len(records))
 	var events []event.Access
+	months := map[int]bool{}
+	reject := func(i int, reason string) {
+		idx := i
+		res.Errors = append(res.Errors, httpapi.FieldError{Index: &idx, Reason: reason})
+		res.Rejected++
+	}
+records:
 	for i, rec := range records {
 		events, err = h.opts.Normalizer.Normalize(events[:0], vendor, now, "", rec)
 		if err != nil {
-			idx := i
-			res.Errors = append(res.Errors, httpapi.FieldError{Index: &idx, Reason: err.Error()})
-			res.Rejected++
+			reject(i, err.Error())
 			continue
+		}
+		var added []int
+		for _, e := range events {
+			if err := h.opts.TimeWindow.Check(e.TsMs, now); err != nil {
+				reject(i, event.ReasonTimeOutOfRange+": "+strings.TrimPrefix(err.Error(), event.ErrTimeOutOfRange.Error()+": "))
+				continue records
+			}
+			if m := event.Month(e.TsMs); !months[m] && !slices.Contains(added, m) {
+				added = append(added, m)
+			}
+		}
+		if len(months)+len(added) > h.opts.MaxPartitions {
+			reject(i, fmt.Sprintf("%s: the request's records already reach %d monthly partitions (the limit); send events of other months in another request",
+				ReasonTooManyPartitions, len(months)))
+			continue
+		}
+		for _, m := range added {
+			months[m] = true
 		}
 		key := ""
 		if len(events) > 0 {

@@ -74,7 +74,7 @@ type serveOpts struct {
 	env        []string
 }
 
-const testToken = "integration-admin-token"
+const testToken = "integration-admin-token-0123456789abcdef"
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -103,7 +103,7 @@ func startServe(t *testing.T, o serveOpts) *proc {
 	args = append(args, o.extra...)
 	cmd := exec.Command(binary(t), args...)
 	cmd.Env = append(os.Environ(), "KEYFLEET_BOOTSTRAP_TOKEN="+testToken,
-		"KEYFLEET_PSEUDONYM_KEY=integration-test-pseudonym-key")
+		"KEYFLEET_PSEUDONYM_KEY=integration-test-pseudonym-key", "KEYFLEET_AUDIT_KEY=integration-test-audit-key-0123456789abcdef")
 	cmd.Env = append(cmd.Env, o.env...)
 	logs := &testenv.SyncBuffer{}
 	cmd.Stdout = logs

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
@@ -24,7 +25,16 @@ type NormalizeOptions struct {
 	MaxWait    time.Duration
 	Logger     *slog.Logger
 	Metrics    *NormalizeMetrics
+	// TimeWindow bounds event times (zero: event.DefaultTimeWindow); a
+	// record with an event outside it is dead-lettered (time_out_of_range).
+	TimeWindow event.TimeWindow
+	// Now is the clock the window's upper bound follows (default time.Now).
+	Now func() time.Time
 }
+
+// ReasonInvalidUTF8 is the DLQ reason of a raw record that is not UTF-8:
+// refused rather than decoded with replacement characters.
+const ReasonInvalidUTF8 = "invalid_utf8"
 
 // NormalizeMetrics count the stage's work.
 type NormalizeMetrics struct {
@@ -90,6 +100,12 @@ func NewNormalizeStage(opts NormalizeOptions) (*NormalizeStage, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = NewNormalizeMetrics(nil)
 	}
+	if opts.TimeWindow == (event.TimeWindow{}) {
+		opts.TimeWindow = event.DefaultTimeWindow
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	s := &NormalizeStage{opts: opts, consumed: map[string]prometheus.Counter{}, normalized: map[string]prometheus.Counter{}}
 	for _, vendor := range opts.Normalizer.Vendors() {
 		s.consumed[vendor] = opts.Metrics.consumed.WithLabelValues(vendor)
@@ -112,7 +128,7 @@ func (s *NormalizeStage) Run(ctx context.Context) error {
 func (s *NormalizeStage) handle(ctx context.Context, batch []kafka.Message) error {
 	start := time.Now()
 	s.buf, s.ends, s.out, s.dlq = s.buf[:0], s.ends[:0], s.out[:0], s.dlq[:0]
-	now := time.Now().UnixMilli()
+	now := s.opts.Now().UnixMilli()
 	for _, m := range batch {
 		vendor, err := s.normalize(m, now)
 		s.consumed[vendorLabel(s.opts.Normalizer, vendor)].Inc()
@@ -150,6 +166,9 @@ func (s *NormalizeStage) handle(ctx context.Context, batch []kafka.Message) erro
 // the broker refuses (more than an hour ahead), and a backfill of old events
 // would be due for time-based retention the moment it is written.
 func (s *NormalizeStage) normalize(m kafka.Message, nowMs int64) (string, error) {
+	if !utf8.Valid(m.Value) {
+		return "", normalize.Errorf(ReasonInvalidUTF8, "the record is not valid UTF-8")
+	}
 	raw, err := normalize.DecodeEnvelope(m.Value)
 	if err != nil {
 		return "", err
@@ -162,6 +181,13 @@ func (s *NormalizeStage) normalize(m kafka.Message, nowMs int64) (string, error)
 	s.events, err = s.opts.Normalizer.Normalize(s.events[:0], raw.Vendor, received, bus.RawRef(m), payload)
 	if err != nil {
 		return raw.Vendor, err
+	}
+	for i := range s.events {
+		// Bounded by the time of processing, not the envelope's received_ms
+		// (which the producer wrote).
+		if err := s.opts.TimeWindow.Check(s.events[i].TsMs, nowMs); err != nil {
+			return raw.Vendor, &normalize.Error{Reason: event.ReasonTimeOutOfRange, Err: err}
+		}
 	}
 	for i := range s.events {
 		e := &s.events[i]

@@ -25,6 +25,10 @@ var AccessColumns = []string{
 type AccessRows struct {
 	inserted *prometheus.CounterVec
 	now      func() time.Time
+	// window bounds ts_ms: what the normalizer refused must not reach
+	// ClickHouse from another producer either (ts is a DateTime, which
+	// wraps after 2106).
+	window event.TimeWindow
 
 	eventID                                       []uuid.UUID
 	ts                                            []time.Time
@@ -42,7 +46,17 @@ var _ Rows = (*AccessRows)(nil)
 // NewAccessRows returns an empty batch. inserted counts stored events by
 // vendor (keyfleet_pipeline_events_inserted_total).
 func NewAccessRows(inserted *prometheus.CounterVec) *AccessRows {
-	return &AccessRows{inserted: inserted, now: time.Now, byVendor: map[string]int{}}
+	return &AccessRows{inserted: inserted, now: time.Now, window: event.DefaultTimeWindow, byVendor: map[string]int{}}
+}
+
+// WithTimeWindow sets the accepted event times (default
+// event.DefaultTimeWindow); a record outside is a bad record whose error
+// wraps event.ErrTimeOutOfRange.
+func (r *AccessRows) WithTimeWindow(w event.TimeWindow) *AccessRows {
+	if w != (event.TimeWindow{}) {
+		r.window = w
+	}
+	return r
 }
 
 func (r *AccessRows) Table() string     { return "access_events" }
@@ -59,8 +73,8 @@ func (r *AccessRows) Append(m kafka.Message) error {
 	if err != nil {
 		return fmt.Errorf("event_id %q: %w", e.EventID, err)
 	}
-	if e.TsMs <= 0 {
-		return fmt.Errorf("ts_ms %d: want epoch milliseconds", e.TsMs)
+	if err := r.window.Check(e.TsMs, r.now().UnixMilli()); err != nil {
+		return fmt.Errorf("ts_ms: %w", err)
 	}
 	if e.RawRef == "" {
 		e.RawRef = bus.RawRef(m)

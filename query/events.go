@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
@@ -130,17 +131,16 @@ func (s *Service) handleEvents(c *fiber.Ctx) error {
 	if src.empty {
 		return c.JSON(eventsPage{Events: []event.Access{}})
 	}
-	src.w.timeRange(r)
 	dir, cmp := "DESC", "<"
 	if order == "asc" {
 		dir, cmp = "ASC", ">"
 	}
+	args := r.args(chstorage.Args{"table": src.table, "filters": src.w.fragment(), "dir": dir, "limit": limit + 1})
 	if after != nil {
-		src.w.add(fmt.Sprintf("(ts_ms %s ? OR (ts_ms = ? AND event_id %s toUUID(?)))", cmp, cmp), after.TsMs, after.TsMs, after.ID)
+		args["after"] = chstorage.Fragment{SQL: fmt.Sprintf("(ts_ms %s ? OR (ts_ms = ? AND event_id %s toUUID(?)))", cmp, cmp),
+			Args: []any{after.TsMs, after.TsMs, after.ID}}
 	}
-	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY ts_ms %s, event_id %s LIMIT 1 BY event_id LIMIT %d",
-		eventColumns, src.table, src.w.sql(), dir, dir, limit+1)
-	rows, err := s.opts.Conn.Query(ctx, q, src.w.args...)
+	rows, err := eventsPageSQL.Query(ctx, s.opts.Conn, args)
 	if err != nil {
 		return s.queryError(PathEvents, err)
 	}
@@ -164,5 +164,7 @@ func (s *Service) handleEvents(c *fiber.Ctx) error {
 	c.Set("X-Query-Table", src.table)
 	return c.JSON(page)
 }
+
+var eventsPageSQL = chstorage.Query("query/events_page")
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 	"github.com/keyfleet/keyfleet/query/export"
@@ -88,10 +89,9 @@ func (s *Service) export(c *fiber.Ctx, reidentified bool) error {
 	}
 	// Count first (an upper bound: duplicates not merged yet are counted) so
 	// an export that is too large is refused before anything is streamed.
-	cw := src.w.clone()
-	cw.timeRange(r)
 	var n uint64
-	if err := s.opts.Conn.QueryRow(ctx, "SELECT count() FROM "+src.table+" WHERE "+cw.sql(), cw.args...).Scan(&n); err != nil {
+	countArgs := r.args(chstorage.Args{"table": src.table, "filters": src.w.fragment()})
+	if err := exportCountSQL.QueryRow(ctx, s.opts.Conn, countArgs).Scan(&n); err != nil {
 		return s.queryError(route, err)
 	}
 	if int64(n) > maxRows {
@@ -138,9 +138,11 @@ func closeConn(c net.Conn) {
 	}
 }
 
-func (w where) clone() where {
-	return where{conds: append([]string(nil), w.conds...), args: append([]any(nil), w.args...)}
-}
+var (
+	exportCountSQL             = chstorage.Query("query/export_count")
+	exportChunkSQL             = chstorage.Query("query/export_chunk")
+	exportChunkReidentifiedSQL = chstorage.Query("query/export_chunk_reidentified")
+)
 
 // exportJob streams one export.
 type exportJob struct {
@@ -264,15 +266,11 @@ func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_execution_time": int(timeout.Seconds())}))
-	w := j.src.w.clone()
-	w.timeRange(r)
-	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY ts_ms, event_id", eventColumns, j.src.table, w.sql())
+	q := exportChunkSQL
 	if j.reidentified {
-		q = fmt.Sprintf("SELECT %s, subject_ref FROM (SELECT %s FROM %s WHERE %s) ANY LEFT JOIN "+
-			"(SELECT subject_id, argMax(subject_ref, updated_ms) AS subject_ref FROM subject_identities GROUP BY subject_id) "+
-			"USING subject_id ORDER BY ts_ms, event_id", eventColumns, eventColumns, j.src.table, w.sql())
+		q = exportChunkReidentifiedSQL
 	}
-	rows, err := j.s.opts.Conn.Query(ctx, q, w.args...)
+	rows, err := q.Query(ctx, j.s.opts.Conn, r.args(chstorage.Args{"table": j.src.table, "filters": j.src.w.fragment()}))
 	if err != nil {
 		return 0, b, fmt.Errorf("export chunk: %w", err)
 	}

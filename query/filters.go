@@ -9,18 +9,22 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
 // Tables read by the query API.
-const (
-	tableEvents     = "access_events"
-	tableBySubject  = "access_events_by_subject"
-	tableLocations  = "access_locations"
-	tableIdentities = "access_identities"
-	tableByTime     = "access_events_by_time"
+var (
+	tableEvents    = chstorage.AccessEvents.Name
+	tableBySubject = chstorage.AccessEventsBySubject.Name
+	tableByTime    = chstorage.AccessEventsByTime.Name
+)
+
+var (
+	lookupSubjectsSQL = chstorage.Query("query/lookup_subjects")
+	lookupSitesSQL    = chstorage.Query("query/lookup_sites")
 )
 
 // filter is one event filter: a query parameter and the column it selects.
@@ -33,20 +37,23 @@ type filter struct {
 // deterministic). The column names are an allow-list: user input never
 // becomes an identifier.
 var filters = []filter{
-	{"site", "site_id", nil},
-	{"zone", "zone_id", nil},
-	{"door", "door_id", nil},
-	{"lock", "lock_id", nil},
-	{"vendor", "vendor", event.Vendors},
-	{"subject", "subject_id", nil},
-	{"credential", "credential_id", nil},
-	{"device", "device_id", nil},
-	{"action", "action", event.Actions},
-	{"outcome", "outcome", event.Outcomes},
-	{"method", "method", event.Methods},
-	{"reason", "reason", event.Reasons},
-	{"attested", "attested", event.Attestations},
+	{"site", col("site_id"), nil},
+	{"zone", col("zone_id"), nil},
+	{"door", col("door_id"), nil},
+	{"lock", col("lock_id"), nil},
+	{"vendor", col("vendor"), event.Vendors},
+	{"subject", col("subject_id"), nil},
+	{"credential", col("credential_id"), nil},
+	{"device", col("device_id"), nil},
+	{"action", col("action"), event.Actions},
+	{"outcome", col("outcome"), event.Outcomes},
+	{"method", col("method"), event.Methods},
+	{"reason", col("reason"), event.Reasons},
+	{"attested", col("attested"), event.Attestations},
 }
+
+// col is a column of access_events (and of its copies), checked at start.
+func col(name string) string { return chstorage.AccessEvents.Column(name) }
 
 func filterParams() []openapi.Param {
 	var out []openapi.Param
@@ -151,6 +158,21 @@ func (w *where) sql() string {
 	return strings.Join(w.conds, " AND ")
 }
 
+// fragment is the conditions for a {name:Fragment} parameter; empty when
+// there are none (a section gated on it is left out).
+func (w *where) fragment() chstorage.Fragment {
+	if len(w.conds) == 0 {
+		return chstorage.Fragment{}
+	}
+	return chstorage.Fragment{SQL: w.sql(), Args: w.args}
+}
+
+// args adds the range's parameters (from_s, to_s, from_ms, to_ms) to a.
+func (r timeRange) args(a chstorage.Args) chstorage.Args {
+	a["from_s"], a["to_s"], a["from_ms"], a["to_ms"] = r.from/1000, ceilDiv(r.to, 1000), r.from, r.to
+	return a
+}
+
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 
 // source is where an event query reads: a table and the conditions that
@@ -180,7 +202,7 @@ func (s *Service) plan(ctx context.Context, sel selection) (source, error) {
 		if d := sel["device"]; len(d) > 0 {
 			w.in("device_id", d)
 		}
-		found, err := s.lookup(ctx, "subject_id", tableIdentities, w)
+		found, err := s.lookup(ctx, lookupSubjectsSQL, w)
 		if err != nil {
 			return src, err
 		}
@@ -206,7 +228,7 @@ func (s *Service) plan(ctx context.Context, sel selection) (source, error) {
 		if l := sel["lock"]; len(l) > 0 {
 			w.in("lock_id", l)
 		}
-		sites, err := s.lookup(ctx, "site_id", tableLocations, w)
+		sites, err := s.lookup(ctx, lookupSitesSQL, w)
 		if err != nil {
 			return src, err
 		}
@@ -228,10 +250,10 @@ func (s *Service) plan(ctx context.Context, sel selection) (source, error) {
 	return src, nil
 }
 
-// lookup returns the distinct values of column in a lookup table.
-func (s *Service) lookup(ctx context.Context, column, table string, w where) ([]string, error) {
-	q := fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s LIMIT %d", column, table, w.sql(), maxLookup+1)
-	rows, err := s.opts.Conn.Query(ctx, q, w.args...)
+// lookup returns the distinct values a lookup statement finds.
+func (s *Service) lookup(ctx context.Context, q *chstorage.Statement, w where) ([]string, error) {
+	table := q.Name
+	rows, err := q.Query(ctx, s.opts.Conn, chstorage.Args{"where": w.fragment(), "limit": maxLookup + 1})
 	if err != nil {
 		return nil, fmt.Errorf("lookup %s: %w", table, err)
 	}
@@ -256,11 +278,10 @@ func contains(vals []string, v string) bool {
 	return false
 }
 
-// eventColumns are the columns an event is read from, in scan order.
-const eventColumns = "event_id, ts_ms, received_ms, vendor, site_id, zone_id, door_id, lock_id, subject_id, " +
-	"credential_id, device_id, attested, action, outcome, method, reason, vendor_code, break_glass, raw_ref"
-
-// scanEvent reads one row of eventColumns.
+// scanEvent reads one row of the event columns the statements select:
+// event_id, ts_ms, received_ms, vendor, site_id, zone_id, door_id, lock_id,
+// subject_id, credential_id, device_id, attested, action, outcome, method,
+// reason, vendor_code, break_glass, raw_ref.
 func scanEvent(rows driver.Rows, e *event.Access) error {
 	var id uuid.UUID
 	var bg uint8

@@ -23,7 +23,13 @@ import (
 // personal data either).
 
 // tableSubjectIdentities is migration 0033's table.
-const tableSubjectIdentities = "subject_identities"
+var tableSubjectIdentities = chstorage.SubjectIdentities.Name
+
+var (
+	identitySQL         = chstorage.Query("query/identity")
+	insertIdentitiesSQL = chstorage.Query("query/insert_identities")
+	mergeIdentitiesSQL  = chstorage.Query("query/merge_identities")
+)
 
 // MaxIdentities bounds one POST /v1/subjects/identities.
 const MaxIdentities = 10_000
@@ -100,8 +106,7 @@ func (s *Service) handleIdentity(c *fiber.Ctx) error {
 		return err
 	}
 	out := Identity{SubjectID: subject}
-	rows, err := s.opts.Conn.Query(ctx, "SELECT subject_ref, display_name, updated_ms FROM "+tableSubjectIdentities+
-		" WHERE subject_id = ? ORDER BY updated_ms DESC LIMIT 1", subject)
+	rows, err := identitySQL.Query(ctx, s.opts.Conn, chstorage.Args{"subject_id": subject})
 	if err != nil {
 		return s.queryError(PathIdentity, err)
 	}
@@ -169,7 +174,7 @@ func (s *Service) handleDeleteIdentity(c *fiber.Ctx) error {
 	}
 	// Merging keeps only the newest version of each subject: the erased
 	// values leave the active parts now, not at some later merge.
-	if err := s.opts.Conn.Exec(ctx, "OPTIMIZE TABLE "+tableSubjectIdentities+" FINAL"); err != nil {
+	if err := mergeIdentitiesSQL.Exec(ctx, s.opts.Conn, nil); err != nil {
 		return s.queryError(PathIdentity, err)
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -217,8 +222,7 @@ func (s *Service) insertIdentities(ctx context.Context, ids []Identity) error {
 	for i, id := range ids {
 		rows[i] = []any{id.SubjectID, id.SubjectRef, id.DisplayName, id.UpdatedMs}
 	}
-	return chstorage.InsertRows(ctx, s.opts.Conn, tableSubjectIdentities,
-		[]string{"subject_id", "subject_ref", "display_name", "updated_ms"}, rows...)
+	return insertIdentitiesSQL.Insert(ctx, s.opts.Conn, rows...)
 }
 
 // validate checks one identity; prefix names its place in a bulk body.

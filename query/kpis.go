@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
@@ -72,6 +73,11 @@ func (s *Service) handleKPIs(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
+var (
+	accessKPIsSQL          = chstorage.Query("query/access_kpis")
+	deadLettersByReasonSQL = chstorage.Query("query/dead_letters_by_reason")
+)
+
 func (s *Service) kpis(ctx context.Context, r timeRange) (*kpis, error) {
 	out := &kpis{FromMs: r.from, ToMs: r.to,
 		Access:   AccessKPIs{ByOutcome: map[string]uint64{}, ByAction: map[string]uint64{}},
@@ -94,23 +100,15 @@ func (s *Service) kpis(ctx context.Context, r timeRange) (*kpis, error) {
 		})
 	}
 	g.Go(func() error {
-		var w where
-		w.timeRange(r)
-		q := "SELECT uniqExactIf(subject_id, subject_id != ''), uniqExactIf(door_id, door_id != ''), " +
-			"uniqExactIf(lock_id, lock_id != ''), uniqExactIf(event_id, attested = 'unattested' AND outcome = 'granted'), " +
-			"uniqExactIf(event_id, break_glass = 1), uniqExactIf(event_id, action = 'emergency_unlock') " +
-			"FROM " + tableEvents + " WHERE " + w.sql()
 		a := &out.Access
-		if err := s.opts.Conn.QueryRow(gctx, q, w.args...).Scan(&a.ActiveSubjects, &a.ActiveDoors, &a.ActiveLocks,
+		if err := accessKPIsSQL.QueryRow(gctx, s.opts.Conn, r.args(chstorage.Args{})).Scan(&a.ActiveSubjects, &a.ActiveDoors, &a.ActiveLocks,
 			&a.UnattestedUses, &a.BreakGlassUses, &a.EmergencyUnlocks); err != nil {
 			return fmt.Errorf("access kpis: %w", err)
 		}
 		return nil
 	})
 	g.Go(func() error {
-		var w where
-		w.timeRange(r)
-		rows, err := s.opts.Conn.Query(gctx, "SELECT reason, count() FROM dead_letters WHERE "+w.sql()+" GROUP BY reason", w.args...)
+		rows, err := deadLettersByReasonSQL.Query(gctx, s.opts.Conn, r.args(chstorage.Args{}))
 		if err != nil {
 			return fmt.Errorf("pipeline kpis: %w", err)
 		}

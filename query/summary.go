@@ -7,8 +7,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 	"github.com/keyfleet/keyfleet/query/rollup"
@@ -163,10 +165,7 @@ func subset(sel selection, allowed []string) bool {
 
 // part is one subquery yielding (b Int64, k String, c UInt64) rows: counts of
 // distinct events per bucket and key over a disjoint share of the range.
-type part struct {
-	sql  string
-	args []any
-}
+type part = chstorage.Fragment
 
 // summarize chooses the data sources and merges their counts.
 func (s *Service) summarize(ctx context.Context, q summaryQuery) (summaryResult, error) {
@@ -272,7 +271,11 @@ func (s *Service) sources(ctx context.Context, q summaryQuery) (func(q summaryQu
 		source = "mixed"
 	}
 	return func(q summaryQuery, keys []string) ([]part, error) {
-		parts := []part{s.rollupPart(q, table, unit, a, b, dirty, keys)}
+		p, err := s.rollupPart(q, table, a, b, dirty, keys)
+		if err != nil {
+			return nil, err
+		}
+		parts := []part{p}
 		if len(raw) > 0 {
 			p, err := s.rawPart(ctx, q, raw, keys)
 			if err != nil {
@@ -309,9 +312,8 @@ func (s *Service) dirtyUnits(ctx context.Context, a, b, unit int64) ([]int64, bo
 		return nil, false, nil
 	}
 	since := wm.Add(-rollup.Slack).Unix()
-	rows, err := s.opts.Conn.Query(ctx, fmt.Sprintf(
-		"SELECT DISTINCT intDiv(hour_ms, %d) * %d FROM %s WHERE marked >= toDateTime(?) AND hour_ms >= ? AND hour_ms < ? LIMIT %d",
-		unit, unit, rollup.TableDirty, maxDirty+1), max(since, 0), a, b)
+	rows, err := dirtyUnitsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"unit": unit, "since_s": max(since, 0),
+		"from_ms": a, "to_ms": b, "limit": maxDirty + 1})
 	if err != nil {
 		return nil, false, fmt.Errorf("read dirty units: %w", err)
 	}
@@ -334,20 +336,20 @@ func (s *Service) dirtyUnits(ctx context.Context, a, b, unit int64) ([]int64, bo
 	return out, true, nil
 }
 
-// bucketExpr is the bucket start of a millisecond column.
-func (q summaryQuery) bucketExpr(col string) string {
-	if q.width == 0 {
-		return fmt.Sprintf("toInt64(%d)", q.r.from)
-	}
-	return fmt.Sprintf("intDiv(%s, %d) * %d", col, q.width, q.width)
+// partArgs are a part's bucket and key parameters: buckets of width from
+// the range's start (one bucket without width), keys of the by column (one empty key without).
+func (q summaryQuery) partArgs() chstorage.Args {
+	return chstorage.Args{"width": q.width, "bucket_from_ms": q.r.from, "by": columnOf(q.by)}
 }
 
-func (q summaryQuery) dimExpr() string {
-	if q.by == "" {
-		return "''"
-	}
-	return columnOf(q.by)
-}
+var (
+	dirtyUnitsSQL         = chstorage.Query("query/dirty_units")
+	rawPartSQL            = chstorage.Query("query/summary_raw_part")
+	rollupHourlySQL       = chstorage.Query("query/summary_rollup_hourly")
+	rollupSubjectDailySQL = chstorage.Query("query/summary_rollup_subject_daily")
+	topKeysSQL            = chstorage.Query("query/summary_top_keys")
+	cellsSQL              = chstorage.Query("query/summary_cells")
+)
 
 // rawPart counts distinct events per (bucket, key) over ranges of the events.
 func (s *Service) rawPart(ctx context.Context, q summaryQuery, ranges []timeRange, keys []string) (part, error) {
@@ -360,32 +362,29 @@ func (s *Service) rawPart(ctx context.Context, q summaryQuery, ranges []timeRang
 	} else {
 		src.w.ranges(ranges)
 	}
-	dim := q.dimExpr()
 	if q.by == "subject" {
 		// Events without a subject (door sensors) are not a subject; the
 		// subject rollup leaves them out too.
 		src.w.add("subject_id != ''")
 	}
 	if keys != nil {
-		src.w.in(dim, keys)
+		src.w.in(columnOf(q.by), keys)
 	}
-	return part{sql: fmt.Sprintf("SELECT %s AS b, %s AS k, uniqExact(event_id) AS c FROM %s WHERE %s GROUP BY b, k",
-		q.bucketExpr("ts_ms"), dim, src.table, src.w.sql()), args: src.w.args}, nil
+	args := q.partArgs()
+	args["table"], args["where"] = src.table, chstorage.Fragment{SQL: src.w.sql(), Args: src.w.args}
+	return rawPartSQL.Fragment(args)
 }
 
 // rollupPart reads whole units [a, b) minus dirty from a rollup table.
 // Each job run recomputes whole units and writes all of a unit's keys with
 // one version, and recomputed rows are replaced only at merge time; so a
 // unit's rows are those with the unit's highest version.
-func (s *Service) rollupPart(q summaryQuery, table string, unit, a, b int64, dirty []int64, keys []string) part {
-	unitCol := "hour_ms"
+func (s *Service) rollupPart(q summaryQuery, table string, a, b int64, dirty []int64, keys []string) (part, error) {
+	stmt, unitCol := rollupHourlySQL, "hour_ms"
 	if table == rollup.TableSubjectDaily {
-		unitCol = "day_ms"
+		stmt, unitCol = rollupSubjectDailySQL, "day_ms"
 	}
-	var rng where
-	rng.add("ts >= toDateTime(?) AND ts < toDateTime(?) AND "+unitCol+" >= ? AND "+unitCol+" < ?", a/1000, b/1000, a, b)
 	var w where
-	w.add(rng.sql(), rng.args...)
 	if len(dirty) > 0 {
 		ph := make([]any, len(dirty))
 		for i, d := range dirty {
@@ -398,24 +397,25 @@ func (s *Service) rollupPart(q summaryQuery, table string, unit, a, b int64, dir
 			w.in(f.column, vals)
 		}
 	}
-	dim := q.dimExpr()
 	if keys != nil {
-		w.in(dim, keys)
+		w.in(columnOf(q.by), keys)
 	}
-	w.add(fmt.Sprintf("(%s, version) IN (SELECT %s, max(version) FROM %s WHERE %s GROUP BY %s)",
-		unitCol, unitCol, table, rng.sql(), unitCol), rng.args...)
-	return part{sql: fmt.Sprintf("SELECT %s AS b, %s AS k, sum(events) AS c FROM %s WHERE %s GROUP BY b, k",
-		q.bucketExpr(unitCol), dim, table, w.sql()), args: w.args}
+	args := q.partArgs()
+	args["from_s"], args["to_s"], args["from_ms"], args["to_ms"], args["where"] = a/1000, b/1000, a, b, w.fragment()
+	return stmt.Fragment(args)
 }
 
-func union(parts []part) (string, []any) {
-	sqls := make([]string, len(parts))
-	var args []any
+// union is the parts as one UNION ALL.
+func union(parts []part) chstorage.Fragment {
+	var u chstorage.Fragment
 	for i, p := range parts {
-		sqls[i] = p.sql
-		args = append(args, p.args...)
+		if i > 0 {
+			u.SQL += " UNION ALL "
+		}
+		u.SQL += p.SQL
+		u.Args = append(u.Args, p.Args...)
 	}
-	return strings.Join(sqls, " UNION ALL "), args
+	return u
 }
 
 type keyTotal struct {
@@ -425,8 +425,7 @@ type keyTotal struct {
 
 // topTotals returns the n keys with the most events over all parts.
 func (s *Service) topTotals(ctx context.Context, parts []part, n int) ([]keyTotal, error) {
-	sub, args := union(parts)
-	rows, err := s.opts.Conn.Query(ctx, fmt.Sprintf("SELECT k, sum(c) AS t FROM (%s) GROUP BY k ORDER BY t DESC, k LIMIT %d", sub, n), args...)
+	rows, err := topKeysSQL.Query(ctx, s.opts.Conn, chstorage.Args{"parts": union(parts), "limit": n})
 	if err != nil {
 		return nil, fmt.Errorf("summary top keys: %w", err)
 	}
@@ -443,24 +442,18 @@ func (s *Service) topTotals(ctx context.Context, parts []part, n int) ([]keyTota
 }
 
 func placeholders(n int) string {
-	b := make([]byte, 0, 3*n)
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = append(b, '?')
-	}
-	return string(b)
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
 // cells reads the counts of every (bucket, key) over all parts.
 func (s *Service) cells(ctx context.Context, parts []part, out counts) error {
-	sub, args := union(parts)
-	query := sub
-	if len(parts) > 1 {
-		query = "SELECT b, k, sum(c) FROM (" + sub + ") GROUP BY b, k"
+	var rows driver.Rows
+	var err error
+	if len(parts) == 1 {
+		rows, err = s.opts.Conn.Query(ctx, parts[0].SQL, parts[0].Args...)
+	} else {
+		rows, err = cellsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"parts": union(parts)})
 	}
-	rows, err := s.opts.Conn.Query(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("summary: %w", err)
 	}

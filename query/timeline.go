@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
@@ -25,7 +26,7 @@ const (
 
 // tableCredentialEvents is the control plane's lifecycle table; the timeline
 // includes it when it exists (it is created by the control plane's migrations).
-const tableCredentialEvents = "credential_events"
+var tableCredentialEvents = chstorage.CredentialEvents.Name
 
 // credentialColumns are the credential_events columns a timeline shows, if
 // present; the first four are required for the table to be used.
@@ -174,32 +175,33 @@ func decodeTimelineCursor(s, sum string) (timelineCursor, error) {
 	return c, nil
 }
 
-// keyset adds "strictly after the cursor, newest first" for one source whose
+// keyset is "strictly after the cursor, newest first" for one source whose
 // items all have kind; idCond compares the source's id with the cursor's.
-func keyset(w *where, kind string, cur *timelineCursor, idCond string, idArgs ...any) {
-	if cur == nil {
-		return
-	}
+// Without a cursor it is empty (no condition).
+func keyset(kind string, cur *timelineCursor, idCond string, idArgs ...any) chstorage.Fragment {
 	switch {
+	case cur == nil:
+		return chstorage.Fragment{}
 	case kind < cur.Kind:
-		w.add("ts_ms <= ?", cur.TsMs)
+		return chstorage.Fragment{SQL: "ts_ms <= ?", Args: []any{cur.TsMs}}
 	case kind > cur.Kind:
-		w.add("ts_ms < ?", cur.TsMs)
-	default:
-		w.add("(ts_ms < ? OR (ts_ms = ? AND "+idCond+"))", append([]any{cur.TsMs, cur.TsMs}, idArgs...)...)
+		return chstorage.Fragment{SQL: "ts_ms < ?", Args: []any{cur.TsMs}}
 	}
+	return chstorage.Fragment{SQL: "(ts_ms < ? OR (ts_ms = ? AND " + idCond + "))", Args: append([]any{cur.TsMs, cur.TsMs}, idArgs...)}
 }
 
+var (
+	timelineEventsSQL      = chstorage.Query("query/timeline_events")
+	tableColumnsSQL        = chstorage.Query("query/table_columns")
+	timelineCredentialsSQL = chstorage.Query("query/timeline_credentials")
+)
+
 func (s *Service) timelineAccess(ctx context.Context, subject string, r timeRange, cur *timelineCursor, n int) ([]timelineItem, error) {
-	var w where
-	w.add("subject_id = ?", subject)
-	w.timeRange(r)
+	var after chstorage.Fragment
 	if cur != nil {
-		keyset(&w, kindAccess, cur, "event_id < toUUID(?)", cur.ID)
+		after = keyset(kindAccess, cur, "event_id < toUUID(?)", cur.ID)
 	}
-	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY ts_ms DESC, event_id DESC LIMIT 1 BY event_id LIMIT %d",
-		eventColumns, tableBySubject, w.sql(), n)
-	rows, err := s.opts.Conn.Query(ctx, q, w.args...)
+	rows, err := timelineEventsSQL.Query(ctx, s.opts.Conn, r.args(chstorage.Args{"subject": subject, "after": after, "limit": n}))
 	if err != nil {
 		return nil, fmt.Errorf("timeline events: %w", err)
 	}
@@ -218,8 +220,7 @@ func (s *Service) timelineAccess(ctx context.Context, subject string, r timeRang
 // credentialTableColumns returns which of credentialColumns the control
 // plane's table has (nil when the table does not exist or lacks the basics).
 func (s *Service) credentialTableColumns(ctx context.Context) ([]string, error) {
-	rows, err := s.opts.Conn.Query(ctx,
-		"SELECT name FROM system.columns WHERE database = currentDatabase() AND table = ?", tableCredentialEvents)
+	rows, err := tableColumnsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"table": tableCredentialEvents})
 	if err != nil {
 		return nil, fmt.Errorf("credential_events columns: %w", err)
 	}
@@ -255,21 +256,20 @@ func (s *Service) timelineCredentials(ctx context.Context, subject string, r tim
 	if err != nil || cols == nil {
 		return nil, false, err
 	}
-	var w where
-	w.add("subject_id = ?", subject)
-	w.add("ts_ms >= ? AND ts_ms < ?", r.from, r.to)
+	var after chstorage.Fragment
 	if cur != nil {
 		credID, seq := splitCredentialItemID(cur.ID)
-		keyset(&w, kindCredential, cur, "(credential_id < ? OR (credential_id = ? AND seq < ?))", credID, credID, seq)
+		after = keyset(kindCredential, cur, "(credential_id < ? OR (credential_id = ? AND seq < ?))", credID, credID, seq)
 	}
+	// The columns the table has (names from credentialColumns, checked
+	// against system.columns), each as text.
 	sel := make([]string, len(cols))
 	for i, c := range cols {
 		sel[i] = "toString(" + c + ")"
 	}
-	q := fmt.Sprintf("SELECT toInt64(ts_ms), toString(credential_id), toUInt64(seq), %s FROM %s WHERE %s "+
-		"ORDER BY ts_ms DESC, credential_id DESC, seq DESC LIMIT 1 BY credential_id, seq LIMIT %d",
-		strings.Join(sel, ", "), tableCredentialEvents, w.sql(), n)
-	rows, err := s.opts.Conn.Query(ctx, q, w.args...)
+	rows, err := timelineCredentialsSQL.Query(ctx, s.opts.Conn, chstorage.Args{
+		"columns": chstorage.Fragment{SQL: strings.Join(sel, ", ")}, "subject": subject,
+		"from_ms": r.from, "to_ms": r.to, "after": after, "limit": n})
 	if err != nil {
 		return nil, false, fmt.Errorf("timeline credentials: %w", err)
 	}

@@ -8,9 +8,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bin="$root/bin/keyfleet"
 http="${HTTP_ADDR:-127.0.0.1:8080}"
-token="${KEYFLEET_BOOTSTRAP_TOKEN:-dev-admin-token}"
+token="${KEYFLEET_BOOTSTRAP_TOKEN:-dev-admin-token-change-me-0123456789}"
 rate="${KEYFLEET_RUN_RATE:-50}"
 seed="${KEYFLEET_RUN_SEED:-7}"
+if [ "${#token}" -lt 32 ]; then
+  echo "run: KEYFLEET_BOOTSTRAP_TOKEN must be at least 32 characters (keyfleet serve refuses shorter ones)" >&2
+  exit 2
+fi
 export KEYFLEET_BOOTSTRAP_TOKEN="$token"
 data="$root/var/keyfleet"
 mkdir -p "$data"
@@ -64,7 +68,7 @@ fed by a simulated estate (seed $seed): two days of history, then ~$rate events/
   Wallet       http://$wallet   (simulated wallet provider: session webhook, phones attesting keys)
 
 Try a revocation drill (termination, lost-device or breach):
-  bin/keyfleet drill termination --token $token --subjects 20
+  bin/keyfleet drill termination --token $token --subjects 20 --site site-01 --door-groups unit:01-101
 
 Press Ctrl-C to stop.
 

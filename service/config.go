@@ -55,6 +55,10 @@ type Config struct {
 	Detect DetectConfig
 
 	Dashboards DashboardsConfig
+
+	Security SecurityConfig
+
+	Estate EstateConfig
 }
 
 // RegisterFlags defines serve's flags (each with an environment equivalent).
@@ -87,7 +91,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"raw records normalized and produced per batch")
 	c.Control.registerFlags(s)
 	s.Secret(&c.BootstrapToken, "bootstrap-token", "KEYFLEET_BOOTSTRAP_TOKEN",
-		"make this secret an admin API token at start-up (automation, make run)")
+		"make this secret (≥32 characters) an admin API token at start-up (automation, make run); once revoked it stays revoked")
 	s.Secret(&c.PseudonymKey, "pseudonym-key", "KEYFLEET_PSEUDONYM_KEY",
 		"secret key of the keyed hashes that pseudonymize vendor user references (card numbers, auth ids); required with real Kafka")
 	s.Secret(&c.NukiWebhookSecret, "nuki-webhook-secret", "KEYFLEET_NUKI_WEBHOOK_SECRET",
@@ -106,6 +110,8 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	s.String(&c.LogFormat, "log-format", "KEYFLEET_LOG_FORMAT", "text", "text or json")
 	c.Detect.registerFlags(s)
 	c.Dashboards.registerFlags(s)
+	c.Security.registerFlags(s)
+	c.Estate.registerFlags(s)
 }
 
 // Validate checks the configuration and says what is wrong in terms of flags.
@@ -157,6 +163,9 @@ func (c *Config) Validate() error {
 	if err := c.Dashboards.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Estate.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.MemoryLimitMiB < 0 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) {
 		errs = append(errs, fmt.Errorf("--memory-limit: %d MiB; want 0 (none) or at least 64", c.MemoryLimitMiB))
 	}
@@ -174,6 +183,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
 	if err := c.WebhookKeys().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := bootstrapLen(c.BootstrapToken); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Security.validate(len(c.KafkaBrokers) > 0); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

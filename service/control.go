@@ -17,6 +17,7 @@ import (
 	"github.com/keyfleet/keyfleet/control/attest"
 	"github.com/keyfleet/keyfleet/control/session"
 	"github.com/keyfleet/keyfleet/control/stream"
+	"github.com/keyfleet/keyfleet/estate/grant"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
@@ -182,23 +183,19 @@ type controlPlane struct {
 
 func (c controlPlane) Run(ctx context.Context) error { return c.stream.Run(ctx) }
 
-// newControl builds the audit log and the credential control plane. The
+// newControl builds the credential control plane on the audit log. The
 // plane feeds locks (the normalizer's registry) from credential.events.
-func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, locks *registry.Registry, key []byte,
-	reg prometheus.Registerer, logger *slog.Logger) (controlPlane, *audit.Store, error) {
-	auditLog, err := audit.NewStore(conn, audit.Options{Chain: cfg.AuditChain, Logger: logger, Registerer: reg})
-	if err != nil {
-		return controlPlane{}, nil, err
-	}
+func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, auditLog *audit.Store, locks *registry.Registry, key []byte,
+	reg prometheus.Registerer, logger *slog.Logger, policy *grant.Checker) (controlPlane, error) {
 	logger = logger.With("part", "control")
 	so := stream.Options{Bus: bc, Conn: conn, Registry: locks, Audit: auditLog, Logger: logger,
-		Registerer: reg, MaxQueue: cfg.MaxQueue, PendingSLA: cfg.PendingSLA,
+		Registerer: reg, MaxQueue: cfg.MaxQueue, PendingSLA: cfg.PendingSLA, Enforcement: policy,
 		ResendAfter: cfg.ResendAfter, ResendMax: cfg.ResendMax, GiveUp: cfg.GiveUp}
 	if cfg.SessionURL != "" {
 		c, err := session.New(session.Options{URL: cfg.SessionURL, Secret: []byte(cfg.SessionSecret),
 			Attempts: cfg.SessionAttempts, Timeout: cfg.SessionTimeout})
 		if err != nil {
-			return controlPlane{}, nil, fmt.Errorf("--session-revoke-url: %w", err)
+			return controlPlane{}, fmt.Errorf("--session-revoke-url: %w", err)
 		}
 		so.Sessions = c
 	} else {
@@ -206,14 +203,14 @@ func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, locks *regis
 	}
 	proc, err := stream.New(so)
 	if err != nil {
-		return controlPlane{}, nil, err
+		return controlPlane{}, err
 	}
 	ao := api.Options{State: proc, Conn: conn, Audit: auditLog, Verifier: auditLog, PseudonymKey: key,
-		Logger: logger, Registerer: reg, MaxBulk: cfg.MaxBulk, PendingSLA: cfg.PendingSLA}
+		Logger: logger, Registerer: reg, MaxBulk: cfg.MaxBulk, PendingSLA: cfg.PendingSLA, Policy: policy}
 	if cfg.Attest.configured() {
 		v, err := attest.New(cfg.Attest.config())
 		if err != nil {
-			return controlPlane{}, nil, fmt.Errorf("--attest-*: %w", err)
+			return controlPlane{}, fmt.Errorf("--attest-*: %w", err)
 		}
 		ck := []byte(cfg.Attest.ChallengeKey)
 		if len(ck) == 0 {
@@ -223,7 +220,7 @@ func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, locks *regis
 		}
 		ch, err := attest.NewChallenger(ck, cfg.Attest.ChallengeTTL)
 		if err != nil {
-			return controlPlane{}, nil, fmt.Errorf("--attest-challenge-key: %w", err)
+			return controlPlane{}, fmt.Errorf("--attest-challenge-key: %w", err)
 		}
 		ao.Attester, ao.Challenges = v, ch
 		logger.Info("attestation verification configured", "formats", v.Formats())
@@ -233,7 +230,7 @@ func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, locks *regis
 	}
 	ctlAPI, err := api.New(ao)
 	if err != nil {
-		return controlPlane{}, nil, err
+		return controlPlane{}, err
 	}
-	return controlPlane{API: ctlAPI, stream: proc}, auditLog, nil
+	return controlPlane{API: ctlAPI, stream: proc}, nil
 }

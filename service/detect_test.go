@@ -31,7 +31,7 @@ func TestServeDetects(t *testing.T) {
 		"--embedded-kafka-addr", "127.0.0.1:0", "--clickhouse-addr", chCfg.Addr, "--clickhouse-database", chCfg.Database,
 		"--data-dir", filepath.Join(t.TempDir(), "data"), "--access-log=false", "--topic-partitions", "2",
 	}))
-	cfg.BootstrapToken = "test-admin-token-0123456789"
+	cfg.BootstrapToken = "test-admin-token-0123456789abcdefghij"
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ready := make(chan [2]string, 1)

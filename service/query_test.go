@@ -33,7 +33,9 @@ func serveForTest(t *testing.T) (string, string) {
 	cfg.RegisterFlags(fs)
 	require.NoError(t, fs.Parse([]string{"--embedded-kafka-addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
 		"--clickhouse-addr", ch.Addr, "--clickhouse-database", ch.Database, "--access-log=false",
-		"--bootstrap-token", "test-admin-token"}))
+		"--bootstrap-token", "test-admin-token-0123456789abcdefghij",
+		// The route matrix fails authentication on purpose, over a hundred times.
+		"--rate-limit-auth-failures", "off"}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -59,7 +61,7 @@ func serveForTest(t *testing.T) (string, string) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("serve did not start")
 	}
-	return "http://" + ln.Addr().String(), "test-admin-token"
+	return "http://" + ln.Addr().String(), "test-admin-token-0123456789abcdefghij"
 }
 
 func call(t *testing.T, method, url, token, body string) (int, []byte) {

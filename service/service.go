@@ -29,6 +29,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/auth"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
+	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/registry"
 	"github.com/keyfleet/keyfleet/normalize"
@@ -68,6 +69,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	var err error
 	brokers := cfg.KafkaBrokers
 	if len(brokers) == 0 {
 		emb, err := bus.StartEmbedded(cfg.EmbeddedKafkaAddr, filepath.Join(cfg.DataDir, "kafka"), cfg.TopicPartitions, logger)
@@ -78,6 +80,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		brokers = []string{emb.Addr()}
 	}
 	bc := cfg.Bus(brokers)
+	if bc.Security, err = cfg.Security.Kafka.Build(); err != nil {
+		return err
+	}
 	if err := waitFor(ctx, logger, "kafka topics", func(ctx context.Context) error { return bus.EnsureTopics(ctx, bc) }); err != nil {
 		return err
 	}
@@ -110,6 +115,24 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err := tokens.Load(ctx); err != nil {
 		return err
 	}
+	// The audit log: keyed entries, and a signed checkpoint of the chain
+	// head after every commit on anchors ClickHouse writers cannot rewrite.
+	auditKeys, err := cfg.Security.auditKeys(cfg.DataDir, logger)
+	if err != nil {
+		return err
+	}
+	kafkaAnchor := audit.NewKafkaAnchor(bc)
+	defer kafkaAnchor.Close()
+	anchors := []audit.Anchor{kafkaAnchor}
+	if cfg.Security.AuditCheckpointFile != "" {
+		anchors = append(anchors, audit.NewFileAnchor(cfg.Security.AuditCheckpointFile))
+	}
+	auditLog, err := audit.NewStore(conn, audit.Options{Chain: cfg.Control.AuditChain, Logger: logger, Registerer: reg,
+		Keys: auditKeys, Anchors: anchors, ActorName: tokens.Name})
+	if err != nil {
+		return err
+	}
+	tokens.WithAudit(auditLog)
 	secret, err := tokens.Bootstrap(ctx, cfg.BootstrapToken)
 	if err != nil {
 		return fmt.Errorf("bootstrap admin token: %w", err)
@@ -132,8 +155,16 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		locks = r
 	}
 	normalizer := normalize.New(vendors.Adapters(), locks, key)
-	plane, auditLog, err := newControl(cfg.Control, bc, conn, locks, key, reg, logger)
+	est, policy, err := newEstate(cfg.Estate, bc, conn, locks, reg, logger)
 	if err != nil {
+		return err
+	}
+	defer closeAll(logger, est.locks)
+	plane, err := newControl(cfg.Control, bc, conn, auditLog, locks, key, reg, logger, est.checker)
+	if err != nil {
+		return err
+	}
+	if err := est.withAPI(cfg.Estate, policy, plane.stream, conn, auditLog, cfg.Control.PendingSLA, logger); err != nil {
 		return err
 	}
 
@@ -146,10 +177,15 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	dlqReader := bus.NewGroupReader(bc, bus.TopicDLQ, bus.GroupDeadLetter)
 	defer closeAll(logger, rawWriter, accessWriter, dlqWriter, rawReader, accessReader, dlqReader)
 
+	window, err := cfg.Security.timeWindow()
+	if err != nil {
+		return err
+	}
 	stageMetrics := pipeline.NewNormalizeMetrics(reg)
 	stage, err := pipeline.NewNormalizeStage(pipeline.NormalizeOptions{
 		Normalizer: normalizer, Reader: rawReader, Events: accessWriter, DLQ: dlqWriter,
 		MaxBatch: cfg.NormalizeBatch, MaxWait: 50 * time.Millisecond, Logger: logger, Metrics: stageMetrics,
+		TimeWindow: window,
 	})
 	if err != nil {
 		return err
@@ -161,7 +197,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}, []string{"vendor"})
 	reg.MustRegister(inserted)
 	accessStore, err := pipeline.NewSink(pipeline.SinkOptions{
-		Reader: accessReader, Conn: bulkConn, Rows: pipeline.NewAccessRows(inserted),
+		Reader: accessReader, Conn: bulkConn, Rows: pipeline.NewAccessRows(inserted).WithTimeWindow(window),
 		OnBadRecord: deadLetterTo(dlqWriter, "clickhouse"),
 		BatchSize:   cfg.BatchSize, FlushInterval: cfg.FlushInterval, Logger: logger, Metrics: writerMetrics,
 	})
@@ -189,7 +225,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	defer closeAll(logger, det.closers...)
-	dash, err := setupDashboards(cfg.Dashboards, conn, reg, cfg.Control.PendingSLA, logger)
+	dash, err := setupDashboards(cfg.Dashboards, conn, reg, cfg.Control.PendingSLA, logger, est.api)
 	if err != nil {
 		return err
 	}
@@ -205,7 +241,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}
 	ingestHandler, err := ingest.New(ingest.Options{
 		Normalizer: normalize.New(vendors.Adapters(), nil, key), Raw: rawWriter, Logger: logger, Registerer: reg,
-		Signers: signers,
+		Signers: signers, TimeWindow: window, MaxPartitions: cfg.Security.IngestMaxPartitions,
 	})
 	if err != nil {
 		return err
@@ -219,16 +255,21 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	health := &health{bus: bc, conn: conn}
 	routes := append(health.Routes(reg), ingestHandler.Routes()...)
 	routes = append(routes, plane.Routes()...)
+	routes = append(routes, est.routes...)
 	routes = append(routes, det.routes...)
 	routes = append(routes, dash.routes...)
 	routes = append(routes, queryAPI.routes...)
 	if err := queryAPI.document(routes); err != nil {
 		return err
 	}
-	server, err := httpapi.New(httpapi.Options{
+	httpOpts := httpapi.Options{
 		Addr: cfg.HTTPAddr, BodyLimit: cfg.HTTPBodyLimit, Auth: tokens, Logger: logger,
 		Registerer: reg, AccessLog: cfg.AccessLog,
-	}, routes)
+	}
+	if err := cfg.Security.httpSecurity(routes, &httpOpts); err != nil {
+		return err
+	}
+	server, err := httpapi.New(httpOpts, routes)
 	if err != nil {
 		return err
 	}
@@ -246,12 +287,14 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	defer stopPipe()
 	g, gctx := errgroup.WithContext(pipeCtx)
 	g.Go(func() error { return server.Serve(httpCtx, ln) })
-	g.Go(func() error { return stage.Run(gctx) })
+	g.Go(func() error { return est.locks.Run(gctx) })
+	g.Go(func() error { return est.afterRegistry(stage.Run)(gctx) })
 	g.Go(func() error { return accessStore.Run(gctx) })
 	g.Go(func() error { return dlqStore.Run(gctx) })
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return tokens.Run(gctx) })
-	g.Go(func() error { return plane.Run(gctx) })
+	g.Go(func() error { return auditLog.Run(gctx) })
+	g.Go(func() error { return est.afterRegistry(plane.Run)(gctx) })
 	for _, run := range append(append(det.runs, queryAPI.runs...), dash.runs...) {
 		g.Go(func() error { return run(gctx) })
 	}
@@ -289,8 +332,12 @@ func waitFor(ctx context.Context, logger *slog.Logger, what string, fn func(cont
 
 func deadLetterTo(w *kafka.Writer, stage string) pipeline.BadRecordFunc {
 	return func(ctx context.Context, m kafka.Message, reason error) error {
+		code := "undecodable_event"
+		if errors.Is(reason, event.ErrTimeOutOfRange) {
+			code = event.ReasonTimeOutOfRange
+		}
 		d := bus.DeadLetter{
-			Reason: "undecodable_event", Error: reason.Error(), Source: bus.RawRef(m), Stage: stage,
+			Reason: code, Error: reason.Error(), Source: bus.RawRef(m), Stage: stage,
 			TsMs: time.Now().UnixMilli(), Key: m.Key, Value: m.Value,
 		}
 		return w.WriteMessages(ctx, d.Message())

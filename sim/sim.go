@@ -430,7 +430,9 @@ func (s *Simulator) attempt(it *activity.Item, t int64) {
 	case c < 0:
 		d = locks.Decision{Reason: payload.ReasonInvalid}
 	default:
-		d = s.set.Decide(l.LockID, f.Credentials[c].ID, t)
+		// The people's days run on the simulated clock (compressed in
+		// rate mode): so do their credentials' schedules.
+		d = s.set.DecideAt(l.LockID, f.Credentials[c].ID, t, it.TsMs)
 	}
 	if c >= 0 {
 		role = f.Credentials[c].Role

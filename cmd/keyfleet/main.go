@@ -28,10 +28,11 @@ func commands() []command {
 		{"serve", "run the service: ingest, normalize, store, HTTP API", runServe},
 		{"normalize", "normalize vendor lock events from stdin to common-schema JSON lines", runNormalize},
 		{"simulate", "simulate a lock fleet and its gateways (events, registry, labels)", runSimulate},
-		{"audit", "verify the admin audit log's hash chains (audit verify)", runAudit},
+		{"audit", "verify the admin audit log (audit verify) and export signed checkpoints of it (audit checkpoint)", runAudit},
 		{"drill", "revocation drill against a running keyfleet (drill termination|lost-device|breach --subjects N)", runDrill},
+		{"estate", "lock estate through a running keyfleet: migrate (vendor exit), import, export, weak-links", runEstate},
 		{"detect", "backtest the detectors: --replay FILE [--rules FILE] [--labels FILE]", runDetect},
-		{"token", "create, list and revoke API tokens (directly in ClickHouse)", runToken},
+		{"token", "create, list, rotate and revoke API tokens (directly in ClickHouse)", runToken},
 		{"report", "weekly fleet-health report: --week 2026-W47 [--site S] --format html|md|csv|json", runReport},
 		{"bench", "benchmark serve end to end on real Kafka and ClickHouse (--quick for a smoke run)", runBench},
 	}

@@ -45,6 +45,7 @@ type fleetFlags struct {
 	pseudonymKey string
 	profiles     string
 	logLevel     string
+	scenarios    string
 }
 
 func (f *fleetFlags) register(fs *flagenv.Set) {
@@ -67,6 +68,9 @@ func (f *fleetFlags) register(fs *flagenv.Set) {
 		"gateway behaviour overrides, vendor.field=value,...; fields latency (median), spread (log-normal sigma), offline (fraction), "+
 			"offline-mean, miss (lost command rate); e.g. legacy.latency=40s,legacy.miss=0.05,nuki.offline=0.05")
 	fs.String(&f.logLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "debug, info, warn or error")
+	fs.String(&f.scenarios, "scenarios", "KEYFLEET_SIM_SCENARIOS", "",
+		"newcomers to the estate, comma-separated: new-crew (a crew of a role the estate never had starts on day 4), "+
+			"new-building (a site opens on day 6); each plants labelled bursts (tagged scenario in the labels file)")
 }
 
 func (f *fleetFlags) fleet() (*fleet.Fleet, error) {
@@ -74,8 +78,12 @@ func (f *fleetFlags) fleet() (*fleet.Fleet, error) {
 	if err != nil {
 		return nil, usageError{fmt.Errorf("--vendor-mix: %w", err)}
 	}
+	sc, err := fleet.ParseScenarios(f.scenarios)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--scenarios: %w", err)}
+	}
 	fl, err := fleet.Generate(fleet.Options{Seed: uint64(f.seed), Sites: f.sites, DoorsPerSite: f.doorsPerSite,
-		Subjects: f.subjects, VendorMix: mix, SpareDevices: f.spareDevices})
+		Subjects: f.subjects, VendorMix: mix, SpareDevices: f.spareDevices, Scenarios: sc})
 	if err != nil {
 		return nil, usageError{err}
 	}

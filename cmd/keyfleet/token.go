@@ -19,16 +19,22 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
-const tokenUsage = `Usage: keyfleet token <create|list|revoke> [flags]
+const tokenUsage = `Usage: keyfleet token <create|list|rotate|revoke> [flags]
 
-  keyfleet token create --name NAME --role ROLE   mint a token; its secret is printed once
+  keyfleet token create --name NAME --role ROLE [--expires-at RFC3339 | --expires-in 90d]
+                                                  mint a token; its secret is printed once
   keyfleet token list                             list tokens (never their secrets)
-  keyfleet token revoke TOKEN_ID                  revoke a token
+  keyfleet token rotate TOKEN_ID                  a new secret: a token of the same name, role
+                                                  and expiry, the old one revoked
+  keyfleet token revoke TOKEN_ID                  revoke a token (final, restarts included)
 
 Talks to ClickHouse directly (the same --clickhouse-* flags and KEYFLEET_CLICKHOUSE_*
-variables as serve), so an operator can mint a token before the service runs.
+variables as serve), so an operator can mint a token before the service runs. Every
+change is audited first; with --audit-key or --audit-key-file (as serve's) the entries
+are keyed, otherwise they are unkeyed and audit verify says so.
 Roles: admin, manager, responder, analyst, ingest.`
 
 // runToken manages API tokens.
@@ -42,18 +48,22 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	sub, args := args[0], args[1:]
 	var ch chstorage.Config
-	var name, role, output string
+	var name, role, output, expiresAt, expiresIn, auditKey, auditKeyFile string
 	fs := flagenv.New("token "+sub, tokenUsage)
 	fs.FlagSet().SetOutput(stderr)
 	ch.RegisterFlags(fs)
 	fs.String(&output, "output", "KEYFLEET_TOKEN_OUTPUT", "text", "text or json")
+	fs.Secret(&auditKey, "audit-key", "KEYFLEET_AUDIT_KEY", "the audit key (as serve's --audit-key): keys the audit entries")
+	fs.String(&auditKeyFile, "audit-key-file", "KEYFLEET_AUDIT_KEY_FILE", "", "the audit key file (as serve's --audit-key-file)")
 	switch sub {
 	case "create":
 		fs.String(&name, "name", "", "", "a label for the token (what or who uses it)")
 		fs.String(&role, "role", "", "", "admin, manager, responder, analyst or ingest")
-	case "list", "revoke":
+		fs.String(&expiresAt, "expires-at", "", "", "when the token stops working (RFC 3339); default: never")
+		fs.String(&expiresIn, "expires-in", "", "", "or how long from now it works (90d, 12h)")
+	case "list", "revoke", "rotate":
 	default:
-		return usageError{fmt.Errorf("unknown subcommand %q (want create, list or revoke)", sub)}
+		return usageError{fmt.Errorf("unknown subcommand %q (want create, list, rotate or revoke)", sub)}
 	}
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
@@ -74,10 +84,40 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if len(rest) > 0 {
 			return usageError{errors.New("list takes no arguments")}
 		}
-	case "revoke":
+	case "revoke", "rotate":
 		if len(rest) != 1 {
-			return usageError{errors.New("revoke needs one token id (see keyfleet token list)")}
+			return usageError{fmt.Errorf("%s needs one token id (see keyfleet token list)", sub)}
 		}
+	}
+	var expiresMs int64
+	switch {
+	case expiresAt != "" && expiresIn != "":
+		return usageError{errors.New("--expires-at and --expires-in: give one")}
+	case expiresAt != "":
+		t, err := time.Parse(time.RFC3339, expiresAt)
+		if err != nil {
+			return usageError{fmt.Errorf("--expires-at %q: want RFC 3339 (2027-01-01T00:00:00Z)", expiresAt)}
+		}
+		expiresMs = t.UnixMilli()
+	case expiresIn != "":
+		d, err := openapi.ParseDuration(expiresIn)
+		if err != nil || d <= 0 {
+			return usageError{fmt.Errorf("--expires-in %q: want a positive duration (90d, 12h)", expiresIn)}
+		}
+		expiresMs = time.Now().Add(d).UnixMilli()
+	}
+	var keys *audit.Keyring
+	var err error
+	switch {
+	case auditKey != "" && auditKeyFile != "":
+		return usageError{errors.New("--audit-key and --audit-key-file: give one")}
+	case auditKey != "":
+		keys, err = audit.KeyringFromSecret(auditKey)
+	case auditKeyFile != "":
+		keys, err = audit.LoadKeyFile(auditKeyFile)
+	}
+	if err != nil {
+		return usageError{err}
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -95,16 +135,29 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := store.Load(ctx); err != nil {
 		return err
 	}
+	if keys == nil && sub != "list" {
+		fmt.Fprintln(stderr, "keyfleet token: no --audit-key: this change is audited unkeyed")
+	}
+	record := func(action, id string, details map[string]string) error {
+		return recordTokenChange(ctx, conn, logger, keys, action, id, details)
+	}
 	switch sub {
 	case "create":
+		if expiresMs != 0 && expiresMs <= time.Now().UnixMilli() {
+			return usageError{errors.New("the expiry must be in the future")}
+		}
 		secret, err := auth.NewSecret()
 		if err != nil {
 			return err
 		}
-		if err := recordTokenChange(ctx, conn, logger, "token.create", auth.IDOf(secret), httpapi.Role(role)); err != nil {
+		details := map[string]string{"role": role, "name": name}
+		if expiresMs != 0 {
+			details["expires_at"] = time.UnixMilli(expiresMs).UTC().Format(time.RFC3339)
+		}
+		if err := record("token.create", auth.IDOf(secret), details); err != nil {
 			return err
 		}
-		t, err := store.CreateWithSecret(ctx, name, httpapi.Role(role), secret)
+		t, err := store.Put(ctx, auth.Spec{Name: name, Role: httpapi.Role(role), ExpiresMs: expiresMs}, secret)
 		if err != nil {
 			return err
 		}
@@ -118,11 +171,37 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return json.NewEncoder(stdout).Encode(map[string]any{"tokens": tokens})
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tLAST USED\tREVOKED")
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tLAST USED\tEXPIRES\tREVOKED")
 		for _, t := range tokens {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, msTime(t.CreatedMs), msTime(t.LastUsedMs), msTime(t.RevokedMs))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, msTime(t.CreatedMs), msTime(t.LastUsedMs),
+				msTime(t.ExpiresMs), msTime(t.RevokedMs))
 		}
 		return tw.Flush()
+	case "rotate":
+		id := strings.TrimSpace(rest[0])
+		old, ok := store.Get(id)
+		if !ok {
+			return fmt.Errorf("no token has id %q", id)
+		}
+		if !old.Active(time.Now().UnixMilli()) {
+			return fmt.Errorf("token %s is revoked or expired; create a new one instead", id)
+		}
+		secret, err := auth.NewSecret()
+		if err != nil {
+			return err
+		}
+		if err := record("token.rotate", auth.IDOf(secret), map[string]string{"rotated_from": id,
+			"role": string(old.Role), "name": old.Name}); err != nil {
+			return err
+		}
+		t, err := store.Rotate(ctx, id, secret)
+		if err != nil {
+			return err
+		}
+		if output == "json" {
+			return json.NewEncoder(stdout).Encode(map[string]any{"token": t, "secret": secret, "rotated_from": id})
+		}
+		fmt.Fprintf(stdout, "rotated token %s (%s): it is revoked; its successor %s's secret is shown once:\n%s\n", id, t.Name, t.ID, secret)
 	case "revoke":
 		id := strings.TrimSpace(rest[0])
 		t, ok := store.Get(id)
@@ -130,7 +209,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("no token has id %q", id)
 		}
 		if t.RevokedMs == 0 {
-			if err := recordTokenChange(ctx, conn, logger, "token.revoke", id, t.Role); err != nil {
+			if err := record("token.revoke", id, map[string]string{"role": string(t.Role), "name": t.Name}); err != nil {
 				return err
 			}
 		}
@@ -152,17 +231,17 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // recordTokenChange writes a token change to the audit log before it is
 // made, as the API does: on its own chain (one per CLI run), with the
 // operating-system account that ran the command as the actor.
-func recordTokenChange(ctx context.Context, conn driver.Conn, logger *slog.Logger, action, id string, role httpapi.Role) error {
-	store, err := audit.NewStore(conn, audit.Options{Logger: logger})
+func recordTokenChange(ctx context.Context, conn driver.Conn, logger *slog.Logger, keys *audit.Keyring, action, id string, details map[string]string) error {
+	store, err := audit.NewStore(conn, audit.Options{Logger: logger, Keys: keys})
 	if err != nil {
 		return err
 	}
+	details["via"] = "keyfleet token"
 	actor := "cli"
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		actor = "cli:" + u.Username
 	}
-	if err := store.Append(ctx, audit.Entry{Actor: actor, Action: action, Target: id,
-		Details: map[string]string{"role": string(role), "via": "keyfleet token"}}); err != nil {
+	if err := store.Append(ctx, audit.Entry{Actor: actor, Action: action, Target: id, Details: details}); err != nil {
 		return fmt.Errorf("the audit log could not record this change, so it was not made: %w", err)
 	}
 	return nil

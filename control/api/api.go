@@ -96,7 +96,10 @@ type Options struct {
 	// (attestation_not_configured) and no credential can be activated.
 	Attester   Attester
 	Challenges Challenger
-	Now        func() time.Time
+	// Policy refuses grants the locks cannot enforce (the estate policy;
+	// nil admits every grant).
+	Policy GrantPolicy
+	Now    func() time.Time
 }
 
 // Validate fills defaults and checks the options.

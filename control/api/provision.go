@@ -36,6 +36,13 @@ func (p *API) handleCreate(c *fiber.Ctx) error {
 	if fe != nil {
 		return fe.problem()
 	}
+	ctx, cancel := p.ctx(c)
+	defer cancel()
+	if rs, err := p.refusals(ctx, spec); err != nil {
+		return unavailable(fmt.Errorf("estate policy: %w", err))
+	} else if len(rs) > 0 {
+		return refusalProblem(rs)
+	}
 	return p.provision(c, "single", body, []item{{index: 0, spec: spec, sub: in.SubjectID}}, in.Reason)
 }
 
@@ -88,6 +95,11 @@ func (p *API) handleBulk(c *fiber.Ctx) error {
 	if len(items) > p.opts.MaxBulk {
 		return httpapi.NewProblem(fiber.StatusRequestEntityTooLarge, "too_many_items",
 			fmt.Sprintf("%d items; at most %d per bulk request (split the file)", len(items), p.opts.MaxBulk))
+	}
+	ctx, cancel := p.ctx(c)
+	defer cancel()
+	if err := p.checkItems(ctx, items); err != nil {
+		return err
 	}
 	return p.provision(c, "bulk", body, items, "")
 }

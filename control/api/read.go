@@ -121,6 +121,9 @@ func (p *API) handlePutTemplate(c *fiber.Ctx) error {
 	}
 	ctx, cancel := p.ctx(c)
 	defer cancel()
+	if err := p.checkTemplate(ctx, t); err != nil {
+		return err
+	}
 	actor := actorOf(httpapi.Caller(c))
 	tpls := p.state.Templates()
 	old, _ := tpls.Get(role)

@@ -43,11 +43,11 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q control.KPIQuery) (*co
 					max(disabled_ms) AS dis_ms
 				FROM revocations WHERE ts >= ? AND requested_ms >= ? AND requested_ms < ?
 				GROUP BY revocation_id, credential_id
-			) ANY LEFT JOIN (
+			) AS revs ANY LEFT JOIN (
 				SELECT revocation_id, credential_id, uniqExact(vendor, lock_id) AS acked, max(applied_ms) AS last_applied
 				FROM lock_acks WHERE status = 'applied' AND revocation_id != '' AND ts >= ?
 				GROUP BY revocation_id, credential_id
-			) USING (revocation_id, credential_id)
+			) AS acks USING (revocation_id, credential_id)
 		)`, fromTs, from, to, fromTs).Scan(&n, &confirmed, &qs); err != nil {
 		return nil, fmt.Errorf("kpi revocation latency: %w", err)
 	}

@@ -3,19 +3,17 @@ package stream
 import (
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/internal/registry"
 )
 
 // lockIndex answers "which locks hold a credential of these door groups"
-// from the registry, rebuilt when the registry changes (at most every 2 s).
+// from the registry, rebuilt when the registry's locks change.
 type lockIndex struct {
 	reg     *registry.Registry
 	mu      sync.Mutex
-	builtAt time.Time
-	n       int
+	n       uint64 // the registry's version the index was built from
 	byGroup map[string][]registry.Lock
 	all     []registry.Lock
 }
@@ -27,8 +25,8 @@ func newLockIndex(reg *registry.Registry) *lockIndex { return &lockIndex{reg: re
 func (li *lockIndex) refresh() {
 	li.mu.Lock()
 	defer li.mu.Unlock()
-	n, _ := li.reg.Len()
-	if li.byGroup != nil && n == li.n && time.Since(li.builtAt) < 2*time.Second {
+	n := li.reg.Version()
+	if li.byGroup != nil && n == li.n {
 		return
 	}
 	li.all = li.reg.Locks()
@@ -44,7 +42,7 @@ func (li *lockIndex) refresh() {
 			li.byGroup[g] = append(li.byGroup[g], l)
 		}
 	}
-	li.n, li.builtAt = n, time.Now()
+	li.n = n
 }
 
 // ForCredential returns the locks that hold a credential of the site's

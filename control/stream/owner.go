@@ -48,7 +48,7 @@ func (p *Processor) handleCommands(ctx context.Context, msgs []kafka.Message) er
 		}
 		cmds = append(cmds, c)
 	}
-	b := control.Applier{Current: p.view.get, Live: p.view.live, Locks: p.locks}.Apply(p.opts.Now(), cmds)
+	b := control.Applier{Current: p.view.get, Live: p.view.live, Locks: p.locks, Enforce: p.opts.Enforcement}.Apply(p.opts.Now(), cmds)
 	for _, o := range b.Outcomes {
 		p.m.Commands.WithLabelValues(o.Op, o.Outcome).Inc()
 	}

@@ -225,9 +225,18 @@ func (p *Processor) resync(ctx context.Context, l control.LockRef, reason, repor
 		IssuedMs: now, Attempt: 1, SentMs: now}
 	for _, r := range recs {
 		cmd.ACL = append(cmd.ACL, r.CredentialID)
-		cmd.Entries = append(cmd.Entries, gateway.ACLEntry{CredentialID: r.CredentialID, SubjectID: r.SubjectID,
-			UserRefHash: control.RefFor(r.Refs, l), ValidFromMs: r.ValidFromMs, ValidUntilMs: r.ValidUntilMs,
-			Windows: r.Windows, Seq: r.Seq})
+		e := gateway.ACLEntry{CredentialID: r.CredentialID, SubjectID: r.SubjectID, UserRefHash: control.RefFor(r.Refs, l),
+			ValidFromMs: r.ValidFromMs, ValidUntilMs: r.ValidUntilMs, Windows: r.Windows, Seq: r.Seq}
+		if p.opts.Enforcement != nil { // only what the lock enforces, as a grant would
+			carry := p.opts.Enforcement.Carry(r, l)
+			if !carry.Windows {
+				e.Windows = nil
+			}
+			if !carry.Expiry {
+				e.ValidUntilMs = 0
+			}
+		}
+		cmd.Entries = append(cmd.Entries, e)
 	}
 	cmd.ACLVersion = gateway.ACLVersion(cmd.ACL)
 	if expected == "" {

@@ -53,6 +53,9 @@ type Options struct {
 	// APIOnly runs no owner (no command processing, ack forwarding or
 	// ClickHouse writer): an instance that only serves the API.
 	APIOnly bool
+	// Enforcement says what a grant carries to each lock (the estate
+	// policy); nil: every lock gets the windows and the end date.
+	Enforcement control.Enforcement
 	// Sessions revokes device sessions, the middle revocation layer
 	// (control/session's webhook client); nil: that layer reads
 	// not_configured on every revocation. SessionWorkers calls run at once
@@ -320,7 +323,7 @@ func (p *Processor) Run(ctx context.Context) error {
 // never expire by age; compaction keeps exactly the state and drops history,
 // which ClickHouse (credential_events) keeps.
 func (p *Processor) ensureCompacted(ctx context.Context) {
-	client := &kafka.Client{Addr: kafka.TCP(p.opts.Bus.Brokers...), Timeout: 10 * time.Second}
+	client := p.opts.Bus.Client(10 * time.Second)
 	topic := p.opts.Bus.Topic(bus.TopicCredentialEvents)
 	resp, err := client.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{
 		Resources: []kafka.IncrementalAlterConfigsRequestResource{{

@@ -220,7 +220,7 @@ func newFollower(cfg bus.Config, topic string, logger *slog.Logger, handle func(
 }
 
 func (f *follower) client() *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(f.cfg.Brokers...), Timeout: 10 * time.Second}
+	return f.cfg.Client(10 * time.Second)
 }
 
 // offsets returns the first or the next-to-be-written offset of every partition.
@@ -278,6 +278,7 @@ func (f *follower) follow(ctx context.Context, partition int, from int64) error 
 		MinBytes:       1,
 		MaxBytes:       16 << 20,
 		MaxWait:        250 * time.Millisecond,
+		Dialer:         f.cfg.Dialer(),
 		ReadBackoffMin: 20 * time.Millisecond,
 		ReadBackoffMax: time.Second,
 	})

@@ -892,6 +892,71 @@
     return t.getUTCFullYear() + '-W' + pad(week);
   }
 
+  // ---------- Estate: weak links and the upgrade plan ----------
+  function estatePage(params) {
+    startPage('estate');
+    const days = params.get('days') || '30';
+    const order = params.get('order') === 'plan' ? 'plan' : 'risk';
+    const site = params.get('site') || '';
+    const nav = changes => {
+      const p = new URLSearchParams(params);
+      for (const [k, v] of Object.entries(changes)) { if (v) p.set(k, v); else p.delete(k); }
+      location.hash = '#/estate?' + p.toString();
+    };
+    const tiles = h('div', { class: 'tiles', id: 'estate-tiles' });
+    const links = h('div', { id: 'weak-links' });
+    const migrations = h('div', { id: 'migrations' });
+    const siteInput = h('input', { id: 'f-estate-site', value: site, size: 12, 'aria-label': 'site (optional)',
+      onchange: e => nav({ site: e.target.value.trim() }) });
+    setMain(
+      h('h1', null, 'Estate: weak links and the upgrade plan'),
+      h('p', { class: 'muted' }, 'Doors whose risk tier demands more than their lock can do (docs/capabilities.md), ranked by ' +
+        'tier weight × gap severity × (uses + 1), with the cheapest upgrade that closes every gap. The plan upgrades critical doors first.'),
+      h('div', { class: 'toolbar', role: 'group', 'aria-label': 'Filters' },
+        h('label', { class: 'f' }, 'Traffic of the last', h('select', { id: 'f-days', onchange: e => nav({ days: e.target.value }) },
+          ['7', '30', '90'].map(d => h('option', { value: d, selected: d === days }, d + ' days')))),
+        h('label', { class: 'f' }, 'Order', h('select', { id: 'f-order', onchange: e => nav({ order: e.target.value }) },
+          h('option', { value: 'risk', selected: order === 'risk' }, 'by risk'),
+          h('option', { value: 'plan', selected: order === 'plan' }, 'upgrade plan (critical first)'))),
+        h('label', { class: 'f' }, 'Site', siteInput)),
+      tiles,
+      h('div', { class: 'grid' },
+        h('section', { class: 'card span-12', 'aria-labelledby': 'h-weak' }, h('h2', { id: 'h-weak' }, order === 'plan' ? 'Upgrade plan' : 'Weak links'), links),
+        h('section', { class: 'card span-12', 'aria-labelledby': 'h-mig' }, h('h2', { id: 'h-mig' }, 'Vendor migrations'), migrations)));
+    every(60000, async () => {
+      try {
+        const r = await api((order === 'plan' ? '/v1/estate/plan' : '/v1/estate/weak-links') + qs({ days, site, limit: 500 }));
+        const byTier = {};
+        r.weak_links.forEach(l => { byTier[l.lock.tier] = (byTier[l.lock.tier] || 0) + 1; });
+        const tile = (label, value, hint) => h('div', { class: 'tile' }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value), hint ? h('div', { class: 'hint' }, hint) : null);
+        fill(tiles, tile('locks in service', fmtNum(r.locks)), tile('weak links', fmtNum(r.total), r.unclassified ? r.unclassified + ' without a tier' : null),
+          [1, 2, 3].map(t => tile('tier ' + t, fmtNum(byTier[t] || 0), 'weak links')));
+        const gap = g => h('span', { class: 'badge sev-' + g.severity, title: 'needs ' + g.need + '; has ' + g.have }, g.capability);
+        fill(links, r.weak_links.length ? h('table', null,
+          h('thead', null, h('tr', null, ['#', 'tier', 'site', 'door', 'lock', 'judged as', 'missing', 'uses', 'risk', 'upgrade'].map(x => h('th', { scope: 'col', class: ['uses', 'risk', '#'].includes(x) ? 'n' : null }, x)))),
+          h('tbody', null, r.weak_links.map((l, i) => h('tr', { 'data-lock': l.lock.vendor + '/' + l.lock.lock_id },
+            h('td', { class: 'n' }, i + 1), h('td', null, l.lock.tier || 'unclassified'), h('td', null, l.lock.site_id), h('td', null, l.lock.door_id),
+            h('td', { class: 'mono' }, l.lock.vendor + '/' + l.lock.lock_id),
+            h('td', null, l.profile, l.fallback ? h('div', { class: 'muted' }, l.fallback) : null),
+            h('td', null, l.gaps.map(gap).reduce((acc, el) => acc.concat(acc.length ? [' ', el] : [el]), [])),
+            h('td', { class: 'n' }, fmtNum(l.uses)), h('td', { class: 'n' }, fmtNum(l.risk)),
+            h('td', null, l.upgrade ? (l.upgrade.kind === 'firmware' ? 'firmware ' + l.upgrade.vendor + '/' + l.upgrade.model + ' ' + l.upgrade.firmware
+              : 'replace with ' + l.upgrade.vendor + '/' + l.upgrade.model + (l.upgrade.firmware ? ' ' + l.upgrade.firmware : '') + ' (cost ' + l.upgrade.cost + ')') : 'no row of the matrix closes every gap')))))
+          : h('p', { class: 'empty' }, 'No weak link: every door is on a lock that can do what its tier demands.'));
+        main().dataset.loaded = 'true';
+        live('updated ' + fmtTime(Date.now()) + ' UTC');
+      } catch (err) { fill(links, errorBox(err)); }
+      try {
+        const m = await api('/v1/estate/migrations' + qs({ limit: 20 }));
+        fill(migrations, m.migrations.length ? h('table', null,
+          h('thead', null, h('tr', null, ['requested (UTC)', 'from', 'to', 'locks', 'credentials', 'by', 'reason'].map(x => h('th', { scope: 'col' }, x)))),
+          h('tbody', null, m.migrations.map(x => h('tr', null, h('td', null, fmtTime(x.requested_ms)), h('td', null, x.from_vendor), h('td', null, x.to_vendor),
+            h('td', { class: 'n' }, fmtNum(x.locks)), h('td', { class: 'n' }, fmtNum(x.credentials)), h('td', null, x.actor), h('td', null, x.reason || '')))))
+          : h('p', { class: 'empty' }, 'No vendor migration yet (keyfleet estate migrate).'));
+      } catch (err) { fill(migrations, errorBox(err, 'vendor migrations need the admin role')); }
+    });
+  }
+
   // ---------- router ----------
   function route() {
     if (!token()) { renderLogin(); return; }
@@ -907,6 +972,7 @@
       case 'investigate': investigate(params); break;
       case 'credentials': credentialsPage(params); break;
       case 'reports': reportsPage(params); break;
+      case 'estate': estatePage(params); break;
       default: location.hash = '#/overview';
     }
     main().focus({ preventScroll: true });

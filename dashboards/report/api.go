@@ -30,6 +30,7 @@ type APIOptions struct {
 	Conn    driver.Conn
 	Store   *Store
 	SLA     time.Duration
+	Estate  EstateSource  // the weak-link section (nil: none)
 	Timeout time.Duration // per request (default 2m: a report runs a few dozen queries)
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -119,7 +120,7 @@ func (a *API) weekly(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), a.opts.Timeout)
 	defer cancel()
 	start := time.Now()
-	r, err := Generate(ctx, a.opts.Conn, Query{Week: week, Site: v["site"], Now: now, SLA: a.opts.SLA})
+	r, err := Generate(ctx, a.opts.Conn, Query{Week: week, Site: v["site"], Now: now, SLA: a.opts.SLA, Estate: a.opts.Estate})
 	a.opts.Metrics.observe(TriggerAPI, start, err)
 	if err != nil {
 		return err

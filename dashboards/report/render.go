@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/estate"
 )
 
 // Formats a report renders to.
@@ -403,8 +404,63 @@ func renderMarkdown(out io.Writer, r *Report) error {
 		}
 		mdTable(&w, []string{"vendor", "site", "door", "lock", "battery_low", "offline", "lock_jammed"}, rows)
 	}
+	if e := r.Estate; e != nil {
+		w.WriteString("\n## Weak links and the upgrade plan\n\n")
+		fmt.Fprintf(&w, "%s\n\n", estateSummary(e))
+		if len(e.Plan) > 0 {
+			rows = nil
+			for i, l := range e.Plan {
+				rows = append(rows, weakLinkCells(i+1, l))
+			}
+			mdTable(&w, weakLinkHead, rows)
+		}
+	}
 	_, err := out.Write(w.Bytes())
 	return err
+}
+
+// weakLinkHead are the columns of the upgrade plan's table.
+var weakLinkHead = []string{"#", "tier", "site", "door", "lock", "judged as", "missing", "uses", "risk", "upgrade"}
+
+func weakLinkCells(rank int, l estate.WeakLink) []string {
+	gaps := make([]string, len(l.Gaps))
+	for i, g := range l.Gaps {
+		gaps[i] = g.Capability + " (" + g.Severity.String() + ": needs " + g.Need + ", has " + g.Have + ")"
+	}
+	up := "none in the matrix"
+	if l.Upgrade != nil {
+		up = l.Upgrade.String()
+	}
+	tier := strconv.Itoa(l.Lock.Tier)
+	if l.Lock.Tier == estate.Unclassified {
+		tier = "unclassified"
+	}
+	return []string{strconv.Itoa(rank), tier, l.Lock.SiteID, l.Lock.DoorID, l.Lock.Vendor + "/" + l.Lock.LockID, l.Profile,
+		strings.Join(gaps, "; "), strconv.Itoa(l.Uses), strconv.FormatInt(l.Risk, 10), up}
+}
+
+// estateSummary is the section's one-paragraph summary.
+func estateSummary(e *EstateSection) string {
+	s := fmt.Sprintf("%d of %d locks in service are weak links: their door's tier demands more than the lock can do", e.WeakLinks, e.Locks)
+	if len(e.ByTier) > 0 {
+		parts := make([]string, len(e.ByTier))
+		for i, t := range e.ByTier {
+			name := "tier " + strconv.Itoa(t.Tier)
+			if t.Tier == estate.Unclassified {
+				name = "unclassified"
+			}
+			parts[i] = fmt.Sprintf("%s: %d", name, t.WeakLinks)
+		}
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	s += "."
+	if e.Unclassified > 0 {
+		s += fmt.Sprintf(" %d locks have no recorded tier and are judged as the least critical one.", e.Unclassified)
+	}
+	if len(e.Plan) > 0 {
+		s += fmt.Sprintf(" Upgrade critical doors first: the plan below lists the first %d, ranked by tier, then risk (tier weight × gap severity × (uses this week + 1)).", len(e.Plan))
+	}
+	return s
 }
 
 func u(v uint64) string { return strconv.FormatUint(v, 10) }
@@ -513,6 +569,20 @@ func renderCSV(out io.Writer, r *Report) error {
 		row("lock_health", r.Week, item, "offline", u(l.Offline))
 		row("lock_health", r.Week, item, "lock_jammed", u(l.LockJammed))
 	}
+	if e := r.Estate; e != nil {
+		row("weak_links", r.Week, "total", "", strconv.Itoa(e.WeakLinks))
+		row("weak_links", r.Week, "locks", "", strconv.Itoa(e.Locks))
+		row("weak_links", r.Week, "unclassified", "", strconv.Itoa(e.Unclassified))
+		for _, t := range e.ByTier {
+			row("weak_links", r.Week, "tier:"+strconv.Itoa(t.Tier), "", strconv.Itoa(t.WeakLinks))
+		}
+		for i, l := range e.Plan {
+			cells := weakLinkCells(i+1, l)
+			for j := 1; j < len(cells); j++ {
+				row("upgrade_plan", r.Week, cells[0], weakLinkHead[j], cells[j])
+			}
+		}
+	}
 	w.Flush()
 	return w.Error()
 }
@@ -534,10 +604,19 @@ type htmlView struct {
 	Trends    []template.HTML
 	Anomalies template.HTML
 	Vendors   template.HTML
+	Estate    string
+	Plan      [][]string
+	PlanHead  []string
 }
 
 func renderHTML(out io.Writer, r *Report) error {
-	v := htmlView{R: r, Title: title(r), Period: period(r), Lines: kpiLines(r)}
+	v := htmlView{R: r, Title: title(r), Period: period(r), Lines: kpiLines(r), PlanHead: weakLinkHead}
+	if r.Estate != nil {
+		v.Estate = estateSummary(r.Estate)
+		for i, l := range r.Estate.Plan {
+			v.Plan = append(v.Plan, weakLinkCells(i+1, l))
+		}
+	}
 	for _, l := range v.Lines {
 		switch l.Key {
 		case "activation_success_rate", "time_to_issue_p50_s", "revocation_latency_p95_s",

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +20,8 @@ import (
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/store"
+	"github.com/keyfleet/keyfleet/estate"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
 // Defaults of a Query.
@@ -53,6 +54,32 @@ type Query struct {
 	// ListLimit bounds the stale-credential and exception lists (default 100;
 	// the totals count all of them).
 	ListLimit int
+	// Estate gives the weak links for the estate section (nil: no section).
+	Estate EstateSource
+}
+
+// EstateSource gives the weak links of the estate ranked by a range's
+// traffic (estate/api.API implements it).
+type EstateSource interface {
+	WeakLinks(ctx context.Context, from, to time.Time, site string) (*estate.WeakLinkReport, error)
+}
+
+// EstateSection is the report's weak-link section: doors whose tier
+// demands more than their lock can do, as the estate was registered when
+// the report was generated, ranked by the week's traffic; Plan is the first
+// TopLocks of the upgrade plan (critical doors first).
+type EstateSection struct {
+	Locks        int               `json:"locks"`
+	Unclassified int               `json:"unclassified"`
+	WeakLinks    int               `json:"weak_links"`
+	ByTier       []TierCount       `json:"by_tier"`
+	Plan         []estate.WeakLink `json:"plan"`
+}
+
+// TierCount is how many weak links one tier has.
+type TierCount struct {
+	Tier      int `json:"tier"`
+	WeakLinks int `json:"weak_links"`
 }
 
 func (q *Query) defaults() {
@@ -103,6 +130,7 @@ type Report struct {
 	Stale      CredList           `json:"stale_credentials"`
 	Expired    CredList           `json:"expired_exceptions"`
 	LockHealth Health             `json:"lock_health"`
+	Estate     *EstateSection     `json:"estate,omitempty"`
 	Notes      []string           `json:"notes,omitempty"`
 }
 
@@ -285,6 +313,11 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	if r.LockHealth, err = g.health(ctx, from, to); err != nil {
 		return nil, err
 	}
+	if q.Estate != nil {
+		if r.Estate, err = estateSection(ctx, q.Estate, from, to, q.Site); err != nil {
+			return nil, err
+		}
+	}
 	if q.Site != "" {
 		r.Notes = append(r.Notes, "Credential KPIs (activation, time to issue, revocation latency, exceptions, "+
 			"pending locks) and the DLQ rate are fleet-wide; the other sections are limited to site "+q.Site+".")
@@ -340,13 +373,27 @@ type gen struct {
 	q    Query
 }
 
-// siteCond returns " AND site_id = ?" and its argument when a site is set.
-func (g *gen) siteCond(args []any) (string, []any) {
-	if g.q.Site == "" {
-		return "", args
-	}
-	return " AND site_id = ?", append(args, g.q.Site)
+// rangeArgs are the arguments of a statement over [from, to): the
+// whole-second bounds on ts (partition pruning), the exact ones on ts_ms,
+// and the site (empty: every site).
+func (g *gen) rangeArgs(from, to time.Time) chstorage.Args {
+	return chstorage.Args{"from": secs(from), "to": secs(to), "from_ms": from.UnixMilli(), "to_ms": to.UnixMilli(),
+		"site": g.q.Site}
 }
+
+var (
+	weekDeadLettersSQL = chstorage.Query("report/week_dead_letters")
+	weekAlertsSQL      = chstorage.Query("report/week_alerts")
+	weeklyAccessSQL    = chstorage.Query("report/weekly_access")
+	anomaliesSQL       = chstorage.Query("report/anomalies")
+	anomaliesTopSQL    = chstorage.Query("report/anomalies_top")
+	lastUsesSQL        = chstorage.Query("report/credential_last_uses")
+	staleSQL           = chstorage.Query("report/stale_candidates")
+	expiredCountSQL    = chstorage.Query("report/expired_count")
+	expiredSQL         = chstorage.Query("report/expired")
+	vendorHealthSQL    = chstorage.Query("report/vendor_health")
+	lockHealthSQL      = chstorage.Query("report/lock_health")
+)
 
 func secs(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
@@ -371,13 +418,12 @@ func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
 		k.DrillConfirmP99Ms = max(k.DrillConfirmP99Ms, d.ConfirmP99Ms)
 	}
 
-	if err := g.conn.QueryRow(ctx, `SELECT count() FROM dead_letters WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`,
-		secs(from), secs(to), from.UnixMilli(), to.UnixMilli()).Scan(&k.DeadLetters); err != nil {
+	args := g.rangeArgs(from, to)
+	dlArgs := chstorage.Args{"from": args["from"], "to": args["to"], "from_ms": args["from_ms"], "to_ms": args["to_ms"]}
+	if err := weekDeadLettersSQL.QueryRow(ctx, g.conn, dlArgs).Scan(&k.DeadLetters); err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
-	cond, args := g.siteCond([]any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()})
-	if err := g.conn.QueryRow(ctx, `SELECT count() FROM alerts FINAL WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?`+cond,
-		args...).Scan(&k.Alerts); err != nil {
+	if err := weekAlertsSQL.QueryRow(ctx, g.conn, args).Scan(&k.Alerts); err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	return k, nil
@@ -390,21 +436,7 @@ func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
 // duplicates until a merge.
 func (g *gen) access(ctx context.Context, weeks []WeekKPI) error {
 	from, to := time.UnixMilli(weeks[0].FromMs), time.UnixMilli(weeks[len(weeks)-1].ToMs)
-	const weekMs = 7 * 24 * 3_600_000
-	site := "1"
-	args := []any{from.UnixMilli()}
-	if g.q.Site != "" {
-		site = "site_id = ?"
-		for range 5 { // one per use below
-			args = append(args, g.q.Site)
-		}
-	}
-	args = append(args, secs(from), secs(to), from.UnixMilli(), to.UnixMilli())
-	rows, err := g.conn.Query(ctx, `SELECT intDiv(ts_ms - ?, `+strconv.Itoa(weekMs)+`) AS w,
-			uniqExact(event_id), uniqExactIf(event_id, `+site+`), uniqExactIf(event_id, `+site+` AND outcome = 'denied'),
-			uniqExactIf(event_id, `+site+` AND action = 'battery_low'), uniqExactIf(event_id, `+site+` AND action = 'offline'),
-			uniqExactIf(event_id, `+site+` AND action = 'lock_jammed')
-		FROM access_events WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ? GROUP BY w`, args...)
+	rows, err := weeklyAccessSQL.Query(ctx, g.conn, g.rangeArgs(from, to))
 	if err != nil {
 		return fmt.Errorf("access events: %w", err)
 	}
@@ -437,11 +469,7 @@ func (g *gen) access(ctx context.Context, weeks []WeekKPI) error {
 
 func (g *gen) anomalies(ctx context.Context, from, to time.Time) (Anomalies, error) {
 	out := Anomalies{Detectors: []DetectorCount{}}
-	base := []any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()}
-	cond, args := g.siteCond(base)
-	where := ` FROM alerts FINAL WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?` + cond
-	rows, err := g.conn.Query(ctx, `SELECT detector, severity, count(), countIf(status = 'open')`+where+
-		` GROUP BY detector, severity ORDER BY detector, severity`, args...)
+	rows, err := anomaliesSQL.Query(ctx, g.conn, g.rangeArgs(from, to))
 	if err != nil {
 		return out, fmt.Errorf("anomalies: %w", err)
 	}
@@ -468,8 +496,9 @@ func (g *gen) anomalies(ctx context.Context, from, to time.Time) (Anomalies, err
 		return out, fmt.Errorf("anomalies: %w", err)
 	}
 	for _, col := range []string{"subject_id", "door_id"} {
-		rows, err := g.conn.Query(ctx, `SELECT detector, `+col+` AS k, count() AS n`+where+` AND `+col+` != ''
-			GROUP BY detector, k ORDER BY detector, n DESC, k LIMIT ? BY detector`, append(args, g.q.Top)...)
+		args := g.rangeArgs(from, to)
+		args["key"], args["top"] = col, g.q.Top
+		rows, err := anomaliesTopSQL.Query(ctx, g.conn, args)
 		if err != nil {
 			return out, fmt.Errorf("anomalies top %s: %w", col, err)
 		}
@@ -506,14 +535,6 @@ func (g *gen) anomalies(ctx context.Context, from, to time.Time) (Anomalies, err
 	return out, nil
 }
 
-// credState is each credential's latest record before `to` (dedup-safe:
-// argMax over seq collapses re-delivered records).
-const credState = `SELECT credential_id, argMax(state, seq) AS state, argMax(subject_id, seq) AS subject_id,
-		argMax(role, seq) AS role, argMax(site_id, seq) AS site_id, max(ts_ms) AS changed_ms,
-		argMax(valid_until_ms, seq) AS valid_until_ms, argMax(break_glass, seq) AS break_glass,
-		argMax(exception, seq) AS exception
-	FROM credential_events WHERE ts_ms < ? GROUP BY credential_id`
-
 // stale counts, for each week end, the credentials active at that time
 // and neither used (a granted access) nor changed for StaleDays, and lists
 // those of the last week end, idle longest first. One scan of the access
@@ -525,16 +546,14 @@ func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, err
 	counts := make([]int, len(ends))
 	idle := time.Duration(g.q.StaleDays) * 24 * time.Hour
 	first, last := ends[0].Add(-idle), ends[len(ends)-1]
-	cols := make([]string, len(ends))
-	args := make([]any, 0, len(ends)+5)
-	for i, end := range ends {
-		cols[i] = "maxIf(ts_ms, ts_ms < ?)"
-		args = append(args, end.UnixMilli())
+	// One maxIf per week end: the ends' number varies, so code builds the list.
+	uses := chstorage.Fragment{SQL: strings.TrimSuffix(strings.Repeat("maxIf(ts_ms, ts_ms < ?), ", len(ends)), ", ")}
+	for _, end := range ends {
+		uses.Args = append(uses.Args, end.UnixMilli())
 	}
-	cond, args := g.siteCond(append(args, secs(first), secs(last), first.UnixMilli(), last.UnixMilli()))
-	rows, err := g.conn.Query(ctx, `SELECT credential_id, `+strings.Join(cols, ", ")+` FROM access_events
-		WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ? AND credential_id != '' AND outcome = 'granted'`+cond+`
-		GROUP BY credential_id`, args...)
+	args := g.rangeArgs(first, last)
+	args["uses"] = uses
+	rows, err := lastUsesSQL.Query(ctx, g.conn, args)
 	if err != nil {
 		return nil, out, fmt.Errorf("credential uses: %w", err)
 	}
@@ -558,14 +577,7 @@ func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, err
 	}
 	for i, end := range ends {
 		cutoff := end.Add(-idle).UnixMilli()
-		q := `SELECT credential_id, subject_id, role, site_id, changed_ms FROM (` + credState + `)
-			WHERE state = 'active' AND changed_ms < ?`
-		args := []any{end.UnixMilli(), cutoff}
-		if g.q.Site != "" {
-			q += ` AND site_id = ?`
-			args = append(args, g.q.Site)
-		}
-		rows, err := g.conn.Query(ctx, q, args...)
+		rows, err := staleSQL.Query(ctx, g.conn, chstorage.Args{"end_ms": end.UnixMilli(), "cutoff_ms": cutoff, "site": g.q.Site})
 		if err != nil {
 			return nil, out, fmt.Errorf("stale credentials: %w", err)
 		}
@@ -612,20 +624,14 @@ func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, err
 // (valid_until) had passed: exceptions that outlived their end date.
 func (g *gen) expired(ctx context.Context, to time.Time) (CredList, error) {
 	out := CredList{Credentials: []CredRow{}}
-	liveList := "'" + strings.Join(live, "','") + "'"
-	where := ` FROM (` + credState + `) WHERE state IN (` + liveList + `) AND valid_until_ms > 0 AND valid_until_ms < ?`
-	args := []any{to.UnixMilli(), to.UnixMilli()}
-	if g.q.Site != "" {
-		where += ` AND site_id = ?`
-		args = append(args, g.q.Site)
-	}
+	args := chstorage.Args{"to_ms": to.UnixMilli(), "live": live, "site": g.q.Site}
 	var n uint64
-	if err := g.conn.QueryRow(ctx, `SELECT count()`+where, args...).Scan(&n); err != nil {
+	if err := expiredCountSQL.QueryRow(ctx, g.conn, args).Scan(&n); err != nil {
 		return out, fmt.Errorf("expired exceptions: %w", err)
 	}
 	out.Total = int(n)
-	rows, err := g.conn.Query(ctx, `SELECT credential_id, subject_id, role, site_id, state, valid_until_ms, break_glass, exception`+
-		where+` ORDER BY valid_until_ms, credential_id LIMIT ?`, append(args, g.q.ListLimit)...)
+	args["limit"] = g.q.ListLimit
+	rows, err := expiredSQL.Query(ctx, g.conn, args)
 	if err != nil {
 		return out, fmt.Errorf("expired exceptions: %w", err)
 	}
@@ -647,12 +653,8 @@ func days(ms int64) float64 { return float64(ms/(3_600_000)) / 24 }
 
 func (g *gen) health(ctx context.Context, from, to time.Time) (Health, error) {
 	out := Health{Vendors: []VendorHealth{}, Locks: []LockHealth{}}
-	cond, args := g.siteCond([]any{secs(from), secs(to), from.UnixMilli(), to.UnixMilli()})
-	where := ` FROM access_events WHERE ts >= ? AND ts <= ? AND ts_ms >= ? AND ts_ms < ?
-		AND action IN ('battery_low', 'offline', 'lock_jammed')` + cond
-	counts := `uniqExactIf(event_id, action = 'battery_low'), uniqExactIf(event_id, action = 'offline'),
-		uniqExactIf(event_id, action = 'lock_jammed')`
-	rows, err := g.conn.Query(ctx, `SELECT vendor, `+counts+`, uniqExact(lock_id)`+where+` GROUP BY vendor ORDER BY vendor`, args...)
+	args := g.rangeArgs(from, to)
+	rows, err := vendorHealthSQL.Query(ctx, g.conn, args)
 	if err != nil {
 		return out, fmt.Errorf("vendor health: %w", err)
 	}
@@ -668,8 +670,8 @@ func (g *gen) health(ctx context.Context, from, to time.Time) (Health, error) {
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("vendor health: %w", err)
 	}
-	rows, err = g.conn.Query(ctx, `SELECT vendor, site_id, min(door_id), lock_id, `+counts+`, uniqExact(event_id) AS n`+where+
-		` GROUP BY vendor, site_id, lock_id ORDER BY n DESC, vendor, site_id, lock_id LIMIT ?`, append(args, TopLocks)...)
+	args["limit"] = TopLocks
+	rows, err = lockHealthSQL.Query(ctx, g.conn, args)
 	if err != nil {
 		return out, fmt.Errorf("lock health: %w", err)
 	}
@@ -682,4 +684,25 @@ func (g *gen) health(ctx context.Context, from, to time.Time) (Health, error) {
 		out.Locks = append(out.Locks, l)
 	}
 	return out, rows.Err()
+}
+
+// estateSection builds the weak-link section from the estate's report.
+func estateSection(ctx context.Context, src EstateSource, from, to time.Time, site string) (*EstateSection, error) {
+	rep, err := src.WeakLinks(ctx, from, to, site)
+	if err != nil {
+		return nil, fmt.Errorf("weak links: %w", err)
+	}
+	sec := &EstateSection{Locks: rep.Locks, Unclassified: rep.Unclassified, WeakLinks: len(rep.WeakLinks), ByTier: []TierCount{}}
+	plan := estate.Plan(rep.WeakLinks)
+	for _, l := range plan {
+		if n := len(sec.ByTier); n == 0 || sec.ByTier[n-1].Tier != l.Lock.Tier {
+			sec.ByTier = append(sec.ByTier, TierCount{Tier: l.Lock.Tier})
+		}
+		sec.ByTier[len(sec.ByTier)-1].WeakLinks++
+	}
+	sec.Plan = plan[:min(len(plan), TopLocks)]
+	if sec.Plan == nil {
+		sec.Plan = []estate.WeakLink{}
+	}
+	return sec, nil
 }

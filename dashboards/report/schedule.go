@@ -101,6 +101,8 @@ type SchedulerOptions struct {
 	Sites []string
 	// SLA is the revocation SLA of the reports (default control's).
 	SLA time.Duration
+	// Estate gives the reports' weak-link section (nil: none).
+	Estate EstateSource
 	// Interval is how often the scheduler checks for a due week (default 1m).
 	Interval time.Duration
 	Now      func() time.Time
@@ -172,7 +174,7 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 			continue
 		}
 		start := time.Now()
-		r, err := Generate(ctx, s.opts.Conn, Query{Week: week, Site: site, Now: now, SLA: s.opts.SLA})
+		r, err := Generate(ctx, s.opts.Conn, Query{Week: week, Site: site, Now: now, SLA: s.opts.SLA, Estate: s.opts.Estate})
 		if err == nil {
 			err = s.opts.Store.Put(ctx, r, TriggerSchedule)
 		}

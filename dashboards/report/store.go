@@ -41,7 +41,12 @@ type Store struct {
 // NewStore returns a store on conn.
 func NewStore(conn driver.Conn) *Store { return &Store{conn: conn} }
 
-var storeCols = []string{"report_id", "week", "site", "ts", "generated_ms", "from_ms", "to_ms", "trigger", "document", "version"}
+var (
+	insertReport      = chstorage.Query("report/insert_report")
+	reportsSQL        = chstorage.Query("report/reports")
+	reportDocumentSQL = chstorage.Query("report/report_document")
+	reportExistsSQL   = chstorage.Query("report/report_exists")
+)
 
 // Put stores r; a report of the same id generated later replaces it.
 func (s *Store) Put(ctx context.Context, r *Report, trigger string) error {
@@ -50,7 +55,7 @@ func (s *Store) Put(ctx context.Context, r *Report, trigger string) error {
 		return fmt.Errorf("encode report: %w", err)
 	}
 	version := uint64(time.Now().UnixMicro())
-	return chstorage.InsertRows(ctx, s.conn, "reports", storeCols, []any{
+	return insertReport.Insert(ctx, s.conn, []any{
 		r.ID, r.Week, r.Site, time.UnixMilli(r.GeneratedMs).UTC().Truncate(time.Second), r.GeneratedMs,
 		r.FromMs, r.ToMs, trigger, string(doc), version,
 	})
@@ -58,14 +63,7 @@ func (s *Store) Put(ctx context.Context, r *Report, trigger string) error {
 
 // List returns stored reports, newest week first (limit at most 1000).
 func (s *Store) List(ctx context.Context, site string, limit int) ([]Stored, error) {
-	q := `SELECT report_id, week, site, from_ms, to_ms, generated_ms, trigger FROM reports FINAL`
-	var args []any
-	if site != "" {
-		q += ` WHERE site = ?`
-		args = append(args, site)
-	}
-	q += ` ORDER BY from_ms DESC, site, report_id LIMIT ?`
-	rows, err := s.conn.Query(ctx, q, append(args, limit)...)
+	rows, err := reportsSQL.Query(ctx, s.conn, chstorage.Args{"site": site, "limit": limit})
 	if err != nil {
 		return nil, fmt.Errorf("list reports: %w", err)
 	}
@@ -83,7 +81,7 @@ func (s *Store) List(ctx context.Context, site string, limit int) ([]Stored, err
 
 // Get returns a stored report.
 func (s *Store) Get(ctx context.Context, id string) (*Report, error) {
-	rows, err := s.conn.Query(ctx, `SELECT document FROM reports FINAL WHERE report_id = ? LIMIT 1`, id)
+	rows, err := reportDocumentSQL.Query(ctx, s.conn, chstorage.Args{"report_id": id})
 	if err != nil {
 		return nil, fmt.Errorf("get report: %w", err)
 	}
@@ -108,7 +106,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Report, error) {
 // Has reports whether a report with this id is stored.
 func (s *Store) Has(ctx context.Context, id string) (bool, error) {
 	var n uint64
-	if err := s.conn.QueryRow(ctx, `SELECT count() FROM reports WHERE report_id = ?`, id).Scan(&n); err != nil {
+	if err := reportExistsSQL.QueryRow(ctx, s.conn, chstorage.Args{"report_id": id}).Scan(&n); err != nil {
 		return false, fmt.Errorf("find report: %w", err)
 	}
 	return n > 0, nil

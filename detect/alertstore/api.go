@@ -162,7 +162,10 @@ func validID(id string) bool {
 }
 
 func (a *API) get(c *fiber.Ctx) error {
-	id := strings.Clone(c.Params("id"))
+	id, err := httpapi.PathParam(c, "id")
+	if err != nil {
+		return err
+	}
 	if !validID(id) {
 		return httpapi.BadRequest("id", "id must be an alert id (UUID)")
 	}
@@ -184,7 +187,10 @@ type patchBody struct {
 }
 
 func (a *API) patch(c *fiber.Ctx) error {
-	id := strings.Clone(c.Params("id"))
+	id, err := httpapi.PathParam(c, "id")
+	if err != nil {
+		return err
+	}
 	if !validID(id) {
 		return httpapi.BadRequest("id", "id must be an alert id (UUID)")
 	}

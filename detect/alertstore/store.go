@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,15 +63,15 @@ type Store struct {
 // New returns a store on conn.
 func New(conn driver.Conn) *Store { return &Store{conn: conn, now: time.Now} }
 
-var columns = []string{
-	"alert_id", "version", "detector", "severity", "subject_id", "credential_id", "door_id", "site_id",
-	"ts", "ts_ms", "window_start_ms", "window_end_ms", "observed", "threshold", "baseline", "evidence",
-	"explanation", "suggested_action", "suppressed_count", "revision", "rules_version",
-	"status", "status_note", "status_by", "status_ms", "source_received_ms", "detected_ms", "updated_ms",
-}
+var (
+	insertAlerts    = chstorage.Query("alertstore/insert_alerts")
+	alertsByIDSQL   = chstorage.Query("alertstore/alerts_by_id")
+	alertActionsSQL = chstorage.Query("alertstore/alert_actions")
+	alertsSQL       = chstorage.Query("alertstore/alerts")
+)
 
-var selectCols = strings.Join(columns, ", ")
-
+// values is the record as a row of insertAlerts (scan reads the same
+// columns, in the same order, from the selects).
 func (r *Record) values() []any {
 	a := &r.Alert
 	ev := a.Evidence
@@ -126,12 +125,7 @@ func (s *Store) byIDs(ctx context.Context, ids []string) (map[string]Record, err
 	if len(ids) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	marks := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
-	rows, err := s.conn.Query(ctx, "SELECT "+selectCols+" FROM alerts FINAL WHERE alert_id IN ("+marks+")", args...)
+	rows, err := alertsByIDSQL.Query(ctx, s.conn, chstorage.Args{"ids": ids})
 	if err != nil {
 		return nil, fmt.Errorf("query alerts: %w", err)
 	}
@@ -210,7 +204,7 @@ func (s *Store) Put(ctx context.Context, alerts []detect.Alert) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	return chstorage.InsertRows(ctx, s.conn, "alerts", columns, rows...)
+	return insertAlerts.Insert(ctx, s.conn, rows...)
 }
 
 // Get returns one alert with its responder actions.
@@ -228,8 +222,7 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 }
 
 func (s *Store) actions(ctx context.Context, alertID string) ([]Action, error) {
-	rows, err := s.conn.Query(ctx, `SELECT action_id, rule, action, outcome, detail, credential_id, actor, reversal, ts_ms
-		FROM alert_actions FINAL WHERE alert_id = ? ORDER BY ts_ms, action_id`, alertID)
+	rows, err := alertActionsSQL.Query(ctx, s.conn, chstorage.Args{"alert_id": alertID})
 	if err != nil {
 		return nil, fmt.Errorf("query alert actions: %w", err)
 	}
@@ -254,39 +247,19 @@ type Filter struct {
 
 // List returns alerts matching f, newest first.
 func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
-	var where []string
-	var args []any
-	eq := func(col, v string) {
-		if v != "" {
-			where = append(where, col+" = ?")
-			args = append(args, v)
-		}
-	}
-	eq("status", f.Status)
-	eq("detector", f.Detector)
-	eq("severity", f.Severity)
-	eq("subject_id", f.Subject)
-	eq("credential_id", f.Credential)
-	eq("door_id", f.Door)
-	eq("site_id", f.Site)
-	if f.FromMs > 0 {
-		where = append(where, "ts >= toDateTime(?)", "ts_ms >= ?")
-		args = append(args, f.FromMs/1000, f.FromMs)
-	}
-	if f.ToMs > 0 {
-		where = append(where, "ts <= toDateTime(?)", "ts_ms < ?")
-		args = append(args, f.ToMs/1000, f.ToMs)
-	}
-	q := "SELECT " + selectCols + " FROM alerts FINAL"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	q += fmt.Sprintf(" ORDER BY ts_ms DESC, alert_id LIMIT %d", limit)
-	rows, err := s.conn.Query(ctx, q, args...)
+	args := chstorage.Args{"status": f.Status, "detector": f.Detector, "severity": f.Severity,
+		"subject_id": f.Subject, "credential_id": f.Credential, "door_id": f.Door, "site_id": f.Site, "limit": limit}
+	if f.FromMs > 0 {
+		args["from_ms"], args["from_s"] = f.FromMs, f.FromMs/1000
+	}
+	if f.ToMs > 0 {
+		args["to_ms"], args["to_s"] = f.ToMs, f.ToMs/1000
+	}
+	rows, err := alertsSQL.Query(ctx, s.conn, args)
 	if err != nil {
 		return nil, fmt.Errorf("query alerts: %w", err)
 	}
@@ -311,7 +284,7 @@ func (s *Store) SetStatus(ctx context.Context, id, status, note, by string) (Rec
 	now := s.now().UnixMilli()
 	r.Status, r.StatusNote, r.StatusBy, r.StatusMs, r.UpdatedMs = status, note, by, now, now
 	r.version = s.nextVersion(r.version)
-	if err := chstorage.InsertRows(ctx, s.conn, "alerts", columns, r.values()); err != nil {
+	if err := insertAlerts.Insert(ctx, s.conn, r.values()); err != nil {
 		return Record{}, "", err
 	}
 	return r, prev, nil

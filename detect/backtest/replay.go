@@ -102,6 +102,11 @@ func Replay(ctx context.Context, r io.Reader, o Options) (Stats, error) {
 			if !event.Valid(event.States, cred.State) {
 				return st, fmt.Errorf("line %d: credential record: unknown state %q", line, cred.State)
 			}
+			ent := detect.Entitlement{} // the record's "locks", when it has them
+			if err := json.Unmarshal(b, &ent); err != nil {
+				return st, fmt.Errorf("line %d: credential record: %w", line, err)
+			}
+			o.Engine.Entitle(&ent)
 			alerts = o.Engine.Credential(alerts, &cred)
 			st.Credentials++
 		default:

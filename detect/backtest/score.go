@@ -25,6 +25,10 @@ type Label struct {
 	EndMs        int64  `json:"end_ms"`
 	// Subtle marks unlock bursts only moderately above the subject's habit.
 	Subtle bool `json:"subtle,omitempty"`
+	// Scenario names the newcomers' scenario an anomaly belongs to (the
+	// simulator's new-crew and new-building cohorts), so a backtest can
+	// score it apart.
+	Scenario string `json:"scenario,omitempty"`
 }
 
 // ReadLabels reads a labels file (JSON lines).

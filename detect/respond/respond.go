@@ -241,7 +241,7 @@ func (r *Responder) recorded(ctx context.Context, alertID string) (map[string]bo
 		}
 	}
 	r.mu.Unlock()
-	rows, err := r.opts.Conn.Query(ctx, `SELECT action_id FROM alert_actions FINAL WHERE alert_id = ? AND outcome != 'failed'`, alertID)
+	rows, err := recordedActionsSQL.Query(ctx, r.opts.Conn, chstorage.Args{"alert_id": alertID})
 	if err != nil {
 		return nil, fmt.Errorf("query alert actions: %w", err)
 	}
@@ -321,9 +321,8 @@ func (r *Responder) allow(ctx context.Context, site string) bool {
 	limit := r.opts.Rules.Responders.MaxSuspensionsPerMinute
 	now := r.opts.Now()
 	var stored uint64
-	err := r.opts.Conn.QueryRow(ctx, `SELECT count() FROM alert_actions FINAL
-		WHERE action = 'suspend' AND outcome = 'done' AND site_id = ? AND ts_ms > ?`,
-		site, now.Add(-time.Minute).UnixMilli()).Scan(&stored)
+	err := recentSuspensionsSQL.QueryRow(ctx, r.opts.Conn, chstorage.Args{
+		"site_id": site, "since_ms": now.Add(-time.Minute).UnixMilli()}).Scan(&stored)
 	if err != nil {
 		r.opts.Logger.Warn("suspension budget: recorded suspensions unavailable; counting this instance's only", "err", err)
 	}
@@ -392,8 +391,12 @@ func (r *Responder) notify(ctx context.Context, a *detect.Alert, st Step) error 
 	return nil
 }
 
-var ticketColumns = []string{"ticket_id", "alert_id", "alert_ts", "detector", "severity", "title", "body",
-	"subject_id", "credential_id", "door_id", "site_id", "status", "assignee", "created_ms", "updated_ms", "version"}
+var (
+	recordedActionsSQL   = chstorage.Query("respond/recorded_actions")
+	recentSuspensionsSQL = chstorage.Query("respond/recent_suspensions")
+	insertTicket         = chstorage.Query("respond/insert_ticket")
+	insertAction         = chstorage.Query("respond/insert_action")
+)
 
 func (r *Responder) ticket(ctx context.Context, a *detect.Alert, id string) error {
 	now := r.opts.Now()
@@ -402,19 +405,16 @@ func (r *Responder) ticket(ctx context.Context, a *detect.Alert, id string) erro
 		title += " at " + a.SiteID
 	}
 	body := a.Explanation + "\n\nSuggested action: " + a.SuggestedAction
-	return chstorage.InsertRows(ctx, r.opts.Conn, "alert_tickets", ticketColumns, []any{
+	return insertTicket.Insert(ctx, r.opts.Conn, []any{
 		id, a.AlertID, time.UnixMilli(a.TsMs).UTC(), a.Detector, a.Severity, title, body,
 		a.SubjectID, a.CredentialID, a.DoorID, a.SiteID, "open", "", now.UnixMilli(), now.UnixMilli(), uint64(now.UnixMicro()),
 	})
 }
 
-var actionColumns = []string{"action_id", "alert_id", "alert_ts", "rule", "action", "outcome", "detail",
-	"detector", "severity", "credential_id", "site_id", "actor", "reversal", "ts_ms", "version"}
-
 func (r *Responder) store(ctx context.Context, a *detect.Alert, rec record) error {
 	now := r.opts.Now()
 	return bus.Retry(ctx, r.opts.Logger, "record responder action", func(ctx context.Context) error {
-		return chstorage.InsertRows(ctx, r.opts.Conn, "alert_actions", actionColumns, []any{
+		return insertAction.Insert(ctx, r.opts.Conn, []any{
 			rec.ActionID, a.AlertID, time.UnixMilli(a.TsMs).UTC(), rec.Rule, rec.Action, rec.Outcome, rec.Detail,
 			a.Detector, a.Severity, a.CredentialID, a.SiteID, "responder:" + rec.Rule, rec.Reversal,
 			now.UnixMilli(), uint64(now.UnixMicro()),

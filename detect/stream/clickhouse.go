@@ -12,6 +12,13 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
+var (
+	oldestEventSQL  = chstorage.Query("stream/oldest_event")
+	lastUsesSQL     = chstorage.Query("stream/last_uses")
+	baselinesSQL    = chstorage.Query("stream/baselines")
+	insertBaselines = chstorage.Query("stream/insert_baselines")
+)
+
 // ClickHouseUses reads last uses from access_events (every partition's
 // events are there, unlike in one instance's engine). max() is unaffected by
 // not-yet-merged duplicate rows, so no FINAL is needed.
@@ -22,13 +29,11 @@ var _ Uses = ClickHouseUses{}
 // LastUses implements Uses.
 func (u ClickHouseUses) LastUses(ctx context.Context, sinceMs int64) (map[string]int64, int64, error) {
 	var oldest int64
-	row := u.Conn.QueryRow(ctx, `SELECT toInt64(min(ts_ms)) FROM access_events`)
+	row := oldestEventSQL.QueryRow(ctx, u.Conn, nil)
 	if err := row.Scan(&oldest); err != nil {
 		return nil, 0, fmt.Errorf("oldest access event: %w", err)
 	}
-	rows, err := u.Conn.Query(ctx, `SELECT credential_id, toInt64(max(ts_ms)) FROM access_events
-		WHERE ts >= toDateTime(?) AND outcome = 'granted' AND credential_id != ''
-		GROUP BY credential_id`, sinceMs/1000)
+	rows, err := lastUsesSQL.Query(ctx, u.Conn, chstorage.Args{"since_s": sinceMs / 1000})
 	if err != nil {
 		return nil, 0, fmt.Errorf("last uses: %w", err)
 	}
@@ -52,7 +57,7 @@ var _ Baselines = ClickHouseBaselines{}
 
 // Load implements Baselines.
 func (b ClickHouseBaselines) Load(ctx context.Context) ([]detect.Baseline, error) {
-	rows, err := b.Conn.Query(ctx, `SELECT subject_id, state FROM detect_baselines FINAL`)
+	rows, err := baselinesSQL.Query(ctx, b.Conn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("load baselines: %w", err)
 	}
@@ -86,7 +91,7 @@ func (b ClickHouseBaselines) Save(ctx context.Context, bs []detect.Baseline) err
 	}
 	for len(rows) > 0 {
 		n := min(len(rows), 20000)
-		if err := chstorage.InsertRows(ctx, b.Conn, "detect_baselines", []string{"subject_id", "role", "state", "updated_ms"}, rows[:n]...); err != nil {
+		if err := insertBaselines.Insert(ctx, b.Conn, rows[:n]...); err != nil {
 			return err
 		}
 		rows = rows[n:]

@@ -396,6 +396,7 @@ func (p *Processor) followPartition(ctx context.Context, topic string, part int,
 		Brokers: p.opts.Bus.Brokers, Topic: topic, Partition: part,
 		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond,
 		StartOffset: kafka.FirstOffset, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
+		Dialer: p.opts.Bus.Dialer(),
 	})
 	defer r.Close()
 	signalled := false
@@ -422,7 +423,10 @@ func (p *Processor) followPartition(ctx context.Context, topic string, part int,
 			p.opts.Metrics.Record("credential", "undecodable", 1)
 		} else {
 			p.opts.Metrics.Record("credential", "ok", 1)
+			var ent detect.Entitlement // the record's "locks", when the control plane set them
+			_ = json.Unmarshal(m.Value, &ent)
 			p.mu.Lock()
+			p.engine.Entitle(&ent)
 			alerts := p.engine.Credential(nil, &rec)
 			p.mu.Unlock()
 			if err := p.produce(ctx, alerts); err != nil {

@@ -50,7 +50,7 @@ func (p *Processor) warmUp(ctx context.Context, window time.Duration) error {
 		reach = r.Lookback.D()
 	}
 	topic := p.opts.Bus.Topic(bus.TopicAccess)
-	client := &kafka.Client{Addr: kafka.TCP(p.opts.Bus.Brokers...), Timeout: 15 * time.Second}
+	client := p.opts.Bus.Client(15 * time.Second)
 	parts, err := bus.Partitions(ctx, p.opts.Bus, bus.TopicAccess, bus.GroupDetect)
 	if err != nil {
 		return fmt.Errorf("warm-up offsets: %w", err)
@@ -190,7 +190,7 @@ func offsetsSince(ctx context.Context, client *kafka.Client, topic string, ends 
 // [from, end) of one partition (ev is reused: fn copies what it keeps).
 func (p *Processor) readRange(ctx context.Context, topic string, partition int, from, end int64, fn func(ev *event.Access)) error {
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: p.opts.Bus.Brokers, Topic: topic, Partition: partition,
-		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond})
+		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond, Dialer: p.opts.Bus.Dialer()})
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("warm-up %s/%d: %w", topic, partition, err)

@@ -11,9 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,11 +21,20 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
+var (
+	insertEntries = chstorage.Query("audit/insert_entries")
+	headSQL       = chstorage.Query("audit/head")
+	headRowsSQL   = chstorage.Query("audit/head_rows")
+	hashAtSQL     = chstorage.Query("audit/hash_at")
+	allEntriesSQL = chstorage.Query("audit/all_entries")
+	entriesSQL    = chstorage.Query("audit/entries")
+)
+
 // Table is the ClickHouse table of the audit log (migration 0022).
-const Table = "audit_log"
+var Table = insertEntries.Table()
 
 // Columns are audit_log's columns in insert order.
-var Columns = []string{"chain", "seq", "ts", "ts_ms", "actor", "action", "target", "details", "prev_hash", "hash"}
+var Columns = insertEntries.Columns()
 
 // ActionChainStart is the first entry of every chain. Its details anchor the
 // heads of the chains that existed when it started ("anchor.<chain>" =
@@ -42,6 +49,18 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+	// Keys key every entry (HMAC-SHA256, the key id recorded in the hash)
+	// and sign checkpoints. Without keys entries are hashed without a
+	// secret (unkeyed: anyone who can write to ClickHouse can forge them),
+	// as before keyed audit existed.
+	Keys *Keyring
+	// Anchors keep a signed checkpoint of this chain's head after every
+	// commit, and are consulted before the chain is continued after a
+	// restart and by Verify.
+	Anchors []Anchor
+	// ActorName returns the name of an actor id (a token's name) for
+	// entries whose ActorName is empty; names are not unique, ids are.
+	ActorName func(actor string) (string, bool)
 }
 
 // Store is the hash-chained, append-only audit log in ClickHouse. Each Store
@@ -59,6 +78,13 @@ type Store struct {
 	loaded bool       // head is known
 	seq    uint64
 	hash   string
+	// refused records why a stored head was not continued (the chain
+	// forked); the new chain's start entry says so.
+	refused map[string]string
+	// anchored is the seq of the last checkpoint the anchors accepted.
+	anchored uint64
+
+	checkpoints *prometheus.CounterVec
 }
 
 // NewStore returns a store writing chain opts.Chain.
@@ -82,9 +108,12 @@ func NewStore(conn driver.Conn, opts Options) (*Store, error) {
 	s := &Store{conn: conn, opts: opts, appends: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyfleet_audit_appends_total",
 		Help: "Audit log appends, by outcome (ok, error).",
+	}, []string{"outcome"}), checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyfleet_audit_checkpoints_total",
+		Help: "Checkpoints of the audit chain head written to the anchors, by outcome (ok, error).",
 	}, []string{"outcome"})}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(s.appends)
+		opts.Registerer.MustRegister(s.appends, s.checkpoints)
 	}
 	return s, nil
 }
@@ -103,9 +132,16 @@ type Row struct {
 	Details  map[string]string `json:"details,omitempty"`
 	PrevHash string            `json:"prev_hash"`
 	Hash     string            `json:"hash"`
+	// KeyID is the key that keyed the entry ("" for an unkeyed entry).
+	KeyID string `json:"key_id,omitempty"`
+	// ActorName is the actor's name when the entry recorded one.
+	ActorName string `json:"actor_name,omitempty"`
 
 	details string // as stored
 }
+
+// actorNameKey is the details key under which an entry keeps ActorName.
+const actorNameKey = "actor_name"
 
 // Append adds one entry to the chain and returns once ClickHouse has it. An
 // error means the entry is not (known to be) stored: the caller must not
@@ -118,6 +154,17 @@ func (s *Store) Append(ctx context.Context, e Entry) error {
 	}
 	if e.TsMs == 0 {
 		e.TsMs = s.opts.Now().UnixMilli()
+	}
+	if e.ActorName == "" && s.opts.ActorName != nil {
+		e.ActorName, _ = s.opts.ActorName(e.Actor)
+	}
+	if e.ActorName != "" {
+		d := make(map[string]string, len(e.Details)+1)
+		for k, v := range e.Details {
+			d[k] = v
+		}
+		d[actorNameKey] = e.ActorName
+		e.Details = d
 	}
 	p := &pendingAppend{entry: e, done: make(chan error, 1)}
 	s.qmu.Lock()
@@ -174,23 +221,127 @@ func (s *Store) commit(ctx context.Context, group []*pendingAppend) error {
 	for i, g := range group {
 		entries[i] = g.entry
 	}
-	return s.insert(ctx, entries...)
+	if err := s.insert(ctx, entries...); err != nil {
+		return err
+	}
+	s.anchor(ctx)
+	return nil
 }
 
-// start writes the chain's first entry, anchoring the other chains' heads.
+// anchor writes a signed checkpoint of the head to every anchor. A failure
+// is logged and counted, not returned: the entries are stored; Run writes
+// the checkpoint later.
+func (s *Store) anchor(ctx context.Context) {
+	if s.opts.Keys == nil || len(s.opts.Anchors) == 0 || s.anchored == s.seq {
+		return
+	}
+	cp := s.opts.Keys.Sign(Checkpoint{Chain: s.opts.Chain, Seq: s.seq, Hash: s.hash, TsMs: s.opts.Now().UnixMilli()})
+	for _, a := range s.opts.Anchors {
+		if err := a.Put(ctx, cp); err != nil {
+			s.checkpoints.WithLabelValues("error").Inc()
+			s.opts.Logger.Warn("audit checkpoint not written; retrying later", "chain", cp.Chain, "seq", cp.Seq, "err", err)
+			return
+		}
+	}
+	s.checkpoints.WithLabelValues("ok").Inc()
+	s.anchored = s.seq
+}
+
+// Run writes checkpoints that could not be written at commit time, every
+// interval, until ctx ends.
+func (s *Store) Run(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		s.mu.Lock()
+		if s.loaded {
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			s.anchor(cctx)
+			cancel()
+		}
+		s.mu.Unlock()
+	}
+}
+
+// start writes the chain's first entry, anchoring the other chains' heads
+// that verify (keyed with a key this store holds and consistent with their
+// checkpoints); the others are named as unverified, never anchored.
 func (s *Store) start(ctx context.Context) error {
-	heads, err := s.heads(ctx)
+	if s.opts.Keys == nil {
+		s.opts.Logger.Warn("audit chain without a key: its entries are hashed without a secret (unkeyed)", "chain", s.opts.Chain)
+	}
+	heads, err := s.headRows(ctx)
 	if err != nil {
 		return err
 	}
+	cps := s.anchorCheckpoints(ctx)
 	details := map[string]string{}
 	for chain, h := range heads {
-		if chain != s.opts.Chain {
-			details["anchor."+chain] = strconv.FormatUint(h.seq, 10) + ":" + h.hash
+		if chain == s.opts.Chain {
+			continue
 		}
+		if why := s.doubt(ctx, &h, cps); why != "" {
+			details["unverified."+chain] = strconv.FormatUint(h.Seq, 10) + ":" + why
+			continue
+		}
+		details["anchor."+chain] = strconv.FormatUint(h.Seq, 10) + ":" + h.Hash
+	}
+	for chain, why := range s.refused {
+		details["refused."+chain] = why
 	}
 	return s.insert(ctx, Entry{Actor: "system", Action: ActionChainStart, Target: s.opts.Chain,
 		Details: details, TsMs: s.opts.Now().UnixMilli()})
+}
+
+// anchorCheckpoints reads the anchors' checkpoints (nil when there are
+// none or they cannot be read: then nothing can be checked against them).
+func (s *Store) anchorCheckpoints(ctx context.Context) map[string]Checkpoint {
+	var all []Checkpoint
+	for _, a := range s.opts.Anchors {
+		cps, err := a.Checkpoints(ctx)
+		if err != nil {
+			s.opts.Logger.Warn("audit checkpoints unavailable", "err", err)
+			continue
+		}
+		for _, c := range cps {
+			if s.opts.Keys != nil && s.opts.Keys.VerifyCheckpoint(c) == nil {
+				all = append(all, c)
+			}
+		}
+	}
+	return latest(all)
+}
+
+// doubt returns why a chain's stored head must not be trusted ("" when it
+// may be): it is unkeyed or its MAC fails while this store has keys, or it
+// is behind or beside the chain's latest checkpoint.
+func (s *Store) doubt(ctx context.Context, head *Row, cps map[string]Checkpoint) string {
+	if s.opts.Keys != nil {
+		switch st := head.check(s.opts.Keys); st {
+		case statusOK:
+		case statusUnkeyedOK:
+			return "the head is unkeyed"
+		default:
+			return "the head does not match its MAC (" + string(st) + ")"
+		}
+	}
+	cp, ok := cps[head.Chain]
+	if !ok {
+		return ""
+	}
+	if head.Seq < cp.Seq {
+		return fmt.Sprintf("the chain ends at seq %d but a checkpoint vouches for seq %d", head.Seq, cp.Seq)
+	}
+	var h string
+	if err := hashAtSQL.QueryRow(ctx, s.conn, chstorage.Args{"chain": head.Chain, "seq": cp.Seq}).Scan(&h); err != nil || h != cp.Hash {
+		return fmt.Sprintf("entry %d does not have the checkpointed hash", cp.Seq)
+	}
+	return ""
 }
 
 // insert chains entries after the head and stores them in one insert; the
@@ -205,12 +356,16 @@ func (s *Store) insert(ctx context.Context, entries ...Entry) error {
 		}
 		r := Row{Chain: s.opts.Chain, Seq: seq + 1, TsMs: e.TsMs, Actor: e.Actor, Action: e.Action,
 			Target: e.Target, PrevHash: prev, details: details}
-		r.Hash = r.computeHash()
+		if s.opts.Keys != nil {
+			r.Hash = r.keyedHash(s.opts.Keys, s.opts.Keys.Current())
+		} else {
+			r.Hash = r.computeHash()
+		}
 		rows = append(rows, []any{r.Chain, r.Seq, time.UnixMilli(r.TsMs).UTC(), r.TsMs, r.Actor, r.Action, r.Target,
 			r.details, r.PrevHash, r.Hash})
 		seq, prev = r.Seq, r.Hash
 	}
-	if err := chstorage.InsertRows(ctx, s.conn, Table, Columns, rows...); err != nil {
+	if err := insertEntries.Insert(ctx, s.conn, rows...); err != nil {
 		return err
 	}
 	s.seq, s.hash = seq, prev
@@ -228,46 +383,118 @@ func encodeDetails(d map[string]string) (string, error) {
 	return string(b), nil
 }
 
-type head struct {
-	seq  uint64
-	hash string
+func scanRow(rows driver.Rows) (Row, error) {
+	var r Row
+	err := rows.Scan(&r.Chain, &r.Seq, &r.TsMs, &r.Actor, &r.Action, &r.Target, &r.details, &r.PrevHash, &r.Hash)
+	r.KeyID, _ = splitHash(r.Hash)
+	return r, err
 }
 
+// loadHead reads this chain's head. A head that must not be trusted (see
+// doubt) is not continued: the store moves to a new chain, whose start
+// entry records the refusal, so a forged or cut head never becomes the
+// predecessor of genuine entries nor an anchor.
 func (s *Store) loadHead(ctx context.Context) error {
-	rows, err := s.conn.Query(ctx, `SELECT seq, hash FROM audit_log WHERE chain = ? ORDER BY seq DESC LIMIT 1`, s.opts.Chain)
+	rows, err := headSQL.Query(ctx, s.conn, chstorage.Args{"chain": s.opts.Chain})
 	if err != nil {
 		return fmt.Errorf("read audit head: %w", err)
 	}
-	defer rows.Close()
-	s.seq, s.hash = 0, ""
+	var head *Row
 	for rows.Next() {
-		if err := rows.Scan(&s.seq, &s.hash); err != nil {
+		r, err := scanRow(rows)
+		if err != nil {
+			rows.Close()
 			return fmt.Errorf("scan audit head: %w", err)
 		}
+		head = &r
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read audit head: %w", err)
 	}
+	s.seq, s.hash = 0, ""
+	if head != nil {
+		if why := s.doubt(ctx, head, s.anchorCheckpoints(ctx)); why != "" {
+			old := s.opts.Chain
+			s.opts.Chain = old + ".r" + strconv.FormatInt(s.opts.Now().UnixMilli(), 36)
+			if s.refused == nil {
+				s.refused = map[string]string{}
+			}
+			s.refused[old] = strconv.FormatUint(head.Seq, 10) + ":" + why
+			s.opts.Logger.Error("audit chain head not trusted: continuing on a new chain", "chain", old,
+				"seq", head.Seq, "reason", why, "new_chain", s.opts.Chain)
+		} else {
+			s.seq, s.hash = head.Seq, head.Hash
+		}
+	}
 	s.loaded = true
+	s.anchored = 0
 	return nil
 }
 
-func (s *Store) heads(ctx context.Context) (map[string]head, error) {
-	rows, err := s.conn.Query(ctx, `SELECT chain, max(seq) AS head_seq, argMax(hash, seq) AS head_hash FROM audit_log GROUP BY chain`)
+// headRows returns the last entry of every chain.
+func (s *Store) headRows(ctx context.Context) (map[string]Row, error) {
+	rows, err := headRowsSQL.Query(ctx, s.conn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read audit chains: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]head{}
+	out := map[string]Row{}
 	for rows.Next() {
-		var c string
-		var h head
-		if err := rows.Scan(&c, &h.seq, &h.hash); err != nil {
+		r, err := scanRow(rows)
+		if err != nil {
 			return nil, fmt.Errorf("scan audit chains: %w", err)
 		}
-		out[c] = h
+		out[r.Chain] = r
 	}
 	return out, rows.Err()
+}
+
+// keyedHash is the entry's hash under key id: HMAC-SHA256 over the same
+// fields as computeHash plus the key id, written hmac-sha256:<id>:<hex>.
+func (r *Row) keyedHash(keys *Keyring, id string) string {
+	mac, ok := keys.mac(id, "keyfleet-audit-v2", id, r.Chain, strconv.FormatUint(r.Seq, 10),
+		strconv.FormatInt(r.TsMs, 10), r.Actor, r.Action, r.Target, r.details, r.PrevHash)
+	if !ok {
+		return ""
+	}
+	return keyedPrefix + id + ":" + mac
+}
+
+// Entry states of check.
+type status string
+
+const (
+	statusOK         status = "ok"          // keyed, the MAC matches
+	statusUnkeyedOK  status = "unkeyed"     // unkeyed, the SHA-256 matches
+	statusBad        status = "mismatch"    // the hash or MAC does not match the content
+	statusUnknownKey status = "unknown key" // keyed with a key the verifier does not hold
+	statusUnchecked  status = "unchecked"   // keyed, and the verifier holds no keys
+	statusMalformed  status = "malformed"   // the hash is neither form
+)
+
+// check verifies the entry's content against its hash.
+func (r *Row) check(keys *Keyring) status {
+	id, ok := splitHash(r.Hash)
+	switch {
+	case !ok:
+		return statusMalformed
+	case id == "":
+		if r.computeHash() == r.Hash {
+			return statusUnkeyedOK
+		}
+		return statusBad
+	case keys == nil:
+		return statusUnchecked
+	}
+	want := r.keyedHash(keys, id)
+	switch {
+	case want == "":
+		return statusUnknownKey
+	case hmac.Equal([]byte(want), []byte(r.Hash)):
+		return statusOK
+	}
+	return statusBad
 }
 
 // computeHash is SHA-256 over a length-prefixed encoding of every stored
@@ -300,200 +527,6 @@ func Pseudonym(key []byte, value string) string {
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
-// Problem kinds of a failed verification.
-const (
-	KindAltered  = "altered"  // the entry's content or hash does not match
-	KindRemoved  = "removed"  // the entry is missing (a gap in the chain)
-	KindInserted = "inserted" // a second, different entry with the same position
-	KindAnchor   = "anchor"   // another chain's start anchored an entry that is gone or changed
-	KindTail     = "truncated"
-)
-
-// Finding names one entry that fails verification.
-type Finding struct {
-	Chain  string `json:"chain"`
-	Seq    uint64 `json:"seq"`
-	Kind   string `json:"kind"`
-	Detail string `json:"detail"`
-}
-
-// Report is the result of Verify.
-type Report struct {
-	OK      bool         `json:"ok"`
-	Entries int          `json:"entries"`
-	Chains  []ChainState `json:"chains"`
-	// First is the first entry that was altered or removed (chains in name
-	// order, entries in sequence order); nil when the log verifies.
-	First    *Finding  `json:"first,omitempty"`
-	Findings []Finding `json:"findings,omitempty"`
-}
-
-// ChainState summarizes one chain.
-type ChainState struct {
-	Chain   string `json:"chain"`
-	Entries int    `json:"entries"`
-	HeadSeq uint64 `json:"head_seq"`
-	OK      bool   `json:"ok"`
-}
-
-// Verify reads the whole log and checks every chain: consecutive sequence
-// numbers from 1, each entry's hash over its content, each prev_hash equal to
-// the previous entry's hash, the anchors of chain starts, and (for this
-// store's own chain) that no entry it wrote after the stored head is gone.
-// The first problem found is Report.First.
-func (s *Store) Verify(ctx context.Context) (*Report, error) {
-	rows, err := s.conn.Query(ctx, `SELECT chain, seq, ts_ms, actor, action, target, details, prev_hash, hash
-		FROM audit_log ORDER BY chain, seq`)
-	if err != nil {
-		return nil, fmt.Errorf("read audit log: %w", err)
-	}
-	defer rows.Close()
-	chains := map[string][]Row{}
-	var names []string
-	total := 0
-	for rows.Next() {
-		var r Row
-		if err := rows.Scan(&r.Chain, &r.Seq, &r.TsMs, &r.Actor, &r.Action, &r.Target, &r.details, &r.PrevHash, &r.Hash); err != nil {
-			return nil, fmt.Errorf("scan audit log: %w", err)
-		}
-		if _, ok := chains[r.Chain]; !ok {
-			names = append(names, r.Chain)
-		}
-		chains[r.Chain] = append(chains[r.Chain], r)
-		total++
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read audit log: %w", err)
-	}
-	sort.Strings(names)
-	s.mu.Lock()
-	ownSeq, ownLoaded := s.seq, s.loaded
-	s.mu.Unlock()
-
-	rep := &Report{OK: true, Entries: total}
-	good := map[string]map[uint64]string{} // chain → seq → hash of verified entries
-	for _, name := range names {
-		findings, verified := verifyChain(chains[name])
-		good[name] = verified
-		if name == s.opts.Chain && ownLoaded {
-			if n := len(chains[name]); n > 0 && chains[name][n-1].Seq < ownSeq {
-				findings = append(findings, Finding{Chain: name, Seq: chains[name][n-1].Seq + 1, Kind: KindTail,
-					Detail: fmt.Sprintf("this writer appended up to seq %d; entries after %d are gone", ownSeq, chains[name][n-1].Seq)})
-			}
-		}
-		rep.Chains = append(rep.Chains, ChainState{Chain: name, Entries: len(chains[name]),
-			HeadSeq: lastSeq(chains[name]), OK: len(findings) == 0})
-		rep.Findings = append(rep.Findings, findings...)
-	}
-	if ownLoaded && ownSeq > 0 && chains[s.opts.Chain] == nil {
-		rep.Findings = append(rep.Findings, Finding{Chain: s.opts.Chain, Seq: 1, Kind: KindRemoved,
-			Detail: fmt.Sprintf("this writer's whole chain (%d entries) is gone", ownSeq)})
-	}
-	// Anchors: each chain start vouches for other chains' heads at the time.
-	for _, name := range names {
-		first := chains[name][0]
-		if first.Seq != 1 || first.Action != ActionChainStart {
-			continue
-		}
-		d, _ := decodeDetails(first.details)
-		for k, v := range d {
-			other, ok := strings.CutPrefix(k, "anchor.")
-			if !ok {
-				continue
-			}
-			seqStr, hash, _ := strings.Cut(v, ":")
-			seq, _ := strconv.ParseUint(seqStr, 10, 64)
-			if seq == 0 {
-				continue
-			}
-			if got, ok := good[other][seq]; ok && got == hash {
-				continue
-			}
-			if hasFinding(rep.Findings, other, seq) {
-				continue
-			}
-			rep.Findings = append(rep.Findings, Finding{Chain: other, Seq: seq, Kind: KindAnchor,
-				Detail: fmt.Sprintf("chain %s started when %s's head was seq %d (hash %.12s…); that entry is missing or changed", name, other, seq, hash)})
-		}
-	}
-	sort.SliceStable(rep.Findings, func(i, j int) bool {
-		a, b := rep.Findings[i], rep.Findings[j]
-		if a.Chain != b.Chain {
-			return a.Chain < b.Chain
-		}
-		return a.Seq < b.Seq
-	})
-	if len(rep.Findings) > 0 {
-		rep.OK = false
-		rep.First = &rep.Findings[0]
-	}
-	return rep, nil
-}
-
-func hasFinding(fs []Finding, chain string, seq uint64) bool {
-	for _, f := range fs {
-		if f.Chain == chain && f.Seq <= seq {
-			return true
-		}
-	}
-	return false
-}
-
-func lastSeq(rows []Row) uint64 {
-	if len(rows) == 0 {
-		return 0
-	}
-	return rows[len(rows)-1].Seq
-}
-
-// verifyChain checks one chain (rows sorted by seq) and returns its findings
-// (at most one per entry) and the hashes of the entries that verified.
-func verifyChain(rows []Row) ([]Finding, map[uint64]string) {
-	var out []Finding
-	verified := map[uint64]string{}
-	prevHash := ""
-	next := uint64(1)
-	var prevRow *Row
-	for i := range rows {
-		r := &rows[i]
-		if prevRow != nil && r.Seq == prevRow.Seq {
-			if r.same(prevRow) {
-				continue // an identical re-insert is harmless
-			}
-			out = append(out, Finding{Chain: r.Chain, Seq: r.Seq, Kind: KindInserted,
-				Detail: fmt.Sprintf("two different entries claim seq %d", r.Seq)})
-			continue
-		}
-		for ; next < r.Seq; next++ {
-			out = append(out, Finding{Chain: r.Chain, Seq: next, Kind: KindRemoved,
-				Detail: fmt.Sprintf("entry %d is missing between %d and %d", next, next-1, r.Seq)})
-			prevHash = "" // unknown: the next link cannot be checked
-		}
-		next = r.Seq + 1
-		contentOK := r.computeHash() == r.Hash
-		switch {
-		case !contentOK:
-			out = append(out, Finding{Chain: r.Chain, Seq: r.Seq, Kind: KindAltered,
-				Detail: "the entry's content does not match its hash"})
-		case prevRow != nil && prevRow.Seq == r.Seq-1 && r.PrevHash != prevHash && verified[prevRow.Seq] != "":
-			// This entry is intact but points at a different predecessor:
-			// the previous entry was rewritten (and re-hashed).
-			out = append(out, Finding{Chain: r.Chain, Seq: prevRow.Seq, Kind: KindAltered,
-				Detail: fmt.Sprintf("entry %d was rewritten: entry %d committed to a different hash", prevRow.Seq, r.Seq)})
-			delete(verified, prevRow.Seq)
-			verified[r.Seq] = r.Hash
-		case r.Seq == 1 && r.PrevHash != "":
-			out = append(out, Finding{Chain: r.Chain, Seq: r.Seq, Kind: KindAltered,
-				Detail: "the first entry points at a predecessor"})
-		default:
-			verified[r.Seq] = r.Hash
-		}
-		prevHash = r.Hash
-		prevRow = r
-	}
-	return out, verified
-}
-
 // same reports whether two rows are identical as stored.
 func (r *Row) same(o *Row) bool {
 	return r.Chain == o.Chain && r.Seq == o.Seq && r.TsMs == o.TsMs && r.Actor == o.Actor &&
@@ -516,20 +549,22 @@ func (s *Store) Entries(ctx context.Context, actionPrefix, target string, limit 
 	if limit <= 0 || limit > 10000 {
 		limit = 1000
 	}
-	rows, err := s.conn.Query(ctx, `SELECT chain, seq, ts_ms, actor, action, target, details, prev_hash, hash
-		FROM audit_log WHERE startsWith(action, ?) AND (? = '' OR target = ?)
-		ORDER BY ts_ms DESC, chain, seq DESC LIMIT `+strconv.Itoa(limit), actionPrefix, target, target)
+	rows, err := entriesSQL.Query(ctx, s.conn, chstorage.Args{"action_prefix": actionPrefix, "target": target, "limit": limit})
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
 	defer rows.Close()
 	var out []Row
 	for rows.Next() {
-		var r Row
-		if err := rows.Scan(&r.Chain, &r.Seq, &r.TsMs, &r.Actor, &r.Action, &r.Target, &r.details, &r.PrevHash, &r.Hash); err != nil {
+		r, err := scanRow(rows)
+		if err != nil {
 			return nil, fmt.Errorf("scan audit log: %w", err)
 		}
 		r.Details, _ = decodeDetails(r.details)
+		if name, ok := r.Details[actorNameKey]; ok {
+			r.ActorName = name
+			delete(r.Details, actorNameKey)
+		}
 		out = append(out, r)
 	}
 	return out, rows.Err()

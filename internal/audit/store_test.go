@@ -206,3 +206,21 @@ func BenchmarkAppendSerial(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppendAnchored is BenchmarkAppendSerial with keyed entries and a
+// checkpoint on Kafka after every commit.
+func BenchmarkAppendAnchored(b *testing.B) {
+	conn, _ := testenv.ClickHouse(b)
+	keys, err := audit.KeyringFromSecret("benchmark-audit-key-0123456789abcdef")
+	require.NoError(b, err)
+	anchor := audit.NewKafkaAnchor(testenv.Kafka(b, 1))
+	b.Cleanup(func() { anchor.Close() })
+	s, err := audit.NewStore(conn, audit.Options{Chain: "bench", Keys: keys, Anchors: []audit.Anchor{anchor}})
+	require.NoError(b, err)
+	ctx := context.Background()
+	for b.Loop() {
+		if err := s.Append(ctx, audit.Entry{Actor: "bench", Action: "credential.revoke", Target: "c"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -18,8 +18,9 @@ import (
 
 // Token API paths.
 const (
-	PathTokens = "/v1/tokens"
-	PathToken  = "/v1/tokens/:id"
+	PathTokens      = "/v1/tokens"
+	PathToken       = "/v1/tokens/:id"
+	PathTokenRotate = "/v1/tokens/:id/rotate"
 )
 
 // API serves the token routes (admin only). Every change is written to the
@@ -46,6 +47,8 @@ func (a *API) Routes() []httpapi.Route {
 			Roles: httpapi.AdminOnly, Handler: a.list},
 		{Method: fiber.MethodDelete, Path: PathToken, Summary: "Revoke an API token.",
 			Roles: httpapi.AdminOnly, Handler: a.revoke},
+		{Method: fiber.MethodPost, Path: PathTokenRotate, Summary: "Rotate an API token: a new secret, the old token revoked.",
+			Roles: httpapi.AdminOnly, Handler: a.rotate},
 	}
 }
 
@@ -53,6 +56,7 @@ var tokenSchema = map[string]any{"type": "object", "properties": map[string]any{
 	"id": map[string]any{"type": "string"}, "name": map[string]any{"type": "string"},
 	"role":       map[string]any{"type": "string", "enum": roleNames()},
 	"created_ms": map[string]any{"type": "integer"}, "revoked_ms": map[string]any{"type": "integer"},
+	"expires_ms":   map[string]any{"type": "integer", "description": "when the token stops working (absent: never)"},
 	"last_used_ms": map[string]any{"type": "integer"},
 }}
 
@@ -73,6 +77,8 @@ func (a *API) Operations() map[string]openapi.Operation {
 				"properties": map[string]any{
 					"name": map[string]any{"type": "string", "maxLength": maxNameLen, "description": "a label (what or who uses it)"},
 					"role": map[string]any{"type": "string", "enum": roleNames()},
+					"expires_at": map[string]any{"type": "string", "format": "date-time",
+						"description": "when the token stops working (RFC 3339, in the future, at most 5 years ahead); absent: never"},
 				}},
 			Responses: map[int]openapi.Response{201: {Description: "the token and its secret",
 				Content: map[string]map[string]any{"application/json": {"type": "object", "properties": map[string]any{
@@ -92,14 +98,26 @@ func (a *API) Operations() map[string]openapi.Operation {
 				Content: map[string]map[string]any{"application/json": tokenSchema}},
 				404: {Description: "no such token"}, 409: {Description: "the last active admin token"}},
 		},
+		openapi.Key(fiber.MethodPost, PathTokenRotate): {
+			Description: "Creates a token with the same name, role and expiry and a new secret (returned once), and revokes " +
+				"the old one. Audited as token.rotate with both ids.",
+			Params: []openapi.Param{{Name: "id", In: "path", Required: true, MaxLen: 64}},
+			Responses: map[int]openapi.Response{201: {Description: "the new token, its secret and the id it replaces",
+				Content: map[string]map[string]any{"application/json": {"type": "object", "properties": map[string]any{
+					"token": tokenSchema, "secret": map[string]any{"type": "string"}, "rotated_from": map[string]any{"type": "string"}}}}},
+				404: {Description: "no such token"}, 409: {Description: "the token is revoked or expired"}},
+		},
 	}
 }
+
+// maxExpiry bounds how far ahead a token may expire.
+const maxExpiry = 5 * 366 * 24 * time.Hour
 
 const maxNameLen = 100
 
 func (a *API) record(ctx context.Context, c *fiber.Ctx, action, target string, details map[string]string) error {
 	p := httpapi.Caller(c)
-	if err := a.audit.Append(ctx, audit.Entry{Actor: p.TokenID, Action: action, Target: target,
+	if err := a.audit.Append(ctx, audit.Entry{Actor: p.TokenID, ActorName: p.Name, Action: action, Target: target,
 		Details: details, TsMs: time.Now().UnixMilli()}); err != nil {
 		return httpapi.NewProblem(fiber.StatusServiceUnavailable, "audit_unavailable",
 			"the audit log could not record this change, so it was not made")
@@ -112,8 +130,9 @@ func (a *API) create(c *fiber.Ctx) error {
 		return err
 	}
 	var req struct {
-		Name string       `json:"name"`
-		Role httpapi.Role `json:"role"`
+		Name      string       `json:"name"`
+		Role      httpapi.Role `json:"role"`
+		ExpiresAt *time.Time   `json:"expires_at"`
 	}
 	dec := json.NewDecoder(strings.NewReader(string(c.Body())))
 	dec.DisallowUnknownFields()
@@ -126,16 +145,26 @@ func (a *API) create(c *fiber.Ctx) error {
 	if !httpapi.ValidRole(req.Role) {
 		return httpapi.BadRequest("role", fmt.Sprintf("role must be one of %s", strings.Join(roleNames(), ", ")))
 	}
+	spec := Spec{Name: req.Name, Role: req.Role}
+	details := map[string]string{"role": string(req.Role), "name": req.Name}
+	if req.ExpiresAt != nil {
+		now := a.store.now()
+		if !req.ExpiresAt.After(now) || req.ExpiresAt.Sub(now) > maxExpiry {
+			return httpapi.BadRequest("expires_at", "expires_at must be in the future and at most 5 years ahead")
+		}
+		spec.ExpiresMs = req.ExpiresAt.UnixMilli()
+		details["expires_at"] = req.ExpiresAt.UTC().Format(time.RFC3339)
+	}
 	secret, err := NewSecret()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
-	if err := a.record(ctx, c, "token.create", IDOf(secret), map[string]string{"role": string(req.Role)}); err != nil {
+	if err := a.record(ctx, c, "token.create", IDOf(secret), details); err != nil {
 		return err
 	}
-	t, err := a.store.CreateWithSecret(ctx, req.Name, req.Role, secret)
+	t, err := a.store.Put(ctx, spec, secret)
 	if err != nil {
 		return err
 	}
@@ -148,8 +177,8 @@ func validName(name string) error {
 		return fmt.Errorf("name must be 1 to %d characters", maxNameLen)
 	}
 	for _, r := range name {
-		if !unicode.IsPrint(r) {
-			return errors.New("name must be printable")
+		if !unicode.IsPrint(r) || r == unicode.ReplacementChar {
+			return errors.New("name must be printable UTF-8")
 		}
 	}
 	return nil
@@ -175,13 +204,13 @@ func (a *API) revoke(c *fiber.Ctx) error {
 	if t.RevokedMs != 0 {
 		return c.JSON(t)
 	}
-	if t.Role == httpapi.RoleAdmin && a.activeAdmins() <= 1 {
+	if t.Role == httpapi.RoleAdmin && t.Active(a.store.now().UnixMilli()) && a.activeAdmins() <= 1 {
 		return httpapi.NewProblem(fiber.StatusConflict, "last_admin",
 			"this is the last active admin token; create another admin token first")
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
-	if err := a.record(ctx, c, "token.revoke", id, map[string]string{"role": string(t.Role)}); err != nil {
+	if err := a.record(ctx, c, "token.revoke", id, map[string]string{"role": string(t.Role), "name": t.Name}); err != nil {
 		return err
 	}
 	t, err = a.store.Revoke(ctx, id)
@@ -193,10 +222,41 @@ func (a *API) revoke(c *fiber.Ctx) error {
 
 func (a *API) activeAdmins() int {
 	n := 0
+	now := a.store.now().UnixMilli()
 	for _, t := range a.store.List() {
-		if t.Role == httpapi.RoleAdmin && t.RevokedMs == 0 {
+		if t.Role == httpapi.RoleAdmin && t.Active(now) {
 			n++
 		}
 	}
 	return n
+}
+
+func (a *API) rotate(c *fiber.Ctx) error {
+	v, err := openapi.Parse(a.Operations()[openapi.Key(fiber.MethodPost, PathTokenRotate)].Params, openapi.Args(c), time.Now())
+	if err != nil {
+		return err
+	}
+	id := v.String("id")
+	old, ok := a.store.Get(id)
+	if !ok {
+		return httpapi.NewProblem(fiber.StatusNotFound, "token_not_found", "no token has this id")
+	}
+	if !old.Active(a.store.now().UnixMilli()) {
+		return httpapi.NewProblem(fiber.StatusConflict, "token_inactive", "the token is revoked or expired; create a new one instead")
+	}
+	secret, err := NewSecret()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	defer cancel()
+	if err := a.record(ctx, c, "token.rotate", IDOf(secret), map[string]string{"rotated_from": id,
+		"role": string(old.Role), "name": old.Name}); err != nil {
+		return err
+	}
+	t, err := a.store.Rotate(ctx, id, secret)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"token": t, "secret": secret, "rotated_from": id})
 }

@@ -1,6 +1,8 @@
-// Package auth holds API tokens: created with a role, stored only as SHA-256
-// hashes in ClickHouse (api_tokens), cached in memory for the request path,
-// and revocable.
+// Package auth holds API tokens: created with a role and an optional expiry,
+// stored only as SHA-256 hashes in ClickHouse (api_tokens_v2), cached in
+// memory for the request path, rotatable and revocable. Revocations persist
+// (the bootstrap token's included), and every change is audited with the
+// token id.
 package auth
 
 import (
@@ -18,6 +20,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 )
@@ -29,6 +32,8 @@ type Token struct {
 	Role      httpapi.Role `json:"role"`
 	CreatedMs int64        `json:"created_ms"`
 	RevokedMs int64        `json:"revoked_ms,omitempty"`
+	// ExpiresMs is when the token stops authenticating (0: never).
+	ExpiresMs int64 `json:"expires_ms,omitempty"`
 	// LastUsedMs is when the token last authenticated a request (noted in
 	// memory on the request path, flushed to api_token_usage by Run).
 	LastUsedMs int64 `json:"last_used_ms,omitempty"`
@@ -51,7 +56,18 @@ type Store struct {
 	used     map[string]int64 // token id → last use (ms), not yet flushed
 	lastUsed map[string]int64 // token id → last use (ms), as far as known
 	now      func() time.Time
+	audit    audit.Appender
 }
+
+// MinSecretLen is the shortest secret accepted for the bootstrap token
+// (generated secrets are 46 characters).
+const MinSecretLen = 32
+
+// Expired reports whether the token has expired at nowMs.
+func (t Token) Expired(nowMs int64) bool { return t.ExpiresMs > 0 && nowMs >= t.ExpiresMs }
+
+// Active reports whether the token authenticates at nowMs.
+func (t Token) Active(nowMs int64) bool { return t.RevokedMs == 0 && !t.Expired(nowMs) }
 
 var _ httpapi.Authenticator = (*Store)(nil)
 
@@ -65,15 +81,40 @@ func NewStore(conn driver.Conn, logger *slog.Logger) *Store {
 		used: map[string]int64{}, lastUsed: map[string]int64{}, now: time.Now}
 }
 
+// WithAudit makes Bootstrap audit the tokens it creates.
+func (s *Store) WithAudit(a audit.Appender) *Store {
+	s.audit = a
+	return s
+}
+
+// WithClock sets the store's clock (tests).
+func (s *Store) WithClock(now func() time.Time) *Store {
+	s.now = now
+	return s
+}
+
+// Name returns a token's name (for audit entries that name actors by id).
+func (s *Store) Name(id string) (string, bool) {
+	t, ok := s.Get(id)
+	return t.Name, ok
+}
+
 // Hash returns the stored form of a token secret.
 func Hash(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
 }
 
+var (
+	tokensSQL        = chstorage.Query("auth/tokens")
+	tokenUsageSQL    = chstorage.Query("auth/token_usage")
+	insertTokenUsage = chstorage.Query("auth/insert_token_usage")
+	insertToken      = chstorage.Query("auth/insert_token")
+)
+
 // Load reads every token from ClickHouse into the cache.
 func (s *Store) Load(ctx context.Context) error {
-	rows, err := s.conn.Query(ctx, `SELECT id, name, role, hash, created_ms, revoked_ms, version FROM api_tokens FINAL`)
+	rows, err := tokensSQL.Query(ctx, s.conn, nil)
 	if err != nil {
 		return fmt.Errorf("load tokens: %w", err)
 	}
@@ -82,7 +123,7 @@ func (s *Store) Load(ctx context.Context) error {
 	for rows.Next() {
 		var t Token
 		var role string
-		if err := rows.Scan(&t.ID, &t.Name, &role, &t.hash, &t.CreatedMs, &t.RevokedMs, &t.version); err != nil {
+		if err := rows.Scan(&t.ID, &t.Name, &role, &t.hash, &t.CreatedMs, &t.RevokedMs, &t.ExpiresMs, &t.version); err != nil {
 			return fmt.Errorf("scan token: %w", err)
 		}
 		t.Role = httpapi.Role(role)
@@ -125,7 +166,7 @@ func (s *Store) Run(ctx context.Context) error {
 
 // loadUsage reads the last-use times of every token.
 func (s *Store) loadUsage(ctx context.Context) error {
-	rows, err := s.conn.Query(ctx, `SELECT token_id, max(last_used_ms) FROM api_token_usage GROUP BY token_id`)
+	rows, err := tokenUsageSQL.Query(ctx, s.conn, nil)
 	if err != nil {
 		return fmt.Errorf("load token usage: %w", err)
 	}
@@ -158,7 +199,7 @@ func (s *Store) FlushUsage(ctx context.Context) error {
 	for id, ms := range pending {
 		rows = append(rows, []any{id, ms})
 	}
-	if err := chstorage.InsertRows(ctx, s.conn, "api_token_usage", []string{"token_id", "last_used_ms"}, rows...); err != nil {
+	if err := insertTokenUsage.Insert(ctx, s.conn, rows...); err != nil {
 		s.usedMu.Lock()
 		for id, ms := range pending { // keep them for the next flush
 			if ms > s.used[id] {
@@ -185,7 +226,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (httpapi.Princi
 	s.mu.RLock()
 	t, ok := s.byHash[h]
 	s.mu.RUnlock()
-	if !ok {
+	if !ok || t.Expired(s.now().UnixMilli()) {
 		return httpapi.Principal{}, httpapi.ErrUnauthenticated
 	}
 	s.noteUse(t.ID)
@@ -211,15 +252,28 @@ func NewSecret() (string, error) {
 	return "kf_" + base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-func (s *Store) put(ctx context.Context, name string, role httpapi.Role, secret string) (Token, error) {
-	if !httpapi.ValidRole(role) {
-		return Token{}, fmt.Errorf("unknown role %q", role)
+// Spec describes a token to create.
+type Spec struct {
+	Name      string
+	Role      httpapi.Role
+	ExpiresMs int64 // 0: never
+}
+
+// Put stores a token with a secret from NewSecret.
+func (s *Store) Put(ctx context.Context, spec Spec, secret string) (Token, error) {
+	if !httpapi.ValidRole(spec.Role) {
+		return Token{}, fmt.Errorf("unknown role %q", spec.Role)
 	}
-	if name == "" {
+	if spec.Name == "" {
 		return Token{}, errors.New("a token needs a name")
 	}
+	now := s.now()
+	if spec.ExpiresMs != 0 && spec.ExpiresMs <= now.UnixMilli() {
+		return Token{}, errors.New("a token's expiry must be in the future")
+	}
 	h := Hash(secret)
-	t := Token{ID: IDOf(secret), Name: name, Role: role, CreatedMs: time.Now().UnixMilli(), hash: h, version: uint64(time.Now().UnixNano())}
+	t := Token{ID: IDOf(secret), Name: spec.Name, Role: spec.Role, CreatedMs: now.UnixMilli(), ExpiresMs: spec.ExpiresMs,
+		hash: h, version: uint64(time.Now().UnixNano())}
 	if err := s.write(ctx, t); err != nil {
 		return Token{}, err
 	}
@@ -229,10 +283,12 @@ func (s *Store) put(ctx context.Context, name string, role httpapi.Role, secret 
 	return t, nil
 }
 
+func (s *Store) put(ctx context.Context, name string, role httpapi.Role, secret string) (Token, error) {
+	return s.Put(ctx, Spec{Name: name, Role: role}, secret)
+}
+
 func (s *Store) write(ctx context.Context, t Token) error {
-	err := chstorage.InsertRows(ctx, s.conn, "api_tokens",
-		[]string{"id", "name", "role", "hash", "created_ms", "revoked_ms", "version"},
-		[]any{t.ID, t.Name, string(t.Role), t.hash, t.CreatedMs, t.RevokedMs, t.version})
+	err := insertToken.Insert(ctx, s.conn, []any{t.ID, t.Name, string(t.Role), t.hash, t.CreatedMs, t.RevokedMs, t.ExpiresMs, t.version})
 	if err != nil {
 		return fmt.Errorf("store token: %w", err)
 	}
@@ -267,7 +323,7 @@ func (s *Store) Revoke(ctx context.Context, id string) (Token, error) {
 	if t.RevokedMs != 0 {
 		return t, nil
 	}
-	t.RevokedMs = time.Now().UnixMilli()
+	t.RevokedMs = s.now().UnixMilli()
 	t.version = uint64(time.Now().UnixNano())
 	if err := s.write(ctx, t); err != nil {
 		return Token{}, err
@@ -296,26 +352,91 @@ func (s *Store) List() []Token {
 	return out
 }
 
+// Rotate replaces a token: a new secret for a token of the same name, role
+// and expiry, and the old one revoked. The caller audits it first (the new
+// id is IDOf(secret)).
+func (s *Store) Rotate(ctx context.Context, id, secret string) (Token, error) {
+	old, ok := s.Get(id)
+	if !ok {
+		return Token{}, ErrNotFound
+	}
+	if !old.Active(s.now().UnixMilli()) {
+		return Token{}, ErrInactive
+	}
+	t, err := s.Put(ctx, Spec{Name: old.Name, Role: old.Role, ExpiresMs: old.ExpiresMs}, secret)
+	if err != nil {
+		return Token{}, err
+	}
+	if _, err := s.Revoke(ctx, id); err != nil {
+		return Token{}, fmt.Errorf("revoke the rotated token %s (its successor %s exists): %w", id, t.ID, err)
+	}
+	return t, nil
+}
+
+// ErrInactive is returned when rotating a revoked or expired token.
+var ErrInactive = errors.New("token is revoked or expired")
+
+// ErrShortSecret is returned for a bootstrap secret under MinSecretLen.
+var ErrShortSecret = fmt.Errorf("the bootstrap token must be at least %d characters", MinSecretLen)
+
 // Bootstrap makes sure an admin token exists. With a bootstrap secret (from
-// KEYFLEET_BOOTSTRAP_TOKEN) that secret becomes an admin token. Without one,
+// KEYFLEET_BOOTSTRAP_TOKEN, at least MinSecretLen characters) that secret
+// becomes an admin token, unless a token with that secret was revoked: a
+// revocation is final, restarts included. Without a usable bootstrap secret,
 // and with no active admin token, it creates one and returns its secret so
-// the caller can print it once; otherwise it returns "".
+// the caller can print it once; otherwise it returns "". Tokens it creates
+// are audited (WithAudit) before they are stored.
 func (s *Store) Bootstrap(ctx context.Context, secret string) (string, error) {
+	now := s.now().UnixMilli()
 	if secret != "" {
-		if _, err := s.Authenticate(ctx, secret); err == nil {
-			return "", nil
+		if len(secret) < MinSecretLen {
+			return "", ErrShortSecret
 		}
-		_, err := s.put(ctx, "bootstrap", httpapi.RoleAdmin, secret)
-		return "", err
+		t, known := s.Get(IDOf(secret))
+		switch {
+		case known && t.Active(now):
+			return "", nil
+		case known:
+			s.logger.Warn("the bootstrap token was revoked or has expired and stays so; set a new KEYFLEET_BOOTSTRAP_TOKEN to bootstrap again",
+				"token_id", t.ID)
+		default:
+			if err := s.record(ctx, "token.create", IDOf(secret), httpapi.RoleAdmin, "bootstrap"); err != nil {
+				return "", err
+			}
+			_, err := s.put(ctx, "bootstrap", httpapi.RoleAdmin, secret)
+			return "", err
+		}
 	}
 	s.mu.RLock()
 	for _, t := range s.byHash {
-		if t.Role == httpapi.RoleAdmin {
+		if t.Role == httpapi.RoleAdmin && t.Active(now) {
 			s.mu.RUnlock()
 			return "", nil
 		}
 	}
 	s.mu.RUnlock()
-	secret, _, err := s.Create(ctx, "initial-admin", httpapi.RoleAdmin)
-	return secret, err
+	secret, err := NewSecret()
+	if err != nil {
+		return "", err
+	}
+	if err := s.record(ctx, "token.create", IDOf(secret), httpapi.RoleAdmin, "initial-admin"); err != nil {
+		return "", err
+	}
+	if _, err := s.put(ctx, "initial-admin", httpapi.RoleAdmin, secret); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+// record audits a token change made at start-up.
+func (s *Store) record(ctx context.Context, action, id string, role httpapi.Role, name string) error {
+	if s.audit == nil {
+		return nil
+	}
+	err := s.audit.Append(ctx, audit.Entry{Actor: "system:bootstrap", Action: action, Target: id,
+		Details: map[string]string{"role": string(role), "name": name}})
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
 }

@@ -25,6 +25,13 @@ const (
 	TopicControlCommands  = "control.commands"
 	TopicLockCommands     = "lock.commands"
 	TopicLockAcks         = "lock.acks"
+	// TopicAuditCheckpoints holds signed heads of the audit chains, keyed by
+	// chain and compacted (the latest of each chain stays): an anchor that
+	// ClickHouse writers cannot rewrite.
+	TopicAuditCheckpoints = "audit.checkpoints"
+	// TopicLockRegistry holds the lock registry's records (compacted, keyed
+	// by vendor/lock id): every instance follows it from the beginning.
+	TopicLockRegistry = "lock.registry"
 )
 
 // Consumer groups (unprefixed; Config.TopicPrefix is prepended), each
@@ -40,6 +47,7 @@ const (
 	GroupAcks             = "keyfleet-control-acks"      // lock.acks → lock_acks + owners
 	GroupCredentialEvents = "keyfleet-credential-events" // credential.events → credential_events
 	GroupGatewaySim       = "keyfleet-gateway-sim"       // lock.commands → the simulated lock gateways
+	GroupLockRegistry     = "keyfleet-lock-registry"     // lock.registry → lock_registry (history)
 )
 
 // Writer is the part of a kafka-go writer keyfleet's stages produce with
@@ -53,7 +61,13 @@ var _ Writer = (*kafka.Writer)(nil)
 // AllTopics lists every topic keyfleet uses.
 var AllTopics = []string{
 	TopicRaw, TopicDLQ, TopicAccess, TopicAlerts, TopicCredentialEvents,
-	TopicControlCommands, TopicLockCommands, TopicLockAcks,
+	TopicControlCommands, TopicLockCommands, TopicLockAcks, TopicAuditCheckpoints, TopicLockRegistry,
+}
+
+// topicConfigs are topic settings beyond the broker defaults.
+var topicConfigs = map[string][]kafka.ConfigEntry{
+	TopicAuditCheckpoints: {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+	TopicLockRegistry:     {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
 }
 
 // Config says where Kafka is and how keyfleet's topics are named.
@@ -64,6 +78,8 @@ type Config struct {
 	// Compression of produced batches: none, gzip, snappy, lz4, zstd
 	// (empty means none, as Kafka's own producers default to).
 	Compression string
+	// Security is TLS and SASL for every connection (nil: plaintext).
+	Security *Security
 }
 
 // Compressions are the accepted Config.Compression values.
@@ -95,13 +111,14 @@ func (c Config) Validate() error {
 
 // EnsureTopics creates keyfleet's topics that do not exist yet.
 func EnsureTopics(ctx context.Context, c Config) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 15 * time.Second}
+	client := c.Client(15 * time.Second)
 	topics := make([]kafka.TopicConfig, 0, len(AllTopics))
 	for _, t := range AllTopics {
 		topics = append(topics, kafka.TopicConfig{
 			Topic:             c.Topic(t),
 			NumPartitions:     c.Partitions,
 			ReplicationFactor: -1, // broker default
+			ConfigEntries:     topicConfigs[t],
 		})
 	}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
@@ -118,7 +135,7 @@ func EnsureTopics(ctx context.Context, c Config) error {
 
 // Ping checks that a broker answers a metadata request.
 func Ping(ctx context.Context, c Config) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 5 * time.Second}
+	client := c.Client(5 * time.Second)
 	_, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.Topic(TopicRaw)}})
 	if err != nil {
 		return fmt.Errorf("kafka metadata: %w", err)
@@ -152,6 +169,7 @@ func NewWriter(c Config, topic string) *kafka.Writer {
 		MaxAttempts:     10,
 		WriteBackoffMin: 50 * time.Millisecond,
 		WriteBackoffMax: 2 * time.Second,
+		Transport:       c.Transport(),
 	}
 }
 
@@ -173,6 +191,7 @@ func NewGroupReader(c Config, topic, group string) *kafka.Reader {
 		RebalanceTimeout:  30 * time.Second,
 		ReadBackoffMin:    50 * time.Millisecond,
 		ReadBackoffMax:    1 * time.Second,
+		Dialer:            c.Dialer(),
 	})
 }
 

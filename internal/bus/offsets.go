@@ -34,7 +34,7 @@ func (p Partition) Lag() int64 {
 // unprefixed) is not empty, the group's committed offsets. It is the one
 // place keyfleet asks the broker where partitions stand.
 func Partitions(ctx context.Context, c Config, topic, group string) ([]Partition, error) {
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second}
+	client := c.Client(10 * time.Second)
 	full := c.Topic(topic)
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{full}})
 	if err != nil {

@@ -9,9 +9,12 @@ package chstorage
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -20,16 +23,33 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// Config says where ClickHouse is.
+// Config says where ClickHouse is and how to reach it.
 type Config struct {
-	Addr     string // host:port of the native protocol
+	Addr     string // host:port of the native protocol, or of the HTTP(S) interface
 	Database string
 	Username string
 	Password string
-	// Compression of the native protocol's blocks: "lz4" or "none" (on
-	// loopback, compressing costs both sides CPU and saves nothing).
+	// PasswordFile holds the password (its first line), instead of Password.
+	PasswordFile string
+	// Protocol is "native" (the default; port 9000, 9440 with TLS) or "http"
+	// (port 8123, 8443 with TLS: what managed ClickHouse services offer).
+	Protocol string
+	// TLS encrypts the connection; the server's certificate is checked
+	// against the system's roots, or CAFile's. TLSSkipVerify turns the check
+	// off (test setups only).
+	TLS           bool
+	CAFile        string
+	TLSSkipVerify bool
+	// Compression of the blocks sent: "lz4" or "none" (on loopback,
+	// compressing costs both sides CPU and saves nothing).
 	Compression string
 }
+
+// Protocols.
+const (
+	ProtocolNative = "native"
+	ProtocolHTTP   = "http"
+)
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -44,7 +64,60 @@ func (c Config) Validate() error {
 	if !identRE.MatchString(c.Database) {
 		return fmt.Errorf("clickhouse database %q: want letters, digits and _", c.Database)
 	}
+	if c.Protocol != "" && c.Protocol != ProtocolNative && c.Protocol != ProtocolHTTP {
+		return fmt.Errorf("--clickhouse-protocol %q: want native or http", c.Protocol)
+	}
+	if !c.TLS && (c.CAFile != "" || c.TLSSkipVerify) {
+		return errors.New("--clickhouse-ca-file and --clickhouse-tls-skip-verify need --clickhouse-tls")
+	}
+	if c.CAFile != "" && c.TLSSkipVerify {
+		return errors.New("--clickhouse-ca-file or --clickhouse-tls-skip-verify, not both")
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		return errors.New("--clickhouse-password or --clickhouse-password-file, not both")
+	}
+	for flag, f := range map[string]string{"--clickhouse-ca-file": c.CAFile, "--clickhouse-password-file": c.PasswordFile} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
+	}
 	return nil
+}
+
+// password returns Password, or the first line of PasswordFile.
+func (c Config) password() (string, error) {
+	if c.PasswordFile == "" {
+		return c.Password, nil
+	}
+	b, err := os.ReadFile(c.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("clickhouse password file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimRight(line, "\r"), nil
+}
+
+// tlsConfig returns the TLS settings, nil without TLS.
+func (c Config) tlsConfig() (*tls.Config, error) {
+	if !c.TLS {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLSSkipVerify} //nolint:gosec // only when asked for
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("clickhouse CA file %s: no PEM certificate", c.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }
 
 // Open connects to ClickHouse and checks the server answers. The database need
@@ -70,8 +143,7 @@ func openPing(ctx context.Context, c Config, bulk bool) (driver.Conn, error) {
 		return nil, err
 	}
 	if err := conn.Ping(ctx); err != nil {
-		var ex *clickhouse.Exception
-		if errors.As(err, &ex) && ex.Code == 81 { // UNKNOWN_DATABASE
+		if unknownDatabase(err) {
 			conn.Close()
 			if err := createDatabase(ctx, c); err != nil {
 				return nil, err
@@ -79,9 +151,25 @@ func openPing(ctx context.Context, c Config, bulk bool) (driver.Conn, error) {
 			return openPing(ctx, c, bulk)
 		}
 		conn.Close()
+		if c.Protocol == ProtocolHTTP && strings.Contains(err.Error(), "client_protocol_version") {
+			// clickhouse-go's HTTP handshake sends the client_protocol_version
+			// parameter (ClickHouse 23.x) and reads its Native format.
+			return nil, fmt.Errorf("clickhouse ping %s: the server is too old for the HTTP protocol "+
+				"(it needs ClickHouse 23.x or newer); use --clickhouse-protocol native: %w", c.Addr, err)
+		}
 		return nil, fmt.Errorf("clickhouse ping %s: %w", c.Addr, err)
 	}
 	return conn, nil
+}
+
+// unknownDatabase reports ClickHouse's UNKNOWN_DATABASE (code 81), as the
+// native protocol and the HTTP interface report it.
+func unknownDatabase(err error) bool {
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) {
+		return ex.Code == 81
+	}
+	return strings.Contains(err.Error(), "Code: 81.")
 }
 
 func open(c Config, database string, bulk bool) (driver.Conn, error) {
@@ -89,9 +177,23 @@ func open(c Config, database string, bulk bool) (driver.Conn, error) {
 	if bulk {
 		maxOpen, maxIdle = 1, 1
 	}
+	password, err := c.password()
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := c.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	protocol := clickhouse.Native
+	if c.Protocol == ProtocolHTTP {
+		protocol = clickhouse.HTTP
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
+		Protocol:             protocol,
+		TLS:                  tlsCfg,
 		Addr:                 []string{c.Addr},
-		Auth:                 clickhouse.Auth{Database: database, Username: c.Username, Password: c.Password},
+		Auth:                 clickhouse.Auth{Database: database, Username: c.Username, Password: password},
 		DialTimeout:          5 * time.Second,
 		ReadTimeout:          60 * time.Second,
 		MaxOpenConns:         maxOpen,
@@ -108,14 +210,16 @@ func open(c Config, database string, bulk bool) (driver.Conn, error) {
 	return conn, nil
 }
 
+var createDatabaseSQL = Query("chstorage/create_database")
+
 func createDatabase(ctx context.Context, c Config) error {
 	conn, err := open(c, "default", false)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	// The name is validated by Config.Validate; identifiers cannot be bound.
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database); err != nil {
+	// The name is validated by Config.Validate (and again by the Identifier param).
+	if err := createDatabaseSQL.Exec(ctx, conn, Args{"database": c.Database}); err != nil {
 		return fmt.Errorf("create database %s: %w", c.Database, err)
 	}
 	return nil

@@ -76,6 +76,12 @@ func splitStatements(body string) []string {
 	return stmts
 }
 
+var (
+	createSchemaMigrations = Query("chstorage/create_schema_migrations")
+	insertSchemaMigration  = Query("chstorage/insert_schema_migration")
+	appliedMigrations      = Query("chstorage/applied_migrations")
+)
+
 // Migrate applies the migrations the database has not seen yet, in order, and
 // records each in schema_migrations. Statements are written to be idempotent
 // (IF NOT EXISTS), so two instances starting at once converge.
@@ -84,9 +90,7 @@ func Migrate(ctx context.Context, conn driver.Conn, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version UInt32, name String, applied_at DateTime
-	) ENGINE = MergeTree ORDER BY version`); err != nil {
+	if err := createSchemaMigrations.Exec(ctx, conn, nil); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	applied, err := appliedVersions(ctx, conn)
@@ -102,8 +106,7 @@ func Migrate(ctx context.Context, conn driver.Conn, logger *slog.Logger) error {
 				return fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
-		if err := InsertRows(ctx, conn, "schema_migrations", []string{"version", "name", "applied_at"},
-			[]any{m.Version, m.Name, time.Now()}); err != nil {
+		if err := insertSchemaMigration.Insert(ctx, conn, []any{m.Version, m.Name, time.Now()}); err != nil {
 			return fmt.Errorf("record migration %04d: %w", m.Version, err)
 		}
 		logger.Info("applied migration", "version", m.Version, "name", m.Name)
@@ -112,7 +115,7 @@ func Migrate(ctx context.Context, conn driver.Conn, logger *slog.Logger) error {
 }
 
 func appliedVersions(ctx context.Context, conn driver.Conn) (map[uint32]bool, error) {
-	rows, err := conn.Query(ctx, `SELECT DISTINCT version FROM schema_migrations`)
+	rows, err := appliedMigrations.Query(ctx, conn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read schema_migrations: %w", err)
 	}

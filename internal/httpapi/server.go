@@ -6,6 +6,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -61,7 +62,7 @@ type Authenticator interface {
 }
 
 // ErrUnauthenticated is returned by an Authenticator for an unknown or revoked token.
-var ErrUnauthenticated = errors.New("unknown or revoked token")
+var ErrUnauthenticated = errors.New("unknown, expired or revoked token")
 
 // Route is one endpoint.
 type Route struct {
@@ -74,8 +75,11 @@ type Route struct {
 	// Signed, when set, authenticates a request by its vendor signature
 	// instead of a token: it returns (true, nil) for a valid signature,
 	// (false, nil) when the request carries none, and an error for a bad one.
-	Signed  func(c *fiber.Ctx) (bool, error)
-	Handler fiber.Handler
+	Signed func(c *fiber.Ctx) (bool, error)
+	// BinaryBody exempts the request body from the UTF-8 check every other
+	// route's body gets.
+	BinaryBody bool
+	Handler    fiber.Handler
 }
 
 // Allows reports whether a role may call the route.
@@ -93,6 +97,23 @@ type Options struct {
 	AccessLog    bool
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
+	// TLS, when set, makes Serve speak HTTPS (see LoadTLS).
+	TLS *tls.Config
+	// AuthFailures limits failed authentications (401s) per client
+	// address: once spent, every request from that address that needs
+	// authentication gets 429 with Retry-After until the bucket refills.
+	AuthFailures Rate
+	// Expensive limits the routes named in ExpensiveRoutes ("GET /v1/events")
+	// per caller (token id, else client address): 429 with Retry-After.
+	Expensive       Rate
+	ExpensiveRoutes []string
+	// ProxyHeader names a header carrying the client address (X-Real-IP)
+	// that is believed only on requests from TrustedProxies; without them
+	// the client address is the connection's peer.
+	ProxyHeader    string
+	TrustedProxies []string
+	// Now is the limiters' clock (tests; default time.Now).
+	Now func() time.Time
 }
 
 // Server is the HTTP server.
@@ -102,6 +123,11 @@ type Server struct {
 	routes   []Route
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	limited  *prometheus.CounterVec
+
+	authFail  *limiter
+	expensive *limiter
+	costly    map[string]bool // "METHOD path" of expensive routes
 }
 
 // PrincipalKey is the fiber Locals key of the authenticated Principal.
@@ -126,6 +152,9 @@ func New(opts Options, routes []Route) (*Server, error) {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 5 * time.Minute // exports stream for a while
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	s := &Server{
 		opts:   opts,
 		routes: routes,
@@ -138,9 +167,16 @@ func New(opts Options, routes []Route) (*Server, error) {
 			Help:    "HTTP request latency, by route and method.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
 		}, []string{"route", "method"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_http_rate_limited_total",
+			Help: "Requests answered 429, by limit (auth_failures, expensive).",
+		}, []string{"limit"}),
+		authFail:  newLimiter(opts.AuthFailures, opts.Now),
+		expensive: newLimiter(opts.Expensive, opts.Now),
+		costly:    map[string]bool{},
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(s.requests, s.duration)
+		opts.Registerer.MustRegister(s.requests, s.duration, s.limited)
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "keyfleet",
@@ -152,7 +188,11 @@ func New(opts Options, routes []Route) (*Server, error) {
 		ErrorHandler:          s.handleError,
 		// Bodies over the limit are streamed rather than refused mid-upload,
 		// so limitBody can drain them and answer a clean 413.
-		StreamRequestBody: true,
+		StreamRequestBody:       true,
+		ProxyHeader:             opts.ProxyHeader,
+		EnableTrustedProxyCheck: opts.ProxyHeader != "",
+		TrustedProxies:          opts.TrustedProxies,
+		EnableIPValidation:      true,
 	})
 	s.app.Use(recover.New())
 	s.app.Use(s.observe)
@@ -164,6 +204,14 @@ func New(opts Options, routes []Route) (*Server, error) {
 			return nil, fmt.Errorf("httpapi: route %s registered twice", key)
 		}
 		seen[key] = true
+	}
+	for _, key := range opts.ExpensiveRoutes {
+		if !seen[key] {
+			return nil, fmt.Errorf("httpapi: expensive route %s is not a route", key)
+		}
+		s.costly[key] = true
+	}
+	for _, r := range routes {
 		s.app.Add(r.Method, r.Path, s.authorize(r), r.Handler)
 	}
 	s.app.Use(func(c *fiber.Ctx) error {
@@ -179,33 +227,32 @@ func (s *Server) Routes() []Route { return s.routes }
 func (s *Server) App() *fiber.App { return s.app }
 
 // authorize enforces the route's roles: 401 without a valid credential, 403
-// with a valid one of the wrong role.
+// with a valid one of the wrong role, 429 once a client address has failed
+// authentication too often or a caller has called expensive routes too
+// often, and 400 for input that is not valid UTF-8.
 func (s *Server) authorize(r Route) fiber.Handler {
+	costly := s.costly[r.Method+" "+r.Path]
 	return func(c *fiber.Ctx) error {
 		c.Locals(routeKey, r.Path)
 		if r.Public {
+			if err := checkInput(c, r); err != nil {
+				return err
+			}
 			return c.Next()
 		}
-		if r.Signed != nil {
-			ok, err := r.Signed(c)
-			if err != nil {
-				return NewProblem(fiber.StatusUnauthorized, "bad_signature", err.Error())
-			}
-			if ok {
-				c.Locals(PrincipalKey, Principal{Name: "signed-webhook", Role: RoleIngest})
-				return c.Next()
+		ip := c.IP()
+		if s.authFail != nil {
+			if wait := s.authFail.wait(ip); wait > 0 {
+				s.limited.WithLabelValues("auth_failures").Inc()
+				return tooManyRequests(c, wait, "too_many_auth_failures",
+					"too many failed authentications from this address; retry later")
 			}
 		}
-		token, ok := bearer(c.Get(fiber.HeaderAuthorization))
-		if !ok {
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="keyfleet"`)
-			return NewProblem(fiber.StatusUnauthorized, "unauthenticated", "an API token is required (Authorization: Bearer <token>)")
-		}
-		p, err := s.opts.Auth.Authenticate(c.UserContext(), token)
+		p, err := s.authenticate(c, r)
 		if err != nil {
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="keyfleet", error="invalid_token"`)
-			if errors.Is(err, ErrUnauthenticated) {
-				return NewProblem(fiber.StatusUnauthorized, "invalid_token", "the API token is unknown or revoked")
+			var pr *Problem
+			if s.authFail != nil && errors.As(err, &pr) && pr.Status == fiber.StatusUnauthorized {
+				s.authFail.take(ip)
 			}
 			return err
 		}
@@ -213,9 +260,51 @@ func (s *Server) authorize(r Route) fiber.Handler {
 			return NewProblem(fiber.StatusForbidden, "forbidden",
 				fmt.Sprintf("role %s may not call %s %s", p.Role, r.Method, r.Path))
 		}
+		if costly && s.expensive != nil {
+			key := "ip:" + ip
+			if p.TokenID != "" {
+				key = "token:" + p.TokenID
+			}
+			if ok, wait := s.expensive.take(key); !ok {
+				s.limited.WithLabelValues("expensive").Inc()
+				return tooManyRequests(c, wait, "rate_limited",
+					fmt.Sprintf("%s %s may be called %s per caller; retry later", r.Method, r.Path, s.opts.Expensive))
+			}
+		}
+		if err := checkInput(c, r); err != nil {
+			return err
+		}
 		c.Locals(PrincipalKey, p)
 		return c.Next()
 	}
+}
+
+// authenticate returns the caller of a request: a signed webhook or a
+// bearer token.
+func (s *Server) authenticate(c *fiber.Ctx, r Route) (Principal, error) {
+	if r.Signed != nil {
+		ok, err := r.Signed(c)
+		if err != nil {
+			return Principal{}, NewProblem(fiber.StatusUnauthorized, "bad_signature", err.Error())
+		}
+		if ok {
+			return Principal{Name: "signed-webhook", Role: RoleIngest}, nil
+		}
+	}
+	token, ok := bearer(c.Get(fiber.HeaderAuthorization))
+	if !ok {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="keyfleet"`)
+		return Principal{}, NewProblem(fiber.StatusUnauthorized, "unauthenticated", "an API token is required (Authorization: Bearer <token>)")
+	}
+	p, err := s.opts.Auth.Authenticate(c.UserContext(), token)
+	if err != nil {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="keyfleet", error="invalid_token"`)
+		if errors.Is(err, ErrUnauthenticated) {
+			return Principal{}, NewProblem(fiber.StatusUnauthorized, "invalid_token", "the API token is unknown, expired or revoked")
+		}
+		return Principal{}, err
+	}
+	return p, nil
 }
 
 func bearer(h string) (string, bool) {
@@ -312,7 +401,10 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 
 // Serve is Run on a listener the caller opened.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	s.opts.Logger.Info("http server listening", "addr", ln.Addr().String())
+	if s.opts.TLS != nil {
+		ln = tls.NewListener(ln, s.opts.TLS)
+	}
+	s.opts.Logger.Info("http server listening", "addr", ln.Addr().String(), "tls", s.opts.TLS != nil)
 	errc := make(chan error, 1)
 	go func() { errc <- s.app.Listener(ln) }()
 	select {

@@ -1,14 +1,19 @@
 // Package registry holds the lock and credential registry the normalizer
 // resolves vendor references with: which site and door a lock is on, and
 // whose credential a vendor's user reference (a Matter user index, a Nuki auth
-// id, a panel card number) is. It is loaded from a file and kept current by
-// the control plane; lookups are safe for concurrent use.
+// id, a panel card number) is. It is bootstrapped from a file; its locks are
+// kept current from the lock registry's records (Put: created, updated and
+// retired through the estate API and followed from Kafka by every instance)
+// and its credentials from the control plane's records (Feed). Lookups are
+// safe for concurrent use.
 package registry
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/keyfleet/keyfleet/internal/event"
@@ -31,12 +36,17 @@ type CredentialInfo struct {
 
 // Lock is one registered lock. Groups are the door groups the lock belongs
 // to (e.g. "entrance", "garage", "amenity", "service", "unit:B-204"); role
-// templates grant access by door group.
+// templates grant access by door group. Model and Firmware place the lock
+// in the estate's capability matrix, Tier is its door's risk tier (1 most
+// critical; 0 not recorded).
 type Lock struct {
 	Vendor string   `json:"vendor"`
 	LockID string   `json:"lock_id"`
 	Groups []string `json:"groups,omitempty"`
 	LockInfo
+	Model    string `json:"model,omitempty"`
+	Firmware string `json:"firmware,omitempty"`
+	Tier     int    `json:"tier,omitempty"`
 }
 
 // Credential maps a vendor user reference to a keyfleet credential. An empty
@@ -62,15 +72,16 @@ type credKey struct{ vendor, lockID, refHash string }
 
 // Registry is an in-memory registry.
 type Registry struct {
-	mu    sync.RWMutex
-	all   map[lockKey]Lock
-	locks map[lockKey]LockInfo
-	creds map[credKey]CredentialInfo
+	mu      sync.RWMutex
+	records map[lockKey]Record
+	active  int
+	version uint64 // counts lock changes
+	creds   map[credKey]CredentialInfo
 }
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{all: map[lockKey]Lock{}, locks: map[lockKey]LockInfo{}, creds: map[credKey]CredentialInfo{}}
+	return &Registry{records: map[lockKey]Record{}, creds: map[credKey]CredentialInfo{}}
 }
 
 // Load reads a registry file (JSON, see File); raw user references in it are
@@ -99,16 +110,63 @@ func Load(path string, key []byte) (*Registry, error) {
 }
 
 // Apply adds or replaces the given locks and credentials (by UserRefHash).
+// A file's locks are version 0 (OpFile): they replace locks from files but
+// never a lock the registry API changed since.
 func (r *Registry) Apply(f File) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, l := range f.Locks {
-		r.locks[lockKey{l.Vendor, l.LockID}] = l.LockInfo
-		r.all[lockKey{l.Vendor, l.LockID}] = l
+		if cur, ok := r.records[lockKey{l.Vendor, l.LockID}]; ok && cur.Version > 0 {
+			continue
+		}
+		r.put(Record{Lock: l, Op: OpFile})
 	}
 	for _, c := range f.Credentials {
 		r.creds[credKey{c.Vendor, c.LockID, c.UserRefHash}] = c.CredentialInfo
 	}
+}
+
+// Put applies a lock record unless the registry holds a newer version of
+// the lock (Version; equal versions from files replace each other), and
+// reports whether it did. A retired lock keeps resolving for the normalizer
+// (Lock) but is no longer one of Locks.
+func (r *Registry) Put(rec Record) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur, ok := r.records[lockKey{rec.Vendor, rec.LockID}]; ok && (cur.Version > rec.Version || cur.Version == rec.Version && rec.Version > 0) {
+		return false
+	}
+	r.put(rec)
+	return true
+}
+
+func (r *Registry) put(rec Record) {
+	k := lockKey{rec.Vendor, rec.LockID}
+	if cur, ok := r.records[k]; ok && !cur.Retired {
+		r.active--
+	}
+	rec.Groups = slices.Clone(rec.Groups)
+	r.records[k] = rec
+	if !rec.Retired {
+		r.active++
+	}
+	r.version++
+}
+
+// Get returns a lock's current record (retired ones too).
+func (r *Registry) Get(vendor, lockID string) (Record, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	rec, ok := r.records[lockKey{vendor, lockID}]
+	return rec, ok
+}
+
+// Version counts the lock changes the registry has applied: a caller that
+// caches what it derived from Locks rebuilds when it moves.
+func (r *Registry) Version() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.version
 }
 
 // RemoveCredential forgets a vendor user reference (by hash).
@@ -118,12 +176,13 @@ func (r *Registry) RemoveCredential(vendor, lockID, refHash string) {
 	delete(r.creds, credKey{vendor, lockID, refHash})
 }
 
-// Lock returns where a lock is installed (for the normalizer).
+// Lock returns where a lock is installed (for the normalizer; a retired
+// lock still says where it was, so its late events keep their door).
 func (r *Registry) Lock(vendor, lockID string) (LockInfo, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	l, ok := r.locks[lockKey{vendor, lockID}]
-	return l, ok
+	l, ok := r.records[lockKey{vendor, lockID}]
+	return l.LockInfo, ok
 }
 
 // Credential returns whose credential a vendor user reference is (for the normalizer): a lock-specific mapping wins over
@@ -138,20 +197,62 @@ func (r *Registry) Credential(vendor, lockID, refHash string) (CredentialInfo, b
 	return c, ok
 }
 
-// Len returns the number of locks and credentials held.
+// Len returns the number of locks in service (not retired) and of
+// credential references held.
 func (r *Registry) Len() (locks, credentials int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.locks), len(r.creds)
+	return r.active, len(r.creds)
 }
 
-// Locks returns every registered lock.
+// Locks returns every lock in service (not retired), sorted by vendor and
+// lock id.
 func (r *Registry) Locks() []Lock {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]Lock, 0, len(r.all))
-	for _, l := range r.all {
-		out = append(out, l)
+	out := make([]Lock, 0, r.active)
+	for _, rec := range r.records {
+		if !rec.Retired {
+			out = append(out, rec.Lock)
+		}
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Lock) int {
+		return cmp.Or(cmp.Compare(a.Vendor, b.Vendor), cmp.Compare(a.LockID, b.LockID))
+	})
+	return out
+}
+
+// Records returns every lock's current record, retired ones too, sorted by
+// vendor and lock id.
+func (r *Registry) Records() []Record {
+	r.mu.RLock()
+	out := make([]Record, 0, len(r.records))
+	for _, rec := range r.records {
+		out = append(out, rec)
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Record) int {
+		return cmp.Or(cmp.Compare(a.Vendor, b.Vendor), cmp.Compare(a.LockID, b.LockID))
+	})
+	return out
+}
+
+// Matching returns the locks in service that a credential of a site's door
+// groups reaches ("*" = every door group; an empty site, or a lock without
+// a site, matches any site), sorted by vendor and lock id: the control
+// plane's lock index answers the same.
+func (r *Registry) Matching(site string, groups []string) []Lock {
+	var out []Lock
+	for _, l := range r.Locks() {
+		if site != "" && l.SiteID != "" && l.SiteID != site {
+			continue
+		}
+		for _, g := range groups {
+			if g == "*" || slices.Contains(l.Groups, g) {
+				out = append(out, l)
+				break
+			}
+		}
 	}
 	return out
 }

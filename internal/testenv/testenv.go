@@ -136,6 +136,6 @@ func deleteTopics(cfg bus.Config) {
 	for _, t := range bus.AllTopics {
 		names = append(names, cfg.Topic(t))
 	}
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 15 * time.Second}
+	client := cfg.Client(15 * time.Second)
 	_, _ = client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names})
 }

@@ -32,6 +32,8 @@ var (
 
 const fields = 6
 
+var fieldNames = [fields]string{"time", "panel", "reader", "kind", "number", "result"}
+
 // Normalize implements normalize.Adapter.
 func (Adapter) Normalize(dst []event.Access, raw []byte) ([]event.Access, error) {
 	line := bytes.TrimSpace(raw)
@@ -55,9 +57,16 @@ func (Adapter) Normalize(dst []event.Access, raw []byte) ([]event.Access, error)
 		return dst, normalize.Errorf(normalize.ReasonMalformed, "legacy line does not have 6 comma-separated fields")
 	}
 	f[n] = bytes.TrimSpace(line)
-	for _, v := range f {
+	for i, v := range f {
 		if bytes.IndexByte(v, '"') >= 0 {
 			return dst, normalize.Errorf(normalize.ReasonMalformed, "legacy line has a quoted field (not supported)")
+		}
+		// A control character (a NUL from a truncated export, an escape
+		// sequence) is part of no field: refuse the line rather than read
+		// a result like "GRANTED\x00" as an unknown one. Whitespace
+		// around a field (tabs, CR LF) is trimmed before.
+		if j := controlChar(v); j >= 0 {
+			return dst, normalize.Errorf(normalize.ReasonMalformed, "legacy line has a control character (0x%02x) in its %s field", v[j], fieldNames[i])
 		}
 	}
 	when, panel, reader, kind, number, result := f[0], f[1], f[2], f[3], f[4], f[5]
@@ -99,4 +108,15 @@ func (Adapter) Normalize(dst []event.Access, raw []byte) ([]event.Access, error)
 	}
 	e.VendorCode = string(code)
 	return append(dst, e), nil
+}
+
+// controlChar returns the index of the first ASCII control character (C0 or
+// DEL) in field, or -1.
+func controlChar(field []byte) int {
+	for i, c := range field {
+		if c < 0x20 || c == 0x7f {
+			return i
+		}
+	}
+	return -1
 }

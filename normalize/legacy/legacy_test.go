@@ -3,6 +3,9 @@ package legacy
 import (
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/internal/adaptertest"
@@ -39,6 +42,11 @@ var cases = []adaptertest.Case{
 	{Name: "error number without kind", Payload: line("", card, "GRANTED"), Secrets: secrets},
 	{Name: "error quoted field", Payload: `2026-11-20T08:15:02Z,"PANEL-7",READER-3,CARD,` + card + `,GRANTED`, Secrets: secrets},
 	{Name: "error json", Payload: `{"time":"2026-11-20T08:15:02Z"}`},
+	{Name: "error trailing nul", Payload: line("CARD", card, "GRANTED") + "\x00", Secrets: secrets},
+	{Name: "error nul inside a field", Payload: line("CARD", card, "GRAN\x00TED"), Secrets: secrets},
+	{Name: "error escape sequence", Payload: "2026-11-20T08:15:02Z,PANEL-7,\x1b[2JREADER-3,CARD," + card + ",GRANTED", Secrets: secrets},
+	{Name: "error tab inside a field", Payload: line("CARD", card, "GRANTED\tDENIED"), Secrets: secrets},
+	{Name: "tabs around fields", Payload: "2026-11-20T08:15:02Z\t,\tPANEL-7,READER-3\t,CARD," + card + ",GRANTED\t", Secrets: secrets},
 }
 
 func TestGolden(t *testing.T) { adaptertest.Golden(t, Vendor, Adapter{}, cases) }
@@ -68,6 +76,32 @@ func TestSameLineSameID(t *testing.T) {
 	if a[0].EventID != b[0].EventID || a[0].EventID == c[0].EventID {
 		t.Fatalf("ids: same line %s %s, other line %s", a[0].EventID, b[0].EventID, c[0].EventID)
 	}
+}
+
+// A line ending in a NUL byte (a truncated export) used to be accepted as
+// an unknown result (action other); control characters are refused with a
+// reason the DLQ records.
+func TestControlCharacters(t *testing.T) {
+	n := adaptertest.Normalizer(Vendor, Adapter{})
+	for _, payload := range []string{
+		line("CARD", card, "GRANTED") + "\x00",
+		"\x00" + line("CARD", card, "GRANTED"),
+		line("CARD", card, "DENIED_\x7fINVALID"),
+	} {
+		events, _, err := adaptertest.Run(n, Vendor, payload)
+		require.Error(t, err, "%q", payload)
+		require.Empty(t, events)
+		var nerr *normalize.Error
+		require.ErrorAs(t, err, &nerr)
+		assert.Equal(t, normalize.ReasonMalformed, nerr.Reason)
+		assert.Contains(t, err.Error(), "control character")
+		assert.NotContains(t, err.Error(), card)
+	}
+	// Trailing whitespace (CR LF) is still trimmed, not refused.
+	events, _, err := adaptertest.Run(n, Vendor, line("CARD", card, "GRANTED")+"\r\n")
+	require.NoError(t, err)
+	require.Len(t, events, 1)
+	assert.Equal(t, "unlock", events[0].Action)
 }
 
 func FuzzAdapter(f *testing.F) {

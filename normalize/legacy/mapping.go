@@ -46,6 +46,7 @@ func (Adapter) About() normalize.About {
 		VendorCode: "`<result>/<kind>` (never the number).",
 		Notes: []string{
 			"A result outside the table is action other, outcome info; a kind outside the table is method unknown; both kept in vendor_code.",
+			"A field with a control character (NUL, ESC, a tab inside it: anything below 0x20 or DEL once the whitespace around the field is trimmed) makes the line malformed_payload, never an unknown result.",
 		},
 	}
 }

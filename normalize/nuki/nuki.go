@@ -198,7 +198,11 @@ func mapEntry(dst []event.Access, feature string, top, inner *entry) ([]event.Ac
 	// take it from the trigger, refined by the source and autoUnlock.
 	lockOp := ev.Action == "unlock" || ev.Action == "lock" || ev.Action == "unlatch"
 	if e.Trigger.Set && lockOp {
-		if m, ok := triggers.Int(e.Trigger.V); ok {
+		t := triggers
+		if e.Trigger.V == 0 && ev.UserRef == "" {
+			t = systemNoAuth
+		}
+		if m, ok := t.Int(e.Trigger.V); ok {
 			m.Apply(&ev)
 		}
 	}
@@ -212,7 +216,13 @@ func mapEntry(dst []event.Access, feature string, top, inner *entry) ([]event.Ac
 			m.Apply(&ev)
 		}
 	}
-	if e.State.Set && e.State.V != 0 {
+	if tap := e.Trigger.Set && e.Trigger.V == triggerKeypadError && e.Source.Set && e.Source.V == sourceTapToUnlock; tap && e.State.Set {
+		if m, ok := tapStates.Int(e.State.V); ok {
+			m.Apply(&ev)
+		} else {
+			ev.Outcome, ev.Reason = "error", "unknown"
+		}
+	} else if e.State.Set && e.State.V != 0 {
 		if m, ok := states.Int(e.State.V); ok {
 			m.Apply(&ev)
 		} else {

@@ -33,7 +33,19 @@ var cases = []adaptertest.Case{
 	{Name: "lock n go unlatch", Payload: entryJSON("5", "7", "0", "")},
 	{Name: "manual lock", Payload: entryJSON("2", "1", "0", "")},
 	{Name: "auto lock", Payload: entryJSON("2", "6", "0", "")},
-	{Name: "system unlock", Payload: entryJSON("1", "0", "0", "")},
+	{Name: "system unlock is the app over bluetooth", Payload: entryJSON("1", "0", "0", ""), Secrets: secrets},
+	{Name: "system auto unlock", Payload: strings.Replace(entryJSON("1", "0", "0", ""), `"autoUnlock":false`, `"autoUnlock":true`, 1), Secrets: secrets},
+	{Name: "system unlatch with account user", Payload: `{"id":"a2","smartlockId":5,"accountUserId":4242,"action":3,"trigger":0,"state":0,"date":"2026-11-20T08:15:02Z"}`},
+	{Name: "system lock without authorization", Payload: `{"id":"a3","smartlockId":5,"action":2,"trigger":0,"state":0,"date":"2026-11-20T08:15:02Z"}`},
+	{Name: "time control lock", Payload: `{"id":"a4","smartlockId":5,"action":2,"trigger":3,"state":0,"date":"2026-11-20T22:00:00Z"}`},
+	{Name: "fob unlatch", Payload: entryJSON("3", "7", "0", ""), Secrets: secrets},
+	{Name: "tap to unlock", Payload: entryJSON("1", "0", "0", `,"source":3`), Secrets: secrets},
+	{Name: "tap to unlock access document revoked", Payload: entryJSON("1", "253", "0", `,"source":3`), Secrets: secrets},
+	{Name: "tap to unlock invalid access rights", Payload: entryJSON("1", "253", "37", `,"source":3`), Secrets: secrets},
+	{Name: "tap to unlock unknown state", Payload: entryJSON("1", "253", "99", `,"source":3`), Secrets: secrets},
+	{Name: "keypad error invalid code", Payload: entryJSON("1", "253", "224", `,"source":1`)},
+	{Name: "nuki mode lock", Payload: entryJSON("2", "254", "0", "")},
+	{Name: "factory reset", Payload: entryJSON("11", "0", "0", "")},
 	{Name: "keypad code unlock", Payload: entryJSON("1", "255", "0", `,"source":1`)},
 	{Name: "fingerprint unlock", Payload: entryJSON("1", "255", "0", `,"source":2`)},
 	{Name: "keypad invalid code", Payload: entryJSON("1", "255", "224", "")},
@@ -75,6 +87,10 @@ func TestEveryMappingRow(t *testing.T) {
 			return entryJSON(m.Code, "3", "0", ""), true
 		case "trigger":
 			return entryJSON("1", m.Code, "0", ""), true
+		case "trigger, no authId":
+			return strings.Replace(entryJSON("1", m.Code, "0", ""), `"authId":"6566dd0ec3a4f22e5c0d9a01",`, "", 1), true
+		case "state, tap to unlock error":
+			return entryJSON("1", "253", m.Code, `,"source":3`), true
 		case "source":
 			return entryJSON("1", "255", "0", `,"source":`+m.Code), true
 		case "state":

@@ -6,10 +6,16 @@ package querytest
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+)
+
+var (
+	loadEventsSQL      = chstorage.Query("querytest/load_events")
+	redeliverEventsSQL = chstorage.Query("querytest/redeliver_events")
 )
 
 // Fleet describes the generated data set.
@@ -49,42 +55,9 @@ func Subject(i uint64) string    { return fmt.Sprintf("subj-%d", i) }
 // 15% door sensor and battery events without a subject, 5% jams.
 func Load(ctx context.Context, conn driver.Conn, f Fleet) error {
 	f.defaults()
-	q := `INSERT INTO access_events (event_id, ts, ts_ms, received_ms, vendor, site_id, zone_id, door_id,
-    lock_id, subject_id, credential_id, device_id, attested, action, outcome, method, reason, vendor_code,
-    break_glass, raw_ref, inserted_ms)
-SELECT generateUUIDv4(), toDateTime(intDiv(t, 1000)), t, t + 800,
-  arrayElement(['matter','nuki','schlage','seam','legacy'], (site % 5) + 1),
-  concat('site-', toString(site)), concat('zone-', toString(site), '-', toString(door % 5)),
-  concat('door-', toString(site), '-', toString(door)), concat('lock-', toString(site), '-', toString(door)),
-  if(nosubj, '', concat('subj-', toString(subj))),
-  if(nosubj, '', concat('cred-', toString(subj), '-', toString(r % 2))),
-  if(nosubj, '', concat('dev-', toString(subj))),
-  arrayElement(['attested','attested','attested','unattested','unknown'], (r % 5) + 1),
-  act,
-  multiIf(act = 'access_denied', 'denied', nosubj, 'info', act = 'lock_jammed', 'error', 'granted'),
-  multiIf(nosubj OR act = 'lock_jammed', 'unknown',
-    arrayElement(['phone_nfc','phone_ble','aliro','wallet','app_remote','pin','card'], (intDiv(r, 7) % 7) + 1)),
-  multiIf(act = 'access_denied', arrayElement(['invalid_credential','revoked','expired','outside_schedule'], (intDiv(r, 3) % 4) + 1),
-    act = 'lock_jammed', 'jammed', ''),
-  concat('code-', toString(r % 13)), toUInt8(r % 97 = 0 AND NOT nosubj), concat('lock.events.raw/', toString(r % 4), '/', toString(number)),
-  toInt64(toUnixTimestamp(now())) * 1000
-FROM (
-  SELECT number,
-    {start} + (cityHash64(number, {seed}, 1) % {span}) AS t,
-    cityHash64(number, {seed}, 2) % {subjects} AS subj,
-    if(cityHash64(number, {seed}, 3) % 10 = 0, cityHash64(number, {seed}, 4) % {sites}, subj % {sites}) AS site,
-    cityHash64(number, {seed}, 5) % {doors} AS door,
-    cityHash64(number, {seed}, 6) AS r,
-    arrayElement(['unlock','unlock','unlock','unlock','unlock','unlock','unlock','unlock','unlock','unlock','unlock','unlock',
-      'lock','lock','lock','access_denied','door_opened','door_closed','battery_low','lock_jammed'],
-      (cityHash64(number, {seed}, 7) % 20) + 1) AS act,
-    act IN ('door_opened', 'door_closed', 'battery_low') AS nosubj
-  FROM numbers({offset}, {n})
-)`
-	r := strings.NewReplacer("{start}", fmt.Sprint(f.Start.UnixMilli()), "{span}", fmt.Sprint(f.Span.Milliseconds()),
-		"{seed}", fmt.Sprint(f.Seed), "{subjects}", fmt.Sprint(f.Subjects), "{sites}", fmt.Sprint(f.Sites),
-		"{doors}", fmt.Sprint(f.Doors), "{offset}", fmt.Sprint(f.Offset), "{n}", fmt.Sprint(f.Events))
-	if err := conn.Exec(ctx, r.Replace(q)); err != nil {
+	args := chstorage.Args{"start": f.Start.UnixMilli(), "span": f.Span.Milliseconds(), "seed": f.Seed,
+		"subjects": f.Subjects, "sites": f.Sites, "doors": f.Doors, "offset": f.Offset, "n": f.Events}
+	if err := loadEventsSQL.Exec(ctx, conn, args); err != nil {
 		return fmt.Errorf("load events: %w", err)
 	}
 	return nil
@@ -94,13 +67,7 @@ FROM (
 // (as an at-least-once pipeline does after a crash): duplicates that
 // ReplacingMergeTree has not merged yet.
 func Redeliver(ctx context.Context, conn driver.Conn, every uint64) error {
-	q := fmt.Sprintf(`INSERT INTO access_events (event_id, ts, ts_ms, received_ms, vendor, site_id, zone_id, door_id,
-    lock_id, subject_id, credential_id, device_id, attested, action, outcome, method, reason, vendor_code,
-    break_glass, raw_ref, inserted_ms)
-SELECT event_id, ts, ts_ms, received_ms, vendor, site_id, zone_id, door_id, lock_id, subject_id, credential_id,
-    device_id, attested, action, outcome, method, reason, vendor_code, break_glass, raw_ref, inserted_ms
-FROM access_events WHERE cityHash64(toString(event_id)) %% %d = 0 LIMIT 1 BY event_id`, every)
-	if err := conn.Exec(ctx, q); err != nil {
+	if err := redeliverEventsSQL.Exec(ctx, conn, chstorage.Args{"every": every}); err != nil {
 		return fmt.Errorf("redeliver events: %w", err)
 	}
 	return nil

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyfleet/keyfleet/internal/audit"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 	"github.com/keyfleet/keyfleet/query/rollup"
@@ -30,13 +31,20 @@ import (
 // Derived lists the tables whose rows come from another table's: they follow
 // its policy (a drop of access_events' 202401 also drops theirs).
 var Derived = map[string][]string{
-	"access_events": {"access_events_by_subject", "access_events_by_time", "access_locations", "access_identities",
-		rollup.TableHourly, rollup.TableSubjectDaily},
+	chstorage.AccessEvents.Name: {chstorage.AccessEventsBySubject.Name, chstorage.AccessEventsByTime.Name,
+		chstorage.AccessLocations.Name, chstorage.AccessIdentities.Name, rollup.TableHourly, rollup.TableSubjectDaily},
 }
 
 // Tables are the tables a policy may name: monthly-partitioned, holding
 // events or records that age out. The audit log is never among them.
-var Tables = []string{"access_events", "dead_letters", "credential_events", "alerts", rollup.TableDirty}
+var Tables = []string{chstorage.AccessEvents.Name, chstorage.DeadLetters.Name, chstorage.CredentialEvents.Name,
+	chstorage.Alerts.Name, rollup.TableDirty}
+
+var (
+	tableExistsSQL   = chstorage.Query("retention/table_exists")
+	partitionsSQL    = chstorage.Query("retention/partitions")
+	dropPartitionSQL = chstorage.Query("retention/drop_partition")
+)
 
 // DefaultPolicy is used for tables the configuration does not name.
 var DefaultPolicy = []string{"access_events=400d", "dead_letters=90d", rollup.TableDirty + "=62d"}
@@ -188,14 +196,13 @@ func monthEnd(id string) (time.Time, bool) {
 // is false when the table does not exist.
 func (j *Job) partitions(ctx context.Context, table string, keep time.Duration) ([]Partition, bool, error) {
 	var n uint64
-	if err := j.opts.Conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?", table).Scan(&n); err != nil {
+	if err := tableExistsSQL.QueryRow(ctx, j.opts.Conn, chstorage.Args{"table": table}).Scan(&n); err != nil {
 		return nil, false, fmt.Errorf("retention: table %s: %w", table, err)
 	}
 	if n == 0 {
 		return nil, false, nil
 	}
-	rows, err := j.opts.Conn.Query(ctx, "SELECT partition_id, sum(rows), sum(bytes_on_disk) FROM system.parts "+
-		"WHERE database = currentDatabase() AND table = ? AND active GROUP BY partition_id ORDER BY partition_id", table)
+	rows, err := partitionsSQL.Query(ctx, j.opts.Conn, chstorage.Args{"table": table})
 	if err != nil {
 		return nil, true, fmt.Errorf("retention: partitions of %s: %w", table, err)
 	}
@@ -280,7 +287,7 @@ func (j *Job) enforce(ctx context.Context, table string, p Policy, now time.Time
 			Target: target, Details: details, TsMs: now.UnixMilli()}); err != nil {
 			return drops, fmt.Errorf("retention: audit drop of %s: %w", target, err)
 		}
-		if err := j.opts.Conn.Exec(ctx, "ALTER TABLE "+table+" DROP PARTITION ID ?", part.ID); err != nil {
+		if err := dropPartitionSQL.Exec(ctx, j.opts.Conn, chstorage.Args{"table": table, "partition": part.ID}); err != nil {
 			_ = j.opts.Audit.Append(ctx, audit.Entry{Actor: "system:retention", Action: "retention.drop_failed",
 				Target: target, Details: map[string]string{"error": err.Error()}, TsMs: now.UnixMilli()})
 			return drops, fmt.Errorf("retention: drop %s: %w", target, err)

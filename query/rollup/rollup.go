@@ -25,13 +25,22 @@ import (
 )
 
 // Tables of migration 0034.
-const (
-	TableDirty        = "access_rollup_dirty"
-	TableHourly       = "access_rollup_hourly"
-	TableSubjectDaily = "access_rollup_subject_daily"
-	TableState        = "access_rollup_state"
+var (
+	TableDirty        = chstorage.AccessRollupDirty.Name
+	TableHourly       = chstorage.AccessRollupHourly.Name
+	TableSubjectDaily = chstorage.AccessRollupSubjectDaily.Name
+	TableState        = chstorage.AccessRollupState.Name
+)
 
-	stateName = "access_rollups"
+const stateName = "access_rollups"
+
+var (
+	watermarkSQL        = chstorage.Query("rollup/watermark")
+	serverTimeSQL       = chstorage.Query("rollup/server_time")
+	dirtyHoursSQL       = chstorage.Query("rollup/dirty_hours")
+	recomputeHourly     = chstorage.Query("rollup/recompute_hourly")
+	recomputeSubjectDay = chstorage.Query("rollup/recompute_subject_daily")
+	insertState         = chstorage.Query("rollup/insert_state")
 )
 
 // Slack covers inserts still being committed when the job read the dirty
@@ -50,7 +59,7 @@ const hourMs, dayMs = int64(3_600_000), int64(86_400_000)
 // the job never completed a run.
 func Watermark(ctx context.Context, conn driver.Conn) (time.Time, error) {
 	var wm time.Time
-	if err := conn.QueryRow(ctx, "SELECT max(watermark) FROM "+TableState+" WHERE name = ?", stateName).Scan(&wm); err != nil {
+	if err := watermarkSQL.QueryRow(ctx, conn, chstorage.Args{"name": stateName}).Scan(&wm); err != nil {
 		return time.Time{}, fmt.Errorf("read rollup watermark: %w", err)
 	}
 	if wm.Unix() <= 0 {
@@ -140,7 +149,7 @@ func (j *Job) RunOnce(ctx context.Context) error {
 func (j *Job) runOnce(ctx context.Context) error {
 	conn := j.opts.Conn
 	var now time.Time
-	if err := conn.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
+	if err := serverTimeSQL.QueryRow(ctx, conn, nil).Scan(&now); err != nil {
 		return fmt.Errorf("rollup: server time: %w", err)
 	}
 	wm, err := Watermark(ctx, conn)
@@ -174,8 +183,7 @@ func (j *Job) runOnce(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := chstorage.InsertRows(ctx, conn, TableState, []string{"name", "watermark", "updated_ms"},
-		[]any{stateName, now, time.Now().UnixMilli()}); err != nil {
+	if err := insertState.Insert(ctx, conn, []any{stateName, now, time.Now().UnixMilli()}); err != nil {
 		return fmt.Errorf("rollup: record watermark: %w", err)
 	}
 	j.hours.Add(float64(len(hours)))
@@ -184,7 +192,7 @@ func (j *Job) runOnce(ctx context.Context) error {
 }
 
 func dirtyHours(ctx context.Context, conn driver.Conn, since int64) ([]int64, error) {
-	rows, err := conn.Query(ctx, "SELECT DISTINCT hour_ms FROM "+TableDirty+" WHERE marked >= toDateTime(?) ORDER BY hour_ms", since)
+	rows, err := dirtyHoursSQL.Query(ctx, conn, chstorage.Args{"since_s": since})
 	if err != nil {
 		return nil, fmt.Errorf("rollup: dirty hours: %w", err)
 	}
@@ -217,14 +225,8 @@ func runs(units []int64, unit int64, n int) [][2]int64 {
 // version is taken before the read, so a later snapshot always wins.
 func (j *Job) hourly(ctx context.Context, from, to int64) error {
 	version := uint64(time.Now().UnixNano())
-	q := `INSERT INTO ` + TableHourly + ` (ts, hour_ms, key_hash, site_id, vendor, action, outcome, method, reason, events, version)
-SELECT toDateTime(intDiv(h, 1000)), h, cityHash64(site_id, vendor, action, outcome, method, reason),
-    site_id, vendor, action, outcome, method, reason, uniqExact(event_id), ?
-FROM (SELECT intDiv(ts_ms, 3600000) * 3600000 AS h, site_id, vendor, action, outcome, method, reason, event_id
-      FROM access_events
-      WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND ts_ms >= ? AND ts_ms < ?)
-GROUP BY h, site_id, vendor, action, outcome, method, reason`
-	if err := j.opts.Conn.Exec(ctx, q, version, from/1000, to/1000, from, to); err != nil {
+	args := chstorage.Args{"version": version, "from_s": from / 1000, "to_s": to / 1000, "from_ms": from, "to_ms": to}
+	if err := recomputeHourly.Exec(ctx, j.opts.Conn, args); err != nil {
 		return fmt.Errorf("rollup: hourly %d..%d: %w", from, to, err)
 	}
 	return nil
@@ -233,14 +235,8 @@ GROUP BY h, site_id, vendor, action, outcome, method, reason`
 // subjectDaily recomputes the per-subject daily rollup over [from, to).
 func (j *Job) subjectDaily(ctx context.Context, from, to int64) error {
 	version := uint64(time.Now().UnixNano())
-	q := `INSERT INTO ` + TableSubjectDaily + ` (ts, day_ms, key_hash, outcome, action, site_id, subject_id, events, version)
-SELECT toDateTime(intDiv(d, 1000)), d, cityHash64(outcome, action, site_id, subject_id),
-    outcome, action, site_id, subject_id, uniqExact(event_id), ?
-FROM (SELECT intDiv(ts_ms, 86400000) * 86400000 AS d, outcome, action, site_id, subject_id, event_id
-      FROM access_events_by_subject
-      WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND ts_ms >= ? AND ts_ms < ?)
-GROUP BY d, outcome, action, site_id, subject_id`
-	if err := j.opts.Conn.Exec(ctx, q, version, from/1000, to/1000, from, to); err != nil {
+	args := chstorage.Args{"version": version, "from_s": from / 1000, "to_s": to / 1000, "from_ms": from, "to_ms": to}
+	if err := recomputeSubjectDay.Exec(ctx, j.opts.Conn, args); err != nil {
 		return fmt.Errorf("rollup: subject daily %d..%d: %w", from, to, err)
 	}
 	return nil

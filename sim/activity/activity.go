@@ -160,7 +160,16 @@ type Generator struct {
 	// planned holds items planned for later days (scripted follow-ups).
 	later []Item
 	r     *rand.Rand // current day's generator
+	// The days (since the epoch) the scenarios' newcomers start: the new
+	// crew on the 4th day of the window, the new building opens on the 6th.
+	crewDay, buildingDay int64
 }
+
+// Scenario start days, counted from the window's first day.
+const (
+	crewStartDay    = 3
+	buildingOpenDay = 5
+)
 
 // New returns a generator.
 func New(o Options) *Generator {
@@ -182,6 +191,10 @@ func New(o Options) *Generator {
 		cs.switches = [][2]int64{{math.MinInt64, 0}}
 		cred := &g.f.Credentials[c]
 		subj := &g.f.Subjects[cred.Subject]
+		if g.f.Newcomer(cred.Subject) {
+			cs.activeFrom = math.MaxInt64 // starts on its scenario's day
+			continue
+		}
 		if cred.Role == fleet.RoleGuest && r.Float64() < 0.4 {
 			cs.validUntilMs = o.StartMs + int64((0.5+19.5*r.Float64())*float64(day))
 		}
@@ -198,6 +211,7 @@ func New(o Options) *Generator {
 	sortItems(initial)
 	g.initial = initial
 	g.day = floorDiv(o.StartMs, day)
+	g.crewDay, g.buildingDay = g.day+crewStartDay, g.day+buildingOpenDay
 	return g
 }
 
@@ -265,6 +279,7 @@ func (g *Generator) planDay(d int64) {
 	p.anomalies()
 	p.routines()
 	p.lockNoise()
+	p.scenarios() // last: the base estate's plan is the same without them
 	sortItems(p.items)
 	for _, it := range p.items {
 		if it.TsMs < g.o.StartMs || (g.o.EndMs > 0 && it.TsMs >= g.o.EndMs) {

@@ -3,6 +3,7 @@ package activity
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/keyfleet/keyfleet/detect/backtest"
 	"github.com/keyfleet/keyfleet/internal/event"
@@ -128,7 +129,7 @@ func (p *planner) lifecycle() {
 	if dom := dayOfMonth(p.dayStart); dom <= 3 {
 		moveIn *= 2.5 // leases start at the beginning of the month
 	}
-	for c := range f.Credentials {
+	for c := range f.Credentials[:f.Base.Credentials] { // newcomers: scenarios()
 		cred := &f.Credentials[c]
 		subj := &f.Subjects[cred.Subject]
 		cs := &g.creds[c]
@@ -251,15 +252,15 @@ func (p *planner) switchDevice(c int, t int64, attested bool) int {
 
 func (p *planner) count(rate float64) int {
 	g := p.g
-	return poisson(p.rnd(), rate*g.o.AnomalyScale*float64(len(g.f.Subjects))/1000)
+	return poisson(p.rnd(), rate*g.o.AnomalyScale*float64(g.f.Base.Subjects)/1000)
 }
 
-// pickSubject picks an active credential (by its holder's role weights) that
-// satisfies ok.
+// pickCred picks an active credential of the base estate (by its holder's
+// role weights) that satisfies ok.
 func (p *planner) pickCred(t int64, weights map[string]float64, ok func(c int) bool) int {
 	f, r := p.g.f, p.rnd()
 	for try := 0; try < 200; try++ {
-		c := r.IntN(len(f.Credentials))
+		c := r.IntN(f.Base.Credentials)
 		w := weights[f.Credentials[c].Role]
 		if w == 0 || r.Float64() > w || !p.g.active(c, t) || !p.g.active(c, t+3*day) {
 			continue
@@ -438,7 +439,7 @@ func (p *planner) useAfterRevocation() {
 // does not know.
 func (p *planner) deniedStorm() {
 	f, r := p.g.f, p.rnd()
-	site := &f.Sites[r.IntN(len(f.Sites))]
+	site := &f.Sites[r.IntN(f.Base.Sites)]
 	var cands []int
 	for _, group := range [][]int{site.Entrances, site.Garages, site.Amenities, site.Services, site.Units} {
 		for _, l := range group {
@@ -486,7 +487,7 @@ func stormMethod(l *fleet.Lock) (ok bool, method string) {
 // doorForced: a door is opened without anyone unlocking it.
 func (p *planner) doorForced() {
 	f, r := p.g.f, p.rnd()
-	site := &f.Sites[r.IntN(len(f.Sites))]
+	site := &f.Sites[r.IntN(f.Base.Sites)]
 	var cands []int
 	for _, l := range site.Locks {
 		if payload.Reports(f.Locks[l].Vendor, payload.OpDoorForced, "") {
@@ -509,32 +510,37 @@ func (p *planner) doorForced() {
 
 func (p *planner) routines() {
 	f := p.g.f
-	for s := range f.Subjects {
-		subj := &f.Subjects[s]
-		c := subj.Credential
-		// Checked again per attempt: a change today (move-out at 17:00)
-		// ends the routine from then on.
-		if !p.g.active(c, p.dayStart) && !p.g.active(c, p.dayStart+day-1) {
-			continue
-		}
-		switch subj.Role {
-		case fleet.RoleResident:
-			p.resident(subj)
-		case fleet.RoleGuest:
-			p.guest(subj)
-		case fleet.RoleContractor:
-			p.contractor(subj)
-		case fleet.RoleMaintenance:
-			p.maintenance(subj)
-		case fleet.RoleCleaning:
-			p.cleaning(subj)
-		case fleet.RoleConcierge:
-			p.concierge(subj)
-		case fleet.RoleStaff:
-			p.staff(subj)
-		}
+	for s := range f.Subjects[:f.Base.Subjects] { // newcomers: scenarios()
+		p.dailyRoutine(&f.Subjects[s])
 	}
 	p.emergencies()
+}
+
+// dailyRoutine plans subj's day by its role.
+func (p *planner) dailyRoutine(subj *fleet.Subject) {
+	// Checked again per attempt: a change today (move-out at 17:00) ends
+	// the routine from then on.
+	if c := subj.Credential; !p.g.active(c, p.dayStart) && !p.g.active(c, p.dayStart+day-1) {
+		return
+	}
+	switch subj.Role {
+	case fleet.RoleResident:
+		p.resident(subj)
+	case fleet.RoleGuest:
+		p.guest(subj)
+	case fleet.RoleContractor:
+		p.contractor(subj)
+	case fleet.RoleMaintenance:
+		p.maintenance(subj)
+	case fleet.RoleCleaning:
+		p.cleaning(subj)
+	case fleet.RoleConcierge:
+		p.concierge(subj)
+	case fleet.RoleStaff:
+		p.staff(subj)
+	case fleet.RoleInspection:
+		p.inspection(subj)
+	}
 }
 
 // routine plans an attempt of subj's routine, if the holder is active then.
@@ -792,7 +798,7 @@ func (p *planner) staff(subj *fleet.Subject) {
 // emergencies: now and then responders come with break-glass keys.
 func (p *planner) emergencies() {
 	f, r := p.g.f, p.rnd()
-	for s := range f.Sites {
+	for s := range f.Sites[:f.Base.Sites] {
 		if r.Float64() >= 0.05 {
 			continue
 		}
@@ -826,6 +832,9 @@ func (p *planner) lockNoise() {
 	f, r := p.g.f, p.rnd()
 	for i := range f.Locks {
 		l := &f.Locks[i]
+		if i >= f.Base.Locks && p.dayStart/day < p.g.buildingDay {
+			continue // the new building's locks before it opens (they come last)
+		}
 		x := r.Float64()
 		switch {
 		case x < 0.002:
@@ -852,4 +861,120 @@ func (p *planner) lockNoise() {
 			}
 		}
 	}
+}
+
+// --- scenarios: newcomers (fleet.Scenarios) ---------------------------------
+
+// scenarios plans the newcomers' days, after everything else, so that the
+// base estate's plan is the same with or without them: the new crew is
+// issued its keys on crewDay and starts its rounds, the new building opens
+// on buildingDay (staff and crews that morning, residents and guests move in
+// over its first four days). Each scenario plants labelled unlock bursts a
+// few days in.
+func (p *planner) scenarios() {
+	g, f := p.g, p.g.f
+	d := p.dayStart / day
+	for s := f.Base.Subjects; s < len(f.Subjects); s++ {
+		subj := &f.Subjects[s]
+		c := subj.Credential
+		cs := &g.creds[c]
+		switch subj.Cohort {
+		case fleet.CohortNewCrew:
+			if d == g.crewDay && !cs.movedIn {
+				p.issue(c, p.at(p.uniform(7*60, 7*60+20)))
+			}
+		case fleet.CohortNewBuilding:
+			if d < g.buildingDay || cs.movedIn {
+				break
+			}
+			switch subj.Role {
+			case fleet.RoleResident, fleet.RoleGuest:
+				if d-g.buildingDay >= int64(subj.Index%4) {
+					p.moveIn(c, p.at(p.uniform(9*60, 12*60)))
+				}
+			default:
+				p.issue(c, p.at(p.uniform(5*60, 6*60)))
+			}
+		}
+		p.dailyRoutine(subj)
+	}
+	if crew := p.cohort(fleet.CohortNewCrew, fleet.RoleInspection); len(crew) > 0 {
+		// Its phone opens three dozen doors at night (stolen, or shared).
+		for i, at := range []int64{g.crewDay + 2, g.crewDay + 5} {
+			if d == at {
+				c := crew[(i*3+1)%len(crew)]
+				doors := append(append([]int(nil), f.Sites[f.Subjects[f.Credentials[c].Subject].Site].Units...), f.Sites[0].Services...)
+				p.plantBurst(c, p.at(p.uniform(60, 180)), doors, 30+p.rnd().IntN(11), p.uniform(35, 50), fleet.CohortNewCrew)
+			}
+		}
+	}
+	if staff := p.cohort(fleet.CohortNewBuilding, fleet.RoleConcierge, fleet.RoleStaff); len(staff) > 0 {
+		// A concierge's or staff key tried at every door it opens, twice.
+		for i, at := range []int64{g.buildingDay + 2, g.buildingDay + 5} {
+			if d == at {
+				c := staff[i%len(staff)]
+				acc := f.Access(c)
+				p.plantBurst(c, p.at(p.uniform(8*60, 22*60)), append(append([]int(nil), acc...), acc...), min(2*len(acc), 12+p.rnd().IntN(10)), p.uniform(15, 40), fleet.CohortNewBuilding)
+			}
+		}
+	}
+}
+
+// cohort returns the credentials of a cohort's members of the given roles.
+func (p *planner) cohort(cohort string, roles ...string) []int {
+	f := p.g.f
+	var out []int
+	for s := f.Base.Subjects; s < len(f.Subjects); s++ {
+		if subj := &f.Subjects[s]; subj.Cohort == cohort && slices.Contains(roles, subj.Role) {
+			out = append(out, subj.Credential)
+		}
+	}
+	return out
+}
+
+// issue puts a newcomer's key on its locks at t: issued, then active.
+func (p *planner) issue(c int, t int64) {
+	cs := &p.g.creds[c]
+	cs.movedIn = true
+	cs.activeFrom = t + 30*minute
+	p.change(t, &Change{Cred: c, State: event.StateIssued, Device: 0, Attested: true, Command: gateway.CommandGrant})
+	p.change(t+2*minute+p.rnd().Int64N(minute), &Change{Cred: c, State: event.StateActive, Device: 0, Attested: true})
+}
+
+// plantBurst: credential c tries n of doors (in order) within window
+// minutes from t, labelled as an unlock burst of scenario.
+func (p *planner) plantBurst(c int, t int64, doors []int, n int, window float64, scenario string) {
+	if !p.g.active(c, t) || len(doors) == 0 {
+		return
+	}
+	label := p.newLabel(LabelUnlockBurst, c, -1, false)
+	p.g.labels[label].Scenario = scenario
+	for i := 0; i < n; i++ {
+		tt := t + int64(window*float64(minute)*float64(i)/float64(n)) + p.rnd().Int64N(30_000)
+		p.attempt(tt, c, doors[i%len(doors)], label)
+	}
+}
+
+// inspection: the new crew checks every unit's smoke detector, side by
+// side: it meets in the lobby at 08:00 and the members spread over the
+// building, each a run of 12 to 20 unit doors at the day's pace (the same
+// for the crew, give or take a little), then a service room.
+func (p *planner) inspection(subj *fleet.Subject) {
+	h, r := &subj.Habit, p.rnd()
+	if !h.Works(p.wd) {
+		return
+	}
+	site := &p.g.f.Sites[subj.Site]
+	crew := p.cohort(subj.Cohort, subj.Role)
+	k := slices.Index(crew, subj.Credential)
+	d := int(p.dayStart / day)
+	pace := 2.5 + float64(d%7)*0.25 // minutes per door, the crew's of the day
+	tm := p.jitter(8*60, 3)
+	p.routine(p.at(tm-5), subj, site.Entrances[h.Entrance])
+	start := (k*len(site.Units)/max(1, len(crew)) + d*7) % len(site.Units)
+	for i, n := 0, 12+r.IntN(9); i < n; i++ {
+		tm += pace * p.uniform(0.9, 1.1)
+		p.routine(p.at(tm), subj, site.Units[(start+i)%len(site.Units)])
+	}
+	p.routine(p.at(tm+p.uniform(5, 15)), subj, p.pick(site.Services))
 }

@@ -41,11 +41,14 @@ const (
 	RoleConcierge   = "concierge"
 	RoleStaff       = "staff"
 	RoleEmergency   = "emergency_responder"
+	// RoleInspection is a role the base estate never has: the new crew of
+	// Scenarios.NewCrew (fire and smoke-detector checks of every unit).
+	RoleInspection = "inspection"
 )
 
 // Roles lists every role in a stable order.
 var Roles = []string{RoleResident, RoleGuest, RoleContractor, RoleMaintenance, RoleCleaning,
-	RoleConcierge, RoleStaff, RoleEmergency}
+	RoleConcierge, RoleStaff, RoleEmergency, RoleInspection}
 
 // roleShare is the share of each role in the population (residents take the rest).
 var roleShare = map[string]float64{
@@ -63,6 +66,47 @@ type Options struct {
 	VendorMix map[string]float64
 	// SpareDevices is how many future phones each credential can move to.
 	SpareDevices int
+	// Scenarios add newcomers to the estate.
+	Scenarios Scenarios
+}
+
+// Scenarios are newcomers to the estate, for backtests of the detectors'
+// cold start. Their sites, locks, people and credentials come after the base
+// estate's, which stays exactly as it is without them (ids, habits, keys),
+// and their credentials are on no lock until their first day (the activity
+// decides when: see activity.Generator).
+type Scenarios struct {
+	// NewCrew adds a crew of a role the estate never had (inspection) at
+	// the first site: 4 to 8 people who check every unit's smoke detector
+	// side by side.
+	NewCrew bool
+	// NewBuilding adds one more site, with as many people as the others
+	// have, that opens during the simulation.
+	NewBuilding bool
+}
+
+// Cohorts of newcomers (Subject.Cohort); the labels of their scenarios'
+// anomalies say which (activity.Label.Scenario).
+const (
+	CohortNewCrew     = "new_crew"
+	CohortNewBuilding = "new_building"
+)
+
+// ParseScenarios parses "new-crew,new-building" (also "none" or empty).
+func ParseScenarios(v string) (Scenarios, error) {
+	var sc Scenarios
+	for _, part := range strings.Split(v, ",") {
+		switch strings.TrimSpace(part) {
+		case "", "none":
+		case "new-crew":
+			sc.NewCrew = true
+		case "new-building":
+			sc.NewBuilding = true
+		default:
+			return sc, fmt.Errorf("scenario %q: want new-crew or new-building", part)
+		}
+	}
+	return sc, nil
 }
 
 // DefaultVendorMix is used when Options.VendorMix is empty.
@@ -144,6 +188,12 @@ type Lock struct {
 	AutoRelock bool
 	Keypad     bool
 
+	// Model and Firmware place the lock in the estate's capability matrix;
+	// Tier is its door's risk tier (see buildEstate).
+	Model    string
+	Firmware string
+	Tier     int
+
 	// Vendor device identity.
 	MatterNode     string // "0x…" (16 hex digits)
 	MatterEndpoint int
@@ -200,6 +250,9 @@ type Subject struct {
 	// OverProvisioned residents hold the service door group by mistake
 	// (entitlement drift).
 	OverProvisioned bool
+	// Cohort names the scenario a newcomer belongs to (Cohort*; empty for
+	// the base estate). Newcomers are Incoming too.
+	Cohort string
 }
 
 // Device is one phone (or wallet pass) a credential can be bound to, with
@@ -262,7 +315,16 @@ type Fleet struct {
 	Locks       []Lock
 	Subjects    []Subject
 	Credentials []Credential
+	// Base counts the base estate: the scenarios' sites, locks, people and
+	// credentials come after these.
+	Base struct{ Sites, Locks, Subjects, Credentials int }
 
+	builder struct {
+		sites    *siteBuilder
+		subjects *subjectBuilder
+	}
+
+	planted  []PlantedWeakLink
 	byLockID map[string]int
 	byCredID map[string]int
 	acl      [][]int // per lock: credential indexes allowed
@@ -339,6 +401,10 @@ func Generate(o Options) (*Fleet, error) {
 	f := &Fleet{Options: o, byLockID: map[string]int{}}
 	f.buildSites()
 	f.buildSubjects()
+	f.Base.Sites, f.Base.Locks, f.Base.Subjects, f.Base.Credentials = len(f.Sites), len(f.Locks), len(f.Subjects), len(f.Credentials)
+	f.buildScenarios()
+	f.buildEstate()
+	f.builder.sites, f.builder.subjects = nil, nil
 	f.index()
 	return f, nil
 }
@@ -347,8 +413,24 @@ var amenityNames = []string{"gym", "pool", "lounge", "roof", "bikes", "cinema"}
 var serviceNames = []string{"mailroom", "boiler", "electrical", "storage", "trash", "office", "loading", "workshop"}
 
 func (f *Fleet) buildSites() {
-	o := f.Options
-	r := rng(o.Seed, "sites", 0)
+	b := &siteBuilder{f: f, r: rng(f.Options.Seed, "sites", 0)}
+	for s := 0; s < f.Options.Sites; s++ {
+		b.build(s)
+	}
+	f.builder.sites = b
+}
+
+// siteBuilder builds sites one after the other: legacy panel names run on
+// across sites (a lock id names them).
+type siteBuilder struct {
+	f              *Fleet
+	r              *rand.Rand
+	panel, readers int
+}
+
+// pick draws a vendor by the vendor mix.
+func (b *siteBuilder) pick() string {
+	o := b.f.Options
 	vendors := make([]string, 0, len(o.VendorMix))
 	for v := range o.VendorMix {
 		vendors = append(vendors, v)
@@ -358,110 +440,110 @@ func (f *Fleet) buildSites() {
 	for _, v := range vendors {
 		total += o.VendorMix[v]
 	}
-	pick := func() string {
-		x := r.Float64() * total
-		for _, v := range vendors {
-			if x < o.VendorMix[v] {
-				return v
-			}
-			x -= o.VendorMix[v]
+	x := b.r.Float64() * total
+	for _, v := range vendors {
+		if x < o.VendorMix[v] {
+			return v
 		}
-		return vendors[len(vendors)-1]
+		x -= o.VendorMix[v]
 	}
-	panel := 0
-	d := o.DoorsPerSite
+	return vendors[len(vendors)-1]
+}
+
+// build adds site s (its index) with its doors and locks.
+func (b *siteBuilder) build(s int) {
+	f, r := b.f, b.r
+	d := f.Options.DoorsPerSite
 	nEnt := max(1, d/25)
 	nGar := max(1, d/40)
 	nAmen := min(len(amenityNames), max(1, d/20))
 	nServ := min(len(serviceNames), max(1, d/16))
 	nUnits := d - nEnt - nGar - nAmen - nServ
-	for s := 0; s < o.Sites; s++ {
-		site := Site{Index: s, ID: fmt.Sprintf("site-%02d", s+1)}
-		type door struct{ kind, name, unit, zone string }
-		var doors []door
-		for i := 0; i < nEnt; i++ {
-			doors = append(doors, door{KindEntrance, "entrance-" + strconv.Itoa(i+1), "", "lobby"})
-		}
-		for i := 0; i < nGar; i++ {
-			doors = append(doors, door{KindGarage, "garage-" + strconv.Itoa(i+1), "", "garage"})
-		}
-		for i := 0; i < nAmen; i++ {
-			doors = append(doors, door{KindAmenity, amenityNames[i], "", "amenities"})
-		}
-		for i := 0; i < nServ; i++ {
-			doors = append(doors, door{KindService, serviceNames[i], "", "service"})
-		}
-		perFloor := 8
-		for i := 0; i < nUnits; i++ {
-			floor, n := i/perFloor+1, i%perFloor+1
-			name := fmt.Sprintf("%d%02d", floor, n)
-			doors = append(doors, door{KindUnit, name, fmt.Sprintf("%02d-%s", s+1, name), "floor-" + strconv.Itoa(floor)})
-		}
-		bridged := r.IntN(2) == 0 // this site's Matter locks hang off bridges
-		var bridgeNode string
-		bridgeEP := 0
-		readers := 0
-		for _, dr := range doors {
-			l := Lock{
-				Index:  len(f.Locks),
-				Vendor: pick(),
-				Site:   s,
-				SiteID: site.ID,
-				ZoneID: site.ID + "-" + dr.zone,
-				DoorID: site.ID + "-" + dr.name,
-				Kind:   dr.kind,
-				Name:   dr.name,
-				Unit:   dr.unit,
-			}
-			if dr.kind == KindUnit {
-				l.Groups = []string{"unit:" + dr.unit}
-			} else {
-				l.Groups = []string{dr.kind}
-			}
-			l.DoorSensor = r.Float64() < 0.7
-			l.AutoRelock = dr.kind != KindGarage && r.Float64() < 0.8
-			l.Keypad = r.Float64() < 0.6
-			switch l.Vendor {
-			case "matter":
-				if bridged {
-					if bridgeNode == "" || bridgeEP >= 7 {
-						bridgeNode, bridgeEP = matterNode(r), 1
-					}
-					bridgeEP++
-					l.MatterNode, l.MatterEndpoint = bridgeNode, bridgeEP
-				} else {
-					l.MatterNode, l.MatterEndpoint = matterNode(r), 1
-				}
-			case "nuki":
-				l.NukiID = 17_000_000_000 + r.Int64N(999_999_999)
-			case "schlage", "seam":
-				l.DeviceUUID = uuid(r)
-			case "legacy":
-				if readers%8 == 0 {
-					panel++
-				}
-				readers++
-				l.Panel, l.Reader = "PANEL-"+strconv.Itoa(panel), "READER-"+strconv.Itoa((readers-1)%8+1)
-				l.Keypad = r.Float64() < 0.3
-			}
-			l.LockID = LockID(&l)
-			f.Locks = append(f.Locks, l)
-			site.Locks = append(site.Locks, l.Index)
-			switch dr.kind {
-			case KindEntrance:
-				site.Entrances = append(site.Entrances, l.Index)
-			case KindGarage:
-				site.Garages = append(site.Garages, l.Index)
-			case KindAmenity:
-				site.Amenities = append(site.Amenities, l.Index)
-			case KindService:
-				site.Services = append(site.Services, l.Index)
-			case KindUnit:
-				site.Units = append(site.Units, l.Index)
-			}
-		}
-		f.Sites = append(f.Sites, site)
+	site := Site{Index: s, ID: fmt.Sprintf("site-%02d", s+1)}
+	type door struct{ kind, name, unit, zone string }
+	var doors []door
+	for i := 0; i < nEnt; i++ {
+		doors = append(doors, door{KindEntrance, "entrance-" + strconv.Itoa(i+1), "", "lobby"})
 	}
+	for i := 0; i < nGar; i++ {
+		doors = append(doors, door{KindGarage, "garage-" + strconv.Itoa(i+1), "", "garage"})
+	}
+	for i := 0; i < nAmen; i++ {
+		doors = append(doors, door{KindAmenity, amenityNames[i], "", "amenities"})
+	}
+	for i := 0; i < nServ; i++ {
+		doors = append(doors, door{KindService, serviceNames[i], "", "service"})
+	}
+	perFloor := 8
+	for i := 0; i < nUnits; i++ {
+		floor, n := i/perFloor+1, i%perFloor+1
+		name := fmt.Sprintf("%d%02d", floor, n)
+		doors = append(doors, door{KindUnit, name, fmt.Sprintf("%02d-%s", s+1, name), "floor-" + strconv.Itoa(floor)})
+	}
+	bridged := r.IntN(2) == 0 // this site's Matter locks hang off bridges
+	var bridgeNode string
+	bridgeEP := 0
+	b.readers = 0 // a site's readers start on a new panel
+	for _, dr := range doors {
+		l := Lock{
+			Index:  len(f.Locks),
+			Vendor: b.pick(),
+			Site:   s,
+			SiteID: site.ID,
+			ZoneID: site.ID + "-" + dr.zone,
+			DoorID: site.ID + "-" + dr.name,
+			Kind:   dr.kind,
+			Name:   dr.name,
+			Unit:   dr.unit,
+		}
+		if dr.kind == KindUnit {
+			l.Groups = []string{"unit:" + dr.unit}
+		} else {
+			l.Groups = []string{dr.kind}
+		}
+		l.DoorSensor = r.Float64() < 0.7
+		l.AutoRelock = dr.kind != KindGarage && r.Float64() < 0.8
+		l.Keypad = r.Float64() < 0.6
+		switch l.Vendor {
+		case "matter":
+			if bridged {
+				if bridgeNode == "" || bridgeEP >= 7 {
+					bridgeNode, bridgeEP = matterNode(r), 1
+				}
+				bridgeEP++
+				l.MatterNode, l.MatterEndpoint = bridgeNode, bridgeEP
+			} else {
+				l.MatterNode, l.MatterEndpoint = matterNode(r), 1
+			}
+		case "nuki":
+			l.NukiID = 17_000_000_000 + r.Int64N(999_999_999)
+		case "schlage", "seam":
+			l.DeviceUUID = uuid(r)
+		case "legacy":
+			if b.readers%8 == 0 {
+				b.panel++
+			}
+			b.readers++
+			l.Panel, l.Reader = "PANEL-"+strconv.Itoa(b.panel), "READER-"+strconv.Itoa((b.readers-1)%8+1)
+			l.Keypad = r.Float64() < 0.3
+		}
+		l.LockID = LockID(&l)
+		f.Locks = append(f.Locks, l)
+		site.Locks = append(site.Locks, l.Index)
+		switch dr.kind {
+		case KindEntrance:
+			site.Entrances = append(site.Entrances, l.Index)
+		case KindGarage:
+			site.Garages = append(site.Garages, l.Index)
+		case KindAmenity:
+			site.Amenities = append(site.Amenities, l.Index)
+		case KindService:
+			site.Services = append(site.Services, l.Index)
+		case KindUnit:
+			site.Units = append(site.Units, l.Index)
+		}
+	}
+	f.Sites = append(f.Sites, site)
 }
 
 // LockID is the lock id keyfleet's adapter of the lock's vendor derives from
@@ -522,98 +604,126 @@ func (f *Fleet) buildSubjects() {
 	for i := 0; i < o.Subjects; i++ {
 		perSite[i%o.Sites]++
 	}
-	nextCard := 100000 + r.IntN(800000)
+	b := &subjectBuilder{f: f, r: r, nextCard: 100000 + r.IntN(800000), matterUsers: map[int]int{}, unitResidents: map[int]int{}}
 	for s := 0; s < o.Sites; s++ {
-		site := &f.Sites[s]
-		n := perSite[s]
-		counts := map[string]int{}
-		assigned := 0
-		for _, role := range Roles[1:] {
-			c := int(math.Round(roleShare[role] * float64(n)))
-			if c < 1 && role != RoleEmergency && role != RoleContractor && n >= 20 {
-				c = 1
-			}
-			counts[role] = c
-			assigned += c
+		b.populate(s, perSite[s])
+	}
+	f.builder.subjects = b
+}
+
+// subjectBuilder adds people and their credentials one after the other:
+// card numbers run on across sites, Matter user indexes per site.
+type subjectBuilder struct {
+	f             *Fleet
+	r             *rand.Rand
+	cohort        string
+	nextCard      int
+	matterUsers   map[int]int // per site: the last Matter user index given
+	unitResidents map[int]int // per site: residents given a unit so far
+}
+
+func (b *subjectBuilder) nextMatter(site int) int {
+	b.matterUsers[site]++
+	return b.matterUsers[site]
+}
+
+// populate adds n people to site s, roles by share.
+func (b *subjectBuilder) populate(s, n int) {
+	counts := map[string]int{}
+	assigned := 0
+	for _, role := range Roles[1:] {
+		c := int(math.Round(roleShare[role] * float64(n)))
+		if c < 1 && role != RoleEmergency && role != RoleContractor && role != RoleInspection && n >= 20 {
+			c = 1
 		}
-		counts[RoleResident] = max(1, n-assigned)
-		matterUser := 0
-		nextMatter := func() int { matterUser++; return matterUser }
-		unitResidents := 0
-		for _, role := range Roles {
-			for k := 0; k < counts[role]; k++ {
-				subj := Subject{Index: len(f.Subjects), Role: role, Site: s, UnitLock: -1}
-				subj.ID = fmt.Sprintf("subj-%06d", subj.Index+1)
-				subj.Name = firstNames[r.IntN(len(firstNames))] + " " + lastNames[r.IntN(len(lastNames))]
-				subj.Habit = habit(r, role, len(site.Entrances))
-				cred := Credential{Index: len(f.Credentials), Subject: subj.Index, Role: role, Site: s}
-				cred.ID = fmt.Sprintf("cred-%06d", cred.Index+1)
-				switch role {
-				case RoleResident:
-					u := site.Units[unitResidents%len(site.Units)]
-					unitResidents++
-					subj.Unit, subj.UnitLock = f.Locks[u].Unit, u
-					cred.Kinds = []string{KindEntrance, KindAmenity}
-					if subj.Habit.HasCar {
-						cred.Kinds = append(cred.Kinds, KindGarage)
-					}
-					cred.Units = []string{subj.Unit}
-					subj.Incoming = r.Float64() < 0.05
-					if r.Float64() < 0.05 {
-						subj.OverProvisioned = true
-						cred.Kinds = append(cred.Kinds, KindService)
-					}
-				case RoleGuest:
-					u := site.Units[r.IntN(len(site.Units))]
-					subj.Unit, subj.UnitLock = f.Locks[u].Unit, u
-					cred.Kinds = []string{KindEntrance}
-					cred.Units = []string{subj.Unit}
-					cred.HasPIN = r.Float64() < 0.4
-				case RoleContractor:
-					cred.Kinds = []string{KindEntrance, KindService}
-					for j := 0; j < 1+r.IntN(4); j++ {
-						cred.Units = append(cred.Units, f.Locks[site.Units[r.IntN(len(site.Units))]].Unit)
-					}
-					cred.HasPIN = r.Float64() < 0.5
-					cred.Schedule = &Schedule{Days: 0b0111110, FromMin: 7 * 60, UntilMin: 18 * 60}
-				case RoleMaintenance:
-					cred.Kinds = []string{KindEntrance, KindGarage, KindAmenity, KindService}
-					cred.AllUnits = true
-				case RoleCleaning:
-					cred.Kinds = []string{KindEntrance, KindAmenity, KindService}
-					cred.AllUnits = true
-					cred.HasPIN = r.Float64() < 0.3
-					cred.Schedule = &Schedule{Days: 0b1111111, FromMin: 5 * 60, UntilMin: 16 * 60}
-				case RoleConcierge, RoleStaff:
-					cred.Kinds = []string{KindEntrance, KindGarage, KindAmenity, KindService}
-				case RoleEmergency:
-					cred.Kinds = []string{KindEntrance, KindGarage, KindAmenity, KindService}
-					cred.AllUnits = true
-					cred.BreakGlass = true
-				}
-				subj.Habit.PrefersPIN = cred.HasPIN && r.Float64() < 0.6
-				for d := 0; d <= o.SpareDevices; d++ {
-					nextCard++
-					cred.Devices = append(cred.Devices, Device{
-						ID:           "dev-" + hexID(r, 12),
-						MatterUser:   nextMatter(),
-						NukiAuth:     hexID(r, 24),
-						SchlageUser:  uuid(r),
-						SeamIdentity: uuid(r),
-						Card:         fmt.Sprintf("%08d", nextCard),
-					})
-				}
-				if cred.HasPIN {
-					nextCard++
-					cred.PIN = PIN{MatterUser: nextMatter(), NukiAuth: hexID(r, 24), SchlageCode: uuid(r),
-						SeamCode: uuid(r), LegacyNumber: fmt.Sprintf("%06d", nextCard%1000000)}
-				}
-				subj.Credential = cred.Index
-				f.Subjects = append(f.Subjects, subj)
-				f.Credentials = append(f.Credentials, cred)
-			}
+		counts[role] = c
+		assigned += c
+	}
+	counts[RoleResident] = max(1, n-assigned)
+	for _, role := range Roles {
+		for k := 0; k < counts[role]; k++ {
+			b.person(s, role)
 		}
 	}
+}
+
+// person adds one person of role at site s with a credential.
+func (b *subjectBuilder) person(s int, role string) {
+	f, r, o := b.f, b.r, b.f.Options
+	site := &f.Sites[s]
+	subj := Subject{Index: len(f.Subjects), Role: role, Site: s, UnitLock: -1, Cohort: b.cohort}
+	subj.ID = fmt.Sprintf("subj-%06d", subj.Index+1)
+	subj.Name = firstNames[r.IntN(len(firstNames))] + " " + lastNames[r.IntN(len(lastNames))]
+	subj.Habit = habit(r, role, len(site.Entrances))
+	cred := Credential{Index: len(f.Credentials), Subject: subj.Index, Role: role, Site: s}
+	cred.ID = fmt.Sprintf("cred-%06d", cred.Index+1)
+	switch role {
+	case RoleResident:
+		u := site.Units[b.unitResidents[s]%len(site.Units)]
+		b.unitResidents[s]++
+		subj.Unit, subj.UnitLock = f.Locks[u].Unit, u
+		cred.Kinds = []string{KindEntrance, KindAmenity}
+		if subj.Habit.HasCar {
+			cred.Kinds = append(cred.Kinds, KindGarage)
+		}
+		cred.Units = []string{subj.Unit}
+		subj.Incoming = r.Float64() < 0.05
+		if r.Float64() < 0.05 {
+			subj.OverProvisioned = true
+			cred.Kinds = append(cred.Kinds, KindService)
+		}
+	case RoleGuest:
+		u := site.Units[r.IntN(len(site.Units))]
+		subj.Unit, subj.UnitLock = f.Locks[u].Unit, u
+		cred.Kinds = []string{KindEntrance}
+		cred.Units = []string{subj.Unit}
+		cred.HasPIN = r.Float64() < 0.4
+	case RoleContractor:
+		cred.Kinds = []string{KindEntrance, KindService}
+		for j := 0; j < 1+r.IntN(4); j++ {
+			cred.Units = append(cred.Units, f.Locks[site.Units[r.IntN(len(site.Units))]].Unit)
+		}
+		cred.HasPIN = r.Float64() < 0.5
+		cred.Schedule = &Schedule{Days: 0b0111110, FromMin: 7 * 60, UntilMin: 18 * 60}
+	case RoleMaintenance:
+		cred.Kinds = []string{KindEntrance, KindGarage, KindAmenity, KindService}
+		cred.AllUnits = true
+	case RoleCleaning:
+		cred.Kinds = []string{KindEntrance, KindAmenity, KindService}
+		cred.AllUnits = true
+		cred.HasPIN = r.Float64() < 0.3
+		cred.Schedule = &Schedule{Days: 0b1111111, FromMin: 5 * 60, UntilMin: 16 * 60}
+	case RoleConcierge, RoleStaff:
+		cred.Kinds = []string{KindEntrance, KindGarage, KindAmenity, KindService}
+	case RoleEmergency:
+		cred.Kinds = []string{KindEntrance, KindGarage, KindAmenity, KindService}
+		cred.AllUnits = true
+		cred.BreakGlass = true
+	case RoleInspection:
+		cred.Kinds = []string{KindEntrance, KindService}
+		cred.AllUnits = true
+		cred.Schedule = &Schedule{Days: 0b0111110, FromMin: 7 * 60, UntilMin: 18 * 60}
+	}
+	subj.Habit.PrefersPIN = cred.HasPIN && r.Float64() < 0.6
+	for d := 0; d <= o.SpareDevices; d++ {
+		b.nextCard++
+		cred.Devices = append(cred.Devices, Device{
+			ID:           "dev-" + hexID(r, 12),
+			MatterUser:   b.nextMatter(s),
+			NukiAuth:     hexID(r, 24),
+			SchlageUser:  uuid(r),
+			SeamIdentity: uuid(r),
+			Card:         fmt.Sprintf("%08d", b.nextCard),
+		})
+	}
+	if cred.HasPIN {
+		b.nextCard++
+		cred.PIN = PIN{MatterUser: b.nextMatter(s), NukiAuth: hexID(r, 24), SchlageCode: uuid(r),
+			SeamCode: uuid(r), LegacyNumber: fmt.Sprintf("%06d", b.nextCard%1000000)}
+	}
+	subj.Credential = cred.Index
+	f.Subjects = append(f.Subjects, subj)
+	f.Credentials = append(f.Credentials, cred)
 }
 
 func habit(r *rand.Rand, role string, entrances int) Habit {
@@ -635,7 +745,7 @@ func habit(r *rand.Rand, role string, entrances int) Habit {
 		h.Activity *= 0.8
 		h.LeaveMin = clampMin(11*60 + r.NormFloat64()*120)
 		h.ReturnMin = clampMin(19*60 + r.NormFloat64()*90)
-	case RoleContractor, RoleMaintenance, RoleStaff:
+	case RoleContractor, RoleMaintenance, RoleStaff, RoleInspection:
 		h.HasCar = r.Float64() < 0.6
 		h.LeaveMin = clampMin(8*60 + r.NormFloat64()*30) // start of work
 		h.ReturnMin = clampMin(16*60 + 30 + r.NormFloat64()*40)
@@ -682,3 +792,38 @@ func (f *Fleet) index() {
 		}
 	}
 }
+
+// buildScenarios adds the newcomers of Options.Scenarios after the base
+// estate, each from a random stream of its own, so the base estate does not
+// change.
+func (f *Fleet) buildScenarios() {
+	sc := f.Options.Scenarios
+	people := f.builder.subjects
+	if sc.NewCrew {
+		b := *people
+		b.r, b.cohort = rng(f.Options.Seed, "scenario-new-crew", 0), CohortNewCrew
+		n := min(8, max(4, f.Options.Subjects/300))
+		for range n {
+			b.person(0, RoleInspection)
+			f.Subjects[len(f.Subjects)-1].Incoming = true
+		}
+		people.nextCard = b.nextCard
+	}
+	if sc.NewBuilding {
+		sb := *f.builder.sites
+		sb.r = rng(f.Options.Seed, "scenario-new-building", 0)
+		s := len(f.Sites)
+		sb.build(s)
+		b := *people
+		b.r, b.cohort = rng(f.Options.Seed, "scenario-new-building", 1), CohortNewBuilding
+		b.populate(s, f.Options.Subjects/f.Options.Sites)
+		for i := f.Base.Subjects; i < len(f.Subjects); i++ {
+			if f.Subjects[i].Cohort == CohortNewBuilding {
+				f.Subjects[i].Incoming = true
+			}
+		}
+	}
+}
+
+// Newcomer reports whether a subject belongs to a scenario's cohort.
+func (f *Fleet) Newcomer(subject int) bool { return subject >= f.Base.Subjects }

@@ -77,9 +77,70 @@ func TestEstate(t *testing.T) {
 		}
 	}
 	for _, r := range fleet.Roles {
+		if r == fleet.RoleInspection {
+			require.Zero(t, roles[r], "the base estate has no inspection crew (Scenarios.NewCrew)")
+			continue
+		}
 		require.Positive(t, roles[r], r)
 	}
 	require.Greater(t, roles[fleet.RoleResident], 400)
+}
+
+// Scenarios add newcomers after the base estate, which stays exactly as it
+// is: the same locks, people and keys.
+func TestScenarios(t *testing.T) {
+	base, err := fleet.Generate(opts())
+	require.NoError(t, err)
+	o := opts()
+	o.Scenarios = fleet.Scenarios{NewCrew: true, NewBuilding: true}
+	f, err := fleet.Generate(o)
+	require.NoError(t, err)
+	require.Equal(t, base.Sites, f.Sites[:f.Base.Sites])
+	require.Equal(t, base.Locks, f.Locks[:f.Base.Locks])
+	require.Equal(t, base.Subjects, f.Subjects[:f.Base.Subjects])
+	require.Equal(t, base.Credentials, f.Credentials[:f.Base.Credentials])
+	require.Len(t, f.Sites, 4)
+	require.Len(t, f.Locks, 4*80)
+
+	ids := map[string]bool{}
+	for _, l := range f.Locks {
+		require.False(t, ids[l.LockID], "duplicate lock id %s", l.LockID)
+		ids[l.LockID] = true
+	}
+	cards := map[string]bool{}
+	cohorts := map[string]int{}
+	for _, s := range f.Subjects {
+		c := &f.Credentials[s.Credential]
+		for _, d := range c.Devices {
+			require.False(t, cards[d.Card], "duplicate card %s", d.Card)
+			cards[d.Card] = true
+		}
+		if !f.Newcomer(s.Index) {
+			require.Empty(t, s.Cohort)
+			continue
+		}
+		cohorts[s.Cohort]++
+		require.True(t, s.Incoming, "%s starts on no lock", s.ID)
+		switch s.Cohort {
+		case fleet.CohortNewCrew:
+			require.Equal(t, fleet.RoleInspection, s.Role)
+			require.Equal(t, 0, s.Site)
+			require.Len(t, f.Access(s.Credential), len(f.Sites[0].Units)+len(f.Sites[0].Entrances)+len(f.Sites[0].Services))
+		case fleet.CohortNewBuilding:
+			require.Equal(t, 3, s.Site)
+			require.NotEmpty(t, f.Access(s.Credential))
+		default:
+			t.Fatalf("cohort %q", s.Cohort)
+		}
+	}
+	require.Equal(t, 4, cohorts[fleet.CohortNewCrew])
+	require.Equal(t, 200, cohorts[fleet.CohortNewBuilding])
+
+	sc, err := fleet.ParseScenarios("new-crew, new-building")
+	require.NoError(t, err)
+	require.Equal(t, o.Scenarios, sc)
+	_, err = fleet.ParseScenarios("new-moon")
+	require.Error(t, err)
 }
 
 // TestRegistryFileResolves: the registry file the simulator writes loads in

@@ -109,6 +109,7 @@ func (f *Fleet) Registry() registry.File {
 		file.Locks = append(file.Locks, registry.Lock{
 			Vendor: l.Vendor, LockID: l.LockID, Groups: l.Groups,
 			LockInfo: registry.LockInfo{SiteID: l.SiteID, ZoneID: l.ZoneID, DoorID: l.DoorID},
+			Model:    l.Model, Firmware: l.Firmware, Tier: l.Tier,
 		})
 	}
 	for c := range f.Credentials {

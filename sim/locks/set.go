@@ -255,6 +255,16 @@ type Decision struct {
 // Decide answers an attempt of credential credID at lock lockID at atMs
 // from the access list the lock holds at that moment.
 func (s *Set) Decide(lockID, credID string, atMs int64) Decision {
+	return s.DecideAt(lockID, credID, atMs, atMs)
+}
+
+// DecideAt is Decide for a simulated world whose clock reads localMs while
+// commands reach the locks at atMs: in rate mode the fleet's days are
+// compressed, so the simulation's own schedules and validity periods (its
+// credentials' Schedule, the expiries it provisioned) are judged on the
+// simulated clock, and commands from the control plane (their windows and
+// validity) on the wall clock they were sent on.
+func (s *Set) DecideAt(lockID, credID string, atMs, localMs int64) Decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ls, ok := s.locks[lockID]
@@ -265,7 +275,7 @@ func (s *Set) Decide(lockID, credID string, atMs int64) Decision {
 	present, removed := false, false
 	var entry Entry
 	var pendingRemoval int64
-	external := false
+	external, entryExternal := false, false
 	for _, ch := range hist {
 		if ch.requestedMs > atMs {
 			break
@@ -274,7 +284,7 @@ func (s *Set) Decide(lockID, credID string, atMs int64) Decision {
 			if !ch.present && present {
 				removed = true
 			}
-			present, entry = ch.present, ch.entry
+			present, entry, entryExternal = ch.present, ch.entry, ch.external
 			if present {
 				removed = false
 			}
@@ -287,18 +297,23 @@ func (s *Set) Decide(lockID, credID string, atMs int64) Decision {
 			pendingRemoval, external = 0, false
 		}
 	}
+	valid := localMs
+	if entryExternal {
+		valid = atMs
+	}
 	switch {
 	case !present && removed:
 		return Decision{Reason: "revoked"}
 	case !present:
 		return Decision{Reason: "invalid_credential"}
-	case entry.ValidUntilMs > 0 && atMs >= entry.ValidUntilMs:
+	case entry.ValidUntilMs > 0 && valid >= entry.ValidUntilMs:
 		return Decision{Reason: "expired"}
-	case entry.ValidFromMs > 0 && atMs < entry.ValidFromMs:
+	case entry.ValidFromMs > 0 && valid < entry.ValidFromMs:
 		return Decision{Reason: "outside_schedule"}
 	}
-	if t := time.UnixMilli(atMs).UTC(); !entry.Schedule.Allows(int(t.Weekday()), t.Hour()*60+t.Minute()) ||
-		!gw.Allowed(entry.Windows, t) {
+	local := time.UnixMilli(localMs).UTC()
+	if !entry.Schedule.Allows(int(local.Weekday()), local.Hour()*60+local.Minute()) ||
+		!gw.Allowed(entry.Windows, time.UnixMilli(atMs).UTC()) {
 		return Decision{Reason: "outside_schedule"}
 	}
 	return Decision{Granted: true, RevokeRequestedMs: pendingRemoval, RevokeExternal: external}

@@ -189,6 +189,28 @@ func TestScheduleAndExpiry(t *testing.T) {
 	require.Equal(t, "expired", set.Decide(l.LockID, "cred-guest", t0+3_600_000).Reason)
 }
 
+// In rate mode the fleet's days are compressed: a credential's schedule is
+// judged on the simulated clock (localMs), whatever the wall clock says.
+func TestDecideAtSimulatedClock(t *testing.T) {
+	f := testFleet(t)
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, Provision: true})
+	l, _ := lockWith(t, f, "nuki")
+	weekdays := &fleet.Schedule{Days: 0b0111110, FromMin: 7 * 60, UntilMin: 18 * 60}
+	applied := set.Submit(gw.Command{CommandID: "c", Type: gw.CommandGrant, Vendor: "nuki", LockID: l.LockID,
+		CredentialID: "cred-crew"}, t0, locks.SubmitOptions{Schedule: weekdays, NoAck: true})
+	saturdayNight := time.UnixMilli(applied).UTC().Truncate(24 * time.Hour)
+	for saturdayNight.Weekday() != time.Saturday {
+		saturdayNight = saturdayNight.Add(24 * time.Hour)
+	}
+	saturdayNight = saturdayNight.Add(21 * time.Hour)
+	mondayMorning := saturdayNight.Add(35 * time.Hour) // 08:00
+	wall := saturdayNight.UnixMilli()
+	require.Equal(t, "outside_schedule", set.Decide(l.LockID, "cred-crew", wall).Reason)
+	require.True(t, set.DecideAt(l.LockID, "cred-crew", wall, mondayMorning.UnixMilli()).Granted,
+		"a Monday-morning visit of the simulated world on a Saturday-night wall clock")
+	require.Equal(t, "outside_schedule", set.DecideAt(l.LockID, "cred-crew", mondayMorning.UnixMilli(), wall).Reason)
+}
+
 // A grant from the control plane carries weekly windows; the lock holds
 // them and decides by them (its local time is UTC).
 func TestGrantWindows(t *testing.T) {

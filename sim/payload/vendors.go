@@ -130,9 +130,12 @@ func (e *Encoder) matter(dst []byte, o *Occurrence) []byte {
 }
 
 // Nuki Web API smartlock log codes.
+// nukiTriggers: a phone's unlock over Bluetooth logs as trigger 0 (system)
+// naming the app's authorization, a tap to unlock as trigger 0 with source
+// 3; the fob (accessory) stands in for cards.
 var nukiTriggers = map[string]int{
-	MethodPhoneBLE: 5, MethodAliro: 5, MethodWallet: 5, MethodManual: 1, MethodButton: 2, MethodAppRemote: 4,
-	MethodAuto: 6, MethodCard: 7, MethodPhoneNFC: 7, MethodPIN: 255, MethodSchedule: 3,
+	MethodPhoneBLE: 0, MethodAliro: 0, MethodWallet: 0, MethodPhoneNFC: 0, MethodManual: 1, MethodButton: 2,
+	MethodAppRemote: 4, MethodAuto: 6, MethodCard: 7, MethodPIN: 255, MethodSchedule: 3,
 }
 
 func (e *Encoder) nuki(dst []byte, o *Occurrence) []byte {
@@ -205,8 +208,11 @@ func (e *Encoder) nuki(dst []byte, o *Occurrence) []byte {
 	}
 	dst = appendField(dst, "date", isoMs(o.TsMs))
 	source := 0
-	if o.Method == MethodPIN {
+	switch o.Method {
+	case MethodPIN:
 		source = 1 // keypad code
+	case MethodPhoneNFC:
+		source = 3 // tap to unlock
 	}
 	dst = appendInt(dst, "source", int64(source))
 	if wrapped {

@@ -254,14 +254,20 @@ func ParseDuration(s string) (time.Duration, error) {
 }
 
 // Args collects a request's query and path parameters, copied (nothing
-// from the fiber context outlives the handler).
+// from the fiber context outlives the handler). Path parameters are
+// percent-decoded (httpapi.PathParam; the server already refused malformed
+// ones).
 func Args(c *fiber.Ctx) []Arg {
 	var args []Arg
 	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
 		args = append(args, Arg{Name: string(k), Value: string(v), In: "query"})
 	})
 	for _, name := range c.Route().Params {
-		args = append(args, Arg{Name: name, Value: strings.Clone(c.Params(name)), In: "path"})
+		v, err := httpapi.PathParam(c, name)
+		if err != nil {
+			v = strings.Clone(c.Params(name))
+		}
+		args = append(args, Arg{Name: name, Value: v, In: "path"})
 	}
 	return args
 }

@@ -1,0 +1,59 @@
+package detect
+
+import "github.com/keyfleet/keyfleet/internal/event"
+
+// Entitlement is what a credential's role template grants it: the locks
+// its grants were pushed to. The control plane's credential records carry
+// it beside the lifecycle fields ("locks": [{"vendor", "lock_id"}]), so one
+// credential.events record decodes into both an event.Credential and an
+// Entitlement.
+//
+// unlock_burst uses it while it knows little else about a subject (the
+// learning period after a cold start, a newcomer of a role without
+// history): a burst across doors the credential is entitled to is raised at
+// low confidence, one that reaches doors outside its entitlement is not —
+// that much is known on day one.
+type Entitlement struct {
+	CredentialID string         `json:"credential_id"`
+	Locks        []EntitledLock `json:"locks"`
+}
+
+// EntitledLock is one lock a credential is entitled to.
+type EntitledLock struct {
+	Vendor string `json:"vendor"`
+	LockID string `json:"lock_id"`
+}
+
+// Entitle records a credential's entitlement, replacing the one known. A
+// record without locks says nothing about the entitlement and is ignored.
+func (e *Engine) Entitle(ent *Entitlement) {
+	if ent == nil || ent.CredentialID == "" || len(ent.Locks) == 0 {
+		return
+	}
+	m := make(map[lockKey]struct{}, len(ent.Locks))
+	for _, l := range ent.Locks {
+		m[lockKey{l.Vendor, l.LockID}] = struct{}{}
+	}
+	e.cred(ent.CredentialID).entitled = m
+}
+
+type lockKey struct{ vendor, lockID string }
+
+// Entitlement scopes of an access event (winEntry.scope).
+const (
+	scopeUnknown  uint8 = iota // no entitlement on record for its credential
+	scopeEntitled              // a lock the credential is entitled to
+	scopeOutside               // a lock outside the credential's entitlement
+)
+
+// scope says whether an access event's lock is within its credential's
+// entitlement.
+func (c *credState) scope(ev *event.Access) uint8 {
+	if c == nil || c.entitled == nil {
+		return scopeUnknown
+	}
+	if _, ok := c.entitled[lockKey{ev.Vendor, ev.LockID}]; ok {
+		return scopeEntitled
+	}
+	return scopeOutside
+}

@@ -1,0 +1,7 @@
+-- The current versions of some alerts.
+-- param: ids Set(String) = ['a1', 'a2']
+SELECT alert_id, version, detector, severity, subject_id, credential_id, door_id, site_id, ts, ts_ms,
+    window_start_ms, window_end_ms, observed, threshold, baseline, evidence, explanation, suggested_action,
+    suppressed_count, revision, rules_version, status, status_note, status_by, status_ms, source_received_ms,
+    detected_ms, updated_ms
+FROM alerts FINAL WHERE alert_id IN {ids:Set(String)}

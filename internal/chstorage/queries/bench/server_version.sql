@@ -1,0 +1,2 @@
+-- The server's version, for the benchmark report.
+SELECT version()

@@ -1,0 +1,2 @@
+-- The server's clock (dirty marks are stamped with it).
+SELECT now()
