@@ -560,7 +560,7 @@ func kpiDiffs(t *testing.T, r *report.Report, k map[string]json.RawMessage) []st
 	for _, f := range []struct {
 		name string
 		want any
-	}{{"revocation_latency", cur.RevocationLatency}, {"time_to_issue", cur.TimeToIssue},
+	}{{"revocation_latency", cur.RevocationLatency}, {"leaver_latency", cur.LeaverLatency}, {"time_to_issue", cur.TimeToIssue},
 		{"activation", cur.Activation}, {"exceptions", cur.Exceptions}} {
 		want, err := json.Marshal(f.want)
 		require.NoError(t, err)

@@ -8,7 +8,12 @@
 // identity store.
 package identity
 
-import "time"
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
 
 // ChangeKind says what happened to a subject's entitlement.
 type ChangeKind string
@@ -57,4 +62,56 @@ type Change struct {
 	// membership, renamed, attributes, resync).
 	Reason string    `json:"reason"`
 	At     time.Time `json:"at"`
+}
+
+// SubjectID returns the pseudonymous subject id of a person an identity
+// source knows by ref (the externalId an identity provider or HR system
+// uses, or the SCIM id): a keyed hash, so the id tells nothing about the
+// person without the key, and the same person always gets the same id.
+func SubjectID(key []byte, ref string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("keyfleet-identity\x00"))
+	m.Write([]byte(ref))
+	var sum [sha256.Size]byte
+	return "sub_" + hex.EncodeToString(m.Sum(sum[:0])[:12])
+}
+
+// Status is what the identity source says about one subject: whether it
+// is known, and whether it is entitled (active, end date not passed).
+type Status struct {
+	SubjectID string    `json:"subject_id"`
+	Known     bool      `json:"known"`
+	Entitled  bool      `json:"entitled"`
+	Active    bool      `json:"active"`
+	Site      string    `json:"site,omitempty"`
+	EndDate   time.Time `json:"end_date,omitzero"`
+	Groups    []Group   `json:"groups,omitempty"`
+	// Reason says why a known subject is not entitled: deactivated or
+	// end_date.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Leaver is one leaver whose credentials identity sync revoked: when the
+// identity change happened (the end date itself for an end-date leaver)
+// and the revocation it caused, whose last lock confirmation ends the
+// leaver latency.
+type Leaver struct {
+	SubjectID    string `json:"subject_id"`
+	ChangeMs     int64  `json:"change_ms"`
+	Reason       string `json:"reason"`
+	RevocationID string `json:"revocation_id"`
+	Credentials  int    `json:"credentials"`
+	RequestedMs  int64  `json:"requested_ms"`
+}
+
+// LeaverLatency is the leaver KPI over a range: leavers whose identity
+// change falls in it and who had credentials to revoke, how many of them
+// every lock confirmed, and the latency from the identity change to the
+// last lock confirmation (seconds; quantiles over the confirmed).
+type LeaverLatency struct {
+	Count     int     `json:"count"`
+	Confirmed int     `json:"confirmed"`
+	P50       float64 `json:"p50_s"`
+	P95       float64 `json:"p95_s"`
+	P99       float64 `json:"p99_s"`
 }

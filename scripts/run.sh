@@ -36,7 +36,7 @@ trap cleanup INT TERM EXIT
 # The simulated estate's locks and credentials, so events resolve to sites,
 # doors and (pseudonymous) subjects.
 "$bin" simulate "${fleet[@]}" --registry-only --registry-out "$data/registry.json" \
-  --identities-out "$data/identities.json" --attest-ca "$attest" 2>/dev/null
+  --identities-out "$data/identities.json" --people-out "$data/people.csv" --attest-ca "$attest" 2>/dev/null
 
 "$bin" serve --http-addr "$http" --registry "$data/registry.json" \
   --attest-android-roots "$attest/android-roots.pem" --attest-android-packages com.keyfleet.wallet \
@@ -70,6 +70,11 @@ fed by a simulated estate (seed $seed): two days of history, then ~$rate events/
 Try a revocation drill (termination, lost-device or breach):
   bin/keyfleet drill termination --token $token --subjects 20 --site site-01 --door-groups unit:01-101
 
+Identity sync: the estate's people come from an HR feed (keyfleet identity import) and
+staff turnover is pushed over SCIM (/scim/v2) every ~20 s: joiners get credentials,
+movers' doors follow their role, leavers' keys are revoked on every lock
+(leaver latency: GET /v1/kpis, keyfleet_identity_leaver_latency_seconds).
+
 Press Ctrl-C to stop.
 
 MSG
@@ -77,6 +82,17 @@ MSG
 if [ ! -f "$data/.backfilled-$seed" ]; then
   "$bin" simulate "${fleet[@]}" --days 2 --log-level warn && touch "$data/.backfilled-$seed"
 fi
+# Identity sync: an identity provider's token (role scim), the estate's people
+# from the HR feed (the first run creates them, linked to their simulated
+# credentials; later runs find nothing to change), then staff turnover over SCIM.
+scim_token=$(curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+  -d '{"name":"make-run-idp","role":"scim"}' "http://$http/v1/tokens" | sed -n 's/.*"secret":"\([^"]*\)".*/\1/p')
+"$bin" identity import "$data/people.csv" --url "http://$http" --token "$scim_token" >"$data/identity-import.txt"
+head -n 2 "$data/identity-import.txt"
+"$bin" simulate turnover "${fleet[@]}" --scim-url "http://$http/scim/v2" --scim-token "$scim_token" --every 20s \
+  --log-level warn >/dev/null &
+pids+=($!)
+
 "$bin" simulate "${fleet[@]}" --rate "$rate" --duration 8760h --gateways --log-level warn \
   --wallet-addr "$wallet" --wallet-secret "$session_secret" --attest-ca "$attest" &
 pids+=($!)

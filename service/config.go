@@ -59,6 +59,8 @@ type Config struct {
 	Security SecurityConfig
 
 	Estate EstateConfig
+
+	Identity IdentityConfig
 }
 
 // RegisterFlags defines serve's flags (each with an environment equivalent).
@@ -112,6 +114,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	c.Dashboards.registerFlags(s)
 	c.Security.registerFlags(s)
 	c.Estate.registerFlags(s)
+	c.Identity.registerFlags(s)
 }
 
 // Validate checks the configuration and says what is wrong in terms of flags.
@@ -164,6 +167,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Estate.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Identity.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MemoryLimitMiB < 0 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) {

@@ -186,7 +186,8 @@ func (c controlPlane) Run(ctx context.Context) error { return c.stream.Run(ctx) 
 // newControl builds the credential control plane on the audit log. The
 // plane feeds locks (the normalizer's registry) from credential.events.
 func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, auditLog *audit.Store, locks *registry.Registry, key []byte,
-	reg prometheus.Registerer, logger *slog.Logger, policy *grant.Checker) (controlPlane, error) {
+	reg prometheus.Registerer, logger *slog.Logger, policy *grant.Checker,
+	verifySubjects func(context.Context, []string, []string) ([]string, error)) (controlPlane, error) {
 	logger = logger.With("part", "control")
 	so := stream.Options{Bus: bc, Conn: conn, Registry: locks, Audit: auditLog, Logger: logger,
 		Registerer: reg, MaxQueue: cfg.MaxQueue, PendingSLA: cfg.PendingSLA, Enforcement: policy,
@@ -206,7 +207,8 @@ func newControl(cfg ControlConfig, bc bus.Config, conn driver.Conn, auditLog *au
 		return controlPlane{}, err
 	}
 	ao := api.Options{State: proc, Conn: conn, Audit: auditLog, Verifier: auditLog, PseudonymKey: key,
-		Logger: logger, Registerer: reg, MaxBulk: cfg.MaxBulk, PendingSLA: cfg.PendingSLA, Policy: policy}
+		Logger: logger, Registerer: reg, MaxBulk: cfg.MaxBulk, PendingSLA: cfg.PendingSLA, Policy: policy,
+		VerifySubjects: verifySubjects}
 	if cfg.Attest.configured() {
 		v, err := attest.New(cfg.Attest.config())
 		if err != nil {

@@ -22,7 +22,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/ingest"
 	"github.com/keyfleet/keyfleet/internal/audit"
@@ -35,7 +34,6 @@ import (
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
 	"github.com/keyfleet/keyfleet/pipeline"
-	"github.com/keyfleet/keyfleet/query"
 )
 
 // devPseudonymKey keys pseudonyms when no --pseudonym-key is given; only
@@ -160,8 +158,16 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	defer closeAll(logger, est.locks)
-	plane, err := newControl(cfg.Control, bc, conn, auditLog, locks, key, reg, logger, est.checker)
+	idn, err := newIdentity(ctx, cfg.Identity, bc, conn, key, reg, logger)
 	if err != nil {
+		return err
+	}
+	defer closeAll(logger, idn)
+	plane, err := newControl(cfg.Control, bc, conn, auditLog, locks, key, reg, logger, est.checker, idn.verifySubjects)
+	if err != nil {
+		return err
+	}
+	if err := idn.connect(plane.Routes(), bc, reg, auditLog); err != nil {
 		return err
 	}
 	if err := est.withAPI(cfg.Estate, policy, plane.stream, conn, auditLog, cfg.Control.PendingSLA, logger); err != nil {
@@ -247,7 +253,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	queryAPI, err := setupQuery(cfg.Query, queryDeps{conn: conn, tokens: tokens, audit: auditLog,
-		kpis: query.KPIFunc(func(ctx context.Context, from, to time.Time) (any, error) { return store.KPIs(ctx, conn, from, to) }),
+		kpis: idn.kpiFunc(),
 		key:  key, logger: logger, reg: reg})
 	if err != nil {
 		return err
@@ -259,6 +265,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	routes = append(routes, det.routes...)
 	routes = append(routes, dash.routes...)
 	routes = append(routes, queryAPI.routes...)
+	routes = append(routes, idn.routes...)
 	if err := queryAPI.document(routes); err != nil {
 		return err
 	}
@@ -295,7 +302,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	g.Go(func() error { return tokens.Run(gctx) })
 	g.Go(func() error { return auditLog.Run(gctx) })
 	g.Go(func() error { return est.afterRegistry(plane.Run)(gctx) })
-	for _, run := range append(append(det.runs, queryAPI.runs...), dash.runs...) {
+	for _, run := range append(append(append(det.runs, queryAPI.runs...), dash.runs...), idn.runs...) {
 		g.Go(func() error { return run(gctx) })
 	}
 	g.Go(func() error {

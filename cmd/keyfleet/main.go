@@ -33,6 +33,7 @@ func commands() []command {
 		{"estate", "lock estate through a running keyfleet: migrate (vendor exit), import, export, weak-links", runEstate},
 		{"detect", "backtest the detectors: --replay FILE [--rules FILE] [--labels FILE]", runDetect},
 		{"token", "create, list, rotate and revoke API tokens (directly in ClickHouse)", runToken},
+		{"identity", "import an HR/tenant feed into a running keyfleet (identity import FILE [--dry-run])", runIdentity},
 		{"report", "weekly fleet-health report: --week 2026-W47 [--site S] --format html|md|csv|json", runReport},
 		{"bench", "benchmark serve end to end on real Kafka and ClickHouse (--quick for a smoke run)", runBench},
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/keyfleet/keyfleet/sim/activity"
 	"github.com/keyfleet/keyfleet/sim/fleet"
 	"github.com/keyfleet/keyfleet/sim/locks"
+	"github.com/keyfleet/keyfleet/sim/turnover"
 	"github.com/keyfleet/keyfleet/sim/wallet"
 )
 
@@ -190,6 +191,9 @@ roles and habits, their phone keys, and the lock gateways that hold access lists
   keyfleet simulate gateways [flags]   run only the lock-gateway simulators
   keyfleet simulate score --labels FILE --alerts FILE
                                        precision/recall of alerts per anomaly type
+  keyfleet simulate turnover --scim-url URL --scim-token T
+                                       staff turnover: joiners, movers and leavers pushed to
+                                       keyfleet's SCIM service provider over time
 
 Time: --days N backfills N days of history ending at --end (default now), as
 fast as possible or paced by --speedup. Without --days it runs in real time:
@@ -227,6 +231,9 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(args) > 0 && args[0] == "score" {
 		return runSimulateScore(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "turnover" {
+		return runSimulateTurnover(ctx, args[1:], stdout, stderr)
+	}
 	var (
 		ff                                                     fleetFlags
 		wf                                                     walletFlags
@@ -237,6 +244,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		count                                                  int64
 		noKafka, registryOnly, withGateways                    bool
 		registryOut, identitiesOut, replayOut, labelsOut, stat string
+		peopleOut                                              string
 		rawOut                                                 string
 	)
 	fs := flagenv.New("simulate", simulateAbout)
@@ -258,6 +266,9 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.String(&registryOut, "registry-out", "KEYFLEET_SIM_REGISTRY_OUT", "", "write the lock/credential registry file here")
 	fs.String(&identitiesOut, "identities-out", "KEYFLEET_SIM_IDENTITIES_OUT", "",
 		"write the subjects' identities here (a JSON array for POST /v1/subjects/identities)")
+	fs.String(&peopleOut, "people-out", "KEYFLEET_SIM_PEOPLE_OUT", "",
+		"write the fleet's people as an HR feed (CSV for 'keyfleet identity import': residents, staff, crews; not guests or\n"+
+			"        emergency responders) here; each is linked to its simulated credentials by subject_id")
 	fs.String(&replayOut, "replay-out", "KEYFLEET_SIM_REPLAY_OUT", "", "write a detect --replay file (JSON lines) here")
 	fs.String(&rawOut, "raw-out", "KEYFLEET_SIM_RAW_OUT", "", "write the raw vendor envelopes (JSON lines, as on lock.events.raw) here")
 	fs.String(&labelsOut, "labels", "KEYFLEET_SIM_LABELS", "", "write the anomaly labels (JSON lines) here")
@@ -276,6 +287,11 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	key := ff.key()
 	if identitiesOut != "" {
 		if err := sim.WriteIdentities(identitiesOut, fl); err != nil {
+			return err
+		}
+	}
+	if peopleOut != "" {
+		if err := turnover.WritePeople(peopleOut, turnover.People(fl)); err != nil {
 			return err
 		}
 	}

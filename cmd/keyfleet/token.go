@@ -58,7 +58,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch sub {
 	case "create":
 		fs.String(&name, "name", "", "", "a label for the token (what or who uses it)")
-		fs.String(&role, "role", "", "", "admin, manager, responder, analyst or ingest")
+		fs.String(&role, "role", "", "", "admin, manager, responder, analyst, ingest or scim")
 		fs.String(&expiresAt, "expires-at", "", "", "when the token stops working (RFC 3339); default: never")
 		fs.String(&expiresIn, "expires-in", "", "", "or how long from now it works (90d, 12h)")
 	case "list", "revoke", "rotate":
@@ -78,7 +78,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch sub {
 	case "create":
 		if name == "" || !httpapi.ValidRole(httpapi.Role(role)) || len(rest) > 0 {
-			return usageError{errors.New("create needs --name and --role (admin, manager, responder, analyst or ingest)")}
+			return usageError{errors.New("create needs --name and --role (admin, manager, responder, analyst, ingest or scim)")}
 		}
 	case "list":
 		if len(rest) > 0 {

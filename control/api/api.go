@@ -99,7 +99,15 @@ type Options struct {
 	// Policy refuses grants the locks cannot enforce (the estate policy;
 	// nil admits every grant).
 	Policy GrantPolicy
-	Now    func() time.Time
+	// VerifySubjects, when set, is the verified-identity check of
+	// issuance: before credentials are requested (single, bulk,
+	// break-glass) it gets the items' subject ids and roles and returns,
+	// per item, why that subject may not receive a credential of that
+	// role ("" admits it). A refused single request is a 422
+	// subject_not_verified naming why; a refused bulk item fails with the
+	// reason. Its own error (the identity source unreachable) is a 503.
+	VerifySubjects func(ctx context.Context, subjects, roles []string) ([]string, error)
+	Now            func() time.Time
 }
 
 // Validate fills defaults and checks the options.

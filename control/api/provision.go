@@ -147,6 +147,9 @@ func (p *API) provision(c *fiber.Ctx, kind string, body []byte, items []item, re
 			return items[0].err.problem()
 		}
 	}
+	if err := p.verifySubjects(ctx, kind, items); err != nil {
+		return err
+	}
 
 	resp := control.ProvisionResponse{RequestID: reqID, Kind: kind, Status: control.StatusPending, Total: len(items),
 		CredentialIDs: make([]string, len(items)), StatusURL: "/v1/requests/" + reqID, CreatedMs: now.UnixMilli()}
@@ -276,6 +279,41 @@ func (p *API) refuseDuplicates(items []item) {
 			}
 		}
 	}
+}
+
+// verifySubjects runs Options.VerifySubjects over the items not already
+// refused: a refused item fails with the reason (a single or break-glass
+// request is answered 422 at once).
+func (p *API) verifySubjects(ctx context.Context, kind string, items []item) error {
+	if p.opts.VerifySubjects == nil {
+		return nil
+	}
+	var idx []int
+	var subjects, roles []string
+	for i, it := range items {
+		if it.err == nil {
+			idx, subjects, roles = append(idx, i), append(subjects, it.spec.SubjectID), append(roles, it.spec.Role)
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	refusals, err := p.opts.VerifySubjects(ctx, subjects, roles)
+	if err != nil {
+		return httpapi.NewProblem(fiber.StatusServiceUnavailable, "identity_unavailable",
+			"the identity source could not be asked whether the subject may receive a credential: "+err.Error())
+	}
+	for j, i := range idx {
+		if j < len(refusals) && refusals[j] != "" {
+			if kind != "bulk" {
+				pr := httpapi.NewProblem(fiber.StatusUnprocessableEntity, "subject_not_verified", refusals[j])
+				pr.Field = "subject_id"
+				return pr
+			}
+			items[i].err = bad("subject_id", "%s", refusals[j])
+		}
+	}
+	return nil
 }
 
 func hashKey(key string) string {

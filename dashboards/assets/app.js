@@ -351,7 +351,7 @@
       ['events-rate', 'Events / s', 'last 5 minutes'], ['denied-share', 'Denied', 'share, last hour'],
       ['open-alerts', 'Open alerts', 'last 30 days'], ['rev-p95', 'Revocation p95', 'last 7 days'],
       ['pending-rev', 'Pending revocations', 'locks not yet confirmed'], ['lag', 'Consumer lag', 'messages'],
-      ['dlq', 'DLQ rate', 'last minute'],
+      ['dlq', 'DLQ rate', 'last minute'], ['leaver-p99', 'Leaver → locks p99', 'identity change to last lock, 7 days'],
     ].map(([id, label, hint]) => h('div', { class: 'tile', id: 'tile-' + id },
       h('div', { class: 'label' }, label), h('div', { class: 'value' }, tileVals[id] === undefined ? '…' : tileVals[id]),
       h('div', { class: 'hint' }, hint))));
@@ -426,13 +426,20 @@
         const k = await api('/v1/kpis' + qs({ from: String(Date.now() - 7 * 86400000) }));
         const cred = k.credentials || k;
         const rl = cred.revocation_latency || {};
+        const ll = cred.leaver_latency || {};
         tileVals['rev-p95'] = rl.confirmed ? fmtDur(rl.p95_s) : '—';
-        parts.push(h('table', { id: 'rev-latency' }, h('thead', null, h('tr', null, ['p50', 'p95', 'p99', 'revocations', 'confirmed', 'locks past SLA'].map(x => h('th', { scope: 'col', class: 'n' }, x)))),
-          h('tbody', null, h('tr', null, h('td', { class: 'n' }, rl.confirmed ? fmtDur(rl.p50_s) : '—'), h('td', { class: 'n' }, rl.confirmed ? fmtDur(rl.p95_s) : '—'),
-            h('td', { class: 'n' }, rl.confirmed ? fmtDur(rl.p99_s) : '—'), h('td', { class: 'n' }, fmtNum(rl.count)), h('td', { class: 'n' }, fmtNum(rl.confirmed)),
-            h('td', { class: 'n' }, fmtNum(cred.pending_locks ? cred.pending_locks.count : 0))))));
+        tileVals['leaver-p99'] = ll.confirmed ? fmtDur(ll.p99_s) : '—';
+        const q = (x, k) => h('td', { class: 'n' }, x.confirmed ? fmtDur(x[k]) : '—');
+        parts.push(h('table', { id: 'rev-latency' }, h('thead', null, h('tr', null, h('th', { scope: 'col' }, ''),
+          ['p50', 'p95', 'p99', 'count', 'confirmed', 'locks past SLA'].map(x => h('th', { scope: 'col', class: 'n' }, x)))),
+          h('tbody', null,
+            h('tr', null, h('th', { scope: 'row' }, 'request → last lock'), q(rl, 'p50_s'), q(rl, 'p95_s'), q(rl, 'p99_s'),
+              h('td', { class: 'n' }, fmtNum(rl.count)), h('td', { class: 'n' }, fmtNum(rl.confirmed)),
+              h('td', { class: 'n' }, fmtNum(cred.pending_locks ? cred.pending_locks.count : 0))),
+            h('tr', { id: 'leaver-latency' }, h('th', { scope: 'row' }, 'leaver: identity change → last lock'), q(ll, 'p50_s'), q(ll, 'p95_s'), q(ll, 'p99_s'),
+              h('td', { class: 'n' }, fmtNum(ll.count || 0)), h('td', { class: 'n' }, fmtNum(ll.confirmed || 0)), h('td', { class: 'n' }, '')))));
       } catch (err) {
-        tileVals['rev-p95'] = '—';
+        tileVals['rev-p95'] = tileVals['leaver-p99'] = '—';
         parts.push(errorBox(err, 'revocation latency KPIs need the manager role'));
       }
       try {

@@ -34,9 +34,9 @@ var (
 )
 
 type fixture struct {
-	access, creds, alerts, dead, revs, revLocks, acks [][]any
-	escalations, drills                               [][]any
-	n                                                 int
+	access, creds, alerts, dead, revs, revLocks, acks, leavers [][]any
+	escalations, drills                                        [][]any
+	n                                                          int
 }
 
 func (f *fixture) event(at time.Time, vendor, site, door, subject, cred, action, outcome string, dup bool) {
@@ -135,6 +135,13 @@ func buildFixture() *fixture {
 				f.acks = append(f.acks, []any{rev + "-" + lock, rev, "revoke", "matter", lock, cred, "applied", "",
 					req.UTC().Truncate(time.Second), applied + 10, applied, applied + 5})
 			}
+			// Identity sync's leavers (W46, W47): deactivated 30 s before
+			// the revocation; W47's second waits for its straggler.
+			if wi >= 3 && (wi == 4 || j == 0) {
+				change := req.Add(-30 * time.Second)
+				f.leavers = append(f.leavers, []any{fmt.Sprintf("subj-l%d%d", wi, j), change.UnixMilli(), "deactivated", rev,
+					uint32(1), change.UTC().Truncate(time.Second), req.UnixMilli()})
+			}
 		}
 	}
 	// W47's straggler (rev-4-1) was escalated past the SLA and is still
@@ -232,6 +239,7 @@ func loadFixture(t testing.TB, conn driver.Conn) {
 		{"drill_runs", []string{"run_id", "scenario", "started_ms", "finished_ms", "ts", "actor", "subjects", "credentials",
 			"revocations", "locks", "confirmed", "stragglers", "disable_p50_ms", "disable_p99_ms", "confirm_p50_ms",
 			"confirm_p99_ms", "session_state", "ticket_close_ms", "report"}, f.drills},
+		{"identity_leavers", []string{"subject_id", "change_ms", "reason", "revocation_id", "credentials", "ts", "requested_ms"}, f.leavers},
 	} {
 		require.NoError(t, chstorage.InsertRows(ctx, conn, b.table, b.cols, b.rows...), b.table)
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/store"
 	"github.com/keyfleet/keyfleet/estate"
+	"github.com/keyfleet/keyfleet/identity"
+	idstore "github.com/keyfleet/keyfleet/identity/store"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
@@ -146,8 +148,12 @@ type WeekKPI struct {
 	Activation        control.Activation `json:"activation"`
 	TimeToIssue       control.Quantiles  `json:"time_to_issue"`
 	RevocationLatency control.Quantiles  `json:"revocation_latency"`
-	Exceptions        control.Exceptions `json:"exceptions"`
-	PendingLocks      int                `json:"pending_locks"`
+	// LeaverLatency: identity sync's leavers whose identity change fell in
+	// the week, from the change to the last lock confirming the revocation
+	// (identity/store.LeaverKPI, as GET /v1/kpis gives it).
+	LeaverLatency identity.LeaverLatency `json:"leaver_latency"`
+	Exceptions    control.Exceptions     `json:"exceptions"`
+	PendingLocks  int                    `json:"pending_locks"`
 	// StaleCredentials: active at the week's end and neither used nor
 	// changed for StaleDays.
 	StaleCredentials int `json:"stale_credentials"`
@@ -416,6 +422,9 @@ func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
 		k.DrillLocks += d.Locks
 		k.DrillConfirmed += d.Confirmed
 		k.DrillConfirmP99Ms = max(k.DrillConfirmP99Ms, d.ConfirmP99Ms)
+	}
+	if k.LeaverLatency, err = idstore.LeaverKPI(ctx, g.conn, from, to); err != nil {
+		return nil, err
 	}
 
 	args := g.rangeArgs(from, to)

@@ -32,11 +32,7 @@ func (s *Service) state(r *Record, now time.Time) userState {
 	if r == nil {
 		return userState{}
 	}
-	key := r.ID
-	if ext, _ := r.Doc["externalId"].(string); s.opts.SubjectFromExternalID && ext != "" {
-		key = ext
-	}
-	st := userState{subject: s.opts.Subject(key), active: true}
+	st := userState{subject: SubjectOf(*r, s.opts.Subject, s.opts.SubjectFromExternalID), active: true}
 	if a, ok := r.Doc["active"].(bool); ok {
 		st.active = a
 	}

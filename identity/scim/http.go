@@ -19,9 +19,8 @@ import (
 // Prefix is where the service provider is mounted.
 const Prefix = "/scim/v2"
 
-// RoleSCIM is the role of identity-provider tokens. It belongs in
-// internal/httpapi's role list; until it is there it is declared here.
-const RoleSCIM httpapi.Role = "scim"
+// RoleSCIM is the role of identity-provider tokens (httpapi.RoleSCIM).
+const RoleSCIM = httpapi.RoleSCIM
 
 // ContentType is the SCIM media type (RFC 7644 §3.1).
 const ContentType = "application/scim+json"

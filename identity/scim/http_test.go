@@ -120,7 +120,7 @@ func TestDiscoveryAndErrors(t *testing.T) {
 	assert.Equal(t, []string{SchemaUser, SchemaEnterprise, SchemaAccess, SchemaGroup}, ids(r))
 	r = f.mustDo(http.StatusOK, http.MethodGet, "/Schemas/"+SchemaAccess, nil)
 	assert.Equal(t, "KeyfleetAccess", r.str("name"))
-	assert.Len(t, r.body["attributes"], 2)
+	assert.Len(t, r.body["attributes"], 4) // site, end_date, subject_id, source
 
 	for _, tc := range []struct {
 		method, path string

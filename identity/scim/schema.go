@@ -233,6 +233,12 @@ var enterpriseSchema = &Schema{ID: SchemaEnterprise, Name: "EnterpriseUser", Des
 var accessSchema = &Schema{ID: SchemaAccess, Name: "KeyfleetAccess", Description: "keyfleet access attributes", Attributes: []*Attribute{
 	newAttr("site", TypeString, "The site (keyfleet site_id) the person's access applies to."),
 	newAttr("end_date", TypeDateTime, "When the person's access ends (RFC 3339); once past, the user is a leaver."),
+	newAttr("subject_id", TypeString, "keyfleet's pseudonymous subject id of the person, when the identity source "+
+		"already knows it (credentials issued before identity sync); without it the id is a keyed hash of externalId "+
+		"or the SCIM id. No whitespace, no e-mail address.", caseExact, unique),
+	newAttr("source", TypeString, "The HR/tenant feed that manages this user (set by keyfleet identity import, "+
+		"which deactivates the feed's users that a full import no longer lists); users an identity provider "+
+		"pushes over SCIM have none.", caseExact),
 }}
 
 // userType and groupType are the resource types served.

@@ -185,7 +185,7 @@ func (s *Service) create(ctx context.Context, rt *ResourceType, body map[string]
 		return Record{}, err
 	}
 	s.ignored.Add(float64(ignored))
-	if err := s.checkDoc(ctx, rt, doc); err != nil {
+	if err := s.checkDoc(ctx, rt, doc, nil); err != nil {
 		return Record{}, err
 	}
 	now := s.now()
@@ -198,14 +198,18 @@ func (s *Service) create(ctx context.Context, rt *ResourceType, body map[string]
 }
 
 // checkDoc checks a document before it is stored: schema rules, and that
-// a group's members exist.
-func (s *Service) checkDoc(ctx context.Context, rt *ResourceType, doc map[string]any) error {
+// a group's members exist (those prev, the stored version, does not have:
+// a large group's other members are not looked up again on every change).
+func (s *Service) checkDoc(ctx context.Context, rt *ResourceType, doc, prev map[string]any) error {
 	if err := checkDoc(rt, doc); err != nil {
 		return err
 	}
 	if rt != groupType {
-		return nil
+		return checkSubject(doc)
 	}
+	known := memberIDs(prev)
+	type member struct{ id, typ string }
+	var check []member
 	ms, _ := doc["members"].([]any)
 	for _, m := range ms {
 		mm, _ := m.(map[string]any)
@@ -213,21 +217,46 @@ func (s *Service) checkDoc(ctx context.Context, rt *ResourceType, doc map[string
 		if id == "" {
 			return badRequest(errInvalidValue, "every member needs a value (the member's id)")
 		}
-		typ, _ := mm["type"].(string)
+		if !slices.Contains(known, id) {
+			typ, _ := mm["type"].(string)
+			check = append(check, member{id, typ})
+		}
+	}
+	// Many new members (a group created with its members): two listings
+	// instead of one lookup each.
+	var all map[string]map[string]bool // type → ids
+	if len(check) > 16 {
+		all = map[string]map[string]bool{}
+		for _, t := range []*ResourceType{userType, groupType} {
+			recs, err := s.opts.Store.List(ctx, Query{Type: t.Name})
+			if err != nil {
+				return fmt.Errorf("scim store: %w", err)
+			}
+			all[t.Name] = map[string]bool{}
+			for _, r := range recs {
+				all[t.Name][r.ID] = true
+			}
+		}
+	}
+	for _, m := range check {
 		found := false
 		for _, t := range []*ResourceType{userType, groupType} {
-			if typ != "" && !strings.EqualFold(typ, t.Name) {
+			if m.typ != "" && !strings.EqualFold(m.typ, t.Name) {
 				continue
 			}
-			if _, err := s.opts.Store.Get(ctx, t.Name, id); err == nil {
+			if all != nil {
+				found = all[t.Name][m.id]
+			} else if _, err := s.opts.Store.Get(ctx, t.Name, m.id); err == nil {
 				found = true
-				break
 			} else if !errors.Is(err, ErrNotFound) {
 				return fmt.Errorf("scim store: %w", err)
 			}
+			if found {
+				break
+			}
 		}
 		if !found {
-			return badRequest(errInvalidValue, "member %s is not a known User or Group", id)
+			return badRequest(errInvalidValue, "member %s is not a known User or Group", m.id)
 		}
 	}
 	return nil
@@ -249,7 +278,7 @@ func (s *Service) update(ctx context.Context, rt *ResourceType, id, ifMatch stri
 		if err != nil {
 			return Record{}, err
 		}
-		if err := s.checkDoc(ctx, rt, doc); err != nil {
+		if err := s.checkDoc(ctx, rt, doc, cur.Doc); err != nil {
 			return Record{}, err
 		}
 		if jsonEqual(doc, cur.Doc) {

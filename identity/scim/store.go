@@ -48,14 +48,16 @@ const (
 	KeyExternalID  Key = "externalId"
 	KeyDisplayName Key = "displayName"
 	KeyMember      Key = "members.value"
+	// KeySubjectID is a user's explicit subject_id (access extension).
+	KeySubjectID Key = "subject_id"
 )
 
 // UniqueKeys are the keys a Store must keep unique within a resource type.
-var UniqueKeys = []Key{KeyUserName, KeyExternalID}
+var UniqueKeys = []Key{KeyUserName, KeyExternalID, KeySubjectID}
 
 // Keys returns the record's index values: userName and displayName
-// lower-cased (they are case-insensitive), externalId as is, and the ids of
-// a group's members.
+// lower-cased (they are case-insensitive), externalId and subject_id as
+// they are, and the ids of a group's members.
 func (r Record) Keys() map[Key][]string {
 	out := map[Key][]string{}
 	if s, ok := r.Doc["userName"].(string); ok && s != "" {
@@ -63,6 +65,9 @@ func (r Record) Keys() map[Key][]string {
 	}
 	if s, ok := r.Doc["externalId"].(string); ok && s != "" {
 		out[KeyExternalID] = []string{s}
+	}
+	if s := explicitSubject(r.Doc); s != "" {
+		out[KeySubjectID] = []string{s}
 	}
 	if s, ok := r.Doc["displayName"].(string); ok && s != "" {
 		out[KeyDisplayName] = []string{strings.ToLower(s)}

@@ -32,6 +32,12 @@ const (
 	// TopicLockRegistry holds the lock registry's records (compacted, keyed
 	// by vendor/lock id): every instance follows it from the beginning.
 	TopicLockRegistry = "lock.registry"
+	// TopicIdentityWrites carries identity write intents (ids and versions,
+	// never personal data) to the identity store's one decider.
+	TopicIdentityWrites = "identity.writes"
+	// TopicIdentityChanges carries joiner/mover/leaver changes
+	// (pseudonymous), keyed by subject id.
+	TopicIdentityChanges = "identity.changes"
 )
 
 // Consumer groups (unprefixed; Config.TopicPrefix is prepended), each
@@ -48,6 +54,8 @@ const (
 	GroupCredentialEvents = "keyfleet-credential-events" // credential.events → credential_events
 	GroupGatewaySim       = "keyfleet-gateway-sim"       // lock.commands → the simulated lock gateways
 	GroupLockRegistry     = "keyfleet-lock-registry"     // lock.registry → lock_registry (history)
+	GroupIdentityOwner    = "keyfleet-identity-owner"    // identity.writes: the identity store's decider
+	GroupIdentitySync     = "keyfleet-identity-sync"     // identity.changes → credential requests and revocations
 )
 
 // Writer is the part of a kafka-go writer keyfleet's stages produce with
@@ -62,6 +70,7 @@ var _ Writer = (*kafka.Writer)(nil)
 var AllTopics = []string{
 	TopicRaw, TopicDLQ, TopicAccess, TopicAlerts, TopicCredentialEvents,
 	TopicControlCommands, TopicLockCommands, TopicLockAcks, TopicAuditCheckpoints, TopicLockRegistry,
+	TopicIdentityWrites, TopicIdentityChanges,
 }
 
 // topicConfigs are topic settings beyond the broker defaults.

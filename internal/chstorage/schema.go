@@ -51,6 +51,14 @@ var accessColumns = []Column{
 	{"vendor_code", "String"}, {"break_glass", "UInt8"}, {"raw_ref", "String"}, {"inserted_ms", "Int64"},
 }
 
+// identityColumns are a SCIM resource version's columns, in identity_resources
+// and identity_staged.
+var identityColumns = []Column{
+	{"type", "String"}, {"id", "String"}, {"version", "UInt64"}, {"deleted", "UInt8"}, {"created_ms", "Int64"},
+	{"modified_ms", "Int64"}, {"subject_id", "String"}, {"user_name", "String"}, {"external_id", "String"},
+	{"display_name", "String"}, {"members", "Array(String)"}, {"doc", "String"},
+}
+
 var (
 	// migrate.go
 	SchemaMigrations = Table{Name: "schema_migrations", Columns: []Column{
@@ -248,6 +256,21 @@ var (
 		{"generated_ms", "Int64"}, {"from_ms", "Int64"}, {"to_ms", "Int64"}, {"trigger", "String"},
 		{"document", "String"}, {"version", "UInt64"},
 	}}
+	// 0080_identity.sql
+	IdentityResources = Table{Name: "identity_resources", Columns: append(identityColumns[:len(identityColumns):len(identityColumns)],
+		Column{"token", "String"})}
+	// 0080_identity.sql
+	IdentityStaged = Table{Name: "identity_staged", Columns: append([]Column{{"token", "String"}, {"ts", "DateTime"}},
+		identityColumns...)}
+	// 0080_identity.sql
+	IdentityDecisions = Table{Name: "identity_decisions", Columns: []Column{
+		{"token", "String"}, {"ts", "DateTime"}, {"outcome", "String"}, {"detail", "String"}, {"decided_ms", "Int64"},
+	}}
+	// 0081_identity_leavers.sql
+	IdentityLeavers = Table{Name: "identity_leavers", Columns: []Column{
+		{"subject_id", "String"}, {"change_ms", "Int64"}, {"reason", "String"}, {"revocation_id", "String"},
+		{"credentials", "UInt32"}, {"ts", "DateTime"}, {"requested_ms", "Int64"},
+	}}
 
 	// Tables are all of them.
 	// 0060_lock_registry.sql
@@ -275,7 +298,8 @@ var (
 		RevocationSessions, RevocationEscalations, ACLResyncs, DrillRuns, AuditLog, APITokenUsage,
 		AccessEventsBySubject, AccessLocations, AccessIdentities, SubjectIdentities, AccessRollupDirty,
 		AccessRollupHourly, AccessRollupSubjectDaily, AccessRollupState, AccessEventsByTime, Reports,
-		LockRegistry, EstateMigrations, EstateMigrationMoves}
+		LockRegistry, EstateMigrations, EstateMigrationMoves,
+		IdentityResources, IdentityStaged, IdentityDecisions, IdentityLeavers}
 )
 
 // Views are the materialized views the migrations create (each fills a table

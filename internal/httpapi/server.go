@@ -32,10 +32,12 @@ const (
 	RoleResponder Role = "responder"
 	RoleManager   Role = "manager"
 	RoleAdmin     Role = "admin"
+	// RoleSCIM is an identity provider's (SCIM /scim/v2, HR feed): people only.
+	RoleSCIM Role = "scim"
 )
 
 // AllRoles lists every role.
-var AllRoles = []Role{RoleIngest, RoleAnalyst, RoleResponder, RoleManager, RoleAdmin}
+var AllRoles = []Role{RoleIngest, RoleAnalyst, RoleResponder, RoleManager, RoleAdmin, RoleSCIM}
 
 // Common role sets for routes. Admin is always admitted and need not be listed.
 var (
