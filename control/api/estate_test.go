@@ -324,7 +324,9 @@ func TestReconciliationSurvivesRestartAndEscalates(t *testing.T) {
 	require.Eventually(t, func() bool {
 		rv = control.Revocation{}
 		call(t, e, "GET", rr.RevocationURL, controltest.TokenAnalyst, nil, &rv)
-		return rv.Status == control.RevocationEscalated
+		// A lock is overdue by its own command's age, which starts a moment
+		// after the request the escalation counts from: wait for both.
+		return rv.Status == control.RevocationEscalated && len(rv.PendingLocks) == 1 && rv.PendingLocks[0].Overdue
 	}, 60*time.Second, 100*time.Millisecond, "%+v", rv)
 	require.Len(t, rv.PendingLocks, 1)
 	assert.Equal(t, l.LockID, rv.PendingLocks[0].LockID)
