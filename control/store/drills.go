@@ -11,12 +11,15 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
+var (
+	insertDrillSQL = chstorage.Query("control/insert_drill")
+	drillsSQL      = chstorage.Query("control/drills")
+)
+
 // InsertDrill stores a drill run (drill_runs); storing a run id again
 // replaces it.
 func InsertDrill(ctx context.Context, conn driver.Conn, r control.DrillRun) error {
-	return chstorage.InsertRows(ctx, conn, "drill_runs", []string{"run_id", "scenario", "started_ms", "finished_ms", "ts",
-		"actor", "subjects", "credentials", "revocations", "locks", "confirmed", "stragglers", "disable_p50_ms",
-		"disable_p99_ms", "confirm_p50_ms", "confirm_p99_ms", "session_state", "ticket_close_ms", "report"},
+	return insertDrillSQL.Insert(ctx, conn,
 		[]any{r.RunID, r.Scenario, r.StartedMs, r.FinishedMs, time.UnixMilli(r.StartedMs).UTC(), r.Actor,
 			uint32(r.Subjects), uint32(r.Credentials), uint32(r.Revocations), uint32(r.Locks), uint32(r.Confirmed),
 			uint32(r.Stragglers), r.DisableP50Ms, r.DisableP99Ms, r.ConfirmP50Ms, r.ConfirmP99Ms, r.SessionState,
@@ -39,28 +42,9 @@ func Drills(ctx context.Context, conn driver.Conn, q DrillQuery) ([]control.Dril
 	if q.Limit <= 0 {
 		q.Limit = 100
 	}
-	report := "''"
-	if q.WithReport {
-		report = "argMax(report, finished_ms)"
-	}
-	where := `ts >= ? AND started_ms >= ? AND started_ms < ?`
-	args := []any{q.From.UTC().Truncate(time.Second), q.From.UnixMilli(), q.To.UnixMilli()}
-	if q.Scenario != "" {
-		where += ` AND scenario = ?`
-		args = append(args, q.Scenario)
-	}
-	if q.RunID != "" {
-		where += ` AND run_id = ?`
-		args = append(args, q.RunID)
-	}
-	rows, err := conn.Query(ctx, `SELECT run_id, argMax(scenario, finished_ms), min(started_ms), max(finished_ms),
-			argMax(actor, finished_ms), argMax(subjects, finished_ms), argMax(credentials, finished_ms),
-			argMax(revocations, finished_ms), argMax(locks, finished_ms), argMax(confirmed, finished_ms),
-			argMax(stragglers, finished_ms), argMax(disable_p50_ms, finished_ms), argMax(disable_p99_ms, finished_ms),
-			argMax(confirm_p50_ms, finished_ms), argMax(confirm_p99_ms, finished_ms), argMax(session_state, finished_ms),
-			argMax(ticket_close_ms, finished_ms), `+report+`
-		FROM drill_runs WHERE `+where+` GROUP BY run_id ORDER BY min(started_ms) DESC, run_id LIMIT ?`,
-		append(args, q.Limit)...)
+	rows, err := drillsSQL.Query(ctx, conn, chstorage.Args{"from": q.From.UTC().Truncate(time.Second),
+		"from_ms": q.From.UnixMilli(), "to_ms": q.To.UnixMilli(), "scenario": q.Scenario, "run_id": q.RunID,
+		"with_report": q.WithReport, "limit": uint32(q.Limit)})
 	if err != nil {
 		return nil, fmt.Errorf("read drills: %w", err)
 	}

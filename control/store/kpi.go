@@ -10,6 +10,14 @@ import (
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/lifecycle"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+)
+
+// The statements of the revocation layers' KPIs
+// (internal/chstorage/queries/control).
+var (
+	kpiEscalationsSQL = chstorage.Query("control/kpi_escalations")
+	kpiACLDriftSQL    = chstorage.Query("control/kpi_acl_drift")
 )
 
 // KPIs computes the fleet KPIs over [from, to) with the default SLA.
@@ -129,12 +137,8 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q control.KPIQuery) (*co
 
 	// Escalations: revocations requested in the range and escalated past
 	// the SLA; unconfirmed ones still have a lock without an applied ack.
-	rows, err = conn.Query(ctx, `SELECT revocation_id, min(escalated_ms),
-			revocation_id IN (SELECT revocation_id FROM revocation_locks WHERE ts >= ? AND
-				(revocation_id, credential_id, vendor, lock_id) NOT IN (SELECT revocation_id, credential_id, vendor, lock_id
-					FROM lock_acks WHERE status = 'applied' AND revocation_id != '' AND ts >= ?)) AS open
-		FROM revocation_escalations WHERE ts >= ? AND requested_ms >= ? AND requested_ms < ?
-		GROUP BY revocation_id ORDER BY min(escalated_ms) DESC, revocation_id`, fromTs, fromTs, fromTs, from, to)
+	rangeArgs := chstorage.Args{"from": fromTs, "from_ms": from, "to_ms": to}
+	rows, err = kpiEscalationsSQL.Query(ctx, conn, rangeArgs)
 	if err != nil {
 		return nil, fmt.Errorf("kpi escalations: %w", err)
 	}
@@ -159,9 +163,7 @@ func ComputeKPIs(ctx context.Context, conn driver.Conn, q control.KPIQuery) (*co
 	}
 
 	var resyncs, reconnects, drifts, drifted uint64
-	if err := conn.QueryRow(ctx, `SELECT count(), countIf(reason = 'reconnect'), countIf(reason = 'drift'),
-			uniqExactIf(vendor, lock_id, reason = 'drift')
-		FROM acl_resyncs WHERE ts >= ? AND ts_ms >= ? AND ts_ms < ?`, fromTs, from, to).Scan(&resyncs, &reconnects, &drifts, &drifted); err != nil {
+	if err := kpiACLDriftSQL.QueryRow(ctx, conn, rangeArgs).Scan(&resyncs, &reconnects, &drifts, &drifted); err != nil {
 		return nil, fmt.Errorf("kpi acl drift: %w", err)
 	}
 	k.ACLDrift = control.ACLDrift{Resyncs: int(resyncs), Reconnects: int(reconnects), Drifts: int(drifts), DriftedLocks: int(drifted)}

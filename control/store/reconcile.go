@@ -14,8 +14,17 @@ import (
 	"github.com/keyfleet/keyfleet/internal/gateway"
 )
 
-var sendColumns = []string{"command_id", "attempt", "type", "vendor", "lock_id", "credential_id", "revocation_id",
-	"seq", "acl_version", "issued_ms", "sent_ms", "ts", "command"}
+// The statements of the reconciliation (internal/chstorage/queries/control).
+var (
+	insertLockSendsSQL     = chstorage.Query("control/insert_lock_sends")
+	insertLockOutcomesSQL  = chstorage.Query("control/insert_lock_outcomes")
+	unackedCommandsSQL     = chstorage.Query("control/unacked_commands")
+	insertEscalationsSQL   = chstorage.Query("control/insert_escalations")
+	escalatedSQL           = chstorage.Query("control/escalated")
+	insertResyncsSQL       = chstorage.Query("control/insert_resyncs")
+	credentialLockSendsSQL = chstorage.Query("control/credential_lock_sends")
+	credentialLockAcksSQL  = chstorage.Query("control/credential_lock_acks")
+)
 
 // InsertLockSends stores sends of lock commands (lock_command_sends): each
 // command as published, its Attempt and SentMs saying which send it was.
@@ -37,7 +46,7 @@ func InsertLockSends(ctx context.Context, conn driver.Conn, cmds []gateway.Comma
 		rows[i] = []any{c.CommandID, uint32(attempt), c.Type, c.Vendor, c.LockID, c.CredentialID, c.RevocationID,
 			c.Seq, c.ACLVersion, c.IssuedMs, sent, time.UnixMilli(c.IssuedMs).UTC(), string(doc)}
 	}
-	return chstorage.InsertRows(ctx, conn, "lock_command_sends", sendColumns, rows...)
+	return insertLockSendsSQL.Insert(ctx, conn, rows...)
 }
 
 // Outcomes of a lock command keyfleet stopped re-sending.
@@ -62,8 +71,7 @@ func InsertGiveUps(ctx context.Context, conn driver.Conn, gs []GiveUp) error {
 		rows[i] = []any{c.CommandID, OutcomeGaveUp, c.Type, c.Vendor, c.LockID, c.CredentialID, c.RevocationID,
 			uint32(g.Attempts), g.Error, time.UnixMilli(c.IssuedMs).UTC(), g.AtMs}
 	}
-	return chstorage.InsertRows(ctx, conn, "lock_command_outcomes", []string{"command_id", "outcome", "type", "vendor",
-		"lock_id", "credential_id", "revocation_id", "attempts", "error", "ts", "outcome_ms"}, rows...)
+	return insertLockOutcomesSQL.Insert(ctx, conn, rows...)
 }
 
 // Outstanding is a lock command without an applied ack: the newest command
@@ -80,11 +88,7 @@ type Outstanding struct {
 // credential and lock (acl_push: per lock).
 func UnackedCommands(ctx context.Context, conn driver.Conn, from time.Time) ([]Outstanding, error) {
 	fromTs := from.UTC().Truncate(time.Second)
-	rows, err := conn.Query(ctx, `SELECT command_id, argMax(command, attempt), max(attempt), max(sent_ms),
-			any(vendor), any(lock_id), any(credential_id), max(seq), min(issued_ms),
-			command_id IN (SELECT command_id FROM lock_acks WHERE status = 'applied' AND ts >= ?) AS acked,
-			command_id IN (SELECT command_id FROM lock_command_outcomes WHERE ts >= ?) AS closed
-		FROM lock_command_sends WHERE ts >= ? GROUP BY command_id`, fromTs.Add(-time.Hour), fromTs, fromTs)
+	rows, err := unackedCommandsSQL.Query(ctx, conn, chstorage.Args{"acks_from": fromTs.Add(-time.Hour), "from": fromTs})
 	if err != nil {
 		return nil, fmt.Errorf("load unacknowledged lock commands: %w", err)
 	}
@@ -148,15 +152,13 @@ func InsertEscalations(ctx context.Context, conn driver.Conn, es []Escalation) e
 		rows[i] = []any{e.RevocationID, e.CredentialID, e.AlertID, e.RequestedMs, e.EscalatedMs, uint32(e.PendingLocks),
 			time.UnixMilli(e.RequestedMs).UTC()}
 	}
-	return chstorage.InsertRows(ctx, conn, "revocation_escalations", []string{"revocation_id", "credential_id", "alert_id",
-		"requested_ms", "escalated_ms", "pending_locks", "ts"}, rows...)
+	return insertEscalationsSQL.Insert(ctx, conn, rows...)
 }
 
 // Escalated reads which revoked credentials (revocation id, credential id)
 // of revocations requested since from were escalated.
 func Escalated(ctx context.Context, conn driver.Conn, from time.Time) (map[[2]string]bool, error) {
-	rows, err := conn.Query(ctx, `SELECT DISTINCT revocation_id, credential_id FROM revocation_escalations WHERE ts >= ?`,
-		from.UTC().Truncate(time.Second))
+	rows, err := escalatedSQL.Query(ctx, conn, chstorage.Args{"from": from.UTC().Truncate(time.Second)})
 	if err != nil {
 		return nil, fmt.Errorf("read escalations: %w", err)
 	}
@@ -191,16 +193,13 @@ func InsertResyncs(ctx context.Context, conn driver.Conn, rs []Resync) error {
 		rows[i] = []any{r.CommandID, r.Vendor, r.LockID, r.Reason, r.Reported, r.Expected, r.Version, uint32(r.Entries),
 			r.Trigger, time.UnixMilli(r.AtMs).UTC(), r.AtMs}
 	}
-	return chstorage.InsertRows(ctx, conn, "acl_resyncs", []string{"command_id", "vendor", "lock_id", "reason",
-		"reported_version", "expected_version", "acl_version", "entries", "trigger_command_id", "ts", "ts_ms"}, rows...)
+	return insertResyncsSQL.Insert(ctx, conn, rows...)
 }
 
 // CredentialLocks reads, per lock, the newest command sent about a
 // credential and whether the lock acknowledged it.
 func CredentialLocks(ctx context.Context, conn driver.Conn, credentialID string) ([]control.CredentialLock, error) {
-	rows, err := conn.Query(ctx, `SELECT command_id, any(vendor), any(lock_id), any(type), max(seq), min(issued_ms),
-			max(sent_ms), max(attempt)
-		FROM lock_command_sends WHERE credential_id = ? GROUP BY command_id`, credentialID)
+	rows, err := credentialLockSendsSQL.Query(ctx, conn, chstorage.Args{"credential_id": credentialID})
 	if err != nil {
 		return nil, fmt.Errorf("read credential locks: %w", err)
 	}
@@ -227,8 +226,7 @@ func CredentialLocks(ctx context.Context, conn driver.Conn, credentialID string)
 		return nil, fmt.Errorf("read credential locks: %w", err)
 	}
 	applied := map[string]int64{}
-	rows, err = conn.Query(ctx, `SELECT command_id, min(applied_ms) FROM lock_acks WHERE credential_id = ? AND status = 'applied'
-		GROUP BY command_id`, credentialID)
+	rows, err = credentialLockAcksSQL.Query(ctx, conn, chstorage.Args{"credential_id": credentialID})
 	if err != nil {
 		return nil, fmt.Errorf("read credential lock acks: %w", err)
 	}

@@ -12,6 +12,15 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
+// The statements of the revocation layers (internal/chstorage/queries/control).
+var (
+	revocationSessionsSQL   = chstorage.Query("control/revocation_sessions")
+	revocationAcksSQL       = chstorage.Query("control/revocation_acks")
+	revocationSendsSQL      = chstorage.Query("control/revocation_sends")
+	revocationGaveUpSQL     = chstorage.Query("control/revocation_gave_up")
+	revocationEscalationSQL = chstorage.Query("control/revocation_escalation")
+)
+
 // RevocationHead is a revocation as requested (revocation_requests): which
 // credentials it covers, who asked and why; the revocation resource is
 // found by it even before the owner has stored its rows.
@@ -126,9 +135,7 @@ func Revocation(ctx context.Context, conn driver.Conn, id string, sla time.Durat
 	}
 
 	// The device-session layer, per credential.
-	rows, err = conn.Query(ctx, `SELECT credential_id, argMax(status, version), argMax(error, version),
-		argMax(attempts, version), argMax(done_ms, version) FROM revocation_sessions WHERE revocation_id = ?
-		GROUP BY session_key, credential_id`, id)
+	rows, err = revocationSessionsSQL.Query(ctx, conn, chstorage.Args{"revocation_id": id})
 	if err != nil {
 		return nil, fmt.Errorf("read revocation sessions: %w", err)
 	}
@@ -163,9 +170,7 @@ func Revocation(ctx context.Context, conn driver.Conn, id string, sla time.Durat
 	}
 	rows.Close()
 	// Acks: the first applied one confirms; the last failed one says why.
-	rows, err = conn.Query(ctx, `SELECT credential_id, vendor, lock_id, minIf(applied_ms, status = 'applied'),
-		countIf(status = 'applied'), argMaxIf(error, applied_ms, status = 'failed') FROM lock_acks
-		WHERE revocation_id = ? GROUP BY credential_id, vendor, lock_id`, id)
+	rows, err = revocationAcksSQL.Query(ctx, conn, chstorage.Args{"revocation_id": id})
 	if err != nil {
 		return nil, fmt.Errorf("read lock acks: %w", err)
 	}
@@ -188,8 +193,7 @@ func Revocation(ctx context.Context, conn driver.Conn, id string, sla time.Durat
 	}
 	rows.Close()
 	// Sends (re-sends until acknowledged) and give-ups.
-	rows, err = conn.Query(ctx, `SELECT credential_id, vendor, lock_id, toUInt32(count()), max(sent_ms) FROM lock_command_sends
-		WHERE revocation_id = ? GROUP BY credential_id, vendor, lock_id`, id)
+	rows, err = revocationSendsSQL.Query(ctx, conn, chstorage.Args{"revocation_id": id})
 	if err != nil {
 		return nil, fmt.Errorf("read lock command sends: %w", err)
 	}
@@ -207,8 +211,7 @@ func Revocation(ctx context.Context, conn driver.Conn, id string, sla time.Durat
 	}
 	rows.Close()
 	gaveUp := map[lk]string{}
-	rows, err = conn.Query(ctx, `SELECT credential_id, vendor, lock_id, any(error), max(attempts) FROM lock_command_outcomes
-		WHERE revocation_id = ? AND outcome = ? GROUP BY credential_id, vendor, lock_id`, id, OutcomeGaveUp)
+	rows, err = revocationGaveUpSQL.Query(ctx, conn, chstorage.Args{"revocation_id": id}) // outcome gave_up (OutcomeGaveUp)
 	if err != nil {
 		return nil, fmt.Errorf("read lock command outcomes: %w", err)
 	}
@@ -226,8 +229,7 @@ func Revocation(ctx context.Context, conn driver.Conn, id string, sla time.Durat
 		}
 	}
 	rows.Close()
-	rows, err = conn.Query(ctx, `SELECT min(escalated_ms), any(alert_id) FROM revocation_escalations WHERE revocation_id = ?
-		HAVING count() > 0`, id)
+	rows, err = revocationEscalationSQL.Query(ctx, conn, chstorage.Args{"revocation_id": id})
 	if err != nil {
 		return nil, fmt.Errorf("read escalation: %w", err)
 	}

@@ -21,8 +21,10 @@ type SessionRow struct {
 	UpdatedMs int64
 }
 
-var sessionColumns = []string{"session_key", "revocation_id", "credential_id", "subject_id", "device_id", "scope",
-	"reason", "requested_ms", "status", "error", "attempts", "done_ms", "updated_ms", "ts", "version"}
+var (
+	insertSessionsSQL  = chstorage.Query("control/insert_sessions")
+	pendingSessionsSQL = chstorage.Query("control/pending_sessions")
+)
 
 // InsertSessions stores session states. An outcome outranks pending
 // whatever the writers' clocks say (a re-delivered revocation writes
@@ -41,16 +43,13 @@ func InsertSessions(ctx context.Context, conn driver.Conn, ss []SessionRow) erro
 			s.Status, s.Error, uint32(s.Attempts), s.DoneMs, s.UpdatedMs, time.UnixMilli(s.RequestedMs).UTC(),
 			rank<<48 | uint64(s.UpdatedMs)}
 	}
-	return chstorage.InsertRows(ctx, conn, "revocation_sessions", sessionColumns, rows...)
+	return insertSessionsSQL.Insert(ctx, conn, rows...)
 }
 
 // PendingSessions reads the session revocations requested since from that
 // are still pending (an owner stopped before calling the provider).
 func PendingSessions(ctx context.Context, conn driver.Conn, from time.Time) ([]SessionRow, error) {
-	rows, err := conn.Query(ctx, `SELECT session_key, any(revocation_id), any(credential_id), any(subject_id), any(device_id),
-			any(scope), any(reason), min(requested_ms), argMax(status, version), argMax(attempts, version)
-		FROM revocation_sessions WHERE ts >= ? GROUP BY session_key HAVING argMax(status, version) = 'pending'`,
-		from.UTC().Truncate(time.Second))
+	rows, err := pendingSessionsSQL.Query(ctx, conn, chstorage.Args{"from": from.UTC().Truncate(time.Second)})
 	if err != nil {
 		return nil, fmt.Errorf("load pending sessions: %w", err)
 	}
