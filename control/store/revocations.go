@@ -14,11 +14,16 @@ import (
 
 // The statements of the revocation layers (internal/chstorage/queries/control).
 var (
-	revocationSessionsSQL   = chstorage.Query("control/revocation_sessions")
-	revocationAcksSQL       = chstorage.Query("control/revocation_acks")
-	revocationSendsSQL      = chstorage.Query("control/revocation_sends")
-	revocationGaveUpSQL     = chstorage.Query("control/revocation_gave_up")
-	revocationEscalationSQL = chstorage.Query("control/revocation_escalation")
+	insertRevocationHeadsSQL = chstorage.Query("control/insert_revocation_heads")
+	pendingRevocationsSQL    = chstorage.Query("control/pending_revocations")
+	revocationRequestSQL     = chstorage.Query("control/revocation_request")
+	revokedCredentialsSQL    = chstorage.Query("control/revoked_credentials")
+	revocationLocksSQL       = chstorage.Query("control/revocation_locks")
+	revocationSessionsSQL    = chstorage.Query("control/revocation_sessions")
+	revocationAcksSQL        = chstorage.Query("control/revocation_acks")
+	revocationSendsSQL       = chstorage.Query("control/revocation_sends")
+	revocationGaveUpSQL      = chstorage.Query("control/revocation_gave_up")
+	revocationEscalationSQL  = chstorage.Query("control/revocation_escalation")
 )
 
 // RevocationHead is a revocation as requested (revocation_requests): which
@@ -41,8 +46,7 @@ func InsertRevocationHeads(ctx context.Context, conn driver.Conn, heads ...Revoc
 		rows[i] = []any{h.RevocationID, h.Scope, h.SubjectID, h.CredentialIDs, time.UnixMilli(h.RequestedMs).UTC(),
 			h.RequestedMs, h.Actor, h.Reason}
 	}
-	return chstorage.InsertRows(ctx, conn, "revocation_requests", []string{"revocation_id", "scope", "subject_id",
-		"credential_ids", "ts", "requested_ms", "actor", "reason"}, rows...)
+	return insertRevocationHeadsSQL.Insert(ctx, conn, rows...)
 }
 
 // UnackedLock is a lock that has not acknowledged a revocation.
@@ -56,16 +60,7 @@ type UnackedLock struct {
 // PendingRevocations reads the locks of the revocations since from that
 // have not acknowledged them (revocation_locks without an applied ack).
 func PendingRevocations(ctx context.Context, conn driver.Conn, from time.Time) ([]UnackedLock, error) {
-	rows, err := conn.Query(ctx, `SELECT l.revocation_id, l.credential_id, l.vendor, l.lock_id, l.issued_ms, r.requested_ms, r.scope,
-			r.subject_id
-		FROM (SELECT revocation_id, credential_id, vendor, lock_id, issued_ms FROM revocation_locks FINAL WHERE ts >= ?) AS l
-		ANY LEFT JOIN (SELECT revocation_id, credential_id, requested_ms, scope, subject_id FROM revocations FINAL WHERE ts >= ?) AS r
-		USING (revocation_id, credential_id)
-		WHERE (revocation_id, credential_id, vendor, lock_id) NOT IN
-			(SELECT revocation_id, credential_id, vendor, lock_id FROM lock_acks WHERE status = 'applied' AND revocation_id != '' AND ts >= ?)
-		AND (revocation_id, credential_id, vendor, lock_id) NOT IN
-			(SELECT revocation_id, credential_id, vendor, lock_id FROM lock_command_outcomes WHERE revocation_id != '' AND ts >= ?)`,
-		from, from, from, from)
+	rows, err := pendingRevocationsSQL.Query(ctx, conn, chstorage.Args{"from": from})
 	if err != nil {
 		return nil, fmt.Errorf("load pending revocations: %w", err)
 	}
@@ -90,8 +85,7 @@ func Revocation(ctx context.Context, conn driver.Conn, id string, sla time.Durat
 		FailedLocks: []control.LockStatus{}}
 	var expected []string
 	found := false
-	rows, err := conn.Query(ctx, `SELECT scope, subject_id, credential_ids, requested_ms, actor, reason
-		FROM revocation_requests WHERE revocation_id = ? LIMIT 1`, id)
+	rows, err := revocationRequestSQL.Query(ctx, conn, chstorage.Args{"revocation_id": id})
 	if err != nil {
 		return nil, fmt.Errorf("read revocation: %w", err)
 	}
@@ -108,8 +102,7 @@ func Revocation(ctx context.Context, conn driver.Conn, id string, sla time.Durat
 	for _, cid := range expected {
 		creds[cid] = &control.RevokedCredential{CredentialID: cid}
 	}
-	rows, err = conn.Query(ctx, `SELECT credential_id, min(requested_ms), max(disabled_ms), max(locks_total), any(scope)
-		FROM revocations WHERE revocation_id = ? GROUP BY credential_id`, id)
+	rows, err = revokedCredentialsSQL.Query(ctx, conn, chstorage.Args{"revocation_id": id})
 	if err != nil {
 		return nil, fmt.Errorf("read revoked credentials: %w", err)
 	}
@@ -155,8 +148,7 @@ func Revocation(ctx context.Context, conn driver.Conn, id string, sla time.Durat
 
 	type lk struct{ cred, vendor, lock string }
 	locks := map[lk]*control.LockStatus{}
-	rows, err = conn.Query(ctx, `SELECT credential_id, vendor, lock_id, min(issued_ms) FROM revocation_locks
-		WHERE revocation_id = ? GROUP BY credential_id, vendor, lock_id`, id)
+	rows, err = revocationLocksSQL.Query(ctx, conn, chstorage.Args{"revocation_id": id})
 	if err != nil {
 		return nil, fmt.Errorf("read revocation locks: %w", err)
 	}
