@@ -141,14 +141,17 @@ func (p *API) provision(c *fiber.Ctx, kind string, body []byte, items []item, re
 		}
 	}
 
+	// Who may hold a credential first (a subject the identity source does
+	// not admit is refused whatever it holds), then one live key per
+	// subject + role + device.
+	if err := p.verifySubjects(ctx, kind, items); err != nil {
+		return err
+	}
 	if kind != "breakglass" { // emergency access is never held up
 		p.refuseDuplicates(items)
 		if kind == "single" && items[0].err != nil {
 			return items[0].err.problem()
 		}
-	}
-	if err := p.verifySubjects(ctx, kind, items); err != nil {
-		return err
 	}
 
 	resp := control.ProvisionResponse{RequestID: reqID, Kind: kind, Status: control.StatusPending, Total: len(items),
