@@ -119,12 +119,12 @@ func writeKey(h *maphash.Hash, kind byte, month int64, parts ...string) {
 func (d *Derived) Store(ctx context.Context, conn driver.Conn) error {
 	if len(d.locs) > 0 {
 		if err := insertLocations.Insert(ctx, conn, d.locs...); err != nil {
-			return fmt.Errorf("insert access_locations: %w", err)
+			return &storeError{table: "access_locations", err: err}
 		}
 	}
 	if len(d.ids) > 0 {
 		if err := insertIdentities.Insert(ctx, conn, d.ids...); err != nil {
-			return fmt.Errorf("insert access_identities: %w", err)
+			return &storeError{table: "access_identities", err: err}
 		}
 	}
 	if len(d.hours) > 0 {
@@ -134,11 +134,21 @@ func (d *Derived) Store(ctx context.Context, conn driver.Conn) error {
 		}
 		slices.Sort(d.hlist)
 		if err := markHours.Exec(ctx, conn, chstorage.Args{"hours": d.hlist}); err != nil {
-			return fmt.Errorf("mark rollup hours: %w", err)
+			return &storeError{table: "access_rollup_dirty", err: fmt.Errorf("mark rollup hours: %w", err)}
 		}
 	}
 	return nil
 }
+
+// storeError names the table a failed write of Store was for (counted in
+// keyfleet_clickhouse_insert_failures_total like the events' inserts).
+type storeError struct {
+	table string
+	err   error
+}
+
+func (e *storeError) Error() string { return e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
 
 // Stored remembers the batch's keys as written and empties the batch.
 func (d *Derived) Stored() {

@@ -416,7 +416,12 @@ func (s *Ingest) store(ctx context.Context, b *ingestBatch) error {
 	}
 	if b.rows.Len() > 0 {
 		if err := bus.Retry(ctx, s.opts.Logger, "store lookups and rollup marks", func(ctx context.Context) error {
-			return b.derived.Store(ctx, s.opts.Conn)
+			err := b.derived.Store(ctx, s.opts.Conn)
+			var se *storeError
+			if errors.As(err, &se) {
+				s.opts.SinkMetrics.failures.WithLabelValues(se.table).Inc()
+			}
+			return err
 		}); err != nil {
 			return err
 		}
