@@ -254,13 +254,20 @@ var (
 		{"to_vendor", "String"}, {"to_lock", "String"}, {"state", "String"}, {"ts", "DateTime"}, {"requested_ms", "Int64"},
 	}}
 
+	// 0070_exceptions.sql
+	Exceptions = Table{Name: "exceptions", Columns: []Column{
+		{"id", "String"}, {"version", "UInt64"}, {"ts", "DateTime"}, {"ts_ms", "Int64"}, {"op", "String"},
+		{"actor", "String"}, {"kind", "String"}, {"reason", "String"}, {"status", "String"}, {"site_id", "String"},
+		{"start_ms", "Int64"}, {"expiry_ms", "Int64"}, {"review_ms", "Int64"}, {"record", "String"}, {"inserted_ms", "Int64"},
+	}}
+
 	Tables = []Table{SchemaMigrations, AccessEvents, DeadLetters, APITokens, APITokensV2, Alerts, AlertActions, AlertTickets,
 		DetectBaselines, CredentialEvents, ControlRequests, ControlRequestItems, RevocationRequests, Revocations,
 		RevocationLocks, LockAcks, ControlTemplates, BreakglassReviews, AuditLog, APITokenUsage,
 		AccessEventsBySubject, AccessLocations, AccessIdentities, SubjectIdentities, AccessRollupDirty,
 		AccessRollupHourly, AccessRollupSubjectDaily, AccessRollupState, AccessEventsByTime, Reports,
 		LockRegistry, EstateMigrations, EstateMigrationMoves,
-		IdentityResources, IdentityStaged, IdentityDecisions, IdentityLeavers}
+		IdentityResources, IdentityStaged, IdentityDecisions, IdentityLeavers, Exceptions}
 )
 
 // Views are the materialized views the migrations create (each fills a table
