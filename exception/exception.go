@@ -67,8 +67,9 @@ const (
 
 // Scope says what an exception covers. Every field set must match; an
 // empty field matches anything. Capability names the estate capability a
-// lock or policy exception lets a grant go without ("schedule",
-// "expiry", "tier" ...; estate.Capabilities' names).
+// lock or policy exception lets a grant go without (the estate policy's
+// refusal capabilities: "schedules", "expiring_keys", "revocation_delay",
+// "tier"); empty lifts a refusal for any.
 type Scope struct {
 	SiteID       string `json:"site_id,omitempty"`
 	DoorID       string `json:"door_id,omitempty"`

@@ -78,6 +78,8 @@ type Query struct {
 	Vendor       string
 	LockID       string
 	Capability   string
+	// Kinds are the kinds that may answer (empty: any).
+	Kinds []Kind
 }
 
 // Matches reports whether the scope covers the query: every field the
@@ -100,7 +102,7 @@ func (g *Register) Lifts(q Query, now int64) (Record, bool) {
 	var best Record
 	found := false
 	for _, r := range g.recs {
-		if !r.InForce(now) || !r.Scope.Matches(q) {
+		if !r.InForce(now) || !r.Scope.Matches(q) || (len(q.Kinds) > 0 && !slices.Contains(q.Kinds, r.Kind)) {
 			continue
 		}
 		if !found || r.ExpiryMs > best.ExpiryMs || (r.ExpiryMs == best.ExpiryMs && r.ID < best.ID) {

@@ -153,7 +153,12 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		locks = r
 	}
 	normalizer := normalize.New(vendors.Adapters(), locks, key)
-	est, policy, err := newEstate(cfg.Estate, bc, conn, locks, reg, logger)
+	exc, err := newExceptions(bc, conn, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { closeAll(logger, exc.closers...) }()
+	est, policy, err := newEstate(cfg.Estate, bc, conn, locks, exc.checker(), reg, logger)
 	if err != nil {
 		return err
 	}
@@ -171,6 +176,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	if err := est.withAPI(cfg.Estate, policy, plane.stream, conn, auditLog, cfg.Control.PendingSLA, logger); err != nil {
+		return err
+	}
+	if err := exc.connect(cfg.Exceptions, cfg.Detect, bc, conn, auditLog, plane.stream, logger); err != nil {
 		return err
 	}
 
@@ -266,6 +274,8 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	routes = append(routes, dash.routes...)
 	routes = append(routes, queryAPI.routes...)
 	routes = append(routes, idn.routes...)
+	routes = append(routes, exc.routes...)
+	queryAPI.ops = append(queryAPI.ops, exc.ops)
 	if err := queryAPI.document(routes); err != nil {
 		return err
 	}
@@ -302,7 +312,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	g.Go(func() error { return tokens.Run(gctx) })
 	g.Go(func() error { return auditLog.Run(gctx) })
 	g.Go(func() error { return est.afterRegistry(plane.Run)(gctx) })
-	for _, run := range append(append(append(det.runs, queryAPI.runs...), dash.runs...), idn.runs...) {
+	for _, run := range append(append(append(append(det.runs, queryAPI.runs...), dash.runs...), idn.runs...), exc.runs...) {
 		g.Go(func() error { return run(gctx) })
 	}
 	g.Go(func() error {

@@ -85,16 +85,24 @@ func NewExpiry(opts ExpiryOptions) (*Expiry, error) {
 	return &Expiry{opts: opts, produced: map[string]bool{}}, nil
 }
 
-// Run checks at once and then every Every until ctx ends.
+// Run checks at once, then every Every and whenever the register changed
+// (looked at every few seconds), until ctx ends.
 func (e *Expiry) Run(ctx context.Context) error {
-	t := time.NewTicker(e.opts.Every)
+	poll := min(e.opts.Every, 5*time.Second)
+	t := time.NewTicker(poll)
 	defer t.Stop()
+	var checked uint64
+	var last time.Time
 	for {
-		if _, err := e.Check(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		if v := e.opts.Register.Version(); v != checked || time.Since(last) >= e.opts.Every {
+			if _, err := e.Check(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				e.opts.Logger.Warn("exception expiry check", "err", err)
+			} else {
+				checked, last = v, time.Now()
 			}
-			e.opts.Logger.Warn("exception expiry check", "err", err)
 		}
 		select {
 		case <-ctx.Done():
