@@ -1,6 +1,6 @@
 // Package report builds keyfleet's weekly fleet-health report: the week's
 // KPIs against the previous four, anomalies by detector, stale credentials,
-// exceptions past their end date and vendor/lock health, read from
+// exceptions past their end date, the exception register and vendor/lock health, read from
 // ClickHouse (dedup-safe) and from the control plane's KPIs
 // (control/store.ComputeKPIs, so the report and GET /v1/kpis agree). It renders
 // JSON, Markdown, CSV and HTML with inline SVG charts, stores generated
@@ -57,6 +57,9 @@ type Query struct {
 	ListLimit int
 	// Estate gives the weak links for the estate section (nil: no section).
 	Estate EstateSource
+	// ExceptionWarn is how long before its expiry a recorded exception is
+	// listed as expiring (default DefaultExceptionWarn).
+	ExceptionWarn time.Duration
 }
 
 // EstateSource gives the weak links of the estate ranked by a range's
@@ -99,6 +102,9 @@ func (q *Query) defaults() {
 	if q.ListLimit <= 0 {
 		q.ListLimit = DefaultListLimit
 	}
+	if q.ExceptionWarn <= 0 {
+		q.ExceptionWarn = DefaultExceptionWarn
+	}
 }
 
 // ID is the stored id of the report of a week (and site).
@@ -126,7 +132,9 @@ type Report struct {
 	Expired     CredList       `json:"expired_exceptions"`
 	LockHealth  Health         `json:"lock_health"`
 	Estate      *EstateSection `json:"estate,omitempty"`
-	Notes       []string       `json:"notes,omitempty"`
+	// Register is the exception register's section (package exception).
+	Register *ExceptionSection `json:"exception_register"`
+	Notes    []string          `json:"notes,omitempty"`
 }
 
 // Current is the KPIs of the report's own week.
@@ -281,6 +289,9 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 		return nil, err
 	}
 	if r.LockHealth, err = g.health(ctx, from, to); err != nil {
+		return nil, err
+	}
+	if r.Register, err = g.exceptions(ctx, from, to); err != nil {
 		return nil, err
 	}
 	if q.Estate != nil {
