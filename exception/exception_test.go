@@ -118,6 +118,9 @@ func TestRegisterLifts(t *testing.T) {
 		Approvers: []string{"ciso"}, CompensatingControl: "reception logs visitors", StartMs: t0, ExpiryMs: t0 + 30*day}}
 	require.True(t, g.Put(site))
 	f("site-wide policy", q, t0+day, "site-1")
+	kinds := q
+	kinds.Kinds = []exception.Kind{exception.KindLock, exception.KindCredential}
+	f("not a kind asked for", kinds, t0+day, "")
 	other = q
 	other.SiteID = "s2"
 	f("other site", other, t0+day, "")
