@@ -107,7 +107,7 @@ var WriteRoles = []httpapi.Role{httpapi.RoleManager}
 func (a *API) Routes() []httpapi.Route {
 	read := httpapi.ReadRoles
 	r := func(method, path, summary string, roles []httpapi.Role, h fiber.Handler) httpapi.Route {
-		return httpapi.Route{Method: method, Path: path, Summary: summary, Roles: roles, Handler: a.whenReady(h)}
+		return httpapi.Route{Method: method, Path: path, Summary: summary, Roles: roles, Handler: a.whenReady(h), SiteScoped: true}
 	}
 	return []httpapi.Route{
 		r(fiber.MethodGet, PathExceptions, "The exception register (filters: kind, state, site, reason; limit), soonest expiry first.", read, a.handleList),
@@ -245,13 +245,17 @@ func (a *API) handleList(c *fiber.Ctx) error {
 	if v.Has("limit") {
 		limit = int(v.Int("limit"))
 	}
+	sites, err := httpapi.Caller(c).SiteFilter(v.String("site"))
+	if err != nil {
+		return err
+	}
 	states := v.List("state")
 	out := []View{}
 	for _, r := range a.opts.Exceptions.Register().All() {
 		vw := a.view(r)
 		switch {
 		case v.Has("kind") && string(r.Kind) != v.String("kind"),
-			v.Has("site") && r.Scope.SiteID != v.String("site"),
+			len(sites) > 0 && !slices.Contains(sites, r.Scope.SiteID),
 			v.Has("reason") && r.Reason != v.String("reason"),
 			len(states) > 0 && !slices.Contains(states, string(vw.State)) &&
 				!(slices.Contains(states, "open") && vw.State != exception.StateClosed):
@@ -291,10 +295,19 @@ func (a *API) handleKPIs(c *fiber.Ctx) error {
 	if a.opts.Credentials != nil {
 		creds = a.opts.Credentials()
 	}
+	sites, err := httpapi.Caller(c).SiteFilter(v.String("site"))
+	if err != nil {
+		return err
+	}
 	recs := a.opts.Exceptions.Register().All()
-	if site := v.String("site"); site != "" {
-		recs = slices.DeleteFunc(recs, func(r exception.Record) bool { return r.Scope.SiteID != site })
-		creds = exception.Credentials{Total: creds.BySite[site], BySite: map[string]int{site: creds.BySite[site]}}
+	if len(sites) > 0 {
+		recs = slices.DeleteFunc(recs, func(r exception.Record) bool { return !slices.Contains(sites, r.Scope.SiteID) })
+		scoped := exception.Credentials{BySite: map[string]int{}}
+		for _, site := range sites {
+			scoped.BySite[site] = creds.BySite[site]
+			scoped.Total += creds.BySite[site]
+		}
+		creds = scoped
 	}
 	return c.JSON(exception.ComputeKPIs(recs, creds, a.opts.Now().UnixMilli(), a.opts.Warn))
 }
@@ -320,7 +333,7 @@ func (a *API) handleGet(c *fiber.Ctx) error {
 		return err
 	}
 	r, ok := a.opts.Exceptions.Register().Get(id)
-	if !ok {
+	if !ok || !httpapi.Caller(c).InScope(r.Scope.SiteID) {
 		return notFound(id)
 	}
 	ctx, cancel := a.ctx(c)
@@ -394,6 +407,9 @@ func (a *API) handleCreate(c *fiber.Ctx) error {
 	if err := a.checkWrite(in, nil); err != nil {
 		return err
 	}
+	if !httpapi.Caller(c).InScope(in.Scope.SiteID) {
+		return httpapi.OutOfScope("an exception of site " + strconv.Quote(in.Scope.SiteID))
+	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()
 	actor := actorOf(httpapi.Caller(c))
@@ -413,7 +429,7 @@ func (a *API) current(c *fiber.Ctx) (exception.Record, error) {
 		return exception.Record{}, err
 	}
 	cur, ok := a.opts.Exceptions.Register().Get(id)
-	if !ok {
+	if !ok || !httpapi.Caller(c).InScope(cur.Scope.SiteID) {
 		return exception.Record{}, notFound(id)
 	}
 	if cur.Status == exception.StatusClosed {
@@ -439,6 +455,9 @@ func (a *API) handleUpdate(c *fiber.Ctx) error {
 	}
 	if err := a.checkWrite(in, &cur); err != nil {
 		return err
+	}
+	if !httpapi.Caller(c).InScope(in.Scope.SiteID) {
+		return httpapi.OutOfScope("an exception of site " + strconv.Quote(in.Scope.SiteID))
 	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()

@@ -254,6 +254,10 @@ var (
 		{"to_vendor", "String"}, {"to_lock", "String"}, {"state", "String"}, {"ts", "DateTime"}, {"requested_ms", "Int64"},
 	}}
 
+	// 0071_api_token_scopes.sql
+	APITokenScopes = Table{Name: "api_token_scopes", Columns: []Column{
+		{"id", "String"}, {"sites", "Array(String)"}, {"created_ms", "Int64"},
+	}}
 	// 0070_exceptions.sql
 	Exceptions = Table{Name: "exceptions", Columns: []Column{
 		{"id", "String"}, {"version", "UInt64"}, {"ts", "DateTime"}, {"ts_ms", "Int64"}, {"op", "String"},
@@ -267,7 +271,7 @@ var (
 		AccessEventsBySubject, AccessLocations, AccessIdentities, SubjectIdentities, AccessRollupDirty,
 		AccessRollupHourly, AccessRollupSubjectDaily, AccessRollupState, AccessEventsByTime, Reports,
 		LockRegistry, EstateMigrations, EstateMigrationMoves,
-		IdentityResources, IdentityStaged, IdentityDecisions, IdentityLeavers, Exceptions}
+		IdentityResources, IdentityStaged, IdentityDecisions, IdentityLeavers, Exceptions, APITokenScopes}
 )
 
 // Views are the materialized views the migrations create (each fills a table
