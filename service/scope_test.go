@@ -99,11 +99,13 @@ func TestServeScopeMatrix(t *testing.T) {
 	}
 	t.Logf("%d routes, %d site-scoped; %d scoped calls", len(doc.Paths), len(scoped), n)
 
-	// The exception register with a scoped manager.
+	// The exception register with a scoped manager (each exception expires
+	// within the warning period, so each raises an expired_exception alert
+	// of its site).
 	now := time.Now()
 	exc := func(site string) string {
 		return fmt.Sprintf(`{"kind":"door","scope":{"site_id":%q,"door_id":"d1"},"reason":"manual_override","approvers":["ciso"],`+
-			`"compensating_control":"guard","start_ms":%d,"expiry_ms":%d}`, site, now.UnixMilli(), now.Add(30*24*time.Hour).UnixMilli())
+			`"compensating_control":"guard","start_ms":%d,"expiry_ms":%d}`, site, now.UnixMilli(), now.Add(3*24*time.Hour).UnixMilli())
 	}
 	var s1, s2 struct{ ID string }
 	require.Eventually(t, func() bool {
@@ -149,4 +151,67 @@ func TestServeScopeMatrix(t *testing.T) {
 	assert.Equal(t, 1, k.Open)
 	require.Len(t, k.BySite, 1)
 	assert.Equal(t, "s1", k.BySite[0].Key)
+
+	// Alerts: the scoped token sees its site's.
+	type alertList struct {
+		Alerts []struct {
+			AlertID string `json:"alert_id"`
+			SiteID  string `json:"site_id"`
+		} `json:"alerts"`
+	}
+	var all, mine alertList
+	require.Eventually(t, func() bool {
+		code, body := call(t, "GET", base+"/v1/alerts?detector=expired_exception", admin, "")
+		return code == 200 && json.Unmarshal(body, &all) == nil && len(all.Alerts) == 2
+	}, 60*time.Second, 200*time.Millisecond, "both exceptions raise an alert")
+	code, body = call(t, "GET", base+"/v1/alerts?detector=expired_exception", mgr, "")
+	require.Equal(t, 200, code, string(body))
+	require.NoError(t, json.Unmarshal(body, &mine))
+	require.Len(t, mine.Alerts, 1)
+	assert.Equal(t, "s1", mine.Alerts[0].SiteID)
+	code, _ = call(t, "GET", base+"/v1/alerts?site=s2", mgr, "")
+	assert.Equal(t, 403, code)
+	for _, a := range all.Alerts {
+		code, _ = call(t, "GET", base+"/v1/alerts/"+a.AlertID, mgr, "")
+		if a.SiteID == "s1" {
+			assert.Equal(t, 200, code)
+		} else {
+			assert.Equal(t, 404, code, "another site's alert does not exist for the token")
+			code, _ = call(t, "PATCH", base+"/v1/alerts/"+a.AlertID, tokens[httpapi.RoleResponder], `{"status":"resolved"}`)
+			assert.Equal(t, 404, code, "nor can it be changed")
+		}
+	}
+
+	// Estate: the scoped token sees its site's locks.
+	for _, l := range []struct{ id, site string }{{"n-s1", "s1"}, {"n-s2", "s2"}} {
+		code, body = call(t, "POST", base+"/v1/locks", admin, fmt.Sprintf(`{"vendor":"nuki","lock_id":%q,"site_id":%q,"door_id":"front","groups":["entrance"],"model":"smart-lock-4-pro","tier":2}`, l.id, l.site))
+		require.Equal(t, 201, code, string(body))
+	}
+	var locks struct {
+		Locks []struct {
+			LockID string `json:"lock_id"`
+		} `json:"locks"`
+	}
+	code, body = call(t, "GET", base+"/v1/locks", tokens[httpapi.RoleAnalyst], "")
+	require.Equal(t, 200, code, string(body))
+	require.NoError(t, json.Unmarshal(body, &locks))
+	require.Len(t, locks.Locks, 1)
+	assert.Equal(t, "n-s1", locks.Locks[0].LockID)
+	code, _ = call(t, "GET", base+"/v1/locks/nuki/n-s2", tokens[httpapi.RoleAnalyst], "")
+	assert.Equal(t, 404, code)
+	code, _ = call(t, "GET", base+"/v1/locks/nuki/n-s1", tokens[httpapi.RoleAnalyst], "")
+	assert.Equal(t, 200, code)
+	code, body = call(t, "GET", base+"/v1/locks:export?format=csv", tokens[httpapi.RoleAnalyst], "")
+	require.Equal(t, 200, code)
+	assert.Contains(t, string(body), "n-s1")
+	assert.NotContains(t, string(body), "n-s2")
+	code, _ = call(t, "GET", base+"/v1/estate/weak-links?site=s2", tokens[httpapi.RoleAnalyst], "")
+	assert.Equal(t, 403, code)
+	var links struct {
+		Site string `json:"site"`
+	}
+	code, body = call(t, "GET", base+"/v1/estate/weak-links", tokens[httpapi.RoleAnalyst], "")
+	require.Equal(t, 200, code, string(body))
+	require.NoError(t, json.Unmarshal(body, &links))
+	assert.Equal(t, "s1", links.Site, "limited to the token's site")
 }
