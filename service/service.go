@@ -276,6 +276,12 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	routes = append(routes, idn.routes...)
 	routes = append(routes, exc.routes...)
 	queryAPI.ops = append(queryAPI.ops, exc.ops)
+	auditAPI, err := audit.NewAPI(auditLog, audit.APIOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
+	routes = append(routes, auditAPI.Routes()...)
+	queryAPI.ops = append(queryAPI.ops, auditAPI.Operations())
 	if err := queryAPI.document(routes); err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ Talks to ClickHouse directly (the same --clickhouse-* flags and KEYFLEET_CLICKHO
 variables as serve), so an operator can mint a token before the service runs. Every
 change is audited first; with --audit-key or --audit-key-file (as serve's) the entries
 are keyed, otherwise they are unkeyed and audit verify says so.
-Roles: admin, manager, responder, analyst, ingest.`
+Roles: admin, manager, responder, analyst, ingest, scim, auditor.`
 
 // runToken manages API tokens.
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -60,7 +60,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch sub {
 	case "create":
 		fs.String(&name, "name", "", "", "a label for the token (what or who uses it)")
-		fs.String(&role, "role", "", "", "admin, manager, responder, analyst, ingest or scim")
+		fs.String(&role, "role", "", "", "admin, manager, responder, analyst, ingest, scim or auditor")
 		fs.String(&expiresAt, "expires-at", "", "", "when the token stops working (RFC 3339); default: never")
 		fs.String(&expiresIn, "expires-in", "", "", "or how long from now it works (90d, 12h)")
 		fs.List(&sites, "sites", "", nil, "limit the token to these sites (comma-separated; analyst, responder or manager)")
@@ -81,7 +81,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch sub {
 	case "create":
 		if name == "" || !httpapi.ValidRole(httpapi.Role(role)) || len(rest) > 0 {
-			return usageError{errors.New("create needs --name and --role (admin, manager, responder, analyst, ingest or scim)")}
+			return usageError{errors.New("create needs --name and --role (admin, manager, responder, analyst, ingest, scim or auditor)")}
 		}
 	case "list":
 		if len(rest) > 0 {

@@ -171,7 +171,7 @@ func (p *API) Routes() []httpapi.Route {
 		r(fiber.MethodGet, "/v1/breakglass/:id/review", "One break-glass credential with the access events that happened under it.", manage, p.handleReview),
 		r(fiber.MethodPost, `/v1/breakglass/:id\:review`, "Close the post-event review of a break-glass credential.", manage, p.handleCloseReview),
 		r(fiber.MethodGet, "/v1/kpis/credentials", "Credential KPIs over a time range (also part of GET /v1/kpis): revocation latency, time to issue, activation, exceptions, pending locks; sla= sets the pending-lock SLA.", []httpapi.Role{httpapi.RoleManager}, p.handleKPIs),
-		r(fiber.MethodGet, "/v1/audit/verify", "Verify the hash-chained audit log; names the first altered or removed entry.", httpapi.AdminOnly, p.handleAuditVerify),
+		r(fiber.MethodGet, "/v1/audit/verify", "Verify the hash-chained audit log; names the first altered or removed entry.", httpapi.AuditRoles, p.handleAuditVerify),
 	}
 }
 

@@ -34,10 +34,13 @@ const (
 	RoleAdmin     Role = "admin"
 	// RoleSCIM is an identity provider's (SCIM /scim/v2, HR feed): people only.
 	RoleSCIM Role = "scim"
+	// RoleAuditor reads the admin audit log (search, export, verify) and
+	// nothing else.
+	RoleAuditor Role = "auditor"
 )
 
 // AllRoles lists every role.
-var AllRoles = []Role{RoleIngest, RoleAnalyst, RoleResponder, RoleManager, RoleAdmin, RoleSCIM}
+var AllRoles = []Role{RoleIngest, RoleAnalyst, RoleResponder, RoleManager, RoleAdmin, RoleSCIM, RoleAuditor}
 
 // Common role sets for routes. Admin is always admitted and need not be listed.
 var (
@@ -46,6 +49,7 @@ var (
 	ManageRoles  = []Role{RoleManager}
 	AdminOnly    = []Role{}
 	IngestRoles  = []Role{RoleIngest, RoleManager}
+	AuditRoles   = []Role{RoleAuditor}
 )
 
 // ValidRole reports whether r is a known role.
