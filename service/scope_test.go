@@ -214,4 +214,47 @@ func TestServeScopeMatrix(t *testing.T) {
 	require.Equal(t, 200, code, string(body))
 	require.NoError(t, json.Unmarshal(body, &links))
 	assert.Equal(t, "s1", links.Site, "limited to the token's site")
+
+	// Credentials: requested by the scoped manager only at its site; listed
+	// and read only there.
+	code, body = call(t, "POST", base+"/v1/credentials", mgr, `{"subject_id":"u2","role":"resident","site_id":"s2"}`)
+	assert.Equal(t, 403, code, string(body))
+	assert.Contains(t, string(body), `"code":"out_of_scope"`)
+	code, body = call(t, "POST", base+"/v1/credentials:bulk", mgr, `[{"subject_id":"u1","role":"resident","site_id":"s1"},{"subject_id":"u2","role":"resident","site_id":"s2"}]`)
+	assert.Equal(t, 403, code, string(body))
+	var pr struct {
+		CredentialIDs []string `json:"credential_ids"`
+	}
+	var ids [2]string
+	for i, site := range []string{"s1", "s2"} {
+		tok := admin
+		if site == "s1" {
+			tok = mgr
+		}
+		code, body = call(t, "POST", base+"/v1/credentials", tok, fmt.Sprintf(`{"subject_id":"u-%s","role":"resident","site_id":%q}`, site, site))
+		require.Equal(t, 202, code, string(body))
+		require.NoError(t, json.Unmarshal(body, &pr))
+		ids[i] = pr.CredentialIDs[0]
+	}
+	require.Eventually(t, func() bool {
+		code, _ := call(t, "GET", base+"/v1/credentials/"+ids[1], admin, "")
+		return code == 200
+	}, 60*time.Second, 200*time.Millisecond)
+	var creds struct {
+		Credentials []struct {
+			CredentialID string `json:"credential_id"`
+			SiteID       string `json:"site_id"`
+		} `json:"credentials"`
+	}
+	require.Eventually(t, func() bool {
+		code, body := call(t, "GET", base+"/v1/credentials", mgr, "")
+		return code == 200 && json.Unmarshal(body, &creds) == nil && len(creds.Credentials) == 1
+	}, 60*time.Second, 200*time.Millisecond)
+	assert.Equal(t, ids[0], creds.Credentials[0].CredentialID)
+	code, _ = call(t, "GET", base+"/v1/credentials/"+ids[1], mgr, "")
+	assert.Equal(t, 404, code)
+	code, _ = call(t, "POST", base+"/v1/credentials/"+ids[1]+":revoke", mgr, `{"reason":"not mine"}`)
+	assert.Equal(t, 404, code)
+	code, _ = call(t, "GET", base+"/v1/credentials/"+ids[0], mgr, "")
+	assert.Equal(t, 200, code)
 }

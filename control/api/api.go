@@ -146,7 +146,8 @@ func (p *API) Routes() []httpapi.Route {
 	manage := httpapi.ManageRoles
 	suspend := []httpapi.Role{httpapi.RoleResponder, httpapi.RoleManager}
 	r := func(method, path, summary string, roles []httpapi.Role, h fiber.Handler) httpapi.Route {
-		return httpapi.Route{Method: method, Path: path, Summary: summary, Roles: roles, Handler: p.whenReady(h)}
+		return httpapi.Route{Method: method, Path: path, Summary: summary, Roles: roles, Handler: p.whenReady(h),
+			SiteScoped: strings.HasPrefix(path, "/v1/credentials")}
 	}
 	return []httpapi.Route{
 		r(fiber.MethodPost, "/v1/credentials", "Request one credential (queued; Idempotency-Key supported).", manage, p.handleCreate),
