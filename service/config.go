@@ -63,6 +63,8 @@ type Config struct {
 	Identity IdentityConfig
 
 	Exceptions ExceptionConfig
+
+	Recert RecertConfig
 }
 
 // RegisterFlags defines serve's flags (each with an environment equivalent).
@@ -118,6 +120,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	c.Estate.registerFlags(s)
 	c.Identity.registerFlags(s)
 	c.Exceptions.registerFlags(s)
+	c.Recert.registerFlags(s)
 }
 
 // Validate checks the configuration and says what is wrong in terms of flags.
@@ -173,6 +176,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Exceptions.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Recert.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MemoryLimitMiB < 0 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) {

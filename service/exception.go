@@ -68,7 +68,9 @@ func newExceptions(bc bus.Config, conn driver.Conn, reg prometheus.Registerer, l
 }
 
 // checker is the register as the estate's grant-time policy asks it.
-func (p *exceptionPart) checker() grant.ExceptionChecker { return registerChecker{x: p.exceptions, now: time.Now} }
+func (p *exceptionPart) checker() grant.ExceptionChecker {
+	return registerChecker{x: p.exceptions, now: time.Now}
+}
 
 // GrantKinds are the exceptions that lift a grant-time refusal: a lock's,
 // a policy's for a scope, a person's credential (a door exception is about
@@ -99,7 +101,9 @@ func (c registerChecker) Exception(ctx context.Context, q grant.ExceptionQuery) 
 }
 
 // credentialCounts counts the control plane's live credentials, by site.
-func credentialCounts(creds interface{ Each(fn func(r *control.Record)) }) exceptionapi.CredentialCounts {
+func credentialCounts(creds interface {
+	Each(fn func(r *control.Record))
+}) exceptionapi.CredentialCounts {
 	return func() exception.Credentials {
 		out := exception.Credentials{BySite: map[string]int{}}
 		creds.Each(func(r *control.Record) {
@@ -115,7 +119,9 @@ func credentialCounts(creds interface{ Each(fn func(r *control.Record)) }) excep
 // connect adds the API and, when the batch checks run on this instance,
 // the expiry alerts.
 func (p *exceptionPart) connect(cfg ExceptionConfig, det DetectConfig, bc bus.Config, conn driver.Conn, auditLog audit.Appender,
-	creds interface{ Each(fn func(r *control.Record)) }, logger *slog.Logger) error {
+	creds interface {
+		Each(fn func(r *control.Record))
+	}, logger *slog.Logger) error {
 	a, err := exceptionapi.New(exceptionapi.Options{Exceptions: p.exceptions, Conn: conn, Audit: auditLog,
 		Credentials: credentialCounts(creds), Warn: cfg.Warn, Logger: logger.With("part", "exceptions")})
 	if err != nil {

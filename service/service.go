@@ -34,6 +34,7 @@ import (
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
 	"github.com/keyfleet/keyfleet/pipeline"
+	recertapi "github.com/keyfleet/keyfleet/recert/api"
 )
 
 // devPseudonymKey keys pseudonyms when no --pseudonym-key is given; only
@@ -282,6 +283,13 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}
 	routes = append(routes, auditAPI.Routes()...)
 	queryAPI.ops = append(queryAPI.ops, auditAPI.Operations())
+	recertAPI, err := recertapi.New(recertapi.Options{Credentials: plane.stream, Conn: conn, Audit: auditLog,
+		OnDeadline: cfg.Recert.OnDeadline, Logger: logger.With("part", "recert")})
+	if err != nil {
+		return err
+	}
+	routes = append(routes, recertAPI.Routes()...)
+	queryAPI.ops = append(queryAPI.ops, recertAPI.Operations())
 	if err := queryAPI.document(routes); err != nil {
 		return err
 	}
@@ -318,7 +326,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	g.Go(func() error { return tokens.Run(gctx) })
 	g.Go(func() error { return auditLog.Run(gctx) })
 	g.Go(func() error { return est.afterRegistry(plane.Run)(gctx) })
-	for _, run := range append(append(append(append(det.runs, queryAPI.runs...), dash.runs...), idn.runs...), exc.runs...) {
+	for _, run := range append(append(append(append(append(det.runs, queryAPI.runs...), dash.runs...), idn.runs...), exc.runs...), recertAPI.Run) {
 		g.Go(func() error { return run(gctx) })
 	}
 	g.Go(func() error {
