@@ -163,7 +163,7 @@ func scopeWords(s exception.Scope) string {
 // exceptionSummary is the section's one-paragraph summary.
 func exceptionSummary(e *ExceptionSection) string {
 	k := e.KPIs
-	s := fmt.Sprintf("%d open exceptions (%.2f per 1,000 of %d live credentials); %d recorded and %d closed this week.",
+	s := fmt.Sprintf("%d open exceptions (%.2f per 1,000 of %d live credentials); %d recorded and %d closed in the period.",
 		k.Open, k.Per1000, k.Credentials, e.RecordedInWeek, e.ClosedInWeek)
 	if k.Open > 0 {
 		s += fmt.Sprintf(" Age: median %.1f days, oldest %.1f days (%s).", k.Age.MedianDays, k.Age.MaxDays, k.Age.OldestID)

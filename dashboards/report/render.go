@@ -219,8 +219,16 @@ func date(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format(time.DateOnly)
 }
 
+// unit is what the report's period is called: week, month or quarter.
+func unit(r *Report) string {
+	if r.Period != "" {
+		return r.Period
+	}
+	return KindWeek
+}
+
 func title(r *Report) string {
-	t := "Fleet health — week " + r.Week
+	t := "Fleet health — " + unit(r) + " " + r.Week
 	if r.Site != "" {
 		t += " — site " + r.Site
 	}
@@ -294,12 +302,12 @@ func renderMarkdown(out io.Writer, r *Report) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(&w, "> %s\n\n", n)
 	}
-	w.WriteString("## KPIs against the previous four weeks\n\n")
+	fmt.Fprintf(&w, "## KPIs against the previous four %ss\n\n", unit(r))
 	head := []string{"KPI"}
 	for _, wk := range r.Weeks {
 		head = append(head, wk.Week)
 	}
-	head = append(head, "4-week avg", "change")
+	head = append(head, "4-"+unit(r)+" avg", "change")
 	var rows [][]string
 	for _, l := range kpiLines(r) {
 		change := l.Change
@@ -315,7 +323,7 @@ func renderMarkdown(out io.Writer, r *Report) error {
 		"Revocation SLA: %s.\n", cur.RevocationLatency.Count, cur.RevocationLatency.Confirmed, cur.Activation.Issued,
 		cur.Activation.Activated, cur.Exceptions.Live, cur.Exceptions.LiveExceptions, r.StaleDays, dur(r.SLASeconds))
 
-	fmt.Fprintf(&w, "\n## Anomalies by detector\n\n%d alerts raised this week.\n\n", r.Anomalies.Total)
+	fmt.Fprintf(&w, "\n## Anomalies by detector\n\n%d alerts raised this %s.\n\n", r.Anomalies.Total, unit(r))
 	rows = nil
 	for _, d := range r.Anomalies.Detectors {
 		rows = append(rows, []string{d.Detector, strconv.FormatUint(d.Alerts, 10), strconv.FormatUint(d.Open, 10),
@@ -340,7 +348,7 @@ func renderMarkdown(out io.Writer, r *Report) error {
 		mdTable(&w, []string{"credential", "subject", "role", "site", "last used", "idle days"}, rows)
 	}
 
-	fmt.Fprintf(&w, "\n## Open exceptions past their end date\n\n%d credentials were still live after their end date at the end of the week.\n\n", r.Expired.Total)
+	fmt.Fprintf(&w, "\n## Open exceptions past their end date\n\n%d credentials were still live after their end date at the end of the %s.\n\n", r.Expired.Total, unit(r))
 	rows = nil
 	for _, c := range r.Expired.Credentials {
 		kind := "time-bound"
@@ -562,7 +570,7 @@ func renderCSV(out io.Writer, r *Report) error {
 var htmlSource string
 
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"ts": ts, "date": date, "dec1": dec1, "u": u, "keyCounts": keyCounts, "severities": severities, "dur": dur,
+	"ts": ts, "date": date, "dec1": dec1, "u": u, "keyCounts": keyCounts, "severities": severities, "dur": dur, "unit": unit,
 }).Parse(htmlSource))
 
 // htmlView is what the HTML template reads.

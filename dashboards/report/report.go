@@ -38,6 +38,9 @@ const (
 // Query selects one report.
 type Query struct {
 	Week Week
+	// Period, when set, is what the report covers instead of Week (a month
+	// or a quarter: the monthly and quarterly reviews).
+	Period Period
 	// Site limits the access-derived sections (events, anomalies, stale
 	// credentials, exceptions, lock health) to one site; the control plane's
 	// credential KPIs and the DLQ rate stay fleet-wide (see Report.Notes).
@@ -107,8 +110,16 @@ func (q *Query) defaults() {
 	}
 }
 
-// ID is the stored id of the report of a week (and site).
-func ID(w Week, site string) string {
+// period is what the report covers.
+func (q *Query) period() Period {
+	if q.Period != nil {
+		return q.Period
+	}
+	return q.Week
+}
+
+// ID is the stored id of the report of a period (and site).
+func ID(w Period, site string) string {
 	if site == "" {
 		return w.String()
 	}
@@ -118,8 +129,12 @@ func ID(w Week, site string) string {
 // Report is the weekly fleet-health report. JSON names are a contract
 // (stored reports, GET /v1/reports/*).
 type Report struct {
-	ID          string         `json:"report_id"`
-	Week        string         `json:"week"`
+	ID   string `json:"report_id"`
+	Week string `json:"week"`
+	// Period is month or quarter for the monthly and quarterly reviews
+	// (Week and the trend's week then name months or quarters); absent for
+	// the weekly report.
+	Period      string         `json:"period,omitempty"`
 	Site        string         `json:"site,omitempty"`
 	FromMs      int64          `json:"from_ms"`
 	ToMs        int64          `json:"to_ms"`
@@ -252,14 +267,18 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 		return nil, errors.New("report: no ClickHouse connection")
 	}
 	q.defaults()
+	p := q.period()
 	r := &Report{
-		ID: ID(q.Week, q.Site), Week: q.Week.String(), Site: q.Site,
-		FromMs: q.Week.Start().UnixMilli(), ToMs: q.Week.End().UnixMilli(), GeneratedMs: q.Now.UnixMilli(),
+		ID: ID(p, q.Site), Week: p.String(), Site: q.Site,
+		FromMs: p.Start().UnixMilli(), ToMs: p.End().UnixMilli(), GeneratedMs: q.Now.UnixMilli(),
 		StaleDays: q.StaleDays, SLASeconds: q.SLA.Seconds(),
+	}
+	if p.Kind() != KindWeek {
+		r.Period = p.Kind()
 	}
 	g := gen{conn: conn, q: q}
 	for i := DefaultTrendWeeks; i >= 0; i-- {
-		w := q.Week.Add(-i)
+		w := p.Prev(i)
 		k, err := g.week(ctx, w)
 		if err != nil {
 			return nil, fmt.Errorf("report %s: %w", w, err)
@@ -269,7 +288,7 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	if err := g.access(ctx, r.Weeks); err != nil {
 		return nil, err
 	}
-	from, to := q.Week.Start(), q.Week.End()
+	from, to := p.Start(), p.End()
 	ends := make([]time.Time, len(r.Weeks))
 	for i := range r.Weeks {
 		ends[i] = time.UnixMilli(r.Weeks[i].ToMs)
@@ -304,7 +323,7 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 			"pending locks) and the DLQ rate are fleet-wide; the other sections are limited to site "+q.Site+".")
 	}
 	if q.Now.Before(to) {
-		r.Notes = append(r.Notes, "The week was not over when this report was generated; its numbers are partial.")
+		r.Notes = append(r.Notes, "The "+p.Kind()+" was not over when this report was generated; its numbers are partial.")
 	}
 	return r, nil
 }
@@ -339,7 +358,7 @@ var (
 
 func secs(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
-func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
+func (g *gen) week(ctx context.Context, w Period) (*WeekKPI, error) {
 	from, to := w.Start(), w.End()
 	k := &WeekKPI{Week: w.String(), FromMs: from.UnixMilli(), ToMs: to.UnixMilli()}
 	cred, err := store.ComputeKPIs(ctx, g.conn, control.KPIQuery{From: from, To: to, SLA: g.q.SLA, Now: g.q.Now})
@@ -370,7 +389,13 @@ func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
 // duplicates until a merge.
 func (g *gen) access(ctx context.Context, weeks []WeekKPI) error {
 	from, to := time.UnixMilli(weeks[0].FromMs), time.UnixMilli(weeks[len(weeks)-1].ToMs)
-	rows, err := weeklyAccessSQL.Query(ctx, g.conn, g.rangeArgs(from, to))
+	args := g.rangeArgs(from, to)
+	starts := make([]int64, len(weeks))
+	for i := range weeks {
+		starts[i] = weeks[i].FromMs
+	}
+	args["starts"] = starts
+	rows, err := weeklyAccessSQL.Query(ctx, g.conn, args)
 	if err != nil {
 		return fmt.Errorf("access events: %w", err)
 	}
