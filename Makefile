@@ -2,7 +2,14 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin/keyfleet
+# `make run`'s addresses, set here once: serve's HTTP, the embedded Kafka
+# broker (serve starts it, the simulators write to it) and the local
+# ClickHouse's native and HTTP ports (scripts/clickhouse.sh starts it there).
+# make run HTTP_ADDR=127.0.0.1:8081 KAFKA_ADDR=127.0.0.1:9093 moves them.
 HTTP_ADDR ?= 127.0.0.1:8080
+KAFKA_ADDR ?= 127.0.0.1:9092
+CLICKHOUSE_PORT ?= 19000
+CLICKHOUSE_HTTP_PORT ?= 18123
 # The dev admin token `make run` creates (override for anything shared; at least
 # 32 characters, serve refuses shorter ones).
 KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token-change-me-0123456789
@@ -10,7 +17,7 @@ KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token-change-me-0123456789
 export KEYFLEET_TEST_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 export KEYFLEET_TEST_KAFKA_BROKERS ?= 127.0.0.1:19092
 
-.PHONY: build run test test-unit services services-stop bench lint clean dashboards chromium chdb
+.PHONY: build run test test-unit services services-stop bench lint clean dashboards chromium chdb schemathesis
 
 build:
 	$(GO) build -o $(BIN) ./cmd/keyfleet
@@ -26,8 +33,9 @@ services-stop:
 # The main job on the embedded default: in-process Kafka-protocol broker,
 # local ClickHouse (started by the project's script), dashboards on HTTP_ADDR.
 run: build
-	scripts/clickhouse.sh start
-	KEYFLEET_BOOTSTRAP_TOKEN='$(KEYFLEET_BOOTSTRAP_TOKEN)' scripts/run.sh
+	KEYFLEET_CH_TCP_PORT=$(CLICKHOUSE_PORT) KEYFLEET_CH_HTTP_PORT=$(CLICKHOUSE_HTTP_PORT) scripts/clickhouse.sh start
+	HTTP_ADDR=$(HTTP_ADDR) KAFKA_ADDR=$(KAFKA_ADDR) CLICKHOUSE_ADDR=127.0.0.1:$(CLICKHOUSE_PORT) \
+	  KEYFLEET_BOOTSTRAP_TOKEN='$(KEYFLEET_BOOTSTRAP_TOKEN)' scripts/run.sh
 
 # The whole suite against real services (ClickHouse and a real Kafka broker),
 # which this target starts itself, headless Chromium for the browser tests,
@@ -35,6 +43,10 @@ run: build
 # (internal/chstorage: every migration and statement on 18.16 and on 26.x).
 test: build services chromium chdb
 	KEYFLEET_TEST_REQUIRE=1 $(GO) test -count=1 -timeout 30m ./...
+
+# Fuzz the API against its OpenAPI document (schemathesis from PyPI, ~8 min).
+schemathesis: build services
+	KEYFLEET_TEST_REQUIRE=1 KEYFLEET_SCHEMATHESIS=1 $(GO) test -count=1 -timeout 30m -run TestSchemathesis -v ./service/
 
 # chDB (PyPI chdb-core, ClickHouse 26.x in-process) in var/venv-chdb;
 # installed once, then a no-op.

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"mime"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,6 +94,7 @@ const (
 	PathEvidence     = "/v1/alerts/:id/evidence"
 	PathRevocations  = "/v1/dashboards/revocations"
 	PathRequests     = "/v1/dashboards/requests"
+	PathSession      = "/v1/dashboards/session"
 )
 
 // Routes returns the public static shell and the token-protected data routes.
@@ -112,7 +114,47 @@ func (d *Dashboards) Routes() []httpapi.Route {
 			Summary: "Revocation tracker: recent revocations with locks told, confirmed and pending (from, pending, limit)."},
 		{Method: fiber.MethodGet, Path: PathRequests, Roles: httpapi.ManageRoles, Handler: d.requests,
 			Summary: "Provisioning requests with their items' status counts (status: pending or all; from, limit)."},
+		{Method: fiber.MethodGet, Path: PathSession, Roles: httpapi.ReadRoles, Handler: d.session,
+			Summary: "The caller's role and what it may do on the dashboards (pages, actions)."},
 	}
+}
+
+// Session is what the dashboards show a token: its role and the pages and
+// actions that role may use, so the pages never offer what would be refused.
+type Session struct {
+	Role    string          `json:"role"`
+	Name    string          `json:"name"`
+	Pages   []string        `json:"pages"`
+	Actions map[string]bool `json:"actions"`
+}
+
+// sessionFor derives the dashboards' permissions from the routes they call.
+func sessionFor(p httpapi.Principal) Session {
+	has := func(roles ...httpapi.Role) bool {
+		return p.Role == httpapi.RoleAdmin || slices.Contains(roles, p.Role)
+	}
+	s := Session{Role: string(p.Role), Name: p.Name, Pages: []string{"overview", "alerts", "investigate", "credentials", "estate"},
+		Actions: map[string]bool{
+			"change_alert_status": has(httpapi.RoleAnalyst, httpapi.RoleResponder), // PATCH /v1/alerts/{id}
+			"suspend_credential":  has(httpapi.RoleResponder, httpapi.RoleManager), // POST /v1/credentials/{id}:suspend
+			"reveal_identity":     has(),                                           // GET /v1/subjects/{id}/identity
+			"read_kpis":           has(httpapi.RoleManager),                        // GET /v1/kpis
+			"read_requests":       has(httpapi.RoleManager),                        // GET /v1/dashboards/requests
+			"read_reviews":        has(httpapi.RoleManager),                        // GET /v1/breakglass/reviews
+			"read_reports":        has(httpapi.RoleManager),                        // GET /v1/reports
+			"read_migrations":     has(),                                           // GET /v1/estate/migrations
+		}}
+	if s.Actions["read_reports"] {
+		s.Pages = append(s.Pages, "reports")
+	}
+	return s
+}
+
+func (d *Dashboards) session(c *fiber.Ctx) error {
+	if err := unknownParams(c); err != nil {
+		return err
+	}
+	return c.JSON(sessionFor(httpapi.Caller(c)))
 }
 
 func (d *Dashboards) index(c *fiber.Ctx) error { return d.serve(c, "index.html") }

@@ -14,6 +14,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
 func unknownParams(c *fiber.Ctx) error {
@@ -27,12 +28,9 @@ func timeParam(v map[string]string, name string, def time.Time) (time.Time, erro
 	if !ok {
 		return def, nil
 	}
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil && ms > 0 {
-		return time.UnixMilli(ms), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, httpapi.BadRequest(name, name+" must be an RFC 3339 time or epoch milliseconds")
+	t, err := openapi.ParseTime(s, time.Now())
+	if err != nil || t.UnixMilli() <= 0 {
+		return time.Time{}, httpapi.BadRequest(name, name+" must be an RFC 3339 time, a date (2026-12-01), positive epoch milliseconds or now-<duration>")
 	}
 	return t, nil
 }

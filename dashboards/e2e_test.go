@@ -137,18 +137,31 @@ func startFleet(t *testing.T) *server {
 	require.NoError(t, err)
 	require.Equal(t, 200, s.call("POST", "/v1/subjects/identities", string(ids), nil), "load the identities as make run does")
 
+	// The day of history ends at a fixed time of day (the last 14:00 UTC),
+	// so the simulated fleet's daily rhythm looks the same whenever the test
+	// runs: at night the hours before now are as quiet as the fleet's nights,
+	// which made the tests depend on the time of day.
 	sim := exec.Command(bin, append(append([]string{"simulate"}, fleet...), "--days", "1", "--anomaly-scale", "3",
-		"--kafka-brokers", kafkaAddr, "--log-level", "warn")...)
+		"--end", backfillEnd(time.Now()).Format(time.RFC3339), "--kafka-brokers", kafkaAddr, "--log-level", "warn")...)
 	out, err = sim.CombinedOutput()
 	require.NoError(t, err, "simulate --days 1: %s", out)
-	// A few seconds of live traffic too: the backfill's last hour is empty
-	// when the test runs at night (the simulated fleet sleeps), and the
-	// overview's events/s chart shows the last hour.
+	// A few seconds of live traffic too: the overview's events/s chart shows
+	// the last hour.
 	live := exec.Command(bin, append(append([]string{"simulate"}, fleet...), "--rate", "40", "--duration", "5s",
 		"--anomaly-scale", "0", "--kafka-brokers", kafkaAddr, "--log-level", "warn")...)
 	out, err = live.CombinedOutput()
 	require.NoError(t, err, "simulate --rate 40: %s", out)
 	return s
+}
+
+// backfillEnd is the latest 14:00 UTC at or before now.
+func backfillEnd(now time.Time) time.Time {
+	now = now.UTC()
+	end := time.Date(now.Year(), now.Month(), now.Day(), 14, 0, 0, 0, time.UTC)
+	if end.After(now) {
+		end = end.AddDate(0, 0, -1)
+	}
+	return end
 }
 
 // ensureAlert waits for the detectors to raise an alert from the simulated
@@ -369,8 +382,11 @@ func TestDashboardsInChromium(t *testing.T) {
 	ensureAlert(t, s)
 	b := newBrowser(t)
 
-	// Log in.
+	// Log in. The login page shows no navigation and no "Log out".
 	b.do(t, chromedp.Navigate(s.base+"/"), chromedp.WaitVisible(chromedp.ID("token")))
+	assert.Equal(t, "none", run(t, b, chromedp.Evaluate[string](`getComputedStyle(document.getElementById('top')).display`)),
+		"the login page hides the navigation bar")
+	assert.False(t, run(t, b, chromedp.Evaluate[bool](`!!document.getElementById('logout').offsetParent`)), "no Log out before logging in")
 	b.screenshot(t, "01-login.png")
 	b.do(t, chromedp.SendKeys(chromedp.ID("token"), e2eToken), chromedp.Click(chromedp.ID("login-submit")),
 		chromedp.WaitVisible(chromedp.ID("tile-events-rate")))
@@ -385,6 +401,15 @@ func TestDashboardsInChromium(t *testing.T) {
 		"granted vs denied has data")
 	assert.Positive(t, run(t, b, chromedp.Evaluate[int](`document.querySelectorAll('#alerts-table tbody tr').length`)),
 		"open alerts by detector has rows")
+	// The table's total column fits its card (it was clipped).
+	assert.True(t, run(t, b, chromedp.Evaluate[bool](`(() => {
+		const t = document.getElementById('alerts-table'), card = t.closest('section');
+		return t.getBoundingClientRect().right <= card.getBoundingClientRect().right + 0.5 &&
+			[...t.querySelectorAll('td.total')].every(td => td.scrollWidth <= td.clientWidth + 1); })()`)),
+		"the open-alerts table's total column is not clipped")
+	// Events per second: whole minutes only, so the last point is no false drop.
+	assert.True(t, run(t, b, chromedp.Evaluate[bool](`Number(document.getElementById('chart-rate').dataset.lastX) + 60000 <= Date.now()`)),
+		"the events/s chart ends at the last whole minute")
 	b.screenshot(t, "02-overview.png")
 
 	// Alert triage: the list, then the newest open alert.
@@ -396,6 +421,18 @@ func TestDashboardsInChromium(t *testing.T) {
 	b.do(t, chromedp.Click(chromedp.CSS("#alerts tbody tr a.alert-link")), chromedp.WaitVisible(chromedp.ID("explanation")))
 	assert.NotEmpty(t, run(t, b, chromedp.Text(chromedp.ID("explanation"))))
 	b.do(t, poll(`(() => { const e = document.getElementById('evidence'); return !!e && !e.textContent.includes('Loading'); })()`))
+	// The evidence timeline's time axis never repeats a label.
+	ticks := run(t, b, chromedp.Evaluate[string](`document.getElementById('evidence-chart').dataset.xticks || '[]'`))
+	var labels []string
+	require.NoError(t, json.Unmarshal([]byte(ticks), &labels))
+	seen := map[string]bool{}
+	for _, l := range labels {
+		if l == "" {
+			continue
+		}
+		assert.False(t, seen[l], "evidence timeline tick %q repeats (%q)", l, labels)
+		seen[l] = true
+	}
 	b.screenshot(t, "04-alert-detail.png")
 
 	// Acknowledge it; the API shows the change.
@@ -510,6 +547,41 @@ func TestDashboardsInChromium(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // the sandboxed frame paints in its own process
 	b.screenshot(t, "09-reports.png")
 	assert.Empty(t, b.takeErrors(), "console errors in the dashboards")
+
+	// An analyst sees only what the role may use: no Reports page, no
+	// "Suspend credential" or "Reveal identity", and no page asks for
+	// something the role would be refused (a 403 logs a console error).
+	var analyst struct {
+		Secret string `json:"secret"`
+	}
+	require.Equal(t, 201, s.call("POST", "/v1/tokens", `{"name":"e2e-analyst","role":"analyst"}`, &analyst))
+	require.Eventually(t, func() bool { // tokens reach the authentication cache within seconds
+		req, err := http.NewRequest("GET", s.base+"/v1/dashboards/session", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+analyst.Secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 30*time.Second, 250*time.Millisecond, "the analyst token is not accepted")
+	b.do(t, chromedp.Navigate(s.base+"/#/overview"), chromedp.WaitVisible(chromedp.ID("logout")),
+		chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), analyst.Secret), chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.ID("tile-events-rate")), poll(loaded))
+	assert.False(t, run(t, b, chromedp.Evaluate[bool](`!!document.querySelector('[data-nav="reports"]').offsetParent`)),
+		"no Reports page for an analyst")
+	b.screenshot(t, "11-analyst-overview.png")
+	b.do(t, chromedp.Navigate(s.base+"/#/alerts/"+url.PathEscape(alertID)), chromedp.WaitVisible(chromedp.ID("explanation")))
+	assert.False(t, run(t, b, chromedp.Evaluate[bool](`!!document.getElementById('suspend')`)), "no Suspend credential for an analyst")
+	assert.True(t, run(t, b, chromedp.Evaluate[bool](`!!document.querySelector('button[data-status]')`)), "an analyst triages alerts")
+	b.do(t, chromedp.Navigate(s.base+"/#/investigate?"+url.Values{"q": {subject}, "kind": {"subject"}, "range": {"7d"}}.Encode()),
+		waitData("#subject-timeline"))
+	assert.False(t, run(t, b, chromedp.Evaluate[bool](`!!document.getElementById('reveal-identity')`)), "no Reveal identity for an analyst")
+	b.do(t, chromedp.Navigate(s.base+"/#/credentials"), poll(loaded))
+	b.screenshot(t, "12-analyst-credentials.png")
+	assert.Empty(t, b.takeErrors(), "an analyst's pages log errors (403s)")
 
 	// The HTML report on its own renders without console errors.
 	htmlPath, err := filepath.Abs(filepath.Join(b.dir, "weekly-report.html"))

@@ -98,7 +98,7 @@ func TestResponderSuspensionEndToEnd(t *testing.T) {
 	proc, err := stream.New(stream.Options{Bus: cfg, Engine: engine, Access: accessR, Alerts: alertsW, Logger: testenv.Logger(t)})
 	require.NoError(t, err)
 	store := alertstore.New(conn)
-	sink, err := alertstore.NewSink(store, sinkR, nil, testenv.Logger(t))
+	sink, err := alertstore.NewSink(store, sinkR, nil, nil, testenv.Logger(t))
 	require.NoError(t, err)
 	resp, err := respond.New(respond.Options{Rules: rules, Reader: respR, Conn: conn, Auditor: tableAuditor{conn},
 		Suspender: &kafkaSuspender{w: credW, now: time.Now}, Logger: testenv.Logger(t)})

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -34,8 +35,9 @@ type Rows interface {
 }
 
 // BadRecordFunc handles a record that can never be stored (for example by
-// writing it to a dead-letter topic). Returning an error stops the writer, so
-// the record's offset is not committed and it is not lost.
+// writing it to a dead-letter topic). An error is taken as transient (the
+// DLQ topic unreachable): the call is retried with backoff until it
+// succeeds, so the record's offset is not committed before it is handled.
 type BadRecordFunc func(ctx context.Context, m kafka.Message, reason error) error
 
 // SinkOptions configure a Sink.
@@ -78,6 +80,7 @@ type SinkMetrics struct {
 	failures    *prometheus.CounterVec
 	badRecords  *prometheus.CounterVec
 	lastFlushed *prometheus.GaugeVec
+	flushAge    *flushAge
 }
 
 // NewSinkMetrics creates the metrics and registers them with reg (if not nil).
@@ -109,11 +112,52 @@ func NewSinkMetrics(reg prometheus.Registerer) *SinkMetrics {
 			Name: "keyfleet_clickhouse_last_insert_timestamp_seconds",
 			Help: "Unix time of the last successful insert, by table.",
 		}, []string{"table"}),
+		flushAge: &flushAge{now: time.Now, last: map[string]time.Time{},
+			desc: prometheus.NewDesc("keyfleet_clickhouse_last_insert_age_seconds",
+				"Seconds since the last successful insert into the table (since the writer started, before its first); "+
+					"it grows while ClickHouse refuses the writer's batches, and while the table's topic is idle.",
+				[]string{"table"}, nil)},
 	}
 	if reg != nil {
-		reg.MustRegister(m.rows, m.batches, m.duration, m.failures, m.badRecords, m.lastFlushed)
+		reg.MustRegister(m.rows, m.batches, m.duration, m.failures, m.badRecords, m.lastFlushed, m.flushAge)
 	}
 	return m
+}
+
+// started notes that a writer for table runs from now (its age counts from here).
+func (m *SinkMetrics) started(table string, at time.Time) {
+	m.flushAge.mu.Lock()
+	defer m.flushAge.mu.Unlock()
+	if _, ok := m.flushAge.last[table]; !ok {
+		m.flushAge.last[table] = at
+	}
+}
+
+func (m *SinkMetrics) flushed(table string, at time.Time) {
+	m.lastFlushed.WithLabelValues(table).Set(float64(at.UnixNano()) / 1e9)
+	m.flushAge.mu.Lock()
+	m.flushAge.last[table] = at
+	m.flushAge.mu.Unlock()
+}
+
+// flushAge collects keyfleet_clickhouse_last_insert_age_seconds, computed
+// when scraped.
+type flushAge struct {
+	desc *prometheus.Desc
+	now  func() time.Time
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (f *flushAge) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
+
+func (f *flushAge) Collect(ch chan<- prometheus.Metric) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	for table, at := range f.last {
+		ch <- prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, max(0, now.Sub(at).Seconds()), table)
+	}
 }
 
 // Sink moves one Kafka topic into one ClickHouse table in batches, at least
@@ -141,6 +185,7 @@ func NewSink(opts SinkOptions) (*Sink, error) {
 
 // Run consumes until ctx ends, then stores and commits what it holds and returns.
 func (w *Sink) Run(ctx context.Context) error {
+	w.opts.Metrics.started(w.table, time.Now())
 	return bus.ConsumeBatches(ctx, w.opts.Reader, bus.BatchOptions{
 		MaxBatch: w.opts.BatchSize,
 		MaxWait:  w.opts.FlushInterval,
@@ -156,10 +201,12 @@ func (w *Sink) store(ctx context.Context, batch []kafka.Message) error {
 	rows := w.opts.Rows
 	rows.Reset()
 	for i, m := range batch {
-		if err := rows.Append(m); err != nil {
+		if reason := rows.Append(m); reason != nil {
 			w.opts.Metrics.badRecords.WithLabelValues(w.table).Inc()
-			if err := w.opts.OnBadRecord(ctx, m, err); err != nil {
-				return fmt.Errorf("dead-letter %s record: %w", w.table, err)
+			if err := bus.Retry(ctx, w.opts.Logger, "dead-letter "+w.table, func(ctx context.Context) error {
+				return w.opts.OnBadRecord(ctx, m, reason)
+			}); err != nil {
+				return err // only when ctx ended: ConsumeBatches returns without committing
 			}
 		}
 		// Rows copy what they keep, and the commit needs only the offset:
@@ -182,7 +229,7 @@ func (w *Sink) store(ctx context.Context, batch []kafka.Message) error {
 	}
 	w.opts.Metrics.rows.WithLabelValues(w.table).Add(float64(n))
 	w.opts.Metrics.batches.WithLabelValues(w.table).Observe(float64(n))
-	w.opts.Metrics.lastFlushed.WithLabelValues(w.table).SetToCurrentTime()
+	w.opts.Metrics.flushed(w.table, time.Now())
 	rows.Stored()
 	rows.Reset()
 	return nil

@@ -229,7 +229,8 @@ func TestInputValidationNamesTheField(t *testing.T) {
 	f("/v1/events/summary", url.Values{"bucket": {"minute"}, "from": {"now-30d"}}, "bucket", "invalid_bucket")
 	f("/v1/events/summary", url.Values{"by": {"colour"}}, "by", "invalid_by")
 	f("/v1/events/summary", url.Values{"top": {"100000"}}, "top", "invalid_top")
-	f("/v1/subjects/subj-1/timeline", url.Values{"kind": {"alert"}}, "kind", "invalid_kind")
+	f("/v1/subjects/subj-1/timeline", url.Values{"kind": {"alarm"}}, "kind", "invalid_kind")
+	f("/v1/events", url.Values{"from": {"2026-02-30"}}, "from", "invalid_from")
 	f("/v1/export/events", url.Values{"format": {"xlsx"}}, "format", "invalid_format")
 	f("/v1/openapi.json", url.Values{"pretty": {"1"}}, "pretty", "unknown_parameter")
 	// repeated parameters are refused, not silently merged
@@ -251,4 +252,20 @@ func TestEventsUnknownDoorOrCredentialIsEmpty(t *testing.T) {
 		require.Equal(t, 200, r.status, string(r.body))
 		assert.Contains(t, string(r.body), `"series":[]`)
 	}
+}
+
+// A date is the start of that day, UTC: from=2026-03-15 is from=2026-03-15T00:00:00Z.
+func TestEventsRangeAcceptsDates(t *testing.T) {
+	e := newEnv(t)
+	e.load(500, 0)
+	day := e.now.Add(-3 * 24 * time.Hour).Format(time.DateOnly)
+	byDate := e.get("/v1/events", url.Values{"from": {day}, "limit": {"1000"}})
+	require.Equal(t, 200, byDate.status, string(byDate.body))
+	byTime := e.get("/v1/events", url.Values{"from": {day + "T00:00:00Z"}, "limit": {"1000"}})
+	require.Equal(t, 200, byTime.status, string(byTime.body))
+	var a, b eventsPage
+	byDate.json(t, &a)
+	byTime.json(t, &b)
+	require.NotEmpty(t, a.Events)
+	assert.Equal(t, b.Events, a.Events)
 }

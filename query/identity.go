@@ -63,10 +63,13 @@ var putIdentityOp = openapi.Operation{
 	Description: "Record (or replace) the organisation's reference and display name for a pseudonymous " +
 		"subject_id. Audited with the subject id and the fields set, not their values.",
 	Params: []openapi.Param{subjectIDParam},
-	Body: map[string]any{"type": "object", "required": []string{"subject_ref"}, "properties": map[string]any{
-		"subject_ref":  map[string]any{"type": "string", "maxLength": maxIdentityField},
-		"display_name": map[string]any{"type": "string", "maxLength": maxIdentityField},
-	}},
+	Body: map[string]any{"type": "object", "required": []string{"subject_ref"}, "additionalProperties": false,
+		"properties": map[string]any{
+			"subject_ref": map[string]any{"type": "string", "minLength": 1, "maxLength": maxIdentityField,
+				"pattern": openapi.Printable, "description": "the organisation's reference (HR id, directory id)"},
+			"display_name": map[string]any{"type": "string", "maxLength": maxIdentityField, "pattern": openapi.Printable,
+				"nullable": true},
+		}},
 	Responses: map[int]openapi.Response{
 		200: {Description: "the identity as stored", Content: map[string]map[string]any{"application/json": identitySchema}}},
 }
@@ -83,11 +86,14 @@ var importIdentitiesOp = openapi.Operation{
 	Description: fmt.Sprintf("Record up to %d identities at once (a directory or HR sync): a JSON array of "+
 		"{subject_id, subject_ref, display_name}. All are validated before any is stored. Audited as one "+
 		"entry with the count.", MaxIdentities),
-	Body: map[string]any{"type": "array", "maxItems": MaxIdentities, "items": map[string]any{"type": "object",
-		"required": []string{"subject_id", "subject_ref"}, "properties": map[string]any{
-			"subject_id":   map[string]any{"type": "string", "maxLength": 128},
-			"subject_ref":  map[string]any{"type": "string", "maxLength": maxIdentityField},
-			"display_name": map[string]any{"type": "string", "maxLength": maxIdentityField},
+	Body: map[string]any{"type": "array", "minItems": 1, "maxItems": MaxIdentities, "items": map[string]any{"type": "object",
+		"required": []string{"subject_id", "subject_ref"}, "additionalProperties": false, "properties": map[string]any{
+			"subject_id": map[string]any{"type": "string", "minLength": 1, "maxLength": 128,
+				"pattern": `^[^\x00-\x1f\x7f-\x9f ]+$`, "description": "pseudonymous subject id (no spaces)"},
+			"subject_ref": map[string]any{"type": "string", "minLength": 1, "maxLength": maxIdentityField,
+				"pattern": openapi.Printable},
+			"display_name": map[string]any{"type": "string", "maxLength": maxIdentityField, "pattern": openapi.Printable,
+				"nullable": true},
 		}}},
 	Responses: map[int]openapi.Response{200: {Description: "how many were stored",
 		Content: map[string]map[string]any{"application/json": {"type": "object", "properties": map[string]any{

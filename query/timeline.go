@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -21,52 +22,116 @@ import (
 // Timeline item kinds, in their tie-break order.
 const (
 	kindAccess     = "access"
+	kindAlert      = "alert"
 	kindCredential = "credential"
 )
+
+var timelineKinds = []string{kindAccess, kindAlert, kindCredential}
+
+// tableAlerts is the detectors' alert table (one row per alert version,
+// read with FINAL); the timeline includes it when it exists.
+const tableAlerts = "alerts"
 
 // tableCredentialEvents is the control plane's lifecycle table; the timeline
 // includes it when it exists (it is created by the control plane's migrations).
 var tableCredentialEvents = chstorage.CredentialEvents.Name
 
 // credentialColumns are the credential_events columns a timeline shows, if
-// present; the first four are required for the table to be used.
+// present; the first five are required for the table to be used.
 var credentialColumns = []string{"credential_id", "seq", "ts_ms", "subject_id", "state", "prev_state", "op",
 	"device_id", "role", "site_id", "attested", "break_glass", "exception", "reason", "actor", "request_id", "revocation_id"}
+
+// Types of credential columns that are not strings in the JSON answer.
+var (
+	credentialInts  = map[string]bool{"seq": true, "ts_ms": true}
+	credentialFlags = map[string]bool{"attested": true, "break_glass": true, "exception": true}
+)
+
+var credentialSchema = map[string]any{"type": "object", "description": "a credential lifecycle record (a snapshot after one change)",
+	"properties": map[string]any{
+		"credential_id": map[string]any{"type": "string"}, "seq": map[string]any{"type": "integer"},
+		"ts_ms": map[string]any{"type": "integer"}, "subject_id": map[string]any{"type": "string"},
+		"state": map[string]any{"type": "string"}, "prev_state": map[string]any{"type": "string"},
+		"op": map[string]any{"type": "string"}, "device_id": map[string]any{"type": "string"},
+		"role": map[string]any{"type": "string"}, "site_id": map[string]any{"type": "string"},
+		"attested": map[string]any{"type": "boolean"}, "break_glass": map[string]any{"type": "boolean"},
+		"exception": map[string]any{"type": "boolean"}, "reason": map[string]any{"type": "string"},
+		"actor": map[string]any{"type": "string"}, "request_id": map[string]any{"type": "string"},
+		"revocation_id": map[string]any{"type": "string"},
+	}}
+
+var alertItemSchema = map[string]any{"type": "object", "description": "a detector alert about the subject (its latest version)",
+	"properties": map[string]any{
+		"alert_id": map[string]any{"type": "string"}, "detector": map[string]any{"type": "string"},
+		"severity": map[string]any{"type": "string"}, "status": map[string]any{"type": "string"},
+		"credential_id": map[string]any{"type": "string"}, "door_id": map[string]any{"type": "string"},
+		"site_id": map[string]any{"type": "string"}, "ts_ms": map[string]any{"type": "integer"},
+		"window_start_ms": map[string]any{"type": "integer"}, "window_end_ms": map[string]any{"type": "integer"},
+		"observed": map[string]any{"type": "number"}, "threshold": map[string]any{"type": "number"},
+		"explanation": map[string]any{"type": "string"}, "suggested_action": map[string]any{"type": "string"},
+		"evidence": map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+	}}
 
 var subjectIDParam = openapi.Param{Name: "id", In: "path", Required: true, MaxLen: 128, Description: "pseudonymous subject_id"}
 
 func timelineOp(maxLimit int) openapi.Operation {
 	return openapi.Operation{
-		Description: "One subject's access events (every vendor) and credential lifecycle records " +
-			"(when the control plane's credential_events table exists), newest first, cursor-paginated.",
-		Params: append(rangeParams("now-30d"), subjectIDParam,
-			openapi.Param{Name: "kind", List: true, Enum: []string{kindAccess, kindCredential},
-				Description: "item kinds to include (default all)"},
-			openapi.Param{Name: "limit", Type: openapi.TypeInteger, Min: 1, Max: int64(maxLimit), Default: "100",
+		Description: "One subject's access events (every vendor), detector alerts and credential lifecycle records " +
+			"(when the detectors' alerts and the control plane's credential_events tables exist), newest first, " +
+			"cursor-paginated. Without from, the subject's whole history: lifecycle records are often older than " +
+			"any recent window (a credential issued months ago), and the subject-ordered tables make this cheap.",
+		Params: []openapi.Param{
+			{Name: "from", Type: openapi.TypeTime,
+				Description: "start of the time range (inclusive); default: the subject's whole history"},
+			{Name: "to", Type: openapi.TypeTime, Default: "now", Description: "end of the time range (exclusive)"},
+			subjectIDParam,
+			{Name: "kind", List: true, Enum: timelineKinds, Description: "item kinds to include (default all)"},
+			{Name: "limit", Type: openapi.TypeInteger, Min: 1, Max: int64(maxLimit), Default: "100",
 				Description: "items per page"},
-			openapi.Param{Name: "cursor", MaxLen: 512, Description: "next_cursor of the previous page"},
-		),
+			{Name: "cursor", MaxLen: 512, Description: "next_cursor of the previous page"},
+		},
 		Responses: map[int]openapi.Response{200: {Description: "a page of the timeline",
-			Content: map[string]map[string]any{"application/json": {"type": "object", "properties": map[string]any{
-				"subject_id": map[string]any{"type": "string"},
-				"items": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
-					"kind":  map[string]any{"type": "string", "enum": []string{kindAccess, kindCredential}},
-					"ts_ms": map[string]any{"type": "integer"}, "id": map[string]any{"type": "string"},
-					"access": eventSchema, "credential": map[string]any{"type": "object"},
-				}}},
-				"sources":     map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
-				"next_cursor": map[string]any{"type": "string"},
-			}}}}},
+			Content: map[string]map[string]any{"application/json": {"type": "object",
+				"required": []string{"subject_id", "items", "sources"}, "properties": map[string]any{
+					"subject_id": map[string]any{"type": "string"},
+					"items": map[string]any{"type": "array", "items": map[string]any{"type": "object",
+						"required": []string{"kind", "ts_ms", "id"}, "properties": map[string]any{
+							"kind":  map[string]any{"type": "string", "enum": timelineKinds},
+							"ts_ms": map[string]any{"type": "integer"}, "id": map[string]any{"type": "string"},
+							"access": eventSchema, "alert": alertItemSchema, "credential": credentialSchema,
+						}}},
+					"sources":     map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+					"next_cursor": map[string]any{"type": "string"},
+				}}}}},
 	}
 }
 
 type timelineItem struct {
-	Kind       string            `json:"kind"`
-	TsMs       int64             `json:"ts_ms"`
-	ID         string            `json:"id"`
-	Access     *event.Access     `json:"access,omitempty"`
-	Credential map[string]string `json:"credential,omitempty"`
+	Kind       string         `json:"kind"`
+	TsMs       int64          `json:"ts_ms"`
+	ID         string         `json:"id"`
+	Access     *event.Access  `json:"access,omitempty"`
+	Alert      *timelineAlert `json:"alert,omitempty"`
+	Credential map[string]any `json:"credential,omitempty"`
 	seq        uint64
+}
+
+type timelineAlert struct {
+	AlertID         string   `json:"alert_id"`
+	Detector        string   `json:"detector"`
+	Severity        string   `json:"severity"`
+	Status          string   `json:"status"`
+	CredentialID    string   `json:"credential_id"`
+	DoorID          string   `json:"door_id"`
+	SiteID          string   `json:"site_id"`
+	TsMs            int64    `json:"ts_ms"`
+	WindowStartMs   int64    `json:"window_start_ms"`
+	WindowEndMs     int64    `json:"window_end_ms"`
+	Observed        float64  `json:"observed"`
+	Threshold       float64  `json:"threshold"`
+	Explanation     string   `json:"explanation"`
+	SuggestedAction string   `json:"suggested_action"`
+	Evidence        []string `json:"evidence"`
 }
 
 // before orders items newest first: ts_ms, then kind, descending. Items of
@@ -94,14 +159,22 @@ func (s *Service) handleTimeline(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.timeRange(v)
-	if err != nil {
-		return err
+	var r timeRange
+	if _, ok := v.Time("from"); ok {
+		if r, err = s.timeRange(v); err != nil {
+			return err
+		}
+	} else {
+		// The whole history: reads are bounded by the subject, not the range.
+		to, _ := v.Time("to")
+		if r = (timeRange{from: 0, to: to.UnixMilli()}); r.to <= 0 {
+			return httpapi.BadRequest("to", "to must be after 1970")
+		}
 	}
 	subject := v.String("id")
 	kinds := v.List("kind")
 	if len(kinds) == 0 {
-		kinds = []string{kindAccess, kindCredential}
+		kinds = slices.Clone(timelineKinds)
 	}
 	slices.Sort(kinds)
 	limit := int(v.Int("limit"))
@@ -126,6 +199,16 @@ func (s *Service) handleTimeline(c *fiber.Ctx) error {
 		}
 		items = append(items, got...)
 		sources = append(sources, tableBySubject)
+	}
+	if slices.Contains(kinds, kindAlert) {
+		got, ok, err := s.timelineAlerts(ctx, subject, r, after, limit+1)
+		if err != nil {
+			return s.queryError(PathTimeline, err)
+		}
+		if ok {
+			items = append(items, got...)
+			sources = append(sources, tableAlerts)
+		}
 	}
 	if slices.Contains(kinds, kindCredential) {
 		got, ok, err := s.timelineCredentials(ctx, subject, r, after, limit+1)
@@ -164,7 +247,7 @@ func decodeTimelineCursor(s, sum string) (timelineCursor, error) {
 	}
 	var c timelineCursor
 	if err := json.Unmarshal(raw, &c); err != nil || c.V != 1 || c.Sum != sum || c.From >= c.To ||
-		(c.Kind != kindAccess && c.Kind != kindCredential) {
+		!slices.Contains(timelineKinds, c.Kind) {
 		return timelineCursor{}, bad
 	}
 	if c.Kind == kindAccess {
@@ -220,21 +303,9 @@ func (s *Service) timelineAccess(ctx context.Context, subject string, r timeRang
 // credentialTableColumns returns which of credentialColumns the control
 // plane's table has (nil when the table does not exist or lacks the basics).
 func (s *Service) credentialTableColumns(ctx context.Context) ([]string, error) {
-	rows, err := tableColumnsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"table": tableCredentialEvents})
+	have, err := s.tableColumns(ctx, tableCredentialEvents)
 	if err != nil {
-		return nil, fmt.Errorf("credential_events columns: %w", err)
-	}
-	defer rows.Close()
-	have := map[string]bool{}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, fmt.Errorf("credential_events columns: %w", err)
-		}
-		have[name] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("credential_events columns: %w", err)
+		return nil, err
 	}
 	var cols []string
 	for i, c := range credentialColumns {
@@ -288,11 +359,85 @@ func (s *Service) timelineCredentials(ctx context.Context, subject string, r tim
 		}
 		it.Kind = kindCredential
 		it.ID = fmt.Sprintf("%s/%020d", credID, it.seq)
-		it.Credential = map[string]string{}
+		it.Credential = map[string]any{}
 		for i, c := range cols {
-			it.Credential[c] = vals[i]
+			it.Credential[c] = credentialValue(c, vals[i])
 		}
 		out = append(out, it)
+	}
+	return out, true, rows.Err()
+}
+
+// credentialValue types one column read as text: integers as numbers,
+// UInt8 flags as booleans, the rest as strings.
+func credentialValue(col, v string) any {
+	switch {
+	case credentialInts[col]:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return v
+		}
+		return n
+	case credentialFlags[col]:
+		return v != "" && v != "0"
+	}
+	return v
+}
+
+var timelineAlertsSQL = chstorage.Query("query/timeline_alerts")
+
+// tableColumns returns the columns a table of the current database has
+// (none when it does not exist).
+func (s *Service) tableColumns(ctx context.Context, table string) (map[string]bool, error) {
+	rows, err := tableColumnsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"table": table})
+	if err != nil {
+		return nil, fmt.Errorf("%s columns: %w", table, err)
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("%s columns: %w", table, err)
+		}
+		have[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s columns: %w", table, err)
+	}
+	return have, nil
+}
+
+// timelineAlerts reads the alerts raised about the subject (the latest
+// version of each), when the detectors' table exists. Items are ordered by
+// ts_ms, alert_id.
+func (s *Service) timelineAlerts(ctx context.Context, subject string, r timeRange, cur *timelineCursor, n int) ([]timelineItem, bool, error) {
+	cols, err := s.tableColumns(ctx, tableAlerts)
+	if err != nil || !cols["alert_id"] {
+		return nil, false, err
+	}
+	var after chstorage.Fragment
+	if cur != nil {
+		after = keyset(kindAlert, cur, "alert_id < ?", cur.ID)
+	}
+	rows, err := timelineAlertsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"subject": subject,
+		"from_ms": r.from, "to_ms": r.to, "after": after, "limit": n})
+	if err != nil {
+		return nil, false, fmt.Errorf("timeline alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []timelineItem
+	for rows.Next() {
+		a := new(timelineAlert)
+		if err := rows.Scan(&a.AlertID, &a.Detector, &a.Severity, &a.Status, &a.CredentialID, &a.DoorID, &a.SiteID,
+			&a.TsMs, &a.WindowStartMs, &a.WindowEndMs, &a.Observed, &a.Threshold, &a.Explanation, &a.SuggestedAction,
+			&a.Evidence); err != nil {
+			return nil, false, fmt.Errorf("timeline alerts: %w", err)
+		}
+		if a.Evidence == nil {
+			a.Evidence = []string{}
+		}
+		out = append(out, timelineItem{Kind: kindAlert, TsMs: a.TsMs, ID: a.AlertID, Alert: a})
 	}
 	return out, true, rows.Err()
 }

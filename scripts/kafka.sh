@@ -17,6 +17,16 @@
 #       StandardAuthorizer with allow.everyone.if.no.acl.found=true: ACLs a
 #       test creates are enforced, resources without ACLs stay open.
 #       State in DIR/kafka; start-tls prints sourceable KEYFLEET_KAFKA_TLS_* lines.
+#   scripts/kafka.sh start-private DIR [PORT]   # another throwaway broker: PLAINTEXT
+#   scripts/kafka.sh stop-private DIR [--kill]
+#       A broker of a test's own (the fault-injection suite restarts it; the
+#       shared broker on 19092 serves other tests and is never restarted):
+#       KRaft broker+controller on 127.0.0.1:PORT (default 19096; controller
+#       PORT+1), state in DIR/kafka, formatted once. start-private on an existing
+#       DIR starts the same broker again with its data (a restart); stop-private
+#       stops it with SIGTERM (--kill: SIGKILL, no clean shutdown) and waits.
+#       With KEYFLEET_KAFKA_OWNER_PID set, the broker is killed once that
+#       process is gone (a test killed by its timeout runs no cleanup).
 #
 # Idempotent. Jars are cached in KEYFLEET_CACHE (default ~/.cache/keyfleet); the log
 # dir and config live under ./var/kafka. Port: KEYFLEET_KAFKA_PORT (default 19092),
@@ -250,11 +260,92 @@ stop_tls() {
   rm -f "$tls_dir/kafka.pid"
 }
 
+private_args() {
+  priv_dir="$(mkdir -p "${1:?usage: $0 start-private|stop-private DIR [PORT]}" && cd "$1" && pwd)/kafka"
+  priv_port="${2:-19096}"
+  priv_cport=$((priv_port + 1))
+}
+
+start_private() {
+  private_args "$@"
+  keep_go_out
+  if port_open "$priv_port"; then log "private broker already running on 127.0.0.1:$priv_port"; return; fi
+  fetch_jars
+  mkdir -p "$priv_dir/data"
+  cat >"$priv_dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+listeners=PLAINTEXT://127.0.0.1:$priv_port,CONTROLLER://127.0.0.1:$priv_cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$priv_port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.quorum.bootstrap.servers=127.0.0.1:$priv_cport
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$priv_dir/data
+num.partitions=4
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+message.max.bytes=10485760
+PROPS
+  local java="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+  if [ ! -f "$priv_dir/data/meta.properties" ]; then
+    local id=-
+    # A cluster id as StorageTool random-uuid makes it, without a second JVM start.
+    while [ "${id:0:1}" = "-" ]; do id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='); done
+    "$java" -cp "$lib/*" kafka.tools.StorageTool format --standalone -t "$id" \
+      -c "$priv_dir/server.properties" >"$priv_dir/format.log" 2>&1 || { cat "$priv_dir/format.log" >&2; exit 1; }
+  fi
+  log "starting private Kafka $version on 127.0.0.1:$priv_port (controller $priv_cport), data in $priv_dir"
+  nohup "$java" -Xms128m -Xmx384m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+    -cp "$lib/*" kafka.Kafka "$priv_dir/server.properties" >>"$priv_dir/kafka.log" 2>&1 </dev/null &
+  local bpid=$!
+  echo "$bpid" >"$priv_dir/kafka.pid"
+  # KEYFLEET_KAFKA_OWNER_PID: the broker dies with that process (a test
+  # killed by its timeout runs no cleanup) — checked every 2 s.
+  if [ -n "${KEYFLEET_KAFKA_OWNER_PID:-}" ]; then
+    local owner="$KEYFLEET_KAFKA_OWNER_PID"
+    nohup bash -c "while kill -0 $owner 2>/dev/null && kill -0 $bpid 2>/dev/null; do sleep 2; done; kill -9 $bpid 2>/dev/null" \
+      >/dev/null 2>&1 </dev/null &
+  fi
+  for _ in $(seq 1 480); do
+    if port_open "$priv_port"; then log "ready"; return; fi
+    if ! kill -0 "$(cat "$priv_dir/kafka.pid")" 2>/dev/null; then break; fi
+    sleep 0.25
+  done
+  log "private broker did not start; last log lines:"
+  tail -n 30 "$priv_dir/kafka.log" >&2 || true
+  stop_private "$1"
+  exit 1
+}
+
+stop_private() {
+  private_args "$1"
+  local sig=TERM pid=""
+  [ "${2:-}" = "--kill" ] && sig=KILL
+  [ -f "$priv_dir/kafka.pid" ] && pid=$(cat "$priv_dir/kafka.pid")
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    log "stopping private broker pid $pid (SIG$sig)"
+    kill "-$sig" "$pid"
+    for _ in $(seq 1 240); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$priv_dir/kafka.pid"
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) port_open "$port" ;;
   start-tls) shift; start_tls "$@" ;;
   stop-tls) shift; stop_tls "$@" ;;
-  *) echo "usage: $0 start|stop|status|start-tls DIR [PORT]|stop-tls DIR" >&2; exit 2 ;;
+  start-private) shift; start_private "$@" ;;
+  stop-private) shift; stop_private "$@" ;;
+  *) echo "usage: $0 start|stop|status|start-tls DIR [PORT]|stop-tls DIR|start-private DIR [PORT]|stop-private DIR [--kill]" >&2; exit 2 ;;
 esac

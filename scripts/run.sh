@@ -3,20 +3,33 @@
 # project's local ClickHouse, fed by a simulated fleet: two days of history
 # first, then live activity with the lock-gateway simulators answering
 # revocations. Ctrl-C stops everything this script started.
+#
+# Every address is set here once, from the environment (the Makefile's
+# variables pass them): HTTP_ADDR (serve's HTTP), KAFKA_ADDR (the embedded
+# broker serve starts and the simulators write to), CLICKHOUSE_ADDR (the
+# native port of the ClickHouse that scripts/clickhouse.sh started).
+# Logging is quiet by default (warnings and errors, no access log) so the
+# banner with the token stays in view; it is also written to
+# var/run-banner.txt and printed again when the script stops.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bin="$root/bin/keyfleet"
 http="${HTTP_ADDR:-127.0.0.1:8080}"
+kafka="${KAFKA_ADDR:-127.0.0.1:9092}"
+clickhouse="${CLICKHOUSE_ADDR:-127.0.0.1:${KEYFLEET_CH_TCP_PORT:-19000}}"
 token="${KEYFLEET_BOOTSTRAP_TOKEN:-dev-admin-token-change-me-0123456789}"
 rate="${KEYFLEET_RUN_RATE:-50}"
 seed="${KEYFLEET_RUN_SEED:-7}"
+log_level="${KEYFLEET_RUN_LOG_LEVEL:-warn}"
+access_log="${KEYFLEET_RUN_ACCESS_LOG:-false}"
 if [ "${#token}" -lt 32 ]; then
   echo "run: KEYFLEET_BOOTSTRAP_TOKEN must be at least 32 characters (keyfleet serve refuses shorter ones)" >&2
   exit 2
 fi
 export KEYFLEET_BOOTSTRAP_TOKEN="$token"
 data="$root/var/keyfleet"
+banner_file="$root/var/run-banner.txt"
 mkdir -p "$data"
 fleet=(--seed "$seed" --sites 4 --subjects 600)
 
@@ -25,6 +38,11 @@ cleanup() {
   trap - INT TERM EXIT
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -f "$banner_file" ]; then
+    echo
+    echo "keyfleet stopped. It was:"
+    cat "$banner_file"
+  fi
 }
 trap cleanup INT TERM EXIT
 
@@ -33,7 +51,8 @@ trap cleanup INT TERM EXIT
 "$bin" simulate "${fleet[@]}" --registry-only --registry-out "$data/registry.json" \
   --identities-out "$data/identities.json" --people-out "$data/people.csv" 2>/dev/null
 
-"$bin" serve --http-addr "$http" --registry "$data/registry.json" &
+"$bin" serve --http-addr "$http" --embedded-kafka-addr "$kafka" --clickhouse-addr "$clickhouse" \
+  --registry "$data/registry.json" --log-level "$log_level" --access-log="$access_log" &
 pids+=($!)
 
 for _ in $(seq 1 120); do
@@ -46,13 +65,14 @@ done
 curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
   --data-binary @"$data/identities.json" "http://$http/v1/subjects/identities" >/dev/null
 
-cat <<MSG
+cat >"$banner_file" <<MSG
 
-keyfleet is running (embedded Kafka on 127.0.0.1:9092, ClickHouse on 127.0.0.1:19000),
+keyfleet is running (embedded Kafka on $kafka, ClickHouse on $clickhouse),
 fed by a simulated estate (seed $seed): two days of history, then ~$rate events/s live.
 
   Dashboards   http://$http/            (log in with the token below)
   Health       http://$http/readyz
+  API          http://$http/v1/openapi.json  (docs/api.md)
   Metrics      http://$http/metrics     (Authorization: Bearer <token>)
   Admin token  $token
 
@@ -61,12 +81,14 @@ staff turnover is pushed over SCIM (/scim/v2) every ~20 s: joiners get credentia
 movers' doors follow their role, leavers' keys are revoked on every lock
 (leaver latency: GET /v1/kpis, keyfleet_identity_leaver_latency_seconds).
 
-Press Ctrl-C to stop.
+Logs: $log_level and up, access log $access_log (KEYFLEET_RUN_LOG_LEVEL, KEYFLEET_RUN_ACCESS_LOG).
+This text is in var/run-banner.txt. Press Ctrl-C to stop.
 
 MSG
+cat "$banner_file"
 
 if [ ! -f "$data/.backfilled-$seed" ]; then
-  "$bin" simulate "${fleet[@]}" --days 2 --log-level warn && touch "$data/.backfilled-$seed"
+  "$bin" simulate "${fleet[@]}" --kafka-brokers "$kafka" --days 2 --log-level warn && touch "$data/.backfilled-$seed"
 fi
 # Identity sync: an identity provider's token (role scim), the estate's people
 # from the HR feed (the first run creates them, linked to their simulated
@@ -79,6 +101,6 @@ head -n 2 "$data/identity-import.txt"
   --log-level warn >/dev/null &
 pids+=($!)
 
-"$bin" simulate "${fleet[@]}" --rate "$rate" --duration 8760h --gateways --log-level warn &
+"$bin" simulate "${fleet[@]}" --kafka-brokers "$kafka" --rate "$rate" --duration 8760h --gateways --log-level warn &
 pids+=($!)
 wait "${pids[0]}"

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -10,7 +11,9 @@ import (
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/api"
+	"github.com/keyfleet/keyfleet/control/lifecycle"
 	"github.com/keyfleet/keyfleet/control/stream"
+	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/estate/grant"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/bus"
@@ -44,6 +47,25 @@ type controlPlane struct {
 }
 
 func (c controlPlane) Run(ctx context.Context) error { return c.stream.Run(ctx) }
+
+// refusals is the control plane as the responders' Suspender: what the
+// control plane refuses for good (an unknown credential, a transition the
+// lifecycle does not allow) is a permanent error the responder records as
+// failed; anything else (the audit log or Kafka away) is transient and the
+// responder tries again.
+type refusals struct{ respond.Suspender }
+
+func (r refusals) Suspend(ctx context.Context, credentialID, reason, actor string) error {
+	err := r.Suspender.Suspend(ctx, credentialID, reason, actor)
+	var illegal *lifecycle.TransitionError
+	switch {
+	case errors.Is(err, control.ErrNotFound):
+		return bus.Permanent("unknown_credential", err)
+	case errors.As(err, &illegal):
+		return bus.Permanent("invalid_transition", err)
+	}
+	return err
+}
 
 // newControl builds the credential control plane on the audit log. The
 // plane feeds locks (the normalizer's registry) from credential.events.

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/keyfleet/keyfleet/dashboards/report"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
 // DashboardsConfig configures the dashboards and the weekly report schedule.
@@ -49,7 +49,8 @@ func (c *DashboardsConfig) validate() error {
 // scheduler.
 type dashboardsPart struct {
 	routes []httpapi.Route
-	runs   []func(context.Context) error
+	ops    []map[string]openapi.Operation
+	loops  []loop
 }
 
 // setupDashboards builds the dashboards and the weekly reports. reg is the
@@ -66,7 +67,8 @@ func setupDashboards(cfg DashboardsConfig, conn driver.Conn, reg *prometheus.Reg
 	if err != nil {
 		return nil, err
 	}
-	part := &dashboardsPart{routes: append(dash.Routes(), api.Routes()...), runs: []func(context.Context) error{dash.Run}}
+	part := &dashboardsPart{routes: append(dash.Routes(), api.Routes()...), loops: []loop{{"ingest-health", dash.Run}},
+		ops: []map[string]openapi.Operation{dash.Operations(), api.Operations()}}
 	if !cfg.ReportSchedule {
 		return part, nil
 	}
@@ -83,6 +85,6 @@ func setupDashboards(cfg DashboardsConfig, conn driver.Conn, reg *prometheus.Reg
 	if err != nil {
 		return nil, err
 	}
-	part.runs = append(part.runs, sched.Run)
+	part.loops = append(part.loops, loop{"reports", sched.Run})
 	return part, nil
 }

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
 // DetectConfig configures the detectors, the alerts store and the
@@ -74,7 +74,8 @@ func (c *DetectConfig) validate() error {
 // Kafka clients to close and consumer groups to watch.
 type detectPart struct {
 	routes    []httpapi.Route
-	runs      []func(context.Context) error
+	ops       map[string]openapi.Operation
+	loops     []loop
 	closers   []io.Closer
 	consumers []bus.Consumer
 }
@@ -82,7 +83,7 @@ type detectPart struct {
 // setupDetect builds the detectors (access.events → alerts), the alerts
 // sink (alerts → ClickHouse), the responders and the /v1/alerts routes.
 func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.Logger,
-	auditor audit.Appender, suspender respond.Suspender) (*detectPart, error) {
+	auditor audit.Appender, suspender respond.Suspender, dlq bus.Writer) (*detectPart, error) {
 	part := &detectPart{}
 	if auditor == nil || suspender == nil {
 		return nil, errors.New("detect: an audit log and a suspender are required")
@@ -92,14 +93,14 @@ func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg promethe
 	if err != nil {
 		return nil, err
 	}
-	part.routes = api.Routes()
+	part.routes, part.ops = api.Routes(), api.Operations()
 	alertsReader := bus.NewGroupReader(bc, bus.TopicAlerts, bus.GroupAlerts)
 	part.closers = append(part.closers, alertsReader)
-	sink, err := alertstore.NewSink(store, alertsReader, reg, logger)
+	sink, err := alertstore.NewSink(store, alertsReader, dlq, reg, logger)
 	if err != nil {
 		return nil, err
 	}
-	part.runs = append(part.runs, sink.Run)
+	part.loops = append(part.loops, loop{"alerts-writer", sink.Run})
 	part.consumers = append(part.consumers, bus.Consumer{Group: bus.GroupAlerts, Topic: bus.TopicAlerts})
 	if !cfg.Enabled {
 		return part, nil
@@ -130,7 +131,7 @@ func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg promethe
 	if err != nil {
 		return nil, err
 	}
-	part.runs = append(part.runs, proc.Run)
+	part.loops = append(part.loops, loop{"detect", proc.Run})
 	part.consumers = append(part.consumers, bus.Consumer{Group: bus.GroupDetect, Topic: bus.TopicAccess})
 	logger.Info("detectors configured", "rules_version", rules.Version, "batch_checks", cfg.Batch,
 		"responders", cfg.Respond, "dry_run", rules.Responders.DryRun)
@@ -149,7 +150,7 @@ func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg promethe
 		if err != nil {
 			return nil, err
 		}
-		part.runs = append(part.runs, resp.Run)
+		part.loops = append(part.loops, loop{"respond", resp.Run})
 		part.consumers = append(part.consumers, bus.Consumer{Group: bus.GroupRespond, Topic: bus.TopicAlerts})
 	}
 	return part, nil

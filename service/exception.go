@@ -52,7 +52,7 @@ type exceptionPart struct {
 	api        *exceptionapi.API
 	routes     []httpapi.Route
 	ops        map[string]openapi.Operation
-	runs       []func(context.Context) error
+	loops      []loop
 	closers    []io.Closer
 }
 
@@ -64,7 +64,7 @@ func newExceptions(bc bus.Config, conn driver.Conn, reg prometheus.Registerer, l
 	if err != nil {
 		return nil, err
 	}
-	return &exceptionPart{exceptions: x, runs: []func(context.Context) error{x.Run}, closers: []io.Closer{x}}, nil
+	return &exceptionPart{exceptions: x, loops: []loop{{"exception-register", x.Run}}, closers: []io.Closer{x}}, nil
 }
 
 // checker is the register as the estate's grant-time policy asks it.
@@ -142,13 +142,13 @@ func (p *exceptionPart) connect(cfg ExceptionConfig, det DetectConfig, bc bus.Co
 	if err != nil {
 		return err
 	}
-	p.runs = append(p.runs, func(ctx context.Context) error {
+	p.loops = append(p.loops, loop{"exception-expiry", func(ctx context.Context) error {
 		select {
 		case <-p.exceptions.Ready():
 		case <-ctx.Done():
 			return nil
 		}
 		return exp.Run(ctx)
-	})
+	}})
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,6 +32,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 	"github.com/keyfleet/keyfleet/query"
 )
 
@@ -109,7 +111,8 @@ type identityPart struct {
 	pipe    *pipeListener
 	audit   audit.Appender
 	routes  []httpapi.Route
-	runs    []func(context.Context) error
+	ops     []map[string]openapi.Operation // of the /v1/identity routes (SCIM describes itself: /scim/v2/Schemas)
+	loops   []loop
 
 	mu       sync.Mutex
 	users    int
@@ -150,7 +153,7 @@ func newIdentity(ctx context.Context, cfg IdentityConfig, bc bus.Config, conn dr
 		})}
 	reg.MustRegister(p.enforced)
 	p.routes = svc.Routes()
-	p.runs = append(p.runs, st.Run, svc.Run)
+	p.loops = append(p.loops, loop{"identity-owner", st.Run}, loop{"identity-sweep", svc.Run})
 	return p, nil
 }
 
@@ -187,6 +190,16 @@ func (p *identityPart) connect(controlRoutes []httpapi.Route, bc bus.Config, reg
 	p.audit = auditor
 	feedAPI := &feed.API{Target: p.scim, Audit: auditor, Logger: p.log}
 	p.routes = append(p.routes, feedAPI.Routes()...)
+	p.ops = append(p.ops, feedAPI.Operations(), map[string]openapi.Operation{
+		openapi.Key(fiber.MethodPost, "/v1/identity/resync"): {NoBody: true,
+			Responses: map[int]openapi.Response{202: {Description: "every person's state is being re-emitted",
+				Content: openapi.JSON(map[string]any{"type": "object", "required": []string{"status"},
+					"properties": map[string]any{"status": map[string]any{"type": "string", "enum": []string{"emitted"}}}})}}},
+		openapi.Key(fiber.MethodGet, "/v1/identity/subjects/:id"): {
+			Params: []openapi.Param{{Name: "id", In: "path", Required: true, MaxLen: 128, Description: "pseudonymous subject id"}},
+			Responses: map[int]openapi.Response{200: {Description: "what the identity source says (known false: nobody)",
+				Content: openapi.JSON(openapi.ResponseSchema(identity.Status{}, nil))}}},
+	})
 	p.routes = append(p.routes,
 		httpapi.Route{Method: fiber.MethodPost, Path: "/v1/identity/resync", Roles: httpapi.AdminOnly, Handler: p.handleResync,
 			Summary: "Re-emit every person's current state as identity changes (joined or left), so the automation reconciles credentials (after a failed notification)."},
@@ -194,7 +207,8 @@ func (p *identityPart) connect(controlRoutes []httpapi.Route, bc bus.Config, reg
 			Handler: p.handleSubject,
 			Summary: "What the identity source says about a pseudonymous subject: known, entitled (or why not), site, end date, groups."},
 	)
-	p.runs = append(p.runs, func(ctx context.Context) error { return p.private.Serve(ctx, p.pipe) }, auto.Run)
+	p.loops = append(p.loops, loop{"identity-api", func(ctx context.Context) error { return p.private.Serve(ctx, p.pipe) }},
+		loop{"identity-sync", auto.Run})
 	return nil
 }
 
@@ -388,13 +402,31 @@ func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
 func (l *pipeListener) Dial(ctx context.Context) (net.Conn, error) {
 	server, client := net.Pipe()
 	select {
-	case l.conns <- server:
+	case l.conns <- pipeConn{server}:
 		return client, nil
 	case <-l.closed:
 		return nil, net.ErrClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// pipeConn is the server's end of a pipe. fasthttp panics ("BUG: error in
+// SetWriteDeadline") when setting a deadline fails, and a pipe refuses
+// deadlines once the client has closed its end (the transport dropping an
+// idle connection): that ended serve. A deadline on a closed pipe does not
+// matter, the next read or write fails and fasthttp closes the connection.
+type pipeConn struct{ net.Conn }
+
+func (c pipeConn) SetDeadline(t time.Time) error      { return openOnly(c.Conn.SetDeadline(t)) }
+func (c pipeConn) SetReadDeadline(t time.Time) error  { return openOnly(c.Conn.SetReadDeadline(t)) }
+func (c pipeConn) SetWriteDeadline(t time.Time) error { return openOnly(c.Conn.SetWriteDeadline(t)) }
+
+func openOnly(err error) error {
+	if errors.Is(err, io.ErrClosedPipe) {
+		return nil
+	}
+	return err
 }
 
 type pipeAddr struct{}

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,7 +62,7 @@ func (q *QueryConfig) Validate() error {
 // jobs, and the OpenAPI document of the whole route table.
 type queryPart struct {
 	routes []httpapi.Route
-	runs   []func(context.Context) error
+	loops  []loop
 	doc    *openapi.Document
 	ops    []map[string]openapi.Operation
 }
@@ -105,7 +104,7 @@ func setupQuery(cfg QueryConfig, d queryDeps) (*queryPart, error) {
 		return nil, err
 	}
 	doc := &openapi.Document{}
-	p := &queryPart{doc: doc, runs: []func(context.Context) error{roll.Run, ret.Run},
+	p := &queryPart{doc: doc, loops: []loop{{"rollup", roll.Run}, {"retention", ret.Run}},
 		ops: []map[string]openapi.Operation{svc.Operations(), ret.Operations(), tokenAPI.Operations(), doc.Operations()}}
 	p.routes = append(p.routes, svc.Routes()...)
 	p.routes = append(p.routes, ret.Routes()...)
@@ -114,10 +113,12 @@ func setupQuery(cfg QueryConfig, d queryDeps) (*queryPart, error) {
 	return p, nil
 }
 
-// document builds the OpenAPI document from serve's final route table.
-func (p *queryPart) document(routes []httpapi.Route) error {
+// document builds the OpenAPI document from serve's final route table and
+// every part's operation descriptions (other is the other parts').
+func (p *queryPart) document(routes []httpapi.Route, other ...map[string]openapi.Operation) error {
 	return p.doc.Build(openapi.Info{Title: "keyfleet API", Version: "1",
 		Description: "Analytics, anomaly detection and credential control for fleets of phone-based door keys. " +
-			"Every route but /healthz and /readyz needs Authorization: Bearer <token>; errors are RFC 9457 " +
-			"problem documents with a stable code."}, routes, p.ops...)
+			"Every route but /healthz, /readyz and the dashboards' shell needs Authorization: Bearer <token>; errors " +
+			"are RFC 9457 problem documents with a stable code. docs/api.md describes the API in prose."},
+		routes, append(append([]map[string]openapi.Operation{}, p.ops...), other...)...)
 }

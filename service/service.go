@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/keyfleet/keyfleet/detect/respond"
+	"github.com/keyfleet/keyfleet/identity/scim"
 	"github.com/keyfleet/keyfleet/ingest"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/auth"
@@ -70,8 +72,10 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 
 	var err error
 	brokers := cfg.KafkaBrokers
+	embeddedDir := ""
 	if len(brokers) == 0 {
-		emb, err := bus.StartEmbedded(cfg.EmbeddedKafkaAddr, filepath.Join(cfg.DataDir, "kafka"), cfg.TopicPartitions, logger)
+		embeddedDir = filepath.Join(cfg.DataDir, "kafka")
+		emb, err := bus.StartEmbedded(cfg.EmbeddedKafkaAddr, embeddedDir, cfg.TopicPartitions, logger)
 		if err != nil {
 			return err
 		}
@@ -109,6 +113,15 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	defer bulkConn.Close()
+	// The readiness probe has a connection of its own: busy or stuck
+	// queries of the loops must not make ClickHouse look down, nor hide it.
+	probeConn, err := chstorage.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer probeConn.Close()
+	health := newHealth(reg, logger, probe{depKafka, kafkaProbe(bc, embeddedDir)},
+		probe{depClickHouse, clickHouseProbe(probeConn)})
 
 	tokens := auth.NewStore(conn, logger)
 	if err := tokens.Load(ctx); err != nil {
@@ -231,11 +244,11 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if opts.Auditor != nil {
 		auditor = opts.Auditor
 	}
-	var suspender respond.Suspender = plane
+	var suspender respond.Suspender = refusals{plane}
 	if opts.Suspender != nil {
 		suspender = opts.Suspender
 	}
-	det, err := setupDetect(cfg.Detect, bc, conn, reg, logger, auditor, suspender)
+	det, err := setupDetect(cfg.Detect, bc, conn, reg, logger, auditor, suspender, dlqWriter)
 	if err != nil {
 		return err
 	}
@@ -267,7 +280,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	health := &health{bus: bc, conn: conn}
+	health.Starting("control", plane.stream.Ready())
 	routes := append(health.Routes(reg), ingestHandler.Routes()...)
 	routes = append(routes, plane.Routes()...)
 	routes = append(routes, est.routes...)
@@ -276,21 +289,27 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	routes = append(routes, queryAPI.routes...)
 	routes = append(routes, idn.routes...)
 	routes = append(routes, exc.routes...)
-	queryAPI.ops = append(queryAPI.ops, exc.ops)
 	auditAPI, err := audit.NewAPI(auditLog, audit.APIOptions{Logger: logger})
 	if err != nil {
 		return err
 	}
 	routes = append(routes, auditAPI.Routes()...)
-	queryAPI.ops = append(queryAPI.ops, auditAPI.Operations())
 	recertAPI, err := recertapi.New(recertapi.Options{Credentials: plane.stream, Conn: conn, Audit: auditLog,
 		OnDeadline: cfg.Recert.OnDeadline, Logger: logger.With("part", "recert")})
 	if err != nil {
 		return err
 	}
 	routes = append(routes, recertAPI.Routes()...)
-	queryAPI.ops = append(queryAPI.ops, recertAPI.Operations())
-	if err := queryAPI.document(routes); err != nil {
+	ops := append(dash.ops, healthOperations(), ingestHandler.Operations(), plane.Operations(), det.ops)
+	if est.api != nil {
+		ops = append(ops, est.api.Operations())
+	}
+	ops = append(ops, idn.ops...)
+	ops = append(ops, exc.ops, auditAPI.Operations(), recertAPI.Operations())
+	// SCIM 2.0 describes itself (RFC 7644 /Schemas, /ResourceTypes); the
+	// OpenAPI document holds keyfleet's own API.
+	documented := slices.DeleteFunc(slices.Clone(routes), func(r httpapi.Route) bool { return strings.HasPrefix(r.Path, scim.Prefix) })
+	if err := queryAPI.document(documented, ops...); err != nil {
 		return err
 	}
 	httpOpts := httpapi.Options{
@@ -318,16 +337,30 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	defer stopPipe()
 	g, gctx := errgroup.WithContext(pipeCtx)
 	g.Go(func() error { return server.Serve(httpCtx, ln) })
-	g.Go(func() error { return est.locks.Run(gctx) })
-	g.Go(func() error { return est.afterRegistry(stage.Run)(gctx) })
-	g.Go(func() error { return accessStore.Run(gctx) })
-	g.Go(func() error { return dlqStore.Run(gctx) })
-	g.Go(func() error { return lag.Run(gctx) })
-	g.Go(func() error { return tokens.Run(gctx) })
-	g.Go(func() error { return auditLog.Run(gctx) })
-	g.Go(func() error { return est.afterRegistry(plane.Run)(gctx) })
-	for _, run := range append(append(append(append(append(det.runs, queryAPI.runs...), dash.runs...), idn.runs...), exc.runs...), recertAPI.Run) {
-		g.Go(func() error { return run(gctx) })
+	// Every loop rides out dependency outages (retrying with backoff,
+	// reported to health under its name); one that returns an error while
+	// keyfleet runs has met something it cannot handle, and stops serve.
+	loops := []loop{
+		{"lock-registry", est.locks.Run},
+		{"normalize", est.afterRegistry(stage.Run)},
+		{"events-writer", accessStore.Run},
+		{"dead-letter-writer", dlqStore.Run},
+		{"consumer-lag", lag.Run},
+		{"token-refresh", tokens.Run},
+		{"audit-checkpoints", auditLog.Run},
+		{"control", est.afterRegistry(plane.Run)},
+		{"dependency-probe", health.Run},
+	}
+	loops = append(append(append(append(loops, det.loops...), queryAPI.loops...), dash.loops...), idn.loops...)
+	loops = append(append(loops, exc.loops...), loop{"recert-deadlines", recertAPI.Run})
+	for _, l := range loops {
+		g.Go(func() error {
+			err := l.run(bus.WithLoop(gctx, health.Loop(l.name)))
+			if err != nil && gctx.Err() == nil {
+				logger.Error("loop stopped", "loop", l.name, "err", err)
+			}
+			return err
+		})
 	}
 	g.Go(func() error {
 		select {
@@ -383,18 +416,20 @@ func closeAll(logger *slog.Logger, closers ...io.Closer) {
 	}
 }
 
-// health serves /healthz (the process is up) and /readyz (Kafka and
-// ClickHouse answer and migrations are applied).
-type health struct {
-	bus  bus.Config
-	conn driver.Conn
+// loop is one long-running part of serve, named for health and metrics.
+type loop struct {
+	name string
+	run  func(context.Context) error
 }
 
+// Routes serves /healthz (the process is up), /readyz (see health),
+// /metrics and the profiles.
 func (h *health) Routes(gatherer prometheus.Gatherer) []httpapi.Route {
 	return []httpapi.Route{
 		{Method: fiber.MethodGet, Path: "/healthz", Summary: "Liveness: the process is up.", Public: true,
 			Handler: func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) }},
-		{Method: fiber.MethodGet, Path: "/readyz", Summary: "Readiness: Kafka and ClickHouse reachable, migrations applied.", Public: true,
+		{Method: fiber.MethodGet, Path: "/readyz", Summary: "Readiness: 200 while Kafka and ClickHouse answer and no loop has " +
+			"been failing for seconds; 503 naming the dependency down and the degraded loops, with since when.", Public: true,
 			Handler: h.ready},
 		{Method: fiber.MethodGet, Path: "/debug/pprof/*", Summary: "Go runtime profiles (net/http/pprof).",
 			Roles: httpapi.AdminOnly, Handler: adaptor.HTTPHandlerFunc(pprofHandler)},
@@ -404,30 +439,46 @@ func (h *health) Routes(gatherer prometheus.Gatherer) []httpapi.Route {
 	}
 }
 
-func (h *health) ready(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
-	defer cancel()
-	checks := fiber.Map{}
-	var failed []error
-	if err := bus.Ping(ctx, h.bus); err != nil {
-		checks["kafka"] = "unreachable"
-		failed = append(failed, err)
-	} else {
-		checks["kafka"] = "ok"
+// kafkaProbe asks the brokers for metadata; with the embedded broker it
+// also checks that its data directory has room to write.
+func kafkaProbe(bc bus.Config, embeddedDir string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := bus.Ping(ctx, bc); err != nil {
+			return err
+		}
+		if embeddedDir == "" {
+			return nil
+		}
+		free, err := diskFree(embeddedDir)
+		if err != nil {
+			return nil // not measurable here: the broker's own errors tell
+		}
+		if free < minEmbeddedFree {
+			return fmt.Errorf("the embedded broker's data dir %s is full (%d bytes free)", embeddedDir, free)
+		}
+		return nil
 	}
-	if err := h.conn.Ping(ctx); err != nil {
-		checks["clickhouse"] = "unreachable"
-		failed = append(failed, err)
-	} else if n, err := chstorage.Pending(ctx, h.conn); err != nil || n > 0 {
-		checks["clickhouse"] = "migrations pending"
-		failed = append(failed, errors.New("migrations pending"))
-	} else {
-		checks["clickhouse"] = "ok"
+}
+
+// minEmbeddedFree is the free space below which the embedded broker's data
+// dir counts as full (a produce batch is up to bus.MaxBatchBytes).
+const minEmbeddedFree = 1 << 20
+
+// clickHouseProbe pings ClickHouse and checks that the migrations are applied.
+func clickHouseProbe(conn driver.Conn) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := conn.Ping(ctx); err != nil {
+			return err
+		}
+		n, err := chstorage.Pending(ctx, conn)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%d migrations pending", n)
+		}
+		return nil
 	}
-	if len(failed) > 0 {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "checks": checks})
-	}
-	return c.JSON(fiber.Map{"status": "ready", "checks": checks})
 }
 
 func metricsHandler(g prometheus.Gatherer) fiber.Handler {

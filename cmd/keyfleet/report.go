@@ -29,7 +29,8 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		"stale credentials, exceptions past their end date, vendor/lock health.")
 	fs.FlagSet().SetOutput(stderr)
 	ch.RegisterFlags(fs)
-	fs.String(&week, "week", "KEYFLEET_REPORT_WEEK", "", "ISO week, e.g. 2026-W47 (default: the last complete week)")
+	fs.String(&week, "week", "KEYFLEET_REPORT_WEEK", "",
+		"ISO week, e.g. 2026-W47 (default: the last complete week, or the week in progress when the stored history began after it)")
 	fs.String(&site, "site", "KEYFLEET_REPORT_SITE", "", "limit the access-derived sections to one site")
 	fs.String(&format, "format", "KEYFLEET_REPORT_FORMAT", "md", "html, md, csv or json")
 	fs.String(&out, "out", "KEYFLEET_REPORT_OUT", "", "write the report to this file instead of stdout")
@@ -51,15 +52,15 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError{err}
 	}
 	now := time.Now()
-	w := report.LastComplete(now)
+	var w report.Week
 	if week != "" {
 		var err error
 		if w, err = report.ParseWeek(week); err != nil {
 			return usageError{fmt.Errorf("--week: %w", err)}
 		}
-	}
-	if w.Start().After(now) {
-		return usageError{fmt.Errorf("--week: %s has not started yet", w)}
+		if w.Start().After(now) {
+			return usageError{fmt.Errorf("--week: %s has not started yet", w)}
+		}
 	}
 	if staleDays < 1 {
 		return usageError{errors.New("--stale-days: must be positive")}
@@ -72,6 +73,11 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer conn.Close()
+	if week == "" {
+		if w, err = report.DefaultWeek(ctx, conn, now); err != nil {
+			return err
+		}
+	}
 	r, err := report.Generate(ctx, conn, report.Query{Week: w, Site: strings.TrimSpace(site), Now: now, SLA: sla, StaleDays: staleDays})
 	if err != nil {
 		return err

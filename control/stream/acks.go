@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -29,17 +30,24 @@ func (p *Processor) runAcks(ctx context.Context) error {
 	r := bus.NewGroupReader(p.opts.Bus, bus.TopicLockAcks, bus.GroupAcks)
 	defer r.Close()
 	return bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 5000, MaxWait: 5 * time.Millisecond, Idle: time.Millisecond,
-		Logger: p.opts.Logger, Name: "lock.acks"}, p.handleAcks)
+		Logger: p.opts.Logger, Name: "lock.acks", DeadLetter: p.dlq}, p.handleAcks)
 }
 
 func (p *Processor) handleAcks(ctx context.Context, msgs []kafka.Message) error {
 	acks := make([]gateway.Ack, 0, len(msgs))
 	fwd := make([]kafka.Message, 0, len(msgs))
 	now := p.opts.Now().UnixMilli()
+	var bad []kafka.Message
+	var why error
 	for _, m := range msgs {
 		var a gateway.Ack
-		if err := json.Unmarshal(m.Value, &a); err != nil || a.CommandID == "" {
+		err := json.Unmarshal(m.Value, &a)
+		if err == nil && a.CommandID == "" {
+			err = errors.New("no command_id")
+		}
+		if err != nil {
 			p.m.Acks.WithLabelValues("unknown", "invalid").Inc()
+			bad, why = append(bad, m), err
 			continue
 		}
 		p.m.Acks.WithLabelValues(bounded(a.Type, gateway.CommandRevoke, gateway.CommandGrant, gateway.CommandACLPush),
@@ -70,7 +78,13 @@ func (p *Processor) handleAcks(ctx context.Context, msgs []kafka.Message) error 
 			})
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if len(bad) > 0 {
+		return bus.Permanent("undecodable_ack", why, bad...) // dead-lettered, the batch committed
+	}
+	return nil
 }
 
 func bounded(v string, allowed ...string) string {

@@ -21,7 +21,7 @@ func (p *Processor) runOwner(ctx context.Context) error {
 	r := bus.NewGroupReader(p.opts.Bus, bus.TopicControlCommands, bus.GroupControl)
 	defer r.Close()
 	return bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 2000, MaxWait: 5 * time.Millisecond, Idle: time.Millisecond,
-		Logger: p.opts.Logger, Name: "control.commands"}, p.handleCommands)
+		Logger: p.opts.Logger, Name: "control.commands", DeadLetter: p.dlq}, p.handleCommands)
 }
 
 // handleCommands applies one batch of control.commands as the owner of its
@@ -40,10 +40,13 @@ func (p *Processor) handleCommands(ctx context.Context, msgs []kafka.Message) er
 	}
 	p.locks.refresh()
 	cmds := make([]control.Command, 0, len(msgs))
+	var bad []kafka.Message
+	var why error
 	for _, m := range msgs {
 		c, err := control.DecodeCommand(m.Value)
 		if err != nil {
 			p.m.Commands.WithLabelValues("unknown", control.OutcomeInvalid).Inc()
+			bad, why = append(bad, m), err
 			continue
 		}
 		cmds = append(cmds, c)
@@ -62,6 +65,9 @@ func (p *Processor) handleCommands(ctx context.Context, msgs []kafka.Message) er
 		return err
 	}
 	p.m.BatchDuration.Observe(time.Since(start).Seconds())
+	if len(bad) > 0 {
+		return bus.Permanent("undecodable_command", why, bad...) // dead-lettered, the batch committed
+	}
 	return nil
 }
 

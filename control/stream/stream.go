@@ -112,6 +112,7 @@ type Processor struct {
 	commands bus.Writer // control.commands
 	records  bus.Writer // credential.events
 	lockOut  bus.Writer // lock.commands
+	dlq      bus.Writer // lock.events.dlq: commands and acks that can never be processed
 	closers  []*kafka.Writer
 
 	ready chan struct{}
@@ -141,8 +142,9 @@ func New(opts Options) (*Processor, error) {
 	cw := bus.NewWriter(opts.Bus, bus.TopicControlCommands)
 	rw := bus.NewWriter(opts.Bus, bus.TopicCredentialEvents)
 	lw := bus.NewWriter(opts.Bus, bus.TopicLockCommands)
-	p.commands, p.records, p.lockOut = cw, rw, lw
-	p.closers = []*kafka.Writer{cw, rw, lw}
+	dw := bus.NewWriter(opts.Bus, bus.TopicDLQ)
+	p.commands, p.records, p.lockOut, p.dlq = cw, rw, lw, dw
+	p.closers = []*kafka.Writer{cw, rw, lw, dw}
 	return p, nil
 }
 

@@ -226,8 +226,10 @@ func (f *follower) follow(ctx context.Context, partition int, from int64) error 
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("follow %s/%d: %w", f.topic, partition, err)
 	}
+	fetching := bus.Fetching{Op: fmt.Sprintf("follow %s/%d", f.topic, partition), Logger: f.logger}
+	defer fetching.Stop(ctx)
 	for {
-		m, err := r.FetchMessage(ctx)
+		m, err := fetching.Fetch(ctx, r.FetchMessage) // rides out broker outages
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -35,6 +35,9 @@
     opts = opts || {};
     const headers = { Accept: opts.accept || 'application/json' };
     const t = token();
+    // Logged out (a page's loader still running after logout): no request
+    // that can only be refused.
+    if (!t && !opts.probe) throw new ApiError(401, null);
     if (t) headers.Authorization = 'Bearer ' + t;
     let body = opts.body;
     if (body !== undefined && typeof body !== 'string') {
@@ -159,18 +162,33 @@
 
   // timeTicks labels the time axis in UTC, 24-hour clock: HH:MM within a
   // day, the date on the first tick of a day, MM-DD for spans over 3 days.
+  // The precision follows the ticks' spacing (seconds when they are less
+  // than a minute apart), and a label equal to the previous one is left
+  // out, so no two ticks read the same.
   function timeTicks(u, splits) {
     const span = u.scales.x.max - u.scales.x.min;
-    let lastDay = '';
-    return splits.map(s => {
+    let step = Infinity;
+    for (let i = 1; i < splits.length; i++) step = Math.min(step, splits[i] - splits[i - 1]);
+    const seconds = span < 600 || step < 60;
+    const days = span > 3 * 86400 && step >= 86400;
+    let lastDay = '', last = '';
+    const labels = splits.map(s => {
       const d = new Date(s * 1000);
       const day = pad(d.getUTCMonth() + 1) + '-' + pad(d.getUTCDate());
-      if (span > 3 * 86400) return day;
-      const hm = pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes()) + (span < 600 ? ':' + pad(d.getUTCSeconds()) : '');
-      const label = day !== lastDay ? hm + '\n' + day : hm;
+      let label;
+      if (days) label = day;
+      else {
+        const hm = pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes()) + (seconds ? ':' + pad(d.getUTCSeconds()) : '');
+        label = day !== lastDay ? hm + '\n' + day : hm;
+      }
       lastDay = day;
+      if (label === last) return '';
+      last = label;
       return label;
     });
+    // The labels drawn, for the browser tests.
+    if (u.root && u.root.parentNode) u.root.parentNode.dataset.xticks = JSON.stringify(labels);
+    return labels;
   }
 
   // timeChart draws (or updates) a uPlot time-series chart in holder.
@@ -182,6 +200,7 @@
     series.forEach(s => s.values.forEach(v => { if (v) nonEmpty++; }));
     holder.dataset.points = String(nonEmpty);
     holder.dataset.series = String(series.length);
+    holder.dataset.lastX = xs.length ? String(xs[xs.length - 1]) : '';
     const width = Math.max(280, holder.clientWidth || 600);
     const existing = page.charts.find(c => c._key === key && c.root.parentNode === holder);
     const sig = series.map(s => s.label).join('|');
@@ -260,9 +279,22 @@
     };
   }
 
+  // ---------- session: what the token's role may see and do ----------
+  // Pages and actions come from GET /v1/dashboards/session, so nothing is
+  // offered (or fetched) that the role would be refused.
+  let session = null;
+  const can = action => !!(session && session.actions && session.actions[action]);
+  async function loadSession() {
+    session = await api('/v1/dashboards/session');
+    document.querySelectorAll('[data-nav]').forEach(a => { a.hidden = !session.pages.includes(a.dataset.nav); });
+    return session;
+  }
+  const needs = what => h('p', { class: 'muted' }, what);
+
   // ---------- login ----------
   function logout(msg) {
     sessionStorage.removeItem(TOKEN_KEY);
+    session = null;
     stopPage();
     document.getElementById('top').hidden = true;
     renderLogin(msg);
@@ -282,7 +314,7 @@
       sessionStorage.setItem(TOKEN_KEY, t);
       input.value = '';
       try {
-        await api('/v1/alerts' + qs({ limit: 1 }), { probe: true });
+        await api('/v1/dashboards/session', { probe: true });
       } catch (err) {
         sessionStorage.removeItem(TOKEN_KEY);
         fill(out, h('p', { class: 'error', role: 'alert' }, err.status === 401 ? 'Unknown or revoked token.' :
@@ -370,11 +402,15 @@
 
     async function loadRate() {
       try {
-        const s = await api('/v1/events/summary' + qs({ from: 'now-1h', bucket: 'minute', site, vendor }));
+        // Whole minutes only: the current minute is still filling, and a
+        // partial bucket would read as a drop in the rate.
+        const to = Math.floor(Date.now() / 60000) * 60000;
+        const s = await api('/v1/events/summary' + qs({ from: String(to - 3600000), to: String(to), bucket: 'minute', site, vendor }));
         const a = alignSummary(s);
+        while (a.xs.length && a.xs[a.xs.length - 1] + 60000 > to) { a.xs.pop(); a.values.forEach(v => v.pop()); }
         const total = a.xs.map((x, i) => a.values.reduce((acc, v) => acc + v[i], 0) / 60);
         timeChart(eventsChart, 'rate', a.xs, [{ label: 'events/s', values: total, colour: C.blue }], { title: 'Events per second', fmt: v => v.toFixed(2), height: 200 });
-        const last = total.slice(-6, -1);
+        const last = total.slice(-5);
         tileVals['events-rate'] = last.length ? (last.reduce((x, y) => x + y, 0) / last.length).toFixed(2) : '0';
       } catch (err) { tileVals['events-rate'] = '—'; fill(eventsChart, errorBox(err)); }
     }
@@ -409,20 +445,24 @@
         r.counts.forEach(c => { const row = m.get(c.detector) || {}; row[c.severity] = (row[c.severity] || 0) + c.count; m.set(c.detector, row); });
         if (!m.size) { fill(alertsBox, h('p', { class: 'empty' }, 'No open alerts.')); return; }
         const max = Math.max(...[...m.values()].map(row => SEVERITIES.reduce((a, s) => a + (row[s] || 0), 0)));
-        fill(alertsBox, h('table', { id: 'alerts-table' },
+        fill(alertsBox, h('div', { class: 'scroll-x' }, h('table', { id: 'alerts-table', class: 'compact' },
           h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'detector'), SEVERITIES.map(s => h('th', { scope: 'col', class: 'n' }, sev(s))),
             h('th', { scope: 'col' }, 'total'))),
           h('tbody', null, [...m.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([det, row]) => {
             const total = SEVERITIES.reduce((a, s) => a + (row[s] || 0), 0);
-            return h('tr', null, h('th', { scope: 'row' }, h('a', { href: '#/alerts?' + new URLSearchParams({ status: 'open', detector: det }) }, det)),
+            // Detector names wrap at their underscores, so the total column stays in the card.
+            return h('tr', null, h('th', { scope: 'row' }, h('a', { href: '#/alerts?' + new URLSearchParams({ status: 'open', detector: det }) }, det.replace(/_/g, ' '))),
               SEVERITIES.map(s => h('td', { class: 'n' }, row[s] ? h('a', { href: '#/alerts?' + new URLSearchParams({ status: 'open', detector: det, severity: s }) }, fmtNum(row[s])) : '·')),
-              h('td', null, h('div', { class: 'barcell' }, h('span', { class: 'bar', style: 'width:' + Math.round(120 * total / max) + 'px' }), fmtNum(total))));
-          }))));
+              h('td', { class: 'total' }, h('div', { class: 'barcell' }, h('span', { class: 'bar', style: 'width:' + Math.round(48 * total / max) + 'px' }), fmtNum(total))));
+          })))));
       } catch (err) { tileVals['open-alerts'] = '—'; fill(alertsBox, errorBox(err, 'alerts')); }
     }
     async function loadRevocations() {
       const parts = [];
-      try {
+      if (!can('read_kpis')) {
+        tileVals['rev-p95'] = '—';
+        parts.push(needs('Revocation latency KPIs are for the manager role.'));
+      } else try {
         const k = await api('/v1/kpis' + qs({ from: String(Date.now() - 7 * 86400000) }));
         const cred = k.credentials || k;
         const rl = cred.revocation_latency || {};
@@ -577,13 +617,15 @@
             h('dt', null, 'raised'), h('dd', null, fmtTime(a.ts_ms) + ' UTC'),
             h('dt', null, 'alert id'), h('dd', { class: 'mono' }, a.alert_id)),
           h('h3', null, 'Triage'),
-          h('label', { class: 'f', for: 'note' }, 'Note (kept with the status change)'), note,
+          can('change_alert_status') ? [h('label', { class: 'f', for: 'note' }, 'Note (kept with the status change)'), note] :
+            needs('Status changes are for the analyst and responder roles.'),
           h('div', { class: 'actions' },
-            h('button', { type: 'button', 'data-status': 'acknowledged', disabled: a.status === 'acknowledged', onclick: () => setStatus('acknowledged') }, 'Acknowledge'),
-            h('button', { type: 'button', 'data-status': 'resolved', disabled: a.status === 'resolved', onclick: () => setStatus('resolved') }, 'Resolve'),
-            h('button', { type: 'button', class: 'secondary', 'data-status': 'false_positive', disabled: a.status === 'false_positive', onclick: () => setStatus('false_positive') }, 'False positive'),
-            a.status !== 'open' ? h('button', { type: 'button', class: 'secondary', 'data-status': 'open', onclick: () => setStatus('open') }, 'Reopen') : null,
-            a.credential_id ? h('button', { type: 'button', class: 'warn', id: 'suspend', onclick: suspend }, 'Suspend credential') : null),
+            can('change_alert_status') ? [
+              h('button', { type: 'button', 'data-status': 'acknowledged', disabled: a.status === 'acknowledged', onclick: () => setStatus('acknowledged') }, 'Acknowledge'),
+              h('button', { type: 'button', 'data-status': 'resolved', disabled: a.status === 'resolved', onclick: () => setStatus('resolved') }, 'Resolve'),
+              h('button', { type: 'button', class: 'secondary', 'data-status': 'false_positive', disabled: a.status === 'false_positive', onclick: () => setStatus('false_positive') }, 'False positive'),
+              a.status !== 'open' ? h('button', { type: 'button', class: 'secondary', 'data-status': 'open', onclick: () => setStatus('open') }, 'Reopen') : null] : null,
+            a.credential_id && can('suspend_credential') ? h('button', { type: 'button', class: 'warn', id: 'suspend', onclick: suspend }, 'Suspend credential') : null),
           (a.actions && a.actions.length) ? [h('h3', null, 'Responder actions'), h('ul', null, a.actions.map(x =>
             h('li', null, fmtTime(x.ts_ms) + ' ' + x.action + ' → ' + x.outcome + (x.detail ? ' (' + x.detail + ')' : '') + (x.reversal ? '. Undo: ' + x.reversal : ''))))] : null),
         h('section', { class: 'card span-12', 'aria-labelledby': 'h-ev' },
@@ -696,12 +738,19 @@
       }
     };
     const who = h('div', { id: 'identity', 'aria-live': 'polite' },
-      h('button', { type: 'button', id: 'reveal-identity', class: 'secondary', onclick: reveal }, 'Reveal identity (admin only, audited)'));
+      can('reveal_identity') ? h('button', { type: 'button', id: 'reveal-identity', class: 'secondary', onclick: reveal }, 'Reveal identity (audited)') : null);
     fill(sec, h('h2', null, 'Subject ', h('span', { class: 'mono' }, id), ': timeline across vendors'), who, chart, list);
     try {
-      const r = await api('/v1/subjects/' + encodeURIComponent(id) + '/timeline' + qs({ from, limit: 500 }));
-      const access = r.items.filter(i => i.kind === 'access').map(i => i.access);
-      const creds = r.items.filter(i => i.kind === 'credential');
+      // Access events in the chosen range; lifecycle records and alerts of
+      // the subject's whole history (a credential is often issued long
+      // before any recent window).
+      const [r, life] = await Promise.all([
+        api('/v1/subjects/' + encodeURIComponent(id) + '/timeline' + qs({ from, kind: 'access', limit: 500 })),
+        api('/v1/subjects/' + encodeURIComponent(id) + '/timeline' + qs({ kind: 'credential,alert', limit: 200 })),
+      ]);
+      const access = r.items.map(i => i.access);
+      const creds = life.items.filter(i => i.kind === 'credential');
+      const alerts = life.items.filter(i => i.kind === 'alert');
       if (access.length) eventTimeline(chart, 'subject', access, e => e.vendor, 'vendor');
       else fill(chart, h('p', { class: 'empty' }, 'No access events in range.'));
       fill(list,
@@ -709,6 +758,9 @@
           h('tbody', null, creds.map(i => h('tr', null, h('td', null, fmtTime(i.ts_ms)),
             h('td', null, h('a', { class: 'mono', href: '#/investigate?' + new URLSearchParams({ q: i.credential.credential_id || i.id, kind: 'credential' }) }, i.credential.credential_id || i.id)),
             h('td', null, i.credential.op || ''), h('td', null, i.credential.state || '')))))] : null,
+        alerts.length ? [h('h3', null, 'Alerts'), h('table', { id: 'subject-alerts' }, h('thead', null, h('tr', null, ['time (UTC)', 'detector', 'severity', 'status'].map(x => h('th', { scope: 'col' }, x)))),
+          h('tbody', null, alerts.map(i => h('tr', null, h('td', null, h('a', { href: '#/alerts/' + encodeURIComponent(i.id) }, fmtTime(i.ts_ms))),
+            h('td', null, i.alert.detector), h('td', null, sev(i.alert.severity)), h('td', null, status(i.alert.status))))))] : null,
         h('h3', null, 'Access events (' + access.length + (r.next_cursor ? '+' : '') + ')'), access.length ? eventsTable(access) : null);
     } catch (err) { fill(list, errorBox(err)); }
   }
@@ -784,6 +836,7 @@
           } catch (err) { fill(counts, errorBox(err)); }
         })(),
         (async () => {
+          if (!can('read_requests')) { fill(requests, needs('Provisioning requests are for the manager role.')); return; }
           try {
             const r = await api('/v1/dashboards/requests');
             fill(requests, r.requests.length ? h('table', null, h('thead', null, h('tr', null, ['created (UTC)', 'kind', 'by', 'items', 'pending', 'done', 'failed'].map(x => h('th', { scope: 'col' }, x)))),
@@ -793,6 +846,7 @@
           } catch (err) { fill(requests, errorBox(err, 'provisioning requests need the manager role')); }
         })(),
         (async () => {
+          if (!can('read_reviews')) { fill(reviews, needs('Break-glass reviews are for the manager role.')); return; }
           try {
             const r = await api('/v1/breakglass/reviews' + qs({ status: 'open' }));
             fill(reviews, r.reviews.length ? h('table', null, h('thead', null, h('tr', null, ['requested (UTC)', 'credential', 'subject', 'role', 'state', 'requester', 'approvers', 'review', 'reason'].map(x => h('th', { scope: 'col' }, x)))),
@@ -838,8 +892,9 @@
     startPage('reports');
     const list = h('div', { id: 'report-list' });
     const view = h('div', { id: 'report-view' });
-    const lastWeek = isoWeek(new Date(Date.now() - 7 * 86400000));
-    const week = h('input', { name: 'week', value: params.get('week') || lastWeek, size: 10, pattern: '\\d{4}-W\\d{2}', 'aria-label': 'ISO week' });
+    // No week: the server's default (the last complete week, or the week in
+    // progress when the stored history is younger than that).
+    const week = h('input', { name: 'week', value: params.get('week') || '', placeholder: 'latest', size: 10, pattern: '\\d{4}-W\\d{2}', 'aria-label': 'ISO week' });
     const site = h('input', { name: 'site', value: params.get('site') || '', size: 12, 'aria-label': 'site (optional)' });
     const form = h('form', { class: 'filters', id: 'report-form', onsubmit: ev => { ev.preventDefault(); showReport(view, '/v1/reports/weekly' + qs({ week: week.value.trim(), site: site.value.trim() }), week.value.trim()); } },
       h('label', { class: 'f' }, 'Week', week), h('label', { class: 'f' }, 'Site (optional)', site), h('button', { type: 'submit', id: 'report-submit' }, 'Compute report'));
@@ -853,6 +908,7 @@
           x.week + (x.site ? ' · ' + x.site : '')), h('span', { class: 'muted' }, ' ' + x.trigger + ', ' + fmtTime(x.generated_ms))))) : h('p', { class: 'empty' }, 'No stored report yet (they are generated weekly).'));
       } catch (err) { fill(list, errorBox(err, 'reports need the manager role')); }
     })();
+    showReport(view, '/v1/reports/weekly' + qs({ week: week.value.trim(), site: site.value.trim() }), week.value.trim() || 'latest');
   }
 
   async function showReport(view, base, name) {
@@ -941,6 +997,7 @@
         main().dataset.loaded = 'true';
         live('updated ' + fmtTime(Date.now()) + ' UTC');
       } catch (err) { fill(links, errorBox(err)); }
+      if (!can('read_migrations')) { fill(migrations, needs('Vendor migrations are for the admin role.')); return; }
       try {
         const m = await api('/v1/estate/migrations' + qs({ limit: 20 }));
         fill(migrations, m.migrations.length ? h('table', null,
@@ -1018,8 +1075,11 @@
   }
 
   // ---------- router ----------
-  function route() {
+  async function route() {
     if (!token()) { renderLogin(); return; }
+    if (!session) {
+      try { await loadSession(); } catch (err) { if (err.status !== 401) renderLogin('Could not load the session: ' + err.message); return; }
+    }
     document.getElementById('top').hidden = false;
     const hash = location.hash || '#/overview';
     const [path, query] = hash.slice(1).split('?');
@@ -1031,7 +1091,7 @@
       case 'alerts': if (parts[1]) alertDetail(decodeURIComponent(parts[1])); else alertsPage(params); break;
       case 'investigate': investigate(params); break;
       case 'credentials': credentialsPage(params); break;
-      case 'reports': reportsPage(params); break;
+      case 'reports': if (session.pages.includes('reports')) reportsPage(params); else location.hash = '#/overview'; break;
       case 'estate': estatePage(params); break;
       case 'exceptions': exceptionsPage(params); break;
       default: location.hash = '#/overview';

@@ -64,7 +64,8 @@ func NewAPI(opts APIOptions) (*API, error) {
 func (a *API) Routes() []httpapi.Route {
 	return []httpapi.Route{
 		{Method: fiber.MethodGet, Path: PathWeekly, Roles: httpapi.ManageRoles, Handler: a.weekly,
-			Summary: "The weekly fleet-health report of an ISO week, computed now (week, site, format: json, md, csv, html)."},
+			Summary: "The weekly fleet-health report of an ISO week, computed now (week, site, format: json, md, csv, html); " +
+				"default: the last complete week, or the week in progress when the stored history began after it."},
 		{Method: fiber.MethodGet, Path: PathMonthly, Roles: httpapi.ManageRoles, Handler: a.periodic(KindMonth),
 			Summary: "The monthly fleet review of a calendar month, computed now: the weekly report's sections against the previous four months (month, site, format)."},
 		{Method: fiber.MethodGet, Path: PathQuarterly, Roles: httpapi.ManageRoles, Handler: a.periodic(KindQuarter),
@@ -114,17 +115,19 @@ func (a *API) weekly(c *fiber.Ctx) error {
 		return err
 	}
 	now := a.opts.Now()
-	week := LastComplete(now)
+	ctx, cancel := context.WithTimeout(c.UserContext(), a.opts.Timeout)
+	defer cancel()
+	var week Week
 	if s := v["week"]; s != "" {
 		if week, err = ParseWeek(s); err != nil {
 			return httpapi.BadRequest("week", err.Error())
 		}
+	} else if week, err = DefaultWeek(ctx, a.opts.Conn, now); err != nil {
+		return err
 	}
 	if week.Start().After(now) {
 		return httpapi.BadRequest("week", "week "+week.String()+" has not started yet")
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), a.opts.Timeout)
-	defer cancel()
 	start := time.Now()
 	r, err := Generate(ctx, a.opts.Conn, Query{Week: week, Site: v["site"], Now: now, SLA: a.opts.SLA, Estate: a.opts.Estate})
 	a.opts.Metrics.observe(TriggerAPI, start, err)

@@ -198,15 +198,28 @@ func buildFixture() *fixture {
 		f.cred(id, 2, july.Add(time.Hour), "activate", "active", "subj-s", "contractor", site, 0, 0, 0, july.UnixMilli(), july.UnixMilli())
 	}
 	f.event(fixtureWeek.Add(-1).Start().Add(40*time.Hour), "seam", "site-b", "site-b-door-9", "subj-s", "cred-s3", "unlock", "granted", false)
-	// Exceptions past their end date: cred-x1 (an exception) and cred-x2
-	// (break-glass) ended during W47 and are still active; cred-x3 ended
-	// but was revoked.
+	// The stored history begins in June (a lock came online), before every
+	// credential: every report week has its whole history.
+	f.event(time.Date(2026, 6, 15, 8, 0, 0, 0, time.UTC), "matter", "site-a", "site-a-door-0", "", "", "online", "info", false)
+	// Exceptions past their end date (the expired_exception detector's
+	// check): cred-x1 (an exception, used after its end) and cred-x2
+	// (break-glass with an end date) ended during W47 and are still active;
+	// cred-x3 ended but was revoked; cred-x4 is break-glass without an end
+	// date, active since September (it ended a day later); cred-x5, a
+	// guest, ended on W47's Saturday (not yet ended mid-week); cred-x6
+	// ended within the detector's grace before the week's end.
 	end := fixtureWeek.Start().Add(30 * time.Hour).UnixMilli()
 	sep := time.Date(2026, 9, 1, 12, 0, 0, 0, time.UTC)
 	f.cred("cred-x1", 1, sep, "activate", "active", "subj-x1", "contractor", "site-a", 1, 0, end, sep.UnixMilli(), sep.UnixMilli())
+	f.event(time.UnixMilli(end).Add(10*time.Hour), "nuki", "site-a", "site-a-door-1", "subj-x1", "cred-x1", "unlock", "granted", false)
 	f.cred("cred-x2", 1, sep, "activate", "active", "subj-x2", "emergency_responder", "site-b", 0, 1, end+3600_000, sep.UnixMilli(), sep.UnixMilli())
 	f.cred("cred-x3", 1, sep, "activate", "active", "subj-x3", "guest", "site-a", 0, 0, end, sep.UnixMilli(), sep.UnixMilli())
 	f.cred("cred-x3", 2, time.UnixMilli(end+60_000), "revoke", "revoked", "subj-x3", "guest", "site-a", 0, 0, end, sep.UnixMilli(), sep.UnixMilli())
+	f.cred("cred-x4", 1, sep, "activate", "active", "subj-x4", "emergency_responder", "site-a", 0, 1, 0, sep.UnixMilli(), sep.UnixMilli())
+	sat := fixtureWeek.Start().Add(5*24*time.Hour + 9*time.Hour).UnixMilli()
+	f.cred("cred-x5", 1, sep, "activate", "active", "subj-x5", "guest", "site-b", 0, 0, sat, sep.UnixMilli(), sep.UnixMilli())
+	f.cred("cred-x6", 1, sep, "activate", "active", "subj-x6", "guest", "site-a", 0, 0,
+		fixtureWeek.End().Add(-30*time.Minute).UnixMilli(), sep.UnixMilli(), sep.UnixMilli())
 
 	// Alerts.
 	ws := fixtureWeek.Start()

@@ -119,15 +119,23 @@ var kpis = []kpi{
 // kpiLine is a KPI across the report's weeks.
 type kpiLine struct {
 	kpi
-	Cells   []string // per week, "—" without a value
-	Avg     string   // average of the previous weeks that have a value
-	Change  string   // this week against that average
+	Cells   []string // per week: "—" without a value, "no data" before the history
+	Avg     string   // average of the previous weeks with their whole history
+	Change  string   // this week against that average, or why there is none
 	Verdict string   // better, worse, same or ""
 	Bars    []bar
 }
 
+// Why a change is not given.
+const (
+	noHistory  = "not enough history"
+	inProgress = "week in progress"
+)
+
 func kpiLines(r *Report) []kpiLine {
 	var out []kpiLine
+	cur := r.Current()
+	running := r.GeneratedMs < r.ToMs
 	for _, k := range kpis {
 		l := kpiLine{kpi: k}
 		var prev []float64
@@ -135,37 +143,42 @@ func kpiLines(r *Report) []kpiLine {
 			w := &r.Weeks[i]
 			v, ok := k.Value(w)
 			cell := "—"
-			if ok {
+			switch {
+			case w.History == HistoryNone:
+				ok, cell = false, "no data"
+			case ok:
 				cell = k.Format(v)
 			}
 			l.Cells = append(l.Cells, cell)
 			l.Bars = append(l.Bars, bar{Label: w.Week, Value: v, OK: ok, Text: cell})
-			if ok && i < len(r.Weeks)-1 {
+			if ok && i < len(r.Weeks)-1 && w.History == HistoryFull {
 				prev = append(prev, v)
 			}
 		}
 		l.Avg, l.Change = "—", "—"
-		cur, ok := k.Value(r.Current())
+		avg := 0.0
+		for _, p := range prev {
+			avg += p
+		}
 		if len(prev) > 0 {
-			avg := 0.0
-			for _, v := range prev {
-				avg += v
-			}
 			avg /= float64(len(prev))
 			l.Avg = k.Format(avg)
-			if isCount(k) {
-				l.Avg = dec1(avg)
-			}
-			if ok {
-				l.Change, l.Verdict = change(k, cur, avg)
-			}
+		}
+		v, ok := k.Value(cur)
+		switch {
+		case cur.History != HistoryFull || len(prev) == 0:
+			l.Change = noHistory
+		case running && isFlow(k):
+			l.Change = inProgress
+		case ok:
+			l.Change, l.Verdict = change(k, v, avg)
 		}
 		out = append(out, l)
 	}
 	return out
 }
 
-// isCount reports whether a KPI is a plain count.
+// isCount reports whether a KPI is a plain count (shown as an integer).
 func isCount(k kpi) bool {
 	switch k.Key {
 	case "stale_credentials", "events", "denied", "alerts", "pending_locks":
@@ -174,11 +187,23 @@ func isCount(k kpi) bool {
 	return false
 }
 
+// isFlow reports whether a KPI counts what happened during the week (so a
+// week in progress has only part of it), as opposed to a rate or a state at
+// the week's end.
+func isFlow(k kpi) bool {
+	switch k.Key {
+	case "events", "denied", "alerts":
+		return true
+	}
+	return false
+}
+
 // change describes cur against avg: a signed difference in the KPI's own
-// unit (percentage points for rates) and whether it is better or worse.
+// unit (percentage points for rates, whole numbers for counts) and whether
+// it is better or worse.
 func change(k kpi, cur, avg float64) (string, string) {
 	d := cur - avg
-	if math.Abs(d) < 1e-9 {
+	if math.Abs(d) < 1e-9 || isCount(k) && math.Abs(d) < 0.5 {
 		return "no change", map[bool]string{true: "", false: "same"}[k.Better == ""]
 	}
 	var s string
@@ -190,6 +215,8 @@ func change(k kpi, cur, avg float64) (string, string) {
 		if d < 0 {
 			s = "-" + s
 		}
+	case isCount(k):
+		s = strconv.FormatFloat(math.Round(d), 'f', 0, 64)
 	default:
 		s = strconv.FormatFloat(d, 'f', 1, 64)
 	}
@@ -203,6 +230,71 @@ func change(k kpi, cur, avg float64) (string, string) {
 		return s, "better"
 	}
 	return s, "worse"
+}
+
+// weekHead is a week's column heading: its name, marked when the history
+// covers only part of it.
+func weekHead(w WeekKPI) string {
+	if w.History == HistoryPartial {
+		return w.Week + " (partial)"
+	}
+	return w.Week
+}
+
+// sliceCell shows one value of a slice table.
+func sliceCell(v *float64) string {
+	if v == nil {
+		return "—"
+	}
+	if *v == math.Trunc(*v) && math.Abs(*v) < 1e15 {
+		return strconv.FormatFloat(*v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(*v, 'f', 3, 64)
+}
+
+// sliceHead returns a slice table's column headings.
+func sliceHead(sl Slices) []string {
+	head := []string{sl.Dimension}
+	for i, c := range sl.Columns {
+		if i < len(sl.Labels) && sl.Labels[i] != "" {
+			c = sl.Labels[i]
+		}
+		head = append(head, c)
+	}
+	return head
+}
+
+func expiredKind(c CredRow) string {
+	switch {
+	case c.BreakGlass:
+		return "break-glass"
+	case c.Exception:
+		return "exception"
+	}
+	return "time-bound"
+}
+
+// expiredSummary is the sentence above the exception list.
+func expiredSummary(r *Report) string {
+	return fmt.Sprintf("%s still live past their end date as of %s UTC (the expired_exception "+
+		"detector's check: an end date, or for break-glass without one its activation plus the break-glass maximum, "+
+		"more than the grace period ago).", credentials(r.Expired.Total), ts(r.ExpiredAsOfMs))
+}
+
+// credentials says "1 credential was", "3 credentials were".
+func credentials(n int) string {
+	if n == 1 {
+		return "1 credential was"
+	}
+	return strconv.Itoa(n) + " credentials were"
+}
+
+// credCount says "1 credential", "3 credentials".
+func credCount(n int) string {
+	if n == 1 {
+		return "1 credential"
+	}
+	return strconv.Itoa(n) + " credentials"
 }
 
 func ts(ms int64) string {
@@ -305,7 +397,7 @@ func renderMarkdown(out io.Writer, r *Report) error {
 	fmt.Fprintf(&w, "## KPIs against the previous four %ss\n\n", unit(r))
 	head := []string{"KPI"}
 	for _, wk := range r.Weeks {
-		head = append(head, wk.Week)
+		head = append(head, weekHead(wk))
 	}
 	head = append(head, "4-"+unit(r)+" avg", "change")
 	var rows [][]string
@@ -322,6 +414,22 @@ func renderMarkdown(out io.Writer, r *Report) error {
 		"Live credentials: %d, of which exceptions: %d. Stale means active and neither used nor changed for %d days. "+
 		"Revocation SLA: %s.\n", cur.RevocationLatency.Count, cur.RevocationLatency.Confirmed, cur.Activation.Issued,
 		cur.Activation.Activated, cur.Exceptions.Live, cur.Exceptions.LiveExceptions, r.StaleDays, dur(r.SLASeconds))
+	for _, sl := range r.Slices {
+		fmt.Fprintf(&w, "\n## KPIs by %s\n\n", sl.Dimension)
+		rows = nil
+		for _, row := range sl.Rows {
+			cells := []string{row.Key}
+			for _, v := range row.Values {
+				cells = append(cells, sliceCell(v))
+			}
+			rows = append(rows, cells)
+		}
+		if len(rows) == 0 {
+			w.WriteString("No data.\n")
+		} else {
+			mdTable(&w, sliceHead(sl), rows)
+		}
+	}
 
 	fmt.Fprintf(&w, "\n## Anomalies by detector\n\n%d alerts raised this %s.\n\n", r.Anomalies.Total, unit(r))
 	rows = nil
@@ -335,7 +443,7 @@ func renderMarkdown(out io.Writer, r *Report) error {
 		mdTable(&w, []string{"detector", "alerts", "still open", "by severity", "top subjects", "top doors"}, rows)
 	}
 
-	fmt.Fprintf(&w, "\n## Credentials active but unused for %d days\n\n%d credentials", r.StaleDays, r.Stale.Total)
+	fmt.Fprintf(&w, "\n## Credentials active but unused for %d days\n\n%s", r.StaleDays, credCount(r.Stale.Total))
 	if len(r.Stale.Credentials) < r.Stale.Total {
 		fmt.Fprintf(&w, " (the %d idle longest are listed)", len(r.Stale.Credentials))
 	}
@@ -348,19 +456,18 @@ func renderMarkdown(out io.Writer, r *Report) error {
 		mdTable(&w, []string{"credential", "subject", "role", "site", "last used", "idle days"}, rows)
 	}
 
-	fmt.Fprintf(&w, "\n## Open exceptions past their end date\n\n%d credentials were still live after their end date at the end of the %s.\n\n", r.Expired.Total, unit(r))
+	fmt.Fprintf(&w, "\n## Open exceptions past their end date\n\n%s", expiredSummary(r))
+	if len(r.Expired.Credentials) < r.Expired.Total {
+		fmt.Fprintf(&w, " The %d longest past their end date are listed.", len(r.Expired.Credentials))
+	}
+	w.WriteString("\n\n")
 	rows = nil
 	for _, c := range r.Expired.Credentials {
-		kind := "time-bound"
-		if c.BreakGlass {
-			kind = "break-glass"
-		} else if c.Exception {
-			kind = "exception"
-		}
-		rows = append(rows, []string{c.CredentialID, c.SubjectID, c.Role, c.SiteID, c.State, kind, ts(c.SinceMs), dec1(c.Days)})
+		rows = append(rows, []string{c.CredentialID, c.SubjectID, c.Role, c.SiteID, c.State, expiredKind(c), ts(c.SinceMs),
+			dec1(c.Days), ts(c.LastUseMs), c.Severity})
 	}
 	if len(rows) > 0 {
-		mdTable(&w, []string{"credential", "subject", "role", "site", "state", "kind", "ended", "days past end"}, rows)
+		mdTable(&w, []string{"credential", "subject", "role", "site", "state", "kind", "ended", "days past end", "last used", "severity"}, rows)
 	}
 
 	w.WriteString("\n## Vendor and lock health\n\n")
@@ -468,15 +575,29 @@ func renderCSV(out io.Writer, r *Report) error {
 	w := csv.NewWriter(out)
 	row := func(cells ...string) { _ = w.Write(cells) }
 	row("section", "week", "item", "key", "value")
+	for _, wk := range r.Weeks {
+		row("history", wk.Week, "coverage", "", wk.History)
+	}
 	for _, k := range kpis {
 		for i := range r.Weeks {
 			wk := &r.Weeks[i]
 			v, ok := k.Value(wk)
 			val := ""
-			if ok {
+			if ok && wk.History != HistoryNone {
 				val = strconv.FormatFloat(v, 'f', -1, 64)
 			}
 			row("kpi", wk.Week, k.Key, "", val)
+		}
+	}
+	for _, sl := range r.Slices {
+		for _, sr := range sl.Rows {
+			for i, c := range sl.Columns {
+				val := ""
+				if i < len(sr.Values) && sr.Values[i] != nil {
+					val = strconv.FormatFloat(*sr.Values[i], 'f', -1, 64)
+				}
+				row("by_"+sl.Dimension, r.Week, sr.Key, c, val)
+			}
 		}
 	}
 	for _, d := range r.Anomalies.Detectors {
@@ -511,6 +632,8 @@ func renderCSV(out io.Writer, r *Report) error {
 		row("expired_exceptions", r.Week, c.CredentialID, "valid_until_ms", strconv.FormatInt(c.SinceMs, 10))
 		row("expired_exceptions", r.Week, c.CredentialID, "days_past_end", strconv.FormatFloat(c.Days, 'f', -1, 64))
 		row("expired_exceptions", r.Week, c.CredentialID, "break_glass", strconv.FormatBool(c.BreakGlass))
+		row("expired_exceptions", r.Week, c.CredentialID, "last_use_ms", strconv.FormatInt(c.LastUseMs, 10))
+		row("expired_exceptions", r.Week, c.CredentialID, "severity", c.Severity)
 	}
 	row("expired_exceptions", r.Week, "total", "", strconv.Itoa(r.Expired.Total))
 	for _, v := range r.LockHealth.Vendors {
@@ -571,6 +694,8 @@ var htmlSource string
 
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"ts": ts, "date": date, "dec1": dec1, "u": u, "keyCounts": keyCounts, "severities": severities, "dur": dur, "unit": unit,
+	"weekHead": weekHead, "sliceHead": sliceHead, "sliceCell": sliceCell, "expiredKind": expiredKind,
+	"expiredSummary": expiredSummary, "credCount": credCount,
 }).Parse(htmlSource))
 
 // htmlView is what the HTML template reads.

@@ -5,6 +5,14 @@
 // (control/store.ComputeKPIs, so the report and GET /v1/kpis agree). It renders
 // JSON, Markdown, CSV and HTML with inline SVG charts, stores generated
 // reports, generates them on a schedule and serves /v1/reports.
+//
+// The report never reads a lack of data as a trend: each week says how much
+// of it the stored history covers (WeekKPI.History), only weeks with their
+// whole history are averaged and compared, and stale credentials count idle
+// time only since the history began (as the stale_credential detector does).
+// Exceptions past their end date are the expired_exception detector's own
+// check (detect.CheckExpired) as of the end of the week or now, whichever is
+// earlier. Per-site or per-vendor KPI tables plug in as Slicers.
 package report
 
 import (
@@ -19,6 +27,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/store"
+	"github.com/keyfleet/keyfleet/detect"
 	"github.com/keyfleet/keyfleet/estate"
 	"github.com/keyfleet/keyfleet/identity"
 	idstore "github.com/keyfleet/keyfleet/identity/store"
@@ -58,11 +67,39 @@ type Query struct {
 	// ListLimit bounds the stale-credential and exception lists (default 100;
 	// the totals count all of them).
 	ListLimit int
+	// Expired is the expired_exception detector's configuration (grace,
+	// break-glass maximum); zero: the detector's defaults. Pass the rules
+	// serve runs with so the report lists what the detector flags.
+	Expired detect.ExpiredRules
+	// Slicers add per-dimension KPI tables (per site, per vendor ...) to the
+	// report, rendered after the headline KPIs in every format.
+	Slicers []Slicer
 	// Estate gives the weak links for the estate section (nil: no section).
 	Estate EstateSource
 	// ExceptionWarn is how long before its expiry a recorded exception is
 	// listed as expiring (default DefaultExceptionWarn).
 	ExceptionWarn time.Duration
+}
+
+// Slicer computes one KPI table sliced by a dimension (site, vendor ...)
+// for a report's week: q.Week, q.Site and q.Now say which.
+type Slicer func(ctx context.Context, conn driver.Conn, q Query) (Slices, error)
+
+// Slices is a KPI table by one dimension: a row per key (a site, a vendor),
+// a column per KPI.
+type Slices struct {
+	Dimension string `json:"dimension"` // "site", "vendor", ...
+	// Columns name the KPIs, in display order; Labels (same length, may be
+	// empty) are their headings.
+	Columns []string   `json:"columns"`
+	Labels  []string   `json:"labels,omitempty"`
+	Rows    []SliceRow `json:"rows"`
+}
+
+// SliceRow is one key's KPIs; a nil value has no data.
+type SliceRow struct {
+	Key    string     `json:"key"`
+	Values []*float64 `json:"values"`
 }
 
 // EstateSource gives the weak links of the estate ranked by a range's
@@ -105,6 +142,9 @@ func (q *Query) defaults() {
 	if q.ListLimit <= 0 {
 		q.ListLimit = DefaultListLimit
 	}
+	if q.Expired == (detect.ExpiredRules{}) {
+		q.Expired = detect.DefaultRules().Detectors.ExpiredException
+	}
 	if q.ExceptionWarn <= 0 {
 		q.ExceptionWarn = DefaultExceptionWarn
 	}
@@ -118,7 +158,16 @@ func (q *Query) period() Period {
 	return q.Week
 }
 
-// ID is the stored id of the report of a period (and site).
+// asOf is when a week's point-in-time numbers (stale credentials, open
+// exceptions) are taken: its end, or now for a week still in progress.
+func (q *Query) asOf(w Period) time.Time {
+	if end := w.End(); q.Now.Before(end) {
+		return q.Now
+	}
+	return w.End()
+}
+
+// ID is the stored id of the report of a week (and site).
 func ID(w Period, site string) string {
 	if site == "" {
 		return w.String()
@@ -134,23 +183,37 @@ type Report struct {
 	// Period is month or quarter for the monthly and quarterly reviews
 	// (Week and the trend's week then name months or quarters); absent for
 	// the weekly report.
-	Period      string         `json:"period,omitempty"`
-	Site        string         `json:"site,omitempty"`
-	FromMs      int64          `json:"from_ms"`
-	ToMs        int64          `json:"to_ms"`
-	GeneratedMs int64          `json:"generated_ms"`
-	StaleDays   int            `json:"stale_days"`
-	SLASeconds  float64        `json:"revocation_sla_s"`
-	Weeks       []WeekKPI      `json:"weeks"` // oldest first; the last is the report's week
-	Anomalies   Anomalies      `json:"anomalies"`
-	Stale       CredList       `json:"stale_credentials"`
-	Expired     CredList       `json:"expired_exceptions"`
-	LockHealth  Health         `json:"lock_health"`
-	Estate      *EstateSection `json:"estate,omitempty"`
+	Period      string    `json:"period,omitempty"`
+	Site        string    `json:"site,omitempty"`
+	FromMs      int64     `json:"from_ms"`
+	ToMs        int64     `json:"to_ms"`
+	GeneratedMs int64     `json:"generated_ms"`
+	StaleDays   int       `json:"stale_days"`
+	SLASeconds  float64   `json:"revocation_sla_s"`
+	Weeks       []WeekKPI `json:"weeks"` // oldest first; the last is the report's week
+	Anomalies   Anomalies `json:"anomalies"`
+	Stale       CredList  `json:"stale_credentials"`
+	Expired     CredList  `json:"expired_exceptions"`
+	LockHealth  Health    `json:"lock_health"`
+	// HistoryFromMs is when the stored access history begins (the oldest
+	// stored event's second; 0: no events stored).
+	HistoryFromMs int64 `json:"history_from_ms"`
+	// ExpiredAsOfMs is when the open exceptions were judged: the week's end,
+	// or the generation time for a week in progress.
+	ExpiredAsOfMs int64          `json:"expired_as_of_ms"`
+	Slices        []Slices       `json:"slices,omitempty"`
+	Estate        *EstateSection `json:"estate,omitempty"`
 	// Register is the exception register's section (package exception).
 	Register *ExceptionSection `json:"exception_register"`
 	Notes    []string          `json:"notes,omitempty"`
 }
+
+// How much of a week the stored history covers.
+const (
+	HistoryFull    = "full"    // the history began before the week
+	HistoryPartial = "partial" // it began during the week
+	HistoryNone    = "none"    // it began after the week, or nothing is stored
+)
 
 // Current is the KPIs of the report's own week.
 func (r *Report) Current() *WeekKPI { return &r.Weeks[len(r.Weeks)-1] }
@@ -158,9 +221,12 @@ func (r *Report) Current() *WeekKPI { return &r.Weeks[len(r.Weeks)-1] }
 // WeekKPI is one week's KPIs. The credential KPIs are control/store.ComputeKPIs'
 // over the week (the numbers GET /v1/kpis gives for the same range).
 type WeekKPI struct {
-	Week              string             `json:"week"`
-	FromMs            int64              `json:"from_ms"`
-	ToMs              int64              `json:"to_ms"`
+	Week   string `json:"week"`
+	FromMs int64  `json:"from_ms"`
+	ToMs   int64  `json:"to_ms"`
+	// History says how much of the week the stored history covers (full,
+	// partial, none); only full weeks are compared.
+	History           string             `json:"history"`
 	Activation        control.Activation `json:"activation"`
 	TimeToIssue       control.Quantiles  `json:"time_to_issue"`
 	RevocationLatency control.Quantiles  `json:"revocation_latency"`
@@ -170,8 +236,9 @@ type WeekKPI struct {
 	LeaverLatency identity.LeaverLatency `json:"leaver_latency"`
 	Exceptions    control.Exceptions     `json:"exceptions"`
 	PendingLocks  int                    `json:"pending_locks"`
-	// StaleCredentials: active at the week's end and neither used nor
-	// changed for StaleDays.
+	// StaleCredentials: active at the week's end (or now) and neither used
+	// nor changed for StaleDays, idle time counted from the history's start
+	// at the earliest.
 	StaleCredentials int `json:"stale_credentials"`
 	// Events: distinct access events of the week (site-scoped with a site).
 	Events uint64 `json:"events"`
@@ -223,6 +290,9 @@ type CredRow struct {
 	State        string `json:"state"`
 	// LastUseMs is the last granted use (0: none in the look-back).
 	LastUseMs int64 `json:"last_use_ms"`
+	// Severity is the expired_exception detector's (raised one step for a
+	// use after the end date); empty for stale credentials.
+	Severity string `json:"severity,omitempty"`
 	// SinceMs: stale — idle since (last use or change); expired — the end date.
 	SinceMs    int64   `json:"since_ms"`
 	Days       float64 `json:"days"` // idle days, or days past the end date
@@ -276,7 +346,15 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	if p.Kind() != KindWeek {
 		r.Period = p.Kind()
 	}
-	g := gen{conn: conn, q: q}
+	history, err := HistoryStart(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	r.HistoryFromMs = history.UnixMilli()
+	if history.IsZero() {
+		r.HistoryFromMs = 0
+	}
+	g := gen{conn: conn, q: q, history: r.HistoryFromMs}
 	for i := DefaultTrendWeeks; i >= 0; i-- {
 		w := p.Prev(i)
 		k, err := g.week(ctx, w)
@@ -291,9 +369,9 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	from, to := p.Start(), p.End()
 	ends := make([]time.Time, len(r.Weeks))
 	for i := range r.Weeks {
-		ends[i] = time.UnixMilli(r.Weeks[i].ToMs)
+		ends[i] = q.asOf(p.Prev(DefaultTrendWeeks - i))
 	}
-	counts, stale, err := g.stale(ctx, ends)
+	counts, stale, lastUse, err := g.stale(ctx, ends)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +382,9 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	if r.Anomalies, err = g.anomalies(ctx, from, to); err != nil {
 		return nil, err
 	}
-	if r.Expired, err = g.expired(ctx, to); err != nil {
+	asOf := q.asOf(p)
+	r.ExpiredAsOfMs = asOf.UnixMilli()
+	if r.Expired, err = g.expired(ctx, asOf, lastUse); err != nil {
 		return nil, err
 	}
 	if r.LockHealth, err = g.health(ctx, from, to); err != nil {
@@ -312,6 +392,13 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	}
 	if r.Register, err = g.exceptions(ctx, from, to); err != nil {
 		return nil, err
+	}
+	for _, slice := range q.Slicers {
+		sl, err := slice(ctx, conn, q)
+		if err != nil {
+			return nil, fmt.Errorf("report slices: %w", err)
+		}
+		r.Slices = append(r.Slices, sl)
 	}
 	if q.Estate != nil {
 		if r.Estate, err = estateSection(ctx, q.Estate, from, to, q.Site); err != nil {
@@ -325,13 +412,84 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	if q.Now.Before(to) {
 		r.Notes = append(r.Notes, "The "+p.Kind()+" was not over when this report was generated; its numbers are partial.")
 	}
+	if n := r.historyNote(); n != "" {
+		r.Notes = append(r.Notes, n)
+	}
 	return r, nil
+}
+
+// historyNote explains weeks the stored history does not cover.
+func (r *Report) historyNote() string {
+	if r.HistoryFromMs == 0 {
+		return "No access events are stored yet: there is nothing to compare."
+	}
+	full := 0
+	for _, w := range r.Weeks[:len(r.Weeks)-1] {
+		if w.History == HistoryFull {
+			full++
+		}
+	}
+	if full == len(r.Weeks)-1 && r.Current().History == HistoryFull {
+		return ""
+	}
+	since := time.UnixMilli(r.HistoryFromMs).UTC().Format("2006-01-02 15:04")
+	switch {
+	case r.Current().History != HistoryFull:
+		return "The stored history begins " + since + " UTC, within or after this week: there is not enough history " +
+			"for comparisons, and stale credentials count idle time since then only."
+	case full == 0:
+		return "The stored history begins " + since + " UTC: no earlier week has its whole history, so nothing is compared."
+	}
+	return fmt.Sprintf("The stored history begins %s UTC: the averages use the %d earlier week(s) with their whole history.",
+		since, full)
+}
+
+// HistoryStart returns when the stored access history begins: the oldest
+// second of the access_events parts (zero time when none are stored). It
+// reads part metadata, not the events.
+func HistoryStart(ctx context.Context, conn driver.Conn) (time.Time, error) {
+	var secs uint32
+	var parts uint64
+	if err := historySQL.QueryRow(ctx, conn, chstorage.Args{}).Scan(&secs, &parts); err != nil {
+		return time.Time{}, fmt.Errorf("history start: %w", err)
+	}
+	if parts == 0 || secs == 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(int64(secs), 0).UTC(), nil
+}
+
+// DefaultWeek is the week a report is about when none is named: the last
+// complete ISO week, or the week in progress when the stored history began
+// after the last complete week ended (a fresh deployment, make run).
+func DefaultWeek(ctx context.Context, conn driver.Conn, now time.Time) (Week, error) {
+	last := LastComplete(now)
+	history, err := HistoryStart(ctx, conn)
+	if err != nil {
+		return last, err
+	}
+	if !history.IsZero() && !history.Before(last.End()) {
+		return WeekOf(now), nil
+	}
+	return last, nil
 }
 
 // gen runs the report's queries.
 type gen struct {
-	conn driver.Conn
-	q    Query
+	conn    driver.Conn
+	q       Query
+	history int64 // HistoryFromMs
+}
+
+// coverage says how much of [from, to) the stored history covers.
+func (g *gen) coverage(from, to int64) string {
+	switch {
+	case g.history == 0 || g.history >= to:
+		return HistoryNone
+	case g.history > from:
+		return HistoryPartial
+	}
+	return HistoryFull
 }
 
 // rangeArgs are the arguments of a statement over [from, to): the
@@ -350,17 +508,17 @@ var (
 	anomaliesTopSQL    = chstorage.Query("report/anomalies_top")
 	lastUsesSQL        = chstorage.Query("report/credential_last_uses")
 	staleSQL           = chstorage.Query("report/stale_candidates")
-	expiredCountSQL    = chstorage.Query("report/expired_count")
 	expiredSQL         = chstorage.Query("report/expired")
 	vendorHealthSQL    = chstorage.Query("report/vendor_health")
 	lockHealthSQL      = chstorage.Query("report/lock_health")
+	historySQL         = chstorage.Query("report/history_start")
 )
 
 func secs(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
 func (g *gen) week(ctx context.Context, w Period) (*WeekKPI, error) {
 	from, to := w.Start(), w.End()
-	k := &WeekKPI{Week: w.String(), FromMs: from.UnixMilli(), ToMs: to.UnixMilli()}
+	k := &WeekKPI{Week: w.String(), FromMs: from.UnixMilli(), ToMs: to.UnixMilli(), History: g.coverage(from.UnixMilli(), to.UnixMilli())}
 	cred, err := store.ComputeKPIs(ctx, g.conn, control.KPIQuery{From: from, To: to, SLA: g.q.SLA, Now: g.q.Now})
 	if err != nil {
 		return nil, err
@@ -494,13 +652,16 @@ func (g *gen) anomalies(ctx context.Context, from, to time.Time) (Anomalies, err
 	return out, nil
 }
 
-// stale counts, for each week end, the credentials active at that time
-// and neither used (a granted access) nor changed for StaleDays, and lists
-// those of the last week end, idle longest first. One scan of the access
-// events finds every credential's last use before each week end (uses are
-// looked up from the earliest cutoff on only); the credential states come
-// from the small credential_events table.
-func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, error) {
+// stale counts, for each week end (or now), the credentials active at that
+// time and neither used (a granted access) nor changed for StaleDays, and
+// lists those of the last week end, idle longest first. Idle time counts
+// from the history's start at the earliest (uses before it are unknown),
+// as the stale_credential detector counts it. One scan of the access events
+// finds every credential's last use before each week end (uses are looked
+// up from the earliest cutoff on only); the credential states come from the
+// small credential_events table. lastUse maps a credential to its last use
+// before each end (for the exception list).
+func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, map[string][]int64, error) {
 	out := CredList{Credentials: []CredRow{}}
 	counts := make([]int, len(ends))
 	idle := time.Duration(g.q.StaleDays) * 24 * time.Hour
@@ -514,7 +675,7 @@ func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, err
 	args["uses"] = uses
 	rows, err := lastUsesSQL.Query(ctx, g.conn, args)
 	if err != nil {
-		return nil, out, fmt.Errorf("credential uses: %w", err)
+		return nil, out, nil, fmt.Errorf("credential uses: %w", err)
 	}
 	lastUse := map[string][]int64{}
 	for rows.Next() {
@@ -526,25 +687,28 @@ func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, err
 		}
 		if err := rows.Scan(dst...); err != nil {
 			rows.Close()
-			return nil, out, fmt.Errorf("credential uses: %w", err)
+			return nil, out, nil, fmt.Errorf("credential uses: %w", err)
 		}
 		lastUse[id] = uses
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, out, fmt.Errorf("credential uses: %w", err)
+		return nil, out, nil, fmt.Errorf("credential uses: %w", err)
 	}
 	for i, end := range ends {
+		if g.history == 0 || end.UnixMilli() <= g.history {
+			continue // no history: nothing is known to be idle
+		}
 		cutoff := end.Add(-idle).UnixMilli()
 		rows, err := staleSQL.Query(ctx, g.conn, chstorage.Args{"end_ms": end.UnixMilli(), "cutoff_ms": cutoff, "site": g.q.Site})
 		if err != nil {
-			return nil, out, fmt.Errorf("stale credentials: %w", err)
+			return nil, out, nil, fmt.Errorf("stale credentials: %w", err)
 		}
 		for rows.Next() {
 			var c CredRow
 			if err := rows.Scan(&c.CredentialID, &c.SubjectID, &c.Role, &c.SiteID, &c.SinceMs); err != nil {
 				rows.Close()
-				return nil, out, fmt.Errorf("stale credentials: %w", err)
+				return nil, out, nil, fmt.Errorf("stale credentials: %w", err)
 			}
 			if u := lastUse[c.CredentialID]; u != nil && u[i] > 0 {
 				if u[i] >= cutoff {
@@ -553,16 +717,19 @@ func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, err
 				c.LastUseMs = u[i]
 				c.SinceMs = max(c.SinceMs, u[i])
 			}
+			if max(c.SinceMs, g.history) >= cutoff {
+				continue // idle as far as the history shows, but not for long enough
+			}
 			counts[i]++
 			if i == len(ends)-1 {
 				c.State = "active"
-				c.Days = days(end.UnixMilli() - c.SinceMs)
+				c.Days = days(end.UnixMilli() - max(c.SinceMs, g.history))
 				out.Credentials = append(out.Credentials, c)
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, out, fmt.Errorf("stale credentials: %w", err)
+			return nil, out, nil, fmt.Errorf("stale credentials: %w", err)
 		}
 	}
 	sort.Slice(out.Credentials, func(a, b int) bool {
@@ -576,36 +743,63 @@ func (g *gen) stale(ctx context.Context, ends []time.Time) ([]int, CredList, err
 	if len(out.Credentials) > g.q.ListLimit {
 		out.Credentials = out.Credentials[:g.q.ListLimit]
 	}
-	return counts, out, nil
+	return counts, out, lastUse, nil
 }
 
-// expired lists credentials still live at `to` whose end date
-// (valid_until) had passed: exceptions that outlived their end date.
-func (g *gen) expired(ctx context.Context, to time.Time) (CredList, error) {
+// expired lists the exceptions past their end date as of asOf, by the
+// expired_exception detector's own check (detect.CheckExpired): a live
+// credential (issued, pending_activation, active, suspended) whose end date
+// — valid_until, or for break-glass without one its first activation plus
+// the break-glass maximum — lies more than the grace before asOf. One query
+// reads every candidate; the total and the list come from the same rows.
+// lastUse (from stale) raises the severity of one used after its end.
+func (g *gen) expired(ctx context.Context, asOf time.Time, lastUse map[string][]int64) (CredList, error) {
 	out := CredList{Credentials: []CredRow{}}
-	args := chstorage.Args{"to_ms": to.UnixMilli(), "live": live, "site": g.q.Site}
-	var n uint64
-	if err := expiredCountSQL.QueryRow(ctx, g.conn, args).Scan(&n); err != nil {
-		return out, fmt.Errorf("expired exceptions: %w", err)
-	}
-	out.Total = int(n)
-	args["limit"] = g.q.ListLimit
-	rows, err := expiredSQL.Query(ctx, g.conn, args)
+	rows, err := expiredSQL.Query(ctx, g.conn, chstorage.Args{"to_ms": asOf.UnixMilli(), "live": live, "site": g.q.Site})
 	if err != nil {
 		return out, fmt.Errorf("expired exceptions: %w", err)
 	}
 	defer rows.Close()
+	now := asOf.UnixMilli()
 	for rows.Next() {
 		var c CredRow
 		var bg, exc uint8
-		if err := rows.Scan(&c.CredentialID, &c.SubjectID, &c.Role, &c.SiteID, &c.State, &c.SinceMs, &bg, &exc); err != nil {
+		var v detect.CredentialView
+		if err := rows.Scan(&c.CredentialID, &c.SubjectID, &c.Role, &c.SiteID, &c.State, &v.StateSinceMs,
+			&v.ValidUntilMs, &bg, &exc, &v.ActiveSinceMs); err != nil {
 			return out, fmt.Errorf("expired exceptions: %w", err)
 		}
-		c.BreakGlass, c.Exception = bg == 1, exc == 1
-		c.Days = days(to.UnixMilli() - c.SinceMs)
+		v.CredentialID, v.SubjectID, v.Role, v.SiteID, v.State = c.CredentialID, c.SubjectID, c.Role, c.SiteID, c.State
+		v.BreakGlass = bg == 1
+		if u := lastUse[c.CredentialID]; u != nil {
+			v.LastUseMs = u[len(u)-1]
+		}
+		a, ok := detect.CheckExpired(&g.q.Expired, v, now)
+		if !ok {
+			continue
+		}
+		c.BreakGlass, c.Exception = v.BreakGlass, exc == 1
+		c.SinceMs = a.WindowStartMs // the end date
+		c.LastUseMs = v.LastUseMs
+		c.Severity = a.Severity
+		c.Days = days(now - c.SinceMs)
 		out.Credentials = append(out.Credentials, c)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("expired exceptions: %w", err)
+	}
+	sort.Slice(out.Credentials, func(a, b int) bool {
+		x, y := out.Credentials[a], out.Credentials[b]
+		if x.SinceMs != y.SinceMs {
+			return x.SinceMs < y.SinceMs
+		}
+		return x.CredentialID < y.CredentialID
+	})
+	out.Total = len(out.Credentials)
+	if len(out.Credentials) > g.q.ListLimit {
+		out.Credentials = out.Credentials[:g.q.ListLimit]
+	}
+	return out, nil
 }
 
 func days(ms int64) float64 { return float64(ms/(3_600_000)) / 24 }

@@ -86,7 +86,7 @@ func TestReportNumbers(t *testing.T) {
 	granted := (14 + 15) * 3
 	denied := 2 * (2 + 3 + 1)
 	health := 2 * (2 + 1)
-	assert.EqualValues(t, granted+denied+health+1, cur.Events)
+	assert.EqualValues(t, granted+denied+health+1+1, cur.Events) // +cred-x1's late use
 	assert.EqualValues(t, denied, cur.Denied)
 	assert.EqualValues(t, 4, cur.BatteryLow)
 	assert.EqualValues(t, 2, cur.Offline)
@@ -124,10 +124,26 @@ func TestReportNumbers(t *testing.T) {
 		ids = append(ids, c.CredentialID)
 	}
 	assert.Equal(t, []string{"cred-s1", "cred-s2"}, ids)
-	// Expired exceptions: cred-x1 and cred-x2 (cred-x3 was revoked).
-	assert.Equal(t, 2, r.Expired.Total)
-	assert.Equal(t, "cred-x1", r.Expired.Credentials[0].CredentialID)
-	assert.True(t, r.Expired.Credentials[1].BreakGlass)
+	// Expired exceptions, oldest end date first: cred-x4 (break-glass
+	// without an end date: activation + 24 h), cred-x1 (used after its end:
+	// severity raised), cred-x2, cred-x5; not cred-x3 (revoked) nor cred-x6
+	// (within the grace).
+	assert.Equal(t, 4, r.Expired.Total)
+	require.Len(t, r.Expired.Credentials, 4)
+	var expired []string
+	for _, c := range r.Expired.Credentials {
+		expired = append(expired, c.CredentialID)
+	}
+	assert.Equal(t, []string{"cred-x4", "cred-x1", "cred-x2", "cred-x5"}, expired)
+	x4, x1 := r.Expired.Credentials[0], r.Expired.Credentials[1]
+	assert.True(t, x4.BreakGlass)
+	assert.Equal(t, time.Date(2026, 9, 2, 12, 0, 0, 0, time.UTC).UnixMilli(), x4.SinceMs)
+	assert.Equal(t, "medium", x4.Severity)
+	assert.Equal(t, "high", x1.Severity, "used after its end date")
+	assert.Equal(t, fixtureWeek.End().UnixMilli(), r.ExpiredAsOfMs)
+	for _, w := range r.Weeks {
+		assert.Equal(t, HistoryFull, w.History, w.Week)
+	}
 	// Lock health by vendor.
 	require.Len(t, r.LockHealth.Vendors, 2)
 	assert.Equal(t, VendorHealth{Vendor: "matter", BatteryLow: 4, Offline: 2, LocksAffect: 2}, r.LockHealth.Vendors[0])

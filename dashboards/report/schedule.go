@@ -10,6 +10,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyfleet/keyfleet/internal/bus"
 )
 
 // ParseDay reads a weekday name (monday ... sunday, or its first three letters).
@@ -114,9 +116,16 @@ type SchedulerOptions struct {
 // catches up after downtime: on start and every Interval it generates each
 // report of the due week that is not stored yet. Instances that race store
 // the same report id; the newest generation wins.
+//
+// A report is about stored history: none is generated for a week that ended
+// before the history began (a fresh deployment has nothing to report on),
+// and one generated while the history covered only part of its week is
+// generated again when older events arrive later (a backfill, make run's
+// simulated history).
 type Scheduler struct {
-	opts SchedulerOptions
-	done Week // the due week whose reports are all stored
+	opts    SchedulerOptions
+	done    Week // the due week whose reports are all stored and final
+	waiting Week // the due week the scheduler said it waits for history for
 }
 
 // NewScheduler returns a scheduler.
@@ -139,20 +148,10 @@ func NewScheduler(opts SchedulerOptions) (*Scheduler, error) {
 	return &Scheduler{opts: opts}, nil
 }
 
-// Run generates due reports until ctx ends.
+// Run generates due reports until ctx ends; a failed tick (ClickHouse
+// away) is retried after a backoff.
 func (s *Scheduler) Run(ctx context.Context) error {
-	t := time.NewTicker(s.opts.Interval)
-	defer t.Stop()
-	for {
-		if err := s.Tick(ctx); err != nil && ctx.Err() == nil {
-			s.opts.Logger.Warn("weekly report not generated; retrying", "err", err, "retry_in", s.opts.Interval)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return bus.Every(ctx, s.opts.Logger, "weekly report", s.opts.Interval, s.Tick)
 }
 
 // Tick generates the due week's missing reports.
@@ -162,16 +161,29 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 	if week == s.done {
 		return nil
 	}
+	history, err := HistoryStart(ctx, s.opts.Conn)
+	if err != nil {
+		return err
+	}
+	if history.IsZero() || !history.Before(week.End()) {
+		if s.waiting != week {
+			s.waiting = week
+			s.opts.Logger.Info("no weekly report for a week before the stored history", "week", week.String(),
+				"history_from", history)
+		}
+		return nil
+	}
 	var errs []error
 	for _, site := range append([]string{""}, s.opts.Sites...) {
 		id := ID(week, site)
-		has, err := s.opts.Store.Has(ctx, id)
-		if err != nil {
+		stored, err := s.opts.Store.Get(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
 			errs = append(errs, err)
 			continue
-		}
-		if has {
-			continue
+		case stored.HistoryFromMs > 0 && history.UnixMilli() >= stored.HistoryFromMs:
+			continue // stored, and no older history has arrived since
 		}
 		start := time.Now()
 		r, err := Generate(ctx, s.opts.Conn, Query{Week: week, Site: site, Now: now, SLA: s.opts.SLA, Estate: s.opts.Estate})
@@ -183,14 +195,17 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("report %s: %w", id, err))
 			continue
 		}
-		s.opts.Logger.Info("weekly report generated", "report_id", id, "duration_ms", time.Since(start).Milliseconds())
+		s.opts.Logger.Info("weekly report generated", "report_id", id, "duration_ms", time.Since(start).Milliseconds(),
+			"history", r.Current().History)
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	s.done = week
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.lastSuccess.Set(float64(now.Unix()))
+	}
+	if !history.After(week.Start()) {
+		s.done = week // whole history: final
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/keyfleet/keyfleet/detect"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
 // API limits.
@@ -57,17 +58,12 @@ func (a *API) Routes() []httpapi.Route {
 
 var listParams = []string{"status", "detector", "severity", "subject", "credential", "door", "site", "from", "to", "limit"}
 
-// parseTime reads an RFC 3339 time or epoch milliseconds.
+// parseTime reads a time the way every other route does (RFC 3339, a date,
+// epoch milliseconds, now, now-<duration>).
 func parseTime(field, v string) (int64, error) {
-	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if ms <= 0 {
-			return 0, httpapi.BadRequest(field, field+" must be positive epoch milliseconds or an RFC 3339 time")
-		}
-		return ms, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return 0, httpapi.BadRequest(field, field+" must be epoch milliseconds or an RFC 3339 time")
+	t, err := openapi.ParseTime(v, time.Now())
+	if err != nil || t.UnixMilli() <= 0 {
+		return 0, httpapi.BadRequest(field, field+" must be an RFC 3339 time, a date (2026-12-01), positive epoch milliseconds or now-<duration>")
 	}
 	return t.UnixMilli(), nil
 }

@@ -42,6 +42,10 @@ import (
 // Suspender suspends a credential through the control plane (implemented by
 // the credential control plane; a suspension is a lifecycle change
 // active → suspended, published on credential.events and pushed to locks).
+// A refusal that retrying cannot change (an unknown credential, one that is
+// not active) is a *bus.PermanentError: the action is recorded as failed.
+// Any other error is taken as the control plane's dependencies being away:
+// the responder waits and tries again, holding its place on the alerts topic.
 type Suspender interface {
 	Suspend(ctx context.Context, credentialID, reason, actor string) error
 }
@@ -205,7 +209,12 @@ func (r *Responder) Handle(ctx context.Context, a *detect.Alert) error {
 	if len(steps) == 0 {
 		return nil
 	}
-	done, err := r.recorded(ctx, a.AlertID)
+	var done map[string]bool
+	err := bus.Retry(ctx, r.opts.Logger, "query alert actions", func(ctx context.Context) error {
+		var err error
+		done, err = r.recorded(ctx, a.AlertID)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -214,7 +223,10 @@ func (r *Responder) Handle(ctx context.Context, a *detect.Alert) error {
 		if done[id] {
 			continue
 		}
-		rec := r.act(ctx, a, st)
+		rec, err := r.act(ctx, a, st)
+		if err != nil {
+			return err // ctx ended while the control plane or ClickHouse was away
+		}
 		rec.ActionID = id
 		if err := r.audit(ctx, a, rec); err != nil {
 			return err
@@ -256,7 +268,9 @@ func (r *Responder) recorded(ctx context.Context, alertID string) (map[string]bo
 	return out, rows.Err()
 }
 
-func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step) record {
+// act carries out one step and says how it went; it fails only when ctx
+// ends while a dependency (the control plane, ClickHouse) is away.
+func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step) (record, error) {
 	rec := record{Rule: st.Rule, Action: st.Action}
 	dry := r.opts.Rules.Responders.DryRun
 	switch st.Action {
@@ -274,12 +288,16 @@ func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step) record {
 			rec.Outcome, rec.Detail = OutcomeDryRun, "would suspend credential "+a.CredentialID
 		default:
 			reason := fmt.Sprintf("%s alert %s (%s): %s", a.Detector, a.AlertID, a.Severity, a.Explanation)
-			err := retry(ctx, 3, func(ctx context.Context) error {
+			err := bus.Retry(ctx, r.opts.Logger, "suspend credential", func(ctx context.Context) error {
 				return r.opts.Suspender.Suspend(ctx, a.CredentialID, reason, "responder:"+st.Rule)
 			})
-			if err != nil {
-				rec.Outcome, rec.Detail, rec.Reversal = OutcomeFailed, err.Error(), ""
-			} else {
+			var refused *bus.PermanentError
+			switch {
+			case errors.As(err, &refused):
+				rec.Outcome, rec.Detail, rec.Reversal = OutcomeFailed, refused.Err.Error(), ""
+			case err != nil:
+				return rec, err
+			default:
 				rec.Outcome, rec.Detail = OutcomeDone, "suspended credential "+a.CredentialID
 			}
 		}
@@ -304,13 +322,14 @@ func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step) record {
 			rec.Outcome, rec.Detail = OutcomeDryRun, "would open ticket "+ticket
 			break
 		}
-		if err := r.ticket(ctx, a, ticket); err != nil {
-			rec.Outcome, rec.Detail, rec.Reversal = OutcomeFailed, err.Error(), ""
-		} else {
-			rec.Outcome, rec.Detail = OutcomeDone, "opened ticket "+ticket
+		if err := bus.Retry(ctx, r.opts.Logger, "open ticket", func(ctx context.Context) error {
+			return r.ticket(ctx, a, ticket)
+		}); err != nil {
+			return rec, err
 		}
+		rec.Outcome, rec.Detail = OutcomeDone, "opened ticket "+ticket
 	}
-	return rec
+	return rec, nil
 }
 
 // allow takes a slot of the site's suspension budget (a sliding minute).

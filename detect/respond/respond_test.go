@@ -17,6 +17,7 @@ import (
 	"github.com/keyfleet/keyfleet/detect/alertstore"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/internal/audit"
+	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/testenv"
 )
 
@@ -24,6 +25,8 @@ type suspender struct {
 	mu    sync.Mutex
 	calls []string
 	err   error
+	// away fails this many calls with a transient error first.
+	away int
 }
 
 func (s *suspender) Suspend(_ context.Context, id, reason, actor string) error {
@@ -31,6 +34,10 @@ func (s *suspender) Suspend(_ context.Context, id, reason, actor string) error {
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return s.err
+	}
+	if s.away > 0 {
+		s.away--
+		return errors.New("control plane: audit log unavailable")
 	}
 	s.calls = append(s.calls, id+" by "+actor)
 	return nil
@@ -169,12 +176,32 @@ func TestResponder(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM alert_tickets FINAL").Scan(&tickets))
 	assert.EqualValues(t, 6, tickets)
 
-	// A failing control plane: recorded and audited as failed.
-	sus.err = errors.New("control plane down")
+	// The control plane refusing (a permanent error): recorded and
+	// audited as failed.
+	sus.err = bus.Permanent("invalid_transition", errors.New("suspend is not allowed in state revoked"))
 	require.NoError(t, r.Handle(ctx, alert("6", detect.UseAfterRevocation, detect.SeverityCritical, "c6", "site-4")))
 	last := log.entries[len(log.entries)-3]
 	assert.Equal(t, "responder.suspend", last.Action)
 	assert.Equal(t, "failed", last.Details["outcome"])
+	assert.Equal(t, "suspend is not allowed in state revoked", last.Details["detail"])
+
+	// The control plane away (a transient error): the responder waits and
+	// tries again; the suspension happens.
+	sus.err, sus.away = nil, 2
+	require.NoError(t, r.Handle(ctx, alert("8", detect.UseAfterRevocation, detect.SeverityCritical, "c8", "site-5")))
+	assert.Contains(t, sus.calls, "c8 by responder:revoked-credential-used")
+	last = log.entries[len(log.entries)-3]
+	assert.Equal(t, "responder.suspend", last.Action)
+	assert.Equal(t, "done", last.Details["outcome"])
+
+	// ...until the responder is stopped: then nothing is recorded and the
+	// alert is handled again by whoever consumes it next.
+	sus.away = 1 << 30
+	stopped, stop := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer stop()
+	entries := len(log.entries)
+	require.Error(t, r.Handle(stopped, alert("9", detect.UseAfterRevocation, detect.SeverityCritical, "c9", "site-6")))
+	assert.Len(t, log.entries, entries, "nothing audited for an action that did not happen")
 }
 
 func TestResponderDryRun(t *testing.T) {

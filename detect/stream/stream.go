@@ -280,6 +280,8 @@ func (p *Processor) tick(ctx context.Context) error {
 	defer t.Stop()
 	nextBatch := p.opts.Now().Add(time.Minute)
 	nextSave := p.opts.Now().Add(p.opts.SaveEvery)
+	batchBackoff := bus.Backoff{Min: 5 * time.Second, Max: time.Minute}
+	saveBackoff := bus.Backoff{Min: 5 * time.Second, Max: time.Minute}
 	for {
 		select {
 		case <-ctx.Done():
@@ -290,20 +292,37 @@ func (p *Processor) tick(ctx context.Context) error {
 		if err := p.idleAdvance(ctx, now); err != nil {
 			return err
 		}
+		// A failed batch check or baseline save (ClickHouse away) is
+		// tried again after a backoff, not a whole period later.
 		if p.opts.Uses != nil && !now.Before(nextBatch) {
-			if err := p.runBatch(ctx); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				p.opts.Logger.Warn("detector batch checks", "err", err)
+			err := p.runBatch(ctx)
+			if ctx.Err() != nil {
+				return nil
 			}
-			nextBatch = now.Add(p.opts.BatchEvery)
+			bus.Report(ctx, "detector batch checks", err)
+			if err != nil {
+				wait := batchBackoff.Next()
+				p.opts.Logger.Warn("detector batch checks", "err", err, "retry_in", wait.Round(time.Second))
+				nextBatch = now.Add(wait)
+			} else {
+				batchBackoff.Reset()
+				nextBatch = now.Add(p.opts.BatchEvery)
+			}
 		}
 		if p.opts.Baselines != nil && !now.Before(nextSave) {
-			if err := p.saveBaselines(ctx); err != nil && ctx.Err() == nil {
-				p.opts.Logger.Warn("save detector baselines", "err", err)
+			err := p.saveBaselines(ctx)
+			if ctx.Err() != nil {
+				return nil
 			}
-			nextSave = now.Add(p.opts.SaveEvery)
+			bus.Report(ctx, "save detector baselines", err)
+			if err != nil {
+				wait := saveBackoff.Next()
+				p.opts.Logger.Warn("save detector baselines", "err", err, "retry_in", wait.Round(time.Second))
+				nextSave = now.Add(wait)
+			} else {
+				saveBackoff.Reset()
+				nextSave = now.Add(p.opts.SaveEvery)
+			}
 		}
 	}
 }
@@ -410,8 +429,10 @@ func (p *Processor) followPartition(ctx context.Context, topic string, part int,
 		signal()
 	}
 	defer signal() // never leave Run waiting on a partition that stopped
+	fetching := bus.Fetching{Op: fmt.Sprintf("follow %s/%d", bus.TopicCredentialEvents, part), Logger: p.opts.Logger}
+	defer fetching.Stop(ctx)
 	for {
-		m, err := r.ReadMessage(ctx)
+		m, err := fetching.Fetch(ctx, r.FetchMessage) // rides out broker outages
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -220,8 +220,10 @@ func (l *Locks) followPartition(ctx context.Context, partition int, from int64) 
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("follow %s/%d: %w", bus.TopicLockRegistry, partition, err)
 	}
+	fetching := bus.Fetching{Op: fmt.Sprintf("follow %s/%d", bus.TopicLockRegistry, partition), Logger: l.opts.Logger}
+	defer fetching.Stop(ctx)
 	for {
-		m, err := r.FetchMessage(ctx)
+		m, err := fetching.Fetch(ctx, r.FetchMessage) // rides out broker outages
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -183,15 +183,26 @@ var getOp = openapi.Operation{
 	Params:      []openapi.Param{{Name: "id", In: "path", Required: true}},
 }
 
+// ListResponse is the answer of GET /v1/exceptions.
+type ListResponse struct {
+	Exceptions []View `json:"exceptions"`
+	Count      int    `json:"count"`
+	Truncated  bool   `json:"truncated"`
+}
+
 // Operations describes the routes for the OpenAPI document.
 func (a *API) Operations() map[string]openapi.Operation {
+	with := func(op openapi.Operation, code int, desc string, v any) openapi.Operation {
+		op.Responses = map[int]openapi.Response{code: {Description: desc, Content: openapi.JSON(openapi.ResponseSchema(v, nil))}}
+		return op
+	}
 	return map[string]openapi.Operation{
-		openapi.Key(fiber.MethodGet, PathExceptions):  listOp,
-		openapi.Key(fiber.MethodPost, PathExceptions): createOp,
-		openapi.Key(fiber.MethodGet, PathKPIs):        kpisOp,
-		openapi.Key(fiber.MethodGet, PathException):   getOp,
-		openapi.Key(fiber.MethodPut, PathException):   updateOp,
-		openapi.Key(fiber.MethodPost, PathClose):      closeOp,
+		openapi.Key(fiber.MethodGet, PathExceptions):  with(listOp, 200, "the exceptions", ListResponse{}),
+		openapi.Key(fiber.MethodPost, PathExceptions): with(createOp, 201, "the recorded exception", View{}),
+		openapi.Key(fiber.MethodGet, PathKPIs):        with(kpisOp, 200, "the register's KPIs", exception.KPIs{}),
+		openapi.Key(fiber.MethodGet, PathException):   with(getOp, 200, "the exception and its history", View{}),
+		openapi.Key(fiber.MethodPut, PathException):   with(updateOp, 200, "the changed exception", View{}),
+		openapi.Key(fiber.MethodPost, PathClose):      with(closeOp, 200, "the closed exception", View{}),
 	}
 }
 
@@ -273,7 +284,7 @@ func (a *API) handleList(c *fiber.Ctx) error {
 	if truncated {
 		out = out[:limit]
 	}
-	return c.JSON(fiber.Map{"exceptions": out, "count": len(out), "truncated": truncated})
+	return c.JSON(ListResponse{Exceptions: out, Count: len(out), Truncated: truncated})
 }
 
 func compare(a, b int64) int {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -81,7 +82,7 @@ func (a *API) handleImport(c *fiber.Ctx) error {
 	if o.Mode != "" && o.Mode != ModeFull && o.Mode != ModeDelta {
 		return httpapi.BadRequest("mode", "want full or delta")
 	}
-	if o.Source != "" && (len(o.Source) > 64 || strings.ContainsAny(o.Source, " \t\r\n")) {
+	if o.Source != "" && (len(o.Source) > 64 || strings.ContainsFunc(o.Source, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) })) {
 		return httpapi.BadRequest("source", "want a short name without whitespace")
 	}
 	people, err := Parse(data, format)

@@ -175,18 +175,29 @@ func (a *Automation) Run(ctx context.Context) error {
 	go a.track(ctx)
 	r := bus.NewGroupReader(a.opts.Bus, bus.TopicIdentityChanges, bus.GroupIdentitySync)
 	defer r.Close()
+	dlq := bus.NewWriter(a.opts.Bus, bus.TopicDLQ)
+	defer dlq.Close()
 	err := bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 500, MaxWait: 20 * time.Millisecond, Idle: 2 * time.Millisecond,
-		Logger: a.log, Name: bus.TopicIdentityChanges}, func(ctx context.Context, msgs []kafka.Message) error {
+		Logger: a.log, Name: bus.TopicIdentityChanges, DeadLetter: dlq}, func(ctx context.Context, msgs []kafka.Message) error {
+		var bad []kafka.Message
+		var why error
 		for _, m := range msgs {
 			var c identity.Change
-			if err := json.Unmarshal(m.Value, &c); err != nil || c.SubjectID == "" {
+			err := json.Unmarshal(m.Value, &c)
+			if err == nil && c.SubjectID == "" {
+				err = errors.New("no subject_id")
+			}
+			if err != nil {
 				a.changes.WithLabelValues("unknown", "failed").Inc()
-				a.log.Warn("undecodable identity change skipped", "ref", bus.RawRef(m))
+				bad, why = append(bad, m), err
 				continue
 			}
 			if err := a.Handle(ctx, c); err != nil {
 				return err
 			}
+		}
+		if len(bad) > 0 {
+			return bus.Permanent("undecodable_identity_change", why, bad...) // dead-lettered, the batch committed
 		}
 		return nil
 	})

@@ -19,9 +19,11 @@ import (
 func (s *Store) Run(ctx context.Context) error {
 	r := bus.NewGroupReader(s.opts.Bus, bus.TopicIdentityWrites, bus.GroupIdentityOwner)
 	defer r.Close()
+	dlq := bus.NewWriter(s.opts.Bus, bus.TopicDLQ)
+	defer dlq.Close()
 	go s.prune(ctx)
 	err := bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 1000, MaxWait: 5 * time.Millisecond, Idle: time.Millisecond,
-		Logger: s.log, Name: bus.TopicIdentityWrites}, s.decide)
+		Logger: s.log, Name: bus.TopicIdentityWrites, DeadLetter: dlq}, s.decide)
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -43,10 +45,17 @@ func (s *Store) decide(ctx context.Context, msgs []kafka.Message) error {
 	writes := make([]write, 0, len(msgs))
 	deadlines := make([]int64, 0, len(msgs))
 	var tokens []string
+	var bad []kafka.Message // undecodable: dead-lettered once the rest is decided
+	var why error
 	for _, m := range msgs {
 		var in intent
-		if err := json.Unmarshal(m.Value, &in); err != nil || in.Token == "" {
+		err := json.Unmarshal(m.Value, &in)
+		if err == nil && in.Token == "" {
+			err = errors.New("no token")
+		}
+		if err != nil {
 			s.writes.WithLabelValues("unknown", outcomeInvalid).Inc()
+			bad, why = append(bad, m), err
 			continue
 		}
 		w := write{token: in.Token, op: in.Op, typ: in.Type, id: in.ID, prev: uint64(max(in.Prev, 0))}
@@ -141,6 +150,9 @@ func (s *Store) decide(ctx context.Context, msgs []kafka.Message) error {
 	s.mu.Unlock()
 	for _, m := range msgs {
 		s.next[m.Partition] = m.Offset + 1
+	}
+	if len(bad) > 0 {
+		return bus.Permanent("undecodable_identity_write", why, bad...) // dead-lettered, the batch committed
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,9 +125,19 @@ var exportOp = openapi.Operation{
 // Operations describes the routes for the OpenAPI document.
 func (a *API) Operations() map[string]openapi.Operation {
 	return map[string]openapi.Operation{
-		openapi.Key(fiber.MethodGet, PathSearch): searchOp,
-		openapi.Key(fiber.MethodGet, PathExport): exportOp,
+		openapi.Key(fiber.MethodGet, PathSearch): withResponses(searchOp, map[int]openapi.Response{200: {Description: "matching entries and the log's verification",
+			Content: openapi.JSON(openapi.ResponseSchema(SearchPage{}, nil))}}),
+		openapi.Key(fiber.MethodGet, PathExport): withResponses(exportOp, map[int]openapi.Response{200: {Description: "the entries, streamed",
+			Content: map[string]map[string]any{
+				"application/x-ndjson": {"type": "string", "description": "one entry per line, as the search returns them"},
+				"text/csv":             {"type": "string", "description": strings.Join(exportHead, ",") + " (details as JSON)"},
+			}}}),
 	}
+}
+
+func withResponses(op openapi.Operation, r map[int]openapi.Response) openapi.Operation {
+	op.Responses = r
+	return op
 }
 
 // Search is a validated audit search.

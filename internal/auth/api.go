@@ -76,9 +76,10 @@ func (a *API) Operations() map[string]openapi.Operation {
 			Description: "Creates a token with one role. The secret is in this response only; keyfleet keeps its SHA-256 hash.",
 			Body: map[string]any{"type": "object", "required": []string{"name", "role"}, "additionalProperties": false,
 				"properties": map[string]any{
-					"name": map[string]any{"type": "string", "maxLength": maxNameLen, "description": "a label (what or who uses it)"},
+					"name": map[string]any{"type": "string", "minLength": 1, "maxLength": maxNameLen, "pattern": openapi.Printable,
+						"description": "a label (what or who uses it)"},
 					"role": map[string]any{"type": "string", "enum": roleNames()},
-					"expires_at": map[string]any{"type": "string", "format": "date-time",
+					"expires_at": map[string]any{"type": "string", "format": "date-time", "nullable": true,
 						"description": "when the token stops working (RFC 3339, in the future, at most 5 years ahead); absent: never"},
 					"sites": map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "maxItems": MaxSites,
 						"description": "limit the token to these sites (property-scoped; analyst, responder and manager tokens only): " +
@@ -97,15 +98,16 @@ func (a *API) Operations() map[string]openapi.Operation {
 		openapi.Key(fiber.MethodDelete, PathToken): {
 			Description: "Revokes a token (idempotent). Other instances stop accepting it within seconds. " +
 				"The last active admin token cannot be revoked (409 last_admin).",
-			Params: []openapi.Param{{Name: "id", In: "path", Required: true, MaxLen: 64}},
+			Params: []openapi.Param{tokenIDParam},
 			Responses: map[int]openapi.Response{200: {Description: "the revoked token",
 				Content: map[string]map[string]any{"application/json": tokenSchema}},
 				404: {Description: "no such token"}, 409: {Description: "the last active admin token"}},
 		},
 		openapi.Key(fiber.MethodPost, PathTokenRotate): {
+			NoBody: true,
 			Description: "Creates a token with the same name, role and expiry and a new secret (returned once), and revokes " +
 				"the old one. Audited as token.rotate with both ids.",
-			Params: []openapi.Param{{Name: "id", In: "path", Required: true, MaxLen: 64}},
+			Params: []openapi.Param{tokenIDParam},
 			Responses: map[int]openapi.Response{201: {Description: "the new token, its secret and the id it replaces",
 				Content: map[string]map[string]any{"application/json": {"type": "object", "properties": map[string]any{
 					"token": tokenSchema, "secret": map[string]any{"type": "string"}, "rotated_from": map[string]any{"type": "string"}}}}},
@@ -271,3 +273,8 @@ func (a *API) rotate(c *fiber.Ctx) error {
 	}
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"token": t, "secret": secret, "rotated_from": id})
 }
+
+// tokenIDParam is a token id in a path: tok_ and 16 hex digits (IDOf),
+// declared loosely (letters, digits, _ and -) so old ids stay addressable.
+var tokenIDParam = openapi.Param{Name: "id", In: "path", Required: true, MaxLen: 64, Pattern: `^[A-Za-z0-9_-]+$`,
+	Description: "the token's id (tok_…)"}

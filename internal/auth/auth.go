@@ -23,6 +23,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/keyfleet/keyfleet/internal/audit"
+	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 )
@@ -181,23 +182,15 @@ func loadScopes(ctx context.Context, conn driver.Conn, byID, byHash map[string]T
 }
 
 // Run reloads the cache periodically so tokens created or revoked by other
-// instances take effect within seconds.
+// instances take effect within seconds. While ClickHouse is away the cache
+// in hand keeps authenticating; refreshes are retried after a backoff.
 func (s *Store) Run(ctx context.Context) error {
-	t := time.NewTicker(s.refresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := s.FlushUsage(ctx); err != nil && ctx.Err() == nil {
-				s.logger.Warn("token usage flush failed", "err", err)
-			}
-			if err := s.Load(ctx); err != nil && ctx.Err() == nil {
-				s.logger.Warn("token cache refresh failed", "err", err)
-			}
-		}
+	if !bus.Wait(ctx, s.refresh) { // Load ran at start-up
+		return nil
 	}
+	return bus.Every(ctx, s.logger, "token refresh", s.refresh, func(ctx context.Context) error {
+		return errors.Join(s.FlushUsage(ctx), s.Load(ctx))
+	})
 }
 
 // loadUsage reads the last-use times of every token.

@@ -1,7 +1,9 @@
 // Package bus holds keyfleet's Kafka plumbing: topic names, topic creation,
 // the embedded Kafka-protocol broker, and tuned kafka-go readers and writers.
 // Every part of keyfleet talks to Kafka through kafka-go, whether the broker
-// is a real cluster or the embedded one.
+// is a real cluster or the embedded one. It also holds how keyfleet's loops
+// ride out dependency outages (Retry, Backoff, Every, permanent errors and
+// loop observers; see retry.go), which its batch consumer is built on.
 package bus
 
 import (
@@ -147,12 +149,41 @@ func EnsureTopics(ctx context.Context, c Config) error {
 	return nil
 }
 
-// Ping checks that a broker answers a metadata request.
+// Ping checks that a broker answers a metadata request now, over a
+// connection of its own (a kafka.Client answers metadata from its
+// transport's cache, even while every broker is down). One broker
+// answering is enough.
 func Ping(ctx context.Context, c Config) error {
-	client := c.Client(5 * time.Second)
-	_, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.Topic(TopicRaw)}})
+	var errs []error
+	for _, b := range c.Brokers {
+		err := pingBroker(ctx, c, b, c.Topic(TopicRaw))
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("kafka metadata: %w", errors.Join(errs...))
+}
+
+func pingBroker(ctx context.Context, c Config, broker, topic string) error {
+	dialer := c.Dialer() // TLS and SASL when configured
+	if dialer == nil {
+		dialer = &kafka.Dialer{Timeout: 5 * time.Second}
+	}
+	conn, err := dialer.DialContext(ctx, "tcp", broker)
 	if err != nil {
-		return fmt.Errorf("kafka metadata: %w", err)
+		return err
+	}
+	defer conn.Close()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Second)
+	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		return err
+	}
+	if _, err := conn.ReadPartitions(topic); err != nil {
+		return fmt.Errorf("%s: %w", broker, err)
 	}
 	return nil
 }
@@ -190,7 +221,13 @@ func NewWriter(c Config, topic string) *kafka.Writer {
 // NewGroupReader returns a consumer-group reader for one topic. Offsets are
 // committed only by explicit CommitMessages calls.
 func NewGroupReader(c Config, topic, group string) *kafka.Reader {
-	return kafka.NewReader(kafka.ReaderConfig{
+	return kafka.NewReader(GroupReaderConfig(c, topic, group))
+}
+
+// GroupReaderConfig is NewGroupReader's configuration (for a caller that
+// adds loggers).
+func GroupReaderConfig(c Config, topic, group string) kafka.ReaderConfig {
+	return kafka.ReaderConfig{
 		Brokers:           c.Brokers,
 		Topic:             c.Topic(topic),
 		GroupID:           c.TopicPrefix + group,
@@ -206,7 +243,7 @@ func NewGroupReader(c Config, topic, group string) *kafka.Reader {
 		ReadBackoffMin:    50 * time.Millisecond,
 		ReadBackoffMax:    1 * time.Second,
 		Dialer:            c.Dialer(),
-	})
+	}
 }
 
 // RawRef formats a Kafka record position as topic/partition/offset.

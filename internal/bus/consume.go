@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -26,12 +26,17 @@ type MessageReader interface {
 // Its error decides what happens to the batch: nil commits it; a
 // *PermanentError (Permanent) dead-letters the records it names and commits
 // the batch (the handler has durably handled every other record); any other
-// error is transient: nothing is committed.
+// error is transient: the batch is handed to the handler again after a
+// backoff, until it is handled or the consumer stops. A handler that
+// returns a transient error must therefore leave the batch as it found it
+// (a handler that drops payloads retries its own dependencies instead, and
+// returns an error only once its context has ended).
 type Handler func(ctx context.Context, batch []kafka.Message) error
 
 // PermanentError says that records can never be processed (a bad record,
 // not a dependency outage): retrying cannot help, so they go to the DLQ with
-// Reason and the consumer moves on.
+// Reason and the consumer moves on. With no records it says that an
+// operation can never succeed (Retry stops at once).
 type PermanentError struct {
 	Reason  string // short stable code for the DLQ, e.g. undecodable_event
 	Err     error
@@ -63,19 +68,24 @@ type BatchOptions struct {
 	Logger *slog.Logger
 	Name   string // for logs, and the stage named on dead letters
 	// DeadLetter receives the records of a PermanentError (on the DLQ
-	// topic); without it a PermanentError stops the consumer like any error.
+	// topic); without it they are logged (as errors, with their position)
+	// and skipped.
 	DeadLetter Writer
 }
 
 // ConsumeBatches reads messages from r and hands them to handle in batches.
 // After handle returns nil the batch's offsets are committed (at least once:
-// a crash between handle and commit re-delivers the batch). If handle returns
-// an error, ConsumeBatches returns it without committing. When ctx ends, the
-// batch being collected is handled and committed (allowing up to 30 s more)
-// before returning, so a graceful shutdown loses and repeats nothing.
+// a crash between handle and commit re-delivers the batch). When ctx ends,
+// the batch being collected is handled and committed (allowing up to 30 s
+// more) before returning, so a graceful shutdown loses and repeats nothing.
 //
-// A *PermanentError from handle dead-letters its records (o.DeadLetter) and
-// commits the batch.
+// Dependency outages never end it: a failed fetch (the broker is away) is
+// retried after a backoff, a transient handler error hands the same batch
+// to handle again after a backoff, a failed commit is retried; each is
+// reported to ctx's loop observer (WithLoop). A *PermanentError from handle
+// dead-letters its records (o.DeadLetter) and commits the batch. It
+// returns nil when ctx ends, or an error when the reader is closed under
+// it or the batch in hand could not be finished within the 30 s.
 func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle Handler) error {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 10000
@@ -94,6 +104,8 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(30*time.Second, cancelWork) })
 	defer stopAfter()
 
+	fetching := Fetching{Op: "fetch " + o.Name, Logger: o.Logger}
+	defer fetching.Stop(ctx)
 	batch := make([]kafka.Message, 0, o.MaxBatch)
 	for {
 		// Collect until the batch is full or MaxWait has passed. A fetch
@@ -111,27 +123,28 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 			}
 			if err != nil {
 				if fetchCtx.Err() == nil {
-					fetchErr = fmt.Errorf("fetch %s: %w", o.Name, err)
+					fetchErr = err
 				}
 				break
 			}
+			fetching.OK(ctx)
 			batch = append(batch, m)
 		}
 		cancel()
 		if len(batch) > 0 {
-			if err := handle(workCtx, batch); err != nil {
-				if err = deadLetter(workCtx, o, err); err != nil {
-					return errors.Join(fetchErr, err)
-				}
-			}
-			if err := commit(workCtx, r, batch, o); err != nil {
-				return errors.Join(fetchErr, err)
+			if err := process(workCtx, r, o, handle, batch); err != nil {
+				return err
 			}
 			clear(batch)
 			batch = batch[:0]
 		}
 		if fetchErr != nil {
-			return fetchErr
+			if closed(fetchErr) {
+				return fmt.Errorf("%s: %w", fetching.Op, fetchErr)
+			}
+			fetching.Failed(ctx, fetchErr) // the reader reconnects by itself
+		} else {
+			fetching.Quiet(ctx)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -139,12 +152,43 @@ func ConsumeBatches(ctx context.Context, r MessageReader, o BatchOptions, handle
 	}
 }
 
-// deadLetter sends the records of a permanent error to o.DeadLetter and
-// returns nil, or returns err when it is not permanent (or there is no DLQ).
-func deadLetter(ctx context.Context, o BatchOptions, err error) error {
-	var pe *PermanentError
-	if !errors.As(err, &pe) || o.DeadLetter == nil {
+// closed reports whether a fetch error means the reader was closed (io.EOF
+// from kafka-go), not that the broker is unreachable.
+func closed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe)
+}
+
+// process hands batch to handle until it is handled (a transient error is
+// retried with backoff), dead-letters what it says is permanent, and
+// commits the batch. It fails only when ctx ends first.
+func process(ctx context.Context, r MessageReader, o BatchOptions, handle Handler, batch []kafka.Message) error {
+	err := Retry(ctx, o.Logger, "handle "+o.Name, func(ctx context.Context) error {
+		err := handle(ctx, batch)
+		var pe *PermanentError
+		if errors.As(err, &pe) {
+			return deadLetter(ctx, o, pe)
+		}
 		return err
+	})
+	if err != nil {
+		return err
+	}
+	return commit(ctx, r, batch, o)
+}
+
+// deadLetter sends the records of a permanent error to o.DeadLetter (or
+// logs them when there is none). It fails only when ctx ends first.
+func deadLetter(ctx context.Context, o BatchOptions, pe *PermanentError) error {
+	if len(pe.Records) == 0 {
+		o.Logger.Error("permanent error without records: batch committed", "stage", o.Name, "reason", pe.Reason, "err", pe.Err)
+		return nil
+	}
+	if o.DeadLetter == nil {
+		for _, m := range pe.Records {
+			o.Logger.Error("record can never be processed; no dead-letter topic, skipped", "stage", o.Name,
+				"source", RawRef(m), "reason", pe.Reason, "err", pe.Err)
+		}
+		return nil
 	}
 	now := time.Now().UnixMilli()
 	msgs := make([]kafka.Message, len(pe.Records))
@@ -179,33 +223,4 @@ func commit(ctx context.Context, r MessageReader, batch []kafka.Message, o Batch
 	return Retry(ctx, o.Logger, "commit "+o.Name, func(ctx context.Context) error {
 		return r.CommitMessages(ctx, offsets...)
 	})
-}
-
-// Retry runs fn until it succeeds, fails permanently (a *PermanentError,
-// returned at once: retrying cannot help) or ctx ends, backing off
-// exponentially (100 ms doubling to 30 s) with jitter between attempts. It
-// is for transient failures of a dependency (Kafka, ClickHouse) that should
-// hold the pipeline rather than drop data.
-func Retry(ctx context.Context, logger *slog.Logger, what string, fn func(context.Context) error) error {
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := fn(ctx)
-		if err == nil {
-			if attempt > 1 {
-				logger.Info("recovered", "op", what, "attempts", attempt)
-			}
-			return nil
-		}
-		if ctx.Err() != nil || IsPermanent(err) {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		sleep := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
-		logger.Warn("retrying", "op", what, "attempt", attempt, "retry_in", sleep.Round(time.Millisecond), "err", err)
-		select {
-		case <-time.After(sleep):
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		backoff = min(backoff*2, 30*time.Second)
-	}
 }

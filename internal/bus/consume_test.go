@@ -110,8 +110,7 @@ func TestConsumeBatchesPermanentErrorDeadLetters(t *testing.T) {
 	assert.Len(t, seen, 2, "each record handled once")
 }
 
-// A transient error stops the consumer without committing (the caller
-// decides to retry); Retry gives up at once on a permanent error.
+// Retry gives up at once on a permanent error.
 func TestRetryStopsOnPermanentError(t *testing.T) {
 	calls := 0
 	err := bus.Retry(context.Background(), slog.Default(), "op", func(context.Context) error {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyfleet/keyfleet/internal/audit"
+	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
@@ -151,20 +152,13 @@ func New(opts Options) (*Job, error) {
 	return j, nil
 }
 
-// Run enforces the policies every Interval until ctx ends.
+// Run enforces the policies every Interval until ctx ends; a failed run
+// (ClickHouse away) is retried after a backoff, not an Interval later.
 func (j *Job) Run(ctx context.Context) error {
-	t := time.NewTicker(j.opts.Interval)
-	defer t.Stop()
-	for {
-		if _, err := j.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			j.opts.Logger.Warn("retention run failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return bus.Every(ctx, j.opts.Logger, "retention run", j.opts.Interval, func(ctx context.Context) error {
+		_, err := j.RunOnce(ctx)
+		return err
+	})
 }
 
 // Partition is one monthly partition of a table.
@@ -373,7 +367,7 @@ func (j *Job) Operations() map[string]openapi.Operation {
 			"partitions with rows, bytes and the time each expires (its whole month older than the policy), " +
 			"and the job's last run. Every drop is written to the audit log before it happens.",
 		Responses: map[int]openapi.Response{200: {Description: "retention status",
-			Content: map[string]map[string]any{"application/json": {"type": "object"}}}},
+			Content: openapi.JSON(openapi.ResponseSchema(Status{}, nil))}},
 	}}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
@@ -117,20 +118,10 @@ func New(opts Options) (*Job, error) {
 	return j, nil
 }
 
-// Run rolls up every Interval until ctx ends.
+// Run rolls up every Interval until ctx ends; a failed run (ClickHouse
+// away) is retried after a backoff.
 func (j *Job) Run(ctx context.Context) error {
-	t := time.NewTicker(j.opts.Interval)
-	defer t.Stop()
-	for {
-		if err := j.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			j.opts.Logger.Warn("rollup run failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return bus.Every(ctx, j.opts.Logger, "rollup run", j.opts.Interval, j.RunOnce)
 }
 
 // RunOnce recomputes every hour (and day) marked since the last watermark.

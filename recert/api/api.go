@@ -108,8 +108,35 @@ func (a *API) Routes() []httpapi.Route {
 	}
 }
 
+// ListResponse is the answer of GET /v1/recertifications.
+type ListResponse struct {
+	Campaigns []CampaignView `json:"campaigns"`
+	Count     int            `json:"count"`
+}
+
+// DecideResponse is the answer of a decision.
+type DecideResponse struct {
+	Item          recert.Item `json:"item"`
+	RevocationID  string      `json:"revocation_id,omitempty"`
+	RevocationURL string      `json:"revocation_url,omitempty"`
+}
+
 // Operations describes the routes for the OpenAPI document.
 func (a *API) Operations() map[string]openapi.Operation {
+	ops := a.operations()
+	set := func(key string, code int, desc string, v any) {
+		op := ops[key]
+		op.Responses = map[int]openapi.Response{code: {Description: desc, Content: openapi.JSON(openapi.ResponseSchema(v, nil))}}
+		ops[key] = op
+	}
+	set(openapi.Key(fiber.MethodPost, PathCampaigns), 201, "the campaign and its items", CampaignView{})
+	set(openapi.Key(fiber.MethodGet, PathCampaigns), 200, "campaigns with their counts", ListResponse{})
+	set(openapi.Key(fiber.MethodGet, PathCampaign), 200, "the campaign and its items", CampaignView{})
+	set(openapi.Key(fiber.MethodPost, PathDecide), 200, "the decided item", DecideResponse{})
+	return ops
+}
+
+func (a *API) operations() map[string]openapi.Operation {
 	str := map[string]any{"type": "string"}
 	return map[string]openapi.Operation{
 		openapi.Key(fiber.MethodPost, PathCampaigns): {
@@ -234,7 +261,7 @@ func containsState(s string) bool {
 }
 
 func (a *API) handleList(c *fiber.Ctx) error {
-	ops := a.Operations()[openapi.Key(fiber.MethodGet, PathCampaigns)]
+	ops := a.operations()[openapi.Key(fiber.MethodGet, PathCampaigns)]
 	v, err := openapi.Parse(ops.Params, openapi.Args(c), a.opts.Now().UTC())
 	if err != nil {
 		return err
@@ -262,7 +289,7 @@ func (a *API) handleList(c *fiber.Ctx) error {
 		}
 		out = append(out, CampaignView{Campaign: camp, Status: camp.StatusAt(now), Counts: recert.Count(items)})
 	}
-	return c.JSON(fiber.Map{"campaigns": out, "count": len(out)})
+	return c.JSON(ListResponse{Campaigns: out, Count: len(out)})
 }
 
 func (a *API) campaign(c *fiber.Ctx) (recert.Campaign, []recert.Item, error) {
@@ -354,9 +381,9 @@ func (a *API) handleDecide(c *fiber.Ctx) error {
 		return httpapi.NewProblem(fiber.StatusServiceUnavailable, "unavailable", err.Error())
 	}
 	item.Decision, item.DecidedBy, item.DecidedMs, item.Note = in.Decision, actor, now, in.Note
-	out := fiber.Map{"item": item}
+	out := DecideResponse{Item: *item}
 	if cmd != nil {
-		out["revocation_id"], out["revocation_url"] = cmd.RevocationID, "/v1/revocations/"+cmd.RevocationID
+		out.RevocationID, out.RevocationURL = cmd.RevocationID, "/v1/revocations/"+cmd.RevocationID
 	}
 	return c.JSON(out)
 }
@@ -397,7 +424,7 @@ func (a *API) Enforce(ctx context.Context) ([]string, error) {
 			}
 			if err := a.opts.Audit.Append(ctx, audit.Entry{Actor: "system:recert", Action: "recert." + d.Decision, Target: it.CredentialID,
 				Details: map[string]string{"campaign_id": camp.ID, "site_id": camp.SiteID, "subject_id": it.SubjectID, "note": d.Note},
-				TsMs: now}); err != nil {
+				TsMs:    now}); err != nil {
 				return closed, fmt.Errorf("audit recert deadline: %w", err)
 			}
 			ds = append(ds, d)
@@ -413,7 +440,7 @@ func (a *API) Enforce(ctx context.Context) ([]string, error) {
 		camp.ClosedMs, camp.Version = now, max(camp.Version+1, uint64(now))
 		if err := a.opts.Audit.Append(ctx, audit.Entry{Actor: "system:recert", Action: "recert.close", Target: "recert/" + camp.ID,
 			Details: map[string]string{"site_id": camp.SiteID, "undecided": strconv.Itoa(len(ds)), "suspended": strconv.Itoa(len(cmds))},
-			TsMs: now}); err != nil {
+			TsMs:    now}); err != nil {
 			return closed, fmt.Errorf("audit recert close: %w", err)
 		}
 		if err := store.PutCampaign(ctx, a.opts.Conn, camp); err != nil {

@@ -31,7 +31,9 @@ func (d *Document) Operations() map[string]Operation {
 		Description: "Generated from the routes the server registered and their parameter declarations " +
 			"(the same declarations the handlers validate with). x-roles lists the roles each route admits.",
 		Responses: map[int]Response{200: {Description: "the document",
-			Content: map[string]map[string]any{"application/json": {"type": "object"}}}},
+			Content: map[string]map[string]any{"application/json": {"type": "object", "required": []string{"openapi", "paths"},
+				"properties": map[string]any{"openapi": map[string]any{"type": "string"}, "info": map[string]any{"type": "object"},
+					"paths": map[string]any{"type": "object"}, "components": map[string]any{"type": "object"}}}}}},
 	}}
 }
 

@@ -21,7 +21,7 @@ const (
 	TypeString  = "string"
 	TypeInteger = "integer"
 	TypeBoolean = "boolean"
-	TypeTime    = "time" // RFC 3339, epoch milliseconds, or now[-duration]
+	TypeTime    = "time" // RFC 3339, a date (start of day UTC), epoch milliseconds, or now[-duration]
 )
 
 // Param is one request parameter.
@@ -34,9 +34,30 @@ type Param struct {
 	List        bool // a comma-separated list of values
 	Required    bool
 	Default     string
-	Min, Max    int64 // integer bounds (both zero: unbounded)
-	MaxLen      int   // string length limit (0: 256)
+	Min, Max    int64  // integer bounds (both zero: unbounded)
+	MaxLen      int    // string length limit (0: 256)
+	Pattern     string // a regular expression string values match (checked by Parse)
+	// AllowEmpty: the route takes an empty value (as if the parameter were
+	// absent); Parse refuses empty values, so only for routes that do not use it.
+	AllowEmpty bool
+	// AnyText: the route takes any characters (Parse refuses control
+	// characters; only for routes that do not use it).
+	AnyText bool
 }
+
+// Printable is the pattern of text without control characters (what Parse
+// and the handlers accept as printable, for ASCII).
+const Printable = `^[^\x00-\x1f\x7f-\x9f]*$`
+
+// listItem is one value of a comma-separated list: printable, no comma,
+// not only spaces (Parse trims items and refuses empty ones).
+const listItem = `^[^,\x00-\x1f\x7f-\x9f]*[^ ,\x00-\x1f\x7f-\x9f][^,\x00-\x1f\x7f-\x9f]*$`
+
+// TimePattern is the grammar ParseTime reads: now, now-<duration>, epoch
+// milliseconds, a date, an RFC 3339 time.
+const TimePattern = `^(now(-[0-9]{1,6}(\.[0-9]{1,3})?(ns|us|ms|s|m|h|d))?|[0-9]{1,15}|` +
+	`[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])` +
+	`(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?)$`
 
 // Operation describes one route beyond what httpapi.Route says.
 type Operation struct {
@@ -44,8 +65,18 @@ type Operation struct {
 	Params      []Param
 	// Body, when set, is the JSON schema of the request body.
 	Body map[string]any
+	// BodyTypes are request bodies of other media types (text/csv,
+	// multipart/form-data ...), or of several: media type → schema.
+	BodyTypes map[string]map[string]any
+	// BodyOptional: the route also takes a request without a body.
+	BodyOptional bool
+	// NoBody says a POST, PUT or PATCH route takes no body (Check
+	// requires a body schema of those otherwise).
+	NoBody bool
+	// Headers are request headers the route reads (Idempotency-Key ...).
+	Headers []Param
 	// Responses by status code; each a description and optional content
-	// types → schema. A route without declared responses gets a generic 200.
+	// types → schema. Check requires a success response with content.
 	Responses map[int]Response
 }
 
@@ -191,6 +222,10 @@ func operation(r httpapi.Route, op Operation) (map[string]any, error) {
 			params = append(params, paramObject(Param{Name: name, In: "path", Required: true}))
 		}
 	}
+	for _, h := range op.Headers {
+		h.In = "header"
+		params = append(params, paramObject(h))
+	}
 	desc := op.Description
 	roles := Roles(r)
 	if r.Public {
@@ -213,7 +248,8 @@ func operation(r httpapi.Route, op Operation) (map[string]any, error) {
 		}
 		responses[fmt.Sprint(code)] = out
 	}
-	if len(op.Params) > 0 || op.Body != nil {
+	hasBody := op.Body != nil || len(op.BodyTypes) > 0
+	if _, ok := responses["400"]; !ok && (len(op.Params) > 0 || hasBody) {
 		responses["400"] = problemResponse("invalid input; field names it")
 	}
 	if !r.Public {
@@ -242,9 +278,18 @@ func operation(r httpapi.Route, op Operation) (map[string]any, error) {
 	if r.Public {
 		out["security"] = []any{}
 	}
-	if op.Body != nil {
-		out["requestBody"] = map[string]any{"required": true,
-			"content": map[string]any{"application/json": map[string]any{"schema": op.Body}}}
+	if hasBody {
+		content := map[string]any{}
+		if op.Body != nil {
+			content["application/json"] = map[string]any{"schema": op.Body}
+		}
+		for ct, schema := range op.BodyTypes {
+			content[ct] = map[string]any{"schema": schema}
+		}
+		out["requestBody"] = map[string]any{"required": !op.BodyOptional, "content": content}
+	}
+	if op.NoBody {
+		out["x-no-body"] = true
 	}
 	return out, nil
 }
@@ -267,16 +312,36 @@ func paramObject(p Param) map[string]any {
 		schema["type"] = "boolean"
 	case TypeTime:
 		schema["type"] = "string"
-		schema["description"] = "RFC 3339 time, epoch milliseconds, now, or now-<duration> (e.g. now-24h, now-7d)"
+		schema["description"] = "RFC 3339 time, a date (2026-12-01: start of that day, UTC), epoch milliseconds, now, " +
+			"or now-<duration> (e.g. now-24h, now-7d)"
+		schema["pattern"] = TimePattern
+		schema["minLength"] = 1
+		schema["maxLength"] = maxLen(p)
 	default:
 		schema["type"] = "string"
-		schema["maxLength"] = maxLen(p)
+		if len(p.Enum) == 0 {
+			schema["maxLength"] = maxLen(p)
+			if !p.AllowEmpty {
+				schema["minLength"] = 1 // Parse refuses empty values
+			}
+			switch {
+			case p.Pattern != "":
+				schema["pattern"] = p.Pattern
+			case p.List:
+				schema["pattern"] = listItem // no comma, not only spaces
+			case !p.AnyText:
+				schema["pattern"] = Printable
+			}
+		}
 	}
 	if len(p.Enum) > 0 {
 		schema["enum"] = p.Enum
+		if p.AllowEmpty {
+			schema["enum"] = append([]string{""}, p.Enum...)
+		}
 	}
 	if p.List {
-		schema = map[string]any{"type": "array", "items": schema}
+		schema = map[string]any{"type": "array", "items": schema, "minItems": 1, "maxItems": maxListItems}
 	}
 	if p.Default != "" {
 		schema["default"] = p.Default

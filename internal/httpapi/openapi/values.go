@@ -2,6 +2,7 @@ package openapi
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -188,6 +189,11 @@ func (v *Values) set(p Param, raw string, now time.Time) error {
 		if len(p.Enum) > 0 && !slices.Contains(p.Enum, raw) {
 			return bad("%s: %q is not one of %s", p.Name, printable(raw), strings.Join(p.Enum, ", "))
 		}
+		if p.Pattern != "" {
+			if ok, err := regexp.MatchString(p.Pattern, raw); err != nil || !ok {
+				return bad("%s: %q does not match %s", p.Name, printable(raw), p.Pattern)
+			}
+		}
 		v.strs[p.Name] = raw
 	}
 	return nil
@@ -212,8 +218,9 @@ func checkText(p Param, raw string) error {
 	return nil
 }
 
-// ParseTime reads an RFC 3339 time, epoch milliseconds, "now", or
-// "now-<duration>" (Go durations plus d for days: now-24h, now-7d).
+// ParseTime reads an RFC 3339 time, a date (2026-12-01: the start of that
+// day, UTC), epoch milliseconds, "now", or "now-<duration>" (Go durations
+// plus d for days: now-24h, now-7d).
 func ParseTime(s string, now time.Time) (time.Time, error) {
 	if s == "now" {
 		return now, nil
@@ -233,7 +240,11 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%q: want RFC 3339 (2026-01-02T15:04:05Z), epoch milliseconds, or now-<duration>", s)
+		t, err = time.Parse(time.DateOnly, s)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q: want RFC 3339 (2026-01-02T15:04:05Z), a date (2026-01-02, start of day UTC), "+
+			"epoch milliseconds, or now-<duration>", s)
 	}
 	if t.Year() < 1970 || t.Year() > 9999 {
 		return time.Time{}, fmt.Errorf("%q is out of range", s)

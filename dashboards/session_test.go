@@ -1,0 +1,33 @@
+package dashboards
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/keyfleet/keyfleet/internal/httpapi"
+)
+
+// Each role's session offers exactly what the routes it calls admit.
+func TestSessionFor(t *testing.T) {
+	f := func(role httpapi.Role, pages []string, actions ...string) {
+		t.Helper()
+		s := sessionFor(httpapi.Principal{Name: "t", Role: role})
+		assert.Equal(t, pages, s.Pages, role)
+		var got []string
+		for _, a := range []string{"change_alert_status", "suspend_credential", "reveal_identity", "read_kpis",
+			"read_requests", "read_reviews", "read_reports", "read_migrations"} {
+			if s.Actions[a] {
+				got = append(got, a)
+			}
+		}
+		assert.Equal(t, actions, got, role)
+	}
+	base := []string{"overview", "alerts", "investigate", "credentials", "estate"}
+	all := append(append([]string{}, base...), "reports")
+	f(httpapi.RoleAnalyst, base, "change_alert_status")
+	f(httpapi.RoleResponder, base, "change_alert_status", "suspend_credential")
+	f(httpapi.RoleManager, all, "suspend_credential", "read_kpis", "read_requests", "read_reviews", "read_reports")
+	f(httpapi.RoleAdmin, all, "change_alert_status", "suspend_credential", "reveal_identity", "read_kpis",
+		"read_requests", "read_reviews", "read_reports", "read_migrations")
+}
