@@ -111,7 +111,7 @@ type identityPart struct {
 	pipe    *pipeListener
 	audit   audit.Appender
 	routes  []httpapi.Route
-	ops     []map[string]openapi.Operation // of the /v1/identity routes (SCIM describes itself: /scim/v2/Schemas)
+	ops     []map[string]openapi.Operation // of SCIM's and the /v1/identity routes
 	loops   []loop
 
 	mu       sync.Mutex
@@ -152,7 +152,7 @@ func newIdentity(ctx context.Context, cfg IdentityConfig, bc bus.Config, conn dr
 			Help: "1 while credentials are issued only to people the identity source knows as active (and visitor roles).",
 		})}
 	reg.MustRegister(p.enforced)
-	p.routes = svc.Routes()
+	p.routes, p.ops = svc.Routes(), []map[string]openapi.Operation{svc.Operations()}
 	p.loops = append(p.loops, loop{"identity-owner", st.Run}, loop{"identity-sweep", svc.Run})
 	return p, nil
 }

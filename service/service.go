@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -24,7 +23,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/keyfleet/keyfleet/detect/respond"
-	"github.com/keyfleet/keyfleet/identity/scim"
 	"github.com/keyfleet/keyfleet/ingest"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/auth"
@@ -306,10 +304,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}
 	ops = append(ops, idn.ops...)
 	ops = append(ops, exc.ops, auditAPI.Operations(), recertAPI.Operations())
-	// SCIM 2.0 describes itself (RFC 7644 /Schemas, /ResourceTypes); the
-	// OpenAPI document holds keyfleet's own API.
-	documented := slices.DeleteFunc(slices.Clone(routes), func(r httpapi.Route) bool { return strings.HasPrefix(r.Path, scim.Prefix) })
-	if err := queryAPI.document(documented, ops...); err != nil {
+	if err := queryAPI.document(routes, ops...); err != nil {
 		return err
 	}
 	httpOpts := httpapi.Options{

@@ -20,6 +20,7 @@ func Check(doc []byte) ([]string, error) {
 	var d struct {
 		Paths map[string]map[string]struct {
 			NoBody      bool `json:"x-no-body"`
+			NoSuccess   bool `json:"x-no-success"`
 			RequestBody *struct {
 				Content map[string]struct {
 					Schema map[string]any `json:"schema"`
@@ -73,7 +74,7 @@ func Check(doc []byte) ([]string, error) {
 					}
 				}
 			}
-			if !ok {
+			if !ok && !op.NoSuccess {
 				out = append(out, name+": no success response")
 			}
 		}

@@ -73,6 +73,9 @@ type Operation struct {
 	// NoBody says a POST, PUT or PATCH route takes no body (Check
 	// requires a body schema of those otherwise).
 	NoBody bool
+	// NoSuccess says the route never succeeds: a catch-all that answers
+	// only errors (404, 405, 501). Check requires a success response otherwise.
+	NoSuccess bool
 	// Headers are request headers the route reads (Idempotency-Key ...).
 	Headers []Param
 	// Responses by status code; each a description and optional content
@@ -287,6 +290,9 @@ func operation(r httpapi.Route, op Operation) (map[string]any, error) {
 			content[ct] = map[string]any{"schema": schema}
 		}
 		out["requestBody"] = map[string]any{"required": !op.BodyOptional, "content": content}
+	}
+	if op.NoSuccess {
+		out["x-no-success"] = true
 	}
 	if op.NoBody {
 		out["x-no-body"] = true
