@@ -156,7 +156,7 @@ func (s *Service) Routes() []httpapi.Route {
 	return []httpapi.Route{
 		siteScoped(get(PathEvents, "Search access events (filters, time range, cursor pagination).", httpapi.ReadRoles, s.handleEvents)),
 		siteScoped(get(PathSummary, "Count access events by a dimension and time bucket.", httpapi.ReadRoles, s.handleSummary)),
-		get(PathTimeline, "Everything one subject did and had, across vendors, in time order.", httpapi.ReadRoles, s.handleTimeline),
+		siteScoped(get(PathTimeline, "Everything one subject did and had, across vendors, in time order.", httpapi.ReadRoles, s.handleTimeline)),
 		get(PathIdentity, "Re-identify a subject: its organisation reference (admin, audited).", httpapi.AdminOnly, s.handleIdentity),
 		{Method: fiber.MethodPut, Path: PathIdentity, Summary: "Record a subject's organisation reference and display name (admin, audited).",
 			Roles: httpapi.AdminOnly, Handler: s.handlePutIdentity},

@@ -11,11 +11,11 @@ import (
 	"github.com/keyfleet/keyfleet/internal/auth"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/event"
+	"github.com/keyfleet/keyfleet/query/querytest"
 )
 
-// A site-scoped token's event search, summary and export see only its
-// sites; asking for another site is 403 out_of_scope; the fleet-wide KPIs
-// and the timeline are not for it (403 scope_unsupported).
+// A site-scoped token's event search, summary, export and timelines see
+// only its sites; asking for another site is 403 out_of_scope.
 func TestScopedTokenEvents(t *testing.T) {
 	e := newEnv(t)
 	e.load(3000, 0)
@@ -65,7 +65,35 @@ func TestScopedTokenEvents(t *testing.T) {
 	assert.NotContains(t, string(r.body), "site-3")
 	assert.Contains(t, string(r.body), "site-1")
 
-	r = get("/v1/subjects/subject-1/timeline", url.Values{})
-	assert.Equal(t, 403, r.status)
-	assert.Equal(t, "scope_unsupported", r.problem(t).Code)
+	// A subject's timeline: only what happened at the token's sites (the
+	// fixture's subjects also visit other sites now and then).
+	type timeline struct {
+		Items []struct {
+			Access *event.Access `json:"access"`
+		} `json:"items"`
+	}
+	outside := 0
+	for i := uint64(0); i < 20; i++ {
+		var all, mine timeline
+		all2 := e.do("GET", "/v1/subjects/"+querytest.Subject(i)+"/timeline?kind=access&limit=1000", httpapi.RoleAnalyst, "")
+		require.Equal(t, 200, all2.status, string(all2.body))
+		all2.json(t, &all)
+		r = get("/v1/subjects/"+querytest.Subject(i)+"/timeline", url.Values{"kind": {"access"}, "limit": {"1000"}})
+		require.Equal(t, 200, r.status, string(r.body))
+		r.json(t, &mine)
+		in := 0
+		for _, it := range all.Items {
+			if it.Access.SiteID == "site-1" || it.Access.SiteID == "site-2" {
+				in++
+			} else {
+				outside++
+			}
+		}
+		assert.Len(t, mine.Items, in, querytest.Subject(i))
+		for _, it := range mine.Items {
+			assert.Contains(t, []string{"site-1", "site-2"}, it.Access.SiteID)
+		}
+	}
+	assert.Positive(t, outside, "the unscoped timelines do reach other sites")
+
 }
