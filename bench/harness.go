@@ -50,6 +50,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/keyfleet/keyfleet/control/attest/attesttest"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/sim"
@@ -210,6 +211,8 @@ type run struct {
 	sampler *sampler
 	gw      *locks.Set
 	stopGW  func()
+	// ca mints the bench phones' attestations; serve trusts its roots.
+	ca *attesttest.CA
 }
 
 // pseudonymKey keys the user-reference hashes of the run's serve and
@@ -484,10 +487,20 @@ func (r *run) clickHouseVersion(ctx context.Context) string {
 // the resource sampler and the simulated gateways.
 func (r *run) startServe(ctx context.Context) error {
 	token := "kfbench-" + newID() + newID() + newID() + newID()
+	// Credentials are activated with verified attestation: serve trusts a
+	// test CA the revocation phase mints App Attest evidence with.
+	caDir := filepath.Join(r.dir, "attest")
+	ca, err := attesttest.LoadOrNew(caDir, time.Now())
+	if err != nil {
+		return err
+	}
+	r.ca = ca
+	extra := append([]string{"--attest-apple-roots", filepath.Join(caDir, attesttest.FileAppleRoots),
+		"--attest-apple-app-ids", attesttest.AppID}, r.o.ServeArgs...)
 	srv, err := startServe(ctx, serveConfig{binary: r.o.Binary, brokers: r.o.KafkaBrokers, prefix: r.bc.TopicPrefix,
 		partitions: r.o.Partitions, chAddr: r.o.ClickHouse.Addr, chDatabase: r.chCfg.Database, chUser: r.o.ClickHouse.Username,
 		chPassword: r.o.ClickHouse.Password, registry: filepath.Join(r.dir, "registry.json"), dataDir: filepath.Join(r.dir, "serve"),
-		logPath: filepath.Join(r.dir, "serve.log"), token: token, key: pseudonymKey, extra: r.o.ServeArgs})
+		logPath: filepath.Join(r.dir, "serve.log"), token: token, key: pseudonymKey, extra: extra})
 	if err != nil {
 		return err
 	}

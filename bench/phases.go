@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/attest"
+	"github.com/keyfleet/keyfleet/control/attest/attesttest"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/event"
@@ -398,14 +400,28 @@ func (r *run) revocation(ctx context.Context) error {
 		return err
 	}
 	// 1. Issue one resident credential per bench subject (entrances,
-	// garages and amenities of one site each), in one bulk request.
-	evidence := base64.StdEncoding.EncodeToString([]byte("keyfleet bench " + r.id))
+	// garages and amenities of one site each), in one bulk request, each
+	// with its phone's attestation (for a challenge keyfleet issued).
 	reqs := make([]control.CredentialRequest, o.Revocations)
 	for i := range reqs {
 		subject := fmt.Sprintf("kfbench-%s-%05d", r.id, i)
+		var ch control.ChallengeResponse
+		if err := r.srv.call(ctx, http.MethodPost, "/v1/attestation/challenge",
+			control.ChallengeRequest{DeviceID: "dev-" + subject}, &ch); err != nil {
+			return err
+		}
+		raw, err := base64.StdEncoding.DecodeString(ch.Challenge)
+		if err != nil {
+			return fmt.Errorf("attestation challenge: %w", err)
+		}
+		ev, err := r.ca.At(time.Now()).Mint(attest.FormatAppleAppAttest, attesttest.Options{Challenge: raw})
+		if err != nil {
+			return err
+		}
 		reqs[i] = control.CredentialRequest{SubjectID: subject, Role: "resident",
 			SiteID: r.fleet.Sites[i%len(r.fleet.Sites)].ID, DeviceID: "dev-" + subject,
-			Attestation: &control.AttestationInput{Format: "aliro", Evidence: evidence}, Reason: "keyfleet bench"}
+			Attestation: &control.AttestationInput{Format: attest.FormatAppleAppAttest,
+				Evidence: base64.StdEncoding.EncodeToString(ev), Challenge: ch.Challenge}, Reason: "keyfleet bench"}
 	}
 	start := time.Now()
 	var pr control.ProvisionResponse

@@ -27,7 +27,10 @@ type LockIndex interface {
 type Applier struct {
 	// Current returns a credential's newest record.
 	Current func(id string) (*Record, bool)
-	Locks   LockIndex
+	// Live returns the live credentials of a subject (nil: no duplicate
+	// check beyond the batch).
+	Live  func(subject string) []*Record
+	Locks LockIndex
 	// Enforce says what a grant carries to each lock (nil: everything).
 	Enforce Enforcement
 	// NewID returns the id of a lock command (default uuid.NewString).
@@ -83,7 +86,7 @@ type ItemRow struct {
 // RevocationRow is one revoked credential of a revocation (revocations).
 type RevocationRow struct {
 	RevocationID, CredentialID, SubjectID, Scope, DeviceID string
-	RequestedMs, DisabledMs, SessionRevokedMs              int64
+	RequestedMs, DisabledMs                                int64
 	Locks                                                  int
 }
 
@@ -96,13 +99,18 @@ type RevocationLockRow struct {
 
 // TrackedRevocation is a revoked credential waiting for its locks' acks.
 type TrackedRevocation struct {
-	RevocationID, CredentialID, Scope string
-	RequestedMs                       int64
-	Locks                             []LockRef
+	RevocationID, CredentialID, SubjectID, Scope string
+	RequestedMs                                  int64
+	Locks                                        []LockRef
 }
 
-// Session is a device/wallet session to revoke (the middle revocation layer).
-type Session struct{ CredentialID, DeviceID string }
+// Session is a device/wallet session to revoke (the middle revocation
+// layer): for a revocation (RevocationID set) or a device change. Key is
+// its idempotency key at the session provider.
+type Session struct {
+	Key, RevocationID, CredentialID, SubjectID, DeviceID, Scope, Reason string
+	RequestedMs                                                         int64
+}
 
 // Apply applies cmds in order at now. A command that fails leaves nothing
 // behind but its request item's failure; a command a record already
@@ -264,7 +272,7 @@ func (a Applier) step(b *Batch, prev *Record, op string, c Command, mutate func(
 	} else {
 		r = prev.Clone()
 	}
-	r.SessionRevokedDevice, r.SessionRevokedMs = "", 0
+	r.SessionRevokedDevice = ""
 	r.Reason = c.Reason
 	if mutate != nil {
 		mutate(r)
@@ -303,8 +311,9 @@ func (a Applier) applyOp(b *Batch, c Command, cur *Record) error {
 	case lifecycle.OpDeviceChange:
 		r, err := a.step(b, cur, lifecycle.OpDeviceChange, c, func(r *Record) {
 			if r.DeviceID != "" && r.DeviceID != c.DeviceID {
-				r.SessionRevokedDevice, r.SessionRevokedMs = r.DeviceID, b.Now
-				b.Sessions = append(b.Sessions, Session{r.CredentialID, r.DeviceID})
+				r.SessionRevokedDevice = r.DeviceID
+				b.Sessions = append(b.Sessions, Session{Key: "device-change/" + c.CommandID, CredentialID: r.CredentialID,
+					SubjectID: r.SubjectID, DeviceID: r.DeviceID, Reason: "device change", RequestedMs: requestedAt(c, b)})
 			}
 			r.DeviceID = c.DeviceID
 			r.Attested = false
@@ -313,6 +322,11 @@ func (a Applier) applyOp(b *Batch, c Command, cur *Record) error {
 		})
 		if err != nil {
 			return err
+		}
+		if cur.State == event.StateActive {
+			// Back to pending_activation: the locks drop it until the new
+			// device proves possession.
+			a.lockCommands(b, r, gateway.CommandRevoke, r.Locks, "")
 		}
 		if c.Attestation != nil {
 			_, err = a.activate(b, r, c)
@@ -353,6 +367,11 @@ func (a Applier) applyRequest(b *Batch, c Command, cur *Record) error {
 	s := c.Spec
 	if s == nil {
 		return errors.New("request without a credential spec")
+	}
+	if !s.AllowAdditional {
+		if id, ok := a.duplicate(b, s, c.CredentialID); ok {
+			return &DuplicateError{Existing: id}
+		}
 	}
 	r, err := a.step(b, nil, lifecycle.OpRequest, c, func(r *Record) {
 		r.CredentialID = c.CredentialID
@@ -407,9 +426,11 @@ func (a Applier) applyApprove(b *Batch, c Command, cur *Record) error {
 	return a.issue(b, r, c)
 }
 
-// issue takes an approved credential to issued (entitlement created, grant
-// commands to every lock of its door groups), then to pending_activation,
-// and on to active when it already carries attestation evidence.
+// issue takes an approved credential to issued (the entitlement, and the
+// locks of its door groups that will hold it), then to pending_activation,
+// and on to active when it already carries verified attestation evidence.
+// The locks are told only on activation: a pending_activation key opens
+// nothing.
 func (a Applier) issue(b *Batch, r *Record, c Command) error {
 	locks := a.Locks.ForCredential(r.SiteID, r.DoorGroups)
 	r, err := a.step(b, r, lifecycle.OpIssue, c, func(r *Record) {
@@ -423,7 +444,6 @@ func (a Applier) issue(b *Batch, r *Record, c Command) error {
 	if err != nil {
 		return err
 	}
-	a.lockCommands(b, r, gateway.CommandGrant, r.Locks, "")
 	b.Issued = append(b.Issued, r)
 	if r.RequestID != "" && r.RequestID != c.RequestID {
 		// Issued by an approval: the original request's item is done too.
@@ -440,6 +460,8 @@ func (a Applier) issue(b *Batch, r *Record, c Command) error {
 	return err
 }
 
+// activate takes a pending credential to active and grants it on its
+// locks: only now does the key open doors.
 func (a Applier) activate(b *Batch, r *Record, c Command) (*Record, error) {
 	r, err := a.step(b, r, lifecycle.OpActivate, c, func(r *Record) {
 		if c.Attestation != nil {
@@ -448,13 +470,52 @@ func (a Applier) activate(b *Batch, r *Record, c Command) (*Record, error) {
 		if r.DeviceID == "" && r.Attestation != nil {
 			r.DeviceID = r.Attestation.DeviceID
 		}
-		r.Attested = r.Attestation != nil
+		r.Attested = r.Attestation.Verified()
 		r.ActivatedMs = b.Now
 	})
-	if err == nil {
-		b.Activations++
+	if err != nil {
+		return nil, err
 	}
-	return r, err
+	b.Activations++
+	a.lockCommands(b, r, gateway.CommandGrant, r.Locks, "")
+	return r, nil
+}
+
+// duplicate returns a live credential of the spec's subject, role and
+// device other than id, from the batch or the view.
+func (a Applier) duplicate(b *Batch, s *Spec, id string) (string, bool) {
+	match := func(r *Record) bool {
+		return r.CredentialID != id && r.SubjectID == s.SubjectID && r.Role == s.Role && r.DeviceID == s.DeviceID &&
+			lifecycle.IsLive(r.State)
+	}
+	var found []string
+	for _, r := range b.overlay {
+		if match(r) {
+			found = append(found, r.CredentialID)
+		}
+	}
+	if a.Live != nil {
+		for _, r := range a.Live(s.SubjectID) {
+			if o, ok := b.overlay[r.CredentialID]; ok {
+				r = o // the batch's newer record decides
+			}
+			if match(r) {
+				found = append(found, r.CredentialID)
+			}
+		}
+	}
+	if len(found) == 0 {
+		return "", false
+	}
+	slices.Sort(found)
+	return found[0], true
+}
+
+func requestedAt(c Command, b *Batch) int64 {
+	if c.TsMs > 0 {
+		return c.TsMs
+	}
+	return b.Now
 }
 
 func (a Applier) applyRevoke(b *Batch, c Command, cur *Record) error {
@@ -464,8 +525,7 @@ func (a Applier) applyRevoke(b *Batch, c Command, cur *Record) error {
 	r, err := a.step(b, cur, c.Op, c, func(r *Record) {
 		r.RevocationID = c.RevocationID
 		if r.DeviceID != "" {
-			r.SessionRevokedDevice, r.SessionRevokedMs = r.DeviceID, b.Now
-			b.Sessions = append(b.Sessions, Session{r.CredentialID, r.DeviceID})
+			r.SessionRevokedDevice = r.DeviceID
 		}
 	})
 	if err != nil {
@@ -493,16 +553,20 @@ func (a Applier) revocationEffects(b *Batch, c Command, r *Record) {
 	}
 	cmdIDs := a.lockCommands(b, r, gateway.CommandRevoke, locks, c.RevocationID)
 	row := RevocationRow{RevocationID: c.RevocationID, CredentialID: r.CredentialID, SubjectID: r.SubjectID,
-		Scope: scope, DeviceID: r.SessionRevokedDevice, RequestedMs: requested, SessionRevokedMs: r.SessionRevokedMs,
-		Locks: len(locks)}
+		Scope: scope, DeviceID: r.SessionRevokedDevice, RequestedMs: requested, Locks: len(locks)}
 	b.Revocations = append(b.Revocations, row)
+	// The device-session layer: every revoked credential gets a session
+	// row, with no device to revoke when it had none.
+	b.Sessions = append(b.Sessions, Session{Key: c.RevocationID + "/" + r.CredentialID, RevocationID: c.RevocationID,
+		CredentialID: r.CredentialID, SubjectID: r.SubjectID, DeviceID: r.SessionRevokedDevice, Scope: scope,
+		Reason: c.Reason, RequestedMs: requested})
 	for i, l := range locks {
 		b.RevocationLocks = append(b.RevocationLocks, RevocationLockRow{RevocationID: c.RevocationID,
 			CredentialID: r.CredentialID, Vendor: l.Vendor, LockID: l.LockID, CommandID: cmdIDs[i], IssuedMs: b.Now})
 	}
 	if len(locks) > 0 {
 		b.Track = append(b.Track, TrackedRevocation{RevocationID: c.RevocationID, CredentialID: r.CredentialID,
-			Scope: scope, RequestedMs: requested, Locks: locks})
+			SubjectID: r.SubjectID, Scope: scope, RequestedMs: requested, Locks: locks})
 	} else {
 		b.NoLocks = append(b.NoLocks, row)
 	}
@@ -553,7 +617,7 @@ func (a Applier) applyUpdate(b *Batch, c Command, cur *Record) error {
 		if !sameWindows(cur.Windows, r.Windows) || cur.ValidUntilMs != r.ValidUntilMs {
 			added = locks // the locks that keep it need the new windows or end too
 		}
-		if r.State != event.StateSuspended {
+		if r.State == event.StateActive { // only an active credential is on locks
 			a.lockCommands(b, r, gateway.CommandRevoke, removed, "")
 			a.lockCommands(b, r, gateway.CommandGrant, added, "")
 		}
@@ -563,9 +627,10 @@ func (a Applier) applyUpdate(b *Batch, c Command, cur *Record) error {
 
 // applyMoves replaces the credential's locks named by the command's moves
 // (a vendor migration): the new locks are granted the credential, the old
-// ones told to drop it. A suspended credential only changes its record (its
-// locks were told to drop it at suspension; reinstating grants the new
-// ones); a credential holding none of the moved locks is left alone.
+// ones told to drop it. Only an active credential is on locks: a suspended
+// or not yet activated one only changes its record (reinstating or
+// activating grants the new locks); a credential holding none of the moved
+// locks is left alone.
 func (a Applier) applyMoves(b *Batch, c Command, cur *Record) error {
 	to := map[LockRef]LockRef{}
 	for _, m := range c.Moves {
@@ -591,8 +656,7 @@ func (a Applier) applyMoves(b *Batch, c Command, cur *Record) error {
 	if err != nil {
 		return err
 	}
-	switch r.State {
-	case event.StateIssued, event.StatePendingActivation, event.StateActive:
+	if r.State == event.StateActive { // only an active credential is on locks
 		removed, added := diffLocks(cur.Locks, r.Locks)
 		a.lockCommands(b, r, gateway.CommandGrant, added, "")
 		a.lockCommands(b, r, gateway.CommandRevoke, removed, "")
@@ -625,8 +689,8 @@ func (a Applier) lockCommands(b *Batch, r *Record, typ string, locks []LockRef, 
 	ids := make([]string, len(locks))
 	for i, l := range locks {
 		cmd := gateway.Command{CommandID: a.NewID(), Type: typ, Vendor: l.Vendor, LockID: l.LockID,
-			CredentialID: r.CredentialID, SubjectID: r.SubjectID, UserRefHash: refFor(r.Refs, l),
-			RevocationID: revocationID, IssuedMs: b.Now}
+			CredentialID: r.CredentialID, SubjectID: r.SubjectID, UserRefHash: RefFor(r.Refs, l),
+			RevocationID: revocationID, Seq: r.Seq, IssuedMs: b.Now, Attempt: 1, SentMs: b.Now}
 		if typ == gateway.CommandGrant {
 			// Only what the lock can enforce (the estate policy).
 			carry := a.carry(r, l)
@@ -644,9 +708,9 @@ func (a Applier) lockCommands(b *Batch, r *Record, typ string, locks []LockRef, 
 	return ids
 }
 
-// refFor returns the credential's identity on a lock: a lock-specific
+// RefFor returns the credential's identity on a lock: a lock-specific
 // reference wins over a vendor-wide one.
-func refFor(refs []event.CredentialRef, l LockRef) string {
+func RefFor(refs []event.CredentialRef, l LockRef) string {
 	vendorWide := ""
 	for _, r := range refs {
 		if r.Vendor != l.Vendor {

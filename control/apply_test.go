@@ -98,7 +98,7 @@ func summarize(b *Batch) summary {
 		s.NoLocks = append(s.NoLocks, r.RevocationID+"/"+r.CredentialID)
 	}
 	for _, x := range b.Sessions {
-		s.Sessions = append(s.Sessions, x.CredentialID+" "+x.DeviceID)
+		s.Sessions = append(s.Sessions, join(x.CredentialID, x.DeviceID))
 	}
 	for _, r := range b.Issued {
 		s.Issued = append(s.Issued, r.CredentialID)
@@ -128,7 +128,8 @@ func lockCmds(typ, revocation string, locks ...string) []string {
 var residentLocks = []string{"matter/m-b204", "matter/m-gym", "matter/m-lobby", "nuki/n-side", "schlage/s-garage"}
 
 func attestation(device string) *Attestation {
-	return &Attestation{Format: "aliro", DeviceID: device, EvidenceSHA256: "00", VerifiedMs: nowMs - 1000}
+	return &Attestation{Format: "apple_app_attest", DeviceID: device, EvidenceSHA256: "00", VerifiedMs: nowMs - 1000,
+		KeySHA256: "k-" + device, SecurityLevel: "secure_enclave", AppID: "T.app", Type: "full"}
 }
 
 func residentSpec() *Spec {
@@ -211,11 +212,14 @@ func TestApply(t *testing.T) {
 		want: summary{
 			Outcomes: []string{"approve applied"},
 			Records:  []string{"cr1#2 approve approved", "cr1#3 issue issued", "cr1#4 deliver pending_activation done"},
-			Locks:    lockCmds("grant", "", "matter/m-lobby", "nuki/n-side", "seam/se-service"),
 			Items:    []string{"rq1/0 issued state=pending_activation", "rq2/0 applied state=pending_activation"},
 			Issued:   []string{"cr1"},
 		},
-		check: func(t *testing.T, b *Batch) { assert.Equal(t, []string{"mgr2"}, b.Records[2].Approvers) },
+		check: func(t *testing.T, b *Batch) {
+			assert.Equal(t, []string{"mgr2"}, b.Records[2].Approvers)
+			assert.Equal(t, []LockRef{{"matter", "m-lobby"}, {"nuki", "n-side"}, {"seam", "se-service"}}, b.Records[2].Locks,
+				"the locks it will be on once active; none is told before")
+		},
 	}, {
 		name:  "a second approval by the same approver is refused",
 		prior: []*Record{record(event.StateRequested, func(r *Record) { r.ApprovalRule = ApprovalTwo; r.Approvers = []string{"mgr2"} })},
@@ -257,9 +261,14 @@ func TestApply(t *testing.T) {
 		},
 		check: func(t *testing.T, b *Batch) {
 			assert.Equal(t, nowMs-500, b.Revocations[0].RequestedMs)
-			assert.Equal(t, nowMs, b.Revocations[0].SessionRevokedMs)
 			assert.Equal(t, nowMs-500, b.Track[0].RequestedMs)
 			assert.Equal(t, "rv1", b.Records[0].RevocationID)
+			assert.Equal(t, Session{Key: "rv1/cr1", RevocationID: "rv1", CredentialID: "cr1", SubjectID: "s1", DeviceID: "d1",
+				Scope: ScopeSubject, RequestedMs: nowMs - 500}, b.Sessions[0])
+			for _, c := range b.LockCommands {
+				assert.Equal(t, uint64(5), c.Seq, "the record's seq orders the credential's commands at the lock")
+				assert.Equal(t, 1, c.Attempt)
+			}
 		},
 	}, {
 		name: "a re-delivered revocation queues its effects again",
@@ -275,6 +284,7 @@ func TestApply(t *testing.T) {
 			Revocations: []string{"rv1/cr1 credential locks=2 d1"},
 			RevLocks:    []string{"rv1/cr1 matter/m-lobby lc-1", "rv1/cr1 nuki/n-side lc-2"},
 			Track:       []string{"rv1/cr1 credential [matter/m-lobby nuki/n-side]"},
+			Sessions:    []string{"cr1 d1"},
 		},
 	}, {
 		name:  "a revocation no lock holds is done once disabled",
@@ -285,6 +295,7 @@ func TestApply(t *testing.T) {
 			Records:     []string{"cr1#5 revoke revoked done"},
 			Revocations: []string{"rv2/cr1 credential locks=0"},
 			NoLocks:     []string{"rv2/cr1"},
+			Sessions:    []string{"cr1"},
 		},
 		check: func(t *testing.T, b *Batch) { assert.Equal(t, nowMs, b.NoLocks[0].RequestedMs, "no request time: now") },
 	}, {
@@ -308,6 +319,7 @@ func TestApply(t *testing.T) {
 			Revocations: []string{"rv3/cr1 expiry locks=2"},
 			RevLocks:    []string{"rv3/cr1 matter/m-lobby lc-1", "rv3/cr1 nuki/n-side lc-2"},
 			Track:       []string{"rv3/cr1 expiry [matter/m-lobby nuki/n-side]"},
+			Sessions:    []string{"cr1"},
 		},
 	}, {
 		name:  "an illegal transition names the current state",
@@ -336,13 +348,15 @@ func TestApply(t *testing.T) {
 			Attestation: attestation("d2")}},
 		want: summary{Outcomes: []string{"activate rejected"}},
 	}, {
-		name:  "a device change revokes the old session and activates with fresh evidence",
+		name:  "a device change revokes the old session and the locks, and activates with fresh evidence",
 		prior: []*Record{record(event.StateActive)},
 		cmds: []Command{{CommandID: "c9", Op: lifecycle.OpDeviceChange, CredentialID: "cr1", DeviceID: "d2",
 			Attestation: attestation("d2")}},
 		want: summary{
-			Outcomes:    []string{"device_change applied"},
-			Records:     []string{"cr1#5 device_change pending_activation", "cr1#6 activate active done"},
+			Outcomes: []string{"device_change applied"},
+			Records:  []string{"cr1#5 device_change pending_activation", "cr1#6 activate active done"},
+			Locks: slices.Concat(lockCmds("revoke", "", "matter/m-lobby", "nuki/n-side"),
+				lockCmds("grant", "", "matter/m-lobby", "nuki/n-side")),
 			Sessions:    []string{"cr1 d1"},
 			Activations: 1,
 		},
@@ -401,6 +415,74 @@ func TestApply(t *testing.T) {
 			assert.Equal(t, r.Windows, b.LockCommands[1].Windows)
 		},
 	}, {
+		name: "a template update of a pending credential tells no lock",
+		prior: []*Record{record(event.StatePendingActivation, func(r *Record) {
+			r.Role, r.DoorGroups = "resident", []string{"entrance"}
+		})},
+		cmds: []Command{{CommandID: "c9", Op: lifecycle.OpUpdate, CredentialID: "cr1", Actor: "mgr1", Template: &Template{
+			Role: "resident", DoorGroups: []string{"entrance", "garage"}, Approval: ApprovalAuto, Version: 7}}},
+		want: summary{
+			Outcomes: []string{"update applied"},
+			Records:  []string{"cr1#5 update pending_activation done"},
+		},
+		check: func(t *testing.T, b *Batch) {
+			assert.Equal(t, []LockRef{{"matter", "m-lobby"}, {"nuki", "n-side"}, {"schlage", "s-garage"}}, b.Records[0].Locks)
+		},
+	}, {
+		name: "activation grants the credential on its locks",
+		prior: []*Record{record(event.StatePendingActivation, func(r *Record) {
+			r.Refs = []event.CredentialRef{{Vendor: "nuki", LockID: "n-side", UserRefHash: "h-n"}}
+		})},
+		cmds: []Command{{CommandID: "c9", Op: lifecycle.OpActivate, CredentialID: "cr1", DeviceID: "d1",
+			Attestation: attestation("d1")}},
+		want: summary{
+			Outcomes:    []string{"activate applied"},
+			Records:     []string{"cr1#5 activate active done"},
+			Locks:       lockCmds("grant", "", "matter/m-lobby", "nuki/n-side"),
+			Activations: 1,
+		},
+		check: func(t *testing.T, b *Batch) {
+			assert.True(t, b.Records[0].Attested)
+			assert.Equal(t, "h-n", b.LockCommands[1].UserRefHash)
+			assert.Equal(t, uint64(5), b.LockCommands[1].Seq)
+		},
+	}, {
+		name:  "evidence without a verified key does not make the credential attested",
+		prior: []*Record{record(event.StatePendingActivation)},
+		cmds: []Command{{CommandID: "c9", Op: lifecycle.OpActivate, CredentialID: "cr1", DeviceID: "d1",
+			Attestation: &Attestation{Format: "aliro", DeviceID: "d1", EvidenceSHA256: "00"}}},
+		want: summary{
+			Outcomes:    []string{"activate applied"},
+			Records:     []string{"cr1#5 activate active done"},
+			Locks:       lockCmds("grant", "", "matter/m-lobby", "nuki/n-side"),
+			Activations: 1,
+		},
+		check: func(t *testing.T, b *Batch) { assert.False(t, b.Records[0].Attested) },
+	}, {
+		name: "a second live credential for the same subject, role and device is refused unless allowed",
+		prior: []*Record{record(event.StateActive, func(r *Record) {
+			r.CredentialID, r.Role, r.DeviceID = "cr0", "resident", "d1"
+		})},
+		cmds: []Command{
+			{CommandID: "c1", Op: lifecycle.OpRequest, CredentialID: "cr1", RequestID: "rq1", Actor: "mgr1", Spec: residentSpec()},
+			{CommandID: "c2", Op: lifecycle.OpRequest, CredentialID: "cr2", RequestID: "rq1", Item: 1, Actor: "mgr1",
+				Spec: func() *Spec { s := residentSpec(); s.AllowAdditional = true; return s }()},
+			{CommandID: "c3", Op: lifecycle.OpRequest, CredentialID: "cr3", RequestID: "rq1", Item: 2, Actor: "mgr1",
+				Spec: func() *Spec { s := residentSpec(); s.DeviceID, s.Attestation = "d9", nil; return s }()},
+			{CommandID: "c4", Op: lifecycle.OpRequest, CredentialID: "cr4", RequestID: "rq1", Item: 3, Actor: "mgr1",
+				Spec: func() *Spec { s := residentSpec(); s.DeviceID, s.Attestation = "d9", nil; return s }()},
+		},
+		want: summary{
+			Outcomes: []string{"request rejected", "request applied", "request applied", "request rejected"},
+			Records: []string{"cr2#1 request requested", "cr2#2 approve approved", "cr2#3 issue issued",
+				"cr2#4 deliver pending_activation", "cr2#5 activate active done",
+				"cr3#1 request requested", "cr3#2 approve approved", "cr3#3 issue issued", "cr3#4 deliver pending_activation done"},
+			Locks: lockCmds("grant", "", residentLocks...),
+			Items: []string{"rq1/0 failed " + (&DuplicateError{Existing: "cr0"}).Error(), "rq1/1 issued state=active",
+				"rq1/2 issued state=pending_activation", "rq1/3 failed " + (&DuplicateError{Existing: "cr3"}).Error()},
+			Issued: []string{"cr2", "cr3"}, Activations: 1,
+		},
+	}, {
 		name:  "an update to an older template version changes nothing",
 		prior: []*Record{record(event.StateActive, func(r *Record) { r.TemplateVersion = 9 })},
 		cmds: []Command{{CommandID: "c9", Op: lifecycle.OpUpdate, CredentialID: "cr1",
@@ -440,8 +522,17 @@ func TestApply(t *testing.T) {
 			n := 0
 			a := Applier{
 				Current: func(id string) (*Record, bool) { r, ok := prior[id]; return r, ok },
-				Locks:   locks,
-				NewID:   func() string { n++; return fmt.Sprintf("lc-%d", n) },
+				Live: func(subject string) []*Record {
+					var out []*Record
+					for _, r := range prior {
+						if r.SubjectID == subject {
+							out = append(out, r)
+						}
+					}
+					return out
+				},
+				Locks: locks,
+				NewID: func() string { n++; return fmt.Sprintf("lc-%d", n) },
 			}
 			b := a.Apply(now, tc.cmds)
 			assert.Equal(t, tc.want, summarize(b))
@@ -458,9 +549,9 @@ func TestApply(t *testing.T) {
 
 func TestRefForAndDiff(t *testing.T) {
 	refs := []event.CredentialRef{{Vendor: "matter", UserRefHash: "wide"}, {Vendor: "matter", LockID: "m2", UserRefHash: "m2-only"}}
-	assert.Equal(t, "m2-only", refFor(refs, LockRef{"matter", "m2"}))
-	assert.Equal(t, "wide", refFor(refs, LockRef{"matter", "m1"}))
-	assert.Equal(t, "", refFor(refs, LockRef{"nuki", "n1"}))
+	assert.Equal(t, "m2-only", RefFor(refs, LockRef{"matter", "m2"}))
+	assert.Equal(t, "wide", RefFor(refs, LockRef{"matter", "m1"}))
+	assert.Equal(t, "", RefFor(refs, LockRef{"nuki", "n1"}))
 	removed, added := diffLocks([]LockRef{{"a", "1"}, {"a", "2"}}, []LockRef{{"a", "2"}, {"a", "3"}})
 	assert.Equal(t, []LockRef{{"a", "1"}}, removed)
 	assert.Equal(t, []LockRef{{"a", "3"}}, added)

@@ -1,6 +1,9 @@
 package control
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // The control plane's request and response documents (HTTP bodies), so
 // clients (the simulator, bench, the drill) import them without the rest.
@@ -29,17 +32,44 @@ type CredentialRequest struct {
 	// hashes are kept.
 	Refs   []RefInput `json:"refs,omitempty"`
 	Reason string     `json:"reason,omitempty"`
+	// AllowAdditional permits a second live credential for the same
+	// subject, role and device (without it such a request is a 409 naming
+	// the existing credential).
+	AllowAdditional bool `json:"allow_additional,omitempty"`
 }
 
 // AttestationInput is device-possession evidence as a wallet or app
-// provisioning backend sends it.
+// provisioning backend sends it: the evidence of a format (control/attest
+// documents each wire format) made in answer to a challenge from
+// POST /v1/attestation/challenge.
 type AttestationInput struct {
-	Format   string `json:"format"`
-	Evidence string `json:"evidence"` // base64
+	Format    string `json:"format"`
+	Evidence  string `json:"evidence"`  // base64
+	Challenge string `json:"challenge"` // base64, as the challenge endpoint returned it
 }
 
-// AttestationFormats are the accepted evidence formats.
+// AttestationFormats are the evidence formats the API knows; aliro is
+// refused as unsupported (control/attest says why).
 var AttestationFormats = []string{"apple_app_attest", "android_key_attestation", "aliro", "webauthn"}
+
+// ChallengeRequest asks for an attestation challenge
+// (POST /v1/attestation/challenge): for activating an existing credential
+// on a device, or (no credential id) for a new credential request that
+// carries its attestation.
+type ChallengeRequest struct {
+	CredentialID string `json:"credential_id,omitempty"`
+	DeviceID     string `json:"device_id"`
+}
+
+// ChallengeResponse is a challenge: the device's attestation must be made
+// for these bytes (base64) and sent back with them before ExpiresMs.
+type ChallengeResponse struct {
+	Challenge    string   `json:"challenge"`
+	CredentialID string   `json:"credential_id,omitempty"`
+	DeviceID     string   `json:"device_id"`
+	ExpiresMs    int64    `json:"expires_ms"`
+	Formats      []string `json:"formats"`
+}
 
 // RefInput is a vendor user reference (Matter user index, Nuki auth id,
 // card number ...). LockID empty: valid on every lock of the vendor.
@@ -110,6 +140,27 @@ type CredentialView struct {
 	Credential *Record   `json:"credential"`
 	Summary    Summary   `json:"summary"`
 	History    []*Record `json:"history"`
+	// Locks say, per lock, what keyfleet last told it about the credential
+	// and whether the lock confirmed it.
+	Locks []CredentialLock `json:"locks"`
+}
+
+// Lock states of a credential.
+const (
+	LockHeld    = "held"    // the lock acknowledged the grant
+	LockRemoved = "removed" // the lock acknowledged the removal
+	LockSending = "sending" // told, not acknowledged yet (re-sent until it is)
+)
+
+// CredentialLock is the credential on one lock.
+type CredentialLock struct {
+	Vendor    string `json:"vendor"`
+	LockID    string `json:"lock_id"`
+	Command   string `json:"command"` // grant or revoke: the newest sent
+	State     string `json:"state"`   // held, removed, sending
+	SentMs    int64  `json:"sent_ms"`
+	AppliedMs int64  `json:"applied_ms,omitempty"`
+	Attempts  int    `json:"attempts"`
 }
 
 // Summary answers "who issued this credential, on what date, to which
@@ -184,18 +235,55 @@ type AccessEvent struct {
 	BreakGlass bool   `json:"break_glass"`
 }
 
-// SubjectRevokeResponse answers POST /v1/subjects/{id}:revoke.
-type SubjectRevokeResponse struct {
+// RevokeResponse answers a revocation of several credentials
+// (POST /v1/subjects/{id}:revoke, /v1/devices/{id}:revoke,
+// /v1/revocations).
+type RevokeResponse struct {
 	RevocationID  string   `json:"revocation_id"`
 	RevocationURL string   `json:"revocation_url"`
 	RequestID     string   `json:"request_id"`
 	StatusURL     string   `json:"status_url"`
-	SubjectID     string   `json:"subject_id"`
+	Scope         string   `json:"scope,omitempty"`
+	SubjectID     string   `json:"subject_id,omitempty"`
+	DeviceID      string   `json:"device_id,omitempty"`
+	SiteID        string   `json:"site_id,omitempty"`
 	CredentialIDs []string `json:"credential_ids"`
 }
 
-// Revocation is the revocation resource (GET /v1/revocations/{id}): which
-// layers are done and which locks have confirmed or are still pending.
+// SubjectRevokeResponse answers POST /v1/subjects/{id}:revoke.
+type SubjectRevokeResponse = RevokeResponse
+
+// MassRevocation is the body of POST /v1/revocations: one revocation of
+// many credentials. Scope site (a breach) revokes every live credential of
+// SiteID — only those of CredentialIDs/SubjectIDs when given (a drill
+// limits itself to its own); scope subject the live credentials of
+// SubjectIDs; scope credential the CredentialIDs.
+type MassRevocation struct {
+	Scope         string   `json:"scope"`
+	SiteID        string   `json:"site_id,omitempty"`
+	SubjectIDs    []string `json:"subject_ids,omitempty"`
+	CredentialIDs []string `json:"credential_ids,omitempty"`
+	Reason        string   `json:"reason"`
+}
+
+// Revocation statuses.
+const (
+	RevocationPending   = "pending"   // layers still working, within the SLA
+	RevocationConfirmed = "confirmed" // every layer done (or not configured)
+	RevocationEscalated = "escalated" // past the SLA with locks unconfirmed: alerted
+	RevocationFailed    = "failed"    // a layer gave up (see its why)
+)
+
+// Layer states: a layer that was not performed never reads done.
+const (
+	LayerDone          = "done"
+	LayerPending       = "pending"
+	LayerFailed        = "failed"
+	LayerNotConfigured = "not_configured"
+)
+
+// Revocation is the revocation resource (GET /v1/revocations/{id}): the
+// state of each layer and which locks have confirmed or are still pending.
 type Revocation struct {
 	RevocationID string `json:"revocation_id"`
 	Scope        string `json:"scope"`
@@ -203,38 +291,57 @@ type Revocation struct {
 	RequestedMs  int64  `json:"requested_ms"`
 	Actor        string `json:"actor"`
 	Reason       string `json:"reason,omitempty"`
-	// Status is confirmed once every credential is disabled and every lock
-	// has acknowledged, pending before.
+	// Status: pending, confirmed (every layer done or not configured),
+	// escalated (past the SLA with locks unconfirmed; an alert was raised)
+	// or failed (a layer gave up).
 	Status         string              `json:"status"`
 	Layers         Layers              `json:"layers"`
 	Credentials    []RevokedCredential `json:"credentials"`
 	ConfirmedLocks []LockStatus        `json:"confirmed_locks"`
 	PendingLocks   []LockStatus        `json:"pending_locks"`
+	FailedLocks    []LockStatus        `json:"failed_locks"`
 	// TimeToDisableMs: request → last entitlement record (all credentials).
 	TimeToDisableMs int64 `json:"time_to_disable_ms,omitempty"`
 	// TimeToConfirmMs: request → last lock ack (once all confirmed).
 	TimeToConfirmMs int64 `json:"time_to_confirm_ms,omitempty"`
-	AgeMs           int64 `json:"age_ms"`
+	// TimeToSessionMs: request → last device session revoked (once done).
+	TimeToSessionMs int64 `json:"time_to_session_revoked_ms,omitempty"`
+	// EscalatedMs is when the revocation passed its SLA with locks still
+	// unconfirmed and was escalated (alert EscalationAlertID, detector
+	// revocation_overdue).
+	EscalatedMs       int64  `json:"escalated_ms,omitempty"`
+	EscalationAlertID string `json:"escalation_alert_id,omitempty"`
+	AgeMs             int64  `json:"age_ms"`
 }
 
-// Layers counts the revocation layers done.
+// Layers are the revocation's layers.
 type Layers struct {
-	Entitlement   Progress `json:"entitlement"`
-	DeviceSession Progress `json:"device_session"`
-	Locks         Progress `json:"locks"`
+	Entitlement   Layer `json:"entitlement"`
+	DeviceSession Layer `json:"device_session"`
+	Locks         Layer `json:"locks"`
 }
 
-// Progress is done out of total.
-type Progress struct {
-	Done  int `json:"done"`
-	Total int `json:"total"`
+// Layer is one revocation layer: its state, done (and failed) out of total,
+// and why it failed or is not configured.
+type Layer struct {
+	State  string `json:"state"`
+	Done   int    `json:"done"`
+	Total  int    `json:"total"`
+	Failed int    `json:"failed,omitempty"`
+	Why    string `json:"why,omitempty"`
 }
 
 // RevokedCredential is one credential of a revocation.
 type RevokedCredential struct {
-	CredentialID     string `json:"credential_id"`
-	DisabledMs       int64  `json:"disabled_ms,omitempty"`
+	CredentialID string `json:"credential_id"`
+	DisabledMs   int64  `json:"disabled_ms,omitempty"`
+	// SessionState is the device-session layer for this credential: done,
+	// pending, failed (SessionError says why) or not_configured; done with
+	// no device means there was no session to revoke.
+	SessionState     string `json:"session_state"`
+	SessionError     string `json:"session_error,omitempty"`
 	SessionRevokedMs int64  `json:"session_revoked_ms,omitempty"`
+	SessionAttempts  int    `json:"session_attempts,omitempty"`
 	LocksTotal       int    `json:"locks_total"`
 	LocksConfirmed   int    `json:"locks_confirmed"`
 }
@@ -249,6 +356,12 @@ type LockStatus struct {
 	LatencyMs    int64  `json:"latency_ms,omitempty"` // request → ack
 	AgeMs        int64  `json:"age_ms,omitempty"`     // pending for
 	Overdue      bool   `json:"overdue,omitempty"`    // pending past the SLA
+	// Attempts is how often the revoke command was sent (re-sends until
+	// acknowledged); LastSentMs the latest.
+	Attempts   int   `json:"attempts,omitempty"`
+	LastSentMs int64 `json:"last_sent_ms,omitempty"`
+	// Error is why the lock failed (gave up) or its last failed ack.
+	Error string `json:"error,omitempty"`
 }
 
 // DefaultPendingSLA is how long a lock may take to confirm a revocation.
@@ -275,6 +388,27 @@ type FleetKPIs struct {
 	// PendingLocks: lock revocations requested in the range and still not
 	// acknowledged after the SLA.
 	PendingLocks PendingLocks `json:"pending_locks"`
+	// Escalations: revocations of the range escalated past the SLA.
+	Escalations Escalations `json:"escalations"`
+	// ACLDrift: full ACL resyncs in the range, by cause.
+	ACLDrift ACLDrift `json:"acl_drift"`
+}
+
+// Escalations are revocations escalated past the SLA (alert
+// revocation_overdue).
+type Escalations struct {
+	Count       int      `json:"count"`
+	Unconfirmed int      `json:"unconfirmed"` // of those, still unconfirmed now
+	Revocations []string `json:"revocation_ids"`
+}
+
+// ACLDrift counts full ACL resyncs (acl_push): on reconnect, and on a lock
+// reporting another ACL version than keyfleet expected (drift).
+type ACLDrift struct {
+	Resyncs      int `json:"resyncs"`
+	Reconnects   int `json:"reconnects"`
+	Drifts       int `json:"drifts"`
+	DriftedLocks int `json:"drifted_locks"`
 }
 
 // Quantiles of a latency, in seconds.
@@ -286,7 +420,8 @@ type Quantiles struct {
 	P99       float64 `json:"p99_s"`
 }
 
-// Activation is the activation success rate.
+// Activation is the activation success rate: credentials activated with
+// a verified attestation, of those issued.
 type Activation struct {
 	Issued      int     `json:"issued"`
 	Activated   int     `json:"activated"`
@@ -323,4 +458,43 @@ type KPIQuery struct {
 	From, To time.Time
 	SLA      time.Duration // default DefaultPendingSLA
 	Now      time.Time     // default time.Now()
+}
+
+// Drill scenarios.
+const (
+	DrillTermination = "termination" // subjects leave: every credential of each revoked
+	DrillLostDevice  = "lost-device" // a device is lost: the credentials on it revoked
+	DrillBreach      = "breach"      // a site is breached: mass revocation at the site
+)
+
+// DrillScenarios lists the drill scenarios.
+var DrillScenarios = []string{DrillTermination, DrillLostDevice, DrillBreach}
+
+// DrillRun is one stored drill run (POST /v1/drills, GET /v1/drills): the
+// headline numbers and the drill's full report (Report, as the drill
+// printed it with --json).
+type DrillRun struct {
+	RunID       string `json:"run_id"`
+	Scenario    string `json:"scenario"`
+	StartedMs   int64  `json:"started_ms"`
+	FinishedMs  int64  `json:"finished_ms"`
+	Actor       string `json:"actor,omitempty"`
+	Subjects    int    `json:"subjects"`
+	Credentials int    `json:"credentials"`
+	Revocations int    `json:"revocations"`
+	Locks       int    `json:"locks"`     // lock revocations expected
+	Confirmed   int    `json:"confirmed"` // of those, confirmed
+	Stragglers  int    `json:"stragglers"`
+	// Times in milliseconds; -1 when there was nothing to measure.
+	DisableP50Ms int64 `json:"disable_p50_ms"`
+	DisableP99Ms int64 `json:"disable_p99_ms"`
+	ConfirmP50Ms int64 `json:"confirm_p50_ms"` // per lock
+	ConfirmP99Ms int64 `json:"confirm_p99_ms"`
+	// SessionState is the device-session layer over the drill:
+	// done, failed, pending or not_configured.
+	SessionState string `json:"session_state"`
+	// TicketCloseMs is request → incident ticket closed (-1: no ticket
+	// system configured).
+	TicketCloseMs int64           `json:"ticket_close_ms"`
+	Report        json.RawMessage `json:"report,omitempty"`
 }

@@ -38,7 +38,8 @@ func TestApplyCarriesWhatTheLockEnforces(t *testing.T) {
 	a := Applier{Current: func(string) (*Record, bool) { return nil, false }, Locks: locks, Enforce: keypads{},
 		NewID: func() string { n++; return fmt.Sprintf("lc-%d", n) }}
 	spec := &Spec{SubjectID: "s1", Role: "contractor", DoorGroups: []string{"entrance", "service"}, ApprovalRule: ApprovalAuto,
-		Windows: []Window{{Days: []string{"mon"}, Start: "07:00", End: "19:00"}}, ValidUntilMs: nowMs + 86_400_000}
+		Windows: []Window{{Days: []string{"mon"}, Start: "07:00", End: "19:00"}}, ValidUntilMs: nowMs + 86_400_000,
+		DeviceID: "d1", Attestation: attestation("d1")} // activated at once: the locks are told
 	b := a.Apply(now, []Command{{CommandID: "c1", Op: lifecycle.OpRequest, CredentialID: "cr1", RequestID: "rq1", Actor: "mgr1", Spec: spec}})
 	require.Len(t, b.LockCommands, 3)
 	for _, c := range b.LockCommands {
@@ -70,6 +71,10 @@ func TestApplyMoves(t *testing.T) {
 			Records:  []string{"cr1#5 update active done"},
 			Locks:    []string{"grant matter/m-side", "revoke nuki/n-side"},
 		},
+	}, {
+		name:  "a credential not yet activated only changes its record: no lock holds it",
+		prior: record(event.StatePendingActivation),
+		want:  summary{Outcomes: []string{"update applied"}, Records: []string{"cr1#5 update pending_activation done"}},
 	}, {
 		name:  "a suspended credential only changes its record",
 		prior: record(event.StateSuspended),

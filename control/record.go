@@ -57,9 +57,9 @@ type Record struct {
 
 	RevocationID string `json:"revocation_id,omitempty"`
 	// SessionRevokedDevice is the device whose wallet/app session this
-	// record revoked (device change, revocation).
+	// record asks to revoke (device change, revocation); whether the
+	// session layer did is the revocation's (revocation_sessions).
 	SessionRevokedDevice string `json:"session_revoked_device,omitempty"`
-	SessionRevokedMs     int64  `json:"session_revoked_ms,omitempty"`
 
 	// Recent are the ids of the last commands applied, so a command
 	// re-delivered by Kafka is recognized and not applied twice.
@@ -103,13 +103,27 @@ func (r *Record) remember(commandID string) {
 }
 
 // Attestation is the device-possession evidence a credential was activated
-// with. The evidence itself is not kept, only its SHA-256.
+// with, as control/attest verified it. The evidence itself is not kept,
+// only its SHA-256.
 type Attestation struct {
 	Format         string `json:"format"`
 	DeviceID       string `json:"device_id"`
 	EvidenceSHA256 string `json:"evidence_sha256"`
 	VerifiedMs     int64  `json:"verified_ms"`
+	// KeySHA256 is the SHA-256 (hex) of the attested key's DER
+	// SubjectPublicKeyInfo.
+	KeySHA256 string `json:"key_sha256,omitempty"`
+	// SecurityLevel is where the key lives (trusted_environment,
+	// strongbox, secure_enclave, ...); AppID the app it belongs to.
+	SecurityLevel string `json:"security_level,omitempty"`
+	AppID         string `json:"app_id,omitempty"`
+	// Type is full (a chain to a configured root) or self.
+	Type string `json:"type,omitempty"`
 }
+
+// Verified reports whether the attestation was verified cryptographically
+// (a record written before verification existed has no key hash).
+func (a *Attestation) Verified() bool { return a != nil && a.KeySHA256 != "" }
 
 // Window is a weekly time window in site-local time: on Days (mon..sun,
 // empty = every day) from Start to End ("HH:MM"; an End at or before Start
@@ -134,7 +148,12 @@ const (
 	ScopeCredential = "credential"
 	ScopeSubject    = "subject"
 	ScopeExpiry     = "expiry"
+	ScopeDevice     = "device" // every live credential on a (lost) device
+	ScopeSite       = "site"   // mass revocation at a site (breach)
 )
+
+// Scopes lists the revocation scopes.
+var Scopes = []string{ScopeCredential, ScopeSubject, ScopeExpiry, ScopeDevice, ScopeSite}
 
 // Command is one request to change a credential, published on
 // control.commands keyed by credential id and applied by the owner of that
@@ -181,6 +200,9 @@ type Spec struct {
 	Template     uint64                `json:"template_version,omitempty"`
 	Exception    bool                  `json:"exception,omitempty"`
 	ExceptionWhy string                `json:"exception_why,omitempty"`
+	// AllowAdditional permits another live credential for the same
+	// subject, role and device.
+	AllowAdditional bool `json:"allow_additional,omitempty"`
 }
 
 // DecodeCommand decodes a command from control.commands.

@@ -111,7 +111,7 @@ func (d *Dashboards) Routes() []httpapi.Route {
 		{Method: fiber.MethodGet, Path: PathEvidence, Roles: httpapi.ReadRoles, Handler: d.evidence,
 			Summary: "An alert's evidence: the access events it cites."},
 		{Method: fiber.MethodGet, Path: PathRevocations, Roles: httpapi.ReadRoles, Handler: d.revocations,
-			Summary: "Revocation tracker: recent revocations with locks told, confirmed and pending (from, pending, limit)."},
+			Summary: "Revocation tracker: recent revocations with locks told, confirmed and pending, and their escalation past the SLA (from, pending, escalated, limit)."},
 		{Method: fiber.MethodGet, Path: PathRequests, Roles: httpapi.ManageRoles, Handler: d.requests,
 			Summary: "Provisioning requests with their items' status counts (status: pending or all; from, limit)."},
 		{Method: fiber.MethodGet, Path: PathSession, Roles: httpapi.ReadRoles, Handler: d.session,

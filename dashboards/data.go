@@ -230,13 +230,18 @@ type Revocation struct {
 	Confirmed    uint64 `json:"confirmed"`
 	Pending      uint64 `json:"pending"`
 	LastAckMs    int64  `json:"last_ack_ms"`
+	// EscalatedMs is when it passed the revocation SLA with locks
+	// unconfirmed (alert revocation_overdue); 0 when it did not.
+	EscalatedMs int64 `json:"escalated_ms"`
 }
 
 // revocations serves GET /v1/dashboards/revocations: recent revocations
-// with how many locks were told and how many confirmed (pending=true: only
-// those still waiting for a lock). GET /v1/revocations/{id} names the locks.
+// with how many locks were told and how many confirmed, and when each was
+// escalated past the SLA (pending=true: only those still waiting for a
+// lock; escalated=true: only escalated ones). GET /v1/revocations/{id}
+// names the locks.
 func (d *Dashboards) revocations(c *fiber.Ctx) error {
-	v, err := httpapi.QueryParams(c, "from", "to", "pending", "limit")
+	v, err := httpapi.QueryParams(c, "from", "to", "pending", "escalated", "limit")
 	if err != nil {
 		return err
 	}
@@ -248,16 +253,29 @@ func (d *Dashboards) revocations(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	pendingOnly := false
-	if s, ok := v["pending"]; ok {
-		if pendingOnly, err = strconv.ParseBool(s); err != nil {
-			return httpapi.BadRequest("pending", "pending must be true or false")
+	flag := func(name string) (bool, error) {
+		s, ok := v[name]
+		if !ok {
+			return false, nil
 		}
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return false, httpapi.BadRequest(name, name+" must be true or false")
+		}
+		return b, nil
+	}
+	pendingOnly, err := flag("pending")
+	if err != nil {
+		return err
+	}
+	escalatedOnly, err := flag("escalated")
+	if err != nil {
+		return err
 	}
 	ctx, cancel := d.ctx(c)
 	defer cancel()
 	rows, err := revocationsSQL.Query(ctx, d.opts.Conn, chstorage.Args{"from": secs(from), "to": secs(to),
-		"from_ms": from.UnixMilli(), "to_ms": to.UnixMilli(), "pending": pendingOnly, "limit": limit})
+		"from_ms": from.UnixMilli(), "to_ms": to.UnixMilli(), "pending": pendingOnly, "escalated": escalatedOnly, "limit": limit})
 	if err != nil {
 		return fmt.Errorf("revocations: %w", err)
 	}
@@ -266,7 +284,7 @@ func (d *Dashboards) revocations(c *fiber.Ctx) error {
 	for rows.Next() {
 		var r Revocation
 		if err := rows.Scan(&r.RevocationID, &r.Scope, &r.SubjectID, &r.RequestedMs, &r.Credentials, &r.Locks,
-			&r.Confirmed, &r.LastAckMs); err != nil {
+			&r.Confirmed, &r.LastAckMs, &r.EscalatedMs); err != nil {
 			return fmt.Errorf("revocations: %w", err)
 		}
 		if r.Locks > r.Confirmed {

@@ -155,6 +155,11 @@ func loadData(t *testing.T, conn driver.Conn, now time.Time) {
 		[]string{"revocation_id", "credential_id", "vendor", "lock_id", "command_id", "ts", "issued_ms"}, locks...))
 	require.NoError(t, chstorage.InsertRows(ctx, conn, "lock_acks",
 		[]string{"command_id", "revocation_id", "type", "vendor", "lock_id", "credential_id", "status", "ts", "applied_ms"}, acks...))
+	// r2 passed the SLA with lock-2 unconfirmed: escalated.
+	require.NoError(t, chstorage.InsertRows(ctx, conn, "revocation_escalations",
+		[]string{"revocation_id", "credential_id", "alert_id", "requested_ms", "escalated_ms", "pending_locks", "ts"},
+		[]any{"r2", "cred-2", "alert-r2", req.Add(time.Minute).UnixMilli(), req.Add(16 * time.Minute).UnixMilli(), uint32(1),
+			sec(req.Add(time.Minute))}))
 	// Provisioning: q1 has a pending item, q2 is done.
 	require.NoError(t, chstorage.InsertRows(ctx, conn, "control_requests",
 		[]string{"request_id", "kind", "caller", "ts", "created_ms", "total"},
@@ -249,10 +254,14 @@ func TestRevocationsAndRequests(t *testing.T) {
 	r2, r1 := revs.Revocations[0], revs.Revocations[1]
 	assert.Equal(t, "r2", r2.RevocationID, "newest first")
 	assert.Equal(t, Revocation{RevocationID: "r2", Scope: "subject", SubjectID: "subj-2", RequestedMs: r2.RequestedMs,
-		Credentials: 1, Locks: 2, Confirmed: 1, Pending: 1, LastAckMs: r2.LastAckMs}, r2)
+		Credentials: 1, Locks: 2, Confirmed: 1, Pending: 1, LastAckMs: r2.LastAckMs, EscalatedMs: r2.RequestedMs + 15*60_000}, r2)
 	assert.EqualValues(t, 0, r1.Pending)
+	assert.Zero(t, r1.EscalatedMs)
 	c.json(PathRevocations+"?pending=true", "an", &revs)
 	require.Len(t, revs.Revocations, 1)
+	assert.Equal(t, "r2", revs.Revocations[0].RevocationID)
+	c.json(PathRevocations+"?escalated=true", "an", &revs)
+	require.Len(t, revs.Revocations, 1, "the dashboard names the escalated revocations")
 	assert.Equal(t, "r2", revs.Revocations[0].RevocationID)
 
 	var reqs struct {
@@ -264,7 +273,8 @@ func TestRevocationsAndRequests(t *testing.T) {
 		Pending: 1, Done: 1, Failed: 1}, reqs.Requests[0])
 	c.json(PathRequests+"?status=all", "mg", &reqs)
 	assert.Len(t, reqs.Requests, 2)
-	for _, bad := range []string{PathRevocations + "?pending=maybe", PathRevocations + "?limit=0", PathRequests + "?status=done"} {
+	for _, bad := range []string{PathRevocations + "?pending=maybe", PathRevocations + "?escalated=1x", PathRevocations + "?limit=0",
+		PathRequests + "?status=done"} {
 		code, _, _ := c.get(bad, "mg")
 		assert.Equal(t, 400, code, bad)
 	}

@@ -30,12 +30,15 @@ const (
 	DoorAjar               = "door_ajar"
 	StaleCredential        = "stale_credential"
 	ExpiredException       = "expired_exception"
+	// RevocationOverdue is raised by the control plane (control/stream), not
+	// by the engine: a revocation passed its SLA with locks unconfirmed.
+	RevocationOverdue = "revocation_overdue"
 )
 
 // Detectors lists every detector name.
 var Detectors = []string{
 	UnlockBurst, UnattestedDeviceChange, UseAfterRevocation, DeniedStorm, OffSchedule,
-	EmergencyUnlock, DoorForced, DoorAjar, StaleCredential, ExpiredException,
+	EmergencyUnlock, DoorForced, DoorAjar, StaleCredential, ExpiredException, RevocationOverdue,
 }
 
 // Severities, from least to most urgent.

@@ -32,6 +32,11 @@ data="$root/var/keyfleet"
 banner_file="$root/var/run-banner.txt"
 mkdir -p "$data"
 fleet=(--seed "$seed" --sites 4 --subjects 600)
+# The simulated wallet provider (session-revocation webhook, phones that
+# attest with a test CA) and the CA serve trusts.
+wallet="${KEYFLEET_RUN_WALLET_ADDR:-127.0.0.1:8091}"
+session_secret="${KEYFLEET_RUN_SESSION_SECRET:-keyfleet-dev-session-secret}"
+attest="$data/attest"
 
 pids=()
 cleanup() {
@@ -49,10 +54,15 @@ trap cleanup INT TERM EXIT
 # The simulated estate's locks and credentials, so events resolve to sites,
 # doors and (pseudonymous) subjects.
 "$bin" simulate "${fleet[@]}" --registry-only --registry-out "$data/registry.json" \
-  --identities-out "$data/identities.json" --people-out "$data/people.csv" 2>/dev/null
+  --identities-out "$data/identities.json" --people-out "$data/people.csv" --attest-ca "$attest" 2>/dev/null
 
 "$bin" serve --http-addr "$http" --embedded-kafka-addr "$kafka" --clickhouse-addr "$clickhouse" \
-  --registry "$data/registry.json" --log-level "$log_level" --access-log="$access_log" &
+  --registry "$data/registry.json" --log-level "$log_level" --access-log="$access_log" \
+  --attest-android-roots "$attest/android-roots.pem" --attest-android-packages com.keyfleet.wallet \
+  --attest-apple-roots "$attest/apple-roots.pem" --attest-apple-app-ids KEYFLEET01.com.keyfleet.wallet \
+  --attest-webauthn-roots "$attest/webauthn-roots.pem" --attest-webauthn-rp-ids keyfleet.example \
+  --attest-webauthn-origins https://keyfleet.example \
+  --session-revoke-url "http://$wallet/v1/sessions/revoke" --session-revoke-secret "$session_secret" &
 pids+=($!)
 
 for _ in $(seq 1 120); do
@@ -75,6 +85,10 @@ fed by a simulated estate (seed $seed): two days of history, then ~$rate events/
   API          http://$http/v1/openapi.json  (docs/api.md)
   Metrics      http://$http/metrics     (Authorization: Bearer <token>)
   Admin token  $token
+  Wallet       http://$wallet   (simulated wallet provider: session webhook, phones attesting keys)
+
+Try a revocation drill (termination, lost-device or breach):
+  bin/keyfleet drill termination --token $token --subjects 20 --site site-01 --door-groups unit:01-101
 
 Identity sync: the estate's people come from an HR feed (keyfleet identity import) and
 staff turnover is pushed over SCIM (/scim/v2) every ~20 s: joiners get credentials,
@@ -101,6 +115,7 @@ head -n 2 "$data/identity-import.txt"
   --log-level warn >/dev/null &
 pids+=($!)
 
-"$bin" simulate "${fleet[@]}" --kafka-brokers "$kafka" --rate "$rate" --duration 8760h --gateways --log-level warn &
+"$bin" simulate "${fleet[@]}" --kafka-brokers "$kafka" --rate "$rate" --duration 8760h --gateways --log-level warn \
+  --wallet-addr "$wallet" --wallet-secret "$session_secret" --attest-ca "$attest" &
 pids+=($!)
 wait "${pids[0]}"

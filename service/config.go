@@ -163,6 +163,9 @@ func (c *Config) Validate() error {
 	if err := c.Detect.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Control.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.Query.Validate(); err != nil {
 		errs = append(errs, err)
 	}

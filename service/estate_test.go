@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,6 +40,7 @@ type estateServe struct {
 	base string
 	bus  bus.Config
 	conn driver.Conn
+	att  *testAttestation // the test CA serve trusts for App Attest
 }
 
 func startEstateServe(t *testing.T, file registry.File, extraArgs ...string) *estateServe {
@@ -51,6 +51,7 @@ func startEstateServe(t *testing.T, file registry.File, extraArgs ...string) *es
 	data, err := json.Marshal(file)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(regPath, data, 0o644))
+	att := newTestAttestation(t)
 	var cfg Config
 	fs := flagenv.New("serve", "")
 	fs.SetLookup(func(string) (string, bool) { return "", false })
@@ -61,7 +62,7 @@ func startEstateServe(t *testing.T, file registry.File, extraArgs ...string) *es
 		"--data-dir", filepath.Join(t.TempDir(), "data"), "--access-log=false", "--detect=false", "--report-schedule=false",
 		"--clickhouse-flush-interval", "100ms", "--pseudonym-key", "estate-test-pseudonym-key",
 		"--audit-key", "estate-test-audit-key-0123456789-abcdef",
-	}, extraArgs...)))
+	}, append(att.Args, extraArgs...)...)))
 	cfg.BootstrapToken = estateToken
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -89,7 +90,7 @@ func startEstateServe(t *testing.T, file registry.File, extraArgs ...string) *es
 			t.Error("serve did not stop")
 		}
 	})
-	s := &estateServe{t: t, base: "http://" + addr, bus: bc, conn: conn}
+	s := &estateServe{t: t, base: "http://" + addr, bus: bc, conn: conn, att: att}
 	// Ready once the registry and the control plane have caught up.
 	require.Eventually(t, func() bool {
 		return s.call("GET", "/v1/locks", "", "", nil) == http.StatusOK && s.call("GET", "/v1/templates", "", "", nil) == http.StatusOK
@@ -124,6 +125,15 @@ func (s *estateServe) call(method, path, contentType, body string, out any, toke
 		}
 	}
 	return resp.StatusCode
+}
+
+// attestation is a phone's App Attest evidence for a challenge serve issued.
+func (s *estateServe) attestation(deviceID string) *control.AttestationInput {
+	return s.att.evidence(s.t, deviceID, func(r control.ChallengeRequest) control.ChallengeResponse {
+		var ch control.ChallengeResponse
+		require.Equal(s.t, http.StatusOK, s.json("POST", "/v1/attestation/challenge", r, &ch))
+		return ch
+	})
 }
 
 func (s *estateServe) json(method, path string, in, out any) int {
@@ -417,13 +427,12 @@ func TestEstateVendorMigration(t *testing.T) {
 	acker(t, s.bus)
 
 	// Three residents with attested phones (active at once); the third is suspended.
-	evidence := base64.StdEncoding.EncodeToString([]byte("estate test"))
 	var ids []string
 	for i := range 3 {
 		var pr control.ProvisionResponse
 		sub := fmt.Sprintf("resident-%d", i)
 		require.Equal(t, http.StatusAccepted, s.json("POST", "/v1/credentials", control.CredentialRequest{SubjectID: sub, Role: "resident",
-			SiteID: "s1", DeviceID: "phone-" + sub, Attestation: &control.AttestationInput{Format: "aliro", Evidence: evidence}}, &pr))
+			SiteID: "s1", DeviceID: "phone-" + sub, Attestation: s.attestation("phone-" + sub)}, &pr))
 		ids = append(ids, pr.CredentialIDs[0])
 	}
 	cred := func(id string) *control.Record {
@@ -493,7 +502,7 @@ func TestEstateVendorMigration(t *testing.T) {
 	assert.Equal(t, 3, one.Lock.Tier)
 	var pr control.ProvisionResponse
 	require.Equal(t, http.StatusAccepted, s.json("POST", "/v1/credentials", control.CredentialRequest{SubjectID: "resident-new", Role: "resident",
-		SiteID: "s1", DeviceID: "phone-new", Attestation: &control.AttestationInput{Format: "aliro", Evidence: evidence}}, &pr))
+		SiteID: "s1", DeviceID: "phone-new", Attestation: s.attestation("phone-new")}, &pr))
 	require.Eventually(t, func() bool {
 		r := cred(pr.CredentialIDs[0])
 		return r != nil && r.State == "active" && len(r.Locks) == 3 && r.Locks[2].Vendor == "nuki"

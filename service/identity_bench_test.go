@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/identity/store"
 	"github.com/keyfleet/keyfleet/sim/fleet"
 	"github.com/keyfleet/keyfleet/sim/locks"
@@ -71,6 +72,12 @@ func BenchmarkLeaverLatency(b *testing.B) {
 		l.mustJSON("GET", "/v1/credentials?role=resident&state=pending_activation&limit=1", l.admin, nil, 200, &out)
 		return out.Total == n
 	}, 5*time.Minute, time.Second, "joiners' credentials issued")
+	// Their phones activate them: only active keys are on locks.
+	var pending struct{ Credentials []*control.Record }
+	l.mustJSON("GET", fmt.Sprintf("/v1/credentials?role=resident&state=pending_activation&limit=%d", n), l.admin, nil, 200, &pending)
+	for _, r := range pending.Credentials {
+		l.activate(r.CredentialID, "phone-"+r.SubjectID)
+	}
 	// Let the grants reach the locks first, so the revocations do not queue
 	// behind them.
 	deadline := time.Now().Add(15 * time.Minute)

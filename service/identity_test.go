@@ -46,6 +46,8 @@ type live struct {
 	scim  string
 	bus   bus.Config
 	conn  driver.Conn
+	// att is the test CA serve trusts: activate mints a phone's evidence.
+	att *testAttestation
 }
 
 func serveLive(t testing.TB, args ...string) *live {
@@ -71,6 +73,8 @@ func serveLiveWith(t testing.TB, reg registry.File, args ...string) *live {
 	base := []string{"--data-dir", dir, "--clickhouse-addr", ch.Addr, "--clickhouse-database", ch.Database,
 		"--access-log=false", "--bootstrap-token", "test-admin-token-0123456789abcdefghij", "--registry", regPath,
 		"--pseudonym-key", identityTestKey, "--detect=false", "--audit-key", "identity-test-audit-key-0123456789abcdef"}
+	att := newTestAttestation(t)
+	base = append(base, att.Args...)
 	if testenv.RealKafka() {
 		bc := testenv.Kafka(t, 4)
 		base = append(base, "--kafka-brokers", strings.Join(bc.Brokers, ","), "--topic-prefix", bc.TopicPrefix)
@@ -100,7 +104,7 @@ func serveLiveWith(t testing.TB, reg registry.File, args ...string) *live {
 			t.Error("serve did not stop")
 		}
 	})
-	l := &live{t: t, base: "http://" + ln.Addr().String(), admin: "test-admin-token-0123456789abcdefghij", conn: conn}
+	l := &live{t: t, base: "http://" + ln.Addr().String(), admin: "test-admin-token-0123456789abcdefghij", conn: conn, att: att}
 	select {
 	case addr := <-ready:
 		l.bus = cfg.Bus([]string{addr})
@@ -165,6 +169,21 @@ func (l *live) scimPatch(typ, id string, ops ...map[string]any) {
 	l.t.Helper()
 	l.mustJSON("PATCH", scim.Prefix+"/"+typ+"/"+id, l.scim,
 		map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"}, "Operations": ops}, 200, nil)
+}
+
+// activate activates a pending credential with its phone's attestation:
+// only then do its locks hold it.
+func (l *live) activate(credentialID, deviceID string) {
+	l.t.Helper()
+	ev := l.att.evidence(l.t, deviceID, func(r control.ChallengeRequest) control.ChallengeResponse {
+		var ch control.ChallengeResponse
+		r.CredentialID = credentialID
+		l.mustJSON("POST", "/v1/attestation/challenge", l.admin, r, 200, &ch)
+		return ch
+	})
+	code, b := l.call("POST", "/v1/credentials/"+credentialID+":activate", l.admin,
+		map[string]any{"device_id": deviceID, "attestation": ev})
+	require.Contains(l.t, []int{200, 202}, code, "activate %s: %s", credentialID, b)
 }
 
 func (l *live) credentials(subject string) []*control.Record {
@@ -264,10 +283,11 @@ func (g *lockGateway) locksHolding(recs []*control.Record) []string {
 
 // TestIdentityJoinerMoverLeaver drives one person through SCIM on a live
 // serve (ClickHouse store, Kafka, control plane, lock gateways acking):
-// joiner (a resident credential, auto-approved, granted on the resident
-// doors), mover (to maintenance: the resident credential is revoked on its
-// locks, the maintenance one waits for its approval rule, then is granted
-// on the maintenance doors), leaver (deactivated: every credential revoked,
+// joiner (a resident credential, auto-approved, on no lock until its phone
+// activates it, then granted on the resident doors), mover (to maintenance:
+// the resident credential is revoked on its locks, the maintenance one waits
+// for its approval rule and its activation, then is granted on the
+// maintenance doors), leaver (deactivated: every credential revoked,
 // every lock confirms), and the leaver latency in the KPIs and metrics.
 func TestIdentityJoinerMoverLeaver(t *testing.T) {
 	l := serveLive(t)
@@ -291,9 +311,16 @@ func TestIdentityJoinerMoverLeaver(t *testing.T) {
 		recs = l.credentials(subject)
 		roles, locks := liveOf(recs)
 		return slices.Equal(roles, []string{"resident/pending_activation"}) &&
-			slices.Equal(locks, []string{"m-lobby", "n-gym", "s-garage"}) &&
-			slices.Equal(gw.locksHolding(recs), locks)
-	}, 60*time.Second, 100*time.Millisecond, "joiner's resident credential granted on its doors: %+v", recs)
+			slices.Equal(locks, []string{"m-lobby", "n-gym", "s-garage"})
+	}, 60*time.Second, 100*time.Millisecond, "joiner's resident credential issued for its doors: %+v", recs)
+	assert.Empty(t, gw.locksHolding(recs), "a pending_activation key is on no lock")
+	// The joiner's phone proves possession: only now do the locks hold it.
+	l.activate(recs[0].CredentialID, "phone-pat")
+	require.Eventually(t, func() bool {
+		recs = l.credentials(subject)
+		roles, locks := liveOf(recs)
+		return slices.Equal(roles, []string{"resident/active"}) && slices.Equal(gw.locksHolding(recs), locks)
+	}, 60*time.Second, 100*time.Millisecond, "joiner's resident credential granted on its doors once activated: %+v", recs)
 	var view control.CredentialView
 	l.mustJSON("GET", "/v1/credentials/"+recs[0].CredentialID, l.admin, nil, 200, &view)
 	assert.Equal(t, "identity-sync", view.Summary.IssuedBy, "requested through control's API as identity sync")
@@ -321,9 +348,14 @@ func TestIdentityJoinerMoverLeaver(t *testing.T) {
 		recs = l.credentials(subject)
 		roles, locks := liveOf(recs)
 		return slices.Equal(roles, []string{"maintenance/pending_activation"}) &&
-			slices.Equal(locks, []string{"m-lobby", "s-garage", "se-service"}) &&
-			slices.Equal(gw.locksHolding(recs), locks)
+			slices.Equal(locks, []string{"m-lobby", "s-garage", "se-service"})
 	}, 60*time.Second, 100*time.Millisecond, "mover's door set: entrance, garage, service: %+v", recs)
+	l.activate(pending.CredentialID, "phone-pat")
+	require.Eventually(t, func() bool {
+		recs = l.credentials(subject)
+		roles, locks := liveOf(recs)
+		return slices.Equal(roles, []string{"maintenance/active"}) && slices.Equal(gw.locksHolding(recs), locks)
+	}, 60*time.Second, 100*time.Millisecond, "mover's maintenance credential granted once activated: %+v", recs)
 
 	// Leaver: deactivated → every credential revoked, every lock confirms.
 	l.scimPatch("Users", pat, map[string]any{"op": "replace", "path": "active", "value": false})

@@ -29,7 +29,7 @@ func commands() []command {
 		{"normalize", "normalize vendor lock events from stdin to common-schema JSON lines", runNormalize},
 		{"simulate", "simulate a lock fleet and its gateways (events, registry, labels)", runSimulate},
 		{"audit", "verify the admin audit log (audit verify) and export signed checkpoints of it (audit checkpoint)", runAudit},
-		{"drill", "revocation drill against a running keyfleet (drill revoke --subjects N)", runDrill},
+		{"drill", "revocation drill against a running keyfleet (drill termination|lost-device|breach --subjects N)", runDrill},
 		{"estate", "lock estate through a running keyfleet: migrate (vendor exit), import, export, weak-links", runEstate},
 		{"detect", "backtest the detectors: --replay FILE [--rules FILE] [--labels FILE]", runDetect},
 		{"token", "create, list, rotate and revoke API tokens (directly in ClickHouse)", runToken},

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/keyfleet/keyfleet/control/attest/attesttest"
 	"github.com/keyfleet/keyfleet/detect/backtest"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
@@ -21,6 +24,7 @@ import (
 	"github.com/keyfleet/keyfleet/sim/fleet"
 	"github.com/keyfleet/keyfleet/sim/locks"
 	"github.com/keyfleet/keyfleet/sim/turnover"
+	"github.com/keyfleet/keyfleet/sim/wallet"
 )
 
 // simDevPseudonymKey is `keyfleet serve`'s built-in development key (used
@@ -102,6 +106,76 @@ func (f *fleetFlags) bus() (bus.Config, error) {
 	return c, nil
 }
 
+// walletFlags start the simulated wallet provider (sim/wallet): the
+// session-revocation webhook and the phones attesting with the test CA.
+type walletFlags struct {
+	addr, secret, caDir string
+	failRate, forgeRate float64
+	latency             time.Duration
+}
+
+func (w *walletFlags) register(fs *flagenv.Set) {
+	fs.String(&w.caDir, "attest-ca", "KEYFLEET_SIM_ATTEST_CA", "",
+		"directory of the test attestation CA (created if missing; its *-roots.pem are what serve's --attest-*-roots trust)")
+	fs.String(&w.addr, "wallet-addr", "KEYFLEET_SIM_WALLET_ADDR", "",
+		"serve the simulated wallet provider here (loopback): serve's --session-revoke-url is http://ADDR/v1/sessions/revoke, "+
+			"the drill's --device-url http://ADDR (needs --attest-ca)")
+	fs.Secret(&w.secret, "wallet-secret", "KEYFLEET_SIM_WALLET_SECRET", "HMAC secret of the session webhook (serve's --session-revoke-secret)")
+	fs.Float(&w.failRate, "wallet-fail-rate", "KEYFLEET_SIM_WALLET_FAIL_RATE", 0.05,
+		"share of session webhook calls the wallet answers 503 (keyfleet retries)")
+	fs.Float(&w.forgeRate, "wallet-forge-rate", "KEYFLEET_SIM_WALLET_FORGE_RATE", 0.05,
+		"share of phone attestations minted forged (keyfleet must refuse them)")
+	fs.Duration(&w.latency, "wallet-latency", "KEYFLEET_SIM_WALLET_LATENCY", 80*time.Millisecond, "median time to revoke a session")
+}
+
+// ca loads or makes the test CA (nil without --attest-ca).
+func (w *walletFlags) ca() (*attesttest.CA, error) {
+	if w.caDir == "" {
+		return nil, nil
+	}
+	ca, err := attesttest.LoadOrNew(w.caDir, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("--attest-ca: %w", err)
+	}
+	return ca, nil
+}
+
+// start runs the wallet service in g when --wallet-addr is set.
+func (w *walletFlags) start(ctx context.Context, g *errgroup.Group, seed uint64, logger *slog.Logger) error {
+	if w.addr == "" {
+		return nil
+	}
+	if err := loopbackAddr(w.addr); err != nil {
+		return usageError{fmt.Errorf("--wallet-addr: %w", err)}
+	}
+	ca, err := w.ca()
+	if err != nil {
+		return err
+	}
+	svc, err := wallet.New(wallet.Options{Secret: []byte(w.secret), CA: ca, FailRate: w.failRate, ForgeRate: w.forgeRate,
+		Latency: w.latency, Seed: seed, Logger: logger})
+	if err != nil {
+		return usageError{fmt.Errorf("--wallet-*: %w", err)}
+	}
+	ln, err := net.Listen("tcp", w.addr)
+	if err != nil {
+		return fmt.Errorf("--wallet-addr: %w", err)
+	}
+	g.Go(func() error { return svc.Serve(ctx, ln) })
+	return nil
+}
+
+func loopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q: the simulated wallet listens on loopback only", addr)
+	}
+	return nil
+}
+
 func (f *fleetFlags) gatewayProfiles() (map[string]locks.Profile, error) {
 	p, err := locks.ParseProfiles(locks.DefaultProfiles(), f.profiles)
 	if err != nil {
@@ -162,6 +236,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	var (
 		ff                                                     fleetFlags
+		wf                                                     walletFlags
 		days                                                   float64
 		end                                                    string
 		speedup, rate, anomalyScale                            float64
@@ -175,6 +250,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flagenv.New("simulate", simulateAbout)
 	fs.FlagSet().SetOutput(stderr)
 	ff.register(fs)
+	wf.register(fs)
 	fs.Float(&days, "days", "KEYFLEET_SIM_DAYS", 0, "backfill this many days of history ending at --end (0: real time)")
 	fs.String(&end, "end", "KEYFLEET_SIM_END", "", "end of a backfill, RFC 3339 (default now); fix it for reproducible output")
 	fs.Float(&speedup, "speedup", "KEYFLEET_SIM_SPEEDUP", 0,
@@ -223,7 +299,13 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if registryOut == "" {
 			return usageError{errors.New("--registry-only needs --registry-out")}
 		}
+		if _, err := wf.ca(); err != nil { // serve's --attest-*-roots must exist before it starts
+			return err
+		}
 		return sim.WriteRegistry(registryOut, fl.Registry())
+	}
+	if wf.addr != "" && days > 0 {
+		return usageError{errors.New("--wallet-addr runs in real time; it cannot be combined with --days")}
 	}
 	profiles, err := ff.gatewayProfiles()
 	if err != nil {
@@ -329,6 +411,11 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if runner != nil {
 		g.Go(func() error { return runner.Run(runCtx) })
 	}
+	if err := wf.start(runCtx, g, uint64(ff.seed), logger); err != nil {
+		stopGateways()
+		_ = g.Wait()
+		return err
+	}
 	g.Go(func() error {
 		defer stopGateways()
 		var err error
@@ -378,6 +465,7 @@ func writeFile(path string, write func(io.Writer) error) error {
 func runSimulateGateways(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var (
 		ff       fleetFlags
+		wf       walletFlags
 		duration time.Duration
 		group    string
 		stat     string
@@ -390,6 +478,7 @@ func runSimulateGateways(ctx context.Context, args []string, _, stderr io.Writer
 		"Runs until interrupted or --duration; prints per-vendor delay statistics at the end.")
 	fs.FlagSet().SetOutput(stderr)
 	ff.register(fs)
+	wf.register(fs)
 	fs.Duration(&duration, "duration", "KEYFLEET_SIM_DURATION", 0, "stop after this long (0: until interrupted)")
 	fs.String(&group, "group", "KEYFLEET_SIM_GATEWAY_GROUP", bus.GroupGatewaySim, "consumer group on lock.commands (prefixed)")
 	fs.String(&stat, "stats", "KEYFLEET_SIM_STATS", "", "write per-vendor command statistics (JSON) here at the end")
@@ -429,7 +518,12 @@ func runSimulateGateways(ctx context.Context, args []string, _, stderr io.Writer
 		defer stop()
 	}
 	logger.Info("gateway simulators running", "locks", len(fl.Locks), "brokers", bc.Brokers)
-	if err := runner.Run(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+	g, gctx := errgroup.WithContext(ctx)
+	if err := wf.start(gctx, g, uint64(ff.seed), logger); err != nil {
+		return err
+	}
+	g.Go(func() error { return runner.Run(gctx) })
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	summary := set.Summarize()
@@ -437,8 +531,8 @@ func runSimulateGateways(ctx context.Context, args []string, _, stderr io.Writer
 		fmt.Fprintln(stderr, "gateway commands: none received")
 	}
 	for _, g := range summary {
-		fmt.Fprintf(stderr, "gateway %-8s commands %d applied %d lost %d failed %d injected delay p50 %d ms p95 %d ms max %d ms\n",
-			g.Vendor, g.Commands, g.Applied, g.Lost, g.Failed, g.P50Ms, g.P95Ms, g.MaxMs)
+		fmt.Fprintf(stderr, "gateway %-8s commands %d applied %d lost %d failed %d repeated %d injected delay p50 %d ms p95 %d ms max %d ms\n",
+			g.Vendor, g.Commands, g.Applied, g.Lost, g.Failed, g.Repeats, g.P50Ms, g.P95Ms, g.MaxMs)
 	}
 	if stat != "" {
 		return writeFile(stat, func(w io.Writer) error { return json.NewEncoder(w).Encode(summary) })

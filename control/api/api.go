@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/attest"
 	"github.com/keyfleet/keyfleet/control/internal/metrics"
 	"github.com/keyfleet/keyfleet/control/lifecycle"
 	"github.com/keyfleet/keyfleet/internal/audit"
@@ -45,6 +46,23 @@ type State interface {
 	Release(n int)
 	Templates() *control.Templates
 	DoorGroups() map[string]int
+	// Sites returns every site of the lock registry with its number of
+	// locks; LocksFor the locks of a site's door groups ("*": all).
+	Sites() map[string]int
+	LocksFor(site string, groups []string) []control.LockRef
+}
+
+// Attester verifies attestation evidence (control/attest's Verifier).
+type Attester interface {
+	Verify(format string, evidence, challenge []byte) (*attest.Result, error)
+	Formats() []string
+}
+
+// Challenger issues and checks attestation challenges (control/attest's
+// Challenger).
+type Challenger interface {
+	Issue(credentialID, deviceID string, now time.Time) ([]byte, time.Time)
+	Check(challenge []byte, credentialID, deviceID string, now time.Time) error
 }
 
 // AuditVerifier checks the audit log (internal/audit.Store).
@@ -72,9 +90,12 @@ type Options struct {
 	// WaitTimeout bounds how long a single-credential API call waits for its
 	// command to be applied before answering 202 (default 5 s).
 	WaitTimeout time.Duration
-	// VerifyAttestation checks device-possession evidence; nil accepts any
-	// non-empty evidence of a known format.
-	VerifyAttestation func(deviceID string, a control.AttestationInput) error
+	// Attester and Challenges verify device-possession evidence: a
+	// challenge from POST /v1/attestation/challenge, then the device's
+	// attestation of it. Without both, evidence is refused
+	// (attestation_not_configured) and no credential can be activated.
+	Attester   Attester
+	Challenges Challenger
 	// Policy refuses grants the locks cannot enforce (the estate policy;
 	// nil admits every grant).
 	Policy GrantPolicy
@@ -162,8 +183,13 @@ func (p *API) Routes() []httpapi.Route {
 		r(fiber.MethodPost, `/v1/credentials/:id\:revoke`, "Revoke a credential: entitlement, device session, every lock holding it.", manage, p.opHandler(lifecycle.OpRevoke)),
 		r(fiber.MethodPost, `/v1/credentials/:id\:archive`, "Archive a revoked credential.", manage, p.opHandler(lifecycle.OpArchive)),
 		r(fiber.MethodPost, `/v1/subjects/:id\:revoke`, "Revoke every live credential of a subject (move-out, termination).", manage, p.handleSubjectRevoke),
+		r(fiber.MethodPost, `/v1/devices/:id\:revoke`, "Revoke every live credential on a device (lost or stolen phone).", manage, p.handleDeviceRevoke),
+		r(fiber.MethodPost, "/v1/revocations", "Revoke many credentials under one revocation: a site (breach), subjects or credentials.", manage, p.handleMassRevocation),
+		r(fiber.MethodPost, "/v1/attestation/challenge", "A challenge for a device's attestation (activation, device change, or a request carrying evidence).", manage, p.handleChallenge),
 		r(fiber.MethodGet, "/v1/requests/:id", "Status of a request: pending, issued, failed (with why) per item.", manage, p.handleRequestStatus),
-		r(fiber.MethodGet, "/v1/revocations/:id", "A revocation: layers done, locks confirmed and pending (with age).", read, p.handleRevocation),
+		r(fiber.MethodGet, "/v1/revocations/:id", "A revocation: the state of each layer (entitlement, device session, locks), locks confirmed, pending and failed.", read, p.handleRevocation),
+		r(fiber.MethodGet, "/v1/drills", "Revocation drills run (keyfleet drill), newest first (scenario, from, to, limit).", read, p.handleDrills),
+		r(fiber.MethodPost, "/v1/drills", "Store a revocation drill's report (keyfleet drill does).", manage, p.handlePostDrill),
 		r(fiber.MethodGet, "/v1/templates", "Role templates.", read, p.handleTemplates),
 		r(fiber.MethodPut, "/v1/templates/:role", "Change a role template; the change propagates to the role's credentials.", manage, p.handlePutTemplate),
 		r(fiber.MethodGet, "/v1/door-groups", "Door groups of the lock registry with their lock counts.", read, p.handleDoorGroups),
@@ -251,6 +277,10 @@ func problemFor(err error, current *control.Record) error {
 	case errors.Is(err, control.ErrDeviceMismatch):
 		return httpapi.NewProblem(fiber.StatusConflict, "device_mismatch", err.Error())
 	}
+	var de *control.DuplicateError
+	if errors.As(err, &de) {
+		return duplicateProblem(de.Existing)
+	}
 	return unavailable(err)
 }
 
@@ -266,4 +296,13 @@ func (p *API) audit(ctx context.Context, actor, action, target string, details m
 		return fmt.Errorf("%w: %w", control.ErrAudit, err)
 	}
 	return nil
+}
+
+// duplicateProblem is the 409 of a second live credential for a subject,
+// role and device; it names the existing one.
+func duplicateProblem(existing string) *httpapi.Problem {
+	pr := httpapi.NewProblem(fiber.StatusConflict, "duplicate_credential", (&control.DuplicateError{Existing: existing}).Error()+
+		" (set allow_additional to issue another)")
+	pr.Extra = map[string]any{"existing_credential_id": existing, "existing_credential_url": "/v1/credentials/" + existing}
+	return pr
 }

@@ -33,7 +33,7 @@ func BenchmarkBulkIssuance(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		reqs := make([]control.CredentialRequest, per)
 		for j := range reqs {
-			reqs[j] = resident(fmt.Sprintf("bench-%d-%d", i, j))
+			reqs[j] = e.resident(fmt.Sprintf("bench-%d-%d", i, j))
 		}
 		start := time.Now()
 		var pr control.ProvisionResponse
@@ -58,7 +58,7 @@ func BenchmarkRevocationLatency(b *testing.B) {
 	n := b.N
 	reqs := make([]control.CredentialRequest, n)
 	for j := range reqs {
-		reqs[j] = resident(fmt.Sprintf("rev-%d", j))
+		reqs[j] = e.resident(fmt.Sprintf("rev-%d", j))
 	}
 	var pr control.ProvisionResponse
 	require.Equal(b, http.StatusAccepted, e.do("POST", "/v1/credentials:bulk", "mgr1", reqs, &pr).StatusCode)

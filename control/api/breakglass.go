@@ -26,7 +26,7 @@ func (p *API) handleBreakGlass(c *fiber.Ctx) error {
 	}
 	spec, fe := p.resolveBreakGlass(in, p.opts.Now())
 	if fe != nil {
-		return httpapi.BadRequest(fieldName(fe.field), fe.reason)
+		return fe.problem()
 	}
 	return p.provision(c, "breakglass", body, []item{{index: 0, spec: spec, sub: in.SubjectID}}, in.Reason)
 }

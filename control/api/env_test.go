@@ -22,6 +22,8 @@ import (
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/control/api"
+	"github.com/keyfleet/keyfleet/control/attest"
+	"github.com/keyfleet/keyfleet/control/attest/attesttest"
 	"github.com/keyfleet/keyfleet/control/stream"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/bus"
@@ -72,6 +74,32 @@ func estate() *registry.Registry {
 	return r
 }
 
+// testCA mints the tests' device attestations; every env trusts it, and
+// challenges are keyed alike, so two envs on one bus accept each other's.
+var (
+	testCAOnce sync.Once
+	testCA     *attesttest.CA
+	challenges *attest.Challenger
+	attester   *attest.Verifier
+)
+
+func setupAttestation(t testing.TB) {
+	testCAOnce.Do(func() {
+		var err error
+		testCA, err = attesttest.New(time.Now())
+		if err != nil {
+			panic(err)
+		}
+		if attester, err = attest.New(testCA.Config()); err != nil {
+			panic(err)
+		}
+		if challenges, err = attest.NewChallenger([]byte("test-challenge-key-0123456789abcdef"), 10*time.Minute); err != nil {
+			panic(err)
+		}
+	})
+	require.NotNil(t, testCA)
+}
+
 type env struct {
 	t       testing.TB
 	proc    *stream.Processor
@@ -92,19 +120,21 @@ var _ api.State = (*stream.Processor)(nil)
 // topics and database.
 func newEnv(t testing.TB, bc bus.Config, conn driver.Conn, tweak ...func(*stream.Options)) *env {
 	t.Helper()
+	setupAttestation(t)
 	reg := prometheus.NewRegistry()
 	store, err := audit.NewStore(conn, audit.Options{Chain: "test-" + testenv.ID()})
 	require.NoError(t, err)
 	e := &env{t: t, conn: conn, bus: bc, locks: estate(), audit: store, metrics: reg, done: make(chan error, 1)}
 	opts := stream.Options{Bus: bc, Conn: conn, Registry: e.locks, Audit: store, Logger: testenv.Logger(t),
-		Registerer: reg, SweepInterval: 100 * time.Millisecond}
+		Registerer: reg, SweepInterval: 100 * time.Millisecond, Seed: 1}
 	for _, f := range tweak {
 		f(&opts)
 	}
 	e.proc, err = stream.New(opts)
 	require.NoError(t, err)
 	e.api, err = api.New(api.Options{State: e.proc, Conn: conn, Audit: store, Verifier: store,
-		PseudonymKey: pseudonymKey, Logger: testenv.Logger(t), Registerer: reg, WaitTimeout: 10 * time.Second})
+		PseudonymKey: pseudonymKey, Logger: testenv.Logger(t), Registerer: reg, WaitTimeout: 10 * time.Second,
+		Attester: attester, Challenges: challenges})
 	require.NoError(t, err)
 	e.server, err = httpapi.New(httpapi.Options{Auth: staticAuth{}, Logger: testenv.Logger(t)}, e.api.Routes())
 	require.NoError(t, err)
@@ -178,10 +208,21 @@ func body(resp *http.Response) string {
 	return string(b)
 }
 
-var evidence = base64.StdEncoding.EncodeToString([]byte("attestation-object"))
+// attestation is App Attest evidence of a device for a challenge issued
+// for the credential ("" for a request that carries it), as the device
+// makes it (genuine) or forged.
+func attestation(t testing.TB, credentialID, device string, forgery attesttest.Forgery) *control.AttestationInput {
+	t.Helper()
+	setupAttestation(t)
+	ch, _ := challenges.Issue(credentialID, device, time.Now())
+	ev, err := testCA.Mint(attest.FormatAppleAppAttest, attesttest.Options{Challenge: ch, Forgery: forgery})
+	require.NoError(t, err)
+	return &control.AttestationInput{Format: attest.FormatAppleAppAttest, Evidence: base64.StdEncoding.EncodeToString(ev),
+		Challenge: base64.StdEncoding.EncodeToString(ch)}
+}
 
-func attested(device string) (string, *control.AttestationInput) {
-	return device, &control.AttestationInput{Format: "apple_app_attest", Evidence: evidence}
+func (e *env) attested(device string) (string, *control.AttestationInput) {
+	return device, attestation(e.t, "", device, attesttest.Genuine)
 }
 
 // issue requests one credential and waits until its request completed.
@@ -369,8 +410,8 @@ func locksOf(r *control.Record) []string {
 	return out
 }
 
-func resident(subject string) control.CredentialRequest {
-	dev, att := attested("dev-" + subject)
+func (e *env) resident(subject string) control.CredentialRequest {
+	dev, att := e.attested("dev-" + subject)
 	return control.CredentialRequest{SubjectID: subject, Role: "resident", SiteID: "site-a",
 		DoorGroups: []string{"unit:B-204"}, DeviceID: dev, Attestation: att,
 		Refs: []control.RefInput{{Vendor: "matter", UserRef: fmt.Sprintf("user-%s", subject)}}, Reason: "move-in"}

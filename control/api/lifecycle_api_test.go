@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/attest/attesttest"
 	"github.com/keyfleet/keyfleet/control/lifecycle"
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/event"
@@ -32,7 +34,7 @@ func TestCredentialOperations(t *testing.T) {
 	ctx := context.Background()
 
 	// Issued without attestation: waits for device-possession proof.
-	noDevice := resident("subj-ops")
+	noDevice := e.resident("subj-ops")
 	noDevice.DeviceID, noDevice.Attestation = "", nil
 	id := e.issue("mgr1", noDevice)
 	e.waitState(id, event.StatePendingActivation)
@@ -54,21 +56,47 @@ func TestCredentialOperations(t *testing.T) {
 	assert.Equal(t, event.StatePendingActivation, te.From)
 	assert.ErrorIs(t, e.api.Suspend(ctx, "no-such-credential", "x", "responder"), control.ErrNotFound)
 
-	// Activation needs evidence; with it the credential is active.
+	// Activation needs evidence for a challenge of this credential and
+	// device; forged, misdirected or unverifiable evidence is a 4xx naming
+	// the reason; genuine evidence activates.
 	var pr httpapi.Problem
 	resp := e.do("POST", "/v1/credentials/"+id+":activate", "mgr1", map[string]any{"device_id": "phone-1"}, &pr)
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	assert.Equal(t, "invalid_attestation", pr.Code)
 	resp = e.do("POST", "/v1/credentials/"+id+":activate", "mgr1", map[string]any{"device_id": "phone-1",
 		"attestation": map[string]string{"format": "android_key_attestation", "evidence": "%%%"}}, &pr)
-	assert.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	refused := func(att *control.AttestationInput, device, code string) {
+		t.Helper()
+		pr = httpapi.Problem{}
+		resp := e.do("POST", "/v1/credentials/"+id+":activate", "mgr1", map[string]any{"device_id": device, "attestation": att}, &pr)
+		require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, body(resp))
+		assert.Equal(t, code, pr.Code)
+		assert.Equal(t, strings.TrimPrefix(code, "attestation_"), pr.Extra["reason"])
+	}
+	refused(attestation(t, id, "phone-1", attesttest.UntrustedChain), "phone-1", "attestation_untrusted_chain")
+	refused(attestation(t, id, "phone-1", attesttest.WrongApp), "phone-1", "attestation_wrong_app")
+	refused(attestation(t, id, "phone-1", attesttest.TamperedSignature), "phone-1", "attestation_bad_signature")
+	refused(attestation(t, "", "phone-1", attesttest.Genuine), "phone-1", "attestation_wrong_challenge") // another credential's challenge
+	refused(attestation(t, id, "phone-9", attesttest.Genuine), "phone-1", "attestation_wrong_challenge") // another device's
+	aliro := attestation(t, id, "phone-1", attesttest.Genuine)
+	aliro.Format = "aliro"
+	refused(aliro, "phone-1", "attestation_unsupported_format")
+	assert.Equal(t, event.StatePendingActivation, e.credential(id).Credential.State)
+	assert.Empty(t, gw.commands(gateway.CommandGrant, id), "a pending_activation key is on no lock")
 	var op control.OpResponse
 	resp = e.do("POST", "/v1/credentials/"+id+":activate", "mgr1", map[string]any{"device_id": "phone-1",
-		"attestation": map[string]string{"format": "android_key_attestation", "evidence": evidence}}, &op)
+		"attestation": attestation(t, id, "phone-1", attesttest.Genuine)}, &op)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body(resp))
 	assert.Equal(t, event.StateActive, op.Credential.State)
 	assert.True(t, op.Credential.Attested)
 	assert.Equal(t, "phone-1", op.Credential.DeviceID)
+	require.NotNil(t, op.Credential.Attestation)
+	assert.Len(t, op.Credential.Attestation.KeySHA256, 64)
+	assert.Equal(t, "secure_enclave", op.Credential.Attestation.SecurityLevel)
+	assert.Equal(t, attesttest.AppID, op.Credential.Attestation.AppID)
+	require.Eventually(t, func() bool { return len(gw.commands(gateway.CommandGrant, id)) == 5 }, 10*time.Second, 10*time.Millisecond,
+		"activation grants it on its locks")
 
 	// Roles: an analyst reads but cannot suspend; a responder suspends but
 	// cannot revoke.
@@ -95,12 +123,14 @@ func TestCredentialOperations(t *testing.T) {
 	assert.Equal(t, event.StatePendingActivation, op.Credential.State)
 	assert.Equal(t, "phone-1", op.Credential.SessionRevokedDevice)
 	assert.False(t, op.Credential.Attested)
+	require.Eventually(t, func() bool { return len(gw.commands(gateway.CommandRevoke, id)) == 10 }, 10*time.Second, 10*time.Millisecond,
+		"the locks drop it until the new device proves possession")
 	resp = e.do("POST", "/v1/credentials/"+id+":activate", "mgr1", map[string]any{"device_id": "phone-1",
-		"attestation": map[string]string{"format": "aliro", "evidence": evidence}}, &pr)
+		"attestation": attestation(t, id, "phone-1", attesttest.Genuine)}, &pr)
 	assert.Equal(t, http.StatusConflict, resp.StatusCode, "attestation for the old device")
 	op = control.OpResponse{}
 	resp = e.do("POST", "/v1/credentials/"+id+":activate", "mgr1", map[string]any{
-		"attestation": map[string]string{"format": "aliro", "evidence": evidence}}, &op)
+		"attestation": attestation(t, id, "phone-2", attesttest.Genuine)}, &op)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body(resp))
 	assert.Equal(t, "phone-2", op.Credential.DeviceID)
 
@@ -112,7 +142,7 @@ func TestCredentialOperations(t *testing.T) {
 	assert.NotEmpty(t, op.RevocationID)
 	conflict("POST", "/v1/credentials/"+id+":revoke", "mgr1", nil, event.StateRevoked)
 	conflict("POST", "/v1/credentials/"+id+":activate", "mgr1", map[string]any{"device_id": "phone-2",
-		"attestation": map[string]string{"format": "aliro", "evidence": evidence}}, event.StateRevoked)
+		"attestation": attestation(t, id, "phone-2", attesttest.Genuine)}, event.StateRevoked)
 	op = control.OpResponse{}
 	resp = e.do("POST", "/v1/credentials/"+id+":archive", "mgr1", nil, &op)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body(resp))
@@ -173,7 +203,7 @@ func TestAuditFailureStopsTheAction(t *testing.T) {
 	bc := testenv.Kafka(t, 2)
 	conn, _ := testenv.ClickHouse(t)
 	e := newEnv(t, bc, conn)
-	id := e.issue("mgr1", resident("subj-audit"))
+	id := e.issue("mgr1", e.resident("subj-audit"))
 	e.waitState(id, event.StateActive)
 	ctx := context.Background()
 
@@ -182,7 +212,7 @@ func TestAuditFailureStopsTheAction(t *testing.T) {
 	resp := e.do("POST", "/v1/credentials/"+id+":revoke", "mgr1", nil, &pr)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.Equal(t, "audit_unavailable", pr.Code)
-	resp = e.do("POST", "/v1/credentials", "mgr1", resident("subj-audit-2"), &pr)
+	resp = e.do("POST", "/v1/credentials", "mgr1", e.resident("subj-audit-2"), &pr)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.ErrorIs(t, e.api.Suspend(ctx, id, "x", "responder"), control.ErrAudit)
 	time.Sleep(300 * time.Millisecond)
@@ -208,7 +238,7 @@ func TestBreakGlass(t *testing.T) {
 	e := newEnv(t, bc, conn)
 	startGateway(t, bc, time.Millisecond)
 
-	dev, att := attested("ff-phone")
+	dev, att := e.attested("ff-phone")
 	req := control.BreakGlassRequest{SubjectID: "firefighter-7", SiteID: "site-a", DurationSeconds: 2,
 		DeviceID: dev, Attestation: att, Reason: "fire alarm floor 3",
 		Refs: []control.RefInput{{Vendor: "matter", UserRef: "ff-7"}}}
@@ -312,7 +342,7 @@ func TestTemplateChangePropagates(t *testing.T) {
 	conn, _ := testenv.ClickHouse(t)
 	e := newEnv(t, bc, conn)
 	gw := startGateway(t, bc, time.Millisecond)
-	id := e.issue("mgr1", resident("subj-tpl"))
+	id := e.issue("mgr1", e.resident("subj-tpl"))
 	before := e.waitState(id, event.StateActive)
 	assert.Contains(t, before.Credential.DoorGroups, "garage")
 

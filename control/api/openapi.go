@@ -252,6 +252,61 @@ func (p *API) Operations() map[string]openapi.Operation {
 			Responses: map[int]openapi.Response{202: ok("queued; revocation_url shows the locks confirming", control.SubjectRevokeResponse{}),
 				404: problem("the subject has no live credential"), 503: starting},
 		},
+		openapi.Key(fiber.MethodPost, `/v1/devices/:id\:revoke`): {
+			Description: "Revokes every live credential on the device (lost or stolen phone) under one revocation id, " +
+				"and the device's wallet/app sessions when a session endpoint is configured.",
+			Params: []openapi.Param{{Name: "id", In: "path", Required: true, MaxLen: 128, Description: "device id"}},
+			Body:   nullable(opBodySchema("revoke")), BodyOptional: true,
+			Responses: map[int]openapi.Response{202: ok("queued; revocation_url shows every layer", control.RevokeResponse{}),
+				404: problem("the device holds no live credential"), 503: starting},
+		},
+		openapi.Key(fiber.MethodPost, "/v1/revocations"): {
+			Description: "One revocation of many credentials: every live credential of a site (breach), of subjects, " +
+				"or the credentials named. Never throttled; audited.",
+			Body: openapi.RequestSchema(control.MassRevocation{}, openapi.Fields{
+				"scope":            {Required: true, Enum: []string{"site", "subject", "credential"}},
+				"site_id":          {MaxLength: 128, Description: "with scope site"},
+				"subject_ids":      {MaxItems: 100000, Description: "with scope subject"},
+				"subject_ids[]":    {MinLength: 1, MaxLength: 128},
+				"credential_ids":   {MaxItems: 100000, Description: "with scope credential"},
+				"credential_ids[]": {MinLength: 1, MaxLength: 128},
+				"reason":           {Required: true, Pattern: `\S`, Description: "why (audited)"},
+			}),
+			Responses: map[int]openapi.Response{202: ok("queued; revocation_url shows every layer", control.RevokeResponse{}),
+				404: problem("no live credential matches"), 413: problem("more than 100,000 ids"), 503: starting},
+		},
+		openapi.Key(fiber.MethodPost, "/v1/attestation/challenge"): {
+			Description: "A one-time challenge the device must attest (activation, a device change, or a request " +
+				"carrying evidence); it expires at expires_ms.",
+			Body: openapi.RequestSchema(control.ChallengeRequest{}, openapi.Fields{
+				"device_id":     {Required: true, MinLength: 1, MaxLength: 128},
+				"credential_id": {MaxLength: 128, Description: "the credential being activated, if any"},
+			}),
+			Responses: map[int]openapi.Response{200: ok("the challenge (base64) and the evidence formats accepted", control.ChallengeResponse{}),
+				503: starting},
+		},
+		openapi.Key(fiber.MethodGet, "/v1/drills"): {
+			Params: []openapi.Param{
+				{Name: "scenario", Enum: control.DrillScenarios},
+				{Name: "from", Type: openapi.TypeTime}, {Name: "to", Type: openapi.TypeTime},
+				{Name: "limit", Type: openapi.TypeInteger, Min: 1, Max: 1000},
+				{Name: "run_id", MaxLen: 128, Description: "one run, with its full report"},
+			},
+			Responses: map[int]openapi.Response{200: {Description: "drill runs, newest first; with run_id, that run and its report",
+				Content: openapi.JSON(map[string]any{"oneOf": []any{openapi.ResponseSchema(drillList{}, nil),
+					openapi.ResponseSchema(control.DrillRun{}, nil)}})},
+				404: problem("no such drill run")},
+		},
+		openapi.Key(fiber.MethodPost, "/v1/drills"): {
+			Description: "Stores a drill's report (keyfleet drill does); audited.",
+			Body: openapi.RequestSchema(control.DrillRun{}, openapi.Fields{
+				"run_id":      {Required: true, MinLength: 1, MaxLength: 128},
+				"scenario":    {Required: true, Enum: control.DrillScenarios},
+				"started_ms":  {Required: true, Min: openapi.Num(1)},
+				"finished_ms": {Required: true, Min: openapi.Num(1)},
+			}),
+			Responses: map[int]openapi.Response{201: ok("stored", drillStored{})},
+		},
 		openapi.Key(fiber.MethodGet, "/v1/requests/:id"): {
 			Params: []openapi.Param{{Name: "items", MaxLen: 1024, AllowEmpty: true, AnyText: true,
 				Description: "true (or 1, t) lists every item; any other value does not"}},
@@ -386,4 +441,16 @@ func maxBreakGlass(ts *control.Templates, roles []string) int64 {
 		m = 1 << 40
 	}
 	return m
+}
+
+// drillList is GET /v1/drills's answer.
+type drillList struct {
+	Drills []control.DrillRun `json:"drills"`
+	Count  int                `json:"count"`
+}
+
+// drillStored is POST /v1/drills's answer.
+type drillStored struct {
+	RunID  string `json:"run_id"`
+	Stored bool   `json:"stored"`
 }

@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -140,9 +142,9 @@ func (p *API) opHandler(op string) fiber.Handler {
 			if op == lifecycle.OpActivate && cur.DeviceID != "" && dev != cur.DeviceID {
 				return problemFor(control.ErrDeviceMismatch, cur)
 			}
-			att, fe := p.verifyAttestation(dev, in.Attestation, now)
+			att, fe := p.verifyAttestation(id, dev, in.Attestation, now)
 			if fe != nil {
-				return httpapi.NewProblem(fiber.StatusUnprocessableEntity, "attestation_failed", fe.Error())
+				return fe.problem()
 			}
 			cmd.DeviceID, cmd.Attestation = dev, att
 			details["device"] = audit.Pseudonym(p.opts.PseudonymKey, dev)
@@ -279,34 +281,211 @@ func (p *API) RevokeSubject(ctx context.Context, subject, reason, actor string) 
 			live = append(live, r)
 		}
 	}
+	return p.revokeMany(ctx, revocation{scope: control.ScopeSubject, subject: subject, reason: reason, actor: actor,
+		action: "subject.revoke", target: subject}, live)
+}
+
+// RevokeDevice revokes every live credential on a device (a lost phone):
+// the subject's credentials on other devices stay. It returns nil when
+// the device holds no live credential.
+func (p *API) RevokeDevice(ctx context.Context, device, reason, actor string) (*control.RevokeResponse, error) {
+	var live []*control.Record
+	p.state.Each(func(r *control.Record) {
+		if r.DeviceID == device && lifecycle.IsLive(r.State) {
+			live = append(live, r)
+		}
+	})
+	sort.Slice(live, func(i, j int) bool { return live[i].CredentialID < live[j].CredentialID })
+	subject := ""
+	if len(live) > 0 {
+		subject = live[0].SubjectID
+		for _, r := range live[1:] {
+			if r.SubjectID != subject {
+				subject = ""
+				break
+			}
+		}
+	}
+	return p.revokeMany(ctx, revocation{scope: control.ScopeDevice, subject: subject, device: device, reason: reason,
+		actor: actor, action: "device.revoke", target: audit.Pseudonym(p.opts.PseudonymKey, device)}, live)
+}
+
+// revocation describes one revocation of several credentials.
+type revocation struct {
+	scope, subject, device, site, reason, actor, action, target string
+}
+
+// revokeMany revokes credentials under one revocation id: audited, queued
+// (never throttled: revocation is the security-critical path), and
+// findable at once (revocation_requests). Nil when there is nothing live.
+func (p *API) revokeMany(ctx context.Context, rv revocation, live []*control.Record) (*control.RevokeResponse, error) {
 	if len(live) == 0 {
 		return nil, nil
 	}
 	now := p.opts.Now().UnixMilli()
-	resp := &control.SubjectRevokeResponse{RevocationID: uuid.NewString(), RequestID: uuid.NewString(), SubjectID: subject}
+	resp := &control.RevokeResponse{RevocationID: uuid.NewString(), RequestID: uuid.NewString(), Scope: rv.scope,
+		SubjectID: rv.subject, SiteID: rv.site}
+	if rv.device != "" {
+		resp.DeviceID = rv.device
+	}
 	resp.RevocationURL, resp.StatusURL = "/v1/revocations/"+resp.RevocationID, "/v1/requests/"+resp.RequestID
 	cmds := make([]control.Command, len(live))
 	for i, r := range live {
 		resp.CredentialIDs = append(resp.CredentialIDs, r.CredentialID)
 		cmds[i] = control.Command{CommandID: uuid.NewString(), Op: lifecycle.OpRevoke, CredentialID: r.CredentialID,
-			RequestID: resp.RequestID, Item: i, Actor: actor, Reason: reason, TsMs: now,
-			RevocationID: resp.RevocationID, Scope: control.ScopeSubject}
+			RequestID: resp.RequestID, Item: i, Actor: rv.actor, Reason: rv.reason, TsMs: now,
+			RevocationID: resp.RevocationID, Scope: rv.scope}
 	}
-	if err := p.audit(ctx, actor, "subject.revoke", subject, map[string]string{"reason": reason,
-		"revocation_id": resp.RevocationID, "credentials": strconv.Itoa(len(live))}); err != nil {
+	if err := p.audit(ctx, rv.actor, rv.action, rv.target, map[string]string{"reason": rv.reason,
+		"revocation_id": resp.RevocationID, "credentials": strconv.Itoa(len(live)), "site_id": rv.site,
+		"subject_id": rv.subject}); err != nil {
 		return nil, err
 	}
 	// The revocation first; its record for the resource right after (the
 	// owner's own rows make it findable even if this insert fails).
-	if err := p.state.Publish(ctx, cmds...); err != nil {
-		return nil, err
+	for i := 0; i < len(cmds); i += 5000 {
+		if err := p.state.Publish(ctx, cmds[i:min(i+5000, len(cmds))]...); err != nil {
+			return nil, err
+		}
 	}
-	head := store.RevocationHead{RevocationID: resp.RevocationID, Scope: control.ScopeSubject, SubjectID: subject,
-		CredentialIDs: resp.CredentialIDs, RequestedMs: now, Actor: actor, Reason: reason}
+	head := store.RevocationHead{RevocationID: resp.RevocationID, Scope: rv.scope, SubjectID: rv.subject,
+		CredentialIDs: resp.CredentialIDs, RequestedMs: now, Actor: rv.actor, Reason: rv.reason}
 	if err := store.InsertRevocationHeads(ctx, p.opts.Conn, head); err != nil {
 		p.opts.Logger.Warn("revocation request not stored", "err", err)
 	}
 	return resp, nil
+}
+
+func (p *API) handleDeviceRevoke(c *fiber.Ctx) error {
+	device, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
+	var in opBody
+	if len(c.Body()) > 0 {
+		if err := httpapi.DecodeStrict(c.Body(), &in); err != nil {
+			return httpapi.BadRequest("body", err.Error())
+		}
+	}
+	ctx, cancel := p.ctx(c)
+	defer cancel()
+	resp, err := p.RevokeDevice(ctx, device, in.Reason, actorOf(httpapi.Caller(c)))
+	if err != nil {
+		return problemFor(err, nil)
+	}
+	if resp == nil {
+		return httpapi.NewProblem(fiber.StatusNotFound, "no_live_credentials", "device "+device+" holds no live credential")
+	}
+	return c.Status(fiber.StatusAccepted).JSON(resp)
+}
+
+// handleMassRevocation serves POST /v1/revocations: a site's live
+// credentials (a breach), subjects' or listed credentials, under one
+// revocation id.
+func (p *API) handleMassRevocation(c *fiber.Ctx) error {
+	var in control.MassRevocation
+	if err := httpapi.DecodeStrict(c.Body(), &in); err != nil {
+		return httpapi.BadRequest("body", err.Error())
+	}
+	if strings.TrimSpace(in.Reason) == "" {
+		return httpapi.BadRequest("reason", "required: a mass revocation says why")
+	}
+	if len(in.CredentialIDs)+len(in.SubjectIDs) > 100_000 {
+		return httpapi.NewProblem(fiber.StatusRequestEntityTooLarge, "too_many_items", "at most 100,000 credential or subject ids")
+	}
+	creds := map[string]bool{}
+	for _, id := range in.CredentialIDs {
+		creds[id] = true
+	}
+	subjects := map[string]bool{}
+	for _, id := range in.SubjectIDs {
+		subjects[id] = true
+	}
+	listed := func(r *control.Record) bool {
+		if len(creds) == 0 && len(subjects) == 0 {
+			return true
+		}
+		return creds[r.CredentialID] || subjects[r.SubjectID]
+	}
+	var live []*control.Record
+	rv := revocation{scope: in.Scope, reason: in.Reason, actor: actorOf(httpapi.Caller(c))}
+	switch in.Scope {
+	case control.ScopeSite:
+		if fe := validID("site_id", in.SiteID, true); fe != nil {
+			return fe.problem()
+		}
+		if sites := p.state.Sites(); len(sites) > 0 && sites[in.SiteID] == 0 {
+			return httpapi.BadRequest("site_id", "unknown site "+in.SiteID)
+		}
+		rv.site, rv.action, rv.target = in.SiteID, "site.revoke", in.SiteID
+		p.state.Each(func(r *control.Record) {
+			if r.SiteID == in.SiteID && lifecycle.IsLive(r.State) && listed(r) {
+				live = append(live, r)
+			}
+		})
+	case control.ScopeSubject:
+		if len(in.SubjectIDs) == 0 {
+			return httpapi.BadRequest("subject_ids", "required with scope subject")
+		}
+		rv.action, rv.target = "subjects.revoke", strconv.Itoa(len(in.SubjectIDs))+" subjects"
+		for id := range subjects {
+			for _, r := range p.state.Subject(id) {
+				if lifecycle.IsLive(r.State) && (len(creds) == 0 || creds[r.CredentialID]) {
+					live = append(live, r)
+				}
+			}
+		}
+	case control.ScopeCredential:
+		if len(in.CredentialIDs) == 0 {
+			return httpapi.BadRequest("credential_ids", "required with scope credential")
+		}
+		rv.action, rv.target = "credentials.revoke", strconv.Itoa(len(in.CredentialIDs))+" credentials"
+		for id := range creds {
+			if r, ok := p.state.Record(id); ok && lifecycle.IsLive(r.State) {
+				live = append(live, r)
+			}
+		}
+	default:
+		return httpapi.BadRequest("scope", "want site, subject or credential")
+	}
+	sort.Slice(live, func(i, j int) bool { return live[i].CredentialID < live[j].CredentialID })
+	if len(live) == 1 {
+		rv.subject = live[0].SubjectID
+	}
+	ctx, cancel := p.ctx(c)
+	defer cancel()
+	resp, err := p.revokeMany(ctx, rv, live)
+	if err != nil {
+		return problemFor(err, nil)
+	}
+	if resp == nil {
+		return httpapi.NewProblem(fiber.StatusNotFound, "no_live_credentials", "no live credential matches")
+	}
+	return c.Status(fiber.StatusAccepted).JSON(resp)
+}
+
+// handleChallenge issues an attestation challenge for a device (and a
+// credential, when activating one).
+func (p *API) handleChallenge(c *fiber.Ctx) error {
+	var in control.ChallengeRequest
+	if err := httpapi.DecodeStrict(c.Body(), &in); err != nil {
+		return httpapi.BadRequest("body", err.Error())
+	}
+	if fe := validID("device_id", in.DeviceID, true); fe != nil {
+		return fe.problem()
+	}
+	if in.CredentialID != "" {
+		if _, ok := p.state.Record(in.CredentialID); !ok {
+			return httpapi.NewProblem(fiber.StatusNotFound, "credential_not_found", "no credential "+in.CredentialID)
+		}
+	}
+	if p.opts.Attester == nil || p.opts.Challenges == nil {
+		return httpapi.NewProblem(fiber.StatusNotImplemented, "attestation_not_configured",
+			"this keyfleet verifies no device attestation (serve's --attest-* roots and apps are not configured)")
+	}
+	ch, exp := p.opts.Challenges.Issue(in.CredentialID, in.DeviceID, p.opts.Now())
+	return c.JSON(control.ChallengeResponse{Challenge: base64.StdEncoding.EncodeToString(ch), CredentialID: in.CredentialID,
+		DeviceID: in.DeviceID, ExpiresMs: exp.UnixMilli(), Formats: p.opts.Attester.Formats()})
 }
 
 func (p *API) handleRevocation(c *fiber.Ctx) error {

@@ -15,13 +15,33 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/attest"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 )
 
-// fieldError is a validation failure of one field.
-type fieldError struct{ field, reason string }
+// fieldError is a validation failure of one field: a 400 invalid_<field>,
+// or, with a code, a problem of that code and status (an attestation
+// refused: 422 attestation_<reason>).
+type fieldError struct {
+	field, reason string
+	code          string
+	status        int
+	extra         map[string]any
+}
+
+// problem is the HTTP problem of a single request's field error.
+func (e *fieldError) problem() *httpapi.Problem {
+	if e.code == "" {
+		return httpapi.BadRequest(fieldName(e.field), e.reason)
+	}
+	pr := httpapi.NewProblem(e.status, e.code, e.reason)
+	pr.Field, pr.Extra = e.field, e.extra
+	return pr
+}
 
 func (e *fieldError) Error() string { return e.field + ": " + e.reason }
 
@@ -44,8 +64,10 @@ func validID(field, v string, required bool) *fieldError {
 	return nil
 }
 
-// verifyAttestation checks evidence and returns what is kept of it.
-func (p *API) verifyAttestation(deviceID string, a *control.AttestationInput, now time.Time) (*control.Attestation, *fieldError) {
+// verifyAttestation checks evidence made for a challenge of this
+// credential (credentialID: "" for a request that carries it) and device,
+// and returns what is kept of it.
+func (p *API) verifyAttestation(credentialID, deviceID string, a *control.AttestationInput, now time.Time) (*control.Attestation, *fieldError) {
 	if a == nil {
 		return nil, nil
 	}
@@ -59,15 +81,40 @@ func (p *API) verifyAttestation(deviceID string, a *control.AttestationInput, no
 	if err != nil || len(raw) == 0 {
 		return nil, bad("attestation.evidence", "want non-empty base64")
 	}
-	if p.opts.VerifyAttestation != nil {
-		if err := p.opts.VerifyAttestation(deviceID, *a); err != nil {
-			p.m.Activations.WithLabelValues("failed").Inc()
-			return nil, bad("attestation", "verification failed: %v", err)
+	challenge, err := base64.StdEncoding.DecodeString(a.Challenge)
+	if err != nil {
+		return nil, bad("attestation.challenge", "want base64 (as POST /v1/attestation/challenge returned it)")
+	}
+	if p.opts.Attester == nil || p.opts.Challenges == nil {
+		p.m.Activations.WithLabelValues("failed").Inc()
+		return nil, &fieldError{field: "attestation", code: "attestation_not_configured", status: fiber.StatusNotImplemented,
+			reason: "this keyfleet verifies no device attestation (serve's --attest-* roots and apps are not configured): " +
+				"evidence cannot be checked, so it is refused"}
+	}
+	refuse := func(err error) (*control.Attestation, *fieldError) {
+		p.m.Activations.WithLabelValues("failed").Inc()
+		reason := attest.ReasonOf(err)
+		if reason == "" {
+			reason = attest.ReasonMalformed
 		}
+		return nil, &fieldError{field: "attestation", code: "attestation_" + string(reason), status: fiber.StatusUnprocessableEntity,
+			reason: err.Error(), extra: map[string]any{"reason": string(reason)}}
+	}
+	if len(challenge) == 0 {
+		return refuse(&attest.Error{Reason: attest.ReasonWrongChallenge,
+			Detail: "no challenge: get one from POST /v1/attestation/challenge and have the device attest it"})
+	}
+	if err := p.opts.Challenges.Check(challenge, credentialID, deviceID, now); err != nil {
+		return refuse(err)
+	}
+	res, err := p.opts.Attester.Verify(a.Format, raw, challenge)
+	if err != nil {
+		return refuse(err)
 	}
 	sum := sha256.Sum256(raw)
 	return &control.Attestation{Format: a.Format, DeviceID: deviceID, EvidenceSHA256: hex.EncodeToString(sum[:]),
-		VerifiedMs: now.UnixMilli()}, nil
+		VerifiedMs: now.UnixMilli(), KeySHA256: res.PublicKeySHA256, SecurityLevel: string(res.SecurityLevel),
+		AppID: res.AppID, Type: res.AttestationType}, nil
 }
 
 // resolve validates a request and resolves it against its role template.
@@ -104,7 +151,28 @@ func (p *API) resolveWith(t control.Template, in control.CredentialRequest, now 
 			return control.Spec{}, bad("door_groups", "door group %q has no lock in the registry", g)
 		}
 	}
+	sites := p.state.Sites()
+	if in.SiteID != "" && len(sites) > 0 && sites[in.SiteID] == 0 {
+		names := make([]string, 0, len(sites))
+		for s := range sites {
+			names = append(names, s)
+		}
+		slices.Sort(names)
+		if len(names) > 10 {
+			names = append(names[:10], "...")
+		}
+		return control.Spec{}, bad("site_id", "unknown site %q: the lock registry has no lock there (sites: %s)",
+			in.SiteID, strings.Join(names, ", "))
+	}
 	groups, why := t.ResolveGroups(in.DoorGroups)
+	if len(sites) > 0 && len(p.state.LocksFor(in.SiteID, groups)) == 0 {
+		where := "the registry"
+		if in.SiteID != "" {
+			where = "site " + in.SiteID
+		}
+		return control.Spec{}, bad("door_groups", "no lock of %s is in door groups %s: the credential would open nothing",
+			where, strings.Join(groups, ", "))
+	}
 	from, until := in.ValidFromMs, in.ValidUntilMs
 	switch {
 	case from < 0 || until < 0:
@@ -124,7 +192,7 @@ func (p *API) resolveWith(t control.Template, in control.CredentialRequest, now 
 				(time.Duration(t.MaxValiditySeconds)*time.Second).String(), "; ")
 		}
 	}
-	att, fe := p.verifyAttestation(in.DeviceID, in.Attestation, now)
+	att, fe := p.verifyAttestation("", in.DeviceID, in.Attestation, now)
 	if fe != nil {
 		return control.Spec{}, fe
 	}
@@ -146,7 +214,7 @@ func (p *API) resolveWith(t control.Template, in control.CredentialRequest, now 
 	return control.Spec{SubjectID: in.SubjectID, Role: in.Role, SiteID: in.SiteID, DoorGroups: groups,
 		ExtraGroups: in.DoorGroups, Windows: t.Windows, ValidFromMs: from, ValidUntilMs: until,
 		DeviceID: in.DeviceID, Attestation: att, Refs: refs, ApprovalRule: rule, Template: t.Version,
-		Exception: why != "", ExceptionWhy: why}, nil
+		Exception: why != "", ExceptionWhy: why, AllowAdditional: in.AllowAdditional}, nil
 }
 
 // item is one request item after validation.
@@ -187,7 +255,8 @@ func (p *API) parseJSONArray(data []byte, now time.Time) ([]item, error) {
 // subject_id and role are required). door_groups are separated by ';',
 // valid_from/valid_until are RFC 3339 times or epoch milliseconds.
 var CSVColumns = []string{"subject_id", "role", "site_id", "door_groups", "valid_from", "valid_until", "device_id",
-	"attestation_format", "attestation_evidence", "vendor", "lock_id", "user_ref", "reason"}
+	"attestation_format", "attestation_evidence", "attestation_challenge", "vendor", "lock_id", "user_ref", "reason",
+	"allow_additional"}
 
 func (p *API) parseCSV(data []byte, now time.Time) ([]item, error) {
 	r := csv.NewReader(bytes.NewReader(data))
@@ -242,7 +311,17 @@ func (p *API) parseCSV(data []byte, now time.Time) ([]item, error) {
 			it.err = bad("valid_until", "%v", err)
 		}
 		if f := get("attestation_format"); f != "" || get("attestation_evidence") != "" {
-			in.Attestation = &control.AttestationInput{Format: f, Evidence: get("attestation_evidence")}
+			in.Attestation = &control.AttestationInput{Format: f, Evidence: get("attestation_evidence"),
+				Challenge: get("attestation_challenge")}
+		}
+		switch v := strings.ToLower(get("allow_additional")); v {
+		case "", "false", "no", "0":
+		case "true", "yes", "1":
+			in.AllowAdditional = true
+		default:
+			if it.err == nil {
+				it.err = bad("allow_additional", "want true or false, not %q", v)
+			}
 		}
 		if v := get("vendor"); v != "" || get("user_ref") != "" {
 			in.Refs = []control.RefInput{{Vendor: v, LockID: get("lock_id"), UserRef: get("user_ref")}}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,34 +11,87 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/attest"
+	"github.com/keyfleet/keyfleet/control/attest/attesttest"
 	"github.com/keyfleet/keyfleet/control/internal/metrics"
 	"github.com/keyfleet/keyfleet/internal/event"
 )
 
 // parseState is what request parsing reads of a State: the templates and
-// the lock registry's door groups (three locks: m1 entrance, m2 unit:B-204,
-// n1 garage and service). Parsing calls nothing else.
+// the lock registry (three locks: m1 entrance and m2 unit:B-204 at site-a,
+// n1 garage and service at site-b). Parsing calls nothing else.
 type parseState struct {
 	State
 	templates *control.Templates
+}
+
+type parseLock struct {
+	ref    control.LockRef
+	site   string
+	groups []string
+}
+
+var parseLocks = []parseLock{
+	{control.LockRef{Vendor: "matter", LockID: "m1"}, "site-a", []string{"entrance"}},
+	{control.LockRef{Vendor: "matter", LockID: "m2"}, "site-a", []string{"unit:B-204"}},
+	{control.LockRef{Vendor: "nuki", LockID: "n1"}, "site-b", []string{"garage", "service"}},
 }
 
 func (s parseState) Templates() *control.Templates { return s.templates }
 func (s parseState) DoorGroups() map[string]int {
 	return map[string]int{"entrance": 1, "unit:B-204": 1, "garage": 1, "service": 1}
 }
+func (s parseState) Sites() map[string]int { return map[string]int{"site-a": 2, "site-b": 1} }
+func (s parseState) LocksFor(site string, groups []string) []control.LockRef {
+	var out []control.LockRef
+	for _, l := range parseLocks {
+		if site != "" && l.site != site {
+			continue
+		}
+		for _, g := range groups {
+			if g == "*" || slices.Contains(l.groups, g) {
+				out = append(out, l.ref)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// parseCA mints the parse tests' attestations.
+var parseCA = func() *attesttest.CA {
+	ca, err := attesttest.New(time.UnixMilli(1_800_000_000_000))
+	if err != nil {
+		panic(err)
+	}
+	return ca
+}()
 
 // parseAPI is an API with what request parsing needs (no Kafka, no
-// ClickHouse): templates, door groups and the pseudonym key.
-func parseAPI() *API {
+// ClickHouse): templates, the lock registry, the pseudonym key, and an
+// attestation verifier trusting parseCA.
+func parseAPI(t testing.TB) *API {
 	st := parseState{templates: control.NewTemplates()}
-	return &API{opts: Options{PseudonymKey: []byte("k"), Now: time.Now}, m: metrics.New(nil), state: st}
+	v, err := attest.New(parseCA.Config())
+	require.NoError(t, err)
+	ch, err := attest.NewChallenger([]byte("parse-challenge-key-0123456789abcdef"), time.Hour)
+	require.NoError(t, err)
+	return &API{opts: Options{PseudonymKey: []byte("k"), Now: time.Now, Attester: v, Challenges: ch}, m: metrics.New(nil), state: st}
+}
+
+// minted is App Attest evidence from parseCA for a request's challenge.
+func minted(t testing.TB, p *API, device string, forgery attesttest.Forgery) *control.AttestationInput {
+	ch, _ := p.opts.Challenges.Issue("", device, now)
+	ev, err := parseCA.Mint(attest.FormatAppleAppAttest, attesttest.Options{Challenge: ch, Forgery: forgery})
+	require.NoError(t, err)
+	return &control.AttestationInput{Format: attest.FormatAppleAppAttest, Evidence: base64.StdEncoding.EncodeToString(ev),
+		Challenge: base64.StdEncoding.EncodeToString(ch)}
 }
 
 var now = time.UnixMilli(1_800_000_000_000)
 
 func TestResolve(t *testing.T) {
-	p := parseAPI()
+	p := parseAPI(t)
 	ev := base64.StdEncoding.EncodeToString([]byte("x"))
 	f := func(name string, in control.CredentialRequest, check func(t *testing.T, s control.Spec), wantField string) {
 		t.Run(name, func(t *testing.T) {
@@ -45,6 +99,9 @@ func TestResolve(t *testing.T) {
 			if wantField != "" {
 				require.NotNil(t, fe, "want an error on %s", wantField)
 				assert.Equal(t, wantField, fe.field, fe.reason)
+				if check != nil {
+					check(t, control.Spec{})
+				}
 				return
 			}
 			require.Nil(t, fe)
@@ -71,12 +128,67 @@ func TestResolve(t *testing.T) {
 		assert.True(t, s.Exception)
 		assert.Contains(t, s.ExceptionWhy, "validity")
 	}, "")
-	f("attestation kept as a digest", control.CredentialRequest{SubjectID: "s1", Role: "staff", DeviceID: "d1",
-		Attestation: &control.AttestationInput{Format: "aliro", Evidence: ev}}, func(t *testing.T, s control.Spec) {
+	f("verified attestation kept as digests", control.CredentialRequest{SubjectID: "s1", Role: "staff", DeviceID: "d1",
+		Attestation: minted(t, p, "d1", attesttest.Genuine)}, func(t *testing.T, s control.Spec) {
 		require.NotNil(t, s.Attestation)
 		assert.Len(t, s.Attestation.EvidenceSHA256, 64)
+		assert.Len(t, s.Attestation.KeySHA256, 64)
+		assert.Equal(t, "secure_enclave", s.Attestation.SecurityLevel)
+		assert.Equal(t, attesttest.AppID, s.Attestation.AppID)
 		assert.Equal(t, control.ApprovalOne, s.ApprovalRule)
 	}, "")
+	for _, tc := range []struct {
+		name   string
+		att    *control.AttestationInput
+		device string
+		code   string
+		reason string
+	}{
+		{"forged chain", minted(t, p, "d1", attesttest.UntrustedChain), "d1", "attestation_untrusted_chain", "untrusted_chain"},
+		{"expired leaf", minted(t, p, "d1", attesttest.ExpiredLeaf), "d1", "attestation_expired", "expired"},
+		{"another device's challenge", minted(t, p, "d2", attesttest.Genuine), "d1", "attestation_wrong_challenge", "wrong_challenge"},
+		{"no challenge", func() *control.AttestationInput {
+			a := minted(t, p, "d1", attesttest.Genuine)
+			a.Challenge = ""
+			return a
+		}(),
+			"d1", "attestation_wrong_challenge", "wrong_challenge"},
+		{"aliro", func() *control.AttestationInput {
+			a := minted(t, p, "d1", attesttest.Genuine)
+			a.Format = "aliro"
+			return a
+		}(),
+			"d1", "attestation_unsupported_format", "unsupported_format"},
+	} {
+		t.Run("refused: "+tc.name, func(t *testing.T) {
+			_, fe := p.resolve(control.CredentialRequest{SubjectID: "s1", Role: "staff", DeviceID: tc.device, Attestation: tc.att}, now)
+			require.NotNil(t, fe)
+			assert.Equal(t, "attestation", fe.field)
+			assert.Equal(t, tc.code, fe.code)
+			assert.Equal(t, 422, fe.status)
+			assert.Equal(t, tc.reason, fe.extra["reason"])
+			assert.Contains(t, fe.problem().Detail, tc.reason)
+		})
+	}
+	t.Run("refused: no verifier configured", func(t *testing.T) {
+		q := parseAPI(t)
+		q.opts.Attester, q.opts.Challenges = nil, nil
+		_, fe := q.resolve(control.CredentialRequest{SubjectID: "s1", Role: "staff", DeviceID: "d1",
+			Attestation: minted(t, p, "d1", attesttest.Genuine)}, now)
+		require.NotNil(t, fe)
+		assert.Equal(t, "attestation_not_configured", fe.code)
+		assert.Equal(t, 501, fe.status)
+	})
+	f("unknown site", control.CredentialRequest{SubjectID: "s", Role: "guest", SiteID: "site-99"}, func(t *testing.T, _ control.Spec) {
+		_, fe := p.resolve(control.CredentialRequest{SubjectID: "s", Role: "guest", SiteID: "site-99"}, now)
+		assert.Equal(t, `unknown site "site-99": the lock registry has no lock there (sites: site-a, site-b)`, fe.reason)
+	}, "site_id")
+	f("door groups without a lock at the site", control.CredentialRequest{SubjectID: "s", Role: "guest", SiteID: "site-b"}, func(t *testing.T, _ control.Spec) {
+		_, fe := p.resolve(control.CredentialRequest{SubjectID: "s", Role: "guest", SiteID: "site-b"}, now)
+		assert.Contains(t, fe.reason, "no lock of site site-b is in door groups amenity, entrance")
+	}, "door_groups")
+	f("allow_additional carried", control.CredentialRequest{SubjectID: "s", Role: "guest", AllowAdditional: true},
+		func(t *testing.T, s control.Spec) { assert.True(t, s.AllowAdditional) }, "")
 	f("no subject", control.CredentialRequest{Role: "guest"}, nil, "subject_id")
 	f("email subject", control.CredentialRequest{SubjectID: "a@b.c", Role: "guest"}, nil, "subject_id")
 	f("unknown role", control.CredentialRequest{SubjectID: "s", Role: "king"}, nil, "role")
@@ -94,7 +206,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestParseCSV(t *testing.T) {
-	p := parseAPI()
+	p := parseAPI(t)
 	items, err := p.parseCSV([]byte("\ufeffsubject_id,role,door_groups,valid_until,vendor,user_ref\n"+
 		"s1,resident,unit:B-204,,matter,1\n"+
 		"s2,guest,,2099-01-01T00:00:00Z,,\n"+
@@ -126,7 +238,7 @@ func FuzzParseCSV(f *testing.F) {
 	f.Add([]byte("subject_id,role,valid_from,valid_until,device_id,attestation_format,attestation_evidence\ns,guest,0,2099-01-01T00:00:00Z,d,aliro,eA==\n"))
 	f.Add([]byte("subject_id,role,vendor,lock_id,user_ref,reason\ns,staff,nuki,n1,42,\"quoted, reason\"\n"))
 	f.Add([]byte("\ufeffSUBJECT_ID , Role\n\"a\nb\",guest\n"))
-	p := parseAPI()
+	p := parseAPI(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		items, err := p.parseCSV(data, now)
 		if err != nil {
@@ -150,7 +262,7 @@ func FuzzParseJSONArray(f *testing.F) {
 	f.Add([]byte(`[{"subject_id":"s","role":"guest"}]`))
 	f.Add([]byte(`[{"subject_id":"s","role":"resident","door_groups":["unit:B-204"],"refs":[{"vendor":"matter","user_ref":"1"}]}]`))
 	f.Add([]byte(`[{"subject_id":"s","role":"guest","attestation":{"format":"aliro","evidence":"eA=="},"device_id":"d"}, 5, null]`))
-	p := parseAPI()
+	p := parseAPI(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		items, err := p.parseJSONArray(data, now)
 		if err != nil {

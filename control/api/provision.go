@@ -34,7 +34,7 @@ func (p *API) handleCreate(c *fiber.Ctx) error {
 	now := p.opts.Now()
 	spec, fe := p.resolve(in, now)
 	if fe != nil {
-		return httpapi.BadRequest(fieldName(fe.field), fe.reason)
+		return fe.problem()
 	}
 	if !httpapi.Caller(c).InScope(spec.SiteID) {
 		return httpapi.OutOfScope("a credential of site " + strconv.Quote(spec.SiteID))
@@ -88,7 +88,7 @@ func (p *API) handleBulk(c *fiber.Ctx) error {
 	if err != nil {
 		var fe *fieldError
 		if errors.As(err, &fe) {
-			return httpapi.BadRequest(fieldName(fe.field), fe.reason)
+			return fe.problem()
 		}
 		return httpapi.BadRequest("body", err.Error())
 	}
@@ -151,8 +151,17 @@ func (p *API) provision(c *fiber.Ctx, kind string, body []byte, items []item, re
 		}
 	}
 
+	// Who may hold a credential first (a subject the identity source does
+	// not admit is refused whatever it holds), then one live key per
+	// subject + role + device.
 	if err := p.verifySubjects(ctx, kind, items); err != nil {
 		return err
+	}
+	if kind != "breakglass" { // emergency access is never held up
+		p.refuseDuplicates(items)
+		if kind == "single" && items[0].err != nil {
+			return items[0].err.problem()
+		}
 	}
 
 	resp := control.ProvisionResponse{RequestID: reqID, Kind: kind, Status: control.StatusPending, Total: len(items),
@@ -254,6 +263,35 @@ func (p *API) provision(c *fiber.Ctx, kind string, body []byte, items []item, re
 	c.Status(fiber.StatusAccepted)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(doc)
+}
+
+// refuseDuplicates fails items that would give a subject a second live
+// credential of a role on a device (one already live, or an earlier item
+// of the request), unless they allow an additional one.
+func (p *API) refuseDuplicates(items []item) {
+	type key struct{ subject, role, device string }
+	seen := map[key]int{}
+	for i := range items {
+		it := &items[i]
+		if it.err != nil || it.spec.AllowAdditional {
+			continue
+		}
+		k := key{it.spec.SubjectID, it.spec.Role, it.spec.DeviceID}
+		if j, ok := seen[k]; ok {
+			it.err = &fieldError{field: "subject_id", code: "duplicate_credential", status: fiber.StatusConflict,
+				reason: fmt.Sprintf("item %d already requests a credential for this subject, role and device "+
+					"(set allow_additional to request another)", j)}
+			continue
+		}
+		seen[k] = it.index
+		for _, r := range p.state.Subject(k.subject) {
+			if lifecycle.IsLive(r.State) && r.Role == k.role && r.DeviceID == k.device {
+				pr := duplicateProblem(r.CredentialID)
+				it.err = &fieldError{field: "subject_id", code: pr.Code, status: pr.Status, reason: pr.Detail, extra: pr.Extra}
+				break
+			}
+		}
+	}
 }
 
 // verifySubjects runs Options.VerifySubjects over the items not already

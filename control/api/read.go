@@ -48,7 +48,11 @@ func (p *API) handleGet(c *fiber.Ctx) error {
 	if cur.Seq > last {
 		history = append(history, cur)
 	}
-	return c.JSON(control.CredentialView{Credential: cur, History: history, Summary: control.Summary{
+	locks, err := store.CredentialLocks(ctx, p.opts.Conn, id)
+	if err != nil {
+		return unavailable(err)
+	}
+	return c.JSON(control.CredentialView{Credential: cur, History: history, Locks: locks, Summary: control.Summary{
 		IssuedBy: cur.Issuer, RequestedAt: rfc3339(cur.RequestedMs), IssuedAt: rfc3339(cur.IssuedMs),
 		DeviceID: cur.DeviceID, Attested: cur.Attested, ApprovalRule: cur.ApprovalRule, Approvers: cur.Approvers,
 		State: cur.State, BreakGlass: cur.BreakGlass, Exception: cur.ExceptionWhy,

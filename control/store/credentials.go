@@ -12,10 +12,20 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
+// The statements of credentials, reviews and templates
+// (internal/chstorage/queries/control).
+var (
+	historySQL        = chstorage.Query("control/credential_history")
+	accessEventsSQL   = chstorage.Query("control/credential_access_events")
+	reviewsSQL        = chstorage.Query("control/reviews")
+	insertReviewSQL   = chstorage.Query("control/insert_review")
+	templatesSQL      = chstorage.Query("control/templates")
+	insertTemplateSQL = chstorage.Query("control/insert_template")
+)
+
 // History reads a credential's records from ClickHouse, oldest first.
 func History(ctx context.Context, conn driver.Conn, id string) ([]*control.Record, error) {
-	rows, err := conn.Query(ctx, `SELECT seq, any(record) FROM credential_events WHERE credential_id = ?
-		GROUP BY seq ORDER BY seq LIMIT 10000`, id)
+	rows, err := historySQL.Query(ctx, conn, chstorage.Args{"credential_id": id})
 	if err != nil {
 		return nil, fmt.Errorf("read credential history: %w", err)
 	}
@@ -43,9 +53,8 @@ func AccessEvents(ctx context.Context, conn driver.Conn, r *control.Record) ([]c
 	if from == 0 {
 		from = r.TsMs
 	}
-	rows, err := conn.Query(ctx, `SELECT toString(event_id), ts_ms, site_id, door_id, lock_id, action, outcome, method,
-		reason, break_glass FROM access_events WHERE credential_id = ? AND ts >= ?
-		ORDER BY ts_ms LIMIT 1 BY event_id LIMIT 10000`, r.CredentialID, time.UnixMilli(from).Add(-time.Minute).UTC())
+	rows, err := accessEventsSQL.Query(ctx, conn, chstorage.Args{"credential_id": r.CredentialID,
+		"from": time.UnixMilli(from).Add(-time.Minute).UTC()})
 	if err != nil {
 		return nil, fmt.Errorf("read access events: %w", err)
 	}
@@ -72,14 +81,7 @@ type ReviewRow struct {
 // Reviews reads the break-glass reviews by credential id (every one when
 // id is empty).
 func Reviews(ctx context.Context, conn driver.Conn, id string) (map[string]ReviewRow, error) {
-	q := `SELECT credential_id, argMax(status, version), argMax(outcome, version), argMax(reviewer, version),
-		argMax(note, version), max(updated_ms) FROM breakglass_reviews`
-	var args []any
-	if id != "" {
-		q += ` WHERE credential_id = ?`
-		args = append(args, id)
-	}
-	rows, err := conn.Query(ctx, q+` GROUP BY credential_id`, args...)
+	rows, err := reviewsSQL.Query(ctx, conn, chstorage.Args{"credential_id": id})
 	if err != nil {
 		return nil, fmt.Errorf("read reviews: %w", err)
 	}
@@ -98,15 +100,14 @@ func Reviews(ctx context.Context, conn driver.Conn, id string) (map[string]Revie
 
 // InsertReview stores a review of a break-glass credential at now.
 func InsertReview(ctx context.Context, conn driver.Conn, credentialID string, r ReviewRow, now time.Time) error {
-	return chstorage.InsertRows(ctx, conn, "breakglass_reviews", []string{"credential_id", "status",
-		"outcome", "reviewer", "note", "updated_ms", "version"},
+	return insertReviewSQL.Insert(ctx, conn,
 		[]any{credentialID, r.Status, r.Outcome, r.Reviewer, r.Note, now.UnixMilli(), uint64(now.UnixNano())})
 }
 
 // LoadTemplates reads the newest stored version of every changed template
 // (control_templates).
 func LoadTemplates(ctx context.Context, conn driver.Conn) (map[string]control.Template, error) {
-	rows, err := conn.Query(ctx, `SELECT role, argMax(template, version) FROM control_templates GROUP BY role`)
+	rows, err := templatesSQL.Query(ctx, conn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("load templates: %w", err)
 	}
@@ -135,7 +136,6 @@ func InsertTemplate(ctx context.Context, conn driver.Conn, t control.Template) e
 	if err != nil {
 		return fmt.Errorf("encode template: %w", err)
 	}
-	return chstorage.InsertRows(ctx, conn, "control_templates",
-		[]string{"role", "version", "template", "updated_ms", "updated_by"},
+	return insertTemplateSQL.Insert(ctx, conn,
 		[]any{t.Role, t.Version, string(doc), t.UpdatedMs, t.UpdatedBy})
 }

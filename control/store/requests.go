@@ -11,6 +11,13 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
+// The statements of provisioning requests (internal/chstorage/queries/control).
+var (
+	requestSQL       = chstorage.Query("control/request")
+	insertRequestSQL = chstorage.Query("control/insert_request")
+	requestItemsSQL  = chstorage.Query("control/request_items")
+)
+
 // RequestDoc is a stored provisioning request (control_requests): what a
 // retry with the same Idempotency-Key is answered from.
 type RequestDoc struct {
@@ -27,8 +34,7 @@ type RequestDoc struct {
 
 // FindRequest reads a stored request; nil when there is none.
 func FindRequest(ctx context.Context, conn driver.Conn, id string) (*RequestDoc, error) {
-	rows, err := conn.Query(ctx, `SELECT request_id, kind, idempotency_key, body_sha256, caller, created_ms,
-		total, rejected, response FROM control_requests WHERE request_id = ? LIMIT 1`, id)
+	rows, err := requestSQL.Query(ctx, conn, chstorage.Args{"request_id": id})
 	if err != nil {
 		return nil, fmt.Errorf("read request: %w", err)
 	}
@@ -48,22 +54,15 @@ func FindRequest(ctx context.Context, conn driver.Conn, id string) (*RequestDoc,
 
 // SaveRequest stores a request.
 func SaveRequest(ctx context.Context, conn driver.Conn, d *RequestDoc) error {
-	return chstorage.InsertRows(ctx, conn, "control_requests", []string{"request_id", "kind",
-		"idempotency_key", "body_sha256", "caller", "ts", "created_ms", "total", "rejected", "response"},
+	return insertRequestSQL.Insert(ctx, conn,
 		[]any{d.RequestID, d.Kind, d.KeyHash, d.BodySHA, d.Caller, time.UnixMilli(d.CreatedMs).UTC(), d.CreatedMs,
 			uint32(d.Total), uint32(d.Rejected), string(d.Response)})
 }
 
 // Items reads a request's item statuses (one item when item >= 0).
 func Items(ctx context.Context, conn driver.Conn, requestID string, item int) ([]control.ItemStatus, error) {
-	q := `SELECT item, argMax(credential_id, version), argMax(status, version), argMax(error, version),
-		argMax(detail, version) FROM control_request_items WHERE request_id = ?`
-	args := []any{requestID}
-	if item >= 0 {
-		q += ` AND item = ?`
-		args = append(args, uint32(item))
-	}
-	rows, err := conn.Query(ctx, q+` GROUP BY item ORDER BY item`, args...)
+	rows, err := requestItemsSQL.Query(ctx, conn, chstorage.Args{"request_id": requestID, "one_item": item >= 0,
+		"item": uint32(max(item, 0))})
 	if err != nil {
 		return nil, fmt.Errorf("read request items: %w", err)
 	}

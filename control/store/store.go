@@ -28,12 +28,11 @@ type CredentialRows struct {
 
 var _ pipeline.Rows = (*CredentialRows)(nil)
 
-var credentialColumns = []string{
-	"credential_id", "seq", "ts", "ts_ms", "op", "state", "prev_state", "subject_id", "role", "site_id",
-	"device_id", "attested", "break_glass", "exception", "door_groups", "valid_from_ms", "valid_until_ms",
-	"issuer", "approvers", "approval_rule", "reason", "actor", "request_id", "command_id", "revocation_id",
-	"requested_ms", "issued_ms", "lock_count", "record", "inserted_ms",
-}
+// credentialEventsSQL declares the credential_events writer's columns
+// (internal/chstorage/queries/control/insert_credential_events.sql).
+var credentialEventsSQL = chstorage.Query("control/insert_credential_events")
+
+var credentialColumns = credentialEventsSQL.Columns()
 
 // NewCredentialRows returns an empty batch.
 func NewCredentialRows() *CredentialRows { return &CredentialRows{now: time.Now} }
@@ -144,7 +143,13 @@ func nonNil(s []string) []string {
 	return s
 }
 
-var itemColumns = []string{"request_id", "item", "credential_id", "status", "error", "detail", "updated_ms", "version"}
+// The statements of the owner's writes (internal/chstorage/queries/control).
+var (
+	insertItemsSQL           = chstorage.Query("control/insert_items")
+	insertRevocationsSQL     = chstorage.Query("control/insert_revocations")
+	insertRevocationLocksSQL = chstorage.Query("control/insert_revocation_locks")
+	insertAcksSQL            = chstorage.Query("control/insert_acks")
+)
 
 // InsertItems stores request item statuses (control_request_items).
 func InsertItems(ctx context.Context, conn driver.Conn, now time.Time, items []control.ItemRow) error {
@@ -162,7 +167,7 @@ func InsertItems(ctx context.Context, conn driver.Conn, now time.Time, items []c
 		}
 		rows[i] = []any{it.RequestID, uint32(it.Item), it.CredentialID, it.Status, it.Error, it.Detail, ms, rank<<48 | uint64(ms)}
 	}
-	return chstorage.InsertRows(ctx, conn, "control_request_items", itemColumns, rows...)
+	return insertItemsSQL.Insert(ctx, conn, rows...)
 }
 
 // InsertRevocations stores revoked credentials (revocations) and the locks
@@ -171,11 +176,11 @@ func InsertRevocations(ctx context.Context, conn driver.Conn, revs []control.Rev
 	if len(revs) > 0 {
 		rows := make([][]any, len(revs))
 		for i, r := range revs {
+			// session_revoked_ms stays 0: the session layer is revocation_sessions.
 			rows[i] = []any{r.RevocationID, r.CredentialID, r.SubjectID, r.Scope, time.UnixMilli(r.RequestedMs).UTC(),
-				r.RequestedMs, r.DisabledMs, r.SessionRevokedMs, r.DeviceID, uint32(r.Locks)}
+				r.RequestedMs, r.DisabledMs, int64(0), r.DeviceID, uint32(r.Locks)}
 		}
-		if err := chstorage.InsertRows(ctx, conn, "revocations", []string{"revocation_id", "credential_id", "subject_id",
-			"scope", "ts", "requested_ms", "disabled_ms", "session_revoked_ms", "device_id", "locks_total"}, rows...); err != nil {
+		if err := insertRevocationsSQL.Insert(ctx, conn, rows...); err != nil {
 			return err
 		}
 	}
@@ -184,8 +189,7 @@ func InsertRevocations(ctx context.Context, conn driver.Conn, revs []control.Rev
 		for i, l := range locks {
 			rows[i] = []any{l.RevocationID, l.CredentialID, l.Vendor, l.LockID, l.CommandID, time.UnixMilli(l.IssuedMs).UTC(), l.IssuedMs}
 		}
-		if err := chstorage.InsertRows(ctx, conn, "revocation_locks", []string{"revocation_id", "credential_id", "vendor",
-			"lock_id", "command_id", "ts", "issued_ms"}, rows...); err != nil {
+		if err := insertRevocationLocksSQL.Insert(ctx, conn, rows...); err != nil {
 			return err
 		}
 	}
@@ -207,6 +211,5 @@ func InsertAcks(ctx context.Context, conn driver.Conn, acks []gateway.Ack, acked
 		rows[i] = []any{a.CommandID, a.RevocationID, a.Type, a.Vendor, a.LockID, a.CredentialID, a.Status, a.Error,
 			time.UnixMilli(ts).UTC(), a.ReceivedMs, a.AppliedMs, ackedMs}
 	}
-	return chstorage.InsertRows(ctx, conn, "lock_acks", []string{"command_id", "revocation_id", "type", "vendor",
-		"lock_id", "credential_id", "status", "error", "ts", "received_ms", "applied_ms", "acked_ms"}, rows...)
+	return insertAcksSQL.Insert(ctx, conn, rows...)
 }

@@ -89,3 +89,17 @@ func (li *lockIndex) groups() map[string]int {
 	}
 	return out
 }
+
+// sites returns every site with its number of locks.
+func (li *lockIndex) sites() map[string]int {
+	li.refresh()
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	out := map[string]int{}
+	for _, l := range li.all {
+		if l.SiteID != "" {
+			out[l.SiteID]++
+		}
+	}
+	return out
+}

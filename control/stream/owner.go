@@ -51,7 +51,7 @@ func (p *Processor) handleCommands(ctx context.Context, msgs []kafka.Message) er
 		}
 		cmds = append(cmds, c)
 	}
-	b := control.Applier{Current: p.view.get, Locks: p.locks, Enforce: p.opts.Enforcement}.Apply(p.opts.Now(), cmds)
+	b := control.Applier{Current: p.view.get, Live: p.view.live, Locks: p.locks, Enforce: p.opts.Enforcement}.Apply(p.opts.Now(), cmds)
 	for _, o := range b.Outcomes {
 		p.m.Commands.WithLabelValues(o.Op, o.Outcome).Inc()
 	}
@@ -59,7 +59,9 @@ func (p *Processor) handleCommands(ctx context.Context, msgs []kafka.Message) er
 		p.m.Activations.WithLabelValues("success").Add(float64(b.Activations))
 	}
 	for _, a := range b.Acks {
-		p.tracker.ack(a, p.opts.Now().UnixMilli())
+		nowMs := p.opts.Now().UnixMilli()
+		p.tracker.ack(a, nowMs)
+		p.outbox.acked(a, nowMs)
 	}
 	if err := p.flush(ctx, b); err != nil {
 		return err
@@ -74,11 +76,16 @@ func (p *Processor) handleCommands(ctx context.Context, msgs []kafka.Message) er
 // flush publishes what a batch produced: lifecycle records first (the
 // entitlement layer: from here the credential is disabled everywhere the
 // registry or a detector looks), then the lock commands (the locks layer),
-// then the revocation rows and request statuses in ClickHouse. Each step
-// retries until it succeeds: the batch's offsets are committed only after
-// all of it is durable, and a re-delivered revocation re-queues its effects.
+// then the revocation rows, request statuses, command sends and session
+// rows in ClickHouse; the device sessions are handed to the session workers
+// last. Each step retries until it succeeds: the batch's offsets are
+// committed only after all of it is durable, and a re-delivered revocation
+// re-queues its effects.
 func (p *Processor) flush(ctx context.Context, b *control.Batch) error {
 	log := p.opts.Logger
+	// The ACL version each lock should report after each command, from the
+	// view before the batch's records enter it.
+	p.expectVersions(b.LockCommands)
 	if len(b.Records) > 0 {
 		msgs := make([]kafka.Message, len(b.Records))
 		for i, r := range b.Records {
@@ -108,8 +115,12 @@ func (p *Processor) flush(ctx context.Context, b *control.Batch) error {
 	}
 	// Track before the locks are told, so no ack can outrun its revocation.
 	for _, t := range b.Track {
-		p.tracker.add(revKey{t.RevocationID, t.CredentialID}, t.Scope, t.RequestedMs, t.Locks, b.Now)
+		p.tracker.add(revKey{t.RevocationID, t.CredentialID}, t.SubjectID, t.Scope, t.RequestedMs, t.Locks, b.Now)
 	}
+	for _, c := range b.LockCommands {
+		p.outbox.sent(c)
+	}
+	sessionRows, sessions := p.sessionRows(b.Sessions, disabled)
 	// The locks are told while the batch's rows go to ClickHouse; the
 	// batch is committed once both are done.
 	g, gctx := errgroup.WithContext(ctx)
@@ -128,10 +139,18 @@ func (p *Processor) flush(ctx context.Context, b *control.Batch) error {
 				return p.lockOut.WriteMessages(ctx, msgs...)
 			})
 		})
+		g.Go(func() error {
+			return bus.Retry(gctx, log, "insert lock command sends", func(ctx context.Context) error {
+				return store.InsertLockSends(ctx, p.opts.Conn, b.LockCommands)
+			})
+		})
 	}
 	g.Go(func() error {
 		return bus.Retry(gctx, log, "insert revocations", func(ctx context.Context) error {
-			return store.InsertRevocations(ctx, p.opts.Conn, b.Revocations, b.RevocationLocks)
+			if err := store.InsertRevocations(ctx, p.opts.Conn, b.Revocations, b.RevocationLocks); err != nil {
+				return err
+			}
+			return store.InsertSessions(ctx, p.opts.Conn, sessionRows)
 		})
 	})
 	g.Go(func() error {
@@ -147,14 +166,6 @@ func (p *Processor) flush(ctx context.Context, b *control.Batch) error {
 			p.m.TimeToIssue.Observe(float64(r.IssuedMs-r.RequestedMs) / 1000)
 		}
 	}
-	if p.opts.SessionRevoker != nil {
-		for _, s := range b.Sessions {
-			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			if err := p.opts.SessionRevoker(sctx, s.CredentialID, s.DeviceID); err != nil {
-				log.Warn("device session revocation failed", "err", err)
-			}
-			cancel()
-		}
-	}
+	p.sessions.push(sessions...)
 	return nil
 }

@@ -56,10 +56,25 @@ type Options struct {
 	// Enforcement says what a grant carries to each lock (the estate
 	// policy); nil: every lock gets the windows and the end date.
 	Enforcement control.Enforcement
-	// SessionRevoker revokes a device's wallet/app session (the middle
-	// revocation layer); nil records the revocation only.
-	SessionRevoker func(ctx context.Context, credentialID, deviceID string) error
-	Now            func() time.Time
+	// Sessions revokes device sessions, the middle revocation layer
+	// (control/session's webhook client); nil: that layer reads
+	// not_configured on every revocation. SessionWorkers calls run at once
+	// (default 4).
+	Sessions       SessionRevoker
+	SessionWorkers int
+	// ResendAfter is how long a lock command may go without an applied ack
+	// before it is sent again (default 30 s); the wait doubles per send up
+	// to ResendMax (default 10 min), with ±20 % jitter. GiveUp is how long
+	// a command is re-sent (default 24 h): then its lock reads failed.
+	ResendAfter, ResendMax, GiveUp time.Duration
+	// ReconcileInterval is how often due re-sends and escalations are
+	// checked (default 1 s, at most ResendAfter/4); AdoptInterval how often
+	// ClickHouse's unacknowledged commands and pending revocations are
+	// merged (default 1 min).
+	ReconcileInterval, AdoptInterval time.Duration
+	// Seed seeds the re-send jitter (default: the clock).
+	Seed uint64
+	Now  func() time.Time
 }
 
 // Validate fills defaults and checks the options.
@@ -92,6 +107,28 @@ func (o *Options) Validate() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.SessionWorkers <= 0 {
+		o.SessionWorkers = 4
+	}
+	if o.ResendAfter <= 0 {
+		o.ResendAfter = 30 * time.Second
+	}
+	if o.ResendMax <= 0 {
+		o.ResendMax = 10 * time.Minute
+	}
+	o.ResendMax = max(o.ResendMax, o.ResendAfter)
+	if o.GiveUp <= 0 {
+		o.GiveUp = 24 * time.Hour
+	}
+	if o.ReconcileInterval <= 0 {
+		o.ReconcileInterval = min(time.Second, max(o.ResendAfter/4, 10*time.Millisecond))
+	}
+	if o.AdoptInterval <= 0 {
+		o.AdoptInterval = time.Minute
+	}
+	if o.Seed == 0 {
+		o.Seed = uint64(time.Now().UnixNano())
+	}
 	return errors.Join(errs...)
 }
 
@@ -107,13 +144,20 @@ type Processor struct {
 	templates *control.Templates
 	locks     *lockIndex
 	tracker   *tracker
+	outbox    *outbox
+	sessions  *sessionQueue
 	backlog   *backlog
 
 	commands bus.Writer // control.commands
 	records  bus.Writer // credential.events
 	lockOut  bus.Writer // lock.commands
 	dlq      bus.Writer // lock.events.dlq: commands and acks that can never be processed
+	alerts   bus.Writer // alerts (revocation_overdue)
 	closers  []*kafka.Writer
+
+	// lastDriftPush limits drift resyncs per lock (acks consumer side).
+	driftMu       sync.Mutex
+	lastDriftPush map[control.LockRef]int64
 
 	ready chan struct{}
 
@@ -134,8 +178,18 @@ func New(opts Options) (*Processor, error) {
 		templates: control.NewTemplates(),
 		locks:     newLockIndex(opts.Registry),
 		tracker:   newTracker(m, opts.PendingSLA, opts.Now, opts.Registerer),
+		outbox:    newOutbox(opts.ResendAfter, opts.ResendMax, opts.GiveUp, opts.Seed),
+		sessions:  newSessionQueue(),
 		ready:     make(chan struct{}),
 		swept:     map[string]uint64{},
+
+		lastDriftPush: map[control.LockRef]int64{},
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyfleet_control_lock_commands_unacknowledged",
+			Help: "Lock commands sent without an applied ack yet, re-sent until acknowledged (tracked by this instance).",
+		}, func() float64 { n, _ := p.outbox.stats(opts.Now().UnixMilli()); return float64(n) }))
 	}
 	p.backlog = newBacklog(opts.Bus, int64(opts.MaxQueue), m.QueueDepth, opts.Logger)
 	p.follow = newFollower(opts.Bus, bus.TopicCredentialEvents, opts.Logger, p.applyFollowed)
@@ -143,8 +197,9 @@ func New(opts Options) (*Processor, error) {
 	rw := bus.NewWriter(opts.Bus, bus.TopicCredentialEvents)
 	lw := bus.NewWriter(opts.Bus, bus.TopicLockCommands)
 	dw := bus.NewWriter(opts.Bus, bus.TopicDLQ)
-	p.commands, p.records, p.lockOut, p.dlq = cw, rw, lw, dw
-	p.closers = []*kafka.Writer{cw, rw, lw, dw}
+	aw := bus.NewWriter(opts.Bus, bus.TopicAlerts)
+	p.commands, p.records, p.lockOut, p.dlq, p.alerts = cw, rw, lw, dw, aw
+	p.closers = []*kafka.Writer{cw, rw, lw, dw, aw}
 	return p, nil
 }
 
@@ -203,10 +258,19 @@ func (p *Processor) Templates() *control.Templates { return p.templates }
 // of locks.
 func (p *Processor) DoorGroups() map[string]int { return p.locks.groups() }
 
+// Sites returns every site of the lock registry with its number of locks.
+func (p *Processor) Sites() map[string]int { return p.locks.sites() }
+
+// LocksFor returns the locks that hold a credential of a site's door groups.
+func (p *Processor) LocksFor(site string, groups []string) []control.LockRef {
+	return p.locks.ForCredential(site, groups)
+}
+
 // Run rebuilds the state from credential.events, then runs every part until
 // ctx ends: the follower, the owner (command processing), the ack
-// forwarder, the credential_events writer, the expiry sweeper, the queue
-// monitor and the template refresher.
+// forwarder (and ACL resyncs), the credential_events writer, the lock
+// command reconciler (re-sends, escalations), the session workers, the
+// expiry sweeper, the queue monitor and the template refresher.
 func (p *Processor) Run(ctx context.Context) error {
 	defer func() {
 		for _, w := range p.closers {
@@ -250,6 +314,8 @@ func (p *Processor) Run(ctx context.Context) error {
 		run(p.runOwner)
 		run(p.runAcks)
 		run(p.runCredentialWriter)
+		run(p.runReconcile)
+		run(p.runSessions)
 	}
 	return g.Wait()
 }

@@ -14,7 +14,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/lifecycle"
 	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/registry"
 )
 
@@ -27,14 +29,18 @@ type view struct {
 	mu        sync.RWMutex
 	creds     map[string]*control.Record
 	bySubject map[string]map[string]struct{}
-	waiters   map[string][]chan *control.Record // command id → API calls waiting for it
-	states    *prometheus.GaugeVec
-	counts    map[string]int
-	feed      *registry.Feed
+	// byLock holds, per lock, the active credentials it should hold: the
+	// expected access list (ACL versions, acl_push).
+	byLock  map[control.LockRef]map[string]*control.Record
+	waiters map[string][]chan *control.Record // command id → API calls waiting for it
+	states  *prometheus.GaugeVec
+	counts  map[string]int
+	feed    *registry.Feed
 }
 
 func newView(feed *registry.Feed, states *prometheus.GaugeVec) *view {
 	return &view{creds: map[string]*control.Record{}, bySubject: map[string]map[string]struct{}{},
+		byLock:  map[control.LockRef]map[string]*control.Record{},
 		waiters: map[string][]chan *control.Record{}, states: states, counts: map[string]int{}, feed: feed}
 }
 
@@ -57,6 +63,26 @@ func (v *view) put(r *control.Record) bool {
 		return false
 	}
 	v.creds[r.CredentialID] = r
+	if ok && cur.State == event.StateActive {
+		for _, l := range cur.Locks {
+			if m := v.byLock[l]; m != nil {
+				delete(m, r.CredentialID)
+				if len(m) == 0 {
+					delete(v.byLock, l)
+				}
+			}
+		}
+	}
+	if r.State == event.StateActive {
+		for _, l := range r.Locks {
+			m := v.byLock[l]
+			if m == nil {
+				m = map[string]*control.Record{}
+				v.byLock[l] = m
+			}
+			m[r.CredentialID] = r
+		}
+	}
 	if ok {
 		v.counts[cur.State]--
 		v.states.WithLabelValues(cur.State).Set(float64(v.counts[cur.State]))
@@ -96,6 +122,40 @@ func (v *view) subject(id string) []*control.Record {
 		out = append(out, v.creds[cid])
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CredentialID < out[j].CredentialID })
+	return out
+}
+
+// live returns a subject's live credentials.
+func (v *view) live(subject string) []*control.Record {
+	var out []*control.Record
+	for _, r := range v.subject(subject) {
+		if lifecycle.IsLive(r.State) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// acl returns the active credentials a lock should hold, sorted by id.
+func (v *view) acl(l control.LockRef) []*control.Record {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]*control.Record, 0, len(v.byLock[l]))
+	for _, r := range v.byLock[l] {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CredentialID < out[j].CredentialID })
+	return out
+}
+
+// aclIDs returns the ids of the credentials a lock should hold.
+func (v *view) aclIDs(l control.LockRef) map[string]bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make(map[string]bool, len(v.byLock[l]))
+	for id := range v.byLock[l] {
+		out[id] = true
+	}
 	return out
 }
 

@@ -13,7 +13,7 @@
   const DASHES = [[], [6, 3], [2, 2], [8, 3, 2, 3], [4, 4], [1, 3], [10, 2], [3, 6]];
   const OUTCOME = { granted: C.green, denied: C.vermilion, error: C.orange, info: C.sky };
   const DETECTORS = ['unlock_burst', 'unattested_device_change', 'use_after_revocation', 'denied_storm', 'off_schedule',
-    'emergency_unlock', 'door_forced', 'door_ajar', 'stale_credential', 'expired_exception'];
+    'emergency_unlock', 'door_forced', 'door_ajar', 'stale_credential', 'expired_exception', 'revocation_overdue'];
   const SEVERITIES = ['critical', 'high', 'medium', 'low'];
   const STATUSES = ['open', 'acknowledged', 'resolved', 'false_positive'];
   const VENDORS = ['matter', 'nuki', 'schlage', 'seam', 'legacy'];
@@ -483,9 +483,13 @@
         parts.push(errorBox(err, 'revocation latency KPIs need the manager role'));
       }
       try {
-        const r = await api('/v1/dashboards/revocations' + qs({ pending: 'true', limit: 8 }));
-        const all = await api('/v1/dashboards/revocations' + qs({ pending: 'true', limit: 1000 }));
+        const [r, all, esc] = await Promise.all([api('/v1/dashboards/revocations' + qs({ pending: 'true', limit: 8 })),
+          api('/v1/dashboards/revocations' + qs({ pending: 'true', limit: 1000 })),
+          api('/v1/dashboards/revocations' + qs({ pending: 'true', escalated: 'true', limit: 20 }))]);
         tileVals['pending-rev'] = fmtNum(all.revocations.reduce((a, x) => a + x.pending, 0));
+        if (esc.revocations.length) {
+          parts.push(h('h3', { id: 'escalated-revocations' }, 'Escalated past the SLA (' + esc.revocations.length + ')'), revTable(esc.revocations));
+        }
         parts.push(h('h3', null, 'Pending revocations'), r.revocations.length ? revTable(r.revocations) : h('p', { class: 'empty' }, 'None: every lock confirmed.'));
       } catch (err) { tileVals['pending-rev'] = '—'; parts.push(errorBox(err)); }
       fill(revBox, parts);
@@ -520,13 +524,14 @@
 
   function revTable(revs) {
     return h('table', { class: 'revocations' },
-      h('thead', null, h('tr', null, ['requested', 'scope', 'subject', 'credentials', 'locks confirmed', 'pending'].map(x => h('th', { scope: 'col' }, x)))),
+      h('thead', null, h('tr', null, ['requested', 'scope', 'subject', 'credentials', 'locks confirmed', 'pending', 'escalated'].map(x => h('th', { scope: 'col' }, x)))),
       h('tbody', null, revs.map(r => h('tr', { class: 'link', tabindex: 0, onclick: () => { location.hash = '#/credentials?revocation=' + encodeURIComponent(r.revocation_id); },
         onkeydown: e => { if (e.key === 'Enter') location.hash = '#/credentials?revocation=' + encodeURIComponent(r.revocation_id); } },
       h('td', null, fmtTime(r.requested_ms)), h('td', null, r.scope), h('td', { class: 'mono' }, short(r.subject_id)), h('td', { class: 'n' }, fmtNum(r.credentials)),
       h('td', null, h('span', { class: 'progress', role: 'img', 'aria-label': r.confirmed + ' of ' + r.locks + ' locks confirmed' },
         h('span', { style: 'width:' + (r.locks ? Math.round(100 * r.confirmed / r.locks) : 100) + '%' })), ' ' + r.confirmed + ' / ' + r.locks),
-      h('td', { class: 'n' }, r.pending ? h('strong', null, fmtNum(r.pending)) : '0')))));
+      h('td', { class: 'n' }, r.pending ? h('strong', null, fmtNum(r.pending)) : '0'),
+      h('td', null, r.escalated_ms ? badge('sev-high', fmtTime(r.escalated_ms)) : '')))));
   }
 
   // ---------- Alert triage ----------
@@ -873,16 +878,23 @@
   async function revocationDetail(box, id) {
     try {
       const r = await api('/v1/revocations/' + encodeURIComponent(id));
-      const layer = (name, p) => h('li', null, name + ': ' + p.done + ' / ' + p.total);
+      const layer = (name, p) => h('li', null, name + ': ', h('strong', null, (p.state || '').replace('_', ' ')), ' — ' + p.done + ' / ' + p.total +
+        (p.failed ? ', ' + p.failed + ' failed' : '') + (p.why ? ' (' + p.why + ')' : ''));
       fill(box, h('div', { class: 'card card-who' },
         h('h3', null, 'Revocation ', h('span', { class: 'mono' }, r.revocation_id), ' — ', r.status),
         h('p', null, 'Requested ' + fmtTime(r.requested_ms) + ' UTC by ' + r.actor + (r.reason ? ' (' + r.reason + ')' : '') +
-          '. Time to disable: ' + (r.time_to_disable_ms ? fmtDur(r.time_to_disable_ms / 1000) : '—') + ', to confirm: ' + (r.time_to_confirm_ms ? fmtDur(r.time_to_confirm_ms / 1000) : 'not yet') + '.'),
+          '. Time to disable: ' + (r.time_to_disable_ms ? fmtDur(r.time_to_disable_ms / 1000) : '—') +
+          ', to revoke device sessions: ' + (r.time_to_session_revoked_ms ? fmtDur(r.time_to_session_revoked_ms / 1000) : '—') +
+          ', to confirm: ' + (r.time_to_confirm_ms ? fmtDur(r.time_to_confirm_ms / 1000) : 'not yet') + '.'),
+        r.escalated_ms ? h('p', { id: 'escalation' }, badge('sev-high', 'escalated'), ' past the revocation SLA at ' + fmtTime(r.escalated_ms) +
+          ' UTC — alert ', h('a', { class: 'mono', href: '#/alerts/' + encodeURIComponent(r.escalation_alert_id) }, short(r.escalation_alert_id))) : null,
         h('ul', null, layer('entitlement', r.layers.entitlement), layer('device session', r.layers.device_session), layer('locks', r.layers.locks)),
         h('h3', null, 'Straggler locks (' + r.pending_locks.length + ')'),
-        r.pending_locks.length ? h('table', { id: 'stragglers' }, h('thead', null, h('tr', null, ['vendor', 'lock', 'credential', 'pending for', 'past SLA'].map(x => h('th', { scope: 'col' }, x)))),
+        r.pending_locks.length ? h('table', { id: 'stragglers' }, h('thead', null, h('tr', null, ['vendor', 'lock', 'credential', 'pending for', 'sends', 'past SLA'].map(x => h('th', { scope: 'col' }, x)))),
           h('tbody', null, r.pending_locks.map(l => h('tr', null, h('td', null, l.vendor), h('td', { class: 'mono' }, l.lock_id), h('td', { class: 'mono' }, short(l.credential_id)),
-            h('td', null, fmtDur((l.age_ms || 0) / 1000)), h('td', null, l.overdue ? h('strong', null, 'yes') : 'no'))))) : h('p', { class: 'empty' }, 'Every lock confirmed.'),
+            h('td', null, fmtDur((l.age_ms || 0) / 1000)), h('td', { class: 'n' }, fmtNum(l.attempts || 0)), h('td', null, l.overdue ? h('strong', null, 'yes') : 'no'))))) : h('p', { class: 'empty' }, 'Every lock confirmed.'),
+        (r.failed_locks || []).length ? h('div', null, h('h3', null, 'Locks given up (' + r.failed_locks.length + ')'),
+          h('ul', null, r.failed_locks.map(l => h('li', null, h('span', { class: 'mono' }, l.vendor + '/' + l.lock_id), ': ' + l.error)))) : null,
         h('p', null, h('a', { href: '#/credentials' }, 'Close'))));
     } catch (err) { fill(box, errorBox(err)); }
   }

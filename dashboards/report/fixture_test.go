@@ -36,8 +36,9 @@ var (
 )
 
 type fixture struct {
-	access, creds, alerts, dead, revs, revLocks, acks, leavers, exceptions [][]any
-	n                                                                      int
+	access, creds, alerts, dead, revs, revLocks, acks, leavers [][]any
+	escalations, drills, exceptions                            [][]any
+	n                                                          int
 }
 
 func (f *fixture) event(at time.Time, vendor, site, door, subject, cred, action, outcome string, dup bool) {
@@ -183,6 +184,37 @@ func buildFixture() *fixture {
 			}
 		}
 	}
+	// W47's straggler (rev-4-1) was escalated past the SLA and is still
+	// unconfirmed; W45's rev-2-0 was escalated and confirmed since.
+	for _, e := range []struct {
+		rev, cred string
+		wi        int
+		j         int
+	}{{"rev-4-1", "cred-w4-0", 4, 1}, {"rev-2-0", "cred-w2-0", 2, 0}} {
+		req := fixtureWeek.Add(e.wi - 4).Start().Add(time.Duration(100+e.j) * time.Hour)
+		f.escalations = append(f.escalations, []any{e.rev, e.cred, "alert-" + e.rev, req.UnixMilli(), req.UnixMilli() + 900_000,
+			uint32(1), req.UTC().Truncate(time.Second)})
+	}
+	// Drills: one in W45, two in W47 (a termination drill that confirmed
+	// every lock, a breach drill with a straggler), none in the other weeks.
+	for _, d := range []struct {
+		id, scenario                   string
+		wi, subjects, locks, confirmed int
+		p50, p99, ticket               int64
+		sessions                       string
+	}{
+		{"drill-w45", "termination", 2, 20, 120, 120, 900, 4200, -1, "not_configured"},
+		{"drill-w47a", "termination", 4, 20, 120, 120, 700, 3100, 5200, "done"},
+		{"drill-w47b", "breach", 4, 50, 300, 299, 1100, 6400, -1, "done"},
+	} {
+		at := fixtureWeek.Add(d.wi - 4).Start().Add(26 * time.Hour)
+		if d.id == "drill-w47b" {
+			at = at.Add(24 * time.Hour)
+		}
+		f.drills = append(f.drills, []any{d.id, d.scenario, at.UnixMilli(), at.UnixMilli() + 60_000, at.UTC().Truncate(time.Second),
+			"manager-1", uint32(d.subjects), uint32(d.subjects), uint32(d.subjects), uint32(d.locks), uint32(d.confirmed),
+			uint32(d.locks - d.confirmed), int64(300), int64(800), d.p50, d.p99, d.sessions, d.ticket, "{}"})
+	}
 	// Long-lived credentials: cred-00..03 are used every week; cred-s1 and
 	// cred-s2 have been active since July and never used (stale); cred-s3
 	// too, but it was used in W46 (stale before, not at W47's end).
@@ -256,6 +288,11 @@ func loadFixture(t testing.TB, conn driver.Conn) {
 		{"revocation_locks", []string{"revocation_id", "credential_id", "vendor", "lock_id", "command_id", "ts", "issued_ms"}, f.revLocks},
 		{"lock_acks", []string{"command_id", "revocation_id", "type", "vendor", "lock_id", "credential_id", "status", "error",
 			"ts", "received_ms", "applied_ms", "acked_ms"}, f.acks},
+		{"revocation_escalations", []string{"revocation_id", "credential_id", "alert_id", "requested_ms", "escalated_ms",
+			"pending_locks", "ts"}, f.escalations},
+		{"drill_runs", []string{"run_id", "scenario", "started_ms", "finished_ms", "ts", "actor", "subjects", "credentials",
+			"revocations", "locks", "confirmed", "stragglers", "disable_p50_ms", "disable_p99_ms", "confirm_p50_ms",
+			"confirm_p99_ms", "session_state", "ticket_close_ms", "report"}, f.drills},
 		{"identity_leavers", []string{"subject_id", "change_ms", "reason", "revocation_id", "credentials", "ts", "requested_ms"}, f.leavers},
 		{"exceptions", chstorage.Exceptions.ColumnNames(), f.exceptions},
 	} {

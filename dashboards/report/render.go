@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/estate"
 )
 
@@ -114,6 +115,20 @@ var kpis = []kpi{
 		func(k *WeekKPI) (float64, bool) { return float64(k.Alerts), true }, count},
 	{"pending_locks", "Lock revocations past the SLA", "lower",
 		func(k *WeekKPI) (float64, bool) { return float64(k.PendingLocks), true }, count},
+	{"escalations", "Revocations escalated past the SLA", "lower",
+		func(k *WeekKPI) (float64, bool) { return float64(k.Escalations), true }, count},
+	{"acl_drifts", "Lock ACL drift resyncs", "lower",
+		func(k *WeekKPI) (float64, bool) { return float64(k.ACLDrifts), true }, count},
+	{"drills", "Revocation drills run", "",
+		func(k *WeekKPI) (float64, bool) { return float64(k.Drills), true }, count},
+	{"drill_confirmed_rate", "Drill: locks confirmed", "higher",
+		func(k *WeekKPI) (float64, bool) {
+			return float64(k.DrillConfirmed) / float64(max(k.DrillLocks, 1)), k.DrillLocks > 0
+		}, pct},
+	{"drill_confirm_p99_s", "Drill: time to confirm p99, per lock", "lower",
+		func(k *WeekKPI) (float64, bool) {
+			return float64(k.DrillConfirmP99Ms) / 1000, k.DrillConfirmP99Ms >= 0 && k.Drills > 0
+		}, dur},
 }
 
 // kpiLine is a KPI across the report's weeks.
@@ -181,7 +196,7 @@ func kpiLines(r *Report) []kpiLine {
 // isCount reports whether a KPI is a plain count (shown as an integer).
 func isCount(k kpi) bool {
 	switch k.Key {
-	case "stale_credentials", "events", "denied", "alerts", "pending_locks":
+	case "stale_credentials", "events", "denied", "alerts", "pending_locks", "escalations", "acl_drifts", "drills":
 		return true
 	}
 	return false
@@ -443,6 +458,29 @@ func renderMarkdown(out io.Writer, r *Report) error {
 		mdTable(&w, []string{"detector", "alerts", "still open", "by severity", "top subjects", "top doors"}, rows)
 	}
 
+	fmt.Fprintf(&w, "\n## Revocations escalated past the SLA\n\n%d revocations of the week were still unconfirmed by a lock after %s "+
+		"(alert revocation_overdue).\n\n", len(r.Escalated), dur(r.SLASeconds))
+	rows = nil
+	for _, e := range r.Escalated {
+		still := "confirmed since"
+		if e.PendingLocks > 0 {
+			still = strconv.Itoa(e.PendingLocks) + " locks unconfirmed"
+		}
+		rows = append(rows, []string{e.RevocationID, e.Scope, e.SubjectID, ts(e.RequestedMs), ts(e.EscalatedMs), still, e.AlertID})
+	}
+	if len(rows) > 0 {
+		mdTable(&w, []string{"revocation", "scope", "subject", "requested", "escalated", "now", "alert"}, rows)
+	}
+
+	fmt.Fprintf(&w, "\n## Revocation drills\n\n%d drills this week (the trend is in the KPIs above).\n\n", len(r.Drills))
+	rows = nil
+	for _, d := range r.Drills {
+		rows = append(rows, drillCells(d))
+	}
+	if len(rows) > 0 {
+		mdTable(&w, drillHead, rows)
+	}
+
 	fmt.Fprintf(&w, "\n## Credentials active but unused for %d days\n\n%s", r.StaleDays, credCount(r.Stale.Total))
 	if len(r.Stale.Credentials) < r.Stale.Total {
 		fmt.Fprintf(&w, " (the %d idle longest are listed)", len(r.Stale.Credentials))
@@ -569,6 +607,27 @@ func estateSummary(e *EstateSection) string {
 
 func u(v uint64) string { return strconv.FormatUint(v, 10) }
 
+var drillHead = []string{"run", "scenario", "started", "subjects", "locks confirmed", "time to disable p50/p99",
+	"time to confirm p50/p99 (per lock)", "device sessions", "ticket closed after", "stragglers"}
+
+// drillCells is a drill run's row.
+func drillCells(d control.DrillRun) []string {
+	ms := func(v int64) string {
+		if v < 0 {
+			return "n/a"
+		}
+		return dur(float64(v) / 1000)
+	}
+	ticket := "no ticket system"
+	if d.TicketCloseMs >= 0 {
+		ticket = ms(d.TicketCloseMs)
+	}
+	return []string{d.RunID, d.Scenario, ts(d.StartedMs), strconv.Itoa(d.Subjects),
+		fmt.Sprintf("%d of %d", d.Confirmed, d.Locks), ms(d.DisableP50Ms) + " / " + ms(d.DisableP99Ms),
+		ms(d.ConfirmP50Ms) + " / " + ms(d.ConfirmP99Ms), strings.ReplaceAll(d.SessionState, "_", " "), ticket,
+		strconv.Itoa(d.Stragglers)}
+}
+
 // renderCSV writes the report as one long table: section, week, item, key,
 // value (a value per row, so any tool can pivot it).
 func renderCSV(out io.Writer, r *Report) error {
@@ -636,6 +695,25 @@ func renderCSV(out io.Writer, r *Report) error {
 		row("expired_exceptions", r.Week, c.CredentialID, "severity", c.Severity)
 	}
 	row("expired_exceptions", r.Week, "total", "", strconv.Itoa(r.Expired.Total))
+	for _, e := range r.Escalated {
+		row("escalated_revocations", r.Week, e.RevocationID, "scope", e.Scope)
+		row("escalated_revocations", r.Week, e.RevocationID, "subject_id", e.SubjectID)
+		row("escalated_revocations", r.Week, e.RevocationID, "requested_ms", strconv.FormatInt(e.RequestedMs, 10))
+		row("escalated_revocations", r.Week, e.RevocationID, "escalated_ms", strconv.FormatInt(e.EscalatedMs, 10))
+		row("escalated_revocations", r.Week, e.RevocationID, "pending_locks", strconv.Itoa(e.PendingLocks))
+		row("escalated_revocations", r.Week, e.RevocationID, "alert_id", e.AlertID)
+	}
+	for _, d := range r.Drills {
+		row("drills", r.Week, d.RunID, "scenario", d.Scenario)
+		row("drills", r.Week, d.RunID, "started_ms", strconv.FormatInt(d.StartedMs, 10))
+		row("drills", r.Week, d.RunID, "subjects", strconv.Itoa(d.Subjects))
+		row("drills", r.Week, d.RunID, "locks", strconv.Itoa(d.Locks))
+		row("drills", r.Week, d.RunID, "confirmed", strconv.Itoa(d.Confirmed))
+		row("drills", r.Week, d.RunID, "confirm_p50_ms", strconv.FormatInt(d.ConfirmP50Ms, 10))
+		row("drills", r.Week, d.RunID, "confirm_p99_ms", strconv.FormatInt(d.ConfirmP99Ms, 10))
+		row("drills", r.Week, d.RunID, "session_state", d.SessionState)
+		row("drills", r.Week, d.RunID, "ticket_close_ms", strconv.FormatInt(d.TicketCloseMs, 10))
+	}
 	for _, v := range r.LockHealth.Vendors {
 		row("vendor_health", r.Week, v.Vendor, "battery_low", u(v.BatteryLow))
 		row("vendor_health", r.Week, v.Vendor, "offline", u(v.Offline))
@@ -696,6 +774,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"ts": ts, "date": date, "dec1": dec1, "u": u, "keyCounts": keyCounts, "severities": severities, "dur": dur, "unit": unit,
 	"weekHead": weekHead, "sliceHead": sliceHead, "sliceCell": sliceCell, "expiredKind": expiredKind,
 	"expiredSummary": expiredSummary, "credCount": credCount,
+	"drillCells": drillCells, "drillHead": func() []string { return drillHead },
 }).Parse(htmlSource))
 
 // htmlView is what the HTML template reads.
@@ -740,7 +819,7 @@ func renderHTML(out io.Writer, r *Report) error {
 	for _, l := range v.Lines {
 		switch l.Key {
 		case "activation_success_rate", "time_to_issue_p50_s", "revocation_latency_p95_s",
-			"exceptions_per_1000_credentials", "stale_credentials", "dlq_rate":
+			"exceptions_per_1000_credentials", "stale_credentials", "dlq_rate", "escalations", "drill_confirm_p99_s":
 			// The SVG is built from escaped text only.
 			v.Trends = append(v.Trends, template.HTML(trendSVG(l.Label, l.Bars))) //nolint:gosec
 		}

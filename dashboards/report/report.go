@@ -1,6 +1,8 @@
 // Package report builds keyfleet's weekly fleet-health report: the week's
-// KPIs against the previous four, anomalies by detector, stale credentials,
-// exceptions past their end date, the exception register and vendor/lock health, read from
+// KPIs against the previous four, anomalies by detector, revocations
+// escalated past the SLA, the revocation drills and their trend, stale
+// credentials, exceptions past their end date, the exception register and
+// vendor/lock health, read from
 // ClickHouse (dedup-safe) and from the control plane's KPIs
 // (control/store.ComputeKPIs, so the report and GET /v1/kpis agree). It renders
 // JSON, Markdown, CSV and HTML with inline SVG charts, stores generated
@@ -192,9 +194,15 @@ type Report struct {
 	SLASeconds  float64   `json:"revocation_sla_s"`
 	Weeks       []WeekKPI `json:"weeks"` // oldest first; the last is the report's week
 	Anomalies   Anomalies `json:"anomalies"`
-	Stale       CredList  `json:"stale_credentials"`
-	Expired     CredList  `json:"expired_exceptions"`
-	LockHealth  Health    `json:"lock_health"`
+	// Escalated are the week's revocations escalated past the SLA (alert
+	// revocation_overdue), at most ListLimit, newest first.
+	Escalated []Escalated `json:"escalated_revocations"`
+	// Drills are the week's revocation drills (keyfleet drill), newest
+	// first; their trend is in Weeks.
+	Drills     []control.DrillRun `json:"drills"`
+	Stale      CredList           `json:"stale_credentials"`
+	Expired    CredList           `json:"expired_exceptions"`
+	LockHealth Health             `json:"lock_health"`
 	// HistoryFromMs is when the stored access history begins (the oldest
 	// stored event's second; 0: no events stored).
 	HistoryFromMs int64 `json:"history_from_ms"`
@@ -251,6 +259,29 @@ type WeekKPI struct {
 	BatteryLow  uint64  `json:"battery_low"`
 	Offline     uint64  `json:"offline"`
 	LockJammed  uint64  `json:"lock_jammed"`
+	// Escalations: revocations requested in the week and escalated past the
+	// SLA; ACLDrifts: full ACL resyncs after a lock reported drift.
+	Escalations int `json:"escalations"`
+	ACLDrifts   int `json:"acl_drifts"`
+	// Drills run in the week; their locks confirmed out of those told, and
+	// the worst per-lock p99 time to confirm (ms; -1 without a drill).
+	Drills            int   `json:"drills"`
+	DrillLocks        int   `json:"drill_locks"`
+	DrillConfirmed    int   `json:"drill_confirmed"`
+	DrillConfirmP99Ms int64 `json:"drill_confirm_p99_ms"`
+}
+
+// Escalated is a revocation escalated past the SLA.
+type Escalated struct {
+	RevocationID string `json:"revocation_id"`
+	Scope        string `json:"scope"`
+	SubjectID    string `json:"subject_id"`
+	RequestedMs  int64  `json:"requested_ms"`
+	EscalatedMs  int64  `json:"escalated_ms"`
+	AlertID      string `json:"alert_id"`
+	// PendingLocks are the locks still unconfirmed when the report was
+	// generated (0: confirmed since).
+	PendingLocks int `json:"pending_locks"`
 }
 
 // Anomalies are the week's alerts by detector.
@@ -382,6 +413,12 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	if r.Anomalies, err = g.anomalies(ctx, from, to); err != nil {
 		return nil, err
 	}
+	if r.Escalated, err = g.escalated(ctx, from, to); err != nil {
+		return nil, err
+	}
+	if r.Drills, err = store.Drills(ctx, g.conn, store.DrillQuery{From: from, To: to, Limit: g.q.ListLimit}); err != nil {
+		return nil, err
+	}
 	asOf := q.asOf(p)
 	r.ExpiredAsOfMs = asOf.UnixMilli()
 	if r.Expired, err = g.expired(ctx, asOf, lastUse); err != nil {
@@ -474,6 +511,28 @@ func DefaultWeek(ctx context.Context, conn driver.Conn, now time.Time) (Week, er
 	return last, nil
 }
 
+// escalated reads the week's escalated revocations and how many of their
+// locks are still unconfirmed.
+func (g *gen) escalated(ctx context.Context, from, to time.Time) ([]Escalated, error) {
+	rows, err := escalatedSQL.Query(ctx, g.conn, chstorage.Args{"from": secs(from), "to": secs(to),
+		"from_ms": from.UnixMilli(), "to_ms": to.UnixMilli(), "limit": uint32(g.q.ListLimit)})
+	if err != nil {
+		return nil, fmt.Errorf("escalated revocations: %w", err)
+	}
+	defer rows.Close()
+	out := []Escalated{}
+	for rows.Next() {
+		var e Escalated
+		var pending uint64
+		if err := rows.Scan(&e.RevocationID, &e.Scope, &e.SubjectID, &e.RequestedMs, &e.EscalatedMs, &e.AlertID, &pending); err != nil {
+			return nil, fmt.Errorf("escalated revocations: %w", err)
+		}
+		e.PendingLocks = int(pending)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
 // gen runs the report's queries.
 type gen struct {
 	conn    driver.Conn
@@ -509,6 +568,7 @@ var (
 	lastUsesSQL        = chstorage.Query("report/credential_last_uses")
 	staleSQL           = chstorage.Query("report/stale_candidates")
 	expiredSQL         = chstorage.Query("report/expired")
+	escalatedSQL       = chstorage.Query("report/escalated")
 	vendorHealthSQL    = chstorage.Query("report/vendor_health")
 	lockHealthSQL      = chstorage.Query("report/lock_health")
 	historySQL         = chstorage.Query("report/history_start")
@@ -525,6 +585,17 @@ func (g *gen) week(ctx context.Context, w Period) (*WeekKPI, error) {
 	}
 	k.Activation, k.TimeToIssue, k.RevocationLatency = cred.Activation, cred.TimeToIssue, cred.RevocationLatency
 	k.Exceptions, k.PendingLocks = cred.Exceptions, cred.PendingLocks.Count
+	k.Escalations, k.ACLDrifts = cred.Escalations.Count, cred.ACLDrift.Drifts
+	drills, err := store.Drills(ctx, g.conn, store.DrillQuery{From: from, To: to, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	k.Drills, k.DrillConfirmP99Ms = len(drills), -1
+	for _, d := range drills {
+		k.DrillLocks += d.Locks
+		k.DrillConfirmed += d.Confirmed
+		k.DrillConfirmP99Ms = max(k.DrillConfirmP99Ms, d.ConfirmP99Ms)
+	}
 	if k.LeaverLatency, err = idstore.LeaverKPI(ctx, g.conn, from, to); err != nil {
 		return nil, err
 	}

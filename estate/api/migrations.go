@@ -15,7 +15,6 @@ import (
 	"github.com/keyfleet/keyfleet/estate/grant"
 	"github.com/keyfleet/keyfleet/estate/migrate"
 	"github.com/keyfleet/keyfleet/estate/store"
-	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/registry"
 )
@@ -63,7 +62,7 @@ func (a *API) handleMigrate(c *fiber.Ctx) error {
 	var moves []migrate.Move
 	for _, m := range affected {
 		resp.Credentials++
-		if m.State == event.StateSuspended {
+		if !migrate.OnLocks(m.State) {
 			resp.Deferred++
 		}
 		for _, mv := range m.Moves {

@@ -206,6 +206,11 @@ type Moved struct {
 }
 
 // movable are the states whose credentials hold locks.
+// OnLocks says whether a credential in this state is held by its locks:
+// only an active one is (a pending_activation key opens nothing, a
+// suspended one was dropped). A move of any other only changes its record.
+func OnLocks(state string) bool { return state == event.StateActive }
+
 var movable = []string{event.StateIssued, event.StatePendingActivation, event.StateActive, event.StateSuspended}
 
 // Affected lists the credentials holding an old lock of the plan (live

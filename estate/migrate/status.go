@@ -7,7 +7,6 @@ import (
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/estate"
-	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/gateway"
 )
 
@@ -19,8 +18,9 @@ type Started struct {
 	DryRun      bool   `json:"dry_run,omitempty"`
 	Plan        Plan   `json:"plan"`
 	Credentials int    `json:"credentials"`
-	// Deferred are suspended credentials: moved on their record, their new
-	// locks are told when they are reinstated.
+	// Deferred are credentials no lock holds (suspended, or not activated
+	// yet): moved on their record, their new locks are told when they are
+	// reinstated or activated.
 	Deferred int `json:"deferred"`
 	// WeakLinks are the new locks whose tier demands more than they can do.
 	WeakLinks []estate.WeakLink `json:"weak_links"`
@@ -72,7 +72,7 @@ type Status struct {
 	// locks, of those the locks were told about (Total).
 	Moved    int            `json:"moved"`
 	Total    int            `json:"total"`
-	Deferred int            `json:"deferred"` // suspended when moved: their new locks are told when reinstated
+	Deferred int            `json:"deferred"` // on no lock when moved (suspended, not activated): told when reinstated or activated
 	Locks    []LockProgress `json:"locks"`
 	// Stragglers are the lock commands not confirmed yet, oldest first.
 	Stragglers      []Straggler `json:"stragglers"`
@@ -131,7 +131,7 @@ func Progress(h Head, moves []Move, acks []Ack, now time.Time, sla time.Duration
 			pairs[pair] = lp
 		}
 		lp.Credentials++
-		if m.State == event.StateSuspended {
+		if !OnLocks(m.State) {
 			suspended[m.CredentialID] = true
 			deferred[pair]++
 			continue

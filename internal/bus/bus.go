@@ -84,6 +84,9 @@ var topicConfigs = map[string][]kafka.ConfigEntry{
 	TopicAuditCheckpoints: {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
 	TopicLockRegistry:     {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
 	TopicExceptions:       {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+	// The control plane's state: the newest full record per credential id
+	// (control/stream also sets it on topics created before).
+	TopicCredentialEvents: {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
 }
 
 // Config says where Kafka is and how keyfleet's topics are named.

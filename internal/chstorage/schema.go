@@ -165,6 +165,44 @@ var (
 		{"credential_id", "String"}, {"status", "String"}, {"outcome", "String"}, {"reviewer", "String"},
 		{"note", "String"}, {"updated_ms", "Int64"}, {"version", "UInt64"},
 	}}
+	// 0050_revocation_layers.sql
+	LockCommandSends = Table{Name: "lock_command_sends", Columns: []Column{
+		{"command_id", "String"}, {"attempt", "UInt32"}, {"type", "String"}, {"vendor", "String"}, {"lock_id", "String"},
+		{"credential_id", "String"}, {"revocation_id", "String"}, {"seq", "UInt64"}, {"acl_version", "String"},
+		{"issued_ms", "Int64"}, {"sent_ms", "Int64"}, {"ts", "DateTime"}, {"command", "String"},
+	}}
+	// 0050_revocation_layers.sql
+	LockCommandOutcomes = Table{Name: "lock_command_outcomes", Columns: []Column{
+		{"command_id", "String"}, {"outcome", "String"}, {"type", "String"}, {"vendor", "String"}, {"lock_id", "String"},
+		{"credential_id", "String"}, {"revocation_id", "String"}, {"attempts", "UInt32"}, {"error", "String"},
+		{"ts", "DateTime"}, {"outcome_ms", "Int64"},
+	}}
+	// 0050_revocation_layers.sql
+	RevocationSessions = Table{Name: "revocation_sessions", Columns: []Column{
+		{"session_key", "String"}, {"revocation_id", "String"}, {"credential_id", "String"}, {"subject_id", "String"},
+		{"device_id", "String"}, {"scope", "String"}, {"reason", "String"}, {"requested_ms", "Int64"},
+		{"status", "String"}, {"error", "String"}, {"attempts", "UInt32"}, {"done_ms", "Int64"},
+		{"updated_ms", "Int64"}, {"ts", "DateTime"}, {"version", "UInt64"},
+	}}
+	// 0050_revocation_layers.sql
+	RevocationEscalations = Table{Name: "revocation_escalations", Columns: []Column{
+		{"revocation_id", "String"}, {"credential_id", "String"}, {"alert_id", "String"}, {"requested_ms", "Int64"},
+		{"escalated_ms", "Int64"}, {"pending_locks", "UInt32"}, {"ts", "DateTime"},
+	}}
+	// 0050_revocation_layers.sql
+	ACLResyncs = Table{Name: "acl_resyncs", Columns: []Column{
+		{"command_id", "String"}, {"vendor", "String"}, {"lock_id", "String"}, {"reason", "String"},
+		{"reported_version", "String"}, {"expected_version", "String"}, {"acl_version", "String"},
+		{"entries", "UInt32"}, {"trigger_command_id", "String"}, {"ts", "DateTime"}, {"ts_ms", "Int64"},
+	}}
+	// 0050_revocation_layers.sql
+	DrillRuns = Table{Name: "drill_runs", Columns: []Column{
+		{"run_id", "String"}, {"scenario", "String"}, {"started_ms", "Int64"}, {"finished_ms", "Int64"},
+		{"ts", "DateTime"}, {"actor", "String"}, {"subjects", "UInt32"}, {"credentials", "UInt32"},
+		{"revocations", "UInt32"}, {"locks", "UInt32"}, {"confirmed", "UInt32"}, {"stragglers", "UInt32"},
+		{"disable_p50_ms", "Int64"}, {"disable_p99_ms", "Int64"}, {"confirm_p50_ms", "Int64"},
+		{"confirm_p99_ms", "Int64"}, {"session_state", "String"}, {"ticket_close_ms", "Int64"}, {"report", "String"},
+	}}
 	// 0022_audit_log.sql
 	AuditLog = Table{Name: "audit_log", Columns: []Column{
 		{"chain", "String"}, {"seq", "UInt64"}, {"ts", "DateTime"}, {"ts_ms", "Int64"}, {"actor", "String"},
@@ -282,7 +320,8 @@ var (
 
 	Tables = []Table{SchemaMigrations, AccessEvents, DeadLetters, APITokens, APITokensV2, Alerts, AlertActions, AlertTickets,
 		DetectBaselines, CredentialEvents, ControlRequests, ControlRequestItems, RevocationRequests, Revocations,
-		RevocationLocks, LockAcks, ControlTemplates, BreakglassReviews, AuditLog, APITokenUsage,
+		RevocationLocks, LockAcks, ControlTemplates, BreakglassReviews, LockCommandSends, LockCommandOutcomes,
+		RevocationSessions, RevocationEscalations, ACLResyncs, DrillRuns, AuditLog, APITokenUsage,
 		AccessEventsBySubject, AccessLocations, AccessIdentities, SubjectIdentities, AccessRollupDirty,
 		AccessRollupHourly, AccessRollupSubjectDaily, AccessRollupState, AccessEventsByTime, Reports,
 		LockRegistry, EstateMigrations, EstateMigrationMoves,

@@ -43,3 +43,27 @@ func TestAllowed(t *testing.T) {
 		assert.Equal(t, c.want, gateway.Allowed(c.windows, c.t), c.name)
 	}
 }
+
+func TestACLVersion(t *testing.T) {
+	a := gateway.ACLVersion([]string{"c2", "c1", "c1"})
+	assert.Equal(t, a, gateway.ACLVersion([]string{"c1", "c2"}), "order and duplicates do not matter")
+	assert.Len(t, a, 32)
+	assert.NotEqual(t, a, gateway.ACLVersion([]string{"c1"}))
+	assert.NotEqual(t, gateway.ACLVersion(nil), gateway.ACLVersion([]string{""}))
+	assert.Equal(t, gateway.ACLVersion(nil), gateway.ACLVersion([]string{}))
+	// ids are newline-terminated, so concatenations differ
+	assert.NotEqual(t, gateway.ACLVersion([]string{"ab", "c"}), gateway.ACLVersion([]string{"a", "bc"}))
+}
+
+func TestDrifted(t *testing.T) {
+	f := func(a gateway.Ack, want bool) {
+		t.Helper()
+		assert.Equal(t, want, a.Drifted(), "%+v", a)
+	}
+	f(gateway.Ack{Status: gateway.AckApplied, ACLVersion: "aa", ExpectedACLVersion: "aa"}, false)
+	f(gateway.Ack{Status: gateway.AckApplied, ACLVersion: "aa", ExpectedACLVersion: "AA"}, false)
+	f(gateway.Ack{Status: gateway.AckApplied, ACLVersion: "aa", ExpectedACLVersion: "bb"}, true)
+	f(gateway.Ack{Status: gateway.AckFailed, ACLVersion: "aa", ExpectedACLVersion: "bb"}, false)
+	f(gateway.Ack{Status: gateway.AckApplied, ACLVersion: "", ExpectedACLVersion: "bb"}, false) // gateway without versions
+	f(gateway.Ack{Status: gateway.AckApplied, ACLVersion: "aa"}, false)
+}

@@ -84,7 +84,45 @@ func (r *Runner) Run(ctx context.Context) error {
 			Logger: r.o.Logger, Name: "gateway commands"}, r.handle)
 	})
 	g.Go(func() error { return r.ackLoop(gctx, writer) })
+	g.Go(func() error { return r.statusLoop(gctx, writer) })
 	return g.Wait()
+}
+
+// statusLoop reports the locks that come back online (every 250 ms), so
+// the control plane resyncs their lists.
+func (r *Runner) statusLoop(ctx context.Context, w *kafka.Writer) error {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	last := r.o.Now().UnixMilli()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		now := r.o.Now().UnixMilli()
+		reports := r.o.Set.Reconnects(last, now)
+		last = now
+		if len(reports) == 0 {
+			continue
+		}
+		msgs := make([]kafka.Message, 0, len(reports))
+		for _, a := range reports {
+			v, err := json.Marshal(a)
+			if err != nil {
+				return fmt.Errorf("encode status report: %w", err)
+			}
+			msgs = append(msgs, kafka.Message{Key: []byte(a.LockID), Value: v, Time: time.UnixMilli(a.AppliedMs)})
+		}
+		if err := bus.Retry(ctx, r.o.Logger, "produce lock status reports", func(ctx context.Context) error {
+			return w.WriteMessages(ctx, msgs...)
+		}); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 func (r *Runner) handle(_ context.Context, batch []kafka.Message) error {
@@ -144,6 +182,7 @@ type Summary struct {
 	Applied  int    `json:"applied"`
 	Lost     int    `json:"lost"`
 	Failed   int    `json:"failed"`
+	Repeats  int    `json:"repeats"`
 	P50Ms    int64  `json:"injected_delay_p50_ms"`
 	P95Ms    int64  `json:"injected_delay_p95_ms"`
 	MaxMs    int64  `json:"injected_delay_max_ms"`
@@ -153,7 +192,7 @@ type Summary struct {
 func (s *Set) Summarize() []Summary {
 	var out []Summary
 	for v, st := range s.Stats() {
-		sum := Summary{Vendor: v, Commands: st.Commands, Applied: st.Applied, Lost: st.Lost, Failed: st.Failed}
+		sum := Summary{Vendor: v, Commands: st.Commands, Applied: st.Applied, Lost: st.Lost, Failed: st.Failed, Repeats: st.Repeats}
 		d := st.DelaysMs
 		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 		if n := len(d); n > 0 {

@@ -45,23 +45,28 @@ func send(t *testing.T, cfg bus.Config, cmds ...gw.Command) {
 	require.NoError(t, w.WriteMessages(ctx, msgs...))
 }
 
-// readAcks reads n acks from lock.acks.
-func readAcks(t *testing.T, cfg bus.Config, n int, timeout time.Duration) map[string]gw.Ack {
+// readAcks reads n acks from lock.acks, and the status reports among them.
+func readAcks(t *testing.T, cfg bus.Config, n int, timeout time.Duration) (map[string]gw.Ack, []gw.Ack) {
 	t.Helper()
 	r := bus.NewGroupReader(cfg, bus.TopicLockAcks, "test-acks")
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	out := map[string]gw.Ack{}
+	var status []gw.Ack
 	for len(out) < n {
 		m, err := r.FetchMessage(ctx)
 		require.NoError(t, err, "waiting for %d acks, have %d", n, len(out))
 		var a gw.Ack
 		require.NoError(t, json.Unmarshal(m.Value, &a))
 		require.Equal(t, a.LockID, string(m.Key), "acks are keyed by lock_id")
+		if a.Type == gw.TypeStatus {
+			status = append(status, a)
+			continue
+		}
 		out[a.CommandID] = a
 	}
-	return out
+	return out, status
 }
 
 // TestGatewaysHonourRevocationsWithConfiguredLatency runs the gateways
@@ -87,7 +92,7 @@ func TestGatewaysHonourRevocationsWithConfiguredLatency(t *testing.T) {
 	}
 	sent := time.Now().UnixMilli()
 	send(t, cfg, cmds...)
-	acks := readAcks(t, cfg, len(cmds), 60*time.Second)
+	acks, _ := readAcks(t, cfg, len(cmds), 60*time.Second)
 	for id, a := range acks {
 		require.Equal(t, gw.AckApplied, a.Status, id)
 		require.Equal(t, creds[id], a.CredentialID)
@@ -116,8 +121,11 @@ func TestOfflineLockAppliesRevocationOnReconnect(t *testing.T) {
 	startRunner(t, cfg, set)
 
 	send(t, cfg, revoke(offline, c, "offline"), revoke(online, c2, "online"))
-	acks := readAcks(t, cfg, 2, 60*time.Second)
+	acks, status := readAcks(t, cfg, 2, 60*time.Second)
 	on, off := acks["online"], acks["offline"]
+	require.Len(t, status, 1, "the lock reports it is back")
+	require.Equal(t, gw.Ack{Type: gw.TypeStatus, Status: gw.StatusOnline, Vendor: "schlage", LockID: offline.LockID,
+		ReceivedMs: back, AppliedMs: back, ACLVersion: status[0].ACLVersion}, status[0])
 	require.Less(t, on.AppliedMs, back, "the online lock does not wait")
 	require.Equal(t, back+300, off.AppliedMs, "applied once reconnected, after its vendor's latency")
 	require.Less(t, off.ReceivedMs, back)

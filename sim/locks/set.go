@@ -2,8 +2,12 @@
 // legacy panels): each lock holds its own access list, applies commands from
 // lock.commands after a per-vendor latency (later still if the lock is
 // offline, never if the gateway loses the command), acknowledges them on
-// lock.acks, and decides access from the list it actually holds. A Set is
-// the state of every simulated lock; Runner connects a Set to Kafka.
+// lock.acks with the list's ACL version, and decides access from the list it
+// actually holds. The gateways keep internal/gateway's contract: a command
+// id is applied once (a re-send is acknowledged again), an older seq never
+// undoes a newer one, acl_push replaces the list, and a lock coming back
+// online reports it (Runner). A Set is the state of every simulated lock;
+// Runner connects a Set to Kafka.
 //
 // Times are epoch milliseconds on whatever clock the caller runs: the wall
 // clock for live gateways, the simulated clock for a backfill.
@@ -133,7 +137,15 @@ type lockState struct {
 	offline   []span // generated offline spells, sorted
 	horizon   int64  // offline spells are generated up to here
 	forced    []span
+	// done are the command ids applied (→ when), to apply each once; order
+	// remembers them oldest first, to bound done.
+	done  map[string]int64
+	order []string
+	seq   map[string]uint64 // credential id → highest seq applied
 }
+
+// maxDone bounds the command ids a lock remembers.
+const maxDone = 4096
 
 // Set is the state of every simulated lock. It is safe for concurrent use.
 type Set struct {
@@ -145,6 +157,9 @@ type Set struct {
 	acks     ackHeap
 	seq      uint64
 	stats    map[string]*VendorStats
+	// dropOffline: a command for an offline lock is lost (not held by the
+	// gateway until the lock is back).
+	dropOffline bool
 }
 
 // maxDelays bounds the delays kept per vendor for statistics.
@@ -156,6 +171,9 @@ type VendorStats struct {
 	Applied  int
 	Lost     int
 	Failed   int
+	// Repeats are commands acknowledged again without effect (an id applied
+	// before, or an older seq than the lock's).
+	Repeats int
 	// DelaysMs are the injected delays (applied − received) of applied commands.
 	DelaysMs []int64
 }
@@ -176,6 +194,10 @@ type SetOptions struct {
 	Skip      func(cred int) bool
 	// Validity returns a provisioned credential's expiry (0: none).
 	Validity func(cred int) int64
+	// DropOffline loses the commands sent to an offline lock instead of
+	// holding them until it reconnects (only re-sends and the acl_push on
+	// reconnect bring it up to date).
+	DropOffline bool
 }
 
 // NewSet returns the gateways of a fleet.
@@ -184,13 +206,14 @@ func NewSet(o SetOptions) *Set {
 		o.Profiles = DefaultProfiles()
 	}
 	s := &Set{profiles: o.Profiles, locks: map[string]*lockState{}, originMs: o.OriginMs,
-		keepAcks: o.KeepAcks, stats: map[string]*VendorStats{}}
+		keepAcks: o.KeepAcks, stats: map[string]*VendorStats{}, dropOffline: o.DropOffline}
 	f := o.Fleet
 	for i := range f.Locks {
 		l := &f.Locks[i]
 		ls := &lockState{
 			id: l.LockID, vendor: l.Vendor, acl: map[string][]change{}, horizon: o.OriginMs,
-			r: rand.New(rand.NewPCG(o.Seed, uint64(i)*0x9E3779B97F4A7C15+0x6761746577)),
+			r:    rand.New(rand.NewPCG(o.Seed, uint64(i)*0x9E3779B97F4A7C15+0x6761746577)),
+			done: map[string]int64{}, seq: map[string]uint64{},
 		}
 		if p := s.profiles[l.Vendor]; p.OfflineFraction > 0 && ls.r.Float64() < p.OfflineFraction {
 			// Offline at the origin: back after an exponential spell.
@@ -306,7 +329,10 @@ type SubmitOptions struct {
 }
 
 // Submit hands a command to its lock's gateway, received at receivedMs. It
-// returns when the lock applies it (Never if the command is lost).
+// returns when the lock applies it (Never if the command is lost). A
+// command id the lock applied before, or a grant/revoke whose seq is older
+// than the credential's last on the lock, changes nothing and is
+// acknowledged again.
 func (s *Set) Submit(cmd gw.Command, receivedMs int64, o SubmitOptions) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -315,15 +341,22 @@ func (s *Set) Submit(cmd gw.Command, receivedMs int64, o SubmitOptions) int64 {
 	st.Commands++
 	if !ok {
 		st.Failed++
-		s.queueAck(cmd, receivedMs, receivedMs, gw.AckFailed, "unknown lock")
+		s.queueAck(cmd, receivedMs, receivedMs, gw.AckFailed, "unknown lock", "")
 		return receivedMs
 	}
 	st = s.stat(ls.vendor)
 	p := s.profiles[ls.vendor]
+	if at, dup := ls.done[cmd.CommandID]; dup && cmd.CommandID != "" {
+		return s.repeat(ls, st, cmd, receivedMs, at, o)
+	}
+	if cmd.Seq > 0 && cmd.Type != gw.CommandACLPush && cmd.Seq < ls.seq[cmd.CredentialID] {
+		return s.repeat(ls, st, cmd, receivedMs, receivedMs, o)
+	}
 	lost := o.Lose || (p.MissRate > 0 && ls.r.Float64() < p.MissRate)
 	start := receivedMs
 	if back, offline := ls.offlineAt(p, start); offline {
 		start = back
+		lost = lost || s.dropOffline
 	}
 	latency := p.LatencyMedian.Milliseconds()
 	if p.LatencySpread > 0 && latency > 0 {
@@ -346,39 +379,149 @@ func (s *Set) Submit(cmd gw.Command, receivedMs int64, o SubmitOptions) int64 {
 	case gw.CommandRevoke:
 		ls.record(cmd.CredentialID, change{requestedMs: receivedMs, appliedMs: applied, external: ext})
 	case gw.CommandGrant:
+		if entry.Schedule == nil {
+			entry.Schedule = ls.schedule(cmd.CredentialID) // a re-grant keeps the credential's schedule
+		}
 		ls.record(cmd.CredentialID, change{requestedMs: receivedMs, appliedMs: applied, present: true, entry: entry, external: ext})
 	case gw.CommandACLPush:
-		keep := map[string]bool{}
-		for _, id := range cmd.ACL {
-			keep[id] = true
-		}
-		var gone []string
-		for id := range ls.acl {
-			if !keep[id] {
-				gone = append(gone, id)
-			}
-		}
-		sort.Strings(gone)
-		for _, id := range gone {
-			ls.record(id, change{requestedMs: receivedMs, appliedMs: applied, external: ext})
-		}
-		ids := make([]string, 0, len(keep))
-		for id := range keep {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-		for _, id := range ids {
-			ls.record(id, change{requestedMs: receivedMs, appliedMs: applied, present: true, entry: entry, external: ext})
-		}
+		s.push(ls, cmd, receivedMs, applied, ext, lost)
 	default:
 		st.Failed++
-		s.queueAck(cmd, receivedMs, receivedMs, gw.AckFailed, "unknown command type")
+		s.queueAck(cmd, receivedMs, receivedMs, gw.AckFailed, "unknown command type", "")
 		return receivedMs
 	}
-	if !lost && !o.NoAck {
-		s.queueAck(cmd, receivedMs, applied, gw.AckApplied, "")
+	if !lost {
+		if cmd.CommandID != "" {
+			ls.remember(cmd.CommandID, applied)
+		}
+		if cmd.Seq > 0 && cmd.Type != gw.CommandACLPush {
+			ls.seq[cmd.CredentialID] = cmd.Seq
+		}
+		if !o.NoAck {
+			s.queueAck(cmd, receivedMs, applied, gw.AckApplied, "", ls.version(applied))
+		}
 	}
 	return applied
+}
+
+// repeat acknowledges a command without applying it (again, or
+// superseded), once the lock got to it.
+func (s *Set) repeat(ls *lockState, st *VendorStats, cmd gw.Command, receivedMs, appliedMs int64, o SubmitOptions) int64 {
+	st.Repeats++
+	at := max(receivedMs, appliedMs)
+	if back, offline := ls.offlineAt(s.profiles[ls.vendor], at); offline {
+		at = back
+	}
+	at = max(at, ls.busyUntil) + 1
+	if !o.NoAck {
+		s.queueAck(cmd, receivedMs, at, gw.AckApplied, "", ls.version(at))
+	}
+	return at
+}
+
+// push applies an acl_push: its entries are on the lock afterwards (an
+// entry older than the credential's last change stays as the lock has it),
+// every other credential is removed.
+func (s *Set) push(ls *lockState, cmd gw.Command, receivedMs, applied int64, ext, lost bool) {
+	entries := map[string]gw.ACLEntry{}
+	for _, id := range cmd.ACL {
+		entries[id] = gw.ACLEntry{CredentialID: id, ValidFromMs: cmd.ValidFromMs, ValidUntilMs: cmd.ValidUntilMs, Windows: cmd.Windows}
+	}
+	for _, e := range cmd.Entries {
+		entries[e.CredentialID] = e
+	}
+	var gone []string
+	for id := range ls.acl {
+		if _, keep := entries[id]; !keep && ls.presentAt(id, Never-1) {
+			gone = append(gone, id)
+		}
+	}
+	sort.Strings(gone)
+	for _, id := range gone {
+		ls.record(id, change{requestedMs: receivedMs, appliedMs: applied, external: ext})
+	}
+	ids := make([]string, 0, len(entries))
+	for id := range entries {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		e := entries[id]
+		if e.Seq > 0 && e.Seq < ls.seq[id] {
+			continue // the lock has a newer change of this credential
+		}
+		entry := Entry{Schedule: ls.schedule(id), ValidFromMs: e.ValidFromMs, ValidUntilMs: e.ValidUntilMs, Windows: e.Windows}
+		ls.record(id, change{requestedMs: receivedMs, appliedMs: applied, present: true, entry: entry, external: ext})
+		if !lost && e.Seq > 0 {
+			ls.seq[id] = e.Seq
+		}
+	}
+}
+
+func (ls *lockState) remember(id string, applied int64) {
+	if _, ok := ls.done[id]; !ok {
+		ls.order = append(ls.order, id)
+	}
+	ls.done[id] = applied
+	if len(ls.order) > maxDone {
+		for _, old := range ls.order[:len(ls.order)-maxDone] {
+			delete(ls.done, old)
+		}
+		ls.order = append(ls.order[:0:0], ls.order[len(ls.order)-maxDone:]...)
+	}
+}
+
+// schedule is the schedule of a credential's latest entry on the lock.
+func (ls *lockState) schedule(credID string) *fleet.Schedule {
+	h := ls.acl[credID]
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].present && h[i].entry.Schedule != nil {
+			return h[i].entry.Schedule
+		}
+	}
+	return nil
+}
+
+// presentAt reports whether a credential is on the lock's list at atMs.
+func (ls *lockState) presentAt(credID string, atMs int64) bool {
+	present := false
+	for _, ch := range ls.acl[credID] {
+		if ch.appliedMs <= atMs {
+			present = ch.present
+		}
+	}
+	return present
+}
+
+// version is the lock's ACL version at atMs (gateway.ACLVersion of the
+// credentials on its list).
+func (ls *lockState) version(atMs int64) string {
+	ids := make([]string, 0, len(ls.acl))
+	for id := range ls.acl {
+		if ls.presentAt(id, atMs) {
+			ids = append(ids, id)
+		}
+	}
+	return gw.ACLVersion(ids)
+}
+
+// ACL returns the credentials on a lock's list at atMs, sorted, and the
+// list's version.
+func (s *Set) ACL(lockID string, atMs int64) ([]string, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls, ok := s.locks[lockID]
+	if !ok {
+		return nil, gw.ACLVersion(nil)
+	}
+	var ids []string
+	for id := range ls.acl {
+		if ls.presentAt(id, atMs) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, gw.ACLVersion(ids)
 }
 
 func (ls *lockState) record(credID string, ch change) {
@@ -413,7 +556,7 @@ func (s *Set) Stats() map[string]VendorStats {
 	return out
 }
 
-func (s *Set) queueAck(cmd gw.Command, receivedMs, appliedMs int64, status, errText string) {
+func (s *Set) queueAck(cmd gw.Command, receivedMs, appliedMs int64, status, errText, version string) {
 	if !s.keepAcks {
 		return
 	}
@@ -421,7 +564,8 @@ func (s *Set) queueAck(cmd gw.Command, receivedMs, appliedMs int64, status, errT
 	heap.Push(&s.acks, pendingAck{seq: s.seq, ack: gw.Ack{
 		CommandID: cmd.CommandID, RevocationID: cmd.RevocationID, Type: cmd.Type, Vendor: cmd.Vendor,
 		LockID: cmd.LockID, CredentialID: cmd.CredentialID, Status: status, Error: errText,
-		ReceivedMs: receivedMs, AppliedMs: appliedMs,
+		ReceivedMs: receivedMs, AppliedMs: appliedMs, ACLVersion: version, ExpectedACLVersion: cmd.ACLVersion,
+		Attempt: cmd.Attempt,
 	}})
 }
 
@@ -455,6 +599,23 @@ func (s *Set) ForceOffline(lockID string, fromMs, untilMs int64) error {
 	return nil
 }
 
+// BringOnline ends a lock's forced offline spell at atMs (it reconnects
+// then, and Reconnects reports it).
+func (s *Set) BringOnline(lockID string, atMs int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls, ok := s.locks[lockID]
+	if !ok {
+		return fmt.Errorf("unknown lock %q", lockID)
+	}
+	for i, sp := range ls.forced {
+		if atMs >= sp.from && atMs < sp.until {
+			ls.forced[i].until = atMs
+		}
+	}
+	return nil
+}
+
 // Online reports whether a lock is connected at atMs and, if not, when it
 // reconnects.
 func (s *Set) Online(lockID string, atMs int64) (online bool, backMs int64) {
@@ -483,6 +644,14 @@ func (s *Set) Transitions(fromMs, toMs int64) []Transition {
 	var out []Transition
 	for id, ls := range s.locks {
 		ls.extend(s.profiles[ls.vendor], toMs)
+		for _, sp := range ls.forced {
+			if sp.from >= fromMs && sp.from < toMs {
+				out = append(out, Transition{id, sp.from, false})
+			}
+			if sp.until >= fromMs && sp.until < toMs {
+				out = append(out, Transition{id, sp.until, true})
+			}
+		}
 		for _, sp := range ls.offline {
 			if sp.from >= fromMs && sp.from < toMs && sp.from > s.originMs {
 				out = append(out, Transition{id, sp.from, false})
@@ -498,6 +667,24 @@ func (s *Set) Transitions(fromMs, toMs int64) []Transition {
 		}
 		return out[i].LockID < out[j].LockID
 	})
+	return out
+}
+
+// Reconnects returns the status reports (type status, status online, with
+// the lock's ACL version) of the locks that came back online in
+// [fromMs, toMs), in time order.
+func (s *Set) Reconnects(fromMs, toMs int64) []gw.Ack {
+	var out []gw.Ack
+	for _, tr := range s.Transitions(fromMs, toMs) {
+		if !tr.Online {
+			continue
+		}
+		s.mu.Lock()
+		ls := s.locks[tr.LockID]
+		out = append(out, gw.Ack{Type: gw.TypeStatus, Status: gw.StatusOnline, Vendor: ls.vendor, LockID: ls.id,
+			ReceivedMs: tr.AtMs, AppliedMs: tr.AtMs, ACLVersion: ls.version(tr.AtMs)})
+		s.mu.Unlock()
+	}
 	return out
 }
 

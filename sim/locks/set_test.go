@@ -1,10 +1,12 @@
 package locks_test
 
 import (
+	"fmt"
 	"sort"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	gw "github.com/keyfleet/keyfleet/internal/gateway"
@@ -143,7 +145,7 @@ func TestMissRateLosesSomeCommands(t *testing.T) {
 	var delays []int64
 	for i := 0; i < 500; i++ {
 		at := t0 + int64(i)*int64(time.Hour/time.Millisecond)
-		applied := set.Submit(revoke(l, c, "r"), at, locks.SubmitOptions{})
+		applied := set.Submit(revoke(l, c, fmt.Sprintf("r-%d", i)), at, locks.SubmitOptions{})
 		if applied == locks.Never {
 			lost++
 		} else {
@@ -274,4 +276,109 @@ func TestParseProfiles(t *testing.T) {
 		_, err := locks.ParseProfiles(locks.DefaultProfiles(), bad)
 		require.Error(t, err, bad)
 	}
+}
+
+func TestAResentCommandIsAppliedOnceAndAcknowledgedAgain(t *testing.T) {
+	f := testFleet(t)
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true, Provision: true})
+	l, c := lockWith(t, f, "nuki")
+	cmd := revoke(l, c, "once")
+	cmd.Seq, cmd.Attempt = 5, 1
+	first := set.Submit(cmd, t0, locks.SubmitOptions{})
+	cmd.Attempt = 2
+	again := set.Submit(cmd, t0+5000, locks.SubmitOptions{})
+	assert.Greater(t, again, first)
+	acks := set.DueAcks(again)
+	require.Len(t, acks, 2, "each send is acknowledged")
+	assert.Equal(t, []int{1, 2}, []int{acks[0].Attempt, acks[1].Attempt})
+	assert.Equal(t, acks[0].ACLVersion, acks[1].ACLVersion, "applied once: the list did not change")
+	st := set.Stats()["nuki"]
+	assert.Equal(t, 1, st.Applied)
+	assert.Equal(t, 1, st.Repeats)
+}
+
+func TestAnOlderSeqNeverUndoesANewerOne(t *testing.T) {
+	f := testFleet(t)
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true, Provision: true})
+	l, c := lockWith(t, f, "seam")
+	grant := gw.Command{CommandID: "g", Type: gw.CommandGrant, Vendor: l.Vendor, LockID: l.LockID, CredentialID: c.ID, Seq: 5}
+	rev := revoke(l, c, "r")
+	rev.Seq = 6
+	set.Submit(rev, t0, locks.SubmitOptions{})
+	at := set.Submit(grant, t0+1000, locks.SubmitOptions{}) // a late re-send of an older grant
+	assert.Equal(t, "revoked", set.Decide(l.LockID, c.ID, at+1000).Reason)
+	acks := set.DueAcks(at + 1000)
+	require.Len(t, acks, 2)
+	assert.Equal(t, gw.AckApplied, acks[1].Status, "superseded, acknowledged")
+	ids, _ := set.ACL(l.LockID, at+1000)
+	assert.NotContains(t, ids, c.ID)
+}
+
+func TestAcksReportTheACLVersion(t *testing.T) {
+	f := testFleet(t)
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true, Provision: true})
+	l, c := lockWith(t, f, "matter")
+	before, _ := set.ACL(l.LockID, t0)
+	require.Contains(t, before, c.ID)
+	cmd := revoke(l, c, "v")
+	var expected []string
+	for _, id := range before {
+		if id != c.ID {
+			expected = append(expected, id)
+		}
+	}
+	cmd.ACLVersion = gw.ACLVersion(expected)
+	applied := set.Submit(cmd, t0, locks.SubmitOptions{})
+	acks := set.DueAcks(applied)
+	require.Len(t, acks, 1)
+	assert.Equal(t, gw.ACLVersion(expected), acks[0].ACLVersion)
+	assert.Equal(t, cmd.ACLVersion, acks[0].ExpectedACLVersion)
+	assert.False(t, acks[0].Drifted())
+}
+
+func TestACLPushEntriesKeepSchedulesAndNewerChanges(t *testing.T) {
+	f := testFleet(t)
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true, Provision: true})
+	l, c := lockWith(t, f, "nuki")
+	ids, _ := set.ACL(l.LockID, t0)
+	// A newer revoke of another credential than the push knows of.
+	var other string
+	for _, id := range ids {
+		if id != c.ID {
+			other = id
+		}
+	}
+	require.NotEmpty(t, other)
+	rev := gw.Command{CommandID: "r", Type: gw.CommandRevoke, Vendor: l.Vendor, LockID: l.LockID, CredentialID: other, Seq: 9}
+	set.Submit(rev, t0, locks.SubmitOptions{})
+	push := gw.Command{CommandID: "p", Type: gw.CommandACLPush, Vendor: l.Vendor, LockID: l.LockID,
+		ACL: []string{c.ID, other, "cred-new"}, Entries: []gw.ACLEntry{{CredentialID: c.ID, Seq: 3}, {CredentialID: other, Seq: 8},
+			{CredentialID: "cred-new", Seq: 1}}}
+	push.ACLVersion = gw.ACLVersion(push.ACL)
+	applied := set.Submit(push, t0+10, locks.SubmitOptions{})
+	after, version := set.ACL(l.LockID, applied)
+	assert.Equal(t, []string{c.ID, "cred-new"}, after, "every other credential removed; the stale entry does not re-grant")
+	assert.Equal(t, gw.ACLVersion(after), version)
+	assert.True(t, set.Decide(l.LockID, c.ID, applied).Granted)
+	assert.Equal(t, "revoked", set.Decide(l.LockID, other, applied).Reason)
+}
+
+func TestDropOfflineAndReconnectReports(t *testing.T) {
+	f := testFleet(t)
+	set := locks.NewSet(locks.SetOptions{Fleet: f, Profiles: fixed(), Seed: 1, OriginMs: t0, KeepAcks: true, Provision: true,
+		DropOffline: true})
+	l, c := lockWith(t, f, "schlage")
+	back := t0 + 60_000
+	require.NoError(t, set.ForceOffline(l.LockID, t0, back))
+	assert.Equal(t, locks.Never, set.Submit(revoke(l, c, "x"), t0+10, locks.SubmitOptions{}), "an offline lock misses it")
+	assert.Empty(t, set.Reconnects(t0, back))
+	reports := set.Reconnects(t0, back+1)
+	require.Len(t, reports, 1)
+	r := reports[0]
+	assert.Equal(t, gw.Ack{Type: gw.TypeStatus, Status: gw.StatusOnline, Vendor: "schlage", LockID: l.LockID, ReceivedMs: back,
+		AppliedMs: back, ACLVersion: r.ACLVersion}, r)
+	_, version := set.ACL(l.LockID, back)
+	assert.Equal(t, version, r.ACLVersion)
+	// The re-send after it is back is applied.
+	assert.NotEqual(t, locks.Never, set.Submit(revoke(l, c, "x"), back+10, locks.SubmitOptions{}))
 }

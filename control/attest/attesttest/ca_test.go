@@ -37,3 +37,27 @@ func TestMint(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEqual(t, a, b)
 }
+
+func TestSaveLoad(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	ca, err := attesttest.LoadOrNew(dir, start)
+	require.NoError(t, err)
+	later := start.Add(90 * 24 * time.Hour) // past a leaf's 30 days from the first clock
+	again, err := attesttest.LoadOrNew(dir, later)
+	require.NoError(t, err)
+	assert.Equal(t, ca.AppleRootsPEM(), again.AppleRootsPEM(), "the saved CA, not a new one")
+	assert.Equal(t, later, again.Now())
+	cfg := ca.At(later).Config()
+	cfg.Android.Roots = attest.Roots{Files: []string{dir + "/" + attesttest.FileAndroidRoots}}
+	cfg.Apple.Roots = attest.Roots{Files: []string{dir + "/" + attesttest.FileAppleRoots}}
+	cfg.WebAuthn.Roots = attest.Roots{Files: []string{dir + "/" + attesttest.FileWebAuthnRoot}}
+	v, err := attest.New(cfg)
+	require.NoError(t, err)
+	cases, err := again.Cases([]byte("challenge"))
+	require.NoError(t, err)
+	for _, c := range cases {
+		_, err := v.Verify(c.Format, c.Evidence, c.Challenge)
+		assert.Equal(t, c.Want, attest.ReasonOf(err), c.Name)
+	}
+}

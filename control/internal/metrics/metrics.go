@@ -24,6 +24,12 @@ type Metrics struct {
 	States            *prometheus.GaugeVec
 	QueueDepth        prometheus.Gauge
 	BatchDuration     prometheus.Histogram
+	Sessions          *prometheus.CounterVec // device-session revocations by outcome
+	Resends           *prometheus.CounterVec // lock commands sent again, by type
+	GiveUps           *prometheus.CounterVec // lock commands given up, by type
+	Resyncs           *prometheus.CounterVec // acl_push sent, by reason
+	DriftedAcks       prometheus.Counter
+	Escalations       prometheus.Counter
 }
 
 var latencyBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
@@ -85,6 +91,30 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to apply one batch of control commands (state, Kafka, ClickHouse).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}),
+		Sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_control_session_revocations_total",
+			Help: "Device-session revocations through the session webhook, by outcome (done, failed).",
+		}, []string{"outcome"}),
+		Resends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_control_lock_command_resends_total",
+			Help: "Lock commands sent again for want of an applied ack, by type.",
+		}, []string{"type"}),
+		GiveUps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_control_lock_command_give_ups_total",
+			Help: "Lock commands no longer re-sent (the give-up passed without an applied ack), by type.",
+		}, []string{"type"}),
+		Resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyfleet_control_acl_resyncs_total",
+			Help: "Full ACL resyncs (acl_push) sent to locks, by reason (reconnect, drift).",
+		}, []string{"reason"}),
+		DriftedAcks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyfleet_control_acl_drifted_acks_total",
+			Help: "Lock acks reporting an ACL version other than the one expected after the command.",
+		}),
+		Escalations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyfleet_control_revocation_escalations_total",
+			Help: "Revoked credentials escalated past the revocation SLA with locks unconfirmed (alert revocation_overdue).",
+		}),
 	}
 	if reg != nil {
 		m.RevocationLatency = register(reg, m.RevocationLatency)
@@ -99,6 +129,12 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.States = register(reg, m.States)
 		m.QueueDepth = register(reg, m.QueueDepth)
 		m.BatchDuration = register(reg, m.BatchDuration)
+		m.Sessions = register(reg, m.Sessions)
+		m.Resends = register(reg, m.Resends)
+		m.GiveUps = register(reg, m.GiveUps)
+		m.Resyncs = register(reg, m.Resyncs)
+		m.DriftedAcks = register(reg, m.DriftedAcks)
+		m.Escalations = register(reg, m.Escalations)
 	}
 	return m
 }
