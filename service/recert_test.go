@@ -1,7 +1,6 @@
 package service
 
 import (
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"testing"
@@ -26,13 +25,12 @@ func TestAccessRecertification(t *testing.T) {
 		lockOf("matter", "m-other", "s2", "lobby", "door-lock-aliro", 1, "entrance"),
 	}})
 	acker(t, s.bus)
-	evidence := base64.StdEncoding.EncodeToString([]byte("recert test"))
 	var ids []string
 	for i, site := range []string{"s1", "s1", "s2"} {
 		var pr control.ProvisionResponse
 		sub := fmt.Sprintf("resident-%d", i)
 		require.Equal(t, http.StatusAccepted, s.json("POST", "/v1/credentials", control.CredentialRequest{SubjectID: sub, Role: "resident",
-			SiteID: site, DeviceID: "phone-" + sub, Attestation: &control.AttestationInput{Format: "aliro", Evidence: evidence}}, &pr))
+			SiteID: site, DeviceID: "phone-" + sub, Attestation: s.attestation("phone-" + sub)}, &pr))
 		ids = append(ids, pr.CredentialIDs[0])
 	}
 	state := func(id string) string {
