@@ -528,6 +528,18 @@ func TestDashboardsInChromium(t *testing.T) {
 	assert.Equal(t, links.Total, run(t, b, chromedp.Evaluate[int](`document.querySelectorAll('#weak-links tbody tr').length`)))
 	b.screenshot(t, "08b-estate.png")
 
+	// Exceptions: one recorded through the API is listed, with its KPIs.
+	start := time.Now().UnixMilli()
+	exc := fmt.Sprintf(`{"kind":"door","scope":{"site_id":"site-01","door_id":"loading-bay"},"reason":"manual_override",`+
+		`"approvers":["facilities-lead"],"compensating_control":"CCTV watched by the front desk","start_ms":%d,"expiry_ms":%d}`,
+		start, start+3*24*3600_000)
+	require.Equal(t, 201, s.call("POST", "/v1/exceptions", exc, nil))
+	b.do(t, chromedp.Navigate(s.base+"/#/exceptions"), poll(loaded),
+		poll(`document.querySelectorAll('#exceptions tbody tr').length > 0`))
+	assert.Equal(t, 1, run(t, b, chromedp.Evaluate[int](`document.querySelectorAll('#exceptions tbody tr').length`)))
+	assert.Contains(t, run(t, b, chromedp.Evaluate[string](`document.querySelector('#exceptions tbody tr').textContent`)), "expiring")
+	b.screenshot(t, "08c-exceptions.png")
+
 	// Reports page with the current week's report in its frame.
 	b.do(t, chromedp.Navigate(s.base+"/#/reports?week="+week), chromedp.WaitVisible(chromedp.ID("report-form")),
 		chromedp.Click(chromedp.ID("report-submit")), chromedp.WaitVisible(chromedp.CSS("iframe.report")),

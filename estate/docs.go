@@ -91,8 +91,9 @@ func (p Policy) Docs() []byte {
 	fmt.Fprintf(&b, "- cannot enforce the grant's weekly windows and its tier demands schedules (`%s`);\n", CapSchedules)
 	fmt.Fprintf(&b, "- cannot enforce the key's end date and its tier demands expiring keys (`%s`).\n\n", CapExpiry)
 	b.WriteString("Other gaps do not refuse a grant: they make the door a weak link (below), and the grant carries what the lock can enforce. " +
-		"A refusal can only be lifted by a recorded exception; until the exception register exists every refusal says " +
-		"\"no exception register configured\". Break-glass access is never refused by the estate policy: it is carried with " +
+		"A refusal can only be lifted by a recorded exception (`POST /v1/exceptions`, docs/api.md): a lock, policy or credential " +
+		"exception in force whose scope covers the lock (site, door, vendor and lock id, the subject or role, and the capability; a field " +
+		"left out matches any) lets the grant through; the refusal says so when none does. Break-glass access is never refused by the estate policy: it is carried with " +
 		"weaker enforcement where the locks need it and audited like every break-glass grant.\n")
 
 	b.WriteString("\n## What a grant carries\n\n")

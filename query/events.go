@@ -109,7 +109,10 @@ func (s *Service) handleEvents(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	sel := selectionOf(v)
+	sel, err := scoped(c, selectionOf(v))
+	if err != nil {
+		return err
+	}
 	order := v.String("order")
 	limit := int(v.Int("limit"))
 	sum := querySum("events", sel, order)

@@ -75,7 +75,10 @@ func (s *Service) export(c *fiber.Ctx, reidentified bool) error {
 	if err != nil {
 		return err
 	}
-	sel := selectionOf(v)
+	sel, err := scoped(c, selectionOf(v))
+	if err != nil {
+		return err
+	}
 	format := v.String("format")
 	maxRows := s.opts.ExportMaxRows
 	if v.Has("max_rows") {

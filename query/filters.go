@@ -3,10 +3,12 @@ package query
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
 	"github.com/keyfleet/keyfleet/internal/chstorage"
@@ -97,6 +99,26 @@ func selectionOf(v openapi.Values) selection {
 		}
 	}
 	return sel
+}
+
+// scoped limits a selection to a site-scoped caller's sites: the sites it
+// asks for must be the caller's (403 out_of_scope otherwise), and without
+// any it gets all of the caller's. An unscoped caller's selection is
+// unchanged.
+func scoped(c *fiber.Ctx, sel selection) (selection, error) {
+	p := httpapi.Caller(c)
+	if !p.Scoped() {
+		return sel, nil
+	}
+	for _, site := range sel["site"] {
+		if !p.InScope(site) {
+			return nil, httpapi.OutOfScope("site " + site)
+		}
+	}
+	if len(sel["site"]) == 0 {
+		sel["site"] = slices.Clone(p.Sites)
+	}
+	return sel, nil
 }
 
 // key is a canonical text of the selection (for cursor checks).

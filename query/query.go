@@ -151,10 +151,12 @@ func (s *Service) Routes() []httpapi.Route {
 	get := func(path, summary string, roles []httpapi.Role, h fiber.Handler) httpapi.Route {
 		return httpapi.Route{Method: fiber.MethodGet, Path: path, Summary: summary, Roles: roles, Handler: h}
 	}
+	// scoped routes filter to a site-scoped token's sites (scoped in filters.go).
+	siteScoped := func(r httpapi.Route) httpapi.Route { r.SiteScoped = true; return r }
 	return []httpapi.Route{
-		get(PathEvents, "Search access events (filters, time range, cursor pagination).", httpapi.ReadRoles, s.handleEvents),
-		get(PathSummary, "Count access events by a dimension and time bucket.", httpapi.ReadRoles, s.handleSummary),
-		get(PathTimeline, "Everything one subject did and had, across vendors, in time order.", httpapi.ReadRoles, s.handleTimeline),
+		siteScoped(get(PathEvents, "Search access events (filters, time range, cursor pagination).", httpapi.ReadRoles, s.handleEvents)),
+		siteScoped(get(PathSummary, "Count access events by a dimension and time bucket.", httpapi.ReadRoles, s.handleSummary)),
+		siteScoped(get(PathTimeline, "Everything one subject did and had, across vendors, in time order.", httpapi.ReadRoles, s.handleTimeline)),
 		get(PathIdentity, "Re-identify a subject: its organisation reference (admin, audited).", httpapi.AdminOnly, s.handleIdentity),
 		{Method: fiber.MethodPut, Path: PathIdentity, Summary: "Record a subject's organisation reference and display name (admin, audited).",
 			Roles: httpapi.AdminOnly, Handler: s.handlePutIdentity},
@@ -162,7 +164,7 @@ func (s *Service) Routes() []httpapi.Route {
 			Roles: httpapi.AdminOnly, Handler: s.handleDeleteIdentity},
 		{Method: fiber.MethodPost, Path: PathIdentities, Summary: "Record many subjects' identities, e.g. a directory sync (admin, audited).",
 			Roles: httpapi.AdminOnly, Handler: s.handleImportIdentities},
-		get(PathExport, "Export access events (CSV, Arrow IPC stream, Parquet), pseudonymized.", httpapi.ReadRoles, s.handleExport),
+		siteScoped(get(PathExport, "Export access events (CSV, Arrow IPC stream, Parquet), pseudonymized.", httpapi.ReadRoles, s.handleExport)),
 		get(PathExportReid, "Export access events with real ids and subject references (admin, audited).", httpapi.AdminOnly, s.handleExportReidentified),
 		get(PathKPIs, "Fleet KPIs over a time range: access, pipeline and credential KPIs.", httpapi.ManageRoles, s.handleKPIs),
 	}

@@ -131,7 +131,11 @@ func (s *Service) handleSummary(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	q := summaryQuery{r: r, sel: selectionOf(v), bucket: v.String("bucket"), by: v.String("by"), top: int(v.Int("top"))}
+	sel, err := scoped(c, selectionOf(v))
+	if err != nil {
+		return err
+	}
+	q := summaryQuery{r: r, sel: sel, bucket: v.String("bucket"), by: v.String("by"), top: int(v.Int("top"))}
 	q.width = bucketWidths[q.bucket]
 	// Buckets are whole: the range is widened to bucket boundaries (whole
 	// hours for bucket=all), so no bucket is a partial count and whole

@@ -188,12 +188,14 @@ func (s *Service) handleTimeline(c *fiber.Ctx) error {
 		r = timeRange{from: cur.From, to: cur.To}
 		after = &cur
 	}
+	// A site-scoped caller sees what happened at its sites only.
+	sites := httpapi.Caller(c).Sites
 	ctx, cancel := s.queryCtx(c.UserContext())
 	defer cancel()
 	var items []timelineItem
 	sources := []string{}
 	if slices.Contains(kinds, kindAccess) {
-		got, err := s.timelineAccess(ctx, subject, r, after, limit+1)
+		got, err := s.timelineAccess(ctx, subject, sites, r, after, limit+1)
 		if err != nil {
 			return s.queryError(PathTimeline, err)
 		}
@@ -201,7 +203,7 @@ func (s *Service) handleTimeline(c *fiber.Ctx) error {
 		sources = append(sources, tableBySubject)
 	}
 	if slices.Contains(kinds, kindAlert) {
-		got, ok, err := s.timelineAlerts(ctx, subject, r, after, limit+1)
+		got, ok, err := s.timelineAlerts(ctx, subject, sites, r, after, limit+1)
 		if err != nil {
 			return s.queryError(PathTimeline, err)
 		}
@@ -211,7 +213,7 @@ func (s *Service) handleTimeline(c *fiber.Ctx) error {
 		}
 	}
 	if slices.Contains(kinds, kindCredential) {
-		got, ok, err := s.timelineCredentials(ctx, subject, r, after, limit+1)
+		got, ok, err := s.timelineCredentials(ctx, subject, sites, r, after, limit+1)
 		if err != nil {
 			return s.queryError(PathTimeline, err)
 		}
@@ -279,12 +281,12 @@ var (
 	timelineCredentialsSQL = chstorage.Query("query/timeline_credentials")
 )
 
-func (s *Service) timelineAccess(ctx context.Context, subject string, r timeRange, cur *timelineCursor, n int) ([]timelineItem, error) {
+func (s *Service) timelineAccess(ctx context.Context, subject string, sites []string, r timeRange, cur *timelineCursor, n int) ([]timelineItem, error) {
 	var after chstorage.Fragment
 	if cur != nil {
 		after = keyset(kindAccess, cur, "event_id < toUUID(?)", cur.ID)
 	}
-	rows, err := timelineEventsSQL.Query(ctx, s.opts.Conn, r.args(chstorage.Args{"subject": subject, "after": after, "limit": n}))
+	rows, err := timelineEventsSQL.Query(ctx, s.opts.Conn, r.args(chstorage.Args{"subject": subject, "sites": sites, "after": after, "limit": n}))
 	if err != nil {
 		return nil, fmt.Errorf("timeline events: %w", err)
 	}
@@ -322,7 +324,7 @@ func (s *Service) credentialTableColumns(ctx context.Context) ([]string, error) 
 
 // timelineCredentials reads the subject's credential lifecycle records. Its
 // items' ids are credential_id/seq (seq zero-padded so ids sort like the key).
-func (s *Service) timelineCredentials(ctx context.Context, subject string, r timeRange, cur *timelineCursor, n int) ([]timelineItem, bool, error) {
+func (s *Service) timelineCredentials(ctx context.Context, subject string, sites []string, r timeRange, cur *timelineCursor, n int) ([]timelineItem, bool, error) {
 	cols, err := s.credentialTableColumns(ctx)
 	if err != nil || cols == nil {
 		return nil, false, err
@@ -339,7 +341,7 @@ func (s *Service) timelineCredentials(ctx context.Context, subject string, r tim
 		sel[i] = "toString(" + c + ")"
 	}
 	rows, err := timelineCredentialsSQL.Query(ctx, s.opts.Conn, chstorage.Args{
-		"columns": chstorage.Fragment{SQL: strings.Join(sel, ", ")}, "subject": subject,
+		"columns": chstorage.Fragment{SQL: strings.Join(sel, ", ")}, "subject": subject, "sites": sites,
 		"from_s": r.from / 1000, "to_s": ceilDiv(r.to, 1000), "from_ms": r.from, "to_ms": r.to, "after": after, "limit": n})
 	if err != nil {
 		return nil, false, fmt.Errorf("timeline credentials: %w", err)
@@ -411,7 +413,7 @@ func (s *Service) tableColumns(ctx context.Context, table string) (map[string]bo
 // timelineAlerts reads the alerts raised about the subject (the latest
 // version of each), when the detectors' table exists. Items are ordered by
 // ts_ms, alert_id.
-func (s *Service) timelineAlerts(ctx context.Context, subject string, r timeRange, cur *timelineCursor, n int) ([]timelineItem, bool, error) {
+func (s *Service) timelineAlerts(ctx context.Context, subject string, sites []string, r timeRange, cur *timelineCursor, n int) ([]timelineItem, bool, error) {
 	cols, err := s.tableColumns(ctx, tableAlerts)
 	if err != nil || !cols["alert_id"] {
 		return nil, false, err
@@ -420,7 +422,7 @@ func (s *Service) timelineAlerts(ctx context.Context, subject string, r timeRang
 	if cur != nil {
 		after = keyset(kindAlert, cur, "alert_id < ?", cur.ID)
 	}
-	rows, err := timelineAlertsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"subject": subject,
+	rows, err := timelineAlertsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"subject": subject, "sites": sites,
 		"from_ms": r.from, "to_ms": r.to, "after": after, "limit": n})
 	if err != nil {
 		return nil, false, fmt.Errorf("timeline alerts: %w", err)

@@ -79,6 +79,10 @@ type Config struct {
 	Estate EstateConfig
 
 	Identity IdentityConfig
+
+	Exceptions ExceptionConfig
+
+	Recert RecertConfig
 }
 
 // RegisterFlags defines serve's flags (each with an environment equivalent).
@@ -139,6 +143,8 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	c.Security.registerFlags(s)
 	c.Estate.registerFlags(s)
 	c.Identity.registerFlags(s)
+	c.Exceptions.registerFlags(s)
+	c.Recert.registerFlags(s)
 }
 
 // Validate checks the configuration and says what is wrong in terms of flags.
@@ -199,6 +205,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Identity.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Exceptions.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Recert.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MemoryLimitMiB < 0 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) {

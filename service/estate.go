@@ -70,8 +70,8 @@ type estatePart struct {
 
 // newEstate builds the registry stream and the grant-time policy; the API
 // is added by withAPI once the control plane exists.
-func newEstate(cfg EstateConfig, bc bus.Config, conn driver.Conn, locks *registry.Registry, reg prometheus.Registerer,
-	logger *slog.Logger) (*estatePart, estate.Policy, error) {
+func newEstate(cfg EstateConfig, bc bus.Config, conn driver.Conn, locks *registry.Registry, exceptions grant.ExceptionChecker,
+	reg prometheus.Registerer, logger *slog.Logger) (*estatePart, estate.Policy, error) {
 	policy, err := cfg.policy()
 	if err != nil {
 		return nil, policy, err
@@ -80,7 +80,7 @@ func newEstate(cfg EstateConfig, bc bus.Config, conn driver.Conn, locks *registr
 	if err != nil {
 		return nil, policy, err
 	}
-	return &estatePart{locks: ls, checker: grant.New(policy, locks, nil)}, policy, nil
+	return &estatePart{locks: ls, checker: grant.New(policy, locks, exceptions)}, policy, nil
 }
 
 func (e *estatePart) withAPI(cfg EstateConfig, policy estate.Policy, creds estateapi.Credentials, conn driver.Conn,

@@ -43,7 +43,7 @@ type estateServe struct {
 	att  *testAttestation // the test CA serve trusts for App Attest
 }
 
-func startEstateServe(t *testing.T, file registry.File) *estateServe {
+func startEstateServe(t *testing.T, file registry.File, extraArgs ...string) *estateServe {
 	t.Helper()
 	bc := testenv.RequireRealKafka(t, 2)
 	conn, chCfg := testenv.ClickHouse(t)
@@ -62,7 +62,7 @@ func startEstateServe(t *testing.T, file registry.File) *estateServe {
 		"--data-dir", filepath.Join(t.TempDir(), "data"), "--access-log=false", "--detect=false", "--report-schedule=false",
 		"--clickhouse-flush-interval", "100ms", "--pseudonym-key", "estate-test-pseudonym-key",
 		"--audit-key", "estate-test-audit-key-0123456789-abcdef",
-	}, att.Args...)))
+	}, append(att.Args, extraArgs...)...)))
 	cfg.BootstrapToken = estateToken
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -223,7 +223,7 @@ func TestEstatePolicyAndRegistry(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, s.json("POST", "/v1/credentials", contractor, &p))
 	assert.Equal(t, "capability_missing", p.Code)
 	assert.Contains(t, p.Detail, "lock seam/k-boiler (door s1/boiler, tier 2) lacks schedules")
-	assert.Contains(t, p.Detail, "no exception register configured")
+	assert.Contains(t, p.Detail, "no recorded exception covers it")
 	var caps []string
 	for _, r := range p.Extra.Refusals {
 		assert.Equal(t, "k-boiler", r.LockID)

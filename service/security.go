@@ -147,7 +147,7 @@ func (c *SecurityConfig) auditKeys(dataDir string, logger *slog.Logger) (*audit.
 var expensiveRoutes = []string{
 	"GET /v1/events", "GET /v1/events/summary", "GET /v1/subjects/:id/timeline",
 	"GET /v1/export/events", "GET /v1/export/events/reidentified", "GET /v1/kpis",
-	"GET /v1/reports/weekly", "GET /v1/audit/verify",
+	"GET /v1/reports/weekly", "GET /v1/audit/verify", "GET /v1/audit", "GET /v1/export/audit",
 }
 
 // httpSecurity returns the server options of the security configuration

@@ -32,6 +32,7 @@ import (
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
 	"github.com/keyfleet/keyfleet/pipeline"
+	recertapi "github.com/keyfleet/keyfleet/recert/api"
 )
 
 // devPseudonymKey keys pseudonyms when no --pseudonym-key is given; only
@@ -162,7 +163,12 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		locks = r
 	}
 	normalizer := normalize.New(vendors.Adapters(), locks, key)
-	est, policy, err := newEstate(cfg.Estate, bc, conn, locks, reg, logger)
+	exc, err := newExceptions(bc, conn, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { closeAll(logger, exc.closers...) }()
+	est, policy, err := newEstate(cfg.Estate, bc, conn, locks, exc.checker(), reg, logger)
 	if err != nil {
 		return err
 	}
@@ -180,6 +186,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	if err := est.withAPI(cfg.Estate, policy, plane.stream, conn, auditLog, cfg.Control.PendingSLA, logger); err != nil {
+		return err
+	}
+	if err := exc.connect(cfg.Exceptions, cfg.Detect, bc, conn, auditLog, plane.stream, logger); err != nil {
 		return err
 	}
 
@@ -273,11 +282,24 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	routes = append(routes, dash.routes...)
 	routes = append(routes, queryAPI.routes...)
 	routes = append(routes, idn.routes...)
+	routes = append(routes, exc.routes...)
+	auditAPI, err := audit.NewAPI(auditLog, audit.APIOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
+	routes = append(routes, auditAPI.Routes()...)
+	recertAPI, err := recertapi.New(recertapi.Options{Credentials: plane.stream, Conn: conn, Audit: auditLog,
+		OnDeadline: cfg.Recert.OnDeadline, Logger: logger.With("part", "recert")})
+	if err != nil {
+		return err
+	}
+	routes = append(routes, recertAPI.Routes()...)
 	ops := append(dash.ops, healthOperations(), ingestHandler.Operations(), plane.Operations(), det.ops)
 	if est.api != nil {
 		ops = append(ops, est.api.Operations())
 	}
 	ops = append(ops, idn.ops...)
+	ops = append(ops, exc.ops, auditAPI.Operations(), recertAPI.Operations())
 	if err := queryAPI.document(routes, ops...); err != nil {
 		return err
 	}
@@ -321,6 +343,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		{"dependency-probe", health.Run},
 	}
 	loops = append(append(append(append(loops, det.loops...), queryAPI.loops...), dash.loops...), idn.loops...)
+	loops = append(append(loops, exc.loops...), loop{"recert-deadlines", recertAPI.Run})
 	for _, l := range loops {
 		g.Go(func() error {
 			err := l.run(bus.WithLoop(gctx, health.Loop(l.name)))

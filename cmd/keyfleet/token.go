@@ -24,8 +24,9 @@ import (
 
 const tokenUsage = `Usage: keyfleet token <create|list|rotate|revoke> [flags]
 
-  keyfleet token create --name NAME --role ROLE [--expires-at RFC3339 | --expires-in 90d]
-                                                  mint a token; its secret is printed once
+  keyfleet token create --name NAME --role ROLE [--expires-at RFC3339 | --expires-in 90d] [--sites S1,S2]
+                                                  mint a token (--sites: limited to those sites;
+                                                  analyst, responder, manager); its secret is printed once
   keyfleet token list                             list tokens (never their secrets)
   keyfleet token rotate TOKEN_ID                  a new secret: a token of the same name, role
                                                   and expiry, the old one revoked
@@ -35,7 +36,7 @@ Talks to ClickHouse directly (the same --clickhouse-* flags and KEYFLEET_CLICKHO
 variables as serve), so an operator can mint a token before the service runs. Every
 change is audited first; with --audit-key or --audit-key-file (as serve's) the entries
 are keyed, otherwise they are unkeyed and audit verify says so.
-Roles: admin, manager, responder, analyst, ingest.`
+Roles: admin, manager, responder, analyst, ingest, scim, auditor.`
 
 // runToken manages API tokens.
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -49,6 +50,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sub, args := args[0], args[1:]
 	var ch chstorage.Config
 	var name, role, output, expiresAt, expiresIn, auditKey, auditKeyFile string
+	var sites []string
 	fs := flagenv.New("token "+sub, tokenUsage)
 	fs.FlagSet().SetOutput(stderr)
 	ch.RegisterFlags(fs)
@@ -58,9 +60,10 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch sub {
 	case "create":
 		fs.String(&name, "name", "", "", "a label for the token (what or who uses it)")
-		fs.String(&role, "role", "", "", "admin, manager, responder, analyst, ingest or scim")
+		fs.String(&role, "role", "", "", "admin, manager, responder, analyst, ingest, scim or auditor")
 		fs.String(&expiresAt, "expires-at", "", "", "when the token stops working (RFC 3339); default: never")
 		fs.String(&expiresIn, "expires-in", "", "", "or how long from now it works (90d, 12h)")
+		fs.List(&sites, "sites", "", nil, "limit the token to these sites (comma-separated; analyst, responder or manager)")
 	case "list", "revoke", "rotate":
 	default:
 		return usageError{fmt.Errorf("unknown subcommand %q (want create, list, rotate or revoke)", sub)}
@@ -78,7 +81,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch sub {
 	case "create":
 		if name == "" || !httpapi.ValidRole(httpapi.Role(role)) || len(rest) > 0 {
-			return usageError{errors.New("create needs --name and --role (admin, manager, responder, analyst, ingest or scim)")}
+			return usageError{errors.New("create needs --name and --role (admin, manager, responder, analyst, ingest, scim or auditor)")}
 		}
 	case "list":
 		if len(rest) > 0 {
@@ -150,14 +153,20 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
+		if err := auth.CheckSites(httpapi.Role(role), sites); err != nil {
+			return usageError{fmt.Errorf("--sites: %w", err)}
+		}
 		details := map[string]string{"role": role, "name": name}
+		if len(sites) > 0 {
+			details["sites"] = strings.Join(sites, ",")
+		}
 		if expiresMs != 0 {
 			details["expires_at"] = time.UnixMilli(expiresMs).UTC().Format(time.RFC3339)
 		}
 		if err := record("token.create", auth.IDOf(secret), details); err != nil {
 			return err
 		}
-		t, err := store.Put(ctx, auth.Spec{Name: name, Role: httpapi.Role(role), ExpiresMs: expiresMs}, secret)
+		t, err := store.Put(ctx, auth.Spec{Name: name, Role: httpapi.Role(role), ExpiresMs: expiresMs, Sites: sites}, secret)
 		if err != nil {
 			return err
 		}

@@ -167,7 +167,8 @@ func (p *API) Routes() []httpapi.Route {
 	manage := httpapi.ManageRoles
 	suspend := []httpapi.Role{httpapi.RoleResponder, httpapi.RoleManager}
 	r := func(method, path, summary string, roles []httpapi.Role, h fiber.Handler) httpapi.Route {
-		return httpapi.Route{Method: method, Path: path, Summary: summary, Roles: roles, Handler: p.whenReady(h)}
+		return httpapi.Route{Method: method, Path: path, Summary: summary, Roles: roles, Handler: p.whenReady(h),
+			SiteScoped: strings.HasPrefix(path, "/v1/credentials")}
 	}
 	return []httpapi.Route{
 		r(fiber.MethodPost, "/v1/credentials", "Request one credential (queued; Idempotency-Key supported).", manage, p.handleCreate),
@@ -197,7 +198,7 @@ func (p *API) Routes() []httpapi.Route {
 		r(fiber.MethodGet, "/v1/breakglass/:id/review", "One break-glass credential with the access events that happened under it.", manage, p.handleReview),
 		r(fiber.MethodPost, `/v1/breakglass/:id\:review`, "Close the post-event review of a break-glass credential.", manage, p.handleCloseReview),
 		r(fiber.MethodGet, "/v1/kpis/credentials", "Credential KPIs over a time range (also part of GET /v1/kpis): revocation latency, time to issue, activation, exceptions, pending locks; sla= sets the pending-lock SLA.", []httpapi.Role{httpapi.RoleManager}, p.handleKPIs),
-		r(fiber.MethodGet, "/v1/audit/verify", "Verify the hash-chained audit log; names the first altered or removed entry.", httpapi.AdminOnly, p.handleAuditVerify),
+		r(fiber.MethodGet, "/v1/audit/verify", "Verify the hash-chained audit log; names the first altered or removed entry.", httpapi.AuditRoles, p.handleAuditVerify),
 	}
 }
 

@@ -94,7 +94,7 @@ func (p *API) opHandler(op string) fiber.Handler {
 		ctx, cancel := p.ctx(c)
 		defer cancel()
 		cur, ok := p.state.Record(id)
-		if !ok {
+		if !ok || !httpapi.Caller(c).InScope(cur.SiteID) {
 			return httpapi.NewProblem(fiber.StatusNotFound, "credential_not_found", "no credential "+id)
 		}
 		check := op

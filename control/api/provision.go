@@ -36,6 +36,9 @@ func (p *API) handleCreate(c *fiber.Ctx) error {
 	if fe != nil {
 		return fe.problem()
 	}
+	if !httpapi.Caller(c).InScope(spec.SiteID) {
+		return httpapi.OutOfScope("a credential of site " + strconv.Quote(spec.SiteID))
+	}
 	ctx, cancel := p.ctx(c)
 	defer cancel()
 	if rs, err := p.refusals(ctx, spec); err != nil {
@@ -95,6 +98,13 @@ func (p *API) handleBulk(c *fiber.Ctx) error {
 	if len(items) > p.opts.MaxBulk {
 		return httpapi.NewProblem(fiber.StatusRequestEntityTooLarge, "too_many_items",
 			fmt.Sprintf("%d items; at most %d per bulk request (split the file)", len(items), p.opts.MaxBulk))
+	}
+	if caller := httpapi.Caller(c); caller.Scoped() {
+		for _, it := range items {
+			if it.err == nil && !caller.InScope(it.spec.SiteID) {
+				return httpapi.OutOfScope(fmt.Sprintf("item %d (a credential of site %q)", it.index, it.spec.SiteID))
+			}
+		}
 	}
 	ctx, cancel := p.ctx(c)
 	defer cancel()

@@ -33,7 +33,7 @@ func (p *API) handleGet(c *fiber.Ctx) error {
 	ctx, cancel := p.ctx(c)
 	defer cancel()
 	cur, ok := p.state.Record(id)
-	if !ok {
+	if !ok || !httpapi.Caller(c).InScope(cur.SiteID) {
 		return httpapi.NewProblem(fiber.StatusNotFound, "credential_not_found", "no credential "+id)
 	}
 	history, err := store.History(ctx, p.opts.Conn, id)
@@ -69,8 +69,9 @@ func (p *API) handleList(c *fiber.Ctx) error {
 		return httpapi.BadRequest("limit", "want 1..10000")
 	}
 	var out []*control.Record
+	caller := httpapi.Caller(c)
 	match := func(r *control.Record) bool {
-		return (state == "" || r.State == state) && (role == "" || r.Role == role)
+		return (state == "" || r.State == state) && (role == "" || r.Role == role) && caller.InScope(r.SiteID)
 	}
 	if subject != "" {
 		for _, r := range p.state.Subject(subject) {

@@ -1021,6 +1021,71 @@
     });
   }
 
+  // ---------- Exceptions: the exception register ----------
+  function exceptionsPage(params) {
+    startPage('exceptions');
+    const state = params.get('state') || 'open';
+    const kind = params.get('kind') || '';
+    const site = params.get('site') || '';
+    const nav = changes => {
+      const p = new URLSearchParams(params);
+      for (const [k, v] of Object.entries(changes)) { if (v) p.set(k, v); else p.delete(k); }
+      location.hash = '#/exceptions?' + p.toString();
+    };
+    const tiles = h('div', { class: 'tiles', id: 'exception-tiles' });
+    const rates = h('div', { id: 'exception-rates' });
+    const list = h('div', { id: 'exceptions' });
+    setMain(
+      h('h1', null, 'Exception register'),
+      h('p', { class: 'muted' }, 'Recorded, approved departures from policy, each with its compensating control, approvers, expiry and review date ' +
+        '(docs/api.md#exception-register). Managers and admins record, renew and close them through POST/PUT /v1/exceptions; ' +
+        'expiring and expired ones raise expired_exception alerts.'),
+      h('div', { class: 'toolbar', role: 'group', 'aria-label': 'Filters' },
+        h('label', { class: 'f' }, 'State', h('select', { id: 'f-ex-state', onchange: e => nav({ state: e.target.value }) },
+          ['open', 'active', 'expiring', 'expired', 'pending', 'closed'].map(x => h('option', { value: x, selected: x === state }, x)))),
+        h('label', { class: 'f' }, 'Kind', h('select', { id: 'f-ex-kind', onchange: e => nav({ kind: e.target.value }) },
+          h('option', { value: '', selected: !kind }, 'any'),
+          ['credential', 'door', 'lock', 'policy'].map(x => h('option', { value: x, selected: x === kind }, x)))),
+        h('label', { class: 'f' }, 'Site', h('input', { id: 'f-ex-site', value: site, size: 12, 'aria-label': 'site (optional)',
+          onchange: e => nav({ site: e.target.value.trim() }) }))),
+      tiles,
+      h('div', { class: 'grid' },
+        h('section', { class: 'card span-12', 'aria-labelledby': 'h-ex-list' }, h('h2', { id: 'h-ex-list' }, 'Exceptions'), list),
+        h('section', { class: 'card span-12', 'aria-labelledby': 'h-ex-rates' }, h('h2', { id: 'h-ex-rates' }, 'Per 1,000 live credentials'), rates)));
+    const scopeText = sc => Object.entries(sc || {}).map(([k, v]) => k.replace('_id', '') + ' ' + v).join(', ') || '—';
+    const stateBadge = st => badge('ex-' + st, st);
+    every(60000, async () => {
+      try {
+        const k = await api('/v1/exceptions:kpis' + qs({ site }));
+        const tile = (label, value, hint) => h('div', { class: 'tile' }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value), hint ? h('div', { class: 'hint' }, hint) : null);
+        fill(tiles, tile('open', fmtNum(k.open), fmtNum(k.per_1000_credentials) + ' per 1,000 credentials'),
+          tile('expiring', fmtNum(k.by_state.expiring)), tile('expired, still open', fmtNum(k.by_state.expired)),
+          tile('review overdue', fmtNum(k.review_overdue)),
+          tile('median age', fmtNum(k.age.median_days) + ' d', k.age.oldest_id ? 'oldest ' + fmtNum(k.age.max_days) + ' d' : null));
+        const rows = k.by_reason.map(g => ['reason', g]).concat(k.by_site.map(g => ['site', g]));
+        fill(rates, rows.length ? h('table', null,
+          h('thead', null, h('tr', null, ['by', 'key', 'open', 'credentials', 'per 1,000'].map(x => h('th', { scope: 'col', class: x === 'by' || x === 'key' ? null : 'n' }, x)))),
+          h('tbody', null, rows.map(([by, g]) => h('tr', null, h('td', null, by), h('td', null, g.key), h('td', { class: 'n' }, fmtNum(g.count)),
+            h('td', { class: 'n' }, fmtNum(by === 'site' ? (g.credentials || 0) : k.credentials)), h('td', { class: 'n' }, fmtNum(g.per_1000_credentials))))))
+          : h('p', { class: 'empty' }, 'No open exception.'));
+      } catch (err) { fill(rates, errorBox(err)); }
+      try {
+        const r = await api('/v1/exceptions' + qs({ state, kind, site, limit: 1000 }));
+        fill(list, r.exceptions.length ? h('table', null,
+          h('thead', null, h('tr', null, ['exception', 'kind', 'scope', 'reason', 'state', 'start (UTC)', 'expiry (UTC)', 'review', 'approvers', 'compensating control'].map(x => h('th', { scope: 'col' }, x)))),
+          h('tbody', null, r.exceptions.map(x => h('tr', { 'data-exception': x.id },
+            h('td', { class: 'mono' }, x.id), h('td', null, x.kind), h('td', null, scopeText(x.scope)),
+            h('td', null, x.reason, x.description ? h('div', { class: 'muted' }, x.description) : null), h('td', null, stateBadge(x.state)),
+            h('td', null, fmtTime(x.start_ms)), h('td', null, fmtTime(x.expiry_ms)),
+            h('td', null, fmtTime(x.review_ms || x.expiry_ms), x.review_due ? h('div', { class: 'muted' }, 'due') : null),
+            h('td', null, (x.approvers || []).join(', ')), h('td', null, x.compensating_control)))))
+          : h('p', { class: 'empty' }, 'No exception matches.'));
+        main().dataset.loaded = 'true';
+        live('updated ' + fmtTime(Date.now()) + ' UTC');
+      } catch (err) { fill(list, errorBox(err)); }
+    });
+  }
+
   // ---------- router ----------
   async function route() {
     if (!token()) { renderLogin(); return; }
@@ -1040,6 +1105,7 @@
       case 'credentials': credentialsPage(params); break;
       case 'reports': if (session.pages.includes('reports')) reportsPage(params); else location.hash = '#/overview'; break;
       case 'estate': estatePage(params); break;
+      case 'exceptions': exceptionsPage(params); break;
       default: location.hash = '#/overview';
     }
     main().focus({ preventScroll: true });

@@ -20,9 +20,11 @@ import (
 
 // Route paths.
 const (
-	PathWeekly = "/v1/reports/weekly"
-	PathList   = "/v1/reports"
-	PathOne    = "/v1/reports/:id"
+	PathWeekly    = "/v1/reports/weekly"
+	PathMonthly   = "/v1/reports/monthly"
+	PathQuarterly = "/v1/reports/quarterly"
+	PathList      = "/v1/reports"
+	PathOne       = "/v1/reports/:id"
 )
 
 // APIOptions configure the report routes.
@@ -64,6 +66,10 @@ func (a *API) Routes() []httpapi.Route {
 		{Method: fiber.MethodGet, Path: PathWeekly, Roles: httpapi.ManageRoles, Handler: a.weekly,
 			Summary: "The weekly fleet-health report of an ISO week, computed now (week, site, format: json, md, csv, html); " +
 				"default: the last complete week, or the week in progress when the stored history began after it."},
+		{Method: fiber.MethodGet, Path: PathMonthly, Roles: httpapi.ManageRoles, Handler: a.periodic(KindMonth),
+			Summary: "The monthly fleet review of a calendar month, computed now: the weekly report's sections against the previous four months (month, site, format)."},
+		{Method: fiber.MethodGet, Path: PathQuarterly, Roles: httpapi.ManageRoles, Handler: a.periodic(KindQuarter),
+			Summary: "The quarterly fleet review of a calendar quarter, computed now: the weekly report's sections against the previous four quarters (quarter, site, format)."},
 		{Method: fiber.MethodGet, Path: PathList, Roles: httpapi.ManageRoles, Handler: a.list,
 			Summary: "Stored weekly reports (generated on schedule), newest week first (site, limit)."},
 		{Method: fiber.MethodGet, Path: PathOne, Roles: httpapi.ManageRoles, Handler: a.get,
@@ -129,6 +135,40 @@ func (a *API) weekly(c *fiber.Ctx) error {
 		return err
 	}
 	return send(c, r, f)
+}
+
+// periodic serves the monthly or quarterly review of a period (the last
+// complete one by default), computed on demand by the weekly generator.
+func (a *API) periodic(kind string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v, err := httpapi.QueryParams(c, kind, "site", "format")
+		if err != nil {
+			return err
+		}
+		f, err := format(v)
+		if err != nil {
+			return err
+		}
+		now := a.opts.Now()
+		p := LastCompletePeriod(kind, now)
+		if s := v[kind]; s != "" {
+			if p, err = ParsePeriod(kind, s); err != nil {
+				return httpapi.BadRequest(kind, err.Error())
+			}
+		}
+		if p.Start().After(now) {
+			return httpapi.BadRequest(kind, kind+" "+p.String()+" has not started yet")
+		}
+		ctx, cancel := context.WithTimeout(c.UserContext(), a.opts.Timeout)
+		defer cancel()
+		start := time.Now()
+		r, err := Generate(ctx, a.opts.Conn, Query{Period: p, Site: v["site"], Now: now, SLA: a.opts.SLA, Estate: a.opts.Estate})
+		a.opts.Metrics.observe(TriggerAPI, start, err)
+		if err != nil {
+			return err
+		}
+		return send(c, r, f)
+	}
 }
 
 func (a *API) list(c *fiber.Ctx) error {

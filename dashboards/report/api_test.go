@@ -127,8 +127,18 @@ func TestScheduleAndAPI(t *testing.T) {
 		{"/v1/reports/weekly?format=pdf", "m", 400},
 		{"/v1/reports/weekly?color=red", "m", 400},
 		{"/v1/reports?limit=0", "m", 400},
+		{"/v1/reports/monthly?month=2026-11", "m", 200},
+		{"/v1/reports/quarterly?quarter=2026-Q4&format=md", "m", 200},
+		{"/v1/reports/monthly", "m", 200}, // the last complete month
+		{"/v1/reports/monthly?month=2026-13", "m", 400},
+		{"/v1/reports/quarterly?quarter=2027-Q2", "m", 400},
+		{"/v1/reports/monthly?week=2026-W47", "m", 400},
+		{"/v1/reports/quarterly", "a", 403},
 	} {
 		code, _, body := get(tc.path, tc.token)
 		assert.Equal(t, tc.code, code, "%s: %s", tc.path, body)
 	}
+	_, _, body = get("/v1/reports/quarterly?quarter=2026-Q4&format=md", "m")
+	assert.Contains(t, body, "# Fleet health — quarter 2026-Q4")
+	assert.Contains(t, body, "The quarter was not over when this report was generated")
 }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyfleet/keyfleet/exception"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/pipeline"
 )
@@ -35,7 +37,7 @@ var (
 
 type fixture struct {
 	access, creds, alerts, dead, revs, revLocks, acks, leavers [][]any
-	escalations, drills                                        [][]any
+	escalations, drills, exceptions                            [][]any
 	n                                                          int
 }
 
@@ -61,6 +63,44 @@ func (f *fixture) alert(id string, version uint64, at time.Time, det, sev, subje
 	ms := at.UnixMilli()
 	f.alerts = append(f.alerts, []any{id, version, det, sev, subject, "", door, site, at.UTC().Truncate(time.Second), ms,
 		ms - 3600_000, ms, 9.0, 5.0, 2.0, []string{}, "fixture alert", "look", status})
+}
+
+// exception adds a version of an exception of the register.
+func (f *fixture) exception(r exception.Record) {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		panic(err)
+	}
+	at := time.UnixMilli(r.TsMs)
+	f.exceptions = append(f.exceptions, []any{r.ID, r.Version, at.UTC().Truncate(time.Second), r.TsMs, r.Op, r.Actor, string(r.Kind),
+		r.Reason, string(r.Status), r.Scope.SiteID, r.StartMs, r.ExpiryMs, r.ReviewMs, string(raw), r.TsMs})
+}
+
+// registerFixture is the exception register of the data set, as of W47's end
+// (2026-11-23): a lock exception at site-a due for review, a door
+// exception at site-b recorded in W47 and expiring, a policy exception at
+// site-a expired but open, a credential exception at site-b closed in W47,
+// and one recorded after the week.
+func (f *fixture) registerFixture() {
+	day := func(m time.Month, d int) int64 { return time.Date(2026, m, d, 9, 0, 0, 0, time.UTC).UnixMilli() }
+	rec := func(id string, kind exception.Kind, scope exception.Scope, reason string, created, expiry, review int64) exception.Record {
+		return exception.Record{ID: id, Status: exception.StatusOpen, Version: uint64(created), Op: exception.OpCreate, Actor: "manager-1",
+			CreatedMs: created, CreatedBy: "manager-1", TsMs: created, Exception: exception.Exception{Kind: kind, Scope: scope,
+				Reason: reason, Approvers: []string{"ciso"}, CompensatingControl: "guard patrol", StartMs: created, ExpiryMs: expiry, ReviewMs: review}}
+	}
+	f.exception(rec("ex-lock-a", exception.KindLock, exception.Scope{SiteID: "site-a", Vendor: "legacy", LockID: "P1/R1"}, "legacy_hardware",
+		day(9, 1), day(3, 1)+365*24*3600_000, day(11, 20)))
+	f.exception(rec("ex-door-b", exception.KindDoor, exception.Scope{SiteID: "site-b", DoorID: "site-b-door-2"}, "manual_override",
+		day(11, 17), day(11, 27), 0))
+	f.exception(rec("ex-pol-a", exception.KindPolicy, exception.Scope{SiteID: "site-a", Role: "contractor", Capability: "schedules"},
+		"business_need", day(10, 1), day(11, 20), 0))
+	c := rec("ex-cred-b", exception.KindCredential, exception.Scope{SiteID: "site-b", SubjectID: "subj-x2"}, "business_need",
+		day(10, 10), day(12, 31), 0)
+	f.exception(c)
+	c.Version, c.Op, c.Status, c.CloseReason, c.TsMs = uint64(day(11, 18)), exception.OpClose, exception.StatusClosed, "no longer needed", day(11, 18)
+	f.exception(c)
+	f.exception(rec("ex-late", exception.KindDoor, exception.Scope{SiteID: "site-a", DoorID: "site-a-door-0"}, "manual_override",
+		day(11, 23)+4*3600_000, day(12, 23), 0))
 }
 
 func buildFixture() *fixture {
@@ -224,6 +264,7 @@ func buildFixture() *fixture {
 	f.alert("a-06", 1, ws.Add(60*time.Hour), "stale_credential", "low", "subj-s", "", "site-b", "open")
 	f.alert("a-07", 1, fixtureWeek.Add(-1).Start().Add(5*time.Hour), "door_forced", "high", "", "site-a-door-1", "site-a", "resolved")
 	f.alert("a-08", 1, fixtureWeek.Add(-3).Start().Add(5*time.Hour), "unlock_burst", "high", "subj-3", "site-a-door-0", "site-a", "false_positive")
+	f.registerFixture()
 	return f
 }
 
@@ -253,6 +294,7 @@ func loadFixture(t testing.TB, conn driver.Conn) {
 			"revocations", "locks", "confirmed", "stragglers", "disable_p50_ms", "disable_p99_ms", "confirm_p50_ms",
 			"confirm_p99_ms", "session_state", "ticket_close_ms", "report"}, f.drills},
 		{"identity_leavers", []string{"subject_id", "change_ms", "reason", "revocation_id", "credentials", "ts", "requested_ms"}, f.leavers},
+		{"exceptions", chstorage.Exceptions.ColumnNames(), f.exceptions},
 	} {
 		require.NoError(t, chstorage.InsertRows(ctx, conn, b.table, b.cols, b.rows...), b.table)
 	}

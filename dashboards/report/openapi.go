@@ -42,6 +42,26 @@ func (a *API) Operations() map[string]openapi.Operation {
 			},
 			Responses: map[int]openapi.Response{200: rendered("the report")},
 		},
+		openapi.Key(fiber.MethodGet, PathMonthly): {
+			Description: "Computes the monthly review now: the weekly report's sections over a calendar month, its KPIs against " +
+				"the previous four months (not stored, not scheduled).",
+			Params: []openapi.Param{
+				{Name: "month", MaxLen: 7, Pattern: `^(19[7-9][0-9]|20[0-9]{2})-(0[1-9]|1[0-2])$`, Description: "a month such as 2026-11 (default: the last complete month)"},
+				{Name: "site", MaxLen: 128, Description: "limit the access-derived sections to one site"},
+				formatParam,
+			},
+			Responses: map[int]openapi.Response{200: rendered("the review")},
+		},
+		openapi.Key(fiber.MethodGet, PathQuarterly): {
+			Description: "Computes the quarterly review now: the weekly report's sections over a calendar quarter, its KPIs " +
+				"against the previous four quarters (not stored, not scheduled).",
+			Params: []openapi.Param{
+				{Name: "quarter", MaxLen: 7, Pattern: `^(19[7-9][0-9]|20[0-9]{2})-Q[1-4]$`, Description: "a quarter such as 2026-Q4 (default: the last complete quarter)"},
+				{Name: "site", MaxLen: 128, Description: "limit the access-derived sections to one site"},
+				formatParam,
+			},
+			Responses: map[int]openapi.Response{200: rendered("the review")},
+		},
 		openapi.Key(fiber.MethodGet, PathList): {
 			Params: []openapi.Param{
 				{Name: "site", MaxLen: 128, Description: "only this site's reports"},

@@ -67,6 +67,7 @@ func pct3(v float64) string { return strconv.FormatFloat(100*v, 'f', 3, 64) + "%
 func count(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 
 func dec1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+func dec2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 
 // dur shows seconds as a readable duration.
 func dur(s float64) string {
@@ -325,8 +326,16 @@ func date(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format(time.DateOnly)
 }
 
+// unit is what the report's period is called: week, month or quarter.
+func unit(r *Report) string {
+	if r.Period != "" {
+		return r.Period
+	}
+	return KindWeek
+}
+
 func title(r *Report) string {
-	t := "Fleet health — week " + r.Week
+	t := "Fleet health — " + unit(r) + " " + r.Week
 	if r.Site != "" {
 		t += " — site " + r.Site
 	}
@@ -400,12 +409,12 @@ func renderMarkdown(out io.Writer, r *Report) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(&w, "> %s\n\n", n)
 	}
-	w.WriteString("## KPIs against the previous four weeks\n\n")
+	fmt.Fprintf(&w, "## KPIs against the previous four %ss\n\n", unit(r))
 	head := []string{"KPI"}
 	for _, wk := range r.Weeks {
 		head = append(head, weekHead(wk))
 	}
-	head = append(head, "4-week avg", "change")
+	head = append(head, "4-"+unit(r)+" avg", "change")
 	var rows [][]string
 	for _, l := range kpiLines(r) {
 		change := l.Change
@@ -437,7 +446,7 @@ func renderMarkdown(out io.Writer, r *Report) error {
 		}
 	}
 
-	fmt.Fprintf(&w, "\n## Anomalies by detector\n\n%d alerts raised this week.\n\n", r.Anomalies.Total)
+	fmt.Fprintf(&w, "\n## Anomalies by detector\n\n%d alerts raised this %s.\n\n", r.Anomalies.Total, unit(r))
 	rows = nil
 	for _, d := range r.Anomalies.Detectors {
 		rows = append(rows, []string{d.Detector, strconv.FormatUint(d.Alerts, 10), strconv.FormatUint(d.Open, 10),
@@ -514,6 +523,28 @@ func renderMarkdown(out io.Writer, r *Report) error {
 			rows = append(rows, []string{l.Vendor, l.SiteID, l.DoorID, l.LockID, u(l.BatteryLow), u(l.Offline), u(l.LockJammed)})
 		}
 		mdTable(&w, []string{"vendor", "site", "door", "lock", "battery_low", "offline", "lock_jammed"}, rows)
+	}
+	if e := r.Register; e != nil {
+		w.WriteString("\n## Exception register\n\n")
+		fmt.Fprintf(&w, "%s\n\n", exceptionSummary(e))
+		rows = nil
+		for _, g := range e.KPIs.ByReason {
+			rows = append(rows, []string{"reason", g.Key, strconv.Itoa(g.Count), dec2(g.Per1000)})
+		}
+		for _, g := range e.KPIs.BySite {
+			rows = append(rows, []string{"site", g.Key, strconv.Itoa(g.Count), dec2(g.Per1000)})
+		}
+		if len(rows) > 0 {
+			mdTable(&w, []string{"by", "key", "open", "per 1,000 credentials"}, rows)
+		}
+		if len(e.Attention) > 0 {
+			fmt.Fprintf(&w, "\nNeeding attention (%d; expiring, expired or due for review):\n\n", e.AttentionTotal)
+			rows = nil
+			for _, x := range e.Attention {
+				rows = append(rows, exceptionCells(x))
+			}
+			mdTable(&w, exceptionHead, rows)
+		}
 	}
 	if e := r.Estate; e != nil {
 		w.WriteString("\n## Weak links and the upgrade plan\n\n")
@@ -696,6 +727,28 @@ func renderCSV(out io.Writer, r *Report) error {
 		row("lock_health", r.Week, item, "offline", u(l.Offline))
 		row("lock_health", r.Week, item, "lock_jammed", u(l.LockJammed))
 	}
+	if e := r.Register; e != nil {
+		row("exception_register", r.Week, "open", "", strconv.Itoa(e.KPIs.Open))
+		row("exception_register", r.Week, "per_1000_credentials", "", strconv.FormatFloat(e.KPIs.Per1000, 'f', -1, 64))
+		row("exception_register", r.Week, "recorded_in_week", "", strconv.Itoa(e.RecordedInWeek))
+		row("exception_register", r.Week, "closed_in_week", "", strconv.Itoa(e.ClosedInWeek))
+		row("exception_register", r.Week, "median_age_days", "", strconv.FormatFloat(e.KPIs.Age.MedianDays, 'f', -1, 64))
+		row("exception_register", r.Week, "review_overdue", "", strconv.Itoa(e.KPIs.ReviewOverdue))
+		for _, g := range e.KPIs.ByReason {
+			row("exception_register", r.Week, "reason:"+g.Key, "open", strconv.Itoa(g.Count))
+			row("exception_register", r.Week, "reason:"+g.Key, "per_1000_credentials", strconv.FormatFloat(g.Per1000, 'f', -1, 64))
+		}
+		for _, g := range e.KPIs.BySite {
+			row("exception_register", r.Week, "site:"+g.Key, "open", strconv.Itoa(g.Count))
+			row("exception_register", r.Week, "site:"+g.Key, "per_1000_credentials", strconv.FormatFloat(g.Per1000, 'f', -1, 64))
+		}
+		for _, x := range e.Attention {
+			cells := exceptionCells(x)
+			for j := 1; j < len(cells); j++ {
+				row("exceptions_attention", r.Week, cells[0], exceptionHead[j], cells[j])
+			}
+		}
+	}
 	if e := r.Estate; e != nil {
 		row("weak_links", r.Week, "total", "", strconv.Itoa(e.WeakLinks))
 		row("weak_links", r.Week, "locks", "", strconv.Itoa(e.Locks))
@@ -718,7 +771,7 @@ func renderCSV(out io.Writer, r *Report) error {
 var htmlSource string
 
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"ts": ts, "date": date, "dec1": dec1, "u": u, "keyCounts": keyCounts, "severities": severities, "dur": dur,
+	"ts": ts, "date": date, "dec1": dec1, "u": u, "keyCounts": keyCounts, "severities": severities, "dur": dur, "unit": unit,
 	"weekHead": weekHead, "sliceHead": sliceHead, "sliceCell": sliceCell, "expiredKind": expiredKind,
 	"expiredSummary": expiredSummary, "credCount": credCount,
 	"drillCells": drillCells, "drillHead": func() []string { return drillHead },
@@ -736,10 +789,27 @@ type htmlView struct {
 	Estate    string
 	Plan      [][]string
 	PlanHead  []string
+	// The exception register's section.
+	Register      string
+	RegisterRates [][]string
+	Attention     [][]string
+	AttentionHead []string
 }
 
 func renderHTML(out io.Writer, r *Report) error {
-	v := htmlView{R: r, Title: title(r), Period: period(r), Lines: kpiLines(r), PlanHead: weakLinkHead}
+	v := htmlView{R: r, Title: title(r), Period: period(r), Lines: kpiLines(r), PlanHead: weakLinkHead, AttentionHead: exceptionHead}
+	if e := r.Register; e != nil {
+		v.Register = exceptionSummary(e)
+		for _, g := range e.KPIs.ByReason {
+			v.RegisterRates = append(v.RegisterRates, []string{"reason", g.Key, strconv.Itoa(g.Count), dec2(g.Per1000)})
+		}
+		for _, g := range e.KPIs.BySite {
+			v.RegisterRates = append(v.RegisterRates, []string{"site", g.Key, strconv.Itoa(g.Count), dec2(g.Per1000)})
+		}
+		for _, x := range e.Attention {
+			v.Attention = append(v.Attention, exceptionCells(x))
+		}
+	}
 	if r.Estate != nil {
 		v.Estate = estateSummary(r.Estate)
 		for i, l := range r.Estate.Plan {

@@ -1,7 +1,8 @@
 // Package report builds keyfleet's weekly fleet-health report: the week's
 // KPIs against the previous four, anomalies by detector, revocations
 // escalated past the SLA, the revocation drills and their trend, stale
-// credentials, exceptions past their end date and vendor/lock health, read from
+// credentials, exceptions past their end date, the exception register and
+// vendor/lock health, read from
 // ClickHouse (dedup-safe) and from the control plane's KPIs
 // (control/store.ComputeKPIs, so the report and GET /v1/kpis agree). It renders
 // JSON, Markdown, CSV and HTML with inline SVG charts, stores generated
@@ -48,6 +49,9 @@ const (
 // Query selects one report.
 type Query struct {
 	Week Week
+	// Period, when set, is what the report covers instead of Week (a month
+	// or a quarter: the monthly and quarterly reviews).
+	Period Period
 	// Site limits the access-derived sections (events, anomalies, stale
 	// credentials, exceptions, lock health) to one site; the control plane's
 	// credential KPIs and the DLQ rate stay fleet-wide (see Report.Notes).
@@ -74,6 +78,9 @@ type Query struct {
 	Slicers []Slicer
 	// Estate gives the weak links for the estate section (nil: no section).
 	Estate EstateSource
+	// ExceptionWarn is how long before its expiry a recorded exception is
+	// listed as expiring (default DefaultExceptionWarn).
+	ExceptionWarn time.Duration
 }
 
 // Slicer computes one KPI table sliced by a dimension (site, vendor ...)
@@ -140,11 +147,22 @@ func (q *Query) defaults() {
 	if q.Expired == (detect.ExpiredRules{}) {
 		q.Expired = detect.DefaultRules().Detectors.ExpiredException
 	}
+	if q.ExceptionWarn <= 0 {
+		q.ExceptionWarn = DefaultExceptionWarn
+	}
+}
+
+// period is what the report covers.
+func (q *Query) period() Period {
+	if q.Period != nil {
+		return q.Period
+	}
+	return q.Week
 }
 
 // asOf is when a week's point-in-time numbers (stale credentials, open
 // exceptions) are taken: its end, or now for a week still in progress.
-func (q *Query) asOf(w Week) time.Time {
+func (q *Query) asOf(w Period) time.Time {
 	if end := w.End(); q.Now.Before(end) {
 		return q.Now
 	}
@@ -152,7 +170,7 @@ func (q *Query) asOf(w Week) time.Time {
 }
 
 // ID is the stored id of the report of a week (and site).
-func ID(w Week, site string) string {
+func ID(w Period, site string) string {
 	if site == "" {
 		return w.String()
 	}
@@ -162,8 +180,12 @@ func ID(w Week, site string) string {
 // Report is the weekly fleet-health report. JSON names are a contract
 // (stored reports, GET /v1/reports/*).
 type Report struct {
-	ID          string    `json:"report_id"`
-	Week        string    `json:"week"`
+	ID   string `json:"report_id"`
+	Week string `json:"week"`
+	// Period is month or quarter for the monthly and quarterly reviews
+	// (Week and the trend's week then name months or quarters); absent for
+	// the weekly report.
+	Period      string    `json:"period,omitempty"`
 	Site        string    `json:"site,omitempty"`
 	FromMs      int64     `json:"from_ms"`
 	ToMs        int64     `json:"to_ms"`
@@ -189,7 +211,9 @@ type Report struct {
 	ExpiredAsOfMs int64          `json:"expired_as_of_ms"`
 	Slices        []Slices       `json:"slices,omitempty"`
 	Estate        *EstateSection `json:"estate,omitempty"`
-	Notes         []string       `json:"notes,omitempty"`
+	// Register is the exception register's section (package exception).
+	Register *ExceptionSection `json:"exception_register"`
+	Notes    []string          `json:"notes,omitempty"`
 }
 
 // How much of a week the stored history covers.
@@ -344,10 +368,14 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 		return nil, errors.New("report: no ClickHouse connection")
 	}
 	q.defaults()
+	p := q.period()
 	r := &Report{
-		ID: ID(q.Week, q.Site), Week: q.Week.String(), Site: q.Site,
-		FromMs: q.Week.Start().UnixMilli(), ToMs: q.Week.End().UnixMilli(), GeneratedMs: q.Now.UnixMilli(),
+		ID: ID(p, q.Site), Week: p.String(), Site: q.Site,
+		FromMs: p.Start().UnixMilli(), ToMs: p.End().UnixMilli(), GeneratedMs: q.Now.UnixMilli(),
 		StaleDays: q.StaleDays, SLASeconds: q.SLA.Seconds(),
+	}
+	if p.Kind() != KindWeek {
+		r.Period = p.Kind()
 	}
 	history, err := HistoryStart(ctx, conn)
 	if err != nil {
@@ -359,7 +387,7 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	}
 	g := gen{conn: conn, q: q, history: r.HistoryFromMs}
 	for i := DefaultTrendWeeks; i >= 0; i-- {
-		w := q.Week.Add(-i)
+		w := p.Prev(i)
 		k, err := g.week(ctx, w)
 		if err != nil {
 			return nil, fmt.Errorf("report %s: %w", w, err)
@@ -369,10 +397,10 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	if err := g.access(ctx, r.Weeks); err != nil {
 		return nil, err
 	}
-	from, to := q.Week.Start(), q.Week.End()
+	from, to := p.Start(), p.End()
 	ends := make([]time.Time, len(r.Weeks))
 	for i := range r.Weeks {
-		ends[i] = q.asOf(q.Week.Add(i - DefaultTrendWeeks))
+		ends[i] = q.asOf(p.Prev(DefaultTrendWeeks - i))
 	}
 	counts, stale, lastUse, err := g.stale(ctx, ends)
 	if err != nil {
@@ -391,12 +419,15 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	if r.Drills, err = store.Drills(ctx, g.conn, store.DrillQuery{From: from, To: to, Limit: g.q.ListLimit}); err != nil {
 		return nil, err
 	}
-	asOf := q.asOf(q.Week)
+	asOf := q.asOf(p)
 	r.ExpiredAsOfMs = asOf.UnixMilli()
 	if r.Expired, err = g.expired(ctx, asOf, lastUse); err != nil {
 		return nil, err
 	}
 	if r.LockHealth, err = g.health(ctx, from, to); err != nil {
+		return nil, err
+	}
+	if r.Register, err = g.exceptions(ctx, from, to); err != nil {
 		return nil, err
 	}
 	for _, slice := range q.Slicers {
@@ -416,7 +447,7 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 			"pending locks) and the DLQ rate are fleet-wide; the other sections are limited to site "+q.Site+".")
 	}
 	if q.Now.Before(to) {
-		r.Notes = append(r.Notes, "The week was not over when this report was generated; its numbers are partial.")
+		r.Notes = append(r.Notes, "The "+p.Kind()+" was not over when this report was generated; its numbers are partial.")
 	}
 	if n := r.historyNote(); n != "" {
 		r.Notes = append(r.Notes, n)
@@ -545,7 +576,7 @@ var (
 
 func secs(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
-func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
+func (g *gen) week(ctx context.Context, w Period) (*WeekKPI, error) {
 	from, to := w.Start(), w.End()
 	k := &WeekKPI{Week: w.String(), FromMs: from.UnixMilli(), ToMs: to.UnixMilli(), History: g.coverage(from.UnixMilli(), to.UnixMilli())}
 	cred, err := store.ComputeKPIs(ctx, g.conn, control.KPIQuery{From: from, To: to, SLA: g.q.SLA, Now: g.q.Now})
@@ -587,7 +618,13 @@ func (g *gen) week(ctx context.Context, w Week) (*WeekKPI, error) {
 // duplicates until a merge.
 func (g *gen) access(ctx context.Context, weeks []WeekKPI) error {
 	from, to := time.UnixMilli(weeks[0].FromMs), time.UnixMilli(weeks[len(weeks)-1].ToMs)
-	rows, err := weeklyAccessSQL.Query(ctx, g.conn, g.rangeArgs(from, to))
+	args := g.rangeArgs(from, to)
+	starts := make([]int64, len(weeks))
+	for i := range weeks {
+		starts[i] = weeks[i].FromMs
+	}
+	args["starts"] = starts
+	rows, err := weeklyAccessSQL.Query(ctx, g.conn, args)
 	if err != nil {
 		return fmt.Errorf("access events: %w", err)
 	}

@@ -47,11 +47,11 @@ func NewAPI(store *Store, auditor audit.Appender) (*API, error) {
 // Routes returns the alert routes.
 func (a *API) Routes() []httpapi.Route {
 	return []httpapi.Route{
-		{Method: fiber.MethodGet, Path: "/v1/alerts", Roles: httpapi.ReadRoles, Handler: a.list,
+		{Method: fiber.MethodGet, Path: "/v1/alerts", Roles: httpapi.ReadRoles, Handler: a.list, SiteScoped: true,
 			Summary: "List alerts, newest first (filters: status, detector, severity, subject, credential, door, site, from, to; limit)."},
-		{Method: fiber.MethodGet, Path: "/v1/alerts/:id", Roles: httpapi.ReadRoles, Handler: a.get,
+		{Method: fiber.MethodGet, Path: "/v1/alerts/:id", Roles: httpapi.ReadRoles, Handler: a.get, SiteScoped: true,
 			Summary: "One alert with its evidence, explanation and responder actions."},
-		{Method: fiber.MethodPatch, Path: "/v1/alerts/:id", Roles: []httpapi.Role{httpapi.RoleAnalyst, httpapi.RoleResponder}, Handler: a.patch,
+		{Method: fiber.MethodPatch, Path: "/v1/alerts/:id", Roles: []httpapi.Role{httpapi.RoleAnalyst, httpapi.RoleResponder}, Handler: a.patch, SiteScoped: true,
 			Summary: "Change an alert's status (open, acknowledged, resolved, false_positive) with a note; audited."},
 	}
 }
@@ -133,6 +133,9 @@ func (a *API) list(c *fiber.Ctx) error {
 	if f.Limit == 0 {
 		f.Limit = DefaultLimit
 	}
+	if f.Sites, perr = httpapi.Caller(c).SiteFilter(f.Site); perr != nil {
+		return perr
+	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), a.timeout)
 	defer cancel()
 	recs, err := a.store.List(ctx, f)
@@ -168,7 +171,7 @@ func (a *API) get(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), a.timeout)
 	defer cancel()
 	r, err := a.store.Get(ctx, id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) || (err == nil && !httpapi.Caller(c).InScope(r.SiteID)) {
 		return httpapi.NewProblem(fiber.StatusNotFound, "alert_not_found", "no alert "+id)
 	}
 	if err != nil {
@@ -210,7 +213,7 @@ func (a *API) patch(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), a.timeout)
 	defer cancel()
 	cur, err := a.store.Get(ctx, id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) || (err == nil && !caller.InScope(cur.SiteID)) {
 		return httpapi.NewProblem(fiber.StatusNotFound, "alert_not_found", "no alert "+id)
 	}
 	if err != nil {

@@ -289,8 +289,10 @@ func (s *Store) actions(ctx context.Context, alertID string) ([]Action, error) {
 // Filter selects alerts. Empty fields do not filter.
 type Filter struct {
 	Status, Detector, Severity, Subject, Credential, Door, Site string
-	FromMs, ToMs                                                int64 // ts_ms in [FromMs, ToMs)
-	Limit                                                       int
+	// Sites limits the alerts to these sites (a site-scoped caller's).
+	Sites        []string
+	FromMs, ToMs int64 // ts_ms in [FromMs, ToMs)
+	Limit        int
 }
 
 // List returns alerts matching f, newest first.
@@ -300,7 +302,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 		limit = 100
 	}
 	args := chstorage.Args{"status": f.Status, "detector": f.Detector, "severity": f.Severity,
-		"subject_id": f.Subject, "credential_id": f.Credential, "door_id": f.Door, "site_id": f.Site, "limit": limit}
+		"subject_id": f.Subject, "credential_id": f.Credential, "door_id": f.Door, "site_id": f.Site, "sites": f.Sites, "limit": limit}
 	if f.FromMs > 0 {
 		args["from_ms"], args["from_s"] = f.FromMs, f.FromMs/1000
 	}

@@ -138,7 +138,9 @@ func (a *API) Routes() []httpapi.Route {
 	read := httpapi.ReadRoles
 	admin := httpapi.AdminOnly
 	r := func(method, path, summary string, roles []httpapi.Role, h fiber.Handler) httpapi.Route {
-		return httpapi.Route{Method: method, Path: path, Summary: summary, Roles: roles, Handler: a.whenReady(h)}
+		// The reads honour site-scoped tokens (admin writes cannot be scoped).
+		return httpapi.Route{Method: method, Path: path, Summary: summary, Roles: roles, Handler: a.whenReady(h),
+			SiteScoped: method == fiber.MethodGet && path != PathMigrations && path != PathMigration}
 	}
 	return []httpapi.Route{
 		r(fiber.MethodGet, PathLocks, "Registered locks (filters: vendor, site, group, tier, retired; limit).", read, a.handleList),

@@ -356,9 +356,10 @@ func (a *API) handleExport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	caller := httpapi.Caller(c)
 	var recs []registry.Record
 	for _, r := range a.opts.Locks.Registry().Records() {
-		if withRetired || !r.Retired {
+		if (withRetired || !r.Retired) && caller.InScope(r.SiteID) {
 			recs = append(recs, r)
 		}
 	}
@@ -428,10 +429,14 @@ func (a *API) handleList(c *fiber.Ctx) error {
 			return httpapi.BadRequest("tier", "tier must be a number (0: not recorded)")
 		}
 	}
+	sites, err := httpapi.Caller(c).SiteFilter(v["site"])
+	if err != nil {
+		return err
+	}
 	out := []registry.Record{}
 	total := 0
 	for _, r := range a.opts.Locks.Registry().Records() {
-		if (r.Retired && !withRetired) || (v["vendor"] != "" && r.Vendor != v["vendor"]) || (v["site"] != "" && r.SiteID != v["site"]) ||
+		if (len(sites) > 0 && !slices.Contains(sites, r.SiteID)) || (r.Retired && !withRetired) || (v["vendor"] != "" && r.Vendor != v["vendor"]) || (v["site"] != "" && r.SiteID != v["site"]) ||
 			(v["group"] != "" && !slices.Contains(r.Groups, v["group"])) || (tier >= 0 && r.Tier != tier) {
 			continue
 		}
@@ -449,7 +454,7 @@ func (a *API) handleGet(c *fiber.Ctx) error {
 		return err
 	}
 	cur, ok := a.opts.Locks.Registry().Get(vendor, id)
-	if !ok {
+	if !ok || !httpapi.Caller(c).InScope(cur.SiteID) {
 		return httpapi.NewProblem(fiber.StatusNotFound, "lock_not_found", "no lock "+lockTarget(vendor, id))
 	}
 	ctx, cancel := a.ctx(c)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,7 +102,18 @@ func (a *API) linkParams(c *fiber.Ctx) (days int, site string, limit int, err er
 			return 0, "", 0, httpapi.BadRequest("limit", "limit must be an integer in 1..10000")
 		}
 	}
-	return days, v["site"], limit, nil
+	site = v["site"]
+	sites, err := httpapi.Caller(c).SiteFilter(site)
+	if err != nil {
+		return 0, "", 0, err
+	}
+	switch {
+	case len(sites) == 1:
+		site = sites[0]
+	case len(sites) > 1:
+		return 0, "", 0, httpapi.BadRequest("site", "site is required: this token is limited to several sites ("+strings.Join(sites, ", ")+")")
+	}
+	return days, site, limit, nil
 }
 
 func (a *API) handleWeakLinks(c *fiber.Ctx) error { return a.serveLinks(c, false) }

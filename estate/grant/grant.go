@@ -2,8 +2,8 @@
 // registry: Checker refuses a credential the locks it would reach cannot
 // enforce (control/api's GrantPolicy) and says what each grant command
 // carries to a lock (control.Enforcement). A refusal is lifted only by a
-// recorded exception (ExceptionChecker); until the governance issue's
-// exception register exists, NoRegister records none.
+// recorded exception (ExceptionChecker: serve asks the exception register,
+// package exception; NoRegister records none).
 package grant
 
 import (

@@ -57,6 +57,7 @@ var tokenSchema = map[string]any{"type": "object", "properties": map[string]any{
 	"role":       map[string]any{"type": "string", "enum": roleNames()},
 	"created_ms": map[string]any{"type": "integer"}, "revoked_ms": map[string]any{"type": "integer"},
 	"expires_ms":   map[string]any{"type": "integer", "description": "when the token stops working (absent: never)"},
+	"sites":        map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "description": "the sites the token is limited to (absent: every site)"},
 	"last_used_ms": map[string]any{"type": "integer"},
 }}
 
@@ -80,6 +81,9 @@ func (a *API) Operations() map[string]openapi.Operation {
 					"role": map[string]any{"type": "string", "enum": roleNames()},
 					"expires_at": map[string]any{"type": "string", "format": "date-time", "nullable": true,
 						"description": "when the token stops working (RFC 3339, in the future, at most 5 years ahead); absent: never"},
+					"sites": map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "maxItems": MaxSites,
+						"description": "limit the token to these sites (property-scoped; analyst, responder and manager tokens only): " +
+							"site-scoped routes show only these sites and refuse writes outside them, fleet-wide routes answer 403 scope_unsupported; absent: every site"},
 				}},
 			Responses: map[int]openapi.Response{201: {Description: "the token and its secret",
 				Content: map[string]map[string]any{"application/json": {"type": "object", "properties": map[string]any{
@@ -135,6 +139,7 @@ func (a *API) create(c *fiber.Ctx) error {
 		Name      string       `json:"name"`
 		Role      httpapi.Role `json:"role"`
 		ExpiresAt *time.Time   `json:"expires_at"`
+		Sites     []string     `json:"sites"`
 	}
 	dec := json.NewDecoder(strings.NewReader(string(c.Body())))
 	dec.DisallowUnknownFields()
@@ -147,8 +152,14 @@ func (a *API) create(c *fiber.Ctx) error {
 	if !httpapi.ValidRole(req.Role) {
 		return httpapi.BadRequest("role", fmt.Sprintf("role must be one of %s", strings.Join(roleNames(), ", ")))
 	}
-	spec := Spec{Name: req.Name, Role: req.Role}
+	if err := CheckSites(req.Role, req.Sites); err != nil {
+		return httpapi.BadRequest("sites", err.Error())
+	}
+	spec := Spec{Name: req.Name, Role: req.Role, Sites: req.Sites}
 	details := map[string]string{"role": string(req.Role), "name": req.Name}
+	if len(req.Sites) > 0 {
+		details["sites"] = strings.Join(req.Sites, ",")
+	}
 	if req.ExpiresAt != nil {
 		now := a.store.now()
 		if !req.ExpiresAt.After(now) || req.ExpiresAt.Sub(now) > maxExpiry {

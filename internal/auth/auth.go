@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +37,9 @@ type Token struct {
 	RevokedMs int64        `json:"revoked_ms,omitempty"`
 	// ExpiresMs is when the token stops authenticating (0: never).
 	ExpiresMs int64 `json:"expires_ms,omitempty"`
+	// Sites limits the token to these sites (property-scoped; empty: every
+	// site). Fixed at creation; rotation keeps it.
+	Sites []string `json:"sites,omitempty"`
 	// LastUsedMs is when the token last authenticated a request (noted in
 	// memory on the request path, flushed to api_token_usage by Run).
 	LastUsedMs int64 `json:"last_used_ms,omitempty"`
@@ -111,6 +116,8 @@ var (
 	tokenUsageSQL    = chstorage.Query("auth/token_usage")
 	insertTokenUsage = chstorage.Query("auth/insert_token_usage")
 	insertToken      = chstorage.Query("auth/insert_token")
+	tokenScopesSQL   = chstorage.Query("auth/token_scopes")
+	insertTokenScope = chstorage.Query("auth/insert_token_scope")
 )
 
 // Load reads every token from ClickHouse into the cache.
@@ -136,6 +143,9 @@ func (s *Store) Load(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load tokens: %w", err)
 	}
+	if err := loadScopes(ctx, s.conn, byID, byHash); err != nil {
+		return err
+	}
 	if err := s.loadUsage(ctx); err != nil {
 		return err
 	}
@@ -143,6 +153,32 @@ func (s *Store) Load(ctx context.Context) error {
 	s.byHash, s.byID, s.loadedAt = byHash, byID, time.Now()
 	s.mu.Unlock()
 	return nil
+}
+
+// loadScopes adds the sites of scoped tokens.
+func loadScopes(ctx context.Context, conn driver.Conn, byID, byHash map[string]Token) error {
+	rows, err := tokenScopesSQL.Query(ctx, conn, nil)
+	if err != nil {
+		return fmt.Errorf("load token scopes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var sites []string
+		if err := rows.Scan(&id, &sites); err != nil {
+			return fmt.Errorf("scan token scope: %w", err)
+		}
+		t, ok := byID[id]
+		if !ok || len(sites) == 0 {
+			continue
+		}
+		t.Sites = sites
+		byID[id] = t
+		if _, live := byHash[t.hash]; live {
+			byHash[t.hash] = t
+		}
+	}
+	return rows.Err()
 }
 
 // Run reloads the cache periodically so tokens created or revoked by other
@@ -223,7 +259,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (httpapi.Princi
 		return httpapi.Principal{}, httpapi.ErrUnauthenticated
 	}
 	s.noteUse(t.ID)
-	return httpapi.Principal{TokenID: t.ID, Name: t.Name, Role: t.Role}, nil
+	return httpapi.Principal{TokenID: t.ID, Name: t.Name, Role: t.Role, Sites: t.Sites}, nil
 }
 
 // Create makes a new token and returns its secret (shown once, never stored).
@@ -250,6 +286,40 @@ type Spec struct {
 	Name      string
 	Role      httpapi.Role
 	ExpiresMs int64 // 0: never
+	// Sites limits the token to sites (empty: every site); only the
+	// reading roles (ScopableRoles) can be limited.
+	Sites []string
+}
+
+// ScopableRoles are the roles a token can be limited to sites with: admin,
+// ingest and scim tokens act fleet-wide by nature.
+var ScopableRoles = []httpapi.Role{httpapi.RoleAnalyst, httpapi.RoleResponder, httpapi.RoleManager}
+
+// MaxSites bounds a scoped token's sites.
+const MaxSites = 100
+
+// CheckSites validates the sites of a token of a role.
+func CheckSites(role httpapi.Role, sites []string) error {
+	if len(sites) == 0 {
+		return nil
+	}
+	if !slices.Contains(ScopableRoles, role) {
+		return fmt.Errorf("a %s token cannot be limited to sites (only analyst, responder and manager tokens can)", role)
+	}
+	if len(sites) > MaxSites {
+		return fmt.Errorf("at most %d sites", MaxSites)
+	}
+	seen := map[string]bool{}
+	for _, site := range sites {
+		if site == "" || len(site) > 128 || strings.TrimSpace(site) != site || strings.ContainsAny(site, ",\n") {
+			return fmt.Errorf("site %q: 1..128 characters, no commas, no surrounding spaces", site)
+		}
+		if seen[site] {
+			return fmt.Errorf("site %q twice", site)
+		}
+		seen[site] = true
+	}
+	return nil
 }
 
 // Put stores a token with a secret from NewSecret.
@@ -264,9 +334,18 @@ func (s *Store) Put(ctx context.Context, spec Spec, secret string) (Token, error
 	if spec.ExpiresMs != 0 && spec.ExpiresMs <= now.UnixMilli() {
 		return Token{}, errors.New("a token's expiry must be in the future")
 	}
+	if err := CheckSites(spec.Role, spec.Sites); err != nil {
+		return Token{}, err
+	}
 	h := Hash(secret)
 	t := Token{ID: IDOf(secret), Name: spec.Name, Role: spec.Role, CreatedMs: now.UnixMilli(), ExpiresMs: spec.ExpiresMs,
-		hash: h, version: uint64(time.Now().UnixNano())}
+		Sites: slices.Clone(spec.Sites), hash: h, version: uint64(time.Now().UnixNano())}
+	if len(t.Sites) > 0 {
+		// The scope first: a token stored without its scope would see every site.
+		if err := insertTokenScope.Insert(ctx, s.conn, []any{t.ID, t.Sites, t.CreatedMs}); err != nil {
+			return Token{}, fmt.Errorf("store token scope: %w", err)
+		}
+	}
 	if err := s.write(ctx, t); err != nil {
 		return Token{}, err
 	}
@@ -356,7 +435,7 @@ func (s *Store) Rotate(ctx context.Context, id, secret string) (Token, error) {
 	if !old.Active(s.now().UnixMilli()) {
 		return Token{}, ErrInactive
 	}
-	t, err := s.Put(ctx, Spec{Name: old.Name, Role: old.Role, ExpiresMs: old.ExpiresMs}, secret)
+	t, err := s.Put(ctx, Spec{Name: old.Name, Role: old.Role, ExpiresMs: old.ExpiresMs, Sites: old.Sites}, secret)
 	if err != nil {
 		return Token{}, err
 	}

@@ -34,6 +34,9 @@ const (
 	// TopicLockRegistry holds the lock registry's records (compacted, keyed
 	// by vendor/lock id): every instance follows it from the beginning.
 	TopicLockRegistry = "lock.registry"
+	// TopicExceptions holds the exception register's records (compacted,
+	// keyed by exception id): every instance follows it from the beginning.
+	TopicExceptions = "exception.register"
 	// TopicIdentityWrites carries identity write intents (ids and versions,
 	// never personal data) to the identity store's one decider.
 	TopicIdentityWrites = "identity.writes"
@@ -56,6 +59,7 @@ const (
 	GroupCredentialEvents = "keyfleet-credential-events" // credential.events → credential_events
 	GroupGatewaySim       = "keyfleet-gateway-sim"       // lock.commands → the simulated lock gateways
 	GroupLockRegistry     = "keyfleet-lock-registry"     // lock.registry → lock_registry (history)
+	GroupExceptions       = "keyfleet-exceptions"        // exception.register → exceptions (history)
 	GroupIdentityOwner    = "keyfleet-identity-owner"    // identity.writes: the identity store's decider
 	GroupIdentitySync     = "keyfleet-identity-sync"     // identity.changes → credential requests and revocations
 )
@@ -72,13 +76,14 @@ var _ Writer = (*kafka.Writer)(nil)
 var AllTopics = []string{
 	TopicRaw, TopicDLQ, TopicAccess, TopicAlerts, TopicCredentialEvents,
 	TopicControlCommands, TopicLockCommands, TopicLockAcks, TopicAuditCheckpoints, TopicLockRegistry,
-	TopicIdentityWrites, TopicIdentityChanges,
+	TopicIdentityWrites, TopicIdentityChanges, TopicExceptions,
 }
 
 // topicConfigs are topic settings beyond the broker defaults.
 var topicConfigs = map[string][]kafka.ConfigEntry{
 	TopicAuditCheckpoints: {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
 	TopicLockRegistry:     {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+	TopicExceptions:       {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
 	// The control plane's state: the newest full record per credential id
 	// (control/stream also sets it on topics created before).
 	TopicCredentialEvents: {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},

@@ -299,6 +299,32 @@ var (
 		{"to_vendor", "String"}, {"to_lock", "String"}, {"state", "String"}, {"ts", "DateTime"}, {"requested_ms", "Int64"},
 	}}
 
+	// 0072_recertification.sql
+	RecertCampaigns = Table{Name: "recert_campaigns", Columns: []Column{
+		{"campaign_id", "String"}, {"site_id", "String"}, {"created_ms", "Int64"}, {"deadline_ms", "Int64"},
+		{"created_by", "String"}, {"on_deadline", "String"}, {"closed_ms", "Int64"}, {"version", "UInt64"},
+	}}
+	// 0072_recertification.sql
+	RecertItems = Table{Name: "recert_items", Columns: []Column{
+		{"campaign_id", "String"}, {"credential_id", "String"}, {"subject_id", "String"}, {"role", "String"},
+		{"state", "String"}, {"door_groups", "Array(String)"},
+	}}
+	// 0072_recertification.sql
+	RecertDecisions = Table{Name: "recert_decisions", Columns: []Column{
+		{"campaign_id", "String"}, {"credential_id", "String"}, {"decision", "String"}, {"actor", "String"},
+		{"note", "String"}, {"ts_ms", "Int64"}, {"version", "UInt64"},
+	}}
+	// 0071_api_token_scopes.sql
+	APITokenScopes = Table{Name: "api_token_scopes", Columns: []Column{
+		{"id", "String"}, {"sites", "Array(String)"}, {"created_ms", "Int64"},
+	}}
+	// 0070_exceptions.sql
+	Exceptions = Table{Name: "exceptions", Columns: []Column{
+		{"id", "String"}, {"version", "UInt64"}, {"ts", "DateTime"}, {"ts_ms", "Int64"}, {"op", "String"},
+		{"actor", "String"}, {"kind", "String"}, {"reason", "String"}, {"status", "String"}, {"site_id", "String"},
+		{"start_ms", "Int64"}, {"expiry_ms", "Int64"}, {"review_ms", "Int64"}, {"record", "String"}, {"inserted_ms", "Int64"},
+	}}
+
 	Tables = []Table{SchemaMigrations, AccessEvents, DeadLetters, APITokens, APITokensV2, Alerts, AlertIndex, AlertActions, AlertTickets,
 		DetectBaselines, CredentialEvents, ControlRequests, ControlRequestItems, RevocationRequests, Revocations,
 		RevocationLocks, LockAcks, ControlTemplates, BreakglassReviews, LockCommandSends, LockCommandOutcomes,
@@ -306,7 +332,8 @@ var (
 		AccessEventsBySubject, AccessLocations, AccessIdentities, SubjectIdentities, AccessRollupDirty,
 		AccessRollupHourly, AccessRollupSubjectDaily, AccessRollupState, Reports, CredentialSubjects,
 		LockRegistry, EstateMigrations, EstateMigrationMoves,
-		IdentityResources, IdentityStaged, IdentityDecisions, IdentityLeavers}
+		IdentityResources, IdentityStaged, IdentityDecisions, IdentityLeavers, Exceptions, APITokenScopes,
+		RecertCampaigns, RecertItems, RecertDecisions}
 )
 
 // Views are the materialized views the migrations create. None reads

@@ -34,10 +34,13 @@ const (
 	RoleAdmin     Role = "admin"
 	// RoleSCIM is an identity provider's (SCIM /scim/v2, HR feed): people only.
 	RoleSCIM Role = "scim"
+	// RoleAuditor reads the admin audit log (search, export, verify) and
+	// nothing else.
+	RoleAuditor Role = "auditor"
 )
 
 // AllRoles lists every role.
-var AllRoles = []Role{RoleIngest, RoleAnalyst, RoleResponder, RoleManager, RoleAdmin, RoleSCIM}
+var AllRoles = []Role{RoleIngest, RoleAnalyst, RoleResponder, RoleManager, RoleAdmin, RoleSCIM, RoleAuditor}
 
 // Common role sets for routes. Admin is always admitted and need not be listed.
 var (
@@ -46,6 +49,7 @@ var (
 	ManageRoles  = []Role{RoleManager}
 	AdminOnly    = []Role{}
 	IngestRoles  = []Role{RoleIngest, RoleManager}
+	AuditRoles   = []Role{RoleAuditor}
 )
 
 // ValidRole reports whether r is a known role.
@@ -56,6 +60,37 @@ type Principal struct {
 	TokenID string
 	Name    string
 	Role    Role
+	// Sites limits the caller to these sites (property-scoped tokens);
+	// empty: every site.
+	Sites []string
+}
+
+// Scoped reports whether the caller is limited to some sites.
+func (p Principal) Scoped() bool { return len(p.Sites) > 0 }
+
+// InScope reports whether the caller may see or change site: always for an
+// unscoped caller; for a scoped one only its sites (never "", a record of
+// no site, which is fleet-wide).
+func (p Principal) InScope(site string) bool {
+	return !p.Scoped() || (site != "" && slices.Contains(p.Sites, site))
+}
+
+// SiteFilter is the site a read is limited to: the requested one (which a
+// scoped caller must hold, else 403 out_of_scope), or, when none is
+// requested, "" for an unscoped caller and the caller's sites otherwise.
+func (p Principal) SiteFilter(requested string) ([]string, error) {
+	if requested != "" {
+		if !p.InScope(requested) {
+			return nil, OutOfScope("site " + requested)
+		}
+		return []string{requested}, nil
+	}
+	return p.Sites, nil
+}
+
+// OutOfScope is the 403 a scoped caller gets for what lies outside its sites.
+func OutOfScope(what string) *Problem {
+	return NewProblem(fiber.StatusForbidden, "out_of_scope", what+" is outside the sites this token is limited to")
 }
 
 // Authenticator checks bearer tokens. It is implemented by internal/auth.
@@ -81,6 +116,11 @@ type Route struct {
 	// BinaryBody exempts the request body from the UTF-8 check every other
 	// route's body gets.
 	BinaryBody bool
+	// SiteScoped says the handler honours a property-scoped token (reads
+	// filtered to its sites, writes outside them 403 out_of_scope). A
+	// route without it is fleet-wide: a scoped token gets 403
+	// scope_unsupported, so no route leaks other sites by default.
+	SiteScoped bool
 	Handler    fiber.Handler
 }
 
@@ -261,6 +301,10 @@ func (s *Server) authorize(r Route) fiber.Handler {
 		if !r.Allows(p.Role) {
 			return NewProblem(fiber.StatusForbidden, "forbidden",
 				fmt.Sprintf("role %s may not call %s %s", p.Role, r.Method, r.Path))
+		}
+		if p.Scoped() && !r.SiteScoped {
+			return NewProblem(fiber.StatusForbidden, "scope_unsupported",
+				fmt.Sprintf("%s %s is fleet-wide; a token limited to sites (%s) may not call it", r.Method, r.Path, strings.Join(p.Sites, ", ")))
 		}
 		if costly && s.expensive != nil {
 			key := "ip:" + ip

@@ -129,3 +129,38 @@ func TestBodyLimit(t *testing.T) {
 	f(strings.Repeat("x", 100), true, 200, "100")
 	f(strings.Repeat("x", 5000), true, 413, "body_too_large")
 }
+
+type scopedTokens map[string]Principal
+
+func (t scopedTokens) Authenticate(_ context.Context, token string) (Principal, error) {
+	p, ok := t[token]
+	if !ok {
+		return Principal{}, ErrUnauthenticated
+	}
+	return p, nil
+}
+
+// A site-scoped token reaches only the routes that honour the scope; every
+// other route is fleet-wide and answers 403 scope_unsupported.
+func TestScopedTokensReachOnlySiteScopedRoutes(t *testing.T) {
+	sites := func(c *fiber.Ctx) error { return c.SendString(strings.Join(Caller(c).Sites, ",")) }
+	s, err := New(Options{Auth: scopedTokens{"m": {Role: RoleManager}, "ms": {Role: RoleManager, Sites: []string{"s1"}}}}, []Route{
+		{Method: "GET", Path: "/scoped", Roles: ReadRoles, Handler: sites, SiteScoped: true},
+		{Method: "GET", Path: "/fleet", Roles: ReadRoles, Handler: sites},
+	})
+	require.NoError(t, err)
+	f := func(path, token string, want int, wantBody string) {
+		t.Helper()
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := s.App().Test(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		assert.Equal(t, want, resp.StatusCode, "%s as %s", path, token)
+		assert.Contains(t, string(body), wantBody)
+	}
+	f("/scoped", "ms", 200, "s1")
+	f("/fleet", "ms", 403, `"code":"scope_unsupported"`)
+	f("/fleet", "m", 200, "")
+	f("/scoped", "m", 200, "")
+}

@@ -267,6 +267,14 @@ func operation(r httpapi.Route, op Operation) (map[string]any, error) {
 		"responses":   responses,
 		"x-roles":     roles,
 	}
+	if !r.Public {
+		out["x-site-scoped"] = r.SiteScoped
+		if r.SiteScoped {
+			out["description"] = desc + " Honours site-scoped tokens: reads are limited to the token's sites, writes outside them are 403 out_of_scope."
+		} else {
+			out["description"] = desc + " Fleet-wide: a site-scoped token gets 403 scope_unsupported."
+		}
+	}
 	if len(params) > 0 {
 		out["parameters"] = params
 	}

@@ -6,6 +6,7 @@
 -- param: credential_id String = 'c1'
 -- param: door_id String = 'd1'
 -- param: site_id String = 's1'
+-- param: sites Set(String) = ['s1', 's2']
 -- param: from_ms Int64 = 1709251200000
 -- param: from_s Int64 = 1709251200
 -- param: to_ms Int64 = 1709856000000
@@ -24,6 +25,7 @@ WHERE 1
 /*if credential_id*/ AND credential_id = {credential_id:String} /*end*/
 /*if door_id*/ AND door_id = {door_id:String} /*end*/
 /*if site_id*/ AND site_id = {site_id:String} /*end*/
+/*if sites*/ AND site_id IN {sites:Set(String)} /*end*/
 /*if from_ms*/ AND ts >= toDateTime({from_s:Int64}) AND ts_ms >= {from_ms:Int64} /*end*/
 /*if to_ms*/ AND ts <= toDateTime({to_s:Int64}) AND ts_ms < {to_ms:Int64} /*end*/
 ORDER BY ts_ms DESC, alert_id

@@ -4,10 +4,12 @@
 -- param: from_ms Int64 = 1709510400000
 -- param: to_ms Int64 = 1709596800000
 -- param: after Fragment = (ts_ms < 1709528767123 OR (ts_ms = 1709528767123 AND alert_id < 'a1'))
+-- param: sites Set(String) = ['s1', 's2']
 -- param: limit UInt32 = 101
 SELECT alert_id, detector, severity, status, credential_id, door_id, site_id, ts_ms,
     window_start_ms, window_end_ms, observed, threshold, explanation, suggested_action, evidence
 FROM alerts FINAL
 WHERE subject_id = {subject:String} AND ts_ms >= {from_ms:Int64} AND ts_ms < {to_ms:Int64}
 /*if after*/ AND {after:Fragment} /*end*/
+/*if sites*/ AND site_id IN {sites:Set(String)} /*end*/
 ORDER BY ts_ms DESC, alert_id DESC LIMIT {limit:UInt32}

@@ -10,6 +10,7 @@
 -- param: from_ms Int64 = 1709510400000
 -- param: to_ms Int64 = 1709596800000
 -- param: after Fragment = (ts_ms < 1709528767123 OR (ts_ms = 1709528767123 AND (credential_id < 'c1' OR (credential_id = 'c1' AND seq < 3))))
+-- param: sites Set(String) = ['s1', 's2']
 -- param: limit UInt32 = 101
 SELECT toInt64(ts_ms), toString(credential_id), toUInt64(seq), {columns:Fragment}
 FROM credential_events
@@ -17,4 +18,5 @@ WHERE credential_id IN (SELECT credential_id FROM credential_subjects WHERE subj
 AND subject_id = {subject:String}
 AND ts >= toDateTime({from_s:Int64}) AND ts < toDateTime({to_s:Int64}) AND ts_ms >= {from_ms:Int64} AND ts_ms < {to_ms:Int64}
 /*if after*/ AND {after:Fragment} /*end*/
+/*if sites*/ AND site_id IN {sites:Set(String)} /*end*/
 ORDER BY ts_ms DESC, credential_id DESC, seq DESC LIMIT 1 BY credential_id, seq LIMIT {limit:UInt32}
