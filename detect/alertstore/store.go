@@ -321,7 +321,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 }
 
 // listIndexed lists alerts filtered by what the index holds (status,
-// detector, severity, site, time): the page's ids from the index, then their
+// detector, severity, site or a scoped caller's sites, time): the page's ids from the index, then their
 // full rows from alerts within the page's event-time span. A row whose
 // current version no longer matches (a status changed between the two
 // reads, or an index row whose alert row was not written) is left out.
@@ -370,7 +370,8 @@ func (s *Store) listIndexed(ctx context.Context, f Filter, args chstorage.Args) 
 	out := recs[:0]
 	for _, r := range recs {
 		if (f.Status == "" || r.Status == f.Status) && (f.Detector == "" || r.Detector == f.Detector) &&
-			(f.Severity == "" || r.Severity == f.Severity) && (f.Site == "" || r.SiteID == f.Site) {
+			(f.Severity == "" || r.Severity == f.Severity) && (f.Site == "" || r.SiteID == f.Site) &&
+			(len(f.Sites) == 0 || slices.Contains(f.Sites, r.SiteID)) {
 			out = append(out, r)
 		}
 	}

@@ -5,6 +5,7 @@
 -- param: detector String = 'unlock_burst'
 -- param: severity String = 'high'
 -- param: site_id String = 's1'
+-- param: sites Set(String) = ['s1', 's2']
 -- param: from_ms Int64 = 1709251200000
 -- param: from_s Int64 = 1709251200
 -- param: to_ms Int64 = 1709856000000
@@ -13,6 +14,7 @@
 SELECT alert_id, ts FROM alert_index FINAL
 WHERE 1
 /*if site_id*/ AND site_id = {site_id:String} /*end*/
+/*if sites*/ AND site_id IN {sites:Set(String)} /*end*/
 /*if status*/ AND status = {status:String} /*end*/
 /*if detector*/ AND detector = {detector:String} /*end*/
 /*if severity*/ AND severity = {severity:String} /*end*/
