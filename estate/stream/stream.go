@@ -215,6 +215,7 @@ func (l *Locks) followPartition(ctx context.Context, partition int, from int64) 
 		Brokers: l.opts.Bus.Brokers, Topic: l.opts.Bus.Topic(bus.TopicLockRegistry), Partition: partition,
 		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond,
 		ReadBackoffMin: 20 * time.Millisecond, ReadBackoffMax: time.Second,
+		Dialer: l.opts.Bus.Dialer(), // Kafka TLS/SASL like every other reader
 	})
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
