@@ -70,17 +70,26 @@ test-unit:
 # benchstat-friendly (BENCH_COUNT runs of each; compare two runs' BENCH_MICRO
 # files with `benchstat old.txt new.txt`), then the end-to-end harness:
 # `keyfleet bench` runs serve as a separate process on the real services and
-# writes BENCH_OUT. BENCH_ARGS=--quick for a ~2 minute smoke run; BENCH_MICRO=
-# (empty) skips the micro-benchmarks, BENCH_E2E= (empty) the harness.
+# writes BENCH_OUT (with the baseline loop interleaved: keyfleet/baseline
+# ratios), then the scaling benchmark (BENCH_FLEET_SIZES, BENCH_STORE_SIZES:
+# serve's memory by fleet size, query latency by stored events) into
+# BENCH_SCALE_OUT. BENCH_ARGS=--quick for a ~2 minute smoke run; BENCH_MICRO=
+# (empty) skips the micro-benchmarks, BENCH_E2E= (empty) the harness,
+# BENCH_SCALE= (empty) the scaling benchmark.
 BENCH_COUNT ?= 5
 BENCH_MICRO ?= var/bench/micro.txt
 BENCH_E2E ?= 1
 BENCH_OUT ?= var/bench/results.json
 BENCH_ARGS ?=
+BENCH_SCALE ?= 1
+BENCH_FLEET_SIZES ?= 2k,20k,100k
+BENCH_STORE_SIZES ?= 10M,30M
+BENCH_SCALE_OUT ?= var/bench/scaling.json
 bench: build services
 	@mkdir -p var/bench $(dir $(BENCH_OUT))
-	$(if $(BENCH_MICRO),set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./normalize/... ./detect/... ./internal/... | tee $(BENCH_MICRO))
+	$(if $(BENCH_MICRO),set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./normalize/... ./detect/... ./internal/... ./pipeline/... | tee $(BENCH_MICRO))
 	$(if $(BENCH_E2E),$(BIN) bench --out $(BENCH_OUT) $(BENCH_ARGS))
+	$(if $(BENCH_SCALE),$(BIN) bench --fleet-sizes $(BENCH_FLEET_SIZES) --store-sizes $(BENCH_STORE_SIZES) --timeout 3h --out $(BENCH_SCALE_OUT))
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

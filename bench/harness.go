@@ -45,6 +45,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -81,6 +82,21 @@ type Options struct {
 	Partitions int
 	// ServeArgs are extra flags for keyfleet serve.
 	ServeArgs []string
+	// ServeHTTPAddr is serve's --http-addr (default: a free loopback port).
+	ServeHTTPAddr string
+	// ClickHousePIDs and KafkaPIDs are the server processes whose CPU the
+	// results count. Empty: the processes listening on the ClickHouse and
+	// Kafka ports the run uses (never every process of that name: another
+	// ClickHouse on the machine is not this run's).
+	ClickHousePIDs []int
+	KafkaPIDs      []int
+
+	// BaselineRounds > 0 measures, after the throughput phase, the baseline
+	// loop (bench's minimal kafka-go → JSON decode → clickhouse-go columnar
+	// insert, on the same backlog, broker and ClickHouse) and keyfleet
+	// again, interleaved (baseline, keyfleet, baseline, …) this many times,
+	// and reports keyfleet/baseline ratios of the medians.
+	BaselineRounds int
 
 	// The simulated fleet.
 	Seed         uint64
@@ -135,10 +151,10 @@ func DefaultOptions() Options {
 		Partitions: 4, Seed: 1, Sites: 20, DoorsPerSite: 80, Subjects: 8000,
 		VendorMix: "matter=30,nuki=20,schlage=20,seam=15,legacy=15", Workers: 2,
 		ThroughputRecords: 6_000_000, MinSustained: 60 * time.Second, ProfileSeconds: 20,
-		Rates: []float64{20_000, 100_000}, MaxRateFraction: 0.85, RateDuration: 20 * time.Second, QueryRate: 20_000,
+		Rates: []float64{20_000}, MaxRateFraction: 0.5, RateDuration: 20 * time.Second, QueryRate: 20_000,
 		Revocations: 200, RevocationSpread: 20 * time.Second,
 		GatewayProfile: "legacy.latency=2s," + noOutages,
-		QueryRounds:    20, Timeout: 25 * time.Minute, Mode: "default",
+		QueryRounds:    20, BaselineRounds: 3, Timeout: 50 * time.Minute, Mode: "default",
 	}
 }
 
@@ -152,6 +168,7 @@ func QuickOptions() Options {
 	o.Rates, o.MaxRateFraction, o.RateDuration, o.QueryRate = []float64{5_000, 20_000}, 0, 10*time.Second, 5_000
 	o.Revocations, o.RevocationSpread = 20, 5*time.Second
 	o.QueryRounds, o.Timeout, o.Mode = 5, 10*time.Minute, "quick"
+	o.BaselineRounds = 1
 	return o
 }
 
@@ -211,6 +228,10 @@ type run struct {
 	sampler *sampler
 	gw      *locks.Set
 	stopGW  func()
+	chPIDs  []int
+	kPIDs   []int
+	// extraDBs are the databases of comparison rounds (dropped at cleanup).
+	extraDBs []string
 	// ca mints the bench phones' attestations; serve trusts its roots.
 	ca *attesttest.CA
 }
@@ -272,9 +293,15 @@ func (r *run) run(ctx context.Context) error {
 			r.note("throughput: the second round's window was still %.0f s", t.WindowSeconds)
 		}
 	}
+	if r.o.BaselineRounds > 0 {
+		if err := r.compare(ctx); err != nil {
+			return fmt.Errorf("comparison with the baseline loop: %w", err)
+		}
+	}
 	rates := append([]float64(nil), r.o.Rates...)
 	if f := r.o.MaxRateFraction; f > 0 && r.res.Throughput != nil && r.res.Throughput.EventsPerSecond > 0 {
-		rates = insertRate(rates, min(maxRate, roundRate(f*r.res.Throughput.EventsPerSecond)))
+		r.res.FractionRate = min(maxRate, roundRate(f*r.res.Throughput.EventsPerSecond))
+		rates = insertRate(rates, r.res.FractionRate)
 	}
 	for _, rate := range rates {
 		if err := r.ratePhase(ctx, rate); err != nil {
@@ -382,11 +409,23 @@ func (r *run) prepare(ctx context.Context) error {
 	o := r.o
 	r.bc = bus.Config{Brokers: o.KafkaBrokers, TopicPrefix: "kfbench." + r.id + ".", Partitions: o.Partitions}
 	r.chCfg = o.ClickHouse
-	r.chCfg.Database = "kfbench_" + r.id
+	r.chCfg.Database = r.baseDB()
 	if err := r.ensureServices(ctx); err != nil {
 		return err
 	}
 	r.res.Machine.ClickHouseVersion = r.clickHouseVersion(ctx)
+	r.chPIDs, r.kPIDs = o.ClickHousePIDs, o.KafkaPIDs
+	if len(r.chPIDs) == 0 {
+		r.chPIDs = listenerPIDs(portOf(o.ClickHouse.Addr))
+	}
+	if len(r.kPIDs) == 0 {
+		r.kPIDs = listenerPIDs(portOf(o.KafkaBrokers[0]))
+	}
+	if len(r.chPIDs) == 0 || len(r.kPIDs) == 0 {
+		r.note("no process found listening on ClickHouse's (%v) or Kafka's (%v) port: pass --clickhouse-pid/--kafka-pid; "+
+			"their CPU is not counted", r.chPIDs, r.kPIDs)
+	}
+	r.res.Setup.ClickHousePIDs, r.res.Setup.KafkaPIDs = r.chPIDs, r.kPIDs
 	if r.res.Machine.KafkaVersion == "" { // the broker was started just now
 		r.res.Machine.KafkaVersion = kafkaVersion()
 	}
@@ -500,7 +539,8 @@ func (r *run) startServe(ctx context.Context) error {
 	srv, err := startServe(ctx, serveConfig{binary: r.o.Binary, brokers: r.o.KafkaBrokers, prefix: r.bc.TopicPrefix,
 		partitions: r.o.Partitions, chAddr: r.o.ClickHouse.Addr, chDatabase: r.chCfg.Database, chUser: r.o.ClickHouse.Username,
 		chPassword: r.o.ClickHouse.Password, registry: filepath.Join(r.dir, "registry.json"), dataDir: filepath.Join(r.dir, "serve"),
-		logPath: filepath.Join(r.dir, "serve.log"), token: token, key: pseudonymKey, extra: extra})
+		logPath: filepath.Join(r.dir, "serve.log"), token: token, key: pseudonymKey, extra: extra,
+		httpAddr: r.o.ServeHTTPAddr})
 	if err != nil {
 		return err
 	}
@@ -514,7 +554,7 @@ func (r *run) startServe(ctx context.Context) error {
 		return err
 	}
 	r.conn = conn
-	r.sampler = newSampler(srv)
+	r.sampler = newSampler(srv, r.chPIDs, r.kPIDs)
 	go r.sampler.run()
 
 	// The lock gateways of the fleet, acknowledging lock.commands on
@@ -592,14 +632,16 @@ func (r *run) cleanup() {
 	}
 	step(time.Minute, "delete topics", func(ctx context.Context) error { return deleteTopics(ctx, r.bc) })
 	step(time.Minute, "delete consumer groups", func(ctx context.Context) error { return deleteGroups(ctx, r.bc) })
-	step(5*time.Minute, "drop database "+r.chCfg.Database, func(ctx context.Context) error {
-		conn, err := chstorage.Open(ctx, r.serverConfig())
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		return dropDatabaseSQL.Exec(ctx, conn, chstorage.Args{"database": r.chCfg.Database})
-	})
+	for _, db := range append([]string{r.baseDB()}, r.extraDBs...) {
+		step(5*time.Minute, "drop database "+db, func(ctx context.Context) error {
+			conn, err := chstorage.Open(ctx, r.serverConfig())
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			return dropDatabaseSQL.Exec(ctx, conn, chstorage.Args{"database": db})
+		})
+	}
 	if r.o.WorkDir == "" && r.dir != "" {
 		os.RemoveAll(r.dir)
 	}
@@ -641,7 +683,8 @@ type sample struct {
 
 // sampler reads serve's CPU, RSS and row counters every second.
 type sampler struct {
-	srv      *server
+	srv      *server // nil: this process (the baseline loop), rows from rows
+	rows     atomic.Int64
 	chPids   []int
 	kPids    []int
 	mu       sync.Mutex
@@ -651,8 +694,8 @@ type sampler struct {
 	stopped  chan struct{}
 }
 
-func newSampler(srv *server) *sampler {
-	return &sampler{srv: srv, chPids: findProcs("clickhouse-server"), kPids: findProcs("kafka.Kafka"),
+func newSampler(srv *server, chPIDs, kPIDs []int) *sampler {
+	return &sampler{srv: srv, chPids: chPIDs, kPids: kPIDs,
 		done: make(chan struct{}), stopped: make(chan struct{})}
 }
 
@@ -672,6 +715,17 @@ func (s *sampler) run() {
 
 func (s *sampler) take() sample {
 	sm := sample{at: time.Now()}
+	if s.srv == nil { // the baseline loop runs in this process
+		sm.serveCPU, _ = procCPU(os.Getpid())
+		sm.rss, _, _ = procMem(os.Getpid())
+		sm.rows = float64(s.rows.Load())
+		sm.busy, _, _ = machineCPU()
+		sm.chCPU, sm.kafkaCPU = procsCPU(s.chPids), procsCPU(s.kPids)
+		s.mu.Lock()
+		s.samples = append(s.samples, sm)
+		s.mu.Unlock()
+		return sm
+	}
 	sm.serveCPU, _ = procCPU(s.srv.pid())
 	sm.rss, _, _ = procMem(s.srv.pid())
 	sm.busy, _, _ = machineCPU()
@@ -722,11 +776,12 @@ func (s *sampler) last() sample {
 }
 
 // consumers are serve's consumer groups and their topics.
+// The detect group reads access.events only with --access-events topic (an
+// empty topic otherwise: no lag).
 var consumers = []bus.Consumer{
-	{Group: "keyfleet-normalize", Topic: bus.TopicRaw},
-	{Group: "keyfleet-clickhouse", Topic: bus.TopicAccess},
-	{Group: "keyfleet-detect", Topic: bus.TopicAccess},
-	{Group: "keyfleet-alerts", Topic: bus.TopicAlerts},
+	{Group: bus.GroupNormalize, Topic: bus.TopicRaw},
+	{Group: bus.GroupDetect, Topic: bus.TopicAccess},
+	{Group: bus.GroupAlerts, Topic: bus.TopicAlerts},
 }
 
 // lags returns the lag of each consumer (same order as consumers).
@@ -777,6 +832,9 @@ func (r *run) note(format string, args ...any) {
 	r.res.Notes = append(r.res.Notes, msg)
 	r.logger.Warn(msg)
 }
+
+// baseDB is the run's first database (comparison rounds add their own).
+func (r *run) baseDB() string { return "kfbench_" + r.id }
 
 // serverConfig is the ClickHouse connection for statements outside the
 // run's database.

@@ -35,6 +35,7 @@ func TestHarnessQuick(t *testing.T) {
 	o.Revocations, o.RevocationSpread, o.QueryRounds = 4, time.Second, 2
 	o.GatewayProfile = "matter.latency=20ms,nuki.latency=20ms,schlage.latency=20ms,seam.latency=20ms,legacy.latency=20ms," + noOutages
 	o.Timeout, o.Logger = 5*time.Minute, testenv.Logger(t)
+	o.BaselineRounds = 1
 	res, err := Run(context.Background(), o)
 	require.NoError(t, err)
 
@@ -55,12 +56,19 @@ func TestHarnessQuick(t *testing.T) {
 	for _, q := range res.Queries[1].Queries {
 		assert.NotEqual(t, "errors", q.Status, q.Name)
 	}
-	assert.Len(t, res.Goals, 5)
+	assert.Len(t, res.Goals, 8)
+	require.NotNil(t, res.Comparison)
+	require.Len(t, res.Comparison.Rounds, 2) // baseline, keyfleet
+	for _, rd := range res.Comparison.Rounds {
+		assert.Positive(t, rd.Events, rd.Kind)
+	}
+	assert.NotEmpty(t, res.Setup.ClickHousePIDs, "the server listening on the ClickHouse port")
+	assert.NotEmpty(t, res.Setup.KafkaPIDs, "the broker listening on the Kafka port")
 	assert.Positive(t, res.Serve.PeakRSSMiB)
 
 	var buf bytes.Buffer
 	WriteTable(&buf, res)
-	for _, s := range []string{"INGEST", "RATE 2000/s", "REVOCATION", "QUERIES idle", "GOALS"} {
+	for _, s := range []string{"INGEST", "AGAINST THE BASELINE LOOP", "RATE 2000/s", "REVOCATION", "QUERIES idle", "GOALS"} {
 		assert.Contains(t, buf.String(), s)
 	}
 	_, err = json.Marshal(res)

@@ -78,13 +78,23 @@ func (r *run) throughput(ctx context.Context, records int64, first bool) error {
 		"produce", time.Since(start).Round(time.Millisecond))
 
 	// 3. Start serve and watch it drain the backlog.
+	t, err := r.drain(ctx, res.Sent, o.ProfileSeconds)
+	if t != nil {
+		r.res.Throughput = t
+	}
+	return err
+}
+
+// drain starts serve on a backlog of raw records and measures how fast it
+// stores them (with the detectors running), with a CPU profile of
+// profileSeconds (0: none).
+func (r *run) drain(ctx context.Context, raw int64, profileSeconds int) (*Throughput, error) {
 	serveStart := time.Now()
 	if err := r.startServe(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	r.logger.Info("keyfleet serve ready", "after", time.Since(serveStart).Round(time.Millisecond))
-	t := &Throughput{RawRecords: res.Sent}
-	r.res.Throughput = t
+	t := &Throughput{RawRecords: raw}
 	profDone := make(chan error, 1)
 	profPath, heapPath := filepath.Join(r.dir, "serve-cpu.pprof"), filepath.Join(r.dir, "serve-heap.pprof")
 	var memstats metrics
@@ -95,26 +105,26 @@ func (r *run) throughput(ctx context.Context, records int64, first bool) error {
 	for written.IsZero() {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return t, ctx.Err()
 		case <-time.After(time.Second):
 		}
 		if !r.srv.alive() {
-			return fmt.Errorf("%w; log %s:\n%s", errServeDied, r.srv.logPath, tail(r.srv.logPath, 20))
+			return t, fmt.Errorf("%w; log %s:\n%s", errServeDied, r.srv.logPath, tail(r.srv.logPath, 20))
 		}
 		rows := r.sampler.last().rows
 		if rows > lastRows {
 			lastRows, lastProgress = rows, time.Now()
 		} else if time.Since(lastProgress) > 2*time.Minute {
-			return fmt.Errorf("stalled at %.0f rows; log %s:\n%s", rows, r.srv.logPath, tail(r.srv.logPath, 20))
+			return t, fmt.Errorf("stalled at %.0f rows; log %s:\n%s", rows, r.srv.logPath, tail(r.srv.logPath, 20))
 		}
-		if rows > 0 && !profStarted && o.ProfileSeconds > 0 {
+		if rows > 0 && !profStarted && profileSeconds > 0 {
 			profStarted = true
 			go func() {
 				// Let the pipeline reach its pace first; the heap profile
 				// and memory statistics follow the CPU profile (still
 				// draining, near the peak).
 				time.Sleep(3 * time.Second)
-				err := r.srv.profile(ctx, "profile", o.ProfileSeconds, profPath)
+				err := r.srv.profile(ctx, "profile", profileSeconds, profPath)
 				if err == nil {
 					err = r.srv.profile(ctx, "heap", 0, heapPath)
 				}
@@ -135,7 +145,7 @@ func (r *run) throughput(ctx context.Context, records int64, first bool) error {
 	}
 	catchUp, drained, err := r.waitDrained(ctx, 5*time.Minute)
 	if err != nil {
-		return err
+		return t, err
 	}
 	if !drained {
 		r.note("throughput: the detectors had not caught up %s after the last row was stored", catchUp.Round(time.Second))
@@ -147,7 +157,7 @@ func (r *run) throughput(ctx context.Context, records int64, first bool) error {
 		} else if ps, err := summarizeProfile(ctx, r.o.Binary, profPath, heapPath, r.o.ProfileOut); err != nil {
 			r.note("profile summary: %v", err)
 		} else {
-			ps.Seconds = o.ProfileSeconds
+			ps.Seconds = profileSeconds
 			ps.HeapInuseMiB = memstats.sum("go_memstats_heap_inuse_bytes") / (1 << 20)
 			ps.GoSysMiB = memstats.sum("go_memstats_sys_bytes") / (1 << 20)
 			r.res.Profile = ps
@@ -159,7 +169,7 @@ func (r *run) throughput(ctx context.Context, records int64, first bool) error {
 	var count uint64
 	since := serveStart.UnixMilli()
 	if err := ingestTotalsSQL.QueryRow(ctx, r.conn, chstorage.Args{"since_ms": since}).Scan(&count, &q05, &q95, &firstMs, &lastMs); err != nil {
-		return fmt.Errorf("count rows: %w", err)
+		return t, fmt.Errorf("count rows: %w", err)
 	}
 	var dlq uint64
 	_ = deadLettersSinceSQL.QueryRow(ctx, r.conn, chstorage.Args{"since": serveStart.Add(-time.Second)}).Scan(&dlq)
@@ -219,7 +229,7 @@ func (r *run) throughput(ctx context.Context, records int64, first bool) error {
 	}
 	r.logger.Info("throughput measured", "events_per_s", int64(t.EventsPerSecond), "window_s", int64(t.WindowSeconds),
 		"serve_cpu_s_per_million", fmt.Sprintf("%.1f", t.ServeCPUPerMillion), "peak_rss_mib", int64(t.PeakRSSMiB))
-	return nil
+	return t, nil
 }
 
 // ratePhase offers records at a fixed rate and measures freshness and
@@ -362,10 +372,25 @@ func (registerOnly) Change(context.Context, *event.Credential) error { return ni
 // run's database, so a phase does not pay for the previous one's
 // background work.
 func (r *run) waitMerges(ctx context.Context, limit time.Duration) {
+	r.waitMergesIn(ctx, r.chCfg.Database, limit)
+}
+
+// waitMergesIn waits until ClickHouse runs no merge in database (or limit
+// passes).
+func (r *run) waitMergesIn(ctx context.Context, database string, limit time.Duration) {
+	conn := r.conn
+	if conn == nil {
+		c, err := chstorage.Open(ctx, r.serverConfig())
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		conn = c
+	}
 	quiet := 0
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline) && quiet < 2; {
 		var n uint64
-		if err := mergesRunningSQL.QueryRow(ctx, r.conn, chstorage.Args{"database": r.chCfg.Database}).Scan(&n); err != nil {
+		if err := mergesRunningSQL.QueryRow(ctx, conn, chstorage.Args{"database": database}).Scan(&n); err != nil {
 			return
 		}
 		if n == 0 {
@@ -671,6 +696,9 @@ var analystQueries = []analystQuery{
 	}},
 	{"site_alerts_open", func(q *queryIDs, i int) string {
 		return "/v1/alerts?status=open&site=" + pick(q.sites, i) + "&limit=50"
+	}},
+	{"fleet_alerts_open", func(*queryIDs, int) string {
+		return "/v1/alerts?status=open&limit=50"
 	}},
 }
 

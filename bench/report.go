@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -113,9 +114,11 @@ func summarizeProfile(ctx context.Context, binary, path, heapPath, out string) (
 // profileStages are the long-running parts of serve, by the function at
 // the root of their goroutines.
 var profileStages = []struct{ name, fn string }{
-	{"normalize stage (raw → access.events)", "github.com/keyfleet/keyfleet/normalize.(*Stage).Run"},
-	{"ClickHouse writer (access.events → access_events)", "github.com/keyfleet/keyfleet/internal/chstorage.(*Writer).Run"},
-	{"detectors (access.events → alerts)", "github.com/keyfleet/keyfleet/detect/stream.(*Processor).Run"},
+	{"one pass: normalize, detectors' hand-off, access.events (Ingest.process)", "github.com/keyfleet/keyfleet/pipeline.(*Ingest).process"},
+	{"one pass: ClickHouse inserts and commits (Ingest.store)", "github.com/keyfleet/keyfleet/pipeline.(*Ingest).store"},
+	{"detectors judging (in-process or from access.events)", "github.com/keyfleet/keyfleet/detect/stream.(*Processor).judge"},
+	{"normalize stage (raw → access.events; before the one pass)", "github.com/keyfleet/keyfleet/pipeline.(*NormalizeStage).Run"},
+	{"Kafka → ClickHouse sinks (dead letters; before the one pass also access.events)", "github.com/keyfleet/keyfleet/pipeline.(*Sink).Run"},
 	{"kafka-go readers (fetch, decompress, parse)", "github.com/segmentio/kafka-go.(*reader).run"},
 	{"kafka-go producer connections (encode, lz4)", "github.com/segmentio/kafka-go.(*conn).run"},
 	{"garbage collector (background marking)", "runtime.gcBgMarkWorker"},
@@ -221,30 +224,69 @@ func groupOf(fn string) string {
 func goals(res *Results) []Goal {
 	yes := func(b bool) *bool { return &b }
 	var out []Goal
-	g := Goal{Name: "ingest throughput", Target: "≥ 250,000 events/s (stretch 300,000)"}
-	if t := res.Throughput; t != nil && t.EventsPerSecond > 0 {
-		g.Measured = fmt.Sprintf("%s events/s over %.0f s", thousands(t.EventsPerSecond), t.WindowSeconds)
-		g.Met = yes(t.EventsPerSecond >= 250_000)
-		if !*g.Met {
-			g.Note = fmt.Sprintf("%.0f%% of the goal (missed by %s events/s)", 100*t.EventsPerSecond/250_000, thousands(250_000-t.EventsPerSecond))
-		}
+	g := Goal{Name: "CPU per event (serve + ClickHouse + Kafka)", Target: "≤ 12 µs"}
+	if c := res.Comparison; c != nil && c.Keyfleet.TotalUs > 0 {
+		k := c.Keyfleet
+		g.Measured = fmt.Sprintf("%.1f µs (serve %.1f, ClickHouse %.1f, Kafka %.1f; median of %d rounds)",
+			k.TotalUs, k.ProcessUs, k.ClickHouseUs, k.KafkaUs, len(c.PairRatios))
+		g.Met = yes(k.TotalUs <= 12)
+	} else if t := res.Throughput; t != nil && t.ServeCPUPerMillion > 0 {
+		tot := t.ServeCPUPerMillion + t.ClickHouseCPUPerMillion + t.KafkaCPUPerMillion
+		g.Measured = fmt.Sprintf("%.1f µs (serve %.1f, ClickHouse %.1f, Kafka %.1f; one drain)", tot,
+			t.ServeCPUPerMillion, t.ClickHouseCPUPerMillion, t.KafkaCPUPerMillion)
+		g.Met = yes(tot <= 12)
 	}
 	out = append(out, g)
-	g = Goal{Name: "freshness at 100,000/s", Target: "p99 ≤ 2 s"}
-	if ph := rateOf(res, 100_000); ph != nil && ph.Freshness.Count > 0 {
-		g.Measured = fmt.Sprintf("p50 %s, p99 %s (achieved %s/s)", ms(ph.Freshness.P50), ms(ph.Freshness.P99), thousands(ph.AchievedRate))
+	g = Goal{Name: "throughput against the baseline loop", Target: "≥ 0.6 × baseline events/s"}
+	if c := res.Comparison; c != nil && c.Baseline.EventsPerSecond > 0 {
+		g.Measured = fmt.Sprintf("%.2f × (keyfleet %s, baseline %s events/s, medians; pairs %s)", c.Ratio.EventsPerSecond,
+			thousands(c.Keyfleet.EventsPerSecond), thousands(c.Baseline.EventsPerSecond), ratios(c.PairRatios))
+		g.Met = yes(c.Ratio.EventsPerSecond >= 0.6)
+	}
+	out = append(out, g)
+	half := res.FractionRate
+	g = Goal{Name: "freshness at 50% of the sustained rate", Target: "p99 ≤ 2 s"}
+	if ph := rateOf(res, half); half > 0 && ph != nil && ph.Freshness.Count > 0 {
+		g.Measured = fmt.Sprintf("p50 %s, p99 %s at %s/s", ms(ph.Freshness.P50), ms(ph.Freshness.P99), thousands(ph.AchievedRate))
 		g.Met = yes(ph.Freshness.P99 <= 2000)
-		if !ph.Sustainable {
-			g.Note = "100,000/s is above the sustainable rate: the backlog grows during the phase"
-		}
 	}
 	out = append(out, g)
-	g = Goal{Name: "detection at 20,000/s", Target: "p99 ≤ 1 s"}
-	if ph := rateOf(res, 20_000); ph != nil && ph.Detection.Count > 0 {
-		g.Measured = fmt.Sprintf("p50 %s, p99 %s (%d alerts)", ms(ph.Detection.P50), ms(ph.Detection.P99), ph.Detection.Count)
+	g = Goal{Name: "detection at 50% of the sustained rate", Target: "p99 ≤ 1 s"}
+	if ph := rateOf(res, half); half > 0 && ph != nil && ph.Detection.Count > 0 {
+		g.Measured = fmt.Sprintf("p50 %s, p99 %s (%d alerts) at %s/s", ms(ph.Detection.P50), ms(ph.Detection.P99),
+			ph.Detection.Count, thousands(ph.AchievedRate))
 		g.Met = yes(ph.Detection.P99 <= 1000)
 	}
 	out = append(out, g)
+	for _, q := range []struct {
+		name, target string
+		limit        float64
+		queries      []string
+	}{
+		{"scoped queries at 20,000/s ingest", "p95 ≤ 50 ms", 50,
+			[]string{"subject_events_30d", "door_events_1d", "site_summary_hourly_7d", "subject_timeline_7d"}},
+		{"fleet-wide queries at 20,000/s ingest", "p95 ≤ 300 ms", 300,
+			[]string{"fleet_summary_hourly_7d", "site_alerts_open", "fleet_alerts_open", "top_denied_subjects_30d", "top_denied_subjects_30d_daily"}},
+	} {
+		g = Goal{Name: q.name, Target: q.target}
+		var worst float64
+		var worstName string
+		for _, ph := range res.Queries {
+			if ph.Name == "idle" {
+				continue
+			}
+			for _, qr := range ph.Queries {
+				if slices.Contains(q.queries, qr.Name) && qr.Latency.Count > 0 && qr.Latency.P95 >= worst {
+					worst, worstName = qr.Latency.P95, qr.Name
+				}
+			}
+		}
+		if worstName != "" {
+			g.Measured = fmt.Sprintf("worst p95 %s (%s)", ms(worst), worstName)
+			g.Met = yes(worst <= q.limit)
+		}
+		out = append(out, g)
+	}
 	g = Goal{Name: "revocation, keyfleet's share", Target: "p99 ≤ 100 ms"}
 	if rv := res.Revocation; rv != nil && rv.KeyfleetPerRevocation.Count > 0 {
 		g.Measured = fmt.Sprintf("p50 %s, p99 %s per revocation (worst lock)", ms(rv.KeyfleetPerRevocation.P50), ms(rv.KeyfleetPerRevocation.P99))
@@ -258,6 +300,14 @@ func goals(res *Results) []Goal {
 	}
 	out = append(out, g)
 	return out
+}
+
+func ratios(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func rateOf(res *Results, rate float64) *RatePhase {
@@ -335,6 +385,22 @@ func WriteTable(w io.Writer, res *Results) {
 		fmt.Fprintf(tw, "  busy cores\tserve %.2f, ClickHouse %.2f, Kafka %.2f, harness %.2f, other processes %.2f (machine %.2f of %d)\n",
 			t.ServeCores, t.ClickHouseCores, t.KafkaCores, t.HarnessCores, t.OtherCores, t.MachineBusyCores, res.Machine.CPUs)
 		fmt.Fprintf(tw, "  serve peak RSS\t%.0f MiB\n", t.PeakRSSMiB)
+	}
+	if c := res.Comparison; c != nil {
+		fmt.Fprintf(tw, "AGAINST THE BASELINE LOOP\t%s records each round, interleaved; CPU µs per event\n", thousands(float64(c.Records)))
+		for _, rd := range c.Rounds {
+			fmt.Fprintf(tw, "  %s\t%s events/s over %.0f s; process %.2f, ClickHouse %.2f, Kafka %.2f, total %.2f µs; peak RSS %.0f MiB\n",
+				rd.Kind, thousands(rd.EventsPerSecond), rd.WindowSeconds, rd.ProcessUs, rd.ClickHouseUs, rd.KafkaUs, rd.TotalUs, rd.PeakRSSMiB)
+		}
+		for _, sd := range []struct {
+			name string
+			s    Side
+		}{{"keyfleet (median)", c.Keyfleet}, {"baseline (median)", c.Baseline}} {
+			fmt.Fprintf(tw, "  %s\t%s events/s; process %.2f, ClickHouse %.2f, Kafka %.2f, total %.2f µs\n", sd.name,
+				thousands(sd.s.EventsPerSecond), sd.s.ProcessUs, sd.s.ClickHouseUs, sd.s.KafkaUs, sd.s.TotalUs)
+		}
+		fmt.Fprintf(tw, "  keyfleet / baseline\tevents/s %.2f (pairs %s); CPU per event: process %.2f, ClickHouse %.2f, Kafka %.2f, total %.2f\n",
+			c.Ratio.EventsPerSecond, ratios(c.PairRatios), c.Ratio.ProcessUs, c.Ratio.ClickHouseUs, c.Ratio.KafkaUs, c.Ratio.TotalUs)
 	}
 	for _, ph := range res.Rates {
 		fmt.Fprintf(tw, "RATE %s\toffered %s/s, achieved %s/s for %.0f s; drained %.1f s after; sustainable %v\n",
@@ -470,6 +536,22 @@ func WriteMarkdown(w io.Writer, res *Results) {
 		fmt.Fprintf(w, "| busy cores | serve %.2f, ClickHouse %.2f, Kafka %.2f, harness %.2f, other processes %.2f (of %d) |\n",
 			t.ServeCores, t.ClickHouseCores, t.KafkaCores, t.HarnessCores, t.OtherCores, m.CPUs)
 		fmt.Fprintf(w, "| serve peak RSS | %.0f MiB |\n", t.PeakRSSMiB)
+	}
+	if c := res.Comparison; c != nil {
+		fmt.Fprintf(w, "\n**Against the baseline loop** (the same %s-record backlog, broker and ClickHouse; rounds interleaved; "+
+			"CPU µs per event: the process is serve or the baseline loop)\n", thousands(float64(c.Records)))
+		fmt.Fprintln(w, "\n| round | events/s | process | ClickHouse | Kafka | total | peak RSS |\n|---|---|---|---|---|---|---|")
+		for _, rd := range c.Rounds {
+			fmt.Fprintf(w, "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.0f MiB |\n", rd.Kind, thousands(rd.EventsPerSecond),
+				rd.ProcessUs, rd.ClickHouseUs, rd.KafkaUs, rd.TotalUs, rd.PeakRSSMiB)
+		}
+		side := func(name string, s Side, eps string) {
+			fmt.Fprintf(w, "| %s | %s | %.2f | %.2f | %.2f | %.2f | |\n", name, eps, s.ProcessUs, s.ClickHouseUs, s.KafkaUs, s.TotalUs)
+		}
+		side("keyfleet, median", c.Keyfleet, thousands(c.Keyfleet.EventsPerSecond))
+		side("baseline, median", c.Baseline, thousands(c.Baseline.EventsPerSecond))
+		side("**keyfleet / baseline**", c.Ratio, fmt.Sprintf("%.2f", c.Ratio.EventsPerSecond))
+		fmt.Fprintf(w, "\nPer pair, keyfleet/baseline events/s: %s.\n", ratios(c.PairRatios))
 	}
 	if len(res.Rates) > 0 {
 		fmt.Fprintln(w, "\n**Fixed offered rates**")

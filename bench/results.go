@@ -20,15 +20,19 @@ type Results struct {
 	Machine   Machine   `json:"machine"`
 	Setup     Setup     `json:"setup"`
 
-	Throughput *Throughput   `json:"throughput,omitempty"`
-	Rates      []RatePhase   `json:"rates"`
-	Revocation *Revocation   `json:"revocation,omitempty"`
-	Queries    []QueryPhase  `json:"queries"`
-	Serve      ServeTotals   `json:"serve"`
-	Profile    *ProfileStats `json:"profile,omitempty"`
-	Goals      []Goal        `json:"goals"`
-	Notes      []string      `json:"notes"`
-	Error      string        `json:"error,omitempty"`
+	Throughput *Throughput `json:"throughput,omitempty"`
+	Comparison *Comparison `json:"comparison,omitempty"`
+	// FractionRate is the offered rate of the phase at MaxRateFraction of
+	// the measured throughput (0: none).
+	FractionRate float64       `json:"fraction_rate,omitempty"`
+	Rates        []RatePhase   `json:"rates"`
+	Revocation   *Revocation   `json:"revocation,omitempty"`
+	Queries      []QueryPhase  `json:"queries"`
+	Serve        ServeTotals   `json:"serve"`
+	Profile      *ProfileStats `json:"profile,omitempty"`
+	Goals        []Goal        `json:"goals"`
+	Notes        []string      `json:"notes"`
+	Error        string        `json:"error,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -62,6 +66,43 @@ type Setup struct {
 	FeedRecords         int64   `json:"feed_records"`
 	FeedGenerateSeconds float64 `json:"feed_generate_s"`
 	FeedProduceSeconds  float64 `json:"feed_produce_s"`
+	// The server processes whose CPU is counted.
+	ClickHousePIDs []int `json:"clickhouse_pids"`
+	KafkaPIDs      []int `json:"kafka_pids"`
+}
+
+// Comparison is keyfleet against the baseline loop on the same backlog,
+// broker and ClickHouse, interleaved (baseline, keyfleet, baseline, …).
+type Comparison struct {
+	Records int64 `json:"records"`
+	// Rounds in the order they ran.
+	Rounds []CompareRound `json:"rounds"`
+	// Medians of each side, and keyfleet/baseline ratios of those medians
+	// (events/s, and CPU µs per event: serve or the baseline loop,
+	// ClickHouse, Kafka, their total).
+	Keyfleet Side `json:"keyfleet"`
+	Baseline Side `json:"baseline"`
+	Ratio    Side `json:"ratio"`
+	// PairRatios are keyfleet/baseline of each round's pair (events/s).
+	PairRatios []float64 `json:"pair_ratios"`
+}
+
+// CompareRound is one measured drain of the backlog.
+type CompareRound struct {
+	Kind string `json:"kind"` // keyfleet or baseline
+	Side
+	WindowSeconds float64 `json:"window_s"`
+	Events        int64   `json:"events"`
+	PeakRSSMiB    float64 `json:"peak_rss_mib"`
+}
+
+// Side is a rate and its CPU cost per event (µs), split by process.
+type Side struct {
+	EventsPerSecond float64 `json:"events_per_s"`
+	ProcessUs       float64 `json:"process_us_per_event"` // serve, or the baseline loop (the harness process)
+	ClickHouseUs    float64 `json:"clickhouse_us_per_event"`
+	KafkaUs         float64 `json:"kafka_us_per_event"`
+	TotalUs         float64 `json:"total_us_per_event"`
 }
 
 // Throughput is the ingest phase: a backlog of raw records drained by

@@ -42,15 +42,19 @@ type serveConfig struct {
 	token      string
 	key        string
 	extra      []string
+	httpAddr   string // empty: a free loopback port
 }
 
 // startServe starts keyfleet serve on a free loopback port and waits until
 // /readyz answers 200. The process gets SIGKILL if the harness dies
 // (Pdeathsig), so it never outlives a run.
 func startServe(ctx context.Context, c serveConfig) (*server, error) {
-	addr, err := freeLoopback()
-	if err != nil {
-		return nil, err
+	addr := c.httpAddr
+	if addr == "" {
+		var err error
+		if addr, err = freeLoopback(); err != nil {
+			return nil, err
+		}
 	}
 	args := []string{"serve",
 		"--kafka-brokers", strings.Join(c.brokers, ","), "--topic-prefix", c.prefix,

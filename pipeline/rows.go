@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/event"
 )
 
@@ -21,8 +22,11 @@ var AccessColumns = []string{
 	"method", "reason", "vendor_code", "break_glass", "raw_ref", "inserted_ms",
 }
 
-// AccessRows turns access.events records into access_events columns.
+// AccessRows turns access events (access.events records, or events the
+// Ingest stage normalized) into the columns of access_events or of its
+// subject-ordered copy.
 type AccessRows struct {
+	table    string
 	inserted *prometheus.CounterVec
 	now      func() time.Time
 	// window bounds ts_ms: what the normalizer refused must not reach
@@ -46,7 +50,15 @@ var _ Rows = (*AccessRows)(nil)
 // NewAccessRows returns an empty batch. inserted counts stored events by
 // vendor (keyfleet_pipeline_events_inserted_total).
 func NewAccessRows(inserted *prometheus.CounterVec) *AccessRows {
-	return &AccessRows{inserted: inserted, now: time.Now, window: event.DefaultTimeWindow, byVendor: map[string]int{}}
+	return &AccessRows{table: chstorage.AccessEvents.Name, inserted: inserted, now: time.Now,
+		window: event.DefaultTimeWindow, byVendor: map[string]int{}}
+}
+
+// NewSubjectRows returns an empty batch for access_events_by_subject, the
+// copy ordered by subject (it holds the events that have a subject).
+func NewSubjectRows() *AccessRows {
+	return &AccessRows{table: chstorage.AccessEventsBySubject.Name, now: time.Now,
+		window: event.DefaultTimeWindow, byVendor: map[string]int{}}
 }
 
 // WithTimeWindow sets the accepted event times (default
@@ -59,7 +71,7 @@ func (r *AccessRows) WithTimeWindow(w event.TimeWindow) *AccessRows {
 	return r
 }
 
-func (r *AccessRows) Table() string     { return "access_events" }
+func (r *AccessRows) Table() string     { return r.table }
 func (r *AccessRows) Columns() []string { return AccessColumns }
 func (r *AccessRows) Len() int          { return len(r.eventID) }
 
@@ -68,7 +80,16 @@ func (r *AccessRows) Append(m kafka.Message) error {
 	if err := event.Decode(m.Value, &r.ev); err != nil {
 		return fmt.Errorf("decode access event: %w", err)
 	}
-	e := &r.ev
+	if r.ev.RawRef == "" {
+		r.ev.RawRef = bus.RawRef(m)
+	}
+	return r.AppendEvent(&r.ev)
+}
+
+// AppendEvent appends one event (the strings are kept, not copied). An
+// error means the event can never be stored: an event_id that is not a
+// UUID, or an event time outside the window.
+func (r *AccessRows) AppendEvent(e *event.Access) error {
 	id, err := uuid.Parse(e.EventID)
 	if err != nil {
 		return fmt.Errorf("event_id %q: %w", e.EventID, err)
@@ -76,11 +97,8 @@ func (r *AccessRows) Append(m kafka.Message) error {
 	if err := r.window.Check(e.TsMs, r.now().UnixMilli()); err != nil {
 		return fmt.Errorf("ts_ms: %w", err)
 	}
-	if e.RawRef == "" {
-		e.RawRef = bus.RawRef(m)
-	}
 	r.eventID = append(r.eventID, id)
-	r.ts = append(r.ts, time.UnixMilli(e.TsMs).UTC())
+	r.ts = append(r.ts, time.Unix(e.TsMs/1000, 0).UTC())
 	r.tsMs = append(r.tsMs, e.TsMs)
 	r.receivedMs = append(r.receivedMs, e.ReceivedMs)
 	r.vendor = append(r.vendor, e.Vendor)

@@ -179,7 +179,7 @@ func NewSink(opts SinkOptions) (*Sink, error) {
 	return &Sink{
 		opts:  opts,
 		table: opts.Rows.Table(),
-		query: "INSERT INTO " + opts.Rows.Table() + " (" + strings.Join(opts.Rows.Columns(), ", ") + ")",
+		query: insertQuery(opts.Rows),
 	}, nil
 }
 
@@ -237,22 +237,36 @@ func (w *Sink) store(ctx context.Context, batch []kafka.Message) error {
 
 func (w *Sink) insert(ctx context.Context) error {
 	start := time.Now()
-	batch, err := w.opts.Conn.PrepareBatch(ctx, w.query)
+	if err := insertBlocks(ctx, w.opts.Conn, w.query, w.opts.Rows); err != nil {
+		return err
+	}
+	w.opts.Metrics.duration.WithLabelValues(w.table).Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// insertQuery is the INSERT of rows' table and columns.
+func insertQuery(rows Rows) string {
+	return "INSERT INTO " + rows.Table() + " (" + strings.Join(rows.Columns(), ", ") + ")"
+}
+
+// insertBlocks sends rows as one INSERT. The rows go out in blocks of
+// insertBlockRows within the one INSERT: the driver's columns then grow to
+// a block's size once, instead of re-growing to the whole batch's size
+// (five times its bytes in reallocations). The server squashes the blocks
+// into one part (min_insert_block_size_rows), so parts and merges are as
+// with one block.
+func insertBlocks(ctx context.Context, conn driver.Conn, query string, rows Rows) error {
+	batch, err := conn.PrepareBatch(ctx, query)
 	if err != nil {
 		return fmt.Errorf("prepare batch: %w", err)
 	}
-	// The rows go out in blocks of insertBlockRows within the one INSERT:
-	// the driver's columns then grow to a block's size once, instead of
-	// re-growing to the whole batch's size (five times its bytes in
-	// reallocations). The server squashes the blocks into one part
-	// (min_insert_block_size_rows), so parts and merges are as before.
-	data, n := w.opts.Rows.Data(), w.opts.Rows.Len()
+	data, n := rows.Data(), rows.Len()
 	for start := 0; start < n; start += insertBlockRows {
 		end := min(start+insertBlockRows, n)
 		for i, col := range data {
 			if err := batch.Column(i).Append(sliceRows(col, start, end, n)); err != nil {
 				_ = batch.Abort()
-				return fmt.Errorf("append column %s: %w", w.opts.Rows.Columns()[i], err)
+				return fmt.Errorf("append column %s: %w", rows.Columns()[i], err)
 			}
 		}
 		if end < n {
@@ -265,7 +279,6 @@ func (w *Sink) insert(ctx context.Context) error {
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("send batch: %w", err)
 	}
-	w.opts.Metrics.duration.WithLabelValues(w.table).Observe(time.Since(start).Seconds())
 	return nil
 }
 

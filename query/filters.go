@@ -21,7 +21,6 @@ import (
 var (
 	tableEvents    = chstorage.AccessEvents.Name
 	tableBySubject = chstorage.AccessEventsBySubject.Name
-	tableByTime    = chstorage.AccessEventsByTime.Name
 )
 
 var (
@@ -210,9 +209,9 @@ const maxLookup = 1000
 
 // plan chooses the table for a selection and adds its filter conditions:
 // a subject filter reads the subject-ordered copy; a credential or device
-// filter is resolved to subjects first; a site, door or lock filter reads
-// access_events (a door or lock without a site is resolved to its sites: the
-// index leads with site_id); anything else reads the time-ordered copy.
+// filter is resolved to subjects first; everything else reads access_events,
+// ordered by (site_id, ts): a time range is an index range within each site,
+// and a door or lock without a site is resolved to its sites first.
 func (s *Service) plan(ctx context.Context, sel selection) (source, error) {
 	src := source{table: tableEvents}
 	subjects := sel["subject"]
@@ -235,13 +234,9 @@ func (s *Service) plan(ctx context.Context, sel selection) (source, error) {
 		// access_identities (kept with its month), so none means no events.
 		src.empty = len(found) == 0
 	}
-	indexed := len(sel["site"]) > 0 || len(sel["door"]) > 0 || len(sel["lock"]) > 0
 	if len(subjects) > 0 {
 		src.table = tableBySubject
 		src.w.in("subject_id", subjects)
-	} else if !indexed {
-		// Nothing narrows the main table's index: read the time-ordered copy.
-		src.table = tableByTime
 	} else if len(sel["site"]) == 0 && (len(sel["door"]) > 0 || len(sel["lock"]) > 0) {
 		var w where
 		if d := sel["door"]; len(d) > 0 {

@@ -62,7 +62,7 @@ var summaryOp = openapi.Operation{
 	Description: "Counts of distinct events (dedup-safe) per time bucket, optionally split by a dimension " +
 		"(the top N keys by total). Buckets are UTC-aligned; empty buckets are omitted. Hour and day " +
 		"buckets over site/vendor/action/outcome/method/reason (and day buckets of subjects by " +
-		"site/outcome/action) are served from exact pre-aggregates plus the not-yet-rolled-up tail.",
+		"site/outcome/action, for denied and error outcomes) are served from exact pre-aggregates plus the not-yet-rolled-up tail.",
 	Params: append(append(rangeParams("now-24h"), filterParams()...),
 		openapi.Param{Name: "bucket", Enum: []string{"minute", "5m", "hour", "day", "all"}, Default: "hour",
 			Description: "time bucket width; all: one bucket over the range"},
@@ -158,6 +158,20 @@ func (s *Service) handleSummary(c *fiber.Ctx) error {
 	return c.JSON(res)
 }
 
+// onlyOutcomes reports whether the selection asks for some of these
+// outcomes and no other.
+func onlyOutcomes(sel selection, outcomes []string) bool {
+	if len(sel["outcome"]) == 0 {
+		return false
+	}
+	for _, o := range sel["outcome"] {
+		if !slices.Contains(outcomes, o) {
+			return false
+		}
+	}
+	return true
+}
+
 func subset(sel selection, allowed []string) bool {
 	for k := range sel {
 		if !slices.Contains(allowed, k) {
@@ -238,7 +252,7 @@ func (s *Service) sources(ctx context.Context, q summaryQuery) (func(q summaryQu
 	}
 	hourly := (q.width == 0 || q.width >= hourMs) && (q.by == "" || slices.Contains(hourlyDims, q.by)) && subset(q.sel, hourlyDims)
 	daily := (q.bucket == "day" || q.bucket == "all") && q.by == "subject" && subset(q.sel, subjectDailyDims) &&
-		len(q.sel["subject"]) == 0
+		len(q.sel["subject"]) == 0 && onlyOutcomes(q.sel, rollup.SubjectDailyOutcomes)
 	unit, table := int64(hourMs), rollup.TableHourly
 	switch {
 	case hourly:

@@ -342,7 +342,7 @@ func (s *Service) timelineCredentials(ctx context.Context, subject string, sites
 	}
 	rows, err := timelineCredentialsSQL.Query(ctx, s.opts.Conn, chstorage.Args{
 		"columns": chstorage.Fragment{SQL: strings.Join(sel, ", ")}, "subject": subject, "sites": sites,
-		"from_ms": r.from, "to_ms": r.to, "after": after, "limit": n})
+		"from_s": r.from / 1000, "to_s": ceilDiv(r.to, 1000), "from_ms": r.from, "to_ms": r.to, "after": after, "limit": n})
 	if err != nil {
 		return nil, false, fmt.Errorf("timeline credentials: %w", err)
 	}

@@ -15,6 +15,21 @@ import (
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 )
 
+// Values of --access-events.
+const (
+	// AccessInline feeds the detectors in-process from the normalized
+	// batch; access.events is not written. Detector state per subject is
+	// correct only if this instance sees every event: one instance.
+	AccessInline = "inline"
+	// AccessPublish is AccessInline, and every event is also published on
+	// access.events for other consumers.
+	AccessPublish = "publish"
+	// AccessTopic publishes every event on access.events keyed by subject;
+	// the detectors read it in their consumer group, so with several
+	// instances each judges the subjects of its partitions.
+	AccessTopic = "topic"
+)
+
 // Config is everything `keyfleet serve` can be told.
 type Config struct {
 	KafkaBrokers      []string
@@ -35,6 +50,9 @@ type Config struct {
 	BatchSize      int
 	FlushInterval  time.Duration
 	NormalizeBatch int
+	// AccessEvents says how the detectors get the events and whether
+	// access.events is written: AccessInline, AccessPublish or AccessTopic.
+	AccessEvents string
 
 	Control ControlConfig
 	Query   QueryConfig
@@ -93,8 +111,14 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 		"rows per ClickHouse insert (flush when reached)")
 	s.Duration(&c.FlushInterval, "clickhouse-flush-interval", "KEYFLEET_CLICKHOUSE_FLUSH_INTERVAL", time.Second,
 		"insert at least this often when rows are waiting")
-	s.Int(&c.NormalizeBatch, "normalize-batch-size", "KEYFLEET_NORMALIZE_BATCH_SIZE", 10000,
-		"raw records normalized and produced per batch")
+	s.Int(&c.NormalizeBatch, "normalize-batch-size", "KEYFLEET_NORMALIZE_BATCH_SIZE", 2000,
+		"raw records normalized and handed to the detectors (and access.events) at once; inserts collect\n"+
+			"        several of these up to --clickhouse-batch-size")
+	s.String(&c.AccessEvents, "access-events", "KEYFLEET_ACCESS_EVENTS", AccessInline,
+		"how events reach the detectors: inline (in-process from the normalized batch, access.events not written;\n"+
+			"        one instance must own every lock.events.raw partition), publish (inline, and every event also\n"+
+			"        published on access.events for other consumers), topic (published on access.events keyed by subject,\n"+
+			"        the detectors read it in their consumer group: several instances, each owning some subjects)")
 	c.Control.registerFlags(s)
 	s.Secret(&c.BootstrapToken, "bootstrap-token", "KEYFLEET_BOOTSTRAP_TOKEN",
 		"make this secret (≥32 characters) an admin API token at start-up (automation, make run); once revoked it stays revoked")
@@ -156,6 +180,11 @@ func (c *Config) Validate() error {
 	}
 	if c.NormalizeBatch < 1 {
 		errs = append(errs, fmt.Errorf("--normalize-batch-size: %d must be positive", c.NormalizeBatch))
+	}
+	switch c.AccessEvents {
+	case AccessInline, AccessPublish, AccessTopic:
+	default:
+		errs = append(errs, fmt.Errorf("--access-events %q: want inline, publish or topic", c.AccessEvents))
 	}
 	if len(c.KafkaBrokers) > 0 && len(c.PseudonymKey) < 16 {
 		errs = append(errs, errors.New("--pseudonym-key (KEYFLEET_PSEUDONYM_KEY): at least 16 characters are required when running against real Kafka"))

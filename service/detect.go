@@ -19,6 +19,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
+	"github.com/keyfleet/keyfleet/pipeline"
 )
 
 // DetectConfig configures the detectors, the alerts store and the
@@ -73,6 +74,8 @@ func (c *DetectConfig) validate() error {
 // detectPart is the detection part of serve: its routes, long-running parts,
 // Kafka clients to close and consumer groups to watch.
 type detectPart struct {
+	// detector, when set, is fed in-process by the pipeline (--access-events inline or publish).
+	detector  pipeline.Detector
 	routes    []httpapi.Route
 	ops       map[string]openapi.Operation
 	loops     []loop
@@ -82,7 +85,7 @@ type detectPart struct {
 
 // setupDetect builds the detectors (access.events → alerts), the alerts
 // sink (alerts → ClickHouse), the responders and the /v1/alerts routes.
-func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.Logger,
+func setupDetect(cfg DetectConfig, accessEvents string, bc bus.Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.Logger,
 	auditor audit.Appender, suspender respond.Suspender, dlq bus.Writer) (*detectPart, error) {
 	part := &detectPart{}
 	if auditor == nil || suspender == nil {
@@ -115,13 +118,24 @@ func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg promethe
 	if err != nil {
 		return nil, err
 	}
-	accessReader := bus.NewGroupReader(bc, bus.TopicAccess, bus.GroupDetect)
 	alertsWriter := bus.NewWriter(bc, bus.TopicAlerts)
-	part.closers = append(part.closers, accessReader, alertsWriter)
+	// Alerts go out a few at a time (each chunk's), and kafka-go allocates
+	// room for BatchSize messages per batch: 2,048 made producing alerts a
+	// sixth of serve's allocation while draining a backlog.
+	alertsWriter.BatchSize = 64
+	part.closers = append(part.closers, alertsWriter)
 	opts := stream.Options{
-		Bus: bc, Engine: engine, Access: accessReader, Alerts: alertsWriter,
+		Bus: bc, Engine: engine, Alerts: alertsWriter,
 		Baselines: stream.ClickHouseBaselines{Conn: conn},
 		Lateness:  cfg.Lateness, WarmUp: cfg.WarmUp, Known: store, Logger: logger, Metrics: metrics,
+	}
+	if accessEvents == AccessTopic {
+		accessReader := bus.NewGroupReader(bc, bus.TopicAccess, bus.GroupDetect)
+		part.closers = append(part.closers, accessReader)
+		opts.Access, opts.DeadLetter = accessReader, dlq
+		part.consumers = append(part.consumers, bus.Consumer{Group: bus.GroupDetect, Topic: bus.TopicAccess})
+	} else {
+		opts.History = stream.ClickHouseHistory{Conn: conn}
 	}
 	if cfg.Batch {
 		opts.Uses = stream.ClickHouseUses{Conn: conn}
@@ -132,7 +146,9 @@ func setupDetect(cfg DetectConfig, bc bus.Config, conn driver.Conn, reg promethe
 		return nil, err
 	}
 	part.loops = append(part.loops, loop{"detect", proc.Run})
-	part.consumers = append(part.consumers, bus.Consumer{Group: bus.GroupDetect, Topic: bus.TopicAccess})
+	if opts.Access == nil {
+		part.detector = proc
+	}
 	logger.Info("detectors configured", "rules_version", rules.Version, "batch_checks", cfg.Batch,
 		"responders", cfg.Respond, "dry_run", rules.Responders.DryRun)
 

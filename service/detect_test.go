@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,14 +15,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/internal/bus"
-	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/testenv"
 )
 
 // TestServeDetects runs `keyfleet serve` (embedded broker, real ClickHouse)
-// and follows an access event to an alert served by GET /v1/alerts.
+// and follows a raw record to an alert served by GET /v1/alerts, with the
+// detectors fed in-process and through access.events.
 func TestServeDetects(t *testing.T) {
+	for _, mode := range []string{AccessInline, AccessTopic} {
+		t.Run(mode, func(t *testing.T) { testServeDetects(t, mode) })
+	}
+}
+
+func testServeDetects(t *testing.T, accessEvents string) {
 	_, chCfg := testenv.ClickHouse(t)
 	var cfg Config
 	fs := flagenv.New("serve", "")
@@ -30,6 +37,7 @@ func TestServeDetects(t *testing.T) {
 	require.NoError(t, fs.Parse([]string{
 		"--embedded-kafka-addr", "127.0.0.1:0", "--clickhouse-addr", chCfg.Addr, "--clickhouse-database", chCfg.Database,
 		"--data-dir", filepath.Join(t.TempDir(), "data"), "--access-log=false", "--topic-partitions", "2",
+		"--access-events", accessEvents,
 	}))
 	cfg.BootstrapToken = "test-admin-token-0123456789abcdefghij"
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -55,12 +63,12 @@ func TestServeDetects(t *testing.T) {
 	}()
 
 	bc := cfg.Bus([]string{addrs[1]})
-	w := bus.NewWriter(bc, bus.TopicAccess)
+	w := bus.NewWriter(bc, bus.TopicRaw)
 	defer w.Close()
 	now := time.Now()
-	ev := event.Access{EventID: event.ID("serve-test", "1"), TsMs: now.UnixMilli(), ReceivedMs: now.UnixMilli(), Vendor: "nuki",
-		SiteID: "site-1", DoorID: "back", LockID: "lock-back", Attested: "unknown", Action: "door_forced", Outcome: "info", Method: "unknown"}
-	require.NoError(t, w.WriteMessages(ctx, kafka.Message{Key: []byte("lock-back"), Value: ev.AppendJSON(nil)}))
+	raw := fmt.Sprintf(`{"vendor":"matter","received_ms":%d,"payload":{"nodeId":"0xBAC","endpointId":1,"clusterId":257,`+
+		`"eventName":"DoorLockAlarm","eventNumber":1,"timestampMs":%d,"data":{"alarmCode":6}}}`, now.UnixMilli(), now.UnixMilli())
+	require.NoError(t, w.WriteMessages(ctx, kafka.Message{Key: []byte("0xBAC"), Value: []byte(raw)}))
 
 	require.Eventually(t, func() bool {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addrs[0]+"/v1/alerts?detector=door_forced", nil)
@@ -73,13 +81,12 @@ func TestServeDetects(t *testing.T) {
 		var body struct {
 			Count  int `json:"count"`
 			Alerts []struct {
-				DoorID   string   `json:"door_id"`
 				Evidence []string `json:"evidence"`
 			} `json:"alerts"`
 		}
 		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil || body.Count != 1 {
 			return false
 		}
-		return body.Alerts[0].DoorID == "back" && body.Alerts[0].Evidence[0] == ev.EventID
+		return len(body.Alerts[0].Evidence) == 1
 	}, 60*time.Second, 250*time.Millisecond)
 }

@@ -350,28 +350,30 @@ func TestEstateSimulatedWeakLinks(t *testing.T) {
 	// Traffic: the last planted door is the busiest (uses rank within the
 	// tier), a door that is no weak link has more still, and events of an
 	// hour ago count while a denied health event does not.
-	w := bus.NewWriter(s.bus, bus.TopicAccess)
-	defer w.Close()
+	// The events go straight into access_events, the table the traffic is
+	// read from (serve's one pass writes it from raw records; the simulated
+	// locks' raw shapes are not what this test is about).
 	now := time.Now()
-	var msgs []kafka.Message
-	add := func(l fleet.PlantedWeakLink, n int, action, outcome string) {
-		for i := range n {
-			ev := event.Access{EventID: event.ID("estate-test", fmt.Sprintf("%s/%s/%d", l.LockID, action, i)),
-				TsMs: now.Add(-time.Hour).UnixMilli() + int64(i), ReceivedMs: now.UnixMilli(), Vendor: l.Vendor, SiteID: l.SiteID,
-				DoorID: l.DoorID, LockID: l.LockID, Attested: "unknown", Action: action, Outcome: outcome, Method: "phone_ble"}
-			msgs = append(msgs, kafka.Message{Key: []byte(l.LockID), Value: ev.AppendJSON(nil)})
+	batch, err := s.conn.PrepareBatch(context.Background(), "INSERT INTO access_events (event_id, ts, ts_ms, received_ms, vendor, "+
+		"site_id, door_id, lock_id, attested, action, outcome, method)")
+	require.NoError(t, err)
+	n := 0
+	add := func(l fleet.PlantedWeakLink, count int, action, outcome string) {
+		for i := range count {
+			tsMs := now.Add(-time.Hour).UnixMilli() + int64(i)
+			require.NoError(t, batch.Append(event.ID("estate-test", fmt.Sprintf("%s/%s/%d", l.LockID, action, i)),
+				time.UnixMilli(tsMs), tsMs, now.UnixMilli(), l.Vendor, l.SiteID, l.DoorID, l.LockID, "unknown", action, outcome, "phone_ble"))
+			n++
 		}
 	}
 	busiest := planted[len(planted)-1]
 	add(busiest, 40, "unlock", "granted")
 	add(busiest, 5, "access_denied", "denied")
 	add(busiest, 7, "battery_low", "info")
-	require.NoError(t, w.WriteMessages(context.Background(), msgs...))
-	require.Eventually(t, func() bool {
-		var n uint64
-		require.NoError(t, s.conn.QueryRow(context.Background(), "SELECT count() FROM access_events_by_time").Scan(&n))
-		return n == uint64(len(msgs))
-	}, 60*time.Second, 100*time.Millisecond)
+	require.NoError(t, batch.Send())
+	var stored uint64
+	require.NoError(t, s.conn.QueryRow(context.Background(), "SELECT count() FROM access_events").Scan(&stored))
+	require.Equal(t, uint64(n), stored)
 
 	var rep estate.WeakLinkReport
 	require.Equal(t, http.StatusOK, s.call("GET", "/v1/estate/weak-links?days=7&limit=1000", "", "", &rep))

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,7 +27,6 @@ import (
 	"github.com/keyfleet/keyfleet/internal/auth"
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
-	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/registry"
 	"github.com/keyfleet/keyfleet/normalize"
@@ -196,45 +194,12 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 
 	// Kafka clients.
 	rawWriter := bus.NewWriter(bc, bus.TopicRaw)
-	accessWriter := bus.NewWriter(bc, bus.TopicAccess)
 	dlqWriter := bus.NewWriter(bc, bus.TopicDLQ)
 	rawReader := bus.NewGroupReader(bc, bus.TopicRaw, bus.GroupNormalize)
-	accessReader := bus.NewGroupReader(bc, bus.TopicAccess, bus.GroupClickHouse)
 	dlqReader := bus.NewGroupReader(bc, bus.TopicDLQ, bus.GroupDeadLetter)
-	defer closeAll(logger, rawWriter, accessWriter, dlqWriter, rawReader, accessReader, dlqReader)
+	defer closeAll(logger, rawWriter, dlqWriter, rawReader, dlqReader)
 
 	window, err := cfg.Security.timeWindow()
-	if err != nil {
-		return err
-	}
-	stageMetrics := pipeline.NewNormalizeMetrics(reg)
-	stage, err := pipeline.NewNormalizeStage(pipeline.NormalizeOptions{
-		Normalizer: normalizer, Reader: rawReader, Events: accessWriter, DLQ: dlqWriter,
-		MaxBatch: cfg.NormalizeBatch, MaxWait: 50 * time.Millisecond, Logger: logger, Metrics: stageMetrics,
-		TimeWindow: window,
-	})
-	if err != nil {
-		return err
-	}
-	writerMetrics := pipeline.NewSinkMetrics(reg)
-	inserted := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "keyfleet_pipeline_events_inserted_total",
-		Help: "Access events stored in ClickHouse, by vendor.",
-	}, []string{"vendor"})
-	reg.MustRegister(inserted)
-	accessStore, err := pipeline.NewSink(pipeline.SinkOptions{
-		Reader: accessReader, Conn: bulkConn, Rows: pipeline.NewAccessRows(inserted).WithTimeWindow(window),
-		OnBadRecord: deadLetterTo(dlqWriter, "clickhouse"),
-		BatchSize:   cfg.BatchSize, FlushInterval: cfg.FlushInterval, Logger: logger, Metrics: writerMetrics,
-	})
-	if err != nil {
-		return err
-	}
-	dlqStore, err := pipeline.NewSink(pipeline.SinkOptions{
-		Reader: dlqReader, Conn: conn, Rows: &pipeline.DeadLetterRows{},
-		OnBadRecord: func(context.Context, kafka.Message, error) error { return nil }, // DeadLetterRows never rejects
-		BatchSize:   10000, FlushInterval: cfg.FlushInterval, Logger: logger, Metrics: writerMetrics,
-	})
 	if err != nil {
 		return err
 	}
@@ -246,18 +211,49 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if opts.Suspender != nil {
 		suspender = opts.Suspender
 	}
-	det, err := setupDetect(cfg.Detect, bc, conn, reg, logger, auditor, suspender, dlqWriter)
+	det, err := setupDetect(cfg.Detect, cfg.AccessEvents, bc, conn, reg, logger, auditor, suspender, dlqWriter)
 	if err != nil {
 		return err
 	}
 	defer closeAll(logger, det.closers...)
+
+	// The one pass: raw records → normalized → ClickHouse (+ the detectors
+	// in-process, + access.events when asked for).
+	writerMetrics := pipeline.NewSinkMetrics(reg)
+	inserted := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyfleet_pipeline_events_inserted_total",
+		Help: "Access events stored in ClickHouse, by vendor.",
+	}, []string{"vendor"})
+	reg.MustRegister(inserted)
+	ingestOpts := pipeline.IngestOptions{
+		Normalizer: normalizer, Reader: rawReader, Conn: bulkConn, DLQ: dlqWriter, Detector: det.detector,
+		BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval, ChunkSize: cfg.NormalizeBatch,
+		TimeWindow: window, Logger: logger, Metrics: pipeline.NewNormalizeMetrics(reg), SinkMetrics: writerMetrics,
+		Inserted: inserted,
+	}
+	if cfg.AccessEvents != AccessInline {
+		accessWriter := bus.NewWriter(bc, bus.TopicAccess)
+		defer closeAll(logger, accessWriter)
+		ingestOpts.Events = accessWriter
+	}
+	stage, err := pipeline.NewIngest(ingestOpts)
+	if err != nil {
+		return err
+	}
+	dlqStore, err := pipeline.NewSink(pipeline.SinkOptions{
+		Reader: dlqReader, Conn: conn, Rows: &pipeline.DeadLetterRows{},
+		OnBadRecord: func(context.Context, kafka.Message, error) error { return nil }, // DeadLetterRows never rejects
+		BatchSize:   10000, FlushInterval: cfg.FlushInterval, Logger: logger, Metrics: writerMetrics,
+	})
+	if err != nil {
+		return err
+	}
 	dash, err := setupDashboards(cfg.Dashboards, conn, reg, cfg.Control.PendingSLA, logger, est.api)
 	if err != nil {
 		return err
 	}
 	lag := bus.NewLagMonitor(bc, append([]bus.Consumer{
 		{Group: bus.GroupNormalize, Topic: bus.TopicRaw},
-		{Group: bus.GroupClickHouse, Topic: bus.TopicAccess},
 		{Group: bus.GroupDeadLetter, Topic: bus.TopicDLQ},
 	}, det.consumers...), reg, logger)
 
@@ -337,8 +333,8 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	// keyfleet runs has met something it cannot handle, and stops serve.
 	loops := []loop{
 		{"lock-registry", est.locks.Run},
+		// The one pass: raw records normalized, stored and judged.
 		{"normalize", est.afterRegistry(stage.Run)},
-		{"events-writer", accessStore.Run},
 		{"dead-letter-writer", dlqStore.Run},
 		{"consumer-lag", lag.Run},
 		{"token-refresh", tokens.Run},
@@ -387,20 +383,6 @@ func waitFor(ctx context.Context, logger *slog.Logger, what string, fn func(cont
 		defer cancel()
 		return fn(c)
 	})
-}
-
-func deadLetterTo(w *kafka.Writer, stage string) pipeline.BadRecordFunc {
-	return func(ctx context.Context, m kafka.Message, reason error) error {
-		code := "undecodable_event"
-		if errors.Is(reason, event.ErrTimeOutOfRange) {
-			code = event.ReasonTimeOutOfRange
-		}
-		d := bus.DeadLetter{
-			Reason: code, Error: reason.Error(), Source: bus.RawRef(m), Stage: stage,
-			TsMs: time.Now().UnixMilli(), Key: m.Key, Value: m.Value,
-		}
-		return w.WriteMessages(ctx, d.Message())
-	}
 }
 
 func closeAll(logger *slog.Logger, closers ...io.Closer) {

@@ -41,7 +41,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		quick                                     bool
 		out, markdown, report, binary, scriptsDir string
 		logLevel                                  string
-		rates                                     string
+		rates, chPIDs, kafkaPIDs, serveArgs       string
+		fleetSizes, storeSizes                    string
+		storeAlerts                               int64
 		o                                         bench.Options
 	)
 	// --quick picks the preset the other flags' defaults come from.
@@ -95,6 +97,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.String(&o.VendorMix, "vendor-mix", "KEYFLEET_BENCH_VENDOR_MIX", def.VendorMix, "weights of lock vendors")
 	fs.Int(&o.Workers, "generators", "KEYFLEET_BENCH_GENERATORS", def.Workers, "simulators generating feeds at once")
 	fs.Duration(&o.Timeout, "timeout", "KEYFLEET_BENCH_TIMEOUT", def.Timeout, "stop the run after this long")
+	fs.Int(&o.BaselineRounds, "baseline", "KEYFLEET_BENCH_BASELINE", def.BaselineRounds,
+		"after the throughput phase, drain the backlog again with the baseline loop (kafka-go → JSON decode → clickhouse-go\n"+
+			"        columnar insert, in bench/) and with keyfleet, interleaved, this many times each; report keyfleet/baseline (0: skip)")
+	fs.String(&o.ServeHTTPAddr, "serve-http-addr", "KEYFLEET_BENCH_SERVE_HTTP_ADDR", "", "serve's --http-addr (default: a free loopback port)")
+	fs.String(&chPIDs, "clickhouse-pid", "KEYFLEET_BENCH_CLICKHOUSE_PID", "",
+		"ClickHouse server process(es) whose CPU is counted, comma-separated (default: the one listening on the ClickHouse port)")
+	fs.String(&kafkaPIDs, "kafka-pid", "KEYFLEET_BENCH_KAFKA_PID", "",
+		"Kafka broker process(es) whose CPU is counted, comma-separated (default: the one listening on the broker's port)")
+	fs.String(&fleetSizes, "fleet-sizes", "KEYFLEET_BENCH_FLEET_SIZES", "",
+		"instead of the run: the scaling benchmark's fleet sizes (subjects, e.g. 2k,20k,100k): time to ready, idle and loaded\n"+
+			"        memory of serve per size (with --store-sizes, both)")
+	fs.String(&storeSizes, "store-sizes", "KEYFLEET_BENCH_STORE_SIZES", "",
+		"instead of the run: the scaling benchmark's stored events (e.g. 10M,30M,100M): the analyst queries' latency per size")
+	fs.Int64(&storeAlerts, "store-alerts", "KEYFLEET_BENCH_STORE_ALERTS", 1_000_000, "alerts stored beside the events of --store-sizes")
+	fs.String(&serveArgs, "serve-args", "KEYFLEET_BENCH_SERVE_ARGS", "", "extra flags for keyfleet serve, space-separated (e.g. \"--access-events topic\")")
 	fs.String(&logLevel, "log-level", "KEYFLEET_LOG_LEVEL", "info", "progress log level on stderr: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
@@ -116,6 +133,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	o.Seed, o.Mode = def.Seed, def.Mode
 	var err error
+	if o.ClickHousePIDs, err = parsePIDs(chPIDs); err != nil {
+		return usageError{fmt.Errorf("--clickhouse-pid: %w", err)}
+	}
+	if o.KafkaPIDs, err = parsePIDs(kafkaPIDs); err != nil {
+		return usageError{fmt.Errorf("--kafka-pid: %w", err)}
+	}
+	o.ServeArgs = strings.Fields(serveArgs)
 	if o.Rates, err = bench.ParseRates(rates); err != nil {
 		return usageError{fmt.Errorf("--rates: %w", err)}
 	}
@@ -133,6 +157,31 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	o.Logger = newLogger(stderr, logLevel, "text")
 	if err := o.Validate(); err != nil {
 		return usageError{err}
+	}
+	if fleetSizes != "" || storeSizes != "" {
+		so := bench.ScaleOptions{Options: o, StoreAlerts: uint64(max(storeAlerts, 0))}
+		fsz, err := bench.ParseSizes(fleetSizes)
+		if err != nil {
+			return usageError{fmt.Errorf("--fleet-sizes: %w", err)}
+		}
+		for _, n := range fsz {
+			so.FleetSizes = append(so.FleetSizes, int(n))
+		}
+		if so.StoreSizes, err = bench.ParseSizes(storeSizes); err != nil {
+			return usageError{fmt.Errorf("--store-sizes: %w", err)}
+		}
+		sc, err := bench.RunScaling(ctx, so)
+		if sc != nil {
+			bench.WriteScaling(stdout, sc)
+			if out != "" {
+				data, merr := json.MarshalIndent(sc, "", "  ")
+				if merr == nil {
+					merr = os.WriteFile(out, append(data, '\n'), 0o644)
+				}
+				err = errors.Join(err, merr)
+			}
+		}
+		return err
 	}
 	res, runErr := bench.Run(ctx, o)
 	if res == nil {
@@ -163,6 +212,21 @@ func writeMarkdown(path string, res *bench.Results) error {
 		return fmt.Errorf("--markdown: %w", err)
 	}
 	return nil
+}
+
+func parsePIDs(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			return nil, fmt.Errorf("%q is not a process id", f)
+		}
+		out = append(out, pid)
+	}
+	return out, nil
 }
 
 func joinRates(rs []float64) string {

@@ -32,7 +32,7 @@ func (p *Processor) runAcks(ctx context.Context) error {
 	r := bus.NewGroupReader(p.opts.Bus, bus.TopicLockAcks, bus.GroupAcks)
 	defer r.Close()
 	return bus.ConsumeBatches(ctx, r, bus.BatchOptions{MaxBatch: 5000, MaxWait: 5 * time.Millisecond, Idle: time.Millisecond,
-		Logger: p.opts.Logger, Name: "lock.acks"}, p.handleAcks)
+		Logger: p.opts.Logger, Name: "lock.acks", DeadLetter: p.dlq}, p.handleAcks)
 }
 
 func (p *Processor) handleAcks(ctx context.Context, msgs []kafka.Message) error {

@@ -10,10 +10,13 @@
 package alertstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,6 +68,9 @@ func New(conn driver.Conn) *Store { return &Store{conn: conn, now: time.Now} }
 
 var (
 	insertAlerts    = chstorage.Query("alertstore/insert_alerts")
+	insertIndex     = chstorage.Query("alertstore/insert_index")
+	indexSpanSQL    = chstorage.Query("alertstore/index_span")
+	indexPageSQL    = chstorage.Query("alertstore/index_page")
 	alertsByIDSQL   = chstorage.Query("alertstore/alerts_by_id")
 	alertActionsSQL = chstorage.Query("alertstore/alert_actions")
 	alertsSQL       = chstorage.Query("alertstore/alerts")
@@ -84,6 +90,27 @@ func (r *Record) values() []any {
 		a.Explanation, a.SuggestedAction, uint32(a.SuppressedCount), uint32(a.Revision), int32(a.RulesVersion),
 		a.Status, r.StatusNote, r.StatusBy, r.StatusMs, a.SourceReceivedMs, a.DetectedMs, r.UpdatedMs,
 	}
+}
+
+// indexValues is the record as a row of insertIndex.
+func (r *Record) indexValues() []any {
+	a := &r.Alert
+	return []any{a.SiteID, a.AlertID, time.UnixMilli(a.TsMs).UTC(), a.TsMs, a.Detector, a.Severity, a.Status, r.version}
+}
+
+// insert writes alert versions: their index rows first, so an alert row
+// never exists without its index row (a failure in between leaves an index
+// row whose alert row is missing or older, which readers check against).
+func (s *Store) insert(ctx context.Context, recs []Record) error {
+	idx := make([][]any, len(recs))
+	rows := make([][]any, len(recs))
+	for i := range recs {
+		idx[i], rows[i] = recs[i].indexValues(), recs[i].values()
+	}
+	if err := insertIndex.Insert(ctx, s.conn, idx...); err != nil {
+		return err
+	}
+	return insertAlerts.Insert(ctx, s.conn, rows...)
 }
 
 func scan(rows driver.Rows) ([]Record, error) {
@@ -119,13 +146,29 @@ func (s *Store) nextVersion(prev uint64) uint64 {
 	return v
 }
 
-// byIDs returns the current versions of the given alerts.
-func (s *Store) byIDs(ctx context.Context, ids []string) (map[string]Record, error) {
+// byIDs returns the current versions of the given alerts. sites, when
+// known, are the alerts' sites: the index then finds them by its key. The
+// full rows are read within the event-time span the index gives, which the
+// alerts table's key prunes to (alerts not in the index: every row).
+func (s *Store) byIDs(ctx context.Context, ids, sites []string) (map[string]Record, error) {
 	out := map[string]Record{}
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := alertsByIDSQL.Query(ctx, s.conn, chstorage.Args{"ids": ids})
+	var from, to time.Time
+	var n uint64
+	args := chstorage.Args{"ids": ids}
+	if len(sites) > 0 {
+		args["sites"] = sites
+	}
+	if err := indexSpanSQL.QueryRow(ctx, s.conn, args).Scan(&from, &to, &n); err != nil {
+		return nil, fmt.Errorf("query alert index: %w", err)
+	}
+	args = chstorage.Args{"ids": ids}
+	if n > 0 && from.Unix() > 0 {
+		args["from"], args["to"] = from, to
+	}
+	rows, err := alertsByIDSQL.Query(ctx, s.conn, args)
 	if err != nil {
 		return nil, fmt.Errorf("query alerts: %w", err)
 	}
@@ -145,7 +188,7 @@ func (s *Store) byIDs(ctx context.Context, ids []string) (map[string]Record, err
 func (s *Store) Known(ctx context.Context, ids []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for chunk := range slices.Chunk(ids, 1000) { // keeps the query text small
-		recs, err := s.byIDs(ctx, chunk)
+		recs, err := s.byIDs(ctx, chunk, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -165,11 +208,16 @@ func (s *Store) Put(ctx context.Context, alerts []detect.Alert) error {
 		return nil
 	}
 	latest := map[string]detect.Alert{}
-	var ids []string
+	var ids, sites []string
+	siteSeen := map[string]bool{}
 	for _, a := range alerts {
 		prev, ok := latest[a.AlertID]
 		if !ok {
 			ids = append(ids, a.AlertID)
+		}
+		if !siteSeen[a.SiteID] {
+			siteSeen[a.SiteID] = true
+			sites = append(sites, a.SiteID)
 		}
 		if !ok || a.Revision >= prev.Revision {
 			latest[a.AlertID] = a
@@ -177,12 +225,12 @@ func (s *Store) Put(ctx context.Context, alerts []detect.Alert) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	existing, err := s.byIDs(ctx, ids)
+	existing, err := s.byIDs(ctx, ids, sites)
 	if err != nil {
 		return err
 	}
 	now := s.now().UnixMilli()
-	var rows [][]any
+	var recs []Record
 	for _, id := range ids {
 		a := latest[id]
 		r := Record{Alert: a, UpdatedMs: now}
@@ -199,17 +247,17 @@ func (s *Store) Put(ctx context.Context, alerts []detect.Alert) error {
 		if r.Alert.Status == "" {
 			r.Alert.Status = detect.StatusOpen
 		}
-		rows = append(rows, r.values())
+		recs = append(recs, r)
 	}
-	if len(rows) == 0 {
+	if len(recs) == 0 {
 		return nil
 	}
-	return insertAlerts.Insert(ctx, s.conn, rows...)
+	return s.insert(ctx, recs)
 }
 
 // Get returns one alert with its responder actions.
 func (s *Store) Get(ctx context.Context, id string) (Record, error) {
-	m, err := s.byIDs(ctx, []string{id})
+	m, err := s.byIDs(ctx, []string{id}, nil)
 	if err != nil {
 		return Record{}, err
 	}
@@ -261,6 +309,9 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 	if f.ToMs > 0 {
 		args["to_ms"], args["to_s"] = f.ToMs, f.ToMs/1000
 	}
+	if f.Subject == "" && f.Credential == "" && f.Door == "" {
+		return s.listIndexed(ctx, f, args)
+	}
 	rows, err := alertsSQL.Query(ctx, s.conn, args)
 	if err != nil {
 		return nil, fmt.Errorf("query alerts: %w", err)
@@ -269,12 +320,76 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 	return scan(rows)
 }
 
+// listIndexed lists alerts filtered by what the index holds (status,
+// detector, severity, site or a scoped caller's sites, time): the page's ids from the index, then their
+// full rows from alerts within the page's event-time span. A row whose
+// current version no longer matches (a status changed between the two
+// reads, or an index row whose alert row was not written) is left out.
+func (s *Store) listIndexed(ctx context.Context, f Filter, args chstorage.Args) ([]Record, error) {
+	args = maps.Clone(args)
+	delete(args, "subject_id")
+	delete(args, "credential_id")
+	delete(args, "door_id")
+	rows, err := indexPageSQL.Query(ctx, s.conn, args)
+	if err != nil {
+		return nil, fmt.Errorf("query alert index: %w", err)
+	}
+	var ids []string
+	var from, to time.Time
+	for rows.Next() {
+		var id string
+		var ts time.Time
+		if err := rows.Scan(&id, &ts); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("scan alert index: %w", err)
+		}
+		if len(ids) == 0 || ts.Before(from) {
+			from = ts
+		}
+		if len(ids) == 0 || ts.After(to) {
+			to = ts
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read alert index: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err = alertsByIDSQL.Query(ctx, s.conn, chstorage.Args{"ids": ids, "from": from, "to": to})
+	if err != nil {
+		return nil, fmt.Errorf("query alerts: %w", err)
+	}
+	defer rows.Close()
+	recs, err := scan(rows)
+	if err != nil {
+		return nil, err
+	}
+	out := recs[:0]
+	for _, r := range recs {
+		if (f.Status == "" || r.Status == f.Status) && (f.Detector == "" || r.Detector == f.Detector) &&
+			(f.Severity == "" || r.Severity == f.Severity) && (f.Site == "" || r.SiteID == f.Site) &&
+			(len(f.Sites) == 0 || slices.Contains(f.Sites, r.SiteID)) {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Record) int {
+		if a.TsMs != b.TsMs {
+			return cmp.Compare(b.TsMs, a.TsMs)
+		}
+		return strings.Compare(a.AlertID, b.AlertID)
+	})
+	return out, nil
+}
+
 // SetStatus writes a new version of an alert with a changed status. It
 // returns the new record and the status it had before.
 func (s *Store) SetStatus(ctx context.Context, id, status, note, by string) (Record, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, err := s.byIDs(ctx, []string{id})
+	m, err := s.byIDs(ctx, []string{id}, nil)
 	if err != nil {
 		return Record{}, "", err
 	}
@@ -286,7 +401,7 @@ func (s *Store) SetStatus(ctx context.Context, id, status, note, by string) (Rec
 	now := s.now().UnixMilli()
 	r.Status, r.StatusNote, r.StatusBy, r.StatusMs, r.UpdatedMs = status, note, by, now, now
 	r.version = s.nextVersion(r.version)
-	if err := insertAlerts.Insert(ctx, s.conn, r.values()); err != nil {
+	if err := s.insert(ctx, []Record{r}); err != nil {
 		return Record{}, "", err
 	}
 	return r, prev, nil

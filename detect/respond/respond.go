@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -110,9 +109,10 @@ type Responder struct {
 	opts    Options
 	actions *prometheus.CounterVec
 
-	mu   sync.Mutex
-	done map[string]bool        // action ids already recorded
-	rate map[string][]time.Time // site → recent automatic suspensions
+	mu       sync.Mutex
+	done     map[string]bool        // action ids already recorded
+	rate     map[string][]time.Time // site → recent automatic suspensions
+	seenSite map[string]bool        // sites whose recorded suspensions were read
 }
 
 // New returns a responder.
@@ -132,7 +132,7 @@ func New(o Options) (*Responder, error) {
 	if o.WebhookURL != "" && len(o.WebhookSecret) < 16 {
 		return nil, errors.New("respond: a webhook needs a secret of at least 16 bytes")
 	}
-	r := &Responder{opts: o, done: map[string]bool{}, rate: map[string][]time.Time{},
+	r := &Responder{opts: o, done: map[string]bool{}, rate: map[string][]time.Time{}, seenSite: map[string]bool{},
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyfleet_respond_actions_total",
 			Help: "Responder actions, by action (suspend, webhook, ticket) and outcome (done, dry_run, rate_limited, skipped, failed).",
@@ -151,16 +151,15 @@ func (r *Responder) Run(ctx context.Context) error {
 	err := bus.ConsumeBatches(ctx, r.opts.Reader, bus.BatchOptions{
 		MaxBatch: 500, MaxWait: 50 * time.Millisecond, Logger: r.opts.Logger, Name: "respond",
 	}, func(ctx context.Context, batch []kafka.Message) error {
+		alerts := make([]*detect.Alert, 0, len(batch))
 		for _, m := range batch {
 			var a detect.Alert
 			if err := json.Unmarshal(m.Value, &a); err != nil || a.AlertID == "" {
 				continue // not an alert; the alert sink counts these
 			}
-			if err := r.Handle(ctx, &a); err != nil {
-				return err
-			}
+			alerts = append(alerts, &a)
 		}
-		return nil
+		return r.HandleBatch(ctx, alerts)
 	})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return nil
@@ -198,62 +197,161 @@ type record struct {
 // ActionID is the deterministic id of an alert's action.
 func ActionID(alertID, action string) string { return alertID + "/" + action }
 
-// Handle applies the responder rules to one alert. It returns an error only
-// when the outcome could not be recorded or audited (the alert is then
-// re-delivered); a failed action is recorded as failed.
+// Handle applies the responder rules to one alert (HandleBatch of one).
 func (r *Responder) Handle(ctx context.Context, a *detect.Alert) error {
-	if a.Revision != 0 {
-		return nil // updates of a raised alert are not new occurrences
+	return r.HandleBatch(ctx, []*detect.Alert{a})
+}
+
+// HandleBatch applies the responder rules to a batch of alerts. Its
+// ClickHouse work is per batch, not per alert: one query for the actions
+// already recorded, one insert of tickets, one audit append of every action
+// and one insert of the action records (audited before recorded, as each
+// action was before). ClickHouse and the control plane being away are
+// waited out (retried with backoff); it returns an error only when ctx ends
+// first (the batch is then re-delivered; actions already recorded are not
+// repeated). An action the control plane refuses is recorded as failed.
+func (r *Responder) HandleBatch(ctx context.Context, alerts []*detect.Alert) error {
+	type planned struct {
+		a     *detect.Alert
+		steps []Step
 	}
-	steps := Plan(r.opts.Rules, a)
-	if len(steps) == 0 {
+	var work []planned
+	var ids []string
+	for _, a := range alerts {
+		if a.Revision != 0 {
+			continue // updates of a raised alert are not new occurrences
+		}
+		if steps := Plan(r.opts.Rules, a); len(steps) > 0 {
+			work = append(work, planned{a, steps})
+			ids = append(ids, a.AlertID)
+		}
+	}
+	if len(work) == 0 {
 		return nil
 	}
 	var done map[string]bool
 	err := bus.Retry(ctx, r.opts.Logger, "query alert actions", func(ctx context.Context) error {
 		var err error
-		done, err = r.recorded(ctx, a.AlertID)
+		done, err = r.recorded(ctx, ids)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	for _, st := range steps {
-		id := ActionID(a.AlertID, st.Action)
-		if done[id] {
-			continue
+	b := &actionBatch{}
+	for _, w := range work {
+		for _, st := range w.steps {
+			id := ActionID(w.a.AlertID, st.Action)
+			if done[id] {
+				continue
+			}
+			done[id] = true // the same alert twice in a batch
+			rec, err := r.act(ctx, w.a, st, b)
+			if err != nil {
+				// ctx ended while the control plane was away: nothing
+				// of the batch is recorded, and it is handled again by
+				// whoever consumes it next.
+				return err
+			}
+			rec.ActionID = id
+			b.add(r, w.a, rec)
 		}
-		rec, err := r.act(ctx, a, st)
-		if err != nil {
-			return err // ctx ended while the control plane or ClickHouse was away
-		}
-		rec.ActionID = id
-		if err := r.audit(ctx, a, rec); err != nil {
-			return err
-		}
-		if err := r.store(ctx, a, rec); err != nil {
-			return err
-		}
-		r.actions.WithLabelValues(st.Action, rec.Outcome).Inc()
-		r.mu.Lock()
-		r.done[id] = true
-		r.mu.Unlock()
+	}
+	if err := r.flush(ctx, b); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	for _, rec := range b.records {
+		r.done[rec.ActionID] = true
+	}
+	r.mu.Unlock()
+	for _, rec := range b.records {
+		r.actions.WithLabelValues(rec.Action, rec.Outcome).Inc()
 	}
 	return nil
 }
 
-// recorded returns the alert's actions already recorded (by this or another
-// instance, before a crash or rebalance).
-func (r *Responder) recorded(ctx context.Context, alertID string) (map[string]bool, error) {
+// actionBatch collects a batch's writes.
+type actionBatch struct {
+	records []record
+	rows    [][]any // alert_actions
+	tickets [][]any // alert_tickets
+	audits  []audit.Entry
+}
+
+func (b *actionBatch) add(r *Responder, a *detect.Alert, rec record) {
+	now := r.opts.Now()
+	b.records = append(b.records, rec)
+	b.audits = append(b.audits, r.auditEntry(a, rec))
+	b.rows = append(b.rows, []any{
+		rec.ActionID, a.AlertID, time.UnixMilli(a.TsMs).UTC(), rec.Rule, rec.Action, rec.Outcome, rec.Detail,
+		a.Detector, a.Severity, a.CredentialID, a.SiteID, "responder:" + rec.Rule, rec.Reversal,
+		now.UnixMilli(), uint64(now.UnixMicro()),
+	})
+}
+
+// BatchAppender appends several audit entries at once, in order (the audit
+// store's AppendAll: one insert); without it entries are appended one by one.
+type BatchAppender interface {
+	AppendAll(ctx context.Context, entries []audit.Entry) error
+}
+
+// flush writes a batch: tickets, then the audit entries, then the records.
+func (r *Responder) flush(ctx context.Context, b *actionBatch) error {
+	if len(b.tickets) > 0 {
+		if err := bus.Retry(ctx, r.opts.Logger, "open tickets", func(ctx context.Context) error {
+			return insertTicket.Insert(ctx, r.opts.Conn, b.tickets...)
+		}); err != nil {
+			return err
+		}
+	}
+	if len(b.audits) > 0 {
+		err := bus.Retry(ctx, r.opts.Logger, "audit responder actions", func(ctx context.Context) error {
+			if ba, ok := r.opts.Auditor.(BatchAppender); ok {
+				return ba.AppendAll(ctx, b.audits)
+			}
+			for len(b.audits) > 0 {
+				if err := r.opts.Auditor.Append(ctx, b.audits[0]); err != nil {
+					return err
+				}
+				b.audits = b.audits[1:]
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if len(b.rows) == 0 {
+		return nil
+	}
+	return bus.Retry(ctx, r.opts.Logger, "record responder actions", func(ctx context.Context) error {
+		return insertAction.Insert(ctx, r.opts.Conn, b.rows...)
+	})
+}
+
+// recorded returns the actions already recorded for the given alerts (by
+// this or another instance, before a crash or rebalance): one query.
+func (r *Responder) recorded(ctx context.Context, alertIDs []string) (map[string]bool, error) {
 	out := map[string]bool{}
+	var ask []string
 	r.mu.Lock()
-	for id := range r.done {
-		if strings.HasPrefix(id, alertID+"/") {
-			out[id] = true
+	for _, id := range alertIDs {
+		known := false
+		for _, act := range []string{detect.ActionSuspend, detect.ActionWebhook, detect.ActionTicket} {
+			if r.done[ActionID(id, act)] {
+				out[ActionID(id, act)], known = true, true
+			}
+		}
+		if !known {
+			ask = append(ask, id)
 		}
 	}
 	r.mu.Unlock()
-	rows, err := recordedActionsSQL.Query(ctx, r.opts.Conn, chstorage.Args{"alert_id": alertID})
+	if len(ask) == 0 {
+		return out, nil
+	}
+	rows, err := recordedActionsSQL.Query(ctx, r.opts.Conn, chstorage.Args{"alert_ids": ask})
 	if err != nil {
 		return nil, fmt.Errorf("query alert actions: %w", err)
 	}
@@ -268,9 +366,10 @@ func (r *Responder) recorded(ctx context.Context, alertID string) (map[string]bo
 	return out, rows.Err()
 }
 
-// act carries out one step and says how it went; it fails only when ctx
-// ends while a dependency (the control plane, ClickHouse) is away.
-func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step) (record, error) {
+// act carries out one step and says how it went (a ticket is added to b,
+// written with the batch); it fails only when ctx ends while the control
+// plane is away.
+func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step, b *actionBatch) (record, error) {
 	rec := record{Rule: st.Rule, Action: st.Action}
 	dry := r.opts.Rules.Responders.DryRun
 	switch st.Action {
@@ -322,11 +421,9 @@ func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step) (record, 
 			rec.Outcome, rec.Detail = OutcomeDryRun, "would open ticket "+ticket
 			break
 		}
-		if err := bus.Retry(ctx, r.opts.Logger, "open ticket", func(ctx context.Context) error {
-			return r.ticket(ctx, a, ticket)
-		}); err != nil {
-			return rec, err
-		}
+		// Written with the batch, before its records (retried while
+		// ClickHouse is away, like the batch's other writes).
+		b.tickets = append(b.tickets, r.ticketRow(a, ticket))
 		rec.Outcome, rec.Detail = OutcomeDone, "opened ticket "+ticket
 	}
 	return rec, nil
@@ -336,14 +433,25 @@ func (r *Responder) act(ctx context.Context, a *detect.Alert, st Step) (record, 
 // Alerts are keyed by site on the alerts topic, so one instance owns a
 // site's alerts; the suspensions alert_actions recorded in the last minute
 // (by a previous owner, before a rebalance or restart) count too.
+//
+// The recorded ones are read once per site and process (when this instance
+// first meets the site, e.g. after a rebalance): from then on this instance
+// owns the site's alerts, and its own memory is complete.
 func (r *Responder) allow(ctx context.Context, site string) bool {
 	limit := r.opts.Rules.Responders.MaxSuspensionsPerMinute
 	now := r.opts.Now()
-	var stored uint64
-	err := recentSuspensionsSQL.QueryRow(ctx, r.opts.Conn, chstorage.Args{
-		"site_id": site, "since_ms": now.Add(-time.Minute).UnixMilli()}).Scan(&stored)
-	if err != nil {
-		r.opts.Logger.Warn("suspension budget: recorded suspensions unavailable; counting this instance's only", "err", err)
+	r.mu.Lock()
+	seen := r.seenSite[site]
+	r.mu.Unlock()
+	if !seen {
+		stored, err := r.storedSuspensions(ctx, site, now)
+		if err != nil {
+			r.opts.Logger.Warn("suspension budget: recorded suspensions unavailable; counting this instance's only", "err", err)
+		}
+		r.mu.Lock()
+		r.seenSite[site] = err == nil
+		r.rate[site] = append(r.rate[site], stored...)
+		r.mu.Unlock()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -354,11 +462,31 @@ func (r *Responder) allow(ctx context.Context, site string) bool {
 		}
 	}
 	r.rate[site] = recent
-	if max(len(recent), int(stored)) >= limit {
+	if len(recent) >= limit {
 		return false
 	}
 	r.rate[site] = append(recent, now)
 	return true
+}
+
+// storedSuspensions returns when the suspensions recorded at a site in the
+// last minute were done.
+func (r *Responder) storedSuspensions(ctx context.Context, site string, now time.Time) ([]time.Time, error) {
+	rows, err := recentSuspensionsSQL.Query(ctx, r.opts.Conn, chstorage.Args{
+		"site_id": site, "since_ms": now.Add(-time.Minute).UnixMilli()})
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []time.Time
+	for rows.Next() {
+		var ms int64
+		if err := rows.Scan(&ms); err != nil {
+			return nil, err
+		}
+		out = append(out, time.UnixMilli(ms))
+	}
+	return out, rows.Err()
 }
 
 func retry(ctx context.Context, attempts int, fn func(context.Context) error) error {
@@ -417,32 +545,21 @@ var (
 	insertAction         = chstorage.Query("respond/insert_action")
 )
 
-func (r *Responder) ticket(ctx context.Context, a *detect.Alert, id string) error {
+func (r *Responder) ticketRow(a *detect.Alert, id string) []any {
 	now := r.opts.Now()
 	title := fmt.Sprintf("[%s] %s", a.Severity, a.Detector)
 	if a.SiteID != "" {
 		title += " at " + a.SiteID
 	}
 	body := a.Explanation + "\n\nSuggested action: " + a.SuggestedAction
-	return insertTicket.Insert(ctx, r.opts.Conn, []any{
+	return []any{
 		id, a.AlertID, time.UnixMilli(a.TsMs).UTC(), a.Detector, a.Severity, title, body,
 		a.SubjectID, a.CredentialID, a.DoorID, a.SiteID, "open", "", now.UnixMilli(), now.UnixMilli(), uint64(now.UnixMicro()),
-	})
+	}
 }
 
-func (r *Responder) store(ctx context.Context, a *detect.Alert, rec record) error {
-	now := r.opts.Now()
-	return bus.Retry(ctx, r.opts.Logger, "record responder action", func(ctx context.Context) error {
-		return insertAction.Insert(ctx, r.opts.Conn, []any{
-			rec.ActionID, a.AlertID, time.UnixMilli(a.TsMs).UTC(), rec.Rule, rec.Action, rec.Outcome, rec.Detail,
-			a.Detector, a.Severity, a.CredentialID, a.SiteID, "responder:" + rec.Rule, rec.Reversal,
-			now.UnixMilli(), uint64(now.UnixMicro()),
-		})
-	})
-}
-
-// audit writes the action to the audit log with the alert that caused it.
-func (r *Responder) audit(ctx context.Context, a *detect.Alert, rec record) error {
+// auditEntry is the action's audit entry, with the alert that caused it.
+func (r *Responder) auditEntry(a *detect.Alert, rec record) audit.Entry {
 	target := a.CredentialID
 	if rec.Action != detect.ActionSuspend || target == "" {
 		target = a.AlertID
@@ -456,7 +573,5 @@ func (r *Responder) audit(ctx context.Context, a *detect.Alert, rec record) erro
 			"action_id": rec.ActionID,
 		},
 	}
-	return bus.Retry(ctx, r.opts.Logger, "audit responder action", func(ctx context.Context) error {
-		return r.opts.Auditor.Append(ctx, e)
-	})
+	return e
 }

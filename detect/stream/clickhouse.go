@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
 
 	"github.com/keyfleet/keyfleet/detect"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
+	"github.com/keyfleet/keyfleet/internal/event"
 )
 
 var (
@@ -97,4 +99,60 @@ func (b ClickHouseBaselines) Save(ctx context.Context, bs []detect.Baseline) err
 		rows = rows[n:]
 	}
 	return nil
+}
+
+var (
+	historyRecentSQL = chstorage.Query("stream/history_recent")
+	historyGrantsSQL = chstorage.Query("stream/history_grants")
+)
+
+// ClickHouseHistory replays the access events stored in access_events, by
+// the time they were stored (inserted_ms): the warm-up of detectors fed
+// in-process, which judge every event before its batch is committed. Events
+// stored but not yet committed when the previous process stopped are judged
+// twice (replayed here, then delivered again).
+type ClickHouseHistory struct {
+	Conn driver.Conn
+	Now  func() time.Time // default time.Now
+}
+
+var _ History = ClickHouseHistory{}
+
+// Replay implements History.
+func (h ClickHouseHistory) Replay(ctx context.Context, window, reach time.Duration, recent, older func(*event.Access)) error {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	windowFrom := now().Add(-window).UnixMilli()
+	if reach > window {
+		err := h.read(ctx, historyGrantsSQL, chstorage.Args{"since_ms": now().Add(-reach).UnixMilli(),
+			"until_ms": windowFrom, "limit": MaxWarmUpEvents}, older)
+		if err != nil {
+			return err
+		}
+	}
+	return h.read(ctx, historyRecentSQL, chstorage.Args{"since_ms": windowFrom, "limit": MaxWarmUpEvents}, recent)
+}
+
+func (h ClickHouseHistory) read(ctx context.Context, q *chstorage.Statement, args chstorage.Args, fn func(*event.Access)) error {
+	rows, err := q.Query(ctx, h.Conn, args)
+	if err != nil {
+		return fmt.Errorf("warm-up from access_events: %w", err)
+	}
+	defer rows.Close()
+	var e event.Access
+	for rows.Next() {
+		var id uuid.UUID
+		var bg uint8
+		e = event.Access{}
+		if err := rows.Scan(&id, &e.TsMs, &e.ReceivedMs, &e.Vendor, &e.SiteID, &e.ZoneID, &e.DoorID,
+			&e.LockID, &e.SubjectID, &e.CredentialID, &e.DeviceID, &e.Attested, &e.Action, &e.Outcome, &e.Method,
+			&e.Reason, &e.VendorCode, &bg, &e.RawRef); err != nil {
+			return fmt.Errorf("warm-up from access_events: %w", err)
+		}
+		e.EventID, e.BreakGlass = id.String(), bg != 0
+		fn(&e)
+	}
+	return rows.Err()
 }

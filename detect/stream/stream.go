@@ -60,12 +60,22 @@ type Options struct {
 	Bus    bus.Config
 	Engine *detect.Engine
 	// Access reads access.events in the bus.GroupDetect consumer group.
+	// Without it the processor is fed in-process (Detect, by the pipeline's
+	// Ingest stage): correct only when this instance sees every subject's
+	// events, i.e. it owns every partition of lock.events.raw.
 	Access bus.MessageReader
+	// History replays the events already judged at start (the warm-up);
+	// nil: access.events up to this group's committed offsets.
+	History History
 	// Lag, when set, returns how many access.events messages this instance
 	// has not yet read; the idle watermark advance waits for 0.
 	Lag func() int64
 	// Alerts writes the alerts topic (synchronous, acks=all).
 	Alerts bus.Writer
+	// DeadLetter receives the access.events records that are not events
+	// (reason undecodable_event, stage detect); nil: they are logged and
+	// skipped.
+	DeadLetter bus.Writer
 
 	// Uses enables the batch checks (stale_credential, expired_exception)
 	// every BatchEvery; nil disables them on this instance.
@@ -105,12 +115,16 @@ type Processor struct {
 	engine     *detect.Engine
 	events     []event.Access // handleAccess's decoded batch, reused
 	lastAccess time.Time
+	ready      chan struct{} // closed once the warm-up is done: Detect may judge
 }
 
 // New returns a processor.
 func New(o Options) (*Processor, error) {
-	if o.Engine == nil || o.Access == nil || o.Alerts == nil || len(o.Bus.Brokers) == 0 {
-		return nil, errors.New("detect stream: Engine, Access, Alerts and Bus are required")
+	if o.Engine == nil || o.Alerts == nil || len(o.Bus.Brokers) == 0 {
+		return nil, errors.New("detect stream: Engine, Alerts and Bus are required")
+	}
+	if o.Access == nil && o.WarmUp >= 0 && o.History == nil {
+		return nil, errors.New("detect stream: fed in-process (no Access reader), the warm-up needs a History")
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 5000
@@ -133,7 +147,7 @@ func New(o Options) (*Processor, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Processor{opts: o, engine: o.Engine, lastAccess: o.Now()}, nil
+	return &Processor{opts: o, engine: o.Engine, lastAccess: o.Now(), ready: make(chan struct{})}, nil
 }
 
 // Run processes until ctx ends: restore baselines, catch up on
@@ -175,17 +189,21 @@ func (p *Processor) Run(ctx context.Context) error {
 			return g.Wait() // Retry gives up only when the run ends
 		}
 	}
-	g.Go(func() error {
-		err := bus.ConsumeBatches(gctx, p.opts.Access, bus.BatchOptions{
-			MaxBatch: p.opts.MaxBatch, MaxWait: p.opts.MaxWait, Logger: p.opts.Logger, Name: "detect",
-		}, p.handleAccess)
-		if err != nil && gctx.Err() != nil && errors.Is(err, context.Canceled) {
-			// Shutdown cut a commit short: the batch is redelivered to the
-			// next owner and its alerts deduplicate by id.
-			return nil
-		}
-		return err
-	})
+	close(p.ready)
+	if p.opts.Access != nil {
+		g.Go(func() error {
+			err := bus.ConsumeBatches(gctx, p.opts.Access, bus.BatchOptions{
+				MaxBatch: p.opts.MaxBatch, MaxWait: p.opts.MaxWait, Logger: p.opts.Logger, Name: "detect",
+				DeadLetter: p.opts.DeadLetter,
+			}, p.handleAccess)
+			if err != nil && gctx.Err() != nil && errors.Is(err, context.Canceled) {
+				// Shutdown cut a commit short: the batch is redelivered to the
+				// next owner and its alerts deduplicate by id.
+				return nil
+			}
+			return err
+		})
+	}
 	g.Go(func() error { return p.tick(gctx) })
 	err := g.Wait()
 	if p.opts.Baselines != nil {
@@ -199,18 +217,27 @@ func (p *Processor) Run(ctx context.Context) error {
 }
 
 // handleAccess runs one batch of access events through the engine and
-// produces the alerts before the batch is committed.
+// produces the alerts before the batch is committed. Records that are not
+// events are dead-lettered once the others are judged (access.events has
+// no other consumer in serve since the one pass stores events from the raw
+// records).
 func (p *Processor) handleAccess(ctx context.Context, batch []kafka.Message) error {
 	// Events are decoded in place into a slice kept between batches (the
 	// engine copies what it keeps): no allocation per event or batch.
 	events := p.events[:0]
-	bad := 0
+	var bad []kafka.Message
+	var why error
 	for _, m := range batch {
 		events = append(events, event.Access{})
 		ev := &events[len(events)-1]
-		if err := event.Decode(m.Value, ev); err != nil || ev.TsMs <= 0 {
+		err := event.Decode(m.Value, ev)
+		if err == nil && ev.TsMs <= 0 {
+			err = errors.New("no event time")
+		}
+		if err != nil {
 			events = events[:len(events)-1]
-			bad++ // the ClickHouse writer dead-letters undecodable events
+			bad = append(bad, m)
+			why = err
 			continue
 		}
 		if ev.ReceivedMs <= 0 {
@@ -218,7 +245,35 @@ func (p *Processor) handleAccess(ctx context.Context, batch []kafka.Message) err
 		}
 	}
 	defer func() { clear(events); p.events = events[:0] }()
-	p.opts.Metrics.Record("access", "undecodable", bad)
+	if err := p.judge(ctx, events); err != nil {
+		return err // only when ctx ended: the batch is handed over again
+	}
+	if len(bad) > 0 {
+		p.opts.Metrics.Record("access", "undecodable", len(bad))
+		return bus.Permanent("undecodable_event", why, bad...) // dead-lettered, the batch committed
+	}
+	return nil
+}
+
+// Detect judges events handed over in-process (pipeline.Ingest) and
+// produces their alerts; it returns once Kafka acknowledged them. It waits
+// until Run has restored the detectors' state (credential records, baselines,
+// warm-up). events is not kept.
+func (p *Processor) Detect(ctx context.Context, events []event.Access) error {
+	select {
+	case <-p.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for i := range events {
+		if events[i].ReceivedMs <= 0 {
+			events[i].ReceivedMs = p.opts.Now().UnixMilli()
+		}
+	}
+	return p.judge(ctx, events)
+}
+
+func (p *Processor) judge(ctx context.Context, events []event.Access) error {
 	p.opts.Metrics.Record("access", "ok", len(events))
 	var alerts []detect.Alert
 	p.mu.Lock()

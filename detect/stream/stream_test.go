@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,6 +171,47 @@ func TestProcessor(t *testing.T) {
 	assert.Equal(t, 2, testutil.CollectAndCount(reg, "keyfleet_detect_alerts_total"), "series: use_after_revocation/critical, emergency_unlock/high")
 	assert.Equal(t, 2, testutil.CollectAndCount(reg, "keyfleet_detect_latency_seconds"))
 	assert.InDelta(t, 3, testutil.ToFloat64(mustCounter(t, reg, "keyfleet_detect_records_total", "access")), 0)
+}
+
+// An access.events record that is not an event is dead-lettered (reason
+// undecodable_event, stage detect) once the events around it are judged,
+// and the batch is committed.
+func TestUndecodableAccessEventDeadLettered(t *testing.T) {
+	cfg := testenv.Kafka(t, 1)
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute).UnixMilli()
+	dlq := bus.NewWriter(cfg, bus.TopicDLQ)
+	t.Cleanup(func() { dlq.Close() })
+	reg := prometheus.NewRegistry()
+	p := start(t, cfg, reg, func(o *stream.Options) { o.DeadLetter = dlq })
+	out := alertsReader(t, cfg)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w := bus.NewWriter(cfg, bus.TopicAccess)
+	defer w.Close()
+	poison := []byte("\x00not an event\xff")
+	ev := &event.Access{EventID: event.ID("test", "poison-neighbour"), TsMs: base, ReceivedMs: base, Vendor: "matter",
+		SiteID: "site-1", DoorID: "lobby", LockID: "l-lobby", Attested: "unknown", Action: "emergency_unlock",
+		Outcome: "granted", Method: "manual"}
+	require.NoError(t, w.WriteMessages(ctx, kafka.Message{Key: []byte("poison"), Value: poison},
+		kafka.Message{Key: []byte("lobby"), Value: ev.AppendJSON(nil)}))
+
+	got := readAlerts(t, out, 1, time.Minute)
+	assert.Equal(t, detect.EmergencyUnlock, got[0].Detector, "the event next to the poison judged")
+	dr := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: cfg.Topic(bus.TopicDLQ), MaxWait: 100 * time.Millisecond})
+	defer dr.Close()
+	m, err := dr.ReadMessage(ctx)
+	require.NoError(t, err)
+	d := bus.ParseDeadLetter(m)
+	assert.Equal(t, "undecodable_event", d.Reason)
+	assert.Equal(t, "detect", d.Stage)
+	assert.Equal(t, poison, d.Value)
+	assert.True(t, strings.HasPrefix(d.Source, cfg.Topic(bus.TopicAccess)+"/"), d.Source)
+	require.Eventually(t, func() bool {
+		lag, err := bus.Lag(ctx, cfg, bus.Consumer{Group: bus.GroupDetect, Topic: bus.TopicAccess})
+		return err == nil && lag == 0
+	}, time.Minute, 50*time.Millisecond, "the batch committed")
+	p.stop(t)
 }
 
 func mustCounter(t testing.TB, reg *prometheus.Registry, name, source string) prometheus.Collector {

@@ -49,6 +49,63 @@ func (p *Processor) warmUp(ctx context.Context, window time.Duration) error {
 	if r := p.engine.Rules().Detectors.UseAfterRevocation; r.Enabled && r.Lookback.D() > reach {
 		reach = r.Lookback.D()
 	}
+	var events []event.Access
+	var alerts []detect.Alert
+	grants := 0
+	recent := func(ev *event.Access) { events = append(events, *ev) }
+	older := func(ev *event.Access) {
+		if ev.Outcome != "granted" || ev.CredentialID == "" {
+			return
+		}
+		grants++
+		p.mu.Lock()
+		alerts = p.engine.RememberGrant(alerts, ev) // use_after_revocation's only
+		p.mu.Unlock()
+	}
+	history := p.opts.History
+	if history == nil {
+		history = kafkaHistory{p}
+	}
+	if err := history.Replay(ctx, window, reach, recent, older); err != nil {
+		return err
+	}
+	sort.SliceStable(events, func(i, j int) bool { return events[i].TsMs < events[j].TsMs })
+	p.mu.Lock()
+	p.engine.SetReplay(true)
+	for i := range events {
+		n := len(alerts)
+		alerts = keepRevocationAlerts(p.engine.Access(alerts, &events[i]), n)
+	}
+	p.engine.SetReplay(false)
+	p.mu.Unlock()
+	late, err := p.unknownRevocationAlerts(ctx, alerts)
+	if err != nil {
+		return err
+	}
+	if err := p.produce(ctx, late); err != nil {
+		return err
+	}
+	p.opts.Logger.Info("detector windows refilled from judged access events",
+		"events", len(events), "window", window, "older_grants", grants, "lookback", reach,
+		"late_revocation_alerts", len(late), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// History replays access events already judged, for the warm-up: recent
+// with each event judged within the last window (processing time), older
+// with the events judged before that within reach (only granted uses with
+// a credential matter). ev is reused: the callbacks copy what they keep.
+// At most MaxWarmUpEvents of each kind.
+type History interface {
+	Replay(ctx context.Context, window, reach time.Duration, recent, older func(ev *event.Access)) error
+}
+
+// kafkaHistory replays access.events up to this group's committed offsets.
+type kafkaHistory struct{ p *Processor }
+
+func (h kafkaHistory) Replay(ctx context.Context, window, reach time.Duration, recent, older func(ev *event.Access)) error {
+	p := h.p
+	start := time.Now()
 	topic := p.opts.Bus.Topic(bus.TopicAccess)
 	client := p.opts.Bus.Client(15 * time.Second)
 	parts, err := bus.Partitions(ctx, p.opts.Bus, bus.TopicAccess, bus.GroupDetect)
@@ -74,55 +131,22 @@ func (p *Processor) warmUp(ctx context.Context, window time.Duration) error {
 			return err
 		}
 	}
-
 	perPartition := int64(MaxWarmUpEvents / len(ends))
-	var events []event.Access
-	var alerts []detect.Alert
-	grants := 0
 	for part, end := range ends {
 		from := max(windowFrom[part], end-perPartition)
-		// Older grants first, straight into the engine: they are few per
-		// credential and a credential's events share one partition.
-		if older := max(reachFrom[part], from-perPartition); older < from {
-			err := p.readRange(ctx, topic, part, older, from, func(ev *event.Access) {
-				if ev.Outcome != "granted" || ev.CredentialID == "" {
-					return
-				}
-				grants++
-				p.mu.Lock()
-				alerts = p.engine.RememberGrant(alerts, ev) // use_after_revocation's only
-				p.mu.Unlock()
-			})
-			if err != nil {
+		// Older grants first: they are few per credential and a
+		// credential's events share one partition.
+		if o := max(reachFrom[part], from-perPartition); o < from {
+			if err := p.readRange(ctx, topic, part, o, from, older); err != nil {
 				return err
 			}
 		}
 		if from < end {
-			err := p.readRange(ctx, topic, part, from, end, func(ev *event.Access) { events = append(events, *ev) })
-			if err != nil {
+			if err := p.readRange(ctx, topic, part, from, end, recent); err != nil {
 				return err
 			}
 		}
 	}
-	sort.SliceStable(events, func(i, j int) bool { return events[i].TsMs < events[j].TsMs })
-	p.mu.Lock()
-	p.engine.SetReplay(true)
-	for i := range events {
-		n := len(alerts)
-		alerts = keepRevocationAlerts(p.engine.Access(alerts, &events[i]), n)
-	}
-	p.engine.SetReplay(false)
-	p.mu.Unlock()
-	late, err := p.unknownRevocationAlerts(ctx, alerts)
-	if err != nil {
-		return err
-	}
-	if err := p.produce(ctx, late); err != nil {
-		return err
-	}
-	p.opts.Logger.Info("detector windows refilled from committed access events",
-		"events", len(events), "window", window, "older_grants", grants, "lookback", reach,
-		"late_revocation_alerts", len(late), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -118,7 +118,8 @@ var UseActions = []string{"unlock", "unlatch", "access_denied"}
 
 // DoorUses counts the distinct access events of UseActions per door in
 // [from, to) (one site, or every site when site is empty), read from
-// access_events_by_time so the scan is bounded by the range.
+// access_events, whose sort key (site_id, ts, event_id) bounds the scan by
+// the range within each site.
 func DoorUses(ctx context.Context, conn driver.Conn, from, to time.Time, site string) (map[estate.Door]int, error) {
 	rows, err := doorUsesSQL.Query(ctx, conn, chstorage.Args{"from": from.UTC().Truncate(time.Second), "to": to.UTC().Truncate(time.Second),
 		"from_ms": from.UnixMilli(), "to_ms": to.UnixMilli(), "actions": UseActions, "site": site})

@@ -221,8 +221,10 @@ func (x *Exceptions) followPartition(ctx context.Context, partition int, from in
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("follow %s/%d: %w", bus.TopicExceptions, partition, err)
 	}
+	fetching := bus.Fetching{Op: fmt.Sprintf("follow %s/%d", bus.TopicExceptions, partition), Logger: x.opts.Logger}
+	defer fetching.Stop(ctx)
 	for {
-		m, err := r.FetchMessage(ctx)
+		m, err := fetching.Fetch(ctx, r.FetchMessage) // rides out broker outages
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -154,12 +154,15 @@ func TestServeKilled(t *testing.T) {
 
 // A record no stage can process lands in every topic serve consumes: each
 // is dead-lettered with a reason (lock.events.dlq's own is stored as it
-// is), the stages go on, and readiness never wavers.
+// is), the stages go on, and readiness never wavers. serve runs with
+// --access-events topic, the only mode in which it consumes access.events
+// (its detectors read it; by default they are fed in-process by the one
+// pass, and the poison on lock.events.raw covers that path).
 func TestPoisonRecords(t *testing.T) {
 	t.Parallel()
 	bc := testenv.RequireRealKafka(t, 4)
 	conn, ch := testenv.ClickHouse(t)
-	s := newScenario(t, conn, bc, sharedArgs(bc, ch.Addr, ch.Database)...)
+	s := newScenario(t, conn, bc, append(sharedArgs(bc, ch.Addr, ch.Database), "--access-events", "topic")...)
 	pid := s.serve.pid()
 	s.startWorkload()
 	bus.Wait(context.Background(), warm)

@@ -3,6 +3,7 @@ package faults
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +26,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/control/attest"
+	"github.com/keyfleet/keyfleet/control/attest/attesttest"
 	"github.com/keyfleet/keyfleet/detect"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/internal/bus"
@@ -216,6 +219,7 @@ type scenario struct {
 	bus   bus.Config  // serve's topics as the test reaches them
 	serve *serve
 	locks []string
+	ca    *attesttest.CA // mints the phones' App Attest evidence; serve trusts its roots
 
 	mu       sync.Mutex
 	seq      int64
@@ -279,7 +283,14 @@ func newScenario(t *testing.T, conn driver.Conn, bc bus.Config, args ...string) 
 	reg, locks := registryFile(t)
 	s := &scenario{t: t, name: t.Name(), conn: conn, bus: bc, locks: locks,
 		base: time.Now().Add(-24 * time.Hour).UnixMilli(), sent: map[int64]bool{}, acked: map[int64]bool{}, revoked: map[string]string{}}
-	s.serve = newServe(t, append(args, "--registry", reg)...)
+	// Credentials are active (on the locks) only with attestation serve
+	// verifies: it trusts a test CA that the scenario's phones attest with.
+	caDir := t.TempDir()
+	ca, err := attesttest.LoadOrNew(caDir, time.Now())
+	require.NoError(t, err)
+	s.ca = ca
+	s.serve = newServe(t, append(args, "--registry", reg, "--attest-apple-roots", filepath.Join(caDir, attesttest.FileAppleRoots),
+		"--attest-apple-app-ids", attesttest.AppID)...)
 	// The gateway outlives the workload: it confirms the last revocations
 	// while verify waits for them.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -301,9 +312,18 @@ func (s *scenario) issue(n int) {
 	for i := range reqs {
 		subject := fmt.Sprintf("faults-%d", i)
 		s.subjects = append(s.subjects, subject)
+		code, body := s.serve.call(http.MethodPost, "/v1/attestation/challenge", control.ChallengeRequest{DeviceID: "dev-" + subject})
+		require.Equal(t, http.StatusOK, code, string(body))
+		var ch control.ChallengeResponse
+		require.NoError(t, json.Unmarshal(body, &ch))
+		challenge, err := base64.StdEncoding.DecodeString(ch.Challenge)
+		require.NoError(t, err)
+		evidence, err := s.ca.At(time.Now()).Mint(attest.FormatAppleAppAttest, attesttest.Options{Challenge: challenge})
+		require.NoError(t, err)
 		reqs[i] = control.CredentialRequest{SubjectID: subject, Role: "resident", DoorGroups: []string{"entrance", "garage"},
 			DeviceID: "dev-" + subject, Reason: "fault-injection suite",
-			Attestation: &control.AttestationInput{Format: "aliro", Evidence: "ZmF1bHRzIHN1aXRl"}}
+			Attestation: &control.AttestationInput{Format: attest.FormatAppleAppAttest,
+				Evidence: base64.StdEncoding.EncodeToString(evidence), Challenge: ch.Challenge}}
 	}
 	code, body := s.serve.call(http.MethodPost, "/v1/credentials:bulk", reqs)
 	require.Equal(t, http.StatusAccepted, code, string(body))

@@ -149,31 +149,45 @@ const actorNameKey = "actor_name"
 // together (one insert of consecutive chained entries), so a burst of admin
 // actions costs one ClickHouse round trip per burst, not per action.
 func (s *Store) Append(ctx context.Context, e Entry) error {
-	if e.Action == "" {
-		return errors.New("audit append: an audit entry needs an action")
+	return s.AppendAll(ctx, []Entry{e})
+}
+
+// AppendAll adds entries to the chain in order, in one insert with whatever
+// other appends are waiting, and returns once ClickHouse has them: a batch
+// of automated actions (the responders') costs one round trip. An error
+// means none of them is (known to be) stored.
+func (s *Store) AppendAll(ctx context.Context, entries []Entry) error {
+	if len(entries) == 0 {
+		return nil
 	}
-	if e.TsMs == 0 {
-		e.TsMs = s.opts.Now().UnixMilli()
-	}
-	if e.ActorName == "" && s.opts.ActorName != nil {
-		e.ActorName, _ = s.opts.ActorName(e.Actor)
-	}
-	if e.ActorName != "" {
-		d := make(map[string]string, len(e.Details)+1)
-		for k, v := range e.Details {
-			d[k] = v
+	ps := make([]*pendingAppend, len(entries))
+	for i, e := range entries {
+		if e.Action == "" {
+			return errors.New("audit append: an audit entry needs an action")
 		}
-		d[actorNameKey] = e.ActorName
-		e.Details = d
+		if e.TsMs == 0 {
+			e.TsMs = s.opts.Now().UnixMilli()
+		}
+		if e.ActorName == "" && s.opts.ActorName != nil {
+			e.ActorName, _ = s.opts.ActorName(e.Actor)
+		}
+		if e.ActorName != "" {
+			d := make(map[string]string, len(e.Details)+1)
+			for k, v := range e.Details {
+				d[k] = v
+			}
+			d[actorNameKey] = e.ActorName
+			e.Details = d
+		}
+		ps[i] = &pendingAppend{entry: e, done: make(chan error, 1)}
 	}
-	p := &pendingAppend{entry: e, done: make(chan error, 1)}
 	s.qmu.Lock()
-	s.queue = append(s.queue, p)
+	s.queue = append(s.queue, ps...)
 	s.qmu.Unlock()
 
 	s.mu.Lock() // the holder commits everything queued so far
 	select {
-	case err := <-p.done: // a previous holder committed it
+	case err := <-ps[len(ps)-1].done: // a previous holder committed them (queued together, committed together)
 		s.mu.Unlock()
 		return err
 	default:
@@ -198,7 +212,7 @@ func (s *Store) Append(ctx context.Context, e Entry) error {
 		g.done <- err
 	}
 	s.mu.Unlock()
-	return <-p.done
+	return <-ps[len(ps)-1].done
 }
 
 type pendingAppend struct {

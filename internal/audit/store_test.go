@@ -180,6 +180,32 @@ func TestConcurrentAppendsShareInserts(t *testing.T) {
 	assert.Equal(t, 65, rep.Entries)
 }
 
+// AppendAll stores a batch in order, as one insert, on one chain with
+// concurrent single appends.
+func TestAppendAllKeepsOrder(t *testing.T) {
+	conn, _ := testenv.ClickHouse(t)
+	s, err := audit.NewStore(conn, audit.Options{Chain: "batch"})
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, s.Append(ctx, audit.Entry{Actor: "admin", Action: "token.create", Target: "t"}))
+	var batch []audit.Entry
+	for i := range 10 {
+		batch = append(batch, audit.Entry{Actor: "responder:r", Action: "responder.ticket", Target: fmt.Sprintf("a-%d", i)})
+	}
+	require.NoError(t, s.AppendAll(ctx, batch))
+	require.NoError(t, s.AppendAll(ctx, nil))
+	rows, err := s.Entries(ctx, "responder.", "", 100)
+	require.NoError(t, err)
+	require.Len(t, rows, 10)
+	for i, r := range rows { // newest first
+		assert.Equal(t, fmt.Sprintf("a-%d", 9-i), r.Target)
+	}
+	rep, err := s.Verify(ctx)
+	require.NoError(t, err)
+	assert.True(t, rep.OK, "findings: %+v", rep.Findings)
+	assert.Equal(t, 12, rep.Entries)
+}
+
 func BenchmarkAppend(b *testing.B) {
 	conn, _ := testenv.ClickHouse(b)
 	s, err := audit.NewStore(conn, audit.Options{Chain: "bench"})

@@ -86,6 +86,11 @@ var (
 // records each in schema_migrations. Statements are written to be idempotent
 // (IF NOT EXISTS), so two instances starting at once converge.
 func Migrate(ctx context.Context, conn driver.Conn, logger *slog.Logger) error {
+	return migrateTo(ctx, conn, logger, ^uint32(0))
+}
+
+// migrateTo applies the pending migrations up to version last.
+func migrateTo(ctx context.Context, conn driver.Conn, logger *slog.Logger, last uint32) error {
 	migrations, err := Migrations()
 	if err != nil {
 		return err
@@ -98,7 +103,7 @@ func Migrate(ctx context.Context, conn driver.Conn, logger *slog.Logger) error {
 		return err
 	}
 	for _, m := range migrations {
-		if applied[m.Version] {
+		if applied[m.Version] || m.Version > last {
 			continue
 		}
 		for i, stmt := range m.Statements {

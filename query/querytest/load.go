@@ -16,6 +16,15 @@ import (
 var (
 	loadEventsSQL      = chstorage.Query("querytest/load_events")
 	redeliverEventsSQL = chstorage.Query("querytest/redeliver_events")
+	redeliverCopySQL   = chstorage.Query("querytest/redeliver_events_by_subject")
+	serverNowSQL       = chstorage.Query("querytest/server_now_ms")
+	// What the writer (pipeline.Derived) adds beside each stored batch.
+	deriveSQL = []*chstorage.Statement{
+		chstorage.Query("querytest/derive_by_subject"),
+		chstorage.Query("querytest/derive_locations"),
+		chstorage.Query("querytest/derive_identities"),
+		chstorage.Query("querytest/derive_dirty"),
+	}
 )
 
 // Fleet describes the generated data set.
@@ -50,15 +59,27 @@ func Site(i uint64) string       { return fmt.Sprintf("site-%d", i) }
 func Door(site, i uint64) string { return fmt.Sprintf("door-%d-%d", site, i) }
 func Subject(i uint64) string    { return fmt.Sprintf("subj-%d", i) }
 
-// Load inserts the fleet's events into access_events. Most subjects stay at
-// their home site; about 12% of events are locks, 5% denials with a reason,
-// 15% door sensor and battery events without a subject, 5% jams.
+// Load inserts the fleet's events into access_events, then what the writer
+// stores beside them (the subject-ordered copy, the lookups, the rollup's
+// dirty marks). Most subjects stay at their home site; about 12% of events
+// are locks, 5% denials with a reason, 15% door sensor and battery events
+// without a subject, 5% jams. Loads must not run concurrently with each
+// other (the derived rows are those of events inserted since the load began).
 func Load(ctx context.Context, conn driver.Conn, f Fleet) error {
 	f.defaults()
+	var since int64
+	if err := serverNowSQL.QueryRow(ctx, conn, nil).Scan(&since); err != nil {
+		return fmt.Errorf("load events: server time: %w", err)
+	}
 	args := chstorage.Args{"start": f.Start.UnixMilli(), "span": f.Span.Milliseconds(), "seed": f.Seed,
 		"subjects": f.Subjects, "sites": f.Sites, "doors": f.Doors, "offset": f.Offset, "n": f.Events}
 	if err := loadEventsSQL.Exec(ctx, conn, args); err != nil {
 		return fmt.Errorf("load events: %w", err)
+	}
+	for _, q := range deriveSQL {
+		if err := q.Exec(ctx, conn, chstorage.Args{"since_ms": since}); err != nil {
+			return fmt.Errorf("load events: %s: %w", q.Name, err)
+		}
 	}
 	return nil
 }
@@ -67,8 +88,10 @@ func Load(ctx context.Context, conn driver.Conn, f Fleet) error {
 // (as an at-least-once pipeline does after a crash): duplicates that
 // ReplacingMergeTree has not merged yet.
 func Redeliver(ctx context.Context, conn driver.Conn, every uint64) error {
-	if err := redeliverEventsSQL.Exec(ctx, conn, chstorage.Args{"every": every}); err != nil {
-		return fmt.Errorf("redeliver events: %w", err)
+	for _, q := range []*chstorage.Statement{redeliverEventsSQL, redeliverCopySQL} {
+		if err := q.Exec(ctx, conn, chstorage.Args{"every": every}); err != nil {
+			return fmt.Errorf("redeliver events: %w", err)
+		}
 	}
 	return nil
 }

@@ -32,8 +32,9 @@ import (
 // Derived lists the tables whose rows come from another table's: they follow
 // its policy (a drop of access_events' 202401 also drops theirs).
 var Derived = map[string][]string{
-	chstorage.AccessEvents.Name: {chstorage.AccessEventsBySubject.Name, chstorage.AccessEventsByTime.Name,
+	chstorage.AccessEvents.Name: {chstorage.AccessEventsBySubject.Name,
 		chstorage.AccessLocations.Name, chstorage.AccessIdentities.Name, rollup.TableHourly, rollup.TableSubjectDaily},
+	chstorage.Alerts.Name: {chstorage.AlertIndex.Name},
 }
 
 // Tables are the tables a policy may name: monthly-partitioned, holding

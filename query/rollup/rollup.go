@@ -35,6 +35,10 @@ var (
 
 const stateName = "access_rollups"
 
+// SubjectDailyOutcomes are the outcomes the per-subject daily rollup counts
+// (subject rankings of denials and errors; migration 0093).
+var SubjectDailyOutcomes = []string{"denied", "error"}
+
 var (
 	watermarkSQL        = chstorage.Query("rollup/watermark")
 	serverTimeSQL       = chstorage.Query("rollup/server_time")

@@ -1,7 +1,11 @@
--- The current versions of some alerts.
+-- The current versions of some alerts, within an event-time span when it is
+-- known (from alert_index: the read then prunes by the primary key).
 -- param: ids Set(String) = ['a1', 'a2']
+-- param: from DateTime = '2024-03-01 00:00:00'
+-- param: to DateTime = '2024-03-08 00:00:00'
 SELECT alert_id, version, detector, severity, subject_id, credential_id, door_id, site_id, ts, ts_ms,
     window_start_ms, window_end_ms, observed, threshold, baseline, evidence, explanation, suggested_action,
     suppressed_count, revision, rules_version, status, status_note, status_by, status_ms, source_received_ms,
     detected_ms, updated_ms
 FROM alerts FINAL WHERE alert_id IN {ids:Set(String)}
+/*if from*/ AND ts >= {from:DateTime} AND ts <= {to:DateTime} /*end*/

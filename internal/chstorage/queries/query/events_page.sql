@@ -1,7 +1,7 @@
 -- One page of an event search: the filters (allow-listed columns, built by
 -- code), the time range, and after the cursor's (ts_ms, event_id); each
 -- event once (LIMIT 1 BY: duplicates may not be merged yet).
--- param: table Choice = access_events_by_time | access_events | access_events_by_subject
+-- param: table Choice = access_events | access_events_by_subject
 -- param: filters Fragment = site_id IN ('s1') AND vendor IN ('nuki', 'seam')
 -- param: from_s Int64 = 1709510400
 -- param: to_s Int64 = 1709596800

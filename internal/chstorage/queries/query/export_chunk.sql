@@ -1,6 +1,6 @@
 -- One time window of an export in (ts_ms, event_id) order (duplicates are
 -- adjacent in that order and skipped while streaming).
--- param: table Choice = access_events_by_time | access_events | access_events_by_subject
+-- param: table Choice = access_events | access_events_by_subject
 -- param: filters Fragment = site_id IN ('s1') AND vendor IN ('nuki', 'seam')
 -- param: from_s Int64 = 1709510400
 -- param: to_s Int64 = 1709596800

@@ -1,7 +1,7 @@
 -- One time window of a re-identified export: the events with each subject's
 -- newest organisation reference. Both sides of the JOIN have an alias:
 -- current ClickHouse requires it (ALIAS_REQUIRED); 18.16 accepts it.
--- param: table Choice = access_events_by_time | access_events | access_events_by_subject
+-- param: table Choice = access_events | access_events_by_subject
 -- param: filters Fragment = site_id IN ('s1') AND vendor IN ('nuki', 'seam')
 -- param: from_s Int64 = 1709510400
 -- param: to_s Int64 = 1709596800

@@ -1,0 +1,4 @@
+package chstorage
+
+// MigrateTo exposes migrateTo to the external tests.
+var MigrateTo = migrateTo
