@@ -264,7 +264,7 @@ func sliceCell(v *float64) string {
 	if *v == math.Trunc(*v) && math.Abs(*v) < 1e15 {
 		return strconv.FormatFloat(*v, 'f', 0, 64)
 	}
-	return strconv.FormatFloat(*v, 'f', 3, 64)
+	return strings.TrimRight(strconv.FormatFloat(*v, 'f', 3, 64), "0") // 11.300 → 11.3
 }
 
 // sliceHead returns a slice table's column headings.

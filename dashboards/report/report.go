@@ -74,7 +74,8 @@ type Query struct {
 	// serve runs with so the report lists what the detector flags.
 	Expired detect.ExpiredRules
 	// Slicers add per-dimension KPI tables (per site, per vendor ...) to the
-	// report, rendered after the headline KPIs in every format.
+	// report, rendered after the headline KPIs in every format; nil means
+	// DefaultSlicers (access by site and by vendor), empty means none.
 	Slicers []Slicer
 	// Estate gives the weak links for the estate section (nil: no section).
 	Estate EstateSource
@@ -84,7 +85,7 @@ type Query struct {
 }
 
 // Slicer computes one KPI table sliced by a dimension (site, vendor ...)
-// for a report's week: q.Week, q.Site and q.Now say which.
+// for a report's period (q.Period, or q.Week), q.Site and q.Now say which.
 type Slicer func(ctx context.Context, conn driver.Conn, q Query) (Slices, error)
 
 // Slices is a KPI table by one dimension: a row per key (a site, a vendor),
@@ -430,7 +431,11 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	if r.Register, err = g.exceptions(ctx, from, to); err != nil {
 		return nil, err
 	}
-	for _, slice := range q.Slicers {
+	slicers := q.Slicers
+	if slicers == nil {
+		slicers = DefaultSlicers
+	}
+	for _, slice := range slicers {
 		sl, err := slice(ctx, conn, q)
 		if err != nil {
 			return nil, fmt.Errorf("report slices: %w", err)
