@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/dashboards"
 	"github.com/keyfleet/keyfleet/dashboards/report"
+	"github.com/keyfleet/keyfleet/detect"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
@@ -56,14 +57,14 @@ type dashboardsPart struct {
 // setupDashboards builds the dashboards and the weekly reports. reg is the
 // process registry: ingest health reads the pipeline's metrics from it.
 func setupDashboards(cfg DashboardsConfig, conn driver.Conn, reg *prometheus.Registry, sla time.Duration,
-	logger *slog.Logger, weakLinks report.EstateSource) (*dashboardsPart, error) {
+	expired detect.ExpiredRules, logger *slog.Logger, weakLinks report.EstateSource) (*dashboardsPart, error) {
 	dash, err := dashboards.New(dashboards.Options{Conn: conn, Gatherer: reg, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
 	store := report.NewStore(conn)
 	metrics := report.NewMetrics(reg)
-	api, err := report.NewAPI(report.APIOptions{Conn: conn, Store: store, SLA: sla, Estate: weakLinks, Logger: logger, Metrics: metrics})
+	api, err := report.NewAPI(report.APIOptions{Conn: conn, Store: store, SLA: sla, Expired: expired, Estate: weakLinks, Logger: logger, Metrics: metrics})
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +82,7 @@ func setupDashboards(cfg DashboardsConfig, conn driver.Conn, reg *prometheus.Reg
 		return nil, fmt.Errorf("--report-time: %w", err)
 	}
 	sched, err := report.NewScheduler(report.SchedulerOptions{Conn: conn, Store: store, Day: day, At: at,
-		Sites: cfg.ReportSites, SLA: sla, Estate: weakLinks, Logger: logger.With("part", "reports"), Metrics: metrics})
+		Sites: cfg.ReportSites, SLA: sla, Expired: expired, Estate: weakLinks, Logger: logger.With("part", "reports"), Metrics: metrics})
 	if err != nil {
 		return nil, err
 	}

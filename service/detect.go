@@ -81,6 +81,9 @@ type detectPart struct {
 	loops     []loop
 	closers   []io.Closer
 	consumers []bus.Consumer
+	// expired is the expired_exception rules the detectors run with (the
+	// weekly report lists what they flag; zero: detector defaults).
+	expired detect.ExpiredRules
 }
 
 // setupDetect builds the detectors (access.events → alerts), the alerts
@@ -113,6 +116,7 @@ func setupDetect(cfg DetectConfig, accessEvents string, bc bus.Config, conn driv
 	if err != nil {
 		return nil, err
 	}
+	part.expired = rules.Detectors.ExpiredException
 	metrics := detect.NewMetrics(reg)
 	engine, err := detect.NewEngine(rules, detect.Options{Lateness: cfg.Lateness, Metrics: metrics})
 	if err != nil {

@@ -248,7 +248,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	dash, err := setupDashboards(cfg.Dashboards, conn, reg, cfg.Control.PendingSLA, logger, est.api)
+	dash, err := setupDashboards(cfg.Dashboards, conn, reg, cfg.Control.PendingSLA, det.expired, logger, est.api)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/keyfleet/keyfleet/detect"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 )
 
@@ -32,8 +33,9 @@ type APIOptions struct {
 	Conn    driver.Conn
 	Store   *Store
 	SLA     time.Duration
-	Estate  EstateSource  // the weak-link section (nil: none)
-	Timeout time.Duration // per request (default 2m: a report runs a few dozen queries)
+	Expired detect.ExpiredRules // the detectors' expired_exception rules (zero: their defaults)
+	Estate  EstateSource        // the weak-link section (nil: none)
+	Timeout time.Duration       // per request (default 2m: a report runs a few dozen queries)
 	Now     func() time.Time
 	Logger  *slog.Logger
 	Metrics *Metrics
@@ -129,7 +131,7 @@ func (a *API) weekly(c *fiber.Ctx) error {
 		return httpapi.BadRequest("week", "week "+week.String()+" has not started yet")
 	}
 	start := time.Now()
-	r, err := Generate(ctx, a.opts.Conn, Query{Week: week, Site: v["site"], Now: now, SLA: a.opts.SLA, Estate: a.opts.Estate})
+	r, err := Generate(ctx, a.opts.Conn, Query{Week: week, Site: v["site"], Now: now, SLA: a.opts.SLA, Expired: a.opts.Expired, Estate: a.opts.Estate})
 	a.opts.Metrics.observe(TriggerAPI, start, err)
 	if err != nil {
 		return err
@@ -162,7 +164,7 @@ func (a *API) periodic(kind string) fiber.Handler {
 		ctx, cancel := context.WithTimeout(c.UserContext(), a.opts.Timeout)
 		defer cancel()
 		start := time.Now()
-		r, err := Generate(ctx, a.opts.Conn, Query{Period: p, Site: v["site"], Now: now, SLA: a.opts.SLA, Estate: a.opts.Estate})
+		r, err := Generate(ctx, a.opts.Conn, Query{Period: p, Site: v["site"], Now: now, SLA: a.opts.SLA, Expired: a.opts.Expired, Estate: a.opts.Estate})
 		a.opts.Metrics.observe(TriggerAPI, start, err)
 		if err != nil {
 			return err

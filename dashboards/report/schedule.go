@@ -11,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keyfleet/keyfleet/detect"
 	"github.com/keyfleet/keyfleet/internal/bus"
 )
 
@@ -103,6 +104,8 @@ type SchedulerOptions struct {
 	Sites []string
 	// SLA is the revocation SLA of the reports (default control's).
 	SLA time.Duration
+	// Expired is the detectors' expired_exception rules (zero: their defaults).
+	Expired detect.ExpiredRules
 	// Estate gives the reports' weak-link section (nil: none).
 	Estate EstateSource
 	// Interval is how often the scheduler checks for a due week (default 1m).
@@ -186,7 +189,7 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 			continue // stored, and no older history has arrived since
 		}
 		start := time.Now()
-		r, err := Generate(ctx, s.opts.Conn, Query{Week: week, Site: site, Now: now, SLA: s.opts.SLA, Estate: s.opts.Estate})
+		r, err := Generate(ctx, s.opts.Conn, Query{Week: week, Site: site, Now: now, SLA: s.opts.SLA, Expired: s.opts.Expired, Estate: s.opts.Estate})
 		if err == nil {
 			err = s.opts.Store.Put(ctx, r, TriggerSchedule)
 		}
