@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -64,11 +63,7 @@ type Locks struct {
 	writer  *kafka.Writer
 	applied *prometheus.CounterVec
 
-	ready chan struct{}
-
-	mu      sync.Mutex
-	next    map[int]int64 // partition → next offset to apply
-	changed chan struct{}
+	follower *bus.Follower // the topic, on every instance
 }
 
 // New returns Locks; Run follows the topic.
@@ -76,8 +71,7 @@ func New(opts Options) (*Locks, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Locks{opts: opts, writer: bus.NewWriter(opts.Bus, bus.TopicLockRegistry), ready: make(chan struct{}),
-		next: map[int]int64{}, changed: make(chan struct{}),
+	l := &Locks{opts: opts, writer: bus.NewWriter(opts.Bus, bus.TopicLockRegistry),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyfleet_estate_lock_records_total",
 			Help: "Lock registry records followed from lock.registry, by outcome (applied, stale, invalid).",
@@ -85,6 +79,7 @@ func New(opts Options) (*Locks, error) {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(l.applied)
 	}
+	l.follower = bus.NewFollower(opts.Bus, bus.TopicLockRegistry, opts.Logger, l.apply)
 	return l, nil
 }
 
@@ -92,7 +87,7 @@ func New(opts Options) (*Locks, error) {
 func (l *Locks) Close() error { return l.writer.Close() }
 
 // Ready is closed once every record published before the start is applied.
-func (l *Locks) Ready() <-chan struct{} { return l.ready }
+func (l *Locks) Ready() <-chan struct{} { return l.follower.Ready() }
 
 // Registry returns the registry the records are applied to.
 func (l *Locks) Registry() *registry.Registry { return l.opts.Registry }
@@ -137,7 +132,7 @@ func (l *Locks) Publish(ctx context.Context, recs ...registry.Record) error {
 // ends.
 func (l *Locks) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return l.follow(gctx) })
+	g.Go(func() error { return l.follower.Run(gctx) })
 	g.Go(func() error { return l.history(gctx) })
 	err := g.Wait()
 	if ctx.Err() != nil {
@@ -156,87 +151,6 @@ func (l *Locks) apply(m kafka.Message) {
 		l.applied.WithLabelValues("applied").Inc()
 	default:
 		l.applied.WithLabelValues("stale").Inc()
-	}
-}
-
-func (l *Locks) follow(ctx context.Context) error {
-	var parts []bus.Partition
-	if err := bus.Retry(ctx, l.opts.Logger, "follow "+bus.TopicLockRegistry, func(ctx context.Context) error {
-		var err error
-		parts, err = bus.Partitions(ctx, l.opts.Bus, bus.TopicLockRegistry, "")
-		return err
-	}); err != nil {
-		return err
-	}
-	l.mu.Lock()
-	for _, p := range parts {
-		l.next[p.ID] = p.First
-	}
-	l.mu.Unlock()
-	g, gctx := errgroup.WithContext(ctx)
-	for _, p := range parts {
-		g.Go(func() error { return l.followPartition(gctx, p.ID, p.First) })
-	}
-	g.Go(func() error {
-		if err := l.waitFor(gctx, parts); err != nil {
-			return nil // ctx ended
-		}
-		close(l.ready)
-		return nil
-	})
-	return g.Wait()
-}
-
-// waitFor returns once every partition is applied up to its end offset.
-func (l *Locks) waitFor(ctx context.Context, parts []bus.Partition) error {
-	for {
-		l.mu.Lock()
-		behind := false
-		for _, p := range parts {
-			if l.next[p.ID] < p.End {
-				behind = true
-			}
-		}
-		changed := l.changed
-		l.mu.Unlock()
-		if !behind {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (l *Locks) followPartition(ctx context.Context, partition int, from int64) error {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: l.opts.Bus.Brokers, Topic: l.opts.Bus.Topic(bus.TopicLockRegistry), Partition: partition,
-		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond,
-		ReadBackoffMin: 20 * time.Millisecond, ReadBackoffMax: time.Second,
-		Dialer: l.opts.Bus.Dialer(), // Kafka TLS/SASL like every other reader
-	})
-	defer r.Close()
-	if err := r.SetOffset(from); err != nil {
-		return fmt.Errorf("follow %s/%d: %w", bus.TopicLockRegistry, partition, err)
-	}
-	fetching := bus.Fetching{Op: fmt.Sprintf("follow %s/%d", bus.TopicLockRegistry, partition), Logger: l.opts.Logger}
-	defer fetching.Stop(ctx)
-	for {
-		m, err := fetching.Fetch(ctx, r.FetchMessage) // rides out broker outages
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("follow %s/%d: %w", bus.TopicLockRegistry, partition, err)
-		}
-		l.apply(m)
-		l.mu.Lock()
-		l.next[partition] = m.Offset + 1
-		close(l.changed)
-		l.changed = make(chan struct{})
-		l.mu.Unlock()
 	}
 }
 

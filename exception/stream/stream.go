@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -66,11 +65,7 @@ type Exceptions struct {
 	writer  *kafka.Writer
 	applied *prometheus.CounterVec
 
-	ready chan struct{}
-
-	mu      sync.Mutex
-	next    map[int]int64 // partition → next offset to apply
-	changed chan struct{}
+	follower *bus.Follower // the topic, on every instance
 }
 
 // New returns Exceptions; Run follows the topic.
@@ -78,8 +73,7 @@ func New(opts Options) (*Exceptions, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	x := &Exceptions{opts: opts, writer: bus.NewWriter(opts.Bus, bus.TopicExceptions), ready: make(chan struct{}),
-		next: map[int]int64{}, changed: make(chan struct{}),
+	x := &Exceptions{opts: opts, writer: bus.NewWriter(opts.Bus, bus.TopicExceptions),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyfleet_exception_records_total",
 			Help: "Exception register records followed from exception.register, by outcome (applied, stale, invalid).",
@@ -87,6 +81,7 @@ func New(opts Options) (*Exceptions, error) {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(x.applied)
 	}
+	x.follower = bus.NewFollower(opts.Bus, bus.TopicExceptions, opts.Logger, x.apply)
 	return x, nil
 }
 
@@ -94,7 +89,7 @@ func New(opts Options) (*Exceptions, error) {
 func (x *Exceptions) Close() error { return x.writer.Close() }
 
 // Ready is closed once every record published before the start is applied.
-func (x *Exceptions) Ready() <-chan struct{} { return x.ready }
+func (x *Exceptions) Ready() <-chan struct{} { return x.follower.Ready() }
 
 // Register returns the register the records are applied to.
 func (x *Exceptions) Register() *exception.Register { return x.opts.Register }
@@ -137,7 +132,7 @@ func (x *Exceptions) Publish(ctx context.Context, recs ...exception.Record) erro
 // until ctx ends.
 func (x *Exceptions) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return x.follow(gctx) })
+	g.Go(func() error { return x.follower.Run(gctx) })
 	g.Go(func() error { return x.history(gctx) })
 	err := g.Wait()
 	if ctx.Err() != nil {
@@ -156,87 +151,6 @@ func (x *Exceptions) apply(m kafka.Message) {
 		x.applied.WithLabelValues("applied").Inc()
 	default:
 		x.applied.WithLabelValues("stale").Inc()
-	}
-}
-
-func (x *Exceptions) follow(ctx context.Context) error {
-	var parts []bus.Partition
-	if err := bus.Retry(ctx, x.opts.Logger, "follow "+bus.TopicExceptions, func(ctx context.Context) error {
-		var err error
-		parts, err = bus.Partitions(ctx, x.opts.Bus, bus.TopicExceptions, "")
-		return err
-	}); err != nil {
-		return err
-	}
-	x.mu.Lock()
-	for _, p := range parts {
-		x.next[p.ID] = p.First
-	}
-	x.mu.Unlock()
-	g, gctx := errgroup.WithContext(ctx)
-	for _, p := range parts {
-		g.Go(func() error { return x.followPartition(gctx, p.ID, p.First) })
-	}
-	g.Go(func() error {
-		if err := x.waitFor(gctx, parts); err != nil {
-			return nil // ctx ended
-		}
-		close(x.ready)
-		return nil
-	})
-	return g.Wait()
-}
-
-// waitFor returns once every partition is applied up to its end offset.
-func (x *Exceptions) waitFor(ctx context.Context, parts []bus.Partition) error {
-	for {
-		x.mu.Lock()
-		behind := false
-		for _, p := range parts {
-			if x.next[p.ID] < p.End {
-				behind = true
-			}
-		}
-		changed := x.changed
-		x.mu.Unlock()
-		if !behind {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (x *Exceptions) followPartition(ctx context.Context, partition int, from int64) error {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: x.opts.Bus.Brokers, Topic: x.opts.Bus.Topic(bus.TopicExceptions), Partition: partition,
-		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond,
-		ReadBackoffMin: 20 * time.Millisecond, ReadBackoffMax: time.Second,
-		Dialer: x.opts.Bus.Dialer(),
-	})
-	defer r.Close()
-	if err := r.SetOffset(from); err != nil {
-		return fmt.Errorf("follow %s/%d: %w", bus.TopicExceptions, partition, err)
-	}
-	fetching := bus.Fetching{Op: fmt.Sprintf("follow %s/%d", bus.TopicExceptions, partition), Logger: x.opts.Logger}
-	defer fetching.Stop(ctx)
-	for {
-		m, err := fetching.Fetch(ctx, r.FetchMessage) // rides out broker outages
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("follow %s/%d: %w", bus.TopicExceptions, partition, err)
-		}
-		x.apply(m)
-		x.mu.Lock()
-		x.next[partition] = m.Offset + 1
-		close(x.changed)
-		x.changed = make(chan struct{})
-		x.mu.Unlock()
 	}
 }
 
