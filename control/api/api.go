@@ -229,16 +229,6 @@ func pathParam(c *fiber.Ctx, name string) (string, error) {
 	return strings.Clone(v), nil
 }
 
-func actorOf(pr httpapi.Principal) string {
-	if pr.Name != "" {
-		return pr.Name
-	}
-	if pr.TokenID != "" {
-		return pr.TokenID
-	}
-	return "unknown"
-}
-
 // unavailable maps a dependency failure to a 503 problem.
 func unavailable(err error) error {
 	if errors.Is(err, control.ErrAudit) {

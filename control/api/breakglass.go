@@ -178,7 +178,7 @@ func (p *API) handleCloseReview(c *fiber.Ctx) error {
 		pr.Extra = map[string]any{"current_state": r.State}
 		return pr
 	}
-	actor := actorOf(httpapi.Caller(c))
+	actor := httpapi.Caller(c).Actor()
 	if actor == r.Issuer {
 		return httpapi.NewProblem(fiber.StatusForbidden, "self_review", "the requester may not review their own break-glass access")
 	}

@@ -33,7 +33,7 @@ func (p *API) handlePostDrill(c *fiber.Ctx) error {
 	if len(in.Report) > 0 && !json.Valid(in.Report) {
 		return httpapi.BadRequest("report", "not JSON")
 	}
-	in.Actor = actorOf(httpapi.Caller(c))
+	in.Actor = httpapi.Caller(c).Actor()
 	ctx, cancel := p.ctx(c)
 	defer cancel()
 	if err := p.audit(ctx, in.Actor, "drill.record", in.RunID, map[string]string{"scenario": in.Scenario}); err != nil {

@@ -108,7 +108,7 @@ func (p *API) opHandler(op string) fiber.Handler {
 			}
 			return err
 		}
-		actor := actorOf(httpapi.Caller(c))
+		actor := httpapi.Caller(c).Actor()
 		now := p.opts.Now()
 		cmd := control.Command{CommandID: uuid.NewString(), Op: op, CredentialID: id, RequestID: uuid.NewString(),
 			Actor: actor, Reason: in.Reason, TsMs: now.UnixMilli()}
@@ -262,7 +262,7 @@ func (p *API) handleSubjectRevoke(c *fiber.Ctx) error {
 	}
 	ctx, cancel := p.ctx(c)
 	defer cancel()
-	resp, err := p.RevokeSubject(ctx, subject, in.Reason, actorOf(httpapi.Caller(c)))
+	resp, err := p.RevokeSubject(ctx, subject, in.Reason, httpapi.Caller(c).Actor())
 	if err != nil {
 		return problemFor(err, nil)
 	}
@@ -369,7 +369,7 @@ func (p *API) handleDeviceRevoke(c *fiber.Ctx) error {
 	}
 	ctx, cancel := p.ctx(c)
 	defer cancel()
-	resp, err := p.RevokeDevice(ctx, device, in.Reason, actorOf(httpapi.Caller(c)))
+	resp, err := p.RevokeDevice(ctx, device, in.Reason, httpapi.Caller(c).Actor())
 	if err != nil {
 		return problemFor(err, nil)
 	}
@@ -408,7 +408,7 @@ func (p *API) handleMassRevocation(c *fiber.Ctx) error {
 		return creds[r.CredentialID] || subjects[r.SubjectID]
 	}
 	var live []*control.Record
-	rv := revocation{scope: in.Scope, reason: in.Reason, actor: actorOf(httpapi.Caller(c))}
+	rv := revocation{scope: in.Scope, reason: in.Reason, actor: httpapi.Caller(c).Actor()}
 	switch in.Scope {
 	case control.ScopeSite:
 		if fe := validID("site_id", in.SiteID, true); fe != nil {

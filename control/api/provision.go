@@ -120,7 +120,7 @@ func (p *API) provision(c *fiber.Ctx, kind string, body []byte, items []item, re
 	ctx, cancel := p.ctx(c)
 	defer cancel()
 	caller := httpapi.Caller(c)
-	actor := actorOf(caller)
+	actor := caller.Actor()
 	key := c.Get("Idempotency-Key")
 	sum := sha256.Sum256(append([]byte(c.Get(fiber.HeaderContentType)+"\n"), body...))
 	bodySHA := hex.EncodeToString(sum[:])

@@ -125,7 +125,7 @@ func (p *API) handlePutTemplate(c *fiber.Ctx) error {
 	if err := p.checkTemplate(ctx, t); err != nil {
 		return err
 	}
-	actor := actorOf(httpapi.Caller(c))
+	actor := httpapi.Caller(c).Actor()
 	tpls := p.state.Templates()
 	old, _ := tpls.Get(role)
 	if err := p.audit(ctx, actor, "template.change", role, map[string]string{

@@ -176,16 +176,6 @@ func (a *API) ctx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.UserContext(), a.opts.Timeout)
 }
 
-func actorOf(pr httpapi.Principal) string {
-	if pr.Name != "" {
-		return pr.Name
-	}
-	if pr.TokenID != "" {
-		return pr.TokenID
-	}
-	return "unknown"
-}
-
 // audit appends an entry; an error means the change must not happen.
 func (a *API) audit(ctx context.Context, actor, action, target string, details map[string]string) error {
 	for k, v := range details {

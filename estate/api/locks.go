@@ -107,7 +107,7 @@ func (a *API) handleCreate(c *fiber.Ctx) error {
 	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()
-	actor := actorOf(httpapi.Caller(c))
+	actor := httpapi.Caller(c).Actor()
 	rec := registry.Record{Lock: in.Lock, Version: a.opts.Locks.NextVersion(in.Vendor, in.LockID), Op: registry.OpCreate,
 		Actor: actor, Reason: in.Reason, TsMs: a.opts.Now().UnixMilli()}
 	if err := a.audit(ctx, actor, "lock.create", lockTarget(in.Vendor, in.LockID), lockDetails(rec, cur.Version)); err != nil {
@@ -148,7 +148,7 @@ func (a *API) handleUpdate(c *fiber.Ctx) error {
 	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()
-	actor := actorOf(httpapi.Caller(c))
+	actor := httpapi.Caller(c).Actor()
 	rec := registry.Record{Lock: in.Lock, Version: a.opts.Locks.NextVersion(vendor, id), Op: registry.OpUpdate, Actor: actor,
 		Reason: in.Reason, TsMs: a.opts.Now().UnixMilli()}
 	details := lockDetails(rec, cur.Version)
@@ -206,7 +206,7 @@ func (a *API) handleRetire(c *fiber.Ctx) error {
 	var prev []uint64
 	var fes []httpapi.FieldError
 	now := a.opts.Now().UnixMilli()
-	actor := actorOf(httpapi.Caller(c))
+	actor := httpapi.Caller(c).Actor()
 	for i, l := range in.Locks {
 		cur, ok := reg.Get(l.Vendor, l.LockID)
 		idx := i
@@ -298,7 +298,7 @@ func (a *API) handleImport(c *fiber.Ctx) error {
 		return pr
 	}
 	now := a.opts.Now().UnixMilli()
-	actor := actorOf(httpapi.Caller(c))
+	actor := httpapi.Caller(c).Actor()
 	res := ImportResult{Rows: len(rows)}
 	var recs []registry.Record
 	for _, r := range rows {
@@ -372,7 +372,7 @@ func (a *API) handleExport(c *fiber.Ctx) error {
 	if f != "json" && f != "csv" {
 		return httpapi.BadRequest("format", "format must be csv or json")
 	}
-	if err := a.audit(ctx, actorOf(httpapi.Caller(c)), "lock.export", "lock_registry", map[string]string{
+	if err := a.audit(ctx, httpapi.Caller(c).Actor(), "lock.export", "lock_registry", map[string]string{
 		"format": f, "locks": strconv.Itoa(len(recs))}); err != nil {
 		return err
 	}

@@ -82,7 +82,7 @@ func (a *API) handleMigrate(c *fiber.Ctx) error {
 
 	ctx, cancel := a.ctx(c)
 	defer cancel()
-	actor := actorOf(httpapi.Caller(c))
+	actor := httpapi.Caller(c).Actor()
 	now := a.opts.Now()
 	h := migrate.Head{MigrationID: uuid.NewString(), FromVendor: req.FromVendor, ToVendor: req.ToVendor, RequestedMs: now.UnixMilli(),
 		Actor: actor, Reason: req.Reason, Locks: len(plan.New), Credentials: resp.Credentials}

@@ -223,16 +223,6 @@ func (a *API) ctx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.UserContext(), a.opts.Timeout)
 }
 
-func actorOf(pr httpapi.Principal) string {
-	if pr.Name != "" {
-		return pr.Name
-	}
-	if pr.TokenID != "" {
-		return pr.TokenID
-	}
-	return "unknown"
-}
-
 // View is an exception as the API shows it.
 type View struct {
 	exception.Record
@@ -423,7 +413,7 @@ func (a *API) handleCreate(c *fiber.Ctx) error {
 	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()
-	actor := actorOf(httpapi.Caller(c))
+	actor := httpapi.Caller(c).Actor()
 	now := a.opts.Now().UnixMilli()
 	id := "ex-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
 	r := exception.Record{ID: id, Exception: in, Status: exception.StatusOpen, Version: a.opts.Exceptions.NextVersion(id),
@@ -474,7 +464,7 @@ func (a *API) handleUpdate(c *fiber.Ctx) error {
 	defer cancel()
 	r := cur
 	r.Exception, r.Version, r.Op = in, a.opts.Exceptions.NextVersion(cur.ID), exception.OpUpdate
-	r.Actor, r.TsMs = actorOf(httpapi.Caller(c)), a.opts.Now().UnixMilli()
+	r.Actor, r.TsMs = httpapi.Caller(c).Actor(), a.opts.Now().UnixMilli()
 	if err := a.publish(ctx, "exception.update", r, cur.Version); err != nil {
 		return err
 	}
@@ -502,7 +492,7 @@ func (a *API) handleClose(c *fiber.Ctx) error {
 	defer cancel()
 	r := cur
 	r.Status, r.CloseReason, r.Version, r.Op = exception.StatusClosed, in.Reason, a.opts.Exceptions.NextVersion(cur.ID), exception.OpClose
-	r.Actor, r.TsMs = actorOf(httpapi.Caller(c)), a.opts.Now().UnixMilli()
+	r.Actor, r.TsMs = httpapi.Caller(c).Actor(), a.opts.Now().UnixMilli()
 	if err := a.publish(ctx, "exception.close", r, cur.Version); err != nil {
 		return err
 	}

@@ -68,6 +68,18 @@ type Principal struct {
 // Scoped reports whether the caller is limited to some sites.
 func (p Principal) Scoped() bool { return len(p.Sites) > 0 }
 
+// Actor names the caller in audit entries and records: the token's name,
+// else its id.
+func (p Principal) Actor() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	if p.TokenID != "" {
+		return p.TokenID
+	}
+	return "unknown"
+}
+
 // InScope reports whether the caller may see or change site: always for an
 // unscoped caller; for a scoped one only its sites (never "", a record of
 // no site, which is fleet-wide).

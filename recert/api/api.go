@@ -174,16 +174,6 @@ func (a *API) whenReady(h fiber.Handler) fiber.Handler {
 	}
 }
 
-func actorOf(p httpapi.Principal) string {
-	if p.Name != "" {
-		return p.Name
-	}
-	if p.TokenID != "" {
-		return p.TokenID
-	}
-	return "unknown"
-}
-
 func (a *API) audit(ctx context.Context, actor, action, target string, details map[string]string) error {
 	if err := a.opts.Audit.Append(ctx, audit.Entry{Actor: actor, Action: action, Target: target, Details: details,
 		TsMs: a.opts.Now().UnixMilli()}); err != nil {
@@ -215,7 +205,7 @@ func (a *API) handleCreate(c *fiber.Ctx) error {
 	caller := httpapi.Caller(c)
 	now := a.opts.Now().UnixMilli()
 	camp := recert.Campaign{ID: "rc-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16], SiteID: in.SiteID, CreatedMs: now,
-		DeadlineMs: in.DeadlineMs, CreatedBy: actorOf(caller), OnDeadline: in.OnDeadline, Version: uint64(now)}
+		DeadlineMs: in.DeadlineMs, CreatedBy: caller.Actor(), OnDeadline: in.OnDeadline, Version: uint64(now)}
 	if camp.OnDeadline == "" {
 		camp.OnDeadline = a.opts.OnDeadline
 	}
@@ -348,7 +338,7 @@ func (a *API) handleDecide(c *fiber.Ctx) error {
 		}
 		return httpapi.BadRequest("decision", err.Error())
 	}
-	actor := actorOf(httpapi.Caller(c))
+	actor := httpapi.Caller(c).Actor()
 	now := a.opts.Now().UnixMilli()
 	ctx, cancel := context.WithTimeout(c.UserContext(), a.opts.Timeout)
 	defer cancel()
