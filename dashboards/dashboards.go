@@ -46,6 +46,10 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// SampleEvery is how often ingest health samples the metrics (default 5s).
 	SampleEvery time.Duration
+	// Instance, when set, names this instance: ingest health writes its
+	// figures to instance_stats every sample and adds the fleet's (the sum
+	// over live instances) to GET /v1/health/ingest.
+	Instance string
 	// Timeout bounds each ClickHouse query (default 10s).
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -80,8 +84,11 @@ func New(opts Options) (*Dashboards, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dashboards: embedded assets: %w", err)
 	}
-	return &Dashboards{opts: opts, assets: assets,
-		ingest: NewIngestHealth(opts.Gatherer, opts.SampleEvery, opts.Now)}, nil
+	ingest := NewIngestHealth(opts.Gatherer, opts.SampleEvery, opts.Now)
+	if opts.Instance != "" {
+		ingest.Fleet(opts.Instance, opts.Conn, opts.Timeout, opts.Logger)
+	}
+	return &Dashboards{opts: opts, assets: assets, ingest: ingest}, nil
 }
 
 // Run samples ingest health until ctx ends.

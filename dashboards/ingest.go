@@ -2,14 +2,20 @@ package dashboards
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"math"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
 // Metrics ingest health reads (names are the pipeline's metric API).
@@ -20,6 +26,7 @@ const (
 	metricInserted     = "keyfleet_pipeline_events_inserted_total"
 	metricLastInsert   = "keyfleet_clickhouse_last_insert_timestamp_seconds"
 	metricInsertFails  = "keyfleet_clickhouse_insert_failures_total"
+	metricUnacked      = "keyfleet_control_lock_commands_unacknowledged"
 )
 
 // rateWindow is the span rates are computed over.
@@ -36,17 +43,28 @@ type sample struct {
 	inserted     float64
 	insertFails  float64
 	lastInsert   float64
+	unacked      float64
 }
 
 // IngestHealth samples the pipeline metrics of this process and serves
 // GET /v1/health/ingest: consumer lag (group-wide, from Kafka), and this
 // instance's records, dead letters and inserts per second with a short
-// history for the overview's charts.
+// history for the overview's charts. With several instances (Publish), each
+// writes its own figures to instance_stats every sample and the fleet's
+// figures are the sum of every live instance's latest row.
 type IngestHealth struct {
 	gatherer prometheus.Gatherer
 	every    time.Duration
 	now      func() time.Time
 	keep     int
+
+	// instance, conn: where Publish writes this instance's figures and
+	// the handler reads every instance's (nil conn: this instance only).
+	instance string
+	conn     driver.Conn
+	timeout  time.Duration
+	started  time.Time
+	logger   *slog.Logger
 
 	mu      sync.Mutex
 	samples []sample // oldest first
@@ -58,12 +76,25 @@ func NewIngestHealth(g prometheus.Gatherer, every time.Duration, now func() time
 	return &IngestHealth{gatherer: g, every: every, now: now, keep: keep}
 }
 
-// Run samples until ctx ends.
+// Fleet makes the sampler write this instance's figures to ClickHouse and
+// answer with the fleet's (the sum over live instances) too.
+func (h *IngestHealth) Fleet(instance string, conn driver.Conn, timeout time.Duration, logger *slog.Logger) {
+	h.instance, h.conn, h.timeout, h.started, h.logger = instance, conn, timeout, h.now(), logger
+}
+
+// Run samples until ctx ends (and publishes each sample, see Fleet).
 func (h *IngestHealth) Run(ctx context.Context) error {
 	t := time.NewTicker(h.every)
 	defer t.Stop()
 	for {
 		h.Sample()
+		if h.conn != nil {
+			err := h.Publish(ctx)
+			bus.Report(ctx, "write instance figures", err)
+			if err != nil && ctx.Err() == nil {
+				h.logger.Warn("write instance figures", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -96,6 +127,8 @@ func (h *IngestHealth) Sample() {
 				s.inserted += m.GetCounter().GetValue()
 			case metricInsertFails:
 				s.insertFails += m.GetCounter().GetValue()
+			case metricUnacked:
+				s.unacked += m.GetGauge().GetValue()
 			case metricLastInsert:
 				s.lastInsert = math.Max(s.lastInsert, m.GetGauge().GetValue())
 			}
@@ -152,6 +185,110 @@ type Health struct {
 	InsertFailures float64            `json:"insert_failures_total"`
 	History        []HealthPoint      `json:"history"`
 	Scope          string             `json:"scope"`
+	// Instance names this instance (whose figures the rates above are).
+	Instance string `json:"instance,omitempty"`
+	// ConsumedTotal and InsertedTotal count this instance's records and
+	// inserted events since it started.
+	ConsumedTotal float64 `json:"consumed_total"`
+	InsertedTotal float64 `json:"inserted_total"`
+	// Fleet sums the latest figures of every live instance (those that
+	// wrote within the last liveWithin); nil when they cannot be read.
+	Fleet *FleetFigures `json:"fleet,omitempty"`
+	// Instances are those figures, one per live instance.
+	Instances []InstanceFigures `json:"instances,omitempty"`
+}
+
+// InstanceFigures are one instance's latest figures (instance_stats).
+type InstanceFigures struct {
+	Instance       string  `json:"instance"`
+	SampledMs      int64   `json:"sampled_ms"`
+	StartedMs      int64   `json:"started_ms"`
+	ConsumedPerS   float64 `json:"consumed_per_s"`
+	InsertedPerS   float64 `json:"inserted_per_s"`
+	DeadPerS       float64 `json:"dead_lettered_per_s"`
+	ConsumedTotal  float64 `json:"consumed_total"`
+	InsertedTotal  float64 `json:"inserted_total"`
+	DeadTotal      float64 `json:"dead_lettered_total"`
+	InsertFailures float64 `json:"insert_failures_total"`
+	// Unacknowledged is the lock commands the instance's credential owners
+	// sent without an applied ack yet.
+	Unacknowledged float64 `json:"unacknowledged"`
+}
+
+// FleetFigures are InstanceFigures summed over the live instances.
+type FleetFigures struct {
+	Instances      int     `json:"instances"`
+	ConsumedPerS   float64 `json:"consumed_per_s"`
+	InsertedPerS   float64 `json:"inserted_per_s"`
+	DeadPerS       float64 `json:"dead_lettered_per_s"`
+	ConsumedTotal  float64 `json:"consumed_total"`
+	InsertedTotal  float64 `json:"inserted_total"`
+	DeadTotal      float64 `json:"dead_lettered_total"`
+	InsertFailures float64 `json:"insert_failures_total"`
+	Unacknowledged float64 `json:"unacknowledged"`
+}
+
+// liveWithin is how recent an instance's row must be to count as live.
+const liveWithin = 20 * time.Second
+
+var (
+	insertInstanceStatsSQL = chstorage.Query("dashboards/insert_instance_stats")
+	instanceStatsSQL       = chstorage.Query("dashboards/instance_stats")
+)
+
+// Publish writes this instance's current figures to instance_stats.
+func (h *IngestHealth) Publish(ctx context.Context) error {
+	snap := h.Snapshot()
+	h.mu.Lock()
+	var cur sample
+	if n := len(h.samples); n > 0 {
+		cur = h.samples[n-1]
+	}
+	h.mu.Unlock()
+	if cur.at.IsZero() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	return insertInstanceStatsSQL.Insert(ctx, h.conn, []any{h.instance, cur.at.UTC().Truncate(time.Second), cur.at.UnixMilli(),
+		h.started.UnixMilli(), snap.ConsumedPerS, snap.InsertedPerS, snap.DeadPerS, cur.consumed, cur.inserted,
+		cur.deadLettered, cur.insertFails, cur.unacked})
+}
+
+// Instances reads the latest figures of every live instance and their sum.
+func (h *IngestHealth) Instances(ctx context.Context) ([]InstanceFigures, FleetFigures, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	since := h.now().Add(-liveWithin)
+	rows, err := instanceStatsSQL.Query(ctx, h.conn, chstorage.Args{"since": since.UTC().Truncate(time.Second),
+		"since_ms": since.UnixMilli()})
+	if err != nil {
+		return nil, FleetFigures{}, fmt.Errorf("instance figures: %w", err)
+	}
+	defer rows.Close()
+	var out []InstanceFigures
+	var sum FleetFigures
+	for rows.Next() {
+		var f InstanceFigures
+		if err := rows.Scan(&f.Instance, &f.SampledMs, &f.StartedMs, &f.ConsumedPerS, &f.InsertedPerS, &f.DeadPerS,
+			&f.ConsumedTotal, &f.InsertedTotal, &f.DeadTotal, &f.InsertFailures, &f.Unacknowledged); err != nil {
+			return nil, FleetFigures{}, fmt.Errorf("instance figures: %w", err)
+		}
+		out = append(out, f)
+		sum.Instances++
+		sum.ConsumedPerS += f.ConsumedPerS
+		sum.InsertedPerS += f.InsertedPerS
+		sum.DeadPerS += f.DeadPerS
+		sum.ConsumedTotal += f.ConsumedTotal
+		sum.InsertedTotal += f.InsertedTotal
+		sum.DeadTotal += f.DeadTotal
+		sum.InsertFailures += f.InsertFailures
+		sum.Unacknowledged += f.Unacknowledged
+	}
+	if err := rows.Err(); err != nil {
+		return nil, FleetFigures{}, fmt.Errorf("instance figures: %w", err)
+	}
+	return out, sum, nil
 }
 
 func rate(a, b, secs float64) float64 {
@@ -178,13 +315,15 @@ func (h *IngestHealth) Snapshot() Health {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := Health{Lag: []LagEntry{}, History: []HealthPoint{}, DeadByReason: map[string]float64{},
-		Scope: "lag is per consumer group (all instances); rates are this instance's"}
+		Scope: "lag is per consumer group (all instances); rates and totals are this instance's (instance); " +
+			"fleet sums the latest figures of every live instance (instances)", Instance: h.instance}
 	n := len(h.samples)
 	if n == 0 {
 		return out
 	}
 	cur := &h.samples[n-1]
 	out.SampledMs, out.LagTotal, out.InsertFailures = cur.at.UnixMilli(), cur.lagTotal, cur.insertFails
+	out.ConsumedTotal, out.InsertedTotal = cur.consumed, cur.inserted
 	if cur.lastInsert > 0 {
 		out.LastInsertMs = int64(cur.lastInsert * 1000)
 	}
@@ -236,5 +375,14 @@ func (h *IngestHealth) handle(c *fiber.Ctx) error {
 	if empty {
 		h.Sample()
 	}
-	return c.JSON(h.Snapshot())
+	out := h.Snapshot()
+	if h.conn != nil {
+		inst, fleet, err := h.Instances(c.UserContext())
+		if err != nil {
+			h.logger.Warn("ingest health: fleet figures", "err", err)
+		} else {
+			out.Instances, out.Fleet = inst, &fleet
+		}
+	}
+	return c.JSON(out)
 }

@@ -61,7 +61,8 @@ func (d *Dashboards) Operations() map[string]openapi.Operation {
 				Content: map[string]map[string]any{"*/*": {"type": "string", "format": "binary"}}}}},
 		openapi.Key(fiber.MethodGet, PathIngestHealth): {
 			Description: "Consumer lag per group (group-wide, from Kafka), this instance's records, dead letters and " +
-				"inserts per second over the last sampling window, the DLQ rate, and ten minutes of history.",
+				"inserts per second over the last sampling window, the DLQ rate, and ten minutes of history; fleet sums " +
+				"the latest figures every live instance wrote (instances), so with several instances it is the fleet's.",
 			Responses: map[int]openapi.Response{200: ok("ingest health", Health{})}},
 		openapi.Key(fiber.MethodGet, PathAlertCounts): {
 			Params: []openapi.Param{

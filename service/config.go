@@ -83,6 +83,8 @@ type Config struct {
 	Exceptions ExceptionConfig
 
 	Recert RecertConfig
+
+	Instance InstanceConfig
 }
 
 // RegisterFlags defines serve's flags (each with an environment equivalent).
@@ -145,6 +147,7 @@ func (c *Config) RegisterFlags(s *flagenv.Set) {
 	c.Identity.registerFlags(s)
 	c.Exceptions.registerFlags(s)
 	c.Recert.registerFlags(s)
+	c.Instance.registerFlags(s)
 }
 
 // Validate checks the configuration and says what is wrong in terms of flags.
@@ -211,6 +214,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Recert.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Instance.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MemoryLimitMiB < 0 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) {

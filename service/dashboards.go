@@ -57,8 +57,8 @@ type dashboardsPart struct {
 // setupDashboards builds the dashboards and the weekly reports. reg is the
 // process registry: ingest health reads the pipeline's metrics from it.
 func setupDashboards(cfg DashboardsConfig, conn driver.Conn, reg *prometheus.Registry, sla time.Duration,
-	expired detect.ExpiredRules, logger *slog.Logger, weakLinks report.EstateSource) (*dashboardsPart, error) {
-	dash, err := dashboards.New(dashboards.Options{Conn: conn, Gatherer: reg, Logger: logger})
+	expired detect.ExpiredRules, logger *slog.Logger, weakLinks report.EstateSource, instance string) (*dashboardsPart, error) {
+	dash, err := dashboards.New(dashboards.Options{Conn: conn, Gatherer: reg, Logger: logger, Instance: instance})
 	if err != nil {
 		return nil, err
 	}

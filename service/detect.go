@@ -19,6 +19,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
+	"github.com/keyfleet/keyfleet/internal/lease"
 	"github.com/keyfleet/keyfleet/pipeline"
 )
 
@@ -29,7 +30,8 @@ type DetectConfig struct {
 	RulesFile     string
 	Lateness      time.Duration
 	WarmUp        time.Duration
-	Batch         bool
+	// Batch is --detect-batch: BatchLease, BatchAlways or BatchNever.
+	Batch         string
 	Respond       bool
 	WebhookURL    string
 	WebhookSecret string
@@ -45,8 +47,9 @@ func (c *DetectConfig) registerFlags(s *flagenv.Set) {
 		"at start, replay this much (by Kafka time) of the access events already judged, to refill the detectors' windows\n"+
 			"        without raising their alerts again (older events within use_after_revocation's lookback refill its\n"+
 			"        memory of grants); 0: the rules' longest sliding window; negative: none")
-	s.Bool(&c.Batch, "detect-batch", "KEYFLEET_DETECT_BATCH", true,
-		"run the batch checks (stale_credential, expired_exception) on this instance")
+	s.String(&c.Batch, "detect-batch", "KEYFLEET_DETECT_BATCH", BatchLease,
+		"where the batch checks (stale_credential, expired_exception, exception expiry alerts) run: lease (on the one\n"+
+			"        instance holding their lease, moved when it dies), true (on this instance regardless), false (never here)")
 	s.Bool(&c.Respond, "respond", "KEYFLEET_RESPOND", true,
 		"run the automated responders (the rules file's responders.dry_run decides whether they act)")
 	s.String(&c.WebhookURL, "respond-webhook-url", "KEYFLEET_RESPOND_WEBHOOK_URL", "",
@@ -57,6 +60,11 @@ func (c *DetectConfig) registerFlags(s *flagenv.Set) {
 
 func (c *DetectConfig) validate() error {
 	var errs []error
+	switch c.Batch {
+	case BatchLease, BatchAlways, BatchNever:
+	default:
+		errs = append(errs, fmt.Errorf("--detect-batch %q: want lease, true or false", c.Batch))
+	}
 	if c.Lateness < 0 {
 		errs = append(errs, fmt.Errorf("--detect-lateness: %s must not be negative", c.Lateness))
 	}
@@ -89,7 +97,7 @@ type detectPart struct {
 // setupDetect builds the detectors (access.events → alerts), the alerts
 // sink (alerts → ClickHouse), the responders and the /v1/alerts routes.
 func setupDetect(cfg DetectConfig, accessEvents string, bc bus.Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.Logger,
-	auditor audit.Appender, suspender respond.Suspender, dlq bus.Writer) (*detectPart, error) {
+	auditor audit.Appender, suspender respond.Suspender, dlq bus.Writer, leases *lease.Manager) (*detectPart, error) {
 	part := &detectPart{}
 	if auditor == nil || suspender == nil {
 		return nil, errors.New("detect: an audit log and a suspender are required")
@@ -141,9 +149,12 @@ func setupDetect(cfg DetectConfig, accessEvents string, bc bus.Config, conn driv
 	} else {
 		opts.History = stream.ClickHouseHistory{Conn: conn}
 	}
-	if cfg.Batch {
+	if cfg.Batch != BatchNever {
 		opts.Uses = stream.ClickHouseUses{Conn: conn}
 		opts.BatchEvery = min(rules.Detectors.StaleCredential.Every.D(), rules.Detectors.ExpiredException.Every.D())
+		if cfg.Batch == BatchLease && leases != nil {
+			opts.BatchHeld = func() bool { return leases.Held(jobDetectBatch) }
+		}
 	}
 	proc, err := stream.New(opts)
 	if err != nil {

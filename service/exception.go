@@ -128,7 +128,7 @@ func (p *exceptionPart) connect(cfg ExceptionConfig, det DetectConfig, bc bus.Co
 		return err
 	}
 	p.api, p.routes, p.ops = a, a.Routes(), a.Operations()
-	if !det.Enabled || !det.Batch {
+	if !det.Enabled || det.Batch == BatchNever {
 		return nil
 	}
 	rules, err := detect.LoadRules(det.RulesFile)

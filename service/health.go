@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/lease"
 )
 
 // Dependency names (the dependency label of keyfleet_dependency_up).
@@ -41,6 +42,11 @@ type health struct {
 	deps     map[string]*depState
 	loops    map[string]map[string]*opState // loop → op → state
 	starting map[string]<-chan struct{}     // parts still rebuilding state → closed when done
+	// conditions are problems parts report that are not a dependency's
+	// (the detectors split over instances): name → what is wrong.
+	conditions map[string]string
+	instance   string
+	leases     func() map[string]lease.Status
 
 	up       *prometheus.GaugeVec
 	retries  *prometheus.CounterVec
@@ -68,7 +74,7 @@ type opState struct {
 func newHealth(reg prometheus.Registerer, logger *slog.Logger, probes ...probe) *health {
 	h := &health{logger: logger, now: time.Now, interval: time.Second, timeout: 3 * time.Second, grace: 5 * time.Second,
 		probes: probes, deps: map[string]*depState{}, loops: map[string]map[string]*opState{},
-		starting: map[string]<-chan struct{}{},
+		starting: map[string]<-chan struct{}{}, conditions: map[string]string{},
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "keyfleet_dependency_up",
 			Help: "1 while the dependency answers keyfleet's probe (Kafka metadata, ClickHouse ping), else 0.",
@@ -101,6 +107,25 @@ func (h *health) Starting(part string, ready <-chan struct{}) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.starting[part] = ready
+}
+
+// Condition records a problem that makes keyfleet not ready (why not
+// empty) or clears it (why empty); /readyz names it under checks.
+func (h *health) Condition(name, why string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if why == "" {
+		delete(h.conditions, name)
+	} else {
+		h.conditions[name] = why
+	}
+}
+
+// Instance makes /readyz name this instance and its leases.
+func (h *health) Instance(id string, leases func() map[string]lease.Status) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.instance, h.leases = id, leases
 }
 
 // Loop returns the observer of one named loop (a bounded name: it is a
@@ -205,6 +230,11 @@ type Readiness struct {
 	Degraded []LoopInfo `json:"degraded_loops"`
 	// Starting lists the parts still rebuilding their state.
 	Starting []string `json:"starting,omitempty"`
+	// Instance is this instance's --instance-id.
+	Instance string `json:"instance,omitempty"`
+	// Leases says, per once-per-fleet job, which instance holds its lease
+	// and whether this one does.
+	Leases map[string]lease.Status `json:"leases,omitempty"`
 }
 
 // DependencyInfo is one dependency's state and since when it holds.
@@ -276,6 +306,14 @@ func (h *health) readiness() (Readiness, bool) {
 		}
 	}
 	sort.Strings(r.Starting)
+	for name, why := range h.conditions {
+		r.Checks[name] = why
+		ready = false
+	}
+	r.Instance = h.instance
+	if h.leases != nil {
+		r.Leases = h.leases()
+	}
 	if !ready {
 		r.Status = "unavailable"
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/keyfleet/keyfleet/internal/bus"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
+	"github.com/keyfleet/keyfleet/internal/lease"
 	"github.com/keyfleet/keyfleet/internal/registry"
 	"github.com/keyfleet/keyfleet/normalize"
 	"github.com/keyfleet/keyfleet/normalize/vendors"
@@ -211,7 +212,15 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if opts.Suspender != nil {
 		suspender = opts.Suspender
 	}
-	det, err := setupDetect(cfg.Detect, cfg.AccessEvents, bc, conn, reg, logger, auditor, suspender, dlqWriter)
+	// Work that runs once per fleet holds a lease (internal/lease).
+	instance := instanceID(cfg.Instance, cfg.HTTPAddr)
+	leases, err := lease.New(lease.Options{Bus: bc, Instance: instance, Jobs: fleetJobs,
+		Logger: logger.With("part", "leases"), Registerer: reg})
+	if err != nil {
+		return err
+	}
+	health.Instance(instance, leases.Holders)
+	det, err := setupDetect(cfg.Detect, cfg.AccessEvents, bc, conn, reg, logger, auditor, suspender, dlqWriter, leases)
 	if err != nil {
 		return err
 	}
@@ -248,7 +257,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	dash, err := setupDashboards(cfg.Dashboards, conn, reg, cfg.Control.PendingSLA, det.expired, logger, est.api)
+	dash, err := setupDashboards(cfg.Dashboards, conn, reg, cfg.Control.PendingSLA, det.expired, logger, est.api, instance)
 	if err != nil {
 		return err
 	}
@@ -344,6 +353,10 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}
 	loops = append(append(append(append(loops, det.loops...), queryAPI.loops...), dash.loops...), idn.loops...)
 	loops = append(append(loops, exc.loops...), loop{"recert-deadlines", recertAPI.Run})
+	loops = append(guardLoops(leases, loops, cfg.Detect.Batch), loop{"leases", leases.Run})
+	if cfg.Detect.Enabled && cfg.AccessEvents != AccessTopic {
+		loops = append(loops, loop{"detect-split-watch", newSplitWatch(bc, health, reg, logger).Run})
+	}
 	for _, l := range loops {
 		g.Go(func() error {
 			err := l.run(bus.WithLoop(gctx, health.Loop(l.name)))
@@ -364,7 +377,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		stopPipe()
 		return nil
 	})
-	logger.Info("keyfleet serving", "http", ln.Addr().String(), "kafka", bc.Brokers, "clickhouse", cfg.ClickHouse.Addr,
+	logger.Info("keyfleet serving", "instance", instance, "http", ln.Addr().String(), "kafka", bc.Brokers, "clickhouse", cfg.ClickHouse.Addr,
 		"database", cfg.ClickHouse.Database)
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String(), bc.Brokers[0])

@@ -509,8 +509,17 @@
         } else fill(ingestChart, h('p', { class: 'empty' }, 'Collecting samples…'));
         fill(ingestBox, h('table', { id: 'lag-table' }, h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'consumer group'), h('th', { scope: 'col' }, 'topic'), h('th', { scope: 'col', class: 'n' }, 'lag'))),
           h('tbody', null, r.lag.map(l => h('tr', null, h('td', null, l.group), h('td', null, l.topic), h('td', { class: 'n' }, fmtNum(l.messages)))))),
-        h('p', { class: 'legend-note' }, 'records/s ' + fmtNum(r.consumed_per_s) + ' · inserted/s ' + fmtNum(r.inserted_per_s) +
-          ' · dead letters/s ' + fmtNum(r.dead_lettered_per_s) + ' · last insert ' + fmtTime(r.last_insert_ms) + '. ' + r.scope + '.'));
+        h('p', { class: 'legend-note' }, (r.fleet ? 'fleet (' + r.fleet.instances + ' instance' + (r.fleet.instances === 1 ? '' : 's') +
+          '): records/s ' + fmtNum(r.fleet.consumed_per_s) + ' · inserted/s ' + fmtNum(r.fleet.inserted_per_s) +
+          ' · dead letters/s ' + fmtNum(r.fleet.dead_lettered_per_s) + ' · lock commands unacknowledged ' + fmtNum(r.fleet.unacknowledged) + '. ' : '') +
+          (r.instance ? 'this instance (' + r.instance + '): ' : '') +
+          'records/s ' + fmtNum(r.consumed_per_s) + ' · inserted/s ' + fmtNum(r.inserted_per_s) +
+          ' · dead letters/s ' + fmtNum(r.dead_lettered_per_s) + ' · last insert ' + fmtTime(r.last_insert_ms) + '. ' + r.scope + '.'),
+        (r.instances && r.instances.length > 1) ? h('table', { id: 'instances-table' }, h('thead', null, h('tr', null,
+          ['instance', 'records/s', 'inserted/s', 'dead letters/s', 'unacknowledged'].map(x => h('th', { scope: 'col' }, x)))),
+          h('tbody', null, r.instances.map(i => h('tr', null, h('td', { class: 'mono' }, i.instance), h('td', { class: 'n' }, fmtNum(i.consumed_per_s)),
+            h('td', { class: 'n' }, fmtNum(i.inserted_per_s)), h('td', { class: 'n' }, fmtNum(i.dead_lettered_per_s)),
+            h('td', { class: 'n' }, fmtNum(i.unacknowledged)))))) : null);
       } catch (err) { tileVals.lag = tileVals.dlq = '—'; fill(ingestBox, errorBox(err)); }
     }
     every(REFRESH_MS, async () => {

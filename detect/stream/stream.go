@@ -81,6 +81,9 @@ type Options struct {
 	// every BatchEvery; nil disables them on this instance.
 	Uses       Uses
 	BatchEvery time.Duration
+	// BatchHeld, when set, gates the batch checks: they run only while it
+	// says true (this instance holds the fleet's lease on them).
+	BatchHeld func() bool
 	// Baselines, when set, are restored at start and saved every SaveEvery.
 	Baselines Baselines
 	SaveEvery time.Duration
@@ -349,7 +352,7 @@ func (p *Processor) tick(ctx context.Context) error {
 		}
 		// A failed batch check or baseline save (ClickHouse away) is
 		// tried again after a backoff, not a whole period later.
-		if p.opts.Uses != nil && !now.Before(nextBatch) {
+		if p.opts.Uses != nil && !now.Before(nextBatch) && (p.opts.BatchHeld == nil || p.opts.BatchHeld()) {
 			err := p.runBatch(ctx)
 			if ctx.Err() != nil {
 				return nil
