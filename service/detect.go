@@ -26,10 +26,10 @@ import (
 // DetectConfig configures the detectors, the alerts store and the
 // responders in `keyfleet serve`.
 type DetectConfig struct {
-	Enabled       bool
-	RulesFile     string
-	Lateness      time.Duration
-	WarmUp        time.Duration
+	Enabled   bool
+	RulesFile string
+	Lateness  time.Duration
+	WarmUp    time.Duration
 	// Batch is --detect-batch: BatchLease, BatchAlways or BatchNever.
 	Batch         string
 	Respond       bool
