@@ -119,6 +119,9 @@ type Processor struct {
 	events     []event.Access // handleAccess's decoded batch, reused
 	lastAccess time.Time
 	ready      chan struct{} // closed once the warm-up is done: Detect may judge
+	// next is, per access.events partition, the next offset this instance
+	// expects (rebalance.go); only the access consumer touches it.
+	next map[int]int64
 }
 
 // New returns a processor.
@@ -248,9 +251,13 @@ func (p *Processor) handleAccess(ctx context.Context, batch []kafka.Message) err
 		}
 	}
 	defer func() { clear(events); p.events = events[:0] }()
+	if err := p.fillGaps(ctx, batch); err != nil {
+		return err // handed over again: the refill is retried
+	}
 	if err := p.judge(ctx, events); err != nil {
 		return err // only when ctx ended: the batch is handed over again
 	}
+	p.judged(batch)
 	if len(bad) > 0 {
 		p.opts.Metrics.Record("access", "undecodable", len(bad))
 		return bus.Permanent("undecodable_event", why, bad...) // dead-lettered, the batch committed

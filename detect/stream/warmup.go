@@ -118,6 +118,7 @@ func (h kafkaHistory) Replay(ctx context.Context, window, reach time.Duration, r
 			ends[pt.ID] = pt.Committed
 		}
 	}
+	p.expectFrom(ends)
 	if len(ends) == 0 {
 		return nil // a first start: everything is read live
 	}
