@@ -146,15 +146,27 @@ func TestThreeInstancesSurviveKill(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond)
 	procs[victim].kill()
+	killed := time.Now()
 	t.Logf("SIGKILLed %s (held %d leases)", victim, count[victim])
-	<-produced
-	produceStorms(t, cfg, storms, firstHalf, perStorm, time.Now().UnixMilli())
 	live := map[string]*proc{}
 	for _, n := range names {
 		if n != victim {
 			live[n] = procs[n]
 		}
 	}
+	moved := make(chan time.Duration, 1)
+	go func() {
+		for time.Since(killed) < 2*time.Minute {
+			if h := leaseHoldersQuiet(live); h != nil {
+				moved <- time.Since(killed)
+				return
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		moved <- -1
+	}()
+	<-produced
+	produceStorms(t, cfg, storms, firstHalf, perStorm, time.Now().UnixMilli())
 	for i, n := range sortedKeys(live) {
 		revoke(live[n], subjects[3+i])
 	}
@@ -228,7 +240,7 @@ func TestThreeInstancesSurviveKill(t *testing.T) {
 		holders = h
 		return true
 	}, 90*time.Second, 500*time.Millisecond, "every lease held by exactly one survivor")
-	t.Logf("lease holders after the kill: %v", holders)
+	t.Logf("lease holders after the kill: %v (every lease on a survivor %s after the kill)", holders, <-moved)
 	for job, h := range holders {
 		assert.NotEqual(t, victim, h, job)
 	}
@@ -275,6 +287,10 @@ type fleetHealth struct {
 // exactly one of procs and every one of them names that holder; else nil.
 func leaseHolders(t *testing.T, procs map[string]*proc) map[string]string {
 	t.Helper()
+	return leaseHoldersQuiet(procs)
+}
+
+func leaseHoldersQuiet(procs map[string]*proc) map[string]string {
 	out := map[string]string{}
 	heldBy := map[string][]string{}
 	for name, p := range procs {
@@ -367,4 +383,56 @@ func sortedKeys(m map[string]*proc) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestInstancesIngestRate measures the ingest rate (events stored per
+// second of wall clock, from the first produced record to the last stored)
+// with 1 and 3 instances, interleaved; a measurement for the notes, not a
+// test of speed: it runs only with KEYFLEET_INSTANCES_RATE=1.
+func TestInstancesIngestRate(t *testing.T) {
+	if os.Getenv("KEYFLEET_INSTANCES_RATE") != "1" {
+		t.Skip("set KEYFLEET_INSTANCES_RATE=1 to measure")
+	}
+	const events = 200000
+	rounds := 2
+	rates := map[int][]float64{}
+	for r := 0; r < rounds; r++ {
+		for _, n := range []int{1, 3} {
+			t.Run(fmt.Sprintf("round%d-%d", r, n), func(t *testing.T) {
+				cfg := testenv.RequireRealKafka(t, 6)
+				conn, ch := testenv.ClickHouse(t)
+				var procs []*proc
+				for i := 0; i < n; i++ {
+					procs = append(procs, startServe(t, serveOpts{bus: cfg, clickhouse: ch.Addr, database: ch.Database,
+						extra: []string{"--access-events", "topic", "--instance-id", fmt.Sprintf("rate-%d", i)}}))
+				}
+				time.Sleep(5 * time.Second) // the groups settle
+				start := time.Now()
+				produceMatter(t, cfg, 0, events, time.Now().Add(-time.Hour).UnixMilli())
+				waitCount(t, conn, "", events, 10*time.Minute)
+				secs := time.Since(start).Seconds()
+				rates[n] = append(rates[n], events/secs)
+				t.Logf("%d instance(s): %d events in %.1f s = %.0f events/s", n, events, secs, events/secs)
+				for _, p := range procs {
+					p.stop()
+				}
+			})
+		}
+	}
+	for n, rs := range rates {
+		sort.Float64s(rs)
+		t.Logf("%d instance(s): rates %v", n, rs)
+	}
+	if len(rates[1]) == rounds && len(rates[3]) == rounds {
+		t.Logf("ratio 3/1 (medians): %.2f", median(rates[3])/median(rates[1]))
+	}
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
