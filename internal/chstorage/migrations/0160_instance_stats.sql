@@ -3,6 +3,7 @@
 -- sum the latest row of every live instance for the fleet's figures.
 -- One row per instance survives merges (ReplacingMergeTree by ts_ms);
 -- readers take argMax(…, ts_ms) per instance, so unmerged rows are harmless.
+-- shard: cityHash64(instance)
 CREATE TABLE IF NOT EXISTS instance_stats (
     instance String,
     ts DateTime,
