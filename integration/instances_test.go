@@ -394,7 +394,7 @@ func TestInstancesIngestRate(t *testing.T) {
 		t.Skip("set KEYFLEET_INSTANCES_RATE=1 to measure")
 	}
 	const events = 200000
-	rounds := 2
+	rounds := 3
 	rates := map[int][]float64{}
 	for r := 0; r < rounds; r++ {
 		for _, n := range []int{1, 3} {
