@@ -88,6 +88,9 @@ type Statement struct {
 	// batch inserts
 	table   string
 	columns []string
+	// cluster is the statement's cluster variant (<name>.cluster.sql), run
+	// instead of it on a connection opened with Config.Cluster.
+	cluster *Statement
 }
 
 type segKind int
@@ -176,7 +179,47 @@ func loadStatements() {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	for name, s := range statements {
+		base, ok := strings.CutSuffix(name, clusterSuffix)
+		if !ok {
+			continue
+		}
+		delete(statements, name)
+		if statements[base] == nil {
+			errs = append(errs, fmt.Errorf("%s: a cluster variant of no statement", s.File))
+			continue
+		}
+		statements[base].cluster = s
+	}
 	loadErr = errors.Join(errs...)
+}
+
+// clusterSuffix names a cluster variant: queries/<area>/<name>.cluster.sql.
+const clusterSuffix = ".cluster"
+
+// Cluster returns the statement's cluster variant, nil when it has none.
+// A variant runs instead of the statement on a connection opened with
+// Config.Cluster; its parameters cluster and database, when it declares
+// them and the caller does not give them, are the connection's.
+func (s *Statement) Cluster() *Statement { return s.cluster }
+
+// forConn returns the statement to run on conn and its arguments.
+func (s *Statement) forConn(conn driver.Conn, args Args) (*Statement, Args) {
+	cc, ok := conn.(*clusterConn)
+	if !ok || s.cluster == nil {
+		return s, args
+	}
+	v := s.cluster
+	out := Args{}
+	for k, a := range args {
+		out[k] = a
+	}
+	for k, a := range map[string]string{"cluster": cc.cluster, "database": cc.database} {
+		if _, given := out[k]; !given && v.params[k] != nil {
+			out[k] = a
+		}
+	}
+	return v, out
 }
 
 var (
@@ -592,6 +635,7 @@ func (s *Statement) Fragment(args Args) (Fragment, error) {
 
 // Query binds args and runs the statement, returning its rows.
 func (s *Statement) Query(ctx context.Context, conn driver.Conn, args Args) (driver.Rows, error) {
+	s, args = s.forConn(conn, args)
 	sql, vals, err := s.Bind(args)
 	if err != nil {
 		return nil, err
@@ -601,6 +645,7 @@ func (s *Statement) Query(ctx context.Context, conn driver.Conn, args Args) (dri
 
 // QueryRow binds args and runs the statement, returning its first row.
 func (s *Statement) QueryRow(ctx context.Context, conn driver.Conn, args Args) driver.Row {
+	s, args = s.forConn(conn, args)
 	sql, vals, err := s.Bind(args)
 	if err != nil {
 		return errRow{err}
@@ -610,6 +655,7 @@ func (s *Statement) QueryRow(ctx context.Context, conn driver.Conn, args Args) d
 
 // Exec binds args and runs a statement that returns no rows.
 func (s *Statement) Exec(ctx context.Context, conn driver.Conn, args Args) error {
+	s, args = s.forConn(conn, args)
 	sql, vals, err := s.Bind(args)
 	if err != nil {
 		return err

@@ -1,0 +1,223 @@
+package chstorage_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyfleet/keyfleet/internal/chstorage"
+	"github.com/keyfleet/keyfleet/internal/event"
+	"github.com/keyfleet/keyfleet/internal/testenv"
+	"github.com/keyfleet/keyfleet/pipeline"
+)
+
+// The tests below run on the two-node cluster of scripts/clickhouse-cluster.sh
+// (`make test` starts it): 1 shard × 2 replicas, named keyfleet.
+
+// nodeConns opens one single-server connection per cluster node, to look at
+// each node's own tables.
+func nodeConns(t *testing.T, cfg chstorage.Config) []driver.Conn {
+	t.Helper()
+	var out []driver.Conn
+	for _, a := range cfg.Addrs() {
+		c, err := chstorage.Open(context.Background(), chstorage.Config{Addr: a, Database: "default", Username: "default"})
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		out = append(out, c)
+	}
+	return out
+}
+
+// TestClusterMigrate: on a fresh database, migrations apply from two
+// instances at once, and again; every table is X_local (Replicated) on every
+// node and X (Distributed over it); schema_migrations is shared.
+func TestClusterMigrate(t *testing.T) {
+	cfg := testenv.ClickHouseClusterConfig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ms, err := chstorage.Migrations()
+	require.NoError(t, err)
+
+	// Two instances starting at once, each on its own node.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, addr := range cfg.Addrs() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := cfg
+			c.Addr = addr
+			conn, err := chstorage.Open(ctx, c)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer conn.Close()
+			errs[i] = chstorage.Migrate(ctx, conn, slog.New(slog.DiscardHandler))
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+
+	conn, err := chstorage.Open(ctx, cfg)
+	require.NoError(t, err)
+	defer conn.Close()
+	assert.Equal(t, cfg.Cluster, chstorage.ClusterOf(conn))
+	require.NoError(t, chstorage.Migrate(ctx, conn, slog.New(slog.DiscardHandler)), "again")
+	n, err := chstorage.Pending(ctx, conn)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	var versions uint64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT uniqExact(version) FROM schema_migrations").Scan(&versions))
+	assert.Equal(t, uint64(len(ms)), versions)
+
+	for i, node := range nodeConns(t, cfg) {
+		engines := map[string]string{}
+		rows, err := node.Query(ctx, "SELECT name, engine FROM system.tables WHERE database = ?", cfg.Database)
+		require.NoError(t, err)
+		for rows.Next() {
+			var name, engine string
+			require.NoError(t, rows.Scan(&name, &engine))
+			engines[name] = engine
+		}
+		require.NoError(t, rows.Err())
+		for _, tb := range chstorage.Tables {
+			assert.Equal(t, "Distributed", engines[tb.Name], "node %d: %s", i+1, tb.Name)
+			assert.True(t, strings.HasPrefix(engines[tb.Name+"_local"], "Replicated"), "node %d: %s_local is %q", i+1, tb.Name, engines[tb.Name+"_local"])
+		}
+		for _, v := range chstorage.Views {
+			assert.Equal(t, "MaterializedView", engines[v], "node %d: %s", i+1, v)
+		}
+		assert.Len(t, engines, 2*len(chstorage.Tables)+len(chstorage.Views), "node %d: no other tables", i+1)
+		// The Distributed tables have the schema's columns, in order.
+		for _, tb := range []chstorage.Table{chstorage.AccessEvents, chstorage.Alerts, chstorage.SchemaMigrations} {
+			var cols []string
+			rows, err := node.Query(ctx, "SELECT name FROM system.columns WHERE database = ? AND table = ?", cfg.Database, tb.Name)
+			require.NoError(t, err)
+			for rows.Next() {
+				var c string
+				require.NoError(t, rows.Scan(&c))
+				cols = append(cols, c)
+			}
+			require.NoError(t, rows.Err())
+			assert.Equal(t, tb.ColumnNames(), cols, "node %d: %s", i+1, tb.Name)
+		}
+	}
+}
+
+// accessBatch inserts events the way the pipeline's bulk writer does: the
+// AccessRows columns as one columnar block.
+func accessBatch(ctx context.Context, conn driver.Conn, events []*event.Access) error {
+	rows := pipeline.NewAccessRows(nil)
+	for _, e := range events {
+		if err := rows.AppendEvent(e); err != nil {
+			return err
+		}
+	}
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+rows.Table()+" ("+strings.Join(rows.Columns(), ", ")+")")
+	if err != nil {
+		return err
+	}
+	for i, col := range rows.Data() {
+		if err := batch.Column(i).Append(col); err != nil {
+			return err
+		}
+	}
+	return batch.Send()
+}
+
+func testEvents(from, n int, tsMs int64) []*event.Access {
+	var out []*event.Access
+	for i := from; i < from+n; i++ {
+		out = append(out, &event.Access{
+			EventID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("cluster-%d", i))).String(),
+			TsMs:    tsMs + int64(i), ReceivedMs: tsMs + int64(i), Vendor: "matter",
+			SiteID: fmt.Sprintf("site-%02d", i%4), DoorID: fmt.Sprintf("door-%d", i%10), LockID: fmt.Sprintf("lock-%d", i%10),
+			SubjectID: fmt.Sprintf("subj-%d", i%7), Action: "unlock", Outcome: "granted", Method: "phone",
+		})
+	}
+	return out
+}
+
+// countEvents counts access_events through the Distributed table: rows,
+// rows after FINAL, distinct event ids.
+func countEvents(ctx context.Context, conn driver.Conn) (rows, final, distinct uint64, err error) {
+	if err = conn.QueryRow(ctx, "SELECT count() FROM access_events").Scan(&rows); err != nil {
+		return
+	}
+	if err = conn.QueryRow(ctx, "SELECT count() FROM access_events FINAL").Scan(&final); err != nil {
+		return
+	}
+	err = conn.QueryRow(ctx, "SELECT uniqExact(event_id) FROM access_events").Scan(&distinct)
+	return
+}
+
+func clusterScript(t *testing.T, args ...string) {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	out, err := exec.Command(filepath.Join(root, "scripts/clickhouse-cluster.sh"), args...).CombinedOutput()
+	require.NoError(t, err, "clickhouse-cluster.sh %s: %s", strings.Join(args, " "), out)
+}
+
+// TestClusterWritesDedupAndFailover: events written through the Distributed
+// table (synchronously) with re-deliveries read back once with FINAL and
+// uniqExact; with node 2 stopped, reads and writes go on through node 1 (the
+// connection's second address); node 2 catches up when it returns.
+func TestClusterWritesDedupAndFailover(t *testing.T) {
+	conn, cfg := testenv.ClickHouseCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	tsMs := time.Now().Add(-time.Hour).Truncate(time.Hour).UnixMilli()
+
+	// 100 events, 40 of them delivered again in a later batch.
+	require.NoError(t, accessBatch(ctx, conn, testEvents(0, 100, tsMs)))
+	require.NoError(t, accessBatch(ctx, conn, testEvents(60, 40, tsMs)))
+	rows, final, distinct, err := countEvents(ctx, conn)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(140), rows, "a synchronous Distributed insert is readable at once")
+	assert.Equal(t, uint64(100), final)
+	assert.Equal(t, uint64(100), distinct)
+
+	// Node 2 down (the first address of a connection that starts with it).
+	nodes := cfg.Addrs()
+	require.Len(t, nodes, 2)
+	down := cfg
+	down.Addr = nodes[1] + "," + nodes[0]
+	clusterScript(t, "stop-node", "2")
+	t.Cleanup(func() { clusterScript(t, "start-node", "2") })
+	conn2, err := chstorage.Open(ctx, down)
+	require.NoError(t, err, "the connection skips the stopped node")
+	defer conn2.Close()
+	require.Eventually(t, func() bool {
+		return accessBatch(ctx, conn2, testEvents(100, 50, tsMs)) == nil
+	}, time.Minute, 500*time.Millisecond, "writes through node 1")
+	require.NoError(t, accessBatch(ctx, conn2, testEvents(120, 30, tsMs)), "a re-delivery")
+	rows, final, distinct, err = countEvents(ctx, conn2)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, rows, uint64(200))
+	assert.Equal(t, uint64(150), final)
+	assert.Equal(t, uint64(150), distinct)
+
+	// Node 2 returns and catches up.
+	clusterScript(t, "start-node", "2")
+	n2, err := chstorage.Open(ctx, chstorage.Config{Addr: nodes[1], Database: cfg.Database, Username: "default"})
+	require.NoError(t, err)
+	defer n2.Close()
+	require.NoError(t, n2.Exec(ctx, "SYSTEM SYNC REPLICA access_events_local"))
+	var local uint64
+	require.NoError(t, n2.QueryRow(ctx, "SELECT count() FROM access_events_local FINAL").Scan(&local))
+	assert.Equal(t, uint64(150), local, "node 2's replica has every event")
+}
