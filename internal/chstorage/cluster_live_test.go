@@ -172,12 +172,27 @@ func clusterScript(t *testing.T, args ...string) {
 	require.NoError(t, err, "clickhouse-cluster.sh %s: %s", strings.Join(args, " "), out)
 }
 
-// TestClusterWritesDedupAndFailover: events written through the Distributed
+// TestClusterStorage runs the storage checks on one migrated cluster
+// database (a cluster migration takes ~15 s of ON CLUSTER DDL), in order:
+// partitions (an empty table first), writes, the SQL checker's fixture and
+// statements.
+func TestClusterStorage(t *testing.T) {
+	conn, cfg := testenv.ClickHouseCluster(t)
+	for _, c := range []struct {
+		name string
+		f    func(*testing.T, driver.Conn, chstorage.Config)
+	}{{"partitions", testPartitions}, {"writes dedup and failover", testWritesDedupAndFailover}, {"sql checker", testSQLCheckerOnCluster}} {
+		if !t.Run(c.name, func(t *testing.T) { c.f(t, conn, cfg) }) {
+			return
+		}
+	}
+}
+
+// testWritesDedupAndFailover: events written through the Distributed
 // table (synchronously) with re-deliveries read back once with FINAL and
 // uniqExact; with node 2 stopped, reads and writes go on through node 1 (the
 // connection's second address); node 2 catches up when it returns.
-func TestClusterWritesDedupAndFailover(t *testing.T) {
-	conn, cfg := testenv.ClickHouseCluster(t)
+func testWritesDedupAndFailover(t *testing.T, conn driver.Conn, cfg chstorage.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	tsMs := time.Now().Add(-time.Hour).Truncate(time.Hour).UnixMilli()
@@ -220,4 +235,108 @@ func TestClusterWritesDedupAndFailover(t *testing.T) {
 	var local uint64
 	require.NoError(t, n2.QueryRow(ctx, "SELECT count() FROM access_events_local FINAL").Scan(&local))
 	assert.Equal(t, uint64(150), local, "node 2's replica has every event")
+}
+
+// testSQLCheckerOnCluster: the SQL checker's fixture (a row in every table)
+// and every statement with its examples, on a database migrated in cluster
+// mode: reads and writes through the Distributed tables, and the cluster
+// variants (partitions, OPTIMIZE, system.parts) where a statement has one.
+func testSQLCheckerOnCluster(t *testing.T, conn driver.Conn, cfg chstorage.Config) {
+	var steps []step
+	for _, s := range checkSteps(t) {
+		if !strings.HasPrefix(s.name, "migration") {
+			steps = append(steps, s)
+		}
+	}
+	// Rebind the statements that have a cluster variant, as a cluster
+	// connection runs them.
+	stmts, err := chstorage.Statements()
+	require.NoError(t, err)
+	variants := 0
+	for _, s := range stmts {
+		v := s.Cluster()
+		if v == nil {
+			continue
+		}
+		var bound []step
+		for _, ex := range s.Variants() {
+			args := chstorage.Args{}
+			for k, a := range ex.Args {
+				args[k] = a
+			}
+			for _, p := range v.Params {
+				switch p.Name {
+				case "cluster":
+					args["cluster"] = cfg.Cluster
+				case "database":
+					if _, ok := args["database"]; !ok {
+						args["database"] = cfg.Database
+					}
+				}
+			}
+			sql, vals, err := v.Bind(args)
+			require.NoError(t, err, v.Name)
+			bound = append(bound, step{name: v.Name, file: v.File, sql: sql, args: vals})
+		}
+		// Replace the statement's steps by the variant's.
+		var out []step
+		for _, st := range steps {
+			if st.file != s.File {
+				out = append(out, st)
+			}
+		}
+		steps = append(out, bound...)
+		variants += len(bound)
+	}
+	require.Positive(t, variants)
+	// create_database's example names a database of its own: drop it on
+	// every node afterwards.
+	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS kfcheck_created ON CLUSTER "+cfg.Cluster) })
+	start := time.Now()
+	reportFailures(t, "ClickHouse 18.16 cluster", run1816(t, conn, steps))
+	t.Logf("%d statements (%d cluster variants) in %s", len(steps), variants, time.Since(start).Round(time.Millisecond))
+}
+
+// testPartitions: retention's and identity's partition statements
+// see and drop the local tables' partitions on every node.
+func testPartitions(t *testing.T, conn driver.Conn, cfg chstorage.Config) {
+	ctx := context.Background()
+	tsMs := time.Date(2024, 3, 4, 5, 6, 7, 0, time.UTC).UnixMilli()
+	// Events of March 2024, written like the fixture (InsertRows).
+	for i := 0; i < 3; i++ {
+		id := uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("p-%d", i)))
+		require.NoError(t, chstorage.InsertRows(ctx, conn, "access_events", []string{"event_id", "ts", "ts_ms", "site_id"},
+			[]any{id, time.UnixMilli(tsMs).UTC(), tsMs, "s1"}))
+	}
+	partitions := chstorage.Query("retention/partitions")
+	r, err := partitions.Query(ctx, conn, chstorage.Args{"table": "access_events"})
+	require.NoError(t, err)
+	var got []string
+	for r.Next() {
+		var id string
+		var n, b uint64
+		require.NoError(t, r.Scan(&id, &n, &b))
+		got = append(got, fmt.Sprintf("%s:%d", id, n))
+	}
+	require.NoError(t, r.Err())
+	assert.Equal(t, []string{"202403:3"}, got, "one replica of the one shard counted")
+
+	var minTime uint32
+	var parts uint64
+	require.NoError(t, chstorage.Query("report/history_start").QueryRow(ctx, conn, nil).Scan(&minTime, &parts))
+	assert.Positive(t, parts)
+	assert.Equal(t, uint32(tsMs/1000), minTime)
+
+	require.NoError(t, chstorage.Query("retention/drop_partition").Exec(ctx, conn,
+		chstorage.Args{"table": "access_events", "partition": "202403"}))
+	for _, addr := range cfg.Addrs() {
+		node, err := chstorage.Open(ctx, chstorage.Config{Addr: addr, Database: cfg.Database, Username: "default"})
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			var n uint64
+			return node.QueryRow(ctx, "SELECT count() FROM access_events_local").Scan(&n) == nil && n == 0
+		}, time.Minute, 200*time.Millisecond, "partition dropped on %s", addr)
+		node.Close()
+	}
+	require.NoError(t, chstorage.Query("identity/optimize_resources").Exec(ctx, conn, nil))
 }
