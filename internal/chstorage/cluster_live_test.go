@@ -291,7 +291,9 @@ func testSQLCheckerOnCluster(t *testing.T, conn driver.Conn, cfg chstorage.Confi
 	require.Positive(t, variants)
 	// create_database's example names a database of its own: drop it on
 	// every node afterwards.
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS kfcheck_created ON CLUSTER "+cfg.Cluster) })
+	t.Cleanup(func() {
+		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS kfcheck_created ON CLUSTER "+cfg.Cluster)
+	})
 	start := time.Now()
 	reportFailures(t, "ClickHouse 18.16 cluster", run1816(t, conn, steps))
 	t.Logf("%d statements (%d cluster variants) in %s", len(steps), variants, time.Since(start).Round(time.Millisecond))
