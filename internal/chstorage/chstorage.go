@@ -188,7 +188,7 @@ func openPing(ctx context.Context, c Config, bulk bool) (driver.Conn, error) {
 		return nil, fmt.Errorf("clickhouse ping %s: %w", c.Addr, err)
 	}
 	if c.Cluster != "" {
-		return &clusterConn{Conn: conn, cluster: c.Cluster, database: c.Database}, nil
+		return &clusterConn{Conn: conn, cluster: c.Cluster, database: c.Database, cfg: c}, nil
 	}
 	return conn, nil
 }
@@ -257,7 +257,7 @@ func createDatabase(ctx context.Context, c Config) error {
 	defer conn.Close()
 	if c.Cluster != "" {
 		// On every node: ON CLUSTER.
-		conn = &clusterConn{Conn: conn, cluster: c.Cluster, database: c.Database}
+		conn = &clusterConn{Conn: conn, cluster: c.Cluster, database: c.Database, cfg: c}
 	}
 	// The name is validated by Config.Validate (and again by the Identifier param).
 	if err := createDatabaseSQL.Exec(ctx, conn, Args{"database": c.Database}); err != nil {

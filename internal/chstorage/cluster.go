@@ -39,8 +39,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -51,7 +54,99 @@ import (
 type clusterConn struct {
 	driver.Conn
 	cluster, database string
+	cfg               Config
 }
+
+var clusterReplicas = Query("chstorage/cluster_replicas")
+
+// execEachShard runs sql on one replica of every shard of the cluster (the
+// first of its replicas that answers), over a connection of its own to the
+// replica as remote_servers names it. A replicated table's ALTER (DROP
+// PARTITION, ADD COLUMN, DELETE) and OPTIMIZE go this way: the replica
+// writes it to the replication log and the shard's other replicas follow.
+// Not ON CLUSTER: 18.16's DDL worker runs such an ALTER on one replica per
+// shard under a ZooKeeper lock, and a race in it ("Node exists: …/executed")
+// stops the node's DDL worker for good (every later ON CLUSTER query waits
+// on that node until it restarts); seen here on the 1 × 2 test cluster.
+func (cc *clusterConn) execEachShard(ctx context.Context, sql string, args ...any) error {
+	rows, err := clusterReplicas.Query(ctx, cc.Conn, Args{"cluster": cc.cluster})
+	if err != nil {
+		return fmt.Errorf("replicas of cluster %s: %w", cc.cluster, err)
+	}
+	shards := map[uint32][]string{}
+	var order []uint32
+	for rows.Next() {
+		var shard uint32
+		var host string
+		var port uint16
+		if err := rows.Scan(&shard, &host, &port); err != nil {
+			rows.Close()
+			return fmt.Errorf("replicas of cluster %s: %w", cc.cluster, err)
+		}
+		if shards[shard] == nil {
+			order = append(order, shard)
+		}
+		shards[shard] = append(shards[shard], net.JoinHostPort(host, strconv.Itoa(int(port))))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("replicas of cluster %s: %w", cc.cluster, err)
+	}
+	if len(order) == 0 {
+		return fmt.Errorf("cluster %s: no such cluster in system.clusters", cc.cluster)
+	}
+	for _, shard := range order {
+		var errs []error
+		for _, addr := range shards[shard] {
+			err := cc.execOn(ctx, addr, sql, args...)
+			if err == nil {
+				errs = nil
+				break
+			}
+			errs = append(errs, err)
+			if !isConnectError(err) {
+				break // the replica answered: the statement failed
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("shard %d of cluster %s: %w", shard, cc.cluster, errors.Join(errs...))
+		}
+	}
+	return nil
+}
+
+// execOn runs sql on one node.
+func (cc *clusterConn) execOn(ctx context.Context, addr, sql string, args ...any) error {
+	c := cc.cfg
+	c.Addr, c.Cluster = addr, ""
+	conn, err := open(c, c.Database, false)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.Exec(ctx, sql, args...); err != nil {
+		if optimizeNothing(sql, err) {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// isConnectError reports an error of reaching a node (try another replica)
+// rather than of the statement.
+func isConnectError(err error) bool {
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connect")
+}
+
+// eachShard marks a rewritten migration statement that runs on one replica of
+// every shard (execEachShard) instead of through the connection.
+const eachShard = "/* each shard */ "
 
 // ClusterOf returns the cluster conn was opened for, "" for a single server.
 func ClusterOf(conn driver.Conn) string {
@@ -190,12 +285,13 @@ func (k clusterSchema) rewrite(stmt, shard string, tables map[string]*schemaObje
 		if o == nil || o.view {
 			return nil, fmt.Errorf("cluster mode: ALTER TABLE %s: not a table of the migrations", name)
 		}
-		alterLocal := fmt.Sprintf("ALTER TABLE %s ON CLUSTER %s %s", k.local(name), k.cluster, op)
+		alterLocal := fmt.Sprintf("%sALTER TABLE %s %s", eachShard, k.local(name), op)
 		switch {
 		case alterColumnRE.MatchString(op):
-			// 18.16 refuses ALTER … ON CLUSTER of a Distributed table when
-			// the cluster's shards are replicated (code 371): re-create it,
-			// with the local table's new columns.
+			// The local table's ALTER runs on one replica of each shard
+			// (execEachShard: replicated ALTER). 18.16 refuses ALTER … ON
+			// CLUSTER of a Distributed table when the cluster's shards are
+			// replicated (code 371): re-create it over the new columns.
 			return []string{alterLocal,
 				fmt.Sprintf("DROP TABLE IF EXISTS %s.%s ON CLUSTER %s", k.database, name, k.cluster),
 				k.createDistributed(name, "AS "+k.local(name), o.shard)}, nil
@@ -408,7 +504,13 @@ func migrateCluster(ctx context.Context, cc *clusterConn, ms []Migration, last u
 				return fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 			for _, s := range out {
-				if err := cc.Exec(ctx, s); err != nil {
+				var err error
+				if sql, ok := strings.CutPrefix(s, eachShard); ok {
+					err = cc.execEachShard(ctx, sql)
+				} else {
+					err = cc.Exec(ctx, s)
+				}
+				if err != nil {
 					return fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 				}
 			}

@@ -50,6 +50,7 @@ func TestClusterMigrate(t *testing.T) {
 	require.NoError(t, err)
 
 	// Two instances starting at once, each on its own node.
+	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, addr := range cfg.Addrs() {
@@ -70,12 +71,15 @@ func TestClusterMigrate(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, errs[0])
 	require.NoError(t, errs[1])
+	t.Logf("fresh database migrated by two instances at once in %s", time.Since(start).Round(time.Millisecond))
 
 	conn, err := chstorage.Open(ctx, cfg)
 	require.NoError(t, err)
 	defer conn.Close()
 	assert.Equal(t, cfg.Cluster, chstorage.ClusterOf(conn))
+	start = time.Now()
 	require.NoError(t, chstorage.Migrate(ctx, conn, slog.New(slog.DiscardHandler)), "again")
+	t.Logf("again (nothing pending) in %s", time.Since(start).Round(time.Millisecond))
 	n, err := chstorage.Pending(ctx, conn)
 	require.NoError(t, err)
 	assert.Zero(t, n)
@@ -181,7 +185,8 @@ func TestClusterStorage(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		f    func(*testing.T, driver.Conn, chstorage.Config)
-	}{{"partitions", testPartitions}, {"writes dedup and failover", testWritesDedupAndFailover}, {"sql checker", testSQLCheckerOnCluster}} {
+	}{{"partitions", testPartitions}, {"new migration", testNewMigration},
+		{"writes dedup and failover", testWritesDedupAndFailover}, {"sql checker", testSQLCheckerOnCluster}} {
 		if !t.Run(c.name, func(t *testing.T) { c.f(t, conn, cfg) }) {
 			return
 		}
@@ -341,4 +346,31 @@ func testPartitions(t *testing.T, conn driver.Conn, cfg chstorage.Config) {
 		node.Close()
 	}
 	require.NoError(t, chstorage.Query("identity/optimize_resources").Exec(ctx, conn, nil))
+}
+
+// testNewMigration: a migration added after the cluster exists runs
+// statement by statement: a new table (local + Distributed), a copy into it,
+// a column added (on each shard's replica, replicated; the Distributed table
+// re-created over it), a delete.
+func testNewMigration(t *testing.T, conn driver.Conn, cfg chstorage.Config) {
+	ctx := context.Background()
+	m := chstorage.Migration{Version: 9990, Name: "probe", Statements: []string{
+		"CREATE TABLE IF NOT EXISTS cluster_probe (\n    id String,\n    v UInt64\n) ENGINE = ReplacingMergeTree(v)\nORDER BY id",
+		"INSERT INTO cluster_probe (id, v) SELECT toString(number), 1 FROM system.numbers LIMIT 10",
+		"ALTER TABLE cluster_probe ADD COLUMN extra UInt8 DEFAULT 7",
+		"ALTER TABLE cluster_probe DELETE WHERE id = '3'",
+	}, Shards: []string{"cityHash64(id)", "", "", ""}}
+	require.NoError(t, chstorage.MigrateWith(ctx, conn, m))
+	for _, addr := range cfg.Addrs() {
+		node, err := chstorage.Open(ctx, chstorage.Config{Addr: addr, Database: cfg.Database, Username: "default"})
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			var n, extra uint64
+			return node.QueryRow(ctx, "SELECT count(), sum(extra) FROM cluster_probe_local").Scan(&n, &extra) == nil && n == 9 && extra == 63
+		}, time.Minute, 200*time.Millisecond, "node %s: the local table replicated the column and the delete", addr)
+		var n, extra uint64
+		require.NoError(t, node.QueryRow(ctx, "SELECT count(), sum(extra) FROM cluster_probe").Scan(&n, &extra), "node %s: Distributed", addr)
+		assert.Equal(t, []uint64{9, 63}, []uint64{n, extra}, "node %s: Distributed", addr)
+		node.Close()
+	}
 }

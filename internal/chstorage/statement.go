@@ -91,6 +91,10 @@ type Statement struct {
 	// cluster is the statement's cluster variant (<name>.cluster.sql), run
 	// instead of it on a connection opened with Config.Cluster.
 	cluster *Statement
+	// eachShard: a cluster variant's header says "-- run: each shard": Exec
+	// runs it on one replica of every shard (a replicated table's ALTER or
+	// OPTIMIZE), not through the connection.
+	eachShard bool
 }
 
 type segKind int
@@ -271,6 +275,10 @@ func parseStatement(name, text string) (*Statement, error) {
 		}
 		if !strings.HasPrefix(line, "--") {
 			break
+		}
+		if strings.TrimSpace(strings.TrimPrefix(line, "--")) == "run: each shard" {
+			s.eachShard = true
+			continue
 		}
 		if !strings.HasPrefix(strings.TrimSpace(strings.TrimPrefix(line, "--")), "param:") {
 			continue
@@ -659,6 +667,9 @@ func (s *Statement) Exec(ctx context.Context, conn driver.Conn, args Args) error
 	sql, vals, err := s.Bind(args)
 	if err != nil {
 		return err
+	}
+	if cc, ok := conn.(*clusterConn); ok && s.eachShard {
+		return cc.execEachShard(ctx, sql, vals...)
 	}
 	err = conn.Exec(ctx, sql, vals...)
 	if err != nil && optimizeNothing(sql, err) {

@@ -1,6 +1,7 @@
--- Cluster mode: drops a staging table's day on every shard's local table.
+-- Cluster mode: drops a staging table's day on one replica of every shard
+-- (replicated to the others).
+-- run: each shard
 -- param: database Identifier = kfcheck
--- param: cluster Identifier = keyfleet
 -- param: table Choice = identity_staged | identity_decisions
 -- param: partition String = '20240301'
-ALTER TABLE {database:Identifier}.{table:Choice}_local ON CLUSTER {cluster:Identifier} DROP PARTITION ID {partition:String}
+ALTER TABLE {database:Identifier}.{table:Choice}_local DROP PARTITION ID {partition:String}

@@ -1,3 +1,5 @@
--- Cluster mode: merges the local table of the shard this node holds (see
--- identity/optimize_resources.cluster.sql for why not ON CLUSTER).
-OPTIMIZE TABLE subject_identities_local FINAL
+-- Cluster mode: merges subject_identities_local on one replica of every
+-- shard (see identity/optimize_resources.cluster.sql).
+-- run: each shard
+-- param: database Identifier = kfcheck
+OPTIMIZE TABLE {database:Identifier}.subject_identities_local FINAL
