@@ -21,10 +21,11 @@ package chstorage
 //   - A migration added after a cluster exists runs statement by statement
 //     (clusterSchema.rewrite): CREATE TABLE as above; CREATE MATERIALIZED
 //     VIEW on the local tables; DROP TABLE of both; ALTER … ADD/DROP/MODIFY
-//     COLUMN on X_local ON CLUSTER, and X re-created over it (18.16 refuses
-//     ALTER … ON CLUSTER of a Distributed table on a replicated cluster);
-//     ALTER … DELETE/UPDATE on X_local ON CLUSTER; INSERT … SELECT as
-//     written, through the Distributed tables. RENAME is refused.
+//     COLUMN on X_local on one replica of each shard (execEachShard), and X
+//     re-created over it (18.16 refuses ALTER … ON CLUSTER of a Distributed
+//     table on a replicated cluster); ALTER … DELETE/UPDATE on X_local the
+//     same way; INSERT … SELECT as written, through the Distributed tables.
+//     RENAME is refused.
 //
 // Every CREATE TABLE of a migration is preceded by a line
 //
