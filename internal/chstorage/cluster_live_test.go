@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -168,14 +166,6 @@ func countEvents(ctx context.Context, conn driver.Conn) (rows, final, distinct u
 	return
 }
 
-func clusterScript(t *testing.T, args ...string) {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	require.NoError(t, err)
-	out, err := exec.Command(filepath.Join(root, "scripts/clickhouse-cluster.sh"), args...).CombinedOutput()
-	require.NoError(t, err, "clickhouse-cluster.sh %s: %s", strings.Join(args, " "), out)
-}
-
 // TestClusterStorage runs the storage checks on one migrated cluster
 // database (a cluster migration takes ~15 s of ON CLUSTER DDL), in order:
 // partitions (an empty table first), writes, the SQL checker's fixture and
@@ -216,8 +206,7 @@ func testWritesDedupAndFailover(t *testing.T, conn driver.Conn, cfg chstorage.Co
 	require.Len(t, nodes, 2)
 	down := cfg
 	down.Addr = nodes[1] + "," + nodes[0]
-	clusterScript(t, "stop-node", "2")
-	t.Cleanup(func() { clusterScript(t, "start-node", "2") })
+	startNode2 := testenv.StopClusterNode(t, 2)
 	conn2, err := chstorage.Open(ctx, down)
 	require.NoError(t, err, "the connection skips the stopped node")
 	defer conn2.Close()
@@ -232,7 +221,7 @@ func testWritesDedupAndFailover(t *testing.T, conn driver.Conn, cfg chstorage.Co
 	assert.Equal(t, uint64(150), distinct)
 
 	// Node 2 returns and catches up.
-	clusterScript(t, "start-node", "2")
+	startNode2()
 	n2, err := chstorage.Open(ctx, chstorage.Config{Addr: nodes[1], Database: cfg.Database, Username: "default"})
 	require.NoError(t, err)
 	defer n2.Close()

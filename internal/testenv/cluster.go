@@ -2,8 +2,15 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,4 +84,54 @@ func ClickHouseCluster(t testing.TB) (driver.Conn, chstorage.Config) {
 	t.Cleanup(func() { conn.Close() })
 	require.NoError(t, chstorage.Migrate(ctx, conn, slog.New(slog.DiscardHandler)))
 	return conn, cfg
+}
+
+// StopClusterNode stops node n (1 or 2) of scripts/clickhouse-cluster.sh's
+// cluster and returns a function that starts it again (and waits until it
+// answers); the test's cleanup starts it too if the test did not. Tests in
+// other packages share the cluster and `go test ./...` runs packages at
+// once, so a process-wide lock (a file lock in the temp dir) keeps two tests
+// from stopping nodes at the same time: the second waits until the first
+// started its node again. A test that merely uses the cluster meanwhile sees
+// reads and writes fail over, and ON CLUSTER DDL wait for the node.
+func StopClusterNode(t testing.TB, n int) (start func()) {
+	t.Helper()
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "keyfleet-clickhouse-cluster-node.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	require.NoError(t, err)
+	require.NoError(t, syscall.Flock(int(lock.Fd()), syscall.LOCK_EX))
+	script := filepath.Join(repoRoot(t), "scripts", "clickhouse-cluster.sh")
+	run := func(args ...string) error {
+		out, err := exec.Command(script, args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("clickhouse-cluster.sh %s: %w: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	var once sync.Once
+	start = func() {
+		once.Do(func() {
+			err := run("start-node", strconv.Itoa(n))
+			_ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+			lock.Close()
+			require.NoError(t, err)
+		})
+	}
+	t.Cleanup(start)
+	require.NoError(t, run("stop-node", strconv.Itoa(n)))
+	return start
+}
+
+// repoRoot is the directory of the module's go.mod above the working directory.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	require.NoError(t, err)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "scripts", "clickhouse-cluster.sh")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		require.NotEqual(t, dir, parent, "repository root (scripts/clickhouse-cluster.sh) not found")
+		dir = parent
+	}
 }
