@@ -51,6 +51,10 @@ type Config struct {
 	// CLUSTER) plus X, a Distributed table over it (see cluster.go). Empty:
 	// one server, plain tables.
 	Cluster string
+	// shardMacro is the macro the ZooKeeper paths of replicated tables name
+	// the shard by: "shard" (empty) in every deployment; the tests of the
+	// local two-shard cluster use another (export_test.go).
+	shardMacro string
 }
 
 // Addrs returns the addresses of Addr, split on commas.

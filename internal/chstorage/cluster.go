@@ -177,6 +177,7 @@ func clusterSettings() clickhouse.Settings {
 // clusterSchema rewrites single-server DDL for one cluster and database.
 type clusterSchema struct {
 	cluster, database string
+	shardMacro        string // "" is shard
 }
 
 // schemaObject is a table or materialized view the migrations create.
@@ -217,7 +218,11 @@ func (k clusterSchema) createTable(stmt, shard string) ([]string, error) {
 		return nil, fmt.Errorf("cluster mode: table %s has no sharding key (a \"-- shard: <expression>\" line before its CREATE TABLE)", m[1])
 	}
 	name, cols, engine, args, rest := m[1], m[2], m[3], m[4], m[5]
-	zk := fmt.Sprintf("'/clickhouse/tables/{shard}/%s/%s_local', '{replica}'", k.database, name)
+	macro := k.shardMacro
+	if macro == "" {
+		macro = "shard"
+	}
+	zk := fmt.Sprintf("'/clickhouse/tables/{%s}/%s/%s_local', '{replica}'", macro, k.database, name)
 	if strings.TrimSpace(args) != "" {
 		zk += ", " + args
 	}
@@ -458,7 +463,7 @@ func ClusterRewrite(cluster, database string, m Migration, i int) ([]string, err
 
 // migrateCluster is Migrate in cluster mode.
 func migrateCluster(ctx context.Context, cc *clusterConn, ms []Migration, last uint32, record func(...Migration) error) error {
-	k := clusterSchema{cluster: cc.cluster, database: cc.database}
+	k := clusterSchema{cluster: cc.cluster, database: cc.database, shardMacro: cc.cfg.shardMacro}
 	setup, err := k.createTable(createSchemaMigrations.SQL(), schemaMigrationsShard)
 	if err != nil {
 		return err

@@ -289,7 +289,15 @@ func testSQLCheckerOnCluster(t *testing.T, conn driver.Conn, cfg chstorage.Confi
 		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS kfcheck_created ON CLUSTER "+cfg.Cluster)
 	})
 	start := time.Now()
-	reportFailures(t, "ClickHouse 18.16 cluster", run1816(t, conn, steps))
+	var failures []failure
+	for _, f := range run1816(t, conn, steps) {
+		// Statement.Exec takes this answer to OPTIMIZE FINAL of a replicated
+		// table with nothing to merge as done (optimizeNothing).
+		if !(strings.HasPrefix(f.sql, "OPTIMIZE") && strings.Contains(f.err, "Unknown log entry type: 0")) {
+			failures = append(failures, f)
+		}
+	}
+	reportFailures(t, "ClickHouse 18.16 cluster", failures)
 	t.Logf("%d statements (%d cluster variants) in %s", len(steps), variants, time.Since(start).Round(time.Millisecond))
 }
 
@@ -362,4 +370,47 @@ func testNewMigration(t *testing.T, conn driver.Conn, cfg chstorage.Config) {
 		assert.Equal(t, []uint64{9, 63}, []uint64{n, extra}, "node %s: Distributed", addr)
 		node.Close()
 	}
+}
+
+// TestClusterSharded: the same schema on the local two-shard cluster
+// (keyfleet_sharded, 2 shards × 1 replica; its nodes tell shards apart by
+// the {sharded_shard} macro): events split between the shards by the
+// sharding key, re-deliveries meet their first copy (FINAL through the
+// Distributed table counts each once), partitions are listed and dropped on
+// both shards, and every statement runs (distributed_product_mode=global in
+// the nodes' profile, as docs/deploy.md asks).
+func TestClusterSharded(t *testing.T) {
+	cfg := testenv.ClickHouseClusterConfig(t)
+	cfg.Cluster = "keyfleet_sharded"
+	cfg = chstorage.WithShardMacro(cfg, "sharded_shard")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	conn, err := chstorage.Open(ctx, cfg)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, chstorage.Migrate(ctx, conn, slog.New(slog.DiscardHandler)))
+
+	t.Run("partitions", func(t *testing.T) { testPartitions(t, conn, cfg) })
+	t.Run("writes split and dedup", func(t *testing.T) {
+		tsMs := time.Now().Add(-time.Hour).Truncate(time.Hour).UnixMilli()
+		require.NoError(t, accessBatch(ctx, conn, testEvents(0, 100, tsMs)))
+		require.NoError(t, accessBatch(ctx, conn, testEvents(60, 40, tsMs)))
+		rows, final, distinct, err := countEvents(ctx, conn)
+		require.NoError(t, err)
+		assert.Equal(t, []uint64{140, 100, 100}, []uint64{rows, final, distinct}, "rows, FINAL, uniqExact")
+		var total uint64
+		for _, addr := range cfg.Addrs() {
+			node, err := chstorage.Open(ctx, chstorage.Config{Addr: addr, Database: cfg.Database, Username: "default"})
+			require.NoError(t, err)
+			var n, f uint64
+			require.NoError(t, node.QueryRow(ctx, "SELECT count() FROM access_events_local").Scan(&n))
+			require.NoError(t, node.QueryRow(ctx, "SELECT count() FROM access_events_local FINAL").Scan(&f))
+			node.Close()
+			t.Logf("shard at %s: %d rows, %d after FINAL", addr, n, f)
+			assert.Positive(t, f, "both shards hold events")
+			total += f
+		}
+		assert.Equal(t, uint64(100), total, "every event on exactly one shard")
+	})
+	t.Run("sql checker", func(t *testing.T) { testSQLCheckerOnCluster(t, conn, cfg) })
 }

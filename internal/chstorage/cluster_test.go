@@ -40,9 +40,10 @@ func TestClusterShardKeys(t *testing.T) {
 			for _, c := range strings.Split(cm[2], ",") {
 				sortKey[strings.TrimSpace(c)] = true
 			}
-			for _, id := range shardIdentRE.FindAllString(shard, -1) {
-				if id == "cityHash64" {
-					continue
+			for _, loc := range shardIdentRE.FindAllStringIndex(shard, -1) {
+				id := shard[loc[0]:loc[1]]
+				if strings.HasPrefix(shard[loc[1]:], "(") {
+					continue // a function
 				}
 				assert.True(t, sortKey[id], "migration %04d: table %s shards by %s, not a column of its sorting key (%s)",
 					m.Version, table, id, cm[2])

@@ -25,3 +25,10 @@ func MigrateWith(ctx context.Context, conn driver.Conn, extra Migration) error {
 		return recordMigrations(ctx, conn, slog.New(slog.DiscardHandler), ms...)
 	})
 }
+
+// WithShardMacro returns c with the ZooKeeper paths' shard macro set (the
+// local two-shard cluster names its shards {sharded_shard}).
+func WithShardMacro(c Config, macro string) Config {
+	c.shardMacro = macro
+	return c
+}

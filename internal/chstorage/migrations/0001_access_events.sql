@@ -4,7 +4,7 @@
 -- counting queries use a dedup-safe form (FINAL, or uniqExact(event_id)).
 -- ts is the event time in seconds for partitioning and range pruning; ts_ms
 -- keeps milliseconds (18.16 has no DateTime64).
--- shard: cityHash64(event_id)
+-- shard: cityHash64(toString(event_id))
 CREATE TABLE IF NOT EXISTS access_events (
     event_id UUID,
     ts DateTime,

@@ -29,7 +29,7 @@ DROP TABLE IF EXISTS access_events_by_time_mv;
 DROP TABLE IF EXISTS access_events_by_time;
 DROP TABLE IF EXISTS access_events_0001;
 
--- shard: cityHash64(event_id)
+-- shard: cityHash64(toString(event_id))
 CREATE TABLE IF NOT EXISTS access_events_0090 (
     event_id UUID,
     ts DateTime,
