@@ -385,6 +385,12 @@ func TestClusterSharded(t *testing.T) {
 	cfg = chstorage.WithShardMacro(cfg, "sharded_shard")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	for _, node := range nodeConns(t, cfg) {
+		var mode string
+		require.NoError(t, node.QueryRow(ctx, "SELECT value FROM system.settings WHERE name = 'distributed_product_mode'").Scan(&mode))
+		require.Equal(t, "global", mode, "the cluster's nodes predate their keyfleet profile: "+
+			"scripts/clickhouse-cluster.sh stop; scripts/clickhouse-cluster.sh start")
+	}
 	conn, err := chstorage.Open(ctx, cfg)
 	require.NoError(t, err)
 	defer conn.Close()
