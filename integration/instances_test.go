@@ -13,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyfleet/keyfleet/internal/bus"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/registry"
 	"github.com/keyfleet/keyfleet/internal/testenv"
@@ -33,7 +35,20 @@ import (
 // /v1/health/ingest are the sum of the live instances' own counters.
 func TestThreeInstancesSurviveKill(t *testing.T) {
 	cfg := testenv.RequireRealKafka(t, 6)
-	conn, ch := testenv.ClickHouse(t)
+	// On the ClickHouse cluster when make test names one (every instance
+	// with --clickhouse-cluster and both nodes; reads through the
+	// Distributed tables), else on the single server.
+	var conn driver.Conn
+	var ch chstorage.Config
+	var chFlags []string
+	if testenv.ClickHouseClusterAddrs() != "" {
+		ch = testenv.ClickHouseClusterConfig(t)
+		chFlags = []string{"--clickhouse-cluster", ch.Cluster}
+		t.Logf("on the ClickHouse cluster %s (%s)", ch.Cluster, ch.Addr)
+	} else {
+		conn, ch = testenv.ClickHouse(t)
+		t.Logf("on the single ClickHouse server %s", ch.Addr)
+	}
 	dir := t.TempDir()
 	regPath := filepath.Join(dir, "registry.json")
 	fleetFlags := []string{"--seed", "5", "--sites", "1", "--doors-per-site", "20", "--subjects", "40"}
@@ -54,7 +69,13 @@ func TestThreeInstancesSurviveKill(t *testing.T) {
 		name := fmt.Sprintf("kf-%d", i)
 		names = append(names, name)
 		procs[name] = startServe(t, serveOpts{bus: cfg, clickhouse: ch.Addr, database: ch.Database,
-			extra: []string{"--registry", regPath, "--access-events", "topic", "--instance-id", name}})
+			extra: append([]string{"--registry", regPath, "--access-events", "topic", "--instance-id", name}, chFlags...)})
+	}
+	if conn == nil { // the cluster's database exists once the first instance migrated it
+		c, err := chstorage.Open(context.Background(), ch)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		conn = c
 	}
 	// The simulated estate's credentials (and a day of its traffic).
 	run(append(append(append([]string{"simulate"}, fleetFlags...), kafkaFlags...), "--days", "1", "--log-level", "warn")...)
