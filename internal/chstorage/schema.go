@@ -279,6 +279,14 @@ var (
 		{"credentials", "UInt32"}, {"ts", "DateTime"}, {"requested_ms", "Int64"},
 	}}
 
+	// 0160_instance_stats.sql
+	InstanceStats = Table{Name: "instance_stats", Columns: []Column{
+		{"instance", "String"}, {"ts", "DateTime"}, {"ts_ms", "Int64"}, {"started_ms", "Int64"},
+		{"consumed_per_s", "Float64"}, {"inserted_per_s", "Float64"}, {"dead_lettered_per_s", "Float64"},
+		{"consumed_total", "Float64"}, {"inserted_total", "Float64"}, {"dead_lettered_total", "Float64"},
+		{"insert_failures_total", "Float64"}, {"unacknowledged", "Float64"},
+	}}
+
 	// Tables are all of them.
 	// 0060_lock_registry.sql
 	LockRegistry = Table{Name: "lock_registry", Columns: []Column{
@@ -333,7 +341,7 @@ var (
 		AccessRollupHourly, AccessRollupSubjectDaily, AccessRollupState, Reports, CredentialSubjects,
 		LockRegistry, EstateMigrations, EstateMigrationMoves,
 		IdentityResources, IdentityStaged, IdentityDecisions, IdentityLeavers, Exceptions, APITokenScopes,
-		RecertCampaigns, RecertItems, RecertDecisions}
+		RecertCampaigns, RecertItems, RecertDecisions, InstanceStats}
 )
 
 // Views are the materialized views the migrations create. None reads
