@@ -456,12 +456,31 @@ func TestClusterSharded(t *testing.T) {
 	defer conn.Close()
 	// The database as cluster mode's first release left it (0120), then
 	// the migrations since and h/dims' column migrations (test fixtures),
-	// statement by statement on each shard.
+	// statement by statement on each shard, by two instances at once.
 	require.NoError(t, chstorage.MigrateTo(ctx, conn, slog.New(slog.DiscardHandler), 120))
 	fixtures := clusterFixtures(t)
 	start := time.Now()
-	require.NoError(t, chstorage.MigrateWith(ctx, conn, fixtures...))
-	t.Logf("migrations after 0120, statement by statement, in %s", time.Since(start).Round(time.Millisecond))
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, addr := range cfg.Addrs() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := cfg
+			c.Addr = addr
+			conn, err := chstorage.Open(ctx, c)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer conn.Close()
+			errs[i] = chstorage.MigrateWith(ctx, conn, fixtures...)
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+	t.Logf("migrations after 0120, statement by statement, by two instances at once in %s", time.Since(start).Round(time.Millisecond))
 	n, err := chstorage.Pending(ctx, conn)
 	require.NoError(t, err)
 	require.Zero(t, n)
