@@ -15,14 +15,16 @@ package chstorage
 //     with its final definition (clusterSchema.baseline). The one-off data
 //     moves of the history (0090's copy and swap, back-fills, 0093's delete)
 //     have nothing to move on a database that was just created, and a RENAME
-//     of replicated tables is not idempotent, so the baseline skips them. All
-//     of it is CREATE … IF NOT EXISTS: instances starting at once converge,
-//     and a start that failed half-way is completed by the next.
+//     of replicated tables is not idempotent, so the baseline skips them;
+//     ALTER … ADD/DROP/MODIFY COLUMN is folded into the CREATE (foldColumns).
+//     All of it is CREATE … IF NOT EXISTS: instances starting at once
+//     converge, and a start that failed half-way is completed by the next.
 //   - A migration added after a cluster exists runs statement by statement
 //     (clusterSchema.rewrite): CREATE TABLE as above; CREATE MATERIALIZED
 //     VIEW on the local tables; DROP TABLE of both; ALTER … ADD/DROP/MODIFY
-//     COLUMN on X_local on one replica of each shard (execEachShard), and X
-//     re-created over it (18.16 refuses ALTER … ON CLUSTER of a Distributed
+//     COLUMN on X_local on one replica of each shard (alterColumnsOn: IF [NOT]
+//     EXISTS resolved there), and X re-created over it once per run of such
+//     ALTERs (plan; 18.16 refuses ALTER … ON CLUSTER of a Distributed
 //     table on a replicated cluster); ALTER … DELETE/UPDATE on X_local the
 //     same way; INSERT … SELECT as written, through the Distributed tables.
 //     RENAME is refused.
