@@ -440,6 +440,9 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("report slices: %w", err)
 		}
+		if len(sl.Rows) == 0 && optionalDims[sl.Dimension] {
+			continue // no event of the period knows this device or lock dimension
+		}
 		r.Slices = append(r.Slices, sl)
 	}
 	if q.Estate != nil {
