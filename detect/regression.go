@@ -17,11 +17,11 @@ const Regression = "regression"
 var RegressionDimensions = []string{"os_version", "app_version", "lock_firmware", "lock_model", "phone_model"}
 
 // RegressionRules configure regression. A slice value first seen within
-// Window of now (and not at the start of the History the store holds) is
-// new: its change point is its first hour, "after" is the value since, and
-// "before" is the other values of the dimension in the Window before the
-// change point. Any other value is judged by a sliding split: the last
-// Window against the Window before it. It alerts when both sides have at
+// NewFor of now (and at least a Window after the start of the History the
+// store holds) is new: its change point is its first hour, "after" is the
+// value since, and "before" is the other values of the dimension in the
+// Window before the change point. Any other value is judged by a sliding
+// split: the last Window against the Window before it. It alerts when both sides have at
 // least MinAttempts attempts (granted + denied) and the after denial share
 // is at least Ratio × before and at least MinIncrease (absolute) above it.
 type RegressionRules struct {
@@ -29,6 +29,7 @@ type RegressionRules struct {
 	Dimensions  []string `json:"dimensions"`
 	Window      Duration `json:"window"`
 	History     Duration `json:"history"`
+	NewFor      Duration `json:"new_for"`
 	MinAttempts int      `json:"min_attempts"`
 	Ratio       float64  `json:"ratio"`
 	MinIncrease float64  `json:"min_increase"`
@@ -39,7 +40,7 @@ type RegressionRules struct {
 func DefaultRegressionRules() RegressionRules {
 	return RegressionRules{Common: common(SeverityHigh, 24*time.Hour),
 		Dimensions: []string{"os_version", "app_version", "lock_firmware", "lock_model"},
-		Window:     Duration(24 * time.Hour), History: Duration(14 * 24 * time.Hour),
+		Window:     Duration(24 * time.Hour), History: Duration(14 * 24 * time.Hour), NewFor: Duration(72 * time.Hour),
 		MinAttempts: 20, Ratio: 2, MinIncrease: 0.10, Every: Duration(15 * time.Minute)}
 }
 
@@ -53,8 +54,8 @@ func (r *RegressionRules) validate() []string {
 			errs = append(errs, fmt.Sprintf("regression.dimensions: %q is not one of %v", d, RegressionDimensions))
 		}
 	}
-	if r.Window < Duration(time.Hour) || r.History < 2*r.Window || r.Every <= 0 {
-		errs = append(errs, "regression: window at least 1h, history at least twice the window, every positive")
+	if r.Window < Duration(time.Hour) || r.History < 2*r.Window || r.Every <= 0 || r.NewFor < 0 || r.NewFor > r.History {
+		errs = append(errs, "regression: window at least 1h, history at least twice the window, new_for within the history, every positive")
 	}
 	if r.MinAttempts < 1 || r.Ratio < 1 || r.MinIncrease < 0 || r.MinIncrease >= 1 {
 		errs = append(errs, "regression: min_attempts at least 1, ratio at least 1, min_increase in [0, 1)")
@@ -120,7 +121,7 @@ func CheckRegressions(r *RegressionRules, dim string, series []RegressionSeries,
 		}
 		f := RegressionFinding{Dimension: dim, Value: s.Value}
 		first := s.Hours[0].HourMs
-		if first >= now-w && first >= historyStart+w {
+		if first >= now-r.NewFor.Ms() && first >= historyStart+w {
 			f.New, f.ChangeMs = true, first
 			f.AfterAttempts, f.AfterDenied = s.sum(first, now)
 			for j := range series {

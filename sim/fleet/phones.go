@@ -32,11 +32,11 @@ var phoneModels = []phoneModel{
 var appVersions = []string{"2026.10.2", "2026.11.0", "2026.11.1"}
 
 // NewPhone is what a credential's spare phones (the phones people switch to
-// during a run) are: the newest model on an OS version no phone of the
-// base estate runs, so the version first appears at the first device switch.
-// The simulator's planted regression (activity.Options.Regression) denies
-// these phones at locks on RegressionFirmware.
-var NewPhone = event.Device{PhoneModel: "iPhone 17", OSName: "ios", OSVersion: "19.0", AppVersion: "2026.11.1",
+// during a run) are: the newest model, on an OS point release no phone of
+// the base estate runs, so the version first appears at the first device
+// switch. (The planted regression, sim.Regression, is an update of phones
+// in use to another version.)
+var NewPhone = event.Device{PhoneModel: "iPhone 17", OSName: "ios", OSVersion: "18.3", AppVersion: "2026.11.1",
 	Facts: event.DeviceAppReported}
 
 // phone returns what credential c's device d reports of itself: a draw from
