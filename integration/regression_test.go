@@ -96,8 +96,10 @@ func TestPlantedRegressionFoundAndReported(t *testing.T) {
 	require.NoError(t, chstorage.InsertRows(ctx, conn, "access_events", cols, rows...))
 
 	rules := detect.DefaultRules().Detectors.Regression
+	began := time.Now()
 	alerts, err := regression.Alerts(ctx, conn, &rules, end)
 	require.NoError(t, err)
+	t.Logf("regression over %d events, 4 dimensions: %s", len(rows), time.Since(began).Round(time.Millisecond))
 	var found *detect.Alert
 	for i, a := range alerts {
 		t.Logf("alert: %s", a.Explanation)
