@@ -33,7 +33,14 @@ type RegressionRules struct {
 	MinAttempts int      `json:"min_attempts"`
 	Ratio       float64  `json:"ratio"`
 	MinIncrease float64  `json:"min_increase"`
-	Every       Duration `json:"every"`
+	// Revocation latency per lock dimension (CheckLatencyRegressions): the
+	// mean from request to a lock's applied ack, at least MinLocks acks a
+	// side, after ≥ LatencyRatio × before and ≥ before + LatencyIncrease.
+	LatencyDimensions []string `json:"latency_dimensions"`
+	MinLocks          int      `json:"min_locks"`
+	LatencyRatio      float64  `json:"latency_ratio"`
+	LatencyIncrease   Duration `json:"latency_increase"`
+	Every             Duration `json:"every"`
 }
 
 // DefaultRegressionRules are regression's compiled-in rules.
@@ -41,7 +48,9 @@ func DefaultRegressionRules() RegressionRules {
 	return RegressionRules{Common: common(SeverityHigh, 24*time.Hour),
 		Dimensions: []string{"os_version", "app_version", "lock_firmware", "lock_model"},
 		Window:     Duration(24 * time.Hour), History: Duration(14 * 24 * time.Hour), NewFor: Duration(72 * time.Hour),
-		MinAttempts: 20, Ratio: 2, MinIncrease: 0.10, Every: Duration(15 * time.Minute)}
+		MinAttempts: 20, Ratio: 2, MinIncrease: 0.10,
+		LatencyDimensions: []string{"lock_firmware", "lock_model"}, MinLocks: 10, LatencyRatio: 2,
+		LatencyIncrease: Duration(30 * time.Second), Every: Duration(15 * time.Minute)}
 }
 
 func (r *RegressionRules) validate() []string {
@@ -56,6 +65,14 @@ func (r *RegressionRules) validate() []string {
 	}
 	if r.Window < Duration(time.Hour) || r.History < 2*r.Window || r.Every <= 0 || r.NewFor < 0 || r.NewFor > r.History {
 		errs = append(errs, "regression: window at least 1h, history at least twice the window, new_for within the history, every positive")
+	}
+	for _, d := range r.LatencyDimensions {
+		if !slices.Contains(RegressionLatencyDimensions, d) {
+			errs = append(errs, fmt.Sprintf("regression.latency_dimensions: %q is not one of %v", d, RegressionLatencyDimensions))
+		}
+	}
+	if len(r.LatencyDimensions) > 0 && (r.MinLocks < 1 || r.LatencyRatio < 1 || r.LatencyIncrease < 0) {
+		errs = append(errs, "regression: min_locks at least 1, latency_ratio at least 1, latency_increase not negative")
 	}
 	if r.MinAttempts < 1 || r.Ratio < 1 || r.MinIncrease < 0 || r.MinIncrease >= 1 {
 		errs = append(errs, "regression: min_attempts at least 1, ratio at least 1, min_increase in [0, 1)")

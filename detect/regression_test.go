@@ -85,3 +85,35 @@ func TestRegressionRulesValidate(t *testing.T) {
 	require.NoError(t, DefaultRules().Validate())
 	assert.True(t, DefaultRules().Enabled(Regression))
 }
+
+func TestCheckLatencyRegressions(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC).UnixMilli()
+	start := now - 14*24*hourMs
+	r := DefaultRegressionRules()
+	lat := func(end int64, n int, locks uint64, meanS float64) []RegressionLatencyHour {
+		var out []RegressionLatencyHour
+		for i := n; i >= 1; i-- {
+			out = append(out, RegressionLatencyHour{HourMs: end - int64(i)*hourMs, Locks: locks, SumMs: int64(float64(locks) * meanS * 1000)})
+		}
+		return out
+	}
+	old := RegressionLatencySeries{Value: "1.3.0", Hours: lat(now, 14*24, 2, 4)}
+	// A firmware rolled out 10 hours ago: its locks take 90 s on average against 4 s.
+	slow := RegressionLatencySeries{Value: "4.3.0", Hours: lat(now, 10, 2, 90)}
+	alerts := CheckLatencyRegressions(&r, "lock_firmware", []RegressionLatencySeries{old, slow}, now, start)
+	require.Len(t, alerts, 1)
+	assert.Contains(t, alerts[0].Explanation, "lock_firmware 4.3.0 rose to 90.0 s on average (20 locks) since it first appeared")
+	assert.InDelta(t, 90, alerts[0].Observed, 1e-9)
+	assert.InDelta(t, 4, alerts[0].Baseline, 1e-9)
+	assert.InDelta(t, 34, alerts[0].Threshold, 1e-9, "before + 30 s beats ×2")
+	again := CheckLatencyRegressions(&r, "lock_firmware", []RegressionLatencySeries{old, slow}, now+5*60*1000, start)
+	assert.Equal(t, alerts[0].AlertID, again[0].AlertID)
+	// 4 s → 20 s: ×5 but less than +30 s: nothing.
+	meh := RegressionLatencySeries{Value: "4.3.0", Hours: lat(now, 10, 2, 20)}
+	assert.Empty(t, CheckLatencyRegressions(&r, "lock_firmware", []RegressionLatencySeries{old, meh}, now, start))
+	// Too few locks acknowledged: nothing yet.
+	few := RegressionLatencySeries{Value: "4.3.0", Hours: lat(now, 4, 2, 90)}
+	assert.Empty(t, CheckLatencyRegressions(&r, "lock_firmware", []RegressionLatencySeries{old, few}, now, start))
+	// Not a latency dimension: nothing.
+	assert.Empty(t, CheckLatencyRegressions(&r, "os_version", []RegressionLatencySeries{old, slow}, now, start))
+}

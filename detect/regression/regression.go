@@ -26,8 +26,9 @@ import (
 )
 
 var (
-	hourlySQL   = chstorage.Query("regression/hourly")
-	evidenceSQL = chstorage.Query("regression/evidence")
+	hourlySQL           = chstorage.Query("regression/hourly")
+	evidenceSQL         = chstorage.Query("regression/evidence")
+	revocationHourlySQL = chstorage.Query("regression/revocation_hourly")
 )
 
 // AlertIndex says which alerts are stored already (alertstore.Store).
@@ -226,6 +227,66 @@ func Alerts(ctx context.Context, conn driver.Conn, r *detect.RegressionRules, no
 			}
 			out = append(out, alerts[i])
 		}
+	}
+	latency, err := latencyAlerts(ctx, conn, r, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, latency...), nil
+}
+
+// latencyAlerts is regression's revocation-latency judgement per lock
+// dimension over [from, to).
+func latencyAlerts(ctx context.Context, conn driver.Conn, r *detect.RegressionRules, from, to int64) ([]detect.Alert, error) {
+	type dimSeries struct {
+		dim    string
+		series []detect.RegressionLatencySeries
+	}
+	var all []dimSeries
+	historyStart := int64(0)
+	for _, dim := range r.LatencyDimensions {
+		rows, err := revocationHourlySQL.Query(ctx, conn, chstorage.Args{"dim": dim,
+			"from": time.UnixMilli(from).UTC().Truncate(time.Second), "from_ms": from, "to_ms": to})
+		if err != nil {
+			return nil, fmt.Errorf("regression latency %s: %w", dim, err)
+		}
+		byValue := map[string]*detect.RegressionLatencySeries{}
+		var order []string
+		for rows.Next() {
+			var k string
+			var h detect.RegressionLatencyHour
+			if err := rows.Scan(&k, &h.HourMs, &h.Locks, &h.SumMs); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("regression latency %s: %w", dim, err)
+			}
+			s, ok := byValue[k]
+			if !ok {
+				s = &detect.RegressionLatencySeries{Value: k}
+				byValue[k] = s
+				order = append(order, k)
+			}
+			s.Hours = append(s.Hours, h)
+			if historyStart == 0 || h.HourMs < historyStart {
+				historyStart = h.HourMs
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("regression latency %s: %w", dim, err)
+		}
+		ds := dimSeries{dim: dim}
+		sort.Strings(order)
+		for _, k := range order {
+			s := byValue[k]
+			sort.Slice(s.Hours, func(i, j int) bool { return s.Hours[i].HourMs < s.Hours[j].HourMs })
+			ds.series = append(ds.series, *s)
+		}
+		all = append(all, ds)
+	}
+	var out []detect.Alert
+	for _, ds := range all {
+		out = append(out, detect.CheckLatencyRegressions(r, ds.dim, ds.series, to, historyStart)...)
 	}
 	return out, nil
 }

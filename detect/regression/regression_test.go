@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +67,31 @@ func load(t *testing.T, conn driver.Conn) {
 		}
 	}
 	require.NoError(t, chstorage.InsertRows(context.Background(), conn, "access_events", cols, rows...))
+
+	// Revocations every hour for 3 days, each acknowledged by a lock on
+	// firmware 1.3.0 after 4 s; from 10 hours ago also by a lock on the new
+	// firmware 4.3.0, after 90 s.
+	var revs, acks [][]any
+	for hr := 72; hr > 0; hr-- {
+		req := now.Add(-time.Duration(hr) * time.Hour)
+		id := fmt.Sprintf("rev-%d", hr)
+		revs = append(revs, []any{id, "cred-" + id, req.UTC().Truncate(time.Second), req.UnixMilli(), uint32(2)})
+		acks = append(acks, []any{"cmd-a-" + id, id, "revoke", "nuki", "lock-old", "cred-" + id, "applied",
+			req.UTC().Truncate(time.Second), req.UnixMilli() + 4000})
+		if hr <= 10 {
+			acks = append(acks, []any{"cmd-b-" + id, id, "revoke", "nuki", "lock-new", "cred-" + id, "applied",
+				req.UTC().Truncate(time.Second), req.UnixMilli() + 90000})
+		}
+	}
+	ctx := context.Background()
+	require.NoError(t, chstorage.InsertRows(ctx, conn, "revocations",
+		[]string{"revocation_id", "credential_id", "ts", "requested_ms", "locks_total"}, revs...))
+	require.NoError(t, chstorage.InsertRows(ctx, conn, "lock_acks",
+		[]string{"command_id", "revocation_id", "type", "vendor", "lock_id", "credential_id", "status", "ts", "applied_ms"}, acks...))
+	require.NoError(t, chstorage.InsertRows(ctx, conn, "lock_registry",
+		[]string{"vendor", "lock_id", "version", "ts", "model", "firmware"},
+		[]any{"nuki", "lock-old", uint64(1), now.Add(-30 * 24 * time.Hour), "door-lock", "1.3.0"},
+		[]any{"nuki", "lock-new", uint64(1), now.Add(-30 * 24 * time.Hour), "smart-lock-5", "4.3.0"}))
 }
 
 // TestRegressionOnClickHouse: the new OS version's denials (half its
@@ -98,6 +124,15 @@ func TestRegressionOnClickHouse(t *testing.T) {
 	assert.Equal(t, detect.Regression, osAlert.Detector)
 	// Firmware 4.2.1's denials rose too (the sliding split sees the new
 	// phones' denials): that is the same regression seen from the lock side.
+	var latency []string
+	for _, a := range got {
+		if strings.HasPrefix(a.Explanation, "Revocation latency") {
+			latency = append(latency, a.Explanation)
+		}
+	}
+	require.Len(t, latency, 2, "the new firmware and its model: %v", latency)
+	assert.Contains(t, latency[0], "lock_firmware 4.3.0 rose to 90.0 s on average (10 locks) since it first appeared")
+	assert.Contains(t, latency[1], "lock_model smart-lock-5 rose to 90.0 s")
 	for _, a := range got {
 		assert.NotContains(t, a.Explanation, "ios 18.2", "the old OS version did not regress")
 		assert.NotContains(t, a.Explanation, "lock_firmware 1.3.0", "firmware 1.3.0 did not regress")
@@ -132,9 +167,9 @@ func TestRegressionOnClickHouse(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, other, "stored alerts are not produced again by another instance")
 
-	// Too few attempts (min_attempts above what there is): nothing.
+	// Too few attempts and acks (minimums above what there is): nothing.
 	strict := rules
-	strict.MinAttempts = 1000
+	strict.MinAttempts, strict.MinLocks = 1000, 1000
 	none, err := regression.Alerts(ctx, conn, &strict, now)
 	require.NoError(t, err)
 	assert.Empty(t, none)
