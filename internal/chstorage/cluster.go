@@ -125,7 +125,12 @@ func (cc *clusterConn) execOn(ctx context.Context, addr, sql string, args ...any
 		return err
 	}
 	defer conn.Close()
-	if err := conn.Exec(ctx, sql, args...); err != nil {
+	exec := func() error { return conn.Exec(ctx, sql, args...) }
+	if len(args) == 0 {
+		// A migration's ADD COLUMN IF NOT EXISTS (18.16 has no such clause).
+		exec = func() error { return ExecMigration(ctx, conn, sql) }
+	}
+	if err := exec(); err != nil {
 		if optimizeNothing(sql, err) {
 			return nil
 		}
@@ -363,7 +368,11 @@ func catalog(ms []Migration) (final []*schemaObject, all map[string]*schemaObjec
 					}
 				}
 			case alterRE.MatchString(stmt):
-				op := strings.TrimSpace(alterRE.FindStringSubmatch(stmt)[2])
+				am := alterRE.FindStringSubmatch(stmt)
+				op := strings.TrimSpace(am[2])
+				if o := live[am[1]]; o != nil && !o.view && foldAddColumn(o, op) {
+					continue // the baseline's CREATE has the column
+				}
 				if !alterDataRE.MatchString(op) {
 					// A fresh database takes the end state: a column change
 					// would have to be folded into the CREATE.
@@ -381,6 +390,31 @@ func catalog(ms []Migration) (final []*schemaObject, all map[string]*schemaObjec
 		}
 	}
 	return final, all, unfolded, nil
+}
+
+var (
+	addColumnRE = regexp.MustCompile(`(?s)^ADD COLUMN (?:IF NOT EXISTS )?([A-Za-z_][A-Za-z0-9_]*) (.+)$`)
+	engineRE    = regexp.MustCompile(`\)\s*ENGINE\s*=`)
+)
+
+// foldAddColumn folds an ALTER's ADD COLUMN into the table's CREATE (the
+// baseline of a fresh cluster takes the end state): the column goes last in
+// the column list, as ADD COLUMN puts it. false for any other operation.
+func foldAddColumn(o *schemaObject, op string) bool {
+	m := addColumnRE.FindStringSubmatch(op)
+	if m == nil {
+		return false
+	}
+	if regexp.MustCompile(`(?m)^\s*` + m[1] + `\s`).MatchString(o.sql) {
+		return true // already folded (a repeated ADD COLUMN IF NOT EXISTS)
+	}
+	loc := engineRE.FindStringIndex(o.sql)
+	if loc == nil {
+		return false
+	}
+	head := strings.TrimRight(o.sql[:loc[0]], " \n")
+	o.sql = head + ",\n    " + m[1] + " " + strings.TrimSpace(m[2]) + "\n" + o.sql[loc[0]:]
+	return true
 }
 
 // renameCreate gives a CREATE statement of a renamed object its final name.

@@ -97,7 +97,8 @@ var (
 
 // addColumnIfMissing matches `ALTER TABLE t ADD COLUMN IF NOT EXISTS c ...`,
 // one column per statement.
-var addColumnIfMissing = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+COLUMN\s+(IF\s+NOT\s+EXISTS\s+)(\w+)\s`)
+// The table may be qualified by its database (cluster mode's X_local).
+var addColumnIfMissing = regexp.MustCompile(`(?is)^\s*(?:/\*[^*]*\*/\s*)?ALTER\s+TABLE\s+(?:(\w+)\.)?(\w+)\s+ADD\s+COLUMN\s+(IF\s+NOT\s+EXISTS\s+)(\w+)\s`)
 
 // ExecMigration runs one migration statement. ClickHouse 18.16 has no
 // ADD COLUMN IF NOT EXISTS, so a statement `ALTER TABLE t ADD COLUMN IF NOT
@@ -109,10 +110,13 @@ func ExecMigration(ctx context.Context, conn driver.Conn, stmt string) error {
 	if m == nil {
 		return conn.Exec(ctx, stmt)
 	}
-	table, column := stmt[m[2]:m[3]], stmt[m[6]:m[7]]
+	database, table, column := "", stmt[m[4]:m[5]], stmt[m[8]:m[9]]
+	if m[2] >= 0 {
+		database = stmt[m[2]:m[3]]
+	}
 	has := func() (bool, error) {
 		var n uint64
-		if err := columnExists.QueryRow(ctx, conn, Args{"table": table, "column": column}).Scan(&n); err != nil {
+		if err := columnExists.QueryRow(ctx, conn, Args{"database": database, "table": table, "column": column}).Scan(&n); err != nil {
 			return false, fmt.Errorf("column %s.%s: %w", table, column, err)
 		}
 		return n > 0, nil
@@ -120,7 +124,7 @@ func ExecMigration(ctx context.Context, conn driver.Conn, stmt string) error {
 	if ok, err := has(); err != nil || ok {
 		return err
 	}
-	err := conn.Exec(ctx, stmt[:m[4]]+stmt[m[5]:])
+	err := conn.Exec(ctx, stmt[:m[6]]+stmt[m[7]:])
 	if err != nil {
 		if ok, herr := has(); herr == nil && ok {
 			return nil
