@@ -81,6 +81,11 @@ func TestClusterDDL(t *testing.T) {
 	assert.Contains(t, all, "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/kf/alerts_local', '{replica}', version)")
 	assert.NotContains(t, all, "INSERT")
 	assert.NotContains(t, all, "RENAME")
+	// 0130/0131's ADD COLUMNs are folded into the CREATEs, last.
+	assert.Regexp(t, `(?s)kf\.access_events_local ON CLUSTER keyfleet \(.*inserted_ms Int64,\n    lock_model String DEFAULT ''.*app_version String DEFAULT ''\n\) ENGINE`,
+		ddl[indexOf(ddl, "kf.access_events_local ")])
+	assert.Contains(t, ddl[indexOf(ddl, "kf.credential_events_local ")], "device_facts String DEFAULT ''\n) ENGINE")
+	assert.NotContains(t, all, "ALTER")
 }
 
 func indexOf(stmts []string, sub string) int {
@@ -110,6 +115,12 @@ func TestClusterRewrite(t *testing.T) {
 		{name: "add column", stmt: "ALTER TABLE alerts ADD COLUMN extra String",
 			want: []string{
 				"/* each shard */ ALTER TABLE kf.alerts_local ADD COLUMN extra String",
+				"DROP TABLE IF EXISTS kf.alerts ON CLUSTER c",
+				"CREATE TABLE IF NOT EXISTS kf.alerts ON CLUSTER c AS kf.alerts_local ENGINE = Distributed(c, kf, alerts_local, cityHash64(alert_id))",
+			}},
+		{name: "add column if not exists", stmt: "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS extra String DEFAULT ''",
+			want: []string{
+				"/* each shard */ ALTER TABLE kf.alerts_local ADD COLUMN IF NOT EXISTS extra String DEFAULT ''",
 				"DROP TABLE IF EXISTS kf.alerts ON CLUSTER c",
 				"CREATE TABLE IF NOT EXISTS kf.alerts ON CLUSTER c AS kf.alerts_local ENGINE = Distributed(c, kf, alerts_local, cityHash64(alert_id))",
 			}},
