@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/detect"
 	"github.com/keyfleet/keyfleet/detect/alertstore"
+	"github.com/keyfleet/keyfleet/detect/regression"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/detect/stream"
 	"github.com/keyfleet/keyfleet/internal/audit"
@@ -48,7 +49,7 @@ func (c *DetectConfig) registerFlags(s *flagenv.Set) {
 			"        without raising their alerts again (older events within use_after_revocation's lookback refill its\n"+
 			"        memory of grants); 0: the rules' longest sliding window; negative: none")
 	s.String(&c.Batch, "detect-batch", "KEYFLEET_DETECT_BATCH", BatchLease,
-		"where the batch checks (stale_credential, expired_exception, exception expiry alerts) run: lease (on the one\n"+
+		"where the batch checks (stale_credential, expired_exception, regression, exception expiry alerts) run: lease (on the one\n"+
 			"        instance holding their lease, moved when it dies), true (on this instance regardless), false (never here)")
 	s.Bool(&c.Respond, "respond", "KEYFLEET_RESPOND", true,
 		"run the automated responders (the rules file's responders.dry_run decides whether they act)")
@@ -155,6 +156,13 @@ func setupDetect(cfg DetectConfig, accessEvents string, bc bus.Config, conn driv
 		if cfg.Batch == BatchLease && leases != nil {
 			opts.BatchHeld = func() bool { return leases.Held(jobDetectBatch) }
 		}
+		// regression judges device and lock slices fleet-wide from ClickHouse.
+		regr, err := regression.New(regression.Options{Conn: conn, Rules: rules.Detectors.Regression, Alerts: alertsWriter,
+			Known: store, Logger: logger.With("part", "regression")})
+		if err != nil {
+			return nil, err
+		}
+		part.loops = append(part.loops, loop{"regression", regr.Run})
 	}
 	proc, err := stream.New(opts)
 	if err != nil {

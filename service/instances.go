@@ -37,10 +37,12 @@ const (
 	jobReports         = "reports"          // the weekly report scheduler
 	jobRecert          = "recert-deadlines" // recertification deadlines
 	jobIdentitySweep   = "identity-sweep"   // SCIM end_date sweep
+	jobRegression      = "regression"       // detect/regression: device and lock slices fleet-wide
 )
 
 // fleetJobs lists every leased job.
-var fleetJobs = []string{jobDetectBatch, jobExceptionExpiry, jobRollup, jobRetention, jobReports, jobRecert, jobIdentitySweep}
+var fleetJobs = []string{jobDetectBatch, jobExceptionExpiry, jobRollup, jobRetention, jobReports, jobRecert, jobIdentitySweep,
+	jobRegression}
 
 // InstanceConfig names this instance among several.
 type InstanceConfig struct {
@@ -78,15 +80,19 @@ func instanceID(cfg InstanceConfig, httpAddr string) string {
 }
 
 // guardLoops puts the loops that must run once per fleet under their leases
-// (the exception expiry alerts only with --detect-batch lease).
+// (the exception expiry alerts and regression, batch checks, only with
+// --detect-batch lease).
 func guardLoops(m *lease.Manager, loops []loop, batch string) []loop {
 	byName := map[string]string{
 		"exception-expiry": jobExceptionExpiry, "rollup": jobRollup, "retention": jobRetention,
 		"reports": jobReports, "recert-deadlines": jobRecert, "identity-sweep": jobIdentitySweep,
+		"regression": jobRegression,
 	}
 	out := make([]loop, len(loops))
 	for i, l := range loops {
-		if job, ok := byName[l.name]; ok && (job != jobExceptionExpiry || batch == BatchLease) {
+		job, ok := byName[l.name]
+		batchJob := job == jobExceptionExpiry || job == jobRegression
+		if ok && (!batchJob || batch == BatchLease) {
 			l.run = m.Guard(job, l.run)
 		}
 		out[i] = l

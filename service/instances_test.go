@@ -72,7 +72,8 @@ func TestGuardLoops(t *testing.T) {
 	mk := func(name string) loop {
 		return loop{name, func(context.Context) error { ran[name] = true; return nil }}
 	}
-	names := []string{"normalize", "rollup", "retention", "reports", "recert-deadlines", "identity-sweep", "exception-expiry"}
+	names := []string{"normalize", "rollup", "retention", "reports", "recert-deadlines", "identity-sweep", "exception-expiry",
+		"regression"}
 	for _, batch := range []string{BatchLease, BatchAlways} {
 		clear(ran)
 		var loops []loop
@@ -86,7 +87,7 @@ func TestGuardLoops(t *testing.T) {
 		}
 		want := map[string]bool{"normalize": true}
 		if batch == BatchAlways {
-			want["exception-expiry"] = true
+			want["exception-expiry"], want["regression"] = true, true
 		}
 		assert.Equal(t, want, ran, batch)
 	}

@@ -33,6 +33,9 @@ func (f *Feed) Apply(c event.Credential) {
 	}
 	info := CredentialInfo{SubjectID: c.SubjectID, CredentialID: c.CredentialID,
 		DeviceID: c.DeviceID, BreakGlass: c.BreakGlass}
+	if d := c.Device; d != nil {
+		info.PhoneModel, info.OSName, info.OSVersion, info.AppVersion = d.PhoneModel, d.OSName, d.OSVersion, d.AppVersion
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, old := range f.refs[c.CredentialID] {
