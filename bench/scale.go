@@ -181,6 +181,7 @@ func (r *run) liveHeapMiB(ctx context.Context) float64 {
 var (
 	loadAlertsSQL     = chstorage.Query("bench/load_alerts")
 	loadAlertIndexSQL = chstorage.Query("bench/load_alert_index")
+	loadAlertsOpenSQL = chstorage.Query("bench/load_alerts_open")
 	accessBytesSQL    = chstorage.Query("bench/access_bytes")
 	rollupRowsSQL     = chstorage.Query("bench/rollup_rows")
 )
@@ -214,6 +215,9 @@ func storeSizes(ctx context.Context, o ScaleOptions) ([]StoreSize, error) {
 			return nil, err
 		}
 		if err := loadAlertIndexSQL.Exec(ctx, conn, nil); err != nil {
+			return nil, err
+		}
+		if err := loadAlertsOpenSQL.Exec(ctx, conn, nil); err != nil {
 			return nil, err
 		}
 	}
