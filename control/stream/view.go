@@ -103,9 +103,14 @@ func (v *view) put(r *control.Record) bool {
 		notify = v.waiters[r.CommandID]
 		delete(v.waiters, r.CommandID)
 	}
+	var prevRefs []event.CredentialRef
+	if ok {
+		prevRefs = cur.Refs
+	}
 	v.mu.Unlock()
 	if v.feed != nil {
-		v.feed.Apply(r.Credential)
+		// The view holds the previous record: the feed need not keep its refs.
+		v.feed.Replace(prevRefs, r.Credential)
 	}
 	for _, ch := range notify {
 		ch <- r
