@@ -427,7 +427,7 @@ func (e *Engine) checkBurst(dst []Alert, s *subjectState, cs *credState, ev *eve
 		newest = max(newest, s.win[len(s.win)-1].ts)
 	}
 	var added bool
-	s.win, added = insertWin(s.win, winEntry{ts: ev.TsMs, door: doorKey(ev), eventID: ev.EventID, site: ev.SiteID, scope: cs.scope(ev)},
+	s.win, added = insertWin(s.win, winEntry{ts: ev.TsMs, door: doorKey(ev), eventID: ev.EventID, site: ev.SiteID, scope: e.scope(cs, ev)},
 		newest-r.maxWindow()-e.opts.Lateness.Milliseconds())
 	if !added {
 		return dst

@@ -3,7 +3,10 @@ package detect
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/keyfleet/keyfleet/internal/event"
 )
@@ -33,7 +36,7 @@ type credState struct {
 	validUntilMs  int64
 	breakGlass    bool
 
-	entitled map[lockKey]struct{} // nil: no entitlement on record (Entitle)
+	entitled []uint32 // sorted lock numbers (Engine.lockNums); nil: no entitlement on record (Entitle)
 }
 
 type stateAt struct {
@@ -41,11 +44,32 @@ type stateAt struct {
 	state string
 }
 
+// grant is a remembered granted use (a credential keeps up to maxGrants
+// of them for the lookback): the event id in binary when it is a canonical
+// UUID (as keyfleet's event ids are), else as text.
 type grant struct {
-	ts                           int64
-	eventID, door, site, subject string
-	receivedMs                   int64
-	alerted                      bool
+	ts, receivedMs      int64
+	id                  [16]byte
+	idText              string // an event id that is not a canonical UUID
+	door, site, subject string
+	alerted             bool
+}
+
+// compactID returns a canonical (lowercase, not nil) UUID's bytes: the
+// ones that format back to the same text.
+func compactID(id string) ([16]byte, bool) {
+	if len(id) != 36 || strings.ContainsFunc(id, func(r rune) bool { return r >= 'A' && r <= 'F' }) {
+		return [16]byte{}, false
+	}
+	u, err := uuid.Parse(id)
+	return u, err == nil && u != uuid.Nil
+}
+
+func (g *grant) eventID() string {
+	if g.idText != "" || g.id == ([16]byte{}) {
+		return g.idText
+	}
+	return uuid.UUID(g.id).String()
 }
 
 // addState records a lifecycle record (records may arrive out of order).
@@ -125,9 +149,10 @@ func (c *credState) noteGrant(ev *event.Access, lookback int64) int {
 	if ev.TsMs > c.lastUseMs {
 		c.lastUseMs = ev.TsMs
 	}
+	id, isUUID := compactID(ev.EventID)
 	if ev.EventID != "" {
-		for _, g := range c.grants {
-			if g.eventID == ev.EventID {
+		for i := range c.grants {
+			if g := &c.grants[i]; isUUID && g.idText == "" && g.id == id || !isUUID && g.idText == ev.EventID {
 				return -1
 			}
 		}
@@ -137,8 +162,11 @@ func (c *credState) noteGrant(ev *event.Access, lookback int64) int {
 		drop++
 	}
 	c.grants = append(c.grants[:0], c.grants[drop:]...)
-	c.grants = append(c.grants, grant{ts: ev.TsMs, eventID: ev.EventID, door: doorKey(ev), site: ev.SiteID,
-		receivedMs: ev.ReceivedMs, subject: ev.SubjectID})
+	g := grant{ts: ev.TsMs, id: id, door: doorKey(ev), site: ev.SiteID, receivedMs: ev.ReceivedMs, subject: ev.SubjectID}
+	if !isUUID {
+		g.idText = ev.EventID
+	}
+	c.grants = append(c.grants, g)
 	return len(c.grants) - 1
 }
 
@@ -191,7 +219,7 @@ func (e *Engine) revocationAlert(dst []Alert, c *credState, g grant, state strin
 		SubjectID: subject, CredentialID: c.id, DoorID: g.door, SiteID: site,
 		TsMs: g.ts, WindowStartMs: since, WindowEndMs: g.ts,
 		Observed: float64(g.ts-since) / 1000, Threshold: float64(r.Grace.Ms()) / 1000,
-		Evidence: []string{g.eventID},
+		Evidence: []string{g.eventID()},
 		Explanation: fmt.Sprintf("Credential %s was granted access at door %s %s after it was %s; the change did not reach this lock.",
 			c.id, g.door, humanDuration(after), state),
 		SuggestedAction:  "Re-push the revocation to the lock's gateway and confirm its acknowledgement; disable the credential at the lock if the gateway is unreachable; review who entered.",

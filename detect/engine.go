@@ -50,8 +50,9 @@ type Engine struct {
 	nextBatch int64
 	heldOpen  map[string]*doorState // doors currently open (held-open timers)
 
-	scratch map[string]struct{}
-	credIDs []string // sorted ids of creds (rebuilt when creds grows)
+	scratch  map[string]struct{}
+	lockNums map[lockKey]uint32 // entitled locks' numbers (Entitle)
+	credIDs  []string           // sorted ids of creds (rebuilt when creds grows)
 
 	dirty   map[string]struct{} // subjects whose baseline changed since DirtyBaselines
 	learned bool                // baselines were restored: no cold-start learning period
