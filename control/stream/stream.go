@@ -222,6 +222,7 @@ func (p *Processor) applyFollowed(m kafka.Message) {
 		p.m.Commands.WithLabelValues("record", control.OutcomeInvalid).Inc()
 		return
 	}
+	p.view.share(r)
 	p.view.put(r)
 }
 

@@ -40,12 +40,53 @@ type view struct {
 	states  *prometheus.GaugeVec
 	counts  map[string]int
 	feed    *registry.Feed
+	names   map[string]string // recurring strings of records (share)
 }
 
 func newView(feed *registry.Feed, states *prometheus.GaugeVec) *view {
 	return &view{creds: map[string]*control.Record{}, bySubject: map[string][]string{},
 		byLock:  map[control.LockRef][]*control.Record{},
 		waiters: map[string][]chan *control.Record{}, states: states, counts: map[string]int{}, feed: feed}
+}
+
+// share replaces the strings of a freshly decoded record that recur across
+// records (states, roles, sites, door groups, vendors and lock ids) with
+// one shared copy each, so a fleet's newest records do not each hold their
+// own: r must not be shared yet. What it interns is bounded by the estate
+// (locks, sites, roles, door groups), not by the credentials.
+func (v *view) share(r *control.Record) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.names == nil {
+		v.names = map[string]string{}
+	}
+	of := func(s *string) {
+		if *s == "" {
+			return
+		}
+		if c, ok := v.names[*s]; ok {
+			*s = c
+			return
+		}
+		v.names[*s] = *s
+	}
+	for _, s := range []*string{&r.State, &r.PrevState, &r.Op, &r.Role, &r.SiteID, &r.Record} {
+		of(s)
+	}
+	for i := range r.Locks {
+		of(&r.Locks[i].Vendor)
+		of(&r.Locks[i].LockID)
+	}
+	for i := range r.Refs {
+		of(&r.Refs[i].Vendor)
+		of(&r.Refs[i].LockID)
+	}
+	for i := range r.DoorGroups {
+		of(&r.DoorGroups[i])
+	}
+	for i := range r.ExtraGroups {
+		of(&r.ExtraGroups[i])
+	}
 }
 
 // get returns a credential's newest record. Records are never changed once

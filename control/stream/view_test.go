@@ -3,7 +3,9 @@ package stream
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
@@ -91,4 +93,19 @@ func BenchmarkViewIndexes(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(per, "live-B/credential")
+}
+
+// share leaves a record's values as they were, with recurring strings
+// shared between records.
+func TestViewShare(t *testing.T) {
+	v := newView(nil, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"state"}))
+	a, b := viewRecord("c1", "s1", event.StateActive, 1, "l1", "l2"), viewRecord("c2", "s2", event.StateActive, 1, "l2")
+	b.Locks[0].LockID = string([]byte("l2")) // its own copy, as decoding makes
+	b.Role, b.DoorGroups = "resident", []string{"entrance"}
+	want := *b
+	want.Locks = slices.Clone(b.Locks)
+	v.share(a)
+	v.share(b)
+	assert.Equal(t, want, *b)
+	assert.Same(t, unsafe.StringData(a.Locks[1].LockID), unsafe.StringData(b.Locks[0].LockID))
 }
