@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -159,6 +161,15 @@ func fleetSize(ctx context.Context, o ScaleOptions, subjects int) (FleetSize, er
 	}
 	out.LoadLiveMiB = r.liveHeapMiB(ctx)
 	out.LiveKBPerSubj = out.LoadLiveMiB * 1024 / float64(subjects)
+	if o.ProfileOut != "" {
+		// serve's heap after the load, per fleet size, beside --profile-out.
+		path := strings.TrimSuffix(o.ProfileOut, filepath.Ext(o.ProfileOut)) + fmt.Sprintf("-heap-%d.pb.gz", subjects)
+		if code, body, err := r.srv.do(ctx, http.MethodGet, "/debug/pprof/heap", nil); err == nil && code == http.StatusOK {
+			if err := os.WriteFile(path, body, 0o644); err != nil {
+				o.Logger.Warn("heap profile", "err", err)
+			}
+		}
+	}
 	o.Logger.Info("fleet size measured", "subjects", subjects, "ready_s", fmt.Sprintf("%.1f", out.ReadySeconds),
 		"idle_rss_mib", int(out.IdleRSSMiB), "idle_live_mib", int(out.IdleLiveMiB), "load_peak_rss_mib", int(out.LoadPeakRSS),
 		"load_live_mib", int(out.LoadLiveMiB))
