@@ -15,7 +15,7 @@ func TestGrantEventID(t *testing.T) {
 		id16, ok := compactID(id)
 		g := grant{id: id16}
 		if !ok {
-			g.idText = id
+			g.idText = &id
 		}
 		assert.Equal(t, id, g.eventID(), id)
 	}
