@@ -1,6 +1,11 @@
 package registry
 
-import "encoding/hex"
+import (
+	"bytes"
+	"cmp"
+	"encoding/hex"
+	"slices"
+)
 
 // The compact form of credential references: at a million people the
 // registry holds tens of millions of them, so a reference is a fixed-size
@@ -109,4 +114,108 @@ func (n *interner) lookupKey(vendor, lockID, hash string) (credKey, bool) {
 		k.text = t + 1
 	}
 	return k, true
+}
+
+// credTable maps reference keys to holders: a sorted slice (32 bytes a
+// reference, no map overhead) plus a map of the changes since it was last
+// merged, merged in once they reach a quarter of it (so loading n references
+// costs O(n log n) and a change between merges one map entry).
+type credTable struct {
+	base  []credEntry
+	delta map[credKey]uint32 // holder, or deleted
+	n     int                // references held
+}
+
+type credEntry struct {
+	key    credKey
+	holder uint32
+}
+
+// deleted marks a reference of base removed since the last merge.
+const deleted = ^uint32(0)
+
+// minMerge is the fewest changes merged at once.
+const minMerge = 4096
+
+func compareKeys(a, b credKey) int {
+	if c := cmp.Compare(a.vendor, b.vendor); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.lock, b.lock); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.text, b.text); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.hash[:], b.hash[:])
+}
+
+func (t *credTable) inBase(k credKey) (int, bool) {
+	return slices.BinarySearchFunc(t.base, k, func(e credEntry, k credKey) int { return compareKeys(e.key, k) })
+}
+
+func (t *credTable) get(k credKey) (uint32, bool) {
+	if h, ok := t.delta[k]; ok {
+		if h == deleted {
+			return 0, false
+		}
+		return h, true
+	}
+	if i, ok := t.inBase(k); ok {
+		return t.base[i].holder, true
+	}
+	return 0, false
+}
+
+func (t *credTable) set(k credKey, h uint32) {
+	if _, ok := t.get(k); !ok {
+		t.n++
+	}
+	if t.delta == nil {
+		t.delta = map[credKey]uint32{}
+	}
+	t.delta[k] = h
+	if len(t.delta) >= max(minMerge, len(t.base)/4) {
+		t.merge()
+	}
+}
+
+func (t *credTable) del(k credKey) {
+	if _, ok := t.get(k); !ok {
+		return
+	}
+	t.n--
+	if _, ok := t.inBase(k); ok {
+		if t.delta == nil {
+			t.delta = map[credKey]uint32{}
+		}
+		t.delta[k] = deleted
+	} else {
+		delete(t.delta, k)
+	}
+}
+
+// merge folds the changes into the sorted slice.
+func (t *credTable) merge() {
+	changes := make([]credEntry, 0, len(t.delta))
+	for k, h := range t.delta {
+		changes = append(changes, credEntry{k, h})
+	}
+	slices.SortFunc(changes, func(a, b credEntry) int { return compareKeys(a.key, b.key) })
+	out := make([]credEntry, 0, t.n)
+	i := 0
+	for _, c := range changes {
+		for i < len(t.base) && compareKeys(t.base[i].key, c.key) < 0 {
+			out = append(out, t.base[i])
+			i++
+		}
+		if i < len(t.base) && t.base[i].key == c.key {
+			i++ // replaced or deleted
+		}
+		if c.holder != deleted {
+			out = append(out, c)
+		}
+	}
+	out = append(out, t.base[i:]...)
+	t.base, t.delta = out, nil
 }

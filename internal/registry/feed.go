@@ -72,14 +72,14 @@ func (r *Registry) apply(old []credKey, c event.Credential) []credKey {
 	}
 	for _, k := range old {
 		if !slices.Contains(keys, k) {
-			delete(r.creds, k)
+			r.creds.del(k)
 		}
 	}
 	h := r.holderOf(CredentialInfo{SubjectID: c.SubjectID, CredentialID: c.CredentialID,
 		DeviceID: c.DeviceID, BreakGlass: c.BreakGlass})
 	for i, ref := range c.Refs {
 		if ref.UserRefHash != "" {
-			r.creds[keys[i]] = h
+			r.creds.set(keys[i], h)
 		}
 	}
 	return keys

@@ -77,8 +77,8 @@ type Registry struct {
 	mu      sync.RWMutex
 	records map[lockKey]Record
 	active  int
-	version uint64             // counts lock changes
-	creds   map[credKey]uint32 // → holders
+	version uint64    // counts lock changes
+	creds   credTable // reference → holder
 	ids     interner
 	holders []holder
 	holder  map[holder]uint32 // holders' indexes
@@ -86,7 +86,7 @@ type Registry struct {
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{records: map[lockKey]Record{}, creds: map[credKey]uint32{}, holder: map[holder]uint32{}}
+	return &Registry{records: map[lockKey]Record{}, holder: map[holder]uint32{}}
 }
 
 // Apply adds or replaces the given locks and credentials (by UserRefHash).
@@ -102,7 +102,7 @@ func (r *Registry) Apply(f File) {
 		r.put(Record{Lock: l, Op: OpFile})
 	}
 	for _, c := range f.Credentials {
-		r.creds[r.ids.key(c.Vendor, c.LockID, c.UserRefHash)] = r.holderOf(c.CredentialInfo)
+		r.creds.set(r.ids.key(c.Vendor, c.LockID, c.UserRefHash), r.holderOf(c.CredentialInfo))
 	}
 }
 
@@ -200,7 +200,7 @@ func (r *Registry) RemoveCredential(vendor, lockID, refHash string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if k, ok := r.ids.lookupKey(vendor, lockID, refHash); ok {
-		delete(r.creds, k)
+		r.creds.del(k)
 	}
 }
 
@@ -219,12 +219,12 @@ func (r *Registry) Credential(vendor, lockID, refHash string) (CredentialInfo, b
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if k, ok := r.ids.lookupKey(vendor, lockID, refHash); ok {
-		if i, ok := r.creds[k]; ok {
+		if i, ok := r.creds.get(k); ok {
 			return r.info(i), true
 		}
 	}
 	if k, ok := r.ids.lookupKey(vendor, "", refHash); ok {
-		if i, ok := r.creds[k]; ok {
+		if i, ok := r.creds.get(k); ok {
 			return r.info(i), true
 		}
 	}
@@ -236,7 +236,7 @@ func (r *Registry) Credential(vendor, lockID, refHash string) (CredentialInfo, b
 func (r *Registry) Len() (locks, credentials int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.active, len(r.creds)
+	return r.active, r.creds.n
 }
 
 // Locks returns every lock in service (not retired), sorted by vendor and
