@@ -71,6 +71,13 @@ func (r *AccessRows) WithTimeWindow(w event.TimeWindow) *AccessRows {
 	return r
 }
 
+// PartitionOf is row i's partition of access_events and its copies
+// (toYYYYMM(ts)).
+func (r *AccessRows) PartitionOf(i int) uint32 {
+	y, m, _ := r.ts[i].UTC().Date()
+	return uint32(y*100 + int(m))
+}
+
 func (r *AccessRows) Table() string     { return r.table }
 func (r *AccessRows) Columns() []string { return AccessColumns }
 func (r *AccessRows) Len() int          { return len(r.eventID) }

@@ -261,8 +261,12 @@ func insertBlocks(ctx context.Context, conn driver.Conn, query string, rows Rows
 		return fmt.Errorf("prepare batch: %w", err)
 	}
 	data, n := rows.Data(), rows.Len()
-	for start := 0; start < n; start += insertBlockRows {
-		end := min(start+insertBlockRows, n)
+	var partition func(i int) uint32
+	if p, ok := rows.(partitioned); ok {
+		partition = p.PartitionOf
+	}
+	start := 0
+	for _, end := range blockEnds(n, insertBlockRows, maxBlockPartitions, partition) {
 		for i, col := range data {
 			if err := batch.Column(i).Append(sliceRows(col, start, end, n)); err != nil {
 				_ = batch.Abort()
@@ -275,6 +279,7 @@ func insertBlocks(ctx context.Context, conn driver.Conn, query string, rows Rows
 				return fmt.Errorf("send block: %w", err)
 			}
 		}
+		start = end
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("send batch: %w", err)
@@ -284,6 +289,48 @@ func insertBlocks(ctx context.Context, conn driver.Conn, query string, rows Rows
 
 // insertBlockRows is the size of the blocks one insert is sent in.
 const insertBlockRows = 8192
+
+// maxBlockPartitions bounds the partitions one block touches: ClickHouse
+// (19.x and later; 18.16 has no such limit) refuses a block that touches
+// more than max_partitions_per_insert_block (100 by default) — a batch of
+// events spread over years (a backfill, a lock whose clock was reset)
+// would otherwise be refused, and retried, for ever.
+const maxBlockPartitions = 100
+
+// partitioned Rows say which partition each row goes to, so blocks can be
+// cut before they touch too many.
+type partitioned interface {
+	PartitionOf(i int) uint32
+}
+
+// blockEnds cuts rows [0, n) into consecutive blocks of at most maxRows
+// rows touching at most maxParts distinct partitions (partition nil: no
+// partition bound), and returns each block's end.
+func blockEnds(n, maxRows, maxParts int, partition func(i int) uint32) []int {
+	var ends []int
+	parts := map[uint32]struct{}{}
+	start := 0
+	for i := 0; i < n; i++ {
+		if partition != nil {
+			p := partition(i)
+			if _, seen := parts[p]; !seen {
+				if len(parts) == maxParts {
+					ends, start = append(ends, i), i
+					clear(parts)
+				}
+				parts[p] = struct{}{}
+			}
+		}
+		if i+1-start == maxRows {
+			ends, start = append(ends, i+1), i+1
+			clear(parts)
+		}
+	}
+	if start < n {
+		ends = append(ends, n)
+	}
+	return ends
+}
 
 // sliceRows returns rows [start, end) of a column slice of n rows.
 func sliceRows(col any, start, end, n int) any {

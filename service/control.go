@@ -83,7 +83,8 @@ func (c *ControlConfig) registerFlags(s *flagenv.Set) {
 	s.Secret(&c.SessionSecret, "session-revoke-secret", "KEYFLEET_SESSION_REVOKE_SECRET",
 		"HMAC-SHA256 key of the session webhook's X-Keyfleet-Signature (at least 16 bytes)")
 	s.Int(&c.SessionAttempts, "session-revoke-attempts", "KEYFLEET_SESSION_REVOKE_ATTEMPTS", 6,
-		"calls per session revocation before the layer reads failed (exponential backoff with jitter between them)")
+		"calls per round of a session revocation (exponential backoff with jitter); rounds that fail transiently repeat on the\n"+
+			"        lock re-send schedule until --lock-give-up, then the layer reads failed")
 	s.Duration(&c.SessionTimeout, "session-revoke-timeout", "KEYFLEET_SESSION_REVOKE_TIMEOUT", 10*time.Second,
 		"time limit of one session webhook call")
 	s.Duration(&c.ResendAfter, "lock-resend-after", "KEYFLEET_LOCK_RESEND_AFTER", 30*time.Second,

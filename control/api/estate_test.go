@@ -263,40 +263,56 @@ func TestPendingActivationOpensNothing(t *testing.T) {
 	require.Eventually(t, func() bool { return decide(e, r.Locks[0], id) == "refused" }, 30*time.Second, 20*time.Millisecond)
 }
 
-// TestSessionLayerStates: done with a working wallet provider, failed (with
-// why) when it keeps failing, not_configured without an endpoint — never
-// done without the call having succeeded.
+// TestSessionLayerStates: done with a working wallet provider; pending
+// (with why) while it keeps failing, retried round after round, and done
+// once it answers again; not_configured without an endpoint — never done
+// without the call having succeeded. (Rounds ending in failed at the
+// give-up: TestSessionFailure.)
 func TestSessionLayerStates(t *testing.T) {
 	bc := testenv.RequireRealKafka(t, 2)
 	conn, _ := testenv.ClickHouse(t)
-	revoke := func(e *controltest.Estate, id string) control.Revocation {
+	start := func(e *controltest.Estate, id string) string {
 		t.Helper()
 		r, _ := e.Proc.Record(id)
 		var rr control.RevokeResponse
 		require.Equal(t, http.StatusAccepted, call(t, e, "POST", "/v1/subjects/"+r.SubjectID+":revoke", controltest.TokenManager,
 			map[string]string{"reason": "test"}, &rr))
+		return rr.RevocationURL
+	}
+	await := func(e *controltest.Estate, url string, cond func(control.Revocation) bool) control.Revocation {
+		t.Helper()
 		var rv control.Revocation
 		require.Eventually(t, func() bool {
 			rv = control.Revocation{}
-			call(t, e, "GET", rr.RevocationURL, controltest.TokenAnalyst, nil, &rv)
-			return rv.Layers.Locks.State == control.LayerDone && rv.Layers.DeviceSession.State != control.LayerPending
+			call(t, e, "GET", url, controltest.TokenAnalyst, nil, &rv)
+			return rv.Layers.Locks.State == control.LayerDone && cond(rv)
 		}, 60*time.Second, 50*time.Millisecond, "%+v", rv)
 		return rv
 	}
+	settled := func(rv control.Revocation) bool { return rv.Layers.DeviceSession.State != control.LayerPending }
+	revoke := func(e *controltest.Estate, id string) control.Revocation { return await(e, start(e, id), settled) }
 
 	e := controltest.Start(t, controltest.Options{Bus: bc, Conn: conn, SessionAttempts: 3})
 	ids := issueActive(t, e, 2)
 	rv := revoke(e, ids[0])
 	assert.Equal(t, control.LayerDone, rv.Layers.DeviceSession.State)
 	assert.Equal(t, control.RevocationConfirmed, rv.Status)
+
 	e.Wallet.SetFailRate(1) // the provider is down
-	rv = revoke(e, ids[1])
-	assert.Equal(t, control.LayerFailed, rv.Layers.DeviceSession.State)
-	assert.Equal(t, 1, rv.Layers.DeviceSession.Failed)
-	assert.Contains(t, rv.Layers.DeviceSession.Why, "after 3 attempt(s): HTTP 503")
-	assert.Equal(t, control.RevocationFailed, rv.Status)
+	url := start(e, ids[1])
+	rv = await(e, url, func(rv control.Revocation) bool {
+		return len(rv.Credentials) == 1 && rv.Credentials[0].SessionAttempts >= 6 // two rounds at least
+	})
+	assert.Equal(t, control.LayerPending, rv.Layers.DeviceSession.State, "a provider failing transiently is retried")
+	assert.Contains(t, rv.Layers.DeviceSession.Why, "HTTP 503")
+	assert.Contains(t, rv.Layers.DeviceSession.Why, "retrying in")
+	assert.Equal(t, control.RevocationPending, rv.Status)
+	e.Wallet.SetFailRate(0) // it is back
+	rv = await(e, url, settled)
+	assert.Equal(t, control.LayerDone, rv.Layers.DeviceSession.State)
+	assert.Equal(t, control.RevocationConfirmed, rv.Status)
 	require.Len(t, rv.Credentials, 1)
-	assert.Equal(t, 3, rv.Credentials[0].SessionAttempts)
+	assert.Greater(t, rv.Credentials[0].SessionAttempts, 6, "every call is counted, over all rounds")
 	e.StopControl()
 
 	bc2 := testenv.Kafka(t, 2)

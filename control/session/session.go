@@ -187,6 +187,10 @@ func (e *Error) Error() string {
 }
 func (e *Error) Unwrap() error { return e.Err }
 
+// Refused reports whether the receiver refused the call (not worth another
+// round of retries).
+func (e *Error) Refused() bool { return e.Permanent }
+
 // Revoke asks the provider to end a device's session, retrying transient
 // failures. It returns the number of calls made and an *Error when the
 // session could not be revoked.

@@ -279,7 +279,13 @@ func Revocation(ctx context.Context, conn driver.Conn, id string, sla time.Durat
 			lastSession = max(lastSession, rc.SessionRevokedMs)
 		case control.LayerFailed:
 			ses.Failed++
-			if ses.Why == "" {
+			if ses.Why == "" || sessions[control.LayerFailed] == 1 {
+				ses.Why = rc.CredentialID + ": " + rc.SessionError
+			}
+		case control.LayerPending:
+			// A provider failing transiently: the layer is retried, and
+			// says why (a failure outranks it).
+			if ses.Why == "" && rc.SessionError != "" {
 				ses.Why = rc.CredentialID + ": " + rc.SessionError
 			}
 		}

@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -43,12 +44,17 @@ func (p *Processor) sessionRows(ss []control.Session, nowMs int64) (rows []store
 type sessionQueue struct {
 	mu     sync.Mutex
 	items  []control.Session
-	keys   map[string]bool // queued or in flight
+	keys   map[string]bool // queued, in flight or waiting for a retry round
+	rounds map[string]sessionRounds
 	signal chan struct{}
 }
 
+// sessionRounds is what the retry rounds of one session revocation have
+// spent so far: rounds made and webhook calls over all of them.
+type sessionRounds struct{ rounds, attempts int }
+
 func newSessionQueue() *sessionQueue {
-	return &sessionQueue{keys: map[string]bool{}, signal: make(chan struct{}, 1)}
+	return &sessionQueue{keys: map[string]bool{}, rounds: map[string]sessionRounds{}, signal: make(chan struct{}, 1)}
 }
 
 func (q *sessionQueue) push(ss ...control.Session) {
@@ -94,7 +100,42 @@ func (q *sessionQueue) pop(ctx context.Context) (control.Session, bool) {
 func (q *sessionQueue) finish(key string) {
 	q.mu.Lock()
 	delete(q.keys, key)
+	delete(q.rounds, key)
 	q.mu.Unlock()
+}
+
+// resume queues a session a previous run left pending, counting the calls
+// it already made.
+func (q *sessionQueue) resume(s control.Session, attempts int) {
+	q.mu.Lock()
+	if !q.keys[s.Key] {
+		q.rounds[s.Key] = sessionRounds{attempts: attempts}
+	}
+	q.mu.Unlock()
+	q.push(s)
+}
+
+// requeue puts a session back after a retry round's wait; its key stays
+// taken meanwhile, so a re-delivered revocation does not add a second copy.
+func (q *sessionQueue) requeue(s control.Session) {
+	q.mu.Lock()
+	q.items = append(q.items, s)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+// spent records a finished round and returns the totals so far.
+func (q *sessionQueue) spent(key string, attempts int) sessionRounds {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	r := q.rounds[key]
+	r.rounds++
+	r.attempts += attempts
+	q.rounds[key] = r
+	return r
 }
 
 // runSessions revokes queued device sessions with a few workers, storing
@@ -109,7 +150,7 @@ func (p *Processor) runSessions(ctx context.Context) error {
 			return err
 		}
 		for _, s := range pending {
-			p.sessions.push(s.Session)
+			p.sessions.resume(s.Session, s.Attempts)
 		}
 		return nil
 	}); err != nil {
@@ -128,7 +169,10 @@ func (p *Processor) runSessions(ctx context.Context) error {
 				if !ok {
 					return
 				}
-				p.revokeSession(ctx, s)
+				if wait, again := p.revokeSession(ctx, s); again {
+					time.AfterFunc(wait, func() { p.sessions.requeue(s) })
+					continue
+				}
 				p.sessions.finish(s.Key)
 			}
 		}()
@@ -137,17 +181,32 @@ func (p *Processor) runSessions(ctx context.Context) error {
 	return nil
 }
 
-func (p *Processor) revokeSession(ctx context.Context, s control.Session) {
+// revokeSession makes one round of calls (the client's --session-revoke-
+// attempts) and stores the outcome. A provider that keeps failing
+// transiently (unreachable, 5xx, 429) does not fail the layer at once: the
+// session stays pending, with the last error, and another round follows
+// after the lock commands' re-send backoff (ResendAfter doubling to
+// ResendMax, ±20 %), until GiveUp after the request — then it reads failed.
+// A refusal (4xx) fails it at once. It returns the wait before the next
+// round when there is one.
+func (p *Processor) revokeSession(ctx context.Context, s control.Session) (time.Duration, bool) {
 	attempts, err := p.opts.Sessions.Revoke(ctx, s)
 	if ctx.Err() != nil {
-		return // stopped: the row stays pending and the next run re-sends it
+		return 0, false // stopped: the row stays pending and the next run re-sends it
 	}
+	spent := p.sessions.spent(s.Key, attempts)
 	now := p.opts.Now().UnixMilli()
-	row := store.SessionRow{Session: s, Attempts: attempts, UpdatedMs: now, Status: control.LayerDone, DoneMs: now}
-	outcome := "done"
+	row := store.SessionRow{Session: s, Attempts: spent.attempts, UpdatedMs: now, Status: control.LayerDone, DoneMs: now}
+	outcome, wait := "done", time.Duration(0)
 	if err != nil {
-		row.Status, row.DoneMs, row.Error, outcome = control.LayerFailed, 0, err.Error(), "failed"
-		p.opts.Logger.Warn("device session revocation failed", "revocation", s.RevocationID, "credential", s.CredentialID, "err", err)
+		wait = sessionRetryWait(p.opts.ResendAfter, p.opts.ResendMax, spent.rounds, p.jitter())
+		outcome, row.Error = sessionFailure(err, spent, now, wait, s.RequestedMs+p.opts.GiveUp.Milliseconds())
+		row.Status, row.DoneMs = control.LayerFailed, 0
+		if outcome == "retrying" {
+			row.Status = control.LayerPending
+		}
+		p.opts.Logger.Warn("device session revocation failed", "revocation", s.RevocationID, "credential", s.CredentialID,
+			"round", spent.rounds, "outcome", outcome, "err", err)
 	}
 	p.m.Sessions.WithLabelValues(outcome).Inc()
 	if err := bus.Retry(ctx, p.opts.Logger, "store session revocation", func(ctx context.Context) error {
@@ -155,4 +214,29 @@ func (p *Processor) revokeSession(ctx context.Context, s control.Session) {
 	}); err != nil && !errors.Is(err, context.Canceled) {
 		p.opts.Logger.Warn("session revocation outcome not stored", "err", err)
 	}
+	return wait, outcome == "retrying"
+}
+
+// sessionFailure decides a failed round: another round after wait
+// ("retrying") while the provider fails transiently and the give-up time
+// (giveUpMs) is not reached by then, else "failed"; and the row's error.
+func sessionFailure(err error, spent sessionRounds, nowMs int64, wait time.Duration, giveUpMs int64) (outcome, why string) {
+	var refusal interface{ Refused() bool } // control/session's Error
+	if errors.As(err, &refusal) && refusal.Refused() {
+		return "failed", err.Error()
+	}
+	if nowMs+wait.Milliseconds() < giveUpMs {
+		return "retrying", fmt.Sprintf("retrying in %s (round %d): %v", wait.Round(100*time.Millisecond), spent.rounds, err)
+	}
+	return "failed", fmt.Sprintf("gave up after %d round(s), %d call(s): %v", spent.rounds, spent.attempts, err)
+}
+
+// sessionRetryWait is the wait before retry round rounds+1: base doubling
+// per round up to maxWait, scaled by jitter (0.8–1.2).
+func sessionRetryWait(base, maxWait time.Duration, rounds int, jitter float64) time.Duration {
+	w := base
+	for i := 1; i < rounds && w < maxWait; i++ {
+		w *= 2
+	}
+	return time.Duration(float64(min(w, maxWait)) * jitter)
 }

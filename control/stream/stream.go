@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -148,6 +149,10 @@ type Processor struct {
 	sessions  *sessionQueue
 	backlog   *backlog
 
+	// jitterRand spreads the session layer's retry rounds (seeded by Seed).
+	jitterMu   sync.Mutex
+	jitterRand *rand.Rand
+
 	commands bus.Writer // control.commands
 	records  bus.Writer // credential.events
 	lockOut  bus.Writer // lock.commands
@@ -172,16 +177,17 @@ func New(opts Options) (*Processor, error) {
 	}
 	m := metrics.New(opts.Registerer)
 	p := &Processor{
-		opts:      opts,
-		m:         m,
-		view:      newView(registry.NewFeed(opts.Registry), m.States),
-		templates: control.NewTemplates(),
-		locks:     newLockIndex(opts.Registry),
-		tracker:   newTracker(m, opts.PendingSLA, opts.Now, opts.Registerer),
-		outbox:    newOutbox(opts.ResendAfter, opts.ResendMax, opts.GiveUp, opts.Seed),
-		sessions:  newSessionQueue(),
-		ready:     make(chan struct{}),
-		swept:     map[string]uint64{},
+		opts:       opts,
+		m:          m,
+		view:       newView(registry.NewFeed(opts.Registry), m.States),
+		templates:  control.NewTemplates(),
+		locks:      newLockIndex(opts.Registry),
+		tracker:    newTracker(m, opts.PendingSLA, opts.Now, opts.Registerer),
+		outbox:     newOutbox(opts.ResendAfter, opts.ResendMax, opts.GiveUp, opts.Seed),
+		sessions:   newSessionQueue(),
+		jitterRand: rand.New(rand.NewPCG(opts.Seed, 0x73657373696f6e)),
+		ready:      make(chan struct{}),
+		swept:      map[string]uint64{},
 
 		lastDriftPush: map[control.LockRef]int64{},
 	}
@@ -415,4 +421,11 @@ func (p *Processor) Publish(ctx context.Context, cmds ...control.Command) error 
 	}
 	p.backlog.published(len(cmds))
 	return nil
+}
+
+// jitter is a factor in [0.8, 1.2) for a retry wait.
+func (p *Processor) jitter() float64 {
+	p.jitterMu.Lock()
+	defer p.jitterMu.Unlock()
+	return 0.8 + 0.4*p.jitterRand.Float64()
 }

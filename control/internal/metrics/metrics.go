@@ -93,7 +93,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		Sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyfleet_control_session_revocations_total",
-			Help: "Device-session revocations through the session webhook, by outcome (done, failed).",
+			Help: "Device-session revocations through the session webhook, by outcome of each round of calls (done, retrying, failed).",
 		}, []string{"outcome"}),
 		Resends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyfleet_control_lock_command_resends_total",
