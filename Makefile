@@ -16,8 +16,12 @@ KEYFLEET_BOOTSTRAP_TOKEN ?= dev-admin-token-change-me-0123456789
 
 export KEYFLEET_TEST_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 export KEYFLEET_TEST_KAFKA_BROKERS ?= 127.0.0.1:19092
+# The two-node ClickHouse cluster (scripts/clickhouse-cluster.sh: ZooKeeper and
+# two 18.16 nodes, cluster keyfleet = 1 shard x 2 replicas) the cluster tests use.
+export KEYFLEET_TEST_CLICKHOUSE_CLUSTER_ADDRS ?= 127.0.0.1:19101,127.0.0.1:19102
+export KEYFLEET_TEST_CLICKHOUSE_CLUSTER ?= keyfleet
 
-.PHONY: build run test test-unit services services-stop bench lint clean dashboards chromium chdb schemathesis
+.PHONY: build run test test-unit services services-stop cluster bench lint clean dashboards chromium chdb schemathesis
 
 build:
 	$(GO) build -o $(BIN) ./cmd/keyfleet
@@ -27,8 +31,14 @@ services:
 	scripts/kafka.sh start
 
 services-stop:
+	-scripts/clickhouse-cluster.sh stop
 	-scripts/kafka.sh stop
 	-scripts/clickhouse.sh stop
+
+# The two-node ClickHouse cluster with ZooKeeper (docs/deploy.md), for the
+# cluster tests; `make services-stop` stops it too.
+cluster:
+	scripts/clickhouse-cluster.sh start
 
 # The main job on the embedded default: in-process Kafka-protocol broker,
 # local ClickHouse (started by the project's script), dashboards on HTTP_ADDR.
@@ -37,11 +47,11 @@ run: build
 	HTTP_ADDR=$(HTTP_ADDR) KAFKA_ADDR=$(KAFKA_ADDR) CLICKHOUSE_ADDR=127.0.0.1:$(CLICKHOUSE_PORT) \
 	  KEYFLEET_BOOTSTRAP_TOKEN='$(KEYFLEET_BOOTSTRAP_TOKEN)' scripts/run.sh
 
-# The whole suite against real services (ClickHouse and a real Kafka broker),
-# which this target starts itself, headless Chromium for the browser tests,
+# The whole suite against real services (ClickHouse, the two-node ClickHouse
+# cluster and a real Kafka broker), which this target starts itself, headless Chromium for the browser tests,
 # and chDB (current ClickHouse, in-process) for the SQL checker
 # (internal/chstorage: every migration and statement on 18.16 and on 26.x).
-test: build services chromium chdb
+test: build services cluster chromium chdb
 	KEYFLEET_TEST_REQUIRE=1 $(GO) test -count=1 -timeout 30m ./...
 
 # Fuzz the API against its OpenAPI document (schemathesis from PyPI, ~8 min).

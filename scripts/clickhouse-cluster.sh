@@ -43,6 +43,14 @@ write_config() {
   sed -e "s#@DIR@#$dir#g" -e "s#@TCP_PORT@#$(tcp_port "$n")#g" -e "s#@HTTP_PORT@#$(http_port "$n")#g" \
     "$root/deploy/clickhouse/config.xml.in" >"$dir/config.xml"
   cp "$root/deploy/clickhouse/users.xml" "$dir/users.xml"
+  # keyfleet's queries with an IN subquery on another Distributed table need
+  # distributed_product_mode=global on the two-shard cluster (docs/deploy.md);
+  # clickhouse-go cannot send that string setting to 18.16, so the profile says it.
+  mkdir -p "$dir/users.d"
+  cat >"$dir/users.d/keyfleet-cluster.xml" <<'XML'
+<?xml version="1.0"?>
+<yandex><profiles><default><distributed_product_mode>global</distributed_product_mode></default></profiles></yandex>
+XML
   sed -e "s#@ZK_PORT@#$KEYFLEET_ZK_PORT#g" -e "s#@INTERSERVER_PORT@#$((is_base + n))#g" \
     -e "s#@REPLICA@#ch$n#g" -e "s#@SHARDED_SHARD@#0$n#g" \
     -e "s#@N1_TCP_PORT@#$(tcp_port 1)#g" -e "s#@N2_TCP_PORT@#$(tcp_port 2)#g" \

@@ -25,7 +25,10 @@ import (
 
 // Config says where ClickHouse is and how to reach it.
 type Config struct {
-	Addr     string // host:port of the native protocol, or of the HTTP(S) interface
+	// Addr is host:port of the native protocol, or of the HTTP(S)
+	// interface; several comma-separated addresses (a cluster's nodes) are
+	// tried in order, and a new connection goes to the next when one is down.
+	Addr     string
 	Database string
 	Username string
 	Password string
@@ -43,6 +46,26 @@ type Config struct {
 	// Compression of the blocks sent: "lz4" or "none" (on loopback,
 	// compressing costs both sides CPU and saves nothing).
 	Compression string
+	// Cluster names the ClickHouse cluster (remote_servers) keyfleet's tables
+	// live on: Migrate creates every table X as X_local (Replicated*, ON
+	// CLUSTER) plus X, a Distributed table over it (see cluster.go). Empty:
+	// one server, plain tables.
+	Cluster string
+	// shardMacro is the macro the ZooKeeper paths of replicated tables name
+	// the shard by: "shard" (empty) in every deployment; the tests of the
+	// local two-shard cluster use another (export_test.go).
+	shardMacro string
+}
+
+// Addrs returns the addresses of Addr, split on commas.
+func (c Config) Addrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Protocols.
@@ -55,8 +78,17 @@ var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return fmt.Errorf("clickhouse address %q: want host:port", c.Addr)
+	addrs := c.Addrs()
+	if len(addrs) == 0 {
+		return fmt.Errorf("clickhouse address %q: want host:port[,host:port…]", c.Addr)
+	}
+	for _, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("clickhouse address %q: want host:port[,host:port…]", a)
+		}
+	}
+	if c.Cluster != "" && !identRE.MatchString(c.Cluster) {
+		return fmt.Errorf("--clickhouse-cluster %q: want letters, digits and _", c.Cluster)
 	}
 	if c.Compression != "" && c.Compression != "lz4" && c.Compression != "none" {
 		return fmt.Errorf("clickhouse compression %q: want lz4 or none", c.Compression)
@@ -159,6 +191,9 @@ func openPing(ctx context.Context, c Config, bulk bool) (driver.Conn, error) {
 		}
 		return nil, fmt.Errorf("clickhouse ping %s: %w", c.Addr, err)
 	}
+	if c.Cluster != "" {
+		return &clusterConn{Conn: conn, cluster: c.Cluster, database: c.Database, cfg: c}, nil
+	}
 	return conn, nil
 }
 
@@ -189,10 +224,16 @@ func open(c Config, database string, bulk bool) (driver.Conn, error) {
 	if c.Protocol == ProtocolHTTP {
 		protocol = clickhouse.HTTP
 	}
+	var settings clickhouse.Settings
+	if c.Cluster != "" {
+		settings = clusterSettings()
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Protocol:             protocol,
 		TLS:                  tlsCfg,
-		Addr:                 []string{c.Addr},
+		Addr:                 c.Addrs(),
+		ConnOpenStrategy:     clickhouse.ConnOpenInOrder,
+		Settings:             settings,
 		Auth:                 clickhouse.Auth{Database: database, Username: c.Username, Password: password},
 		DialTimeout:          5 * time.Second,
 		ReadTimeout:          60 * time.Second,
@@ -218,6 +259,10 @@ func createDatabase(ctx context.Context, c Config) error {
 		return err
 	}
 	defer conn.Close()
+	if c.Cluster != "" {
+		// On every node: ON CLUSTER.
+		conn = &clusterConn{Conn: conn, cluster: c.Cluster, database: c.Database, cfg: c}
+	}
 	// The name is validated by Config.Validate (and again by the Identifier param).
 	if err := createDatabaseSQL.Exec(ctx, conn, Args{"database": c.Database}); err != nil {
 		return fmt.Errorf("create database %s: %w", c.Database, err)

@@ -10,7 +10,11 @@ const DefaultAddr = "127.0.0.1:19000"
 func (c *Config) RegisterFlags(s *flagenv.Set) {
 	s.String(&c.Addr, "clickhouse-addr", "KEYFLEET_CLICKHOUSE_ADDR", DefaultAddr,
 		"ClickHouse address (host:port) of the native protocol, or of the HTTP(S) interface with --clickhouse-protocol http; "+
+			"several comma-separated addresses (a cluster's nodes) are tried in order, a new connection skipping one that is down; "+
 			"scripts/clickhouse.sh serves native "+DefaultAddr+" and HTTP 127.0.0.1:18123")
+	s.String(&c.Cluster, "clickhouse-cluster", "KEYFLEET_CLICKHOUSE_CLUSTER", "",
+		"ClickHouse cluster (a remote_servers name) to keep keyfleet's tables on: each table X is X_local (Replicated, ON CLUSTER) "+
+			"and X, a Distributed table over it (docs/deploy.md); empty: one server, plain tables")
 	s.String(&c.Protocol, "clickhouse-protocol", "KEYFLEET_CLICKHOUSE_PROTOCOL", ProtocolNative,
 		"ClickHouse protocol: native (ports 9000/9440) or http (ports 8123/8443, what managed services offer)")
 	s.Bool(&c.TLS, "clickhouse-tls", "KEYFLEET_CLICKHOUSE_TLS", false,

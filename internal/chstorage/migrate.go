@@ -22,6 +22,9 @@ type Migration struct {
 	Version    uint32
 	Name       string
 	Statements []string
+	// Shards are the statements' sharding keys in cluster mode: a
+	// "-- shard: <expression>" line before a CREATE TABLE ("" for others).
+	Shards []string
 }
 
 // Migrations returns the embedded migrations in version order.
@@ -47,33 +50,41 @@ func Migrations() ([]Migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", name, err)
 		}
-		out = append(out, Migration{Version: uint32(v), Name: rest, Statements: splitStatements(string(body))})
+		stmts, shards := splitStatements(string(body))
+		out = append(out, Migration{Version: uint32(v), Name: rest, Statements: stmts, Shards: shards})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out, nil
 }
 
 // splitStatements splits a migration file on semicolons that end a line and
-// drops comment-only lines.
-func splitStatements(body string) []string {
-	var stmts []string
+// drops comment-only lines. A "-- shard: <expression>" comment line before a
+// statement is its sharding key in cluster mode (cluster.go).
+func splitStatements(body string) (stmts, shards []string) {
 	var cur strings.Builder
+	shard := ""
 	for _, line := range strings.Split(body, "\n") {
 		trimmed := strings.TrimSpace(line)
 		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
+			if key, ok := strings.CutPrefix(strings.TrimSpace(strings.TrimPrefix(trimmed, "--")), "shard:"); ok && cur.Len() == 0 {
+				shard = strings.TrimSpace(key)
+			}
 			continue
 		}
 		cur.WriteString(line)
 		cur.WriteByte('\n')
 		if strings.HasSuffix(trimmed, ";") {
 			stmts = append(stmts, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			shards = append(shards, shard)
 			cur.Reset()
+			shard = ""
 		}
 	}
 	if s := strings.TrimSpace(cur.String()); s != "" {
 		stmts = append(stmts, s)
+		shards = append(shards, shard)
 	}
-	return stmts
+	return stmts, shards
 }
 
 var (
@@ -95,6 +106,11 @@ func migrateTo(ctx context.Context, conn driver.Conn, logger *slog.Logger, last 
 	if err != nil {
 		return err
 	}
+	if cc, ok := conn.(*clusterConn); ok {
+		return migrateCluster(ctx, cc, migrations, last, func(ms ...Migration) error {
+			return recordMigrations(ctx, conn, logger, ms...)
+		})
+	}
 	if err := createSchemaMigrations.Exec(ctx, conn, nil); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
@@ -111,9 +127,23 @@ func migrateTo(ctx context.Context, conn driver.Conn, logger *slog.Logger, last 
 				return fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
-		if err := insertSchemaMigration.Insert(ctx, conn, []any{m.Version, m.Name, time.Now()}); err != nil {
-			return fmt.Errorf("record migration %04d: %w", m.Version, err)
+		if err := recordMigrations(ctx, conn, logger, m); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// recordMigrations records migrations as applied, with one insert.
+func recordMigrations(ctx context.Context, conn driver.Conn, logger *slog.Logger, ms ...Migration) error {
+	rows := make([][]any, len(ms))
+	for i, m := range ms {
+		rows[i] = []any{m.Version, m.Name, time.Now()}
+	}
+	if err := insertSchemaMigration.Insert(ctx, conn, rows...); err != nil {
+		return fmt.Errorf("record migration %04d: %w", ms[0].Version, err)
+	}
+	for _, m := range ms {
 		logger.Info("applied migration", "version", m.Version, "name", m.Name)
 	}
 	return nil

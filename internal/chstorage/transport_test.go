@@ -43,6 +43,30 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *chstorage.Config) { c.CAFile = filepath.Join(dir, "missing.pem") }, "missing.pem")
 	f(func(c *chstorage.Config) { c.PasswordFile = filepath.Join(dir, "missing") }, "missing")
 	f(func(c *chstorage.Config) { c.Addr = "localhost" }, "want host:port")
+	f(func(c *chstorage.Config) { c.Addr = "127.0.0.1:19101,localhost" }, `"localhost": want host:port`)
+	f(func(c *chstorage.Config) { c.Addr = " , " }, "want host:port")
+	f(func(c *chstorage.Config) { c.Cluster = "key-fleet" }, "--clickhouse-cluster")
+
+	several := ok
+	several.Addr, several.Cluster = "127.0.0.1:19101, 127.0.0.1:19102", "keyfleet"
+	require.NoError(t, several.Validate())
+	assert.Equal(t, []string{"127.0.0.1:19101", "127.0.0.1:19102"}, several.Addrs())
+}
+
+// Several addresses: a connection goes to the first that answers (the
+// first here is a closed port).
+func TestOpenFailsOverBetweenAddresses(t *testing.T) {
+	conn, ch := testenv.ClickHouse(t)
+	conn.Close()
+	cfg := ch
+	cfg.Addr = testenv.FreeAddr(t) + "," + ch.Addr
+	ctx := context.Background()
+	c, err := chstorage.Open(ctx, cfg)
+	require.NoError(t, err)
+	defer c.Close()
+	var n uint64
+	require.NoError(t, c.QueryRow(ctx, "SELECT count() FROM access_events").Scan(&n))
+	assert.Empty(t, chstorage.ClusterOf(c))
 }
 
 // The HTTP transport (clickhouse-go's) needs ClickHouse 23.x or newer: its

@@ -4,6 +4,7 @@
 -- counting queries use a dedup-safe form (FINAL, or uniqExact(event_id)).
 -- ts is the event time in seconds for partitioning and range pruning; ts_ms
 -- keeps milliseconds (18.16 has no DateTime64).
+-- shard: cityHash64(toString(event_id))
 CREATE TABLE IF NOT EXISTS access_events (
     event_id UUID,
     ts DateTime,
@@ -32,6 +33,7 @@ ORDER BY (site_id, door_id, ts, event_id);
 
 -- Records the normalizer could not map: the DLQ topic mirrored for reports.
 -- The payload stays in Kafka (it may hold personal data); size and digest identify it.
+-- shard: cityHash64(source)
 CREATE TABLE IF NOT EXISTS dead_letters (
     ts DateTime,
     ts_ms Int64,

@@ -4,6 +4,7 @@
 -- ReplacingMergeTree(version) keeps the newest; reads use FINAL. ts (the
 -- event time the alert was raised at) never changes for an alert_id, so all
 -- versions share a partition and a sorting key.
+-- shard: cityHash64(alert_id)
 CREATE TABLE IF NOT EXISTS alerts (
     alert_id String,
     version UInt64,
@@ -40,6 +41,7 @@ ORDER BY (ts, alert_id);
 -- What the automated responders did (or would have done, in dry-run) for an
 -- alert: one row per (alert, action); a retry is a new version. reversal
 -- says how a human undoes it.
+-- shard: cityHash64(alert_id)
 CREATE TABLE IF NOT EXISTS alert_actions (
     action_id String,
     alert_id String,
@@ -61,6 +63,7 @@ PARTITION BY toYYYYMM(alert_ts)
 ORDER BY (alert_id, action_id);
 
 -- Ticket-like records the responders open for alerts (one per alert).
+-- shard: cityHash64(alert_id)
 CREATE TABLE IF NOT EXISTS alert_tickets (
     ticket_id String,
     alert_id String,
@@ -84,6 +87,7 @@ ORDER BY (alert_id, ticket_id);
 
 -- Detector baselines (per-subject daily peaks and hour-of-day use counts),
 -- saved periodically so a restarted detector keeps what it learned.
+-- shard: cityHash64(subject_id)
 CREATE TABLE IF NOT EXISTS detect_baselines (
     subject_id String,
     role String,

@@ -2,6 +2,7 @@
 -- record is a full snapshot of the credential after one change; seq counts a
 -- credential's records. ReplacingMergeTree on (credential_id, seq) makes
 -- re-delivered records harmless. The full record JSON is kept for history.
+-- shard: cityHash64(credential_id)
 CREATE TABLE IF NOT EXISTS credential_events (
     credential_id String,
     seq UInt64,

@@ -1,6 +1,7 @@
 -- Control-plane requests: one row per provisioning request (single or bulk),
 -- with the hashed Idempotency-Key, the body digest and the first response,
 -- so a retry with the same key answers the same and a different body is a 422.
+-- shard: cityHash64(request_id)
 CREATE TABLE IF NOT EXISTS control_requests (
     request_id String,
     kind String,
@@ -18,6 +19,7 @@ ORDER BY request_id;
 -- Status of each item of a request: pending, issued, applied or failed (with
 -- why). The API writes pending (and failed for rows it refused); the owner of
 -- the credential writes the outcome. The highest version wins.
+-- shard: cityHash64(request_id)
 CREATE TABLE IF NOT EXISTS control_request_items (
     request_id String,
     item UInt32,
@@ -32,6 +34,7 @@ ORDER BY (request_id, item);
 
 -- Revocation requests as the API accepted them (a credential, a subject's
 -- credentials, or an expiry), with the credentials they cover.
+-- shard: cityHash64(revocation_id)
 CREATE TABLE IF NOT EXISTS revocation_requests (
     revocation_id String,
     scope String,
@@ -47,6 +50,7 @@ ORDER BY revocation_id;
 
 -- One row per revoked credential: when the entitlement record and the device
 -- session were disabled and how many locks were told.
+-- shard: cityHash64(revocation_id)
 CREATE TABLE IF NOT EXISTS revocations (
     revocation_id String,
     credential_id String,
@@ -63,6 +67,7 @@ PARTITION BY toYYYYMM(ts)
 ORDER BY (revocation_id, credential_id);
 
 -- One row per lock command of a revocation: the locks that must acknowledge.
+-- shard: cityHash64(revocation_id)
 CREATE TABLE IF NOT EXISTS revocation_locks (
     revocation_id String,
     credential_id String,
@@ -77,6 +82,7 @@ ORDER BY (revocation_id, credential_id, vendor, lock_id);
 
 -- Every lock acknowledgement (lock.acks). Revocation latency is the last
 -- applied ack of a revoked credential minus the request time.
+-- shard: cityHash64(command_id)
 CREATE TABLE IF NOT EXISTS lock_acks (
     command_id String,
     revocation_id String,
@@ -96,6 +102,7 @@ ORDER BY (command_id, status);
 
 -- Role templates (JSON), highest version wins. Built-in defaults apply to a
 -- role until it is changed here.
+-- shard: cityHash64(role)
 CREATE TABLE IF NOT EXISTS control_templates (
     role String,
     version UInt64,
@@ -107,6 +114,7 @@ ORDER BY role;
 
 -- Post-event review of break-glass credentials (the queue is every
 -- break-glass credential without a closed review).
+-- shard: cityHash64(credential_id)
 CREATE TABLE IF NOT EXISTS breakglass_reviews (
     credential_id String,
     status String,

@@ -6,6 +6,7 @@
 -- insert racing the back-fill, a re-delivered batch) is a duplicate like any
 -- other: ReplacingMergeTree collapses it and queries are dedup-safe.
 -- Events without a subject (door sensors, battery) are not copied.
+-- shard: cityHash64(toString(event_id))
 CREATE TABLE IF NOT EXISTS access_events_by_subject (
     event_id UUID,
     ts DateTime,

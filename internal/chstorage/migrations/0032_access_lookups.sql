@@ -5,6 +5,7 @@
 -- access_identities: credential/device → subject (for the subject-ordered
 -- table). One row per (key, month); lookups take DISTINCT. Partitioned by
 -- month so retention drops them with the events they came from.
+-- shard: cityHash64(door_id, lock_id)
 CREATE TABLE IF NOT EXISTS access_locations (
     month DateTime,
     site_id String,
@@ -27,6 +28,7 @@ SELECT toDateTime(toStartOfMonth(ts)) AS m, site_id, zone_id, door_id, lock_id, 
 FROM access_events
 GROUP BY m, site_id, zone_id, door_id, lock_id, vendor;
 
+-- shard: cityHash64(credential_id, device_id)
 CREATE TABLE IF NOT EXISTS access_identities (
     month DateTime,
     credential_id String,

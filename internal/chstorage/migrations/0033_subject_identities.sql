@@ -4,6 +4,7 @@
 -- audited routes (GET /v1/subjects/{id}/identity, the re-identified export).
 -- Filled by the control plane / registry feed (or an operator) with
 -- chstorage.InsertRows; a newer version replaces an older one.
+-- shard: cityHash64(subject_id)
 CREATE TABLE IF NOT EXISTS subject_identities (
     subject_id String,
     subject_ref String,

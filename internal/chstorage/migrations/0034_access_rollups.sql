@@ -15,6 +15,7 @@
 -- rows of its highest version ((unit, version) IN (... max(version) ...)),
 -- which is cheaper than FINAL on 18.16. key_hash identifies a rollup key for
 -- the replacing merge.
+-- shard: hour_ms
 CREATE TABLE IF NOT EXISTS access_rollup_dirty (
     hour_ms Int64,
     marked DateTime
@@ -27,6 +28,7 @@ SELECT intDiv(ts_ms, 3600000) * 3600000 AS hour_ms, now() AS marked
 FROM access_events
 GROUP BY hour_ms;
 
+-- shard: key_hash
 CREATE TABLE IF NOT EXISTS access_rollup_hourly (
     ts DateTime,
     hour_ms Int64,
@@ -43,6 +45,7 @@ CREATE TABLE IF NOT EXISTS access_rollup_hourly (
 PARTITION BY toYYYYMM(ts)
 ORDER BY (hour_ms, key_hash);
 
+-- shard: key_hash
 CREATE TABLE IF NOT EXISTS access_rollup_subject_daily (
     ts DateTime,
     day_ms Int64,
@@ -57,6 +60,7 @@ CREATE TABLE IF NOT EXISTS access_rollup_subject_daily (
 PARTITION BY toYYYYMM(ts)
 ORDER BY (outcome, day_ms, key_hash);
 
+-- shard: cityHash64(name)
 CREATE TABLE IF NOT EXISTS access_rollup_state (
     name String,
     watermark DateTime,

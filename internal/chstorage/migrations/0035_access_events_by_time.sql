@@ -6,6 +6,7 @@
 -- cost as any copy: every event is written once more), back-filled from what
 -- access_events holds; monthly partitions, dropped with access_events'
 -- (retention treats it as derived).
+-- shard: cityHash64(toString(event_id))
 CREATE TABLE IF NOT EXISTS access_events_by_time (
     event_id UUID,
     ts DateTime,

@@ -3,6 +3,7 @@
 -- generated again (schedule catch-up, another instance, a manual run)
 -- replaces the older one: ReplacingMergeTree(version), reads use FINAL.
 -- document is the report's JSON; the other formats are rendered from it.
+-- shard: cityHash64(report_id)
 CREATE TABLE IF NOT EXISTS reports (
     report_id String,
     week String,

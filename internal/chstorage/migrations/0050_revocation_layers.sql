@@ -2,6 +2,7 @@
 -- each re-send of a command no lock acknowledged yet, with the command's
 -- JSON, so an owner that restarts (or takes over a partition) re-sends the
 -- same command id. ts is the first send's time, shared by every attempt.
+-- shard: cityHash64(command_id)
 CREATE TABLE IF NOT EXISTS lock_command_sends (
     command_id String,
     attempt UInt32,
@@ -22,6 +23,7 @@ ORDER BY (command_id, attempt);
 
 -- Lock commands keyfleet stopped re-sending without an applied ack: the
 -- give-up (--lock-give-up) passed. A revocation lock with one is failed.
+-- shard: cityHash64(command_id)
 CREATE TABLE IF NOT EXISTS lock_command_outcomes (
     command_id String,
     outcome String,
@@ -43,6 +45,7 @@ ORDER BY command_id;
 -- device's at a device change): pending, done, failed (error says why) or
 -- not_configured. An outcome outranks pending whatever the clocks (the
 -- version's high bits), the later write wins among equals.
+-- shard: cityHash64(session_key)
 CREATE TABLE IF NOT EXISTS revocation_sessions (
     session_key String,
     revocation_id String,
@@ -65,6 +68,7 @@ ORDER BY session_key;
 
 -- Revocations escalated past the revocation SLA with locks unconfirmed:
 -- one row per revoked credential, naming the revocation_overdue alert.
+-- shard: cityHash64(revocation_id)
 CREATE TABLE IF NOT EXISTS revocation_escalations (
     revocation_id String,
     credential_id String,
@@ -79,6 +83,7 @@ ORDER BY (revocation_id, credential_id);
 
 -- Full ACL resyncs (acl_push) sent to locks: on reconnect, or when a lock
 -- reported an ACL version other than the expected one (drift).
+-- shard: cityHash64(command_id)
 CREATE TABLE IF NOT EXISTS acl_resyncs (
     command_id String,
     vendor String,
@@ -96,6 +101,7 @@ PARTITION BY toYYYYMM(ts)
 ORDER BY (lock_id, command_id);
 
 -- Revocation drills (keyfleet drill): one row per run, with the report.
+-- shard: cityHash64(run_id)
 CREATE TABLE IF NOT EXISTS drill_runs (
     run_id String,
     scenario String,

@@ -3,6 +3,7 @@
 -- version, written by a consumer group like credential_events. A lock's rows
 -- in version order say who registered, changed, imported or retired it and
 -- what it was; record keeps the record as published.
+-- shard: cityHash64(vendor, lock_id)
 CREATE TABLE IF NOT EXISTS lock_registry (
     vendor String,
     lock_id String,

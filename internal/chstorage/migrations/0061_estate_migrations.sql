@@ -2,6 +2,7 @@
 -- the request, and one row per credential moved from an old lock to its new
 -- one. Progress is read from lock_acks: a grant ack of the credential on the
 -- new lock and a revoke ack on the old one, applied after the request.
+-- shard: cityHash64(migration_id)
 CREATE TABLE IF NOT EXISTS estate_migrations (
     migration_id String,
     from_vendor String,
@@ -17,6 +18,7 @@ CREATE TABLE IF NOT EXISTS estate_migrations (
 PARTITION BY toYYYYMM(ts)
 ORDER BY migration_id;
 
+-- shard: cityHash64(migration_id)
 CREATE TABLE IF NOT EXISTS estate_migration_moves (
     migration_id String,
     credential_id String,

@@ -4,6 +4,7 @@
 -- exception's rows in version order say who recorded, changed or closed it
 -- and what it was; record keeps the record as published (JSON). The current
 -- register is the newest version of each id (argMax by version).
+-- shard: cityHash64(id)
 CREATE TABLE IF NOT EXISTS exceptions (
     id String,
     version UInt64,

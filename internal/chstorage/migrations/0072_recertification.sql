@@ -4,6 +4,7 @@
 -- Campaigns are versioned (closed_ms set when the deadline was enforced);
 -- items are the credentials as they were when the campaign opened;
 -- decisions are the newest per item (ReplacingMergeTree by version).
+-- shard: cityHash64(campaign_id)
 CREATE TABLE IF NOT EXISTS recert_campaigns (
     campaign_id String,
     site_id String,
@@ -16,6 +17,7 @@ CREATE TABLE IF NOT EXISTS recert_campaigns (
 ) ENGINE = ReplacingMergeTree(version)
 ORDER BY campaign_id;
 
+-- shard: cityHash64(campaign_id)
 CREATE TABLE IF NOT EXISTS recert_items (
     campaign_id String,
     credential_id String,
@@ -26,6 +28,7 @@ CREATE TABLE IF NOT EXISTS recert_items (
 ) ENGINE = ReplacingMergeTree
 ORDER BY (campaign_id, credential_id);
 
+-- shard: cityHash64(campaign_id)
 CREATE TABLE IF NOT EXISTS recert_decisions (
     campaign_id String,
     credential_id String,

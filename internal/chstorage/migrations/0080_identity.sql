@@ -7,6 +7,7 @@
 -- (a delete is a tombstone version with deleted = 1 and an empty doc). Only
 -- the identity owner (the consumer of identity.writes) inserts here, so
 -- versions and unique keys are decided in one place.
+-- shard: cityHash64(type, id)
 CREATE TABLE IF NOT EXISTS identity_resources (
     type String,
     id String,
@@ -29,6 +30,7 @@ ORDER BY (type, id);
 -- publishes a write intent (ids and versions only) on identity.writes. The
 -- owner copies accepted rows into identity_resources. Daily partitions,
 -- dropped after two days by the owner.
+-- shard: cityHash64(token)
 CREATE TABLE IF NOT EXISTS identity_staged (
     token String,
     ts DateTime,
@@ -51,6 +53,7 @@ ORDER BY token;
 -- The owner's decision on each write: applied, not_found, version,
 -- conflict (detail: the key), exists, expired. Daily partitions, dropped
 -- after two days.
+-- shard: cityHash64(token)
 CREATE TABLE IF NOT EXISTS identity_decisions (
     token String,
     ts DateTime,

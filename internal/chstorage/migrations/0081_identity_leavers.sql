@@ -2,6 +2,7 @@
 -- identity change happened (deactivation, deletion, or the end date itself)
 -- and the revocation it caused. The leaver KPI joins it with revocations
 -- and lock_acks: latency = last lock confirmation − change. Pseudonymous.
+-- shard: cityHash64(subject_id)
 CREATE TABLE IF NOT EXISTS identity_leavers (
     subject_id String,
     change_ms Int64,

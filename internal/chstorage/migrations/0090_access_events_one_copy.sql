@@ -29,6 +29,7 @@ DROP TABLE IF EXISTS access_events_by_time_mv;
 DROP TABLE IF EXISTS access_events_by_time;
 DROP TABLE IF EXISTS access_events_0001;
 
+-- shard: cityHash64(toString(event_id))
 CREATE TABLE IF NOT EXISTS access_events_0090 (
     event_id UUID,
     ts DateTime,
@@ -70,6 +71,7 @@ DROP TABLE IF EXISTS access_events_0001;
 -- fleet-wide ones a range per site). Copied and swapped the same way.
 DROP TABLE IF EXISTS access_rollup_hourly_0034;
 
+-- shard: key_hash
 CREATE TABLE IF NOT EXISTS access_rollup_hourly_0090 (
     ts DateTime,
     hour_ms Int64,

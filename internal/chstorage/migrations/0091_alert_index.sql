@@ -6,6 +6,7 @@
 -- the stored versions of a batch through it by (site_id, alert_id) instead
 -- of scanning alerts. Partitioned like alerts, so retention drops the same
 -- months. Back-filled from alerts (idempotent: versions collapse).
+-- shard: cityHash64(alert_id)
 CREATE TABLE IF NOT EXISTS alert_index (
     site_id String,
     alert_id String,

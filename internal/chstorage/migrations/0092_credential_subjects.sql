@@ -5,6 +5,7 @@
 -- monthly partitions. credential_events is written at the pace of
 -- credential changes (not of access events), so a materialized view keeps
 -- this table; back-filled from what credential_events holds.
+-- shard: cityHash64(credential_id)
 CREATE TABLE IF NOT EXISTS credential_subjects (
     subject_id String,
     credential_id String,

@@ -4,6 +4,7 @@
 -- api_tokens (0002), which keeps its rows but is no longer written. The
 -- copy is idempotent: a repeated copy inserts identical rows, which
 -- ReplacingMergeTree(version) collapses. expires_ms 0: never expires.
+-- shard: cityHash64(id)
 CREATE TABLE IF NOT EXISTS api_tokens_v2 (
     id String,
     name String,
