@@ -9,6 +9,7 @@
 -- Back-filled from the open alerts stored before it: a repeated back-fill
 -- only raises the sum, which readers and the next write of the alert set
 -- right (the store writes the difference to what it wants).
+-- shard: cityHash64(alert_id)
 CREATE TABLE IF NOT EXISTS alerts_open (
     site_id String,
     alert_id String,
