@@ -442,17 +442,19 @@ func (s *Store) listIndexed(ctx context.Context, f Filter, args chstorage.Args) 
 	var ids []string
 	var from, to time.Time
 	var err error
-	switch {
-	case f.Status == detect.StatusOpen:
+	page := indexPageSQL
+	if f.Status == detect.StatusOpen {
 		// Open alerts: from the open set, not the index of every alert.
 		delete(args, "status")
-		ids, from, to, err = s.page(ctx, openPageSQL, args)
-	case f.FromMs > 0:
-		ids, from, to, err = s.page(ctx, indexPageSQL, args)
-	default:
-		// No lower time bound: the newest windows first (the index's
+		page = openPageSQL
+	}
+	if f.FromMs > 0 {
+		ids, from, to, err = s.page(ctx, page, args)
+	} else {
+		// No lower time bound: the newest windows first (both indexes'
 		// partitions are months), widened until the page is full; a full
-		// page of a window is the page of all time, newest first.
+		// page of a window is the page of all time, newest first (an
+		// alert's ts never changes, so all its rows are in or out).
 		limit, _ := args["limit"].(int)
 		for _, w := range listWindows {
 			wargs := args
@@ -461,7 +463,7 @@ func (s *Store) listIndexed(ctx context.Context, f Filter, args chstorage.Args) 
 				fromMs := s.now().Add(-w).UnixMilli()
 				wargs["from_ms"], wargs["from_s"] = fromMs, fromMs/1000
 			}
-			ids, from, to, err = s.page(ctx, indexPageSQL, wargs)
+			ids, from, to, err = s.page(ctx, page, wargs)
 			if err != nil || len(ids) >= limit {
 				break
 			}

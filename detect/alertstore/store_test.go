@@ -371,4 +371,18 @@ func TestListWindows(t *testing.T) {
 		}
 		assert.Equal(t, tc.want, got, "%+v", tc.f)
 	}
+	// Open alerts too: the newest windows of the open set first.
+	for _, id := range []string{ids[0], ids[2]} {
+		_, _, err := s.SetStatus(ctx, id, detect.StatusOpen, "", "alice")
+		require.NoError(t, err)
+	}
+	for limit, want := range map[int][]string{1: ids[:1], 2: {ids[0], ids[2]}, 10: {ids[0], ids[2]}} {
+		recs, err := s.List(ctx, alertstore.Filter{Status: detect.StatusOpen, Limit: limit})
+		require.NoError(t, err)
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.AlertID)
+		}
+		assert.Equal(t, want, got, "limit %d", limit)
+	}
 }
