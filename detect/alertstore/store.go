@@ -442,13 +442,18 @@ func (s *Store) listIndexed(ctx context.Context, f Filter, args chstorage.Args) 
 	var ids []string
 	var from, to time.Time
 	var err error
-	page := indexPageSQL
+	page, windows := indexPageSQL, listWindows
 	if f.Status == detect.StatusOpen {
-		// Open alerts: from the open set, not the index of every alert.
+		// Open alerts: from the open set, not the index of every alert. A
+		// site's open set is read whole by its key (windows would only add
+		// queries when it is small); the fleet's newest week first.
 		delete(args, "status")
-		page = openPageSQL
+		page, windows = openPageSQL, openWindows
+		if f.Site != "" || len(f.Sites) > 0 {
+			windows = nil
+		}
 	}
-	if f.FromMs > 0 {
+	if f.FromMs > 0 || len(windows) == 0 {
 		ids, from, to, err = s.page(ctx, page, args)
 	} else {
 		// No lower time bound: the newest windows first (both indexes'
@@ -456,7 +461,7 @@ func (s *Store) listIndexed(ctx context.Context, f Filter, args chstorage.Args) 
 		// page of a window is the page of all time, newest first (an
 		// alert's ts never changes, so all its rows are in or out).
 		limit, _ := args["limit"].(int)
-		for _, w := range listWindows {
+		for _, w := range windows {
 			wargs := args
 			if w > 0 {
 				wargs = maps.Clone(args)
@@ -504,6 +509,10 @@ func (s *Store) listIndexed(ctx context.Context, f Filter, args chstorage.Args) 
 // listWindows are the time windows (back from now) a list without a lower
 // time bound reads in turn until its page is full; 0 is all time.
 var listWindows = []time.Duration{7 * 24 * time.Hour, 35 * 24 * time.Hour, 400 * 24 * time.Hour, 0}
+
+// openWindows are the windows of a fleet-wide open-alerts list (the open
+// set is small: one week, then all of it).
+var openWindows = []time.Duration{7 * 24 * time.Hour, 0}
 
 // page reads one page of ids (and their event-time span) from an index.
 func (s *Store) page(ctx context.Context, page *chstorage.Statement, args chstorage.Args) (ids []string, from, to time.Time, err error) {
