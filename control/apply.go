@@ -318,6 +318,7 @@ func (a Applier) applyOp(b *Batch, c Command, cur *Record) error {
 			r.DeviceID = c.DeviceID
 			r.Attested = false
 			r.Attestation = nil
+			r.Device = nil
 			r.ActivatedMs = 0
 		})
 		if err != nil {
@@ -471,6 +472,10 @@ func (a Applier) activate(b *Batch, r *Record, c Command) (*Record, error) {
 			r.DeviceID = r.Attestation.DeviceID
 		}
 		r.Attested = r.Attestation.Verified()
+		if r.Attestation != nil && r.Attestation.Device != nil {
+			d := *r.Attestation.Device
+			r.Device = &d
+		}
 		r.ActivatedMs = b.Now
 	})
 	if err != nil {

@@ -46,6 +46,20 @@ type AttestationInput struct {
 	Format    string `json:"format"`
 	Evidence  string `json:"evidence"`  // base64
 	Challenge string `json:"challenge"` // base64, as the challenge endpoint returned it
+	// Device is what the wallet/app reports of the phone (model, OS name and
+	// version, app version; all optional). An Android key attestation's
+	// hardware-enforced OS version and patch level replace the reported
+	// ones, and the record says which facts are attested.
+	Device *DeviceInput `json:"device,omitempty"`
+}
+
+// DeviceInput is the phone as the wallet/app reports it with an activation.
+type DeviceInput struct {
+	PhoneModel   string `json:"phone_model,omitempty"`
+	OSName       string `json:"os_name,omitempty"`
+	OSVersion    string `json:"os_version,omitempty"`
+	OSPatchLevel string `json:"os_patch_level,omitempty"`
+	AppVersion   string `json:"app_version,omitempty"`
 }
 
 // AttestationFormats are the evidence formats the API knows; aliro is

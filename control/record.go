@@ -84,6 +84,10 @@ func (r *Record) Clone() *Record {
 		a := *r.Attestation
 		c.Attestation = &a
 	}
+	if r.Device != nil {
+		d := *r.Device
+		c.Device = &d
+	}
 	return &c
 }
 
@@ -119,6 +123,10 @@ type Attestation struct {
 	AppID         string `json:"app_id,omitempty"`
 	// Type is full (a chain to a configured root) or self.
 	Type string `json:"type,omitempty"`
+	// Device is what the activation knows of the phone: the request's
+	// app-reported facts, with the OS version and patch level replaced by
+	// the attested ones when the evidence proves them (Facts says which).
+	Device *event.Device `json:"device,omitempty"`
 }
 
 // Verified reports whether the attestation was verified cryptographically

@@ -410,7 +410,13 @@ func TestDashboardsInChromium(t *testing.T) {
 	// Events per second: whole minutes only, so the last point is no false drop.
 	assert.True(t, run(t, b, chromedp.Evaluate[bool](`Number(document.getElementById('chart-rate').dataset.lastX) + 60000 <= Date.now()`)),
 		"the events/s chart ends at the last whole minute")
+	// KPIs by slice: the picker's default (OS version) has rows, and
+	// lock firmware (the picker's URL) re-renders it with firmware keys.
+	b.do(t, poll(`document.querySelectorAll('#kpi-slices-table tbody tr').length > 0`))
 	b.screenshot(t, "02-overview.png")
+	b.do(t, chromedp.Navigate(s.base+"/#/overview?kslice=lock_firmware"),
+		poll(`(() => { const t = document.querySelector('#kpi-slices-table thead th'); return !!t && t.textContent === 'lock firmware' &&
+			document.querySelectorAll('#kpi-slices-table tbody tr').length > 0; })()`))
 
 	// Alert triage: the list, then the newest open alert.
 	b.do(t, chromedp.Navigate(s.base+"/#/alerts?status=open"), chromedp.WaitVisible(chromedp.CSS("#alerts tbody tr")))

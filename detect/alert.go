@@ -38,7 +38,7 @@ const (
 // Detectors lists every detector name.
 var Detectors = []string{
 	UnlockBurst, UnattestedDeviceChange, UseAfterRevocation, DeniedStorm, OffSchedule,
-	EmergencyUnlock, DoorForced, DoorAjar, StaleCredential, ExpiredException, RevocationOverdue,
+	EmergencyUnlock, DoorForced, DoorAjar, StaleCredential, ExpiredException, RevocationOverdue, Regression,
 }
 
 // Severities, from least to most urgent.

@@ -263,6 +263,7 @@ type DetectorRules struct {
 	DoorAjar               DoorRules       `json:"door_ajar"`
 	StaleCredential        StaleRules      `json:"stale_credential"`
 	ExpiredException       ExpiredRules    `json:"expired_exception"`
+	Regression             RegressionRules `json:"regression"`
 }
 
 // Response actions.
@@ -342,6 +343,7 @@ func DefaultRules() *Rules {
 			DoorAjar:         DoorRules{Common: common(SeverityMedium, 30*time.Minute)},
 			StaleCredential:  StaleRules{Common: common(SeverityLow, 30*24*time.Hour), UnusedDays: 30, Every: Duration(time.Hour)},
 			ExpiredException: ExpiredRules{Common: common(SeverityMedium, 7*24*time.Hour), Grace: Duration(time.Hour), MaxBreakGlass: Duration(24 * time.Hour), Every: Duration(time.Hour)},
+			Regression:       DefaultRegressionRules(),
 		},
 		Responders: ResponderRules{
 			DryRun:                  true,
@@ -420,6 +422,7 @@ func (r *Rules) Validate() error {
 		OffSchedule: d.OffSchedule.Common, EmergencyUnlock: d.EmergencyUnlock.Common,
 		DoorForced: d.DoorForced.Common, DoorAjar: d.DoorAjar.Common,
 		StaleCredential: d.StaleCredential.Common, ExpiredException: d.ExpiredException.Common,
+		Regression: d.Regression.Common,
 	} {
 		if SeverityRank(c.Severity) == 0 {
 			bad("%s.severity %q: want one of %v", name, c.Severity, Severities)
@@ -499,6 +502,9 @@ func (r *Rules) Validate() error {
 	if d.ExpiredException.Grace < 0 || d.ExpiredException.MaxBreakGlass <= 0 || d.ExpiredException.Every <= 0 {
 		bad("expired_exception: grace not negative, max_break_glass and every positive")
 	}
+	for _, e := range d.Regression.validate() {
+		bad("%s", e)
+	}
 	if r.Responders.MaxSuspensionsPerMinute < 0 {
 		bad("responders.max_suspensions_per_minute must not be negative")
 	}
@@ -555,6 +561,8 @@ func (r *Rules) common(detector string) (Common, bool) {
 		return d.StaleCredential.Common, true
 	case ExpiredException:
 		return d.ExpiredException.Common, true
+	case Regression:
+		return d.Regression.Common, true
 	}
 	return Common{}, false
 }

@@ -75,6 +75,10 @@ type About struct {
 	Time       string // which field is ts_ms
 	UserRef    string // which field is the user reference (hashed, never stored raw)
 	VendorCode string // what vendor_code holds
+	// Dimensions says where the device and lock dimensions (lock_model,
+	// lock_firmware, phone_model, os_name, os_version, app_version) come
+	// from for this vendor.
+	Dimensions string
 	Notes      []string
 }
 

@@ -175,6 +175,9 @@ func (n *Normalizer) resolve(e *event.Access) {
 	}
 	if l, ok := n.registry.Lock(e.Vendor, e.LockID); ok {
 		e.SiteID, e.ZoneID, e.DoorID = l.SiteID, l.ZoneID, l.DoorID
+		if e.LockModel == "" && e.LockFirmware == "" {
+			e.LockModel, e.LockFirmware = l.LockModel, l.LockFirmware
+		}
 	}
 	if ref == "" {
 		return
@@ -185,6 +188,9 @@ func (n *Normalizer) resolve(e *event.Access) {
 			e.DeviceID = c.DeviceID
 		}
 		e.BreakGlass = e.BreakGlass || c.BreakGlass
+		if e.PhoneModel == "" && e.OSName == "" && e.OSVersion == "" && e.AppVersion == "" && e.DeviceID == c.DeviceID {
+			e.PhoneModel, e.OSName, e.OSVersion, e.AppVersion = c.PhoneModel, c.OSName, c.OSVersion, c.AppVersion
+		}
 	}
 }
 

@@ -15,12 +15,20 @@ import (
 	"github.com/keyfleet/keyfleet/internal/event"
 )
 
-// AccessColumns are the access_events columns the writer fills, in order.
+// AccessColumns are the access_events columns of the common schema
+// (0001), in order.
 var AccessColumns = []string{
 	"event_id", "ts", "ts_ms", "received_ms", "vendor", "site_id", "zone_id", "door_id",
 	"lock_id", "subject_id", "credential_id", "device_id", "attested", "action", "outcome",
 	"method", "reason", "vendor_code", "break_glass", "raw_ref", "inserted_ms",
 }
+
+// DimensionColumns are the device and lock dimension columns (0130,
+// event.Dimensions), which the writer fills after AccessColumns.
+var DimensionColumns = []string{"lock_model", "lock_firmware", "phone_model", "os_name", "os_version", "app_version"}
+
+// writerColumns are the columns the writer fills, in order.
+var writerColumns = append(append([]string(nil), AccessColumns...), DimensionColumns...)
 
 // AccessRows turns access events (access.events records, or events the
 // Ingest stage normalized) into the columns of access_events or of its
@@ -40,6 +48,8 @@ type AccessRows struct {
 	vendor, site, zone, door, lock                []string
 	subject, credential, device, attested, action []string
 	outcome, method, reason, vendorCode, rawRef   []string
+	lockModel, lockFirmware, phoneModel           []string
+	osName, osVersion, appVersion                 []string
 	breakGlass                                    []uint8
 	byVendor                                      map[string]int
 	ev                                            event.Access
@@ -79,7 +89,7 @@ func (r *AccessRows) PartitionOf(i int) uint32 {
 }
 
 func (r *AccessRows) Table() string     { return r.table }
-func (r *AccessRows) Columns() []string { return AccessColumns }
+func (r *AccessRows) Columns() []string { return writerColumns }
 func (r *AccessRows) Len() int          { return len(r.eventID) }
 
 // Append decodes one access.events record.
@@ -128,6 +138,12 @@ func (r *AccessRows) AppendEvent(e *event.Access) error {
 	}
 	r.breakGlass = append(r.breakGlass, bg)
 	r.rawRef = append(r.rawRef, e.RawRef)
+	r.lockModel = append(r.lockModel, e.LockModel)
+	r.lockFirmware = append(r.lockFirmware, e.LockFirmware)
+	r.phoneModel = append(r.phoneModel, e.PhoneModel)
+	r.osName = append(r.osName, e.OSName)
+	r.osVersion = append(r.osVersion, e.OSVersion)
+	r.appVersion = append(r.appVersion, e.AppVersion)
 	r.byVendor[e.Vendor]++
 	return nil
 }
@@ -143,6 +159,7 @@ func (r *AccessRows) Data() []any {
 		r.eventID, r.ts, r.tsMs, r.receivedMs, r.vendor, r.site, r.zone, r.door,
 		r.lock, r.subject, r.credential, r.device, r.attested, r.action, r.outcome,
 		r.method, r.reason, r.vendorCode, r.breakGlass, r.rawRef, r.insertedMs,
+		r.lockModel, r.lockFirmware, r.phoneModel, r.osName, r.osVersion, r.appVersion,
 	}
 }
 
@@ -164,7 +181,8 @@ func (r *AccessRows) Reset() {
 	r.receivedMs = r.receivedMs[:0]
 	for _, col := range []*[]string{&r.vendor, &r.site, &r.zone, &r.door, &r.lock,
 		&r.subject, &r.credential, &r.device, &r.attested, &r.action, &r.outcome,
-		&r.method, &r.reason, &r.vendorCode, &r.rawRef} {
+		&r.method, &r.reason, &r.vendorCode, &r.rawRef, &r.lockModel, &r.lockFirmware,
+		&r.phoneModel, &r.osName, &r.osVersion, &r.appVersion} {
 		clear(*col)
 		*col = (*col)[:0]
 	}

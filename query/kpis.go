@@ -3,11 +3,13 @@ package query
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/keyfleet/keyfleet/internal/chstorage"
+	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
 
@@ -15,13 +17,23 @@ var kpisOp = openapi.Operation{
 	Description: "Fleet KPIs over [from, to): access KPIs (distinct events by action and outcome, denial " +
 		"rate, active subjects/doors/locks, unattested and break-glass uses) and pipeline KPIs (dead " +
 		"letters by reason) computed here; credential KPIs (revocation latency, time to issue, activation, " +
-		"exceptions, pending locks) from the control plane when it is wired in (credentials is null otherwise).",
-	Params: rangeParams("now-7d"),
+		"exceptions, pending locks) from the control plane when it is wired in (credentials is null otherwise). " +
+		"With slice= or a filter (site, vendor, lock_model, lock_firmware, phone_model, os_name, os_version, app_version), " +
+		"total holds the KPIs of the filtered events and credentials (denied share, support-relevant failures, activation rate, " +
+		"time to issue, revocation latency per lock, exceptions per 1,000) and slices the same per value of the slice dimension; " +
+		"a KPI its source cannot be cut by is null and not_sliced says why. A site-scoped token gets total and slices of its " +
+		"sites only (access, pipeline and credentials, which are fleet-wide, are null).",
+	Params: append(rangeParams("now-7d"), sliceParams()...),
 	Responses: map[int]openapi.Response{200: {Description: "the KPIs",
 		Content: map[string]map[string]any{"application/json": {"type": "object", "properties": map[string]any{
 			"from_ms": map[string]any{"type": "integer"}, "to_ms": map[string]any{"type": "integer"},
 			"access": map[string]any{"type": "object"}, "pipeline": map[string]any{"type": "object"},
 			"credentials": map[string]any{"type": "object", "nullable": true},
+			"slice":       map[string]any{"type": "string", "enum": SliceDims},
+			"filters":     map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "array", "items": map[string]any{"type": "string"}}},
+			"total":       map[string]any{"type": "object"},
+			"slices":      map[string]any{"type": "array", "items": map[string]any{"type": "object"}},
+			"not_sliced":  map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
 		}}}}},
 }
 
@@ -47,12 +59,14 @@ type PipelineKPIs struct {
 }
 
 type kpis struct {
-	FromMs           int64        `json:"from_ms"`
-	ToMs             int64        `json:"to_ms"`
-	Access           AccessKPIs   `json:"access"`
-	Pipeline         PipelineKPIs `json:"pipeline"`
-	Credentials      any          `json:"credentials"`
-	CredentialsError string       `json:"credentials_error,omitempty"`
+	FromMs           int64         `json:"from_ms"`
+	ToMs             int64         `json:"to_ms"`
+	Access           *AccessKPIs   `json:"access"`
+	Pipeline         *PipelineKPIs `json:"pipeline"`
+	Credentials      any           `json:"credentials"`
+	CredentialsError string        `json:"credentials_error,omitempty"`
+	// The sliced KPIs (slice=, filters, or a site-scoped caller).
+	*Slicing
 }
 
 func (s *Service) handleKPIs(c *fiber.Ctx) error {
@@ -64,11 +78,38 @@ func (s *Service) handleKPIs(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	dim := v.String("slice")
+	filters := map[string][]string{}
+	for _, f := range sliceFilters {
+		if vals := v.List(f); len(vals) > 0 {
+			filters[f] = slices.Clone(vals)
+		}
+	}
+	p := httpapi.Caller(c)
+	if p.Scoped() {
+		for _, site := range filters["site"] {
+			if !p.InScope(site) {
+				return httpapi.OutOfScope("site " + site)
+			}
+		}
+		if len(filters["site"]) == 0 {
+			filters["site"] = slices.Clone(p.Sites)
+		}
+	}
 	ctx, cancel := s.queryCtx(c.UserContext())
 	defer cancel()
-	out, err := s.kpis(ctx, r)
-	if err != nil {
-		return s.queryError(PathKPIs, err)
+	out := &kpis{FromMs: r.from, ToMs: r.to}
+	if !p.Scoped() {
+		if out, err = s.kpis(ctx, r); err != nil {
+			return s.queryError(PathKPIs, err)
+		}
+	} else {
+		out.CredentialsError = "fleet-wide KPIs are not shown to a site-scoped token: see total and slices"
+	}
+	if dim != "" || len(filters) > 0 {
+		if out.Slicing, err = s.slicing(ctx, r, dim, filters); err != nil {
+			return s.queryError(PathKPIs, err)
+		}
 	}
 	return c.JSON(out)
 }
@@ -80,8 +121,8 @@ var (
 
 func (s *Service) kpis(ctx context.Context, r timeRange) (*kpis, error) {
 	out := &kpis{FromMs: r.from, ToMs: r.to,
-		Access:   AccessKPIs{ByOutcome: map[string]uint64{}, ByAction: map[string]uint64{}},
-		Pipeline: PipelineKPIs{ByReason: map[string]uint64{}}}
+		Access:   &AccessKPIs{ByOutcome: map[string]uint64{}, ByAction: map[string]uint64{}},
+		Pipeline: &PipelineKPIs{ByReason: map[string]uint64{}}}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, by := range []string{"outcome", "action"} {
 		dst := out.Access.ByOutcome
@@ -100,7 +141,7 @@ func (s *Service) kpis(ctx context.Context, r timeRange) (*kpis, error) {
 		})
 	}
 	g.Go(func() error {
-		a := &out.Access
+		a := out.Access
 		if err := accessKPIsSQL.QueryRow(gctx, s.opts.Conn, r.args(chstorage.Args{})).Scan(&a.ActiveSubjects, &a.ActiveDoors, &a.ActiveLocks,
 			&a.UnattestedUses, &a.BreakGlassUses, &a.EmergencyUnlocks); err != nil {
 			return fmt.Errorf("access kpis: %w", err)
@@ -144,7 +185,7 @@ func (s *Service) kpis(ctx context.Context, r timeRange) (*kpis, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	a := &out.Access
+	a := out.Access
 	for _, n := range a.ByOutcome {
 		a.Events += n
 	}

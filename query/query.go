@@ -166,7 +166,8 @@ func (s *Service) Routes() []httpapi.Route {
 			Roles: httpapi.AdminOnly, Handler: s.handleImportIdentities},
 		siteScoped(get(PathExport, "Export access events (CSV, Arrow IPC stream, Parquet), pseudonymized.", httpapi.ReadRoles, s.handleExport)),
 		get(PathExportReid, "Export access events with real ids and subject references (admin, audited).", httpapi.AdminOnly, s.handleExportReidentified),
-		get(PathKPIs, "Fleet KPIs over a time range: access, pipeline and credential KPIs.", httpapi.ManageRoles, s.handleKPIs),
+		siteScoped(get(PathKPIs, "Fleet KPIs over a time range: access, pipeline and credential KPIs, sliced and filtered by site, vendor, lock and phone dimensions.",
+			httpapi.ManageRoles, s.handleKPIs)),
 	}
 }
 

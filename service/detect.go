@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/detect"
 	"github.com/keyfleet/keyfleet/detect/alertstore"
+	"github.com/keyfleet/keyfleet/detect/regression"
 	"github.com/keyfleet/keyfleet/detect/respond"
 	"github.com/keyfleet/keyfleet/detect/stream"
 	"github.com/keyfleet/keyfleet/internal/audit"
@@ -144,6 +145,13 @@ func setupDetect(cfg DetectConfig, accessEvents string, bc bus.Config, conn driv
 	if cfg.Batch {
 		opts.Uses = stream.ClickHouseUses{Conn: conn}
 		opts.BatchEvery = min(rules.Detectors.StaleCredential.Every.D(), rules.Detectors.ExpiredException.Every.D())
+		// regression judges device and lock slices fleet-wide from ClickHouse.
+		regr, err := regression.New(regression.Options{Conn: conn, Rules: rules.Detectors.Regression, Alerts: alertsWriter,
+			Known: store, Logger: logger.With("part", "regression")})
+		if err != nil {
+			return nil, err
+		}
+		part.loops = append(part.loops, loop{"regression", regr.Run})
 	}
 	proc, err := stream.New(opts)
 	if err != nil {

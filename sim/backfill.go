@@ -24,6 +24,11 @@ type BackfillOptions struct {
 	End          time.Time // end of the simulated window (fixed, so runs repeat)
 	AnomalyScale float64   // 0: the default rates
 	PseudonymKey []byte    // default: a fixed test key
+	// PlantRegression plants the regression (sim.Regression, at the middle
+	// of the window). Off by default: backtests score the stream detectors
+	// against labelled anomalies, and the regression's refusals are not
+	// labelled (denied_storm rightly fires on them).
+	PlantRegression bool
 }
 
 // Backfill simulates a fleet without Kafka and returns what
@@ -46,7 +51,8 @@ func Backfill(ctx context.Context, o BackfillOptions) (replay []byte, labels []b
 	end := o.End.UnixMilli()
 	s, err := New(Options{Fleet: f, Seed: o.Seed, PseudonymKey: key, Mode: ModeBackfill,
 		StartMs: end - int64(o.Days)*24*time.Hour.Milliseconds(), EndMs: end, AnomalyScale: o.AnomalyScale,
-		Sinks: []Sink{rep}, Logger: slog.New(slog.DiscardHandler)})
+		Regression: Regression{Off: !o.PlantRegression},
+		Sinks:      []Sink{rep}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, nil, err
 	}

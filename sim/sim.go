@@ -121,6 +121,9 @@ type Options struct {
 	Gateways *locks.Set
 	Profiles map[string]locks.Profile
 
+	// Regression is the planted regression (on unless Off or NoAnomalies).
+	Regression Regression
+
 	Registrar Registrar
 	Sinks     []Sink
 	Logger    *slog.Logger
@@ -193,6 +196,8 @@ type Simulator struct {
 	wallStart  time.Time
 	lastT      int64
 	nextConnMs int64
+
+	regression regressionState
 }
 
 type labelKey struct {
@@ -237,6 +242,11 @@ func New(o Options) (*Simulator, error) {
 	}
 	for i := range s.attestedDev {
 		s.attestedDev[i] = -1
+	}
+	s.regression = regressionState{plant: o.Regression, updated: make([]int64, len(f.Credentials))}
+	s.regression.plant.defaults(&o)
+	if o.NoAnomalies {
+		s.regression.plant.Off = true
 	}
 	s.stats.init(o, f)
 	return s, nil
@@ -404,6 +414,7 @@ func sleepUntil(ctx context.Context, now func() time.Time, due time.Time) error 
 
 // process turns one item into records (queued by time).
 func (s *Simulator) process(it *activity.Item, t int64) {
+	s.rollout(t)
 	switch it.Kind {
 	case activity.KindAttempt:
 		s.attempt(it, t)
@@ -433,6 +444,10 @@ func (s *Simulator) attempt(it *activity.Item, t int64) {
 		// The people's days run on the simulated clock (compressed in
 		// rate mode): so do their credentials' schedules.
 		d = s.set.DecideAt(l.LockID, f.Credentials[c].ID, t, it.TsMs)
+		if d.Granted && s.regressed(c, int(it.Device), int(it.Lock), t) {
+			d = regressionDecision
+			s.stats.RegressionDenials++
+		}
 	}
 	if c >= 0 {
 		role = f.Credentials[c].Role
@@ -589,6 +604,7 @@ func (s *Simulator) record(ch *activity.Change, t int64) event.Credential {
 	rec := s.f.Record(s.o.PseudonymKey, ch.Cred, dev, ch.State, ch.Attested, t)
 	rec.Reason = ch.Reason
 	rec.ValidUntilMs = ch.ValidUntilMs
+	s.updatedDevice(ch.Cred, &rec)
 	return rec
 }
 

@@ -41,6 +41,10 @@ type Stats struct {
 	Commands       map[string]int        `json:"gateway_commands"`
 	CommandsLost   int                   `json:"gateway_commands_lost"`
 	Labels         map[string]int        `json:"labels"`
+	// OSUpdates and RegressionDenials are the planted regression's
+	// (sim.Regression): phones updated, attempts refused because of it.
+	OSUpdates         int   `json:"os_updates"`
+	RegressionDenials int64 `json:"regression_denials"`
 
 	WallSeconds      float64         `json:"wall_seconds"`
 	RecordsPerSecond float64         `json:"records_per_second"`

@@ -45,6 +45,15 @@ func attestationFields(prefix string, required bool) openapi.Fields {
 				"certificate chain), aliro (Aliro endpoint key attestation), webauthn (WebAuthn attestation object)"},
 		prefix + ".evidence": {Pattern: base64Pat, Required: required, Format: "byte",
 			Description: "the evidence, standard base64, not empty"},
+		prefix + ".device": {Description: "what the wallet/app reports of the phone (each value optional, cut to 64 bytes); " +
+			"recorded with the activation (credential device, credential_events) and carried by the credential's access events. " +
+			"Android key attestation's hardware-enforced OS version and patch level replace the reported ones " +
+			"(device_facts attested; otherwise app_reported)"},
+		prefix + ".device.phone_model":    {MaxLength: 256, Description: "e.g. Pixel 9, iPhone 16"},
+		prefix + ".device.os_name":        {MaxLength: 256, Description: "e.g. android, ios (lower-cased)"},
+		prefix + ".device.os_version":     {MaxLength: 256, Description: "e.g. 16, 18.2"},
+		prefix + ".device.os_patch_level": {MaxLength: 256, Description: "security patch level, YYYY-MM"},
+		prefix + ".device.app_version":    {MaxLength: 256, Description: "wallet/app version"},
 	}
 }
 

@@ -114,7 +114,38 @@ func (p *API) verifyAttestation(credentialID, deviceID string, a *control.Attest
 	sum := sha256.Sum256(raw)
 	return &control.Attestation{Format: a.Format, DeviceID: deviceID, EvidenceSHA256: hex.EncodeToString(sum[:]),
 		VerifiedMs: now.UnixMilli(), KeySHA256: res.PublicKeySHA256, SecurityLevel: string(res.SecurityLevel),
-		AppID: res.AppID, Type: res.AttestationType}, nil
+		AppID: res.AppID, Type: res.AttestationType, Device: deviceFacts(a.Device, res)}, nil
+}
+
+// maxDeviceField bounds each app-reported device value.
+const maxDeviceField = 64
+
+// deviceFacts is what an activation records of the phone: the app's report,
+// with the OS version and patch level the evidence proves (Android key
+// attestation) in place of the reported ones. nil when nothing is known.
+func deviceFacts(in *control.DeviceInput, res *attest.Result) *event.Device {
+	var d event.Device
+	if in != nil {
+		clip := func(s string) string {
+			s = strings.TrimSpace(s)
+			if len(s) > maxDeviceField {
+				s = s[:maxDeviceField]
+			}
+			return strings.ToValidUTF8(s, "")
+		}
+		d = event.Device{PhoneModel: clip(in.PhoneModel), OSName: strings.ToLower(clip(in.OSName)),
+			OSVersion: clip(in.OSVersion), OSPatchLevel: clip(in.OSPatchLevel), AppVersion: clip(in.AppVersion)}
+	}
+	if res != nil && res.OSVersion != "" {
+		d.OSName, d.OSVersion, d.OSPatchLevel, d.Facts = "android", res.OSVersion, res.OSPatchLevel, event.DeviceAttested
+	}
+	if d == (event.Device{}) {
+		return nil
+	}
+	if d.Facts == "" {
+		d.Facts = event.DeviceAppReported
+	}
+	return &d
 }
 
 // resolve validates a request and resolves it against its role template.

@@ -18,6 +18,8 @@ var oidKeyDescription = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 1, 17}
 // AuthorizationList tags read here; every other tag is skipped.
 const (
 	tagRootOfTrust              = 704
+	tagOSVersion                = 705
+	tagOSPatchLevel             = 706
 	tagAttestationApplicationID = 709
 )
 
@@ -33,6 +35,34 @@ type keyDescription struct {
 	digests      [][]byte   // attestationApplicationId signature digests
 	appIDPresent bool       // attestationApplicationId found
 	rootOfTrust  *rootTrust // hardware-enforced list only
+	// osVersion (e.g. 150000 for 15.0.0) and osPatchLevel (YYYYMM), from
+	// the hardware-enforced list only; 0 when absent.
+	osVersion, osPatchLevel int64
+}
+
+// androidVersion renders an AuthorizationList osVersion (MMmmss, e.g.
+// 150000) as "15", "15.1" or "15.1.2"; "" for 0 (not reported).
+func androidVersion(v int64) string {
+	if v <= 0 {
+		return ""
+	}
+	major, minor, sub := v/10000, v/100%100, v%100
+	switch {
+	case sub != 0:
+		return fmt.Sprintf("%d.%d.%d", major, minor, sub)
+	case minor != 0:
+		return fmt.Sprintf("%d.%d", major, minor)
+	}
+	return fmt.Sprintf("%d", major)
+}
+
+// androidPatchLevel renders an osPatchLevel (YYYYMM) as "YYYY-MM"; "" when
+// absent or not of that shape.
+func androidPatchLevel(v int64) string {
+	if v < 190001 || v > 999912 || v%100 == 0 || v%100 > 12 {
+		return ""
+	}
+	return fmt.Sprintf("%04d-%02d", v/100, v%100)
 }
 
 type rootTrust struct {
@@ -133,6 +163,8 @@ func (v *Verifier) verifyAndroid(evidence, challenge []byte, now time.Time) (*Re
 		AppID:           app,
 		AttestationType: AttestationFull,
 		VerifiedBoot:    boot,
+		OSVersion:       androidVersion(kd.osVersion),
+		OSPatchLevel:    androidPatchLevel(kd.osPatchLevel),
 		NotBefore:       leaf.NotBefore,
 		NotAfter:        leaf.NotAfter,
 	}, nil
@@ -245,6 +277,23 @@ func (kd *keyDescription) readList(b []byte, hardware bool) error {
 			}
 			if err := kd.readAppID(it.Bytes); err != nil {
 				return fmt.Errorf("attestationApplicationId: %w", err)
+			}
+		case tagOSVersion, tagOSPatchLevel:
+			if !hardware {
+				continue // only what the secure hardware enforces is proof
+			}
+			var v asn1.RawValue
+			if _, err := asn1.Unmarshal(it.Bytes, &v); err != nil {
+				return fmt.Errorf("tag %d: %w", it.Tag, err)
+			}
+			n, err := intOf(v)
+			if err != nil {
+				return fmt.Errorf("tag %d: %w", it.Tag, err)
+			}
+			if it.Tag == tagOSVersion {
+				kd.osVersion = n
+			} else {
+				kd.osPatchLevel = n
 			}
 		case tagRootOfTrust:
 			if !hardware {

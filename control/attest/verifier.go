@@ -44,6 +44,11 @@ type Result struct {
 	// VerifiedBoot is Android's hardware root of trust: verified,
 	// self_signed, unverified, failed, or "" when not reported.
 	VerifiedBoot string
+	// OSVersion ("15", "15.1") and OSPatchLevel ("2026-01") are Android's
+	// hardware-enforced osVersion and osPatchLevel: what the secure
+	// hardware proves of the phone's OS. "" when not reported (and always
+	// for Apple and WebAuthn, whose evidence proves no OS version).
+	OSVersion, OSPatchLevel string
 	// NotBefore and NotAfter bound the leaf (attestation) certificate; zero
 	// for WebAuthn self attestation.
 	NotBefore, NotAfter time.Time

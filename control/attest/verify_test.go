@@ -96,7 +96,10 @@ func TestVerifyMinted(t *testing.T) {
 				assert.Equal(t, attesttest.PackageName, res.AppID)
 				assert.Equal(t, attest.SecurityLevelTrustedEnvironment, res.SecurityLevel)
 				assert.Equal(t, "verified", res.VerifiedBoot)
+				assert.Equal(t, "15", res.OSVersion, "hardware-enforced osVersion")
+				assert.Equal(t, "2026-01", res.OSPatchLevel, "hardware-enforced osPatchLevel")
 			case attest.FormatAppleAppAttest:
+				assert.Empty(t, res.OSVersion, "App Attest proves no OS version")
 				assert.Equal(t, attesttest.AppID, res.AppID)
 				assert.Equal(t, attest.SecurityLevelSecureEnclave, res.SecurityLevel)
 				assert.Equal(t, "production", res.Environment)
@@ -147,7 +150,11 @@ func TestVerifyOptions(t *testing.T) {
 	}, "", func(t *testing.T, r *attest.Result) {
 		assert.Equal(t, attest.SecurityLevelSoftware, r.SecurityLevel)
 		assert.Empty(t, r.VerifiedBoot, "a software keystore has no root of trust")
+		assert.Empty(t, r.OSVersion, "a software keystore's osVersion proves nothing")
+		assert.Empty(t, r.OSPatchLevel)
 	})
+	f("android os version 16.1.2", android, attesttest.Options{AndroidOSVersion: 160102}, nil, "",
+		func(t *testing.T, r *attest.Result) { assert.Equal(t, "16.1.2", r.OSVersion) })
 	f("android software with verified boot required", android, attesttest.Options{Forgery: attesttest.WeakSecurityLevel},
 		func(c *attest.Config) { c.Android.MinSecurityLevel = attest.SecurityLevelSoftware }, attest.ReasonUnverifiedBoot, nil)
 	f("android unlocked bootloader accepted when boot not required", android, attesttest.Options{Forgery: attesttest.UnverifiedBoot},

@@ -402,7 +402,8 @@ func (d *drill) activate(ctx context.Context, c *drillCred) (int, error) {
 			return refused, err
 		}
 		var ev struct {
-			Evidence string `json:"evidence"`
+			Evidence string               `json:"evidence"`
+			Device   *control.DeviceInput `json:"device"` // what the phone's app reports
 		}
 		if _, err := d.callURL(ctx, "", http.MethodPost, strings.TrimRight(d.DeviceURL, "/")+"/v1/devices/"+
 			url.PathEscape(c.device)+"/attestations", map[string]string{"format": d.AttestFormat, "challenge": ch.Challenge},
@@ -411,7 +412,8 @@ func (d *drill) activate(ctx context.Context, c *drillCred) (int, error) {
 		}
 		status, err := d.call(ctx, d.Token, http.MethodPost, "/v1/credentials/"+c.id+":activate", map[string]any{
 			"device_id": c.device, "reason": "revocation drill",
-			"attestation": control.AttestationInput{Format: d.AttestFormat, Evidence: ev.Evidence, Challenge: ch.Challenge}}, nil)
+			"attestation": control.AttestationInput{Format: d.AttestFormat, Evidence: ev.Evidence, Challenge: ch.Challenge,
+				Device: ev.Device}}, nil)
 		if err == nil {
 			return refused, nil
 		}

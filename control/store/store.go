@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/control"
 	"github.com/keyfleet/keyfleet/internal/chstorage"
+	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/internal/gateway"
 	"github.com/keyfleet/keyfleet/pipeline"
 )
@@ -52,11 +53,16 @@ func (c *CredentialRows) Append(m kafka.Message) error {
 	if r.TsMs <= 0 {
 		return fmt.Errorf("credential record %s: ts_ms %d", r.CredentialID, r.TsMs)
 	}
+	var d event.Device
+	if r.Device != nil {
+		d = *r.Device
+	}
 	c.rows = append(c.rows, []any{
 		r.CredentialID, r.Seq, time.UnixMilli(r.TsMs).UTC(), r.TsMs, r.Op, r.State, r.PrevState, r.SubjectID,
 		r.Role, r.SiteID, r.DeviceID, b2u(r.Attested), b2u(r.BreakGlass), b2u(r.Exception), nonNil(r.DoorGroups),
 		r.ValidFromMs, r.ValidUntilMs, r.Issuer, nonNil(r.Approvers), r.ApprovalRule, r.Reason, r.Actor,
 		r.RequestID, r.CommandID, r.RevocationID, r.RequestedMs, r.IssuedMs, uint32(len(r.Locks)),
+		d.PhoneModel, d.OSName, d.OSVersion, d.OSPatchLevel, d.AppVersion, d.Facts,
 		string(m.Value), int64(0),
 	})
 	return nil

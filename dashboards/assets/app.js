@@ -17,6 +17,8 @@
   const SEVERITIES = ['critical', 'high', 'medium', 'low'];
   const STATUSES = ['open', 'acknowledged', 'resolved', 'false_positive'];
   const VENDORS = ['matter', 'nuki', 'schlage', 'seam', 'legacy'];
+  // GET /v1/kpis slice dimensions (query.SliceDims).
+  const KPI_SLICES = ['site', 'vendor', 'lock_model', 'lock_firmware', 'phone_model', 'os_version', 'app_version'];
   const STATES = ['requested', 'approved', 'issued', 'pending_activation', 'active', 'suspended', 'revoked', 'archived'];
   const REFRESH_MS = 10000;
 
@@ -342,6 +344,7 @@
     const site = params.get('site') || '';
     const vendor = params.get('vendor') || '';
     const split = params.get('split') || 'site';
+    const kslice = params.get('kslice') || 'os_version';
     const bucket = { '6h': '5m', '24h': 'hour', '7d': 'hour' }[range] || 'hour';
     const nav = changes => {
       const p = new URLSearchParams(params);
@@ -357,6 +360,7 @@
     const revBox = h('div', { id: 'revocations' });
     const ingestChart = h('div', { class: 'chart', id: 'chart-ingest' });
     const ingestBox = h('div', { id: 'ingest' });
+    const slicesBox = h('div', { id: 'kpi-slices' });
     setMain(
       h('h1', null, 'Fleet overview'),
       h('div', { class: 'toolbar', role: 'group', 'aria-label': 'Filters' },
@@ -376,7 +380,11 @@
             ['site', 'vendor'].map(s => h('option', { value: s, selected: s === split }, s))), ' (' + range + ')'), splitChart),
         h('section', { class: 'card span-6', 'aria-labelledby': 'h-alerts' }, h('h2', { id: 'h-alerts' }, 'Open alerts by detector and severity'), alertsBox),
         h('section', { class: 'card span-6', 'aria-labelledby': 'h-rev' }, h('h2', { id: 'h-rev' }, 'Revocations (last 7 days)'), revBox),
-        h('section', { class: 'card span-6', 'aria-labelledby': 'h-ingest' }, h('h2', { id: 'h-ingest' }, 'Ingest health'), ingestChart, ingestBox)));
+        h('section', { class: 'card span-6', 'aria-labelledby': 'h-ingest' }, h('h2', { id: 'h-ingest' }, 'Ingest health'), ingestChart, ingestBox),
+        h('section', { class: 'card span-12', 'aria-labelledby': 'h-slices' }, h('h2', { id: 'h-slices' }, 'KPIs by ',
+          h('select', { id: 'f-kslice', 'aria-label': 'slice the KPIs by', onchange: e => nav({ kslice: e.target.value }) },
+            KPI_SLICES.map(s => h('option', { value: s, selected: s === kslice }, s.replace(/_/g, ' ')))),
+          ' (last 7 days' + (site ? ' · ' + site : '') + (vendor ? ' · ' + vendor : '') + ')'), slicesBox)));
 
     const tileVals = {};
     const renderTiles = () => fill(tiles, [
@@ -494,6 +502,26 @@
       } catch (err) { tileVals['pending-rev'] = '—'; parts.push(errorBox(err)); }
       fill(revBox, parts);
     }
+    async function loadSlices() {
+      if (!can('read_kpis')) { fill(slicesBox, needs('Sliced KPIs are for the manager role.')); return; }
+      try {
+        const k = await api('/v1/kpis' + qs({ from: String(Date.now() - 7 * 86400000), slice: kslice, site, vendor }));
+        const rows = (k.slices || []).slice(0, 25);
+        if (!rows.length) { fill(slicesBox, h('p', { class: 'empty' }, 'No events or credentials in this slice.')); return; }
+        const q = x => x && x.count ? fmtDur(x.p50_s) : '—';
+        const cols = ['events', 'denied', 'support failures / 1,000', 'activation', 'time to issue p50', 'revocation p50 (per lock)', 'exceptions / 1,000'];
+        const notes = Object.entries(k.not_sliced || {}).map(([kpi, why]) => kpi + ': ' + why);
+        fill(slicesBox, h('div', { class: 'scroll-x' }, h('table', { id: 'kpi-slices-table', class: 'compact' },
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, kslice.replace(/_/g, ' ')), cols.map(c => h('th', { scope: 'col', class: 'n' }, c)))),
+          h('tbody', null, rows.map(r => h('tr', null, h('th', { scope: 'row' }, r.key || '(unknown)'),
+            h('td', { class: 'n' }, fmtNum(r.events)), h('td', { class: 'n' }, fmtPct(r.denied_share)),
+            h('td', { class: 'n' }, fmtNum(r.support_failures_per_1000)),
+            h('td', { class: 'n' }, r.activation ? fmtPct(r.activation.rate) + ' of ' + fmtNum(r.activation.issued) : '—'),
+            h('td', { class: 'n' }, q(r.time_to_issue)), h('td', { class: 'n' }, q(r.revocation_latency)),
+            h('td', { class: 'n' }, r.exceptions ? fmtNum(r.exceptions.per_1000) : '—')))))),
+        notes.length ? h('p', { class: 'legend-note' }, '— not cut by ' + kslice.replace(/_/g, ' ') + ': ' + notes.join('; ') + '.') : null);
+      } catch (err) { fill(slicesBox, errorBox(err, 'sliced KPIs need the manager role')); }
+    }
     async function loadIngest() {
       try {
         const r = await api('/v1/health/ingest');
@@ -514,7 +542,7 @@
       } catch (err) { tileVals.lag = tileVals.dlq = '—'; fill(ingestBox, errorBox(err)); }
     }
     every(REFRESH_MS, async () => {
-      await Promise.all([loadSites(), loadRate(), loadOutcome(), loadSplit(), loadAlerts(), loadRevocations(), loadIngest()]);
+      await Promise.all([loadSites(), loadRate(), loadOutcome(), loadSplit(), loadAlerts(), loadRevocations(), loadIngest(), loadSlices()]);
       if (!page || page.name !== 'overview') return;
       renderTiles();
       main().dataset.loaded = 'true';

@@ -108,11 +108,15 @@ func send(c *fiber.Ctx, r *Report, f string) error {
 }
 
 func (a *API) weekly(c *fiber.Ctx) error {
-	v, err := httpapi.QueryParams(c, "week", "site", "format")
+	v, err := httpapi.QueryParams(c, "week", "site", "format", "slices")
 	if err != nil {
 		return err
 	}
 	f, err := format(v)
+	if err != nil {
+		return err
+	}
+	slicers, err := slicersParam(v)
 	if err != nil {
 		return err
 	}
@@ -131,7 +135,8 @@ func (a *API) weekly(c *fiber.Ctx) error {
 		return httpapi.BadRequest("week", "week "+week.String()+" has not started yet")
 	}
 	start := time.Now()
-	r, err := Generate(ctx, a.opts.Conn, Query{Week: week, Site: v["site"], Now: now, SLA: a.opts.SLA, Expired: a.opts.Expired, Estate: a.opts.Estate})
+	r, err := Generate(ctx, a.opts.Conn, Query{Week: week, Site: v["site"], Now: now, SLA: a.opts.SLA, Expired: a.opts.Expired, Estate: a.opts.Estate,
+		Slicers: slicers})
 	a.opts.Metrics.observe(TriggerAPI, start, err)
 	if err != nil {
 		return err
@@ -139,15 +144,37 @@ func (a *API) weekly(c *fiber.Ctx) error {
 	return send(c, r, f)
 }
 
+// slicersParam reads the slices parameter: the report's slice tables, a
+// comma-separated list of SliceDimensions (absent: DefaultSlicers).
+func slicersParam(v map[string]string) ([]Slicer, error) {
+	s := strings.TrimSpace(v["slices"])
+	if s == "" {
+		return nil, nil
+	}
+	var dims []string
+	for _, d := range strings.Split(s, ",") {
+		dims = append(dims, strings.TrimSpace(d))
+	}
+	out, err := SlicersFor(dims)
+	if err != nil {
+		return nil, httpapi.BadRequest("slices", err.Error())
+	}
+	return out, nil
+}
+
 // periodic serves the monthly or quarterly review of a period (the last
 // complete one by default), computed on demand by the weekly generator.
 func (a *API) periodic(kind string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		v, err := httpapi.QueryParams(c, kind, "site", "format")
+		v, err := httpapi.QueryParams(c, kind, "site", "format", "slices")
 		if err != nil {
 			return err
 		}
 		f, err := format(v)
+		if err != nil {
+			return err
+		}
+		slicers, err := slicersParam(v)
 		if err != nil {
 			return err
 		}
@@ -164,7 +191,8 @@ func (a *API) periodic(kind string) fiber.Handler {
 		ctx, cancel := context.WithTimeout(c.UserContext(), a.opts.Timeout)
 		defer cancel()
 		start := time.Now()
-		r, err := Generate(ctx, a.opts.Conn, Query{Period: p, Site: v["site"], Now: now, SLA: a.opts.SLA, Expired: a.opts.Expired, Estate: a.opts.Estate})
+		r, err := Generate(ctx, a.opts.Conn, Query{Period: p, Site: v["site"], Now: now, SLA: a.opts.SLA, Expired: a.opts.Expired, Estate: a.opts.Estate,
+			Slicers: slicers})
 		a.opts.Metrics.observe(TriggerAPI, start, err)
 		if err != nil {
 			return err

@@ -1,6 +1,8 @@
 package report
 
 import (
+	"strings"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
@@ -38,6 +40,7 @@ func (a *API) Operations() map[string]openapi.Operation {
 				{Name: "week", MaxLen: 8, Pattern: weekPattern, Description: "ISO week such as 2026-W47 (default: the last " +
 					"complete week, or the week in progress when the stored history began after it)"},
 				{Name: "site", MaxLen: 128, Description: "limit the access-derived sections to one site"},
+				slicesParam,
 				formatParam,
 			},
 			Responses: map[int]openapi.Response{200: rendered("the report")},
@@ -48,6 +51,7 @@ func (a *API) Operations() map[string]openapi.Operation {
 			Params: []openapi.Param{
 				{Name: "month", MaxLen: 7, Pattern: `^(19[7-9][0-9]|20[0-9]{2})-(0[1-9]|1[0-2])$`, Description: "a month such as 2026-11 (default: the last complete month)"},
 				{Name: "site", MaxLen: 128, Description: "limit the access-derived sections to one site"},
+				slicesParam,
 				formatParam,
 			},
 			Responses: map[int]openapi.Response{200: rendered("the review")},
@@ -58,6 +62,7 @@ func (a *API) Operations() map[string]openapi.Operation {
 			Params: []openapi.Param{
 				{Name: "quarter", MaxLen: 7, Pattern: `^(19[7-9][0-9]|20[0-9]{2})-Q[1-4]$`, Description: "a quarter such as 2026-Q4 (default: the last complete quarter)"},
 				{Name: "site", MaxLen: 128, Description: "limit the access-derived sections to one site"},
+				slicesParam,
 				formatParam,
 			},
 			Responses: map[int]openapi.Response{200: rendered("the review")},
@@ -78,3 +83,8 @@ func (a *API) Operations() map[string]openapi.Operation {
 		},
 	}
 }
+
+// slicesParam picks the report's slice tables.
+var slicesParam = openapi.Param{Name: "slices", MaxLen: 256, Pattern: `^[a-z_]+(,[a-z_]+)*$`,
+	Description: "the access tables by dimension, comma-separated, in order: " + strings.Join(SliceDimensions, ", ") +
+		" (default site, vendor, lock_firmware, os_version; a device or lock dimension no event of the period knows is left out)"}

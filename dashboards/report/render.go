@@ -457,6 +457,15 @@ func renderMarkdown(out io.Writer, r *Report) error {
 	} else {
 		mdTable(&w, []string{"detector", "alerts", "still open", "by severity", "top subjects", "top doors"}, rows)
 	}
+	if len(r.Regressions) > 0 {
+		fmt.Fprintf(&w, "\n## Regressions\n\n%d device or lock slices whose denial share jumped (alert regression).\n\n", len(r.Regressions))
+		rows = nil
+		for _, a := range r.Regressions {
+			rows = append(rows, []string{ts(a.TsMs), a.Severity, a.Status, strconv.FormatFloat(100*a.DeniedShare, 'f', 1, 64) + "%",
+				strconv.FormatFloat(100*a.BaselineShare, 'f', 1, 64) + "%", a.Explanation, a.SuggestedAction})
+		}
+		mdTable(&w, []string{"raised", "severity", "status", "denied", "before", "what regressed", "suggested action"}, rows)
+	}
 
 	fmt.Fprintf(&w, "\n## Revocations escalated past the SLA\n\n%d revocations of the week were still unconfirmed by a lock after %s "+
 		"(alert revocation_overdue).\n\n", len(r.Escalated), dur(r.SLASeconds))
@@ -676,6 +685,11 @@ func renderCSV(out io.Writer, r *Report) error {
 		for _, k := range d.TopDoors {
 			row("anomalies", r.Week, d.Detector, "top_door:"+k.Key, u(k.Count))
 		}
+	}
+	for _, a := range r.Regressions {
+		row("regressions", r.Week, a.AlertID, "denied_share", strconv.FormatFloat(a.DeniedShare, 'f', -1, 64))
+		row("regressions", r.Week, a.AlertID, "baseline_share", strconv.FormatFloat(a.BaselineShare, 'f', -1, 64))
+		row("regressions", r.Week, a.AlertID, "explanation", a.Explanation)
 	}
 	for _, c := range r.Stale.Credentials {
 		row("stale_credentials", r.Week, c.CredentialID, "subject_id", c.SubjectID)

@@ -195,6 +195,9 @@ type Report struct {
 	SLASeconds  float64   `json:"revocation_sla_s"`
 	Weeks       []WeekKPI `json:"weeks"` // oldest first; the last is the report's week
 	Anomalies   Anomalies `json:"anomalies"`
+	// Regressions are the period's regression alerts (device or lock
+	// slices whose denial share jumped), newest first; omitted when none.
+	Regressions []RegressionAlert `json:"regressions,omitempty"`
 	// Escalated are the week's revocations escalated past the SLA (alert
 	// revocation_overdue), at most ListLimit, newest first.
 	Escalated []Escalated `json:"escalated_revocations"`
@@ -283,6 +286,48 @@ type Escalated struct {
 	// PendingLocks are the locks still unconfirmed when the report was
 	// generated (0: confirmed since).
 	PendingLocks int `json:"pending_locks"`
+}
+
+// RegressionAlert is one regression alert as the report lists it.
+type RegressionAlert struct {
+	AlertID         string  `json:"alert_id"`
+	TsMs            int64   `json:"ts_ms"`
+	Severity        string  `json:"severity"`
+	Status          string  `json:"status"`
+	DeniedShare     float64 `json:"denied_share"`
+	BaselineShare   float64 `json:"baseline_share"`
+	Explanation     string  `json:"explanation"`
+	SuggestedAction string  `json:"suggested_action"`
+}
+
+var regressionsSQL = chstorage.Query("report/regressions")
+
+// regressions lists the period's regression alerts (fleet-wide: a
+// site-scoped report has none).
+func (g *gen) regressions(ctx context.Context, from, to time.Time) ([]RegressionAlert, error) {
+	if g.q.Site != "" {
+		return nil, nil
+	}
+	args := chstorage.Args{"from": secs(from), "to": secs(to), "from_ms": from.UnixMilli(), "to_ms": to.UnixMilli(),
+		"limit": uint32(g.q.ListLimit)}
+	rows, err := regressionsSQL.Query(ctx, g.conn, args)
+	if err != nil {
+		return nil, fmt.Errorf("regressions: %w", err)
+	}
+	defer rows.Close()
+	var out []RegressionAlert
+	for rows.Next() {
+		var a RegressionAlert
+		if err := rows.Scan(&a.AlertID, &a.TsMs, &a.Severity, &a.Status, &a.DeniedShare, &a.BaselineShare, &a.Explanation,
+			&a.SuggestedAction); err != nil {
+			return nil, fmt.Errorf("regressions: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("regressions: %w", err)
+	}
+	return out, nil
 }
 
 // Anomalies are the week's alerts by detector.
@@ -414,6 +459,9 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	if r.Anomalies, err = g.anomalies(ctx, from, to); err != nil {
 		return nil, err
 	}
+	if r.Regressions, err = g.regressions(ctx, from, to); err != nil {
+		return nil, err
+	}
 	if r.Escalated, err = g.escalated(ctx, from, to); err != nil {
 		return nil, err
 	}
@@ -439,6 +487,9 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 		sl, err := slice(ctx, conn, q)
 		if err != nil {
 			return nil, fmt.Errorf("report slices: %w", err)
+		}
+		if len(sl.Rows) == 0 && optionalDims[sl.Dimension] {
+			continue // no event of the period knows this device or lock dimension
 		}
 		r.Slices = append(r.Slices, sl)
 	}

@@ -39,13 +39,17 @@ func nodeConns(t *testing.T, cfg chstorage.Config) []driver.Conn {
 
 // TestClusterMigrate: on a fresh database, migrations apply from two
 // instances at once, and again; every table is X_local (Replicated) on every
-// node and X (Distributed over it); schema_migrations is shared.
+// node and X (Distributed over it); schema_migrations is shared. The
+// migrations include h/dims' column migrations (test fixtures), folded into
+// the CREATEs; run again statement by statement (as after a stop before
+// their record), they change nothing.
 func TestClusterMigrate(t *testing.T) {
 	cfg := testenv.ClickHouseClusterConfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	ms, err := chstorage.Migrations()
 	require.NoError(t, err)
+	fixtures := clusterFixtures(t)
 
 	// Two instances starting at once, each on its own node.
 	start := time.Now()
@@ -63,7 +67,7 @@ func TestClusterMigrate(t *testing.T) {
 				return
 			}
 			defer conn.Close()
-			errs[i] = chstorage.Migrate(ctx, conn, slog.New(slog.DiscardHandler))
+			errs[i] = chstorage.MigrateWith(ctx, conn, fixtures...)
 		}()
 	}
 	wg.Wait()
@@ -76,15 +80,24 @@ func TestClusterMigrate(t *testing.T) {
 	defer conn.Close()
 	assert.Equal(t, cfg.Cluster, chstorage.ClusterOf(conn))
 	start = time.Now()
-	require.NoError(t, chstorage.Migrate(ctx, conn, slog.New(slog.DiscardHandler)), "again")
+	require.NoError(t, chstorage.MigrateWith(ctx, conn, fixtures...), "again")
 	t.Logf("again (nothing pending) in %s", time.Since(start).Round(time.Millisecond))
 	n, err := chstorage.Pending(ctx, conn)
 	require.NoError(t, err)
 	assert.Zero(t, n)
 	var versions uint64
 	require.NoError(t, conn.QueryRow(ctx, "SELECT uniqExact(version) FROM schema_migrations").Scan(&versions))
-	assert.Equal(t, uint64(len(ms)), versions)
+	assert.Equal(t, uint64(len(ms)+len(fixtures)), versions)
+	start = time.Now()
+	for _, m := range fixtures {
+		require.NoError(t, chstorage.ReapplyOnCluster(ctx, conn, m), "%04d again, statement by statement", m.Version)
+	}
+	t.Logf("the column migrations again, statement by statement, in %s", time.Since(start).Round(time.Millisecond))
 
+	want := fixtureColumns(t, fixtures)
+	for _, tb := range []chstorage.Table{chstorage.Alerts, chstorage.SchemaMigrations} {
+		want[tb.Name] = tb.ColumnNames()
+	}
 	for i, node := range nodeConns(t, cfg) {
 		engines := map[string]string{}
 		rows, err := node.Query(ctx, "SELECT name, engine FROM system.tables WHERE database = ?", cfg.Database)
@@ -103,18 +116,28 @@ func TestClusterMigrate(t *testing.T) {
 			assert.Equal(t, "MaterializedView", engines[v], "node %d: %s", i+1, v)
 		}
 		assert.Len(t, engines, 2*len(chstorage.Tables)+len(chstorage.Views), "node %d: no other tables", i+1)
-		// The Distributed tables have the schema's columns, in order.
-		for _, tb := range []chstorage.Table{chstorage.AccessEvents, chstorage.Alerts, chstorage.SchemaMigrations} {
-			var cols []string
-			rows, err := node.Query(ctx, "SELECT name FROM system.columns WHERE database = ? AND table = ?", cfg.Database, tb.Name)
+		// The local and Distributed tables have the schema's columns, in
+		// order, and the fixtures'.
+		assertColumns(t, node, cfg.Database, want, fmt.Sprintf("node %d", i+1))
+	}
+}
+
+// assertColumns checks that X and X_local of a node have the columns want
+// names for X, in order.
+func assertColumns(t *testing.T, node driver.Conn, database string, want map[string][]string, where string) {
+	t.Helper()
+	for table, cols := range want {
+		for _, name := range []string{table, table + "_local"} {
+			var got []string
+			rows, err := node.Query(context.Background(), "SELECT name FROM system.columns WHERE database = ? AND table = ?", database, name)
 			require.NoError(t, err)
 			for rows.Next() {
 				var c string
 				require.NoError(t, rows.Scan(&c))
-				cols = append(cols, c)
+				got = append(got, c)
 			}
 			require.NoError(t, rows.Err())
-			assert.Equal(t, tb.ColumnNames(), cols, "node %d: %s", i+1, tb.Name)
+			assert.Equal(t, cols, got, "%s: %s", where, name)
 		}
 	}
 }
@@ -176,7 +199,8 @@ func TestClusterStorage(t *testing.T) {
 		name string
 		f    func(*testing.T, driver.Conn, chstorage.Config)
 	}{{"partitions", testPartitions}, {"new migration", testNewMigration},
-		{"writes dedup and failover", testWritesDedupAndFailover}, {"sql checker", testSQLCheckerOnCluster}} {
+		{"writes dedup and failover", testWritesDedupAndFailover}, {"sql checker", testSQLCheckerOnCluster},
+		{"column migrations", testColumnMigrations}} {
 		if !t.Run(c.name, func(t *testing.T) { c.f(t, conn, cfg) }) {
 			return
 		}
@@ -356,19 +380,61 @@ func testNewMigration(t *testing.T, conn driver.Conn, cfg chstorage.Config) {
 		"INSERT INTO cluster_probe (id, v) SELECT toString(number), 1 FROM system.numbers LIMIT 10",
 		"ALTER TABLE cluster_probe ADD COLUMN extra UInt8 DEFAULT 7",
 		"ALTER TABLE cluster_probe DELETE WHERE id = '3'",
-	}, Shards: []string{"cityHash64(id)", "", "", ""}}
+		// 18.16 has no IF NOT EXISTS here: each shard's replica checks its
+		// columns first (ExecMigration), so the repeat changes nothing.
+		"ALTER TABLE cluster_probe ADD COLUMN IF NOT EXISTS more UInt8 DEFAULT 2",
+		"ALTER TABLE cluster_probe ADD COLUMN IF NOT EXISTS more UInt8 DEFAULT 2",
+	}, Shards: []string{"cityHash64(id)", "", "", "", "", ""}}
 	require.NoError(t, chstorage.MigrateWith(ctx, conn, m))
 	for _, addr := range cfg.Addrs() {
 		node, err := chstorage.Open(ctx, chstorage.Config{Addr: addr, Database: cfg.Database, Username: "default"})
 		require.NoError(t, err)
 		require.Eventually(t, func() bool {
-			var n, extra uint64
-			return node.QueryRow(ctx, "SELECT count(), sum(extra) FROM cluster_probe_local").Scan(&n, &extra) == nil && n == 9 && extra == 63
-		}, time.Minute, 200*time.Millisecond, "node %s: the local table replicated the column and the delete", addr)
-		var n, extra uint64
-		require.NoError(t, node.QueryRow(ctx, "SELECT count(), sum(extra) FROM cluster_probe").Scan(&n, &extra), "node %s: Distributed", addr)
-		assert.Equal(t, []uint64{9, 63}, []uint64{n, extra}, "node %s: Distributed", addr)
+			var n, extra, more uint64
+			return node.QueryRow(ctx, "SELECT count(), sum(extra), sum(more) FROM cluster_probe_local").Scan(&n, &extra, &more) == nil &&
+				n == 9 && extra == 63 && more == 18
+		}, time.Minute, 200*time.Millisecond, "node %s: the local table replicated the columns and the delete", addr)
+		var n, extra, more uint64
+		require.NoError(t, node.QueryRow(ctx, "SELECT count(), sum(extra), sum(more) FROM cluster_probe").Scan(&n, &extra, &more),
+			"node %s: Distributed", addr)
+		assert.Equal(t, []uint64{9, 63, 18}, []uint64{n, extra, more}, "node %s: Distributed", addr)
 		node.Close()
+	}
+}
+
+// testColumnMigrations: h/dims' column migrations (test fixtures, ADD
+// COLUMN IF NOT EXISTS) on a database migrated before them run statement by
+// statement: the columns on each shard's replica (replicated to the other),
+// the Distributed tables re-created over them on every node; rows written
+// with them through one node read back through the other; run again, they
+// change nothing. (Once h/dims is merged the database has the columns from
+// its fresh start, and this shows the re-run only: TestClusterSharded
+// starts from 0120.)
+func testColumnMigrations(t *testing.T, conn driver.Conn, cfg chstorage.Config) {
+	ctx := context.Background()
+	fixtures := clusterFixtures(t)
+	start := time.Now()
+	require.NoError(t, chstorage.MigrateWith(ctx, conn, fixtures...))
+	t.Logf("column migrations, statement by statement, in %s", time.Since(start).Round(time.Millisecond))
+	want := fixtureColumns(t, fixtures)
+	nodes := nodeConns(t, cfg)
+	for i, node := range nodes {
+		assertColumns(t, node, cfg.Database, want, fmt.Sprintf("node %d", i+1))
+	}
+	require.NoError(t, chstorage.InsertRows(ctx, conn, "access_events", []string{"event_id", "ts", "site_id", "lock_model", "app_version"},
+		[]any{uuid.NewSHA1(uuid.NameSpaceOID, []byte("dims")), time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC), "s-dims", "L200", "3.1"}))
+	// Through node 2's Distributed table, which reads its own replica
+	// (replication is asynchronous).
+	var model, app string
+	require.Eventually(t, func() bool {
+		return nodes[1].QueryRow(ctx, "SELECT lock_model, app_version FROM "+cfg.Database+".access_events WHERE site_id = 's-dims'").Scan(&model, &app) == nil
+	}, time.Minute, 200*time.Millisecond, "the row through node 2")
+	assert.Equal(t, []string{"L200", "3.1"}, []string{model, app})
+	for _, m := range fixtures {
+		require.NoError(t, chstorage.ReapplyOnCluster(ctx, conn, m), "%04d again", m.Version)
+	}
+	for i, node := range nodes {
+		assertColumns(t, node, cfg.Database, want, fmt.Sprintf("node %d, again", i+1))
 	}
 }
 
@@ -394,7 +460,47 @@ func TestClusterSharded(t *testing.T) {
 	conn, err := chstorage.Open(ctx, cfg)
 	require.NoError(t, err)
 	defer conn.Close()
-	require.NoError(t, chstorage.Migrate(ctx, conn, slog.New(slog.DiscardHandler)))
+	// The database as cluster mode's first release left it (0120), then
+	// the migrations since and h/dims' column migrations (test fixtures),
+	// statement by statement on each shard, by two instances at once.
+	require.NoError(t, chstorage.MigrateTo(ctx, conn, slog.New(slog.DiscardHandler), 120))
+	fixtures := clusterFixtures(t)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, addr := range cfg.Addrs() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := cfg
+			c.Addr = addr
+			conn, err := chstorage.Open(ctx, c)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer conn.Close()
+			errs[i] = chstorage.MigrateWith(ctx, conn, fixtures...)
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+	t.Logf("migrations after 0120, statement by statement, by two instances at once in %s", time.Since(start).Round(time.Millisecond))
+	n, err := chstorage.Pending(ctx, conn)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	want := fixtureColumns(t, fixtures)
+	shards := nodeConns(t, cfg)
+	for i, node := range shards {
+		assertColumns(t, node, cfg.Database, want, fmt.Sprintf("shard %d", i+1))
+	}
+	for _, m := range fixtures {
+		require.NoError(t, chstorage.ReapplyOnCluster(ctx, conn, m), "%04d again", m.Version)
+	}
+	for i, node := range shards {
+		assertColumns(t, node, cfg.Database, want, fmt.Sprintf("shard %d, again", i+1))
+	}
 
 	t.Run("partitions", func(t *testing.T) { testPartitions(t, conn, cfg) })
 	t.Run("writes split and dedup", func(t *testing.T) {

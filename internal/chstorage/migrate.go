@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,7 +92,46 @@ var (
 	createSchemaMigrations = Query("chstorage/create_schema_migrations")
 	insertSchemaMigration  = Query("chstorage/insert_schema_migration")
 	appliedMigrations      = Query("chstorage/applied_migrations")
+	columnExists           = Query("chstorage/column_exists")
 )
+
+// addColumnIfMissing matches `ALTER TABLE t ADD COLUMN IF NOT EXISTS c ...`,
+// one column per statement.
+// The table may be qualified by its database (cluster mode's X_local).
+var addColumnIfMissing = regexp.MustCompile(`(?is)^\s*(?:/\*[^*]*\*/\s*)?ALTER\s+TABLE\s+(?:(\w+)\.)?(\w+)\s+ADD\s+COLUMN\s+(IF\s+NOT\s+EXISTS\s+)(\w+)\s`)
+
+// ExecMigration runs one migration statement. ClickHouse 18.16 has no
+// ADD COLUMN IF NOT EXISTS, so a statement `ALTER TABLE t ADD COLUMN IF NOT
+// EXISTS c ...` (one column) is run without the clause, and only when t has
+// no column c yet; when a concurrent migration added it first, the refusal
+// is not an error. Any other statement runs as written.
+func ExecMigration(ctx context.Context, conn driver.Conn, stmt string) error {
+	m := addColumnIfMissing.FindStringSubmatchIndex(stmt)
+	if m == nil {
+		return conn.Exec(ctx, stmt)
+	}
+	database, table, column := "", stmt[m[4]:m[5]], stmt[m[8]:m[9]]
+	if m[2] >= 0 {
+		database = stmt[m[2]:m[3]]
+	}
+	has := func() (bool, error) {
+		var n uint64
+		if err := columnExists.QueryRow(ctx, conn, Args{"database": database, "table": table, "column": column}).Scan(&n); err != nil {
+			return false, fmt.Errorf("column %s.%s: %w", table, column, err)
+		}
+		return n > 0, nil
+	}
+	if ok, err := has(); err != nil || ok {
+		return err
+	}
+	err := conn.Exec(ctx, stmt[:m[6]]+stmt[m[7]:])
+	if err != nil {
+		if ok, herr := has(); herr == nil && ok {
+			return nil
+		}
+	}
+	return err
+}
 
 // Migrate applies the migrations the database has not seen yet, in order, and
 // records each in schema_migrations. Statements are written to be idempotent
@@ -123,7 +163,7 @@ func migrateTo(ctx context.Context, conn driver.Conn, logger *slog.Logger, last 
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := conn.Exec(ctx, stmt); err != nil {
+			if err := ExecMigration(ctx, conn, stmt); err != nil {
 				return fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}

@@ -49,6 +49,9 @@ var accessColumns = []Column{
 	{"subject_id", "String"}, {"credential_id", "String"}, {"device_id", "String"}, {"attested", "String"},
 	{"action", "String"}, {"outcome", "String"}, {"method", "String"}, {"reason", "String"},
 	{"vendor_code", "String"}, {"break_glass", "UInt8"}, {"raw_ref", "String"}, {"inserted_ms", "Int64"},
+	// 0130_access_dimensions.sql
+	{"lock_model", "String"}, {"lock_firmware", "String"}, {"phone_model", "String"}, {"os_name", "String"},
+	{"os_version", "String"}, {"app_version", "String"},
 }
 
 // identityColumns are a SCIM resource version's columns, in identity_resources
@@ -130,6 +133,9 @@ var (
 		{"approval_rule", "String"}, {"reason", "String"}, {"actor", "String"}, {"request_id", "String"},
 		{"command_id", "String"}, {"revocation_id", "String"}, {"requested_ms", "Int64"}, {"issued_ms", "Int64"},
 		{"lock_count", "UInt32"}, {"record", "String"}, {"inserted_ms", "Int64"},
+		// 0131_credential_device.sql
+		{"phone_model", "String"}, {"os_name", "String"}, {"os_version", "String"}, {"os_patch_level", "String"},
+		{"app_version", "String"}, {"device_facts", "String"},
 	}}
 	// 0021_control.sql
 	ControlRequests = Table{Name: "control_requests", Columns: []Column{

@@ -40,6 +40,32 @@ type Credential struct {
 	BreakGlass   bool            `json:"break_glass,omitempty"`
 	Reason       string          `json:"reason,omitempty"`
 	Actor        string          `json:"actor,omitempty"` // who caused the change (token name, responder, system)
+	// Device is what the activation recorded of the phone the credential
+	// is bound to (nil when nothing is known).
+	Device *Device `json:"device,omitempty"`
+}
+
+// Where a Device's OS facts come from.
+const (
+	// DeviceAttested: the OS version and patch level were proved by a
+	// verified attestation (Android key attestation's hardware-enforced
+	// osVersion and osPatchLevel).
+	DeviceAttested = "attested"
+	// DeviceAppReported: every value is the wallet/app's own claim.
+	DeviceAppReported = "app_reported"
+)
+
+// Device is what is known of a phone: its model, OS name and version, the
+// OS security patch level and the wallet/app version. Facts says whether the
+// OS facts are attested (DeviceAttested) or app-reported (DeviceAppReported);
+// the model and app version are always the app's claim.
+type Device struct {
+	PhoneModel   string `json:"phone_model,omitempty"`
+	OSName       string `json:"os_name,omitempty"`
+	OSVersion    string `json:"os_version,omitempty"`
+	OSPatchLevel string `json:"os_patch_level,omitempty"`
+	AppVersion   string `json:"app_version,omitempty"`
+	Facts        string `json:"device_facts,omitempty"`
 }
 
 // CredentialRef is one vendor identity of a credential. LockID empty means

@@ -33,6 +33,18 @@ type Access struct {
 	BreakGlass   bool   `json:"break_glass"`
 	RawRef       string `json:"raw_ref"`
 
+	// Device and lock dimensions (issue 19), empty when unknown: the lock's
+	// model and firmware (from the payload when the vendor reports them,
+	// else the lock registry) and the phone's model, OS name, OS version and
+	// wallet/app version (from the payload, else the credential's activation
+	// record through the registry). Omitted from JSON when empty.
+	LockModel    string `json:"lock_model,omitempty"`
+	LockFirmware string `json:"lock_firmware,omitempty"`
+	PhoneModel   string `json:"phone_model,omitempty"`
+	OSName       string `json:"os_name,omitempty"`
+	OSVersion    string `json:"os_version,omitempty"`
+	AppVersion   string `json:"app_version,omitempty"`
+
 	// UserRef is the vendor's own reference to who acted (a Matter user index,
 	// a Nuki auth id, a Schlage accessor id, a panel card number). Adapters set
 	// it; the normalizer resolves it to SubjectID/CredentialID through the
@@ -64,6 +76,29 @@ var Methods = []string{
 var Reasons = []string{
 	"invalid_credential", "revoked", "expired", "outside_schedule", "disabled_user",
 	"insufficient_battery", "jammed", "unknown",
+}
+
+// Dimensions are the device and lock dimension fields of an event (JSON and
+// ClickHouse column names), the slices KPIs and the regression detector cut by.
+var Dimensions = []string{"lock_model", "lock_firmware", "phone_model", "os_name", "os_version", "app_version"}
+
+// Dimension returns the value of one of Dimensions (and "" for any other name).
+func (a *Access) Dimension(name string) string {
+	switch name {
+	case "lock_model":
+		return a.LockModel
+	case "lock_firmware":
+		return a.LockFirmware
+	case "phone_model":
+		return a.PhoneModel
+	case "os_name":
+		return a.OSName
+	case "os_version":
+		return a.OSVersion
+	case "app_version":
+		return a.AppVersion
+	}
+	return ""
 }
 
 // Attestations are the values of Access.Attested.
@@ -156,6 +191,14 @@ func (a *Access) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `,"break_glass":`...)
 	dst = strconv.AppendBool(dst, a.BreakGlass)
 	dst = appendField(dst, `,"raw_ref":`, a.RawRef)
+	for _, f := range [...]struct{ name, v string }{
+		{`,"lock_model":`, a.LockModel}, {`,"lock_firmware":`, a.LockFirmware}, {`,"phone_model":`, a.PhoneModel},
+		{`,"os_name":`, a.OSName}, {`,"os_version":`, a.OSVersion}, {`,"app_version":`, a.AppVersion},
+	} {
+		if f.v != "" {
+			dst = appendField(dst, f.name, f.v)
+		}
+	}
 	return append(dst, '}')
 }
 

@@ -35,6 +35,9 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		SiteID: "site-1", ZoneID: "z", DoorID: "door-7", LockID: "0x1A2B", SubjectID: "sub_1",
 		CredentialID: "cred_1", DeviceID: "dev", Attested: "attested", Action: "unlock", Outcome: "granted",
 		Method: "aliro", Reason: "", VendorCode: "LockOperation/1/10", BreakGlass: true, RawRef: "t/0/1", UserRef: "3"})
+	f(Access{EventID: ID("nuki", "2"), Vendor: "nuki", LockModel: "Smart Lock 4.0", LockFirmware: "4.2.7",
+		PhoneModel: "Pixel 9", OSName: "android", OSVersion: "16", AppVersion: "2026.11.1"})
+	f(Access{OSVersion: "18.2", AppVersion: "x\"<y>"})
 	f(Access{VendorCode: "quote\" backslash\\ nl\n tab\t ctl\x01 html<>& unicode é 😀 bad\xff sep\u2028\u2029"})
 }
 

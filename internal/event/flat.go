@@ -216,6 +216,12 @@ const (
 	fVendorCode
 	fBreakGlass
 	fRawRef
+	fLockModel
+	fLockFirmware
+	fPhoneModel
+	fOSName
+	fOSVersion
+	fAppVersion
 )
 
 // fieldIndex maps a JSON key to a field (-1 for keys Access does not have).
@@ -261,6 +267,18 @@ func fieldIndex(k []byte) int {
 		return fBreakGlass
 	case "raw_ref":
 		return fRawRef
+	case "lock_model":
+		return fLockModel
+	case "lock_firmware":
+		return fLockFirmware
+	case "phone_model":
+		return fPhoneModel
+	case "os_name":
+		return fOSName
+	case "os_version":
+		return fOSVersion
+	case "app_version":
+		return fAppVersion
 	}
 	for _, c := range k {
 		if c >= 'A' && c <= 'Z' || c >= utf8.RuneSelf {
@@ -310,6 +328,18 @@ func setString(a *Access, f int, s []byte) bool {
 		a.VendorCode = string(s)
 	case fRawRef:
 		a.RawRef = string(s)
+	case fLockModel:
+		a.LockModel = string(s)
+	case fLockFirmware:
+		a.LockFirmware = string(s)
+	case fPhoneModel:
+		a.PhoneModel = string(s)
+	case fOSName:
+		a.OSName = string(s)
+	case fOSVersion:
+		a.OSVersion = string(s)
+	case fAppVersion:
+		a.AppVersion = string(s)
 	case -1:
 	default:
 		return false // a string where a number/bool belongs, or a case variant

@@ -20,10 +20,12 @@ type credKey struct {
 	hash         [16]byte
 }
 
-// holder is whose a reference is: interned subject, credential and device.
+// holder is whose a reference is: interned subject, credential and device,
+// and the phone's recorded dimensions.
 type holder struct {
-	subject, credential, device uint32
-	breakGlass                  bool
+	subject, credential, device               uint32
+	phoneModel, osName, osVersion, appVersion uint32
+	breakGlass                                bool
 }
 
 // interner numbers strings: 0 is "", the rest in order of first use. Ids

@@ -75,8 +75,12 @@ func (r *Registry) apply(old []credKey, c event.Credential) []credKey {
 			r.creds.del(k)
 		}
 	}
-	h := r.holderOf(CredentialInfo{SubjectID: c.SubjectID, CredentialID: c.CredentialID,
-		DeviceID: c.DeviceID, BreakGlass: c.BreakGlass})
+	info := CredentialInfo{SubjectID: c.SubjectID, CredentialID: c.CredentialID,
+		DeviceID: c.DeviceID, BreakGlass: c.BreakGlass}
+	if d := c.Device; d != nil {
+		info.PhoneModel, info.OSName, info.OSVersion, info.AppVersion = d.PhoneModel, d.OSName, d.OSVersion, d.AppVersion
+	}
+	h := r.holderOf(info)
 	for i, ref := range c.Refs {
 		if ref.UserRefHash != "" {
 			r.creds.set(keys[i], h)

@@ -66,14 +66,16 @@ func TestFeedReplace(t *testing.T) {
 	_, ok = r.Credential("nuki", "n-2", h2)
 	assert.False(t, ok, "a lock-specific reference is not vendor-wide")
 
-	f.Replace(first.Refs, event.Credential{CredentialID: "c1", SubjectID: "s1", DeviceID: "d2", Refs: []event.CredentialRef{ref1}})
+	f.Replace(first.Refs, event.Credential{CredentialID: "c1", SubjectID: "s1", DeviceID: "d2", Refs: []event.CredentialRef{ref1},
+		Device: &event.Device{PhoneModel: "Pixel 9", OSName: "android", OSVersion: "16", AppVersion: "4.2"}})
 	_, ok = r.Credential("nuki", "n-1", h2)
 	assert.False(t, ok)
 	_, ok = r.Credential("nuki", "", "not-a-ref-hash")
 	assert.False(t, ok)
 	got, ok := r.Credential("matter", "x", h1)
 	require.True(t, ok)
-	assert.Equal(t, registry.CredentialInfo{SubjectID: "s1", CredentialID: "c1", DeviceID: "d2"}, got)
+	assert.Equal(t, registry.CredentialInfo{SubjectID: "s1", CredentialID: "c1", DeviceID: "d2",
+		PhoneModel: "Pixel 9", OSName: "android", OSVersion: "16", AppVersion: "4.2"}, got)
 	_, n := r.Len()
 	assert.Equal(t, 1, n)
 }

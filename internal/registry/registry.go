@@ -24,6 +24,11 @@ type LockInfo struct {
 	SiteID string `json:"site_id"`
 	ZoneID string `json:"zone_id"`
 	DoorID string `json:"door_id"`
+	// LockModel and LockFirmware are the registered lock's Model and
+	// Firmware, as Registry.Lock returns them (files and records keep
+	// them in Lock.Model and Lock.Firmware).
+	LockModel    string `json:"-"`
+	LockFirmware string `json:"-"`
 }
 
 // CredentialInfo names the holder of a credential.
@@ -32,6 +37,13 @@ type CredentialInfo struct {
 	CredentialID string `json:"credential_id"`
 	DeviceID     string `json:"device_id"`
 	BreakGlass   bool   `json:"break_glass"`
+	// The phone the credential is bound to, as its activation recorded it
+	// (event.Device; empty when unknown): events that use the credential
+	// carry these dimensions when the vendor payload does not.
+	PhoneModel string `json:"phone_model,omitempty"`
+	OSName     string `json:"os_name,omitempty"`
+	OSVersion  string `json:"os_version,omitempty"`
+	AppVersion string `json:"app_version,omitempty"`
 }
 
 // Lock is one registered lock. Groups are the door groups the lock belongs
@@ -111,7 +123,9 @@ func (r *Registry) Apply(f File) {
 // outlive its revocation, and a device change adds one record.
 func (r *Registry) holderOf(info CredentialInfo) uint32 {
 	h := holder{subject: r.ids.intern(info.SubjectID), credential: r.ids.intern(info.CredentialID),
-		device: r.ids.intern(info.DeviceID), breakGlass: info.BreakGlass}
+		device: r.ids.intern(info.DeviceID), breakGlass: info.BreakGlass,
+		phoneModel: r.ids.intern(info.PhoneModel), osName: r.ids.intern(info.OSName),
+		osVersion: r.ids.intern(info.OSVersion), appVersion: r.ids.intern(info.AppVersion)}
 	if i, ok := r.holder[h]; ok {
 		return i
 	}
@@ -124,7 +138,9 @@ func (r *Registry) holderOf(info CredentialInfo) uint32 {
 func (r *Registry) info(i uint32) CredentialInfo {
 	h := r.holders[i]
 	return CredentialInfo{SubjectID: r.ids.text(h.subject), CredentialID: r.ids.text(h.credential),
-		DeviceID: r.ids.text(h.device), BreakGlass: h.breakGlass}
+		DeviceID: r.ids.text(h.device), BreakGlass: h.breakGlass,
+		PhoneModel: r.ids.text(h.phoneModel), OSName: r.ids.text(h.osName),
+		OSVersion: r.ids.text(h.osVersion), AppVersion: r.ids.text(h.appVersion)}
 }
 
 // Load reads a registry file (JSON, see File); raw user references in it are
@@ -210,7 +226,9 @@ func (r *Registry) Lock(vendor, lockID string) (LockInfo, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	l, ok := r.records[lockKey{vendor, lockID}]
-	return l.LockInfo, ok
+	info := l.LockInfo
+	info.LockModel, info.LockFirmware = l.Model, l.Firmware
+	return info, ok
 }
 
 // Credential returns whose credential a vendor user reference is (for the normalizer): a lock-specific mapping wins over

@@ -44,6 +44,8 @@ func (Adapter) About() normalize.About {
 		Time:       "`time` (RFC 3339). Required.",
 		UserRef:    "`number`, the card or PIN number: it is only ever stored as its keyed hash; vendor_code and errors never carry it.",
 		VendorCode: "`<result>/<kind>` (never the number).",
+		Dimensions: "CSV lines carry panel and reader ids only: `lock_model` and `lock_firmware` come from the lock registry; " +
+			"card and PIN panels have no phone, so phone dimensions are empty unless the credential's activation record names one.",
 		Notes: []string{
 			"A result outside the table is action other, outcome info; a kind outside the table is method unknown; both kept in vendor_code.",
 			"A field with a control character (NUL, ESC, a tab inside it: anything below 0x20 or DEL once the whitespace around the field is trimmed) makes the line malformed_payload, never an unknown result.",

@@ -114,7 +114,8 @@ func (Adapter) About() normalize.About {
 			"`data` per event: LockOperation `{lockOperationType, operationSource, userIndex, fabricIndex, sourceNode, credentials[{credentialType, credentialIndex}]}`, " +
 			"LockOperationError (the same plus `operationError`), DoorLockAlarm `{alarmCode}`, DoorStateChange `{doorState}`, " +
 			"LockUserChange `{lockDataType, dataOperationType, operationSource, userIndex, dataIndex}`. " +
-			"`clusterId`, when present, must be 257.",
+			"`clusterId`, when present, must be 257. A controller may attach the node's Basic Information cluster (0x0028) " +
+			"as `basicInformation{productName, softwareVersionString}`.",
 		Example: `{"nodeId":"0x1A2B3C4D","endpointId":1,"clusterId":257,"eventName":"LockOperation","eventNumber":4711,` +
 			`"timestampMs":1764230400123,"priority":"info","data":{"lockOperationType":1,"operationSource":10,"userIndex":3,` +
 			`"fabricIndex":1,"credentials":[{"credentialType":7,"credentialIndex":2}]}}`,
@@ -131,5 +132,8 @@ func (Adapter) About() normalize.About {
 			"A credential type is more precise than the operation source: an RFID read of an Aliro key is method aliro.",
 			"An enum value outside the table (a newer spec revision) keeps the event as action other with the code in vendor_code.",
 		},
+		Dimensions: "`lock_model` from `basicInformation.productName`, `lock_firmware` from `basicInformation.softwareVersionString` " +
+			"(the node's own report, current after an OTA update; each cut to 64 bytes); without them the lock registry's model and firmware. " +
+			"Door Lock events carry nothing of the phone: phone dimensions come from the credential's activation record.",
 	}
 }

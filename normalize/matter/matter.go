@@ -12,6 +12,7 @@ package matter
 import (
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/keyfleet/keyfleet/internal/event"
 	"github.com/keyfleet/keyfleet/normalize"
@@ -54,7 +55,19 @@ type record struct {
 	EventNumber jsonscan.Int `json:"eventNumber"`
 	TimestampMs jsonscan.Int `json:"timestampMs"`
 	Data        data         `json:"data"`
+	// BasicInformation is the node's Basic Information cluster (0x0028)
+	// as a controller attaches it: the lock's model and firmware.
+	BasicInformation basicInformation `json:"basicInformation"`
 }
+
+// basicInformation holds the Basic Information attributes the adapter reads.
+type basicInformation struct {
+	ProductName           string `json:"productName"`           // 0x0003
+	SoftwareVersionString string `json:"softwareVersionString"` // 0x000A
+}
+
+// maxDimension bounds a lock model or firmware string taken from a payload.
+const maxDimension = 64
 
 type data struct {
 	LockOperationType jsonscan.Int `json:"lockOperationType"`
@@ -135,6 +148,17 @@ func decode(raw []byte, rec *record) error {
 		case "data":
 			_, err := r.Object(func(key []byte) error { return decodeData(&r, key, &rec.Data) })
 			return err
+		case "basicInformation":
+			_, err := r.Object(func(key []byte) error {
+				switch string(key) {
+				case "productName":
+					return r.ReadString(&rec.BasicInformation.ProductName)
+				case "softwareVersionString":
+					return r.ReadString(&rec.BasicInformation.SoftwareVersionString)
+				}
+				return r.Skip()
+			})
+			return err
 		default:
 			return r.Skip()
 		}
@@ -209,6 +233,10 @@ func mapRecord(p *record) (event.Access, error) {
 		TsMs:     p.TimestampMs.V,
 		LockID:   lockID(p),
 		Attested: "unknown",
+		// The node's own report of its model and firmware (current after
+		// an OTA update, unlike a registry entry).
+		LockModel:    clip(p.BasicInformation.ProductName),
+		LockFirmware: clip(p.BasicInformation.SoftwareVersionString),
 	}
 	if p.EventNumber.Set {
 		e.EventID = event.IDBytes(Vendor, strconv.AppendInt(append(append(buf[:0], p.NodeID...), '#'), p.EventNumber.V, 10))
@@ -325,4 +353,16 @@ func apply(code []byte, e *event.Access, field string, v jsonscan.Int, table *no
 	}
 	code = append(code, field...)
 	return normalize.AppendInt(append(code, '='), v.V), nil
+}
+
+// clip bounds a payload string kept as a dimension (at a UTF-8 boundary).
+func clip(s string) string {
+	if len(s) <= maxDimension {
+		return s
+	}
+	s = s[:maxDimension]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
 }

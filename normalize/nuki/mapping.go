@@ -130,6 +130,9 @@ func (Adapter) About() normalize.About {
 		Time:       "`date` (RFC 3339). Required.",
 		UserRef:    "`authId` (the lock authorization that acted; `accountUserId` when there is no authId). `name` is dropped: it is a person's or device's name.",
 		VendorCode: "`action=<a> trigger=<t> state=<s>`, plus ` source=<n>` when not 0.",
+		Dimensions: "`deviceType` is a device family (0 Smart Lock 1.0/2.0, 2 Opener, 3 Smart Door, 4 Smart Lock 3.0 and later), not a model, and log entries carry no firmware: " +
+			"`lock_model` and `lock_firmware` come from the lock registry. Log entries carry nothing of the phone (`authId` names an authorization): " +
+			"phone dimensions come from the credential's activation record.",
 		Notes: []string{
 			"The method comes from trigger, then source (keypad code, fingerprint, tap to unlock), then autoUnlock, then the state (an invalid code is pin, ...).",
 			"Trigger 0 (system) is the Bluetooth command path: with an authorization (authId or accountUserId) it is the Nuki app on a phone (phone_ble), without one the method is unknown.",

@@ -74,6 +74,9 @@ func (Adapter) About() normalize.About {
 		Time:       "`time` (RFC 3339). Required.",
 		UserRef:    "`data.accessor.id`, else `data.accessCodeId`.",
 		VendorCode: "the eventType, plus `/<lockState>/<accessType>`, `/<alarmType>`, `/<connectivityState>` or `/<batteryLevel>` where the event has them.",
+		Dimensions: "Webhook events carry neither the lock's model nor its firmware (attributes of the Schlage device resource, not of events): " +
+			"`lock_model` and `lock_firmware` come from the lock registry. `accessType` AppleHome/AppleHomeNFC says the key is in Apple Wallet, not which phone: " +
+			"phone dimensions come from the credential's activation record.",
 		Notes: []string{
 			"DeviceLockStateChanged maps through data.lockState (string names or 0/1/2); the accessor's accessType sets the method.",
 			"A lockState, accessType, alarmType or connectivityState outside the table keeps the event (action other, or method unknown) with the value in vendor_code.",

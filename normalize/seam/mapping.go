@@ -58,6 +58,8 @@ func (Adapter) About() normalize.About {
 		Time:       "`occurred_at` (RFC 3339), else `created_at`. Required.",
 		UserRef:    "`access_code_id`, else `acs_credential_id`, else `user_identity_id`.",
 		VendorCode: "the event_type, plus `/<method>` when the event has one.",
+		Dimensions: "Events name the device, not its model or firmware (properties of the Seam device object): `lock_model` and `lock_firmware` come from the lock registry. " +
+			"Events carry nothing of the phone: phone dimensions come from the credential's activation record.",
 		Notes: []string{
 			"The method of a lock event comes from `method`; access_code.* events are pin.",
 			"An event_type outside the table (access_code.*, device.*, ... not listed) is action other, outcome info, with the type in vendor_code; " +

@@ -27,6 +27,11 @@ func Docs() []byte {
 	b.WriteString("- `site_id`, `zone_id`, `door_id` come from the lock registry by (vendor, lock_id). `method` defaults to `unknown`, `attested` to `unknown`.\n")
 	b.WriteString("- `event_id` is `event.ID(vendor, vendor event id)` (UUIDv5), so a re-delivered event deduplicates; " +
 		"without a vendor event id it is derived from the SHA-256 of the payload bytes.\n")
+	b.WriteString("- Device and lock dimensions (`lock_model`, `lock_firmware`, `phone_model`, `os_name`, `os_version`, `app_version`, empty when unknown): " +
+		"what the payload reports wins; a lock's model and firmware the payload lacks come from the lock registry by (vendor, lock_id); " +
+		"the phone's come from the resolved credential's activation record (control: app-reported, with the OS version and patch level " +
+		"replaced by attested ones when Android key attestation proves them) when the event's device is the credential's device. " +
+		"None of the five formats carries the phone's model, OS or app version.\n")
 	b.WriteString("- In a table, an empty cell means the row does not set that field.\n\n")
 	adapters := Adapters()
 	for _, name := range Names() {
@@ -43,6 +48,9 @@ func Docs() []byte {
 			fmt.Fprintf(&b, "- ts_ms: %s\n", about.Time)
 			fmt.Fprintf(&b, "- user ref: %s\n", about.UserRef)
 			fmt.Fprintf(&b, "- vendor_code: %s\n", about.VendorCode)
+			if about.Dimensions != "" {
+				fmt.Fprintf(&b, "- device and lock dimensions: %s\n", about.Dimensions)
+			}
 			for _, n := range about.Notes {
 				fmt.Fprintf(&b, "- %s\n", n)
 			}

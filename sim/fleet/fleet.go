@@ -265,6 +265,8 @@ type Device struct {
 	SchlageUser  string // accessor id
 	SeamIdentity string // user_identity_id
 	Card         string // legacy panel card number (mobile card emulation)
+	// Phone is what the phone reports of itself at activation (phone.go).
+	Phone event.Device
 }
 
 // PIN is a credential's keypad code identities (no device).
@@ -714,6 +716,7 @@ func (b *subjectBuilder) person(s int, role string) {
 			SchlageUser:  uuid(r),
 			SeamIdentity: uuid(r),
 			Card:         fmt.Sprintf("%08d", b.nextCard),
+			Phone:        phone(f.Options.Seed, cred.Index, d),
 		})
 	}
 	if cred.HasPIN {

@@ -116,15 +116,16 @@ func (f *Fleet) Registry() registry.File {
 		cred := &f.Credentials[c]
 		subject := f.Subjects[cred.Subject].ID
 		for d := PINDevice; d < len(cred.Devices); d++ {
-			device := ""
+			device, ph := "", event.Device{}
 			if d >= 0 {
-				device = cred.Devices[d].ID
+				device, ph = cred.Devices[d].ID, cred.Devices[d].Phone
 			}
 			for _, r := range f.refs(c, d) {
 				file.Credentials = append(file.Credentials, registry.Credential{
 					Vendor: r.vendor, LockID: r.lockID, UserRef: r.userRef,
 					CredentialInfo: registry.CredentialInfo{
 						SubjectID: subject, CredentialID: cred.ID, DeviceID: device, BreakGlass: cred.BreakGlass,
+						PhoneModel: ph.PhoneModel, OSName: ph.OSName, OSVersion: ph.OSVersion, AppVersion: ph.AppVersion,
 					},
 				})
 			}
@@ -168,6 +169,10 @@ func (f *Fleet) Record(key []byte, c, d int, state string, attested bool, tsMs i
 	if d >= 0 && d < len(cred.Devices) {
 		rec.DeviceID = cred.Devices[d].ID
 		rec.Attested = attested
+		if state == event.StateActive {
+			ph := cred.Devices[d].Phone
+			rec.Device = &ph
+		}
 	}
 	if state == event.StateIssued || state == event.StateActive {
 		rec.Refs = f.Refs(key, c, d)

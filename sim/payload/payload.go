@@ -73,6 +73,10 @@ const (
 	ReasonExpired  = "expired"
 	ReasonSchedule = "outside_schedule"
 	ReasonDisabled = "disabled_user"
+	// ReasonUnknown: a lock that holds the key refuses it without saying
+	// why (a Nuki "rejected", a Matter unspecified operation error): the
+	// simulator's planted regression (sim.Regression).
+	ReasonUnknown = "unknown"
 )
 
 // Occurrence is one thing that happened at a lock.

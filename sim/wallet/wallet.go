@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"math"
@@ -257,6 +258,34 @@ type AttestResponse struct {
 	Evidence string `json:"evidence"` // base64
 	Forged   bool   `json:"forged"`
 	Forgery  string `json:"forgery,omitempty"`
+	// Device is what the phone's wallet app reports of it with an
+	// activation (the shape of the activation's attestation.device).
+	Device DeviceReport `json:"device"`
+}
+
+// DeviceReport is a phone's self-report: model, OS and app version.
+type DeviceReport struct {
+	PhoneModel string `json:"phone_model"`
+	OSName     string `json:"os_name"`
+	OSVersion  string `json:"os_version"`
+	AppVersion string `json:"app_version"`
+}
+
+// reportOf is what a simulated phone reports: a pick by a hash of its id
+// from the phones of its evidence format's platform.
+func reportOf(device, format string) DeviceReport {
+	h := fnv.New32a()
+	h.Write([]byte(device))
+	n := h.Sum32()
+	apps := []string{"2026.10.2", "2026.11.0", "2026.11.1"}
+	if format == attest.FormatAndroidKey {
+		models := []string{"Pixel 8", "Pixel 9", "Galaxy S24", "Galaxy A54"}
+		versions := []string{"14", "15", "16"}
+		return DeviceReport{models[n%4], "android", versions[n/4%3], apps[n/12%3]}
+	}
+	models := []string{"iPhone 13", "iPhone 14", "iPhone 15", "iPhone 16"}
+	versions := []string{"17.6", "18.1", "18.2"}
+	return DeviceReport{models[n%4], "ios", versions[n/4%3], apps[n/12%3]}
 }
 
 func (s *Service) attest(w http.ResponseWriter, r *http.Request) {
@@ -297,7 +326,7 @@ func (s *Service) attest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, AttestResponse{Format: in.Format, Evidence: base64.StdEncoding.EncodeToString(ev),
-		Forged: forgery != attesttest.Genuine, Forgery: string(forgery)})
+		Forged: forgery != attesttest.Genuine, Forgery: string(forgery), Device: reportOf(r.PathValue("device"), in.Format)})
 }
 
 // Attest asks the phone device of a wallet service at baseURL to attest

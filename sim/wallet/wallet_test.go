@@ -91,6 +91,13 @@ func TestDevicesAttest(t *testing.T) {
 			Format: tc.format, Challenge: base64.StdEncoding.EncodeToString(challenge), Forgery: tc.forgery})
 		require.NoError(t, err)
 		assert.Equal(t, tc.forgery != "", out.Forged)
+		wantOS := "ios"
+		if tc.format == attest.FormatAndroidKey {
+			wantOS = "android"
+		}
+		assert.Equal(t, wantOS, out.Device.OSName, "the phone reports its platform")
+		assert.NotEmpty(t, out.Device.PhoneModel)
+		assert.NotEmpty(t, out.Device.OSVersion)
 		ev, err := base64.StdEncoding.DecodeString(out.Evidence)
 		require.NoError(t, err)
 		_, err = v.Verify(tc.format, ev, challenge)

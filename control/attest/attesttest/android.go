@@ -28,6 +28,10 @@ func (ca *CA) Android(o Options) ([]byte, error) {
 		pkg:       o.App,
 		digest:    SigningDigest(),
 		verified:  true,
+		osVersion: o.AndroidOSVersion,
+	}
+	if d.osVersion == 0 {
+		d.osVersion = 150000
 	}
 	if d.level == "" {
 		d.level = attest.SecurityLevelTrustedEnvironment
@@ -78,6 +82,7 @@ type androidDescription struct {
 	pkg       string
 	digest    []byte
 	verified  bool
+	osVersion int
 }
 
 // marshal encodes a KeyMint 3 (version 300) KeyDescription the way devices
@@ -114,6 +119,7 @@ func (d androidDescription) marshal() ([]byte, error) {
 		tagged(1, setOfInt(2)),      // purpose: sign
 		tagged(2, mustMarshal(3)),   // algorithm: EC
 		tagged(3, mustMarshal(256)), // key size
+		tagged(705, mustMarshal(d.osVersion)),
 		tagged(706, mustMarshal(202601)),
 	}
 	software := [][]byte{

@@ -117,6 +117,9 @@ type Options struct {
 	// AndroidLevel is the Android keystore (default trusted_environment;
 	// WeakSecurityLevel makes it software).
 	AndroidLevel attest.SecurityLevel
+	// AndroidOSVersion is the hardware-enforced osVersion (MMmmss; default
+	// 150000, Android 15); the patch level is always 2026-01.
+	AndroidOSVersion int
 }
 
 // CA holds one root and intermediate per format, and a look-alike

@@ -27,15 +27,23 @@
 -- param: requested_ms Int64 = 1709528767123
 -- param: issued_ms Int64 = 1709528767123
 -- param: lock_count UInt32 = 1
+-- param: phone_model String = 'Pixel 9'
+-- param: os_name String = 'android'
+-- param: os_version String = '15'
+-- param: os_patch_level String = '2026-01'
+-- param: app_version String = '2026.11.1'
+-- param: device_facts String = 'attested'
 -- param: record String = '{}'
 -- param: inserted_ms Int64 = 1709528767123
 INSERT INTO credential_events (credential_id, seq, ts, ts_ms, op, state, prev_state, subject_id, role, site_id,
     device_id, attested, break_glass, exception, door_groups, valid_from_ms, valid_until_ms, issuer, approvers,
-    approval_rule, reason, actor, request_id, command_id, revocation_id, requested_ms, issued_ms, lock_count, record,
-    inserted_ms)
+    approval_rule, reason, actor, request_id, command_id, revocation_id, requested_ms, issued_ms, lock_count,
+    phone_model, os_name, os_version, os_patch_level, app_version, device_facts, record, inserted_ms)
 VALUES ({credential_id:String}, {seq:UInt64}, {ts:DateTime}, {ts_ms:Int64}, {op:String}, {state:String},
     {prev_state:String}, {subject_id:String}, {role:String}, {site_id:String}, {device_id:String}, {attested:UInt8},
     {break_glass:UInt8}, {exception:UInt8}, {door_groups:Array(String)}, {valid_from_ms:Int64}, {valid_until_ms:Int64},
     {issuer:String}, {approvers:Array(String)}, {approval_rule:String}, {reason:String}, {actor:String},
     {request_id:String}, {command_id:String}, {revocation_id:String}, {requested_ms:Int64}, {issued_ms:Int64},
-    {lock_count:UInt32}, {record:String}, {inserted_ms:Int64})
+    {lock_count:UInt32},
+    {phone_model:String}, {os_name:String}, {os_version:String}, {os_patch_level:String}, {app_version:String},
+    {device_facts:String}, {record:String}, {inserted_ms:Int64})
