@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -159,6 +161,15 @@ func fleetSize(ctx context.Context, o ScaleOptions, subjects int) (FleetSize, er
 	}
 	out.LoadLiveMiB = r.liveHeapMiB(ctx)
 	out.LiveKBPerSubj = out.LoadLiveMiB * 1024 / float64(subjects)
+	if o.ProfileOut != "" {
+		// serve's heap after the load, per fleet size, beside --profile-out.
+		path := strings.TrimSuffix(o.ProfileOut, filepath.Ext(o.ProfileOut)) + fmt.Sprintf("-heap-%d.pb.gz", subjects)
+		if code, body, err := r.srv.do(ctx, http.MethodGet, "/debug/pprof/heap", nil); err == nil && code == http.StatusOK {
+			if err := os.WriteFile(path, body, 0o644); err != nil {
+				o.Logger.Warn("heap profile", "err", err)
+			}
+		}
+	}
 	o.Logger.Info("fleet size measured", "subjects", subjects, "ready_s", fmt.Sprintf("%.1f", out.ReadySeconds),
 		"idle_rss_mib", int(out.IdleRSSMiB), "idle_live_mib", int(out.IdleLiveMiB), "load_peak_rss_mib", int(out.LoadPeakRSS),
 		"load_live_mib", int(out.LoadLiveMiB))
@@ -181,6 +192,7 @@ func (r *run) liveHeapMiB(ctx context.Context) float64 {
 var (
 	loadAlertsSQL     = chstorage.Query("bench/load_alerts")
 	loadAlertIndexSQL = chstorage.Query("bench/load_alert_index")
+	loadAlertsOpenSQL = chstorage.Query("bench/load_alerts_open")
 	accessBytesSQL    = chstorage.Query("bench/access_bytes")
 	rollupRowsSQL     = chstorage.Query("bench/rollup_rows")
 )
@@ -214,6 +226,9 @@ func storeSizes(ctx context.Context, o ScaleOptions) ([]StoreSize, error) {
 			return nil, err
 		}
 		if err := loadAlertIndexSQL.Exec(ctx, conn, nil); err != nil {
+			return nil, err
+		}
+		if err := loadAlertsOpenSQL.Exec(ctx, conn, nil); err != nil {
 			return nil, err
 		}
 	}

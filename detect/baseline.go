@@ -40,7 +40,7 @@ func (e *Engine) DirtyBaselines() []Baseline {
 		for mi, m := range measures {
 			ps := make([][2]int64, 0, len(s.m[mi].peaks)+1)
 			for _, p := range s.m[mi].peaks {
-				ps = append(ps, [2]int64{p.day, int64(p.peak)})
+				ps = append(ps, [2]int64{int64(p.day), int64(p.peak)})
 			}
 			if s.reopened && s.m[mi].dayPeak > 0 {
 				ps = append(ps, [2]int64{s.day, int64(s.m[mi].dayPeak)}) // a restored day is still complete
@@ -77,14 +77,14 @@ func (e *Engine) RestoreBaselines(bs []Baseline) {
 			ms := &s.m[mi]
 			ms.peaks = ms.peaks[:0]
 			for _, p := range b.Peaks[m.Name()] {
-				ms.peaks = append(ms.peaks, dayPeak{day: p[0], peak: int(p[1])})
+				ms.peaks = append(ms.peaks, dayPeak{day: int32(p[0]), peak: int32(p[1])})
 			}
 			if len(ms.peaks) > r.HistoryDays {
 				ms.peaks = ms.peaks[len(ms.peaks)-r.HistoryDays:]
 			}
 			for _, p := range ms.peaks {
-				role.add(mi, p.day, p.peak, +1, r.HistoryDays)
-				s.day = max(s.day, p.day)
+				role.add(mi, int64(p.day), int(p.peak), +1, r.HistoryDays)
+				s.day = max(s.day, int64(p.day))
 			}
 		}
 		// The newest restored day is reopened as the running day: a restart
@@ -93,8 +93,8 @@ func (e *Engine) RestoreBaselines(bs []Baseline) {
 		// the role's pool as the running day's contribution.
 		for mi := range r.Measures {
 			ms := &s.m[mi]
-			if n := len(ms.peaks); n > 0 && ms.peaks[n-1].day == s.day {
-				ms.dayPeak, ms.contrib = ms.peaks[n-1].peak, ms.peaks[n-1].peak
+			if n := len(ms.peaks); n > 0 && int64(ms.peaks[n-1].day) == s.day {
+				ms.dayPeak, ms.contrib = int(ms.peaks[n-1].peak), int(ms.peaks[n-1].peak)
 				ms.peaks = ms.peaks[:n-1]
 				s.reopened = true
 			}

@@ -61,9 +61,11 @@ type winEntry struct {
 	scope   uint8 // entitlement scope of the event's lock (scopeUnknown, ...)
 }
 
+// dayPeak is one completed day's peak (8 bytes: a subject keeps one per
+// measure and history day).
 type dayPeak struct {
-	day  int64
-	peak int
+	day  int32 // ts / 24h
+	peak int32
 }
 
 type hist = [maxPeak + 1]uint32
@@ -206,8 +208,8 @@ func (e *Engine) setRole(key string, role string) {
 	for mi := range s.m {
 		ms := &s.m[mi]
 		for _, p := range ms.peaks {
-			old.add(mi, p.day, p.peak, -1, keep)
-			cur.add(mi, p.day, p.peak, +1, keep)
+			old.add(mi, int64(p.day), int(p.peak), -1, keep)
+			cur.add(mi, int64(p.day), int(p.peak), +1, keep)
 		}
 		old.add(mi, s.day, ms.contrib, -1, keep)
 		cur.add(mi, s.day, ms.contrib, +1, keep)
@@ -264,7 +266,7 @@ func (s *subjectState) rollDay(day int64, historyDays int) (pushed bool) {
 				continue
 			}
 			pushed = true
-			ms.peaks = append(ms.peaks, dayPeak{day: s.day, peak: ms.dayPeak})
+			ms.peaks = append(ms.peaks, dayPeak{day: int32(s.day), peak: int32(ms.dayPeak)})
 			if len(ms.peaks) > historyDays {
 				ms.peaks = append(ms.peaks[:0], ms.peaks[len(ms.peaks)-historyDays:]...)
 			}
@@ -282,11 +284,11 @@ func (s *subjectState) rollDay(day int64, historyDays int) (pushed bool) {
 func (ms *measureState) ownBaseline(day int64, historyDays int) (int, int) {
 	best, n := 0, 0
 	for _, p := range ms.peaks {
-		if p.day < day-int64(historyDays) {
+		if int64(p.day) < day-int64(historyDays) {
 			continue
 		}
 		n++
-		best = max(best, p.peak)
+		best = max(best, int(p.peak))
 	}
 	return best, n
 }
@@ -427,7 +429,7 @@ func (e *Engine) checkBurst(dst []Alert, s *subjectState, cs *credState, ev *eve
 		newest = max(newest, s.win[len(s.win)-1].ts)
 	}
 	var added bool
-	s.win, added = insertWin(s.win, winEntry{ts: ev.TsMs, door: doorKey(ev), eventID: ev.EventID, site: ev.SiteID, scope: cs.scope(ev)},
+	s.win, added = insertWin(s.win, winEntry{ts: ev.TsMs, door: doorKey(ev), eventID: ev.EventID, site: ev.SiteID, scope: e.scope(cs, ev)},
 		newest-r.maxWindow()-e.opts.Lateness.Milliseconds())
 	if !added {
 		return dst

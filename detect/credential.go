@@ -3,7 +3,10 @@ package detect
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/keyfleet/keyfleet/internal/event"
 )
@@ -33,7 +36,7 @@ type credState struct {
 	validUntilMs  int64
 	breakGlass    bool
 
-	entitled map[lockKey]struct{} // nil: no entitlement on record (Entitle)
+	entitled []uint32 // sorted lock numbers (Engine.lockNums); nil: no entitlement on record (Entitle)
 }
 
 type stateAt struct {
@@ -41,11 +44,66 @@ type stateAt struct {
 	state string
 }
 
+// grant is a remembered granted use (a credential keeps up to maxGrants
+// of them for the lookback), 56 bytes: the event id in binary when it is a
+// canonical UUID (as keyfleet's event ids are), door, site and subject as
+// numbers of the engine's names.
 type grant struct {
-	ts                           int64
-	eventID, door, site, subject string
-	receivedMs                   int64
-	alerted                      bool
+	ts, receivedMs      int64
+	id                  [16]byte
+	idText              *string // an event id that is not a canonical UUID
+	door, site, subject uint32  // names.text
+	alerted             bool
+}
+
+// compactID returns a canonical (lowercase, not nil) UUID's bytes: the
+// ones that format back to the same text.
+func compactID(id string) ([16]byte, bool) {
+	if len(id) != 36 || strings.ContainsFunc(id, func(r rune) bool { return r >= 'A' && r <= 'F' }) {
+		return [16]byte{}, false
+	}
+	u, err := uuid.Parse(id)
+	return u, err == nil && u != uuid.Nil
+}
+
+func (g *grant) eventID() string {
+	if g.idText != nil {
+		return *g.idText
+	}
+	if g.id == ([16]byte{}) {
+		return ""
+	}
+	return uuid.UUID(g.id).String()
+}
+
+// names numbers the doors, sites and subjects grants name: 0 is "", the
+// rest in order of first use; bounded by the estate and its people.
+type names struct {
+	index map[string]uint32
+	texts []string
+}
+
+func (n *names) number(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	if i, ok := n.index[s]; ok {
+		return i
+	}
+	if n.index == nil {
+		n.index, n.texts = map[string]uint32{}, []string{""}
+	}
+	i := uint32(len(n.texts))
+	n.texts = append(n.texts, s)
+	n.index[s] = i
+	return i
+}
+
+func (n *names) text(i uint32) string {
+	if i == 0 {
+		return ""
+	}
+	return n.texts[i]
 }
 
 // addState records a lifecycle record (records may arrive out of order).
@@ -121,13 +179,14 @@ func (c *credState) known(device string) bool {
 
 // noteGrant remembers a granted use and returns its index in c.grants (-1
 // for a re-delivered event).
-func (c *credState) noteGrant(ev *event.Access, lookback int64) int {
+func (c *credState) noteGrant(ev *event.Access, lookback int64, n *names) int {
 	if ev.TsMs > c.lastUseMs {
 		c.lastUseMs = ev.TsMs
 	}
+	id, isUUID := compactID(ev.EventID)
 	if ev.EventID != "" {
-		for _, g := range c.grants {
-			if g.eventID == ev.EventID {
+		for i := range c.grants {
+			if g := &c.grants[i]; isUUID && g.idText == nil && g.id == id || !isUUID && g.idText != nil && *g.idText == ev.EventID {
 				return -1
 			}
 		}
@@ -137,8 +196,13 @@ func (c *credState) noteGrant(ev *event.Access, lookback int64) int {
 		drop++
 	}
 	c.grants = append(c.grants[:0], c.grants[drop:]...)
-	c.grants = append(c.grants, grant{ts: ev.TsMs, eventID: ev.EventID, door: doorKey(ev), site: ev.SiteID,
-		receivedMs: ev.ReceivedMs, subject: ev.SubjectID})
+	g := grant{ts: ev.TsMs, id: id, door: n.number(doorKey(ev)), site: n.number(ev.SiteID), receivedMs: ev.ReceivedMs,
+		subject: n.number(ev.SubjectID)}
+	if !isUUID {
+		text := ev.EventID
+		g.idText = &text
+	}
+	c.grants = append(c.grants, g)
 	return len(c.grants) - 1
 }
 
@@ -177,23 +241,24 @@ func (e *Engine) lateRevocation(dst []Alert, c *credState) []Alert {
 
 func (e *Engine) revocationAlert(dst []Alert, c *credState, g grant, state string, since int64) []Alert {
 	r := &e.rules.Detectors.UseAfterRevocation
-	subject := g.subject
+	subject := e.names.text(g.subject)
 	if subject == "" {
 		subject = c.subject
 	}
-	site := g.site
+	site := e.names.text(g.site)
 	if site == "" {
 		site = c.site
 	}
+	door := e.names.text(g.door)
 	after := time.Duration(g.ts-since) * time.Millisecond
 	a := Alert{
 		Detector: UseAfterRevocation, Severity: r.Severity,
-		SubjectID: subject, CredentialID: c.id, DoorID: g.door, SiteID: site,
+		SubjectID: subject, CredentialID: c.id, DoorID: door, SiteID: site,
 		TsMs: g.ts, WindowStartMs: since, WindowEndMs: g.ts,
 		Observed: float64(g.ts-since) / 1000, Threshold: float64(r.Grace.Ms()) / 1000,
-		Evidence: []string{g.eventID},
+		Evidence: []string{g.eventID()},
 		Explanation: fmt.Sprintf("Credential %s was granted access at door %s %s after it was %s; the change did not reach this lock.",
-			c.id, g.door, humanDuration(after), state),
+			c.id, door, humanDuration(after), state),
 		SuggestedAction:  "Re-push the revocation to the lock's gateway and confirm its acknowledgement; disable the credential at the lock if the gateway is unreachable; review who entered.",
 		SourceReceivedMs: g.receivedMs,
 	}

@@ -50,8 +50,10 @@ type Engine struct {
 	nextBatch int64
 	heldOpen  map[string]*doorState // doors currently open (held-open timers)
 
-	scratch map[string]struct{}
-	credIDs []string // sorted ids of creds (rebuilt when creds grows)
+	scratch  map[string]struct{}
+	lockNums map[lockKey]uint32 // entitled locks' numbers (Entitle)
+	names    names              // doors, sites and subjects of grants
+	credIDs  []string           // sorted ids of creds (rebuilt when creds grows)
 
 	dirty   map[string]struct{} // subjects whose baseline changed since DirtyBaselines
 	learned bool                // baselines were restored: no cold-start learning period
@@ -195,7 +197,7 @@ func (e *Engine) RememberGrant(dst []Alert, ev *event.Access) []Alert {
 // lookback and checks it against a revocation already known.
 func (e *Engine) grant(dst []Alert, cs *credState, ev *event.Access) []Alert {
 	r := &e.rules.Detectors.UseAfterRevocation
-	if i := cs.noteGrant(ev, r.Lookback.Ms()); i >= 0 && r.Enabled {
+	if i := cs.noteGrant(ev, r.Lookback.Ms(), &e.names); i >= 0 && r.Enabled {
 		dst = e.checkRevocation(dst, cs, i)
 	}
 	return dst

@@ -1,6 +1,10 @@
 package detect
 
-import "github.com/keyfleet/keyfleet/internal/event"
+import (
+	"slices"
+
+	"github.com/keyfleet/keyfleet/internal/event"
+)
 
 // Entitlement is what a credential's role template grants it: the locks
 // its grants were pushed to. The control plane's credential records carry
@@ -26,15 +30,28 @@ type EntitledLock struct {
 
 // Entitle records a credential's entitlement, replacing the one known. A
 // record without locks says nothing about the entitlement and is ignored.
+// It is kept as a sorted slice of lock numbers (the engine numbers each
+// lock once): a million credentials of dozens of locks each fit in 4 bytes
+// a lock instead of a map of strings each.
 func (e *Engine) Entitle(ent *Entitlement) {
 	if ent == nil || ent.CredentialID == "" || len(ent.Locks) == 0 {
 		return
 	}
-	m := make(map[lockKey]struct{}, len(ent.Locks))
-	for _, l := range ent.Locks {
-		m[lockKey{l.Vendor, l.LockID}] = struct{}{}
+	if e.lockNums == nil {
+		e.lockNums = map[lockKey]uint32{}
 	}
-	e.cred(ent.CredentialID).entitled = m
+	nums := make([]uint32, 0, len(ent.Locks))
+	for _, l := range ent.Locks {
+		k := lockKey{l.Vendor, l.LockID}
+		n, ok := e.lockNums[k]
+		if !ok {
+			n = uint32(len(e.lockNums))
+			e.lockNums[k] = n
+		}
+		nums = append(nums, n)
+	}
+	slices.Sort(nums)
+	e.cred(ent.CredentialID).entitled = slices.Clip(slices.Compact(nums))
 }
 
 type lockKey struct{ vendor, lockID string }
@@ -48,12 +65,14 @@ const (
 
 // scope says whether an access event's lock is within its credential's
 // entitlement.
-func (c *credState) scope(ev *event.Access) uint8 {
+func (e *Engine) scope(c *credState, ev *event.Access) uint8 {
 	if c == nil || c.entitled == nil {
 		return scopeUnknown
 	}
-	if _, ok := c.entitled[lockKey{ev.Vendor, ev.LockID}]; ok {
-		return scopeEntitled
+	if n, ok := e.lockNums[lockKey{ev.Vendor, ev.LockID}]; ok {
+		if _, found := slices.BinarySearch(c.entitled, n); found {
+			return scopeEntitled
+		}
 	}
 	return scopeOutside
 }

@@ -80,7 +80,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"the throughput window should last this long: a shorter one is measured again with a backlog sized from its rate, time permitting (0: never)")
 	fs.Int(&o.ProfileSeconds, "profile-seconds", "KEYFLEET_BENCH_PROFILE_SECONDS", def.ProfileSeconds,
 		"seconds of CPU profile of serve taken during the throughput phase (0: none)")
-	fs.String(&o.ProfileOut, "profile-out", "KEYFLEET_BENCH_PROFILE_OUT", "", "copy the CPU profile here (and the heap profile beside it, with -heap before the extension)")
+	fs.String(&o.ProfileOut, "profile-out", "KEYFLEET_BENCH_PROFILE_OUT", "", "copy the CPU profile here (and the heap profile beside it, with -heap before the extension; with --fleet-sizes, serve's heap after each size's load as -heap-<subjects>.pb.gz)")
 	fs.String(&rates, "rates", "KEYFLEET_BENCH_RATES", joinRates(def.Rates), "fixed offered rates (records/s) of the freshness and detection phases")
 	fs.Float(&o.MaxRateFraction, "max-rate-fraction", "KEYFLEET_BENCH_MAX_RATE_FRACTION", def.MaxRateFraction,
 		"add a phase at this fraction of the measured throughput (0: none)")

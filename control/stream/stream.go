@@ -228,6 +228,7 @@ func (p *Processor) applyFollowed(m kafka.Message) {
 		p.m.Commands.WithLabelValues("record", control.OutcomeInvalid).Inc()
 		return
 	}
+	p.view.share(r)
 	p.view.put(r)
 }
 

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,22 +27,66 @@ import (
 // any instance answers reads and validates requests). Each applied record
 // also feeds the normalizer's registry.
 type view struct {
-	mu        sync.RWMutex
-	creds     map[string]*control.Record
-	bySubject map[string]map[string]struct{}
-	// byLock holds, per lock, the active credentials it should hold: the
-	// expected access list (ACL versions, acl_push).
-	byLock  map[control.LockRef]map[string]*control.Record
+	mu    sync.RWMutex
+	creds map[string]*control.Record
+	// bySubject holds each subject's credential ids, sorted (slices, not
+	// maps: a subject has a few credentials and a lock up to thousands,
+	// and a million subjects' maps would cost more than their records).
+	bySubject map[string][]string
+	// byLock holds, per lock, the active credentials it should hold, sorted
+	// by id: the expected access list (ACL versions, acl_push).
+	byLock  map[control.LockRef][]*control.Record
 	waiters map[string][]chan *control.Record // command id → API calls waiting for it
 	states  *prometheus.GaugeVec
 	counts  map[string]int
 	feed    *registry.Feed
+	names   map[string]string // recurring strings of records (share)
 }
 
 func newView(feed *registry.Feed, states *prometheus.GaugeVec) *view {
-	return &view{creds: map[string]*control.Record{}, bySubject: map[string]map[string]struct{}{},
-		byLock:  map[control.LockRef]map[string]*control.Record{},
+	return &view{creds: map[string]*control.Record{}, bySubject: map[string][]string{},
+		byLock:  map[control.LockRef][]*control.Record{},
 		waiters: map[string][]chan *control.Record{}, states: states, counts: map[string]int{}, feed: feed}
+}
+
+// share replaces the strings of a freshly decoded record that recur across
+// records (states, roles, sites, door groups, vendors and lock ids) with
+// one shared copy each, so a fleet's newest records do not each hold their
+// own: r must not be shared yet. What it interns is bounded by the estate
+// (locks, sites, roles, door groups), not by the credentials.
+func (v *view) share(r *control.Record) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.names == nil {
+		v.names = map[string]string{}
+	}
+	of := func(s *string) {
+		if *s == "" {
+			return
+		}
+		if c, ok := v.names[*s]; ok {
+			*s = c
+			return
+		}
+		v.names[*s] = *s
+	}
+	for _, s := range []*string{&r.State, &r.PrevState, &r.Op, &r.Role, &r.SiteID, &r.Record} {
+		of(s)
+	}
+	for i := range r.Locks {
+		of(&r.Locks[i].Vendor)
+		of(&r.Locks[i].LockID)
+	}
+	for i := range r.Refs {
+		of(&r.Refs[i].Vendor)
+		of(&r.Refs[i].LockID)
+	}
+	for i := range r.DoorGroups {
+		of(&r.DoorGroups[i])
+	}
+	for i := range r.ExtraGroups {
+		of(&r.ExtraGroups[i])
+	}
 }
 
 // get returns a credential's newest record. Records are never changed once
@@ -65,47 +110,57 @@ func (v *view) put(r *control.Record) bool {
 	v.creds[r.CredentialID] = r
 	if ok && cur.State == event.StateActive {
 		for _, l := range cur.Locks {
-			if m := v.byLock[l]; m != nil {
-				delete(m, r.CredentialID)
-				if len(m) == 0 {
+			if acl, i, found := v.aclAt(l, r.CredentialID); found {
+				if acl = slices.Delete(acl, i, i+1); len(acl) == 0 {
 					delete(v.byLock, l)
+				} else {
+					v.byLock[l] = acl
 				}
 			}
 		}
 	}
 	if r.State == event.StateActive {
 		for _, l := range r.Locks {
-			m := v.byLock[l]
-			if m == nil {
-				m = map[string]*control.Record{}
-				v.byLock[l] = m
+			if acl, i, found := v.aclAt(l, r.CredentialID); found {
+				acl[i] = r
+			} else {
+				v.byLock[l] = slices.Insert(acl, i, r)
 			}
-			m[r.CredentialID] = r
 		}
 	}
 	if ok {
 		v.counts[cur.State]--
 		v.states.WithLabelValues(cur.State).Set(float64(v.counts[cur.State]))
 		if cur.SubjectID != r.SubjectID {
-			delete(v.bySubject[cur.SubjectID], r.CredentialID)
+			ids := v.bySubject[cur.SubjectID]
+			if i, found := slices.BinarySearch(ids, r.CredentialID); found {
+				if ids = slices.Delete(ids, i, i+1); len(ids) == 0 {
+					delete(v.bySubject, cur.SubjectID)
+				} else {
+					v.bySubject[cur.SubjectID] = ids
+				}
+			}
 		}
 	}
 	v.counts[r.State]++
 	v.states.WithLabelValues(r.State).Set(float64(v.counts[r.State]))
-	s := v.bySubject[r.SubjectID]
-	if s == nil {
-		s = map[string]struct{}{}
-		v.bySubject[r.SubjectID] = s
+	if ids := v.bySubject[r.SubjectID]; !slices.Contains(ids, r.CredentialID) {
+		i, _ := slices.BinarySearch(ids, r.CredentialID)
+		v.bySubject[r.SubjectID] = slices.Insert(ids, i, r.CredentialID)
 	}
-	s[r.CredentialID] = struct{}{}
 	var notify []chan *control.Record
 	if r.CommandDone && r.CommandID != "" {
 		notify = v.waiters[r.CommandID]
 		delete(v.waiters, r.CommandID)
 	}
+	var prevRefs []event.CredentialRef
+	if ok {
+		prevRefs = cur.Refs
+	}
 	v.mu.Unlock()
 	if v.feed != nil {
-		v.feed.Apply(r.Credential)
+		// The view holds the previous record: the feed need not keep its refs.
+		v.feed.Replace(prevRefs, r.Credential)
 	}
 	for _, ch := range notify {
 		ch <- r
@@ -118,10 +173,9 @@ func (v *view) subject(id string) []*control.Record {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	out := make([]*control.Record, 0, len(v.bySubject[id]))
-	for cid := range v.bySubject[id] {
+	for _, cid := range v.bySubject[id] {
 		out = append(out, v.creds[cid])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].CredentialID < out[j].CredentialID })
 	return out
 }
 
@@ -140,12 +194,15 @@ func (v *view) live(subject string) []*control.Record {
 func (v *view) acl(l control.LockRef) []*control.Record {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	out := make([]*control.Record, 0, len(v.byLock[l]))
-	for _, r := range v.byLock[l] {
-		out = append(out, r)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].CredentialID < out[j].CredentialID })
-	return out
+	return append(make([]*control.Record, 0, len(v.byLock[l])), v.byLock[l]...)
+}
+
+// aclAt finds a credential in a lock's access list: the list, its index
+// (or where it would go) and whether it is there (callers hold v.mu).
+func (v *view) aclAt(l control.LockRef, id string) ([]*control.Record, int, bool) {
+	acl := v.byLock[l]
+	i, found := slices.BinarySearchFunc(acl, id, func(r *control.Record, id string) int { return strings.Compare(r.CredentialID, id) })
+	return acl, i, found
 }
 
 // aclIDs returns the ids of the credentials a lock should hold.
@@ -153,8 +210,8 @@ func (v *view) aclIDs(l control.LockRef) map[string]bool {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	out := make(map[string]bool, len(v.byLock[l]))
-	for id := range v.byLock[l] {
-		out[id] = true
+	for _, r := range v.byLock[l] {
+		out[r.CredentialID] = true
 	}
 	return out
 }

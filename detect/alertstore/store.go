@@ -74,6 +74,9 @@ var (
 	alertsByIDSQL   = chstorage.Query("alertstore/alerts_by_id")
 	alertActionsSQL = chstorage.Query("alertstore/alert_actions")
 	alertsSQL       = chstorage.Query("alertstore/alerts")
+	insertOpen      = chstorage.Query("alertstore/insert_open")
+	openStateSQL    = chstorage.Query("alertstore/open_state")
+	openPageSQL     = chstorage.Query("alertstore/open_page")
 )
 
 // values is the record as a row of insertAlerts (scan reads the same
@@ -100,7 +103,10 @@ func (r *Record) indexValues() []any {
 
 // insert writes alert versions: their index rows first, so an alert row
 // never exists without its index row (a failure in between leaves an index
-// row whose alert row is missing or older, which readers check against).
+// row whose alert row is missing or older, which readers check against),
+// then the changes to the open-alerts set, then the alert rows. A retry
+// after a failure in between finds the open set already changed and adds
+// nothing (syncOpen writes differences).
 func (s *Store) insert(ctx context.Context, recs []Record) error {
 	idx := make([][]any, len(recs))
 	rows := make([][]any, len(recs))
@@ -110,7 +116,109 @@ func (s *Store) insert(ctx context.Context, recs []Record) error {
 	if err := insertIndex.Insert(ctx, s.conn, idx...); err != nil {
 		return err
 	}
+	if err := s.syncOpen(ctx, recs); err != nil {
+		return err
+	}
 	return insertAlerts.Insert(ctx, s.conn, rows...)
+}
+
+// openRow is an alert's row in alerts_open.
+type openRow struct {
+	site, id           string
+	ts                 time.Time
+	tsMs               int64
+	detector, severity string
+	version            uint64
+}
+
+func (o openRow) values(sign int8) []any {
+	return []any{o.site, o.id, o.ts, o.tsMs, o.detector, o.severity, o.version, sign}
+}
+
+// openState is what alerts_open holds for one row key: the sum of its signs
+// and its newest opening row.
+type openState struct {
+	n   int64
+	row openRow
+}
+
+// syncOpen brings alerts_open to the records' statuses: it reads what the
+// table holds for them and writes the difference (an open record: one row
+// with its current detector, severity and time; any other: none), so the
+// write is idempotent and mends a sum that a repeated back-fill or an
+// interrupted write left wrong.
+func (s *Store) syncOpen(ctx context.Context, recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(recs))
+	var sites []string
+	for i := range recs {
+		ids = append(ids, recs[i].AlertID)
+		if !slices.Contains(sites, recs[i].SiteID) {
+			sites = append(sites, recs[i].SiteID)
+		}
+	}
+	have := map[[2]string]openState{}
+	for chunk := range slices.Chunk(ids, 1000) { // keeps the query text small
+		rows, err := openStateSQL.Query(ctx, s.conn, chstorage.Args{"ids": chunk, "sites": sites})
+		if err != nil {
+			return fmt.Errorf("query open alerts: %w", err)
+		}
+		for rows.Next() {
+			var st openState
+			r := &st.row
+			if err := rows.Scan(&r.site, &r.id, &st.n, &r.ts, &r.tsMs, &r.detector, &r.severity, &r.version); err != nil {
+				rows.Close()
+				return fmt.Errorf("scan open alerts: %w", err)
+			}
+			have[[2]string{r.site, r.id}] = st
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read open alerts: %w", err)
+		}
+	}
+	var out [][]any
+	want := map[[2]string]bool{}
+	for i := range recs {
+		r := &recs[i]
+		if r.Status != detect.StatusOpen {
+			continue
+		}
+		key := [2]string{r.SiteID, r.AlertID}
+		want[key] = true
+		row := openRow{site: r.SiteID, id: r.AlertID, ts: time.UnixMilli(r.TsMs).UTC(), tsMs: r.TsMs,
+			detector: r.Detector, severity: r.Severity, version: r.version}
+		cur, ok := have[key]
+		if ok && cur.n == 1 && cur.row.tsMs == row.tsMs && cur.row.detector == row.detector && cur.row.severity == row.severity {
+			continue // already there as it is
+		}
+		if ok {
+			for range max(cur.n, 0) {
+				out = append(out, cur.row.values(-1))
+			}
+			for range max(-cur.n, 0) {
+				out = append(out, cur.row.values(1))
+			}
+		}
+		out = append(out, row.values(1))
+	}
+	for key, cur := range have {
+		if want[key] {
+			continue
+		}
+		for range max(cur.n, 0) {
+			out = append(out, cur.row.values(-1))
+		}
+		for range max(-cur.n, 0) {
+			out = append(out, cur.row.values(1))
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return insertOpen.Insert(ctx, s.conn, out...)
 }
 
 func scan(rows driver.Rows) ([]Record, error) {
@@ -321,7 +429,8 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 }
 
 // listIndexed lists alerts filtered by what the index holds (status,
-// detector, severity, site or a scoped caller's sites, time): the page's ids from the index, then their
+// detector, severity, site or a scoped caller's sites, time): the page's ids
+// from the index (open alerts: from alerts_open, bounded by the open set), then their
 // full rows from alerts within the page's event-time span. A row whose
 // current version no longer matches (a status changed between the two
 // reads, or an index row whose alert row was not written) is left out.
@@ -330,35 +439,48 @@ func (s *Store) listIndexed(ctx context.Context, f Filter, args chstorage.Args) 
 	delete(args, "subject_id")
 	delete(args, "credential_id")
 	delete(args, "door_id")
-	rows, err := indexPageSQL.Query(ctx, s.conn, args)
-	if err != nil {
-		return nil, fmt.Errorf("query alert index: %w", err)
-	}
 	var ids []string
 	var from, to time.Time
-	for rows.Next() {
-		var id string
-		var ts time.Time
-		if err := rows.Scan(&id, &ts); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("scan alert index: %w", err)
+	var err error
+	page, windows := indexPageSQL, listWindows
+	if f.Status == detect.StatusOpen {
+		// Open alerts: from the open set, not the index of every alert. A
+		// site's open set is read whole by its key (windows would only add
+		// queries when it is small); the fleet's newest week first.
+		delete(args, "status")
+		page, windows = openPageSQL, openWindows
+		if f.Site != "" || len(f.Sites) > 0 {
+			windows = nil
 		}
-		if len(ids) == 0 || ts.Before(from) {
-			from = ts
-		}
-		if len(ids) == 0 || ts.After(to) {
-			to = ts
-		}
-		ids = append(ids, id)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read alert index: %w", err)
+	if f.FromMs > 0 || len(windows) == 0 {
+		ids, from, to, err = s.page(ctx, page, args)
+	} else {
+		// No lower time bound: the newest windows first (both indexes'
+		// partitions are months), widened until the page is full; a full
+		// page of a window is the page of all time, newest first (an
+		// alert's ts never changes, so all its rows are in or out).
+		limit, _ := args["limit"].(int)
+		for _, w := range windows {
+			wargs := args
+			if w > 0 {
+				wargs = maps.Clone(args)
+				fromMs := s.now().Add(-w).UnixMilli()
+				wargs["from_ms"], wargs["from_s"] = fromMs, fromMs/1000
+			}
+			ids, from, to, err = s.page(ctx, page, wargs)
+			if err != nil || len(ids) >= limit {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err = alertsByIDSQL.Query(ctx, s.conn, chstorage.Args{"ids": ids, "from": from, "to": to})
+	rows, err := alertsByIDSQL.Query(ctx, s.conn, chstorage.Args{"ids": ids, "from": from, "to": to})
 	if err != nil {
 		return nil, fmt.Errorf("query alerts: %w", err)
 	}
@@ -382,6 +504,41 @@ func (s *Store) listIndexed(ctx context.Context, f Filter, args chstorage.Args) 
 		return strings.Compare(a.AlertID, b.AlertID)
 	})
 	return out, nil
+}
+
+// listWindows are the time windows (back from now) a list without a lower
+// time bound reads in turn until its page is full; 0 is all time.
+var listWindows = []time.Duration{7 * 24 * time.Hour, 35 * 24 * time.Hour, 400 * 24 * time.Hour, 0}
+
+// openWindows are the windows of a fleet-wide open-alerts list (the open
+// set is small: one week, then all of it).
+var openWindows = []time.Duration{7 * 24 * time.Hour, 0}
+
+// page reads one page of ids (and their event-time span) from an index.
+func (s *Store) page(ctx context.Context, page *chstorage.Statement, args chstorage.Args) (ids []string, from, to time.Time, err error) {
+	rows, err := page.Query(ctx, s.conn, args)
+	if err != nil {
+		return nil, from, to, fmt.Errorf("query alert index: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var ts time.Time
+		if err := rows.Scan(&id, &ts); err != nil {
+			return nil, from, to, fmt.Errorf("scan alert index: %w", err)
+		}
+		if len(ids) == 0 || ts.Before(from) {
+			from = ts
+		}
+		if len(ids) == 0 || ts.After(to) {
+			to = ts
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, from, to, fmt.Errorf("read alert index: %w", err)
+	}
+	return ids, from, to, nil
 }
 
 // SetStatus writes a new version of an alert with a changed status. It

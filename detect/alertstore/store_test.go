@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -226,4 +227,162 @@ func TestAPI(t *testing.T) {
 	code, m = do("GET", "/v1/alerts?status=false_positive", "re", "")
 	require.Equal(t, 200, code)
 	assert.EqualValues(t, 1, m["count"])
+}
+
+// The open-alerts set follows every status change and detector update, and
+// holds only open alerts once merged; a sum a repeated back-fill left wrong
+// is mended by the next write of the alert.
+func TestOpenAlerts(t *testing.T) {
+	conn, _ := testenv.ClickHouse(t)
+	ctx := context.Background()
+	s := alertstore.New(conn)
+	ts := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC).UnixMilli()
+	var ids []string
+	var alerts []detect.Alert
+	for i := range 6 {
+		id := detect.AlertID("open", strconv.Itoa(i), ts, "")
+		a := alert(id, detect.UnlockBurst, ts+int64(i)*60_000)
+		a.SiteID = []string{"site-1", "site-2"}[i%2]
+		if i == 4 {
+			a.Detector = detect.DoorForced
+		}
+		ids, alerts = append(ids, id), append(alerts, a)
+	}
+	require.NoError(t, s.Put(ctx, alerts))
+	require.NoError(t, s.Put(ctx, alerts), "a re-delivery adds nothing")
+
+	openSet := func() map[string]int64 {
+		t.Helper()
+		rows, err := conn.Query(ctx, "SELECT alert_id, toInt64(sum(sign)) FROM alerts_open GROUP BY alert_id HAVING sum(sign) != 0")
+		require.NoError(t, err)
+		defer rows.Close()
+		out := map[string]int64{}
+		for rows.Next() {
+			var id string
+			var n int64
+			require.NoError(t, rows.Scan(&id, &n))
+			out[id] = n
+		}
+		require.NoError(t, rows.Err())
+		return out
+	}
+	listed := func(flt alertstore.Filter) []string {
+		t.Helper()
+		flt.Status = detect.StatusOpen
+		recs, err := s.List(ctx, flt)
+		require.NoError(t, err)
+		out := []string{}
+		for _, r := range recs {
+			assert.Equal(t, detect.StatusOpen, r.Status)
+			out = append(out, r.AlertID)
+		}
+		return out
+	}
+	assert.Equal(t, map[string]int64{ids[0]: 1, ids[1]: 1, ids[2]: 1, ids[3]: 1, ids[4]: 1, ids[5]: 1}, openSet())
+	assert.Equal(t, []string{ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]}, listed(alertstore.Filter{}))
+
+	_, _, err := s.SetStatus(ctx, ids[1], detect.StatusAcknowledged, "", "alice")
+	require.NoError(t, err)
+	_, _, err = s.SetStatus(ctx, ids[2], detect.StatusResolved, "", "alice")
+	require.NoError(t, err)
+	_, _, err = s.SetStatus(ctx, ids[2], detect.StatusResolved, "", "alice")
+	require.NoError(t, err, "resolving twice takes nothing more away")
+	_, _, err = s.SetStatus(ctx, ids[3], detect.StatusFalsePositive, "", "alice")
+	require.NoError(t, err)
+	_, _, err = s.SetStatus(ctx, ids[3], detect.StatusOpen, "", "alice")
+	require.NoError(t, err, "reopened")
+	// A detector update of an open alert: severity changes, still open once.
+	upd := alerts[5]
+	upd.Revision, upd.Severity = 1, detect.SeverityLow
+	require.NoError(t, s.Put(ctx, []detect.Alert{upd}))
+	// A detector update of an acknowledged alert keeps it out of the set.
+	upd1 := alerts[1]
+	upd1.Revision = 1
+	require.NoError(t, s.Put(ctx, []detect.Alert{upd1}))
+
+	want := map[string]int64{ids[0]: 1, ids[3]: 1, ids[4]: 1, ids[5]: 1}
+	assert.Equal(t, want, openSet())
+	assert.Equal(t, []string{ids[5], ids[4], ids[3], ids[0]}, listed(alertstore.Filter{}))
+	assert.Equal(t, []string{ids[5], ids[3]}, listed(alertstore.Filter{Site: "site-2"}))
+	assert.Equal(t, []string{ids[4], ids[0]}, listed(alertstore.Filter{Sites: []string{"site-1"}}))
+	assert.Equal(t, []string{ids[4]}, listed(alertstore.Filter{Detector: detect.DoorForced}))
+	assert.Equal(t, []string{ids[5]}, listed(alertstore.Filter{Severity: detect.SeverityLow}))
+	assert.Equal(t, []string{ids[4], ids[3], ids[0]}, listed(alertstore.Filter{Severity: detect.SeverityHigh}))
+	assert.Equal(t, []string{ids[4], ids[3]}, listed(alertstore.Filter{FromMs: ts + 3*60_000, ToMs: ts + 5*60_000}))
+	assert.Equal(t, []string{ids[5], ids[4]}, listed(alertstore.Filter{Limit: 2}))
+
+	// Merged, the table holds the open alerts and nothing else.
+	require.NoError(t, conn.Exec(ctx, "OPTIMIZE TABLE alerts_open FINAL"))
+	var rowsLeft uint64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM alerts_open").Scan(&rowsLeft))
+	assert.EqualValues(t, len(want), rowsLeft)
+
+	// A second back-fill (two instances migrating at once) doubles the open
+	// rows; the list still shows each once, and closing takes them all away.
+	require.NoError(t, conn.Exec(ctx, "INSERT INTO alerts_open (site_id, alert_id, ts, ts_ms, detector, severity, version, sign) "+
+		"SELECT site_id, alert_id, ts, ts_ms, detector, severity, version, 1 FROM alerts FINAL WHERE status = 'open'"))
+	assert.Equal(t, []string{ids[5], ids[4], ids[3], ids[0]}, listed(alertstore.Filter{}))
+	_, _, err = s.SetStatus(ctx, ids[0], detect.StatusResolved, "", "alice")
+	require.NoError(t, err)
+	delete(want, ids[0])
+	assert.Equal(t, map[string]int64{ids[3]: 2, ids[4]: 2, ids[5]: 2}, openSet())
+	assert.Equal(t, []string{ids[5], ids[4], ids[3]}, listed(alertstore.Filter{}))
+	require.NoError(t, s.Put(ctx, []detect.Alert{func() detect.Alert { a := upd; a.Revision = 2; return a }()}))
+	assert.Equal(t, map[string]int64{ids[3]: 2, ids[4]: 2, ids[5]: 1}, openSet(), "the next write mends the sum")
+}
+
+// A list without a lower time bound reads the newest windows first and
+// widens them until its page is full: the same page as all time.
+func TestListWindows(t *testing.T) {
+	conn, _ := testenv.ClickHouse(t)
+	ctx := context.Background()
+	s := alertstore.New(conn)
+	now := time.Now().UnixMilli()
+	var alerts []detect.Alert
+	var ids []string
+	for i, age := range []time.Duration{time.Hour, 20 * 24 * time.Hour, 100 * 24 * time.Hour, 900 * 24 * time.Hour} {
+		ts := now - age.Milliseconds()
+		id := detect.AlertID("win", strconv.Itoa(i), ts, "")
+		a := alert(id, detect.UnlockBurst, ts)
+		a.Status = detect.StatusAcknowledged
+		alerts, ids = append(alerts, a), append(ids, id)
+	}
+	require.NoError(t, s.Put(ctx, alerts))
+	for _, st := range []string{detect.StatusOpen, detect.StatusAcknowledged} {
+		_, _, err := s.SetStatus(ctx, ids[0], st, "", "alice")
+		require.NoError(t, err)
+	}
+	for _, tc := range []struct {
+		f    alertstore.Filter
+		want []string
+	}{
+		{alertstore.Filter{Limit: 1}, ids[:1]},
+		{alertstore.Filter{Limit: 2}, ids[:2]},
+		{alertstore.Filter{Limit: 3, Status: detect.StatusAcknowledged}, ids[:3]},
+		{alertstore.Filter{Limit: 10}, ids},
+		{alertstore.Filter{Limit: 10, ToMs: now - 50*24*3600*1000}, ids[2:]},
+		{alertstore.Filter{Limit: 10, Status: detect.StatusOpen}, nil},
+	} {
+		recs, err := s.List(ctx, tc.f)
+		require.NoError(t, err)
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.AlertID)
+		}
+		assert.Equal(t, tc.want, got, "%+v", tc.f)
+	}
+	// Open alerts too: the newest windows of the open set first.
+	for _, id := range []string{ids[0], ids[2]} {
+		_, _, err := s.SetStatus(ctx, id, detect.StatusOpen, "", "alice")
+		require.NoError(t, err)
+	}
+	for limit, want := range map[int][]string{1: ids[:1], 2: {ids[0], ids[2]}, 10: {ids[0], ids[2]}} {
+		recs, err := s.List(ctx, alertstore.Filter{Status: detect.StatusOpen, Limit: limit})
+		require.NoError(t, err)
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.AlertID)
+		}
+		assert.Equal(t, want, got, "limit %d", limit)
+	}
 }

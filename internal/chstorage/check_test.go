@@ -150,6 +150,8 @@ func fixtureRow(t chstorage.Table) []any {
 			row[i] = uint32(1)
 		case c.Type == "UInt8":
 			row[i] = uint8(1)
+		case c.Type == "Int8":
+			row[i] = int8(1)
 		case c.Type == "Float64":
 			row[i] = 1.5
 		case c.Type == "Array(String)":

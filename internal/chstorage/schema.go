@@ -100,6 +100,11 @@ var (
 		{"site_id", "String"}, {"alert_id", "String"}, {"ts", "DateTime"}, {"ts_ms", "Int64"},
 		{"detector", "String"}, {"severity", "String"}, {"status", "String"}, {"version", "UInt64"},
 	}}
+	// 0140_alerts_open.sql
+	AlertsOpen = Table{Name: "alerts_open", Columns: []Column{
+		{"site_id", "String"}, {"alert_id", "String"}, {"ts", "DateTime"}, {"ts_ms", "Int64"},
+		{"detector", "String"}, {"severity", "String"}, {"version", "UInt64"}, {"sign", "Int8"},
+	}}
 	// 0010_alerts.sql
 	AlertActions = Table{Name: "alert_actions", Columns: []Column{
 		{"action_id", "String"}, {"alert_id", "String"}, {"alert_ts", "DateTime"}, {"rule", "String"},
@@ -339,7 +344,7 @@ var (
 		{"start_ms", "Int64"}, {"expiry_ms", "Int64"}, {"review_ms", "Int64"}, {"record", "String"}, {"inserted_ms", "Int64"},
 	}}
 
-	Tables = []Table{SchemaMigrations, AccessEvents, DeadLetters, APITokens, APITokensV2, Alerts, AlertIndex, AlertActions, AlertTickets,
+	Tables = []Table{SchemaMigrations, AccessEvents, DeadLetters, APITokens, APITokensV2, Alerts, AlertIndex, AlertsOpen, AlertActions, AlertTickets,
 		DetectBaselines, CredentialEvents, ControlRequests, ControlRequestItems, RevocationRequests, Revocations,
 		RevocationLocks, LockAcks, ControlTemplates, BreakglassReviews, LockCommandSends, LockCommandOutcomes,
 		RevocationSessions, RevocationEscalations, ACLResyncs, DrillRuns, AuditLog, APITokenUsage,

@@ -18,12 +18,12 @@ import (
 type Feed struct {
 	r    *Registry
 	mu   sync.Mutex
-	refs map[string][]event.CredentialRef // credential id → refs applied
+	refs map[uint32][]credKey // credential id (interned) → refs applied
 }
 
 // NewFeed returns a feed into r.
 func NewFeed(r *Registry) *Feed {
-	return &Feed{r: r, refs: map[string][]event.CredentialRef{}}
+	return &Feed{r: r, refs: map[uint32][]credKey{}}
 }
 
 // Apply applies one lifecycle record.
@@ -31,32 +31,62 @@ func (f *Feed) Apply(c event.Credential) {
 	if c.CredentialID == "" {
 		return
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := r.ids.intern(c.CredentialID)
+	keys := r.apply(f.refs[id], c)
+	if len(keys) == 0 {
+		delete(f.refs, id)
+	} else {
+		f.refs[id] = keys
+	}
+}
+
+// Replace applies one lifecycle record whose credential's previous record
+// had the references prev: a caller that keeps every credential's newest
+// record (the control plane's view) saves the feed keeping their copies.
+// Records of one credential go through either Apply or Replace, not both.
+func (f *Feed) Replace(prev []event.CredentialRef, c event.Credential) {
+	if c.CredentialID == "" {
+		return
+	}
+	r := f.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := make([]credKey, len(prev))
+	for i, ref := range prev {
+		old[i] = r.ids.key(ref.Vendor, ref.LockID, ref.UserRefHash)
+	}
+	r.apply(old, c)
+}
+
+// apply replaces the references old (keys) by c's and returns c's keys
+// (callers hold r.mu).
+func (r *Registry) apply(old []credKey, c event.Credential) []credKey {
+	keys := make([]credKey, len(c.Refs))
+	for i, ref := range c.Refs {
+		keys[i] = r.ids.key(ref.Vendor, ref.LockID, ref.UserRefHash)
+	}
+	for _, k := range old {
+		if !slices.Contains(keys, k) {
+			r.creds.del(k)
+		}
+	}
 	info := CredentialInfo{SubjectID: c.SubjectID, CredentialID: c.CredentialID,
 		DeviceID: c.DeviceID, BreakGlass: c.BreakGlass}
 	if d := c.Device; d != nil {
 		info.PhoneModel, info.OSName, info.OSVersion, info.AppVersion = d.PhoneModel, d.OSName, d.OSVersion, d.AppVersion
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, old := range f.refs[c.CredentialID] {
-		if !slices.Contains(c.Refs, old) {
-			f.r.RemoveCredential(old.Vendor, old.LockID, old.UserRefHash)
+	h := r.holderOf(info)
+	for i, ref := range c.Refs {
+		if ref.UserRefHash != "" {
+			r.creds.set(keys[i], h)
 		}
 	}
-	file := File{Credentials: make([]Credential, 0, len(c.Refs))}
-	for _, ref := range c.Refs {
-		if ref.UserRefHash == "" {
-			continue
-		}
-		file.Credentials = append(file.Credentials, Credential{Vendor: ref.Vendor, LockID: ref.LockID,
-			UserRefHash: ref.UserRefHash, CredentialInfo: info})
-	}
-	f.r.Apply(file)
-	if len(c.Refs) == 0 {
-		delete(f.refs, c.CredentialID)
-	} else {
-		f.refs[c.CredentialID] = slices.Clone(c.Refs)
-	}
+	return keys
 }
 
 // ApplyJSON decodes one credential.events record (a superset of

@@ -80,20 +80,67 @@ type File struct {
 }
 
 type lockKey struct{ vendor, lockID string }
-type credKey struct{ vendor, lockID, refHash string }
 
-// Registry is an in-memory registry.
+// Registry is an in-memory registry. Credential references are held
+// compactly (a fleet has tens of them per person): vendors, lock ids and
+// holders' ids interned as numbers, reference hashes in binary, and one
+// holder record per credential and device shared by all its references.
 type Registry struct {
 	mu      sync.RWMutex
 	records map[lockKey]Record
 	active  int
-	version uint64 // counts lock changes
-	creds   map[credKey]CredentialInfo
+	version uint64    // counts lock changes
+	creds   credTable // reference → holder
+	ids     interner
+	holders []holder
+	holder  map[holder]uint32 // holders' indexes
 }
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{records: map[lockKey]Record{}, creds: map[credKey]CredentialInfo{}}
+	return &Registry{records: map[lockKey]Record{}, holder: map[holder]uint32{}}
+}
+
+// Apply adds or replaces the given locks and credentials (by UserRefHash).
+// A file's locks are version 0 (OpFile): they replace locks from files but
+// never a lock the registry API changed since.
+func (r *Registry) Apply(f File) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, l := range f.Locks {
+		if cur, ok := r.records[lockKey{l.Vendor, l.LockID}]; ok && cur.Version > 0 {
+			continue
+		}
+		r.put(Record{Lock: l, Op: OpFile})
+	}
+	for _, c := range f.Credentials {
+		r.creds.set(r.ids.key(c.Vendor, c.LockID, c.UserRefHash), r.holderOf(c.CredentialInfo))
+	}
+}
+
+// holderOf returns the index of info's holder record, adding it if new.
+// Holder records are not removed: a credential's (device's) references
+// outlive its revocation, and a device change adds one record.
+func (r *Registry) holderOf(info CredentialInfo) uint32 {
+	h := holder{subject: r.ids.intern(info.SubjectID), credential: r.ids.intern(info.CredentialID),
+		device: r.ids.intern(info.DeviceID), breakGlass: info.BreakGlass,
+		phoneModel: r.ids.intern(info.PhoneModel), osName: r.ids.intern(info.OSName),
+		osVersion: r.ids.intern(info.OSVersion), appVersion: r.ids.intern(info.AppVersion)}
+	if i, ok := r.holder[h]; ok {
+		return i
+	}
+	i := uint32(len(r.holders))
+	r.holders = append(r.holders, h)
+	r.holder[h] = i
+	return i
+}
+
+func (r *Registry) info(i uint32) CredentialInfo {
+	h := r.holders[i]
+	return CredentialInfo{SubjectID: r.ids.text(h.subject), CredentialID: r.ids.text(h.credential),
+		DeviceID: r.ids.text(h.device), BreakGlass: h.breakGlass,
+		PhoneModel: r.ids.text(h.phoneModel), OSName: r.ids.text(h.osName),
+		OSVersion: r.ids.text(h.osVersion), AppVersion: r.ids.text(h.appVersion)}
 }
 
 // Load reads a registry file (JSON, see File); raw user references in it are
@@ -119,23 +166,6 @@ func Load(path string, key []byte) (*Registry, error) {
 	r := New()
 	r.Apply(f)
 	return r, nil
-}
-
-// Apply adds or replaces the given locks and credentials (by UserRefHash).
-// A file's locks are version 0 (OpFile): they replace locks from files but
-// never a lock the registry API changed since.
-func (r *Registry) Apply(f File) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, l := range f.Locks {
-		if cur, ok := r.records[lockKey{l.Vendor, l.LockID}]; ok && cur.Version > 0 {
-			continue
-		}
-		r.put(Record{Lock: l, Op: OpFile})
-	}
-	for _, c := range f.Credentials {
-		r.creds[credKey{c.Vendor, c.LockID, c.UserRefHash}] = c.CredentialInfo
-	}
 }
 
 // Put applies a lock record unless the registry holds a newer version of
@@ -185,7 +215,9 @@ func (r *Registry) Version() uint64 {
 func (r *Registry) RemoveCredential(vendor, lockID, refHash string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.creds, credKey{vendor, lockID, refHash})
+	if k, ok := r.ids.lookupKey(vendor, lockID, refHash); ok {
+		r.creds.del(k)
+	}
 }
 
 // Lock returns where a lock is installed (for the normalizer; a retired
@@ -204,11 +236,17 @@ func (r *Registry) Lock(vendor, lockID string) (LockInfo, bool) {
 func (r *Registry) Credential(vendor, lockID, refHash string) (CredentialInfo, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if c, ok := r.creds[credKey{vendor, lockID, refHash}]; ok {
-		return c, true
+	if k, ok := r.ids.lookupKey(vendor, lockID, refHash); ok {
+		if i, ok := r.creds.get(k); ok {
+			return r.info(i), true
+		}
 	}
-	c, ok := r.creds[credKey{vendor, "", refHash}]
-	return c, ok
+	if k, ok := r.ids.lookupKey(vendor, "", refHash); ok {
+		if i, ok := r.creds.get(k); ok {
+			return r.info(i), true
+		}
+	}
+	return CredentialInfo{}, false
 }
 
 // Len returns the number of locks in service (not retired) and of
@@ -216,7 +254,7 @@ func (r *Registry) Credential(vendor, lockID, refHash string) (CredentialInfo, b
 func (r *Registry) Len() (locks, credentials int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.active, len(r.creds)
+	return r.active, r.creds.n
 }
 
 // Locks returns every lock in service (not retired), sorted by vendor and

@@ -34,7 +34,7 @@ import (
 var Derived = map[string][]string{
 	chstorage.AccessEvents.Name: {chstorage.AccessEventsBySubject.Name,
 		chstorage.AccessLocations.Name, chstorage.AccessIdentities.Name, rollup.TableHourly, rollup.TableSubjectDaily},
-	chstorage.Alerts.Name: {chstorage.AlertIndex.Name},
+	chstorage.Alerts.Name: {chstorage.AlertIndex.Name, chstorage.AlertsOpen.Name},
 }
 
 // Tables are the tables a policy may name: monthly-partitioned, holding

@@ -1,0 +1,111 @@
+package stream
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"testing"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+
+	"github.com/keyfleet/keyfleet/control"
+	"github.com/keyfleet/keyfleet/internal/event"
+)
+
+func viewRecord(id, subject, state string, seq uint64, locks ...string) *control.Record {
+	r := &control.Record{Credential: event.Credential{CredentialID: id, SubjectID: subject, State: state}, Seq: seq}
+	for _, l := range locks {
+		r.Locks = append(r.Locks, control.LockRef{Vendor: "nuki", LockID: l})
+	}
+	return r
+}
+
+func viewIDs(recs []*control.Record) []string {
+	out := []string{}
+	for _, r := range recs {
+		out = append(out, r.CredentialID)
+	}
+	return out
+}
+
+// The view's indexes (a subject's credentials, a lock's access list) follow
+// every record, sorted by credential id.
+func TestViewIndexes(t *testing.T) {
+	v := newView(nil, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"state"}))
+	nuki := func(id string) control.LockRef { return control.LockRef{Vendor: "nuki", LockID: id} }
+	assert.True(t, v.put(viewRecord("c3", "s1", event.StateActive, 1, "l1", "l2")))
+	assert.True(t, v.put(viewRecord("c1", "s1", event.StateActive, 1, "l1", "l1")))
+	assert.True(t, v.put(viewRecord("c2", "s2", event.StatePendingActivation, 1, "l1")))
+	assert.False(t, v.put(viewRecord("c1", "s1", event.StateRevoked, 1)), "not newer")
+	assert.Equal(t, []string{"c1", "c3"}, viewIDs(v.subject("s1")))
+	assert.Equal(t, []string{"c1", "c3"}, viewIDs(v.acl(nuki("l1"))))
+	assert.Equal(t, []string{"c3"}, viewIDs(v.acl(nuki("l2"))))
+	assert.Equal(t, map[string]bool{"c1": true, "c3": true}, v.aclIDs(nuki("l1")))
+
+	assert.True(t, v.put(viewRecord("c2", "s2", event.StateActive, 2, "l2")))
+	assert.True(t, v.put(viewRecord("c3", "s2", event.StateActive, 2, "l3")), "moved to another subject and lock")
+	assert.True(t, v.put(viewRecord("c1", "s1", event.StateSuspended, 2, "l1")))
+	assert.Equal(t, []string{"c1"}, viewIDs(v.subject("s1")), "suspended: still the subject's")
+	assert.Equal(t, []string{"c2", "c3"}, viewIDs(v.subject("s2")))
+	assert.Equal(t, []string{}, viewIDs(v.acl(nuki("l1"))))
+	assert.NotNil(t, v.acl(nuki("l1")))
+	assert.Equal(t, []string{"c2"}, viewIDs(v.acl(nuki("l2"))))
+	assert.Equal(t, []string{"c3"}, viewIDs(v.acl(nuki("l3"))))
+	assert.Equal(t, 3, v.size())
+}
+
+// BenchmarkViewIndexes reports the live bytes per credential of the view
+// holding a fleet's active credentials (records shared, not counted: the
+// indexes' own cost).
+func BenchmarkViewIndexes(b *testing.B) {
+	const n = 20000
+	recs := make([]*control.Record, n)
+	for i := range recs {
+		var locks []string
+		for l := range 24 {
+			locks = append(locks, fmt.Sprintf("0x%016X/%d", (i/400)*40+l, l%3))
+		}
+		recs[i] = viewRecord(fmt.Sprintf("cred-%06d", i), fmt.Sprintf("subj-%06d", i/2), event.StateActive, 1, locks...)
+	}
+	live := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	states := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"state"})
+	b.ReportAllocs()
+	var per float64
+	for range b.N {
+		b.StopTimer()
+		before := live()
+		b.StartTimer()
+		v := newView(nil, states)
+		for _, r := range recs {
+			v.put(r)
+		}
+		b.StopTimer()
+		per = (float64(live()) - float64(before)) / n
+		runtime.KeepAlive(v)
+		b.StartTimer()
+	}
+	b.ReportMetric(per, "live-B/credential")
+}
+
+// share leaves a record's values as they were, with recurring strings
+// shared between records.
+func TestViewShare(t *testing.T) {
+	v := newView(nil, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"state"}))
+	a, b := viewRecord("c1", "s1", event.StateActive, 1, "l1", "l2"), viewRecord("c2", "s2", event.StateActive, 1, "l2")
+	b.Locks[0].LockID = string([]byte("l2")) // its own copy, as decoding makes
+	b.Role, b.DoorGroups = "resident", []string{"entrance"}
+	want := *b
+	want.Locks = slices.Clone(b.Locks)
+	v.share(a)
+	v.share(b)
+	assert.Equal(t, want, *b)
+	assert.Same(t, unsafe.StringData(a.Locks[1].LockID), unsafe.StringData(b.Locks[0].LockID))
+}
