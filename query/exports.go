@@ -287,6 +287,7 @@ func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *
 		bg         uint8
 		ref        string
 		n          int
+		idBuf      [36]byte
 	)
 	// Scan targets in eventColumns order: ..., vendor_code, break_glass, raw_ref.
 	dst := []any{&id, &tsMs, &recvMs}
@@ -306,7 +307,7 @@ func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *
 			continue // a duplicate not merged yet
 		}
 		prevTs, prevID = tsMs, id
-		b.EventID = append(b.EventID, id.String())
+		b.EventID.AppendBytes(appendUUID(idBuf[:0], id))
 		b.TsMs = append(b.TsMs, tsMs)
 		b.ReceivedMs = append(b.ReceivedMs, recvMs)
 		for i := range str {
@@ -321,11 +322,11 @@ func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *
 					v = ps.id('d', v)
 				}
 			}
-			b.Str[i] = append(b.Str[i], v)
+			b.Str[i].Append(v)
 		}
 		b.BreakGlass = append(b.BreakGlass, bg != 0)
 		if j.reidentified {
-			b.SubjectRef = append(b.SubjectRef, ref)
+			b.SubjectRef.Append(ref)
 		}
 		if b.Len() >= exportBatchRows {
 			if b, err = flush(b); err != nil {
@@ -337,6 +338,21 @@ func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *
 		return n, b, fmt.Errorf("export chunk: %w", err)
 	}
 	return n, b, nil
+}
+
+// appendUUID appends id in uuid.UUID.String's form without allocating.
+func appendUUID(dst []byte, id uuid.UUID) []byte {
+	var buf [36]byte
+	hex.Encode(buf[0:8], id[0:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], id[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], id[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], id[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:], id[10:])
+	return append(dst, buf[:]...)
 }
 
 // pseudonymizer maps ids to keyed, export-stable pseudonyms.

@@ -5,11 +5,13 @@ package export
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"io"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -66,31 +68,70 @@ const (
 	ColDevice     = 7
 )
 
+// Strings is a column of strings stored back to back (Arrow's layout):
+// value i is Data[Ends[i-1]:Ends[i]]. Appending copies the value, so a
+// batch's strings sit in two slices instead of one heap object each, and
+// building a record reads them sequentially.
+type Strings struct {
+	Data []byte
+	Ends []int32
+}
+
+// Append adds v.
+func (s *Strings) Append(v string) {
+	s.Data = append(s.Data, v...)
+	s.Ends = append(s.Ends, int32(len(s.Data)))
+}
+
+// AppendBytes adds v.
+func (s *Strings) AppendBytes(v []byte) {
+	s.Data = append(s.Data, v...)
+	s.Ends = append(s.Ends, int32(len(s.Data)))
+}
+
+// Len is the number of values.
+func (s *Strings) Len() int { return len(s.Ends) }
+
+// Value returns value i (a copy).
+func (s *Strings) Value(i int) string { return string(s.bytes(i)) }
+
+func (s *Strings) bytes(i int) []byte {
+	start := int32(0)
+	if i > 0 {
+		start = s.Ends[i-1]
+	}
+	return s.Data[start:s.Ends[i]]
+}
+
+// Reset empties the column, keeping its memory.
+func (s *Strings) Reset() {
+	s.Data = s.Data[:0]
+	s.Ends = s.Ends[:0]
+}
+
 // Batch is a block of rows, column by column.
 type Batch struct {
-	EventID    []string
+	EventID    Strings
 	TsMs       []int64
 	ReceivedMs []int64
-	Str        [15][]string // StringColumns
+	Str        [15]Strings // StringColumns
 	BreakGlass []bool
-	SubjectRef []string // only in re-identified exports
+	SubjectRef Strings // only in re-identified exports
 }
 
 // Len is the number of rows.
-func (b *Batch) Len() int { return len(b.EventID) }
+func (b *Batch) Len() int { return b.EventID.Len() }
 
 // Reset empties the batch, keeping its memory.
 func (b *Batch) Reset() {
-	b.EventID = b.EventID[:0]
+	b.EventID.Reset()
 	b.TsMs = b.TsMs[:0]
 	b.ReceivedMs = b.ReceivedMs[:0]
 	for i := range b.Str {
-		clear(b.Str[i])
-		b.Str[i] = b.Str[i][:0]
+		b.Str[i].Reset()
 	}
 	b.BreakGlass = b.BreakGlass[:0]
-	clear(b.SubjectRef)
-	b.SubjectRef = b.SubjectRef[:0]
+	b.SubjectRef.Reset()
 }
 
 // Schema returns the Arrow schema of an export (withRef adds subject_ref).
@@ -154,18 +195,20 @@ func newCSV(w io.Writer, withRef bool) (*csvWriter, error) {
 func (c *csvWriter) Write(b *Batch) error {
 	var tsBuf []byte
 	for i := 0; i < b.Len(); i++ {
+		// The record's strings alias the batch: csv.Writer copies them out
+		// before the next row overwrites r.
 		r := c.rec
-		r[0] = b.EventID[i]
+		r[0] = unsafeString(b.EventID.bytes(i))
 		tsBuf = time.UnixMilli(b.TsMs[i]).UTC().AppendFormat(tsBuf[:0], "2006-01-02T15:04:05.000Z")
-		r[1] = string(tsBuf)
+		r[1] = unsafeString(tsBuf)
 		r[2] = strconv.FormatInt(b.TsMs[i], 10)
 		r[3] = strconv.FormatInt(b.ReceivedMs[i], 10)
 		for j := range StringColumns {
-			r[4+j] = b.Str[j][i]
+			r[4+j] = unsafeString(b.Str[j].bytes(i))
 		}
 		r[4+len(StringColumns)] = strconv.FormatBool(b.BreakGlass[i])
 		if c.withRef {
-			r[5+len(StringColumns)] = b.SubjectRef[i]
+			r[5+len(StringColumns)] = unsafeString(b.SubjectRef.bytes(i))
 		}
 		if err := c.w.Write(r); err != nil {
 			return fmt.Errorf("write csv: %w", err)
@@ -176,6 +219,14 @@ func (c *csvWriter) Write(b *Batch) error {
 		return fmt.Errorf("write csv: %w", err)
 	}
 	return c.buf.Flush()
+}
+
+// unsafeString views b as a string; only while b is not modified.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 func (c *csvWriter) Close() error {
@@ -196,43 +247,55 @@ func newRecordBuilder(schema *arrow.Schema, withRef bool) *recordBuilder {
 	return &recordBuilder{b: array.NewRecordBuilder(memory.NewGoAllocator(), schema), withRef: withRef}
 }
 
-// record builds a record of the batch; the caller releases it.
+// record builds a record of the batch; the caller releases it. String
+// columns are copied in one piece each (offsets and bytes) into fresh Go
+// memory: the batch is refilled once written, while Parquet's column
+// statistics keep slices of the values until the row group closes.
 func (rb *recordBuilder) record(b *Batch) arrow.Record {
 	n := b.Len()
 	f := rb.b.Fields()
-	id := f[0].(*array.StringBuilder)
-	reserve(id, b.EventID)
-	id.AppendValues(b.EventID, nil)
+	cols := make([]arrow.Array, 0, len(f))
+	cols = append(cols, stringArray(&b.EventID))
 	ts := f[1].(*array.TimestampBuilder)
 	ts.Reserve(n)
 	for _, v := range b.TsMs {
 		ts.UnsafeAppend(arrow.Timestamp(v))
 	}
-	f[2].(*array.Int64Builder).AppendValues(b.TsMs, nil)
-	f[3].(*array.Int64Builder).AppendValues(b.ReceivedMs, nil)
+	cols = append(cols, ts.NewArray())
+	i64 := f[2].(*array.Int64Builder)
+	i64.AppendValues(b.TsMs, nil)
+	cols = append(cols, i64.NewArray())
+	i64 = f[3].(*array.Int64Builder)
+	i64.AppendValues(b.ReceivedMs, nil)
+	cols = append(cols, i64.NewArray())
 	for j := range StringColumns {
-		sb := f[4+j].(*array.StringBuilder)
-		reserve(sb, b.Str[j])
-		sb.AppendValues(b.Str[j], nil)
+		cols = append(cols, stringArray(&b.Str[j]))
 	}
-	f[4+len(StringColumns)].(*array.BooleanBuilder).AppendValues(b.BreakGlass, nil)
+	bg := f[4+len(StringColumns)].(*array.BooleanBuilder)
+	bg.AppendValues(b.BreakGlass, nil)
+	cols = append(cols, bg.NewArray())
 	if rb.withRef {
-		sb := f[5+len(StringColumns)].(*array.StringBuilder)
-		reserve(sb, b.SubjectRef)
-		sb.AppendValues(b.SubjectRef, nil)
+		cols = append(cols, stringArray(&b.SubjectRef))
 	}
-	return rb.b.NewRecord()
+	rec := array.NewRecord(rb.b.Schema(), cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
+	return rec
 }
 
-// reserve sizes a string builder once for vals (growing it value by value
-// copies its data over and over).
-func reserve(sb *array.StringBuilder, vals []string) {
-	n := 0
-	for _, v := range vals {
-		n += len(v)
+// stringArray copies s into a new Arrow string array.
+func stringArray(s *Strings) arrow.Array {
+	offs := make([]int32, s.Len()+1)
+	copy(offs[1:], s.Ends)
+	data := memory.NewBufferBytes(bytes.Clone(s.Data))
+	if data.Len() == 0 {
+		data = memory.NewBufferBytes([]byte{})
 	}
-	sb.Reserve(len(vals))
-	sb.ReserveData(n)
+	d := array.NewData(arrow.BinaryTypes.String, s.Len(),
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offs)), data}, nil, 0, 0)
+	defer d.Release()
+	return array.NewStringData(d)
 }
 
 type arrowWriter struct {

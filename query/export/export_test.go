@@ -15,11 +15,11 @@ import (
 func batch(n int) *export.Batch {
 	b := &export.Batch{}
 	for i := 0; i < n; i++ {
-		b.EventID = append(b.EventID, fmt.Sprintf("6f1c3a7e-0000-5000-8000-%012d", i))
+		b.EventID.Append(fmt.Sprintf("6f1c3a7e-0000-5000-8000-%012d", i))
 		b.TsMs = append(b.TsMs, 1_770_000_000_000+int64(i))
 		b.ReceivedMs = append(b.ReceivedMs, 1_770_000_000_800+int64(i))
 		for j := range b.Str {
-			b.Str[j] = append(b.Str[j], fmt.Sprintf("%s-%d", export.StringColumns[j], i%50))
+			b.Str[j].Append(fmt.Sprintf("%s-%d", export.StringColumns[j], i%50))
 		}
 		b.BreakGlass = append(b.BreakGlass, i%97 == 0)
 	}
