@@ -10,6 +10,7 @@ import (
 	"hash"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -169,7 +170,7 @@ func (j exportJob) run(ctx context.Context, w *bufio.Writer) (int64, error) {
 	defer cancel()
 	free := make(chan *export.Batch, exportBuffers)
 	for i := 0; i < exportBuffers; i++ {
-		free <- &export.Batch{}
+		free <- batchPool.Get().(*export.Batch)
 	}
 	full := make(chan *export.Batch, exportBuffers)
 	var readErr error
@@ -192,6 +193,11 @@ func (j exportJob) run(ctx context.Context, w *bufio.Writer) (int64, error) {
 		b.Reset()
 		free <- b
 	}
+	// The reader is done (it closed full): keep its batches' memory for the
+	// next export instead of growing new ones from nothing.
+	for len(free) > 0 {
+		batchPool.Put(<-free)
+	}
 	if readErr != nil && writeErr == nil {
 		return total, readErr
 	}
@@ -203,6 +209,10 @@ func (j exportJob) run(ctx context.Context, w *bufio.Writer) (int64, error) {
 	}
 	return total, w.Flush()
 }
+
+// batchPool holds the batches of finished exports (pointer-free column
+// slices, a few MB each; dropped by the GC when idle).
+var batchPool = sync.Pool{New: func() any { return new(export.Batch) }}
 
 // exportBuffers is how many batches an export holds at most.
 const exportBuffers = 3
