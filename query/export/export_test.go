@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/ipc"
 	"github.com/stretchr/testify/require"
 
@@ -38,8 +39,18 @@ func TestArrowStreamRoundTrip(t *testing.T) {
 	defer r.Release()
 	rows := 0
 	for r.Next() {
-		rows += int(r.Record().NumRows())
-		require.True(t, r.Record().Schema().Equal(export.Schema(false)))
+		rec := r.Record()
+		require.True(t, rec.Schema().Equal(export.Schema(false)))
+		want := batch(int(rec.NumRows()))
+		for i := 0; i < int(rec.NumRows()); i++ {
+			require.Equal(t, want.EventID.Value(i), rec.Column(0).(*array.String).Value(i))
+			require.Equal(t, want.TsMs[i], rec.Column(2).(*array.Int64).Value(i))
+			for j := range export.StringColumns {
+				require.Equal(t, want.Str[j].Value(i), rec.Column(4+j).(*array.String).Value(i))
+			}
+			require.Equal(t, want.BreakGlass[i], rec.Column(4+len(export.StringColumns)).(*array.Boolean).Value(i))
+		}
+		rows += int(rec.NumRows())
 	}
 	require.Equal(t, 15, rows)
 }
@@ -60,4 +71,15 @@ func BenchmarkWriter(b *testing.B) {
 			b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 		})
 	}
+}
+
+func TestStringsEmptyValues(t *testing.T) {
+	var s export.Strings
+	for _, v := range []string{"", "a", "", "bc", ""} {
+		s.Append(v)
+	}
+	require.Equal(t, 5, s.Len())
+	require.Equal(t, []string{"", "a", "", "bc", ""}, []string{s.Value(0), s.Value(1), s.Value(2), s.Value(3), s.Value(4)})
+	s.Reset()
+	require.Equal(t, 0, s.Len())
 }
