@@ -113,15 +113,15 @@ func (d *Dashboards) Routes() []httpapi.Route {
 			Summary: "The dashboards' static files: scripts, styles, the vendored chart library (public)."},
 		{Method: fiber.MethodGet, Path: PathIngestHealth, Roles: httpapi.ReadRoles, Handler: d.ingest.handle,
 			Summary: "Ingest health: consumer lag per group, records, dead letters and inserts per second, DLQ rate, recent history."},
-		{Method: fiber.MethodGet, Path: PathAlertCounts, Roles: httpapi.ReadRoles, Handler: d.alertCounts,
+		{Method: fiber.MethodGet, Path: PathAlertCounts, Roles: httpapi.ReadRoles, Handler: d.alertCounts, SiteScoped: true,
 			Summary: "Alert counts by detector, severity and status (status, site, from, to)."},
-		{Method: fiber.MethodGet, Path: PathEvidence, Roles: httpapi.ReadRoles, Handler: d.evidence,
+		{Method: fiber.MethodGet, Path: PathEvidence, Roles: httpapi.ReadRoles, Handler: d.evidence, SiteScoped: true,
 			Summary: "An alert's evidence: the access events it cites."},
 		{Method: fiber.MethodGet, Path: PathRevocations, Roles: httpapi.ReadRoles, Handler: d.revocations,
 			Summary: "Revocation tracker: recent revocations with locks told, confirmed and pending, and their escalation past the SLA (from, pending, escalated, limit)."},
 		{Method: fiber.MethodGet, Path: PathRequests, Roles: httpapi.ManageRoles, Handler: d.requests,
 			Summary: "Provisioning requests with their items' status counts (status: pending or all; from, limit)."},
-		{Method: fiber.MethodGet, Path: PathSession, Roles: httpapi.ReadRoles, Handler: d.session,
+		{Method: fiber.MethodGet, Path: PathSession, Roles: httpapi.ReadRoles, Handler: d.session, SiteScoped: true,
 			Summary: "The caller's role and what it may do on the dashboards (pages, actions)."},
 	}
 }
@@ -133,6 +133,11 @@ type Session struct {
 	Name    string          `json:"name"`
 	Pages   []string        `json:"pages"`
 	Actions map[string]bool `json:"actions"`
+	// Sites are the sites a token limited to sites sees (absent: every
+	// site); such a token's pages show those sites only, and the
+	// fleet-wide figures (ingest health, the revocation tracker,
+	// provisioning requests, break-glass reviews) are not offered.
+	Sites []string `json:"sites,omitempty"`
 }
 
 // sessionFor derives the dashboards' permissions from the routes they call.
@@ -151,6 +156,14 @@ func sessionFor(p httpapi.Principal) Session {
 			"read_reports":        has(httpapi.RoleManager),                        // GET /v1/reports
 			"read_migrations":     has(),                                           // GET /v1/estate/migrations
 		}}
+	s.Actions["read_ingest_health"] = true // GET /v1/health/ingest
+	s.Actions["read_revocations"] = true   // GET /v1/dashboards/revocations
+	if p.Scoped() {
+		s.Sites = p.Sites
+		for _, fleetWide := range []string{"read_requests", "read_reviews", "read_migrations", "read_ingest_health", "read_revocations"} {
+			s.Actions[fleetWide] = false
+		}
+	}
 	if s.Actions["read_reports"] {
 		s.Pages = append(s.Pages, "reports")
 	}

@@ -1,6 +1,7 @@
 package dashboards
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/keyfleet/keyfleet/internal/chstorage"
@@ -102,8 +104,16 @@ func (d *Dashboards) alertCounts(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	args := chstorage.Args{"from": secs(from), "to": secs(to), "from_ms": from.UnixMilli(), "to_ms": to.UnixMilli(),
-		"site": v["site"]}
+	// A token limited to sites counts its sites' alerts only: one query
+	// per site, summed (sites are disjoint).
+	sites, err := httpapi.Caller(c).SiteFilter(v["site"])
+	if err != nil {
+		return err
+	}
+	if len(sites) == 0 {
+		sites = []string{""}
+	}
+	args := chstorage.Args{"from": secs(from), "to": secs(to), "from_ms": from.UnixMilli(), "to_ms": to.UnixMilli()}
 	if s, ok := v["status"]; ok {
 		statuses := strings.Split(s, ",")
 		for _, st := range statuses {
@@ -115,25 +125,53 @@ func (d *Dashboards) alertCounts(c *fiber.Ctx) error {
 	}
 	ctx, cancel := d.ctx(c)
 	defer cancel()
-	rows, err := alertCountsSQL.Query(ctx, d.opts.Conn, args)
-	if err != nil {
-		return fmt.Errorf("alert counts: %w", err)
-	}
-	defer rows.Close()
 	out := []AlertCount{}
 	var total uint64
+	for _, site := range sites {
+		args["site"] = site
+		counts, err := queryAlertCounts(ctx, d.opts.Conn, args)
+		if err != nil {
+			return err
+		}
+		for _, a := range counts {
+			total += a.Count
+			i := slices.IndexFunc(out, func(o AlertCount) bool {
+				return o.Detector == a.Detector && o.Severity == a.Severity && o.Status == a.Status
+			})
+			if i < 0 {
+				out = append(out, a)
+			} else {
+				out[i].Count += a.Count
+			}
+		}
+	}
+	if len(sites) > 1 {
+		slices.SortFunc(out, func(x, y AlertCount) int {
+			return cmp.Or(cmp.Compare(x.Detector, y.Detector), cmp.Compare(x.Severity, y.Severity), cmp.Compare(x.Status, y.Status))
+		})
+	}
+	return c.JSON(fiber.Map{"counts": out, "total": total, "from_ms": from.UnixMilli(), "to_ms": to.UnixMilli()})
+}
+
+// queryAlertCounts runs the alert-count statement of one site (or all: "").
+func queryAlertCounts(ctx context.Context, conn driver.Conn, args chstorage.Args) ([]AlertCount, error) {
+	rows, err := alertCountsSQL.Query(ctx, conn, args)
+	if err != nil {
+		return nil, fmt.Errorf("alert counts: %w", err)
+	}
+	defer rows.Close()
+	var out []AlertCount
 	for rows.Next() {
 		var a AlertCount
 		if err := rows.Scan(&a.Detector, &a.Severity, &a.Status, &a.Count); err != nil {
-			return fmt.Errorf("alert counts: %w", err)
+			return nil, fmt.Errorf("alert counts: %w", err)
 		}
-		total += a.Count
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("alert counts: %w", err)
+		return nil, fmt.Errorf("alert counts: %w", err)
 	}
-	return c.JSON(fiber.Map{"counts": out, "total": total, "from_ms": from.UnixMilli(), "to_ms": to.UnixMilli()})
+	return out, nil
 }
 
 func validAlertID(id string) bool {
@@ -179,7 +217,8 @@ func (d *Dashboards) evidence(c *fiber.Ctx) error {
 	if err != nil {
 		return fmt.Errorf("alert evidence: %w", err)
 	}
-	if !found {
+	if !found || !httpapi.Caller(c).InScope(site) {
+		// another site's alert does not exist for a token limited to sites
 		return httpapi.NewProblem(fiber.StatusNotFound, "alert_not_found", "no alert "+id)
 	}
 	out := []event.Access{}

@@ -23,9 +23,16 @@ import (
 
 type tokens map[string]httpapi.Role
 
+// Authenticate admits a token of the table, or one limited to sites:
+// "an@site-a,site-b" is the analyst token "an" limited to those sites.
 func (t tokens) Authenticate(_ context.Context, token string) (httpapi.Principal, error) {
-	if r, ok := t[token]; ok {
-		return httpapi.Principal{TokenID: token, Name: token, Role: r}, nil
+	name, sites, scoped := strings.Cut(token, "@")
+	if r, ok := t[name]; ok {
+		p := httpapi.Principal{TokenID: token, Name: name, Role: r}
+		if scoped {
+			p.Sites = strings.Split(sites, ",")
+		}
+		return p, nil
 	}
 	return httpapi.Principal{}, httpapi.ErrUnauthenticated
 }
@@ -222,6 +229,23 @@ func TestAlertCounts(t *testing.T) {
 		code, _, body := c.get(PathAlertCounts+bad, "an")
 		assert.Equal(t, 400, code, "%s: %s", bad, body)
 	}
+
+	// Tokens limited to sites count their sites' alerts only.
+	c.json(PathAlertCounts+"?status=open", "an@site-a", &out)
+	assert.EqualValues(t, 2, out.Total)
+	c.json(PathAlertCounts+"?status=open", "an@site-b,site-a", &out)
+	assert.Equal(t, []AlertCount{{"denied_storm", "medium", "open", 1}, {"unlock_burst", "high", "open", 1}}, out.Counts)
+	c.json(PathAlertCounts+"?status=open", "an@site-b", &out)
+	assert.Empty(t, out.Counts)
+	assert.EqualValues(t, 0, out.Total)
+	code, _, body := c.get(PathAlertCounts+"?site=site-a", "an@site-b")
+	assert.Equal(t, 403, code, body)
+	assert.Contains(t, body, `"code":"out_of_scope"`)
+	for _, fleetWide := range []string{PathIngestHealth, PathRevocations, PathRequests} {
+		code, _, body := c.get(fleetWide, "mg@site-a")
+		assert.Equal(t, 403, code, "%s: %s", fleetWide, body)
+		assert.Contains(t, body, `"code":"scope_unsupported"`, fleetWide)
+	}
 }
 
 func TestEvidence(t *testing.T) {
@@ -242,6 +266,10 @@ func TestEvidence(t *testing.T) {
 	assert.Equal(t, 404, code)
 	code, _, _ = c.get("/v1/alerts/not-an-id!/evidence", "an")
 	assert.Equal(t, 400, code)
+	c.json("/v1/alerts/"+alertID+"/evidence", "an@site-a", &out)
+	assert.Len(t, out.Events, 2, "the alert's site is the token's")
+	code, _, _ = c.get("/v1/alerts/"+alertID+"/evidence", "an@site-b")
+	assert.Equal(t, 404, code, "another site's alert does not exist for the token")
 }
 
 func TestRevocationsAndRequests(t *testing.T) {

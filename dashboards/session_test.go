@@ -30,4 +30,15 @@ func TestSessionFor(t *testing.T) {
 	f(httpapi.RoleManager, all, "suspend_credential", "read_kpis", "read_requests", "read_reviews", "read_reports")
 	f(httpapi.RoleAdmin, all, "change_alert_status", "suspend_credential", "reveal_identity", "read_kpis",
 		"read_requests", "read_reviews", "read_reports", "read_migrations")
+
+	// A token limited to sites: its sites, and no fleet-wide page data.
+	s := sessionFor(httpapi.Principal{Name: "t", Role: httpapi.RoleManager, Sites: []string{"s1"}})
+	assert.Equal(t, []string{"s1"}, s.Sites)
+	for a, want := range map[string]bool{"read_kpis": true, "read_reports": true, "suspend_credential": true,
+		"read_requests": false, "read_reviews": false, "read_ingest_health": false, "read_revocations": false} {
+		assert.Equal(t, want, s.Actions[a], a)
+	}
+	assert.Contains(t, s.Pages, "reports")
+	assert.True(t, sessionFor(httpapi.Principal{Role: httpapi.RoleAnalyst}).Actions["read_ingest_health"])
+	assert.Empty(t, sessionFor(httpapi.Principal{Role: httpapi.RoleAnalyst}).Sites)
 }

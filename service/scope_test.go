@@ -257,4 +257,31 @@ func TestServeScopeMatrix(t *testing.T) {
 	assert.Equal(t, 404, code)
 	code, _ = call(t, "GET", base+"/v1/credentials/"+ids[0], mgr, "")
 	assert.Equal(t, 200, code)
+
+	// Reports and the dashboards: the token's site only, nothing fleet-wide.
+	var rep map[string]any
+	code, body = call(t, "GET", base+"/v1/reports/weekly", mgr, "")
+	require.Equal(t, 200, code, string(body))
+	require.NoError(t, json.Unmarshal(body, &rep))
+	assert.Equal(t, "s1", rep["site"])
+	assert.Equal(t, true, rep["site_scoped"])
+	assert.NotContains(t, rep, "drills")
+	code, body = call(t, "GET", base+"/v1/reports/monthly?site=s2", mgr, "")
+	assert.Equal(t, 403, code)
+	assert.Contains(t, string(body), `"code":"out_of_scope"`)
+	var counts struct{ Total int }
+	code, body = call(t, "GET", base+"/v1/dashboards/alerts?status=open", mgr, "")
+	require.Equal(t, 200, code, string(body))
+	require.NoError(t, json.Unmarshal(body, &counts))
+	assert.Equal(t, 1, counts.Total, "s1's expired_exception alert only")
+	var sess struct {
+		Sites   []string        `json:"sites"`
+		Actions map[string]bool `json:"actions"`
+	}
+	code, body = call(t, "GET", base+"/v1/dashboards/session", mgr, "")
+	require.Equal(t, 200, code, string(body))
+	require.NoError(t, json.Unmarshal(body, &sess))
+	assert.Equal(t, []string{"s1"}, sess.Sites)
+	assert.False(t, sess.Actions["read_ingest_health"])
+	assert.True(t, sess.Actions["read_reports"])
 }

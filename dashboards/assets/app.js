@@ -490,7 +490,10 @@
         tileVals['rev-p95'] = tileVals['leaver-p99'] = '—';
         parts.push(errorBox(err, 'revocation latency KPIs need the manager role'));
       }
-      try {
+      if (!can('read_revocations')) {
+        tileVals['pending-rev'] = '—';
+        parts.push(needs('The revocation tracker is fleet-wide: not shown to a token limited to sites.'));
+      } else try {
         const [r, all, esc] = await Promise.all([api('/v1/dashboards/revocations' + qs({ pending: 'true', limit: 8 })),
           api('/v1/dashboards/revocations' + qs({ pending: 'true', limit: 1000 })),
           api('/v1/dashboards/revocations' + qs({ pending: 'true', escalated: 'true', limit: 20 }))]);
@@ -523,6 +526,12 @@
       } catch (err) { fill(slicesBox, errorBox(err, 'sliced KPIs need the manager role')); }
     }
     async function loadIngest() {
+      if (!can('read_ingest_health')) {
+        tileVals.lag = tileVals.dlq = '—';
+        fill(ingestChart, null);
+        fill(ingestBox, needs('Ingest health is fleet-wide: not shown to a token limited to sites.'));
+        return;
+      }
       try {
         const r = await api('/v1/health/ingest');
         tileVals.lag = fmtNum(r.lag_total);
@@ -900,6 +909,7 @@
           } catch (err) { fill(reviews, errorBox(err, 'break-glass reviews need the manager role')); }
         })(),
         (async () => {
+          if (!can('read_revocations')) { fill(revs, needs('The revocation tracker is fleet-wide: not shown to a token limited to sites.')); return; }
           try {
             const r = await api('/v1/dashboards/revocations' + qs({ limit: 50 }));
             fill(revs, r.revocations.length ? revTable(r.revocations) : h('p', { class: 'empty' }, 'No revocations in the last 7 days.'));

@@ -65,18 +65,38 @@ func NewAPI(opts APIOptions) (*API, error) {
 // route is listed before /v1/reports/:id so it is matched first.
 func (a *API) Routes() []httpapi.Route {
 	return []httpapi.Route{
-		{Method: fiber.MethodGet, Path: PathWeekly, Roles: httpapi.ManageRoles, Handler: a.weekly,
+		{Method: fiber.MethodGet, Path: PathWeekly, Roles: httpapi.ManageRoles, Handler: a.weekly, SiteScoped: true,
 			Summary: "The weekly fleet-health report of an ISO week, computed now (week, site, format: json, md, csv, html); " +
 				"default: the last complete week, or the week in progress when the stored history began after it."},
-		{Method: fiber.MethodGet, Path: PathMonthly, Roles: httpapi.ManageRoles, Handler: a.periodic(KindMonth),
+		{Method: fiber.MethodGet, Path: PathMonthly, Roles: httpapi.ManageRoles, Handler: a.periodic(KindMonth), SiteScoped: true,
 			Summary: "The monthly fleet review of a calendar month, computed now: the weekly report's sections against the previous four months (month, site, format)."},
-		{Method: fiber.MethodGet, Path: PathQuarterly, Roles: httpapi.ManageRoles, Handler: a.periodic(KindQuarter),
+		{Method: fiber.MethodGet, Path: PathQuarterly, Roles: httpapi.ManageRoles, Handler: a.periodic(KindQuarter), SiteScoped: true,
 			Summary: "The quarterly fleet review of a calendar quarter, computed now: the weekly report's sections against the previous four quarters (quarter, site, format)."},
-		{Method: fiber.MethodGet, Path: PathList, Roles: httpapi.ManageRoles, Handler: a.list,
+		{Method: fiber.MethodGet, Path: PathList, Roles: httpapi.ManageRoles, Handler: a.list, SiteScoped: true,
 			Summary: "Stored weekly reports (generated on schedule), newest week first (site, limit)."},
-		{Method: fiber.MethodGet, Path: PathOne, Roles: httpapi.ManageRoles, Handler: a.get,
+		{Method: fiber.MethodGet, Path: PathOne, Roles: httpapi.ManageRoles, Handler: a.get, SiteScoped: true,
 			Summary: "One stored weekly report (format: json, md, csv, html)."},
 	}
+}
+
+// reportSite is the site a report is about for the caller: the requested
+// one (for a token limited to sites it must be one of them, else 403
+// out_of_scope); a scoped token that names none gets the report of its
+// only site, or must name one when it has several. scoped says the
+// report must leave out the fleet-wide figures (Query.Scoped).
+func reportSite(c *fiber.Ctx, requested string) (site string, scoped bool, err error) {
+	p := httpapi.Caller(c)
+	if !p.Scoped() {
+		return requested, false, nil
+	}
+	sites, err := p.SiteFilter(requested)
+	if err != nil {
+		return "", true, err
+	}
+	if len(sites) != 1 {
+		return "", true, httpapi.BadRequest("site", "this token is limited to several sites: name one with site")
+	}
+	return sites[0], true, nil
 }
 
 func format(v map[string]string) (string, error) {
@@ -120,6 +140,10 @@ func (a *API) weekly(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	site, scoped, err := reportSite(c, v["site"])
+	if err != nil {
+		return err
+	}
 	now := a.opts.Now()
 	ctx, cancel := context.WithTimeout(c.UserContext(), a.opts.Timeout)
 	defer cancel()
@@ -135,7 +159,7 @@ func (a *API) weekly(c *fiber.Ctx) error {
 		return httpapi.BadRequest("week", "week "+week.String()+" has not started yet")
 	}
 	start := time.Now()
-	r, err := Generate(ctx, a.opts.Conn, Query{Week: week, Site: v["site"], Now: now, SLA: a.opts.SLA, Expired: a.opts.Expired, Estate: a.opts.Estate,
+	r, err := Generate(ctx, a.opts.Conn, Query{Week: week, Site: site, Scoped: scoped, Now: now, SLA: a.opts.SLA, Expired: a.opts.Expired, Estate: a.opts.Estate,
 		Slicers: slicers})
 	a.opts.Metrics.observe(TriggerAPI, start, err)
 	if err != nil {
@@ -178,6 +202,10 @@ func (a *API) periodic(kind string) fiber.Handler {
 		if err != nil {
 			return err
 		}
+		site, scoped, err := reportSite(c, v["site"])
+		if err != nil {
+			return err
+		}
 		now := a.opts.Now()
 		p := LastCompletePeriod(kind, now)
 		if s := v[kind]; s != "" {
@@ -191,7 +219,7 @@ func (a *API) periodic(kind string) fiber.Handler {
 		ctx, cancel := context.WithTimeout(c.UserContext(), a.opts.Timeout)
 		defer cancel()
 		start := time.Now()
-		r, err := Generate(ctx, a.opts.Conn, Query{Period: p, Site: v["site"], Now: now, SLA: a.opts.SLA, Expired: a.opts.Expired, Estate: a.opts.Estate,
+		r, err := Generate(ctx, a.opts.Conn, Query{Period: p, Site: site, Scoped: scoped, Now: now, SLA: a.opts.SLA, Expired: a.opts.Expired, Estate: a.opts.Estate,
 			Slicers: slicers})
 		a.opts.Metrics.observe(TriggerAPI, start, err)
 		if err != nil {
@@ -214,9 +242,28 @@ func (a *API) list(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
-	list, err := a.opts.Store.List(ctx, v["site"], limit)
+	p := httpapi.Caller(c)
+	sites, err := p.SiteFilter(v["site"])
 	if err != nil {
 		return err
+	}
+	if len(sites) == 0 {
+		sites = []string{""}
+	}
+	var list []Stored
+	for _, site := range sites {
+		l, err := a.opts.Store.List(ctx, site, limit)
+		if err != nil {
+			return err
+		}
+		list = append(list, l...)
+	}
+	if len(sites) > 1 {
+		slices.SortStableFunc(list, func(x, y Stored) int { return strings.Compare(y.Week, x.Week) })
+		list = list[:min(len(list), limit)]
+	}
+	if list == nil {
+		list = []Stored{}
 	}
 	return c.JSON(fiber.Map{"reports": list, "count": len(list)})
 }
@@ -244,6 +291,12 @@ func (a *API) get(c *fiber.Ctx) error {
 	}
 	if err != nil {
 		return err
+	}
+	if p := httpapi.Caller(c); p.Scoped() {
+		if !p.InScope(r.Site) {
+			return httpapi.NewProblem(fiber.StatusNotFound, "report_not_found", "no stored report "+id)
+		}
+		r.Scope()
 	}
 	return send(c, r, f)
 }

@@ -40,6 +40,13 @@ func Render(w io.Writer, r *Report, format string) error {
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		if r.SiteScoped {
+			doc, err := scopedDoc(r)
+			if err != nil {
+				return err
+			}
+			return enc.Encode(doc)
+		}
 		return enc.Encode(r)
 	case "md":
 		return renderMarkdown(w, r)
@@ -151,7 +158,7 @@ func kpiLines(r *Report) []kpiLine {
 	var out []kpiLine
 	cur := r.Current()
 	running := r.GeneratedMs < r.ToMs
-	for _, k := range kpis {
+	for _, k := range reportKPIs(r) {
 		l := kpiLine{kpi: k}
 		var prev []float64
 		for i := range r.Weeks {
@@ -425,10 +432,14 @@ func renderMarkdown(out io.Writer, r *Report) error {
 	}
 	mdTable(&w, head, rows)
 	cur := r.Current()
-	fmt.Fprintf(&w, "\nRevocations requested: %d (%d confirmed by every lock). Credentials issued: %d, activated: %d. "+
-		"Live credentials: %d, of which exceptions: %d. Stale means active and neither used nor changed for %d days. "+
-		"Revocation SLA: %s.\n", cur.RevocationLatency.Count, cur.RevocationLatency.Confirmed, cur.Activation.Issued,
-		cur.Activation.Activated, cur.Exceptions.Live, cur.Exceptions.LiveExceptions, r.StaleDays, dur(r.SLASeconds))
+	if r.SiteScoped {
+		fmt.Fprintf(&w, "\nStale means active and neither used nor changed for %d days.\n", r.StaleDays)
+	} else {
+		fmt.Fprintf(&w, "\nRevocations requested: %d (%d confirmed by every lock). Credentials issued: %d, activated: %d. "+
+			"Live credentials: %d, of which exceptions: %d. Stale means active and neither used nor changed for %d days. "+
+			"Revocation SLA: %s.\n", cur.RevocationLatency.Count, cur.RevocationLatency.Confirmed, cur.Activation.Issued,
+			cur.Activation.Activated, cur.Exceptions.Live, cur.Exceptions.LiveExceptions, r.StaleDays, dur(r.SLASeconds))
+	}
 	for _, sl := range r.Slices {
 		fmt.Fprintf(&w, "\n## KPIs by %s\n\n", sl.Dimension)
 		rows = nil
@@ -467,27 +478,29 @@ func renderMarkdown(out io.Writer, r *Report) error {
 		mdTable(&w, []string{"raised", "severity", "status", "denied", "before", "what regressed", "suggested action"}, rows)
 	}
 
-	fmt.Fprintf(&w, "\n## Revocations escalated past the SLA\n\n%d revocations of the week were still unconfirmed by a lock after %s "+
-		"(alert revocation_overdue).\n\n", len(r.Escalated), dur(r.SLASeconds))
-	rows = nil
-	for _, e := range r.Escalated {
-		still := "confirmed since"
-		if e.PendingLocks > 0 {
-			still = strconv.Itoa(e.PendingLocks) + " locks unconfirmed"
+	if !r.SiteScoped {
+		fmt.Fprintf(&w, "\n## Revocations escalated past the SLA\n\n%d revocations of the week were still unconfirmed by a lock after %s "+
+			"(alert revocation_overdue).\n\n", len(r.Escalated), dur(r.SLASeconds))
+		rows = nil
+		for _, e := range r.Escalated {
+			still := "confirmed since"
+			if e.PendingLocks > 0 {
+				still = strconv.Itoa(e.PendingLocks) + " locks unconfirmed"
+			}
+			rows = append(rows, []string{e.RevocationID, e.Scope, e.SubjectID, ts(e.RequestedMs), ts(e.EscalatedMs), still, e.AlertID})
 		}
-		rows = append(rows, []string{e.RevocationID, e.Scope, e.SubjectID, ts(e.RequestedMs), ts(e.EscalatedMs), still, e.AlertID})
-	}
-	if len(rows) > 0 {
-		mdTable(&w, []string{"revocation", "scope", "subject", "requested", "escalated", "now", "alert"}, rows)
-	}
+		if len(rows) > 0 {
+			mdTable(&w, []string{"revocation", "scope", "subject", "requested", "escalated", "now", "alert"}, rows)
+		}
 
-	fmt.Fprintf(&w, "\n## Revocation drills\n\n%d drills this week (the trend is in the KPIs above).\n\n", len(r.Drills))
-	rows = nil
-	for _, d := range r.Drills {
-		rows = append(rows, drillCells(d))
-	}
-	if len(rows) > 0 {
-		mdTable(&w, drillHead, rows)
+		fmt.Fprintf(&w, "\n## Revocation drills\n\n%d drills this week (the trend is in the KPIs above).\n\n", len(r.Drills))
+		rows = nil
+		for _, d := range r.Drills {
+			rows = append(rows, drillCells(d))
+		}
+		if len(rows) > 0 {
+			mdTable(&w, drillHead, rows)
+		}
 	}
 
 	fmt.Fprintf(&w, "\n## Credentials active but unused for %d days\n\n%s", r.StaleDays, credCount(r.Stale.Total))
@@ -646,7 +659,7 @@ func renderCSV(out io.Writer, r *Report) error {
 	for _, wk := range r.Weeks {
 		row("history", wk.Week, "coverage", "", wk.History)
 	}
-	for _, k := range kpis {
+	for _, k := range reportKPIs(r) {
 		for i := range r.Weeks {
 			wk := &r.Weeks[i]
 			v, ok := k.Value(wk)

@@ -56,6 +56,10 @@ type Query struct {
 	// credentials, exceptions, lock health) to one site; the control plane's
 	// credential KPIs and the DLQ rate stay fleet-wide (see Report.Notes).
 	Site string
+	// Scoped makes the report the one a token limited to sites gets (issue
+	// 19): Site is required and the fleet-wide figures are left out (see
+	// Report.Scope).
+	Scoped bool
 	// Now is when the report is generated (default time.Now): it dates the
 	// report and decides which lock revocations are past the SLA.
 	Now time.Time
@@ -218,6 +222,10 @@ type Report struct {
 	// Register is the exception register's section (package exception).
 	Register *ExceptionSection `json:"exception_register"`
 	Notes    []string          `json:"notes,omitempty"`
+	// SiteScoped says the report is the one a token limited to sites gets:
+	// the fleet-wide figures (credential KPIs, drills, escalated
+	// revocations, DLQ rate, regressions) are left out (Report.Scope).
+	SiteScoped bool `json:"site_scoped,omitempty"`
 }
 
 // How much of a week the stored history covers.
@@ -413,6 +421,9 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	if conn == nil {
 		return nil, errors.New("report: no ClickHouse connection")
 	}
+	if q.Scoped && q.Site == "" {
+		return nil, errors.New("report: a site-scoped report needs a site")
+	}
 	q.defaults()
 	p := q.period()
 	r := &Report{
@@ -498,7 +509,7 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 			return nil, err
 		}
 	}
-	if q.Site != "" {
+	if q.Site != "" && !q.Scoped {
 		r.Notes = append(r.Notes, "Credential KPIs (activation, time to issue, revocation latency, exceptions, "+
 			"pending locks) and the DLQ rate are fleet-wide; the other sections are limited to site "+q.Site+".")
 	}
@@ -507,6 +518,9 @@ func Generate(ctx context.Context, conn driver.Conn, q Query) (*Report, error) {
 	}
 	if n := r.historyNote(); n != "" {
 		r.Notes = append(r.Notes, n)
+	}
+	if q.Scoped {
+		r.Scope()
 	}
 	return r, nil
 }
