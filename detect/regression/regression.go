@@ -184,37 +184,15 @@ func Alerts(ctx context.Context, conn driver.Conn, r *detect.RegressionRules, no
 		if err != nil {
 			return nil, fmt.Errorf("regression %s: %w", dim, err)
 		}
-		byValue := map[string]*detect.RegressionSeries{}
-		var order []string
-		for rows.Next() {
-			var k string
-			var h detect.RegressionHour
-			if err := rows.Scan(&k, &h.HourMs, &h.Attempts, &h.Denied); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("regression %s: %w", dim, err)
-			}
-			s, ok := byValue[k]
-			if !ok {
-				s = &detect.RegressionSeries{Value: k}
-				byValue[k] = s
-				order = append(order, k)
-			}
-			s.Hours = append(s.Hours, h)
-			if historyStart == 0 || h.HourMs < historyStart {
-				historyStart = h.HourMs
-			}
-		}
-		err = rows.Err()
-		rows.Close()
+		groups, err := groupHours(rows, func(k *string, h *detect.RegressionHour) error {
+			return rows.Scan(k, &h.HourMs, &h.Attempts, &h.Denied)
+		}, func(h *detect.RegressionHour) int64 { return h.HourMs }, &historyStart)
 		if err != nil {
 			return nil, fmt.Errorf("regression %s: %w", dim, err)
 		}
 		ds := dimSeries{dim: dim}
-		sort.Strings(order)
-		for _, k := range order {
-			s := byValue[k]
-			sort.Slice(s.Hours, func(i, j int) bool { return s.Hours[i].HourMs < s.Hours[j].HourMs })
-			ds.series = append(ds.series, *s)
+		for _, g := range groups {
+			ds.series = append(ds.series, detect.RegressionSeries{Value: g.value, Hours: g.hours})
 		}
 		all = append(all, ds)
 	}
@@ -250,43 +228,62 @@ func latencyAlerts(ctx context.Context, conn driver.Conn, r *detect.RegressionRu
 		if err != nil {
 			return nil, fmt.Errorf("regression latency %s: %w", dim, err)
 		}
-		byValue := map[string]*detect.RegressionLatencySeries{}
-		var order []string
-		for rows.Next() {
-			var k string
-			var h detect.RegressionLatencyHour
-			if err := rows.Scan(&k, &h.HourMs, &h.Locks, &h.SumMs); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("regression latency %s: %w", dim, err)
-			}
-			s, ok := byValue[k]
-			if !ok {
-				s = &detect.RegressionLatencySeries{Value: k}
-				byValue[k] = s
-				order = append(order, k)
-			}
-			s.Hours = append(s.Hours, h)
-			if historyStart == 0 || h.HourMs < historyStart {
-				historyStart = h.HourMs
-			}
-		}
-		err = rows.Err()
-		rows.Close()
+		groups, err := groupHours(rows, func(k *string, h *detect.RegressionLatencyHour) error {
+			return rows.Scan(k, &h.HourMs, &h.Locks, &h.SumMs)
+		}, func(h *detect.RegressionLatencyHour) int64 { return h.HourMs }, &historyStart)
 		if err != nil {
 			return nil, fmt.Errorf("regression latency %s: %w", dim, err)
 		}
 		ds := dimSeries{dim: dim}
-		sort.Strings(order)
-		for _, k := range order {
-			s := byValue[k]
-			sort.Slice(s.Hours, func(i, j int) bool { return s.Hours[i].HourMs < s.Hours[j].HourMs })
-			ds.series = append(ds.series, *s)
+		for _, g := range groups {
+			ds.series = append(ds.series, detect.RegressionLatencySeries{Value: g.value, Hours: g.hours})
 		}
 		all = append(all, ds)
 	}
 	var out []detect.Alert
 	for _, ds := range all {
 		out = append(out, detect.CheckLatencyRegressions(r, ds.dim, ds.series, to, historyStart)...)
+	}
+	return out, nil
+}
+
+// valueHours is one dimension value's hourly rows.
+type valueHours[H any] struct {
+	value string
+	hours []H
+}
+
+// groupHours reads (value, hour, …) rows into one series per value: values
+// sorted, each value's hours in time order. start becomes the earliest hour
+// read when it is earlier (or still 0). It closes rows.
+func groupHours[H any](rows driver.Rows, scan func(value *string, h *H) error, hourMs func(*H) int64,
+	start *int64) ([]valueHours[H], error) {
+	defer rows.Close()
+	index := map[string]int{}
+	var out []valueHours[H]
+	for rows.Next() {
+		var k string
+		var h H
+		if err := scan(&k, &h); err != nil {
+			return nil, err
+		}
+		i, ok := index[k]
+		if !ok {
+			i = len(out)
+			index[k] = i
+			out = append(out, valueHours[H]{value: k})
+		}
+		out[i].hours = append(out[i].hours, h)
+		if t := hourMs(&h); *start == 0 || t < *start {
+			*start = t
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].value < out[j].value })
+	for _, g := range out {
+		sort.Slice(g.hours, func(i, j int) bool { return hourMs(&g.hours[i]) < hourMs(&g.hours[j]) })
 	}
 	return out, nil
 }
