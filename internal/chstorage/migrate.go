@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -92,45 +91,24 @@ var (
 	createSchemaMigrations = Query("chstorage/create_schema_migrations")
 	insertSchemaMigration  = Query("chstorage/insert_schema_migration")
 	appliedMigrations      = Query("chstorage/applied_migrations")
-	columnExists           = Query("chstorage/column_exists")
 )
 
-// addColumnIfMissing matches `ALTER TABLE t ADD COLUMN IF NOT EXISTS c ...`,
-// one column per statement.
-// The table may be qualified by its database (cluster mode's X_local).
-var addColumnIfMissing = regexp.MustCompile(`(?is)^\s*(?:/\*[^*]*\*/\s*)?ALTER\s+TABLE\s+(?:(\w+)\.)?(\w+)\s+ADD\s+COLUMN\s+(IF\s+NOT\s+EXISTS\s+)(\w+)\s`)
-
-// ExecMigration runs one migration statement. ClickHouse 18.16 has no
-// ADD COLUMN IF NOT EXISTS, so a statement `ALTER TABLE t ADD COLUMN IF NOT
-// EXISTS c ...` (one column) is run without the clause, and only when t has
-// no column c yet; when a concurrent migration added it first, the refusal
-// is not an error. Any other statement runs as written.
+// ExecMigration runs one migration statement. ClickHouse 18.16 knows no
+// IF [NOT] EXISTS in ALTER … COLUMN, so a column ALTER runs the way cluster
+// mode runs it on each shard (alterColumnsOn): only the commands the table
+// still needs, without the clause; when a concurrent migration made the
+// change first, the refusal is not an error. Any other statement runs as
+// written.
 func ExecMigration(ctx context.Context, conn driver.Conn, stmt string) error {
-	m := addColumnIfMissing.FindStringSubmatchIndex(stmt)
-	if m == nil {
+	m := alterRE.FindStringSubmatch(strings.TrimSpace(stmt))
+	if m == nil || !alterColumnRE.MatchString(strings.TrimSpace(m[2])) {
 		return conn.Exec(ctx, stmt)
 	}
-	database, table, column := "", stmt[m[4]:m[5]], stmt[m[8]:m[9]]
-	if m[2] >= 0 {
-		database = stmt[m[2]:m[3]]
-	}
-	has := func() (bool, error) {
-		var n uint64
-		if err := columnExists.QueryRow(ctx, conn, Args{"database": database, "table": table, "column": column}).Scan(&n); err != nil {
-			return false, fmt.Errorf("column %s.%s: %w", table, column, err)
-		}
-		return n > 0, nil
-	}
-	if ok, err := has(); err != nil || ok {
-		return err
-	}
-	err := conn.Exec(ctx, stmt[:m[6]]+stmt[m[7]:])
+	cmds, err := parseColumnCmds(strings.TrimSpace(m[2]))
 	if err != nil {
-		if ok, herr := has(); herr == nil && ok {
-			return nil
-		}
+		return fmt.Errorf("ALTER TABLE %s: %w", m[1], err)
 	}
-	return err
+	return alterColumnsOn(ctx, conn, m[1], cmds)
 }
 
 // Migrate applies the migrations the database has not seen yet, in order, and
