@@ -32,6 +32,8 @@ import (
 //	KEYFLEET_BENCH_QUERY_DATABASE  keep the data in this database across runs (loaded once; default: a
 //	                               fresh test database, dropped afterwards)
 //	KEYFLEET_BENCH_QUERY_INGEST    events/s inserted in the background while measuring (default 0: idle)
+//	KEYFLEET_BENCH_QUERY_EXPORT_ROWS  1: exports scan rows through clickhouse-go (the fallback) instead of
+//	                               reading native blocks with ch-go
 //
 // The fleet: 20 sites × 50 doors, 20,000 subjects, events spread over the
 // last 90 days.
@@ -61,14 +63,21 @@ func setupQueryBench(b *testing.B) *queryBench {
 	ctx := context.Background()
 	n := uint64(envInt("KEYFLEET_BENCH_QUERY_EVENTS", 300_000))
 	var conn driver.Conn
+	var cfg chstorage.Config
 	if db := os.Getenv("KEYFLEET_BENCH_QUERY_DATABASE"); db != "" {
-		c, err := chstorage.Open(ctx, chstorage.Config{Addr: testenv.ClickHouseAddr(), Database: db, Username: "default"})
+		cfg = chstorage.Config{Addr: testenv.ClickHouseAddr(), Database: db, Username: "default"}
+		c, err := chstorage.Open(ctx, cfg)
 		require.NoError(b, err)
 		b.Cleanup(func() { c.Close() })
 		require.NoError(b, chstorage.Migrate(ctx, c, testenv.Logger(b)))
 		conn = c
 	} else {
-		conn, _ = testenv.ClickHouse(b)
+		conn, cfg = testenv.ClickHouse(b)
+	}
+	// Exports read native blocks (ch-go) unless told to scan rows through conn.
+	native := &cfg
+	if os.Getenv("KEYFLEET_BENCH_QUERY_EXPORT_ROWS") == "1" {
+		native = nil
 	}
 	now := time.Now().UTC()
 	var have uint64
@@ -96,7 +105,7 @@ func setupQueryBench(b *testing.B) *queryBench {
 	require.NoError(b, store.Load(ctx))
 	secret, _, err := store.Create(ctx, "bench", httpapi.RoleAdmin)
 	require.NoError(b, err)
-	svc, err := query.New(query.Options{Conn: conn, Audit: nopAudit{}, ExportKey: []byte("bench-export-key-0123456789"),
+	svc, err := query.New(query.Options{Conn: conn, ClickHouse: native, Audit: nopAudit{}, ExportKey: []byte("bench-export-key-0123456789"),
 		Timeout: 30 * time.Second, ExportMaxRows: 100_000_000})
 	require.NoError(b, err)
 	srv, err := httpapi.New(httpapi.Options{Auth: store, Logger: testenv.Logger(b)}, svc.Routes())

@@ -8,11 +8,15 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"hash/maphash"
+	"math"
 	"net"
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
+	"github.com/ClickHouse/ch-go"
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -227,6 +231,15 @@ func (j exportJob) read(ctx context.Context, free <-chan *export.Batch, full cha
 	if !j.reidentified {
 		ps = newPseudonymizer(j.s.opts.ExportKey)
 	}
+	var blocks *blockSource
+	if cfg := j.s.opts.ClickHouse; cfg != nil && cfg.Protocol != chstorage.ProtocolHTTP {
+		client, err := chstorage.DialNative(ctx, *cfg)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		defer client.Close()
+		blocks = &blockSource{client: client, r: newBlockReader(j.reidentified)}
+	}
 	take := func() (*export.Batch, error) {
 		select {
 		case b := <-free:
@@ -251,7 +264,7 @@ func (j exportJob) read(ctx context.Context, free <-chan *export.Batch, full cha
 	for from := j.r.from; from < j.r.to; {
 		to := min(from+window, j.r.to)
 		var n int
-		n, b, err = j.chunk(ctx, timeRange{from, to}, b, ps, flush)
+		n, b, err = j.chunk(ctx, timeRange{from, to}, b, ps, blocks, flush)
 		if err != nil {
 			return err
 		}
@@ -273,17 +286,28 @@ func (j exportJob) read(ctx context.Context, free <-chan *export.Batch, full cha
 
 // chunk reads one time window in (ts_ms, event_id) order, skipping
 // duplicates (adjacent in that order), and calls flush for each full batch.
-func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *pseudonymizer,
+// With blocks, it reads the rows a native block at a time (blockReader);
+// without, through Conn, row by row.
+func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *pseudonymizer, blocks *blockSource,
 	flush func(*export.Batch) (*export.Batch, error)) (int, *export.Batch, error) {
 	timeout := 10 * j.s.opts.Timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_execution_time": int(timeout.Seconds())}))
 	q := exportChunkSQL
 	if j.reidentified {
 		q = exportChunkReidentifiedSQL
 	}
-	rows, err := q.Query(ctx, j.s.opts.Conn, r.args(chstorage.Args{"table": j.src.table, "filters": j.src.w.fragment()}))
+	args := r.args(chstorage.Args{"table": j.src.table, "filters": j.src.w.fragment()})
+	if blocks != nil {
+		sql, err := q.Render(args)
+		if err != nil {
+			return 0, b, fmt.Errorf("export chunk: %w", err)
+		}
+		settings := []ch.Setting{ch.SettingInt("max_execution_time", int(timeout.Seconds()))}
+		return blocks.r.query(ctx, blocks.client, sql, b, ps, flush, settings)
+	}
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_execution_time": int(timeout.Seconds())}))
+	rows, err := q.Query(ctx, j.s.opts.Conn, args)
 	if err != nil {
 		return 0, b, fmt.Errorf("export chunk: %w", err)
 	}
@@ -350,6 +374,12 @@ func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *
 	return n, b, nil
 }
 
+// blockSource is an export's ch-go connection and its block reader.
+type blockSource struct {
+	client *chstorage.NativeClient
+	r      *blockReader
+}
+
 // appendUUID appends id in uuid.UUID.String's form without allocating.
 func appendUUID(dst []byte, id uuid.UUID) []byte {
 	var buf [36]byte
@@ -365,41 +395,53 @@ func appendUUID(dst []byte, id uuid.UUID) []byte {
 	return append(dst, buf[:]...)
 }
 
-// pseudonymizer maps ids to keyed, export-stable pseudonyms.
+// pseudonymizer maps ids to keyed, export-stable pseudonyms. Each kind
+// has a cache of its own (pseudonymCache), so a repeated id costs one
+// look-up and no allocation; the HMAC runs once per distinct id.
 type pseudonymizer struct {
 	mac   hash.Hash
-	cache [3]map[string]string // subject, credential, device
+	cache [3]pseudonymCache // subject, credential, device
 	sum   []byte
 	buf   []byte
 }
 
 func newPseudonymizer(key []byte) *pseudonymizer {
 	p := &pseudonymizer{mac: hmac.New(sha256.New, append([]byte("keyfleet-export\x00"), key...))}
+	seed := maphash.MakeSeed()
 	for i := range p.cache {
-		p.cache[i] = map[string]string{}
+		p.cache[i].seed = seed
 	}
 	return p
 }
 
+// pseudonymLen is the length of a pseudonym: "p<kind>_" and 24 hex digits.
+const pseudonymLen = 3 + pseudonymHex
+
+const pseudonymHex = 24
+
 // id returns "p<kind>_" + 24 hex digits of HMAC-SHA256(kind, v); "" stays "".
 func (p *pseudonymizer) id(kind byte, v string) string {
-	if v == "" {
-		return ""
+	return string(p.appendID(nil, kind, unsafe.Slice(unsafe.StringData(v), len(v))))
+}
+
+// appendID appends v's pseudonym to dst (nothing for an empty v).
+func (p *pseudonymizer) appendID(dst []byte, kind byte, v []byte) []byte {
+	if len(v) == 0 {
+		return dst
 	}
-	c := p.cache[kindIndex(kind)]
-	if out, ok := c[v]; ok {
-		return out
+	c := &p.cache[kindIndex(kind)]
+	h := maphash.Bytes(c.seed, v)
+	if hexID, ok := c.get(h, v); ok {
+		return append(append(dst, 'p', kind, '_'), hexID...)
 	}
 	p.mac.Reset()
 	p.buf = append(append(p.buf[:0], kind), v...)
 	p.mac.Write(p.buf)
 	p.sum = p.mac.Sum(p.sum[:0])
-	out := "p" + string(kind) + "_" + hex.EncodeToString(p.sum[:12])
-	if len(c) >= 1<<20 {
-		clear(c)
-	}
-	c[v] = out
-	return out
+	var hexID [pseudonymHex]byte
+	hex.Encode(hexID[:], p.sum[:pseudonymHex/2])
+	c.put(h, v, hexID)
+	return append(append(dst, 'p', kind, '_'), hexID[:]...)
 }
 
 func kindIndex(kind byte) int {
@@ -410,4 +452,83 @@ func kindIndex(kind byte) int {
 		return 1
 	}
 	return 2
+}
+
+// pseudonymCache maps ids to their pseudonyms' hex digits: an open-addressing
+// table (linear probing, at most half full) whose keys and values sit in one
+// byte arena, so it holds no pointers for the GC to scan and an insert
+// allocates nothing but the occasional growth. It holds at most
+// maxPseudonyms ids and starts afresh when full.
+type pseudonymCache struct {
+	seed  maphash.Seed
+	slots []pseudonymSlot
+	n     int
+	arena []byte // per id: its pseudonym's hex digits, then the id
+}
+
+type pseudonymSlot struct {
+	hash uint64
+	off  uint32 // into arena; the hex digits, then the id
+	len  uint32 // the id's length; 0: empty slot
+}
+
+// maxPseudonyms bounds a pseudonymCache (about 64 bytes an id).
+const maxPseudonyms = 1 << 18
+
+func (c *pseudonymCache) get(h uint64, v []byte) ([]byte, bool) {
+	if len(c.slots) == 0 {
+		return nil, false
+	}
+	mask := uint64(len(c.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := &c.slots[i]
+		if s.len == 0 {
+			return nil, false
+		}
+		if s.hash == h && int(s.len) == len(v) {
+			key := c.arena[s.off+pseudonymHex : s.off+pseudonymHex+s.len]
+			if string(key) == string(v) {
+				return c.arena[s.off : s.off+pseudonymHex], true
+			}
+		}
+	}
+}
+
+func (c *pseudonymCache) put(h uint64, v []byte, hexID [pseudonymHex]byte) {
+	if len(v) > math.MaxUint32-pseudonymHex {
+		return // not cached; no id is this long
+	}
+	if c.n >= maxPseudonyms {
+		c.slots, c.n, c.arena = nil, 0, c.arena[:0]
+	}
+	if 2*(c.n+1) > len(c.slots) {
+		c.grow()
+	}
+	if len(c.arena)+pseudonymHex+len(v) > math.MaxUint32 {
+		clear(c.slots)
+		c.n, c.arena = 0, c.arena[:0]
+	}
+	off := uint32(len(c.arena))
+	c.arena = append(append(c.arena, hexID[:]...), v...)
+	c.insert(pseudonymSlot{hash: h, off: off, len: uint32(len(v))})
+	c.n++
+}
+
+func (c *pseudonymCache) grow() {
+	old := c.slots
+	c.slots = make([]pseudonymSlot, max(1024, 2*len(old)))
+	for _, s := range old {
+		if s.len != 0 {
+			c.insert(s)
+		}
+	}
+}
+
+func (c *pseudonymCache) insert(s pseudonymSlot) {
+	mask := uint64(len(c.slots) - 1)
+	i := s.hash & mask
+	for c.slots[i].len != 0 {
+		i = (i + 1) & mask
+	}
+	c.slots[i] = s
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyfleet/keyfleet/internal/audit"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
 )
@@ -42,6 +43,11 @@ func (f KPIFunc) KPIs(ctx context.Context, from, to time.Time) (any, error) { re
 // Options configure the query service.
 type Options struct {
 	Conn driver.Conn
+	// ClickHouse is where Conn connects (optional). Given, and with the
+	// native protocol, an export reads its rows over a connection of its own
+	// a native block at a time (ch-go), several times faster than row by row
+	// through Conn.
+	ClickHouse *chstorage.Config
 	// Audit receives exports and re-identifications (required).
 	Audit audit.Appender
 	// KPIs, when set, adds the control plane's credential KPIs to GET /v1/kpis.
