@@ -159,6 +159,7 @@ type exportJob struct {
 	r            timeRange
 	format       string
 	reidentified bool
+	batchRows    int // rows per batch; 0: exportBatchRows
 }
 
 // run writes the export to w and returns the rows written. A reader
@@ -166,6 +167,9 @@ type exportJob struct {
 // and writes the previous ones; exportBuffers batches circulate between
 // them, so memory stays bounded.
 func (j exportJob) run(ctx context.Context, w *bufio.Writer) (int64, error) {
+	if j.batchRows <= 0 {
+		j.batchRows = exportBatchRows
+	}
 	ew, err := export.NewWriter(j.format, w, j.reidentified)
 	if err != nil {
 		return 0, err
@@ -238,7 +242,7 @@ func (j exportJob) read(ctx context.Context, free <-chan *export.Batch, full cha
 			return fmt.Errorf("export: %w", err)
 		}
 		defer client.Close()
-		blocks = &blockSource{client: client, r: newBlockReader(j.reidentified)}
+		blocks = &blockSource{client: client, r: newBlockReader(j.reidentified, j.batchRows)}
 	}
 	take := func() (*export.Batch, error) {
 		select {
@@ -362,7 +366,7 @@ func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *
 		if j.reidentified {
 			b.SubjectRef.Append(ref)
 		}
-		if b.Len() >= exportBatchRows {
+		if b.Len() >= j.batchRows {
 			if b, err = flush(b); err != nil {
 				return n, b, err
 			}

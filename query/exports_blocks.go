@@ -22,22 +22,23 @@ var exportColumns = append(append([]string{"event_id", "ts_ms", "received_ms"}, 
 
 // blockReader turns the blocks of one chunk query into batches.
 type blockReader struct {
-	cols   proto.Results
-	ps     *pseudonymizer // nil: ids as stored
-	b      *export.Batch
-	flush  func(*export.Batch) (*export.Batch, error)
-	n      int // rows read, duplicates included
-	prevTs int64
-	prevID uuid.UUID
-	idBuf  [36]byte
+	cols      proto.Results
+	batchRows int
+	ps        *pseudonymizer // nil: ids as stored
+	b         *export.Batch
+	flush     func(*export.Batch) (*export.Batch, error)
+	n         int // rows read, duplicates included
+	prevTs    int64
+	prevID    uuid.UUID
+	idBuf     [36]byte
 }
 
-func newBlockReader(withRef bool) *blockReader {
+func newBlockReader(withRef bool, batchRows int) *blockReader {
 	names := exportColumns
 	if withRef {
 		names = append(names[:len(names):len(names)], "subject_ref")
 	}
-	r := &blockReader{}
+	r := &blockReader{batchRows: batchRows}
 	for _, name := range names {
 		r.cols = append(r.cols, proto.ResultColumn{Name: name, Data: &proto.ColAuto{}})
 	}
@@ -127,7 +128,7 @@ func (r *blockReader) block() error {
 	r.n += rows
 	for lo := 0; lo < rows; {
 		// The run [lo, hi): rows without a duplicate, as many as fit the batch.
-		room := exportBatchRows - r.b.Len()
+		room := r.batchRows - r.b.Len()
 		hi := lo
 		for hi < rows && hi-lo < room {
 			if c.ts[hi] == r.prevTs && c.id[hi] == r.prevID {
@@ -137,7 +138,7 @@ func (r *blockReader) block() error {
 			hi++
 		}
 		r.appendRows(&c, lo, hi)
-		if r.b.Len() >= exportBatchRows {
+		if r.b.Len() >= r.batchRows {
 			if r.b, err = r.flush(r.b); err != nil {
 				return err
 			}
