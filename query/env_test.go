@@ -91,7 +91,7 @@ var testNow = time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	conn, _ := testenv.ClickHouse(t)
+	conn, cfg := testenv.ClickHouse(t)
 	e := &env{t: t, conn: conn, now: testNow, tokens: map[httpapi.Role]string{}, timeout: 10 * time.Second}
 	e.audit = newAudit(t, conn)
 	logger := testenv.Logger(t)
@@ -104,7 +104,7 @@ func newEnv(t *testing.T) *env {
 		e.tokens[r] = secret
 	}
 	var err error
-	e.svc, err = query.New(query.Options{Conn: conn, Audit: e.audit, ExportKey: []byte("test-export-key-0123456789"),
+	e.svc, err = query.New(query.Options{Conn: conn, ClickHouse: &cfg, Audit: e.audit, ExportKey: []byte("test-export-key-0123456789"),
 		Timeout: e.timeout, MaxLimit: 1000, Logger: logger, Now: func() time.Time { return e.now }})
 	require.NoError(t, err)
 	policies, err := retention.ParsePolicies([]string{"access_events=62d", "dead_letters=90d"})

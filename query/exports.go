@@ -16,7 +16,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/ClickHouse/ch-go"
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -32,8 +31,12 @@ const (
 	// exportChunkRows is the target size of one chunk query; the time window
 	// of the next chunk grows or shrinks towards it.
 	exportChunkRows = 500_000
-	minExportWindow = int64(time.Minute / time.Millisecond)
-	maxExportWindow = int64(31 * 24 * time.Hour / time.Millisecond)
+	// exportFirstChunkRows is the target size of the first chunk: small, so
+	// that the first rows come soon (ClickHouse sorts a whole chunk before
+	// it sends any of it).
+	exportFirstChunkRows = 100_000
+	minExportWindow      = int64(time.Minute / time.Millisecond)
+	maxExportWindow      = int64(31 * 24 * time.Hour / time.Millisecond)
 )
 
 func (s *Service) exportOp(reidentified bool) openapi.Operation {
@@ -124,7 +127,7 @@ func (s *Service) export(c *fiber.Ctx, reidentified bool) error {
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+name+`"`)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	conn := c.Context().Conn()
-	job := exportJob{s: s, src: src, r: r, format: format, reidentified: reidentified}
+	job := exportJob{s: s, src: src, r: r, format: format, reidentified: reidentified, rows: n}
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		rows, err := job.run(context.Background(), w)
 		s.metrics.exportRows.WithLabelValues(format).Add(float64(rows))
@@ -159,7 +162,8 @@ type exportJob struct {
 	r            timeRange
 	format       string
 	reidentified bool
-	batchRows    int // rows per batch; 0: exportBatchRows
+	rows         uint64 // how many rows match at most (the count query's), sizes the first chunk; 0: unknown
+	batchRows    int    // rows per batch; 0: exportBatchRows
 }
 
 // run writes the export to w and returns the rows written. A reader
@@ -235,15 +239,6 @@ func (j exportJob) read(ctx context.Context, free <-chan *export.Batch, full cha
 	if !j.reidentified {
 		ps = newPseudonymizer(j.s.opts.ExportKey)
 	}
-	var blocks *blockSource
-	if cfg := j.s.opts.ClickHouse; cfg != nil && cfg.Protocol != chstorage.ProtocolHTTP {
-		client, err := chstorage.DialNative(ctx, *cfg)
-		if err != nil {
-			return fmt.Errorf("export: %w", err)
-		}
-		defer client.Close()
-		blocks = &blockSource{client: client, r: newBlockReader(j.reidentified, j.batchRows)}
-	}
 	take := func() (*export.Batch, error) {
 		select {
 		case b := <-free:
@@ -264,21 +259,13 @@ func (j exportJob) read(ctx context.Context, free <-chan *export.Batch, full cha
 		}
 		return take()
 	}
-	window := int64(24 * time.Hour / time.Millisecond)
-	for from := j.r.from; from < j.r.to; {
-		to := min(from+window, j.r.to)
-		var n int
-		n, b, err = j.chunk(ctx, timeRange{from, to}, b, ps, blocks, flush)
-		if err != nil {
-			return err
-		}
-		switch {
-		case n > 2*exportChunkRows:
-			window = max(window/2, minExportWindow)
-		case n < exportChunkRows/2:
-			window = min(window*2, maxExportWindow)
-		}
-		from = to
+	if cfg := j.s.opts.ClickHouse; cfg != nil && cfg.Protocol != chstorage.ProtocolHTTP {
+		b, err = j.readBlocks(ctx, *cfg, b, ps, flush)
+	} else {
+		b, err = j.readRows(ctx, b, ps, flush)
+	}
+	if err != nil {
+		return err
 	}
 	if b.Len() > 0 {
 		if _, err := flush(b); err != nil {
@@ -288,28 +275,56 @@ func (j exportJob) read(ctx context.Context, free <-chan *export.Batch, full cha
 	return nil
 }
 
-// chunk reads one time window in (ts_ms, event_id) order, skipping
-// duplicates (adjacent in that order), and calls flush for each full batch.
-// With blocks, it reads the rows a native block at a time (blockReader);
-// without, through Conn, row by row.
-func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *pseudonymizer, blocks *blockSource,
+// firstWindow is the first chunk's time window: the range's share of
+// exportFirstChunkRows when rows (an upper bound) are spread evenly over it.
+func (j exportJob) firstWindow() int64 {
+	span := j.r.to - j.r.from
+	if j.rows == 0 {
+		return min(span, int64(24*time.Hour/time.Millisecond))
+	}
+	w := int64(float64(span) * exportFirstChunkRows / float64(j.rows))
+	return min(max(w, minExportWindow), maxExportWindow)
+}
+
+// nextWindow sizes a window from the last chunk's: halved when it held more
+// than twice exportChunkRows, doubled when less than half.
+func nextWindow(window int64, n int) int64 {
+	switch {
+	case n > 2*exportChunkRows:
+		return max(window/2, minExportWindow)
+	case n < exportChunkRows/2:
+		return min(window*2, maxExportWindow)
+	}
+	return window
+}
+
+// readRows runs the chunk queries one after the other through Conn.
+func (j exportJob) readRows(ctx context.Context, b *export.Batch, ps *pseudonymizer,
+	flush func(*export.Batch) (*export.Batch, error)) (*export.Batch, error) {
+	window := j.firstWindow()
+	for from := j.r.from; from < j.r.to; {
+		to := min(from+window, j.r.to)
+		var n int
+		var err error
+		n, b, err = j.chunk(ctx, timeRange{from, to}, b, ps, flush)
+		if err != nil {
+			return b, err
+		}
+		window = nextWindow(window, n)
+		from = to
+	}
+	return b, nil
+}
+
+// chunk reads one time window through Conn, row by row, in (ts_ms,
+// event_id) order, skipping duplicates (adjacent in that order), and calls
+// flush for each full batch.
+func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *pseudonymizer,
 	flush func(*export.Batch) (*export.Batch, error)) (int, *export.Batch, error) {
-	timeout := 10 * j.s.opts.Timeout
+	timeout := j.chunkTimeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	q := exportChunkSQL
-	if j.reidentified {
-		q = exportChunkReidentifiedSQL
-	}
-	args := r.args(chstorage.Args{"table": j.src.table, "filters": j.src.w.fragment()})
-	if blocks != nil {
-		sql, err := q.Render(args)
-		if err != nil {
-			return 0, b, fmt.Errorf("export chunk: %w", err)
-		}
-		settings := []ch.Setting{ch.SettingInt("max_execution_time", int(timeout.Seconds()))}
-		return blocks.r.query(ctx, blocks.client, sql, b, ps, flush, settings)
-	}
+	q, args := j.chunkSQL(r)
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_execution_time": int(timeout.Seconds())}))
 	rows, err := q.Query(ctx, j.s.opts.Conn, args)
 	if err != nil {
@@ -378,10 +393,16 @@ func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *
 	return n, b, nil
 }
 
-// blockSource is an export's ch-go connection and its block reader.
-type blockSource struct {
-	client *chstorage.NativeClient
-	r      *blockReader
+// chunkTimeout bounds one chunk query.
+func (j exportJob) chunkTimeout() time.Duration { return 10 * j.s.opts.Timeout }
+
+// chunkSQL returns the chunk query of window r and its arguments.
+func (j exportJob) chunkSQL(r timeRange) (*chstorage.Statement, chstorage.Args) {
+	q := exportChunkSQL
+	if j.reidentified {
+		q = exportChunkReidentifiedSQL
+	}
+	return q, r.args(chstorage.Args{"table": j.src.table, "filters": j.src.w.fragment()})
 }
 
 // appendUUID appends id in uuid.UUID.String's form without allocating.

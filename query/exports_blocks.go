@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/ClickHouse/ch-go"
 	"github.com/ClickHouse/ch-go/proto"
@@ -45,14 +46,36 @@ func newBlockReader(withRef bool, batchRows int) *blockReader {
 	return r
 }
 
-// query runs sql and appends its rows to b, calling flush with every full
-// batch; it returns the rows read and the batch being filled.
-func (r *blockReader) query(ctx context.Context, client *chstorage.NativeClient, sql string, b *export.Batch, ps *pseudonymizer,
-	flush func(*export.Batch) (*export.Batch, error), settings []ch.Setting) (int, *export.Batch, error) {
-	r.b, r.ps, r.flush, r.n, r.prevTs, r.prevID = b, ps, flush, 0, -1, uuid.UUID{}
+// query runs sql and appends its rows to the batch it receives on turn
+// (once the chunk before is done), calling flush with every full batch; it
+// returns the rows read and the batch being filled.
+func (r *blockReader) query(ctx context.Context, client *chstorage.NativeClient, sql string,
+	turn <-chan *export.Batch, ps *pseudonymizer, flush func(*export.Batch) (*export.Batch, error),
+	settings []ch.Setting) (int, *export.Batch, error) {
+	r.b, r.ps, r.flush, r.n, r.prevTs, r.prevID = nil, ps, flush, 0, -1, uuid.UUID{}
+	wait := func() error {
+		if r.b != nil {
+			return nil
+		}
+		select {
+		case r.b = <-turn:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	err := client.Do(ctx, ch.Query{Body: sql, Result: r.cols, Settings: settings,
-		OnResult: func(context.Context, proto.Block) error { return r.block() }})
-	b, r.b, r.flush, r.ps = r.b, nil, nil, nil
+		OnResult: func(context.Context, proto.Block) error {
+			if err := wait(); err != nil {
+				return err
+			}
+			return r.block()
+		}})
+	if err == nil {
+		err = wait() // no rows: no block came
+	}
+	b := r.b
+	r.b, r.flush, r.ps = nil, nil, nil
 	if err != nil {
 		return r.n, b, fmt.Errorf("export chunk: %w", err)
 	}
@@ -239,4 +262,101 @@ func (s *strColumn) appendTo(dst *export.Strings, lo, hi int) {
 	for _, p := range pos {
 		dst.Ends = append(dst.Ends, int32(p.End)+shift)
 	}
+}
+
+// readBlocks runs the chunk queries over two connections of their own
+// (ch-go), one chunk ahead: while one chunk streams into batches,
+// ClickHouse already reads and sorts the next, whose first block it sends
+// only once the whole window is sorted. The chunk ahead waits for its turn
+// (the batch being filled) before it appends anything, so the batches get
+// the rows in order. Its window is sized from the last chunk that finished.
+func (j exportJob) readBlocks(ctx context.Context, cfg chstorage.Config, b *export.Batch, ps *pseudonymizer,
+	flush func(*export.Batch) (*export.Batch, error)) (*export.Batch, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var clients [2]*chstorage.NativeClient
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait() // the chunk ahead has ended before its connection closes
+		for _, c := range clients {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	}()
+	var readers [2]*blockReader
+	for i := range clients {
+		c, err := chstorage.DialNative(ctx, cfg)
+		if err != nil {
+			return b, fmt.Errorf("export: %w", err)
+		}
+		clients[i], readers[i] = c, newBlockReader(j.reidentified, j.batchRows)
+	}
+	timeout := j.chunkTimeout()
+	settings := []ch.Setting{ch.SettingInt("max_execution_time", int(timeout.Seconds()))}
+	window, from, next := j.firstWindow(), j.r.from, 0
+	start := func() (*chunkRun, error) {
+		if from >= j.r.to {
+			return nil, nil
+		}
+		r := timeRange{from, min(from+window, j.r.to)}
+		from = r.to
+		q, args := j.chunkSQL(r)
+		sql, err := q.Render(args)
+		if err != nil {
+			return nil, fmt.Errorf("export chunk: %w", err)
+		}
+		run := &chunkRun{window: window, turn: make(chan *export.Batch, 1), done: make(chan chunkResult, 1)}
+		i := next
+		next = 1 - next
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			var res chunkResult
+			res.n, res.b, res.err = readers[i].query(ctx, clients[i], sql, run.turn, ps, flush, settings)
+			run.done <- res
+		}()
+		return run, nil
+	}
+	cur, err := start()
+	if err != nil || cur == nil {
+		return b, err
+	}
+	cur.turn <- b
+	ahead, err := start()
+	if err != nil {
+		return b, err
+	}
+	for cur != nil {
+		res := <-cur.done
+		if res.err != nil {
+			return res.b, res.err
+		}
+		b = res.b
+		window = nextWindow(cur.window, res.n)
+		cur = ahead
+		if cur == nil {
+			break
+		}
+		cur.turn <- b
+		if ahead, err = start(); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// chunkRun is a chunk query running on its own connection.
+type chunkRun struct {
+	window int64              // its window's length
+	turn   chan *export.Batch // the batch to append to, once the chunk before is done
+	done   chan chunkResult
+}
+
+type chunkResult struct {
+	n   int
+	b   *export.Batch // the batch being filled (nil when the turn never came)
+	err error
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/internal/audit"
 	"github.com/keyfleet/keyfleet/internal/auth"
+	"github.com/keyfleet/keyfleet/internal/chstorage"
 	"github.com/keyfleet/keyfleet/internal/flagenv"
 	"github.com/keyfleet/keyfleet/internal/httpapi"
 	"github.com/keyfleet/keyfleet/internal/httpapi/openapi"
@@ -69,18 +70,19 @@ type queryPart struct {
 
 // queryDeps are what the query API needs from the rest of serve.
 type queryDeps struct {
-	conn   driver.Conn
-	tokens *auth.Store
-	audit  audit.Appender
-	kpis   query.KPISource // the control plane's credential KPIs (nil: not wired)
-	key    []byte          // pseudonym key; exports derive their own key from it
-	logger *slog.Logger
-	reg    prometheus.Registerer
+	conn       driver.Conn
+	clickhouse chstorage.Config // where conn connects: exports open connections of their own (ch-go)
+	tokens     *auth.Store
+	audit      audit.Appender
+	kpis       query.KPISource // the control plane's credential KPIs (nil: not wired)
+	key        []byte          // pseudonym key; exports derive their own key from it
+	logger     *slog.Logger
+	reg        prometheus.Registerer
 }
 
 func setupQuery(cfg QueryConfig, d queryDeps) (*queryPart, error) {
 	svc, err := query.New(query.Options{
-		Conn: d.conn, Audit: d.audit, KPIs: d.kpis, ExportKey: d.key, Timeout: cfg.Timeout,
+		Conn: d.conn, ClickHouse: &d.clickhouse, Audit: d.audit, KPIs: d.kpis, ExportKey: d.key, Timeout: cfg.Timeout,
 		ExportMaxRows: cfg.ExportMaxRows, Logger: d.logger, Registerer: d.reg,
 	})
 	if err != nil {

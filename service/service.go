@@ -277,7 +277,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	queryAPI, err := setupQuery(cfg.Query, queryDeps{conn: conn, tokens: tokens, audit: auditLog,
+	queryAPI, err := setupQuery(cfg.Query, queryDeps{conn: conn, clickhouse: cfg.ClickHouse, tokens: tokens, audit: auditLog,
 		kpis: idn.kpiFunc(),
 		key:  key, logger: logger, reg: reg})
 	if err != nil {

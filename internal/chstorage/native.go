@@ -63,6 +63,9 @@ func DialNative(ctx context.Context, c Config) (*NativeClient, error) {
 	if c.Compression == "lz4" {
 		comp = ch.CompressionLZ4
 	}
+	if len(c.Addrs()) == 0 {
+		return nil, fmt.Errorf("clickhouse dial: no address in %q", c.Addr)
+	}
 	var errs []error
 	for _, addr := range c.Addrs() {
 		d := &nativeDialer{tls: tlsCfg}
