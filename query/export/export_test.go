@@ -3,11 +3,14 @@ package export_test
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -60,6 +63,58 @@ func TestArrowStreamRoundTrip(t *testing.T) {
 		rows += int(rec.NumRows())
 	}
 	require.Equal(t, 15, rows)
+}
+
+// TestCSVMatchesEncodingCSV: the CSV writer writes what encoding/csv
+// writes for the same rows, byte for byte: fields that need quotes (comma,
+// quote, CR, LF, a leading space of any kind, \.) and ones that do not
+// (empty, invalid UTF-8, a space inside), across several batches.
+func TestCSVMatchesEncodingCSV(t *testing.T) {
+	tricky := []string{"", "plain", "a,b", `say "hi"`, `"`, "line\nbreak", "cr\rlf\r\n", " lead", "\tlead",
+		"\u00a0nbsp", "\u2003em", "trail ", "in side", `\.`, `\.x`, "ü", "\xff\xfe", ",", "\"\"", "x\"", "é,\"\n"}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, withRef := range []bool{false, true} {
+		var got, want bytes.Buffer
+		w, err := export.NewWriter(export.CSV, &got, withRef)
+		require.NoError(t, err)
+		ref := csv.NewWriter(&want)
+		var header []string
+		for _, f := range export.Schema(withRef).Fields() {
+			header = append(header, f.Name)
+		}
+		require.NoError(t, ref.Write(header))
+		for k := 0; k < 3; k++ {
+			b := &export.Batch{}
+			for i := 0; i < 500; i++ {
+				rec := []string{tricky[rng.IntN(len(tricky))]}
+				b.EventID.Append(rec[0])
+				ts := rng.Int64N(4_000_000_000_000) - 100_000_000_000
+				b.TsMs = append(b.TsMs, ts)
+				b.ReceivedMs = append(b.ReceivedMs, -ts)
+				rec = append(rec, time.UnixMilli(ts).UTC().Format("2006-01-02T15:04:05.000Z"),
+					strconv.FormatInt(ts, 10), strconv.FormatInt(-ts, 10))
+				for j := range b.Str {
+					v := tricky[rng.IntN(len(tricky))]
+					b.Str[j].Append(v)
+					rec = append(rec, v)
+				}
+				bg := rng.IntN(2) == 0
+				b.BreakGlass = append(b.BreakGlass, bg)
+				rec = append(rec, strconv.FormatBool(bg))
+				if withRef {
+					v := tricky[rng.IntN(len(tricky))]
+					b.SubjectRef.Append(v)
+					rec = append(rec, v)
+				}
+				require.NoError(t, ref.Write(rec))
+			}
+			require.NoError(t, w.Write(b))
+		}
+		require.NoError(t, w.Close())
+		ref.Flush()
+		require.NoError(t, ref.Error())
+		require.Equal(t, want.String(), got.String())
+	}
 }
 
 // TestParquetRoundTrip: a Parquet file reads back with the export's schema
