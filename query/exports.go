@@ -364,18 +364,13 @@ func (j exportJob) chunk(ctx context.Context, r timeRange, b *export.Batch, ps *
 		b.TsMs = append(b.TsMs, tsMs)
 		b.ReceivedMs = append(b.ReceivedMs, recvMs)
 		for i := range str {
-			v := str[i]
-			if ps != nil {
-				switch i {
-				case export.ColSubject:
-					v = ps.id('s', v)
-				case export.ColCredential:
-					v = ps.id('c', v)
-				case export.ColDevice:
-					v = ps.id('d', v)
-				}
+			if kind := pseudonymKind(ps, i); kind != 0 {
+				dst := &b.Str[i]
+				dst.Data = ps.appendID(dst.Data, kind, unsafe.Slice(unsafe.StringData(str[i]), len(str[i])))
+				dst.Ends = append(dst.Ends, int32(len(dst.Data)))
+				continue
 			}
-			b.Str[i].Append(v)
+			b.Str[i].Append(str[i])
 		}
 		b.BreakGlass = append(b.BreakGlass, bg != 0)
 		if j.reidentified {
@@ -467,6 +462,23 @@ func (p *pseudonymizer) appendID(dst []byte, kind byte, v []byte) []byte {
 	hex.Encode(hexID[:], p.sum[:pseudonymHex/2])
 	c.put(h, v, hexID)
 	return append(append(dst, 'p', kind, '_'), hexID[:]...)
+}
+
+// pseudonymKind is the pseudonym kind of string column col ('s', 'c' or
+// 'd'), 0 for a column kept as stored or without ps.
+func pseudonymKind(ps *pseudonymizer, col int) byte {
+	if ps == nil {
+		return 0
+	}
+	switch col {
+	case export.ColSubject:
+		return 's'
+	case export.ColCredential:
+		return 'c'
+	case export.ColDevice:
+		return 'd'
+	}
+	return 0
 }
 
 func kindIndex(kind byte) int {

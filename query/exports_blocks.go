@@ -186,17 +186,7 @@ func (r *blockReader) appendRows(c *blockColumns, lo, hi int) {
 	b.TsMs = append(b.TsMs, c.ts[lo:hi]...)
 	b.ReceivedMs = append(b.ReceivedMs, c.recv[lo:hi]...)
 	for k := range c.str {
-		kind := byte(0)
-		if r.ps != nil {
-			switch k {
-			case export.ColSubject:
-				kind = 's'
-			case export.ColCredential:
-				kind = 'c'
-			case export.ColDevice:
-				kind = 'd'
-			}
-		}
+		kind := pseudonymKind(r.ps, k)
 		if kind == 0 {
 			c.str[k].appendTo(&b.Str[k], lo, hi)
 			continue
