@@ -243,6 +243,10 @@ func (t *credTable) set(k credKey, h uint32) {
 	if !ok {
 		t.n++
 	}
+	if i, inBase := t.inBase(k); inBase && t.base[i].holder == h {
+		delete(t.delta, k) // back to what base holds
+		return
+	}
 	if t.delta == nil {
 		t.delta = map[credKey]uint32{}
 	}
