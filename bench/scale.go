@@ -124,7 +124,7 @@ func fleetSize(ctx context.Context, o ScaleOptions, subjects int) (FleetSize, er
 	out := FleetSize{Subjects: subjects, Rate: o.LoadRate}
 	ro := o.Options
 	ro.Subjects = subjects
-	ro.Sites = max(4, subjects/400)
+	ro.Sites = min(999, max(4, subjects/400)) // the simulator's most sites: 1M people are ~1,000 a site
 	ro.DoorsPerSite = 40
 	ro.ThroughputRecords = int64(o.LoadRate*o.LoadDuration.Seconds()) + 1
 	ro.Rates, ro.MaxRateFraction, ro.Revocations, ro.QueryRounds, ro.BaselineRounds = nil, 0, 0, 0, 0

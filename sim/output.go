@@ -62,20 +62,20 @@ func (s *StandIn) Register(ctx context.Context, r *Registration) error {
 	if s.Records == nil || len(r.Records) == 0 {
 		return nil
 	}
-	msgs := make([]kafka.Message, 0, len(r.Records))
+	// In batches, encoded as they go (a million people's records encoded at
+	// once are gigabytes).
+	msgs := make([]kafka.Message, 0, 5000)
 	for i := range r.Records {
 		m, err := s.credentialMessage(&r.Records[i])
 		if err != nil {
 			return err
 		}
-		msgs = append(msgs, m)
-	}
-	for len(msgs) > 0 {
-		n := min(len(msgs), 5000)
-		if err := s.Records.WriteMessages(ctx, msgs[:n]...); err != nil {
-			return fmt.Errorf("publish credential records: %w", err)
+		if msgs = append(msgs, m); len(msgs) == cap(msgs) || i == len(r.Records)-1 {
+			if err := s.Records.WriteMessages(ctx, msgs...); err != nil {
+				return fmt.Errorf("publish credential records: %w", err)
+			}
+			msgs = make([]kafka.Message, 0, 5000)
 		}
-		msgs = msgs[n:]
 	}
 	return nil
 }
