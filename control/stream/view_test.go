@@ -169,3 +169,25 @@ func BenchmarkViewRecords(b *testing.B) {
 	}
 	b.ReportMetric(per, "live-B/credential")
 }
+
+// expiring finds the live credentials whose validity ended, from the slots'
+// own fields, and gives back their whole records.
+func TestViewExpiring(t *testing.T) {
+	v := newView(nil, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"state"}))
+	put := func(id, state string, seq uint64, validUntil int64) {
+		r := viewRecord(id, "s1", state, seq, "l1")
+		r.ValidUntilMs, r.Role = validUntil, "guest"
+		assert.True(t, v.put(r))
+	}
+	put("c1", event.StateActive, 1, 1000)
+	put("c2", event.StateActive, 1, 2000)
+	put("c3", event.StateRevoked, 1, 500)
+	put("c4", event.StateSuspended, 1, 900)
+	put("c5", event.StateActive, 1, 0)
+	assert.Equal(t, []string{"c1", "c4"}, viewIDs(v.expiring(1000)))
+	put("c1", event.StateRevoked, 2, 1000)
+	got := v.expiring(2000)
+	assert.Equal(t, []string{"c2", "c4"}, viewIDs(got))
+	assert.Equal(t, "guest", got[0].Role)
+	assert.Equal(t, []control.LockRef{{Vendor: "nuki", LockID: "l1"}}, got[0].Locks)
+}
