@@ -454,7 +454,7 @@ func (r *run) prepare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fleet: %w", err)
 	}
-	if err := sim.WriteRegistry(filepath.Join(r.dir, "registry.json"), r.fleet.Registry()); err != nil {
+	if err := sim.WriteFleetRegistry(filepath.Join(r.dir, "registry.json"), r.fleet); err != nil {
 		return err
 	}
 	profiles, err := locks.ParseProfiles(locks.DefaultProfiles(), o.GatewayProfile)
@@ -540,7 +540,7 @@ func (r *run) startServe(ctx context.Context) error {
 		partitions: r.o.Partitions, chAddr: r.o.ClickHouse.Addr, chDatabase: r.chCfg.Database, chUser: r.o.ClickHouse.Username,
 		chPassword: r.o.ClickHouse.Password, registry: filepath.Join(r.dir, "registry.json"), dataDir: filepath.Join(r.dir, "serve"),
 		logPath: filepath.Join(r.dir, "serve.log"), token: token, key: pseudonymKey, extra: extra,
-		httpAddr: r.o.ServeHTTPAddr})
+		httpAddr: r.o.ServeHTTPAddr, readyWait: 3*time.Minute + time.Duration(r.o.Subjects/100_000)*time.Minute})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -123,7 +124,7 @@ func fleetSize(ctx context.Context, o ScaleOptions, subjects int) (FleetSize, er
 	out := FleetSize{Subjects: subjects, Rate: o.LoadRate}
 	ro := o.Options
 	ro.Subjects = subjects
-	ro.Sites = max(4, subjects/400)
+	ro.Sites = min(999, max(4, subjects/400)) // the simulator's most sites: 1M people are ~1,000 a site
 	ro.DoorsPerSite = 40
 	ro.ThroughputRecords = int64(o.LoadRate*o.LoadDuration.Seconds()) + 1
 	ro.Rates, ro.MaxRateFraction, ro.Revocations, ro.QueryRounds, ro.BaselineRounds = nil, 0, 0, 0, 0
@@ -136,7 +137,7 @@ func fleetSize(ctx context.Context, o ScaleOptions, subjects int) (FleetSize, er
 	recs := bus.NewWriter(r.bc, bus.TopicCredentialEvents)
 	defer recs.Close()
 	segs := r.tl.next(ro.ThroughputRecords, ro.Workers)
-	p, _, err := r.gen.generatePool(ctx, r.dir, "load", segs, registerOnly{&sim.StandIn{Records: recs}})
+	p, _, err := r.gen.generatePool(ctx, r.dir, "load", segs, &registerOnce{registerOnly: registerOnly{&sim.StandIn{Records: recs}}})
 	if err != nil {
 		return out, err
 	}
@@ -174,6 +175,21 @@ func fleetSize(ctx context.Context, o ScaleOptions, subjects int) (FleetSize, er
 		"idle_rss_mib", int(out.IdleRSSMiB), "idle_live_mib", int(out.IdleLiveMiB), "load_peak_rss_mib", int(out.LoadPeakRSS),
 		"load_live_mib", int(out.LoadLiveMiB))
 	return out, nil
+}
+
+// registerOnce publishes the fleet's initial credential records for the
+// first simulator segment only: every segment simulates the same fleet, and
+// each registering it wrote every credential's records once per segment to
+// credential.events (which serve replays before it is ready).
+type registerOnce struct {
+	registerOnly
+	once sync.Once
+}
+
+func (r *registerOnce) Register(ctx context.Context, reg *sim.Registration) error {
+	var err error
+	r.once.Do(func() { err = r.registerOnly.Register(ctx, reg) })
+	return err
 }
 
 // liveHeapMiB forces a collection in serve (heap profile with gc=1) and

@@ -42,7 +42,8 @@ type serveConfig struct {
 	token      string
 	key        string
 	extra      []string
-	httpAddr   string // empty: a free loopback port
+	httpAddr   string        // empty: a free loopback port
+	readyWait  time.Duration // how long start-up may take (0: 3 minutes)
 }
 
 // startServe starts keyfleet serve on a free loopback port and waits until
@@ -85,7 +86,11 @@ func startServe(ctx context.Context, c serveConfig) (*server, error) {
 		logf.Close()
 		close(s.exited)
 	}()
-	deadline := time.Now().Add(3 * time.Minute)
+	wait := c.readyWait
+	if wait <= 0 {
+		wait = 3 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		select {
 		case <-s.exited:

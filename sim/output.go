@@ -51,27 +51,31 @@ var _ Registrar = (*StandIn)(nil)
 // Register implements Registrar.
 func (s *StandIn) Register(ctx context.Context, r *Registration) error {
 	if s.RegistryPath != "" {
-		if err := WriteRegistry(s.RegistryPath, r.Registry); err != nil {
+		write := func() error { return WriteRegistry(s.RegistryPath, r.Registry) }
+		if r.Fleet != nil && r.Registry.Locks == nil && r.Registry.Credentials == nil {
+			write = func() error { return WriteFleetRegistry(s.RegistryPath, r.Fleet) }
+		}
+		if err := write(); err != nil {
 			return err
 		}
 	}
 	if s.Records == nil || len(r.Records) == 0 {
 		return nil
 	}
-	msgs := make([]kafka.Message, 0, len(r.Records))
+	// In batches, encoded as they go (a million people's records encoded at
+	// once are gigabytes).
+	msgs := make([]kafka.Message, 0, 5000)
 	for i := range r.Records {
 		m, err := s.credentialMessage(&r.Records[i])
 		if err != nil {
 			return err
 		}
-		msgs = append(msgs, m)
-	}
-	for len(msgs) > 0 {
-		n := min(len(msgs), 5000)
-		if err := s.Records.WriteMessages(ctx, msgs[:n]...); err != nil {
-			return fmt.Errorf("publish credential records: %w", err)
+		if msgs = append(msgs, m); len(msgs) == cap(msgs) || i == len(r.Records)-1 {
+			if err := s.Records.WriteMessages(ctx, msgs...); err != nil {
+				return fmt.Errorf("publish credential records: %w", err)
+			}
+			msgs = make([]kafka.Message, 0, 5000)
 		}
-		msgs = msgs[n:]
 	}
 	return nil
 }
@@ -123,6 +127,66 @@ func (s *StandIn) credentialMessage(rec *event.Credential) (kafka.Message, error
 // WriteRegistry writes a registry file atomically.
 func WriteRegistry(path string, f registry.File) error {
 	return writeJSONFile(path, f)
+}
+
+// WriteFleetRegistry writes a fleet's registry file (fleet.Registry)
+// atomically, streaming its references (the same bytes as WriteRegistry of
+// f.Registry(), without holding them: at a million people they are
+// gigabytes).
+func WriteFleetRegistry(path string, f *fleet.Fleet) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".keyfleet-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	locks, err := json.Marshal(f.RegistryLocks())
+	if err != nil {
+		return fail(err)
+	}
+	w.WriteString(`{"locks":`)
+	w.Write(locks)
+	w.WriteString(`,"credentials":`)
+	n := 0
+	f.EachRegistryCredential(func(c registry.Credential) {
+		data, e := json.Marshal(c)
+		if e != nil {
+			err = e
+			return
+		}
+		if n == 0 {
+			w.WriteByte('[')
+		} else {
+			w.WriteByte(',')
+		}
+		n++
+		w.Write(data)
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if n == 0 {
+		w.WriteString("null")
+	} else {
+		w.WriteByte(']')
+	}
+	w.WriteString("}\n")
+	if err := w.Flush(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // Identity is one subject's organisation reference and display name, in the

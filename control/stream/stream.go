@@ -219,7 +219,7 @@ func (p *Processor) applyFollowed(m kafka.Message) {
 			continue
 		}
 		seq, err := strconv.ParseUint(string(h.Value), 10, 64)
-		if cur, ok := p.view.get(string(m.Key)); err == nil && ok && cur.Seq >= seq {
+		if cur, ok := p.view.seq(string(m.Key)); err == nil && ok && cur >= seq {
 			return
 		}
 	}
@@ -228,15 +228,14 @@ func (p *Processor) applyFollowed(m kafka.Message) {
 		p.m.Commands.WithLabelValues("record", control.OutcomeInvalid).Inc()
 		return
 	}
-	p.view.share(r)
-	p.view.put(r)
+	p.view.put(r) // packing shares the strings that recur
 }
 
 // Ready is closed once the state is rebuilt and requests are served.
 func (p *Processor) Ready() <-chan struct{} { return p.ready }
 
-// Record returns a credential's newest record. Records are never changed
-// once stored: clone one before changing it.
+// Record returns a credential's newest record (a copy: the view holds it
+// packed).
 func (p *Processor) Record(id string) (*control.Record, bool) { return p.view.get(id) }
 
 // Subject returns a subject's credentials, sorted by id.

@@ -34,12 +34,7 @@ func (p *Processor) sweep(ctx context.Context) error {
 
 func (p *Processor) sweepOnce(ctx context.Context) error {
 	now := p.opts.Now().UnixMilli()
-	var due []*control.Record
-	p.view.each(func(r *control.Record) {
-		if r.ValidUntilMs > 0 && r.ValidUntilMs <= now && lifecycle.IsLive(r.State) {
-			due = append(due, r)
-		}
-	})
+	due := p.view.expiring(now)
 	p.sweepMu.Lock()
 	var cmds []control.Command
 	var heads []store.RevocationHead

@@ -26,26 +26,47 @@ import (
 // kept current by following it (every instance holds every credential, so
 // any instance answers reads and validates requests). Each applied record
 // also feeds the normalizer's registry.
+//
+// Records are held packed (pack.go: a few hundred bytes instead of a full
+// control.Record's kilobyte and more) in a slice of slots, with the fields
+// the view's own indexes and the expiry sweep read beside them; readers get
+// a fresh record unpacked from the slot.
 type view struct {
 	mu    sync.RWMutex
-	creds map[string]*control.Record
-	// bySubject holds each subject's credential ids, sorted (slices, not
-	// maps: a subject has a few credentials and a lock up to thousands,
-	// and a million subjects' maps would cost more than their records).
-	bySubject map[string][]string
-	// byLock holds, per lock, the active credentials it should hold, sorted
-	// by id: the expected access list (ACL versions, acl_push).
-	byLock  map[control.LockRef][]*control.Record
+	slots []slot
+	// index maps credential ids to slots (keys are the packed records'
+	// own ids: no copy).
+	index map[string]uint32
+	// bySubject holds each subject's first slot; the others follow
+	// through slot.nextOfSubject (a subject has a few credentials: a
+	// chain costs nothing per credential, a million subjects' slices
+	// would).
+	bySubject map[string]uint32
+	// byLock holds, per lock, the slots of the active credentials it
+	// should hold, sorted by credential id: the expected access list
+	// (ACL versions, acl_push).
+	byLock  map[control.LockRef][]uint32
 	waiters map[string][]chan *control.Record // command id → API calls waiting for it
 	states  *prometheus.GaugeVec
 	counts  map[string]int
 	feed    *registry.Feed
 	names   map[string]string // recurring strings of records (share)
+	packed  names             // recurring strings of packed records
+}
+
+// slot is one credential: its newest record packed, and what the indexes
+// and the sweep read without unpacking it.
+type slot struct {
+	data          string // packed record
+	seq           uint64
+	validUntilMs  int64
+	state         uint32 // packed name
+	nextOfSubject uint32 // next slot of the subject + 1 (0: the last)
 }
 
 func newView(feed *registry.Feed, states *prometheus.GaugeVec) *view {
-	return &view{creds: map[string]*control.Record{}, bySubject: map[string][]string{},
-		byLock:  map[control.LockRef][]*control.Record{},
+	return &view{index: map[string]uint32{}, bySubject: map[string]uint32{},
+		byLock:  map[control.LockRef][]uint32{},
 		waiters: map[string][]chan *control.Record{}, states: states, counts: map[string]int{}, feed: feed}
 }
 
@@ -89,29 +110,60 @@ func (v *view) share(r *control.Record) {
 	}
 }
 
-// get returns a credential's newest record. Records are never changed once
-// stored; callers clone before deriving a new one.
+// record unpacks a slot's record (callers hold v.mu).
+func (v *view) record(i uint32) *control.Record { return unpack(v.slots[i].data, &v.packed) }
+
+// get returns a credential's newest record, the caller's to keep (records
+// are unpacked on every call).
 func (v *view) get(id string) (*control.Record, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	r, ok := v.creds[id]
-	return r, ok
+	i, ok := v.index[id]
+	if !ok {
+		return nil, false
+	}
+	return v.record(i), true
+}
+
+// seq returns the Seq of a credential's newest record.
+func (v *view) seq(id string) (uint64, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	i, ok := v.index[id]
+	if !ok {
+		return 0, false
+	}
+	return v.slots[i].seq, true
 }
 
 // put stores r if it is newer than what the view holds and reports whether
 // it did. Waiters on r's command are told when r is its command's last record.
 func (v *view) put(r *control.Record) bool {
 	v.mu.Lock()
-	cur, ok := v.creds[r.CredentialID]
-	if ok && cur.Seq >= r.Seq {
+	i, ok := v.index[r.CredentialID]
+	if ok && v.slots[i].seq >= r.Seq {
 		v.mu.Unlock()
 		return false
 	}
-	v.creds[r.CredentialID] = r
+	var cur *control.Record
+	if ok {
+		cur = v.record(i)
+	} else {
+		i = uint32(len(v.slots))
+		v.slots = append(v.slots, slot{})
+	}
+	data := pack(r, &v.packed)
+	s := &v.slots[i]
+	if ok {
+		delete(v.index, packedID(s.data)) // the key is the old record's
+	}
+	s.data, s.seq, s.validUntilMs = data, r.Seq, r.ValidUntilMs
+	s.state = v.packed.add(r.State)
+	v.index[packedID(data)] = i
 	if ok && cur.State == event.StateActive {
 		for _, l := range cur.Locks {
-			if acl, i, found := v.aclAt(l, r.CredentialID); found {
-				if acl = slices.Delete(acl, i, i+1); len(acl) == 0 {
+			if acl, at, found := v.aclAt(l, r.CredentialID); found {
+				if acl = slices.Delete(acl, at, at+1); len(acl) == 0 {
 					delete(v.byLock, l)
 				} else {
 					v.byLock[l] = acl
@@ -121,10 +173,8 @@ func (v *view) put(r *control.Record) bool {
 	}
 	if r.State == event.StateActive {
 		for _, l := range r.Locks {
-			if acl, i, found := v.aclAt(l, r.CredentialID); found {
-				acl[i] = r
-			} else {
-				v.byLock[l] = slices.Insert(acl, i, r)
+			if acl, at, found := v.aclAt(l, r.CredentialID); !found {
+				v.byLock[l] = slices.Insert(acl, at, i)
 			}
 		}
 	}
@@ -132,21 +182,13 @@ func (v *view) put(r *control.Record) bool {
 		v.counts[cur.State]--
 		v.states.WithLabelValues(cur.State).Set(float64(v.counts[cur.State]))
 		if cur.SubjectID != r.SubjectID {
-			ids := v.bySubject[cur.SubjectID]
-			if i, found := slices.BinarySearch(ids, r.CredentialID); found {
-				if ids = slices.Delete(ids, i, i+1); len(ids) == 0 {
-					delete(v.bySubject, cur.SubjectID)
-				} else {
-					v.bySubject[cur.SubjectID] = ids
-				}
-			}
+			v.unlink(cur.SubjectID, i)
 		}
 	}
 	v.counts[r.State]++
 	v.states.WithLabelValues(r.State).Set(float64(v.counts[r.State]))
-	if ids := v.bySubject[r.SubjectID]; !slices.Contains(ids, r.CredentialID) {
-		i, _ := slices.BinarySearch(ids, r.CredentialID)
-		v.bySubject[r.SubjectID] = slices.Insert(ids, i, r.CredentialID)
+	if !ok || cur.SubjectID != r.SubjectID {
+		v.link(r.SubjectID, i)
 	}
 	var notify []chan *control.Record
 	if r.CommandDone && r.CommandID != "" {
@@ -168,14 +210,52 @@ func (v *view) put(r *control.Record) bool {
 	return true
 }
 
+// link adds slot i to a subject's chain (callers hold v.mu).
+func (v *view) link(subject string, i uint32) {
+	head, ok := v.bySubject[subject]
+	if !ok {
+		subject = strings.Clone(subject)
+	}
+	v.slots[i].nextOfSubject = 0
+	if ok {
+		v.slots[i].nextOfSubject = head + 1
+	}
+	v.bySubject[subject] = i
+}
+
+// unlink removes slot i from a subject's chain (callers hold v.mu).
+func (v *view) unlink(subject string, i uint32) {
+	head, ok := v.bySubject[subject]
+	if !ok {
+		return
+	}
+	if head == i {
+		if next := v.slots[i].nextOfSubject; next == 0 {
+			delete(v.bySubject, subject)
+		} else {
+			v.bySubject[subject] = next - 1
+		}
+		return
+	}
+	for j := head; v.slots[j].nextOfSubject != 0; j = v.slots[j].nextOfSubject - 1 {
+		if v.slots[j].nextOfSubject-1 == i {
+			v.slots[j].nextOfSubject = v.slots[i].nextOfSubject
+			return
+		}
+	}
+}
+
 // subject returns a subject's credentials, sorted by id.
 func (v *view) subject(id string) []*control.Record {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	out := make([]*control.Record, 0, len(v.bySubject[id]))
-	for _, cid := range v.bySubject[id] {
-		out = append(out, v.creds[cid])
+	out := []*control.Record{}
+	head, ok := v.bySubject[id]
+	for j := head; ok; j = v.slots[j].nextOfSubject - 1 {
+		out = append(out, v.record(j))
+		ok = v.slots[j].nextOfSubject != 0
 	}
+	slices.SortFunc(out, func(a, b *control.Record) int { return strings.Compare(a.CredentialID, b.CredentialID) })
 	return out
 }
 
@@ -194,14 +274,18 @@ func (v *view) live(subject string) []*control.Record {
 func (v *view) acl(l control.LockRef) []*control.Record {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return append(make([]*control.Record, 0, len(v.byLock[l])), v.byLock[l]...)
+	out := make([]*control.Record, 0, len(v.byLock[l]))
+	for _, i := range v.byLock[l] {
+		out = append(out, v.record(i))
+	}
+	return out
 }
 
 // aclAt finds a credential in a lock's access list: the list, its index
 // (or where it would go) and whether it is there (callers hold v.mu).
-func (v *view) aclAt(l control.LockRef, id string) ([]*control.Record, int, bool) {
+func (v *view) aclAt(l control.LockRef, id string) ([]uint32, int, bool) {
 	acl := v.byLock[l]
-	i, found := slices.BinarySearchFunc(acl, id, func(r *control.Record, id string) int { return strings.Compare(r.CredentialID, id) })
+	i, found := slices.BinarySearchFunc(acl, id, func(i uint32, id string) int { return strings.Compare(packedID(v.slots[i].data), id) })
 	return acl, i, found
 }
 
@@ -210,26 +294,42 @@ func (v *view) aclIDs(l control.LockRef) map[string]bool {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	out := make(map[string]bool, len(v.byLock[l]))
-	for _, r := range v.byLock[l] {
-		out[r.CredentialID] = true
+	for _, i := range v.byLock[l] {
+		out[strings.Clone(packedID(v.slots[i].data))] = true
 	}
 	return out
 }
 
 // each calls fn for every credential (under the read lock: fn must not
-// call back into the view).
+// call back into the view). Every record is unpacked: callers that need a
+// few fields of every credential have their own method (expiring).
 func (v *view) each(fn func(r *control.Record)) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	for _, r := range v.creds {
-		fn(r)
+	for i := range v.slots {
+		fn(v.record(uint32(i)))
 	}
+}
+
+// expiring returns the live credentials whose validity ended by nowMs,
+// unpacking only those.
+func (v *view) expiring(nowMs int64) []*control.Record {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	var out []*control.Record
+	for i := range v.slots {
+		s := &v.slots[i]
+		if s.validUntilMs > 0 && s.validUntilMs <= nowMs && lifecycle.IsLive(v.packed.text(s.state)) {
+			out = append(out, v.record(uint32(i)))
+		}
+	}
+	return out
 }
 
 func (v *view) size() int {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return len(v.creds)
+	return len(v.slots)
 }
 
 // await registers interest in a command's result before it is published.

@@ -504,16 +504,14 @@ func (p *Processor) followPartition(ctx context.Context, topic string, part int,
 			}
 			return fmt.Errorf("read %s[%d]: %w", topic, part, err)
 		}
-		var rec event.Credential
-		if err := json.Unmarshal(m.Value, &rec); err != nil || rec.CredentialID == "" || !event.Valid(event.States, rec.State) {
+		rec, ent, err := decodeCredential(m.Value)
+		if err != nil || rec.CredentialID == "" || !event.Valid(event.States, rec.State) {
 			p.opts.Metrics.Record("credential", "undecodable", 1)
 		} else {
 			p.opts.Metrics.Record("credential", "ok", 1)
-			var ent detect.Entitlement // the record's "locks", when the control plane set them
-			_ = json.Unmarshal(m.Value, &ent)
 			p.mu.Lock()
-			p.engine.Entitle(&ent)
-			alerts := p.engine.Credential(nil, &rec)
+			p.engine.Entitle(ent)
+			alerts := p.engine.Credential(nil, rec)
 			p.mu.Unlock()
 			if err := p.produce(ctx, alerts); err != nil {
 				return err
@@ -523,6 +521,27 @@ func (p *Processor) followPartition(ctx context.Context, topic string, part int,
 			signal()
 		}
 	}
+}
+
+// decodeCredential decodes a credential.events record and its
+// entitlement (the record's "locks", when the control plane set them) in
+// one pass; a record whose locks do not decode is decoded as before, the
+// record and the entitlement each on its own.
+func decodeCredential(data []byte) (*event.Credential, *detect.Entitlement, error) {
+	var both struct {
+		event.Credential
+		Locks []detect.EntitledLock `json:"locks"`
+	}
+	if err := json.Unmarshal(data, &both); err == nil {
+		return &both.Credential, &detect.Entitlement{CredentialID: both.CredentialID, Locks: both.Locks}, nil
+	}
+	var rec event.Credential
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, nil, err
+	}
+	var ent detect.Entitlement
+	_ = json.Unmarshal(data, &ent)
+	return &rec, &ent, nil
 }
 
 // partitionEnds returns, per partition of credential.events, the offset

@@ -1,7 +1,10 @@
 package registry_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -95,4 +98,43 @@ func BenchmarkCredentialLookup(b *testing.B) {
 			b.Fatal("not found")
 		}
 	}
+}
+
+// BenchmarkLoad loads a registry file shaped like the simulator's (raw user
+// references, hashed on load) and reports the registry's live heap per
+// subject after it.
+func BenchmarkLoad(b *testing.B) {
+	const subjects = 20000
+	f, _ := fleetFile(subjects)
+	for i := range f.Credentials {
+		c := &f.Credentials[i]
+		c.UserRef, c.UserRefHash = c.UserRefHash[:24], "" // raw references, as the simulator writes them
+	}
+	path := filepath.Join(b.TempDir(), "registry.json")
+	data, err := json.Marshal(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	f, data = registry.File{}, nil
+	key := []byte("bench-pseudonym-key")
+	b.ReportAllocs()
+	b.ResetTimer()
+	var perSubject float64
+	for range b.N {
+		b.StopTimer()
+		before := liveHeap()
+		b.StartTimer()
+		r, err := registry.Load(path, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		perSubject = float64(liveHeap()-before) / subjects
+		runtime.KeepAlive(r)
+		b.StartTimer()
+	}
+	b.ReportMetric(perSubject, "live-B/subject")
 }

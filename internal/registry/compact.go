@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/hex"
+	"hash/maphash"
 	"slices"
+	"unsafe"
 )
 
 // The compact form of credential references: at a million people the
@@ -29,27 +31,40 @@ type holder struct {
 }
 
 // interner numbers strings: 0 is "", the rest in order of first use. Ids
-// are never released (vendors, locks and holders of a fleet recur).
+// are never released (vendors, locks and holders of a fleet recur). The
+// strings' bytes live in shared blocks (no allocation and header per
+// string) and the index is an open-addressing table of numbers (4 bytes a
+// slot instead of a map entry's key, value and overhead).
 type interner struct {
-	index map[string]uint32
-	texts []string
+	texts []string // by number; each points into a block
+	block []byte   // the block being filled
+	table table
+	seed  maphash.Seed
 }
+
+// blockBytes is the size of the interner's blocks of string bytes.
+const blockBytes = 64 << 10
 
 // intern returns s's number, adding it if new (callers hold the write lock).
 func (n *interner) intern(s string) uint32 {
 	if s == "" {
 		return 0
 	}
-	if i, ok := n.index[s]; ok {
+	if n.texts == nil {
+		n.texts, n.seed = []string{""}, maphash.MakeSeed()
+	}
+	h := maphash.String(n.seed, s)
+	if i, ok := n.table.find(h, func(i uint32) bool { return n.texts[i] == s }); ok {
 		return i
 	}
-	if n.index == nil {
-		n.index, n.texts = map[string]uint32{}, []string{""}
+	if cap(n.block)-len(n.block) < len(s) {
+		n.block = make([]byte, 0, max(blockBytes, len(s)))
 	}
-	s = string([]byte(s)) // a copy: s may point into a larger buffer
+	start := len(n.block)
+	n.block = append(n.block, s...) // a copy: s may point into a larger buffer
 	i := uint32(len(n.texts))
-	n.texts = append(n.texts, s)
-	n.index[s] = i
+	n.texts = append(n.texts, unsafe.String(&n.block[start], len(s)))
+	n.table.insert(h, i, func(i uint32) uint64 { return maphash.String(n.seed, n.texts[i]) })
 	return i
 }
 
@@ -58,8 +73,10 @@ func (n *interner) lookup(s string) (uint32, bool) {
 	if s == "" {
 		return 0, true
 	}
-	i, ok := n.index[s]
-	return i, ok
+	if n.texts == nil {
+		return 0, false
+	}
+	return n.table.find(maphash.String(n.seed, s), func(i uint32) bool { return n.texts[i] == s })
 }
 
 func (n *interner) text(i uint32) string {
@@ -67,6 +84,55 @@ func (n *interner) text(i uint32) string {
 		return ""
 	}
 	return n.texts[i]
+}
+
+// table is an open-addressing hash index of numbers (linear probing; a
+// slot holds a number + 1, 0 is empty). Callers keep what is numbered and
+// say how to hash and compare it.
+type table struct {
+	slots []uint32
+	n     int
+}
+
+func (t *table) find(h uint64, is func(uint32) bool) (uint32, bool) {
+	if len(t.slots) == 0 {
+		return 0, false
+	}
+	mask := uint64(len(t.slots) - 1)
+	for p := h & mask; ; p = (p + 1) & mask {
+		v := t.slots[p]
+		if v == 0 {
+			return 0, false
+		}
+		if is(v - 1) {
+			return v - 1, true
+		}
+	}
+}
+
+// insert adds i (not in the table yet) under hash h; hash rehashes what
+// the table holds when it grows.
+func (t *table) insert(h uint64, i uint32, hash func(uint32) uint64) {
+	if 4*(t.n+1) > 3*len(t.slots) {
+		old := t.slots
+		t.slots = make([]uint32, max(16, 2*len(old)))
+		for _, v := range old {
+			if v != 0 {
+				t.put(hash(v-1), v)
+			}
+		}
+	}
+	t.put(h, i+1)
+	t.n++
+}
+
+func (t *table) put(h uint64, v uint32) {
+	mask := uint64(len(t.slots) - 1)
+	p := h & mask
+	for t.slots[p] != 0 {
+		p = (p + 1) & mask
+	}
+	t.slots[p] = v
 }
 
 // refHash decodes a hash in event.RefHash's form.
@@ -170,8 +236,16 @@ func (t *credTable) get(k credKey) (uint32, bool) {
 }
 
 func (t *credTable) set(k credKey, h uint32) {
-	if _, ok := t.get(k); !ok {
+	cur, ok := t.get(k)
+	if ok && cur == h {
+		return // unchanged (a replayed record)
+	}
+	if !ok {
 		t.n++
+	}
+	if i, inBase := t.inBase(k); inBase && t.base[i].holder == h {
+		delete(t.delta, k) // back to what base holds
+		return
 	}
 	if t.delta == nil {
 		t.delta = map[credKey]uint32{}
@@ -220,4 +294,50 @@ func (t *credTable) merge() {
 	}
 	out = append(out, t.base[i:]...)
 	t.base, t.delta = out, nil
+}
+
+// loadEntry is a reference in the order it was loaded (seq): of several
+// mappings of one reference, the last wins.
+type loadEntry struct {
+	credEntry
+	seq uint32
+}
+
+// setMany sets many references at once, as set would one after the other
+// (sorted once instead of merged piecemeal).
+func (t *credTable) setMany(entries []loadEntry) {
+	if len(entries) == 0 {
+		return
+	}
+	if len(t.delta) > 0 {
+		t.merge()
+	}
+	slices.SortFunc(entries, func(a, b loadEntry) int {
+		return cmp.Or(compareKeys(a.key, b.key), cmp.Compare(a.seq, b.seq))
+	})
+	add := make([]credEntry, 0, len(entries))
+	for i, e := range entries {
+		if i+1 < len(entries) && entries[i+1].key == e.key {
+			continue // a later mapping wins
+		}
+		add = append(add, e.credEntry)
+	}
+	if len(t.base) == 0 {
+		t.base, t.n = add, len(add)
+		return
+	}
+	out := make([]credEntry, 0, len(t.base)+len(add))
+	i := 0
+	for _, c := range add {
+		for i < len(t.base) && compareKeys(t.base[i].key, c.key) < 0 {
+			out = append(out, t.base[i])
+			i++
+		}
+		if i < len(t.base) && t.base[i].key == c.key {
+			i++ // replaced
+		}
+		out = append(out, c)
+	}
+	out = append(out, t.base[i:]...)
+	t.base, t.n = out, len(out)
 }

@@ -10,13 +10,9 @@ package registry
 
 import (
 	"cmp"
-	"encoding/json"
-	"fmt"
-	"os"
+	"hash/maphash"
 	"slices"
 	"sync"
-
-	"github.com/keyfleet/keyfleet/internal/event"
 )
 
 // LockInfo places a lock.
@@ -93,12 +89,13 @@ type Registry struct {
 	creds   credTable // reference → holder
 	ids     interner
 	holders []holder
-	holder  map[holder]uint32 // holders' indexes
+	holder  table // holders' indexes
+	seed    maphash.Seed
 }
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{records: map[lockKey]Record{}, holder: map[holder]uint32{}}
+	return &Registry{records: map[lockKey]Record{}, seed: maphash.MakeSeed()}
 }
 
 // Apply adds or replaces the given locks and credentials (by UserRefHash).
@@ -113,9 +110,11 @@ func (r *Registry) Apply(f File) {
 		}
 		r.put(Record{Lock: l, Op: OpFile})
 	}
-	for _, c := range f.Credentials {
-		r.creds.set(r.ids.key(c.Vendor, c.LockID, c.UserRefHash), r.holderOf(c.CredentialInfo))
+	entries := make([]loadEntry, len(f.Credentials))
+	for i, c := range f.Credentials {
+		entries[i] = loadEntry{credEntry{r.ids.key(c.Vendor, c.LockID, c.UserRefHash), r.holderOf(c.CredentialInfo)}, uint32(i)}
 	}
+	r.creds.setMany(entries)
 }
 
 // holderOf returns the index of info's holder record, adding it if new.
@@ -126,12 +125,13 @@ func (r *Registry) holderOf(info CredentialInfo) uint32 {
 		device: r.ids.intern(info.DeviceID), breakGlass: info.BreakGlass,
 		phoneModel: r.ids.intern(info.PhoneModel), osName: r.ids.intern(info.OSName),
 		osVersion: r.ids.intern(info.OSVersion), appVersion: r.ids.intern(info.AppVersion)}
-	if i, ok := r.holder[h]; ok {
+	hash := maphash.Comparable(r.seed, h)
+	if i, ok := r.holder.find(hash, func(i uint32) bool { return r.holders[i] == h }); ok {
 		return i
 	}
 	i := uint32(len(r.holders))
 	r.holders = append(r.holders, h)
-	r.holder[h] = i
+	r.holder.insert(hash, i, func(i uint32) uint64 { return maphash.Comparable(r.seed, r.holders[i]) })
 	return i
 }
 
@@ -141,31 +141,6 @@ func (r *Registry) info(i uint32) CredentialInfo {
 		DeviceID: r.ids.text(h.device), BreakGlass: h.breakGlass,
 		PhoneModel: r.ids.text(h.phoneModel), OSName: r.ids.text(h.osName),
 		OSVersion: r.ids.text(h.osVersion), AppVersion: r.ids.text(h.appVersion)}
-}
-
-// Load reads a registry file (JSON, see File); raw user references in it are
-// hashed with key.
-func Load(path string, key []byte) (*Registry, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read registry: %w", err)
-	}
-	var f File
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("parse registry %s: %w", path, err)
-	}
-	for i, c := range f.Credentials {
-		if c.UserRefHash == "" {
-			if c.UserRef == "" {
-				return nil, fmt.Errorf("registry %s: credential %d has neither user_ref nor user_ref_hash", path, i)
-			}
-			f.Credentials[i].UserRefHash = event.RefHash(key, c.Vendor, c.UserRef)
-		}
-		f.Credentials[i].UserRef = ""
-	}
-	r := New()
-	r.Apply(f)
-	return r, nil
 }
 
 // Put applies a lock record unless the registry holds a newer version of

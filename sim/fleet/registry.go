@@ -102,16 +102,31 @@ func (f *Fleet) siteVendors(site int) map[string]bool {
 // internal/registry's file format, with raw user references (the registry
 // hashes them with the pseudonym key on load). Every device a credential can
 // ever be bound to is listed, so events of later device changes resolve.
+// At a million people that is tens of millions of references: writers of
+// the file stream them (RegistryLocks, EachRegistryCredential) instead.
 func (f *Fleet) Registry() registry.File {
-	var file registry.File
+	file := registry.File{Locks: f.RegistryLocks()}
+	f.EachRegistryCredential(func(c registry.Credential) { file.Credentials = append(file.Credentials, c) })
+	return file
+}
+
+// RegistryLocks returns the locks of Registry.
+func (f *Fleet) RegistryLocks() []registry.Lock {
+	var out []registry.Lock
 	for i := range f.Locks {
 		l := &f.Locks[i]
-		file.Locks = append(file.Locks, registry.Lock{
+		out = append(out, registry.Lock{
 			Vendor: l.Vendor, LockID: l.LockID, Groups: l.Groups,
 			LockInfo: registry.LockInfo{SiteID: l.SiteID, ZoneID: l.ZoneID, DoorID: l.DoorID},
 			Model:    l.Model, Firmware: l.Firmware, Tier: l.Tier,
 		})
 	}
+	return out
+}
+
+// EachRegistryCredential calls fn with each credential reference of
+// Registry, in its order.
+func (f *Fleet) EachRegistryCredential(fn func(registry.Credential)) {
 	for c := range f.Credentials {
 		cred := &f.Credentials[c]
 		subject := f.Subjects[cred.Subject].ID
@@ -121,7 +136,7 @@ func (f *Fleet) Registry() registry.File {
 				device, ph = cred.Devices[d].ID, cred.Devices[d].Phone
 			}
 			for _, r := range f.refs(c, d) {
-				file.Credentials = append(file.Credentials, registry.Credential{
+				fn(registry.Credential{
 					Vendor: r.vendor, LockID: r.lockID, UserRef: r.userRef,
 					CredentialInfo: registry.CredentialInfo{
 						SubjectID: subject, CredentialID: cred.ID, DeviceID: device, BreakGlass: cred.BreakGlass,
@@ -131,7 +146,6 @@ func (f *Fleet) Registry() registry.File {
 			}
 		}
 	}
-	return file
 }
 
 // Refs returns credential c's identities on device d (and its keypad code,
