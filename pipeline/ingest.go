@@ -115,7 +115,10 @@ func (o *IngestOptions) Validate() error {
 // lookups, rollup marks) and every hand-off of its events (detectors,
 // access.events, DLQ) succeeded: a crash repeats a batch, and event_id makes
 // the repetition harmless in ClickHouse. One batch is stored while the next
-// is collected (two column buffers), and batches commit in order.
+// is collected (two column buffers), and batches commit in order. While an
+// insert takes longer than FlushInterval, the next batch keeps collecting
+// (up to BatchSize) and its events keep reaching the detectors: detection
+// does not wait for ClickHouse.
 type Ingest struct {
 	opts IngestOptions
 
@@ -223,8 +226,24 @@ func (s *Ingest) Run(ctx context.Context) error {
 			}
 		}
 		stopping := fetchErr != nil || ctx.Err() != nil
-		due := cur.rows.Len() >= s.opts.BatchSize || time.Since(cur.started) >= s.opts.FlushInterval || stopping
+		full := cur.rows.Len() >= s.opts.BatchSize
+		due := full || time.Since(cur.started) >= s.opts.FlushInterval || stopping
 		if cur.records > 0 && due {
+			if inflight != nil && !full && !stopping {
+				// The previous batch is still being stored (ClickHouse is
+				// slow): keep collecting into this one, and handing its
+				// events to the detectors, instead of stopping the loop to
+				// wait; it is stored next, larger. Only a full batch waits.
+				select {
+				case err := <-inflight:
+					inflight = nil
+					if err != nil {
+						return err
+					}
+				default:
+					continue
+				}
+			}
 			if err := wait(); err != nil {
 				return err
 			}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
@@ -264,4 +266,93 @@ func TestIngestRidesOutFailures(t *testing.T) {
 	assert.Subset(t, events, []string{"failing fetch normalize", "resolved fetch normalize", "failing detect",
 		"resolved detect", "failing commit raw records", "resolved commit raw records"})
 	assert.Zero(t, failing, "nothing left failing")
+}
+
+// gatedConn holds every insert into access_events until gate is closed,
+// and says on entered when one is waiting (a ClickHouse that is slow).
+type gatedConn struct {
+	driver.Conn
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (c *gatedConn) PrepareBatch(ctx context.Context, query string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
+	if strings.HasPrefix(query, "INSERT INTO "+chstorage.AccessEvents.Name+" (") {
+		select {
+		case c.entered <- struct{}{}:
+		default:
+		}
+		select {
+		case <-c.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return c.Conn.PrepareBatch(ctx, query, opts...)
+}
+
+// An insert that takes longer than the flush interval does not stop the
+// one pass: the next batch keeps collecting, and its events keep reaching
+// the detectors, while nothing is committed before it is stored. (Before,
+// the loop waited for the insert in flight as soon as the next batch was
+// due, and detection waited with it.)
+func TestIngestDetectsWhileAnInsertIsSlow(t *testing.T) {
+	kc := testenv.Kafka(t, 1)
+	conn, cfg := testenv.ClickHouse(t)
+	bulk, err := chstorage.OpenBulk(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { bulk.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	raw := bus.NewWriter(kc, bus.TopicRaw)
+	dlq := bus.NewWriter(kc, bus.TopicDLQ)
+	t.Cleanup(func() { raw.Close(); dlq.Close() })
+	base := time.Now().Add(-time.Hour).UnixMilli()
+
+	reader := bus.NewGroupReader(kc, bus.TopicRaw, bus.GroupNormalize)
+	t.Cleanup(func() { reader.Close() })
+	gated := &gatedConn{Conn: bulk, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	det := &recorder{}
+	stage, err := pipeline.NewIngest(pipeline.IngestOptions{
+		Normalizer: normalize.New(vendors.Adapters(), nil, []byte("k")), Reader: reader, Conn: gated, DLQ: dlq,
+		Detector: det, BatchSize: 1000, FlushInterval: 20 * time.Millisecond, Logger: testenv.Logger(t),
+	})
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(runCtx) }()
+	detected := func() int { return len(det.got()) }
+
+	// The first batch's insert starts and hangs.
+	require.NoError(t, raw.WriteMessages(ctx, matterRecord(1, base), matterRecord(2, base+1)))
+	select {
+	case <-gated.entered:
+	case <-ctx.Done():
+		t.Fatal("the first batch's insert never started")
+	}
+	// The second batch is due 20 ms after its first record; the third wave
+	// arrives well after that (the pause only makes the old behaviour fail
+	// reliably; the new one passes without it).
+	require.NoError(t, raw.WriteMessages(ctx, matterRecord(3, base+2), matterRecord(4, base+3)))
+	require.Eventually(t, func() bool { return detected() == 4 }, time.Minute, 10*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, raw.WriteMessages(ctx, matterRecord(5, base+4), matterRecord(6, base+5)))
+	require.Eventually(t, func() bool { return detected() == 6 }, 30*time.Second, 10*time.Millisecond,
+		"events reach the detectors while an insert hangs")
+	lag, err := bus.Lag(ctx, kc, bus.Consumer{Group: bus.GroupNormalize, Topic: bus.TopicRaw})
+	require.NoError(t, err)
+	assert.Equal(t, int64(6), lag, "nothing committed before it is stored")
+
+	close(gated.gate)
+	require.Eventually(t, func() bool {
+		n, err := bus.Lag(ctx, kc, bus.Consumer{Group: bus.GroupNormalize, Topic: bus.TopicRaw})
+		return err == nil && n == 0
+	}, time.Minute, 50*time.Millisecond, "everything committed once stored")
+	stop()
+	require.NoError(t, <-done)
+	var stored uint64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT uniqExact(event_id) FROM access_events").Scan(&stored))
+	assert.Equal(t, uint64(6), stored)
+	assert.Len(t, det.got(), 6, "each event handed over once")
 }

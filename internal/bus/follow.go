@@ -92,7 +92,7 @@ func (f *Follower) waitFor(ctx context.Context, parts []Partition) error {
 func (f *Follower) followPartition(ctx context.Context, partition int, from int64) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: f.cfg.Brokers, Topic: f.cfg.Topic(f.topic), Partition: partition,
-		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond,
+		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: FetchMaxWait,
 		ReadBackoffMin: 20 * time.Millisecond, ReadBackoffMax: time.Second,
 		Dialer: f.cfg.Dialer(), // Kafka TLS/SASL like every other reader
 	})
