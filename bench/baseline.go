@@ -26,9 +26,8 @@ var (
 // sink does with lock.events.raw — kafka-go fetches in a consumer group,
 // encoding/json decodes each record's envelope, the fields are appended to
 // clickhouse-go columns and inserted in batches of batchSize (blocks of
-// 8,192 rows, as keyfleet's writer sent them until 2026-12-03: it now sends
-// 2,048, and the yardstick stays as it was measured), offsets committed
-// after each insert. No normalization, no detectors, one plain MergeTree table. It runs in the
+// 8,192 rows, as keyfleet's writer), offsets committed after each insert. No
+// normalization, no detectors, one plain MergeTree table. It runs in the
 // harness process, on the same backlog, broker and ClickHouse as keyfleet.
 type baselineLoop struct {
 	reader    *kafka.Reader
