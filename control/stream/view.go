@@ -434,7 +434,7 @@ func (f *follower) follow(ctx context.Context, partition int, from int64) error 
 		Partition:      partition,
 		MinBytes:       1,
 		MaxBytes:       16 << 20,
-		MaxWait:        250 * time.Millisecond,
+		MaxWait:        bus.FetchMaxWait, // an idle fetch is held 1 s; a record ends it at once (MinBytes 1)
 		Dialer:         f.cfg.Dialer(),
 		ReadBackoffMin: 20 * time.Millisecond,
 		ReadBackoffMax: time.Second,
