@@ -302,7 +302,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if _, err := wf.ca(); err != nil { // serve's --attest-*-roots must exist before it starts
 			return err
 		}
-		return sim.WriteRegistry(registryOut, fl.Registry())
+		return sim.WriteFleetRegistry(registryOut, fl)
 	}
 	if wf.addr != "" && days > 0 {
 		return usageError{errors.New("--wallet-addr runs in real time; it cannot be combined with --days")}
