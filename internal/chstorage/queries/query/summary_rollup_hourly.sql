@@ -1,7 +1,11 @@
 -- Events per (bucket, key) from the hourly rollup over whole hours
 -- [from_ms, to_ms), each hour's rows of its highest version (a run writes an
 -- hour's keys with one version; older versions go at merge time). where
--- (built by code) leaves out the hours still being rolled up and filters.
+-- (built by code) leaves out the hours still being rolled up and filters;
+-- it filters the newest-version subquery too (a site's summary reads that
+-- site's rows, not every site's): a run writes every key the hour's events
+-- have, and events only accumulate, so a key's rows of an older version are
+-- never the newest of the key's site, vendor, ... either.
 -- param: width Int64 = 86400000
 -- param: bucket_from_ms Int64 = 1709510400000
 -- param: by Choice = site_id | vendor | action | outcome | method | reason
@@ -19,5 +23,6 @@ WHERE ts >= toDateTime({from_s:Int64}) AND ts < toDateTime({to_s:Int64}) AND hou
 AND (hour_ms, version) IN (
     SELECT hour_ms, max(version) FROM access_rollup_hourly
     WHERE ts >= toDateTime({from_s:Int64}) AND ts < toDateTime({to_s:Int64}) AND hour_ms >= {from_ms:Int64} AND hour_ms < {to_ms:Int64}
+    /*if where*/ AND {where:Fragment} /*end*/
     GROUP BY hour_ms)
 GROUP BY b, k
