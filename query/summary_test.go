@@ -201,3 +201,45 @@ func TestSummaryFromRollupAlone(t *testing.T) {
 		assert.Equal(t, "rollup", got.Source, "%+v", c)
 	}
 }
+
+// The rollups of migration 0170 answer what access_rollup_hourly answered,
+// with fewer rows: hours by site, vendor, action and outcome, days by every
+// dimension. Splits by method or reason per hour come from the events.
+func TestSummaryCoarserRollups(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.load(20000, 0)
+	require.NoError(t, querytest.Redeliver(ctx, e.conn, 5))
+	require.NoError(t, e.roll.RunOnce(ctx))
+	time.Sleep(rollup.Slack + time.Second)
+	require.NoError(t, e.roll.RunOnce(ctx))
+	truth := e.truth()
+	from, to := e.now.Add(-3*24*time.Hour-17*time.Minute), e.now.Add(-5*time.Minute)
+	for _, c := range []struct {
+		summaryCase
+		sources []string
+	}{
+		{summaryCase{map[string]string{"site": "site-2"}, "hour", "outcome", 20}, []string{"rollup", "mixed"}},
+		{summaryCase{map[string]string{"outcome": "denied,error"}, "all", "vendor", 20}, []string{"rollup", "mixed"}},
+		{summaryCase{nil, "day", "method", 20}, []string{"rollup", "mixed"}},
+		{summaryCase{map[string]string{"reason": "revoked,expired", "site": "site-1"}, "all", "site", 20}, []string{"rollup", "mixed"}},
+		{summaryCase{map[string]string{"method": "pin"}, "day", "", 20}, []string{"rollup", "mixed"}},
+		{summaryCase{nil, "hour", "method", 20}, []string{"raw"}},
+		{summaryCase{map[string]string{"reason": "revoked"}, "hour", "", 20}, []string{"raw"}},
+	} {
+		got := e.checkSummary(t, truth, c.filters, from, to, c.bucket, c.by, c.top)
+		assert.Contains(t, c.sources, got.Source, "%+v", c.summaryCase)
+	}
+
+	// Merged, the two tables together hold fewer rows than the old hourly
+	// key (site, vendor, action, outcome, method, reason per hour) has
+	// distinct values in the events.
+	for _, table := range []string{rollup.TableSiteHourly, rollup.TableDaily} {
+		require.NoError(t, e.conn.Exec(ctx, "OPTIMIZE TABLE "+table+" FINAL"))
+	}
+	var coarse, old uint64
+	require.NoError(t, e.conn.QueryRow(ctx, "SELECT (SELECT count() FROM access_rollup_site_hourly) + (SELECT count() FROM access_rollup_daily)").Scan(&coarse))
+	require.NoError(t, e.conn.QueryRow(ctx, "SELECT uniqExact(intDiv(ts_ms, 3600000), site_id, vendor, action, outcome, method, reason) FROM access_events").Scan(&old))
+	t.Logf("rollup rows: %d (site hourly + daily) against %d keys of the old hourly rollup", coarse, old)
+	assert.Less(t, coarse, old)
+}

@@ -1,5 +1,5 @@
 // Package rollup keeps keyfleet's exact, dedup-safe summary pre-aggregates
-// (migration 0034) up to date.
+// (migrations 0034 and 0170) up to date.
 //
 // A SummingMergeTree fed by a materialized view would count a re-delivered
 // event once per delivery. Here the materialized view only marks the hours an
@@ -25,15 +25,23 @@ import (
 	"github.com/keyfleet/keyfleet/internal/chstorage"
 )
 
-// Tables of migration 0034.
+// Tables of migrations 0034 and 0170. TableHourly (every dimension per
+// hour) is no longer written or read since 0170; retention still drops its
+// months.
 var (
 	TableDirty        = chstorage.AccessRollupDirty.Name
 	TableHourly       = chstorage.AccessRollupHourly.Name
+	TableSiteHourly   = chstorage.AccessRollupSiteHourly.Name
+	TableDaily        = chstorage.AccessRollupDaily.Name
 	TableSubjectDaily = chstorage.AccessRollupSubjectDaily.Name
 	TableState        = chstorage.AccessRollupState.Name
 )
 
-const stateName = "access_rollups"
+// stateName names this job's watermark in access_rollup_state. It is not
+// 0034's "access_rollups": an instance of an older version still advances
+// that one after filling access_rollup_hourly, which says nothing about the
+// tables of 0170.
+const stateName = "access_rollups_0170"
 
 // SubjectDailyOutcomes are the outcomes the per-subject daily rollup counts
 // (subject rankings of denials and errors; migration 0093).
@@ -43,7 +51,8 @@ var (
 	watermarkSQL        = chstorage.Query("rollup/watermark")
 	serverTimeSQL       = chstorage.Query("rollup/server_time")
 	dirtyHoursSQL       = chstorage.Query("rollup/dirty_hours")
-	recomputeHourly     = chstorage.Query("rollup/recompute_hourly")
+	recomputeSiteHourly = chstorage.Query("rollup/recompute_site_hourly")
+	recomputeDaily      = chstorage.Query("rollup/recompute_daily")
 	recomputeSubjectDay = chstorage.Query("rollup/recompute_subject_daily")
 	insertState         = chstorage.Query("rollup/insert_state")
 )
@@ -160,7 +169,7 @@ func (j *Job) runOnce(ctx context.Context) error {
 		return err
 	}
 	for _, run := range runs(hours, hourMs, maxRun) {
-		if err := j.hourly(ctx, run[0], run[1]); err != nil {
+		if err := j.recompute(ctx, recomputeSiteHourly, run[0], run[1]); err != nil {
 			return err
 		}
 	}
@@ -174,7 +183,10 @@ func (j *Job) runOnce(ctx context.Context) error {
 		}
 	}
 	for _, run := range runs(dayList, dayMs, maxRun/24) {
-		if err := j.subjectDaily(ctx, run[0], run[1]); err != nil {
+		if err := j.recompute(ctx, recomputeDaily, run[0], run[1]); err != nil {
+			return err
+		}
+		if err := j.recompute(ctx, recomputeSubjectDay, run[0], run[1]); err != nil {
 			return err
 		}
 	}
@@ -216,23 +228,13 @@ func runs(units []int64, unit int64, n int) [][2]int64 {
 	return out
 }
 
-// hourly recomputes the hourly rollup over [from, to) (whole hours). The
+// recompute recomputes one rollup over [from, to) (whole units). The
 // version is taken before the read, so a later snapshot always wins.
-func (j *Job) hourly(ctx context.Context, from, to int64) error {
+func (j *Job) recompute(ctx context.Context, stmt *chstorage.Statement, from, to int64) error {
 	version := uint64(time.Now().UnixNano())
 	args := chstorage.Args{"version": version, "from_s": from / 1000, "to_s": to / 1000, "from_ms": from, "to_ms": to}
-	if err := recomputeHourly.Exec(ctx, j.opts.Conn, args); err != nil {
-		return fmt.Errorf("rollup: hourly %d..%d: %w", from, to, err)
-	}
-	return nil
-}
-
-// subjectDaily recomputes the per-subject daily rollup over [from, to).
-func (j *Job) subjectDaily(ctx context.Context, from, to int64) error {
-	version := uint64(time.Now().UnixNano())
-	args := chstorage.Args{"version": version, "from_s": from / 1000, "to_s": to / 1000, "from_ms": from, "to_ms": to}
-	if err := recomputeSubjectDay.Exec(ctx, j.opts.Conn, args); err != nil {
-		return fmt.Errorf("rollup: subject daily %d..%d: %w", from, to, err)
+	if err := stmt.Exec(ctx, j.opts.Conn, args); err != nil {
+		return fmt.Errorf("rollup: %s %d..%d: %w", stmt.Name, from, to, err)
 	}
 	return nil
 }
