@@ -250,6 +250,25 @@ func scan(rows driver.Rows) ([]Record, error) {
 	return out, nil
 }
 
+// newest keeps each alert's highest version (alerts_by_id reads without
+// FINAL, which 18.16 runs in one stream: a page's alerts have a few versions
+// each, merged here instead).
+func newest(recs []Record) []Record {
+	at := make(map[string]int, len(recs))
+	out := recs[:0]
+	for _, r := range recs {
+		i, ok := at[r.AlertID]
+		switch {
+		case !ok:
+			at[r.AlertID] = len(out)
+			out = append(out, r)
+		case r.version > out[i].version:
+			out[i] = r
+		}
+	}
+	return out
+}
+
 // nextVersion returns a version above prev: the current time in
 // microseconds, or prev+1 if the clock is behind it.
 func (s *Store) nextVersion(prev uint64) uint64 {
@@ -298,7 +317,7 @@ func (s *Store) byIDs(ctx context.Context, ids, sites []string) (recs map[string
 	if err != nil {
 		return nil, false, err
 	}
-	for _, r := range list {
+	for _, r := range newest(list) {
 		out[r.AlertID] = r
 	}
 	return out, true, nil
@@ -502,6 +521,7 @@ func (s *Store) listIndexed(ctx context.Context, f Filter, args chstorage.Args) 
 	if err != nil {
 		return nil, err
 	}
+	recs = newest(recs)
 	out := recs[:0]
 	for _, r := range recs {
 		if (f.Status == "" || r.Status == f.Status) && (f.Detector == "" || r.Detector == f.Detector) &&
