@@ -332,7 +332,7 @@ func mergeRanges(rs []timeRange) []timeRange {
 // have rolled up yet. ok is false when there is no usable rollup (the job
 // never ran, or too much is pending).
 func (s *Service) dirtyUnits(ctx context.Context, a, b, unit int64) ([]int64, bool, error) {
-	wm, err := rollup.Watermark(ctx, s.opts.Conn)
+	wm, err := rollup.WatermarkOf(ctx, s.opts.Conn, unit)
 	if err != nil {
 		return nil, false, err
 	}

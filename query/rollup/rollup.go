@@ -37,11 +37,25 @@ var (
 	TableState        = chstorage.AccessRollupState.Name
 )
 
-// stateName names this job's watermark in access_rollup_state. It is not
-// 0034's "access_rollups": an instance of an older version still advances
-// that one after filling access_rollup_hourly, which says nothing about the
-// tables of 0170.
-const stateName = "access_rollups_0170"
+// The job's watermarks in access_rollup_state. stateAll ("every rollup
+// table of 0170 is complete up to it") is what versions before 0171 write
+// and read; an older instance still filling access_rollup_hourly advances
+// 0034's "access_rollups", which says nothing about the tables of 0170.
+// Since 0171 the hours (access_rollup_site_hourly) and the days
+// (access_rollup_daily, access_rollup_subject_daily) have a watermark each,
+// because an open day is recomputed less often than an open hour; a run that
+// advances both also advances stateAll, for readers of older versions.
+const (
+	stateAll   = "access_rollups_0170"
+	stateHours = "access_rollups_0171_hours"
+	stateDays  = "access_rollups_0171_days"
+)
+
+// Defaults of Options.OpenHourEvery and OpenDayEvery.
+const (
+	DefaultOpenHourEvery = time.Minute
+	DefaultOpenDayEvery  = 10 * time.Minute
+)
 
 // SubjectDailyOutcomes are the outcomes the per-subject daily rollup counts
 // (subject rankings of denials and errors; migration 0093).
@@ -69,11 +83,35 @@ const maxRun = 7 * 24
 
 const hourMs, dayMs = int64(3_600_000), int64(86_400_000)
 
-// Watermark returns the latest completed run's start (server time); zero when
-// the job never completed a run.
+// Watermark returns the server time up to which every rollup table is
+// complete: no hour marked before it minus Slack has inserts its rollups miss.
+// Zero when the job never completed a run.
 func Watermark(ctx context.Context, conn driver.Conn) (time.Time, error) {
+	h, err := WatermarkOf(ctx, conn, hourMs)
+	if err != nil {
+		return time.Time{}, err
+	}
+	d, err := WatermarkOf(ctx, conn, dayMs)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if d.Before(h) {
+		return d, nil
+	}
+	return h, nil
+}
+
+// WatermarkOf returns the watermark of the rollups of one unit: hourMs for
+// access_rollup_site_hourly, dayMs for the daily ones. A unit with no mark
+// since it minus Slack is complete in those rollups. Zero when no run
+// completed.
+func WatermarkOf(ctx context.Context, conn driver.Conn, unit int64) (time.Time, error) {
+	name := stateHours
+	if unit >= dayMs {
+		name = stateDays
+	}
 	var wm time.Time
-	if err := watermarkSQL.QueryRow(ctx, conn, chstorage.Args{"name": stateName}).Scan(&wm); err != nil {
+	if err := watermarkSQL.QueryRow(ctx, conn, chstorage.Args{"name": name, "also": stateAll}).Scan(&wm); err != nil {
 		return time.Time{}, fmt.Errorf("read rollup watermark: %w", err)
 	}
 	if wm.Unix() <= 0 {
@@ -88,15 +126,28 @@ type Options struct {
 	Interval   time.Duration // default 10s
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// OpenHourEvery and OpenDayEvery are how often an open hour or day
+	// (its end plus Slack after now) with new inserts is recomputed;
+	// closed ones are recomputed at the next run. Defaults
+	// DefaultOpenHourEvery and DefaultOpenDayEvery.
+	OpenHourEvery, OpenDayEvery time.Duration
+	// Now is the clock that decides whether a unit is open and due (tests);
+	// nil: the server's clock.
+	Now func() time.Time
 }
 
 // Job is the rollup job.
 type Job struct {
-	opts     Options
-	runs     *prometheus.CounterVec
-	hours    prometheus.Counter
-	lag      prometheus.Gauge
-	duration prometheus.Histogram
+	opts Options
+	// done holds, per unit (hours and days apart), the run that last
+	// recomputed it: only this process's runs, lost on restart (then every
+	// unit marked since the watermark is recomputed once).
+	doneHours, doneDays map[int64]done
+	deferred            prometheus.Counter
+	runs                *prometheus.CounterVec
+	hours               prometheus.Counter
+	lag                 prometheus.Gauge
+	duration            prometheus.Histogram
 }
 
 // New returns the job.
@@ -110,7 +161,16 @@ func New(opts Options) (*Job, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	j := &Job{opts: opts,
+	if opts.OpenHourEvery <= 0 {
+		opts.OpenHourEvery = DefaultOpenHourEvery
+	}
+	if opts.OpenDayEvery <= 0 {
+		opts.OpenDayEvery = DefaultOpenDayEvery
+	}
+	j := &Job{opts: opts, doneHours: map[int64]done{}, doneDays: map[int64]done{},
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyfleet_rollup_units_deferred_total", Help: "Open hours and days with new inserts left to a later run (recomputed at most every --rollup-open-hour/day interval).",
+		}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyfleet_rollup_runs_total", Help: "Rollup job runs, by result (ok, error).",
 		}, []string{"result"}),
@@ -126,7 +186,7 @@ func New(opts Options) (*Job, error) {
 		}),
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(j.runs, j.hours, j.lag, j.duration)
+		opts.Registerer.MustRegister(j.runs, j.hours, j.lag, j.duration, j.deferred)
 	}
 	return j, nil
 }
@@ -150,39 +210,91 @@ func (j *Job) RunOnce(ctx context.Context) error {
 	return nil
 }
 
+// done is one unit's latest recompute: the server time its run started
+// (marks before it minus Slack are included) and the decision clock's time.
+type done struct{ server, at time.Time }
+
+// mark is an hour with inserts and the server time of its latest mark.
+type mark struct {
+	hour int64
+	last time.Time
+}
+
+// plan picks, of units with their latest marks, those to recompute now: a
+// unit whose latest mark is before its kind's watermark or its own last
+// recompute (minus Slack) has nothing new; a closed one is due at once; an
+// open one (its end plus Slack after now) once every `every`. deferred says
+// whether a unit with new inserts was left for a later run (then the kind's
+// watermark must not advance).
+func plan(marks []mark, unit int64, wm time.Time, doneOf map[int64]done, now time.Time, every time.Duration) (due []int64, deferred int) {
+	for _, m := range marks {
+		if !wm.IsZero() && m.last.Before(wm.Add(-Slack)) {
+			continue
+		}
+		d, ok := doneOf[m.hour]
+		if ok && m.last.Before(d.server.Add(-Slack)) {
+			continue
+		}
+		open := time.UnixMilli(m.hour + unit).Add(Slack).After(now)
+		if open && ok && now.Sub(d.at) < every {
+			deferred++
+			continue
+		}
+		due = append(due, m.hour)
+	}
+	return due, deferred
+}
+
+// byDay groups hour marks into day marks (the latest of the day's hours).
+func byDay(marks []mark) []mark {
+	var out []mark
+	for _, m := range marks {
+		d := m.hour / dayMs * dayMs
+		if n := len(out); n > 0 && out[n-1].hour == d {
+			if m.last.After(out[n-1].last) {
+				out[n-1].last = m.last
+			}
+			continue
+		}
+		out = append(out, mark{d, m.last})
+	}
+	return out
+}
+
 func (j *Job) runOnce(ctx context.Context) error {
 	conn := j.opts.Conn
 	var now time.Time
 	if err := serverTimeSQL.QueryRow(ctx, conn, nil).Scan(&now); err != nil {
 		return fmt.Errorf("rollup: server time: %w", err)
 	}
-	wm, err := Watermark(ctx, conn)
+	clock := now
+	if j.opts.Now != nil {
+		clock = j.opts.Now()
+	}
+	wmHours, err := WatermarkOf(ctx, conn, hourMs)
+	if err != nil {
+		return err
+	}
+	wmDays, err := WatermarkOf(ctx, conn, dayMs)
 	if err != nil {
 		return err
 	}
 	since := int64(0)
-	if !wm.IsZero() {
-		since = max(wm.Add(-Slack).Unix(), 0)
+	if !wmHours.IsZero() && !wmDays.IsZero() {
+		since = max(earlier(wmHours, wmDays).Add(-Slack).Unix(), 0)
 	}
-	hours, err := dirtyHours(ctx, conn, since)
+	marks, err := dirtyMarks(ctx, conn, since)
 	if err != nil {
 		return err
 	}
+	hours, deferredHours := plan(marks, hourMs, wmHours, j.doneHours, clock, j.opts.OpenHourEvery)
+	days, deferredDays := plan(byDay(marks), dayMs, wmDays, j.doneDays, clock, j.opts.OpenDayEvery)
 	for _, run := range runs(hours, hourMs, maxRun) {
 		if err := j.recompute(ctx, recomputeSiteHourly, run[0], run[1]); err != nil {
 			return err
 		}
 	}
-	days := map[int64]bool{}
-	var dayList []int64
-	for _, h := range hours {
-		d := h / dayMs * dayMs
-		if !days[d] {
-			days[d] = true
-			dayList = append(dayList, d)
-		}
-	}
-	for _, run := range runs(dayList, dayMs, maxRun/24) {
+	for _, run := range runs(days, dayMs, maxRun/24) {
 		if err := j.recompute(ctx, recomputeDaily, run[0], run[1]); err != nil {
 			return err
 		}
@@ -190,29 +302,79 @@ func (j *Job) runOnce(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := insertState.Insert(ctx, conn, []any{stateName, now, time.Now().UnixMilli()}); err != nil {
-		return fmt.Errorf("rollup: record watermark: %w", err)
+	d := done{server: now, at: clock}
+	for _, h := range hours {
+		j.doneHours[h] = d
 	}
+	for _, day := range days {
+		j.doneDays[day] = d
+	}
+	var state [][]any
+	updated := time.Now().UnixMilli()
+	if deferredHours == 0 {
+		state = append(state, []any{stateHours, now, updated})
+		wmHours = now
+	}
+	if deferredDays == 0 {
+		state = append(state, []any{stateDays, now, updated})
+		wmDays = now
+	}
+	if deferredHours == 0 && deferredDays == 0 {
+		state = append(state, []any{stateAll, now, updated})
+	}
+	if len(state) > 0 {
+		if err := insertState.Insert(ctx, conn, state...); err != nil {
+			return fmt.Errorf("rollup: record watermark: %w", err)
+		}
+	}
+	forget(j.doneHours, hourMs, wmHours, clock)
+	forget(j.doneDays, dayMs, wmDays, clock)
 	j.hours.Add(float64(len(hours)))
-	j.lag.Set(float64(now.Unix()))
+	j.deferred.Add(float64(deferredHours + deferredDays))
+	j.lag.Set(float64(min(wmHours.Unix(), wmDays.Unix())))
+	if deferredHours+deferredDays > 0 {
+		j.opts.Logger.Debug("rollup run deferred open units", "hours", len(hours), "days", len(days),
+			"deferred_hours", deferredHours, "deferred_days", deferredDays)
+	}
 	return nil
 }
 
-func dirtyHours(ctx context.Context, conn driver.Conn, since int64) ([]int64, error) {
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// forget drops the recomputes of closed units that a watermark covers: a
+// mark that passes the watermark's check is never before such a run's start
+// minus Slack. Open units keep theirs: it says when they are due again.
+func forget(doneOf map[int64]done, unit int64, wm, now time.Time) {
+	for u, d := range doneOf {
+		if !d.server.After(wm) && !time.UnixMilli(u+unit).Add(Slack).After(now) {
+			delete(doneOf, u)
+		}
+	}
+}
+
+func dirtyMarks(ctx context.Context, conn driver.Conn, since int64) ([]mark, error) {
 	rows, err := dirtyHoursSQL.Query(ctx, conn, chstorage.Args{"since_s": since})
 	if err != nil {
 		return nil, fmt.Errorf("rollup: dirty hours: %w", err)
 	}
 	defer rows.Close()
-	var out []int64
+	var out []mark
 	for rows.Next() {
-		var h int64
-		if err := rows.Scan(&h); err != nil {
+		var m mark
+		if err := rows.Scan(&m.hour, &m.last); err != nil {
 			return nil, fmt.Errorf("rollup: dirty hours: %w", err)
 		}
-		out = append(out, h)
+		out = append(out, m)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("rollup: dirty hours: %w", err)
+	}
+	return out, nil
 }
 
 // runs groups sorted unit starts into [first, last+unit) runs of at most n units.
