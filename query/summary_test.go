@@ -332,16 +332,15 @@ func TestRollupDefersOpenUnits(t *testing.T) {
 
 	// Once the marks are older than the slack, a run that still defers the
 	// open units keeps them raw; the summary stays exact. The closed units
-	// are recomputed once more: their marks were within the slack of the
-	// last run's start (inserts that may still have been committing).
+	// are recomputed once more if their marks were within the slack of the
+	// last run's start (inserts that may still have been committing), which
+	// depends on how long the loads took: not asserted.
 	time.Sleep(rollup.Slack + time.Second)
 	e.now = e.now.Add(20 * time.Second)
 	require.NoError(t, job.RunOnce(ctx))
 	v3 := versions()
 	assert.Equal(t, v2["open hour"], v3["open hour"], "open hour recomputed again within a minute")
 	assert.Equal(t, v2["open day"], v3["open day"], "open day recomputed again within 10 minutes")
-	assert.Greater(t, v3["closed hour"], v2["closed hour"])
-	assert.Greater(t, v3["closed day"], v2["closed day"])
 	exact("marks older than the slack, open units still deferred")
 
 	// A minute after its last recompute the open hour is due; the open day

@@ -36,7 +36,7 @@ func (q *QueryConfig) RegisterFlags(s *flagenv.Set) {
 	s.Duration(&q.RetentionInterval, "retention-interval", "KEYFLEET_RETENTION_INTERVAL", time.Hour,
 		"how often expired monthly partitions are dropped")
 	s.Duration(&q.RollupInterval, "rollup-interval", "KEYFLEET_ROLLUP_INTERVAL", 10*time.Second,
-		"how often the rollup job looks for newly inserted hours (open hours and days are recomputed less often)")
+		"how often the rollup job looks for newly inserted hours (an hour or day still open is recomputed at most every 5m / 1h)")
 	s.Duration(&q.Timeout, "query-timeout", "KEYFLEET_QUERY_TIMEOUT", 10*time.Second,
 		"time limit of each API query in ClickHouse")
 	s.Int64(&q.ExportMaxRows, "export-max-rows", "KEYFLEET_EXPORT_MAX_ROWS", 50_000_000,
