@@ -34,10 +34,12 @@ const (
 // pick their top keys.
 var lowCardinality = []string{"site", "vendor", "action", "outcome", "method", "reason", "attested"}
 
-// hourlyDims are the dimensions of access_rollup_hourly; subjectDailyDims
-// those of access_rollup_subject_daily.
+// siteHourlyDims are the dimensions of access_rollup_site_hourly, dailyDims
+// those of access_rollup_daily, subjectDailyDims those of
+// access_rollup_subject_daily.
 var (
-	hourlyDims       = []string{"site", "vendor", "action", "outcome", "method", "reason"}
+	siteHourlyDims   = []string{"site", "vendor", "action", "outcome"}
+	dailyDims        = []string{"site", "vendor", "action", "outcome", "method", "reason"}
 	subjectDailyDims = []string{"site", "outcome", "action", "subject"}
 )
 
@@ -61,7 +63,7 @@ func columnOf(param string) string {
 var summaryOp = openapi.Operation{
 	Description: "Counts of distinct events (dedup-safe) per time bucket, optionally split by a dimension " +
 		"(the top N keys by total). Buckets are UTC-aligned; empty buckets are omitted. Hour and day " +
-		"buckets over site/vendor/action/outcome/method/reason (and day buckets of subjects by " +
+		"buckets over site/vendor/action/outcome, day buckets over site/vendor/action/outcome/method/reason (and day buckets of subjects by " +
 		"site/outcome/action, for denied and error outcomes) are served from exact pre-aggregates plus the not-yet-rolled-up tail.",
 	Params: append(append(rangeParams("now-24h"), filterParams()...),
 		openapi.Param{Name: "bucket", Enum: []string{"minute", "5m", "hour", "day", "all"}, Default: "hour",
@@ -250,13 +252,21 @@ func (s *Service) sources(ctx context.Context, q summaryQuery) (func(q summaryQu
 		p, err := s.rawPart(ctx, q, []timeRange{q.r}, keys)
 		return []part{p}, err
 	}
-	hourly := (q.width == 0 || q.width >= hourMs) && (q.by == "" || slices.Contains(hourlyDims, q.by)) && subset(q.sel, hourlyDims)
-	daily := (q.bucket == "day" || q.bucket == "all") && q.by == "subject" && subset(q.sel, subjectDailyDims) &&
+	dayBuckets := q.bucket == "day" || q.bucket == "all"
+	hourly := (q.width == 0 || q.width >= hourMs) && (q.by == "" || slices.Contains(siteHourlyDims, q.by)) && subset(q.sel, siteHourlyDims)
+	daily := dayBuckets && (q.by == "" || slices.Contains(dailyDims, q.by)) && subset(q.sel, dailyDims)
+	subjectDaily := dayBuckets && q.by == "subject" && subset(q.sel, subjectDailyDims) &&
 		len(q.sel["subject"]) == 0 && onlyOutcomes(q.sel, rollup.SubjectDailyOutcomes)
-	unit, table := int64(hourMs), rollup.TableHourly
+	unit, table := int64(hourMs), rollup.TableSiteHourly
 	switch {
+	case daily && (q.bucket == "day" || !hourly):
+		// Day buckets: the range is whole days, and a day is ~24× fewer
+		// rows than its hours. Whole-range buckets over site, vendor,
+		// action and outcome take hours (their partial edges are hours,
+		// not days, of events).
+		unit, table = dayMs, rollup.TableDaily
 	case hourly:
-	case daily:
+	case subjectDaily:
 		unit, table = dayMs, rollup.TableSubjectDaily
 	default:
 		return rawOnly, "raw", nil
@@ -322,7 +332,7 @@ func mergeRanges(rs []timeRange) []timeRange {
 // have rolled up yet. ok is false when there is no usable rollup (the job
 // never ran, or too much is pending).
 func (s *Service) dirtyUnits(ctx context.Context, a, b, unit int64) ([]int64, bool, error) {
-	wm, err := rollup.Watermark(ctx, s.opts.Conn)
+	wm, err := rollup.WatermarkOf(ctx, s.opts.Conn, unit)
 	if err != nil {
 		return nil, false, err
 	}
@@ -363,7 +373,8 @@ func (q summaryQuery) partArgs() chstorage.Args {
 var (
 	dirtyUnitsSQL         = chstorage.Query("query/dirty_units")
 	rawPartSQL            = chstorage.Query("query/summary_raw_part")
-	rollupHourlySQL       = chstorage.Query("query/summary_rollup_hourly")
+	rollupSiteHourlySQL   = chstorage.Query("query/summary_rollup_site_hourly")
+	rollupDailySQL        = chstorage.Query("query/summary_rollup_daily")
 	rollupSubjectDailySQL = chstorage.Query("query/summary_rollup_subject_daily")
 	topKeysSQL            = chstorage.Query("query/summary_top_keys")
 	cellsSQL              = chstorage.Query("query/summary_cells")
@@ -398,8 +409,11 @@ func (s *Service) rawPart(ctx context.Context, q summaryQuery, ranges []timeRang
 // one version, and recomputed rows are replaced only at merge time; so a
 // unit's rows are those with the unit's highest version.
 func (s *Service) rollupPart(q summaryQuery, table string, a, b int64, dirty []int64, keys []string) (part, error) {
-	stmt, unitCol := rollupHourlySQL, "hour_ms"
-	if table == rollup.TableSubjectDaily {
+	stmt, unitCol := rollupSiteHourlySQL, "hour_ms"
+	switch table {
+	case rollup.TableDaily:
+		stmt, unitCol = rollupDailySQL, "day_ms"
+	case rollup.TableSubjectDaily:
 		stmt, unitCol = rollupSubjectDailySQL, "day_ms"
 	}
 	var w where

@@ -423,7 +423,7 @@ func (s *Service) timelineAlerts(ctx context.Context, subject string, sites []st
 		after = keyset(kindAlert, cur, "alert_id < ?", cur.ID)
 	}
 	rows, err := timelineAlertsSQL.Query(ctx, s.opts.Conn, chstorage.Args{"subject": subject, "sites": sites,
-		"from_ms": r.from, "to_ms": r.to, "after": after, "limit": n})
+		"from_s": r.from / 1000, "to_s": ceilDiv(r.to, 1000), "from_ms": r.from, "to_ms": r.to, "after": after, "limit": n})
 	if err != nil {
 		return nil, false, fmt.Errorf("timeline alerts: %w", err)
 	}

@@ -24,6 +24,7 @@ import (
 type QueryConfig struct {
 	Retention         []string
 	RetentionInterval time.Duration
+	RollupInterval    time.Duration
 	Timeout           time.Duration
 	ExportMaxRows     int64
 }
@@ -35,6 +36,8 @@ func (q *QueryConfig) RegisterFlags(s *flagenv.Set) {
 			"defaults: "+fmt.Sprint(retention.DefaultPolicy))
 	s.Duration(&q.RetentionInterval, "retention-interval", "KEYFLEET_RETENTION_INTERVAL", time.Hour,
 		"how often expired monthly partitions are dropped")
+	s.Duration(&q.RollupInterval, "rollup-interval", "KEYFLEET_ROLLUP_INTERVAL", 10*time.Second,
+		"how often the rollup job looks for newly inserted hours (an hour or day still open is recomputed at most every 5m / 1h)")
 	s.Duration(&q.Timeout, "query-timeout", "KEYFLEET_QUERY_TIMEOUT", 10*time.Second,
 		"time limit of each API query in ClickHouse")
 	s.Int64(&q.ExportMaxRows, "export-max-rows", "KEYFLEET_EXPORT_MAX_ROWS", 50_000_000,
@@ -49,6 +52,9 @@ func (q *QueryConfig) Validate() error {
 	}
 	if q.RetentionInterval < time.Minute {
 		errs = append(errs, fmt.Errorf("--retention-interval: %s is below 1m", q.RetentionInterval))
+	}
+	if q.RollupInterval < time.Second {
+		errs = append(errs, fmt.Errorf("--rollup-interval: %s is below 1s", q.RollupInterval))
 	}
 	if q.Timeout < 100*time.Millisecond || q.Timeout > 10*time.Minute {
 		errs = append(errs, fmt.Errorf("--query-timeout: %s is not in 100ms..10m", q.Timeout))
@@ -97,7 +103,7 @@ func setupQuery(cfg QueryConfig, d queryDeps) (*queryPart, error) {
 	if err != nil {
 		return nil, err
 	}
-	roll, err := rollup.New(rollup.Options{Conn: d.conn, Logger: d.logger, Registerer: d.reg})
+	roll, err := rollup.New(rollup.Options{Conn: d.conn, Interval: cfg.RollupInterval, Logger: d.logger, Registerer: d.reg})
 	if err != nil {
 		return nil, err
 	}

@@ -106,8 +106,10 @@ func (r *Record) indexValues() []any {
 // row whose alert row is missing or older, which readers check against),
 // then the changes to the open-alerts set, then the alert rows. A retry
 // after a failure in between finds the open set already changed and adds
-// nothing (syncOpen writes differences).
-func (s *Store) insert(ctx context.Context, recs []Record) error {
+// nothing (syncOpen writes differences). fresh says that no write of these
+// alerts ever began (the index holds none of them), so the open set holds
+// nothing for them either and is not read.
+func (s *Store) insert(ctx context.Context, recs []Record, fresh bool) error {
 	idx := make([][]any, len(recs))
 	rows := make([][]any, len(recs))
 	for i := range recs {
@@ -116,7 +118,7 @@ func (s *Store) insert(ctx context.Context, recs []Record) error {
 	if err := insertIndex.Insert(ctx, s.conn, idx...); err != nil {
 		return err
 	}
-	if err := s.syncOpen(ctx, recs); err != nil {
+	if err := s.syncOpen(ctx, recs, fresh); err != nil {
 		return err
 	}
 	return insertAlerts.Insert(ctx, s.conn, rows...)
@@ -146,8 +148,9 @@ type openState struct {
 // table holds for them and writes the difference (an open record: one row
 // with its current detector, severity and time; any other: none), so the
 // write is idempotent and mends a sum that a repeated back-fill or an
-// interrupted write left wrong.
-func (s *Store) syncOpen(ctx context.Context, recs []Record) error {
+// interrupted write left wrong. fresh: the table holds nothing for the
+// records (no write of theirs began), so there is nothing to read.
+func (s *Store) syncOpen(ctx context.Context, recs []Record, fresh bool) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -160,6 +163,9 @@ func (s *Store) syncOpen(ctx context.Context, recs []Record) error {
 		}
 	}
 	have := map[[2]string]openState{}
+	if fresh {
+		ids = nil
+	}
 	for chunk := range slices.Chunk(ids, 1000) { // keeps the query text small
 		rows, err := openStateSQL.Query(ctx, s.conn, chstorage.Args{"ids": chunk, "sites": sites})
 		if err != nil {
@@ -244,6 +250,25 @@ func scan(rows driver.Rows) ([]Record, error) {
 	return out, nil
 }
 
+// newest keeps each alert's highest version (alerts_by_id reads without
+// FINAL, which 18.16 runs in one stream: a page's alerts have a few versions
+// each, merged here instead).
+func newest(recs []Record) []Record {
+	at := make(map[string]int, len(recs))
+	out := recs[:0]
+	for _, r := range recs {
+		i, ok := at[r.AlertID]
+		switch {
+		case !ok:
+			at[r.AlertID] = len(out)
+			out = append(out, r)
+		case r.version > out[i].version:
+			out[i] = r
+		}
+	}
+	return out
+}
+
 // nextVersion returns a version above prev: the current time in
 // microseconds, or prev+1 if the clock is behind it.
 func (s *Store) nextVersion(prev uint64) uint64 {
@@ -257,11 +282,15 @@ func (s *Store) nextVersion(prev uint64) uint64 {
 // byIDs returns the current versions of the given alerts. sites, when
 // known, are the alerts' sites: the index then finds them by its key. The
 // full rows are read within the event-time span the index gives, which the
-// alerts table's key prunes to (alerts not in the index: every row).
-func (s *Store) byIDs(ctx context.Context, ids, sites []string) (map[string]Record, error) {
+// alerts table's key prunes to. indexed is false when the index holds no row
+// of any of them: every write puts an alert's index row before anything else
+// (and the migrations back-filled the index from alerts), so none of them was
+// ever written, not even in part, and alerts is not read at all (without a
+// span that read would scan every stored alert).
+func (s *Store) byIDs(ctx context.Context, ids, sites []string) (recs map[string]Record, indexed bool, err error) {
 	out := map[string]Record{}
 	if len(ids) == 0 {
-		return out, nil
+		return out, false, nil
 	}
 	var from, to time.Time
 	var n uint64
@@ -270,25 +299,28 @@ func (s *Store) byIDs(ctx context.Context, ids, sites []string) (map[string]Reco
 		args["sites"] = sites
 	}
 	if err := indexSpanSQL.QueryRow(ctx, s.conn, args).Scan(&from, &to, &n); err != nil {
-		return nil, fmt.Errorf("query alert index: %w", err)
+		return nil, false, fmt.Errorf("query alert index: %w", err)
+	}
+	if n == 0 {
+		return out, false, nil
 	}
 	args = chstorage.Args{"ids": ids}
-	if n > 0 && from.Unix() > 0 {
+	if from.Unix() > 0 {
 		args["from"], args["to"] = from, to
 	}
 	rows, err := alertsByIDSQL.Query(ctx, s.conn, args)
 	if err != nil {
-		return nil, fmt.Errorf("query alerts: %w", err)
+		return nil, false, fmt.Errorf("query alerts: %w", err)
 	}
 	defer rows.Close()
-	recs, err := scan(rows)
+	list, err := scan(rows)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	for _, r := range recs {
+	for _, r := range newest(list) {
 		out[r.AlertID] = r
 	}
-	return out, nil
+	return out, true, nil
 }
 
 // Known reports which of the given alerts are stored (detect/stream's
@@ -296,7 +328,7 @@ func (s *Store) byIDs(ctx context.Context, ids, sites []string) (map[string]Reco
 func (s *Store) Known(ctx context.Context, ids []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for chunk := range slices.Chunk(ids, 1000) { // keeps the query text small
-		recs, err := s.byIDs(ctx, chunk, nil)
+		recs, _, err := s.byIDs(ctx, chunk, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -333,7 +365,7 @@ func (s *Store) Put(ctx context.Context, alerts []detect.Alert) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	existing, err := s.byIDs(ctx, ids, sites)
+	existing, indexed, err := s.byIDs(ctx, ids, sites)
 	if err != nil {
 		return err
 	}
@@ -360,12 +392,12 @@ func (s *Store) Put(ctx context.Context, alerts []detect.Alert) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	return s.insert(ctx, recs)
+	return s.insert(ctx, recs, !indexed)
 }
 
 // Get returns one alert with its responder actions.
 func (s *Store) Get(ctx context.Context, id string) (Record, error) {
-	m, err := s.byIDs(ctx, []string{id}, nil)
+	m, _, err := s.byIDs(ctx, []string{id}, nil)
 	if err != nil {
 		return Record{}, err
 	}
@@ -489,6 +521,7 @@ func (s *Store) listIndexed(ctx context.Context, f Filter, args chstorage.Args) 
 	if err != nil {
 		return nil, err
 	}
+	recs = newest(recs)
 	out := recs[:0]
 	for _, r := range recs {
 		if (f.Status == "" || r.Status == f.Status) && (f.Detector == "" || r.Detector == f.Detector) &&
@@ -546,7 +579,7 @@ func (s *Store) page(ctx context.Context, page *chstorage.Statement, args chstor
 func (s *Store) SetStatus(ctx context.Context, id, status, note, by string) (Record, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, err := s.byIDs(ctx, []string{id}, nil)
+	m, _, err := s.byIDs(ctx, []string{id}, nil)
 	if err != nil {
 		return Record{}, "", err
 	}
@@ -558,7 +591,7 @@ func (s *Store) SetStatus(ctx context.Context, id, status, note, by string) (Rec
 	now := s.now().UnixMilli()
 	r.Status, r.StatusNote, r.StatusBy, r.StatusMs, r.UpdatedMs = status, note, by, now, now
 	r.version = s.nextVersion(r.version)
-	if err := s.insert(ctx, []Record{r}); err != nil {
+	if err := s.insert(ctx, []Record{r}, false); err != nil {
 		return Record{}, "", err
 	}
 	return r, prev, nil

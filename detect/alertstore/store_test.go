@@ -7,11 +7,13 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -385,4 +387,82 @@ func TestListWindows(t *testing.T) {
 		}
 		assert.Equal(t, want, got, "limit %d", limit)
 	}
+}
+
+// countingConn counts the statements that read a table (FROM <table>) on a
+// real connection.
+type countingConn struct {
+	driver.Conn
+	mu    sync.Mutex
+	reads map[string]int
+	watch []string
+}
+
+func (c *countingConn) count(query string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, table := range c.watch {
+		if regexp.MustCompile(`\bFROM\s+` + table + `\b`).MatchString(query) {
+			c.reads[table]++
+		}
+	}
+}
+
+func (c *countingConn) Query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
+	c.count(query)
+	return c.Conn.Query(ctx, query, args...)
+}
+
+func (c *countingConn) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
+	c.count(query)
+	return c.Conn.QueryRow(ctx, query, args...)
+}
+
+func (c *countingConn) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.reads
+	c.reads = map[string]int{}
+	return out
+}
+
+// A batch of alerts the index has never seen is written without reading
+// alerts or alerts_open (nothing of theirs can be there); a batch with index
+// rows reads both, so an interrupted earlier write is still mended.
+func TestPutReads(t *testing.T) {
+	conn, _ := testenv.ClickHouse(t)
+	ctx := context.Background()
+	const fromAlerts, fromOpen = "alerts", "alerts_open"
+	cc := &countingConn{Conn: conn, reads: map[string]int{}, watch: []string{fromAlerts, fromOpen}}
+	s := alertstore.New(cc)
+	ts := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC).UnixMilli()
+	a1 := alert(detect.AlertID("reads", "1", ts, ""), detect.UnlockBurst, ts)
+	a2 := alert(detect.AlertID("reads", "2", ts, ""), detect.UnlockBurst, ts+1000)
+
+	require.NoError(t, s.Put(ctx, []detect.Alert{a1}))
+	assert.Equal(t, map[string]int{}, cc.take(), "fresh alerts: no reads of alerts or alerts_open")
+
+	upd := a1
+	upd.Revision = 1
+	require.NoError(t, s.Put(ctx, []detect.Alert{upd}))
+	assert.Equal(t, map[string]int{fromAlerts: 1, fromOpen: 1}, cc.take(), "a stored alert: its row and open state are read")
+
+	// An earlier write of a2 stopped after its index and open rows: the
+	// retry reads them and adds no second open row.
+	require.NoError(t, conn.Exec(ctx, "INSERT INTO alert_index (site_id, alert_id, ts, ts_ms, detector, severity, status, version) "+
+		"SELECT ?, ?, toDateTime(?), ?, ?, ?, 'open', 1", a2.SiteID, a2.AlertID, a2.TsMs/1000, a2.TsMs, a2.Detector, a2.Severity))
+	require.NoError(t, conn.Exec(ctx, "INSERT INTO alerts_open (site_id, alert_id, ts, ts_ms, detector, severity, version, sign) "+
+		"SELECT ?, ?, toDateTime(?), ?, ?, ?, 1, 1", a2.SiteID, a2.AlertID, a2.TsMs/1000, a2.TsMs, a2.Detector, a2.Severity))
+	require.NoError(t, s.Put(ctx, []detect.Alert{a2}))
+	var n int64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT toInt64(sum(sign)) FROM alerts_open WHERE alert_id = ?", a2.AlertID).Scan(&n))
+	assert.EqualValues(t, 1, n)
+	got, err := s.Get(ctx, a2.AlertID)
+	require.NoError(t, err)
+	assert.Equal(t, a2, got.Alert)
+	recs, err := s.List(ctx, alertstore.Filter{Status: detect.StatusOpen, Site: a1.SiteID})
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	assert.Equal(t, []string{a2.AlertID, a1.AlertID}, []string{recs[0].AlertID, recs[1].AlertID})
+	assert.Equal(t, 1, recs[1].Revision)
 }

@@ -260,6 +260,17 @@ var (
 		{"ts", "DateTime"}, {"day_ms", "Int64"}, {"key_hash", "UInt64"}, {"outcome", "String"}, {"action", "String"},
 		{"site_id", "String"}, {"subject_id", "String"}, {"events", "UInt64"}, {"version", "UInt64"},
 	}}
+	// 0170_access_rollups_coarser.sql
+	AccessRollupSiteHourly = Table{Name: "access_rollup_site_hourly", Columns: []Column{
+		{"ts", "DateTime"}, {"hour_ms", "Int64"}, {"key_hash", "UInt64"}, {"site_id", "String"},
+		{"vendor", "String"}, {"action", "String"}, {"outcome", "String"}, {"events", "UInt64"}, {"version", "UInt64"},
+	}}
+	// 0170_access_rollups_coarser.sql
+	AccessRollupDaily = Table{Name: "access_rollup_daily", Columns: []Column{
+		{"ts", "DateTime"}, {"day_ms", "Int64"}, {"key_hash", "UInt64"}, {"site_id", "String"},
+		{"vendor", "String"}, {"action", "String"}, {"outcome", "String"}, {"method", "String"},
+		{"reason", "String"}, {"events", "UInt64"}, {"version", "UInt64"},
+	}}
 	// 0034_access_rollups.sql
 	AccessRollupState = Table{Name: "access_rollup_state", Columns: []Column{
 		{"name", "String"}, {"watermark", "DateTime"}, {"updated_ms", "Int64"},
@@ -349,7 +360,7 @@ var (
 		RevocationLocks, LockAcks, ControlTemplates, BreakglassReviews, LockCommandSends, LockCommandOutcomes,
 		RevocationSessions, RevocationEscalations, ACLResyncs, DrillRuns, AuditLog, APITokenUsage,
 		AccessEventsBySubject, AccessLocations, AccessIdentities, SubjectIdentities, AccessRollupDirty,
-		AccessRollupHourly, AccessRollupSubjectDaily, AccessRollupState, Reports, CredentialSubjects,
+		AccessRollupHourly, AccessRollupSiteHourly, AccessRollupDaily, AccessRollupSubjectDaily, AccessRollupState, Reports, CredentialSubjects,
 		LockRegistry, EstateMigrations, EstateMigrationMoves,
 		IdentityResources, IdentityStaged, IdentityDecisions, IdentityLeavers, Exceptions, APITokenScopes,
 		RecertCampaigns, RecertItems, RecertDecisions, InstanceStats}

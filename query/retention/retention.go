@@ -33,7 +33,8 @@ import (
 // its policy (a drop of access_events' 202401 also drops theirs).
 var Derived = map[string][]string{
 	chstorage.AccessEvents.Name: {chstorage.AccessEventsBySubject.Name,
-		chstorage.AccessLocations.Name, chstorage.AccessIdentities.Name, rollup.TableHourly, rollup.TableSubjectDaily},
+		chstorage.AccessLocations.Name, chstorage.AccessIdentities.Name, rollup.TableHourly,
+		rollup.TableSiteHourly, rollup.TableDaily, rollup.TableSubjectDaily},
 	chstorage.Alerts.Name: {chstorage.AlertIndex.Name, chstorage.AlertsOpen.Name},
 }
 

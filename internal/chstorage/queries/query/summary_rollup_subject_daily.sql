@@ -1,6 +1,7 @@
 -- Events per (bucket, subject) from the per-subject daily rollup over whole
 -- days [from_ms, to_ms), each day's rows of its highest version. where
--- (built by code) leaves out the days still being rolled up and filters.
+-- (built by code) leaves out the days still being rolled up and filters,
+-- in the newest-version subquery too (see summary_rollup_hourly).
 -- param: width Int64 = 86400000
 -- param: bucket_from_ms Int64 = 1709510400000
 -- param: by Choice = subject_id | site_id | outcome | action
@@ -18,5 +19,6 @@ WHERE ts >= toDateTime({from_s:Int64}) AND ts < toDateTime({to_s:Int64}) AND day
 AND (day_ms, version) IN (
     SELECT day_ms, max(version) FROM access_rollup_subject_daily
     WHERE ts >= toDateTime({from_s:Int64}) AND ts < toDateTime({to_s:Int64}) AND day_ms >= {from_ms:Int64} AND day_ms < {to_ms:Int64}
+    /*if where*/ AND {where:Fragment} /*end*/
     GROUP BY day_ms)
 GROUP BY b, k
