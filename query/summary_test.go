@@ -369,7 +369,14 @@ func TestRollupDefersOpenUnits(t *testing.T) {
 	assert.Equal(t, wh4, wh5)
 	exact("new inserts in the open hour deferred")
 
-	// Ten minutes on, both are due; both watermarks advance.
+	// Ten minutes on, both are due; both watermarks advance. A watermark is
+	// the server's now() in whole seconds: wait until the server's clock is
+	// past the last ones, so "advanced" does not depend on how fast the
+	// steps above ran.
+	require.Eventually(t, func() bool {
+		var now time.Time
+		return e.conn.QueryRow(ctx, "SELECT now()").Scan(&now) == nil && now.After(wh5) && now.After(wd4)
+	}, 10*time.Second, 50*time.Millisecond)
 	e.now = e.now.Add(10 * time.Minute)
 	require.NoError(t, job.RunOnce(ctx))
 	v6 := versions()
