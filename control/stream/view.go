@@ -428,17 +428,9 @@ func (f *follower) Run(ctx context.Context) error {
 }
 
 func (f *follower) follow(ctx context.Context, partition int, from int64) error {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        f.cfg.Brokers,
-		Topic:          f.cfg.Topic(f.topic),
-		Partition:      partition,
-		MinBytes:       1,
-		MaxBytes:       16 << 20,
-		MaxWait:        bus.FetchMaxWait, // an idle fetch is held 1 s; a record ends it at once (MinBytes 1)
-		Dialer:         f.cfg.Dialer(),
-		ReadBackoffMin: 20 * time.Millisecond,
-		ReadBackoffMax: time.Second,
-	})
+	cfg := bus.PartitionReaderConfig(f.cfg, f.topic, partition)
+	cfg.MaxBytes = 16 << 20
+	r := kafka.NewReader(cfg)
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("follow %s/%d: %w", f.topic, partition, err)

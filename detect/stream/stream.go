@@ -476,12 +476,9 @@ func (p *Processor) followCredentials(ctx context.Context, ready chan<- struct{}
 }
 
 func (p *Processor) followPartition(ctx context.Context, topic string, part int, end int64, caughtUp func()) error {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: p.opts.Bus.Brokers, Topic: topic, Partition: part,
-		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: bus.FetchMaxWait,
-		StartOffset: kafka.FirstOffset, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
-		Dialer: p.opts.Bus.Dialer(),
-	})
+	cfg := bus.PartitionReaderConfig(p.opts.Bus, bus.TopicCredentialEvents, part)
+	cfg.StartOffset, cfg.ReadBackoffMin = kafka.FirstOffset, 50*time.Millisecond
+	r := kafka.NewReader(cfg)
 	defer r.Close()
 	signalled := false
 	signal := func() {

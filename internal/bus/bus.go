@@ -241,6 +241,24 @@ func NewGroupReader(c Config, topic, group string) *kafka.Reader {
 	return kafka.NewReader(GroupReaderConfig(c, topic, group))
 }
 
+// PartitionReaderConfig is the configuration of a reader of one partition
+// without a group (the followers that rebuild state from a topic): an idle
+// fetch is held FetchMaxWait, a record ends it at once (MinBytes 1). Callers
+// set the start offset and may raise MaxBytes.
+func PartitionReaderConfig(c Config, topic string, partition int) kafka.ReaderConfig {
+	return kafka.ReaderConfig{
+		Brokers:        c.Brokers,
+		Topic:          c.Topic(topic),
+		Partition:      partition,
+		MinBytes:       1,
+		MaxBytes:       8 << 20,
+		MaxWait:        FetchMaxWait,
+		ReadBackoffMin: 20 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		Dialer:         c.Dialer(), // Kafka TLS/SASL like every other reader
+	}
+}
+
 // GroupReaderConfig is NewGroupReader's configuration (for a caller that
 // adds loggers).
 func GroupReaderConfig(c Config, topic, group string) kafka.ReaderConfig {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
@@ -90,12 +89,7 @@ func (f *Follower) waitFor(ctx context.Context, parts []Partition) error {
 }
 
 func (f *Follower) followPartition(ctx context.Context, partition int, from int64) error {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: f.cfg.Brokers, Topic: f.cfg.Topic(f.topic), Partition: partition,
-		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: FetchMaxWait,
-		ReadBackoffMin: 20 * time.Millisecond, ReadBackoffMax: time.Second,
-		Dialer: f.cfg.Dialer(), // Kafka TLS/SASL like every other reader
-	})
+	r := kafka.NewReader(PartitionReaderConfig(f.cfg, f.topic, partition))
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("follow %s/%d: %w", f.topic, partition, err)
